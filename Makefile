@@ -1,0 +1,51 @@
+# tbgw — the two commands: `make run` and `make test`. See README.md.
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+CTEST_ARGS ?= --output-on-failure
+
+.PHONY: all deps build asan fuzz test test-fast test-asan fuzz-smoke run bench format format-check clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTBGW_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTBGW_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+# The whole suite: format check, unit + integration tests, the same under ASan+UBSan, fuzz smoke runs.
+test: format-check build asan fuzz
+	@cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest $(CTEST_ARGS) -j $(JOBS)
+	@bash scripts/fuzz-smoke.sh $(FUZZ_BUILD)
+
+test-fast: build
+	@cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
+
+run: build
+	@bash scripts/demo.sh
+
+bench: build
+	@bash bench/run.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h' '*.c.in')
+
+format-check: deps
+	@bad=$$(for f in $$(git ls-files '*.c' '*.h'); do [ -f "$$f" ] && { clang-format --dry-run --Werror "$$f" >/dev/null 2>&1 || echo "$$f"; }; done); \
+	if [ -n "$$bad" ]; then echo "not clang-format clean (run 'make format'):"; echo "$$bad"; exit 1; fi
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

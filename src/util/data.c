@@ -1,0 +1,177 @@
+/* The uplink data model (include/tbgw/data.h) with a small chunk arena per record. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <tbgw/data.h>
+#include <tbgw/err.h>
+
+typedef struct tbgw_arena {
+    struct tbgw_arena *next;
+    size_t used, cap;
+    char mem[];
+} tbgw_arena;
+
+static void *arena_alloc(tbgw_converted *c, size_t n) {
+    n = (n + 7) & ~(size_t)7;
+    tbgw_arena *a = c->arena;
+    if (!a || a->cap - a->used < n) {
+        size_t cap = n > 960 ? n : 960;
+        tbgw_arena *na = malloc(sizeof *na + cap);
+        if (!na) return NULL;
+        na->next = a;
+        na->used = 0;
+        na->cap = cap;
+        c->arena = na;
+        a = na;
+    }
+    void *p = a->mem + a->used;
+    a->used += n;
+    return p;
+}
+
+const char *tbgw_converted_strdup(tbgw_converted *c, const char *s) {
+    if (!s) return NULL;
+    size_t n = strlen(s) + 1;
+    char *p = arena_alloc(c, n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+int tbgw_converted_set_device(tbgw_converted *c, const char *device_name, const char *device_type) {
+    const char *n = tbgw_converted_strdup(c, device_name ? device_name : "");
+    const char *t = tbgw_converted_strdup(c, device_type && *device_type ? device_type : "default");
+    if (!n || !t) return TBGW_ENOMEM;
+    c->device_name = n;
+    c->device_type = t;
+    return 0;
+}
+
+tbgw_converted *tbgw_converted_new(const char *device_name, const char *device_type) {
+    tbgw_converted *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    if (tbgw_converted_set_device(c, device_name, device_type)) {
+        tbgw_converted_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void tbgw_converted_free(tbgw_converted *c) {
+    while (c) {
+        tbgw_converted *next = c->next;
+        tbgw_arena *a = c->arena;
+        while (a) {
+            tbgw_arena *an = a->next;
+            free(a);
+            a = an;
+        }
+        free(c->telemetry);
+        free(c->attributes);
+        free(c);
+        c = next;
+    }
+}
+
+static int kv_push(tbgw_converted *c, tbgw_kv **arr, size_t *n, size_t *cap, int64_t ts, const char *key,
+                   const tbgw_value *v, const tbgw_report_strategy *rs) {
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        tbgw_kv *na = realloc(*arr, ncap * sizeof *na);
+        if (!na) return TBGW_ENOMEM;
+        *arr = na;
+        *cap = ncap;
+    }
+    tbgw_kv *kv = &(*arr)[*n];
+    kv->key = tbgw_converted_strdup(c, key ? key : "");
+    kv->ts = ts;
+    kv->v = *v;
+    kv->rs = rs;
+    if (!kv->key) return TBGW_ENOMEM;
+    if ((v->type == TBGW_V_STRING || v->type == TBGW_V_JSON)) {
+        kv->v.u.s = tbgw_converted_strdup(c, v->u.s ? v->u.s : (v->type == TBGW_V_JSON ? "null" : ""));
+        if (!kv->v.u.s) return TBGW_ENOMEM;
+    }
+    (*n)++;
+    return 0;
+}
+
+int tbgw_converted_add_telemetry(tbgw_converted *c, int64_t ts, const char *key, const tbgw_value *v,
+                                 const tbgw_report_strategy *rs) {
+    return kv_push(c, &c->telemetry, &c->n_telemetry, &c->cap_telemetry, ts, key, v, rs);
+}
+
+int tbgw_converted_add_attribute(tbgw_converted *c, const char *key, const tbgw_value *v,
+                                 const tbgw_report_strategy *rs) {
+    return kv_push(c, &c->attributes, &c->n_attributes, &c->cap_attributes, 0, key, v, rs);
+}
+
+size_t tbgw_converted_count(const tbgw_converted *c) {
+    return c->n_telemetry + c->n_attributes;
+}
+
+int tbgw_value_from_json(const json_t *j, tbgw_value *out, char **tmp_text) {
+    *tmp_text = NULL;
+    switch (json_typeof(j)) {
+    case JSON_NULL:
+        *out = tbgw_value_null();
+        return 0;
+    case JSON_TRUE:
+        *out = tbgw_value_bool(1);
+        return 0;
+    case JSON_FALSE:
+        *out = tbgw_value_bool(0);
+        return 0;
+    case JSON_INTEGER:
+        *out = tbgw_value_int(json_integer_value(j));
+        return 0;
+    case JSON_REAL: {
+        double d = json_real_value(j);
+        if (!isfinite(d)) return -1;
+        *out = tbgw_value_double(d);
+        return 0;
+    }
+    case JSON_STRING:
+        *out = tbgw_value_string(json_string_value(j));
+        return 0;
+    case JSON_OBJECT:
+    case JSON_ARRAY: {
+        char *t = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        if (!t) return TBGW_ENOMEM;
+        out->type = TBGW_V_JSON;
+        out->u.s = t;
+        *tmp_text = t;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+int tbgw_value_equal(const tbgw_value *a, const tbgw_value *b) {
+    int an = a->type == TBGW_V_INT || a->type == TBGW_V_DOUBLE;
+    int bn = b->type == TBGW_V_INT || b->type == TBGW_V_DOUBLE;
+    if (an && bn) {
+        if (a->type == TBGW_V_INT && b->type == TBGW_V_INT) return a->u.i == b->u.i;
+        double x = a->type == TBGW_V_INT ? (double)a->u.i : a->u.d;
+        double y = b->type == TBGW_V_INT ? (double)b->u.i : b->u.d;
+        return fabs(x - y) < 0.001;
+    }
+    if (a->type != b->type) return 0;
+    switch (a->type) {
+    case TBGW_V_NULL:
+        return 1;
+    case TBGW_V_BOOL:
+        return a->u.b == b->u.b;
+    case TBGW_V_STRING:
+    case TBGW_V_JSON:
+        return strcmp(a->u.s ? a->u.s : "", b->u.s ? b->u.s : "") == 0;
+    default:
+        return 0;
+    }
+}
+
+int64_t tbgw_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
