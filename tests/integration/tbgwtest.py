@@ -75,6 +75,8 @@ class Broker:
             for user, password in self.passwords.items():
                 subprocess.run(["mosquitto_passwd", "-b", pw, user, password], check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.chmod(pw, 0o644)  # mosquitto started as root reads it as user "mosquitto"
+            os.chmod(self.workdir, 0o755)
             lines += ["allow_anonymous false", "password_file %s" % pw]
         else:
             lines += ["allow_anonymous true"]
