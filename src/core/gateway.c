@@ -472,7 +472,8 @@ static void on_ready(void *ud) {
     int mid;
     tb_client_publish(gw->tb, topic, req, strlen(req), 1, &mid);
     gw->limits_deadline = tbgw_mono_ms() + gw->cfg->session_limits_timeout_ms;
-    if (gw->limits_once) session_ready(gw); /* later reconnects do not wait (as the reference) */
+    /* later reconnects do not wait (as the reference); a zero timeout does not wait at all */
+    if (gw->limits_once || gw->cfg->session_limits_timeout_ms <= 0) session_ready(gw);
 }
 
 static void on_lost(void *ud, const char *why) {
