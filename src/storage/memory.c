@@ -4,7 +4,9 @@
 #include <string.h>
 #include <tbgw/log.h>
 
+#include "storage/common.h"
 #include "storage/storage.h"
+#include "util/time.h"
 
 typedef struct mem_rec {
     uint32_t len;
@@ -20,7 +22,7 @@ typedef struct mem_storage {
     tbgw_full_policy policy;
     tbgw_storage_stats st;
     tbgw_logger *log;
-    int64_t last_drop_log;
+    tbgw_drop_log drops;
 } mem_storage;
 
 static int get_count(const json_t *cfg, const char *key, int64_t def, int64_t *out, tbgw_err *err) {
@@ -72,10 +74,14 @@ static int mem_append(tbgw_storage *bs, const void *data, size_t len) {
     if (s->count == s->cap) {
         if (s->policy == TBGW_FULL_REFUSE) {
             s->st.dropped++;
+            tbgw_storage_drop_report(&s->drops, s->log, "memory", "full, refusing new records", 1,
+                                     s->st.dropped, tbgw_mono_ms());
             return TBGW_EFULL;
         }
         drop_head(s);
         s->st.dropped++;
+        tbgw_storage_drop_report(&s->drops, s->log, "memory", "full, dropping the oldest records", 1,
+                                 s->st.dropped, tbgw_mono_ms());
     }
     mem_rec *r = malloc(sizeof *r + len);
     if (!r) return TBGW_ENOMEM;
@@ -125,7 +131,8 @@ static void mem_rewind(tbgw_storage *bs) {
 }
 
 static int mem_sync(tbgw_storage *bs) {
-    (void)bs;
+    mem_storage *s = (mem_storage *)bs;
+    tbgw_storage_drop_report(&s->drops, s->log, "memory", NULL, 0, s->st.dropped, tbgw_mono_ms());
     return 0;
 }
 

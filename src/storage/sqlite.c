@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <tbgw/log.h>
 
 #include "storage/common.h"
@@ -434,9 +435,27 @@ static void db_teardown(sql_storage *s) {
     s->db = NULL;
 }
 
+/* A truncated database file: pads it with zeros to the size its header gives, so that SQLite reads
+ * the pages still present instead of refusing the whole file. */
+static void pad_truncated(const char *path) {
+    uint8_t h[100];
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return;
+    size_t n = fread(h, 1, sizeof h, fp);
+    fclose(fp);
+    if (n != sizeof h || memcmp(h, "SQLite format 3", 16) != 0) return;
+    uint64_t ps = (uint64_t)h[16] << 8 | h[17];
+    if (ps == 1) ps = 65536;
+    uint64_t pc = (uint64_t)h[28] << 24 | (uint64_t)h[29] << 16 | (uint64_t)h[30] << 8 | h[31];
+    struct stat st;
+    if (ps < 512 || (ps & (ps - 1)) || pc == 0 || pc > (1u << 30) || stat(path, &st) != 0) return;
+    if ((uint64_t)st.st_size < ps * pc && truncate(path, (off_t)(ps * pc)) != 0) return;
+}
+
 /* Copies every readable row of the damaged database at bad into the open (fresh) one. */
 static uint64_t salvage(sql_storage *s, const char *bad) {
     sqlite3 *old = NULL;
+    pad_truncated(bad);
     sqlite3_stmt *st = NULL;
     uint64_t kept = 0;
     if (sqlite3_open_v2(bad, &old, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
@@ -457,6 +476,13 @@ static uint64_t salvage(sql_storage *s, const char *bad) {
     }
     sqlite3_finalize(st);
     sqlite3_close(old);
+    /* reading may have created an empty WAL and a shared-memory file beside the damaged copy */
+    char side[4096];
+    snprintf(side, sizeof side, "%s-shm", bad);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-wal", bad);
+    struct stat stt;
+    if (stat(side, &stt) == 0 && stt.st_size == 0) unlink(side);
     return kept;
 }
 
@@ -464,8 +490,15 @@ static int recover(sql_storage *s, int why, tbgw_err *err) {
     char *bad = NULL;
     const char *reason = sqlite3_errstr(why);
     db_teardown(s);
-    if (asprintf(&bad, "%s.corrupt-%lld", s->path, (long long)(wall_ms() / 1000)) < 0)
-        return tbgw_err_set(err, TBGW_ENOMEM, "storage: out of memory");
+    struct stat st;
+    for (int k = 0; k < 1000; k++) {
+        free(bad);
+        bad = NULL;
+        if (asprintf(&bad, "%s.corrupt-%lld%s%.0d", s->path, (long long)(wall_ms() / 1000), k ? "-" : "", k) <
+            0)
+            return tbgw_err_set(err, TBGW_ENOMEM, "storage: out of memory");
+        if (stat(bad, &st) != 0) break;
+    }
     const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; i < 4; i++) {
         char from[4096], to[4096];
