@@ -107,7 +107,7 @@ static long long rec_index(const uint8_t *d, size_t len) {
     return i;
 }
 
-static void append_n(tbgw_storage *s, uint64_t from, uint64_t n, size_t size) {
+static __attribute__((unused)) void append_n(tbgw_storage *s, uint64_t from, uint64_t n, size_t size) {
     uint8_t *buf = malloc(size + 32);
     assert_non_null(buf);
     for (uint64_t i = from; i < from + n; i++) {
@@ -118,7 +118,7 @@ static void append_n(tbgw_storage *s, uint64_t from, uint64_t n, size_t size) {
 }
 
 /* Asserts that pack p holds records first..first+n-1 (mkrec indexes). */
-static void expect_pack(const tbgw_pack *p, long long first, size_t n) {
+static __attribute__((unused)) void expect_pack(const tbgw_pack *p, long long first, size_t n) {
     assert_int_equal(p->n, n);
     if (n) assert_int_equal(p->last_seq - p->first_seq + 1, n);
     for (size_t i = 0; i < n; i++)
@@ -132,7 +132,7 @@ static __attribute__((unused)) uint64_t stat_records(tbgw_storage *s) {
 }
 
 /* Reads every pending record (without committing) into idx[]; returns the count. */
-static size_t drain_indexes(tbgw_storage *s, long long *idx, size_t max) {
+static __attribute__((unused)) size_t drain_indexes(tbgw_storage *s, long long *idx, size_t max) {
     size_t n = 0;
     tbgw_pack p;
     for (;;) {
@@ -147,7 +147,7 @@ static size_t drain_indexes(tbgw_storage *s, long long *idx, size_t max) {
 
 /* ---- contract tests ---- */
 
-static void contract_append_peek_commit(void **state) {
+static __attribute__((unused)) void contract_append_peek_commit(void **state) {
     sfx *f = *state;
     tbgw_storage *s = sfx_open(f, NULL);
     append_n(s, 0, 10, 40);
@@ -183,7 +183,7 @@ static void contract_append_peek_commit(void **state) {
     s->ops->close(s);
 }
 
-static void contract_rewind(void **state) {
+static __attribute__((unused)) void contract_rewind(void **state) {
     sfx *f = *state;
     tbgw_storage *s = sfx_open(f, NULL);
     append_n(s, 0, 6, 20);
@@ -212,7 +212,7 @@ static void contract_rewind(void **state) {
     s->ops->close(s);
 }
 
-static void contract_seq_and_sizes(void **state) {
+static __attribute__((unused)) void contract_seq_and_sizes(void **state) {
     sfx *f = *state;
     tbgw_storage *s = sfx_open(f, NULL);
     static const uint8_t bin[] = {0, 1, 0, 255, '\n', 0};
@@ -243,7 +243,7 @@ static void contract_seq_and_sizes(void **state) {
 }
 
 /* Drop-oldest bound: the newest records stay, in order; every drop is counted. */
-static void contract_cap_drop_oldest(void **state) {
+static __attribute__((unused)) void contract_cap_drop_oldest(void **state) {
     sfx *f = *state;
     tbgw_storage *s = sfx_open(f, f->cap_cfg);
     size_t n = f->cap_max * 3;
@@ -264,7 +264,7 @@ static void contract_cap_drop_oldest(void **state) {
 }
 
 /* Refuse bound: new records are refused (counted) until committed ones make room again. */
-static void contract_cap_refuse(void **state) {
+static __attribute__((unused)) void contract_cap_refuse(void **state) {
     sfx *f = *state;
     char extra[512];
     snprintf(extra, sizeof extra, "%.*s, \"full_policy\": \"refuse\"}", (int)strlen(f->cap_cfg) - 1,
@@ -310,7 +310,7 @@ static void contract_cap_refuse(void **state) {
     s->ops->close(s);
 }
 
-static void contract_bad_config(void **state) {
+static __attribute__((unused)) void contract_bad_config(void **state) {
     sfx *f = *state;
     const char *bad[][2] = {
         {"{\"full_policy\": \"sometimes\"}", "storage.full_policy"},
