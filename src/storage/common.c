@@ -73,6 +73,8 @@ int tbgw_storage_durability(const json_t *cfg, tbgw_durability *out, tbgw_err *e
 
 char *tbgw_storage_resolve(const char *config_dir, const char *path) {
     if (path[0] == '/' || !config_dir || !*config_dir) return strdup(path);
+    while (path[0] == '.' && path[1] == '/') path += 2;
+    if (!*path || strcmp(path, ".") == 0) return strdup(config_dir);
     size_t a = strlen(config_dir), b = strlen(path);
     char *r = malloc(a + b + 2);
     if (!r) return NULL;
