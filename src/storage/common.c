@@ -139,6 +139,24 @@ int tbgw_storage_prepare_dir(const char *key, const char *dir, tbgw_err *err) {
     return 0;
 }
 
+void tbgw_storage_fs_eval(tbgw_fs_watch *w, const char *dir, int pct, uint64_t free_mb, tbgw_logger *lg,
+                          int64_t now_ms) {
+    w->percent = pct;
+    if (pct > FS_WARN_PERCENT) {
+        if (!w->above || now_ms - w->last_warn_ms >= FS_REWARN_MS) {
+            TBGW_WARNF(lg,
+                       "file system of storage \"%s\" is %d%% full (%llu MB free); above %d%% the storage "
+                       "may run out of space",
+                       dir, pct, (unsigned long long)free_mb, FS_WARN_PERCENT);
+            w->last_warn_ms = now_ms;
+        }
+        w->above = 1;
+    } else {
+        if (w->above) TBGW_INFOF(lg, "file system of storage \"%s\" back to %d%% use", dir, pct);
+        w->above = 0;
+    }
+}
+
 void tbgw_storage_fs_check(tbgw_fs_watch *w, const char *dir, tbgw_logger *lg, int64_t now_ms, int force) {
     if (!force && now_ms < w->next_check_ms) return;
     w->next_check_ms = now_ms + FS_CHECK_EVERY_MS;
@@ -147,24 +165,11 @@ void tbgw_storage_fs_check(tbgw_fs_watch *w, const char *dir, tbgw_logger *lg, i
         w->percent = -1;
         return;
     }
-    /* Same formula as df: used / (used + available to unprivileged users). */
+    /* Same formula as df: used / (used + available to unprivileged users), rounded up. */
     uint64_t used = (uint64_t)(vfs.f_blocks - vfs.f_bfree);
     uint64_t avail = (uint64_t)vfs.f_bavail;
     int pct = used + avail ? (int)((used * 100 + used + avail - 1) / (used + avail)) : 0;
-    w->percent = pct;
-    if (pct > FS_WARN_PERCENT) {
-        if (!w->above || now_ms - w->last_warn_ms >= FS_REWARN_MS) {
-            TBGW_WARNF(lg,
-                       "file system of storage \"%s\" is %d%% full (%llu MB free); above %d%% the storage "
-                       "may run out of space",
-                       dir, pct, (unsigned long long)(avail * vfs.f_frsize / 1000000), FS_WARN_PERCENT);
-            w->last_warn_ms = now_ms;
-        }
-        w->above = 1;
-    } else {
-        if (w->above) TBGW_INFOF(lg, "file system of storage \"%s\" back to %d%% use", dir, pct);
-        w->above = 0;
-    }
+    tbgw_storage_fs_eval(w, dir, pct, avail * vfs.f_frsize / 1000000, lg, now_ms);
 }
 
 void tbgw_storage_drop_report(tbgw_drop_log *d, tbgw_logger *lg, const char *type, const char *what,

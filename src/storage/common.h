@@ -56,6 +56,9 @@ typedef struct tbgw_fs_watch {
     int percent; /* last measured use, -1 if unknown */
 } tbgw_fs_watch;
 void tbgw_storage_fs_check(tbgw_fs_watch *w, const char *dir, tbgw_logger *lg, int64_t now_ms, int force);
+/* The decision part of the check, for a measured use of pct % with free_mb MB left. */
+void tbgw_storage_fs_eval(tbgw_fs_watch *w, const char *dir, int pct, uint64_t free_mb, tbgw_logger *lg,
+                          int64_t now_ms);
 
 /* Rate-limited report of dropped records: at most one WARNING per 10 s, summing what was dropped
  * in between. what = the reason (a string literal; NULL keeps the last one); n = 0 only flushes a
