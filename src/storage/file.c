@@ -25,6 +25,7 @@
 #include "storage/common.h"
 #include "storage/file_format.h"
 #include "storage/storage.h"
+#include "storage/syncer.h"
 #include "util/time.h"
 
 #define BOUNDARIES 64
@@ -71,6 +72,9 @@ typedef struct file_storage {
     /* durability bookkeeping */
     int dirty_data, dirty_dir, dirty_state;
     int64_t last_fsync_ms;
+    tbgw_syncer *syncer;               /* interval policy: flushes run on this thread, not on the core loop */
+    int pend[TBGW_SYNCER_MAX_FDS / 2]; /* dup()s of rolled segments still to flush */
+    int npend;
     tbgw_storage_stats st;
     tbgw_logger *log;
     tbgw_drop_log drops;
@@ -478,6 +482,7 @@ static int file_open(const json_t *cfg, const char *config_dir, tbgw_storage **o
         return rc;
     }
     s->rd = locate(s, s->committed + 1);
+    if (s->dur.policy == TBGW_FSYNC_INTERVAL) s->syncer = tbgw_syncer_new(s->dir, s->log); /* NULL: inline */
     s->last_fsync_ms = tbgw_mono_ms();
     tbgw_storage_fs_check(&s->fsw, s->dir, s->log, s->last_fsync_ms, 1);
     if (s->st.dropped)
@@ -515,7 +520,11 @@ static int roll(file_storage *s) {
                                  s->st.dropped, now);
     }
     if (s->wfd >= 0) {
-        if (s->dur.policy != TBGW_FSYNC_NEVER && s->dirty_data && fdatasync(s->wfd) != 0)
+        int fd = -1;
+        if (s->dur.policy == TBGW_FSYNC_INTERVAL && s->dirty_data && s->syncer &&
+            s->npend < (int)(sizeof s->pend / sizeof s->pend[0]) && (fd = dup(s->wfd)) >= 0)
+            s->pend[s->npend++] = fd; /* flushed with the next interval round */
+        else if (s->dur.policy != TBGW_FSYNC_NEVER && s->dirty_data && fdatasync(s->wfd) != 0)
             log_io_error(s, "fsync of segment", NULL, errno);
         s->dirty_data = 0;
         close(s->wfd);
@@ -764,15 +773,34 @@ static int do_fsync(file_storage *s) {
     return rc;
 }
 
+/* Interval policy: hands dup()s of the dirty files to the syncer thread. */
+static void background_fsync(file_storage *s) {
+    int fds[TBGW_SYNCER_MAX_FDS], n = 0;
+    for (int i = 0; i < s->npend; i++) fds[n++] = s->pend[i];
+    int own = n;
+    if (s->dirty_data && s->wfd >= 0 && (fds[n] = dup(s->wfd)) >= 0) n++;
+    if (s->dirty_state && s->state_fd >= 0 && (fds[n] = dup(s->state_fd)) >= 0) n++;
+    if (tbgw_syncer_submit(s->syncer, fds, n, s->dirty_dir) != 0) {
+        for (int i = own; i < n; i++) close(fds[i]); /* previous round still running: next time */
+        return;
+    }
+    s->npend = 0;
+    s->dirty_data = s->dirty_state = s->dirty_dir = 0;
+}
+
 static int file_sync(tbgw_storage *bs) {
     file_storage *s = (file_storage *)bs;
     int64_t now = tbgw_mono_ms();
     tbgw_storage_fs_check(&s->fsw, s->dir, s->log, now, 0);
     tbgw_storage_drop_report(&s->drops, s->log, "file", NULL, 0, s->st.dropped, now);
     if (s->dur.policy == TBGW_FSYNC_NEVER) return 0;
-    if (!s->dirty_data && !s->dirty_state && !s->dirty_dir) return 0;
+    if (!s->dirty_data && !s->dirty_state && !s->dirty_dir && !s->npend) return 0;
     if (s->dur.policy == TBGW_FSYNC_INTERVAL && now - s->last_fsync_ms < s->dur.interval_ms) return 0;
     s->last_fsync_ms = now;
+    if (s->dur.policy == TBGW_FSYNC_INTERVAL && s->syncer) {
+        background_fsync(s);
+        return 0;
+    }
     return do_fsync(s);
 }
 
@@ -791,6 +819,11 @@ static void file_stats(tbgw_storage *bs, tbgw_storage_stats *out) {
 static void file_close(tbgw_storage *bs) {
     file_storage *s = (file_storage *)bs;
     if (!s) return;
+    tbgw_syncer_free(s->syncer); /* waits for a running round */
+    for (int i = 0; i < s->npend; i++) {
+        if (fdatasync(s->pend[i]) != 0) log_io_error(s, "fsync of segment", NULL, errno);
+        close(s->pend[i]);
+    }
     if (s->dur.policy != TBGW_FSYNC_NEVER) do_fsync(s);
     if (s->wfd >= 0) close(s->wfd);
     if (s->rfd >= 0) close(s->rfd);

@@ -8,9 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <unistd.h>
 
 #include "storage/common.h"
+#include "storage/syncer.h"
 #include "util/crc32.h"
 #include "util/log_config.h"
 
@@ -112,6 +115,33 @@ static void drop_report_rate_limited(void **state) {
     assert_int_equal(g_nlines, 2);
 }
 
+/* The background syncer flushes and closes what it is given, one round at a time. */
+static void syncer_rounds(void **state) {
+    (void)state;
+    char dir[] = "/tmp/tbgw-syncer-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/f", dir);
+    int fd = open(path, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "abc", 3), 3);
+    tbgw_syncer *y = tbgw_syncer_new(dir, tbgw_logger_get("storage.test"));
+    assert_non_null(y);
+    int fds[2] = {dup(fd), dup(fd)};
+    assert_int_equal(tbgw_syncer_submit(y, fds, 2, 1), 0);
+    for (int i = 0; i < 2000 && tbgw_syncer_rounds(y) < 1; i++) usleep(1000);
+    assert_int_equal(tbgw_syncer_rounds(y), 1);
+    int many[TBGW_SYNCER_MAX_FDS + 1] = {0};
+    assert_int_equal(tbgw_syncer_submit(y, many, TBGW_SYNCER_MAX_FDS + 1, 0), TBGW_EINVAL);
+    fds[0] = dup(fd);
+    assert_int_equal(tbgw_syncer_submit(y, fds, 1, 0), 0);
+    tbgw_syncer_free(y); /* waits for the round */
+    tbgw_syncer_free(NULL);
+    close(fd);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void) {
     tbgw_log_set_level(NULL, TBGW_INFO);
     FILE *devnull = fopen("/dev/null", "w");
@@ -123,6 +153,7 @@ int main(void) {
         cmocka_unit_test(resolve_paths),
         cmocka_unit_test(disk_use_warning),
         cmocka_unit_test(drop_report_rate_limited),
+        cmocka_unit_test(syncer_rounds),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tbgw_log_set_sink(NULL, NULL);

@@ -75,12 +75,12 @@ static void child(const sfx *f, const char *cfg, int64_t next, int sync_acks) {
 }
 
 static void run_rounds(const sfx *f, const char *cfg, int sync_acks) {
-    int64_t next = 0, first_prev = 0;
+    int64_t next = 0, first_prev = 0, last_present = -1;
     long long *idx = NULL;
     size_t cap = 0;
     for (int round = 0; round < ROUNDS; round++) {
-        put(&g_sh->acked, -1);
-        put(&g_sh->appended, -1);
+        put(&g_sh->acked, last_present); /* what the previous check found must stay */
+        put(&g_sh->appended, next - 1);
         put(&g_sh->committed, first_prev - 1);
         put(&g_sh->committing, first_prev - 1);
         pid_t pid = fork();
@@ -116,6 +116,7 @@ static void run_rounds(const sfx *f, const char *cfg, int sync_acks) {
             assert_true(acked <= committing); /* everything acknowledged was committed */
             next = appended + 2;
             first_prev = next;
+            last_present = -1;
             continue;
         }
         int64_t first = idx[0], last = idx[n - 1];
@@ -124,6 +125,7 @@ static void run_rounds(const sfx *f, const char *cfg, int sync_acks) {
         assert_true(first == committed + 1 || first == committing + 1);
         next = last + 1;
         first_prev = first;
+        last_present = last;
     }
     free(idx);
 }
