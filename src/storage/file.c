@@ -225,6 +225,7 @@ static uint64_t remove_front(file_storage *s) {
         close(s->rfd);
         s->rfd = -1;
     }
+    tbgw_frame_reader_invalidate(&s->rdr); /* a new file may get the same name and fd number */
     char *p = seg_path(s, g.first_seq);
     if (p && unlink(p) != 0 && errno != ENOENT) log_io_error(s, "removing segment", p, errno);
     free(p);
