@@ -156,6 +156,42 @@ class StorageCrash(GatewayTestCase):
     def test_kill9_sqlite_storage(self):
         self.run_kill_rounds("sqlite")
 
+    def run_kill_while_delivering(self, kind):
+        """The platform stays up: packs are being published and committed when the kill lands."""
+        rnd = random.Random(os.environ.get("TBGW_CRASH_SEED") or time.time())
+        conn = test_connector(devices=2, intervalMs=5, messages=0, keys=2)
+        storage = self.storage_cfg(kind)
+        runs, pending = [], set()
+        for _ in range(3):
+            gw = self.gateway(connectors=[conn], storage=storage)
+            t0 = int(time.time() * 1000)
+            gw.start()
+            time.sleep(rnd.uniform(0.8, 1.6) * SLOW)
+            gw.kill()
+            runs.append((t0, int(time.time() * 1000)))
+            pending |= self.stored_values(kind, gw)  # not yet acknowledged: must arrive later
+        gw = self.gateway(connectors=[conn], storage=storage)
+        final_start = int(time.time() * 1000)
+        gw.start()
+        wait_for(lambda: pending <= {(d, ts, v.get("seq")) for d, ts, v in self.platform.telemetry()}, 60,
+                 what="every value left in storage at a crash")
+        wait_for(lambda: any(ts > final_start for _, ts, _ in self.platform.telemetry()), 30,
+                 what="values of the last run")
+        print("%s: %d values left in storage at the crashes, all delivered" % (kind, len(pending)))
+        self.assertEqual(gw.stop(), 0)
+        tel = self.platform.telemetry()
+        for (a, b) in runs:
+            for dev in ("Test Device 1", "Test Device 2"):
+                uniq = sorted({v["seq"] for d, ts, v in tel if d == dev and a <= ts <= b})
+                self.assertTrue(uniq)
+                self.assertEqual(uniq, list(range(1, len(uniq) + 1)), "gap in the values of a crashed run")
+
+    def test_kill9_while_delivering_file(self):
+        self.run_kill_while_delivering("file")
+
+    def test_kill9_while_delivering_sqlite(self):
+        self.run_kill_while_delivering("sqlite")
+
     def test_corrupt_file_storage_at_start(self):
         port = self.broker.port
         self.platform.stop()
