@@ -178,7 +178,7 @@ void tbgw_storage_drop_report(tbgw_drop_log *d, tbgw_logger *lg, const char *typ
     if (what) d->what = what;
     if (!d->pending) return;
     if (d->logged_once && now_ms - d->last_ms < DROP_LOG_EVERY_MS) return;
-    TBGW_WARNF(lg, "%s storage: %s, dropped %llu record(s) (%llu dropped since start)", type,
+    TBGW_WARNF(lg, "%s storage %s: dropped %llu record(s) (%llu dropped since start)", type,
                d->what ? d->what : "full", (unsigned long long)d->pending, (unsigned long long)total);
     d->pending = 0;
     d->last_ms = now_ms;

@@ -102,7 +102,7 @@ static void drop_report_rate_limited(void **state) {
     g_nlines = 0;
     tbgw_storage_drop_report(&d, lg, "file", "full", 3, 3, 0);
     assert_int_equal(g_nlines, 1);
-    assert_non_null(strstr(g_lines[0], "file storage: full, dropped 3 record(s) (3 dropped since start)"));
+    assert_non_null(strstr(g_lines[0], "file storage full: dropped 3 record(s) (3 dropped since start)"));
     for (int i = 0; i < 100; i++)
         tbgw_storage_drop_report(&d, lg, "file", "full", 1, 4 + (uint64_t)i, 10 + i);
     assert_int_equal(g_nlines, 1);                                /* within 10 s: counted, not logged */
