@@ -131,7 +131,11 @@ static void put_utf8(tbgw_buf *out, const uint8_t *p, size_t n) {
     size_t i = 0;
     while (i < n) {
         uint8_t c = p[i];
-        size_t need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        size_t need = c < 0x80             ? 1
+                      : (c & 0xE0) == 0xC0 ? 2
+                      : (c & 0xF0) == 0xE0 ? 3
+                      : (c & 0xF8) == 0xF0 ? 4
+                                           : 0;
         int ok = need > 0 && i + need <= n && !(need == 2 && c < 0xC2);
         for (size_t k = 1; ok && k < need; k++)
             if ((p[i + k] & 0xC0) != 0x80) ok = 0;
@@ -180,8 +184,10 @@ int tbgw_slice_render(const tbgw_slice_tmpl *t, const uint8_t *p, size_t len, in
             b = sp->has_b ? clamp_idx(sp->b, L) : L;
         }
         if (b <= a) continue;
-        if (hex) put_hex(out, p + a, (size_t)(b - a));
-        else put_utf8(out, p + a, (size_t)(b - a));
+        if (hex)
+            put_hex(out, p + a, (size_t)(b - a));
+        else
+            put_utf8(out, p + a, (size_t)(b - a));
     }
     return out->oom ? TBGW_ENOMEM : 0;
 }
@@ -210,7 +216,8 @@ void tbgw_bytes_conv_free(tbgw_bytes_conv *c) {
     free(c);
 }
 
-static int name_init(bname *n, const json_t *di, const char *sk, const char *ek, const char *path, tbgw_err *err) {
+static int name_init(bname *n, const json_t *di, const char *sk, const char *ek, const char *path,
+                     tbgw_err *err) {
     const json_t *src = json_object_get(di, sk), *ex = json_object_get(di, ek);
     if (!ex) return 0;
     if (!json_is_string(ex)) return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected a string", path, ek);
@@ -236,8 +243,10 @@ static int list_init(bdp **out, size_t *n, const json_t *arr, const char *path, 
         bdp *d = &(*out)[(*n)++];
         const json_t *k = json_object_get(o, "key"), *v = json_object_get(o, "value");
         if (!json_is_object(o)) return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu]: expected an object", path, i);
-        if (!json_is_string(k)) return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu].key: expected a string", path, i);
-        if (!json_is_string(v)) return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu].value: expected a string", path, i);
+        if (!json_is_string(k))
+            return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu].key: expected a string", path, i);
+        if (!json_is_string(v))
+            return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu].value: expected a string", path, i);
         int rc = tbgw_slice_compile(json_string_value(k), &d->key, err);
         if (!rc) rc = tbgw_slice_compile(json_string_value(v), &d->value, err);
         if (rc) return rc;
@@ -265,7 +274,8 @@ int tbgw_bytes_conv_new(const json_t *conv, const json_t *entry, const char *pat
     if (!json_is_object(di)) rc = tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", fp);
     if (!rc) rc = name_init(&c->name, di, "deviceNameExpressionSource", "deviceNameExpression", fp, err);
     if (!rc && !c->name.present) rc = tbgw_err_set(err, TBGW_EINVAL, "%s.deviceNameExpression: missing", fp);
-    if (!rc) rc = name_init(&c->profile, di, "deviceProfileExpressionSource", "deviceProfileExpression", fp, err);
+    if (!rc)
+        rc = name_init(&c->profile, di, "deviceProfileExpressionSource", "deviceProfileExpression", fp, err);
     snprintf(fp, sizeof fp, "%s.attributes", path);
     if (!rc) rc = list_init(&c->attrs, &c->n_attrs, json_object_get(conv, "attributes"), fp, err);
     snprintf(fp, sizeof fp, "%s.timeseries", path);
@@ -292,19 +302,21 @@ static int eval_name(const bname *n, const char *topic, const uint8_t *p, size_t
     return tbgw_src_expr_eval(&n->sx, topic, NULL, out);
 }
 
-static int add_dps(tbgw_converted *r, const bdp *l, size_t n, int telemetry, const uint8_t *p, size_t len, int64_t ts,
-                   tbgw_buf *kb, tbgw_buf *vb) {
+static int add_dps(tbgw_converted *r, const bdp *l, size_t n, int telemetry, const uint8_t *p, size_t len,
+                   int64_t ts, tbgw_buf *kb, tbgw_buf *vb) {
     for (size_t i = 0; i < n; i++) {
         tbgw_buf_reset(kb);
         tbgw_buf_reset(vb);
-        if (tbgw_slice_render(l[i].key, p, len, l[i].hex, kb) || tbgw_slice_render(l[i].value, p, len, l[i].hex, vb))
+        if (tbgw_slice_render(l[i].key, p, len, l[i].hex, kb) ||
+            tbgw_slice_render(l[i].value, p, len, l[i].hex, vb))
             continue;
         const char *k = tbgw_buf_cstr(kb), *v = tbgw_buf_cstr(vb);
         if (!k || !v) return TBGW_ENOMEM;
         if (!*k) continue;
         tbgw_value tv = tbgw_value_string(v);
         const tbgw_report_strategy *rs = l[i].has_rs ? &l[i].rs : NULL;
-        int rc = telemetry ? tbgw_converted_add_telemetry(r, ts, k, &tv, rs) : tbgw_converted_add_attribute(r, k, &tv, rs);
+        int rc = telemetry ? tbgw_converted_add_telemetry(r, ts, k, &tv, rs)
+                           : tbgw_converted_add_attribute(r, k, &tv, rs);
         if (rc) return rc;
     }
     return 0;
@@ -322,7 +334,8 @@ int tbgw_bytes_conv_convert(const tbgw_bytes_conv *c, const char *topic, const u
     if (!rc) rc = eval_name(&c->profile, topic, payload, len, &pb);
     const char *name = tbgw_buf_cstr(&nb), *prof = tbgw_buf_cstr(&pb);
     if (!rc && (!name || !prof)) rc = TBGW_ENOMEM;
-    if (!rc && !*name) rc = tbgw_err_set(err, TBGW_EINVAL, "device name is empty (topic %s)", topic ? topic : "-");
+    if (!rc && !*name)
+        rc = tbgw_err_set(err, TBGW_EINVAL, "device name is empty (topic %s)", topic ? topic : "-");
     if (!rc && !(r = tbgw_converted_new(name, *prof ? prof : NULL))) rc = TBGW_ENOMEM;
     if (!rc) {
         r->rs = c->has_rs ? &c->rs : NULL;

@@ -19,8 +19,8 @@ void tbgw_devinfo_free(tbgw_devinfo *d) {
     free(d);
 }
 
-static int init_one(const json_t *di, const char *src_key, const char *expr_key, const char *path, tbgw_src_expr *e,
-                    int required, int *present, tbgw_err *err) {
+static int init_one(const json_t *di, const char *src_key, const char *expr_key, const char *path,
+                    tbgw_src_expr *e, int required, int *present, tbgw_err *err) {
     char fp[256];
     const json_t *src = json_object_get(di, src_key);
     const json_t *ex = json_object_get(di, expr_key);
@@ -29,25 +29,29 @@ static int init_one(const json_t *di, const char *src_key, const char *expr_key,
         if (!required) return 0;
         return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: missing", path, expr_key);
     }
-    if (!json_is_string(ex)) return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected a string", path, expr_key);
+    if (!json_is_string(ex))
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected a string", path, expr_key);
     tbgw_src s = TBGW_SRC_MESSAGE;
     if (src && (!json_is_string(src) || tbgw_src_parse(json_string_value(src), &s)))
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected one of message, topic, constant", path, src_key);
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected one of message, topic, constant", path,
+                            src_key);
     snprintf(fp, sizeof fp, "%s.%s", path, expr_key);
     *present = 1;
     return tbgw_src_expr_init(e, s, json_string_value(ex), fp, err);
 }
 
-int tbgw_devinfo_new(const json_t *di, const char *path, int need_profile, tbgw_devinfo **out, tbgw_err *err) {
+int tbgw_devinfo_new(const json_t *di, const char *path, int need_profile, tbgw_devinfo **out,
+                     tbgw_err *err) {
     *out = NULL;
     if (!json_is_object(di)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
     tbgw_devinfo *d = calloc(1, sizeof *d);
     if (!d) return TBGW_ENOMEM;
     int present;
-    int rc = init_one(di, "deviceNameExpressionSource", "deviceNameExpression", path, &d->name, 1, &present, err);
+    int rc =
+        init_one(di, "deviceNameExpressionSource", "deviceNameExpression", path, &d->name, 1, &present, err);
     if (!rc)
-        rc = init_one(di, "deviceProfileExpressionSource", "deviceProfileExpression", path, &d->profile, need_profile,
-                      &d->has_profile, err);
+        rc = init_one(di, "deviceProfileExpressionSource", "deviceProfileExpression", path, &d->profile,
+                      need_profile, &d->has_profile, err);
     if (rc) {
         tbgw_devinfo_free(d);
         return rc;
@@ -66,7 +70,8 @@ static char *eval_dup(const tbgw_src_expr *e, const char *topic, const json_t *b
     return r;
 }
 
-int tbgw_devinfo_eval(const tbgw_devinfo *d, const char *topic, const json_t *body, char **name, char **profile) {
+int tbgw_devinfo_eval(const tbgw_devinfo *d, const char *topic, const json_t *body, char **name,
+                      char **profile) {
     *name = eval_dup(&d->name, topic, body);
     *profile = NULL;
     if (!*name) return TBGW_ENOMEM;

@@ -25,9 +25,9 @@ struct tbgw_path {
 };
 
 typedef struct expr_part {
-    char *lit;        /* literal text (NULL for a placeholder) */
-    char *ph;         /* placeholder text inside ${} */
-    tbgw_path *path;  /* compiled placeholder (NULL for literal) */
+    char *lit;       /* literal text (NULL for a placeholder) */
+    char *ph;        /* placeholder text inside ${} */
+    tbgw_path *path; /* compiled placeholder (NULL for literal) */
 } expr_part;
 
 struct tbgw_expr {
@@ -390,7 +390,8 @@ int tbgw_fmt_json(tbgw_buf *out, const json_t *v, tbgw_fmt fmt) {
     }
 }
 
-int tbgw_expr_render(const tbgw_expr *e, const json_t *body, tbgw_fmt fmt, tbgw_missing missing, tbgw_buf *out) {
+int tbgw_expr_render(const tbgw_expr *e, const json_t *body, tbgw_fmt fmt, tbgw_missing missing,
+                     tbgw_buf *out) {
     int rc = 0;
     for (size_t i = 0; i < e->n_parts && !rc; i++) {
         const expr_part *pt = &e->parts[i];
@@ -507,10 +508,14 @@ int tbgw_cast_json(const json_t *v, tbgw_cast cast, tbgw_value *out, tbgw_buf *s
             out->u.s = scratch->p;
             return 0;
         }
-        if (is_bool) *out = tbgw_value_bool(json_is_true(v));
-        else if (json_is_integer(v)) *out = tbgw_value_int(json_integer_value(v));
-        else if (is_num) *out = tbgw_value_double(d);
-        else *out = tbgw_value_string(json_string_value(v));
+        if (is_bool)
+            *out = tbgw_value_bool(json_is_true(v));
+        else if (json_is_integer(v))
+            *out = tbgw_value_int(json_integer_value(v));
+        else if (is_num)
+            *out = tbgw_value_double(d);
+        else
+            *out = tbgw_value_string(json_string_value(v));
         return isfinite(d) ? 0 : TBGW_ENOENT;
     case TBGW_CAST_INT:
         if (json_is_integer(v)) {
@@ -549,9 +554,11 @@ int tbgw_cast_json(const json_t *v, tbgw_cast cast, tbgw_value *out, tbgw_buf *s
     return 0;
 }
 
-int tbgw_expr_eval(const tbgw_expr *e, const json_t *body, tbgw_cast cast, tbgw_value *out, tbgw_buf *scratch) {
+int tbgw_expr_eval(const tbgw_expr *e, const json_t *body, tbgw_cast cast, tbgw_value *out,
+                   tbgw_buf *scratch) {
     tbgw_buf_reset(scratch);
-    if (tbgw_expr_is_single(e)) return tbgw_cast_json(tbgw_path_get(e->parts[0].path, body), cast, out, scratch);
+    if (tbgw_expr_is_single(e))
+        return tbgw_cast_json(tbgw_path_get(e->parts[0].path, body), cast, out, scratch);
     int rc = tbgw_expr_render(e, body, TBGW_FMT_PY, TBGW_MISSING_FAIL, scratch);
     if (rc) return rc;
     const char *s = tbgw_buf_cstr(scratch);

@@ -54,7 +54,8 @@ typedef enum tbgw_missing {
 
 /* Appends the rendered template to out. Returns 0, TBGW_ENOENT (a placeholder missing under
  * TBGW_MISSING_FAIL; out then holds a partial rendering) or TBGW_ENOMEM. */
-int tbgw_expr_render(const tbgw_expr *e, const json_t *body, tbgw_fmt fmt, tbgw_missing missing, tbgw_buf *out);
+int tbgw_expr_render(const tbgw_expr *e, const json_t *body, tbgw_fmt fmt, tbgw_missing missing,
+                     tbgw_buf *out);
 /* Writes one JSON value as text. */
 int tbgw_fmt_json(tbgw_buf *out, const json_t *v, tbgw_fmt fmt);
 
@@ -72,7 +73,8 @@ tbgw_cast tbgw_cast_parse(const char *type);
 
 /* Evaluates a template into a typed value. String results point into scratch (valid until it is
  * reset) or into body. Returns 0, TBGW_ENOENT when a placeholder is missing or null, TBGW_ENOMEM. */
-int tbgw_expr_eval(const tbgw_expr *e, const json_t *body, tbgw_cast cast, tbgw_value *out, tbgw_buf *scratch);
+int tbgw_expr_eval(const tbgw_expr *e, const json_t *body, tbgw_cast cast, tbgw_value *out,
+                   tbgw_buf *scratch);
 /* Casts a JSON value (a failed cast yields the value's text as a string, like the reference). */
 int tbgw_cast_json(const json_t *v, tbgw_cast cast, tbgw_value *out, tbgw_buf *scratch);
 /* Casts text. */

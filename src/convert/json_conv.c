@@ -85,8 +85,10 @@ static int dp_init(dp_cfg *d, const json_t *o, const char *path, tbgw_err *err) 
     d->cast = tbgw_cast_parse(type);
     if (!(d->key_text = strdup(key))) return TBGW_ENOMEM;
     snprintf(fp, sizeof fp, "%s.key", path);
-    if (key_src && !strcmp(key_src, "topic")) rc = tbgw_regex_compile(key, &d->key_re, fp, err);
-    else rc = tbgw_err_prefix(err, tbgw_expr_compile(key, &d->key, err), fp, ':');
+    if (key_src && !strcmp(key_src, "topic"))
+        rc = tbgw_regex_compile(key, &d->key_re, fp, err);
+    else
+        rc = tbgw_err_prefix(err, tbgw_expr_compile(key, &d->key, err), fp, ':');
     if (rc) return rc;
     snprintf(fp, sizeof fp, "%s.value", path);
     if ((rc = tbgw_err_prefix(err, tbgw_expr_compile(value, &d->value, err), fp, ':'))) return rc;
@@ -106,7 +108,8 @@ static int dp_init(dp_cfg *d, const json_t *o, const char *path, tbgw_err *err) 
     }
     d->dayfirst = json_is_true(json_object_get(o, "dayfirst"));
     d->yearfirst = json_is_true(json_object_get(o, "yearfirst"));
-    if ((rc = tbgw_rs_parse(json_object_get(o, "reportStrategy"), &d->rs, err))) return prefix_err(err, rc, path);
+    if ((rc = tbgw_rs_parse(json_object_get(o, "reportStrategy"), &d->rs, err)))
+        return prefix_err(err, rc, path);
     d->has_rs = d->rs.type != TBGW_RS_UNSET;
     return 0;
 }
@@ -147,7 +150,8 @@ int tbgw_json_conv_new(const json_t *conv, const json_t *entry, const char *path
     if (!c) return TBGW_ENOMEM;
     snprintf(fp, sizeof fp, "%s.deviceInfo", path);
     const json_t *di = json_object_get(conv, "deviceInfo");
-    int rc = di ? tbgw_devinfo_new(di, fp, 0, &c->dev, err) : tbgw_err_set(err, TBGW_EINVAL, "%s: missing", fp);
+    int rc =
+        di ? tbgw_devinfo_new(di, fp, 0, &c->dev, err) : tbgw_err_set(err, TBGW_EINVAL, "%s: missing", fp);
     if (!rc) {
         snprintf(fp, sizeof fp, "%s.attributes", path);
         rc = list_init(&c->attrs, json_object_get(conv, "attributes"), fp, err);
@@ -278,8 +282,8 @@ static int convert_item(conv_ctx *x, const json_t *item, tbgw_err *err) {
     return rc;
 }
 
-int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const json_t *payload, int64_t recv_ts_ms,
-                           tbgw_converted **chain, tbgw_err *err) {
+int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const json_t *payload,
+                           int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err) {
     conv_ctx x = {.c = c, .topic = topic, .recv_ts = recv_ts_ms};
     tbgw_buf_init(&x.scratch);
     tbgw_buf_init(&x.key);
@@ -289,10 +293,11 @@ int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const jso
         size_t i;
         json_t *item;
         json_array_foreach(payload, i, item) {
-            int irc = json_is_object(item)
-                          ? convert_item(&x, item, bad ? NULL : err)
-                          : tbgw_err_set(bad ? NULL : err, TBGW_EINVAL, "payload[%zu]: expected a JSON object", i);
-            if (irc == TBGW_EINVAL) bad = 1; /* skip this element, keep the others */
+            int irc = json_is_object(item) ? convert_item(&x, item, bad ? NULL : err)
+                                           : tbgw_err_set(bad ? NULL : err, TBGW_EINVAL,
+                                                          "payload[%zu]: expected a JSON object", i);
+            if (irc == TBGW_EINVAL)
+                bad = 1; /* skip this element, keep the others */
             else if (irc) {
                 rc = irc;
                 break;

@@ -25,8 +25,8 @@ void tbgw_json_conv_free(tbgw_json_conv *c);
  * appended, or a negative TBGW_E* with err naming the problem (TBGW_EINVAL: the payload cannot be
  * converted, e.g. not an object, or the device name is empty). Bad elements of a list are skipped
  * (err describes the first) and the others kept. recv_ts_ms = message receive time. */
-int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const json_t *payload, int64_t recv_ts_ms,
-                           tbgw_converted **chain, tbgw_err *err);
+int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const json_t *payload,
+                           int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err);
 
 /* Evaluates a device name/profile pair the way the converter does (used by connect/disconnect
  * requests). Returns 0 and malloc'ed strings (profile may be NULL when not configured). */
@@ -34,6 +34,7 @@ typedef struct tbgw_devinfo tbgw_devinfo;
 int tbgw_devinfo_new(const json_t *device_info, const char *path, int need_profile, tbgw_devinfo **out,
                      tbgw_err *err);
 void tbgw_devinfo_free(tbgw_devinfo *d);
-int tbgw_devinfo_eval(const tbgw_devinfo *d, const char *topic, const json_t *body, char **name, char **profile);
+int tbgw_devinfo_eval(const tbgw_devinfo *d, const char *topic, const json_t *body, char **name,
+                      char **profile);
 
 #endif

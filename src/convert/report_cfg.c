@@ -27,9 +27,12 @@ const char *tbgw_rs_type_name(tbgw_rs_type t) {
 /* Reads a positive integer-valued number (integers, whole reals, or numeric strings). */
 static int get_positive(const json_t *v, int64_t *out) {
     double d;
-    if (json_is_integer(v)) d = (double)json_integer_value(v);
-    else if (json_is_real(v)) d = json_real_value(v);
-    else return -1;
+    if (json_is_integer(v))
+        d = (double)json_integer_value(v);
+    else if (json_is_real(v))
+        d = json_real_value(v);
+    else
+        return -1;
     if (!isfinite(d) || d <= 0 || d > 9.2e15) return -1;
     *out = (int64_t)d;
     return *out > 0 ? 0 : -1;
@@ -60,7 +63,8 @@ int tbgw_rs_parse(const json_t *cfg, tbgw_report_strategy *out, tbgw_err *err) {
     if (period && get_positive(period, &out->period_ms))
         return tbgw_err_set(err, TBGW_EINVAL, "reportStrategy.reportPeriod: expected a number of ms > 0");
     if ((t == TBGW_RS_ON_REPORT_PERIOD || t == TBGW_RS_ON_CHANGE_OR_REPORT_PERIOD) && !period)
-        return tbgw_err_set(err, TBGW_EINVAL, "reportStrategy.reportPeriod: required for %s", tbgw_rs_type_name(t));
+        return tbgw_err_set(err, TBGW_EINVAL, "reportStrategy.reportPeriod: required for %s",
+                            tbgw_rs_type_name(t));
     if (ttl && get_positive(ttl, &out->ttl_s))
         return tbgw_err_set(err, TBGW_EINVAL, "reportStrategy.ttl: expected a number of seconds > 0");
     if (agg) {
@@ -69,9 +73,10 @@ int tbgw_rs_parse(const json_t *cfg, tbgw_report_strategy *out, tbgw_err *err) {
         for (size_t i = 0; an && i < sizeof agg_names / sizeof agg_names[0]; i++)
             if (!strcasecmp(an, agg_names[i])) ok = 1;
         if (!ok)
-            return tbgw_err_set(err, TBGW_EINVAL,
-                                "reportStrategy.aggregationFunction: expected one of NONE, SUM, COUNT, MIN, MAX, "
-                                "AVERAGE");
+            return tbgw_err_set(
+                err, TBGW_EINVAL,
+                "reportStrategy.aggregationFunction: expected one of NONE, SUM, COUNT, MIN, MAX, "
+                "AVERAGE");
     }
     out->type = t;
     return 0;

@@ -36,8 +36,8 @@ int tbgw_regex_compile(const char *pattern, tbgw_regex **out, const char *path, 
     PCRE2_SIZE eo;
     tbgw_regex *re = calloc(1, sizeof *re);
     if (!re) return TBGW_ENOMEM;
-    re->code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec,
-                             &eo, NULL);
+    re->code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF,
+                             &ec, &eo, NULL);
     if (re->code) {
         size_t n = strlen(pattern) + 16;
         char *anch = malloc(n);

@@ -22,8 +22,8 @@ typedef struct tbgw_regex tbgw_regex;
 typedef struct tbgw_src_expr {
     tbgw_src src;
     char *text;
-    tbgw_expr *tmpl;  /* message / constant / request */
-    tbgw_regex *re;   /* topic */
+    tbgw_expr *tmpl; /* message / constant / request */
+    tbgw_regex *re;  /* topic */
 } tbgw_src_expr;
 
 /* Parses source names message|topic|constant|request (case-insensitive). Returns -1 if unknown. */
