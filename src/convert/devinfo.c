@@ -86,3 +86,8 @@ int tbgw_devinfo_eval(const tbgw_devinfo *d, const char *topic, const json_t *bo
     if (!**name) return TBGW_ENOENT;
     return 0;
 }
+
+int tbgw_devinfo_topic_matched(const tbgw_devinfo *d, const char *topic) {
+    if (d->name.src != TBGW_SRC_TOPIC) return 1;
+    return topic && d->name.re && tbgw_regex_search(d->name.re, topic, NULL);
+}

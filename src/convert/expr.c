@@ -413,6 +413,26 @@ int tbgw_expr_render(const tbgw_expr *e, const json_t *body, tbgw_fmt fmt, tbgw_
     return out->oom ? TBGW_ENOMEM : rc;
 }
 
+int tbgw_expr_render_cb(const tbgw_expr *e, tbgw_expr_resolve_fn fn, void *ud, tbgw_missing missing,
+                        tbgw_buf *out) {
+    int rc = 0;
+    for (size_t i = 0; i < e->n_parts && !rc; i++) {
+        const expr_part *pt = &e->parts[i];
+        if (pt->lit) {
+            rc = tbgw_buf_puts(out, pt->lit);
+            continue;
+        }
+        size_t mark = out->len;
+        rc = fn(ud, pt->ph, pt->path, out);
+        if (rc != TBGW_ENOENT) continue;
+        out->len = mark;
+        if (missing == TBGW_MISSING_KEEP) rc = tbgw_buf_printf(out, "${%s}", pt->ph);
+        else if (missing == TBGW_MISSING_NONE) rc = tbgw_buf_puts(out, "null");
+        else return TBGW_ENOENT;
+    }
+    return out->oom ? TBGW_ENOMEM : rc;
+}
+
 /* ---------------------------------------------------------------- casts */
 
 tbgw_cast tbgw_cast_parse(const char *type) {

@@ -56,6 +56,11 @@ typedef enum tbgw_missing {
  * TBGW_MISSING_FAIL; out then holds a partial rendering) or TBGW_ENOMEM. */
 int tbgw_expr_render(const tbgw_expr *e, const json_t *body, tbgw_fmt fmt, tbgw_missing missing,
                      tbgw_buf *out);
+/* Renders with a caller-supplied resolver: fn appends the value of one placeholder (its text and
+ * compiled path given) and returns 0, or TBGW_ENOENT to apply `missing`. */
+typedef int (*tbgw_expr_resolve_fn)(void *ud, const char *placeholder, const tbgw_path *path, tbgw_buf *out);
+int tbgw_expr_render_cb(const tbgw_expr *e, tbgw_expr_resolve_fn fn, void *ud, tbgw_missing missing,
+                        tbgw_buf *out);
 /* Writes one JSON value as text. */
 int tbgw_fmt_json(tbgw_buf *out, const json_t *v, tbgw_fmt fmt);
 

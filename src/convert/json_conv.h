@@ -29,12 +29,16 @@ int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const jso
                            int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err);
 
 /* Evaluates a device name/profile pair the way the converter does (used by connect/disconnect
- * requests). Returns 0 and malloc'ed strings (profile may be NULL when not configured). */
+ * requests). Returns 0 and malloc'ed strings (profile may be NULL when not configured); the caller
+ * frees both on every return. TBGW_ENOENT = the name is empty. */
 typedef struct tbgw_devinfo tbgw_devinfo;
 int tbgw_devinfo_new(const json_t *device_info, const char *path, int need_profile, tbgw_devinfo **out,
                      tbgw_err *err);
 void tbgw_devinfo_free(tbgw_devinfo *d);
 int tbgw_devinfo_eval(const tbgw_devinfo *d, const char *topic, const json_t *body, char **name,
                       char **profile);
+/* 0 when the device name comes from a topic regex that does not match topic (the name is then the
+ * literal expression), else 1. */
+int tbgw_devinfo_topic_matched(const tbgw_devinfo *d, const char *topic);
 
 #endif
