@@ -1,6 +1,7 @@
 /* Custom converters in shared objects: lookup, dlopen, ABI check and the services table. */
 #include "convert/custom_conv.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,24 +111,70 @@ int tbgw_custom_conv_load(const char *so_path, const char *name, const json_t *c
     return 0;
 }
 
+/* Looks for a shared object in dir whose entry knows name; returns its path or NULL. */
+static char *scan_dir(const char *dir, const char *name) {
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    char *found = NULL;
+    struct dirent *de;
+    while (!found && (de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n < 4 || strcmp(de->d_name + n - 3, ".so")) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!h) continue;
+        tbgw_converter_entry_fn fn;
+        *(void **)(&fn) = dlsym(h, TBGW_CONVERTER_ENTRY);
+        if (fn && fn(TBGW_CONVERTER_ABI, name)) found = strdup(path);
+        dlclose(h);
+    }
+    closedir(d);
+    return found;
+}
+
+/* Plugin folders searched by converter name: <folder of the executable>/plugins and $TBGW_EXTENSIONS_PATH. */
+static char *scan_plugins(const char *name) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 16);
+    char *found = NULL;
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            strcpy(slash, "/plugins");
+            found = scan_dir(exe, name);
+        }
+    }
+    const char *env = getenv("TBGW_EXTENSIONS_PATH");
+    char *copy = env ? strdup(env) : NULL, *save = NULL;
+    for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d && !found; d = strtok_r(NULL, ":", &save))
+        found = scan_dir(d, name);
+    free(copy);
+    return found;
+}
+
 int tbgw_custom_conv_new(const json_t *conv, const char *type, const char *dir, const char *path,
                          tbgw_logger *log, tbgw_custom_conv **out, tbgw_err *err) {
     *out = NULL;
     const char *ext = json_string_value(json_object_get(conv, "extension"));
     if (!ext || !*ext)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.extension: expected the converter name", path);
-    char tried[1024];
-    char *so = tbgw_custom_conv_resolve(ext, type, dir, tried, sizeof tried);
-    if (!so)
-        return tbgw_err_set(err, TBGW_ENOENT, "%s.extension: no shared object for %s (tried %s)", path, ext,
-                            tried);
     const char *name = strrchr(ext, '/') ? strrchr(ext, '/') + 1 : ext;
     char base[256];
     snprintf(base, sizeof base, "%s", name);
     size_t bl = strlen(base);
     if (bl > 3 && !strcmp(base + bl - 3, ".so")) base[bl - 3] = 0;
     const char *cname = json_string_value(json_object_get(conv, "extensionName"));
-    int rc = tbgw_custom_conv_load(so, cname ? cname : base, conv, log, out, err);
+    if (!cname) cname = base;
+    char tried[1024];
+    char *so = tbgw_custom_conv_resolve(ext, type, dir, tried, sizeof tried);
+    if (!so) so = scan_plugins(cname);
+    if (!so)
+        return tbgw_err_set(err, TBGW_ENOENT,
+                            "%s.extension: no shared object provides %s (tried %s and the plugin folders)",
+                            path, ext, tried);
+    int rc = tbgw_custom_conv_load(so, cname, conv, log, out, err);
     free(so);
     return rc;
 }

@@ -18,7 +18,9 @@ typedef struct tbgw_custom_conv tbgw_custom_conv;
 char *tbgw_custom_conv_resolve(const char *extension, const char *conn_type, const char *config_dir,
                                char *tried, size_t tried_len);
 
-/* conv: the `converter` object (with "extension"). path names it for errors. */
+/* conv: the `converter` object (with "extension"). path names it for errors. When no file is found
+ * by tbgw_custom_conv_resolve, every .so in <folder of the executable>/plugins and in the folders of
+ * $TBGW_EXTENSIONS_PATH is asked for the converter name. TBGW_ENOENT when none provides it. */
 int tbgw_custom_conv_new(const json_t *conv, const char *conn_type, const char *config_dir, const char *path,
                          tbgw_logger *log, tbgw_custom_conv **out, tbgw_err *err);
 /* Loads an explicit .so path (tests, tools). */

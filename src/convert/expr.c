@@ -426,9 +426,12 @@ int tbgw_expr_render_cb(const tbgw_expr *e, tbgw_expr_resolve_fn fn, void *ud, t
         rc = fn(ud, pt->ph, pt->path, out);
         if (rc != TBGW_ENOENT) continue;
         out->len = mark;
-        if (missing == TBGW_MISSING_KEEP) rc = tbgw_buf_printf(out, "${%s}", pt->ph);
-        else if (missing == TBGW_MISSING_NONE) rc = tbgw_buf_puts(out, "null");
-        else return TBGW_ENOENT;
+        if (missing == TBGW_MISSING_KEEP)
+            rc = tbgw_buf_printf(out, "${%s}", pt->ph);
+        else if (missing == TBGW_MISSING_NONE)
+            rc = tbgw_buf_puts(out, "null");
+        else
+            return TBGW_ENOENT;
     }
     return out->oom ? TBGW_ENOMEM : rc;
 }

@@ -105,7 +105,8 @@ static void test_lookup_in_config_dir(void **st) {
     cfg = json_loads("{\"type\":\"custom\",\"extension\":\"Nope\"}", 0, NULL);
     assert_int_equal(tbgw_custom_conv_new(cfg, "mqtt", dir, "mapping[3].converter", NULL, &c, &err),
                      TBGW_ENOENT);
-    assert_non_null(strstr(err.msg, "mapping[3].converter.extension: no shared object for Nope (tried "));
+    assert_non_null(
+        strstr(err.msg, "mapping[3].converter.extension: no shared object provides Nope (tried "));
     json_decref(cfg);
     cfg = json_loads("{\"type\":\"custom\"}", 0, NULL);
     assert_int_equal(tbgw_custom_conv_new(cfg, "mqtt", dir, "m", NULL, &c, &err), TBGW_EINVAL);

@@ -71,8 +71,8 @@ json_t *mq_config_adapt(const json_t *in) {
 
 /* ------------------------------------------------------------------ helpers */
 
-static int get_str(const json_t *o, const char *k, const char *path, int required, const char *dflt, char **out,
-                   tbgw_err *err) {
+static int get_str(const json_t *o, const char *k, const char *path, int required, const char *dflt,
+                   char **out, tbgw_err *err) {
     const json_t *v = json_object_get(o, k);
     *out = NULL;
     if (!v || json_is_null(v)) {
@@ -89,16 +89,19 @@ static int get_int(const json_t *o, const char *k, const char *path, int64_t dfl
     const json_t *v = json_object_get(o, k);
     *out = dflt;
     if (!v || json_is_null(v)) return 0;
-    if (json_is_integer(v)) *out = json_integer_value(v);
+    if (json_is_integer(v))
+        *out = json_integer_value(v);
     else if (json_is_real(v) && json_real_value(v) == (double)(int64_t)json_real_value(v))
         *out = (int64_t)json_real_value(v);
     else if (json_is_string(v) && *json_string_value(v)) {
         char *end;
         *out = strtoll(json_string_value(v), &end, 10);
         if (*end) return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected an integer", path, k);
-    } else return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected an integer", path, k);
+    } else
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected an integer", path, k);
     if (*out < lo || *out > hi)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected %lld..%lld", path, k, (long long)lo, (long long)hi);
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected %lld..%lld", path, k, (long long)lo,
+                            (long long)hi);
     return 0;
 }
 
@@ -154,8 +157,10 @@ static int parse_version(const json_t *v, int *out) {
     const char *s = json_string_value(v);
     int64_t n = json_is_integer(v) ? json_integer_value(v) : -1;
     if (json_is_real(v)) n = (int64_t)json_real_value(v);
-    if (n == 3 || (s && (!strcmp(s, "3") || !strcmp(s, "3.1")))) *out = 3;
-    else if (n == 4 || (s && (!strcmp(s, "4") || !strcmp(s, "3.1.1")))) *out = 4;
+    if (n == 3 || (s && (!strcmp(s, "3") || !strcmp(s, "3.1"))))
+        *out = 3;
+    else if (n == 4 || (s && (!strcmp(s, "4") || !strcmp(s, "3.1.1"))))
+        *out = 4;
     return 0; /* unknown => 5 (reference) */
 }
 
@@ -177,13 +182,15 @@ static int parse_security(mq_config *cfg, const json_t *sec, const char *dir, tb
             (rc = get_bool(sec, "insecure", "broker.security", 0, &cfg->tls_insecure, err)))
             return rc;
         if (!cfg->cert != !cfg->key)
-            return tbgw_err_set(err, TBGW_EINVAL,
-                                "broker.security: pathToClientCert and pathToPrivateKey must be given together");
+            return tbgw_err_set(
+                err, TBGW_EINVAL,
+                "broker.security: pathToClientCert and pathToPrivateKey must be given together");
         rel_path(&cfg->ca_cert, dir);
         rel_path(&cfg->key, dir);
         rel_path(&cfg->cert, dir);
     } else if (type && strcasecmp(type, "anonymous") && strcasecmp(type, "basic")) {
-        return tbgw_err_set(err, TBGW_EINVAL, "broker.security.type: expected one of anonymous, basic, certificates");
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "broker.security.type: expected one of anonymous, basic, certificates");
     }
     return 0;
 }
@@ -223,7 +230,8 @@ static int parse_qos(const json_t *o, const char *k, const char *path, int dflt,
     return rc;
 }
 
-static int parse_mapping(mq_mapping *m, const json_t *e, const char *path, const tbgw_host *host, tbgw_err *err) {
+static int parse_mapping(mq_mapping *m, const json_t *e, const char *path, const tbgw_host *host,
+                         tbgw_err *err) {
     if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
     int rc = get_str(e, "topicFilter", path, 1, NULL, &m->topic_filter, err);
     if (!rc) rc = parse_qos(e, "subscriptionQos", path, 1, &m->qos, err);
@@ -245,8 +253,17 @@ static int parse_mapping(mq_mapping *m, const json_t *e, const char *path, const
     }
     if (!strcasecmp(type, "custom")) {
         m->kind = MQ_CONV_CUSTOM;
-        return tbgw_custom_conv_new(conv, "mqtt", host ? host->config_dir : ".", cp, host ? host->conv_log : NULL,
-                                    &m->custom, err);
+        rc = tbgw_custom_conv_new(conv, "mqtt", host ? host->config_dir : ".", cp,
+                                  host ? host->conv_log : NULL, &m->custom, err);
+        if (rc == TBGW_ENOENT && host) {
+            /* a missing plugin disables this mapping only (the reference skips it too) */
+            TBGW_ERRORF(host->log, "%s; mapping for %s disabled", err->msg, m->topic_filter);
+            m->disabled = 1;
+            err->code = 0;
+            err->msg[0] = 0;
+            return 0;
+        }
+        return rc;
     }
     return tbgw_err_set(err, TBGW_EINVAL, "%s.type: expected one of json, bytes, custom", cp);
 }
@@ -273,17 +290,20 @@ static int parse_attr_req(mq_attr_req *r, const json_t *e, const char *path, tbg
         (rc = get_str(e, "attributeNameExpression", path, 1, NULL, &name, err)))
         goto out;
     if (tbgw_src_parse(src, &r->name_src)) {
-        rc = tbgw_err_set(err, TBGW_EINVAL, "%s.attributeNameExpressionSource: expected one of message, topic, constant",
-                          path);
+        rc = tbgw_err_set(err, TBGW_EINVAL,
+                          "%s.attributeNameExpressionSource: expected one of message, topic, constant", path);
         goto out;
     }
     char fp[300];
     snprintf(fp, sizeof fp, "%s.attributeNameExpression", path);
-    if (r->name_src == TBGW_SRC_TOPIC) rc = tbgw_regex_compile(name, &r->name_re, fp, err);
-    else rc = tbgw_err_prefix(err, tbgw_expr_compile(name, &r->name_expr, err), fp, ':');
+    if (r->name_src == TBGW_SRC_TOPIC)
+        rc = tbgw_regex_compile(name, &r->name_re, fp, err);
+    else
+        rc = tbgw_err_prefix(err, tbgw_expr_compile(name, &r->name_expr, err), fp, ':');
     if (rc) goto out;
     if ((rc = get_str(e, "scope", path, 0, "shared", &r->scope, err))) goto out;
-    if (strstr(r->scope, "${")) rc = tbgw_expr_compile(r->scope, &r->scope_expr, err);
+    if (strstr(r->scope, "${"))
+        rc = tbgw_expr_compile(r->scope, &r->scope_expr, err);
     else if (strcasecmp(r->scope, "shared") && strcasecmp(r->scope, "client"))
         rc = tbgw_err_set(err, TBGW_EINVAL, "%s.scope: expected shared or client", path);
     if (!rc) rc = compile_tmpl(e, "topicExpression", path, 1, &r->topic_expr, err);
@@ -328,27 +348,27 @@ static int parse_rpc(mq_rpc_cfg *r, const json_t *e, const char *path, tbgw_err 
 }
 
 /* Allocates *arr for the JSON list under key and parses each element with fn. */
-#define PARSE_LIST(obj, key, prefix, arr, n, fn, ...)                                                             \
-    do {                                                                                                         \
-        const json_t *l_ = json_object_get(obj, key);                                                            \
-        if (!l_ || json_is_null(l_)) break;                                                                      \
-        if (!json_is_array(l_)) {                                                                                \
-            rc = tbgw_err_set(err, TBGW_EINVAL, "%s%s: expected a list", prefix, key);                           \
-            break;                                                                                               \
-        }                                                                                                        \
-        arr = calloc(json_array_size(l_) + 1, sizeof *(arr));                                                    \
-        if (!(arr)) {                                                                                            \
-            rc = TBGW_ENOMEM;                                                                                    \
-            break;                                                                                               \
-        }                                                                                                        \
-        size_t i_;                                                                                               \
-        json_t *e_;                                                                                              \
-        json_array_foreach(l_, i_, e_) {                                                                         \
-            char p_[200];                                                                                        \
-            snprintf(p_, sizeof p_, "%s%s[%zu]", prefix, key, i_);                                               \
-            (n)++;                                                                                               \
-            if ((rc = fn(&(arr)[i_], e_, p_, __VA_ARGS__))) break;                                               \
-        }                                                                                                        \
+#define PARSE_LIST(obj, key, prefix, arr, n, fn, ...)                                                        \
+    do {                                                                                                     \
+        const json_t *l_ = json_object_get(obj, key);                                                        \
+        if (!l_ || json_is_null(l_)) break;                                                                  \
+        if (!json_is_array(l_)) {                                                                            \
+            rc = tbgw_err_set(err, TBGW_EINVAL, "%s%s: expected a list", prefix, key);                       \
+            break;                                                                                           \
+        }                                                                                                    \
+        arr = calloc(json_array_size(l_) + 1, sizeof *(arr));                                                \
+        if (!(arr)) {                                                                                        \
+            rc = TBGW_ENOMEM;                                                                                \
+            break;                                                                                           \
+        }                                                                                                    \
+        size_t i_;                                                                                           \
+        json_t *e_;                                                                                          \
+        json_array_foreach(l_, i_, e_) {                                                                     \
+            char p_[200];                                                                                    \
+            snprintf(p_, sizeof p_, "%s%s[%zu]", prefix, key, i_);                                           \
+            (n)++;                                                                                           \
+            if ((rc = fn(&(arr)[i_], e_, p_, __VA_ARGS__))) break;                                           \
+        }                                                                                                    \
     } while (0)
 
 int mq_config_parse(mq_config *cfg, const json_t *in, const tbgw_host *host, tbgw_err *err) {
@@ -359,13 +379,16 @@ int mq_config_parse(mq_config *cfg, const json_t *in, const tbgw_host *host, tbg
     int rc = parse_broker(cfg, json_object_get(j, "broker"), host ? host->config_dir : NULL, err);
     if (!rc) {
         const json_t *maps = json_object_get(j, "mapping");
-        if (maps && !json_is_array(maps)) rc = tbgw_err_set(err, TBGW_EINVAL, "mapping: expected a list");
-        else PARSE_LIST(j, "mapping", "", cfg->maps, cfg->n_maps, parse_mapping, host, err);
+        if (maps && !json_is_array(maps))
+            rc = tbgw_err_set(err, TBGW_EINVAL, "mapping: expected a list");
+        else
+            PARSE_LIST(j, "mapping", "", cfg->maps, cfg->n_maps, parse_mapping, host, err);
     }
     const json_t *rm = json_object_get(j, "requestsMapping");
     const char *rp = "requestsMapping.";
     if (!rc) PARSE_LIST(rm, "connectRequests", rp, cfg->connects, cfg->n_connects, parse_dev_req, err);
-    if (!rc) PARSE_LIST(rm, "disconnectRequests", rp, cfg->disconnects, cfg->n_disconnects, parse_dev_req, err);
+    if (!rc)
+        PARSE_LIST(rm, "disconnectRequests", rp, cfg->disconnects, cfg->n_disconnects, parse_dev_req, err);
     if (!rc) PARSE_LIST(rm, "attributeRequests", rp, cfg->attr_reqs, cfg->n_attr_reqs, parse_attr_req, err);
     if (!rc) PARSE_LIST(rm, "attributeUpdates", rp, cfg->attr_upds, cfg->n_attr_upds, parse_attr_upd, err);
     if (!rc) PARSE_LIST(rm, "serverSideRpc", rp, cfg->rpcs, cfg->n_rpcs, parse_rpc, err);

@@ -81,8 +81,8 @@ void mq_malformed(mq_conn *c, const char *topic, const char *what) {
     } else if (s->suppressed++ % 1000) {
         return; /* too many distinct bad topics: log one in a thousand */
     }
-    TBGW_WARNF(c->host->conv_log, "malformed payload on topic %s: %s (further errors on this topic at DEBUG)", topic,
-               what);
+    TBGW_WARNF(c->host->conv_log, "malformed payload on topic %s: %s (further errors on this topic at DEBUG)",
+               topic, what);
 }
 
 /* ------------------------------------------------------------------ uplink */
@@ -112,7 +112,8 @@ static void convert_one(mq_conn *c, const mq_mapping *m, const char *topic, cons
             *body = json_loadb((const char *)p, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
             if (!*body) {
                 char what[300];
-                snprintf(what, sizeof what, "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
+                snprintf(what, sizeof what, "invalid JSON at line %d column %d: %s", je.line, je.column,
+                         je.text);
                 mq_malformed(c, topic, what);
                 return;
             }
@@ -143,7 +144,7 @@ static void dispatch(mq_conn *c, const char *topic, const uint8_t *p, size_t len
     int64_t now = tbgw_now_ms();
     for (size_t i = 0; i < c->cfg.n_maps; i++) {
         const mq_mapping *m = &c->cfg.maps[i];
-        if (!tbgw_topic_matches(m->topic_filter, topic)) continue;
+        if (m->disabled || !tbgw_topic_matches(m->topic_filter, topic)) continue;
         matched = 1;
         convert_one(c, m, topic, p, len, &body, &parsed, now);
     }
@@ -173,7 +174,8 @@ static void set_state(mq_conn *c, tbgw_conn_state s, const char *text) {
 
 static void subscribe_all(mq_conn *c) {
     const mq_config *cfg = &c->cfg;
-    for (size_t i = 0; i < cfg->n_maps; i++) mq_subscribe(c, cfg->maps[i].topic_filter, cfg->maps[i].qos);
+    for (size_t i = 0; i < cfg->n_maps; i++)
+        if (!cfg->maps[i].disabled) mq_subscribe(c, cfg->maps[i].topic_filter, cfg->maps[i].qos);
     for (size_t i = 0; i < cfg->n_connects; i++) mq_subscribe(c, cfg->connects[i].topic_filter, 1);
     for (size_t i = 0; i < cfg->n_disconnects; i++) mq_subscribe(c, cfg->disconnects[i].topic_filter, 1);
     for (size_t i = 0; i < cfg->n_attr_reqs; i++) mq_subscribe(c, cfg->attr_reqs[i].topic_filter, 1);
@@ -243,7 +245,9 @@ static int setup_client(mq_conn *c) {
     int clean = cfg->version == 5 ? cfg->clean_start : cfg->clean_session;
     c->mosq = mosquitto_new(cfg->client_id, clean != 0, c);
     if (!c->mosq) return TBGW_ENOMEM;
-    int proto = cfg->version == 5 ? MQTT_PROTOCOL_V5 : cfg->version == 4 ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V31;
+    int proto = cfg->version == 5   ? MQTT_PROTOCOL_V5
+                : cfg->version == 4 ? MQTT_PROTOCOL_V311
+                                    : MQTT_PROTOCOL_V31;
     mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, proto);
     mosquitto_connect_v5_callback_set(c->mosq, on_connect);
     mosquitto_disconnect_v5_callback_set(c->mosq, on_disconnect);
@@ -259,7 +263,8 @@ static void try_connect(mq_conn *c) {
     set_state(c, TBGW_CONN_STARTING, NULL);
     if (cfg->version == 5 && cfg->session_expiry > 0) {
         mosquitto_property *props = NULL;
-        mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, (uint32_t)cfg->session_expiry);
+        mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+                                     (uint32_t)cfg->session_expiry);
         rc = mosquitto_connect_bind_v5(c->mosq, cfg->host, cfg->port, cfg->keepalive, NULL, props);
         mosquitto_property_free_all(&props);
     } else {
@@ -281,8 +286,10 @@ static void read_burst(mq_conn *c) {
         errno = 0;
         int rc = mosquitto_loop_read(c->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS) {
-            if (c->connected) on_disconnect(c->mosq, c, rc, NULL);
-            else schedule_reconnect(c);
+            if (c->connected)
+                on_disconnect(c->mosq, c, rc, NULL);
+            else
+                schedule_reconnect(c);
             break;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK || mosquitto_socket(c->mosq) < 0) break;

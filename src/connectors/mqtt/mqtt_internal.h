@@ -22,6 +22,7 @@ typedef struct mq_mapping {
     char *topic_filter; /* as subscribed (may carry $share/<group>/) */
     int qos;
     mq_conv_kind kind;
+    int disabled; /* custom converter not found: logged at start, mapping ignored */
     tbgw_json_conv *json;
     tbgw_bytes_conv *bytes;
     tbgw_custom_conv *custom;

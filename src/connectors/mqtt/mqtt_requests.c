@@ -47,12 +47,14 @@ static json_t *parse_body(const uint8_t *p, size_t len) {
     return json_loadb((const char *)p, len, JSON_DECODE_ANY, NULL);
 }
 
-static int device_request(mq_conn *c, const mq_dev_req *r, const char *topic, const json_t *body, int connect) {
+static int device_request(mq_conn *c, const mq_dev_req *r, const char *topic, const json_t *body,
+                          int connect) {
     char *name = NULL, *profile = NULL;
     int rc = tbgw_devinfo_eval(r->dev, topic, body, &name, &profile);
     if (!rc && !tbgw_devinfo_topic_matched(r->dev, topic)) rc = TBGW_ENOENT;
     if (rc) {
-        TBGW_WARNF(c->host->log, "%s request on %s: no device name found", connect ? "connect" : "disconnect", topic);
+        TBGW_WARNF(c->host->log, "%s request on %s: no device name found", connect ? "connect" : "disconnect",
+                   topic);
     } else if (connect) {
         TBGW_INFOF(c->host->log, "connecting device %s of type %s", name, profile ? profile : "default");
         c->host->device_connected(c->host, name, profile);
@@ -95,7 +97,8 @@ static int attr_keys(const mq_attr_req *r, const char *topic, const json_t *body
             if (tbgw_path_compile(tbgw_expr_placeholder(r->name_expr, i), &p, NULL)) continue;
             const json_t *v = tbgw_path_get(p, body);
             tbgw_buf_reset(&b);
-            if (v && !json_is_null(v) && !tbgw_fmt_json(&b, v, TBGW_FMT_TEXT)) rc = add_key(keys, n, tbgw_buf_cstr(&b));
+            if (v && !json_is_null(v) && !tbgw_fmt_json(&b, v, TBGW_FMT_TEXT))
+                rc = add_key(keys, n, tbgw_buf_cstr(&b));
             tbgw_path_free(p);
         }
     } else {
@@ -143,8 +146,10 @@ static void attribute_request(mq_conn *c, size_t idx, const char *topic, const j
     name = NULL;
     keys = NULL;
     int client = attr_scope_client(r, body);
-    TBGW_DEBUGF(c->host->log, "requesting %zu %s attribute(s) of %s", n, client ? "client" : "shared", pa->device);
-    c->host->request_attributes(c->host, pa->device, (const char *const *)pa->keys, pa->n_keys, client, pa->cookie);
+    TBGW_DEBUGF(c->host->log, "requesting %zu %s attribute(s) of %s", n, client ? "client" : "shared",
+                pa->device);
+    c->host->request_attributes(c->host, pa->device, (const char *const *)pa->keys, pa->n_keys, client,
+                                pa->cookie);
 out:
     free(name);
     free(profile);
@@ -209,7 +214,8 @@ int mq_on_attribute_response(void *self, uint64_t cookie, const char *device, co
         value_text = json_dumps(data, JSON_COMPACT | JSON_PRESERVE_ORDER);
     }
     char *topic = render(r->topic_expr, root, NULL);
-    char *body = pa->n_keys == 1 ? render(r->value_expr, root, NULL) : (value_text ? strdup(value_text) : NULL);
+    char *body =
+        pa->n_keys == 1 ? render(r->value_expr, root, NULL) : (value_text ? strdup(value_text) : NULL);
     if (topic && body) rc = mq_publish(c, topic, body, strlen(body), r->qos, r->retain);
     free(topic);
     free(body);
@@ -233,9 +239,10 @@ int mq_on_attribute_update(void *self, const tbgw_attr_update *u) {
     json_object_foreach((json_t *)u->data, key, val) {
         for (size_t i = 0; i < cfg->n_attr_upds; i++) {
             const mq_attr_upd *a = &cfg->attr_upds[i];
-            if (!tbgw_regex_match(a->dev_filter, u->device) || !tbgw_regex_match(a->attr_filter, key)) continue;
-            json_t *root = json_pack("{s:s,s:s,s:O}", "deviceName", u->device, "attributeKey", key, "attributeValue",
-                                     val);
+            if (!tbgw_regex_match(a->dev_filter, u->device) || !tbgw_regex_match(a->attr_filter, key))
+                continue;
+            json_t *root = json_pack("{s:s,s:s,s:O}", "deviceName", u->device, "attributeKey", key,
+                                     "attributeValue", val);
             if (!root) return TBGW_ENOMEM;
             char *topic = render(a->topic_expr, root, NULL);
             char *body = render(a->value_expr, root, NULL);
@@ -246,7 +253,8 @@ int mq_on_attribute_update(void *self, const tbgw_attr_update *u) {
             json_decref(root);
         }
     }
-    if (!sent) TBGW_DEBUGF(c->host->log, "attribute update for %s matched no attributeUpdates entry", u->device);
+    if (!sent)
+        TBGW_DEBUGF(c->host->log, "attribute update for %s matched no attributeUpdates entry", u->device);
     return 0;
 }
 
@@ -258,7 +266,8 @@ typedef struct rpc_exec {
     int resp_qos, qos, retain;
 } rpc_exec;
 
-static void reply_error(mq_conn *c, uint64_t handle, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply_error(mq_conn *c, uint64_t handle, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void reply_error(mq_conn *c, uint64_t handle, const char *fmt, ...) {
     char text[300];
     va_list ap;
@@ -276,8 +285,9 @@ static int rpc_pending_uses(const mq_conn *c, const char *topic) {
 }
 
 static int run_rpc(mq_conn *c, const tbgw_rpc_req *r, const rpc_exec *x) {
-    json_t *root = json_pack("{s:s,s:s,s:I,s:O}", "deviceName", r->device ? r->device : "", "methodName", r->method,
-                             "requestId", (json_int_t)r->id, "params", r->params ? r->params : json_null());
+    json_t *root =
+        json_pack("{s:s,s:s,s:I,s:O}", "deviceName", r->device ? r->device : "", "methodName", r->method,
+                  "requestId", (json_int_t)r->id, "params", r->params ? r->params : json_null());
     if (!root) return TBGW_ENOMEM;
     char *topic = render(x->req_topic, root, NULL);
     char *body = render(x->value, root, "params");
@@ -299,7 +309,8 @@ static int run_rpc(mq_conn *c, const tbgw_rpc_req *r, const rpc_exec *x) {
             mq_pending_rpc **tail = &c->rpcs; /* oldest first */
             while (*tail) tail = &(*tail)->next;
             *tail = p;
-            if (mq_publish(c, topic, body, strlen(body), x->qos, x->retain)) p->deadline = 0; /* fail at once */
+            if (mq_publish(c, topic, body, strlen(body), x->qos, x->retain))
+                p->deadline = 0; /* fail at once */
         }
     } else {
         int ok = mq_publish(c, topic, body, strlen(body), x->qos, x->retain) == 0;
@@ -312,7 +323,8 @@ static int run_rpc(mq_conn *c, const tbgw_rpc_req *r, const rpc_exec *x) {
     return rc;
 }
 
-/* Reserved get/set: params "requestTopicExpression=..;responseTopicExpression=..;value=..;responseTimeout=..". */
+/* Reserved get/set: params
+ * "requestTopicExpression=..;responseTopicExpression=..;value=..;responseTimeout=..". */
 static int rpc_get_set(mq_conn *c, const tbgw_rpc_req *r) {
     char *req = NULL, *resp = NULL, *value = NULL;
     int64_t timeout = 0;
@@ -323,10 +335,14 @@ static int rpc_get_set(mq_conn *c, const tbgw_rpc_req *r) {
         if (!eq) continue;
         *eq = 0;
         while (*part == ' ') part++;
-        if (!strcmp(part, "requestTopicExpression")) req = eq + 1;
-        else if (!strcmp(part, "responseTopicExpression")) resp = eq + 1;
-        else if (!strcmp(part, "value")) value = eq + 1;
-        else if (!strcmp(part, "responseTimeout")) timeout = strtoll(eq + 1, NULL, 10);
+        if (!strcmp(part, "requestTopicExpression"))
+            req = eq + 1;
+        else if (!strcmp(part, "responseTopicExpression"))
+            resp = eq + 1;
+        else if (!strcmp(part, "value"))
+            value = eq + 1;
+        else if (!strcmp(part, "responseTimeout"))
+            timeout = strtoll(eq + 1, NULL, 10);
     }
     int rc = 0;
     tbgw_expr *ereq = NULL, *eresp = NULL, *eval = NULL;
@@ -366,8 +382,13 @@ static int rpc_connector(mq_conn *c, const tbgw_rpc_req *r) {
         tbgw_expr_compile(val ? val : "${params}", &eval, NULL)) {
         reply_error(c, r->handle, "RPC mqtt_%s: invalid expression in params", r->method);
     } else {
-        rpc_exec x = {ereq, eresp, eval, eresp ? (timeout > 0 ? timeout : MQ_GETSET_TIMEOUT) : 0, 1,
-                      (int)json_integer_value(json_object_get(p, "qos")), json_is_true(json_object_get(p, "retain"))};
+        rpc_exec x = {ereq,
+                      eresp,
+                      eval,
+                      eresp ? (timeout > 0 ? timeout : MQ_GETSET_TIMEOUT) : 0,
+                      1,
+                      (int)json_integer_value(json_object_get(p, "qos")),
+                      json_is_true(json_object_get(p, "retain"))};
         rc = run_rpc(c, r, &x);
     }
     tbgw_expr_free(ereq);
@@ -387,7 +408,8 @@ int mq_on_rpc(void *self, const tbgw_rpc_req *r) {
         return rpc_get_set(c, r);
     for (size_t i = 0; i < c->cfg.n_rpcs; i++) {
         const mq_rpc_cfg *m = &c->cfg.rpcs[i];
-        if (!tbgw_regex_search(m->dev_filter, r->device, NULL) || !tbgw_regex_search(m->method_filter, r->method, NULL))
+        if (!tbgw_regex_search(m->dev_filter, r->device, NULL) ||
+            !tbgw_regex_search(m->method_filter, r->method, NULL))
             continue;
         rpc_exec x = {m->req_topic, m->resp_topic, m->value, m->timeout_ms, m->resp_qos, m->qos, m->retain};
         return run_rpc(c, r, &x);
