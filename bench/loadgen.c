@@ -1,7 +1,8 @@
 /* Benchmark load generator: publishes N JSON messages of 4 values over D devices to an MQTT broker,
  * at a fixed rate or flat out. Topic bench/<device>/data, payload
  * {"ts":<publish time, epoch ms>,"v1":..,"v2":..,"v3":..,"v4":..}.
- * Usage: bench_loadgen -p port [-h host] [-n messages] [-d devices] [-r msgs_per_s (0 = flat out)] [-q qos] */
+ * Usage: bench_loadgen -p port [-h host] [-n messages] [-d devices] [-r msgs_per_s (0 = flat out)] [-q qos]
+ */
 #include <mosquitto.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,13 +39,27 @@ int main(int argc, char **argv) {
     double rate = 0;
     while ((opt = getopt(argc, argv, "h:p:n:d:r:q:")) != -1) {
         switch (opt) {
-        case 'h': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'n': n = atol(optarg); break;
-        case 'd': devices = atol(optarg); break;
-        case 'r': rate = atof(optarg); break;
-        case 'q': qos = atoi(optarg); break;
-        default: fprintf(stderr, "usage: %s -p port [-n N] [-d D] [-r rate] [-q qos]\n", argv[0]); return 2;
+        case 'h':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'n':
+            n = atol(optarg);
+            break;
+        case 'd':
+            devices = atol(optarg);
+            break;
+        case 'r':
+            rate = atof(optarg);
+            break;
+        case 'q':
+            qos = atoi(optarg);
+            break;
+        default:
+            fprintf(stderr, "usage: %s -p port [-n N] [-d D] [-r rate] [-q qos]\n", argv[0]);
+            return 2;
         }
     }
     if (devices < 1) devices = 1;
@@ -73,7 +88,8 @@ int main(int argc, char **argv) {
         /* bound what libmosquitto buffers: at most 20000 unacknowledged messages */
         while (qos > 0 && i - atomic_load(&acked) > 20000) usleep(200);
         snprintf(topic, sizeof topic, "bench/dev%ld/data", i % devices);
-        int len = snprintf(payload, sizeof payload, "{\"ts\":%lld,\"v1\":%ld.5,\"v2\":%ld,\"v3\":%s,\"v4\":\"s%ld\"}",
+        int len = snprintf(payload, sizeof payload,
+                           "{\"ts\":%lld,\"v1\":%ld.5,\"v2\":%ld,\"v3\":%s,\"v4\":\"s%ld\"}",
                            (long long)wall_ms(), i % 1000, i, (i & 1) ? "true" : "false", i % 97);
         int rc = mosquitto_publish(m, NULL, topic, len, payload, qos, false);
         if (rc != MOSQ_ERR_SUCCESS) {
@@ -84,8 +100,8 @@ int main(int argc, char **argv) {
     int64_t sent = now_ns();
     for (int w = 0; qos > 0 && atomic_load(&acked) < n && w < 60000; w++) usleep(1000);
     double secs = (double)(sent - start) / 1e9;
-    printf("{\"messages\":%ld,\"acked\":%ld,\"publish_seconds\":%.3f,\"rate\":%.0f}\n", n, atomic_load(&acked), secs,
-           secs > 0 ? (double)n / secs : 0);
+    printf("{\"messages\":%ld,\"acked\":%ld,\"publish_seconds\":%.3f,\"rate\":%.0f}\n", n,
+           atomic_load(&acked), secs, secs > 0 ? (double)n / secs : 0);
     mosquitto_disconnect(m);
     mosquitto_loop_stop(m, false);
     mosquitto_destroy(m);

@@ -49,10 +49,18 @@ int main(int argc, char **argv) {
     int sport = 0, dport = 0, opt;
     while ((opt = getopt(argc, argv, "s:d:m:")) != -1) {
         switch (opt) {
-        case 's': sport = atoi(optarg); break;
-        case 'd': dport = atoi(optarg); break;
-        case 'm': max_payload = (size_t)atol(optarg); break;
-        default: fprintf(stderr, "usage: %s -s src_port -d dst_port\n", argv[0]); return 2;
+        case 's':
+            sport = atoi(optarg);
+            break;
+        case 'd':
+            dport = atoi(optarg);
+            break;
+        case 'm':
+            max_payload = (size_t)atol(optarg);
+            break;
+        default:
+            fprintf(stderr, "usage: %s -s src_port -d dst_port\n", argv[0]);
+            return 2;
         }
     }
     buf = malloc(max_payload + 65536);

@@ -108,11 +108,17 @@ TBGW_RATE=$(json_get "$R" values_per_s)
 echo "| tbgw, flat out | $N | $V / $((N*4)) | $TBGW_RATE | $(json_get "$R" p50_ms) | $(json_get "$R" p99_ms) | $(json_get "$R" max_ms) | $CPU_PER_M | $(( $(hwm_kb "$GP") / 1024 )) |" >>"$RESULTS"
 for rate in $RATES; do
   M=$(( rate * RATE_SECONDS ))
+  PERFP=""
+  if [ -n "${BENCH_PERF:-}" ]; then # profile the gateway during this run: perf report -i bench/results/perf-<rate>.data
+    perf record -g -p "$GP" -o "$OUT/perf-$rate.data" >/dev/null 2>&1 &
+    PERFP=$!
+  fi
   c0=$(cpu_ticks "$GP")
   R=$(run_case tbgw "$M" "$rate")
   c1=$(cpu_ticks "$GP")
   V=$(json_get "$R" values)
   CPU_PER_M=$(/usr/bin/python3 -c "print('%.2f' % ((($c1-$c0)/$HZ) / max($V,1) * 1e6))")
+  if [ -n "$PERFP" ]; then kill -INT "$PERFP"; wait "$PERFP" 2>/dev/null || true; fi
   echo "| tbgw, $rate msg/s | $M | $V / $((M*4)) | $(json_get "$R" values_per_s) | $(json_get "$R" p50_ms) | $(json_get "$R" p99_ms) | $(json_get "$R" max_ms) | $CPU_PER_M | $(( $(hwm_kb "$GP") / 1024 )) |" >>"$RESULTS"
 done
 kill "$GP"; wait "$GP" 2>/dev/null || true

@@ -40,7 +40,8 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     if (!strncmp(msg->topic, "v1/devices/me/rpc/request/", 26)) {
         char topic[128], body[128];
         snprintf(topic, sizeof topic, "v1/devices/me/rpc/response/%s", msg->topic + 26);
-        int n = snprintf(body, sizeof body, "{\"maxPayloadSize\":%ld,\"maxInflightMessages\":1000}", max_payload);
+        int n =
+            snprintf(body, sizeof body, "{\"maxPayloadSize\":%ld,\"maxInflightMessages\":1000}", max_payload);
         mosquitto_publish(m, NULL, topic, n, body, 1, false);
         return;
     }
@@ -53,7 +54,8 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
         json_object_foreach(j, dev, arr) {
             size_t i;
             json_t *e;
-            json_array_foreach(arr, i, e) account(json_object_get(e, "ts"), (long)json_object_size(json_object_get(e, "values")), now);
+            json_array_foreach(arr, i, e)
+                account(json_object_get(e, "ts"), (long)json_object_size(json_object_get(e, "values")), now);
         }
     } else if (json_is_array(j)) { /* relay: [{"ts":..,"v1":..},...] */
         size_t i;
@@ -91,12 +93,24 @@ int main(int argc, char **argv) {
     long idle_ms = 3000, total_s = 300;
     while ((opt = getopt(argc, argv, "p:n:i:t:m:")) != -1) {
         switch (opt) {
-        case 'p': port = atoi(optarg); break;
-        case 'n': expected = atol(optarg); break;
-        case 'i': idle_ms = atol(optarg); break;
-        case 't': total_s = atol(optarg); break;
-        case 'm': max_payload = atol(optarg); break;
-        default: fprintf(stderr, "usage: %s -p port -n expected_values\n", argv[0]); return 2;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'n':
+            expected = atol(optarg);
+            break;
+        case 'i':
+            idle_ms = atol(optarg);
+            break;
+        case 't':
+            total_s = atol(optarg);
+            break;
+        case 'm':
+            max_payload = atol(optarg);
+            break;
+        default:
+            fprintf(stderr, "usage: %s -p port -n expected_values\n", argv[0]);
+            return 2;
         }
     }
     mosquitto_lib_init();
@@ -125,8 +139,8 @@ int main(int argc, char **argv) {
     double secs = first_ms && last_ms > first_ms ? (double)(last_ms - first_ms) / 1000.0 : 0;
     printf("{\"values\":%ld,\"expected\":%ld,\"messages\":%ld,\"seconds\":%.3f,\"values_per_s\":%.0f,"
            "\"p50_ms\":%ld,\"p99_ms\":%ld,\"max_ms\":%ld}\n",
-           values, expected, messages, secs, secs > 0 ? (double)values / secs : 0, percentile(0.5), percentile(0.99),
-           percentile(1.0 - 1e-12));
+           values, expected, messages, secs, secs > 0 ? (double)values / secs : 0, percentile(0.5),
+           percentile(0.99), percentile(1.0 - 1e-12));
     mosquitto_destroy(m);
     mosquitto_lib_cleanup();
     return 0;

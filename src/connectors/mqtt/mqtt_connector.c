@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "connectors/mqtt/mqtt_internal.h"
 #include "util/time.h"
 
-#define MQ_BURST      1024 /* packets read per turn before emitting and servicing downlink */
-#define MQ_EMIT_BATCH 256  /* records per emit */
-#define MQ_SEEN_MAX   1024 /* distinct topics remembered for "log malformed payload once" */
+#define MQ_BURST       1024 /* packets read per turn before emitting and servicing downlink */
+#define MQ_EMIT_BATCH  256  /* records per emit */
+#define MQ_SEEN_MAX    1024 /* distinct topics remembered for "log malformed payload once" */
+#define MQ_COALESCE_US 2000 /* records wait at most this long for more before being emitted */
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 static void lib_init(void) {
@@ -87,23 +89,43 @@ void mq_malformed(mq_conn *c, const char *topic, const char *what) {
 
 /* ------------------------------------------------------------------ uplink */
 
+static int64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void flush_batch(mq_conn *c) {
     if (!c->batch) return;
     tbgw_converted *b = c->batch;
     c->batch = NULL;
+    c->batch_tail = &c->batch;
+    c->batch_n = 0;
     int rc = c->host->emit(c->host, b);
     if (rc == TBGW_EAGAIN) TBGW_DEBUGF(c->host->log, "core saturated: a batch was dropped");
 }
 
-static size_t batch_len(const tbgw_converted *b) {
-    size_t n = 0;
-    for (; b; b = b->next) n++;
-    return n;
+/* Appends converted records to the batch (the oldest record starts the coalescing window). */
+static void batch_add(mq_conn *c, tbgw_converted *chain) {
+    if (!chain) return;
+    if (!c->batch) c->batch_since_us = mono_us();
+    *c->batch_tail = chain;
+    for (; chain; chain = chain->next) {
+        c->batch_n++;
+        c->batch_tail = &chain->next;
+    }
+}
+
+/* Emits when the batch is full or its oldest record waited MQ_COALESCE_US (or force). */
+static void maybe_flush(mq_conn *c, int force) {
+    if (c->batch && (force || c->batch_n >= MQ_EMIT_BATCH || mono_us() - c->batch_since_us >= MQ_COALESCE_US))
+        flush_batch(c);
 }
 
 static void convert_one(mq_conn *c, const mq_mapping *m, const char *topic, const uint8_t *p, size_t len,
                         json_t **body, int *parsed, int64_t now) {
     tbgw_err err = {0};
+    tbgw_converted *out = NULL;
     int rc;
     if (m->kind == MQ_CONV_JSON) {
         if (!*parsed) {
@@ -119,12 +141,13 @@ static void convert_one(mq_conn *c, const mq_mapping *m, const char *topic, cons
             }
         }
         if (!*body) return;
-        rc = tbgw_json_conv_convert(m->json, topic, *body, now, &c->batch, &err);
+        rc = tbgw_json_conv_convert(m->json, topic, *body, now, &out, &err);
     } else if (m->kind == MQ_CONV_BYTES) {
-        rc = tbgw_bytes_conv_convert(m->bytes, topic, p, len, now, &c->batch, &err);
+        rc = tbgw_bytes_conv_convert(m->bytes, topic, p, len, now, &out, &err);
     } else {
-        rc = tbgw_custom_conv_convert(m->custom, topic, p, len, &c->batch, &err);
+        rc = tbgw_custom_conv_convert(m->custom, topic, p, len, &out, &err);
     }
+    batch_add(c, out);
     if (rc < 0) {
         mq_malformed(c, topic, err.msg[0] ? err.msg : tbgw_strerror(rc));
         return;
@@ -150,7 +173,7 @@ static void dispatch(mq_conn *c, const char *topic, const uint8_t *p, size_t len
     }
     json_decref(body);
     if (matched) {
-        if (batch_len(c->batch) >= MQ_EMIT_BATCH) flush_batch(c);
+        if (c->batch_n >= MQ_EMIT_BATCH) flush_batch(c);
         return;
     }
     if (mq_handle_requests(c, topic, p, len)) return;
@@ -294,19 +317,25 @@ static void read_burst(mq_conn *c) {
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK || mosquitto_socket(c->mosq) < 0) break;
     }
-    flush_batch(c);
+    maybe_flush(c, 0);
 }
 
 static void network_turn(mq_conn *c) {
     int sock = mosquitto_socket(c->mosq);
     if (sock < 0) {
+        flush_batch(c);
         if (c->connected) on_disconnect(c->mosq, c, MOSQ_ERR_CONN_LOST, NULL);
         if (tbgw_mono_ms() >= c->next_connect) try_connect(c);
         return;
     }
     struct pollfd pfd = {.fd = sock, .events = POLLIN};
     if (mosquitto_want_write(c->mosq)) pfd.events |= POLLOUT;
-    int n = poll(&pfd, 1, 10);
+    int timeout = 10;
+    if (c->batch) { /* wake up when the coalescing window of the pending batch ends */
+        int64_t left = MQ_COALESCE_US - (mono_us() - c->batch_since_us);
+        timeout = left <= 0 ? 0 : (int)((left + 999) / 1000);
+    }
+    int n = poll(&pfd, 1, timeout);
     if (n > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) read_burst(c);
     if (mosquitto_socket(c->mosq) >= 0 && mosquitto_want_write(c->mosq)) {
         int rc = mosquitto_loop_write(c->mosq, 1);
@@ -314,6 +343,7 @@ static void network_turn(mq_conn *c) {
             on_disconnect(c->mosq, c, rc, NULL);
     }
     if (mosquitto_socket(c->mosq) >= 0) mosquitto_loop_misc(c->mosq);
+    maybe_flush(c, 0);
 }
 
 /* ------------------------------------------------------------------ connector ops */
@@ -329,6 +359,7 @@ static int mq_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw
     }
     tbgw_backoff_init(&c->backoff, 1000, 30000);
     tbgw_buf_init(&c->scratch);
+    c->batch_tail = &c->batch;
     c->next_cookie = 1;
     *self = c;
     return 0;

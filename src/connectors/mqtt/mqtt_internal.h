@@ -124,7 +124,10 @@ typedef struct mq_conn {
     char **devices; /* connected through connectRequests */
     size_t n_devices, cap_devices;
     mq_seen seen;
-    tbgw_converted *batch; /* records collected during one read burst */
+    tbgw_converted *batch; /* records collected for the next emit */
+    tbgw_converted **batch_tail;
+    size_t batch_n;
+    int64_t batch_since_us; /* monotonic time the oldest record of the batch was converted */
     tbgw_buf scratch;
 } mq_conn;
 
