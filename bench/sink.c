@@ -1,7 +1,8 @@
 /* Benchmark sink on the platform broker: answers getSessionLimits, counts every telemetry value that
  * arrives (tbgw's v1/gateway/telemetry, or the bare relay's packed arrays on relay/telemetry) and the
  * end-to-end latency of each (receive time - the publisher's "ts"). Prints one JSON line.
- * Usage: bench_sink -p port -n expected_values [-i idle_timeout_ms] [-t total_timeout_s] [-m max_payload] */
+ * Usage: bench_sink -p port -n expected_values [-i idle_timeout_ms] [-t total_timeout_s] [-m max_payload]
+ *        bench_sink -p port -a   (only answers getSessionLimits, until killed) */
 #include <jansson.h>
 #include <mosquitto.h>
 #include <stdatomic.h>
@@ -75,8 +76,12 @@ static void on_connect(struct mosquitto *m, void *ud, int rc) {
     if (rc) return;
     mosquitto_subscribe(m, NULL, "v1/gateway/telemetry", 1);
     mosquitto_subscribe(m, NULL, "relay/telemetry", 1);
-    mosquitto_subscribe(m, NULL, "v1/devices/me/rpc/request/+", 1);
     atomic_store(&ready, 1);
+}
+
+static void on_connect_limits(struct mosquitto *m, void *ud, int rc) {
+    (void)ud;
+    if (!rc) mosquitto_subscribe(m, NULL, "v1/devices/me/rpc/request/+", 1);
 }
 
 static long percentile(double p) {
@@ -91,7 +96,8 @@ static long percentile(double p) {
 int main(int argc, char **argv) {
     int port = 1883, opt;
     long idle_ms = 3000, total_s = 300;
-    while ((opt = getopt(argc, argv, "p:n:i:t:m:")) != -1) {
+    int answer_only = 0;
+    while ((opt = getopt(argc, argv, "p:n:i:t:m:a")) != -1) {
         switch (opt) {
         case 'p':
             port = atoi(optarg);
@@ -108,6 +114,9 @@ int main(int argc, char **argv) {
         case 'm':
             max_payload = atol(optarg);
             break;
+        case 'a': /* only answer getSessionLimits, until killed */
+            answer_only = 1;
+            break;
         default:
             fprintf(stderr, "usage: %s -p port -n expected_values\n", argv[0]);
             return 2;
@@ -117,12 +126,13 @@ int main(int argc, char **argv) {
     char id[64];
     snprintf(id, sizeof id, "sink-%d", (int)getpid());
     struct mosquitto *m = mosquitto_new(id, true, NULL);
-    mosquitto_connect_callback_set(m, on_connect);
+    mosquitto_connect_callback_set(m, answer_only ? on_connect_limits : on_connect);
     mosquitto_message_callback_set(m, on_message);
     if (mosquitto_connect(m, "127.0.0.1", port, 60) != MOSQ_ERR_SUCCESS) {
         fprintf(stderr, "sink: cannot connect to port %d\n", port);
         return 1;
     }
+    if (answer_only) return mosquitto_loop_forever(m, 1000, 1);
     int64_t start = wall_ms();
     int announced = 0;
     for (;;) {
