@@ -141,8 +141,11 @@ static void subscribe_all(tb_client *c) {
     const char *own[] = {"v1/devices/me/attributes", "v1/devices/me/attributes/response/+",
                          "v1/devices/me/rpc/request/+", "v1/devices/me/rpc/response/+"};
     const char *gw[] = {"v1/gateway/attributes", "v1/gateway/attributes/response", "v1/gateway/rpc"};
-    for (size_t i = 0; i < 4; i++) mosquitto_subscribe(c->mosq, NULL, own[i], q);
-    for (size_t i = 0; i < 3; i++) mosquitto_subscribe(c->mosq, NULL, gw[i], 1);
+    /* MQTT 5 "no local": never receive our own client-side RPC requests back from a broker that
+     * relays them (ThingsBoard does not, plain brokers do). */
+    int opts = c->cfg->mqtt_version == 5 ? MQTT_SUB_OPT_NO_LOCAL : 0;
+    for (size_t i = 0; i < 4; i++) mosquitto_subscribe_v5(c->mosq, NULL, own[i], q, opts, NULL);
+    for (size_t i = 0; i < 3; i++) mosquitto_subscribe_v5(c->mosq, NULL, gw[i], 1, opts, NULL);
 }
 
 static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *props) {

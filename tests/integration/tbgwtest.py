@@ -75,6 +75,8 @@ class Broker:
             for user, password in self.passwords.items():
                 subprocess.run(["mosquitto_passwd", "-b", pw, user, password], check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.chmod(pw, 0o644)  # mosquitto started as root reads it as user "mosquitto"
+            os.chmod(self.workdir, 0o755)
             lines += ["allow_anonymous false", "password_file %s" % pw]
         else:
             lines += ["allow_anonymous true"]
@@ -171,6 +173,8 @@ class Platform:
 class Gateway:
     """A tbgw process on a configuration folder built from dicts."""
 
+    count = 0
+
     def __init__(self, workdir, tb_port, connectors=(), storage=None, thingsboard=None, token="TEST_TOKEN",
                  extra_files=None):
         self.workdir = workdir
@@ -196,7 +200,8 @@ class Gateway:
         self.config_path = os.path.join(self.cfgdir, "tb_gateway.json")
         with open(self.config_path, "w") as f:
             json.dump(conf, f, indent=2)
-        self.log_path = os.path.join(workdir, "tbgw.log")
+        Gateway.count += 1
+        self.log_path = os.path.join(workdir, "tbgw-%d.log" % Gateway.count)
         self.proc = None
         self.logf = None
 
