@@ -104,6 +104,76 @@ static void test_old_format(void **st) {
     json_decref(j);
 }
 
+static json_t *load_data(const char *name) {
+    char p[1024];
+    const char *sd = getenv("TBGW_SOURCE_DIR");
+    snprintf(p, sizeof p, "%s/tests/data/reference/mqtt_old_format/%s", sd ? sd : "..", name);
+    json_t *j = json_load_file(p, 0, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+/* The reference's own old->new pairs: the adapted old config carries the new config's deviceInfo,
+ * extensionConfig and request fields, and both parse to the same model. */
+static void test_reference_old_new_pairs(void **st) {
+    (void)st;
+    json_t *old = load_data("mapping_old.json"), *nw = load_data("mapping_new.json");
+    json_t *a = mq_config_adapt(old);
+    json_t *am = json_object_get(a, "mapping"), *nm = json_object_get(nw, "mapping");
+    assert_int_equal(json_array_size(am), json_array_size(nm));
+    for (size_t i = 0; i < json_array_size(nm); i++) {
+        json_t *ac = json_object_get(json_array_get(am, i), "converter");
+        json_t *nc = json_object_get(json_array_get(nm, i), "converter");
+        if (json_object_get(nc, "deviceInfo"))
+            assert_true(json_equal(json_object_get(ac, "deviceInfo"), json_object_get(nc, "deviceInfo")));
+        else
+            assert_null(json_object_get(ac, "deviceInfo"));
+        if (json_object_get(nc, "extensionConfig"))
+            assert_true(
+                json_equal(json_object_get(ac, "extensionConfig"), json_object_get(nc, "extensionConfig")));
+    }
+    mq_config c1, c2;
+    tbgw_err err = {0};
+    assert_int_equal(mq_config_parse(&c1, old, &host, &err), 0);
+    assert_int_equal(mq_config_parse(&c2, nw, &host, &err), 0); /* "{}" request sections are empty lists */
+    assert_int_equal(c1.n_maps, 4);
+    assert_int_equal(c2.n_maps, 4);
+    assert_int_equal(c1.maps[2].kind, MQ_CONV_BYTES);
+    assert_int_equal(c2.n_connects + c2.n_attr_reqs + c2.n_rpcs, 0);
+    mq_config_free(&c1);
+    mq_config_free(&c2);
+    json_decref(a);
+    json_decref(old);
+    json_decref(nw);
+
+    old = load_data("attribute_requests_old.json");
+    nw = load_data("attribute_requests_new.json");
+    a = mq_config_adapt(old);
+    json_t *ar =
+        json_array_get(json_object_get(json_object_get(a, "requestsMapping"), "attributeRequests"), 0);
+    json_t *nr =
+        json_array_get(json_object_get(json_object_get(nw, "requestsMapping"), "attributeRequests"), 0);
+    const char *keys[] = {"deviceInfo",
+                          "attributeNameExpressionSource",
+                          "attributeNameExpression",
+                          "topicExpression",
+                          "valueExpression",
+                          "topicFilter",
+                          "retain"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        assert_true(json_equal(json_object_get(ar, keys[i]), json_object_get(nr, keys[i])));
+    assert_int_equal(mq_config_parse(&c1, old, &host, &err), 0);
+    assert_int_equal(mq_config_parse(&c2, nw, &host, &err), 0);
+    assert_int_equal(c1.n_attr_reqs, 1);
+    assert_int_equal(c2.n_attr_reqs, 1);
+    assert_int_equal(tbgw_expr_placeholders(c1.attr_reqs[0].name_expr), 2);
+    mq_config_free(&c1);
+    mq_config_free(&c2);
+    json_decref(a);
+    json_decref(old);
+    json_decref(nw);
+}
+
 static void bad(const char *text, const char *want) {
     json_t *j = json_loads(text, 0, NULL);
     assert_non_null(j);
@@ -139,7 +209,7 @@ static void test_errors(void **st) {
         "requestsMapping.attributeUpdates[0].valueExpression: missing");
     bad("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"connectRequests\":[{\"topicFilter\":\"c\"}]}}",
         "requestsMapping.connectRequests[0].deviceInfo: missing");
-    bad("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"connectRequests\":{}}}",
+    bad("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"connectRequests\":{\"a\":1}}}",
         "requestsMapping.connectRequests: expected a list");
 }
 
@@ -159,9 +229,8 @@ static void test_missing_plugin_disables_mapping(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_config_as_is),
-        cmocka_unit_test(test_old_format),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_reference_config_as_is),          cmocka_unit_test(test_old_format),
+        cmocka_unit_test(test_reference_old_new_pairs),         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_missing_plugin_disables_mapping),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

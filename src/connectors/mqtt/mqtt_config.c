@@ -20,6 +20,7 @@ static void adapt_devinfo(json_t *obj) {
         {"deviceTypeTopicExpression", "topic", "deviceProfileExpression", "deviceProfileExpressionSource"},
         {"deviceNameExpression", NULL, "deviceNameExpression", "deviceNameExpressionSource"},
         {"deviceProfileExpression", NULL, "deviceProfileExpression", "deviceProfileExpressionSource"},
+        {"deviceTypeExpression", NULL, "deviceProfileExpression", "deviceProfileExpressionSource"},
     };
     json_t *di = NULL;
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
@@ -54,7 +55,12 @@ json_t *mq_config_adapt(const json_t *in) {
         json_object_set(cfg, "mapping", json_object_get(cfg, "dataMapping"));
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(cfg, "mapping"), i, e) adapt_devinfo(json_object_get(e, "converter"));
+    json_array_foreach(json_object_get(cfg, "mapping"), i, e) {
+        json_t *conv = json_object_get(e, "converter");
+        adapt_devinfo(conv);
+        json_t *ext = json_object_get(conv, "extension-config");
+        if (ext && !json_object_get(conv, "extensionConfig")) json_object_set(conv, "extensionConfig", ext);
+    }
     json_t *rm = json_object_get(cfg, "requestsMapping");
     static const char *const kinds[] = {"connectRequests", "disconnectRequests", "attributeRequests",
                                         "attributeUpdates", "serverSideRpc"};
@@ -351,7 +357,7 @@ static int parse_rpc(mq_rpc_cfg *r, const json_t *e, const char *path, tbgw_err 
 #define PARSE_LIST(obj, key, prefix, arr, n, fn, ...)                                                        \
     do {                                                                                                     \
         const json_t *l_ = json_object_get(obj, key);                                                        \
-        if (!l_ || json_is_null(l_)) break;                                                                  \
+        if (!l_ || json_is_null(l_) || (json_is_object(l_) && !json_object_size(l_))) break; /* {} = none */ \
         if (!json_is_array(l_)) {                                                                            \
             rc = tbgw_err_set(err, TBGW_EINVAL, "%s%s: expected a list", prefix, key);                       \
             break;                                                                                           \
