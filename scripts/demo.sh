@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: a local mosquitto plays ThingsBoard, tbgw runs on config/, and every message the
-# platform receives is printed. Ctrl-C stops everything. DEMO_SECONDS=N stops after N seconds.
+# platform receives is printed. A second mosquitto is the external broker of the MQTT connector, with
+# simulated devices publishing JSON once a second (scripts/mqtt_device_sim.py); the configuration is
+# copied to run/demo/config with that broker's free port. Ctrl-C stops everything. DEMO_SECONDS=N
+# stops after N seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=run/demo
@@ -20,10 +23,30 @@ cleanup() {
 trap cleanup EXIT INT TERM
 mosquitto -c "$run/platform.conf" & pids+=($!)
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+ext=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed "s/^listener $port /listener $ext /" "$run/platform.conf" > "$run/external.conf"
+mosquitto -c "$run/external.conf" & pids+=($!)
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$ext) 2>/dev/null && break; sleep 0.1; done
+# the demo configuration with the external broker's port (plugin paths made absolute)
+rm -rf "$run/config" && cp -r config "$run/config"
+/usr/bin/python3 - "$run/config" "$ext" "$PWD" <<'PY'
+import json, os, sys
+d, ext, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+gw = json.load(open(os.path.join(d, "tb_gateway.json")))
+for c in gw["connectors"]:
+    if "plugin" in c:
+        c["plugin"] = os.path.normpath(os.path.join(root, "config", c["plugin"]))
+json.dump(gw, open(os.path.join(d, "tb_gateway.json"), "w"), indent=2)
+m = json.load(open(os.path.join(d, "mqtt.json")))
+m["broker"]["port"] = ext
+json.dump(m, open(os.path.join(d, "mqtt.json"), "w"), indent=2)
+PY
+echo "== external MQTT broker on 127.0.0.1:$ext with simulated devices TH-01..TH-03 (sensor/<name>/data)"
+/usr/bin/python3 scripts/mqtt_device_sim.py "$ext" & pids+=($!)
 echo "== platform (mosquitto playing ThingsBoard) on 127.0.0.1:$port; what it receives:"
 /usr/bin/python3 scripts/platform_sim.py "$port" & pids+=($!)
 sleep 0.3
-TB_GW_HOST=127.0.0.1 TB_GW_PORT=$port ./build/tbgw -c config/tb_gateway.json 2> >(sed 's/^/[tbgw] /' >&2) & pids+=($!)
+TB_GW_HOST=127.0.0.1 TB_GW_PORT=$port ./build/tbgw -c "$run/config/tb_gateway.json" 2> >(sed 's/^/[tbgw] /' >&2) & pids+=($!)
 if [ -n "${DEMO_SECONDS:-}" ]; then
   sleep "$DEMO_SECONDS"
 else
