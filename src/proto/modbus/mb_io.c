@@ -125,10 +125,18 @@ int mb_serial_open(const tbgw_mb_endpoint *ep, char *errbuf, size_t errlen) {
     t.c_cflag |= CLOCAL | CREAD;
     t.c_cflag &= ~(tcflag_t)(CSIZE | PARENB | PARODD | CSTOPB);
     switch (ep->bytesize) {
-    case 5: t.c_cflag |= CS5; break;
-    case 6: t.c_cflag |= CS6; break;
-    case 7: t.c_cflag |= CS7; break;
-    default: t.c_cflag |= CS8; break;
+    case 5:
+        t.c_cflag |= CS5;
+        break;
+    case 6:
+        t.c_cflag |= CS6;
+        break;
+    case 7:
+        t.c_cflag |= CS7;
+        break;
+    default:
+        t.c_cflag |= CS8;
+        break;
     }
     if (ep->parity == 'E') t.c_cflag |= PARENB;
     if (ep->parity == 'O') t.c_cflag |= PARENB | PARODD;
@@ -165,7 +173,8 @@ SSL_CTX *mb_tls_client_ctx(const tbgw_mb_endpoint *ep, char *errbuf, size_t errl
     }
     const char *what = NULL;
     if (ep->tls_ca[0] && SSL_CTX_load_verify_locations(ctx, ep->tls_ca, NULL) != 1) what = ep->tls_ca;
-    if (!what && ep->tls_cert[0] && SSL_CTX_use_certificate_chain_file(ctx, ep->tls_cert) != 1) what = ep->tls_cert;
+    if (!what && ep->tls_cert[0] && SSL_CTX_use_certificate_chain_file(ctx, ep->tls_cert) != 1)
+        what = ep->tls_cert;
     if (!what && ep->tls_key[0] && SSL_CTX_use_PrivateKey_file(ctx, ep->tls_key, SSL_FILETYPE_PEM) != 1)
         what = ep->tls_key;
     if (what) {

@@ -336,7 +336,8 @@ static void start_connect(tbgw_mb_conn *c) {
     if (c->ep.transport == TBGW_MB_SERIAL) {
         fd = mb_serial_open(&c->ep, err, sizeof err);
     } else {
-        if (c->ep.transport == TBGW_MB_TLS && !c->ctx && !(c->ctx = mb_tls_client_ctx(&c->ep, err, sizeof err))) {
+        if (c->ep.transport == TBGW_MB_TLS && !c->ctx &&
+            !(c->ctx = mb_tls_client_ctx(&c->ep, err, sizeof err))) {
             conn_fail(c, err);
             return;
         }
@@ -399,7 +400,7 @@ static void process_rx(tbgw_mb_conn *c) {
 static int do_read(tbgw_mb_conn *c) {
     for (;;) {
         if (c->ep.transport == TBGW_MB_UDP) c->rx_len = 0; /* one datagram = one frame */
-        if (c->rx_len == sizeof c->rx) c->rx_len = 0;   /* garbage flood: resynchronise */
+        if (c->rx_len == sizeof c->rx) c->rx_len = 0;      /* garbage flood: resynchronise */
         size_t room = sizeof c->rx - c->rx_len;
         ssize_t n;
         if (c->ssl) {
@@ -457,7 +458,8 @@ static int64_t conn_service(tbgw_mb_conn *c, int64_t now) {
     }
     if (c->inflight && now >= c->deadline) {
         TBGW_DEBUGF(c->loop->log, "%s: unit %u fc %u addr %u: no answer within %lld ms", c->name,
-                    c->inflight->unit, c->inflight->req.fc, c->inflight->req.addr, (long long)c->ep.timeout_ms);
+                    c->inflight->unit, c->inflight->req.fc, c->inflight->req.addr,
+                    (long long)c->ep.timeout_ms);
         if (c->ep.framing != TBGW_MB_FRAMING_SOCKET) c->rx_len = 0;
         complete(c, TBGW_ETIMEDOUT, NULL);
     }

@@ -84,8 +84,8 @@ size_t tbgw_mb_store_execute(tbgw_mb_store *s, const uint8_t *pdu, size_t len, u
                              tbgw_mb_req *parsed);
 
 /* Serves store on ep (TCP, UDP or serial; port 0 picks a free port). unit 0 answers every unit id. */
-tbgw_mb_server *tbgw_mb_server_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep, uint8_t unit, tbgw_mb_store *store,
-                                   tbgw_mb_write_fn on_write, void *ud, tbgw_err *err);
+tbgw_mb_server *tbgw_mb_server_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep, uint8_t unit,
+                                   tbgw_mb_store *store, tbgw_mb_write_fn on_write, void *ud, tbgw_err *err);
 int tbgw_mb_server_port(const tbgw_mb_server *s);
 
 #endif

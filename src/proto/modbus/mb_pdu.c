@@ -13,16 +13,26 @@ int tbgw_mb_fc_is_write(uint8_t fc) {
 
 const char *tbgw_mb_exception_name(uint8_t code) {
     switch (code) {
-    case 1: return "illegal function";
-    case 2: return "illegal data address";
-    case 3: return "illegal data value";
-    case 4: return "slave device failure";
-    case 5: return "acknowledge";
-    case 6: return "slave device busy";
-    case 8: return "memory parity error";
-    case 10: return "gateway path unavailable";
-    case 11: return "gateway target device failed to respond";
-    default: return "unknown exception";
+    case 1:
+        return "illegal function";
+    case 2:
+        return "illegal data address";
+    case 3:
+        return "illegal data value";
+    case 4:
+        return "slave device failure";
+    case 5:
+        return "acknowledge";
+    case 6:
+        return "slave device busy";
+    case 8:
+        return "memory parity error";
+    case 10:
+        return "gateway path unavailable";
+    case 11:
+        return "gateway target device failed to respond";
+    default:
+        return "unknown exception";
     }
 }
 
@@ -50,8 +60,12 @@ int tbgw_mb_pdu_encode_req(const tbgw_mb_req *r, uint8_t *out, size_t cap) {
         if (r->count < 1 || r->count > TBGW_MB_MAX_READ_REGS) return TBGW_EINVAL;
         put16(out + 3, r->count);
         return 5;
-    case 5: put16(out + 3, r->value ? 0xFF00 : 0x0000); return 5;
-    case 6: put16(out + 3, r->value); return 5;
+    case 5:
+        put16(out + 3, r->value ? 0xFF00 : 0x0000);
+        return 5;
+    case 6:
+        put16(out + 3, r->value);
+        return 5;
     case 15:
     case 16: {
         size_t nbytes = r->fc == 15 ? (size_t)(r->count + 7) / 8 : (size_t)r->count * 2;
@@ -62,7 +76,8 @@ int tbgw_mb_pdu_encode_req(const tbgw_mb_req *r, uint8_t *out, size_t cap) {
         memcpy(out + 6, r->data, nbytes);
         return (int)(6 + nbytes);
     }
-    default: return TBGW_EINVAL;
+    default:
+        return TBGW_EINVAL;
     }
 }
 
@@ -135,7 +150,8 @@ int tbgw_mb_pdu_parse_req(const uint8_t *pdu, size_t len, tbgw_mb_req *req) {
         req->data_len = nbytes;
         return 0;
     }
-    default: return TBGW_MB_EX_ILLEGAL_FUNCTION;
+    default:
+        return TBGW_MB_EX_ILLEGAL_FUNCTION;
     }
 }
 
@@ -152,13 +168,15 @@ int tbgw_mb_pdu_expected_len(const uint8_t *pdu, size_t avail, int is_request) {
         if (avail < 2) return 0;
         return 2 + pdu[1];
     case 5:
-    case 6: return 5;
+    case 6:
+        return 5;
     case 15:
     case 16:
         if (!is_request) return 5;
         if (avail < 6) return 0;
         return 6 + pdu[5];
-    default: return TBGW_EPROTO;
+    default:
+        return TBGW_EPROTO;
     }
 }
 
@@ -282,11 +300,15 @@ static int decode_ascii(const uint8_t *buf, size_t len, tbgw_mb_frame *out) {
     return (int)(end + 1);
 }
 
-int tbgw_mb_frame_decode(tbgw_mb_framing f, int is_request, const uint8_t *buf, size_t len, tbgw_mb_frame *out) {
+int tbgw_mb_frame_decode(tbgw_mb_framing f, int is_request, const uint8_t *buf, size_t len,
+                         tbgw_mb_frame *out) {
     switch (f) {
-    case TBGW_MB_FRAMING_SOCKET: return decode_mbap(buf, len, out);
-    case TBGW_MB_FRAMING_RTU: return decode_rtu(is_request, buf, len, out);
-    case TBGW_MB_FRAMING_ASCII: return decode_ascii(buf, len, out);
+    case TBGW_MB_FRAMING_SOCKET:
+        return decode_mbap(buf, len, out);
+    case TBGW_MB_FRAMING_RTU:
+        return decode_rtu(is_request, buf, len, out);
+    case TBGW_MB_FRAMING_ASCII:
+        return decode_ascii(buf, len, out);
     }
     return TBGW_EPROTO;
 }

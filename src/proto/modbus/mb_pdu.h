@@ -6,9 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TBGW_MB_MAX_PDU       253
-#define TBGW_MB_MAX_READ_REGS 125
-#define TBGW_MB_MAX_READ_BITS 2000
+#define TBGW_MB_MAX_PDU        253
+#define TBGW_MB_MAX_READ_REGS  125
+#define TBGW_MB_MAX_READ_BITS  2000
 #define TBGW_MB_MAX_WRITE_REGS 123
 #define TBGW_MB_MAX_WRITE_BITS 1968
 /* Largest encoded frame of any framing (ASCII: ':' + 2 * (1 + 253 + 1) + CRLF). */
@@ -76,7 +76,7 @@ static inline void tbgw_mb_bit_set(uint8_t *p, size_t i, int v) {
     if (v)
         p[i / 8] |= (uint8_t)(1u << (i % 8));
     else
-        p[i / 8] &= (uint8_t)~(1u << (i % 8));
+        p[i / 8] &= (uint8_t) ~(1u << (i % 8));
 }
 
 /* ---- framing ---- */
@@ -102,6 +102,7 @@ int tbgw_mb_frame_encode(tbgw_mb_framing f, uint16_t tid, uint8_t unit, const ui
 /* Decodes one frame at the start of buf. Returns the bytes consumed (> 0) with out filled, 0 when more
  * bytes are needed, TBGW_EPROTO for a corrupt frame (bad CRC/LRC/header): the caller discards its
  * buffer. is_request: direction (RTU needs it to know the length). */
-int tbgw_mb_frame_decode(tbgw_mb_framing f, int is_request, const uint8_t *buf, size_t len, tbgw_mb_frame *out);
+int tbgw_mb_frame_decode(tbgw_mb_framing f, int is_request, const uint8_t *buf, size_t len,
+                         tbgw_mb_frame *out);
 
 #endif

@@ -65,10 +65,14 @@ size_t tbgw_mb_store_execute(tbgw_mb_store *s, const uint8_t *pdu, size_t len, u
         return 2;
     }
     switch (q.fc) {
-    case 1: return read_bits(s->coils, &q, rsp);
-    case 2: return read_bits(s->discrete, &q, rsp);
-    case 3: return read_regs(s->holding, &q, rsp);
-    case 4: return read_regs(s->input, &q, rsp);
+    case 1:
+        return read_bits(s->coils, &q, rsp);
+    case 2:
+        return read_bits(s->discrete, &q, rsp);
+    case 3:
+        return read_regs(s->holding, &q, rsp);
+    case 4:
+        return read_regs(s->input, &q, rsp);
     case 5:
         s->coils[q.addr] = (uint8_t)q.value;
         memcpy(rsp, pdu, 5);
@@ -226,8 +230,8 @@ void mb_server_free(tbgw_mb_server *s) {
     free(s);
 }
 
-tbgw_mb_server *tbgw_mb_server_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep, uint8_t unit, tbgw_mb_store *store,
-                                   tbgw_mb_write_fn on_write, void *ud, tbgw_err *err) {
+tbgw_mb_server *tbgw_mb_server_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep, uint8_t unit,
+                                   tbgw_mb_store *store, tbgw_mb_write_fn on_write, void *ud, tbgw_err *err) {
     if (ep->transport == TBGW_MB_TLS) {
         tbgw_err_set(err, TBGW_EINVAL, "slave.type: tls is not supported for the gateway's own server");
         return NULL;
