@@ -111,13 +111,25 @@ tbgw_mb_conn *tbgw_mb_conn_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep) {
     c->ep = *ep;
     if (c->ep.timeout_ms <= 0) c->ep.timeout_ms = 3000;
     c->fd = -1;
-    static const char *tn[] = {"tcp", "udp", "tls", "serial"};
+    static const char *tn[] = {"tcp", "udp", "tls", "serial", "local"};
     if (ep->transport == TBGW_MB_SERIAL)
         snprintf(c->name, sizeof c->name, "serial:%s", ep->path);
     else
         snprintf(c->name, sizeof c->name, "%s:%s:%d", tn[ep->transport], ep->host, ep->port);
     l->conns[l->n_conns++] = c;
     return c;
+}
+
+const tbgw_mb_endpoint *tbgw_mb_conn_endpoint(const tbgw_mb_conn *c) {
+    return &c->ep;
+}
+
+size_t tbgw_mb_loop_conn_count(const tbgw_mb_loop *l) {
+    return l->n_conns;
+}
+
+tbgw_mb_conn *tbgw_mb_loop_conn_at(const tbgw_mb_loop *l, size_t i) {
+    return i < l->n_conns ? l->conns[i] : NULL;
 }
 
 const char *tbgw_mb_conn_name(const tbgw_mb_conn *c) {
@@ -266,6 +278,17 @@ static void send_next(tbgw_mb_conn *c) {
     c->inflight = it;
     uint8_t pdu[TBGW_MB_MAX_PDU];
     int plen = tbgw_mb_pdu_encode_req(&it->req, pdu, sizeof pdu);
+    if (c->ep.transport == TBGW_MB_LOCAL) {
+        uint8_t out[TBGW_MB_MAX_PDU];
+        int wrote;
+        size_t n =
+            tbgw_mb_store_execute(c->ep.local_store, pdu, plen > 0 ? (size_t)plen : 0, out, &wrote, NULL);
+        tbgw_mb_rsp rsp;
+        c->loop->ctr.requests++;
+        int st = tbgw_mb_pdu_parse_rsp(&it->req, out, n, &rsp);
+        complete(c, st, st == 0 ? &rsp : NULL);
+        return;
+    }
     c->tid++;
     int flen = plen > 0 ? tbgw_mb_frame_encode(c->ep.framing, c->tid, it->unit, pdu, (size_t)plen, c->tx,
                                                sizeof c->tx)
@@ -463,7 +486,13 @@ static int64_t conn_service(tbgw_mb_conn *c, int64_t now) {
         if (c->ep.framing != TBGW_MB_FRAMING_SOCKET) c->rx_len = 0;
         complete(c, TBGW_ETIMEDOUT, NULL);
     }
-    if (c->state == ST_DOWN && c->head) start_connect(c);
+    if (c->state == ST_DOWN && c->head) {
+        if (c->ep.transport == TBGW_MB_LOCAL)
+            c->state = ST_READY;
+        else
+            start_connect(c);
+    }
+    while (c->ep.transport == TBGW_MB_LOCAL && c->head && !c->inflight) send_next(c);
     if (c->state == ST_READY && !c->inflight && c->head && now >= c->send_at) send_next(c);
     if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE || c->inflight) return c->deadline - now;
     if (c->state == ST_READY && c->head) return c->send_at > now ? c->send_at - now : 0;

@@ -23,7 +23,10 @@ typedef enum tbgw_mb_transport {
     TBGW_MB_UDP,
     TBGW_MB_TLS,
     TBGW_MB_SERIAL,
+    TBGW_MB_LOCAL, /* in-process: requests execute against local_store (the gateway's own server) */
 } tbgw_mb_transport;
+
+struct tbgw_mb_store;
 
 typedef struct tbgw_mb_endpoint {
     tbgw_mb_transport transport;
@@ -36,8 +39,9 @@ typedef struct tbgw_mb_endpoint {
     int handle_local_echo;
     char tls_ca[256], tls_cert[256], tls_key[256], tls_password[128];
     int tls_verify;
-    int64_t timeout_ms;       /* connect and response timeout */
-    int64_t delay_between_ms; /* pause after each response before the next request */
+    int64_t timeout_ms;                /* connect and response timeout */
+    int64_t delay_between_ms;          /* pause after each response before the next request */
+    struct tbgw_mb_store *local_store; /* TBGW_MB_LOCAL only */
 } tbgw_mb_endpoint;
 
 /* status: 0 = answered (rsp valid; rsp->exception may be set), TBGW_ETIMEDOUT, TBGW_EIO (transport
@@ -66,6 +70,9 @@ size_t tbgw_mb_conn_cancel(tbgw_mb_conn *c, void *ud);
 int tbgw_mb_conn_is_up(const tbgw_mb_conn *c);
 size_t tbgw_mb_conn_pending(const tbgw_mb_conn *c);
 const char *tbgw_mb_conn_name(const tbgw_mb_conn *c);
+const tbgw_mb_endpoint *tbgw_mb_conn_endpoint(const tbgw_mb_conn *c);
+size_t tbgw_mb_loop_conn_count(const tbgw_mb_loop *l);
+tbgw_mb_conn *tbgw_mb_loop_conn_at(const tbgw_mb_loop *l, size_t i);
 
 /* ---- server side ---- */
 typedef struct tbgw_mb_store {
