@@ -15,8 +15,9 @@ typedef struct mbc_sub {
     mbc_slave *sl; /* NULL for an ad-hoc slave */
     tbgw_mb_conn *conn;
     uint8_t unit;
-    const char *device_name;
-    json_t *result; /* {"value":..} or {"error":..} once done */
+    char device_name[128];
+    tbgw_mbv_spec spec; /* the request's spec with this slave's byte/word order where params had none */
+    json_t *result;     /* {"value":..} or {"error":..} once done */
 } mbc_sub;
 
 struct mbc_rpc {
@@ -24,6 +25,7 @@ struct mbc_rpc {
     mbc *m;
     uint64_t handle;
     int connector_rpc, replied, attr_update;
+    int slave_byte_order, slave_word_order; /* connector RPC params without byteOrder/wordOrder */
     int64_t deadline;
     char device[256];
     mbc_write w;
@@ -117,7 +119,7 @@ static void sub_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
         s->result = json_pack("{s:O}", "value", r->echo);
     } else {
         char err[160] = "";
-        json_t *v = tbgw_mbv_decode(&r->w.spec, r->w.fc, rsp->data, rsp->data_len, err, sizeof err);
+        json_t *v = tbgw_mbv_decode(&s->spec, r->w.fc, rsp->data, rsp->data_len, err, sizeof err);
         s->result = v ? json_pack("{s:o}", "value", v) : error_obj("Cannot decode response: %s", err);
     }
     if (--r->outstanding == 0) finish(r);
@@ -164,13 +166,6 @@ static int build_req(const mbc_write *w, const json_t *value, tbgw_mb_req *req, 
 static void launch(mbc *m, mbc_rpc *r) {
     r->next = m->rpcs;
     m->rpcs = r;
-    tbgw_mb_req req;
-    char err[200] = "";
-    if (build_req(&r->w, r->value, &req, err, sizeof err) < 0) {
-        for (size_t i = 0; i < r->n_subs; i++) r->subs[i].result = error_obj("%s", err);
-        finish(r);
-        return;
-    }
     r->outstanding = r->n_subs;
     if (!r->n_subs) {
         finish(r);
@@ -178,8 +173,19 @@ static void launch(mbc *m, mbc_rpc *r) {
     }
     for (size_t i = 0; i < r->n_subs; i++) {
         mbc_sub *s = &r->subs[i];
-        if (tbgw_mb_conn_submit(s->conn, s->unit, &req, 1, sub_done, s) < 0) {
-            s->result = error_obj("request cannot be encoded");
+        mbc_write w = r->w;
+        if (s->sl && r->slave_byte_order) w.spec.byte_little = s->sl->byte_little;
+        if (s->sl && r->slave_word_order) w.spec.word_little = s->sl->word_little;
+        s->spec = w.spec;
+        tbgw_mb_req req;
+        char err[200] = "";
+        int rc = build_req(&w, r->value, &req, err, sizeof err);
+        if (rc == 0 && tbgw_mb_conn_submit(s->conn, s->unit, &req, 1, sub_done, s) < 0) {
+            rc = -1;
+            snprintf(err, sizeof err, "request cannot be encoded");
+        }
+        if (rc < 0) {
+            s->result = error_obj("%s", err);
             if (--r->outstanding == 0) {
                 finish(r);
                 return;
@@ -214,7 +220,7 @@ static void sub_for_slave(mbc_sub *s, mbc_slave *sl) {
     s->sl = sl;
     s->conn = sl->conn;
     s->unit = sl->unit;
-    s->device_name = sl->device_name;
+    snprintf(s->device_name, sizeof s->device_name, "%s", sl->device_name);
 }
 
 static mbc_slave *find_slave(mbc *m, const char *device) {
@@ -348,6 +354,8 @@ static int connector_rpc(mbc *m, const tbgw_rpc_req *q) {
         return TBGW_ENOMEM;
     }
     r->connector_rpc = 1;
+    r->slave_byte_order = !json_object_get(p, "byteOrder");
+    r->slave_word_order = !json_object_get(p, "wordOrder");
     r->w = w;
     if (is_set) {
         r->value = json_deep_copy(json_object_get(p, "value"));
@@ -355,8 +363,14 @@ static int connector_rpc(mbc *m, const tbgw_rpc_req *q) {
     }
     if (adhoc) {
         tbgw_mb_endpoint ep;
-        if (mbc_parse_endpoint(p, "params", &ep, &err) < 0) {
-            r->subs[0].device_name = "";
+        /* "type" is the data type here; the transport of an ad-hoc slave is "connectionType" */
+        json_t *epj = json_deep_copy(p);
+        json_object_del(epj, "type");
+        if (json_object_get(p, "connectionType"))
+            json_object_set(epj, "type", json_object_get(p, "connectionType"));
+        int eprc = mbc_parse_endpoint(epj, "params", &ep, &err);
+        json_decref(epj);
+        if (eprc < 0) {
             r->subs[0].result = error_obj("%s", err.msg);
             r->next = m->rpcs;
             m->rpcs = r;
@@ -368,7 +382,9 @@ static int connector_rpc(mbc *m, const tbgw_rpc_req *q) {
         r->subs[0].conn = mbc_conn_for(m, &ep);
         r->subs[0].unit = (uint8_t)(json_is_integer(json_object_get(p, "unitId")) ? unit : 1);
         const char *dn = json_string_value(json_object_get(p, "deviceName"));
-        r->subs[0].device_name = dn ? dn : tbgw_mb_conn_name(r->subs[0].conn);
+        if (r->subs[0].conn)
+            snprintf(r->subs[0].device_name, sizeof r->subs[0].device_name, "%s",
+                     dn ? dn : tbgw_mb_conn_name(r->subs[0].conn));
         if (!r->subs[0].conn) {
             r->subs[0].result = error_obj("out of memory");
             r->next = m->rpcs;
