@@ -17,7 +17,9 @@ static int get_int(const json_t *o, const char *key, int64_t *out) {
         return 1;
     }
     if (json_is_real(v)) {
-        *out = (int64_t)json_real_value(v);
+        double d = json_real_value(v);
+        if (!(d > -9e18 && d < 9e18)) return -1;
+        *out = (int64_t)d;
         return 1;
     }
     if (json_is_boolean(v)) {
@@ -295,7 +297,7 @@ static int cmp_point(const void *a, const void *b) {
 /* Merges points with the same function code and (nearly) adjacent addresses into block reads. */
 int mbc_plan_blocks(mbc_slave *sl, int gap) {
     size_t n = sl->n_points;
-    qsort(sl->points, n, sizeof *sl->points, cmp_point);
+    if (n) qsort(sl->points, n, sizeof *sl->points, cmp_point);
     free(sl->blocks);
     sl->blocks = calloc(n ? n : 1, sizeof *sl->blocks);
     sl->n_blocks = 0;

@@ -254,8 +254,9 @@ static json_t *apply_scaling(const tbgw_mbv_spec *s, int fc, json_t *v) {
         json_decref(v);
         v = json_real(d);
     } else if (s->multiplier != 0) {
-        if (json_is_integer(v) && s->multiplier_is_int) {
-            json_int_t r = json_integer_value(v) * (json_int_t)s->multiplier;
+        json_int_t r;
+        if (json_is_integer(v) && s->multiplier_is_int && fabs(s->multiplier) < 9e18 &&
+            !__builtin_mul_overflow(json_integer_value(v), (json_int_t)s->multiplier, &r)) {
             json_decref(v);
             v = json_integer(r);
         } else {
@@ -357,6 +358,13 @@ static int truthy(const json_t *v) {
     return 0;
 }
 
+static int64_t clamp_i64(double d) {
+    if (d != d) return 0;
+    if (d >= 9.2e18) return INT64_MAX;
+    if (d <= -9.2e18) return INT64_MIN;
+    return (int64_t)d;
+}
+
 static int num_of(const json_t *v, double *d, int64_t *i, int *is_int) {
     *is_int = 0;
     if (json_is_integer(v)) {
@@ -367,7 +375,7 @@ static int num_of(const json_t *v, double *d, int64_t *i, int *is_int) {
     }
     if (json_is_real(v)) {
         *d = json_real_value(v);
-        *i = (int64_t)*d;
+        *i = clamp_i64(*d);
         return 0;
     }
     if (json_is_boolean(v)) {
@@ -388,7 +396,7 @@ static int num_of(const json_t *v, double *d, int64_t *i, int *is_int) {
         }
         *d = strtod(s, &end);
         if (*s && !*end) {
-            *i = (int64_t)*d;
+            *i = clamp_i64(*d);
             return 0;
         }
     }
