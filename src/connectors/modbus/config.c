@@ -407,7 +407,7 @@ int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, 
     else if (!strcasecmp(method, "socket"))
         ep->framing = TBGW_MB_FRAMING_SOCKET;
     else if (!strcasecmp(method, "tls")) {
-        ep->framing = TBGW_MB_FRAMING_SOCKET;
+        ep->framing = TBGW_MB_FRAMING_TLS;
         if (ep->transport == TBGW_MB_TCP) ep->transport = TBGW_MB_TLS;
     } else if (!strcasecmp(method, "rtu"))
         ep->framing = TBGW_MB_FRAMING_RTU;
@@ -415,7 +415,8 @@ int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, 
         ep->framing = TBGW_MB_FRAMING_ASCII;
     else
         return tbgw_err_set(err, TBGW_EINVAL, "%s.method: expected one of socket, rtu, ascii, tls", path);
-    if (ep->transport == TBGW_MB_SERIAL && ep->framing == TBGW_MB_FRAMING_SOCKET)
+    if (ep->transport == TBGW_MB_SERIAL &&
+        (ep->framing == TBGW_MB_FRAMING_SOCKET || ep->framing == TBGW_MB_FRAMING_TLS))
         return tbgw_err_set(err, TBGW_EINVAL, "%s.method: a serial line needs rtu or ascii", path);
     copy_str(ep->host, sizeof ep->host, get_str(o, "host") ? get_str(o, "host") : "127.0.0.1");
     int64_t v;

@@ -413,7 +413,10 @@ static void process_rx(tbgw_mb_conn *c) {
         c->rx_len -= (size_t)r;
         mb_item *it = c->inflight;
         if (!it) continue; /* late answer to a request that timed out */
-        if (c->ep.framing == TBGW_MB_FRAMING_SOCKET ? fr.tid != c->tid : fr.unit != it->unit) continue;
+        if (c->ep.framing == TBGW_MB_FRAMING_SOCKET && fr.tid != c->tid) continue;
+        if ((c->ep.framing == TBGW_MB_FRAMING_RTU || c->ep.framing == TBGW_MB_FRAMING_ASCII) &&
+            fr.unit != it->unit)
+            continue;
         tbgw_mb_rsp rsp;
         int st = tbgw_mb_pdu_parse_rsp(&it->req, fr.pdu, fr.pdu_len, &rsp);
         complete(c, st, st == 0 ? &rsp : NULL);

@@ -227,6 +227,10 @@ int tbgw_mb_frame_encode(tbgw_mb_framing f, uint16_t tid, uint8_t unit, const ui
         out[2 + pdu_len] = (uint8_t)(crc >> 8);
         return (int)(3 + pdu_len);
     }
+    case TBGW_MB_FRAMING_TLS:
+        if (cap < pdu_len) return TBGW_EINVAL;
+        memcpy(out, pdu, pdu_len);
+        return (int)pdu_len;
     case TBGW_MB_FRAMING_ASCII: {
         size_t n = 1 + 2 * (pdu_len + 2) + 2;
         if (cap < n) return TBGW_EINVAL;
@@ -300,6 +304,18 @@ static int decode_ascii(const uint8_t *buf, size_t len, tbgw_mb_frame *out) {
     return (int)(end + 1);
 }
 
+static int decode_bare(int is_request, const uint8_t *buf, size_t len, tbgw_mb_frame *out) {
+    int plen = tbgw_mb_pdu_expected_len(buf, len, is_request);
+    if (plen <= 0) return plen;
+    if (plen > TBGW_MB_MAX_PDU) return TBGW_EPROTO;
+    if (len < (size_t)plen) return 0;
+    out->tid = 0;
+    out->unit = 0;
+    out->pdu_len = (size_t)plen;
+    memcpy(out->pdu, buf, out->pdu_len);
+    return plen;
+}
+
 int tbgw_mb_frame_decode(tbgw_mb_framing f, int is_request, const uint8_t *buf, size_t len,
                          tbgw_mb_frame *out) {
     switch (f) {
@@ -309,6 +325,8 @@ int tbgw_mb_frame_decode(tbgw_mb_framing f, int is_request, const uint8_t *buf, 
         return decode_rtu(is_request, buf, len, out);
     case TBGW_MB_FRAMING_ASCII:
         return decode_ascii(buf, len, out);
+    case TBGW_MB_FRAMING_TLS:
+        return decode_bare(is_request, buf, len, out);
     }
     return TBGW_EPROTO;
 }

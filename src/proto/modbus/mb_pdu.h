@@ -84,6 +84,7 @@ typedef enum tbgw_mb_framing {
     TBGW_MB_FRAMING_SOCKET = 0, /* MBAP header */
     TBGW_MB_FRAMING_RTU,
     TBGW_MB_FRAMING_ASCII,
+    TBGW_MB_FRAMING_TLS, /* bare PDU, as the reference's "tls" method frames Modbus over TLS */
 } tbgw_mb_framing;
 
 typedef struct tbgw_mb_frame {
