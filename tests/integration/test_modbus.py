@@ -305,6 +305,25 @@ class ModbusIntegration(GatewayTestCase):
             self.assertEqual(values, {"t": (i + 1) * 100, "e": 1.25 * (i + 1), "on": True}, msg=cfg["deviceName"])
         self.assertEqual(gw.stop(), 0)
 
+    def test_report_strategy_on_change(self):
+        """A device-level ON_CHANGE strategy: static registers are sent once, a change is sent again."""
+        port = free_port()
+        state = os.path.join(self.workdir, "state.json")
+        self.peer([LMB, "tcp", str(port), "-h", "0=5", "-s", state])
+        slave = slave_cfg("Quiet", port=port, pollPeriod=100, byteOrder="BIG",
+                          reportStrategy={"type": "ON_CHANGE"},
+                          timeseries=[{"tag": "v", "type": "16int", "functionCode": 3, "objectsCount": 1,
+                                       "address": 0}],
+                          rpc=[{"tag": "setV", "type": "16int", "functionCode": 6, "objectsCount": 1, "address": 0}])
+        gw = self.gateway(connectors=[modbus_connector([slave])]).start()
+        self.latest("Quiet", ["v"])
+        time.sleep(1.5)
+        self.assertEqual([v for _, _, v in self.platform.telemetry("Quiet")], [{"v": 5}])
+        self.assertEqual(self.rpc("Quiet", 1, "setV", 6), {"result": {"value": 6}})
+        wait_for(lambda: len(self.platform.telemetry("Quiet")) == 2, 5, what="the changed value")
+        self.assertEqual(self.platform.telemetry("Quiet")[1][2], {"v": 6})
+        self.assertEqual(gw.stop(), 0)
+
     def test_killed_slave_does_not_slow_the_others(self):
         ports = [free_port() for _ in range(3)]
         peers = [self.peer([LMB, "tcp", str(p), "-h", "0=%d" % (i + 1)]) for i, p in enumerate(ports)]

@@ -640,6 +640,28 @@ static void test_slave_mode(void **st) {
     host_stop(&t);
 }
 
+static void test_old_format(void **st) {
+    (void)st;
+    peer p;
+    peer_start(&p);
+    seed_peer(&p);
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg,
+             "{\"server\":{\"type\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":%d,\"timeout\":2,"
+             "\"byteOrder\":\"BIG\",\"devices\":[{\"unitId\":1,\"deviceName\":\"Old\","
+             "\"timeseriesPollPeriod\":100,\"timeseries\":[{\"tag\":\"h\",\"type\":\"16uint\","
+             "\"functionCode\":3,\"registerCount\":1,\"address\":1}]}]}}",
+             p.port);
+    thost t;
+    host_init(&t);
+    host_start(&t, cfg);
+    json_t *r = latest(&t, "Old", "h", 5000);
+    ASSERT_KEY(r, "h", "455");
+    json_decref(r);
+    host_stop(&t);
+    peer_stop(&p);
+}
+
 static void create_file(const char *name, int want_rc) {
     char path[1024];
     const char *src = getenv("TBGW_SOURCE_DIR");
@@ -713,6 +735,7 @@ int main(void) {
         cmocka_unit_test(test_reference_configs),    cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_poll_values),          cmocka_unit_test(test_rpc_and_attribute_updates),
         cmocka_unit_test(test_dead_slaves_isolated), cmocka_unit_test(test_slave_mode),
+        cmocka_unit_test(test_old_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -543,9 +543,20 @@ int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err) {
             size_t i;
             const json_t *d;
             json_array_foreach(slaves, i, d) {
-                json_t *merged = json_deep_copy(server);
-                json_object_del(merged, "devices");
-                json_object_update(merged, (json_t *)d);
+                /* the connection keys of server apply to every device that lacks them */
+                static const char *keys[] = {"host",         "port",           "type",      "method",
+                                             "timeout",      "byteOrder",      "wordOrder", "retries",
+                                             "retryOnEmpty", "retryOnInvalid", "baudrate"};
+                json_t *merged = json_deep_copy(d);
+                if (!json_is_object(merged)) {
+                    json_decref(merged);
+                    return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu]: expected an object", base, i);
+                }
+                for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+                    if (!json_object_get(merged, keys[k]) && json_object_get(server, keys[k]))
+                        json_object_set(merged, keys[k], json_object_get(server, keys[k]));
+                if (!json_object_get(merged, "pollPeriod") && json_object_get(merged, "timeseriesPollPeriod"))
+                    json_object_set(merged, "pollPeriod", json_object_get(merged, "timeseriesPollPeriod"));
                 char p[64];
                 snprintf(p, sizeof p, "%s[%zu]", base, i);
                 int rc = mbc_slave_add(m, merged, p, err);

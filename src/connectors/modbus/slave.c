@@ -97,6 +97,7 @@ int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
     const json_t *values = json_object_get(sec, "values");
     for (size_t t = 0; t < sizeof TABLES / sizeof TABLES[0]; t++) {
         const json_t *tab = json_object_get(values, TABLES[t].section);
+        if (json_is_array(tab)) tab = json_array_get(tab, 0); /* older layout: a list holding one object */
         if (!json_is_object(tab)) continue;
         static const char *kinds[] = {"timeseries", "attributes", "attributeUpdates", "rpc"};
         for (size_t k = 0; k < 4; k++) {
