@@ -33,6 +33,8 @@ typedef struct mbc_block {
     int done, status; /* per poll */
     uint8_t exception;
     int tries;
+    int64_t last_warn; /* rate limit of this block's warnings */
+    uint64_t suppressed;
     uint8_t data[250];
     size_t len;
 } mbc_block;

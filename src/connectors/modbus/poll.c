@@ -19,6 +19,17 @@ static void submit_block(mbc_block *b) {
     }
 }
 
+/* At most one warning per block per minute; the rest are counted and summarised. */
+static int warn_ok(mbc_block *b) {
+    int64_t now = tbgw_mono_ms();
+    if (b->last_warn && now - b->last_warn < 60000) {
+        b->suppressed++;
+        return 0;
+    }
+    b->last_warn = now;
+    return 1;
+}
+
 static const char *status_text(int st) {
     switch (st) {
     case TBGW_ETIMEDOUT:
@@ -47,9 +58,15 @@ static void block_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
     } else if (status == 0) {
         b->status = TBGW_EPROTO;
         b->exception = rsp->exception;
-        TBGW_WARNF(h->log, "%s: unit %u fc %d address %u count %u: exception %u (%s), keys dropped",
-                   sl->device_name, sl->unit, b->fc, b->addr, b->count, rsp->exception,
-                   tbgw_mb_exception_name(rsp->exception));
+        if (h->stat_add) h->stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
+        if (warn_ok(b)) {
+            TBGW_WARNF(h->log,
+                       "%s: unit %u fc %d address %u count %u: exception %u (%s), keys dropped (%llu more "
+                       "since the last report)",
+                       sl->device_name, sl->unit, b->fc, b->addr, b->count, rsp->exception,
+                       tbgw_mb_exception_name(rsp->exception), (unsigned long long)b->suppressed);
+            b->suppressed = 0;
+        }
     } else if ((status == TBGW_ETIMEDOUT || (status == TBGW_EPROTO && sl->retry_on_invalid)) &&
                b->tries < sl->retries && !sl->m->stop) {
         b->tries++;
@@ -57,9 +74,13 @@ static void block_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
         return;
     } else {
         b->status = status;
-        if (status == TBGW_EPROTO)
-            TBGW_WARNF(h->log, "%s: unit %u fc %d address %u: invalid response, keys dropped",
-                       sl->device_name, sl->unit, b->fc, b->addr);
+        if (status == TBGW_EPROTO && warn_ok(b)) {
+            TBGW_WARNF(h->log,
+                       "%s: unit %u fc %d address %u: invalid response, keys dropped (%llu more since the "
+                       "last report)",
+                       sl->device_name, sl->unit, b->fc, b->addr, (unsigned long long)b->suppressed);
+            b->suppressed = 0;
+        }
     }
     b->done = 1;
     if (--sl->outstanding == 0) finish_poll(sl);
@@ -92,8 +113,9 @@ static int add_point(mbc_slave *sl, tbgw_converted *c, const mbc_point *p) {
     json_t *v = tbgw_mbv_decode(&p->spec, p->fc, data, len, err, sizeof err);
     const tbgw_host *h = sl->m->host;
     if (!v) {
-        TBGW_WARNF(h->conv_log ? h->conv_log : h->log, "%s: key %s: cannot decode: %s", sl->device_name,
-                   p->key, err);
+        if (warn_ok(&sl->blocks[p->block]))
+            TBGW_WARNF(h->conv_log ? h->conv_log : h->log, "%s: key %s: cannot decode: %s", sl->device_name,
+                       p->key, err);
         if (h->stat_add) h->stat_add(h, TBGW_STAT_CONVERTER_ERRORS, 1);
         return 0;
     }
