@@ -5,6 +5,7 @@
  *   bench_modbus_slave rtu DEVICE BAUD [opts]  RTU on a serial line (e.g. one end of a socat pty pair)
  * options: -u UNIT  -h ADDR=V[,ADDR=V..] holding  -i ... input  -c ... coils  -d ... discrete inputs
  *          -s FILE  after every write, dump holding registers and coils 0..199 as JSON to FILE
+ *          -a 1     animate: holding registers 0 and 1 drift once a second (a demo sensor)
  * Runs until SIGTERM/SIGINT. Prints "ready" on stdout when listening. */
 #include <errno.h>
 #include <modbus.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NREG 10000
@@ -73,7 +75,7 @@ int main(int argc, char **argv) {
     if (!ctx) return 1;
     modbus_mapping_t *m = modbus_mapping_new(NREG, NREG, NREG, NREG);
     const char *state = NULL;
-    int unit = 1;
+    int unit = 1, animate = 0;
     for (int i = argi; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "-u")) unit = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "-h")) preset(argv[i + 1], m->tab_registers, NULL);
@@ -81,6 +83,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "-c")) preset(argv[i + 1], NULL, m->tab_bits);
         if (!strcmp(argv[i], "-d")) preset(argv[i + 1], NULL, m->tab_input_bits);
         if (!strcmp(argv[i], "-s")) state = argv[i + 1];
+        if (!strcmp(argv[i], "-a")) animate = atoi(argv[i + 1]);
     }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -114,7 +117,13 @@ int main(int argc, char **argv) {
         FD_ZERO(&all);
         FD_SET(lfd, &all);
         int maxfd = lfd;
+        time_t last = time(NULL);
         while (!stop_flag) {
+            if (animate && time(NULL) != last) {
+                last = time(NULL);
+                m->tab_registers[0] = (uint16_t)(200 + (last % 60 < 30 ? last % 30 : 30 - last % 30));
+                m->tab_registers[1] = (uint16_t)(400 + last % 17);
+            }
             fd_set rd = all;
             struct timeval tv = {0, 100000};
             if (select(maxfd + 1, &rd, NULL, NULL, &tv) <= 0) continue;
