@@ -110,6 +110,11 @@ tbgw_mb_conn *tbgw_mb_conn_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep) {
     c->loop = l;
     c->ep = *ep;
     if (c->ep.timeout_ms <= 0) c->ep.timeout_ms = 3000;
+    if (ep->transport == TBGW_MB_SERIAL && ep->baudrate > 0) {
+        /* RTU needs 3.5 character times of silence between frames (11 bits per character) */
+        int64_t t35 = (int64_t)(3.5 * 11 * 1000 / ep->baudrate) + 1;
+        if (c->ep.delay_between_ms < t35) c->ep.delay_between_ms = t35;
+    }
     c->fd = -1;
     static const char *tn[] = {"tcp", "udp", "tls", "serial", "local"};
     if (ep->transport == TBGW_MB_SERIAL)
@@ -486,7 +491,7 @@ static int64_t conn_service(tbgw_mb_conn *c, int64_t now) {
         TBGW_DEBUGF(c->loop->log, "%s: unit %u fc %u addr %u: no answer within %lld ms", c->name,
                     c->inflight->unit, c->inflight->req.fc, c->inflight->req.addr,
                     (long long)c->ep.timeout_ms);
-        if (c->ep.framing != TBGW_MB_FRAMING_SOCKET) c->rx_len = 0;
+        c->rx_len = 0; /* a half answer must not prefix the next one */
         complete(c, TBGW_ETIMEDOUT, NULL);
     }
     if (c->state == ST_DOWN && c->head) {

@@ -99,7 +99,8 @@ size_t tbgw_mb_store_execute(tbgw_mb_store *s, const uint8_t *pdu, size_t len, u
 
 /* Handles one request frame; returns the response frame length (0 = no answer). */
 static size_t serve_frame(tbgw_mb_server *s, const tbgw_mb_frame *fr, uint8_t *out, size_t cap) {
-    if (s->unit && fr->unit != s->unit) return 0;
+    if (s->unit && fr->unit != s->unit && s->ep.framing != TBGW_MB_FRAMING_TLS)
+        return 0; /* bare PDU: no unit */
     uint8_t rsp[TBGW_MB_MAX_PDU];
     int wrote = 0;
     tbgw_mb_req q;
