@@ -45,6 +45,8 @@ echo "== external MQTT broker on 127.0.0.1:$ext with simulated devices TH-01..TH
 /usr/bin/python3 scripts/mqtt_device_sim.py "$ext" & pids+=($!)
 echo "== platform (mosquitto playing ThingsBoard) on 127.0.0.1:$port; what it receives:"
 /usr/bin/python3 scripts/platform_sim.py "$port" & pids+=($!)
+# a simulated Modbus slave (libmodbus) for config/modbus.json: 21.5 degC, 45.5 %, model "TB01"
+./build/bench_modbus_slave tcp 5021 -h 0=215,1=455,10=0x5442,11=0x3031 -c 1=1 -a 1 >/dev/null & pids+=($!)
 sleep 0.3
 TB_GW_HOST=127.0.0.1 TB_GW_PORT=$port ./build/tbgw -c "$run/config/tb_gateway.json" 2> >(sed 's/^/[tbgw] /' >&2) & pids+=($!)
 if [ -n "${DEMO_SECONDS:-}" ]; then
