@@ -28,6 +28,7 @@ struct tbgw_ua_client {
     tbgw_logger *log;
     int fd;
     int session_ok;
+    int closing;
     tbgw_buf rx;
     tbgw_ua_assembler as;
     uint32_t send_buf, max_msg, max_chunks;
@@ -723,9 +724,11 @@ void tbgw_ua_client_disconnect(tbgw_ua_client *c) {
         tbgw_ua_enc_u8(&b, 1); /* deleteSubscriptions */
         int saved = c->cfg.timeout_ms;
         c->cfg.timeout_ms = saved < 1000 ? saved : 1000;
+        c->closing = 1;
         tbgw_ua_dec d;
         tbgw_ua_req_call(c, &b, UA_ID_CLOSE_SESSION_RESP, &resp, &d);
         c->cfg.timeout_ms = saved;
+        c->closing = 0;
         if (c->fd >= 0) {
             tbgw_buf_reset(&b);
             tbgw_ua_req_begin(c, &b, UA_ID_CLO_REQ);
@@ -801,7 +804,7 @@ static void handle_publish(tbgw_ua_client *c, const tbgw_buf *msg) {
         uint32_t st = c->last_status & 0xFFFF0000u;
         if (st == 0x80790000u || st == 0x80780000u) { /* BadNoSubscription, BadTooManyPublishRequests */
             if (c->pub_target > 1) c->pub_target--;
-        } else if (st != 0x800A0000u) {
+        } else if (st != 0x800A0000u && !c->closing) {
             char nb[16];
             TBGW_WARNF(c->log, "publish failed: %s", tbgw_ua_status_name(c->last_status, nb));
         }

@@ -353,7 +353,7 @@ static int sub_add_batch(tbgw_ua_client *c, uint32_t sub_id, const tbgw_ua_nodei
     tbgw_ua_dec d;
     int rc = tbgw_ua_req_call(c, &b, UA_ID_CREATE_MI_RESP, &resp, &d);
     if (rc == 0) {
-        int32_t m = tbgw_ua_dec_count(&d, 24);
+        int32_t m = tbgw_ua_dec_count(&d, 23);
         if (d.err || (size_t)m != n) rc = tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "malformed response");
         for (size_t i = 0; i < n && rc == 0; i++) {
             status[i] = tbgw_ua_dec_u32(&d);
