@@ -11,7 +11,7 @@ for f in "$dir"/fuzz_*; do
   corpus=()
   [ -d "tests/fuzz/corpus/$name" ] && corpus=("tests/fuzz/corpus/$name")
   work=$(mktemp -d)
-  if "$f" -max_total_time="$secs" -rss_limit_mb=2048 -artifact_prefix="$work/" "$work" "${corpus[@]}" >"$work/log" 2>&1; then
+  if "$f" -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/" "$work" "${corpus[@]}" >"$work/log" 2>&1; then
     echo "fuzz $name: ok ($(grep -o 'stat::number_of_executed_units: [0-9]*' "$work/log" | awk '{print $2}' || true) runs)"
   else
     echo "fuzz $name: FAILED"; tail -40 "$work/log"; rc=1

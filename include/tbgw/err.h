@@ -30,7 +30,7 @@ typedef struct tbgw_err {
 
 /* Sets err (if not NULL) and returns code. */
 int tbgw_err_set(tbgw_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-int tbgw_err_vset(tbgw_err *err, int code, const char *fmt, va_list ap);
+int tbgw_err_vset(tbgw_err *err, int code, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 const char *tbgw_strerror(int code);
 
 #ifdef __cplusplus

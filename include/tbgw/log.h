@@ -33,7 +33,8 @@ tbgw_logger *tbgw_logger_get(const char *name);
 
 void tbgw_log_write(tbgw_logger *lg, tbgw_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void tbgw_log_vwrite(tbgw_logger *lg, tbgw_level level, const char *fmt, va_list ap);
+void tbgw_log_vwrite(tbgw_logger *lg, tbgw_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Parses "TRACE|DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|NONE" or a number; returns -1 if unknown. */
 int tbgw_level_parse(const char *s);

@@ -1,0 +1,195 @@
+/* Internals shared by gateway.c, connector_host.c and router.c. */
+#ifndef TBGW_CORE_GATEWAY_INT_H
+#define TBGW_CORE_GATEWAY_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <tbgw/connector.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "core/devices.h"
+#include "core/report.h"
+#include "platform/rate_limit.h"
+#include "platform/tb_client.h"
+#include "storage/storage.h"
+#include "util/backoff.h"
+#include "util/buf.h"
+
+typedef struct conn_inst conn_inst;
+
+/* connector thread -> core */
+typedef enum in_kind { IN_DATA, IN_DEV_CONNECT, IN_DEV_DISCONNECT, IN_RPC_REPLY, IN_ATTR_REQUEST } in_kind;
+
+typedef struct in_item {
+    struct in_item *next;
+    in_kind kind;
+    conn_inst *inst;
+    tbgw_converted *data;
+    char *device, *type;
+    uint64_t handle, cookie;
+    json_t *json;
+    int success, client;
+    size_t weight;
+} in_item;
+
+/* core -> connector thread */
+typedef enum dn_kind { DN_ATTR_UPDATE, DN_RPC, DN_ATTR_RESPONSE } dn_kind;
+
+typedef struct dn_item {
+    struct dn_item *next;
+    dn_kind kind;
+    char *device, *method;
+    json_t *data, *params;
+    uint64_t handle, cookie;
+    int64_t id, timeout_ms;
+} dn_item;
+
+struct conn_inst {
+    tbgw_host host; /* first member: a host pointer is the instance pointer */
+    struct tbgw_gateway *gw;
+    const tbgw_connector_ops *ops;
+    void *self;
+    tbgw_conn_entry *entry;
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    dn_item *inbox_head, *inbox_tail;
+    size_t inbox_len;
+    int stop;     /* set under mu */
+    int finished; /* thread left its loop */
+    tbgw_conn_state state;
+    char last_error[256];
+    uint64_t stats[TBGW_STAT__COUNT];     /* atomic adds */
+    uint64_t storage_pushed, events_sent; /* core thread */
+    unsigned restarts;
+};
+
+/* connector_host.c */
+conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char *config_dir, tbgw_err *err);
+int tbgw_conn_start(conn_inst *ci);
+/* Asks the connector to stop and joins its thread (waits at most timeout_ms; 0 if joined). */
+int tbgw_conn_stop(conn_inst *ci, int timeout_ms);
+void tbgw_conn_free(conn_inst *ci);
+/* Queues downlink work for the connector (takes ownership of it). */
+void tbgw_conn_post(conn_inst *ci, dn_item *it);
+void tbgw_dn_free(dn_item *it);
+void tbgw_conn_state_get(conn_inst *ci, tbgw_conn_state *st, char *err, size_t errlen);
+
+/* A pack being published: committed once every message of it was acknowledged. */
+typedef struct flight {
+    struct flight *next;
+    tbgw_pack pack;
+    int *mids;
+    size_t n_mids, pending;
+} flight;
+
+/* Encoded messages of one pack. */
+typedef struct msg_vec {
+    tbgw_buf topics, payloads; /* concatenated, NUL-terminated each */
+    size_t n, cap;
+    struct {
+        size_t t, p, len;
+        uint32_t dp;
+        int tel;
+    } * m;
+} msg_vec;
+
+typedef struct staged_pack {
+    int active;
+    tbgw_pack pack;
+    msg_vec mv;
+} staged_pack;
+
+/* An RPC waiting for its connector's reply (or for its device to appear). */
+typedef struct pending_rpc {
+    struct pending_rpc *next;
+    uint64_t handle;
+    char *device; /* platform name; NULL for the gateway's own RPC */
+    int64_t id;
+    int64_t deadline; /* monotonic ms */
+    dn_item *waiting; /* not yet dispatched: device unknown so far */
+} pending_rpc;
+
+typedef struct pending_attr {
+    struct pending_attr *next;
+    int64_t id;
+    conn_inst *inst;
+    uint64_t cookie;
+    char *device; /* connector-side name */
+    json_t *keys;
+    int64_t deadline;
+} pending_attr;
+
+/* Limits applied to one class of traffic: [0] messages, [1] telemetry+attribute messages, [2] datapoints */
+typedef struct traffic_limits {
+    tb_limit l[3];
+} traffic_limits;
+
+typedef struct tbgw_counters {
+    uint64_t events_produced, events_sent, msgs_pushed, msgs_received, attr_produced, ts_produced;
+    uint64_t storage_drops, ingress_drops, bad_records, downlink_errors;
+} tbgw_counters;
+
+struct tbgw_gateway {
+    tbgw_config *cfg;
+    char **argv;
+    uv_loop_t loop;
+    uv_async_t async;
+    uv_signal_t sig_term, sig_int;
+    uv_timer_t tick_timer, pump_timer, drain_timer;
+    uv_prepare_t prepare;
+    tb_client *tb;
+    tbgw_storage *st;
+    size_t pack_size;
+    tbgw_devices devs;
+    tbgw_report *report;
+    conn_inst **conns;
+    size_t n_conns;
+    /* ingress */
+    pthread_mutex_t in_mu;
+    in_item *in_head, *in_tail;
+    size_t in_weight, in_cap;
+    int stop_requested; /* atomic */
+    /* platform session */
+    int ready, limits_once;
+    int64_t limits_req_id, limits_deadline;
+    int64_t own_req_counter, attr_req_counter;
+    size_t max_payload;
+    size_t max_inflight, inflight_msgs;
+    traffic_limits dev_limits, own_limits;
+    flight *fl_head, *fl_tail;
+    staged_pack staged; /* read and encoded, waiting for rate-limit tokens */
+    int pump_scheduled;
+    /* downlink */
+    uint64_t next_handle;
+    pending_rpc *rpcs;
+    pending_attr *attrs;
+    /* lifecycle */
+    int stopping, draining, restart_requested;
+    int64_t drain_deadline;
+    int64_t last_drop_log;
+    tbgw_counters cnt;
+    tbgw_logger *log, *slog;
+};
+
+/* router.c */
+void tbgw_router_on_message(struct tbgw_gateway *gw, const char *topic, const void *payload, size_t len);
+void tbgw_router_rpc_reply(struct tbgw_gateway *gw, in_item *it);
+void tbgw_router_attr_request(struct tbgw_gateway *gw, in_item *it);
+void tbgw_router_tick(struct tbgw_gateway *gw, int64_t now);
+void tbgw_router_session_lost(struct tbgw_gateway *gw);
+void tbgw_router_dispatch_waiting(struct tbgw_gateway *gw, const char *device);
+void tbgw_router_free(struct tbgw_gateway *gw);
+/* gateway.c services used by the router */
+int tbgw_gw_publish(struct tbgw_gateway *gw, const char *topic, const char *payload, size_t len, int qos);
+void tbgw_gw_apply_session_limits(struct tbgw_gateway *gw, const json_t *resp);
+void tbgw_gw_request_stop(struct tbgw_gateway *gw, int restart);
+void tbgw_gw_publish_connect(struct tbgw_gateway *gw, tbgw_device *d);
+
+/* gateway.c: the ingress queue (thread-safe). Takes ownership of it; TBGW_EAGAIN when full. */
+int tbgw_gw_ingress_push(struct tbgw_gateway *gw, in_item *it);
+void tbgw_in_free(in_item *it);
+
+#endif

@@ -1,0 +1,38 @@
+/* A configuration document: JSON or YAML text parsed into jansson, with source positions for
+ * error messages ("file:line:col: field: message"). */
+#ifndef TBGW_UTIL_DOC_H
+#define TBGW_UTIL_DOC_H
+
+#include <jansson.h>
+#include <tbgw/err.h>
+
+#include "util/hmap.h"
+
+typedef struct tbgw_doc {
+    char *path; /* file path as given */
+    char *text; /* JSON source text (NULL for YAML) */
+    size_t len;
+    json_t *root;
+    tbgw_hmap yaml_pos; /* YAML: dotted path -> (line<<32|col) */
+    int is_yaml;
+} tbgw_doc;
+
+/* Loads a JSON file, or YAML when the name ends in .yaml/.yml. On a syntax error fills err with
+ * "file:line:col: message" and returns NULL. */
+tbgw_doc *tbgw_doc_load(const char *path, tbgw_err *err);
+/* Parses JSON text already in memory; path is used in messages only. */
+tbgw_doc *tbgw_doc_parse_json(const char *path, const char *text, size_t len, tbgw_err *err);
+tbgw_doc *tbgw_doc_parse_yaml(const char *path, const char *text, size_t len, tbgw_err *err);
+void tbgw_doc_free(tbgw_doc *d);
+
+/* Position of the value at a dotted path like "thingsboard.security.accessToken" or
+ * "mapping[2].converter". Falls back to the closest existing parent. Lines/cols are 1-based. */
+void tbgw_doc_locate(const tbgw_doc *d, const char *dotted, int *line, int *col);
+/* Locates a JSON value position in text (used by tbgw_doc_locate; exposed for tests). 0 if found. */
+int tbgw_json_locate(const char *text, size_t len, const char *dotted, int *line, int *col);
+/* Formats "file:line:col: <dotted>: msg" into err. dotted may be NULL. */
+int tbgw_doc_error(const tbgw_doc *d, tbgw_err *err, const char *dotted, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Turns a message starting with "dotted.path: ..." into "file:line:col: dotted.path: ..." in place. */
+void tbgw_doc_prefix_error(const tbgw_doc *d, tbgw_err *err);
+#endif
