@@ -3,6 +3,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdlib.h>
+
+#include "connectors/opcua/opcua.h"
 #include "proto/opcua/ua_types.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -26,6 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         tbgw_ua_datavalue dv;
         if (tbgw_ua_dec_datavalue(&d, &dv) == 0) {
             tbgw_ua_enc_datavalue(&b, &dv);
+            /* the connector's value conversion of whatever a server sends */
+            tbgw_value out;
+            char *tmp = NULL;
+            if (opcua_value_convert(&dv, "ns=1;s=X", &out, &tmp) == 0) free(tmp);
+            json_decref(opcua_variant_to_json(&dv.value));
             tbgw_ua_datavalue_clear(&dv);
         }
         break;
