@@ -1,9 +1,11 @@
 // OPC-UA test server for tbgw integration tests (node-opcua).
-// Usage: node opcua_server.js PORT [--user NAME:PASSWORD] [--many N]
+// Usage: node opcua_server.js PORT [--user NAME:PASSWORD] [--many N] [--pki DIR]
 // Serves opc.tcp://127.0.0.1:PORT/ with Objects/MyObject shaped like the reference's opcua.json:
 // Temperature, Humidity, Frequency, Power, Relay (writable), Counter (changes every 200 ms) and the
 // method multiply(a, b) -> a * b. --many N adds Objects/Many with N Double variables V0..V{N-1}
-// changing every 100 ms. Prints "READY <port>" once listening.
+// changing every 100 ms. --pki DIR uses DIR/server.pem and DIR/server.key (application URI
+// urn:tbgw:test-server), offers every security policy with Sign and SignAndEncrypt, and accepts any
+// client certificate. Prints "READY <port>" once listening.
 "use strict";
 const opcua = require("node-opcua");
 
@@ -11,9 +13,11 @@ const args = process.argv.slice(2);
 const port = parseInt(args[0], 10);
 let user = null;
 let many = 0;
+let pki = null;
 for (let i = 1; i < args.length; i++) {
     if (args[i] === "--user") user = args[++i].split(":");
     else if (args[i] === "--many") many = parseInt(args[++i], 10);
+    else if (args[i] === "--pki") pki = args[++i];
 }
 
 // Int64 values travel as [high, low] pairs in node-opcua.
@@ -38,6 +42,24 @@ async function main() {
         securityPolicies: [opcua.SecurityPolicy.None, opcua.SecurityPolicy.Basic256Sha256],
         allowAnonymous: !user,
     };
+    if (pki) {
+        const path = require("path");
+        options.certificateFile = path.join(pki, "server.pem");
+        options.privateKeyFile = path.join(pki, "server.key");
+        options.serverInfo = { applicationUri: "urn:tbgw:test-server" };
+        options.serverCertificateManager = new opcua.OPCUACertificateManager({
+            automaticallyAcceptUnknownCertificate: true,
+            rootFolder: path.join(pki, "node-pki"),
+        });
+        options.securityPolicies = [
+            opcua.SecurityPolicy.None,
+            opcua.SecurityPolicy.Basic128Rsa15,
+            opcua.SecurityPolicy.Basic256,
+            opcua.SecurityPolicy.Basic256Sha256,
+            opcua.SecurityPolicy.Aes128_Sha256_RsaOaep,
+            opcua.SecurityPolicy.Aes256_Sha256_RsaPss,
+        ];
+    }
     if (user) {
         options.userManager = {
             isValidUser: (name, password) => name === user[0] && password === user[1],

@@ -50,7 +50,33 @@ static const char *peer_dir(void) {
 }
 
 /* Starts the server on port (0 = a free one) with optional extra args; waits for READY. */
-static int peer_start(opcua_peer *p, int port, const char *user, const char *many) {
+static int peer_start_pki(opcua_peer *p, int port, const char *user, const char *many, const char *pki);
+
+__attribute__((unused)) static int peer_start(opcua_peer *p, int port, const char *user, const char *many) {
+    return peer_start_pki(p, port, user, many, NULL);
+}
+
+/* Makes a CA and a server and a client certificate signed by it in dir (openssl CLI). */
+__attribute__((unused)) static int peer_make_pki(const char *dir) {
+    char cmd[4096];
+    snprintf(
+        cmd, sizeof cmd,
+        "set -e; cd '%s'; "
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 30 -subj '/CN=tbgw test "
+        "CA' "
+        "-addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign'; "
+        "for n in server:urn:tbgw:test-server client:urn:tbgw:client; do name=${n%%%%:*}; uri=${n#*:}; "
+        "openssl req -newkey rsa:2048 -nodes -keyout $name.key -out $name.csr -subj /CN=$name; "
+        "printf 'subjectAltName=URI:%%s,DNS:localhost,IP:127.0.0.1\\nkeyUsage=critical,digitalSignature,"
+        "nonRepudiation,keyEncipherment,dataEncipherment\\nextendedKeyUsage=serverAuth,clientAuth\\n"
+        "basicConstraints=CA:FALSE\\n' $uri > $name.ext; "
+        "openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $name.pem -days 30 "
+        "-extfile $name.ext; cat ca.pem >> $name.pem; done",
+        dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int peer_start_pki(opcua_peer *p, int port, const char *user, const char *many, const char *pki) {
     const char *dir = peer_dir();
     if (!dir) return -1;
     p->port = port ? port : peer_free_port();
@@ -66,8 +92,9 @@ static int peer_start(opcua_peer *p, int port, const char *user, const char *man
         char portstr[16], script[1100];
         snprintf(portstr, sizeof portstr, "%d", p->port);
         snprintf(script, sizeof script, "%s/opcua_server.js", dir);
-        const char *argv[8] = {"node", script, portstr, NULL, NULL, NULL, NULL, NULL};
-        int k = 3;
+        const char *argv[12] = {"node", "--security-revert=CVE-2023-46809", script, portstr, NULL};
+        int k = 4;
+        if (pki) argv[k++] = "--pki", argv[k++] = pki;
         if (user) argv[k++] = "--user", argv[k++] = user;
         if (many) argv[k++] = "--many", argv[k++] = many;
         execvp("node", (char *const *)argv);

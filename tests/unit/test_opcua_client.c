@@ -224,11 +224,96 @@ static void test_username_and_reconnect(void **state) {
     peer_stop(&up);
 }
 
+/* Every security policy with Sign and SignAndEncrypt against a server whose certificate and ours are
+ * made by openssl now and signed by one CA; username identity over a secured channel; a CA that did
+ * not sign the server certificate is refused. */
+static void test_security_policies(void **state) {
+    (void)state;
+    char dir[] = "/tmp/tbgw-opcua-pki-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    if (peer_make_pki(dir)) skip();
+    opcua_peer sp = {0};
+    if (peer_start_pki(&sp, 0, "gw:secret", NULL, dir)) skip();
+    char cert[256], key[256], ca[256];
+    snprintf(cert, sizeof cert, "%s/client.pem", dir);
+    snprintf(key, sizeof key, "%s/client.key", dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    static const char *const policies[] = {"Basic128Rsa15", "Basic256", "Basic256Sha256",
+                                           "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"};
+    for (size_t i = 0; i < sizeof policies / sizeof policies[0]; i++) {
+        for (int mode = 2; mode <= 3; mode++) {
+            tbgw_ua_client_cfg cfg = {0};
+            cfg.url = sp.url;
+            cfg.timeout_ms = 5000;
+            cfg.username = "gw";
+            cfg.password = "secret";
+            cfg.security_policy = policies[i];
+            cfg.security_mode = mode;
+            cfg.cert_path = cert;
+            cfg.key_path = key;
+            cfg.ca_path = ca;
+            tbgw_ua_client *c = tbgw_ua_client_new(&cfg);
+            tbgw_err err = {0};
+            int rc = tbgw_ua_client_connect(c, &err);
+            if (rc) fprintf(stderr, "%s mode %d: %s\n", policies[i], mode, err.msg);
+            assert_int_equal(rc, 0);
+            /* a read, and a browse large enough to take several chunks each way */
+            tbgw_ua_nodeid t = sid("ns=1;s=Temperature");
+            tbgw_ua_datavalue dv;
+            assert_int_equal(tbgw_ua_read(c, &t, 1, TBGW_UA_ATTR_VALUE, &dv), 0);
+            assert_true(dv.value.type == TBGW_UA_DOUBLE && dv.value.v[0].d == 21.5);
+            tbgw_ua_datavalue_clear(&dv);
+            /* a 150 kB string takes several chunks each way */
+            size_t big_len = 150000 + i * 1000 + (size_t)mode;
+            char *big = malloc(big_len + 1);
+            for (size_t k = 0; k < big_len; k++) big[k] = (char)('a' + (k * 7 + i) % 26);
+            big[big_len] = 0;
+            tbgw_ua_nodeid name = sid("ns=1;s=Name");
+            tbgw_ua_variant v;
+            uint32_t st = 1;
+            assert_int_equal(tbgw_ua_variant_set_string(&v, big), 0);
+            assert_int_equal(tbgw_ua_write(c, &name, &v, 1, &st), 0);
+            assert_int_equal(st, 0);
+            tbgw_ua_variant_clear(&v);
+            assert_int_equal(tbgw_ua_read(c, &name, 1, TBGW_UA_ATTR_VALUE, &dv), 0);
+            assert_int_equal(dv.value.type, TBGW_UA_STRING);
+            assert_int_equal(dv.value.v[0].s.len, (int32_t)big_len);
+            assert_memory_equal(dv.value.v[0].s.data, big, big_len);
+            tbgw_ua_datavalue_clear(&dv);
+            tbgw_ua_nodeid_clear(&name);
+            free(big);
+            tbgw_ua_nodeid_clear(&t);
+            tbgw_ua_client_free(c);
+        }
+    }
+    /* a CA that did not sign the server certificate */
+    char other[256];
+    snprintf(other, sizeof other, "%s/client.pem", dir);
+    tbgw_ua_client_cfg cfg = {0};
+    cfg.url = sp.url;
+    cfg.timeout_ms = 5000;
+    cfg.security_policy = "Basic256Sha256";
+    cfg.security_mode = 3;
+    cfg.cert_path = cert;
+    cfg.key_path = key;
+    cfg.ca_path = other;
+    tbgw_ua_client *c = tbgw_ua_client_new(&cfg);
+    tbgw_err err = {0};
+    assert_int_not_equal(tbgw_ua_client_connect(c, &err), 0);
+    assert_non_null(strstr(err.msg, "not trusted"));
+    tbgw_ua_client_free(c);
+    peer_stop(&sp);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_services),
         cmocka_unit_test(test_connect_failures),
         cmocka_unit_test(test_username_and_reconnect),
+        cmocka_unit_test(test_security_policies),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "proto/opcua/ua_secure.h"
 #include "util/time.h"
 
 #define UA_RECV_BUF        65536u
@@ -25,6 +26,10 @@
 struct tbgw_ua_client {
     tbgw_ua_client_cfg cfg;
     char *url, *app_uri, *username, *password;
+    char *policy, *cert_path, *key_path, *ca_path;
+    tbgw_ua_sec *sec; /* NULL for SecurityPolicy None */
+    int secure;       /* the current channel is secured with sec */
+    int app_uri_given;
     tbgw_logger *log;
     int fd;
     int session_ok;
@@ -87,7 +92,17 @@ tbgw_ua_client *tbgw_ua_client_new(const tbgw_ua_client_cfg *cfg) {
     c->app_uri = dupstr(cfg->app_uri ? cfg->app_uri : "urn:tbgw:client");
     c->username = dupstr(cfg->username);
     c->password = dupstr(cfg->password ? cfg->password : "");
-    if (!c->url || !c->app_uri || (cfg->username && !c->username) || !c->password) {
+    int want_sec = cfg->security_policy && strcmp(cfg->security_policy, "None") != 0 &&
+                   strcmp(cfg->security_policy, TBGW_UA_POLICY_NONE) != 0;
+    if (want_sec) {
+        c->policy = dupstr(cfg->security_policy);
+        c->cert_path = dupstr(cfg->cert_path);
+        c->key_path = dupstr(cfg->key_path);
+        c->ca_path = dupstr(cfg->ca_path);
+    }
+    c->app_uri_given = cfg->app_uri != NULL;
+    if (!c->url || !c->app_uri || (cfg->username && !c->username) || !c->password ||
+        (want_sec && !c->policy)) {
         tbgw_ua_client_free(c);
         return NULL;
     }
@@ -135,6 +150,11 @@ void tbgw_ua_client_free(tbgw_ua_client *c) {
     free(c->app_uri);
     free(c->username);
     free(c->password);
+    free(c->policy);
+    free(c->cert_path);
+    free(c->key_path);
+    free(c->ca_path);
+    tbgw_ua_sec_free(c->sec);
     free(c);
 }
 
@@ -302,6 +322,11 @@ static int recv_message(tbgw_ua_client *c, int64_t deadline, tbgw_buf *out, uint
             consume_frame(c, (size_t)fs);
             return tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "message for another secure channel");
         }
+        if (c->secure && tbgw_ua_sec_decode(c->sec, (const uint8_t *)c->rx.p, (size_t)fs, &ch) != 0) {
+            consume_frame(c, (size_t)fs);
+            return tbgw_ua_client_fail(c, TBGW_EPROTO, 0x80130000u, "%s chunk failed the security checks",
+                                       ch.type);
+        }
         const uint8_t *msg;
         size_t len;
         rc = tbgw_ua_asm_feed(&c->as, &ch, &msg, &len, rid);
@@ -341,8 +366,11 @@ static int send_msg(tbgw_ua_client *c, const char *type, const tbgw_buf *body, u
     tbgw_buf out;
     tbgw_buf_init(&out);
     *rid = ++c->next_rid;
-    int rc = tbgw_ua_chunk_split(&out, type, c->channel_id, c->token_id, &c->seq, *rid,
-                                 (const uint8_t *)body->p, body->len, c->send_buf, c->max_chunks);
+    int rc = c->secure
+                 ? tbgw_ua_sec_encode_msg(c->sec, &out, type, c->channel_id, c->token_id, &c->seq, *rid,
+                                          (const uint8_t *)body->p, body->len, c->send_buf, c->max_chunks)
+                 : tbgw_ua_chunk_split(&out, type, c->channel_id, c->token_id, &c->seq, *rid,
+                                       (const uint8_t *)body->p, body->len, c->send_buf, c->max_chunks);
     if (rc == 0)
         rc = send_all(c, out.p, out.len);
     else
@@ -442,15 +470,21 @@ static int open_channel(tbgw_ua_client *c, int renew) {
     tbgw_buf_init(&b);
     tbgw_buf_init(&resp);
     tbgw_ua_req_begin(c, &b, UA_ID_OPN_REQ);
-    tbgw_ua_enc_u32(&b, 0);                  /* clientProtocolVersion */
-    tbgw_ua_enc_u32(&b, renew ? 1u : 0u);    /* requestType */
-    tbgw_ua_enc_u32(&b, 1);                  /* securityMode None */
-    tbgw_ua_enc_raw_bytes(&b, NULL, 0);      /* clientNonce */
-    tbgw_ua_enc_u32(&b, UA_CHANNEL_LIFE_MS); /* requestedLifetime */
+    tbgw_ua_enc_u32(&b, 0);               /* clientProtocolVersion */
+    tbgw_ua_enc_u32(&b, renew ? 1u : 0u); /* requestType */
+    const uint8_t *nonce = NULL;
+    size_t nonce_len = 0;
+    int rc = c->secure ? tbgw_ua_sec_new_nonce(c->sec, &nonce, &nonce_len) : 0;
+    tbgw_ua_enc_u32(&b, c->secure ? (uint32_t)tbgw_ua_sec_mode(c->sec) : 1u); /* securityMode */
+    tbgw_ua_enc_raw_bytes(&b, nonce, (int32_t)nonce_len);                     /* clientNonce */
+    tbgw_ua_enc_u32(&b, UA_CHANNEL_LIFE_MS);                                  /* requestedLifetime */
     tbgw_buf out;
     tbgw_buf_init(&out);
     uint32_t rid = ++c->next_rid;
-    int rc = tbgw_ua_chunk_opn(&out, c->channel_id, TBGW_UA_POLICY_NONE, &c->seq, rid, (const uint8_t *)b.p,
+    if (rc == 0 && c->secure)
+        rc = tbgw_ua_sec_encode_opn(c->sec, &out, c->channel_id, c->seq++, rid, (const uint8_t *)b.p, b.len);
+    else if (rc == 0)
+        rc = tbgw_ua_chunk_opn(&out, c->channel_id, TBGW_UA_POLICY_NONE, &c->seq, rid, (const uint8_t *)b.p,
                                b.len);
     if (rc == 0) rc = send_all(c, out.p, out.len);
     if (rc == 0) rc = wait_response(c, rid, &resp);
@@ -464,7 +498,15 @@ static int open_channel(tbgw_ua_client *c, int renew) {
             uint32_t tok = tbgw_ua_dec_u32(&d);
             tbgw_ua_dec_i64(&d);
             uint32_t life = tbgw_ua_dec_u32(&d);
-            if (d.err) {
+            tbgw_ua_bytes sn;
+            if (tbgw_ua_dec_bytes(&d, &sn) == 0) {
+                if (c->secure && tbgw_ua_sec_derive(c->sec, tok, sn.data, sn.len > 0 ? (size_t)sn.len : 0))
+                    rc = tbgw_ua_client_fail(c, TBGW_EPROTO, 0x80130000u, "bad server nonce");
+                tbgw_ua_bytes_clear(&sn);
+            }
+            if (rc) {
+                /* reported above */
+            } else if (d.err) {
                 rc = tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "malformed OpenSecureChannel response");
             } else {
                 c->channel_id = ch;
@@ -540,8 +582,10 @@ static void read_endpoint(tbgw_ua_client *c, tbgw_ua_dec *d) {
     tbgw_ua_dec_bytes(d, &cert);
     uint32_t mode = tbgw_ua_dec_u32(d);
     tbgw_ua_dec_bytes(d, &policy);
+    const char *want = c->sec ? tbgw_ua_policy_uri(tbgw_ua_sec_policy(c->sec)) : TBGW_UA_POLICY_NONE;
+    uint32_t want_mode = c->sec ? (uint32_t)tbgw_ua_sec_mode(c->sec) : 1u;
     int usable =
-        !d->err && mode == 1 && policy.len > 0 && strcmp((const char *)policy.data, TBGW_UA_POLICY_NONE) == 0;
+        !d->err && mode == want_mode && policy.len > 0 && strcmp((const char *)policy.data, want) == 0;
     if (usable && cert.len > 0 && c->server_cert.len == 0)
         tbgw_buf_append(&c->server_cert, cert.data, (size_t)cert.len);
     int32_t n = tbgw_ua_dec_count(d, 4);
@@ -608,7 +652,9 @@ static int create_session(tbgw_ua_client *c) {
     tbgw_ua_enc_cstr(&b, c->url);
     tbgw_ua_enc_cstr(&b, "tbgw session");
     tbgw_ua_enc_raw_bytes(&b, nonce, sizeof nonce);
-    tbgw_ua_enc_raw_bytes(&b, NULL, -1); /* clientCertificate */
+    size_t cert_len = 0;
+    const uint8_t *cert = c->secure ? tbgw_ua_sec_cert(c->sec, &cert_len) : NULL;
+    tbgw_ua_enc_raw_bytes(&b, cert, cert ? (int32_t)cert_len : -1); /* clientCertificate */
     tbgw_ua_enc_double(&b, c->cfg.session_timeout_ms);
     tbgw_ua_enc_u32(&b, UA_MAX_MSG);
     tbgw_ua_dec d;
@@ -645,6 +691,7 @@ static void enc_identity(tbgw_ua_client *c, tbgw_buf *b, int *rc) {
         tbgw_ua_enc_cstr(&body, c->user_policy_id ? c->user_policy_id : "username");
         tbgw_ua_enc_cstr(&body, c->username);
         const char *puri = c->user_policy_uri;
+        if ((!puri || !*puri) && c->secure) puri = tbgw_ua_policy_uri(tbgw_ua_sec_policy(c->sec));
         if (puri && *puri && strcmp(puri, TBGW_UA_POLICY_NONE) != 0) {
             tbgw_buf secret;
             tbgw_buf_init(&secret);
@@ -674,8 +721,24 @@ static int activate_session(tbgw_ua_client *c) {
     tbgw_buf_init(&resp);
     int rc = 0;
     tbgw_ua_req_begin(c, &b, UA_ID_ACTIVATE_SESSION_REQ);
-    tbgw_ua_enc_cstr(&b, NULL); /* clientSignature.algorithm */
-    tbgw_ua_enc_raw_bytes(&b, NULL, -1);
+    if (c->secure) { /* clientSignature over serverCertificate + serverNonce */
+        tbgw_buf data, sig;
+        tbgw_buf_init(&data);
+        tbgw_buf_init(&sig);
+        const char *alg = NULL;
+        size_t leaf_len = 0;
+        const uint8_t *leaf = tbgw_ua_sec_server_cert(c->sec, &leaf_len);
+        tbgw_buf_append(&data, leaf, leaf_len);
+        tbgw_buf_append(&data, c->server_nonce.p, c->server_nonce.len);
+        rc = data.oom ? TBGW_ENOMEM : tbgw_ua_sec_sign(c->sec, (const uint8_t *)data.p, data.len, &sig, &alg);
+        tbgw_ua_enc_cstr(&b, alg);
+        tbgw_ua_enc_raw_bytes(&b, sig.p, (int32_t)sig.len);
+        tbgw_buf_free(&data);
+        tbgw_buf_free(&sig);
+    } else {
+        tbgw_ua_enc_cstr(&b, NULL); /* clientSignature.algorithm */
+        tbgw_ua_enc_raw_bytes(&b, NULL, -1);
+    }
     tbgw_ua_enc_i32(&b, 0); /* clientSoftwareCertificates */
     tbgw_ua_enc_i32(&b, 0); /* localeIds */
     enc_identity(c, &b, &rc);
@@ -688,6 +751,58 @@ static int activate_session(tbgw_ua_client *c) {
     return rc;
 }
 
+static int setup_security(tbgw_ua_client *c, tbgw_err *err) {
+    const tbgw_ua_policy *pol = tbgw_ua_policy_find(c->policy);
+    if (!pol)
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "unknown security policy %s (expected Basic128Rsa15, Basic256, Basic256Sha256, "
+                            "Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss)",
+                            c->policy);
+    int mode = c->cfg.security_mode == TBGW_UA_MODE_SIGN ? TBGW_UA_MODE_SIGN : TBGW_UA_MODE_SIGN_ENCRYPT;
+    tbgw_err e2 = {0};
+    c->sec = tbgw_ua_sec_new(pol, mode, c->cert_path, c->key_path, c->ca_path, &e2);
+    if (!c->sec) return tbgw_err_set(err, e2.code ? e2.code : TBGW_EINVAL, "%s", e2.msg);
+    const char *uri = tbgw_ua_sec_app_uri(c->sec);
+    if (!c->app_uri_given && uri) {
+        char *u = strdup(uri);
+        if (!u) return TBGW_ENOMEM;
+        free(c->app_uri);
+        c->app_uri = u;
+    }
+    return 0;
+}
+
+/* After GetEndpoints on an unsecured channel: checks the server certificate, then opens a new
+ * connection with a secured channel. */
+static int secure_reconnect(tbgw_ua_client *c) {
+    const tbgw_ua_policy *pol = tbgw_ua_sec_policy(c->sec);
+    if (c->server_cert.len == 0)
+        return tbgw_ua_client_fail(c, TBGW_EPROTO, 0x80550000u,
+                                   "the server offers no endpoint with %s and mode %s",
+                                   tbgw_ua_policy_name(pol),
+                                   tbgw_ua_sec_mode(c->sec) == TBGW_UA_MODE_SIGN ? "Sign" : "SignAndEncrypt");
+    tbgw_err e2 = {0};
+    int rc = tbgw_ua_sec_set_server_cert(c->sec, (const uint8_t *)c->server_cert.p, c->server_cert.len, &e2);
+    if (rc) return tbgw_ua_client_fail(c, rc, 0x80120000u, "%s", e2.msg);
+    tbgw_buf b;
+    tbgw_buf_init(&b);
+    tbgw_ua_req_begin(c, &b, UA_ID_CLO_REQ);
+    uint32_t rid;
+    send_msg(c, "CLO", &b, &rid);
+    tbgw_buf_free(&b);
+    drop_connection(c);
+    tbgw_buf_reset(&c->rx);
+    tbgw_ua_asm_free(&c->as);
+    tbgw_ua_asm_init(&c->as, UA_MAX_MSG, 0);
+    c->channel_id = c->token_id = c->send_buf = 0;
+    c->seq = 1;
+    rc = tcp_connect(c);
+    if (rc == 0) rc = hello(c);
+    c->secure = 1;
+    if (rc == 0) rc = open_channel(c, 0);
+    return rc;
+}
+
 int tbgw_ua_client_connect(tbgw_ua_client *c, tbgw_err *err) {
     if (c->fd >= 0) tbgw_ua_client_disconnect(c);
     reset_state(c);
@@ -697,10 +812,14 @@ int tbgw_ua_client_connect(tbgw_ua_client *c, tbgw_err *err) {
     c->seq = 1;
     c->last_status = 0;
     c->last_error[0] = 0;
-    int rc = tcp_connect(c);
+    c->secure = 0;
+    int rc = c->policy && !c->sec ? setup_security(c, err) : 0;
+    if (rc) return rc;
+    rc = tcp_connect(c);
     if (rc == 0) rc = hello(c);
     if (rc == 0) rc = open_channel(c, 0);
     if (rc == 0) rc = get_endpoints(c);
+    if (rc == 0 && c->sec) rc = secure_reconnect(c);
     if (rc == 0) rc = create_session(c);
     if (rc == 0) rc = activate_session(c);
     if (rc) {

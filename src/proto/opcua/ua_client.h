@@ -46,6 +46,12 @@ typedef struct tbgw_ua_client_cfg {
     const char *app_uri;       /* client application URI; NULL = "urn:tbgw:client" */
     const char *username;      /* NULL = anonymous identity */
     const char *password;
+    /* Secure channel: policy short name or URI (NULL or "None" = SecurityPolicy None), mode 2 = Sign,
+     * 3 = SignAndEncrypt; client certificate and key files (PEM or DER), CA to check the server
+     * certificate against (optional). */
+    const char *security_policy;
+    int security_mode;
+    const char *cert_path, *key_path, *ca_path;
     tbgw_logger *log; /* NULL = "opcua" */
     tbgw_ua_datachange_fn on_data;
     tbgw_ua_sublost_fn on_sub_lost;
