@@ -22,10 +22,11 @@ REFERENCE = os.path.join(SOURCE_DIR, "..", "shared", "reference-configs", "opcua
 
 
 class OpcuaServer:
-    def __init__(self, workdir, port=None, user=None):
+    def __init__(self, workdir, port=None, user=None, pki=None):
         self.workdir = workdir
         self.port = port or free_port()
         self.user = user
+        self.pki = pki
         self.proc = None
 
     @property
@@ -33,9 +34,12 @@ class OpcuaServer:
         return "opc.tcp://127.0.0.1:%d/" % self.port
 
     def start(self):
-        args = ["node", os.path.join(PEERS, "opcua_server.js"), str(self.port)]
+        # Basic128Rsa15 needs RSA PKCS#1 v1.5 decryption, which node 20 only allows with this flag
+        args = ["node", "--security-revert=CVE-2023-46809", os.path.join(PEERS, "opcua_server.js"), str(self.port)]
         if self.user:
             args += ["--user", self.user]
+        if self.pki:
+            args += ["--pki", self.pki]
         self.log = os.path.join(self.workdir, "opcua-%d.log" % self.port)
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, start_new_session=True)
@@ -54,6 +58,30 @@ class OpcuaServer:
         if getattr(self, "logf", None):
             self.logf.close()
             self.logf = None
+
+
+def make_pki(folder):
+    """A CA, and a server and a client certificate it signed (with the issuer appended), by openssl."""
+    os.makedirs(folder, exist_ok=True)
+
+    def run(*args):
+        subprocess.run(args, cwd=folder, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days",
+        "30", "-subj", "/CN=tbgw test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign")
+    for name, uri in (("server", "urn:tbgw:test-server"), ("client", "urn:tbgw:client")):
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+            "-subj", "/CN=" + name)
+        with open(os.path.join(folder, name + ".ext"), "w") as f:
+            f.write("subjectAltName=URI:%s,DNS:localhost,IP:127.0.0.1\n"
+                    "keyUsage=critical,digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n" % uri)
+        run("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", name + ".pem", "-days", "30", "-extfile", name + ".ext")
+        with open(os.path.join(folder, "ca.pem")) as ca, open(os.path.join(folder, name + ".pem"), "a") as out:
+            out.write(ca.read())
+    return folder
 
 
 def reference_config(url, subscriptions=False):
@@ -150,6 +178,27 @@ class OpcuaConnector(GatewayTestCase):
         self.server(port=port)
         wait_for(lambda: len(counters()) >= n + 3, 60, what="counter changes after the server restart")
         self.assertEqual(gw.stop(), 0)
+
+    def test_certificates_security_policies(self):
+        pki = make_pki(os.path.join(self.workdir, "pki"))
+        srv = self.server(pki=pki)
+        for policy, mode in (("Basic256Sha256", "SignAndEncrypt"), ("Aes256_Sha256_RsaPss", "Sign"),
+                             ("Basic128Rsa15", "SignAndEncrypt")):
+            with self.subTest(policy=policy, mode=mode):
+                self.platform.clear()
+                cfg = reference_config(srv.url)
+                cfg["server"]["security"] = policy
+                # relative paths are resolved against the configuration folder
+                cfg["server"]["identity"] = {"type": "cert.PEM", "cert": "../pki/client.pem",
+                                             "privateKey": "../pki/client.key", "caCert": "../pki/ca.pem",
+                                             "mode": mode}
+                gw = self.gateway(connectors=[opcua_connector(cfg)]).start()
+                tel = wait_for(lambda: self.platform.telemetry("Demo Device"), 30, what="telemetry over " + policy)
+                self.assertEqual(tel[0][2]["temperature"], 21.5)
+                reply = self.rpc(11, "multiply", [6, 7])
+                self.assertEqual(reply["data"], {"result": {"result": 42}})
+                gw.wait_log("SecurityPolicy %s %s, anonymous identity" % (policy, mode))
+                self.assertEqual(gw.stop(), 0)
 
     def test_username_identity(self):
         srv = self.server(user="gw:secret")

@@ -70,14 +70,17 @@ typedef struct opcua_cfg {
     char *security;
     char *username, *password;
     int cert_identity;
-    int reconnect_retries; /* 0 = forever */
+    char *cert_path, *key_path, *ca_path; /* resolved against the config folder */
+    int mode;                             /* 2 Sign, 3 SignAndEncrypt */
+    int reconnect_retries;                /* 0 = forever */
     int64_t reconnect_delay_ms;
     double reconnect_factor;
     opcua_mapping *maps;
     size_t n_maps;
 } opcua_cfg;
 
-int opcua_cfg_parse(const json_t *j, opcua_cfg *cfg, tbgw_err *err);
+/* config_dir (may be NULL) resolves relative certificate paths. */
+int opcua_cfg_parse(const json_t *j, const char *config_dir, opcua_cfg *cfg, tbgw_err *err);
 void opcua_cfg_free(opcua_cfg *cfg);
 
 /* ---- node resolution (opcua_nodes.c) ---- */

@@ -214,14 +214,53 @@ static int parse_mapping(const json_t *e, opcua_mapping *m, size_t idx, tbgw_err
     return 0;
 }
 
-static int parse_identity(const json_t *id, opcua_cfg *cfg, tbgw_err *err) {
+static char *resolve_path(const char *dir, const char *p) {
+    if (!p || !*p) return NULL;
+    if (p[0] == '/' || !dir || !*dir) return strdup(p);
+    size_t n = strlen(dir) + strlen(p) + 2;
+    char *out = malloc(n);
+    if (out) snprintf(out, n, "%s/%s", dir, p);
+    return out;
+}
+
+static const char *either(const json_t *o, const char *a, const char *b) {
+    const char *s = json_string_value(json_object_get(o, a));
+    return s ? s : json_string_value(json_object_get(o, b));
+}
+
+static int parse_certs(const json_t *id, const char *dir, opcua_cfg *cfg, tbgw_err *err) {
+    cfg->cert_identity = 1;
+    const char *cert = either(id, "cert", "pathToClientCert");
+    const char *key = either(id, "privateKey", "pathToPrivateKey");
+    const char *ca = either(id, "caCert", "pathToCACert");
+    if (!cert || !*cert)
+        return tbgw_err_set(err, TBGW_EINVAL, "server.identity.cert: expected a certificate file");
+    if (!key || !*key)
+        return tbgw_err_set(err, TBGW_EINVAL, "server.identity.privateKey: expected a private key file");
+    cfg->cert_path = resolve_path(dir, cert);
+    cfg->key_path = resolve_path(dir, key);
+    cfg->ca_path = resolve_path(dir, ca);
+    const char *mode = json_string_value(json_object_get(id, "mode"));
+    if (!mode || strcmp(mode, "SignAndEncrypt") == 0)
+        cfg->mode = 3;
+    else if (strcmp(mode, "Sign") == 0)
+        cfg->mode = 2;
+    else if (strcmp(mode, "None") == 0)
+        cfg->mode = 1;
+    else
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "server.identity.mode: expected one of None, Sign, SignAndEncrypt");
+    return 0;
+}
+
+static int parse_identity(const json_t *id, const char *dir, opcua_cfg *cfg, tbgw_err *err) {
     if (!id || json_is_null(id)) return 0;
     if (!json_is_object(id)) return tbgw_err_set(err, TBGW_EINVAL, "server.identity: expected an object");
     const char *type = json_string_value(json_object_get(id, "type"));
     const char *user = json_string_value(json_object_get(id, "username"));
-    if (type && (strcmp(type, "cert.PEM") == 0 || strcmp(type, "certificates") == 0))
-        cfg->cert_identity = 1;
-    else if (type && strcmp(type, "anonymous") != 0 && strcmp(type, "username") != 0)
+    if (type && (strcmp(type, "cert.PEM") == 0 || strcmp(type, "certificates") == 0)) {
+        if (parse_certs(id, dir, cfg, err)) return TBGW_EINVAL;
+    } else if (type && strcmp(type, "anonymous") != 0 && strcmp(type, "username") != 0)
         return tbgw_err_set(err, TBGW_EINVAL,
                             "server.identity.type: expected one of anonymous, username, cert.PEM");
     if (user && *user) { /* any username key selects the username identity */
@@ -234,7 +273,7 @@ static int parse_identity(const json_t *id, opcua_cfg *cfg, tbgw_err *err) {
     return 0;
 }
 
-int opcua_cfg_parse(const json_t *j, opcua_cfg *cfg, tbgw_err *err) {
+int opcua_cfg_parse(const json_t *j, const char *config_dir, opcua_cfg *cfg, tbgw_err *err) {
     memset(cfg, 0, sizeof *cfg);
     if (!json_is_object(j)) return tbgw_err_set(err, TBGW_EINVAL, "expected a JSON object");
     const json_t *srv = json_object_get(j, "server");
@@ -272,7 +311,16 @@ int opcua_cfg_parse(const json_t *j, opcua_cfg *cfg, tbgw_err *err) {
     cfg->subscriptions = es ? json_is_true(es) : 1;
     cfg->app_uri = dup_or_null(json_string_value(json_object_get(srv, "uri")));
     cfg->security = dup_or_null(json_string_value(json_object_get(srv, "security")));
-    if (parse_identity(json_object_get(srv, "identity"), cfg, err)) return TBGW_EINVAL;
+    if (parse_identity(json_object_get(srv, "identity"), config_dir, cfg, err)) return TBGW_EINVAL;
+    static const char *const known[] = {"None",           "Basic128Rsa15",         "Basic256",
+                                        "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"};
+    int ok = !cfg->security;
+    for (size_t i = 0; !ok && i < sizeof known / sizeof known[0]; i++)
+        ok = strcmp(cfg->security, known[i]) == 0;
+    if (!ok)
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "server.security: expected one of None, Basic128Rsa15, Basic256, Basic256Sha256, "
+                            "Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss");
     /* mapping is top-level in current configs and inside server in old ones */
     const json_t *maps = json_object_get(j, "mapping");
     if (!maps) maps = json_object_get(srv, "mapping");
@@ -322,5 +370,8 @@ void opcua_cfg_free(opcua_cfg *cfg) {
     free(cfg->security);
     free(cfg->username);
     free(cfg->password);
+    free(cfg->cert_path);
+    free(cfg->key_path);
+    free(cfg->ca_path);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -354,12 +354,7 @@ static int conn_create(const tbgw_host *host, const json_t *cfg, void **self, tb
     opcua_conn *oc = calloc(1, sizeof *oc);
     if (!oc) return TBGW_ENOMEM;
     oc->host = host;
-    int rc = opcua_cfg_parse(cfg, &oc->cfg, err);
-    if (rc == 0 && oc->cfg.cert_identity)
-        rc = tbgw_err_set(
-            err, TBGW_EINVAL,
-            "server.identity.type: certificate identities (security policy %s) are not supported yet",
-            oc->cfg.security ? oc->cfg.security : "None");
+    int rc = opcua_cfg_parse(cfg, host->config_dir, &oc->cfg, err);
     if (rc) {
         opcua_cfg_free(&oc->cfg);
         free(oc);
@@ -447,13 +442,20 @@ static int conn_run(void *self) {
     cc.app_uri = oc->cfg.app_uri;
     cc.username = oc->cfg.username;
     cc.password = oc->cfg.password;
+    if (oc->cfg.cert_identity && oc->cfg.mode != 1) { /* certificates: the named policy applies */
+        cc.security_policy = oc->cfg.security ? oc->cfg.security : "Basic256Sha256";
+        cc.security_mode = oc->cfg.mode;
+        cc.cert_path = oc->cfg.cert_path;
+        cc.key_path = oc->cfg.key_path;
+        cc.ca_path = oc->cfg.ca_path;
+    }
     cc.log = oc->host->log;
     cc.on_data = on_data;
     cc.on_sub_lost = on_sub_lost;
     cc.ctx = oc;
     oc->client = tbgw_ua_client_new(&cc);
     if (!oc->client) return TBGW_ENOMEM;
-    if (oc->cfg.security && strcmp(oc->cfg.security, "None") != 0)
+    if (!oc->cfg.cert_identity && oc->cfg.security && strcmp(oc->cfg.security, "None") != 0)
         TBGW_INFOF(oc->host->log,
                    "security policy %s is not in effect: the identity carries no certificates, "
                    "connecting with SecurityPolicy None",

@@ -829,7 +829,11 @@ int tbgw_ua_client_connect(tbgw_ua_client *c, tbgw_err *err) {
     }
     c->session_ok = 1;
     c->last_activity_ms = c->last_pub_ms = tbgw_mono_ms();
-    TBGW_INFOF(c->log, "connected to %s (channel %u, %s identity)", c->url, c->channel_id,
+    TBGW_INFOF(c->log, "connected to %s (channel %u, SecurityPolicy %s%s, %s identity)", c->url,
+               c->channel_id, c->secure ? tbgw_ua_policy_name(tbgw_ua_sec_policy(c->sec)) : "None",
+               !c->secure                                      ? ""
+               : tbgw_ua_sec_mode(c->sec) == TBGW_UA_MODE_SIGN ? " Sign"
+                                                               : " SignAndEncrypt",
                c->username ? "username" : "anonymous");
     return 0;
 }
