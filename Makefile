@@ -41,7 +41,7 @@ bench: build
 	@bash bench/run.sh
 
 format:
-	@clang-format -i $$(git ls-files '*.c' '*.h' '*.c.in')
+	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 format-check: deps
 	@bad=$$(for f in $$(git ls-files '*.c' '*.h'); do [ -f "$$f" ] && { clang-format --dry-run --Werror "$$f" >/dev/null 2>&1 || echo "$$f"; }; done); \

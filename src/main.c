@@ -1,5 +1,6 @@
 /* tbgw command line: parse arguments, load configuration, run the gateway, exit codes. */
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,10 @@ static void load_logging(const tbgw_config *cfg) {
 }
 
 int main(int argc, char **argv) {
+    /* Small footprint: the thread pool only runs platform connects; connector threads allocate
+     * little, so a couple of malloc arenas are enough. */
+    setenv("UV_THREADPOOL_SIZE", "1", 0);
+    mallopt(M_ARENA_MAX, 2);
     const char *cfg_path = "config/tb_gateway.json";
     int check = 0;
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},

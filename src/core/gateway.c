@@ -10,6 +10,7 @@
 
 #include "core/gateway_int.h"
 #include "core/record.h"
+#include "core/stats.h"
 #include "platform/tb_codec.h"
 #include "util/buf.h"
 #include "util/time.h"
@@ -472,7 +473,8 @@ static void on_ready(void *ud) {
     int mid;
     tb_client_publish(gw->tb, topic, req, strlen(req), 1, &mid);
     gw->limits_deadline = tbgw_mono_ms() + gw->cfg->session_limits_timeout_ms;
-    if (gw->limits_once) session_ready(gw); /* later reconnects do not wait (as the reference) */
+    /* later reconnects do not wait (as the reference); a zero timeout does not wait at all */
+    if (gw->limits_once || gw->cfg->session_limits_timeout_ms <= 0) session_ready(gw);
 }
 
 static void on_lost(void *ud, const char *why) {
@@ -504,6 +506,74 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
     tbgw_gateway *gw = ud;
     gw->cnt.msgs_received++;
     tbgw_router_on_message(gw, topic, payload, len);
+}
+
+/* ---- statistics (spec §1.9) ------------------------------------------------------------- */
+
+/* Stores a gateway-own record built from a JSON object of key/values. */
+static void store_own(tbgw_gateway *gw, json_t *values, int telemetry) {
+    tbgw_converted *c = tbgw_converted_new("currentThingsBoardGateway", "gateway");
+    if (!c) return;
+    const char *k;
+    json_t *v;
+    int64_t ts = tbgw_now_ms();
+    json_object_foreach(values, k, v) {
+        tbgw_value tv;
+        char *tmp;
+        if (tbgw_value_from_json(v, &tv, &tmp) != 0) continue;
+        if (telemetry)
+            tbgw_converted_add_telemetry(c, ts, k, &tv, NULL);
+        else
+            tbgw_converted_add_attribute(c, k, &tv, NULL);
+        free(tmp);
+    }
+    if (tbgw_converted_count(c)) tbgw_record_encode(c, TBGW_RECORD_OWN, gw->max_payload, storage_sink, gw);
+    tbgw_converted_free(c);
+}
+
+static void send_stats(tbgw_gateway *gw) {
+    json_t *machine = json_object();
+    tbgw_stats_machine(machine, &gw->cpu_prev, gw->cfg->dir);
+    json_object_set_new(machine, "msgsSentToPlatform", json_integer((json_int_t)gw->cnt.msgs_pushed));
+    json_object_set_new(machine, "msgsReceivedFromPlatform", json_integer((json_int_t)gw->cnt.msgs_received));
+    tbgw_storage_stats ss;
+    gw->st->ops->stats(gw->st, &ss);
+    json_t *service = json_pack(
+        "{s:I,s:I,s:I,s:I,s:I,s:I}", "storageMsgPulled",
+        (json_int_t)(ss.committed - gw->stats_prev_committed), "storageMsgCount", (json_int_t)ss.records,
+        "platformMsgPushed", (json_int_t)(gw->cnt.msgs_pushed - gw->stats_prev_pushed),
+        "platformAttrProduced", (json_int_t)gw->cnt.attr_produced, "platformTsProduced",
+        (json_int_t)gw->cnt.ts_produced, "storageDropped", (json_int_t)ss.dropped);
+    gw->stats_prev_committed = ss.committed;
+    gw->stats_prev_pushed = gw->cnt.msgs_pushed;
+    gw->cnt.attr_produced = gw->cnt.ts_produced = 0;
+    json_t *conns = json_object();
+    for (size_t i = 0; i < gw->n_conns; i++) {
+        conn_inst *ci = gw->conns[i];
+        if (!ci) continue;
+        uint64_t s[TBGW_STAT__COUNT];
+        for (int k = 0; k < TBGW_STAT__COUNT; k++)
+            s[k] = __atomic_exchange_n(&ci->stats[k], 0, __ATOMIC_RELAXED);
+        json_object_set_new(conns, ci->entry->name,
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "connectorMsgsReceived",
+                                      (json_int_t)s[TBGW_STAT_MSGS_RECEIVED], "connectorBytesReceived",
+                                      (json_int_t)s[TBGW_STAT_BYTES_RECEIVED], "storageMsgPushed",
+                                      (json_int_t)(ci->storage_pushed - ci->stats_prev_pushed),
+                                      "convertersMsgProcessed", (json_int_t)s[TBGW_STAT_CONV_PROCESSED],
+                                      "convertersMsgDropped", (json_int_t)s[TBGW_STAT_CONV_DROPPED],
+                                      "connectorsErrors", (json_int_t)s[TBGW_STAT_CONNECTOR_ERRORS],
+                                      "convertersErrors", (json_int_t)s[TBGW_STAT_CONVERTER_ERRORS]));
+        ci->stats_prev_pushed = ci->storage_pushed;
+    }
+    json_t *all = json_pack("{s:o,s:o,s:o}", "machineStats", machine, "serviceStats", service,
+                            "connectorsStats", conns);
+    store_own(gw, all, 1);
+    json_decref(all);
+}
+
+static void on_stats_timer(uv_timer_t *t) {
+    send_stats(t->data);
+    pump(t->data);
 }
 
 /* ---- timers and lifecycle ----------------------------------------------------------------- */
@@ -618,7 +688,8 @@ tbgw_gateway *tbgw_gateway_new(tbgw_config *cfg, char **argv) {
     gw->sig_term.data = gw->sig_int.data = gw;
     uv_timer_init(&gw->loop, &gw->tick_timer);
     uv_timer_init(&gw->loop, &gw->pump_timer);
-    gw->tick_timer.data = gw->pump_timer.data = gw;
+    uv_timer_init(&gw->loop, &gw->stats_timer);
+    gw->tick_timer.data = gw->pump_timer.data = gw->stats_timer.data = gw;
     uv_prepare_init(&gw->loop, &gw->prepare);
     gw->prepare.data = gw;
     tb_client_cbs cbs = {on_ready, on_lost, on_message, on_publish, on_writable};
@@ -651,6 +722,17 @@ int tbgw_gateway_run(tbgw_gateway *gw) {
         else
             TBGW_INFOF(gw->log, "connector \"%s\" (%s) started", gw->conns[i]->entry->name,
                        gw->conns[i]->entry->type);
+    }
+    if (gw->cfg->stats_enable) {
+        json_t *st = json_object();
+        tbgw_stats_static(st, gw->cfg->dir);
+        store_own(gw, st, 0);
+        json_decref(st);
+        json_t *prime = json_object(); /* first CPU sample, so the first period has a baseline */
+        tbgw_stats_machine(prime, &gw->cpu_prev, gw->cfg->dir);
+        json_decref(prime);
+        uint64_t period = (uint64_t)gw->cfg->stats_period_s * 1000;
+        uv_timer_start(&gw->stats_timer, on_stats_timer, period, period);
     }
     tb_client_start(gw->tb);
     TBGW_INFOF(gw->log, "tbgw %s started with %zu connector(s), %s storage", TBGW_VERSION, gw->n_conns,

@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/devices.h"
 #include "core/report.h"
+#include "core/stats.h"
 #include "platform/rate_limit.h"
 #include "platform/tb_client.h"
 #include "storage/storage.h"
@@ -61,8 +62,8 @@ struct conn_inst {
     int finished; /* thread left its loop */
     tbgw_conn_state state;
     char last_error[256];
-    uint64_t stats[TBGW_STAT__COUNT];     /* atomic adds */
-    uint64_t storage_pushed, events_sent; /* core thread */
+    uint64_t stats[TBGW_STAT__COUNT];                        /* atomic adds */
+    uint64_t storage_pushed, events_sent, stats_prev_pushed; /* core thread */
     unsigned restarts;
 };
 
@@ -138,7 +139,7 @@ struct tbgw_gateway {
     uv_loop_t loop;
     uv_async_t async;
     uv_signal_t sig_term, sig_int;
-    uv_timer_t tick_timer, pump_timer, drain_timer;
+    uv_timer_t tick_timer, pump_timer, drain_timer, stats_timer;
     uv_prepare_t prepare;
     tb_client *tb;
     tbgw_storage *st;
@@ -171,6 +172,8 @@ struct tbgw_gateway {
     int64_t drain_deadline;
     int64_t last_drop_log;
     tbgw_counters cnt;
+    tbgw_cpu_sample cpu_prev;
+    uint64_t stats_prev_committed, stats_prev_pushed;
     tbgw_logger *log, *slog;
 };
 

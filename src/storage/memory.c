@@ -2,6 +2,7 @@
  * when full. Nothing survives a restart. */
 #include <stdlib.h>
 #include <string.h>
+#include <tbgw/data.h>
 #include <tbgw/log.h>
 
 #include "storage/storage.h"
@@ -66,16 +67,26 @@ static void drop_head(mem_storage *s) {
     if (s->next_peek_seq < s->head_seq) s->next_peek_seq = s->head_seq;
 }
 
+static void log_drop(mem_storage *s, const char *what) {
+    int64_t now = tbgw_now_ms();
+    if (now - s->last_drop_log < 10000) return; /* rate-limited */
+    s->last_drop_log = now;
+    TBGW_WARNF(s->log, "memory storage full (max_records_count %zu): %s; %llu record(s) dropped so far",
+               s->cap, what, (unsigned long long)s->st.dropped);
+}
+
 static int mem_append(tbgw_storage *bs, const void *data, size_t len) {
     mem_storage *s = (mem_storage *)bs;
     if (len > UINT32_MAX) return TBGW_EINVAL;
     if (s->count == s->cap) {
         if (s->policy == TBGW_FULL_REFUSE) {
             s->st.dropped++;
+            log_drop(s, "refusing new records");
             return TBGW_EFULL;
         }
         drop_head(s);
         s->st.dropped++;
+        log_drop(s, "dropping the oldest records");
     }
     mem_rec *r = malloc(sizeof *r + len);
     if (!r) return TBGW_ENOMEM;

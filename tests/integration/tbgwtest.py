@@ -173,6 +173,8 @@ class Platform:
 class Gateway:
     """A tbgw process on a configuration folder built from dicts."""
 
+    count = 0
+
     def __init__(self, workdir, tb_port, connectors=(), storage=None, thingsboard=None, token="TEST_TOKEN",
                  extra_files=None):
         self.workdir = workdir
@@ -198,7 +200,8 @@ class Gateway:
         self.config_path = os.path.join(self.cfgdir, "tb_gateway.json")
         with open(self.config_path, "w") as f:
             json.dump(conf, f, indent=2)
-        self.log_path = os.path.join(workdir, "tbgw.log")
+        Gateway.count += 1
+        self.log_path = os.path.join(workdir, "tbgw-%d.log" % Gateway.count)
         self.proc = None
         self.logf = None
 
