@@ -91,10 +91,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cannot start the node-opcua server (tests/peers)\n");
         return 1;
     }
-    json_t *cfg = json_pack("{s:{s:s,s:b,s:i},s:[{s:s,s:{s:s,s:s},s:[]}]}", "server", "url", peer.url,
-                            "enableSubscriptions", 1, "subCheckPeriodInMillis", 100, "mapping", "deviceNodePattern",
-                            "Root\\.Objects\\.Many", "deviceInfo", "deviceNameExpression", "Many",
-                            "deviceNameExpressionSource", "constant", "timeseries");
+    json_t *cfg = json_pack(
+        "{s:{s:s,s:b,s:i},s:[{s:s,s:{s:s,s:s},s:[]}]}", "server", "url", peer.url, "enableSubscriptions", 1,
+        "subCheckPeriodInMillis", 100, "mapping", "deviceNodePattern", "Root\\.Objects\\.Many", "deviceInfo",
+        "deviceNameExpression", "Many", "deviceNameExpressionSource", "constant", "timeseries");
     json_t *ts = json_object_get(json_array_get(json_object_get(cfg, "mapping"), 0), "timeseries");
     for (int i = 0; i < n; i++) {
         char key[32], val[32];

@@ -12,6 +12,7 @@
 #include "util/time.h"
 
 static opcua_peer peer;
+static opcua_peer extra_peer; /* stopped by teardown even when a test fails midway */
 
 static int setup(void **state) {
     (void)state;
@@ -25,6 +26,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     peer_stop(&peer);
+    peer_stop(&extra_peer);
     return 0;
 }
 
@@ -193,17 +195,16 @@ static void test_connect_failures(void **state) {
 
 static void test_username_and_reconnect(void **state) {
     (void)state;
-    opcua_peer up = {0};
-    if (peer_start(&up, 0, "gw:secret", NULL)) skip();
+    if (peer_start(&extra_peer, 0, "gw:secret", NULL)) skip();
     tbgw_err err = {0};
     /* anonymous refused, wrong password refused, right password accepted */
-    tbgw_ua_client *c = connect_client(up.url, NULL, NULL, NULL);
+    tbgw_ua_client *c = connect_client(extra_peer.url, NULL, NULL, NULL);
     assert_int_not_equal(tbgw_ua_client_connect(c, &err), 0);
     tbgw_ua_client_free(c);
-    c = connect_client(up.url, "gw", "wrong", NULL);
+    c = connect_client(extra_peer.url, "gw", "wrong", NULL);
     assert_int_not_equal(tbgw_ua_client_connect(c, &err), 0);
     tbgw_ua_client_free(c);
-    c = connect_client(up.url, "gw", "secret", NULL);
+    c = connect_client(extra_peer.url, "gw", "secret", NULL);
     assert_int_equal(tbgw_ua_client_connect(c, &err), 0);
     tbgw_ua_nodeid t = tbgw_ua_nodeid_num(0, TBGW_UA_NS0_SERVER_STATE);
     tbgw_ua_datavalue dv;
@@ -211,17 +212,17 @@ static void test_username_and_reconnect(void **state) {
     tbgw_ua_datavalue_clear(&dv);
 
     /* server restart: the next call fails, a reconnect creates a new session */
-    int port = up.port;
-    peer_stop(&up);
+    int port = extra_peer.port;
+    peer_stop(&extra_peer);
     assert_int_not_equal(tbgw_ua_read(c, &t, 1, TBGW_UA_ATTR_VALUE, &dv), 0);
     assert_false(tbgw_ua_client_connected(c));
-    assert_int_equal(peer_start(&up, port, "gw:secret", NULL), 0);
+    assert_int_equal(peer_start(&extra_peer, port, "gw:secret", NULL), 0);
     assert_int_equal(tbgw_ua_client_connect(c, &err), 0);
     assert_int_equal(tbgw_ua_read(c, &t, 1, TBGW_UA_ATTR_VALUE, &dv), 0);
     assert_int_equal(dv.value.type, TBGW_UA_INT32); /* ServerState enumeration */
     tbgw_ua_datavalue_clear(&dv);
     tbgw_ua_client_free(c);
-    peer_stop(&up);
+    peer_stop(&extra_peer);
 }
 
 /* Every security policy with Sign and SignAndEncrypt against a server whose certificate and ours are
@@ -232,8 +233,7 @@ static void test_security_policies(void **state) {
     char dir[] = "/tmp/tbgw-opcua-pki-XXXXXX";
     assert_non_null(mkdtemp(dir));
     if (peer_make_pki(dir)) skip();
-    opcua_peer sp = {0};
-    if (peer_start_pki(&sp, 0, "gw:secret", NULL, dir)) skip();
+    if (peer_start_pki(&extra_peer, 0, "gw:secret", NULL, dir)) skip();
     char cert[256], key[256], ca[256];
     snprintf(cert, sizeof cert, "%s/client.pem", dir);
     snprintf(key, sizeof key, "%s/client.key", dir);
@@ -243,7 +243,7 @@ static void test_security_policies(void **state) {
     for (size_t i = 0; i < sizeof policies / sizeof policies[0]; i++) {
         for (int mode = 2; mode <= 3; mode++) {
             tbgw_ua_client_cfg cfg = {0};
-            cfg.url = sp.url;
+            cfg.url = extra_peer.url;
             cfg.timeout_ms = 5000;
             cfg.username = "gw";
             cfg.password = "secret";
@@ -290,7 +290,7 @@ static void test_security_policies(void **state) {
     char other[256];
     snprintf(other, sizeof other, "%s/client.pem", dir);
     tbgw_ua_client_cfg cfg = {0};
-    cfg.url = sp.url;
+    cfg.url = extra_peer.url;
     cfg.timeout_ms = 5000;
     cfg.security_policy = "Basic256Sha256";
     cfg.security_mode = 3;
@@ -302,7 +302,7 @@ static void test_security_policies(void **state) {
     assert_int_not_equal(tbgw_ua_client_connect(c, &err), 0);
     assert_non_null(strstr(err.msg, "not trusted"));
     tbgw_ua_client_free(c);
-    peer_stop(&sp);
+    peer_stop(&extra_peer);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
