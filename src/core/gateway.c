@@ -586,6 +586,14 @@ static void send_stats(tbgw_gateway *gw) {
                                       "convertersMsgDropped", (json_int_t)s[TBGW_STAT_CONV_DROPPED],
                                       "connectorsErrors", (json_int_t)s[TBGW_STAT_CONNECTOR_ERRORS],
                                       "convertersErrors", (json_int_t)s[TBGW_STAT_CONVERTER_ERRORS]));
+        /* tbgw additions: the supervisor's view of the connector */
+        tbgw_conn_state state;
+        char lasterr[256];
+        tbgw_conn_state_get(ci, &state, lasterr, sizeof lasterr);
+        json_t *cs = json_object_get(conns, ci->entry->name);
+        json_object_set_new(cs, "state", json_string(tbgw_conn_state_name(state)));
+        json_object_set_new(cs, "restarts", json_integer(ci->restarts));
+        if (lasterr[0]) json_object_set_new(cs, "lastError", json_string(lasterr));
         ci->stats_prev_pushed = ci->storage_pushed;
     }
     json_t *all = json_pack("{s:o,s:o,s:o}", "machineStats", machine, "serviceStats", service,

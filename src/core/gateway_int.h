@@ -78,6 +78,7 @@ void tbgw_conn_free(conn_inst *ci);
 /* Queues downlink work for the connector (takes ownership of it). */
 void tbgw_conn_post(conn_inst *ci, dn_item *it);
 void tbgw_dn_free(dn_item *it);
+const char *tbgw_conn_state_name(tbgw_conn_state st);
 void tbgw_conn_state_get(conn_inst *ci, tbgw_conn_state *st, char *err, size_t errlen);
 
 /* A pack being published: committed once every message of it was acknowledged. */
