@@ -163,7 +163,7 @@ static void report_emit(void *ud, const char *connector_id, tbgw_converted *c) {
     tbgw_converted_free(c);
 }
 
-static void drain_ingress(tbgw_gateway *gw) {
+void tbgw_gw_drain_ingress(tbgw_gateway *gw) {
     pthread_mutex_lock(&gw->in_mu);
     in_item *list = gw->in_head;
     gw->in_head = gw->in_tail = NULL;
@@ -201,7 +201,7 @@ static void drain_ingress(tbgw_gateway *gw) {
 static void on_async(uv_async_t *a) {
     tbgw_gateway *gw = a->data;
     if (__atomic_load_n(&gw->stop_requested, __ATOMIC_RELAXED) && !gw->stopping) tbgw_gw_request_stop(gw, 0);
-    drain_ingress(gw);
+    tbgw_gw_drain_ingress(gw);
     pump(gw);
 }
 
@@ -639,7 +639,7 @@ void tbgw_gw_request_stop(tbgw_gateway *gw, int restart) {
         int64_t left = deadline - tbgw_mono_ms();
         if (gw->conns[i]) tbgw_conn_stop(gw->conns[i], left > 100 ? (int)left : 100);
     }
-    drain_ingress(gw);
+    tbgw_gw_drain_ingress(gw);
     gw->st->ops->sync(gw->st);
     gw->draining = 1;
     gw->drain_deadline = tbgw_mono_ms() + 1500;

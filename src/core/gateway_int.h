@@ -197,6 +197,9 @@ void tbgw_gw_request_stop(struct tbgw_gateway *gw, int restart);
 void tbgw_gw_publish_connect(struct tbgw_gateway *gw, tbgw_device *d);
 /* Stores gateway-own attributes (telemetry=0) or telemetry (1) from a JSON object. */
 void tbgw_gw_store_own(struct tbgw_gateway *gw, json_t *values, int telemetry);
+/* Processes everything connectors queued so far (before an instance is freed: queued items
+ * point to it and to its configuration). */
+void tbgw_gw_drain_ingress(struct tbgw_gateway *gw);
 /* A device whose connector is gone: v1/gateway/disconnect and forget it. */
 void tbgw_gw_device_gone(struct tbgw_gateway *gw, const char *name);
 /* RemoteLoggingLevel shared attribute. */

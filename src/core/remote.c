@@ -168,6 +168,7 @@ static void remove_conn(tbgw_gateway *gw, size_t idx) {
     conn_inst *ci = gw->conns[idx];
     TBGW_INFOF(gw->log, "stopping connector \"%s\" (removed by remote configuration)", ci->entry->name);
     tbgw_conn_stop(ci, 3000);
+    tbgw_gw_drain_ingress(gw); /* queued records point into ci's configuration */
     move_devices(gw, ci, NULL);
     tbgw_report_clear_connector(gw->report, ci->entry->id);
     list_set(gw, ci->entry->name, NULL);
@@ -249,6 +250,7 @@ int tbgw_remote_apply_connector(tbgw_gateway *gw, const char *name, const char *
     if (old) {
         TBGW_INFOF(gw->log, "replacing connector \"%s\" with its new configuration", name);
         tbgw_conn_stop(old, 3000);
+        tbgw_gw_drain_ingress(gw); /* queued records point into old's configuration */
         move_devices(gw, old, ci);
         tbgw_report_clear_connector(gw->report, old->entry->id);
         tbgw_conn_free(old);
