@@ -40,5 +40,9 @@ int tbgw_devinfo_eval(const tbgw_devinfo *d, const char *topic, const json_t *bo
 /* 0 when the device name comes from a topic regex that does not match topic (the name is then the
  * literal expression), else 1. */
 int tbgw_devinfo_topic_matched(const tbgw_devinfo *d, const char *topic);
+/* Like tbgw_devinfo_eval, for requests: TBGW_ENOENT when the name cannot be found (a topic regex
+ * that does not match, or a missing `${}` in the name) instead of falling back to literal text. */
+int tbgw_devinfo_eval_strict(const tbgw_devinfo *d, const char *topic, const json_t *body, char **name,
+                             char **profile);
 
 #endif

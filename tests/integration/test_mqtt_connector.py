@@ -179,6 +179,10 @@ class MqttConnectorTest(GatewayTestCase):
             conf["mapping"].append({"topicFilter": "old/+", "converter": {
                 "type": "json", "deviceNameJsonExpression": "${serial}", "deviceTypeTopicExpression": "(?<=old/).*",
                 "timeseries": [{"type": "int", "key": "n", "value": "${n}"}]}})
+            # a connect request naming the device from the payload (reference unit-test config)
+            conf["requestsMapping"]["connectRequests"].append({"topicFilter": "dev/connect", "deviceInfo": {
+                "deviceNameExpressionSource": "message", "deviceNameExpression": "${serialNumber}",
+                "deviceProfileExpressionSource": "constant", "deviceProfileExpression": "Thermometer"}})
             return conf
         gw = self.start_all(cfg)
         d = self.devices
@@ -189,6 +193,17 @@ class MqttConnectorTest(GatewayTestCase):
         self.platform.publish("v1/gateway/rpc", {"device": "M-1", "data": {"id": 5, "method": "getRelay"}})
         rep = wait_for(lambda: [p for _, p in self.platform.all("v1/gateway/rpc") if p["id"] == 5], 10, what="timeout")
         self.assertEqual(json.loads(rep[0]["data"]), {"success": False})
+        # connect request: a missing name is an error, not a device called "${serialNumber}"
+        d.publish("dev/connect", b"")
+        gw.wait_log("connect request on dev/connect: no device name found", 10)
+        d.publish("dev/connect", {"serialNumber": "SN-002"})
+        wait_for(lambda: {"device": "SN-002", "type": "Thermometer"} in
+                 [p for _, p in self.platform.all("v1/gateway/connect")], 10, what="SN-002 connect")
+        self.assertFalse([p for _, p in self.platform.all("v1/gateway/connect") if "$" in p["device"]])
+        # attribute request without the named field: nothing is requested
+        d.publish("v1/devices/me/attributes/request", {"other": 1})
+        gw.wait_log("attribute request on v1/devices/me/attributes/request: no attribute name found", 10)
+        self.assertEqual(self.platform.all("v1/gateway/attributes/request"), [])
         # malformed payloads: logged once per topic, never fatal
         for _ in range(3):
             d.publish("data/", b"{not json")
