@@ -59,14 +59,15 @@ class Devices:
 
 
 class MqttConnectorTest(GatewayTestCase):
-    def start_all(self, cfg=None):
+    def start_all(self, cfg=None, thingsboard=None):
         self.ext = Broker(self.workdir, name="external").start()
         self.extra.append(self.ext)
         with open(REFERENCE) as f:
             conf = json.load(f)
         conf = cfg(conf) if cfg else conf
         conf["broker"]["port"] = self.ext.port
-        gw = self.gateway(connectors=[{"type": "mqtt", "name": "MQTT Broker Connector", "config": conf}])
+        gw = self.gateway(connectors=[{"type": "mqtt", "name": "MQTT Broker Connector", "config": conf}],
+                          thingsboard=thingsboard)
         ext_dir = os.path.join(gw.cfgdir, "extensions", "mqtt")
         os.makedirs(ext_dir, exist_ok=True)
         os.symlink(PLUGIN, os.path.join(ext_dir, "CustomMqttUplinkConverter.so"))
@@ -214,6 +215,32 @@ class MqttConnectorTest(GatewayTestCase):
         warned = [l for l in log.splitlines() if "|WARNING|" in l and "malformed payload on topic data/" in l]
         self.assertEqual(len(warned), 1, log[-3000:])
         self.assertEqual(len([l for l in log.splitlines() if "malformed payload on topic data/" in l]), 4)
+        self.assertEqual(gw.stop(), 0)
+
+    def test_statistics(self):
+        gw = self.start_all(thingsboard={"statistics": {"enable": True, "statsSendPeriodInSeconds": 2}})
+        d = self.devices
+        for i in range(3):
+            d.publish("data/", {"temperature": i})
+        d.publish("data/", b"{bad")
+        d.publish("sensor/raw_data", b"")  # empty device name
+        d.publish("nobody/listens", b"x")  # matches nothing: not received by the connector at all
+
+        def totals():
+            out = {}
+            for _, p in self.platform.all("v1/devices/me/telemetry"):
+                for entry in p if isinstance(p, list) else [p]:
+                    st = entry.get("values", {}).get("connectorsStats", {}).get("MQTT Broker Connector")
+                    for k, v in (st or {}).items():
+                        out[k] = out.get(k, 0) + v
+            return out
+        wait_for(lambda: totals().get("convertersErrors", 0) >= 2 and totals().get("convertersMsgProcessed", 0) >= 3,
+                 20, what="connector statistics")
+        t = totals()
+        self.assertEqual(t["connectorMsgsReceived"], 5)
+        self.assertEqual(t["convertersMsgProcessed"], 3)
+        self.assertEqual(t["convertersErrors"], 2)
+        self.assertEqual(t["connectorBytesReceived"], sum(len(json.dumps({"temperature": i})) for i in range(3)) + 4 + 0)
         self.assertEqual(gw.stop(), 0)
 
 
