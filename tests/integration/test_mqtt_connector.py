@@ -180,6 +180,11 @@ class MqttConnectorTest(GatewayTestCase):
             conf["mapping"].append({"topicFilter": "old/+", "converter": {
                 "type": "json", "deviceNameJsonExpression": "${serial}", "deviceTypeTopicExpression": "(?<=old/).*",
                 "timeseries": [{"type": "int", "key": "n", "value": "${n}"}]}})
+            # a shared subscription
+            conf["mapping"].append({"topicFilter": "$share/tbgw/shared/+", "subscriptionQos": 0, "converter": {
+                "type": "json", "deviceInfo": {"deviceNameExpressionSource": "topic",
+                                               "deviceNameExpression": "(?<=shared/).+"},
+                "attributes": "*"}})
             # a connect request naming the device from the payload (reference unit-test config)
             conf["requestsMapping"]["connectRequests"].append({"topicFilter": "dev/connect", "deviceInfo": {
                 "deviceNameExpressionSource": "message", "deviceNameExpression": "${serialNumber}",
@@ -194,6 +199,9 @@ class MqttConnectorTest(GatewayTestCase):
         self.platform.publish("v1/gateway/rpc", {"device": "M-1", "data": {"id": 5, "method": "getRelay"}})
         rep = wait_for(lambda: [p for _, p in self.platform.all("v1/gateway/rpc") if p["id"] == 5], 10, what="timeout")
         self.assertEqual(json.loads(rep[0]["data"]), {"success": False})
+        d.publish("shared/S-1", {"fw": "1.2", "n": 3})
+        wait_for(lambda: self.platform.attributes().get("S-1", {}).get("fw") == "1.2", 10, what="shared subscription")
+        self.assertEqual(self.platform.attributes()["S-1"]["n"], 3)
         # connect request: a missing name is an error, not a device called "${serialNumber}"
         d.publish("dev/connect", b"")
         gw.wait_log("connect request on dev/connect: no device name found", 10)
