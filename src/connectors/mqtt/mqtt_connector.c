@@ -102,7 +102,13 @@ static void flush_batch(mq_conn *c) {
     c->batch_tail = &c->batch;
     c->batch_n = 0;
     int rc = c->host->emit(c->host, b);
-    if (rc == TBGW_EAGAIN) TBGW_DEBUGF(c->host->log, "core saturated: a batch was dropped");
+    if (rc == TBGW_EAGAIN) {
+        /* stop reading for a moment: unread messages stay queued (and unacknowledged) at the broker */
+        c->read_pause_until = tbgw_mono_ms() + 50;
+        if (c->saturated++ % 100 == 0)
+            TBGW_WARNF(c->host->log, "core saturated: a batch was refused (%llu so far); pausing reads",
+                       (unsigned long long)c->saturated);
+    }
 }
 
 /* Appends converted records to the batch (the oldest record starts the coalescing window). */
@@ -328,7 +334,7 @@ static void network_turn(mq_conn *c) {
         if (tbgw_mono_ms() >= c->next_connect) try_connect(c);
         return;
     }
-    struct pollfd pfd = {.fd = sock, .events = POLLIN};
+    struct pollfd pfd = {.fd = sock, .events = tbgw_mono_ms() >= c->read_pause_until ? POLLIN : 0};
     if (mosquitto_want_write(c->mosq)) pfd.events |= POLLOUT;
     int timeout = 10;
     if (c->batch) { /* wake up when the coalescing window of the pending batch ends */
