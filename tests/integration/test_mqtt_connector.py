@@ -225,6 +225,29 @@ class MqttConnectorTest(GatewayTestCase):
         self.assertEqual(len([l for l in log.splitlines() if "malformed payload on topic data/" in l]), 4)
         self.assertEqual(gw.stop(), 0)
 
+    def test_report_strategies_from_the_mapping(self):
+        def cfg(conf):
+            conf["mapping"][0]["converter"]["sendDataOnlyOnChange"] = True  # device level ON_CHANGE
+            conf["mapping"][1]["converter"]["timeseries"][0]["reportStrategy"] = {"type": "ON_RECEIVED"}
+            conf["mapping"][1]["reportStrategy"] = {"type": "ON_CHANGE"}
+            return conf
+        gw = self.start_all(cfg)
+        d = self.devices
+        for v in (20, 20, 21, 21):
+            d.publish("data/", {"temperature": v, "humidity": 50})
+            time.sleep(0.15)
+        for v in (1, 1):
+            d.publish("sensor/S9/data", {"temp": v, "hum": 7})
+            time.sleep(0.15)
+        wait_for(lambda: len(self.platform.telemetry("S9")) >= 2, 10, what="S9 telemetry")
+        time.sleep(0.5)
+        demo = [v for _, _, v in self.platform.telemetry("Demo Device")]
+        self.assertEqual(demo, [{"temperature": 20.0, "humidity": 50.0}, {"temperature": 21.0}])
+        s9 = [v for _, _, v in self.platform.telemetry("S9")]
+        # temperature has its own ON_RECEIVED; humidity inherits the mapping's ON_CHANGE
+        self.assertEqual(s9, [{"temperature": 1.0, "humidity": "7"}, {"temperature": 1.0}])
+        self.assertEqual(gw.stop(), 0)
+
     def test_statistics(self):
         gw = self.start_all(thingsboard={"statistics": {"enable": True, "statsSendPeriodInSeconds": 2}})
         d = self.devices
