@@ -309,9 +309,12 @@ static void try_connect(mq_conn *c) {
     }
 }
 
-/* Reads every packet available now (bounded), then hands the converted records to the core. */
+/* Reads every packet available now (bounded), then hands the converted records to the core.
+ * A short burst is followed by a 1 ms gather pause, so that at moderate rates one wake-up serves
+ * several messages instead of one (less CPU per message for at most 1 ms more latency). */
 static void read_burst(mq_conn *c) {
-    for (int i = 0; i < MQ_BURST; i++) {
+    int i = 0;
+    for (; i < MQ_BURST; i++) {
         errno = 0;
         int rc = mosquitto_loop_read(c->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS) {
@@ -324,6 +327,10 @@ static void read_burst(mq_conn *c) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || mosquitto_socket(c->mosq) < 0) break;
     }
     maybe_flush(c, 0);
+    if (i < 8) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static void network_turn(mq_conn *c) {
