@@ -24,7 +24,9 @@ void tbgw_json_conv_free(tbgw_json_conv *c);
  * Appends one record per device with at least one datapoint to *chain. Returns the number of records
  * appended, or a negative TBGW_E* with err naming the problem (TBGW_EINVAL: the payload cannot be
  * converted, e.g. not an object, or the device name is empty). Bad elements of a list are skipped
- * (err describes the first) and the others kept. recv_ts_ms = message receive time. */
+ * (err describes the first) and the others kept. recv_ts_ms = message receive time.
+ * Non-fatal problems are reported in err with a return >= 0: TBGW_ENOENT when no configured key was
+ * found at all, TBGW_EINVAL for a value that could not be cast to its type (it is sent as text). */
 int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const json_t *payload,
                            int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err);
 

@@ -256,6 +256,7 @@ class MqttConnectorTest(GatewayTestCase):
         d.publish("data/", b"{bad")
         d.publish("sensor/raw_data", b"")  # empty device name
         d.publish("nobody/listens", b"x")  # matches nothing: not received by the connector at all
+        d.publish("data/", {"nothing": 1})  # converted, but no configured key: reported and counted
 
         def totals():
             out = {}
@@ -265,13 +266,15 @@ class MqttConnectorTest(GatewayTestCase):
                     for k, v in (st or {}).items():
                         out[k] = out.get(k, 0) + v
             return out
-        wait_for(lambda: totals().get("convertersErrors", 0) >= 2 and totals().get("convertersMsgProcessed", 0) >= 3,
+        wait_for(lambda: totals().get("convertersErrors", 0) >= 3 and totals().get("convertersMsgProcessed", 0) >= 4,
                  20, what="connector statistics")
         t = totals()
-        self.assertEqual(t["connectorMsgsReceived"], 5)
-        self.assertEqual(t["convertersMsgProcessed"], 3)
-        self.assertEqual(t["convertersErrors"], 2)
-        self.assertEqual(t["connectorBytesReceived"], sum(len(json.dumps({"temperature": i})) for i in range(3)) + 4 + 0)
+        self.assertEqual(t["connectorMsgsReceived"], 6)
+        self.assertEqual(t["convertersMsgProcessed"], 4)
+        self.assertEqual(t["convertersErrors"], 3)
+        self.assertEqual(t["connectorBytesReceived"], sum(len(json.dumps({"temperature": i})) for i in range(3)) + 4 + 0
+                         + len(json.dumps({"nothing": 1})))
+        self.assertIn("malformed payload on topic data/: no configured key found in the payload", gw.log())
         self.assertEqual(gw.stop(), 0)
 
 
