@@ -218,6 +218,7 @@ static int wait_equal(fake *f, const char *device, const char *section, const ch
 }
 
 static opcua_peer peer;
+static opcua_peer late_peer;
 
 static int setup(void **state) {
     (void)state;
@@ -228,6 +229,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     peer_stop(&peer);
+    peer_stop(&late_peer);
     return 0;
 }
 
@@ -388,6 +390,30 @@ static void test_subscriptions_and_restart(void **state) {
     finish(&f, th);
 }
 
+/* A node that does not exist yet is looked for again until it appears, then subscribed. */
+static void test_missing_node_appears(void **state) {
+    (void)state;
+    peer_extra[0] = "--late";
+    peer_extra[1] = "4";
+    int rc = peer_start(&late_peer, 0, NULL, NULL);
+    peer_extra[0] = peer_extra[1] = NULL;
+    if (rc) skip();
+    fake f;
+    pthread_t th;
+    json_t *cfg = example_config(late_peer.url, 1);
+    json_t *ts = json_object_get(json_array_get(json_object_get(cfg, "mapping"), 0), "timeseries");
+    json_array_append_new(ts, json_pack("{s:s,s:s,s:s}", "key", "late", "type", "path", "value", "${Late}"));
+    start(&f, cfg, &th);
+    json_t *v = wait_value(&f, "Demo Device", "ts", "temperature", 15000);
+    assert_non_null(v);
+    json_decref(v);
+    v = latest(&f, "Demo Device", "ts", "late");
+    assert_null(v); /* not there yet */
+    assert_true(wait_equal(&f, "Demo Device", "ts", "late", json_real(7.5), 20000));
+    finish(&f, th);
+    peer_stop(&late_peer);
+}
+
 static void test_config_errors(void **state) {
     (void)state;
     fake f;
@@ -443,6 +469,7 @@ int main(void) {
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_polling_rpc_and_updates),
         cmocka_unit_test(test_subscriptions_and_restart),
+        cmocka_unit_test(test_missing_node_appears),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
