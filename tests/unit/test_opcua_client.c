@@ -286,6 +286,37 @@ static void test_security_policies(void **state) {
             tbgw_ua_client_free(c);
         }
     }
+    /* a short channel lifetime: the token is renewed before it expires, requests keep working */
+    {
+        tbgw_ua_client_cfg rc = {0};
+        rc.url = extra_peer.url;
+        rc.timeout_ms = 5000;
+        rc.username = "gw";
+        rc.password = "secret";
+        rc.security_policy = "Basic256Sha256";
+        rc.security_mode = 3;
+        rc.cert_path = cert;
+        rc.key_path = key;
+        rc.ca_path = ca;
+        rc.channel_lifetime_ms = 2000;
+        tbgw_ua_client *c = tbgw_ua_client_new(&rc);
+        tbgw_err err = {0};
+        assert_int_equal(tbgw_ua_client_connect(c, &err), 0);
+        uint32_t first = tbgw_ua_client_token_id(c);
+        tbgw_ua_nodeid t = sid("ns=1;s=Temperature");
+        int renewed = 0;
+        for (int64_t end = tbgw_mono_ms() + 6000; tbgw_mono_ms() < end;) {
+            assert_int_equal(tbgw_ua_client_poll(c, 200), 0);
+            tbgw_ua_datavalue dv;
+            assert_int_equal(tbgw_ua_read(c, &t, 1, TBGW_UA_ATTR_VALUE, &dv), 0);
+            assert_true(dv.value.type == TBGW_UA_DOUBLE && dv.value.v[0].d == 21.5);
+            tbgw_ua_datavalue_clear(&dv);
+            renewed += tbgw_ua_client_token_id(c) != first;
+        }
+        assert_true(renewed > 0);
+        tbgw_ua_nodeid_clear(&t);
+        tbgw_ua_client_free(c);
+    }
     /* a CA that did not sign the server certificate */
     char other[256];
     snprintf(other, sizeof other, "%s/client.pem", dir);

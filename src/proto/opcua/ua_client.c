@@ -80,6 +80,10 @@ const char *tbgw_ua_client_last_error(const tbgw_ua_client *c) {
     return c->last_error;
 }
 
+uint32_t tbgw_ua_client_token_id(const tbgw_ua_client *c) {
+    return c->token_id;
+}
+
 int tbgw_ua_client_connected(const tbgw_ua_client *c) {
     return c->fd >= 0 && c->session_ok;
 }
@@ -477,7 +481,7 @@ static int open_channel(tbgw_ua_client *c, int renew) {
     int rc = c->secure ? tbgw_ua_sec_new_nonce(c->sec, &nonce, &nonce_len) : 0;
     tbgw_ua_enc_u32(&b, c->secure ? (uint32_t)tbgw_ua_sec_mode(c->sec) : 1u); /* securityMode */
     tbgw_ua_enc_raw_bytes(&b, nonce, (int32_t)nonce_len);                     /* clientNonce */
-    tbgw_ua_enc_u32(&b, UA_CHANNEL_LIFE_MS);                                  /* requestedLifetime */
+    tbgw_ua_enc_u32(&b, c->cfg.channel_lifetime_ms ? c->cfg.channel_lifetime_ms : UA_CHANNEL_LIFE_MS);
     tbgw_buf out;
     tbgw_buf_init(&out);
     uint32_t rid = ++c->next_rid;
@@ -511,8 +515,8 @@ static int open_channel(tbgw_ua_client *c, int renew) {
             } else {
                 c->channel_id = ch;
                 c->token_id = tok;
-                if (life < 10000) life = 10000;
-                c->renew_at = tbgw_mono_ms() + (int64_t)life * 3 / 4;
+                if (life < 1000) life = 1000;
+                c->renew_at = tbgw_mono_ms() + (int64_t)life * 3 / 4; /* renewed before it expires */
                 TBGW_DEBUGF(c->log, "secure channel %u token %u lifetime %u ms", ch, tok, life);
             }
         }
