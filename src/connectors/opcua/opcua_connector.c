@@ -425,7 +425,8 @@ static int turn(opcua_conn *oc) {
     int rc = 0;
     if (now >= oc->next_scan_ms || oc->sub_lost) {
         if (oc->sub_lost) TBGW_WARNF(oc->host->log, "subscription lost; subscribing again");
-        if (oc->sub_id && !oc->sub_lost) tbgw_ua_sub_delete(oc->client, oc->sub_id);
+        if (oc->sub_id)
+            tbgw_ua_sub_delete(oc->client, oc->sub_id); /* also a lost one: the count of live ones */
         rc = scan(oc);
         if (rc == 0 && oc->cfg.subscriptions) rc = subscribe(oc);
         schedule_scan(oc, now);

@@ -50,6 +50,15 @@ struct tbgw_ua_client {
         uint32_t sub, seq;
     } acks[UA_MAX_ACKS];
     unsigned n_acks;
+    struct {
+        uint32_t sub, last;
+    } seqs[8]; /* last notification sequence number per subscription */
+    unsigned n_seqs;
+    struct {
+        uint32_t sub, seq;
+    } missing[16]; /* gaps to fetch with Republish */
+    unsigned n_missing;
+    int drop_publish; /* test hook: notifications to treat as lost */
     int64_t last_pub_ms, keepalive_ms, last_activity_ms;
     uint32_t last_status;
     char last_error[256];
@@ -139,6 +148,8 @@ static void reset_state(tbgw_ua_client *c) {
     c->n_subs = 0;
     c->n_pub = 0;
     c->n_acks = 0;
+    c->n_seqs = 0;
+    c->n_missing = 0;
     c->keepalive_ms = 0;
 }
 
@@ -923,6 +934,58 @@ static int32_t handle_notifications(tbgw_ua_client *c, uint32_t sub, tbgw_ua_dec
     return n;
 }
 
+/* Notices gaps in a subscription's sequence numbers; the missing messages are fetched with
+ * Republish. */
+static void track_seq(tbgw_ua_client *c, uint32_t sub, uint32_t seq) {
+    unsigned i = 0;
+    while (i < c->n_seqs && c->seqs[i].sub != sub) i++;
+    if (i == c->n_seqs) {
+        if (c->n_seqs == sizeof c->seqs / sizeof c->seqs[0]) return;
+        c->seqs[c->n_seqs].sub = sub;
+        c->seqs[c->n_seqs++].last = seq;
+        return;
+    }
+    uint32_t last = c->seqs[i].last;
+    for (uint32_t s = last + 1; seq > last + 1 && s < seq && c->n_missing < 16; s++) {
+        c->missing[c->n_missing].sub = sub;
+        c->missing[c->n_missing++].seq = s;
+    }
+    if (seq > last) c->seqs[i].last = seq;
+}
+
+void tbgw_ua_client_test_drop_publish(tbgw_ua_client *c, int n) {
+    c->drop_publish = n;
+}
+
+static void republish_missing(tbgw_ua_client *c) {
+    while (c->n_missing > 0 && c->fd >= 0) {
+        uint32_t sub = c->missing[c->n_missing - 1].sub, seq = c->missing[c->n_missing - 1].seq;
+        c->n_missing--;
+        tbgw_buf b, resp;
+        tbgw_buf_init(&b);
+        tbgw_buf_init(&resp);
+        tbgw_ua_req_begin(c, &b, UA_ID_REPUBLISH_REQ);
+        tbgw_ua_enc_u32(&b, sub);
+        tbgw_ua_enc_u32(&b, seq);
+        tbgw_ua_dec d;
+        char nb[16];
+        if (tbgw_ua_req_call(c, &b, UA_ID_REPUBLISH_RESP, &resp, &d) == 0) {
+            tbgw_ua_dec_u32(&d); /* sequenceNumber */
+            tbgw_ua_dec_i64(&d); /* publishTime */
+            if (handle_notifications(c, sub, &d) > 0 && c->n_acks < UA_MAX_ACKS) {
+                c->acks[c->n_acks].sub = sub;
+                c->acks[c->n_acks++].seq = seq;
+            }
+            TBGW_DEBUGF(c->log, "notification %u of subscription %u republished", seq, sub);
+        } else {
+            TBGW_WARNF(c->log, "notification %u of subscription %u lost: %s", seq, sub,
+                       tbgw_ua_status_name(c->last_status, nb));
+        }
+        tbgw_buf_free(&b);
+        tbgw_buf_free(&resp);
+    }
+}
+
 static void handle_publish(tbgw_ua_client *c, const tbgw_buf *msg) {
     tbgw_ua_dec d;
     tbgw_ua_dec_init(&d, msg->p, msg->len);
@@ -948,6 +1011,16 @@ static void handle_publish(tbgw_ua_client *c, const tbgw_buf *msg) {
         return;
     }
     (void)navail;
+    size_t save = d.pos;
+    int32_t nn = tbgw_ua_dec_count(&d, 3);
+    d.pos = save;
+    if (nn > 0) {
+        if (c->drop_publish > 0) { /* as if this response had been lost on the way */
+            c->drop_publish--;
+            return;
+        }
+        track_seq(c, sub, seq);
+    }
     /* keep-alive messages carry no notifications and nothing to acknowledge */
     if (handle_notifications(c, sub, &d) > 0 && c->n_acks < UA_MAX_ACKS) {
         c->acks[c->n_acks].sub = sub;
@@ -1024,6 +1097,10 @@ int tbgw_ua_client_poll(tbgw_ua_client *c, int timeout_ms) {
         }
     }
     tbgw_buf_free(&msg);
-    if (rc < 0) drop_connection(c);
-    return rc < 0 ? rc : 0;
+    if (rc >= 0) republish_missing(c);
+    if (rc < 0 || c->fd < 0) {
+        drop_connection(c);
+        return rc < 0 ? rc : tbgw_ua_client_fail(c, TBGW_EIO, 0x80AE0000u, "connection lost");
+    }
+    return 0;
 }
