@@ -32,6 +32,7 @@ typedef struct fake {
     void *self;
     volatile int stop;
     int state;
+    uint64_t stats[TBGW_STAT__COUNT];
 } fake;
 
 static json_t *value_json(const tbgw_value *v) {
@@ -115,7 +116,10 @@ static int f_wait(const tbgw_host *h, int timeout_ms) {
 }
 
 static void f_stat(const tbgw_host *h, tbgw_stat s, uint64_t n) {
-    (void)h, (void)s, (void)n;
+    fake *f = (fake *)h;
+    pthread_mutex_lock(&f->mu);
+    f->stats[s] += n;
+    pthread_mutex_unlock(&f->mu);
 }
 
 static void f_state(const tbgw_host *h, tbgw_conn_state st, const char *text) {
@@ -334,6 +338,12 @@ static void test_polling_rpc_and_updates(void **state) {
     assert_true(wait_equal(&f, "Demo Device", "ts", "relay", json_true(), 8000));
     /* a Frequency written by the set RPC shows in the next poll */
     assert_true(wait_equal(&f, "Demo Device", "attr", "frequency", json_integer(60), 3000));
+    /* statistics: values received and converted, bytes from the server */
+    pthread_mutex_lock(&f.mu);
+    assert_true(f.stats[TBGW_STAT_MSGS_RECEIVED] >= 6);
+    assert_true(f.stats[TBGW_STAT_CONV_PROCESSED] >= 6);
+    assert_true(f.stats[TBGW_STAT_BYTES_RECEIVED] > 1000);
+    pthread_mutex_unlock(&f.mu);
     finish(&f, th);
 }
 

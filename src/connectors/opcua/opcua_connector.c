@@ -502,6 +502,11 @@ static int conn_run(void *self) {
             tbgw_ua_client_disconnect(oc->client);
             continue;
         }
+        uint64_t bytes = tbgw_ua_client_bytes_received(oc->client);
+        if (bytes > oc->bytes_reported) {
+            oc->host->stat_add(oc->host, TBGW_STAT_BYTES_RECEIVED, bytes - oc->bytes_reported);
+            oc->bytes_reported = bytes;
+        }
         if (oc->host->wait(oc->host, oc->cfg.subscriptions ? 0 : 50)) break;
     }
     for (size_t i = 0; i < oc->n_devs; i++) oc->host->device_disconnected(oc->host, oc->devs[i].name);

@@ -62,6 +62,7 @@ struct tbgw_ua_client {
     int64_t last_pub_ms, keepalive_ms, last_activity_ms;
     uint32_t last_status;
     char last_error[256];
+    uint64_t bytes_in;
 };
 
 static char *dupstr(const char *s) {
@@ -87,6 +88,10 @@ uint32_t tbgw_ua_client_last_status(const tbgw_ua_client *c) {
 
 const char *tbgw_ua_client_last_error(const tbgw_ua_client *c) {
     return c->last_error;
+}
+
+uint64_t tbgw_ua_client_bytes_received(const tbgw_ua_client *c) {
+    return c->bytes_in;
 }
 
 uint32_t tbgw_ua_client_token_id(const tbgw_ua_client *c) {
@@ -277,6 +282,7 @@ static int64_t read_frame(tbgw_ua_client *c, int64_t deadline) {
         ssize_t r = recv(c->fd, c->rx.p + c->rx.len, c->rx.cap - c->rx.len - 1, 0);
         if (r > 0) {
             c->rx.len += (size_t)r;
+            c->bytes_in += (uint64_t)r;
             continue;
         }
         if (r == 0) return tbgw_ua_client_fail(c, TBGW_EIO, 0x80AE0000u, "connection closed by server");

@@ -69,6 +69,8 @@ int tbgw_ua_client_connect(tbgw_ua_client *c, tbgw_err *err);
 /* CloseSession + CloseSecureChannel (best effort) and close the socket. */
 void tbgw_ua_client_disconnect(tbgw_ua_client *c);
 int tbgw_ua_client_connected(const tbgw_ua_client *c);
+/* Bytes received from servers since the client was made. */
+uint64_t tbgw_ua_client_bytes_received(const tbgw_ua_client *c);
 /* The current security token id (changes when the channel is renewed). */
 uint32_t tbgw_ua_client_token_id(const tbgw_ua_client *c);
 /* The OPC UA StatusCode of the last failed service call (0 when the failure was not a status). */
