@@ -158,9 +158,9 @@ typedef struct opcua_conn {
     int warned_policy;
     size_t incomplete;
     uint64_t bytes_reported;
-        /* of tbgw_ua_client_bytes_received, already added to the stats */ /* nodes not found or not
-                                                                              subscribed: retried by an early
-                                                                              rescan */
+    /* of tbgw_ua_client_bytes_received, already added to the stats */ /* nodes not found or not
+                                                                          subscribed: retried by an early
+                                                                          rescan */
 } opcua_conn;
 
 opcua_device *opcua_find_device(opcua_conn *oc, const char *name);
