@@ -35,7 +35,7 @@ static void on_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
     if (status == 0) {
         r->exception = rsp->exception;
         r->len = rsp->data_len;
-        memcpy(r->data, rsp->data, rsp->data_len);
+        if (rsp->data_len) memcpy(r->data, rsp->data, rsp->data_len);
     }
 }
 
