@@ -68,9 +68,9 @@ class Peer:
 class PtyPair:
     """socat pty pair: two linked serial devices."""
 
-    def __init__(self, workdir):
-        self.a = os.path.join(workdir, "ttyA")
-        self.b = os.path.join(workdir, "ttyB")
+    def __init__(self, workdir, suffix=""):
+        self.a = os.path.join(workdir, "ttyA" + suffix)
+        self.b = os.path.join(workdir, "ttyB" + suffix)
         self.proc = subprocess.Popen(["socat", "pty,raw,echo=0,link=%s" % self.a, "pty,raw,echo=0,link=%s" % self.b],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_for(lambda: os.path.exists(self.a) and os.path.exists(self.b), 10, what="socat ptys")
@@ -268,7 +268,8 @@ class ModbusIntegration(GatewayTestCase):
         self.assertEqual(gw.stop(), 0)
 
     def test_pymodbus_transports(self):
-        """UDP, RTU over TCP, ASCII over TCP, TLS and ASCII over a serial line in one gateway."""
+        """UDP (MBAP and RTU framing), RTU and ASCII over TCP, TLS (the reference's bare-PDU framing and
+        MBAP), ASCII and RTU over serial lines — all slaves of one gateway."""
         cert = os.path.join(self.workdir, "cert.pem")
         key = os.path.join(self.workdir, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
@@ -276,12 +277,16 @@ class ModbusIntegration(GatewayTestCase):
                        stderr=subprocess.DEVNULL)
         pty = PtyPair(self.workdir)
         self.extra.append(pty)
+        pty2 = PtyPair(self.workdir, "2")
+        self.extra.append(pty2)
         keys = [{"tag": "t", "type": "16int", "functionCode": 3, "objectsCount": 1, "address": 0, "byteOrder": "BIG"},
                 {"tag": "e", "type": "32float", "functionCode": 4, "objectsCount": 2, "address": 1},
                 {"tag": "on", "type": "bits", "functionCode": 1, "objectsCount": 1, "address": 2}]
         slaves = []
-        variants = [("udp", "socket", "udp"), ("tcp", "rtu", "tcp"), ("tcp", "ascii", "tcp"), ("tls", "tls", "tls"),
-                    ("serial", "ascii", "serial")]
+        variants = [("udp", "socket", "udp"), ("udp", "rtu", "udp"), ("tcp", "rtu", "tcp"), ("tcp", "ascii", "tcp"),
+                    ("tls", "tls", "tcp"), ("tls", "socket", "tls"), ("serial", "ascii", "serial"),
+                    ("serial", "rtu", "serial")]
+        ptys = {"ascii": pty, "rtu": pty2}
         for i, (transport, framer, gtype) in enumerate(variants):
             e = device_regs("32float", 1.25 * (i + 1), "LITTLE", "LITTLE")
             values = {"hr": {"0": (i + 1) * 100}, "ir": {"1": e[0], "2": e[1]}, "co": {"2": 1}}
@@ -289,14 +294,15 @@ class ModbusIntegration(GatewayTestCase):
             argv = [PY, PYPEER, "--transport", transport, "--framer", framer, "--values", json.dumps(values)]
             cfg = slave_cfg(name, type=gtype, method=framer, timeseries=keys)
             if transport == "serial":
-                argv += ["--device", pty.a, "--baudrate", "19200"]
-                cfg.update(port=pty.b, baudrate=19200)
+                argv += ["--device", ptys[framer].a, "--baudrate", "19200"]
+                cfg.update(port=ptys[framer].b, baudrate=19200)
             else:
                 port = free_port()
                 argv += ["--port", str(port)]
                 cfg.update(port=port)
             if transport == "tls":
                 argv += ["--cert", cert, "--key", key]
+                cfg["tls"] = {"cafile": cert}  # the server certificate is verified against it
             self.peer(argv)
             slaves.append(cfg)
         gw = self.gateway(connectors=[modbus_connector(slaves)]).start()
