@@ -273,7 +273,7 @@ class ModbusIntegration(GatewayTestCase):
         cert = os.path.join(self.workdir, "cert.pem")
         key = os.path.join(self.workdir, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                        "-subj", "/CN=localhost", "-days", "1"], check=True, stdout=subprocess.DEVNULL,
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1"], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         pty = PtyPair(self.workdir)
         self.extra.append(pty)
@@ -305,10 +305,23 @@ class ModbusIntegration(GatewayTestCase):
                 cfg["tls"] = {"cafile": cert}  # the server certificate is verified against it
             self.peer(argv)
             slaves.append(cfg)
-        gw = self.gateway(connectors=[modbus_connector(slaves)]).start()
+        # a TLS slave whose certificate names another address is refused
+        other_cert = os.path.join(self.workdir, "other.pem")
+        other_key = os.path.join(self.workdir, "other.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", other_key, "-out",
+                        other_cert, "-subj", "/CN=elsewhere", "-addext", "subjectAltName=IP:127.0.0.2", "-days", "1"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port = free_port()
+        self.peer([PY, PYPEER, "--transport", "tls", "--framer", "socket", "--port", str(port), "--cert", other_cert,
+                   "--key", other_key, "--values", json.dumps({"hr": {"0": 1}})])
+        bad = slave_cfg("Py wrong name", type="tls", method="socket", port=port, timeseries=keys,
+                        tls={"cafile": other_cert})
+        gw = self.gateway(connectors=[modbus_connector(slaves + [bad])]).start()
         for i, cfg in enumerate(slaves):
             _, values = self.latest(cfg["deviceName"], ["t", "e", "on"], timeout=20)
             self.assertEqual(values, {"t": (i + 1) * 100, "e": 1.25 * (i + 1), "on": True}, msg=cfg["deviceName"])
+        gw.wait_log("certificate verify failed")
+        self.assertEqual(self.platform.telemetry("Py wrong name"), [])
         self.assertEqual(gw.stop(), 0)
 
     def test_report_strategy_on_change(self):
