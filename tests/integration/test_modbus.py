@@ -343,6 +343,54 @@ class ModbusIntegration(GatewayTestCase):
         self.assertEqual(self.platform.telemetry("Quiet")[1][2], {"v": 6})
         self.assertEqual(gw.stop(), 0)
 
+    def test_slave_mode_over_tls(self):
+        """The gateway's own server (slave section) over TLS: a pymodbus master reads and writes it, the
+        values reach the platform, platform RPC and attribute updates land in its registers."""
+        import asyncio
+        import ssl
+        from pymodbus.client import AsyncModbusTlsClient
+        cert = os.path.join(self.workdir, "cert.pem")
+        key = os.path.join(self.workdir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port = free_port()
+        slave = {"type": "tls", "host": "127.0.0.1", "port": port, "method": "tls", "unitId": 0,
+                 "deviceName": "Gateway Slave", "pollPeriod": 100, "sendDataToThingsBoard": True,
+                 "byteOrder": "BIG", "wordOrder": "BIG", "security": {"certfile": cert, "keyfile": key},
+                 "values": {"holding_registers": {
+                     "attributes": [{"address": 1, "type": "string", "tag": "sm", "objectsCount": 1, "value": "ON"}],
+                     "timeseries": [{"address": 2, "type": "16int", "tag": "smm", "objectsCount": 1,
+                                     "value": 12334}],
+                     "attributeUpdates": [{"tag": "shared", "type": "32int", "functionCode": 16, "objectsCount": 2,
+                                           "address": 29, "value": 1243}],
+                     "rpc": [{"tag": "setValue", "value": 22, "type": "16int", "address": 31, "objectsCount": 1,
+                              "functionCode": 6}]},
+                     "coils_initializer": {"timeseries": [{"address": 5, "type": "bits", "tag": "coil",
+                                                           "objectsCount": 1, "value": 1}]}}}
+        gw = self.gateway(connectors=[{"type": "modbus", "name": "Modbus", "config": {"slave": slave}}]).start()
+        _, values = self.latest("Gateway Slave", ["smm", "coil"])
+        self.assertEqual(values, {"smm": 12334, "coil": True})
+        wait_for(lambda: self.platform.attributes().get("Gateway Slave", {}).get("sm") == "ON", 10)
+        # pymodbus 3.0's synchronous TLS client cannot read; its asyncio client is used on a private loop
+        loop = asyncio.new_event_loop()
+        self.addCleanup(loop.close)
+        client = AsyncModbusTlsClient("127.0.0.1", port=port, sslctx=ssl.create_default_context(cafile=cert))
+        loop.run_until_complete(client.connect())
+        self.addCleanup(lambda: loop.run_until_complete(client.close()))
+
+        def read(addr, n):
+            return loop.run_until_complete(client.read_holding_registers(addr, n, slave=1)).registers
+
+        self.assertEqual(read(29, 3), [0, 1243, 22])
+        loop.run_until_complete(client.write_register(2, 999, slave=1))
+        wait_for(lambda: self.platform.telemetry("Gateway Slave")[-1][2].get("smm") == 999, 5,
+                 what="the master's write reported")
+        self.assertEqual(self.rpc("Gateway Slave", 1, "setValue", 55), {"result": {"value": 55}})
+        self.platform.publish("v1/gateway/attributes", {"device": "Gateway Slave", "data": {"shared": -2}})
+        wait_for(lambda: read(29, 3) == [0xFFFF, 0xFFFE, 55], 5, what="attribute update and RPC written")
+        self.assertEqual(gw.stop(), 0)
+
     def test_killed_slave_does_not_slow_the_others(self):
         ports = [free_port() for _ in range(3)]
         peers = [self.peer([LMB, "tcp", str(p), "-h", "0=%d" % (i + 1)]) for i, p in enumerate(ports)]

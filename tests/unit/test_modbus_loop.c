@@ -202,6 +202,49 @@ static void test_misbehaving_peer(void **st) {
     }
 }
 
+static void test_tls(void **st) {
+    (void)st;
+    char dir[] = "/tmp/tbgw-mbtls-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cmd[1024], cert[300], key[300];
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -subj /CN=localhost "
+             "-addext subjectAltName=IP:127.0.0.1 -days 1 >/dev/null 2>&1",
+             key, cert);
+    if (system(cmd) != 0) skip();
+    tbgw_mb_framing fs[] = {TBGW_MB_FRAMING_SOCKET, TBGW_MB_FRAMING_TLS};
+    for (size_t i = 0; i < 2; i++) {
+        tbgw_mb_loop *l = tbgw_mb_loop_new(NULL);
+        tbgw_mb_endpoint sep = tcp_ep(TBGW_MB_TLS, fs[i], 0);
+        snprintf(sep.tls_cert, sizeof sep.tls_cert, "%s", cert);
+        snprintf(sep.tls_key, sizeof sep.tls_key, "%s", key);
+        tbgw_err err;
+        tbgw_mb_server *s = tbgw_mb_server_new(l, &sep, 0, &store, NULL, NULL, &err);
+        if (!s) fail_msg("tls server: %s", err.msg);
+        tbgw_mb_endpoint cep = tcp_ep(TBGW_MB_TLS, fs[i], tbgw_mb_server_port(s));
+        snprintf(cep.tls_ca, sizeof cep.tls_ca, "%s", cert);
+        cep.tls_verify = 1;
+        tbgw_mb_conn *c = tbgw_mb_conn_new(l, &cep);
+        exercise(l, c, 1);
+        /* a plain TCP client gets nothing sensible from a TLS server */
+        tbgw_mb_endpoint pep = tcp_ep(TBGW_MB_TCP, fs[i], tbgw_mb_server_port(s));
+        pep.timeout_ms = 300;
+        tbgw_mb_conn *pc = tbgw_mb_conn_new(l, &pep);
+        result r = {0};
+        tbgw_mb_req q = {.fc = 3, .addr = 0, .count = 1};
+        tbgw_mb_conn_submit(pc, 1, &q, 0, on_done, &r);
+        run_until(l, &r, 3000);
+        assert_true(r.status < 0);
+        exercise(l, c, 1); /* the TLS client is unaffected */
+        tbgw_mb_loop_free(l);
+    }
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+}
+
 static pid_t socat_pid;
 
 static int teardown_socat(void **st) {
@@ -311,6 +354,7 @@ int main(void) {
         cmocka_unit_test(test_misbehaving_peer),
         cmocka_unit_test_teardown(test_serial_over_pty, teardown_socat),
         cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
