@@ -167,6 +167,46 @@ static void *bad_main(void *arg) {
     return NULL;
 }
 
+/* A peer that first echoes every request (as a half-duplex RS-485 adapter does) and then answers. */
+static void *echo_main(void *arg) {
+    bad_peer *p = arg;
+    int fd = accept(p->lfd, NULL, NULL);
+    uint8_t buf[300];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        tbgw_mb_frame fr;
+        if (tbgw_mb_frame_decode(p->f, 1, buf, (size_t)n, &fr) <= 0) break;
+        uint8_t rsp[260], out[600];
+        int wrote;
+        size_t rl = tbgw_mb_store_execute(&store, fr.pdu, fr.pdu_len, rsp, &wrote, NULL);
+        int ol = tbgw_mb_frame_encode(p->f, fr.tid, fr.unit, rsp, rl, out, sizeof out);
+        if (write(fd, buf, (size_t)n) != n || write(fd, out, (size_t)ol) != ol) break;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void test_local_echo(void **st) {
+    (void)st;
+    bad_peer p = {.f = TBGW_MB_FRAMING_RTU};
+    p.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001)};
+    bind(p.lfd, (struct sockaddr *)&a, sizeof a);
+    listen(p.lfd, 1);
+    socklen_t al = sizeof a;
+    getsockname(p.lfd, (struct sockaddr *)&a, &al);
+    pthread_create(&p.th, NULL, echo_main, &p);
+    tbgw_mb_loop *l = tbgw_mb_loop_new(NULL);
+    tbgw_mb_endpoint ep = tcp_ep(TBGW_MB_TCP, TBGW_MB_FRAMING_RTU, ntohs(a.sin_port));
+    ep.handle_local_echo = 1;
+    tbgw_mb_conn *c = tbgw_mb_conn_new(l, &ep);
+    exercise(l, c, 2); /* the echoed request would otherwise be taken for a corrupt answer */
+    tbgw_mb_loop_free(l);
+    pthread_join(p.th, NULL);
+    close(p.lfd);
+}
+
 static void test_misbehaving_peer(void **st) {
     (void)st;
     tbgw_mb_framing fs[] = {TBGW_MB_FRAMING_SOCKET, TBGW_MB_FRAMING_RTU, TBGW_MB_FRAMING_ASCII};
@@ -355,6 +395,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_serial_over_pty, teardown_socat),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_tls),
+        cmocka_unit_test(test_local_echo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
