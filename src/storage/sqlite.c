@@ -179,8 +179,8 @@ static void ttl_check(sql_storage *s, int64_t now_mono) {
     txn_commit(s);
     if (n) {
         s->st.dropped += n;
-        tbgw_storage_drop_report(&s->drops, s->log, "sqlite", "TTL, records older than messages_ttl_in_days", n,
-                                 s->st.dropped, now_mono);
+        tbgw_storage_drop_report(&s->drops, s->log, "sqlite", "TTL, records older than messages_ttl_in_days",
+                                 n, s->st.dropped, now_mono);
     }
 }
 
