@@ -3,7 +3,8 @@
 # the platform broker, and either tbgw (MQTT connector, memory storage) or the bare relay in between.
 # Prints a markdown table (also bench/results/latest.md). Knobs: BENCH_MESSAGES (flat-out run, default
 # 200000), BENCH_REPEAT (3 alternating relay/tbgw flat-out runs), BENCH_DEVICES (100), BENCH_RATES
-# ("1000 5000 10000"), BENCH_RATE_SECONDS (5), BENCH_PERF (perf record during rate runs), BUILD (build).
+# ("1000 5000 10000"), BENCH_RATE_SECONDS (5), BENCH_PERF (perf record during rate runs), BUILD (build),
+# BENCH_STORAGE (storage section JSON, default memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -46,12 +47,17 @@ start_broker platform "$PLAT"
 "$BUILD/bench_sink" -p "$PLAT" -a -m "$MAXP" >/dev/null 2>&1 & # the platform's getSessionLimits answer
 PIDS+=($!)
 
+# BENCH_STORAGE: the gateway's storage section as JSON (default: memory); relative paths resolve
+# against the generated configuration folder, e.g. '{"type": "file", "data_folder_path": "./data/"}'
+STORAGE_JSON='{"type": "memory", "read_records_count": 1000, "max_records_count": 2000000}'
+[ -n "${BENCH_STORAGE:-}" ] && STORAGE_JSON=$BENCH_STORAGE
+
 write_tbgw_config() {
   mkdir -p "$WORK/cfg"
   cat >"$WORK/cfg/tb_gateway.json" <<CONF
 {"thingsboard": {"host": "127.0.0.1", "port": $PLAT, "security": {"type": "accessToken", "accessToken": "BENCH"},
                  "statistics": {"enable": false}, "minPackSendDelayMS": 5},
- "storage": {"type": "memory", "read_records_count": 1000, "max_records_count": 2000000},
+ "storage": $STORAGE_JSON,
  "connectors": [{"type": "mqtt", "name": "Bench MQTT", "configuration": "bench_mqtt.json"}]}
 CONF
   cat >"$WORK/cfg/bench_mqtt.json" <<CONF
