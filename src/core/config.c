@@ -276,6 +276,7 @@ static const field storage_fields[] = {{"type", F_STR, 0},
                                        {"full_policy", F_STR, 0},
                                        {"fsync", F_STR, 0},
                                        {"fsync_interval_ms", F_INT, 0},
+                                       {"max_file_bytes", F_INT, 0},
                                        {NULL, F_ANY, 0}};
 
 static const field conn_fields[] = {{"type", F_STR, 1},

@@ -561,12 +561,13 @@ static void send_stats(tbgw_gateway *gw) {
     json_object_set_new(machine, "msgsReceivedFromPlatform", json_integer((json_int_t)gw->cnt.msgs_received));
     tbgw_storage_stats ss;
     gw->st->ops->stats(gw->st, &ss);
-    json_t *service = json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:I}", "storageMsgPulled",
-        (json_int_t)(ss.committed - gw->stats_prev_committed), "storageMsgCount", (json_int_t)ss.records,
-        "platformMsgPushed", (json_int_t)(gw->cnt.msgs_pushed - gw->stats_prev_pushed),
-        "platformAttrProduced", (json_int_t)gw->cnt.attr_produced, "platformTsProduced",
-        (json_int_t)gw->cnt.ts_produced, "storageDropped", (json_int_t)ss.dropped);
+    json_t *service =
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "storageMsgPulled",
+                  (json_int_t)(ss.committed - gw->stats_prev_committed), "storageMsgCount",
+                  (json_int_t)ss.records, "platformMsgPushed",
+                  (json_int_t)(gw->cnt.msgs_pushed - gw->stats_prev_pushed), "platformAttrProduced",
+                  (json_int_t)gw->cnt.attr_produced, "platformTsProduced", (json_int_t)gw->cnt.ts_produced,
+                  "storageDropped", (json_int_t)ss.dropped, "storageDiskBytes", (json_int_t)ss.disk_bytes);
     gw->stats_prev_committed = ss.committed;
     gw->stats_prev_pushed = gw->cnt.msgs_pushed;
     gw->cnt.attr_produced = gw->cnt.ts_produced = 0;
