@@ -264,7 +264,8 @@ class MqttConnectorTest(GatewayTestCase):
                 for entry in p if isinstance(p, list) else [p]:
                     st = entry.get("values", {}).get("connectorsStats", {}).get("MQTT Broker Connector")
                     for k, v in (st or {}).items():
-                        out[k] = out.get(k, 0) + v
+                        if isinstance(v, (int, float)):
+                            out[k] = out.get(k, 0) + v
             return out
         wait_for(lambda: totals().get("convertersErrors", 0) >= 3 and totals().get("convertersMsgProcessed", 0) >= 4,
                  20, what="connector statistics")
