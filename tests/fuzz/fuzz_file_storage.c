@@ -100,10 +100,16 @@ static tbgw_storage *open_storage(void) {
     return s;
 }
 
+static void remove_dir(void) {
+    clean_dir();
+    rmdir(g_dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!g_dir[0]) {
         snprintf(g_dir, sizeof g_dir, "/tmp/tbgw-fuzz-file-XXXXXX");
         if (!mkdtemp(g_dir)) abort();
+        atexit(remove_dir);
         tbgw_log_set_level(NULL, TBGW_NONE);
     }
     clean_dir();
