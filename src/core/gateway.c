@@ -363,12 +363,23 @@ static int pump_one(tbgw_gateway *gw) {
         int mid = 0;
         rc = tb_client_publish(gw->tb, mv->topics.p + mv->m[i].t, mv->payloads.p + mv->m[i].p, mv->m[i].len,
                                gw->cfg->qos, &mid);
+        if (rc == TBGW_EINVAL) {
+            /* the session refuses this message for good (larger than the server's packet limit):
+             * retrying would block every later pack, so it is dropped, counted and logged */
+            gw->cnt.storage_drops++;
+            TBGW_ERRORF(gw->log, "the platform session refuses a %zu-byte message on %s (too large); dropped",
+                        mv->m[i].len, mv->topics.p + mv->m[i].t);
+            rc = 0;
+            continue;
+        }
         if (rc) break;
         f->mids[f->n_mids++] = mid;
         gw->cnt.msgs_pushed++;
     }
     staged_clear(gw);
-    f->pending = rc ? f->n_mids + 1 : f->n_mids; /* a failed pack is never committed */
+    /* a pack whose publish failed is never committed; the failure means the session is ending, and
+     * the session loss drops it from the window and re-reads it from storage */
+    f->pending = rc ? f->n_mids + 1 : f->n_mids;
     if (gw->fl_tail)
         gw->fl_tail->next = f;
     else

@@ -487,7 +487,7 @@ int tb_client_publish(tb_client *c, const char *topic, const void *payload, size
         return 0;
     }
     if (rc == MOSQ_ERR_OVERSIZE_PACKET || rc == MOSQ_ERR_PAYLOAD_SIZE) return TBGW_EINVAL;
-    if (rc == MOSQ_ERR_NOMEM) return TBGW_ENOMEM;
+    /* anything else (no memory, connection gone): end the session; the next one re-sends */
     mark_lost(c, "publish failed: %s", mosquitto_strerror(rc));
     return TBGW_EIO;
 }
