@@ -118,7 +118,7 @@ class Platform:
         self.messages = []  # (topic, parsed json or raw bytes)
         self.client = None
 
-    def start(self, resume=False):
+    def start(self):
         # MQTT 5 "no local": the recorder does not see the downlink it publishes itself
         # A persistent session on a persistent broker: what the gateway publishes while the recorder
         # is away (broker restart) is queued for it and delivered when it resumes the session.
@@ -131,8 +131,9 @@ class Platform:
         self.client.reconnect_delay_set(0.1, 0.5)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
-        self.client.connect("127.0.0.1", self.broker.port, 30,
-                            clean_start=False if resume else mqtt.MQTT_CLEAN_START_FIRST_ONLY, properties=props)
+        # clean_start False from the first connect on: mosquitto persists a session over a restart only
+        # then (each test has a fresh broker and a unique client id, so nothing stale is resumed)
+        self.client.connect("127.0.0.1", self.broker.port, 30, clean_start=False, properties=props)
         self.client.loop_start()
         wait_for(lambda: self.client.is_connected(), 10, what="platform client connected")
         time.sleep(0.1)
@@ -143,7 +144,7 @@ class Platform:
         if self.client:
             self.client.loop_stop()
             self.client = None
-        return self.start(resume=True)
+        return self.start()
 
     def stop(self):
         if self.client:
