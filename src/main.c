@@ -48,7 +48,12 @@ static void load_logging(const tbgw_config *cfg) {
     if (p && access(p, F_OK) == 0) {
         tbgw_doc *d = tbgw_doc_load(p, &err);
         if (d) {
-            tbgw_config_apply_log_levels(d->root);
+            if (tbgw_log_configure(d->root, &err) != 0) {
+                tbgw_doc_prefix_error(d, &err);
+                fprintf(stderr, "warning: %s; logging to the console only\n", err.msg);
+                tbgw_log_reset();
+                tbgw_config_apply_log_levels(d->root);
+            }
             tbgw_doc_free(d);
         } else {
             fprintf(stderr, "warning: %s\n", err.msg);
