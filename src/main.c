@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/gateway.h"
+#include "platform/provision.h"
 #include "util/doc.h"
 #include "util/log_config.h"
 
@@ -123,6 +124,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     load_logging(cfg);
+    tbgw_err perr = {0};
+    if (tbgw_provision(cfg, &perr) != 0) {
+        tbgw_logger *lg = tbgw_logger_get("tb_connection");
+        TBGW_ERRORF(lg, "%s", perr.msg);
+        fprintf(stderr, "tbgw: %s; not starting\n", perr.msg);
+        tbgw_config_free(cfg);
+        return 1;
+    }
     tbgw_gateway *gw = tbgw_gateway_new(cfg, argv);
     if (!gw) return 1;
     int rc = tbgw_gateway_run(gw);
