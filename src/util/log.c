@@ -251,8 +251,13 @@ void tbgw_log_vwrite_at(tbgw_logger *lg, tbgw_level level, const char *file, int
         __atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
     }
     emit(&r);
-    tbgw_log_sink_fn sink = g_sink;
-    if (sink) sink(g_sink_ud, lg, &r);
+    if (__atomic_load_n(&g_sink, __ATOMIC_RELAXED)) {
+        pthread_mutex_lock(&g_lock);
+        tbgw_log_sink_fn sink = g_sink;
+        void *ud = g_sink_ud;
+        pthread_mutex_unlock(&g_lock);
+        if (sink) sink(ud, lg, &r);
+    }
 }
 
 void tbgw_log_vwrite(tbgw_logger *lg, tbgw_level level, const char *fmt, va_list ap) {
