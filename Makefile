@@ -28,8 +28,12 @@ fuzz: deps
 test: format-check build asan fuzz
 	@cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest $(CTEST_ARGS) -j $(JOBS)
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp ctest $(CTEST_ARGS) -j $(JOBS)
 	@bash scripts/fuzz-smoke.sh $(FUZZ_BUILD)
+
+test-asan: asan
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp ctest $(CTEST_ARGS) -j $(JOBS)
 
 test-fast: build
 	@cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
@@ -41,7 +45,7 @@ bench: build
 	@bash bench/run.sh
 
 format:
-	@clang-format -i $$(git ls-files '*.c' '*.h' '*.c.in')
+	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 format-check: deps
 	@bad=$$(for f in $$(git ls-files '*.c' '*.h'); do [ -f "$$f" ] && { clang-format --dry-run --Werror "$$f" >/dev/null 2>&1 || echo "$$f"; }; done); \

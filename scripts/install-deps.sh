@@ -11,8 +11,27 @@ PKGS=(
   libmodbus-dev socat
   libcmocka-dev libfuzzer-14-dev libclang-rt-14-dev
   libmicrohttpd-dev curl
-  openssl procps python3 python3-paho-mqtt
+  openssl procps python3 python3-paho-mqtt python3-pymodbus python3-serial-asyncio
 )
+
+# Node.js runs the npm-based test peers (node-opcua); the image may already ship a newer node.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PKGS+=(nodejs npm)
+fi
+
+# npm-based test peers (tests/peers/package.json, pinned by its package-lock.json): installed once.
+install_peers() {
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/peers"
+  [ -f "$dir/package.json" ] || return 0
+  [ -d "$dir/node_modules/node-opcua" ] && return 0
+  echo "install-deps: npm packages for test peers in $dir" >&2
+  if [ -f "$dir/package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
+  fi
+}
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -22,6 +41,7 @@ for p in "${PKGS[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
+  install_peers
   exit 0
 fi
 
@@ -33,3 +53,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
 $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+install_peers

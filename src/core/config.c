@@ -11,6 +11,7 @@
 #include <tbgw/log.h>
 #include <unistd.h>
 
+#include "convert/report_cfg.h"
 #include "core/registry.h"
 #include "util/buf.h"
 #include "util/log_config.h"
@@ -184,48 +185,15 @@ char *tbgw_config_resolve(const tbgw_config *c, const char *name) {
 }
 
 int tbgw_config_parse_rs(const json_t *j, const char *path, tbgw_report_strategy *out, tbgw_err *err) {
-    memset(out, 0, sizeof *out);
-    out->ttl_s = 86400;
-    if (!j || json_is_null(j)) return 0;
-    if (!json_is_object(j)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
-    json_t *t = json_object_get(j, "type"), *p = json_object_get(j, "reportPeriod"),
-           *ttl = json_object_get(j, "ttl");
-    if (!t && !p) return 0; /* "not specified": fall back to the next level */
-    if (t && !json_is_string(t))
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.type: expected a string (ON_RECEIVED, ON_CHANGE, ...)",
-                            path);
-    static const struct {
-        const char *n;
-        tbgw_rs_type t;
-    } names[] = {{"ON_RECEIVED", TBGW_RS_ON_RECEIVED},
-                 {"ON_CHANGE", TBGW_RS_ON_CHANGE},
-                 {"ON_REPORT_PERIOD", TBGW_RS_ON_REPORT_PERIOD},
-                 {"ON_CHANGE_OR_REPORT_PERIOD", TBGW_RS_ON_CHANGE_OR_REPORT_PERIOD},
-                 {"DISABLED", TBGW_RS_DISABLED}};
-    out->type = TBGW_RS_ON_RECEIVED; /* reportPeriod alone: the reference default type */
-    if (t) {
-        out->type = TBGW_RS_UNSET;
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-            if (strcasecmp(json_string_value(t), names[i].n) == 0) out->type = names[i].t;
-        if (out->type == TBGW_RS_UNSET)
-            return tbgw_err_set(err, TBGW_EINVAL,
-                                "%s.type: unknown report strategy \"%s\" (expected ON_RECEIVED, ON_CHANGE, "
-                                "ON_REPORT_PERIOD, ON_CHANGE_OR_REPORT_PERIOD or DISABLED)",
-                                path, json_string_value(t));
+    int rc = tbgw_rs_parse(j, out, err);
+    if (rc && err) {
+        /* tbgw_rs_parse names "reportStrategy..."; put the full path of this occurrence in front */
+        const char *rest = strncmp(err->msg, "reportStrategy", 14) == 0 ? err->msg + 14 : err->msg;
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s%s", path, rest);
+        snprintf(err->msg, sizeof err->msg, "%s", msg);
     }
-    if (p && !json_is_number(p))
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.reportPeriod: expected a number of ms", path);
-    out->period_ms = p ? (int64_t)json_number_value(p) : 0;
-    if ((out->type == TBGW_RS_ON_REPORT_PERIOD || out->type == TBGW_RS_ON_CHANGE_OR_REPORT_PERIOD) &&
-        out->period_ms <= 0)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.reportPeriod: required and > 0 for %s", path,
-                            json_string_value(t));
-    if (ttl) {
-        if (!json_is_number(ttl) || json_number_value(ttl) <= 0)
-            return tbgw_err_set(err, TBGW_EINVAL, "%s.ttl: expected a positive number of seconds", path);
-        out->ttl_s = (int64_t)json_number_value(ttl);
-    }
-    return 0;
+    return rc;
 }
 
 static const field top_fields[] = {{"thingsboard", F_OBJ, 1},
@@ -528,8 +496,12 @@ static void make_id(const char *name, char out[37]) {
 static void load_connector(tbgw_config *c, const json_t *e, int idx, tbgw_conn_entry *ce,
                            tbgw_cfg_report *rep) {
     char path[64];
-    snprintf(path, sizeof path, "connectors[%d]", idx);
-    check_fields(rep, c->doc, e, path, conn_fields);
+    if (idx >= 0)
+        snprintf(path, sizeof path, "connectors[%d]", idx);
+    else
+        snprintf(path, sizeof path, "connector");
+    const tbgw_doc *md = idx >= 0 ? c->doc : NULL; /* remote entries have no file */
+    check_fields(rep, md, e, path, conn_fields);
     const char *type = json_string_value(json_object_get(e, "type"));
     const char *name = json_string_value(json_object_get(e, "name"));
     if (!type || !name) return;
@@ -559,12 +531,12 @@ static void load_connector(tbgw_config *c, const json_t *e, int idx, tbgw_conn_e
         } else {
             free(so);
             if (tbgw_registry_is_known_type(ce->type))
-                doc_report(rep, 1, c->doc, tp,
+                doc_report(rep, 1, md, tp,
                            "connector \"%s\": type \"%s\" is not available in this build of tbgw", name,
                            type);
             else
                 doc_report(
-                    rep, 1, c->doc, tp,
+                    rep, 1, md, tp,
                     "connector \"%s\": unknown connector type \"%s\" (no built-in connector and no plugin "
                     "extensions/%s/%s.so)",
                     name, type, ce->type, ce->klass ? ce->klass : ce->type);
@@ -575,7 +547,10 @@ static void load_connector(tbgw_config *c, const json_t *e, int idx, tbgw_conn_e
     if (json_is_object(inline_cfg)) {
         char *text = json_dumps(inline_cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         char label[512];
-        snprintf(label, sizeof label, "%s (%s.configurationJson)", c->doc->path, path);
+        if (md)
+            snprintf(label, sizeof label, "%s (%s.configurationJson)", md->path, path);
+        else
+            snprintf(label, sizeof label, "%s (remote configurationJson)", name);
         ce->doc = tbgw_doc_parse_json(label, text, strlen(text), &err);
         free(text);
     } else if (ce->configuration) {
@@ -585,14 +560,14 @@ static void load_connector(tbgw_config *c, const json_t *e, int idx, tbgw_conn_e
             if (err.code == TBGW_ENOENT) {
                 char cp[80];
                 snprintf(cp, sizeof cp, "%s.configuration", path);
-                doc_report(rep, 1, c->doc, cp, "connector \"%s\": %s", name, err.msg);
+                doc_report(rep, 1, md, cp, "connector \"%s\": %s", name, err.msg);
             } else {
                 report(rep, 1, err.msg);
             }
             return;
         }
     } else {
-        doc_report(rep, 1, c->doc, path,
+        doc_report(rep, 1, md, path,
                    "connector \"%s\": needs \"configuration\" (file) or \"configurationJson\"", name);
         return;
     }
@@ -684,7 +659,7 @@ tbgw_config *tbgw_config_load(const char *path, tbgw_cfg_report *rep) {
     return c;
 }
 
-static void free_entry(tbgw_conn_entry *e) {
+void tbgw_config_entry_free(tbgw_conn_entry *e) {
     free(e->type);
     free(e->name);
     free(e->configuration);
@@ -697,7 +672,7 @@ static void free_entry(tbgw_conn_entry *e) {
 
 void tbgw_config_free(tbgw_config *c) {
     if (!c) return;
-    for (size_t i = 0; i < c->n_conns; i++) free_entry(&c->conns[i]);
+    for (size_t i = 0; i < c->n_conns; i++) tbgw_config_entry_free(&c->conns[i]);
     free(c->conns);
     free(c->host);
     free(c->filter_file);
@@ -715,6 +690,19 @@ void tbgw_config_free(tbgw_config *c) {
     tbgw_doc_free(c->doc);
     free(c->dir);
     free(c);
+}
+
+tbgw_conn_entry *tbgw_config_entry_new(tbgw_config *c, const json_t *list_entry, FILE *errors) {
+    tbgw_conn_entry *ce = calloc(1, sizeof *ce);
+    if (!ce) return NULL;
+    tbgw_cfg_report rep = {0, 0, errors};
+    load_connector(c, list_entry, -1, ce, &rep);
+    if (rep.errors || !ce->doc || !ce->id) {
+        tbgw_config_entry_free(ce);
+        free(ce);
+        return NULL;
+    }
+    return ce;
 }
 
 void tbgw_config_apply_log_levels(const json_t *logs) {

@@ -78,6 +78,10 @@ tbgw_config *tbgw_config_load(const char *path, tbgw_cfg_report *rep);
 void tbgw_config_free(tbgw_config *c);
 /* Resolves a file name against the config folder (absolute names unchanged). Caller frees. */
 char *tbgw_config_resolve(const tbgw_config *c, const char *name);
+/* Builds one connector entry from a connectors-list object (type, name, configuration or inline
+ * configurationJson, ...), as the loader does; problems go to errors. NULL on any error. */
+tbgw_conn_entry *tbgw_config_entry_new(tbgw_config *c, const json_t *list_entry, FILE *errors);
+void tbgw_config_entry_free(tbgw_conn_entry *e); /* frees the members, not e */
 /* Parses a "reportStrategy" object; returns 0 (UNSET if absent/empty) or error naming path. */
 int tbgw_config_parse_rs(const json_t *j, const char *path, tbgw_report_strategy *out, tbgw_err *err);
 /* Applies logs.json-style level configuration ({"loggers":{name:{"level"}}, "root":{"level"}}). */

@@ -326,5 +326,9 @@ void tbgw_conn_free(conn_inst *ci) {
     }
     pthread_mutex_destroy(&ci->mu);
     pthread_cond_destroy(&ci->cv);
+    if (ci->owns_entry) {
+        tbgw_config_entry_free(ci->entry);
+        free(ci->entry);
+    }
     free(ci);
 }

@@ -82,6 +82,26 @@ void tbgw_gw_publish_connect(tbgw_gateway *gw, tbgw_device *d) {
     tbgw_buf_free(&b);
 }
 
+void tbgw_gw_device_gone(tbgw_gateway *gw, const char *name) {
+    char *n = strdup(name);
+    if (!n) return;
+    tbgw_gw_publish_disconnect(gw, n);
+    tbgw_devices_remove(&gw->devs, n);
+    free(n);
+}
+
+void tbgw_gw_remote_logging(tbgw_gateway *gw, const json_t *level) {
+    const char *s = json_string_value(level);
+    int l = s ? tbgw_level_parse(s) : -1;
+    if (l < 0) {
+        TBGW_WARNF(gw->log, "RemoteLoggingLevel \"%s\" not understood", s ? s : "?");
+        return;
+    }
+    gw->remote_log_level = l;
+    tbgw_mgmt_remote_level(gw, l);
+    TBGW_INFOF(gw->log, "remote logging level set to %s", s);
+}
+
 void tbgw_gw_publish_disconnect(tbgw_gateway *gw, const char *name) {
     if (!gw->ready) return;
     tbgw_buf b;
@@ -419,6 +439,7 @@ static void on_writable(void *ud) {
 
 static void session_ready(tbgw_gateway *gw) {
     gw->ready = 1;
+    tbgw_remote_on_ready(gw);
     const char *k;
     void *v;
     for (size_t i = 0; (i = tbgw_hmap_next(&gw->devs.by_name, i, &k, &v)) != 0;)
@@ -506,6 +527,7 @@ static void on_lost(void *ud, const char *why) {
     for (size_t i = 0; (i = tbgw_hmap_next(&gw->devs.by_name, i, &k, &v)) != 0;)
         ((tbgw_device *)v)->connect_sent = 0;
     gw->own_req_counter = 0;
+    gw->own_attr_req_counter = 0;
     tbgw_router_session_lost(gw);
     if (gw->draining) uv_stop(&gw->loop);
 }
@@ -518,12 +540,12 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
 
 /* ---- statistics (spec §1.9) ------------------------------------------------------------- */
 
-void tbgw_gw_store_own(tbgw_gateway *gw, const tbgw_converted *c) {
+void tbgw_gw_store_own_converted(tbgw_gateway *gw, const tbgw_converted *c) {
     tbgw_record_encode(c, TBGW_RECORD_OWN, gw->max_payload, storage_sink, gw);
 }
 
 /* Stores a gateway-own record built from a JSON object of key/values. */
-static void store_own(tbgw_gateway *gw, json_t *values, int telemetry) {
+void tbgw_gw_store_own(tbgw_gateway *gw, json_t *values, int telemetry) {
     tbgw_converted *c = tbgw_converted_new("currentThingsBoardGateway", "gateway");
     if (!c) return;
     const char *k;
@@ -581,7 +603,7 @@ static void send_stats(tbgw_gateway *gw) {
     }
     json_t *all = json_pack("{s:o,s:o,s:o}", "machineStats", machine, "serviceStats", service,
                             "connectorsStats", conns);
-    store_own(gw, all, 1);
+    tbgw_gw_store_own(gw, all, 1);
     json_decref(all);
 }
 
@@ -605,6 +627,10 @@ static void on_tick(uv_timer_t *t) {
     tbgw_router_tick(gw, now);
     tbgw_mgmt_tick(gw, now);
     if (gw->devs.dirty) tbgw_devices_save(&gw->devs);
+    if (gw->cfg->check_connectors_s > 0 && now >= gw->next_file_check && !gw->stopping) {
+        gw->next_file_check = now + (int64_t)gw->cfg->check_connectors_s * 1000;
+        tbgw_remote_check_files(gw);
+    }
     if (gw->draining && now > gw->drain_deadline) uv_stop(&gw->loop);
     pump(gw);
 }
@@ -742,10 +768,11 @@ int tbgw_gateway_run(tbgw_gateway *gw) {
             TBGW_INFOF(gw->log, "connector \"%s\" (%s) started", gw->conns[i]->entry->name,
                        gw->conns[i]->entry->type);
     }
+    if (gw->cfg->remote_configuration) tbgw_remote_publish_all(gw);
     if (gw->cfg->stats_enable) {
         json_t *st = json_object();
         tbgw_stats_static(st, gw->cfg->dir);
-        store_own(gw, st, 0);
+        tbgw_gw_store_own(gw, st, 0);
         json_decref(st);
         json_t *prime = json_object(); /* first CPU sample, so the first period has a baseline */
         tbgw_stats_machine(prime, &gw->cpu_prev, gw->cfg->dir);

@@ -65,6 +65,8 @@ struct conn_inst {
     uint64_t stats[TBGW_STAT__COUNT];                        /* atomic adds */
     uint64_t storage_pushed, events_sent, stats_prev_pushed; /* core thread */
     unsigned restarts;
+    int owns_entry;                         /* entry was created at run time (remote configuration) */
+    int64_t file_mtime;                     /* connector file watch (checkConnectorsConfigurationInSeconds) */
     uint64_t stats_total[TBGW_STAT__COUNT]; /* core thread: what statistics reset so far (metrics) */
 };
 
@@ -157,7 +159,9 @@ struct tbgw_gateway {
     /* platform session */
     int ready, limits_once;
     int64_t limits_req_id, limits_deadline;
-    int64_t own_req_counter, attr_req_counter;
+    int64_t own_req_counter, attr_req_counter, own_attr_req_counter;
+    int64_t next_file_check;
+    int remote_log_level;
     size_t max_payload;
     size_t max_inflight, inflight_msgs;
     traffic_limits dev_limits, own_limits;
@@ -194,7 +198,22 @@ void tbgw_gw_request_stop(struct tbgw_gateway *gw, int restart);
 void tbgw_gw_publish_connect(struct tbgw_gateway *gw, tbgw_device *d);
 void tbgw_gw_publish_disconnect(struct tbgw_gateway *gw, const char *name);
 /* Stores a record of the gateway's own device (v1/devices/me/...). */
-void tbgw_gw_store_own(struct tbgw_gateway *gw, const tbgw_converted *c);
+void tbgw_gw_store_own_converted(struct tbgw_gateway *gw, const tbgw_converted *c);
+/* Stores gateway-own attributes (telemetry=0) or telemetry (1) from a JSON object. */
+void tbgw_gw_store_own(struct tbgw_gateway *gw, json_t *values, int telemetry);
+/* A device whose connector is gone: v1/gateway/disconnect and forget it. */
+void tbgw_gw_device_gone(struct tbgw_gateway *gw, const char *name);
+/* RemoteLoggingLevel shared attribute. */
+void tbgw_gw_remote_logging(struct tbgw_gateway *gw, const json_t *level);
+
+/* remote.c */
+void tbgw_remote_publish_all(struct tbgw_gateway *gw);
+void tbgw_remote_on_ready(struct tbgw_gateway *gw);
+void tbgw_remote_on_attributes(struct tbgw_gateway *gw, const json_t *shared);
+void tbgw_remote_check_files(struct tbgw_gateway *gw);
+int tbgw_remote_apply_connector(struct tbgw_gateway *gw, const char *name, const char *type,
+                                const json_t *cfg, const char *file, const char *klass, int write_files,
+                                char *errbuf, size_t errlen);
 
 /* gateway.c: the ingress queue (thread-safe). Takes ownership of it; TBGW_EAGAIN when full. */
 int tbgw_gw_ingress_push(struct tbgw_gateway *gw, in_item *it);

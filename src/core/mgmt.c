@@ -52,8 +52,6 @@ typedef struct tbgw_mgmt {
     remote_conn *rconns;
     size_t n_rconns;
     int64_t last_flush, last_log_ts;
-    int was_ready;
-    int64_t attr_req_id;
     /* error counters */
     json_t *err_base, *err_sent;
     int64_t err_last_send, err_last_reset;
@@ -167,7 +165,7 @@ static void flush_logs(tbgw_mgmt *m, int64_t now) {
         tbgw_value v = tbgw_value_string(note);
         tbgw_converted_add_telemetry(c, ++m->last_log_ts, "LOGS", &v, NULL);
     }
-    if (c) tbgw_gw_store_own(gw, c);
+    if (c) tbgw_gw_store_own_converted(gw, c);
     tbgw_converted_free(c);
 }
 
@@ -182,32 +180,11 @@ static void clear_queue(tbgw_mgmt *m) {
     pthread_mutex_unlock(&m->mu);
 }
 
-void tbgw_mgmt_own_attributes(tbgw_gateway *gw, const json_t *root) {
+void tbgw_mgmt_remote_level(tbgw_gateway *gw, int level) {
     tbgw_mgmt *m = gw->mgmt;
-    if (!m || !json_is_object(root)) return;
-    json_t *v = json_object_get(root, "RemoteLoggingLevel");
-    if (!v) v = json_object_get(json_object_get(root, "shared"), "RemoteLoggingLevel");
-    if (!v) return;
-    int lvl = json_is_string(v) ? tbgw_level_parse(json_string_value(v)) : -1;
-    if (lvl < 0) {
-        TBGW_WARNF(m->log,
-                   "RemoteLoggingLevel: expected NONE, TRACE, DEBUG, INFO, WARNING, ERROR or CRITICAL; "
-                   "remote logging unchanged");
-        return;
-    }
-    int old = __atomic_exchange_n(&m->remote_level, lvl, __ATOMIC_RELAXED);
-    if (old != lvl)
-        TBGW_INFOF(m->log, "remote logging %s%s", lvl >= TBGW_NONE ? "off" : "at level ",
-                   lvl >= TBGW_NONE ? "" : tbgw_level_name((tbgw_level)lvl));
-    if (lvl >= TBGW_NONE) clear_queue(m);
-}
-
-/* On every (re)connect: ask for the RemoteLoggingLevel shared attribute. */
-static void request_level(tbgw_mgmt *m) {
-    char topic[96], body[64];
-    snprintf(topic, sizeof topic, "%s%lld", TB_TOPIC_ME_ATTR_REQUEST, (long long)++m->attr_req_id);
-    snprintf(body, sizeof body, "{\"sharedKeys\":\"RemoteLoggingLevel\"}");
-    tbgw_gw_publish(m->gw, topic, body, strlen(body), 1);
+    if (!m) return;
+    __atomic_store_n(&m->remote_level, level >= TBGW_NONE ? TBGW_NONE : level, __ATOMIC_RELAXED);
+    if (level >= TBGW_NONE) clear_queue(m);
 }
 
 /* ---- error counters ----------------------------------------------------------------------- */
@@ -252,7 +229,7 @@ static void send_errors(tbgw_mgmt *m, int64_t now) {
             tbgw_value tv = tbgw_value_int(json_integer_value(v));
             if (c) tbgw_converted_add_telemetry(c, ts, k, &tv, NULL);
         }
-        if (c) tbgw_gw_store_own(m->gw, c);
+        if (c) tbgw_gw_store_own_converted(m->gw, c);
         tbgw_converted_free(c);
         json_decref(m->err_sent);
         m->err_sent = batch;
@@ -411,8 +388,6 @@ static void snapshot(tbgw_mgmt *m) {
 void tbgw_mgmt_tick(tbgw_gateway *gw, int64_t now) {
     tbgw_mgmt *m = gw->mgmt;
     if (!m) return;
-    if (gw->ready && !m->was_ready) request_level(m);
-    m->was_ready = gw->ready;
     if (gw->ready) flush_logs(m, now);
     if (gw->ready && now - m->err_last_send >= ERRORS_SEND_MS) {
         m->err_last_send = now;
@@ -451,7 +426,6 @@ int tbgw_mgmt_new(tbgw_gateway *gw) {
     m->gw = gw;
     m->log = gw->log;
     m->remote_level = TBGW_NONE;
-    m->attr_req_id = 1000000; /* apart from other own attribute requests */
     m->err_last_reset = tbgw_mono_ms();
     pthread_mutex_init(&m->mu, NULL);
     gw->mgmt = m;
@@ -473,7 +447,7 @@ int tbgw_mgmt_new(tbgw_gateway *gw) {
 void tbgw_mgmt_start(tbgw_gateway *gw) {
     tbgw_mgmt *m = gw->mgmt;
     if (!m) return;
-    tbgw_log_set_sink(log_sink, m);
+    tbgw_log_set_record_sink(log_sink, m);
     if (gw->cfg->metrics_enable) {
         tbgw_err err = {0};
         m->metrics = tbgw_metrics_start(gw->cfg->metrics_host, gw->cfg->metrics_port, &err);
@@ -490,7 +464,7 @@ void tbgw_mgmt_start(tbgw_gateway *gw) {
 void tbgw_mgmt_free(tbgw_gateway *gw) {
     tbgw_mgmt *m = gw->mgmt;
     if (!m) return;
-    tbgw_log_set_sink(NULL, NULL);
+    tbgw_log_set_record_sink(NULL, NULL);
     tbgw_metrics_stop(m->metrics);
     tbgw_shell_free(m->shell);
     clear_queue(m);

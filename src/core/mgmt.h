@@ -23,8 +23,8 @@ void tbgw_mgmt_free(struct tbgw_gateway *gw);
 int tbgw_mgmt_accept(struct tbgw_gateway *gw, struct conn_inst *ci, const char *device, size_t datapoints);
 /* Every core tick (100 ms): remote log batches, error counters, inactivity, metrics snapshot. */
 void tbgw_mgmt_tick(struct tbgw_gateway *gw, int64_t mono_now);
-/* Shared attributes of the gateway device (update or response): RemoteLoggingLevel. */
-void tbgw_mgmt_own_attributes(struct tbgw_gateway *gw, const json_t *root);
+/* RemoteLoggingLevel changed (TBGW_NONE and above: off). */
+void tbgw_mgmt_remote_level(struct tbgw_gateway *gw, int level);
 /* Gateway RPCs handled here (gateway_reboot, remote shell). Returns 1 when handled (replied). */
 int tbgw_mgmt_rpc(struct tbgw_gateway *gw, int64_t id, const char *method, const json_t *params);
 /* --check-config: validates the filter list file and the metrics section. Returns the error count. */

@@ -331,10 +331,10 @@ void tbgw_router_on_message(tbgw_gateway *gw, const char *topic, const void *pay
         if (gw->limits_req_id && m.topic_id == gw->limits_req_id) tbgw_gw_apply_session_limits(gw, m.root);
         break;
     case TB_DOWN_ME_ATTR_UPDATE:
+        tbgw_remote_on_attributes(gw, m.data);
+        break;
     case TB_DOWN_ME_ATTR_RESPONSE:
-        tbgw_mgmt_own_attributes(gw, m.root);
-        TBGW_DEBUGF(gw->log, "gateway attribute message on %s (remote configuration is handled elsewhere)",
-                    topic);
+        tbgw_remote_on_attributes(gw, json_object_get(m.data, "shared"));
         break;
     default:
         break;

@@ -2,10 +2,11 @@
  * when full. Nothing survives a restart. */
 #include <stdlib.h>
 #include <string.h>
-#include <tbgw/data.h>
 #include <tbgw/log.h>
 
+#include "storage/common.h"
 #include "storage/storage.h"
+#include "util/time.h"
 
 typedef struct mem_rec {
     uint32_t len;
@@ -21,7 +22,7 @@ typedef struct mem_storage {
     tbgw_full_policy policy;
     tbgw_storage_stats st;
     tbgw_logger *log;
-    int64_t last_drop_log;
+    tbgw_drop_log drops;
 } mem_storage;
 
 static int get_count(const json_t *cfg, const char *key, int64_t def, int64_t *out, tbgw_err *err) {
@@ -67,26 +68,20 @@ static void drop_head(mem_storage *s) {
     if (s->next_peek_seq < s->head_seq) s->next_peek_seq = s->head_seq;
 }
 
-static void log_drop(mem_storage *s, const char *what) {
-    int64_t now = tbgw_now_ms();
-    if (now - s->last_drop_log < 10000) return; /* rate-limited */
-    s->last_drop_log = now;
-    TBGW_WARNF(s->log, "memory storage full (max_records_count %zu): %s; %llu record(s) dropped so far",
-               s->cap, what, (unsigned long long)s->st.dropped);
-}
-
 static int mem_append(tbgw_storage *bs, const void *data, size_t len) {
     mem_storage *s = (mem_storage *)bs;
     if (len > UINT32_MAX) return TBGW_EINVAL;
     if (s->count == s->cap) {
         if (s->policy == TBGW_FULL_REFUSE) {
             s->st.dropped++;
-            log_drop(s, "refusing new records");
+            tbgw_storage_drop_report(&s->drops, s->log, "memory", "full, refusing new records", 1,
+                                     s->st.dropped, tbgw_mono_ms());
             return TBGW_EFULL;
         }
         drop_head(s);
         s->st.dropped++;
-        log_drop(s, "dropping the oldest records");
+        tbgw_storage_drop_report(&s->drops, s->log, "memory", "full, dropping the oldest records", 1,
+                                 s->st.dropped, tbgw_mono_ms());
     }
     mem_rec *r = malloc(sizeof *r + len);
     if (!r) return TBGW_ENOMEM;
@@ -136,7 +131,8 @@ static void mem_rewind(tbgw_storage *bs) {
 }
 
 static int mem_sync(tbgw_storage *bs) {
-    (void)bs;
+    mem_storage *s = (mem_storage *)bs;
+    tbgw_storage_drop_report(&s->drops, s->log, "memory", NULL, 0, s->st.dropped, tbgw_mono_ms());
     return 0;
 }
 

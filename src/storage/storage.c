@@ -5,8 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#pragma weak tbgw_storage_file_ops
-#pragma weak tbgw_storage_sqlite_ops
+/* Strong references: weak ones would not pull file.o and sqlite.o out of the static library. */
 extern const tbgw_storage_ops tbgw_storage_file_ops;
 extern const tbgw_storage_ops tbgw_storage_sqlite_ops;
 
@@ -14,7 +13,7 @@ const tbgw_storage_ops *tbgw_storage_find(const char *type) {
     const tbgw_storage_ops *all[] = {&tbgw_storage_memory_ops, &tbgw_storage_file_ops,
                                      &tbgw_storage_sqlite_ops};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (all[i] && strcasecmp(all[i]->type, type) == 0) return all[i];
+        if (strcasecmp(all[i]->type, type) == 0) return all[i];
     return NULL;
 }
 

@@ -187,9 +187,12 @@ int tbgw_doc_error(const tbgw_doc *d, tbgw_err *err, const char *dotted, const c
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     int line, col;
+    if (!d) /* not from a file (e.g. remote configuration) */
+        return dotted && *dotted ? tbgw_err_set(err, TBGW_EINVAL, "%s: %s", dotted, msg)
+                                 : tbgw_err_set(err, TBGW_EINVAL, "%s", msg);
     tbgw_doc_locate(d, dotted, &line, &col);
     if (dotted && *dotted)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s:%d:%d: %s: %s", d ? d->path : "?", line, col, dotted, msg);
+        return tbgw_err_set(err, TBGW_EINVAL, "%s:%d:%d: %s: %s", d->path, line, col, dotted, msg);
     return tbgw_err_set(err, TBGW_EINVAL, "%s:%d:%d: %s", d ? d->path : "?", line, col, msg);
 }
 

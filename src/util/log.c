@@ -30,6 +30,8 @@ static int g_root_set;
 static FILE *g_stream;
 static tbgw_log_sink_fn g_sink;
 static void *g_sink_ud;
+static tbgw_log_record_sink_fn g_rsink;
+static void *g_rsink_ud;
 static unsigned long g_errors;
 
 static int env_level(void) {
@@ -96,6 +98,13 @@ void tbgw_log_set_level(const char *name, int level) {
 
 void tbgw_log_set_stream(FILE *f) {
     g_stream = f;
+}
+
+void tbgw_log_set_record_sink(tbgw_log_record_sink_fn fn, void *ud) {
+    pthread_mutex_lock(&g_lock);
+    g_rsink = fn;
+    g_rsink_ud = ud;
+    pthread_mutex_unlock(&g_lock);
 }
 
 void tbgw_log_set_sink(tbgw_log_sink_fn fn, void *ud) {
@@ -251,12 +260,19 @@ void tbgw_log_vwrite_at(tbgw_logger *lg, tbgw_level level, const char *file, int
         __atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
     }
     emit(&r);
-    if (__atomic_load_n(&g_sink, __ATOMIC_RELAXED)) {
+    if (__atomic_load_n(&g_sink, __ATOMIC_RELAXED) || __atomic_load_n(&g_rsink, __ATOMIC_RELAXED)) {
         pthread_mutex_lock(&g_lock);
         tbgw_log_sink_fn sink = g_sink;
         void *ud = g_sink_ud;
+        tbgw_log_record_sink_fn rsink = g_rsink;
+        void *rud = g_rsink_ud;
         pthread_mutex_unlock(&g_lock);
-        if (sink) sink(ud, lg, &r);
+        if (sink) {
+            char text[2300];
+            tbgw_log_format(DEFAULT_FORMAT, DEFAULT_DATEFMT, &r, text, sizeof text);
+            sink(ud, lg, level, text);
+        }
+        if (rsink) rsink(rud, lg, &r);
     }
 }
 

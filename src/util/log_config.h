@@ -13,10 +13,14 @@
 void tbgw_log_set_level(const char *name, int level);
 /* Output stream of the default console output (default stderr). */
 void tbgw_log_set_stream(FILE *f);
-/* Extra sink called (outside any logging lock) for every line written; used by remote logging.
- * It must not log itself. */
-typedef void (*tbgw_log_sink_fn)(void *ud, const tbgw_logger *lg, const tbgw_log_record *r);
+/* Extra sink called for every line written, with the line in the default console format
+ * (no newline). It must not log itself. */
+typedef void (*tbgw_log_sink_fn)(void *ud, const tbgw_logger *lg, tbgw_level level, const char *line);
 void tbgw_log_set_sink(tbgw_log_sink_fn fn, void *ud);
+/* Sink receiving every record before formatting (outside any logging lock); used by remote
+ * logging. It must not log itself. */
+typedef void (*tbgw_log_record_sink_fn)(void *ud, const tbgw_logger *lg, const tbgw_log_record *r);
+void tbgw_log_set_record_sink(tbgw_log_record_sink_fn fn, void *ud);
 /* Total ERROR+ lines logged. */
 unsigned long tbgw_log_error_total(void);
 /* Calls cb for every logger created so far. */

@@ -8,10 +8,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static const char *const topics[] = {"v1/gateway/attributes",          "v1/gateway/attributes/response",
-                                         "v1/gateway/rpc",                 "v1/devices/me/attributes",
-                                         "v1/devices/me/attributes/response/1", "v1/devices/me/rpc/request/42",
-                                         "v1/devices/me/rpc/response/7",   "v1/devices/me/rpc/request/x9"};
+    static const char *const topics[] = {
+        "v1/gateway/attributes",        "v1/gateway/attributes/response",      "v1/gateway/rpc",
+        "v1/devices/me/attributes",     "v1/devices/me/attributes/response/1", "v1/devices/me/rpc/request/42",
+        "v1/devices/me/rpc/response/7", "v1/devices/me/rpc/request/x9"};
     if (size < 1) return 0;
     const char *topic = topics[data[0] % 8];
     tb_down d;

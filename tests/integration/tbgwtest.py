@@ -58,17 +58,26 @@ class Broker:
     """A mosquitto broker on a free loopback port. passwords: {user: password} adds a password
     file (anonymous refused)."""
 
-    def __init__(self, workdir, port=None, passwords=None, name="broker"):
+    def __init__(self, workdir, port=None, passwords=None, name="broker", persistent=False):
         self.workdir = workdir
         self.port = port or free_port()
         self.passwords = passwords
         self.name = name
+        self.persistent = persistent  # keep sessions (subscriptions, queued messages) over restarts
         self.proc = None
 
     def start(self):
         conf = os.path.join(self.workdir, "%s.conf" % self.name)
-        lines = ["listener %d 127.0.0.1" % self.port, "persistence false", "log_dest none",
+        lines = ["listener %d 127.0.0.1" % self.port, "log_dest none",
                  "max_queued_messages 1000000", "max_inflight_messages 0"]
+        if self.persistent:
+            pdir = os.path.join(self.workdir, "%s-db" % self.name)
+            os.makedirs(pdir, exist_ok=True)
+            os.chmod(pdir, 0o777)  # mosquitto started as root writes it as user "mosquitto"
+            os.chmod(self.workdir, 0o755)
+            lines += ["persistence true", "persistence_location %s/" % pdir, "autosave_interval 0"]
+        else:
+            lines += ["persistence false"]
         if self.passwords:
             pw = os.path.join(self.workdir, "%s.passwd" % self.name)
             open(pw, "w").close()
@@ -111,12 +120,19 @@ class Platform:
 
     def start(self):
         # MQTT 5 "no local": the recorder does not see the downlink it publishes itself
+        # A persistent session on a persistent broker: what the gateway publishes while the recorder
+        # reconnects after a broker restart is queued for it, not lost.
+        from paho.mqtt.properties import Properties
+        from paho.mqtt.packettypes import PacketTypes
         self.client = mqtt.Client(client_id="platform-%d-%d" % (os.getpid(), id(self)), protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
         opts = mqtt.SubscribeOptions(qos=1, noLocal=True)
         self.client.on_connect = lambda c, u, f, rc, props=None: c.subscribe("v1/#", options=opts)
         self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.connect("127.0.0.1", self.broker.port, 30, clean_start=True)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", self.broker.port, 30, clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                            properties=props)
         self.client.loop_start()
         wait_for(lambda: self.client.is_connected(), 10, what="platform client connected")
         time.sleep(0.1)
@@ -261,7 +277,7 @@ class GatewayTestCase(unittest.TestCase):
 
     def setUp(self):
         self.workdir = tempfile.mkdtemp(prefix="tbgw-it-")
-        self.broker = Broker(self.workdir, name="platform").start()
+        self.broker = Broker(self.workdir, name="platform", persistent=True).start()
         self.platform = Platform(self.broker).start()
         self.gateways = []
         self.extra = []

@@ -121,7 +121,7 @@ class RemoteLogging(GatewayTestCase):
         gw = self.gateway(connectors=[test_connector(messages=0, intervalMs=500)])
         gw.start()
         wait_for(lambda: requests, 10, what="attribute request for RemoteLoggingLevel")
-        gw.wait_log("remote logging at level INFO")
+        gw.wait_log("remote logging level set to INFO")
         for i in range(45):
             self.platform.publish("v1/devices/me/rpc/request/%d" % (i + 1),
                                   {"method": "gateway_device_renamed", "params": {"R%d" % i: "S%d" % i}})
@@ -146,7 +146,7 @@ class RemoteLogging(GatewayTestCase):
             self.assertLessEqual(len([e for e in p if "LOGS" in e.get("values", {})]), 20)
         # NONE switches it off
         self.platform.publish("v1/devices/me/attributes", {"RemoteLoggingLevel": "NONE"})
-        gw.wait_log("remote logging off")
+        gw.wait_log("remote logging level set to NONE")
         time.sleep(1.5)
         n = len(lines())
         for i in range(5):
@@ -155,6 +155,21 @@ class RemoteLogging(GatewayTestCase):
         wait_for(lambda: self.platform.all("v1/devices/me/rpc/response/104"), 10)
         time.sleep(1.5)
         self.assertEqual(len(lines()), n)
+        self.assertEqual(gw.stop(), 0)
+
+    def test_connector_remote_logging_from_its_file(self):
+        conn = test_connector(name="Flaky", messages=0, intervalMs=50, failAfter=2)
+        conn["config"].update({"enableRemoteLogging": True, "logLevel": "ERROR"})
+        gw = self.gateway(connectors=[conn])
+        gw.start()
+        gw.wait_log("connector stopped unexpectedly", 15)
+        entries = wait_for(lambda: [e for e in own_telemetry(self.platform) if "Flaky_LOGS" in e["values"]], 15,
+                           what="connector log lines")
+        self.assertIn("|ERROR|", entries[0]["values"]["Flaky_LOGS"])
+        self.assertIn("connector stopped unexpectedly", entries[0]["values"]["Flaky_LOGS"])
+        self.assertNotIn("LOGS", entries[0]["values"])  # only gateway loggers fill LOGS
+        # the gateway's own loggers stay off without RemoteLoggingLevel
+        self.assertEqual([e for e in own_telemetry(self.platform) if "SERVICE_LOGS" in e["values"]], [])
         self.assertEqual(gw.stop(), 0)
 
     def test_off_by_default_sends_nothing(self):

@@ -80,9 +80,10 @@ static void test_reference_config_loads(void **state) {
 
 static void test_errors_name_file_line_column_and_field(void **state) {
     (void)state;
-    const char *p = write_file("bad.json", "{\n  \"thingsboard\": {\n    \"host\": \"h\",\n    \"port\": \"1883\",\n"
-                                           "    \"security\": {\"accessToken\": \"t\"},\n    \"qos\": 7,\n"
-                                           "    \"unknownThing\": 1\n  }\n}\n");
+    const char *p =
+        write_file("bad.json", "{\n  \"thingsboard\": {\n    \"host\": \"h\",\n    \"port\": \"1883\",\n"
+                               "    \"security\": {\"accessToken\": \"t\"},\n    \"qos\": 7,\n"
+                               "    \"unknownThing\": 1\n  }\n}\n");
     int errors;
     char *out = load_errors(p, NULL, &errors);
     assert_int_equal(errors, 2);
@@ -114,21 +115,24 @@ static void test_syntax_error_and_missing_required(void **state) {
 
 static void test_unknown_connector_type_names_entry(void **state) {
     (void)state;
-    const char *p = write_file("conn.json", "{\"thingsboard\": {\"host\": \"h\", \"security\": {\"accessToken\": \"t\"}},\n"
-                                            " \"connectors\": [\n  {\"type\": \"frobnicator\", \"name\": \"X\", "
-                                            "\"configuration\": \"x.json\"}\n ]\n}\n");
+    const char *p = write_file(
+        "conn.json", "{\"thingsboard\": {\"host\": \"h\", \"security\": {\"accessToken\": \"t\"}},\n"
+                     " \"connectors\": [\n  {\"type\": \"frobnicator\", \"name\": \"X\", "
+                     "\"configuration\": \"x.json\"}\n ]\n}\n");
     int errors;
     char *out = load_errors(p, NULL, &errors);
     assert_true(errors >= 1);
-    assert_non_null(strstr(out, "connectors[0].type: connector \"X\": unknown connector type \"frobnicator\""));
+    assert_non_null(
+        strstr(out, "connectors[0].type: connector \"X\": unknown connector type \"frobnicator\""));
     assert_non_null(strstr(out, "conn.json:3:"));
     free(out);
 }
 
 static void test_yaml_config(void **state) {
     (void)state;
-    const char *p = write_file("tb_gateway.yaml", "thingsboard:\n  host: yaml.example\n  port: 1884\n  security:\n"
-                                                  "    accessToken: abc\n  qos: 0\nstorage:\n  type: memory\n");
+    const char *p =
+        write_file("tb_gateway.yaml", "thingsboard:\n  host: yaml.example\n  port: 1884\n  security:\n"
+                                      "    accessToken: abc\n  qos: 0\nstorage:\n  type: memory\n");
     tbgw_config *c;
     int errors;
     char *out = load_errors(p, &c, &errors);
@@ -138,7 +142,8 @@ static void test_yaml_config(void **state) {
     assert_int_equal(c->qos, 0);
     tbgw_config_free(c);
     free(out);
-    p = write_file("bad.yaml", "thingsboard:\n  host: h\n  port: notaport\n  security:\n    accessToken: abc\n");
+    p = write_file("bad.yaml",
+                   "thingsboard:\n  host: h\n  port: notaport\n  security:\n    accessToken: abc\n");
     out = load_errors(p, NULL, &errors);
     assert_int_equal(errors, 1);
     assert_non_null(strstr(out, "bad.yaml:3:9: thingsboard.port: expected an integer, got a string"));
@@ -147,8 +152,9 @@ static void test_yaml_config(void **state) {
 
 static void test_env_overrides_and_security(void **state) {
     (void)state;
-    const char *p = write_file("env.json", "{\"thingsboard\": {\"host\": \"h\", \"port\": 8883, \"security\": "
-                                           "{\"type\": \"usernamePassword\", \"username\": \"u\", \"password\": \"p\"}}}");
+    const char *p = write_file(
+        "env.json", "{\"thingsboard\": {\"host\": \"h\", \"port\": 8883, \"security\": "
+                    "{\"type\": \"usernamePassword\", \"username\": \"u\", \"password\": \"p\"}}}");
     setenv("TB_GW_HOST", "envhost", 1);
     setenv("host", "must-not-leak", 1);
     tbgw_config *c;
@@ -168,7 +174,8 @@ static void test_report_strategy_parse(void **state) {
     (void)state;
     tbgw_report_strategy rs;
     tbgw_err err;
-    json_t *j = json_loads("{\"type\":\"on_change_or_report_period\",\"reportPeriod\":5000,\"ttl\":60}", 0, NULL);
+    json_t *j =
+        json_loads("{\"type\":\"on_change_or_report_period\",\"reportPeriod\":5000,\"ttl\":60}", 0, NULL);
     assert_int_equal(tbgw_config_parse_rs(j, "x", &rs, &err), 0);
     assert_int_equal(rs.type, TBGW_RS_ON_CHANGE_OR_REPORT_PERIOD);
     assert_int_equal(rs.period_ms, 5000);
@@ -202,10 +209,14 @@ static void test_locate_paths(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_config_loads),     cmocka_unit_test(test_errors_name_file_line_column_and_field),
-        cmocka_unit_test(test_syntax_error_and_missing_required), cmocka_unit_test(test_unknown_connector_type_names_entry),
-        cmocka_unit_test(test_yaml_config),                cmocka_unit_test(test_env_overrides_and_security),
-        cmocka_unit_test(test_report_strategy_parse),      cmocka_unit_test(test_locate_paths),
+        cmocka_unit_test(test_reference_config_loads),
+        cmocka_unit_test(test_errors_name_file_line_column_and_field),
+        cmocka_unit_test(test_syntax_error_and_missing_required),
+        cmocka_unit_test(test_unknown_connector_type_names_entry),
+        cmocka_unit_test(test_yaml_config),
+        cmocka_unit_test(test_env_overrides_and_security),
+        cmocka_unit_test(test_report_strategy_parse),
+        cmocka_unit_test(test_locate_paths),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -21,7 +21,8 @@ static tbgw_converted *one(const char *key, tbgw_value v, const tbgw_report_stra
     return c;
 }
 
-static size_t run_filter(tbgw_report *r, const char *key, tbgw_value v, const tbgw_report_strategy *rs, int64_t now) {
+static size_t run_filter(tbgw_report *r, const char *key, tbgw_value v, const tbgw_report_strategy *rs,
+                         int64_t now) {
     tbgw_converted *c = one(key, v, rs);
     size_t n = tbgw_report_filter(r, "conn", NULL, c, now);
     tbgw_converted_free(c);
@@ -32,7 +33,7 @@ static void test_on_change(void **state) {
     (void)state;
     tbgw_report_strategy gw = {TBGW_RS_ON_CHANGE, 0, 10};
     tbgw_report *r = tbgw_report_new(&gw, 0);
-    assert_int_equal(run_filter(r, "t", tbgw_value_double(20.0), NULL, 1000), 1); /* first */
+    assert_int_equal(run_filter(r, "t", tbgw_value_double(20.0), NULL, 1000), 1);    /* first */
     assert_int_equal(run_filter(r, "t", tbgw_value_double(20.0005), NULL, 2000), 0); /* |d| < 0.001 */
     assert_int_equal(run_filter(r, "t", tbgw_value_int(21), NULL, 3000), 1);
     assert_int_equal(run_filter(r, "t", tbgw_value_int(21), NULL, 4000), 0);
@@ -233,9 +234,12 @@ static void test_backoff_is_capped_with_jitter(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_on_change),           cmocka_unit_test(test_report_period),
-        cmocka_unit_test(test_change_or_period),    cmocka_unit_test(test_rate_limit),
-        cmocka_unit_test(test_devices_and_renames), cmocka_unit_test(test_memory_storage_contract),
+        cmocka_unit_test(test_on_change),
+        cmocka_unit_test(test_report_period),
+        cmocka_unit_test(test_change_or_period),
+        cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_devices_and_renames),
+        cmocka_unit_test(test_memory_storage_contract),
         cmocka_unit_test(test_backoff_is_capped_with_jitter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

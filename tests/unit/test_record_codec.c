@@ -54,7 +54,8 @@ static void msgs_free(msgs *x) {
 static void test_encode_groups_by_ts(void **state) {
     (void)state;
     tbgw_converted *c = tbgw_converted_new("Dev \"A\"", "thermo");
-    tbgw_value a = tbgw_value_int(1), b = tbgw_value_double(2.5), s = tbgw_value_string("x\ny"), t = tbgw_value_bool(1);
+    tbgw_value a = tbgw_value_int(1), b = tbgw_value_double(2.5), s = tbgw_value_string("x\ny"),
+               t = tbgw_value_bool(1);
     tbgw_converted_add_telemetry(c, 1000, "a", &a, NULL);
     tbgw_converted_add_telemetry(c, 2000, "b", &b, NULL);
     tbgw_converted_add_telemetry(c, 1000, "s", &s, NULL);
@@ -67,9 +68,12 @@ static void test_encode_groups_by_ts(void **state) {
     assert_int_equal(v.name_len, strlen("Dev \"A\""));
     assert_memory_equal(v.type, "thermo", 6);
     assert_int_equal(v.datapoints, 4);
-    assert_int_equal(v.tel_len, strlen("{\"ts\":1000,\"values\":{\"a\":1,\"s\":\"x\\ny\"}},{\"ts\":2000,\"values\":{\"b\":2.5}}"));
-    assert_memory_equal(v.tel, "{\"ts\":1000,\"values\":{\"a\":1,\"s\":\"x\\ny\"}},{\"ts\":2000,\"values\":{\"b\":2.5}}",
-                        v.tel_len);
+    assert_int_equal(
+        v.tel_len,
+        strlen("{\"ts\":1000,\"values\":{\"a\":1,\"s\":\"x\\ny\"}},{\"ts\":2000,\"values\":{\"b\":2.5}}"));
+    assert_memory_equal(
+        v.tel, "{\"ts\":1000,\"values\":{\"a\":1,\"s\":\"x\\ny\"}},{\"ts\":2000,\"values\":{\"b\":2.5}}",
+        v.tel_len);
     assert_memory_equal(v.attr, "\"on\":true", v.attr_len);
     msgs m = {0};
     assert_int_equal(tb_codec_pack(&v, 1, 8192, NULL, NULL, collect, &m), 0);
@@ -77,8 +81,9 @@ static void test_encode_groups_by_ts(void **state) {
     assert_string_equal(m.topic[0], "v1/gateway/attributes");
     assert_string_equal(m.payload[0], "{\"Dev \\\"A\\\"\":{\"on\":true}}");
     assert_string_equal(m.topic[1], "v1/gateway/telemetry");
-    assert_string_equal(m.payload[1], "{\"Dev \\\"A\\\"\":[{\"ts\":1000,\"values\":{\"a\":1,\"s\":\"x\\ny\"}},"
-                                      "{\"ts\":2000,\"values\":{\"b\":2.5}}]}");
+    assert_string_equal(m.payload[1],
+                        "{\"Dev \\\"A\\\"\":[{\"ts\":1000,\"values\":{\"a\":1,\"s\":\"x\\ny\"}},"
+                        "{\"ts\":2000,\"values\":{\"b\":2.5}}]}");
     msgs_free(&m);
     recs_free(&r);
     tbgw_converted_free(c);
@@ -148,7 +153,8 @@ static void test_pack_merges_devices_and_attributes(void **state) {
     assert_string_equal(m.payload[1], "[{\"ts\":101,\"values\":{\"x\":1}}]");
     /* later record wins for attributes; telemetry concatenated in order */
     assert_string_equal(m.payload[2], "{\"A\":{\"fw\":2}}");
-    assert_string_equal(m.payload[3], "{\"A\":[{\"ts\":100,\"values\":{\"x\":0}},{\"ts\":102,\"values\":{\"x\":2}}]}");
+    assert_string_equal(m.payload[3],
+                        "{\"A\":[{\"ts\":100,\"values\":{\"x\":0}},{\"ts\":102,\"values\":{\"x\":2}}]}");
     msgs_free(&m);
     recs_free(&r);
 }
@@ -198,11 +204,13 @@ static void test_parse_downlink(void **state) {
     assert_int_equal(json_integer_value(json_object_get(d.params, "v")), 1);
     tb_down_free(&d);
     const char *own = "{\"method\":\"gateway_ping\"}";
-    assert_int_equal(tb_codec_parse_down("v1/devices/me/rpc/request/17", own, strlen(own), &d, err, sizeof err), 0);
+    assert_int_equal(
+        tb_codec_parse_down("v1/devices/me/rpc/request/17", own, strlen(own), &d, err, sizeof err), 0);
     assert_int_equal(d.kind, TB_DOWN_ME_RPC_REQUEST);
     assert_int_equal(d.id, 17);
     tb_down_free(&d);
-    assert_int_not_equal(tb_codec_parse_down("v1/devices/me/rpc/request/x", own, strlen(own), &d, err, sizeof err), 0);
+    assert_int_not_equal(
+        tb_codec_parse_down("v1/devices/me/rpc/request/x", own, strlen(own), &d, err, sizeof err), 0);
     tb_down_free(&d);
     assert_int_not_equal(tb_codec_parse_down("v1/gateway/rpc", "{", 1, &d, err, sizeof err), 0);
     assert_non_null(strstr(err, "invalid JSON"));
@@ -211,7 +219,8 @@ static void test_parse_downlink(void **state) {
     assert_int_not_equal(tb_codec_parse_down("v1/gateway/rpc", noid, strlen(noid), &d, err, sizeof err), 0);
     tb_down_free(&d);
     const char *resp = "{\"id\":3,\"device\":\"D\",\"value\":5}";
-    assert_int_equal(tb_codec_parse_down("v1/gateway/attributes/response", resp, strlen(resp), &d, err, sizeof err), 0);
+    assert_int_equal(
+        tb_codec_parse_down("v1/gateway/attributes/response", resp, strlen(resp), &d, err, sizeof err), 0);
     assert_int_equal(d.id, 3);
     assert_int_equal(json_integer_value(d.data), 5);
     tb_down_free(&d);
@@ -234,7 +243,8 @@ static void test_rpc_reply_shapes(void **state) {
     free(p);
     json_t *err = json_pack("{s:s}", "error", "boom");
     p = tb_codec_rpc_reply("D", 3, err, 0, topic, sizeof topic);
-    assert_string_equal(p, "{\"device\":\"D\",\"id\":3,\"data\":\"{\\\"error\\\":\\\"boom\\\",\\\"success\\\":false}\"}");
+    assert_string_equal(
+        p, "{\"device\":\"D\",\"id\":3,\"data\":\"{\\\"error\\\":\\\"boom\\\",\\\"success\\\":false}\"}");
     free(p);
     p = tb_codec_rpc_reply(NULL, 9, err, -1, topic, sizeof topic);
     assert_string_equal(topic, "v1/devices/me/rpc/response/9");
@@ -246,9 +256,12 @@ static void test_rpc_reply_shapes(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_encode_groups_by_ts),     cmocka_unit_test(test_split_respects_max_payload),
-        cmocka_unit_test(test_pack_merges_devices_and_attributes), cmocka_unit_test(test_decode_rejects_garbage),
-        cmocka_unit_test(test_pack_applies_renames),    cmocka_unit_test(test_parse_downlink),
+        cmocka_unit_test(test_encode_groups_by_ts),
+        cmocka_unit_test(test_split_respects_max_payload),
+        cmocka_unit_test(test_pack_merges_devices_and_attributes),
+        cmocka_unit_test(test_decode_rejects_garbage),
+        cmocka_unit_test(test_pack_applies_renames),
+        cmocka_unit_test(test_parse_downlink),
         cmocka_unit_test(test_rpc_reply_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,606 @@
+/* Parsing and validation of the Modbus connector file (spec §7.2). No I/O. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "connectors/modbus/mbc.h"
+#include "util/buf.h"
+
+/* Integer from a JSON number or numeric string; 1 when present, 0 when absent, -1 when malformed. */
+static int get_int(const json_t *o, const char *key, int64_t *out) {
+    const json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) return 0;
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 1;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!(d > -9e18 && d < 9e18)) return -1;
+        *out = (int64_t)d;
+        return 1;
+    }
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return 1;
+    }
+    if (json_is_string(v)) {
+        char *end;
+        long long x = strtoll(json_string_value(v), &end, 10);
+        if (*json_string_value(v) && !*end) {
+            *out = x;
+            return 1;
+        }
+    }
+    return -1;
+}
+
+static int get_double(const json_t *o, const char *key, double *out) {
+    const json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) return 0;
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return 1;
+    }
+    if (json_is_string(v)) {
+        char *end;
+        *out = strtod(json_string_value(v), &end);
+        return (*json_string_value(v) && !*end) ? 1 : -1;
+    }
+    return -1;
+}
+
+static const char *get_str(const json_t *o, const char *key) {
+    const json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int order_little(const json_t *o, const char *key, int dflt, int *out, const char *path,
+                        tbgw_err *err) {
+    const char *s = get_str(o, key);
+    if (!s) {
+        *out = dflt;
+        return 0;
+    }
+    if (!strcasecmp(s, "LITTLE"))
+        *out = 1;
+    else if (!strcasecmp(s, "BIG"))
+        *out = 0;
+    else
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected one of BIG, LITTLE", path, key);
+    return 0;
+}
+
+int mbc_parse_report_strategy(const json_t *o, const char *path, tbgw_report_strategy *rs, int *has,
+                              tbgw_err *err) {
+    *has = 0;
+    const json_t *r = json_object_get(o, "reportStrategy");
+    if (!r || json_is_null(r)) return 0;
+    if (!json_is_object(r))
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.reportStrategy: expected an object", path);
+    const char *t = get_str(r, "type");
+    int64_t period = 0, ttl = 86400;
+    int hp = get_int(r, "reportPeriod", &period);
+    if (get_int(r, "ttl", &ttl) < 0 || hp < 0)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.reportStrategy: reportPeriod and ttl must be numbers",
+                            path);
+    if (!t && !hp) return 0; /* not specified: inherit */
+    if (!t) return tbgw_err_set(err, TBGW_EINVAL, "%s.reportStrategy.type: required with reportPeriod", path);
+    static const struct {
+        const char *n;
+        tbgw_rs_type t;
+    } names[] = {{"ON_RECEIVED", TBGW_RS_ON_RECEIVED},
+                 {"ON_CHANGE", TBGW_RS_ON_CHANGE},
+                 {"ON_REPORT_PERIOD", TBGW_RS_ON_REPORT_PERIOD},
+                 {"ON_CHANGE_OR_REPORT_PERIOD", TBGW_RS_ON_CHANGE_OR_REPORT_PERIOD},
+                 {"DISABLED", TBGW_RS_DISABLED}};
+    memset(rs, 0, sizeof *rs);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcasecmp(t, names[i].n)) rs->type = names[i].t;
+    if (!rs->type)
+        return tbgw_err_set(
+            err, TBGW_EINVAL,
+            "%s.reportStrategy.type: expected one of ON_RECEIVED, ON_CHANGE, ON_REPORT_PERIOD, "
+            "ON_CHANGE_OR_REPORT_PERIOD, DISABLED",
+            path);
+    if ((rs->type == TBGW_RS_ON_REPORT_PERIOD || rs->type == TBGW_RS_ON_CHANGE_OR_REPORT_PERIOD) &&
+        period <= 0)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.reportStrategy.reportPeriod: must be > 0 for %s", path, t);
+    rs->period_ms = period;
+    rs->ttl_s = ttl > 0 ? ttl : 86400;
+    *has = 1;
+    return 0;
+}
+
+/* The value spec shared by points and writes. */
+static int parse_spec(const json_t *o, const char *path, int count, int byte_little, int word_little,
+                      tbgw_mbv_spec *s, tbgw_err *err) {
+    tbgw_mbv_spec_init(s);
+    s->count = count;
+    const char *type = get_str(o, "type");
+    if (!type) type = "16int";
+    if (tbgw_mbv_type_parse(type, count, &s->type) < 0)
+        return tbgw_err_set(
+            err, TBGW_EINVAL,
+            "%s.type: unknown type '%s' (expected 8int, 8uint, 16int, 16uint, 16float, 32int, 32uint, "
+            "32float, 64int, 64uint, 64float, string, bytes, bits, bit, int, long, integer, uint, "
+            "float, double with a matching objectsCount)",
+            path, type);
+    if (order_little(o, "byteOrder", byte_little, &s->byte_little, path, err) < 0) return TBGW_EINVAL;
+    if (order_little(o, "wordOrder", word_little, &s->word_little, path, err) < 0) return TBGW_EINVAL;
+    int64_t bit = -1, rnd = 6;
+    if (get_int(o, "bit", &bit) < 0 || bit < -1 || bit > 15)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.bit: expected an integer 0..15", path);
+    s->bit = (int)bit;
+    const char *btt = get_str(o, "bitTargetType");
+    if (btt && strcasecmp(btt, "bool") && strcasecmp(btt, "int"))
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.bitTargetType: expected one of bool, int", path);
+    s->bit_int = btt && !strcasecmp(btt, "int");
+    if (get_double(o, "divider", &s->divider) < 0)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.divider: expected a number", path);
+    if (get_double(o, "multiplier", &s->multiplier) < 0)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.multiplier: expected a number", path);
+    s->multiplier_is_int = json_is_integer(json_object_get(o, "multiplier"));
+    if (get_int(o, "round", &rnd) < 0)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.round: expected an integer", path);
+    s->round_digits = (int)rnd;
+    const json_t *var = json_object_get(o, "variants");
+    if (var && !json_is_object(var) && !json_is_null(var))
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.variants: expected an object", path);
+    s->variants = json_is_object(var) ? (json_t *)var : NULL;
+    return 0;
+}
+
+static int objects_count(const json_t *o, const char *path, int *out, tbgw_err *err) {
+    int64_t c = 1;
+    int r = get_int(o, "objectsCount", &c);
+    if (r == 0) r = get_int(o, "registersCount", &c);
+    if (r == 0) r = get_int(o, "registerCount", &c);
+    if (r < 0 || c < 1 || c > 2000)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.objectsCount: expected an integer 1..2000", path);
+    *out = (int)c;
+    return 0;
+}
+
+static int parse_fc(const json_t *o, const char *path, int writes_ok, int *fc, tbgw_err *err) {
+    int64_t f = 0;
+    if (get_int(o, "functionCode", &f) <= 0)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.functionCode: required integer", path);
+    int ok = (f >= 1 && f <= 4) || (writes_ok && (f == 5 || f == 6 || f == 15 || f == 16));
+    if (!ok)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.functionCode: expected one of %s", path,
+                            writes_ok ? "1, 2, 3, 4, 5, 6, 15, 16" : "1, 2, 3, 4");
+    *fc = (int)f;
+    return 0;
+}
+
+int mbc_parse_write(const json_t *o, const char *path, int byte_little, int word_little, mbc_write *w,
+                    tbgw_err *err) {
+    memset(w, 0, sizeof *w);
+    const char *tag = get_str(o, "tag");
+    int64_t addr = -1;
+    if (parse_fc(o, path, 1, &w->fc, err) < 0) return TBGW_EINVAL;
+    if (get_int(o, "address", &addr) <= 0 || addr < 0 || addr > 65535)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.address: required integer 0..65535", path);
+    if (objects_count(o, path, &w->count, err) < 0) return TBGW_EINVAL;
+    if (parse_spec(o, path, w->count, byte_little, word_little, &w->spec, err) < 0) return TBGW_EINVAL;
+    w->addr = (uint16_t)addr;
+    w->tag = strdup(tag ? tag : "");
+    return w->tag ? 0 : TBGW_ENOMEM;
+}
+
+/* Expands ${address}, ${unitId}, ${functionCode}, ${type}, ${objectsCount} in a tag template. */
+static char *render_tag(const char *tmpl, int addr, int unit, int fc, const char *type, int count) {
+    tbgw_buf b;
+    tbgw_buf_init(&b);
+    for (const char *p = tmpl; *p;) {
+        const char *e;
+        if (p[0] == '$' && p[1] == '{' && (e = strchr(p, '}'))) {
+            size_t n = (size_t)(e - p - 2);
+            if (n == 7 && !strncmp(p + 2, "address", 7))
+                tbgw_buf_printf(&b, "%d", addr);
+            else if (n == 6 && !strncmp(p + 2, "unitId", 6))
+                tbgw_buf_printf(&b, "%d", unit);
+            else if (n == 12 && !strncmp(p + 2, "functionCode", 12))
+                tbgw_buf_printf(&b, "%d", fc);
+            else if (n == 4 && !strncmp(p + 2, "type", 4))
+                tbgw_buf_puts(&b, type);
+            else if (n == 12 && !strncmp(p + 2, "objectsCount", 12))
+                tbgw_buf_printf(&b, "%d", count);
+            else
+                tbgw_buf_append(&b, p, (size_t)(e - p + 1));
+            p = e + 1;
+        } else {
+            tbgw_buf_putc(&b, *p++);
+        }
+    }
+    const char *s = tbgw_buf_cstr(&b);
+    char *r = s ? strdup(s) : NULL;
+    tbgw_buf_free(&b);
+    return r;
+}
+
+static int push_point(mbc_slave *sl, const mbc_point *p) {
+    mbc_point *np = realloc(sl->points, (sl->n_points + 1) * sizeof *np);
+    if (!np) return TBGW_ENOMEM;
+    sl->points = np;
+    sl->points[sl->n_points++] = *p;
+    return 0;
+}
+
+/* One timeseries/attributes entry: a single address or a range "a-b" expanded into points. */
+static int parse_point(mbc_slave *sl, const json_t *o, const char *path, int is_attr, int fc_override, int bl,
+                       int wl, tbgw_err *err) {
+    mbc_point p;
+    memset(&p, 0, sizeof p);
+    const char *tag = get_str(o, "tag");
+    if (!tag || !*tag) return tbgw_err_set(err, TBGW_EINVAL, "%s.tag: required string", path);
+    if (fc_override)
+        p.fc = fc_override;
+    else if (parse_fc(o, path, 0, &p.fc, err) < 0)
+        return TBGW_EINVAL;
+    if (objects_count(o, path, &p.count, err) < 0) return TBGW_EINVAL;
+    int maxc = (p.fc <= 2) ? TBGW_MB_MAX_READ_BITS : TBGW_MB_MAX_READ_REGS;
+    if (p.count > maxc)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.objectsCount: at most %d for function code %d", path, maxc,
+                            p.fc);
+    if (parse_spec(o, path, p.count, bl, wl, &p.spec, err) < 0) return TBGW_EINVAL;
+    if (mbc_parse_report_strategy(o, path, &p.rs, &p.has_rs, err) < 0) return TBGW_EINVAL;
+    p.is_attr = is_attr;
+    int64_t a0 = 0, a1 = 0, mpr = 16;
+    const json_t *addr = json_object_get(o, "address");
+    const char *as = json_is_string(addr) ? json_string_value(addr) : NULL;
+    int is_range = as && strchr(as + 1, '-');
+    if (is_range) {
+        char *end;
+        a0 = strtoll(as, &end, 10);
+        if (*end != '-') goto bad_addr;
+        a1 = strtoll(end + 1, &end, 10);
+        if (*end || a1 < a0) goto bad_addr;
+        if (get_int(o, "maxRegistersPerRequest", &mpr) < 0 || mpr < 1 || mpr > maxc)
+            return tbgw_err_set(err, TBGW_EINVAL, "%s.maxRegistersPerRequest: expected an integer 1..%d",
+                                path, maxc);
+    } else {
+        if (get_int(o, "address", &a0) <= 0) goto bad_addr;
+        a1 = a0;
+        mpr = maxc;
+    }
+    if (a0 < 0 || a1 + p.count - 1 > 65535) goto bad_addr;
+    if (mpr < p.count) mpr = p.count;
+    p.max_per_request = (int)mpr;
+    char tmpl[512];
+    snprintf(tmpl, sizeof tmpl, "%s%s", tag, is_range && !strstr(tag, "${address}") ? "_${address}" : "");
+    for (int64_t a = a0; a <= a1; a += p.count) {
+        p.addr = (uint16_t)a;
+        p.key = is_range ? render_tag(tmpl, (int)a, sl->unit, p.fc,
+                                      get_str(o, "type") ? get_str(o, "type") : "16int", p.count)
+                         : strdup(tag);
+        if (!p.key || push_point(sl, &p) < 0) {
+            free(p.key);
+            return TBGW_ENOMEM;
+        }
+    }
+    return 0;
+bad_addr:
+    return tbgw_err_set(err, TBGW_EINVAL, "%s.address: expected an integer 0..65535 or a range \"start-end\"",
+                        path);
+}
+
+static int cmp_point(const void *a, const void *b) {
+    const mbc_point *x = a, *y = b;
+    if (x->fc != y->fc) return x->fc - y->fc;
+    return (int)x->addr - (int)y->addr;
+}
+
+/* Merges points with the same function code and (nearly) adjacent addresses into block reads. */
+int mbc_plan_blocks(mbc_slave *sl, int gap) {
+    size_t n = sl->n_points;
+    if (n) qsort(sl->points, n, sizeof *sl->points, cmp_point);
+    free(sl->blocks);
+    sl->blocks = calloc(n ? n : 1, sizeof *sl->blocks);
+    sl->n_blocks = 0;
+    if (!sl->blocks) return TBGW_ENOMEM;
+    int limit = 0;
+    for (size_t i = 0; i < n; i++) {
+        mbc_point *p = &sl->points[i];
+        mbc_block *b = sl->n_blocks ? &sl->blocks[sl->n_blocks - 1] : NULL;
+        uint32_t end = (uint32_t)p->addr + (uint32_t)p->count;
+        if (b && b->fc == p->fc && p->addr <= (uint32_t)b->addr + b->count + (uint32_t)gap) {
+            uint32_t nend = end > (uint32_t)b->addr + b->count ? end : (uint32_t)b->addr + b->count;
+            int nlimit = p->max_per_request < limit ? p->max_per_request : limit;
+            if (nend - b->addr <= (uint32_t)nlimit) {
+                b->count = (uint16_t)(nend - b->addr);
+                limit = nlimit;
+                p->block = (int)sl->n_blocks - 1;
+                p->block_off = p->addr - b->addr;
+                continue;
+            }
+        }
+        b = &sl->blocks[sl->n_blocks++];
+        b->fc = p->fc;
+        b->addr = p->addr;
+        b->count = (uint16_t)p->count;
+        limit = p->max_per_request;
+        p->block = (int)sl->n_blocks - 1;
+        p->block_off = 0;
+    }
+    return 0;
+}
+
+static int parse_list(mbc_slave *sl, const json_t *o, const char *path, const char *key, int is_attr,
+                      int fc_override, int bl, int wl, tbgw_err *err) {
+    const json_t *arr = json_object_get(o, key);
+    if (!arr || json_is_null(arr)) return 0;
+    if (!json_is_array(arr)) return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected a list", path, key);
+    size_t i;
+    const json_t *e;
+    json_array_foreach(arr, i, e) {
+        char p[160];
+        snprintf(p, sizeof p, "%s.%s[%zu]", path, key, i);
+        if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", p);
+        if (parse_point(sl, e, p, is_attr, fc_override, bl, wl, err) < 0) return TBGW_EINVAL;
+    }
+    return 0;
+}
+
+/* attributeUpdates (a list) or rpc (a list of {tag,...} or an object {method: cfg}). */
+static int parse_writes(const json_t *o, const char *path, const char *key, int bl, int wl, mbc_write **out,
+                        size_t *n, tbgw_err *err) {
+    const json_t *v = json_object_get(o, key);
+    *out = NULL;
+    *n = 0;
+    if (!v || json_is_null(v)) return 0;
+    size_t cnt = json_is_array(v) ? json_array_size(v) : json_is_object(v) ? json_object_size(v) : (size_t)-1;
+    if (cnt == (size_t)-1)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected a list or an object", path, key);
+    *out = calloc(cnt ? cnt : 1, sizeof **out);
+    if (!*out) return TBGW_ENOMEM;
+    if (json_is_array(v)) {
+        size_t i;
+        const json_t *e;
+        json_array_foreach(v, i, e) {
+            char p[160];
+            snprintf(p, sizeof p, "%s.%s[%zu]", path, key, i);
+            if (!json_is_object(e) || !get_str(e, "tag"))
+                return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object with a tag", p);
+            if (mbc_parse_write(e, p, bl, wl, &(*out)[*n], err) < 0) return TBGW_EINVAL;
+            (*n)++;
+        }
+    } else {
+        const char *k;
+        const json_t *e;
+        json_object_foreach((json_t *)v, k, e) {
+            char p[200];
+            snprintf(p, sizeof p, "%s.%s.%s", path, key, k);
+            if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", p);
+            if (mbc_parse_write(e, p, bl, wl, &(*out)[*n], err) < 0) return TBGW_EINVAL;
+            free((*out)[*n].tag);
+            (*out)[*n].tag = strdup(k);
+            (*n)++;
+        }
+    }
+    return 0;
+}
+
+static void copy_str(char *dst, size_t cap, const char *src) {
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, tbgw_err *err) {
+    memset(ep, 0, sizeof *ep);
+    const char *type = get_str(o, "type");
+    if (!type || !strcasecmp(type, "tcp"))
+        ep->transport = TBGW_MB_TCP;
+    else if (!strcasecmp(type, "udp"))
+        ep->transport = TBGW_MB_UDP;
+    else if (!strcasecmp(type, "tls"))
+        ep->transport = TBGW_MB_TLS;
+    else if (!strcasecmp(type, "serial"))
+        ep->transport = TBGW_MB_SERIAL;
+    else
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.type: expected one of tcp, udp, tls, serial", path);
+    const char *method = get_str(o, "method");
+    if (!method)
+        ep->framing = ep->transport == TBGW_MB_SERIAL ? TBGW_MB_FRAMING_RTU : TBGW_MB_FRAMING_SOCKET;
+    else if (!strcasecmp(method, "socket"))
+        ep->framing = TBGW_MB_FRAMING_SOCKET;
+    else if (!strcasecmp(method, "tls")) {
+        ep->framing = TBGW_MB_FRAMING_TLS;
+        if (ep->transport == TBGW_MB_TCP) ep->transport = TBGW_MB_TLS;
+    } else if (!strcasecmp(method, "rtu"))
+        ep->framing = TBGW_MB_FRAMING_RTU;
+    else if (!strcasecmp(method, "ascii"))
+        ep->framing = TBGW_MB_FRAMING_ASCII;
+    else
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.method: expected one of socket, rtu, ascii, tls", path);
+    if (ep->transport == TBGW_MB_SERIAL &&
+        (ep->framing == TBGW_MB_FRAMING_SOCKET || ep->framing == TBGW_MB_FRAMING_TLS))
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.method: a serial line needs rtu or ascii", path);
+    copy_str(ep->host, sizeof ep->host, get_str(o, "host") ? get_str(o, "host") : "127.0.0.1");
+    int64_t v;
+    if (ep->transport == TBGW_MB_SERIAL) {
+        const char *port = get_str(o, "port");
+        if (!port || !*port)
+            return tbgw_err_set(err, TBGW_EINVAL, "%s.port: the serial device path is required", path);
+        copy_str(ep->path, sizeof ep->path, port);
+    } else {
+        v = 502;
+        if (get_int(o, "port", &v) < 0 || v < 0 || v > 65535)
+            return tbgw_err_set(err, TBGW_EINVAL, "%s.port: expected an integer 0..65535", path);
+        ep->port = (int)v;
+    }
+    double t = 30;
+    if (get_double(o, "timeout", &t) < 0 || t <= 0)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.timeout: expected a positive number of seconds", path);
+    ep->timeout_ms = (int64_t)(t * 1000);
+    static const struct {
+        const char *k;
+        int d;
+        int lo, hi;
+    } ints[] = {{"baudrate", 19200, 50, 4000000}, {"bytesize", 8, 5, 8}, {"stopbits", 1, 1, 2}};
+    int *dst[] = {&ep->baudrate, &ep->bytesize, &ep->stopbits};
+    for (size_t i = 0; i < 3; i++) {
+        v = ints[i].d;
+        if (get_int(o, ints[i].k, &v) < 0 || v < ints[i].lo || v > ints[i].hi)
+            return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected an integer %d..%d", path, ints[i].k,
+                                ints[i].lo, ints[i].hi);
+        *dst[i] = (int)v;
+    }
+    const char *par = get_str(o, "parity");
+    ep->parity = par && *par ? (char)(par[0] >= 'a' ? par[0] - 32 : par[0]) : 'N';
+    if (ep->parity != 'N' && ep->parity != 'E' && ep->parity != 'O')
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.parity: expected one of N, E, O", path);
+    v = 0;
+    get_int(o, "handleLocalEcho", &v);
+    ep->handle_local_echo = v != 0;
+    v = 0;
+    if (get_int(o, "delayBetweenRequestsMs", &v) < 0 || v < 0)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.delayBetweenRequestsMs: expected an integer >= 0", path);
+    ep->delay_between_ms = v;
+    const json_t *tls = json_object_get(o, "tls");
+    if (!tls) tls = json_object_get(o, "security");
+    if (json_is_object(tls)) {
+        copy_str(ep->tls_cert, sizeof ep->tls_cert, get_str(tls, "certfile"));
+        copy_str(ep->tls_key, sizeof ep->tls_key, get_str(tls, "keyfile"));
+        copy_str(ep->tls_password, sizeof ep->tls_password, get_str(tls, "password"));
+        const char *ca = get_str(tls, "cafile") ? get_str(tls, "cafile") : get_str(tls, "ca_certs");
+        copy_str(ep->tls_ca, sizeof ep->tls_ca, ca);
+        ep->tls_verify = ca != NULL;
+    }
+    return 0;
+}
+
+static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path, tbgw_err *err) {
+    sl->m = m;
+    if (mbc_parse_endpoint(o, path, &sl->ep, err) < 0) return TBGW_EINVAL;
+    int64_t unit = -1, v;
+    if (get_int(o, "unitId", &unit) <= 0 || unit < 0 || unit > 255)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.unitId: required integer 0..255", path);
+    sl->unit = (uint8_t)unit;
+    const char *dn = get_str(o, "deviceName");
+    if (!dn || !*dn) return tbgw_err_set(err, TBGW_EINVAL, "%s.deviceName: required string", path);
+    sl->device_name = strdup(dn);
+    sl->device_type = strdup(get_str(o, "deviceType") ? get_str(o, "deviceType") : "default");
+    if (!sl->device_name || !sl->device_type) return TBGW_ENOMEM;
+    v = 5000;
+    if (get_int(o, "pollPeriod", &v) < 0 || v < 1)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.pollPeriod: expected a positive integer (ms)", path);
+    sl->poll_ms = v;
+    const json_t *rj = json_object_get(o, "retries");
+    sl->retries = json_is_boolean(rj) ? (json_is_true(rj) ? 3 : 0) : 3;
+    if (json_is_integer(rj)) sl->retries = (int)json_integer_value(rj);
+    if (sl->retries < 0 || sl->retries > 100)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.retries: expected a boolean or an integer 0..100", path);
+    sl->retry_on_invalid = json_is_true(json_object_get(o, "retryOnInvalid"));
+    int64_t at = 500, ac = 2, wa = 30000;
+    if (get_int(o, "connectAttemptTimeMs", &at) < 0 || get_int(o, "connectAttemptCount", &ac) < 0 ||
+        get_int(o, "waitAfterFailedAttemptsMs", &wa) < 0)
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "%s: connectAttempt* and waitAfterFailedAttemptsMs must be integers", path);
+    sl->attempt_ms = at < 500 ? 500 : at;
+    sl->attempt_count = ac < 2 ? 2 : (int)ac;
+    sl->wait_after_ms = wa < 30000 ? 30000 : wa;
+    if (mbc_parse_report_strategy(o, path, &sl->rs, &sl->has_rs, err) < 0) return TBGW_EINVAL;
+    int bl, wl;
+    if (order_little(o, "byteOrder", 1, &bl, path, err) < 0 ||
+        order_little(o, "wordOrder", 1, &wl, path, err) < 0)
+        return TBGW_EINVAL;
+    sl->byte_little = bl;
+    sl->word_little = wl;
+    if (parse_list(sl, o, path, "timeseries", 0, 0, bl, wl, err) < 0) return TBGW_EINVAL;
+    if (parse_list(sl, o, path, "attributes", 1, 0, bl, wl, err) < 0) return TBGW_EINVAL;
+    if (parse_writes(o, path, "attributeUpdates", bl, wl, &sl->attr_updates, &sl->n_attr_updates, err) < 0)
+        return TBGW_EINVAL;
+    if (parse_writes(o, path, "rpc", bl, wl, &sl->rpcs, &sl->n_rpcs, err) < 0) return TBGW_EINVAL;
+    return mbc_plan_blocks(sl, m->block_gap);
+}
+
+int mbc_slave_add(mbc *m, const json_t *o, const char *path, tbgw_err *err) {
+    mbc_slave *ns = realloc(m->slaves, (m->n_slaves + 1) * sizeof *ns);
+    if (!ns) return TBGW_ENOMEM;
+    m->slaves = ns;
+    mbc_slave *sl = &m->slaves[m->n_slaves++];
+    memset(sl, 0, sizeof *sl);
+    return parse_slave(m, sl, o, path, err);
+}
+
+int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err) {
+    if (!json_is_object(cfg)) return tbgw_err_set(err, TBGW_EINVAL, "modbus: expected a JSON object");
+    int64_t gap = 0;
+    if (get_int(cfg, "blockReadGap", &gap) < 0 || gap < 0 || gap > 100)
+        return tbgw_err_set(err, TBGW_EINVAL, "blockReadGap: expected an integer 0..100");
+    m->block_gap = (int)gap;
+    const json_t *master = json_object_get(cfg, "master");
+    const json_t *slaves = json_object_get(master, "slaves");
+    const char *base = "master.slaves";
+    if (!master) { /* old format: server.devices[] with the transport on server */
+        const json_t *server = json_object_get(cfg, "server");
+        slaves = json_object_get(server, "devices");
+        base = "server.devices";
+        if (slaves && json_is_array(slaves)) {
+            size_t i;
+            const json_t *d;
+            json_array_foreach(slaves, i, d) {
+                /* the connection keys of server apply to every device that lacks them */
+                static const char *keys[] = {"host",         "port",           "type",      "method",
+                                             "timeout",      "byteOrder",      "wordOrder", "retries",
+                                             "retryOnEmpty", "retryOnInvalid", "baudrate"};
+                json_t *merged = json_deep_copy(d);
+                if (!json_is_object(merged)) {
+                    json_decref(merged);
+                    return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu]: expected an object", base, i);
+                }
+                for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+                    if (!json_object_get(merged, keys[k]) && json_object_get(server, keys[k]))
+                        json_object_set(merged, keys[k], json_object_get(server, keys[k]));
+                if (!json_object_get(merged, "pollPeriod") && json_object_get(merged, "timeseriesPollPeriod"))
+                    json_object_set(merged, "pollPeriod", json_object_get(merged, "timeseriesPollPeriod"));
+                char p[64];
+                snprintf(p, sizeof p, "%s[%zu]", base, i);
+                int rc = mbc_slave_add(m, merged, p, err);
+                json_array_append_new(m->cfg, merged); /* keeps variants alive */
+                if (rc < 0) return rc;
+            }
+            slaves = NULL;
+        }
+    } else if (slaves && !json_is_array(slaves)) {
+        return tbgw_err_set(err, TBGW_EINVAL, "master.slaves: expected a list");
+    }
+    size_t i;
+    const json_t *s;
+    if (slaves) json_array_foreach(slaves, i, s) {
+            char p[64];
+            snprintf(p, sizeof p, "%s[%zu]", base, i);
+            if (!json_is_object(s)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", p);
+            if (mbc_slave_add(m, s, p, err) < 0) return TBGW_EINVAL;
+        }
+    const json_t *sec = json_object_get(cfg, "slave");
+    if (sec && !json_is_null(sec)) {
+        if (!json_is_object(sec)) return tbgw_err_set(err, TBGW_EINVAL, "slave: expected an object");
+        if (mbc_server_parse(m, sec, err) < 0) return TBGW_EINVAL;
+    }
+    return 0;
+}
+
+static void free_writes(mbc_write *w, size_t n) {
+    for (size_t i = 0; i < n; i++) free(w[i].tag);
+    free(w);
+}
+
+void mbc_config_free(mbc *m) {
+    for (size_t i = 0; i < m->n_slaves; i++) {
+        mbc_slave *sl = &m->slaves[i];
+        for (size_t j = 0; j < sl->n_points; j++) free(sl->points[j].key);
+        free(sl->points);
+        free(sl->blocks);
+        free_writes(sl->attr_updates, sl->n_attr_updates);
+        free_writes(sl->rpcs, sl->n_rpcs);
+        free(sl->device_name);
+        free(sl->device_type);
+    }
+    free(m->slaves);
+    m->slaves = NULL;
+    m->n_slaves = 0;
+}

@@ -1,0 +1,124 @@
+/* Internals of the Modbus connector: parsed configuration and runtime state. */
+#ifndef TBGW_CONNECTORS_MBC_H
+#define TBGW_CONNECTORS_MBC_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <tbgw/connector.h>
+
+#include "connectors/modbus/mb_value.h"
+#include "proto/modbus/mb_loop.h"
+#include "util/backoff.h"
+
+/* One value read by polling (timeseries or attribute; ranges are expanded into one point each). */
+typedef struct mbc_point {
+    char *key;
+    int fc;
+    uint16_t addr;
+    int count;
+    int max_per_request; /* limit on the block holding it */
+    int is_attr;
+    tbgw_mbv_spec spec;
+    tbgw_report_strategy rs;
+    int has_rs;
+    int block;        /* index in the slave's blocks */
+    size_t block_off; /* in registers or bits from the block start */
+} mbc_point;
+
+/* A merged read of adjacent addresses with one function code. */
+typedef struct mbc_block {
+    struct mbc_slave *sl;
+    int fc;
+    uint16_t addr, count;
+    int done, status; /* per poll */
+    uint8_t exception;
+    int tries;
+    int64_t last_warn; /* rate limit of this block's warnings */
+    uint64_t suppressed;
+    uint8_t data[250];
+    size_t len;
+} mbc_block;
+
+/* An attributeUpdates or rpc entry (or an ad-hoc get/set). */
+typedef struct mbc_write {
+    char *tag;
+    int fc;
+    uint16_t addr;
+    int count;
+    tbgw_mbv_spec spec;
+} mbc_write;
+
+typedef struct mbc_slave {
+    struct mbc *m;
+    tbgw_mb_endpoint ep;
+    uint8_t unit;
+    char *device_name, *device_type;
+    int64_t poll_ms;
+    int retries, retry_on_invalid;
+    int64_t attempt_ms, wait_after_ms;
+    int attempt_count;
+    tbgw_report_strategy rs;
+    int has_rs;
+    mbc_point *points;
+    size_t n_points;
+    mbc_block *blocks;
+    size_t n_blocks;
+    mbc_write *attr_updates;
+    size_t n_attr_updates;
+    mbc_write *rpcs;
+    size_t n_rpcs;
+    int is_self; /* the gateway's own server (slave section) */
+    int byte_little, word_little;
+    /* runtime */
+    tbgw_mb_conn *conn;
+    int64_t next_poll, poll_ts, hold_until;
+    int outstanding, polling;
+    int connected, failures;
+    uint64_t polls, poll_errors;
+} mbc_slave;
+
+typedef struct mbc {
+    const tbgw_host *host;
+    json_t *cfg; /* kept for borrowed pointers (variants) */
+    mbc_slave *slaves;
+    size_t n_slaves;
+    int block_gap; /* max address gap merged into one block */
+    /* slave (server) mode */
+    int server_enabled;
+    tbgw_mb_endpoint server_ep;
+    uint8_t server_unit;
+    tbgw_mb_store *store;
+    tbgw_mb_server *server;
+    /* runtime */
+    tbgw_mb_loop *loop;
+    atomic_int stop;
+    struct mbc_rpc *rpcs; /* in-flight RPC requests */
+    tbgw_conn_state state;
+    char last_error[256];
+} mbc;
+
+/* config.c */
+int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err);
+void mbc_config_free(mbc *m);
+int mbc_parse_write(const json_t *o, const char *path, int byte_little, int word_little, mbc_write *w,
+                    tbgw_err *err);
+int mbc_parse_report_strategy(const json_t *o, const char *path, tbgw_report_strategy *rs, int *has,
+                              tbgw_err *err);
+int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, tbgw_err *err);
+int mbc_slave_add(mbc *m, const json_t *o, const char *path, tbgw_err *err);
+int mbc_plan_blocks(mbc_slave *sl, int gap);
+/* modbus.c: the shared connection for an endpoint (one per host:port or serial port) */
+tbgw_mb_conn *mbc_conn_for(mbc *m, const tbgw_mb_endpoint *ep);
+/* poll.c */
+void mbc_poll_due(mbc *m, int64_t now_mono);
+int64_t mbc_poll_next_ms(mbc *m, int64_t now_mono);
+/* rpc.c */
+int mbc_on_rpc(mbc *m, const tbgw_rpc_req *r);
+int mbc_on_attribute_update(mbc *m, const tbgw_attr_update *u);
+void mbc_rpc_expire(mbc *m, int64_t now_mono);
+void mbc_rpc_free_all(mbc *m);
+/* slave.c: the gateway's own Modbus server */
+int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err);
+int mbc_server_start(mbc *m, tbgw_err *err);
+
+#endif

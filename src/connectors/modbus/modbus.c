@@ -1,0 +1,162 @@
+/* The Modbus connector (spec §7.2): master polling of slaves over one non-blocking event loop, and the
+ * gateway's own Modbus server (slave mode). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/modbus/mbc.h"
+#include "util/time.h"
+
+static int same_endpoint(const tbgw_mb_endpoint *a, const tbgw_mb_endpoint *b) {
+    if (a->transport != b->transport || a->framing != b->framing) return 0;
+    if (a->transport == TBGW_MB_SERIAL) return !strcmp(a->path, b->path);
+    if (a->transport == TBGW_MB_LOCAL) return a->local_store == b->local_store;
+    return a->port == b->port && !strcmp(a->host, b->host);
+}
+
+tbgw_mb_conn *mbc_conn_for(mbc *m, const tbgw_mb_endpoint *ep) {
+    for (size_t i = 0; i < tbgw_mb_loop_conn_count(m->loop); i++) {
+        tbgw_mb_conn *c = tbgw_mb_loop_conn_at(m->loop, i);
+        if (same_endpoint(tbgw_mb_conn_endpoint(c), ep)) return c;
+    }
+    return tbgw_mb_conn_new(m->loop, ep);
+}
+
+static void mbc_free(mbc *m) {
+    if (!m) return;
+    mbc_rpc_free_all(m);
+    tbgw_mb_loop_free(m->loop);
+    mbc_config_free(m);
+    free(m->store);
+    json_decref(m->cfg);
+    free(m);
+}
+
+static int op_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw_err *err) {
+    mbc *m = calloc(1, sizeof *m);
+    if (!m) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    m->host = host;
+    m->cfg = json_array();
+    json_array_append(m->cfg, (json_t *)cfg);
+    int rc = mbc_config_parse(m, cfg, err);
+    if (rc < 0) {
+        mbc_free(m);
+        return rc;
+    }
+    if (!m->n_slaves && !m->server_enabled)
+        TBGW_WARNF(host->log, "modbus: no slaves configured and no server enabled; nothing to do");
+    *self = m;
+    return 0;
+}
+
+static void set_state(mbc *m) {
+    size_t up = 0, polled = 0;
+    for (size_t i = 0; i < m->n_slaves; i++)
+        if (m->slaves[i].n_blocks) {
+            polled++;
+            up += m->slaves[i].connected ? 1u : 0u;
+        }
+    tbgw_conn_state st = (!polled || up) ? TBGW_CONN_CONNECTED : TBGW_CONN_DISCONNECTED;
+    if (st != m->state) {
+        m->state = st;
+        if (m->host->set_state)
+            m->host->set_state(m->host, st, st == TBGW_CONN_CONNECTED ? NULL : m->last_error);
+    }
+}
+
+static int op_run(void *self) {
+    mbc *m = self;
+    const tbgw_host *h = m->host;
+    m->loop = tbgw_mb_loop_new(h->log);
+    if (!m->loop) return TBGW_ENOMEM;
+    tbgw_err err = {0};
+    if (m->server_enabled && mbc_server_start(m, &err) < 0) {
+        TBGW_ERRORF(h->log, "%s", err.msg);
+        snprintf(m->last_error, sizeof m->last_error, "%.200s", err.msg);
+        tbgw_mb_loop_free(m->loop);
+        m->loop = NULL;
+        return err.code ? err.code : TBGW_EIO;
+    }
+    int64_t now = tbgw_mono_ms();
+    for (size_t i = 0; i < m->n_slaves; i++) {
+        mbc_slave *sl = &m->slaves[i];
+        sl->conn = mbc_conn_for(m, &sl->ep);
+        if (!sl->conn) return TBGW_ENOMEM;
+        /* staggered start: spread first polls over one period so slaves do not fire together */
+        sl->next_poll =
+            now + (int64_t)((uint64_t)sl->poll_ms * i / (m->n_slaves ? m->n_slaves : 1)) % sl->poll_ms;
+        sl->connected = sl->failures = 0;
+        sl->hold_until = 0;
+    }
+    m->state = TBGW_CONN_STARTING;
+    TBGW_INFOF(h->log, "modbus: polling %zu slave(s)%s", m->n_slaves,
+               m->server ? ", serving slave mode" : "");
+    int rc = 0;
+    while (!m->stop) {
+        if (h->wait(h, 0)) break;
+        now = tbgw_mono_ms();
+        mbc_poll_due(m, now);
+        mbc_rpc_expire(m, now);
+        set_state(m);
+        int64_t wait = mbc_poll_next_ms(m, tbgw_mono_ms());
+        if (wait > 10) wait = 10; /* downlink latency bound: host->wait runs at least every 10 ms */
+        if (tbgw_mb_loop_run(m->loop, (int)wait) < 0) {
+            rc = TBGW_EIO;
+            break;
+        }
+    }
+    for (size_t i = 0; i < m->n_slaves; i++)
+        if (m->slaves[i].connected && h->device_disconnected)
+            h->device_disconnected(h, m->slaves[i].device_name);
+    for (size_t i = 0; i < m->n_slaves; i++) {
+        m->slaves[i].conn = NULL;
+        m->slaves[i].connected = 0;
+        m->slaves[i].polling = 0;
+    }
+    mbc_rpc_free_all(m);
+    tbgw_mb_loop_free(m->loop);
+    m->loop = NULL;
+    m->server = NULL;
+    return rc;
+}
+
+static void op_stop(void *self) {
+    mbc *m = self;
+    m->stop = 1;
+}
+
+static void op_destroy(void *self) {
+    mbc_free(self);
+}
+
+static int op_attr(void *self, const tbgw_attr_update *u) {
+    mbc *m = self;
+    return m->loop ? mbc_on_attribute_update(m, u) : 0;
+}
+
+static int op_rpc(void *self, const tbgw_rpc_req *r) {
+    mbc *m = self;
+    if (!m->loop) {
+        m->host->rpc_reply(m->host, r->handle, json_pack("{s:s}", "error", "connector is not running"), -1);
+        return 0;
+    }
+    return mbc_on_rpc(m, r);
+}
+
+static void op_status(void *self, tbgw_connector_status *out) {
+    mbc *m = self;
+    out->state = m->state;
+    snprintf(out->last_error, sizeof out->last_error, "%s", m->last_error);
+}
+
+const tbgw_connector_ops tbgw_connector_modbus = {
+    .abi = TBGW_CONNECTOR_ABI,
+    .type = "modbus",
+    .create = op_create,
+    .run = op_run,
+    .stop = op_stop,
+    .destroy = op_destroy,
+    .on_attribute_update = op_attr,
+    .on_rpc = op_rpc,
+    .status = op_status,
+};

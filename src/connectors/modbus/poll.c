@@ -1,0 +1,227 @@
+/* Polling: per-slave schedule, block reads, one timestamp per poll, dead-slave isolation. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/modbus/mbc.h"
+#include "util/time.h"
+
+static void finish_poll(mbc_slave *sl);
+static void block_done(void *ud, int status, const tbgw_mb_rsp *rsp);
+
+static void submit_block(mbc_block *b) {
+    mbc_slave *sl = b->sl;
+    tbgw_mb_req req = {.fc = (uint8_t)b->fc, .addr = b->addr, .count = b->count};
+    if (tbgw_mb_conn_submit(sl->conn, sl->unit, &req, 0, block_done, b) < 0) {
+        b->done = 1;
+        b->status = TBGW_EINVAL;
+        if (--sl->outstanding == 0) finish_poll(sl);
+    }
+}
+
+/* At most one warning per block per minute; the rest are counted and summarised. */
+static int warn_ok(mbc_block *b) {
+    int64_t now = tbgw_mono_ms();
+    if (b->last_warn && now - b->last_warn < 60000) {
+        b->suppressed++;
+        return 0;
+    }
+    b->last_warn = now;
+    return 1;
+}
+
+static const char *status_text(int st) {
+    switch (st) {
+    case TBGW_ETIMEDOUT:
+        return "no response";
+    case TBGW_EIO:
+        return "connection failed";
+    case TBGW_EPROTO:
+        return "invalid response";
+    default:
+        return "request failed";
+    }
+}
+
+static void block_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
+    mbc_block *b = ud;
+    mbc_slave *sl = b->sl;
+    const tbgw_host *h = sl->m->host;
+    if (status == 0 && !rsp->exception) {
+        b->len = rsp->data_len < sizeof b->data ? rsp->data_len : sizeof b->data;
+        memcpy(b->data, rsp->data, b->len);
+        b->status = 0;
+        if (h->stat_add) {
+            h->stat_add(h, TBGW_STAT_MSGS_RECEIVED, 1);
+            h->stat_add(h, TBGW_STAT_BYTES_RECEIVED, rsp->data_len);
+        }
+    } else if (status == 0) {
+        b->status = TBGW_EPROTO;
+        b->exception = rsp->exception;
+        if (h->stat_add) h->stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
+        if (warn_ok(b)) {
+            TBGW_WARNF(h->log,
+                       "%s: unit %u fc %d address %u count %u: exception %u (%s), keys dropped (%llu more "
+                       "since the last report)",
+                       sl->device_name, sl->unit, b->fc, b->addr, b->count, rsp->exception,
+                       tbgw_mb_exception_name(rsp->exception), (unsigned long long)b->suppressed);
+            b->suppressed = 0;
+        }
+    } else if ((status == TBGW_ETIMEDOUT || (status == TBGW_EPROTO && sl->retry_on_invalid)) &&
+               b->tries < sl->retries && !sl->m->stop) {
+        b->tries++;
+        submit_block(b);
+        return;
+    } else {
+        b->status = status;
+        if (status == TBGW_EPROTO && warn_ok(b)) {
+            TBGW_WARNF(h->log,
+                       "%s: unit %u fc %d address %u: invalid response, keys dropped (%llu more since the "
+                       "last report)",
+                       sl->device_name, sl->unit, b->fc, b->addr, (unsigned long long)b->suppressed);
+            b->suppressed = 0;
+        }
+    }
+    b->done = 1;
+    if (--sl->outstanding == 0) finish_poll(sl);
+}
+
+/* The count bits starting at bit `off` of a packed bit array, repacked from bit 0. */
+static size_t extract_bits(const uint8_t *src, size_t src_len, size_t off, int count, uint8_t *out) {
+    size_t nbytes = ((size_t)count + 7) / 8;
+    memset(out, 0, nbytes);
+    for (size_t i = 0; i < (size_t)count && (off + i) / 8 < src_len; i++)
+        if (tbgw_mb_bit_get(src, off + i)) tbgw_mb_bit_set(out, i, 1);
+    return nbytes;
+}
+
+static int add_point(mbc_slave *sl, tbgw_converted *c, const mbc_point *p) {
+    const mbc_block *b = &sl->blocks[p->block];
+    uint8_t tmp[256];
+    const uint8_t *data;
+    size_t len;
+    if (p->fc <= 2) {
+        len = extract_bits(b->data, b->len, p->block_off, p->count, tmp);
+        data = tmp;
+    } else {
+        size_t off = p->block_off * 2;
+        data = b->data + off;
+        len = off < b->len ? b->len - off : 0;
+        if (len > (size_t)p->count * 2) len = (size_t)p->count * 2;
+    }
+    char err[160] = "";
+    json_t *v = tbgw_mbv_decode(&p->spec, p->fc, data, len, err, sizeof err);
+    const tbgw_host *h = sl->m->host;
+    if (!v) {
+        if (warn_ok(&sl->blocks[p->block]))
+            TBGW_WARNF(h->conv_log ? h->conv_log : h->log, "%s: key %s: cannot decode: %s", sl->device_name,
+                       p->key, err);
+        if (h->stat_add) h->stat_add(h, TBGW_STAT_CONVERTER_ERRORS, 1);
+        return 0;
+    }
+    tbgw_value tv;
+    char *tmp_text = NULL;
+    int rc = tbgw_value_from_json(v, &tv, &tmp_text);
+    if (rc == 0) {
+        const tbgw_report_strategy *rs = p->has_rs ? &p->rs : NULL;
+        rc = p->is_attr ? tbgw_converted_add_attribute(c, p->key, &tv, rs)
+                        : tbgw_converted_add_telemetry(c, sl->poll_ts, p->key, &tv, rs);
+    }
+    free(tmp_text);
+    json_decref(v);
+    return rc == 0 ? 1 : 0;
+}
+
+static void slave_failed(mbc_slave *sl, int status) {
+    const tbgw_host *h = sl->m->host;
+    sl->failures++;
+    sl->poll_errors++;
+    int64_t now = tbgw_mono_ms();
+    int long_wait = sl->failures % sl->attempt_count == 0;
+    sl->hold_until = now + (long_wait ? sl->wait_after_ms : sl->attempt_ms);
+    if (h->stat_add) h->stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
+    if (sl->failures == 1 || long_wait)
+        TBGW_WARNF(h->log, "%s (unit %u on %s): %s; %d failed attempt(s), next try in %lld ms",
+                   sl->device_name, sl->unit, tbgw_mb_conn_name(sl->conn), status_text(status), sl->failures,
+                   (long long)(sl->hold_until - now));
+    if (sl->connected) {
+        sl->connected = 0;
+        if (h->device_disconnected) h->device_disconnected(h, sl->device_name);
+    }
+    snprintf(sl->m->last_error, sizeof sl->m->last_error, "%s: %s", sl->device_name, status_text(status));
+}
+
+static void finish_poll(mbc_slave *sl) {
+    sl->polling = 0;
+    size_t ok = 0;
+    int transport_err = 0;
+    for (size_t i = 0; i < sl->n_blocks; i++) {
+        if (sl->blocks[i].status == 0)
+            ok++;
+        else if (sl->blocks[i].status == TBGW_EIO || sl->blocks[i].status == TBGW_ETIMEDOUT)
+            transport_err = sl->blocks[i].status;
+    }
+    if (sl->m->stop) return;
+    if (!ok && transport_err) {
+        slave_failed(sl, transport_err);
+        return;
+    }
+    const tbgw_host *h = sl->m->host;
+    if (sl->failures) TBGW_INFOF(h->log, "%s (unit %u): answering again", sl->device_name, sl->unit);
+    sl->failures = 0;
+    if (!sl->connected) {
+        sl->connected = 1;
+        if (h->device_connected) h->device_connected(h, sl->device_name, sl->device_type);
+    }
+    tbgw_converted *c = tbgw_converted_new(sl->device_name, sl->device_type);
+    if (!c) return;
+    c->rs = sl->has_rs ? &sl->rs : NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < sl->n_points; i++)
+        if (sl->blocks[sl->points[i].block].status == 0) n += (size_t)add_point(sl, c, &sl->points[i]);
+    if (!n) {
+        tbgw_converted_free(c);
+        return;
+    }
+    if (h->stat_add) h->stat_add(h, TBGW_STAT_CONV_PROCESSED, 1);
+    h->emit(h, c);
+}
+
+static void start_poll(mbc_slave *sl) {
+    sl->polling = 1;
+    sl->polls++;
+    sl->poll_ts = tbgw_now_ms();
+    sl->outstanding = (int)sl->n_blocks;
+    for (size_t i = 0; i < sl->n_blocks; i++) {
+        mbc_block *b = &sl->blocks[i];
+        b->sl = sl;
+        b->done = 0;
+        b->status = 0;
+        b->exception = 0;
+        b->tries = 0;
+        b->len = 0;
+    }
+    for (size_t i = 0; i < sl->n_blocks && sl->polling; i++) submit_block(&sl->blocks[i]);
+}
+
+void mbc_poll_due(mbc *m, int64_t now) {
+    for (size_t i = 0; i < m->n_slaves; i++) {
+        mbc_slave *sl = &m->slaves[i];
+        if (!sl->n_blocks || now < sl->next_poll) continue;
+        sl->next_poll += sl->poll_ms;
+        if (sl->next_poll <= now) sl->next_poll = now + sl->poll_ms; /* fell behind: skip, do not burst */
+        if (sl->polling || now < sl->hold_until) continue;
+        start_poll(sl);
+    }
+}
+
+int64_t mbc_poll_next_ms(mbc *m, int64_t now) {
+    int64_t best = 1000;
+    for (size_t i = 0; i < m->n_slaves; i++) {
+        mbc_slave *sl = &m->slaves[i];
+        if (!sl->n_blocks) continue;
+        int64_t d = sl->next_poll - now;
+        if (d < best) best = d;
+    }
+    return best < 0 ? 0 : best;
+}

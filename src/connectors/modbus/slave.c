@@ -1,0 +1,147 @@
+/* Slave mode (the `slave` section): the gateway serves the configured values as a Modbus server and
+ * polls them like any slave, so they are reported to the platform and platform writes (attribute
+ * updates, RPC) land in the server's registers. The polling side talks to the store in-process. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "connectors/modbus/mbc.h"
+
+static const struct {
+    const char *section;
+    int read_fc;
+} TABLES[] = {
+    {"holding_registers", 3}, {"coils_initializer", 1}, {"input_registers", 4}, {"discrete_inputs", 2}};
+
+/* Writes an item's initial value into the store. */
+static int seed_value(mbc *m, const json_t *item, const char *path, int read_fc, int bl, int wl,
+                      tbgw_err *err) {
+    const json_t *val = json_object_get(item, "value");
+    if (!val) return 0;
+    json_t *tmp = json_deep_copy(item);
+    json_object_set_new(tmp, "functionCode", json_integer(read_fc <= 2 ? 15 : 16));
+    mbc_write w;
+    int rc = mbc_parse_write(tmp, path, bl, wl, &w, err);
+    json_decref(tmp);
+    if (rc < 0) return rc;
+    free(w.tag);
+    uint16_t regs[TBGW_MB_MAX_WRITE_REGS];
+    uint8_t coils[TBGW_MB_MAX_WRITE_BITS];
+    size_t n = 0;
+    char e[160] = "";
+    int is_bits = read_fc <= 2;
+    if (tbgw_mbv_encode(&w.spec, is_bits ? 15 : 16, val, regs, coils,
+                        is_bits ? sizeof coils : TBGW_MB_MAX_WRITE_REGS, &n, e, sizeof e) < 0)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.value: %s", path, e);
+    for (size_t i = 0; i < n && w.addr + i < 65536; i++) {
+        size_t a = w.addr + i;
+        switch (read_fc) {
+        case 1:
+            m->store->coils[a] = coils[i];
+            break;
+        case 2:
+            m->store->discrete[a] = coils[i];
+            break;
+        case 3:
+            m->store->holding[a] = regs[i];
+            break;
+        default:
+            m->store->input[a] = regs[i];
+            break;
+        }
+    }
+    return 0;
+}
+
+static int copy_items(json_t *dst_list, const json_t *src_list, int fc) {
+    size_t i;
+    const json_t *e;
+    json_array_foreach(src_list, i, e) {
+        json_t *c = json_deep_copy(e);
+        if (fc) json_object_set_new(c, "functionCode", json_integer(fc));
+        json_array_append_new(dst_list, c);
+    }
+    return 0;
+}
+
+int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
+    if (!json_is_true(json_object_get(sec, "sendDataToThingsBoard")))
+        return 0; /* server not started at all */
+    if (mbc_parse_endpoint(sec, "slave", &m->server_ep, err) < 0) return TBGW_EINVAL;
+    const json_t *u = json_object_get(sec, "unitId");
+    m->server_unit = (uint8_t)(json_is_integer(u) ? json_integer_value(u) : 0);
+    const char *bo = json_string_value(json_object_get(sec, "byteOrder"));
+    const char *wo = json_string_value(json_object_get(sec, "wordOrder"));
+    if (!bo) return tbgw_err_set(err, TBGW_EINVAL, "slave.byteOrder: required (BIG or LITTLE)");
+    int bl = !strcasecmp(bo, "LITTLE"), wl = !wo || !strcasecmp(wo, "LITTLE");
+    m->store = calloc(1, sizeof *m->store);
+    if (!m->store) return TBGW_ENOMEM;
+    json_t *dev = json_pack("{s:s,s:s,s:O,s:s,s:s,s:[],s:[],s:[],s:[]}", "deviceName",
+                            json_string_value(json_object_get(sec, "deviceName"))
+                                ? json_string_value(json_object_get(sec, "deviceName"))
+                                : "Modbus Slave",
+                            "deviceType",
+                            json_string_value(json_object_get(sec, "deviceType"))
+                                ? json_string_value(json_object_get(sec, "deviceType"))
+                                : "default",
+                            "pollPeriod",
+                            json_object_get(sec, "pollPeriod") ? json_object_get(sec, "pollPeriod")
+                                                               : json_integer(5000),
+                            "byteOrder", bl ? "LITTLE" : "BIG", "wordOrder", wl ? "LITTLE" : "BIG",
+                            "timeseries", "attributes", "attributeUpdates", "rpc");
+    if (!dev) return TBGW_ENOMEM;
+    json_object_set_new(dev, "unitId", json_integer(m->server_unit));
+    if (json_object_get(sec, "reportStrategy"))
+        json_object_set(dev, "reportStrategy", json_object_get(sec, "reportStrategy"));
+    const json_t *values = json_object_get(sec, "values");
+    for (size_t t = 0; t < sizeof TABLES / sizeof TABLES[0]; t++) {
+        const json_t *tab = json_object_get(values, TABLES[t].section);
+        if (json_is_array(tab)) tab = json_array_get(tab, 0); /* older layout: a list holding one object */
+        if (!json_is_object(tab)) continue;
+        static const char *kinds[] = {"timeseries", "attributes", "attributeUpdates", "rpc"};
+        for (size_t k = 0; k < 4; k++) {
+            const json_t *list = json_object_get(tab, kinds[k]);
+            if (!json_is_array(list)) continue;
+            size_t i;
+            const json_t *item;
+            json_array_foreach(list, i, item) {
+                char path[160];
+                snprintf(path, sizeof path, "slave.values.%s.%s[%zu]", TABLES[t].section, kinds[k], i);
+                if (!json_is_object(item) || seed_value(m, item, path, TABLES[t].read_fc, bl, wl, err) < 0) {
+                    json_decref(dev);
+                    return err->msg[0] ? TBGW_EINVAL
+                                       : tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
+                }
+            }
+            copy_items(json_object_get(dev, kinds[k]), list, k < 2 ? TABLES[t].read_fc : 0);
+        }
+    }
+    json_array_append(m->cfg, dev); /* keeps variants alive */
+    int rc = mbc_slave_add(m, dev, "slave", err);
+    json_decref(dev);
+    if (rc < 0) return rc;
+    mbc_slave *sl = &m->slaves[m->n_slaves - 1];
+    sl->is_self = 1;
+    memset(&sl->ep, 0, sizeof sl->ep);
+    sl->ep.transport = TBGW_MB_LOCAL;
+    sl->ep.local_store = m->store;
+    sl->ep.timeout_ms = 1000;
+    sl->unit = m->server_unit;
+    m->server_enabled = 1;
+    return 0;
+}
+
+static void on_server_write(void *ud, uint8_t fc, uint16_t addr, uint16_t count) {
+    mbc *m = ud;
+    TBGW_DEBUGF(m->host->log, "modbus server: fc %u wrote %u object(s) at %u", fc, count, addr);
+}
+
+int mbc_server_start(mbc *m, tbgw_err *err) {
+    m->server = tbgw_mb_server_new(m->loop, &m->server_ep, m->server_unit, m->store, on_server_write, m, err);
+    if (!m->server) return err->code ? err->code : TBGW_EIO;
+    TBGW_INFOF(m->host->log, "modbus server listening on %s:%d",
+               m->server_ep.transport == TBGW_MB_SERIAL ? m->server_ep.path : m->server_ep.host,
+               tbgw_mb_server_port(m->server));
+    return 0;
+}

@@ -1,0 +1,428 @@
+/* The MQTT connector (spec §7.1): a libmosquitto client driven from the connector thread.
+ *
+ * run() owns the client: it polls the broker socket (≤10 ms), reads every pending packet, converts
+ * the messages, hands the records of one read burst to the core in a single emit(), and calls
+ * host->wait(0) each turn so downlink callbacks (attribute updates, RPC, attribute responses) run on
+ * this same thread. No locks are needed; stop() only sets a flag. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "connectors/mqtt/mqtt_internal.h"
+#include "util/time.h"
+
+#define MQ_BURST       1024 /* packets read per turn before emitting and servicing downlink */
+#define MQ_EMIT_BATCH  256  /* records per emit */
+#define MQ_SEEN_MAX    1024 /* distinct topics remembered for "log malformed payload once" */
+#define MQ_COALESCE_US 2000 /* records wait at most this long for more before being emitted */
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static void lib_init(void) {
+    mosquitto_lib_init();
+}
+
+/* ------------------------------------------------------------------ helpers used by requests */
+
+static void trace_frame(mq_conn *c, const char *dir, const char *topic, const void *p, size_t len) {
+    if (c->host->log->level > TBGW_TRACE) return;
+    char hex[3 * 64 + 1];
+    size_t n = len < 64 ? len : 64;
+    for (size_t i = 0; i < n; i++) snprintf(hex + 3 * i, 4, "%02x ", ((const uint8_t *)p)[i]);
+    hex[3 * n] = 0;
+    TBGW_TRACEF(c->host->log, "%s %s (%zu bytes): %s%s", dir, topic, len, hex, len > n ? "..." : "");
+}
+
+int mq_publish(mq_conn *c, const char *topic, const char *payload, size_t len, int qos, int retain) {
+    if (!c->mosq) return TBGW_EIO;
+    trace_frame(c, "publish", topic, payload, len);
+    int rc = mosquitto_publish(c->mosq, NULL, topic, (int)len, payload, qos, retain != 0);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        TBGW_WARNF(c->host->log, "publish to %s failed: %s", topic, mosquitto_strerror(rc));
+        return TBGW_EIO;
+    }
+    return 0;
+}
+
+int mq_subscribe(mq_conn *c, const char *topic, int qos) {
+    if (!c->mosq || !c->connected) return TBGW_EIO;
+    int rc = mosquitto_subscribe(c->mosq, NULL, topic, qos);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        TBGW_WARNF(c->host->log, "subscribe to %s failed: %s", topic, mosquitto_strerror(rc));
+        return TBGW_EIO;
+    }
+    TBGW_DEBUGF(c->host->log, "subscribed to %s (qos %d)", topic, qos);
+    return 0;
+}
+
+void mq_unsubscribe(mq_conn *c, const char *topic) {
+    if (c->mosq && c->connected) mosquitto_unsubscribe(c->mosq, NULL, topic);
+}
+
+void mq_malformed(mq_conn *c, const char *topic, const char *what) {
+    c->host->stat_add(c->host, TBGW_STAT_CONVERTER_ERRORS, 1);
+    mq_seen *s = &c->seen;
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->topics[i], topic)) {
+            s->suppressed++;
+            TBGW_DEBUGF(c->host->conv_log, "malformed payload on topic %s: %s", topic, what);
+            return;
+        }
+    if (s->n < MQ_SEEN_MAX) {
+        if (s->n == s->cap) {
+            size_t nc = s->cap ? s->cap * 2 : 16;
+            char **nt = realloc(s->topics, nc * sizeof *nt);
+            if (nt) {
+                s->topics = nt;
+                s->cap = nc;
+            }
+        }
+        if (s->n < s->cap && (s->topics[s->n] = strdup(topic))) s->n++;
+    } else if (s->suppressed++ % 1000) {
+        return; /* too many distinct bad topics: log one in a thousand */
+    }
+    TBGW_WARNF(c->host->conv_log, "malformed payload on topic %s: %s (further errors on this topic at DEBUG)",
+               topic, what);
+}
+
+/* ------------------------------------------------------------------ uplink */
+
+static int64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void flush_batch(mq_conn *c) {
+    if (!c->batch) return;
+    tbgw_converted *b = c->batch;
+    c->batch = NULL;
+    c->batch_tail = &c->batch;
+    c->batch_n = 0;
+    int rc = c->host->emit(c->host, b);
+    if (rc == TBGW_EAGAIN) TBGW_DEBUGF(c->host->log, "core saturated: a batch was dropped");
+}
+
+/* Appends converted records to the batch (the oldest record starts the coalescing window). */
+static void batch_add(mq_conn *c, tbgw_converted *chain) {
+    if (!chain) return;
+    if (!c->batch) c->batch_since_us = mono_us();
+    *c->batch_tail = chain;
+    for (; chain; chain = chain->next) {
+        c->batch_n++;
+        c->batch_tail = &chain->next;
+    }
+}
+
+/* Emits when the batch is full or its oldest record waited MQ_COALESCE_US (or force). */
+static void maybe_flush(mq_conn *c, int force) {
+    if (c->batch && (force || c->batch_n >= MQ_EMIT_BATCH || mono_us() - c->batch_since_us >= MQ_COALESCE_US))
+        flush_batch(c);
+}
+
+static void convert_one(mq_conn *c, const mq_mapping *m, const char *topic, const uint8_t *p, size_t len,
+                        json_t **body, int *parsed, int64_t now) {
+    tbgw_err err = {0};
+    tbgw_converted *out = NULL;
+    int rc;
+    if (m->kind == MQ_CONV_JSON) {
+        if (!*parsed) {
+            json_error_t je;
+            *parsed = 1;
+            *body = json_loadb((const char *)p, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+            if (!*body) {
+                char what[300];
+                snprintf(what, sizeof what, "invalid JSON at line %d column %d: %s", je.line, je.column,
+                         je.text);
+                mq_malformed(c, topic, what);
+                return;
+            }
+        }
+        if (!*body) return;
+        rc = tbgw_json_conv_convert(m->json, topic, *body, now, &out, &err);
+    } else if (m->kind == MQ_CONV_BYTES) {
+        rc = tbgw_bytes_conv_convert(m->bytes, topic, p, len, now, &out, &err);
+    } else {
+        rc = tbgw_custom_conv_convert(m->custom, topic, p, len, &out, &err);
+    }
+    batch_add(c, out);
+    if (rc < 0) {
+        mq_malformed(c, topic, err.msg[0] ? err.msg : tbgw_strerror(rc));
+        return;
+    }
+    c->host->stat_add(c->host, TBGW_STAT_CONV_PROCESSED, 1);
+    if (err.code) mq_malformed(c, topic, err.msg); /* some list elements were skipped */
+    if (rc == 0) TBGW_DEBUGF(c->host->conv_log, "no data converted from topic %s", topic);
+}
+
+static void dispatch(mq_conn *c, const char *topic, const uint8_t *p, size_t len) {
+    const tbgw_host *h = c->host;
+    h->stat_add(h, TBGW_STAT_MSGS_RECEIVED, 1);
+    h->stat_add(h, TBGW_STAT_BYTES_RECEIVED, len);
+    trace_frame(c, "received", topic, p, len);
+    json_t *body = NULL;
+    int parsed = 0, matched = 0;
+    int64_t now = tbgw_now_ms();
+    for (size_t i = 0; i < c->cfg.n_maps; i++) {
+        const mq_mapping *m = &c->cfg.maps[i];
+        if (m->disabled || !tbgw_topic_matches(m->topic_filter, topic)) continue;
+        matched = 1;
+        convert_one(c, m, topic, p, len, &body, &parsed, now);
+    }
+    json_decref(body);
+    if (matched) {
+        if (c->batch_n >= MQ_EMIT_BATCH) flush_batch(c);
+        return;
+    }
+    if (mq_handle_requests(c, topic, p, len)) return;
+    if (mq_handle_rpc_response(c, topic, p, len)) return;
+    TBGW_DEBUGF(h->log, "message on %s matches no mapping or request", topic);
+}
+
+static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg) {
+    (void)m;
+    mq_conn *c = ud;
+    dispatch(c, msg->topic, msg->payload ? msg->payload : (const void *)"", (size_t)msg->payloadlen);
+}
+
+/* ------------------------------------------------------------------ connection */
+
+static void set_state(mq_conn *c, tbgw_conn_state s, const char *text) {
+    c->st.state = s;
+    snprintf(c->st.last_error, sizeof c->st.last_error, "%s", text ? text : "");
+    c->host->set_state(c->host, s, text);
+}
+
+static void subscribe_all(mq_conn *c) {
+    const mq_config *cfg = &c->cfg;
+    for (size_t i = 0; i < cfg->n_maps; i++)
+        if (!cfg->maps[i].disabled) mq_subscribe(c, cfg->maps[i].topic_filter, cfg->maps[i].qos);
+    for (size_t i = 0; i < cfg->n_connects; i++) mq_subscribe(c, cfg->connects[i].topic_filter, 1);
+    for (size_t i = 0; i < cfg->n_disconnects; i++) mq_subscribe(c, cfg->disconnects[i].topic_filter, 1);
+    for (size_t i = 0; i < cfg->n_attr_reqs; i++) mq_subscribe(c, cfg->attr_reqs[i].topic_filter, 1);
+    for (mq_pending_rpc *r = c->rpcs; r; r = r->next) mq_subscribe(c, r->topic, 1);
+}
+
+static void schedule_reconnect(mq_conn *c) {
+    c->next_connect = tbgw_mono_ms() + tbgw_backoff_next(&c->backoff);
+}
+
+static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *props) {
+    (void)m;
+    (void)flags;
+    (void)props;
+    mq_conn *c = ud;
+    if (rc != 0) {
+        char text[200];
+        snprintf(text, sizeof text, "broker %s:%d refused the connection: %s", c->cfg.host, c->cfg.port,
+                 c->cfg.version == 5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc));
+        TBGW_ERRORF(c->host->log, "%s", text);
+        c->host->stat_add(c->host, TBGW_STAT_CONNECTOR_ERRORS, 1);
+        set_state(c, TBGW_CONN_DISCONNECTED, text);
+        return; /* libmosquitto closes the socket; the run loop reconnects */
+    }
+    c->connected = 1;
+    tbgw_backoff_reset(&c->backoff);
+    TBGW_INFOF(c->host->log, "connected to %s:%d as %s", c->cfg.host, c->cfg.port, c->cfg.client_id);
+    set_state(c, TBGW_CONN_CONNECTED, NULL);
+    subscribe_all(c);
+}
+
+static void on_disconnect(struct mosquitto *m, void *ud, int rc, const mosquitto_property *props) {
+    (void)m;
+    (void)props;
+    mq_conn *c = ud;
+    int was = c->connected;
+    c->connected = 0;
+    if (atomic_load(&c->stop)) return;
+    char text[200];
+    snprintf(text, sizeof text, "disconnected from %s:%d: %s", c->cfg.host, c->cfg.port,
+             rc ? mosquitto_strerror(rc) : "by request");
+    if (was) TBGW_WARNF(c->host->log, "%s", text);
+    set_state(c, TBGW_CONN_DISCONNECTED, text);
+    schedule_reconnect(c);
+}
+
+static int setup_tls(mq_conn *c) {
+    const mq_config *cfg = &c->cfg;
+    int rc;
+    if (cfg->ca_cert) {
+        rc = mosquitto_tls_set(c->mosq, cfg->ca_cert, NULL, cfg->cert, cfg->key, NULL);
+        if (!rc) rc = mosquitto_tls_opts_set(c->mosq, 1, "tlsv1.2", NULL);
+        if (!rc && cfg->tls_insecure) rc = mosquitto_tls_insecure_set(c->mosq, true);
+    } else {
+        /* no CA: TLS without verification of the broker (reference behaviour) */
+        rc = mosquitto_tls_set(c->mosq, NULL, "/etc/ssl/certs", cfg->cert, cfg->key, NULL);
+        if (!rc) rc = mosquitto_tls_opts_set(c->mosq, 0, "tlsv1.2", NULL);
+        if (!rc) rc = mosquitto_tls_insecure_set(c->mosq, true);
+    }
+    if (rc) TBGW_ERRORF(c->host->log, "TLS setup failed: %s", mosquitto_strerror(rc));
+    return rc ? TBGW_EINVAL : 0;
+}
+
+static int setup_client(mq_conn *c) {
+    pthread_once(&lib_once, lib_init);
+    const mq_config *cfg = &c->cfg;
+    int clean = cfg->version == 5 ? cfg->clean_start : cfg->clean_session;
+    c->mosq = mosquitto_new(cfg->client_id, clean != 0, c);
+    if (!c->mosq) return TBGW_ENOMEM;
+    int proto = cfg->version == 5   ? MQTT_PROTOCOL_V5
+                : cfg->version == 4 ? MQTT_PROTOCOL_V311
+                                    : MQTT_PROTOCOL_V31;
+    mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, proto);
+    mosquitto_connect_v5_callback_set(c->mosq, on_connect);
+    mosquitto_disconnect_v5_callback_set(c->mosq, on_disconnect);
+    mosquitto_message_callback_set(c->mosq, on_message);
+    if (cfg->username && mosquitto_username_pw_set(c->mosq, cfg->username, cfg->password)) return TBGW_EINVAL;
+    if (cfg->tls) return setup_tls(c);
+    return 0;
+}
+
+static void try_connect(mq_conn *c) {
+    const mq_config *cfg = &c->cfg;
+    int rc;
+    set_state(c, TBGW_CONN_STARTING, NULL);
+    if (cfg->version == 5 && cfg->session_expiry > 0) {
+        mosquitto_property *props = NULL;
+        mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+                                     (uint32_t)cfg->session_expiry);
+        rc = mosquitto_connect_bind_v5(c->mosq, cfg->host, cfg->port, cfg->keepalive, NULL, props);
+        mosquitto_property_free_all(&props);
+    } else {
+        rc = mosquitto_connect_async(c->mosq, cfg->host, cfg->port, cfg->keepalive);
+    }
+    if (rc != MOSQ_ERR_SUCCESS) {
+        char text[200];
+        snprintf(text, sizeof text, "cannot connect to %s:%d: %s", cfg->host, cfg->port,
+                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        TBGW_DEBUGF(c->host->log, "%s", text);
+        set_state(c, TBGW_CONN_DISCONNECTED, text);
+        schedule_reconnect(c);
+    }
+}
+
+/* Reads every packet available now (bounded), then hands the converted records to the core. */
+static void read_burst(mq_conn *c) {
+    for (int i = 0; i < MQ_BURST; i++) {
+        errno = 0;
+        int rc = mosquitto_loop_read(c->mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            if (c->connected)
+                on_disconnect(c->mosq, c, rc, NULL);
+            else
+                schedule_reconnect(c);
+            break;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || mosquitto_socket(c->mosq) < 0) break;
+    }
+    maybe_flush(c, 0);
+}
+
+static void network_turn(mq_conn *c) {
+    int sock = mosquitto_socket(c->mosq);
+    if (sock < 0) {
+        flush_batch(c);
+        if (c->connected) on_disconnect(c->mosq, c, MOSQ_ERR_CONN_LOST, NULL);
+        if (tbgw_mono_ms() >= c->next_connect) try_connect(c);
+        return;
+    }
+    struct pollfd pfd = {.fd = sock, .events = POLLIN};
+    if (mosquitto_want_write(c->mosq)) pfd.events |= POLLOUT;
+    int timeout = 10;
+    if (c->batch) { /* wake up when the coalescing window of the pending batch ends */
+        int64_t left = MQ_COALESCE_US - (mono_us() - c->batch_since_us);
+        timeout = left <= 0 ? 0 : (int)((left + 999) / 1000);
+    }
+    int n = poll(&pfd, 1, timeout);
+    if (n > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) read_burst(c);
+    if (mosquitto_socket(c->mosq) >= 0 && mosquitto_want_write(c->mosq)) {
+        int rc = mosquitto_loop_write(c->mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN && c->connected)
+            on_disconnect(c->mosq, c, rc, NULL);
+    }
+    if (mosquitto_socket(c->mosq) >= 0) mosquitto_loop_misc(c->mosq);
+    maybe_flush(c, 0);
+}
+
+/* ------------------------------------------------------------------ connector ops */
+
+static int mq_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw_err *err) {
+    mq_conn *c = calloc(1, sizeof *c);
+    if (!c) return TBGW_ENOMEM;
+    c->host = host;
+    int rc = mq_config_parse(&c->cfg, cfg, host, err);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    tbgw_backoff_init(&c->backoff, 1000, 30000);
+    tbgw_buf_init(&c->scratch);
+    c->batch_tail = &c->batch;
+    c->next_cookie = 1;
+    *self = c;
+    return 0;
+}
+
+static int mq_run(void *self) {
+    mq_conn *c = self;
+    const tbgw_host *h = c->host;
+    if (!c->mosq && setup_client(c)) {
+        set_state(c, TBGW_CONN_FAILED, "cannot set up the MQTT client");
+        return TBGW_EINVAL;
+    }
+    c->next_connect = 0;
+    while (!atomic_load(&c->stop)) {
+        if (h->wait(h, 0)) break;
+        network_turn(c);
+        if (mosquitto_socket(c->mosq) < 0 && !atomic_load(&c->stop)) {
+            int64_t left = c->next_connect - tbgw_mono_ms();
+            if (h->wait(h, left > 50 ? 50 : left > 0 ? (int)left : 0)) break;
+        }
+        mq_check_timeouts(c);
+    }
+    flush_batch(c);
+    if (c->connected) {
+        mosquitto_disconnect(c->mosq);
+        c->connected = 0;
+    }
+    set_state(c, TBGW_CONN_STOPPED, NULL);
+    return 0;
+}
+
+static void mq_stop(void *self) {
+    mq_conn *c = self;
+    atomic_store(&c->stop, 1);
+}
+
+static void mq_destroy(void *self) {
+    mq_conn *c = self;
+    if (!c) return;
+    if (c->mosq) mosquitto_destroy(c->mosq);
+    mq_pending_free(c);
+    mq_config_free(&c->cfg);
+    for (size_t i = 0; i < c->seen.n; i++) free(c->seen.topics[i]);
+    free(c->seen.topics);
+    tbgw_converted_free(c->batch);
+    tbgw_buf_free(&c->scratch);
+    free(c);
+}
+
+static void mq_status(void *self, tbgw_connector_status *out) {
+    mq_conn *c = self;
+    *out = c->st;
+}
+
+const tbgw_connector_ops tbgw_connector_mqtt = {
+    .abi = TBGW_CONNECTOR_ABI,
+    .type = "mqtt",
+    .create = mq_create,
+    .run = mq_run,
+    .stop = mq_stop,
+    .destroy = mq_destroy,
+    .on_attribute_update = mq_on_attribute_update,
+    .on_rpc = mq_on_rpc,
+    .on_attribute_response = mq_on_attribute_response,
+    .status = mq_status,
+};

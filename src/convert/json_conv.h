@@ -1,0 +1,44 @@
+/* The JSON uplink converter (spec §5.3), shared by MQTT and the other JSON-speaking connectors.
+ * Configuration = a mapping entry's `converter` object:
+ *   deviceInfo {deviceNameExpressionSource, deviceNameExpression, deviceProfileExpressionSource,
+ *               deviceProfileExpression}, attributes[] / timeseries[] ({type, key, value, keySource,
+ *   tsField, dayfirst, yearfirst, reportStrategy} or "*"), useReceivedTs, sendDataOnlyOnChange,
+ *   reportStrategy. The mapping entry's own reportStrategy (when given) applies to the device. */
+#ifndef TBGW_CONVERT_JSON_CONV_H
+#define TBGW_CONVERT_JSON_CONV_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <tbgw/data.h>
+#include <tbgw/err.h>
+
+typedef struct tbgw_json_conv tbgw_json_conv;
+
+/* conv: the `converter` object; entry: the mapping entry (may be NULL); path: the converter's dotted
+ * path for errors ("mapping[0].converter"). */
+int tbgw_json_conv_new(const json_t *conv, const json_t *entry, const char *path, tbgw_json_conv **out,
+                       tbgw_err *err);
+void tbgw_json_conv_free(tbgw_json_conv *c);
+
+/* Converts one decoded payload (object, or list of objects: results merged per device name).
+ * Appends one record per device with at least one datapoint to *chain. Returns the number of records
+ * appended, or a negative TBGW_E* with err naming the problem (TBGW_EINVAL: the payload cannot be
+ * converted, e.g. not an object, or the device name is empty). Bad elements of a list are skipped
+ * (err describes the first) and the others kept. recv_ts_ms = message receive time. */
+int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const json_t *payload,
+                           int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err);
+
+/* Evaluates a device name/profile pair the way the converter does (used by connect/disconnect
+ * requests). Returns 0 and malloc'ed strings (profile may be NULL when not configured); the caller
+ * frees both on every return. TBGW_ENOENT = the name is empty. */
+typedef struct tbgw_devinfo tbgw_devinfo;
+int tbgw_devinfo_new(const json_t *device_info, const char *path, int need_profile, tbgw_devinfo **out,
+                     tbgw_err *err);
+void tbgw_devinfo_free(tbgw_devinfo *d);
+int tbgw_devinfo_eval(const tbgw_devinfo *d, const char *topic, const json_t *body, char **name,
+                      char **profile);
+/* 0 when the device name comes from a topic regex that does not match topic (the name is then the
+ * literal expression), else 1. */
+int tbgw_devinfo_topic_matched(const tbgw_devinfo *d, const char *topic);
+
+#endif

@@ -1,0 +1,359 @@
+"""The Modbus connector against peers we did not write: a libmodbus slave (bench_modbus_slave, TCP and
+RTU over a socat pty pair) and Debian's python3-pymodbus servers (UDP, RTU over TCP, ASCII over TCP and
+over a serial line, TLS). Exact telemetry/attributes for every type and byte/word order, RPC and
+attribute updates changing the peer's registers, and a killed slave not slowing the others."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tbgwtest import BUILD_DIR, SOURCE_DIR, SLOW, GatewayTestCase, free_port, main, wait_for  # noqa: E402
+
+PY = "/usr/bin/python3"
+PYPEER = os.path.join(SOURCE_DIR, "tests", "peers", "pymodbus_slave.py")
+LMB = os.path.join(BUILD_DIR, "bench_modbus_slave")
+
+FMT = {"16int": ">h", "16uint": ">H", "16float": ">e", "32int": ">i", "32uint": ">I", "32float": ">f",
+       "64int": ">q", "64uint": ">Q", "64float": ">d"}
+
+
+def device_regs(typ, value, bo, wo, count=1):
+    """Registers as a device with byte order bo and word order wo holds the value."""
+    if typ in ("8int", "8uint"):
+        return [struct.pack(">b" if typ == "8int" else ">B", value)[0] << 8]
+    if typ == "string":
+        raw = value.encode().ljust(count * 2, b"\0")
+        return [raw[i] << 8 | raw[i + 1] for i in range(0, len(raw), 2)]
+    raw = bytearray(struct.pack(FMT[typ], value))
+    if bo == "LITTLE":
+        for i in range(0, len(raw), 2):
+            raw[i], raw[i + 1] = raw[i + 1], raw[i]
+    words = [raw[i] << 8 | raw[i + 1] for i in range(0, len(raw), 2)]
+    if wo == "LITTLE":
+        words.reverse()
+    return words
+
+
+class Peer:
+    """A peer process that prints "ready" once serving."""
+
+    def __init__(self, argv):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 15 * SLOW
+        line = b""
+        while time.time() < deadline and b"ready" not in line:
+            line = self.proc.stdout.readline()
+            if not line and self.proc.poll() is not None:
+                break
+        if b"ready" not in line:
+            self.stop()
+            raise AssertionError("peer did not start: %r" % argv)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+class PtyPair:
+    """socat pty pair: two linked serial devices."""
+
+    def __init__(self, workdir):
+        self.a = os.path.join(workdir, "ttyA")
+        self.b = os.path.join(workdir, "ttyB")
+        self.proc = subprocess.Popen(["socat", "pty,raw,echo=0,link=%s" % self.a, "pty,raw,echo=0,link=%s" % self.b],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for(lambda: os.path.exists(self.a) and os.path.exists(self.b), 10, what="socat ptys")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+
+
+def lmb_args(values):
+    args = []
+    for flag, key in (("-h", "hr"), ("-i", "ir"), ("-c", "co"), ("-d", "di")):
+        if values.get(key):
+            args += [flag, ",".join("%d=%d" % (int(a), v) for a, v in values[key].items())]
+    return args
+
+
+def read_state(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def type_cases():
+    """(key config, stored registers or bits, expected value) covering every type and order."""
+    cases = []
+    addr = 0
+    samples = {"16int": -1234, "16uint": 60000, "16float": 1.5, "32int": -123456789, "32uint": 4000000000,
+               "32float": 3.25, "64int": -1234567890123, "64uint": 9000000000000000001, "64float": -0.0025}
+    counts = {"16": 1, "32": 2, "64": 4}
+    for typ, val in samples.items():
+        for bo in ("BIG", "LITTLE"):
+            for wo in ("BIG", "LITTLE"):
+                n = counts[typ[:2]]
+                cfg = {"tag": "%s_%s_%s" % (typ, bo[0], wo[0]), "type": typ, "functionCode": 3, "objectsCount": n,
+                       "address": addr, "byteOrder": bo, "wordOrder": wo}
+                cases.append((cfg, {"hr": dict(enumerate(device_regs(typ, val, bo, wo), addr))}, val))
+                addr += n
+
+    def add(cfg, regs, want, table="hr"):
+        nonlocal addr
+        cfg = dict(cfg, address=addr)
+        cfg.setdefault("functionCode", 3)
+        cases.append((cfg, {table: dict(enumerate(regs, addr))}, want))
+        addr += len(regs)
+
+    add({"tag": "i8", "type": "8int", "objectsCount": 1}, device_regs("8int", -5, "BIG", "BIG"), -5)
+    add({"tag": "u8", "type": "8uint", "objectsCount": 1}, device_regs("8uint", 200, "BIG", "BIG"), 200)
+    add({"tag": "text", "type": "string", "objectsCount": 3}, device_regs("string", "hello!", "", "", 3), "hello!")
+    add({"tag": "raw", "type": "bytes", "objectsCount": 2}, [0x0102, 0xA0FF], "0102a0ff")
+    add({"tag": "flags", "type": "bits", "objectsCount": 16}, [0x8001], [True] + [False] * 14 + [True])
+    add({"tag": "flag15", "type": "bits", "objectsCount": 1, "bit": 15, "bitTargetType": "int"}, [0x8000], 1)
+    add({"tag": "scaled", "type": "16int", "objectsCount": 1, "divider": 10, "byteOrder": "BIG"},
+        device_regs("16int", -215, "BIG", "BIG"), -21.5)
+    add({"tag": "multiplied", "type": "16uint", "objectsCount": 1, "multiplier": 3, "byteOrder": "BIG"},
+        device_regs("16uint", 7, "BIG", "BIG"), 21)
+    add({"tag": "mode", "type": "16int", "objectsCount": 1, "byteOrder": "BIG", "variants": {"2": "AUTO"}},
+        device_regs("16int", 2, "BIG", "BIG"), "AUTO")
+    add({"tag": "alias_float", "type": "float", "objectsCount": 2, "byteOrder": "BIG", "wordOrder": "BIG"},
+        device_regs("32float", 22.5, "BIG", "BIG"), 22.5)
+    add({"tag": "alias_long", "type": "long", "objectsCount": 4, "byteOrder": "BIG", "wordOrder": "BIG"},
+        device_regs("64int", -77, "BIG", "BIG"), -77)
+    add({"tag": "rounded", "type": "32float", "objectsCount": 2, "round": 2, "byteOrder": "BIG", "wordOrder": "BIG"},
+        device_regs("32float", 3.14159, "BIG", "BIG"), 3.14)
+    add({"tag": "in_reg", "type": "16int", "functionCode": 4, "objectsCount": 1, "byteOrder": "BIG"},
+        device_regs("16int", 4321, "BIG", "BIG"), 4321, table="ir")
+    cases.append(({"tag": "coil", "type": "bits", "functionCode": 1, "objectsCount": 1, "address": 3},
+                  {"co": {3: 1}}, True))
+    cases.append(({"tag": "inputs", "type": "bits", "functionCode": 2, "objectsCount": 3, "address": 0},
+                  {"di": {0: 1, 1: 1, 2: 0}}, [False, True, True]))
+    return cases
+
+
+def merge_values(cases):
+    values = {}
+    for _, regs, _ in cases:
+        for table, m in regs.items():
+            values.setdefault(table, {}).update({str(a): v for a, v in m.items()})
+    return values
+
+
+def slave_cfg(name, **kw):
+    cfg = {"host": "127.0.0.1", "type": "tcp", "method": "socket", "unitId": 1, "deviceName": name,
+           "deviceType": "modbus", "timeout": 2, "pollPeriod": 200, "retries": 1, "timeseries": [], "attributes": []}
+    cfg.update(kw)
+    return cfg
+
+
+def modbus_connector(slaves, name="Modbus"):
+    return {"type": "modbus", "name": name, "config": {"master": {"slaves": slaves}}}
+
+
+class ModbusIntegration(GatewayTestCase):
+    def peer(self, argv):
+        p = Peer(argv)
+        self.extra.append(p)
+        return p
+
+    def latest(self, device, keys, timeout=15):
+        """The newest telemetry entry of device holding every key."""
+        def find():
+            for dev, ts, values in reversed(self.platform.telemetry(device)):
+                if all(k in values for k in keys):
+                    return ts, values
+            return None
+        return wait_for(find, timeout, what="telemetry of %s with %s" % (device, keys))
+
+    def rpc(self, device, rid, method, params):
+        self.platform.publish("v1/gateway/rpc", {"device": device, "data": {"id": rid, "method": method,
+                                                                             "params": params}})
+        msgs = wait_for(lambda: [p for t, p in self.platform.all("v1/gateway/rpc") if p.get("id") == rid], 10,
+                        what="rpc reply %d" % rid)
+        self.assertEqual(msgs[0]["device"], device)
+        return msgs[0]["data"]
+
+    def test_tcp_libmodbus_every_type_and_order(self):
+        cases = type_cases()
+        port = free_port()
+        self.peer([LMB, "tcp", str(port)] + lmb_args(merge_values(cases)))
+        ts_keys = [c for c, _, _ in cases[:-4]]
+        attr_keys = [c for c, _, _ in cases[-4:]]
+        gw = self.gateway(connectors=[modbus_connector([slave_cfg("Types", port=port, timeseries=ts_keys,
+                                                                  attributes=attr_keys)])]).start()
+        ts, values = self.latest("Types", [c["tag"] for c in ts_keys])
+        for cfg, _, want in cases[:-4]:
+            got = values[cfg["tag"]]
+            if isinstance(want, float):
+                self.assertAlmostEqual(got, want, places=9, msg=cfg["tag"])
+            else:
+                self.assertEqual(got, want, msg=cfg["tag"])
+        attrs = wait_for(lambda: self.platform.attributes().get("Types", {}).get("inputs") is not None
+                         and self.platform.attributes()["Types"], 10, what="attributes")
+        for cfg, _, want in cases[-4:]:
+            self.assertEqual(attrs[cfg["tag"]], want, msg=cfg["tag"])
+        # one timestamp per poll, close to now
+        self.assertLess(abs(ts - time.time() * 1000), 10000)
+        self.assertIn({"device": "Types", "type": "modbus"}, [p for _, p in self.platform.all("v1/gateway/connect")])
+        self.assertEqual(gw.stop(), 0)
+
+    def test_rpc_and_attribute_updates_write_the_peer(self):
+        port = free_port()
+        state = os.path.join(self.workdir, "state.json")
+        self.peer([LMB, "tcp", str(port), "-h", "0=100", "-c", "1=1", "-s", state])
+        slave = slave_cfg("Meter", port=port, byteOrder="BIG", wordOrder="BIG",
+                          timeseries=[{"tag": "v", "type": "16int", "functionCode": 3, "objectsCount": 1,
+                                       "address": 0}],
+                          attributeUpdates=[{"tag": "target", "type": "32float", "functionCode": 16,
+                                             "objectsCount": 2, "address": 10}],
+                          rpc=[{"tag": "setRelay", "type": "bits", "functionCode": 5, "objectsCount": 1, "address": 1},
+                               {"tag": "getRelay", "type": "bits", "functionCode": 1, "objectsCount": 1, "address": 1},
+                               {"tag": "setTotal", "type": "32int", "functionCode": 16, "objectsCount": 2,
+                                "address": 20}])
+        gw = self.gateway(connectors=[modbus_connector([slave])]).start()
+        self.latest("Meter", ["v"])
+        self.assertEqual(self.rpc("Meter", 1, "getRelay", None), {"result": {"value": True}})
+        self.assertEqual(self.rpc("Meter", 2, "setRelay", False), {"result": {"value": False}})
+        wait_for(lambda: read_state(state)["co"][1] == 0, 5, what="coil 1 cleared")
+        self.assertEqual(self.rpc("Meter", 3, "setTotal", -100000), {"result": {"value": -100000}})
+        wait_for(lambda: read_state(state)["hr"][20:22] == device_regs("32int", -100000, "BIG", "BIG"), 5)
+        self.assertEqual(self.rpc("Meter", 4, "set", "type=16uint;functionCode=6;objectsCount=1;address=30;value=777;"),
+                         {"result": {"value": 777}})
+        wait_for(lambda: read_state(state)["hr"][30] == 777, 5)
+        self.assertEqual(self.rpc("Meter", 5, "get", "type=16uint;functionCode=3;objectsCount=1;address=30;"),
+                         {"result": {"value": 777}})
+        self.assertEqual(self.rpc("Meter", 6, "nope", None), {"result": {"error": "Method not found for nope"}})
+        self.platform.publish("v1/gateway/attributes", {"device": "Meter", "data": {"target": 21.5}})
+        wait_for(lambda: read_state(state)["hr"][10:12] == device_regs("32float", 21.5, "BIG", "BIG"), 5,
+                 what="attribute update written")
+        self.assertEqual(gw.stop(), 0)
+
+    def test_rtu_over_pty_libmodbus(self):
+        pty = PtyPair(self.workdir)
+        self.extra.append(pty)
+        state = os.path.join(self.workdir, "state.json")
+        regs = device_regs("32float", -7.75, "BIG", "LITTLE")
+        self.peer([LMB, "rtu", pty.a, "19200", "-u", "7", "-h", "0=%d,1=%d,2=%d" % (regs[0], regs[1], 0x1234),
+                   "-s", state])
+        slave = slave_cfg("Rtu", type="serial", method="rtu", port=pty.b, baudrate=19200, unitId=7,
+                          byteOrder="BIG", wordOrder="LITTLE",
+                          timeseries=[{"tag": "f", "type": "32float", "functionCode": 3, "objectsCount": 2,
+                                       "address": 0},
+                                      {"tag": "h", "type": "16uint", "functionCode": 3, "objectsCount": 1,
+                                       "address": 2}],
+                          rpc=[{"tag": "setH", "type": "16uint", "functionCode": 6, "objectsCount": 1, "address": 2}])
+        gw = self.gateway(connectors=[modbus_connector([slave])]).start()
+        _, values = self.latest("Rtu", ["f", "h"])
+        self.assertEqual(values, {"f": -7.75, "h": 0x1234})
+        self.assertEqual(self.rpc("Rtu", 1, "setH", 4321), {"result": {"value": 4321}})
+        wait_for(lambda: read_state(state)["hr"][2] == 4321, 5)
+        self.latest("Rtu", ["h"])
+        wait_for(lambda: self.platform.telemetry("Rtu")[-1][2].get("h") == 4321, 5, what="new value polled")
+        self.assertEqual(gw.stop(), 0)
+
+    def test_pymodbus_transports(self):
+        """UDP, RTU over TCP, ASCII over TCP, TLS and ASCII over a serial line in one gateway."""
+        cert = os.path.join(self.workdir, "cert.pem")
+        key = os.path.join(self.workdir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                        "-subj", "/CN=localhost", "-days", "1"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        pty = PtyPair(self.workdir)
+        self.extra.append(pty)
+        keys = [{"tag": "t", "type": "16int", "functionCode": 3, "objectsCount": 1, "address": 0, "byteOrder": "BIG"},
+                {"tag": "e", "type": "32float", "functionCode": 4, "objectsCount": 2, "address": 1},
+                {"tag": "on", "type": "bits", "functionCode": 1, "objectsCount": 1, "address": 2}]
+        slaves = []
+        variants = [("udp", "socket", "udp"), ("tcp", "rtu", "tcp"), ("tcp", "ascii", "tcp"), ("tls", "tls", "tls"),
+                    ("serial", "ascii", "serial")]
+        for i, (transport, framer, gtype) in enumerate(variants):
+            e = device_regs("32float", 1.25 * (i + 1), "LITTLE", "LITTLE")
+            values = {"hr": {"0": (i + 1) * 100}, "ir": {"1": e[0], "2": e[1]}, "co": {"2": 1}}
+            name = "Py %s %s" % (transport, framer)
+            argv = [PY, PYPEER, "--transport", transport, "--framer", framer, "--values", json.dumps(values)]
+            cfg = slave_cfg(name, type=gtype, method=framer, timeseries=keys)
+            if transport == "serial":
+                argv += ["--device", pty.a, "--baudrate", "19200"]
+                cfg.update(port=pty.b, baudrate=19200)
+            else:
+                port = free_port()
+                argv += ["--port", str(port)]
+                cfg.update(port=port)
+            if transport == "tls":
+                argv += ["--cert", cert, "--key", key]
+            self.peer(argv)
+            slaves.append(cfg)
+        gw = self.gateway(connectors=[modbus_connector(slaves)]).start()
+        for i, cfg in enumerate(slaves):
+            _, values = self.latest(cfg["deviceName"], ["t", "e", "on"], timeout=20)
+            self.assertEqual(values, {"t": (i + 1) * 100, "e": 1.25 * (i + 1), "on": True}, msg=cfg["deviceName"])
+        self.assertEqual(gw.stop(), 0)
+
+    def test_report_strategy_on_change(self):
+        """A device-level ON_CHANGE strategy: static registers are sent once, a change is sent again."""
+        port = free_port()
+        state = os.path.join(self.workdir, "state.json")
+        self.peer([LMB, "tcp", str(port), "-h", "0=5", "-s", state])
+        slave = slave_cfg("Quiet", port=port, pollPeriod=100, byteOrder="BIG",
+                          reportStrategy={"type": "ON_CHANGE"},
+                          timeseries=[{"tag": "v", "type": "16int", "functionCode": 3, "objectsCount": 1,
+                                       "address": 0}],
+                          rpc=[{"tag": "setV", "type": "16int", "functionCode": 6, "objectsCount": 1, "address": 0}])
+        gw = self.gateway(connectors=[modbus_connector([slave])]).start()
+        self.latest("Quiet", ["v"])
+        time.sleep(1.5)
+        self.assertEqual([v for _, _, v in self.platform.telemetry("Quiet")], [{"v": 5}])
+        self.assertEqual(self.rpc("Quiet", 1, "setV", 6), {"result": {"value": 6}})
+        wait_for(lambda: len(self.platform.telemetry("Quiet")) == 2, 5, what="the changed value")
+        self.assertEqual(self.platform.telemetry("Quiet")[1][2], {"v": 6})
+        self.assertEqual(gw.stop(), 0)
+
+    def test_killed_slave_does_not_slow_the_others(self):
+        ports = [free_port() for _ in range(3)]
+        peers = [self.peer([LMB, "tcp", str(p), "-h", "0=%d" % (i + 1)]) for i, p in enumerate(ports)]
+        hung = free_port()
+        import socket
+        hung_sock = socket.socket()
+        hung_sock.bind(("127.0.0.1", hung))
+        hung_sock.listen(8)  # accepts connections, never answers
+        self.addCleanup(hung_sock.close)
+        key = [{"tag": "v", "type": "16int", "functionCode": 3, "objectsCount": 1, "address": 0}]
+        slaves = [slave_cfg("S%d" % i, port=p, pollPeriod=100, timeout=1, retries=0, timeseries=key)
+                  for i, p in enumerate(ports)]
+        slaves.append(slave_cfg("Hung", port=hung, pollPeriod=100, timeout=1, retries=0, timeseries=key))
+        gw = self.gateway(connectors=[modbus_connector(slaves)]).start()
+        for i in range(3):
+            self.latest("S%d" % i, ["v"])
+        peers[1].stop()
+        t_kill = time.time() * 1000
+        time.sleep(3)
+        wait_for(lambda: {"device": "S1"} in [p for _, p in self.platform.all("v1/gateway/disconnect")], 10,
+                 what="disconnect of the killed slave")
+        for name in ("S0", "S2"):
+            stamps = [ts for _, ts, _ in self.platform.telemetry(name) if t_kill + 200 <= ts <= t_kill + 2800]
+            gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+            print("%s: %d polls in 2.6 s after the kill, max gap %d ms" % (name, len(stamps), max(gaps)))
+            self.assertGreaterEqual(len(stamps), 18 if SLOW == 1 else 8)
+            self.assertLess(max(gaps), 350 * SLOW)
+        self.assertEqual(self.platform.telemetry("Hung"), [])
+        self.assertEqual(gw.stop(), 0)
+
+
+if __name__ == "__main__":
+    main()

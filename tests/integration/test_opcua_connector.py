@@ -1,0 +1,214 @@
+"""OPC-UA connector end to end: a node-opcua server (tests/peers/opcua_server.js) serving MyObject like
+the reference's opcua.json; the gateway with that config; what arrives on the platform.
+
+Polling and subscription modes deliver the right values, multiply [7, 8] returns
+{"result":{"result":56}}, an attribute update writes Relay, get/set RPCs, username identity, and a
+server restart in subscription mode. Skipped when node-opcua is not installed."""
+
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import unittest
+
+from tbgwtest import GatewayTestCase, SOURCE_DIR, free_port, wait_for, main
+
+PEERS = os.path.join(SOURCE_DIR, "tests", "peers")
+HAVE_PEER = os.path.isdir(os.path.join(PEERS, "node_modules", "node-opcua")) and shutil.which("node")
+REFERENCE = os.path.join(SOURCE_DIR, "..", "shared", "reference-configs", "opcua.json")
+
+
+class OpcuaServer:
+    def __init__(self, workdir, port=None, user=None, pki=None):
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.user = user
+        self.pki = pki
+        self.proc = None
+
+    @property
+    def url(self):
+        return "opc.tcp://127.0.0.1:%d/" % self.port
+
+    def start(self):
+        # Basic128Rsa15 needs RSA PKCS#1 v1.5 decryption, which node 20 only allows with this flag
+        args = ["node", "--security-revert=CVE-2023-46809", os.path.join(PEERS, "opcua_server.js"), str(self.port)]
+        if self.user:
+            args += ["--user", self.user]
+        if self.pki:
+            args += ["--pki", self.pki]
+        self.log = os.path.join(self.workdir, "opcua-%d.log" % self.port)
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(self._ready, 60, what="OPC-UA server ready")
+        return self
+
+    def _ready(self):
+        with open(self.log, errors="replace") as f:
+            return "READY" in f.read()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+        if getattr(self, "logf", None):
+            self.logf.close()
+            self.logf = None
+
+
+def make_pki(folder):
+    """A CA, and a server and a client certificate it signed (with the issuer appended), by openssl."""
+    os.makedirs(folder, exist_ok=True)
+
+    def run(*args):
+        subprocess.run(args, cwd=folder, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days",
+        "30", "-subj", "/CN=tbgw test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign")
+    for name, uri in (("server", "urn:tbgw:test-server"), ("client", "urn:tbgw:client")):
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+            "-subj", "/CN=" + name)
+        with open(os.path.join(folder, name + ".ext"), "w") as f:
+            f.write("subjectAltName=URI:%s,DNS:localhost,IP:127.0.0.1\n"
+                    "keyUsage=critical,digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n" % uri)
+        run("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", name + ".pem", "-days", "30", "-extfile", name + ".ext")
+        with open(os.path.join(folder, "ca.pem")) as ca, open(os.path.join(folder, name + ".pem"), "a") as out:
+            out.write(ca.read())
+    return folder
+
+
+def reference_config(url, subscriptions=False):
+    """The reference's example config, pointed at the test server."""
+    if os.path.exists(REFERENCE):
+        with open(REFERENCE) as f:
+            cfg = json.load(f)
+    else:  # the same shape, for checkouts without the shared folder
+        cfg = {"server": {"security": "Basic128Rsa15", "identity": {"type": "anonymous"}},
+               "mapping": [{"deviceNodeSource": "path", "deviceNodePattern": "Root\\.Objects\\.MyObject",
+                            "deviceInfo": {"deviceNameExpression": "Demo Device",
+                                           "deviceNameExpressionSource": "constant",
+                                           "deviceProfileExpression": "default",
+                                           "deviceProfileExpressionSource": "constant"},
+                            "attributes": [{"key": "frequency", "type": "path", "value": "${Frequency}"},
+                                           {"key": "power", "type": "path", "value": "${Power}"}],
+                            "timeseries": [{"key": "temperature", "type": "path", "value": "${Temperature}"},
+                                           {"key": "humidity", "type": "path", "value": "${Humidity}"},
+                                           {"key": "relay", "type": "path", "value": "${Relay}"}],
+                            "rpc_methods": [{"method": "multiply", "arguments": [{"type": "integer", "value": 2},
+                                                                                 {"type": "integer", "value": 4}]}],
+                            "attributes_updates": [{"key": "relay", "type": "path",
+                                                    "value": "Root\\.Objects\\.MyObject\\.Relay"}]}]}
+    cfg = copy.deepcopy(cfg)
+    cfg["server"]["url"] = url
+    cfg["server"]["pollPeriodInMillis"] = 300
+    cfg["server"]["enableSubscriptions"] = subscriptions
+    return cfg
+
+
+def opcua_connector(cfg, name="OPCUA Connector"):
+    return {"type": "opcua", "name": name, "config": cfg}
+
+
+@unittest.skipUnless(HAVE_PEER, "node-opcua test peer not installed (scripts/install-deps.sh)")
+class OpcuaConnector(GatewayTestCase):
+    def server(self, **kw):
+        s = OpcuaServer(self.workdir, **kw).start()
+        self.extra.append(s)
+        return s
+
+    def rpc(self, rid, method, params):
+        self.platform.publish("v1/gateway/rpc", {"device": "Demo Device",
+                                                 "data": {"id": rid, "method": method, "params": params}})
+        return wait_for(lambda: [p for t, p in self.platform.all("v1/gateway/rpc") if p.get("id") == rid], 15,
+                        what="rpc reply %d" % rid)[0]
+
+    def test_polling_values_rpc_and_attribute_update(self):
+        srv = self.server()
+        gw = self.gateway(connectors=[opcua_connector(reference_config(srv.url))]).start()
+        tel = wait_for(lambda: self.platform.telemetry("Demo Device"), 20, what="OPC-UA telemetry")
+        self.assertEqual(tel[0][2], {"temperature": 21.5, "humidity": 55.25, "relay": False})
+        attrs = wait_for(lambda: self.platform.attributes("Demo Device").get("Demo Device"), 10)
+        self.assertEqual(attrs["frequency"], 50)
+        self.assertEqual(attrs["power"], 230.5)
+        self.assertIn({"device": "Demo Device", "type": "default"}, [p for t, p in self.platform.all("v1/gateway/connect")])
+
+        reply = self.rpc(1, "multiply", [7, 8])
+        self.assertEqual(reply, {"device": "Demo Device", "id": 1, "data": {"result": {"result": 56}}})
+        reply = self.rpc(2, "get", "temperature")
+        self.assertEqual(reply["data"], {"result": {"value": 21.5}})
+        reply = self.rpc(3, "no_such_method", None)
+        self.assertEqual(reply["data"], {"result": {"error": "Requested rpc method is not found in config"}})
+        reply = self.rpc(4, "set", "Power=240.5")
+        self.assertEqual(reply["data"], {"result": {"value": 240.5}})
+
+        self.platform.publish("v1/gateway/attributes", {"device": "Demo Device", "data": {"relay": True}})
+        wait_for(lambda: [v for _, _, v in self.platform.telemetry("Demo Device") if v.get("relay") is True], 15,
+                 what="relay written and polled back")
+        self.assertEqual(gw.stop(), 0)
+
+    def test_subscriptions_and_server_restart(self):
+        srv = self.server()
+        cfg = reference_config(srv.url, subscriptions=True)
+        cfg["server"]["reconnectBackoffInitialDelay"] = 200
+        cfg["mapping"][0]["timeseries"].append({"key": "counter", "type": "identifier",
+                                                "value": "${ns=1;s=Counter}"})
+        gw = self.gateway(connectors=[opcua_connector(cfg)]).start()
+
+        def counters():
+            return [v["counter"] for _, _, v in self.platform.telemetry("Demo Device") if "counter" in v]
+
+        wait_for(lambda: len(counters()) >= 3, 20, what="three counter changes")
+        c = counters()
+        self.assertEqual(c, sorted(c))
+        self.assertGreater(c[-1], c[0])
+        first = self.platform.telemetry("Demo Device")[0][2]
+        self.assertEqual(first.get("temperature"), 21.5)
+
+        port = srv.port
+        srv.stop()
+        time.sleep(0.5)
+        n = len(counters())
+        self.server(port=port)
+        wait_for(lambda: len(counters()) >= n + 3, 60, what="counter changes after the server restart")
+        self.assertEqual(gw.stop(), 0)
+
+    def test_certificates_security_policies(self):
+        pki = make_pki(os.path.join(self.workdir, "pki"))
+        srv = self.server(pki=pki)
+        for policy, mode in (("Basic256Sha256", "SignAndEncrypt"), ("Aes256_Sha256_RsaPss", "Sign"),
+                             ("Basic128Rsa15", "SignAndEncrypt")):
+            with self.subTest(policy=policy, mode=mode):
+                self.platform.clear()
+                cfg = reference_config(srv.url)
+                cfg["server"]["security"] = policy
+                # relative paths are resolved against the configuration folder
+                cfg["server"]["identity"] = {"type": "cert.PEM", "cert": "../pki/client.pem",
+                                             "privateKey": "../pki/client.key", "caCert": "../pki/ca.pem",
+                                             "mode": mode}
+                gw = self.gateway(connectors=[opcua_connector(cfg)]).start()
+                tel = wait_for(lambda: self.platform.telemetry("Demo Device"), 30, what="telemetry over " + policy)
+                self.assertEqual(tel[0][2]["temperature"], 21.5)
+                reply = self.rpc(11, "multiply", [6, 7])
+                self.assertEqual(reply["data"], {"result": {"result": 42}})
+                gw.wait_log("SecurityPolicy %s %s, anonymous identity" % (policy, mode))
+                self.assertEqual(gw.stop(), 0)
+
+    def test_username_identity(self):
+        srv = self.server(user="gw:secret")
+        cfg = reference_config(srv.url)
+        cfg["server"]["identity"] = {"type": "username", "username": "gw", "password": "secret"}
+        gw = self.gateway(connectors=[opcua_connector(cfg)]).start()
+        tel = wait_for(lambda: self.platform.telemetry("Demo Device"), 20, what="telemetry with username identity")
+        self.assertEqual(tel[0][2]["temperature"], 21.5)
+        self.assertEqual(gw.stop(), 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Remote configuration: connector configurations pushed as shared attributes start, replace
+(safely) and remove connectors; unchanged storage configuration re-sent on reconnect leaves the
+stored data alone; connector files edited on disk are picked up."""
+
+import json
+import os
+import shutil
+import time
+
+from tbgwtest import TEST_PLUGIN, GatewayTestCase, test_connector, wait_for, main
+
+
+def sim_attr(name, prefix, **cfg):
+    body = {"devices": 1, "intervalMs": 100, "messages": 0, "keys": 1, "deviceNamePrefix": prefix}
+    body.update(cfg)
+    return {name: {"name": name, "type": "tbgw_test", "configuration": name.lower().replace(" ", "_") + ".json",
+                   "configurationJson": body, "ts": int(time.time() * 1000)}}
+
+
+class RemoteConfig(GatewayTestCase):
+    def start_gateway(self, **kw):
+        gw = self.gateway(connectors=[test_connector(name="Local", deviceNamePrefix="Local ", messages=0,
+                                                     intervalMs=200)],
+                          thingsboard={"remoteConfiguration": True, "checkConnectorsConfigurationInSeconds": 1},
+                          **kw)
+        # remote connectors of type tbgw_test are found as extensions/tbgw_test/tbgw_test.so
+        ext = os.path.join(gw.cfgdir, "extensions", "tbgw_test")
+        os.makedirs(ext, exist_ok=True)
+        shutil.copy(TEST_PLUGIN, os.path.join(ext, "tbgw_test.so"))
+        return gw.start()
+
+    def own_attrs(self):
+        out = {}
+        for _, p in self.platform.all("v1/devices/me/attributes"):
+            out.update(p)
+        return out
+
+    def test_connector_lifecycle(self):
+        gw = self.start_gateway()
+        wait_for(lambda: "active_connectors" in self.own_attrs(), 15, what="own configuration attributes")
+        attrs = self.own_attrs()
+        self.assertEqual(attrs["active_connectors"], ["Local"])
+        self.assertEqual(attrs["Local"]["configurationJson"]["deviceNamePrefix"], "Local ")
+        self.assertEqual(attrs["general_configuration"]["host"], "127.0.0.1")
+        self.assertIn("Version", attrs)
+        # the gateway asked for its shared attributes
+        reqs = [t for t, _ in self.platform.all() if t.startswith("v1/devices/me/attributes/request/")]
+        self.assertTrue(reqs)
+
+        # a new connector pushed as a shared attribute starts and its data arrives
+        self.platform.publish("v1/devices/me/attributes", sim_attr("Remote Sim", "Remote "))
+        wait_for(lambda: self.platform.telemetry("Remote 1"), 15, what="data of the pushed connector")
+        wait_for(lambda: "Remote Sim" in self.own_attrs().get("active_connectors", []), 10)
+        saved = json.load(open(os.path.join(gw.cfgdir, "remote_sim.json")))
+        self.assertEqual(saved["deviceNamePrefix"], "Remote ")
+        main_cfg = json.load(open(gw.config_path))
+        self.assertIn("Remote Sim", [c["name"] for c in main_cfg["connectors"]])
+
+        # a broken configuration is refused with an error attribute; the running one keeps going
+        self.platform.publish("v1/devices/me/attributes", sim_attr("Remote Sim", "Broken ", devices="many"))
+        err = wait_for(lambda: self.own_attrs().get("remoteConfigurationError"), 10, what="error attribute")
+        self.assertIn("devices", err["error"])
+        n = len(self.platform.telemetry("Remote 1"))
+        wait_for(lambda: len(self.platform.telemetry("Remote 1")) > n + 3, 10, what="old instance still running")
+        self.assertFalse(self.platform.telemetry("Broken 1"))
+
+        # a changed valid configuration replaces the instance
+        self.platform.publish("v1/devices/me/attributes", sim_attr("Remote Sim", "Second "))
+        wait_for(lambda: self.platform.telemetry("Second 1"), 15, what="data of the reconfigured connector")
+
+        # active_connectors without "Local" stops it
+        self.platform.publish("v1/devices/me/attributes", {"active_connectors": ["Remote Sim"]})
+        wait_for(lambda: "stopping connector \"Local\"" in gw.log(), 10)
+        time.sleep(0.5)
+        n = len(self.platform.telemetry("Local 1"))
+        time.sleep(1)
+        self.assertEqual(len(self.platform.telemetry("Local 1")), n)
+        main_cfg = json.load(open(gw.config_path))
+        self.assertEqual([c["name"] for c in main_cfg["connectors"]], ["Remote Sim"])
+        self.assertTrue(os.path.exists(gw.config_path + ".bak1"))
+        self.assertEqual(gw.stop(), 0)
+
+    def test_unchanged_storage_configuration_is_ignored(self):
+        gw = self.start_gateway()
+        wait_for(lambda: "storage_configuration" in self.own_attrs(), 15)
+        storage = dict(self.own_attrs()["storage_configuration"])
+        self.platform.publish("v1/devices/me/attributes", {"storage_configuration": storage})
+        time.sleep(1.5)
+        self.assertNotIn("restarting", gw.log())
+        self.assertIn("storage_configuration unchanged", gw.log())
+        self.assertEqual(gw.stop(), 0)
+
+    def test_connector_file_edited_on_disk(self):
+        gw = self.start_gateway()
+        wait_for(lambda: self.platform.telemetry("Local 1"), 15)
+        path = os.path.join(gw.cfgdir, "Local.json")
+        cfg = json.load(open(path))
+        cfg["deviceNamePrefix"] = "Edited "
+        time.sleep(1.1)
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        wait_for(lambda: self.platform.telemetry("Edited 1"), 15, what="data after the file edit")
+        # a broken edit keeps the running connector
+        with open(path, "w") as f:
+            f.write("{ broken")
+        gw.wait_log("keeps its configuration", 10)
+        n = len(self.platform.telemetry("Edited 1"))
+        wait_for(lambda: len(self.platform.telemetry("Edited 1")) > n + 2, 10)
+        self.assertEqual(gw.stop(), 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+// OPC-UA test server for tbgw integration tests (node-opcua).
+// Usage: node opcua_server.js PORT [--user NAME:PASSWORD] [--many N] [--pki DIR]
+// Serves opc.tcp://127.0.0.1:PORT/ with Objects/MyObject shaped like the reference's opcua.json:
+// Temperature, Humidity, Frequency, Power, Relay (writable), Counter (changes every 200 ms) and the
+// method multiply(a, b) -> a * b. --many N adds Objects/Many with N Double variables V0..V{N-1}
+// changing every 100 ms. --pki DIR uses DIR/server.pem and DIR/server.key (application URI
+// urn:tbgw:test-server), offers every security policy with Sign and SignAndEncrypt, and accepts any
+// client certificate. Prints "READY <port>" once listening.
+"use strict";
+const opcua = require("node-opcua");
+
+const args = process.argv.slice(2);
+const port = parseInt(args[0], 10);
+let user = null;
+let many = 0;
+let pki = null;
+for (let i = 1; i < args.length; i++) {
+    if (args[i] === "--user") user = args[++i].split(":");
+    else if (args[i] === "--many") many = parseInt(args[++i], 10);
+    else if (args[i] === "--pki") pki = args[++i];
+}
+
+// Int64 values travel as [high, low] pairs in node-opcua.
+function fromInt64(v) {
+    return Array.isArray(v) ? v[0] * 4294967296 + v[1] : Number(v);
+}
+function toInt64(n) {
+    return [Math.floor(n / 4294967296), n >>> 0];
+}
+
+async function main() {
+    const options = {
+        port,
+        hostname: "127.0.0.1",
+        resourcePath: "/",
+        buildInfo: { productName: "tbgw-test-server" },
+        securityModes: [
+            opcua.MessageSecurityMode.None,
+            opcua.MessageSecurityMode.Sign,
+            opcua.MessageSecurityMode.SignAndEncrypt,
+        ],
+        securityPolicies: [opcua.SecurityPolicy.None, opcua.SecurityPolicy.Basic256Sha256],
+        allowAnonymous: !user,
+    };
+    if (pki) {
+        const path = require("path");
+        options.certificateFile = path.join(pki, "server.pem");
+        options.privateKeyFile = path.join(pki, "server.key");
+        options.serverInfo = { applicationUri: "urn:tbgw:test-server" };
+        options.serverCertificateManager = new opcua.OPCUACertificateManager({
+            automaticallyAcceptUnknownCertificate: true,
+            rootFolder: path.join(pki, "node-pki"),
+        });
+        options.securityPolicies = [
+            opcua.SecurityPolicy.None,
+            opcua.SecurityPolicy.Basic128Rsa15,
+            opcua.SecurityPolicy.Basic256,
+            opcua.SecurityPolicy.Basic256Sha256,
+            opcua.SecurityPolicy.Aes128_Sha256_RsaOaep,
+            opcua.SecurityPolicy.Aes256_Sha256_RsaPss,
+        ];
+    }
+    if (user) {
+        options.userManager = {
+            isValidUser: (name, password) => name === user[0] && password === user[1],
+        };
+    }
+    const server = new opcua.OPCUAServer(options);
+    await server.initialize();
+    const ns = server.engine.addressSpace.getOwnNamespace();
+    const objects = server.engine.addressSpace.rootFolder.objects;
+    const dev = ns.addObject({ organizedBy: objects, browseName: "MyObject", nodeId: "s=MyObject" });
+
+    const values = {
+        Temperature: { dataType: "Double", value: 21.5 },
+        Humidity: { dataType: "Double", value: 55.25 },
+        Frequency: { dataType: "Int32", value: 50 },
+        Power: { dataType: "Double", value: 230.5 },
+        Relay: { dataType: "Boolean", value: false },
+        Counter: { dataType: "Int32", value: 0 },
+        Name: { dataType: "String", value: "Demo Device" },
+    };
+    for (const [name, v] of Object.entries(values)) {
+        ns.addVariable({
+            componentOf: dev,
+            browseName: name,
+            nodeId: "s=" + name,
+            dataType: v.dataType,
+            accessLevel: "CurrentRead | CurrentWrite",
+            userAccessLevel: "CurrentRead | CurrentWrite",
+            minimumSamplingInterval: 50,
+            value: { dataType: opcua.DataType[v.dataType], value: v.value },
+        });
+    }
+    const counterNode = server.engine.addressSpace.findNode("ns=1;s=Counter");
+    setInterval(() => {
+        values.Counter.value += 1;
+        counterNode.setValueFromSource({ dataType: opcua.DataType.Int32, value: values.Counter.value });
+    }, 200);
+
+    const method = ns.addMethod(dev, {
+        browseName: "multiply",
+        nodeId: "s=multiply",
+        inputArguments: [
+            { name: "a", dataType: opcua.DataType.Int64 },
+            { name: "b", dataType: opcua.DataType.Int64 },
+        ],
+        outputArguments: [{ name: "result", dataType: opcua.DataType.Int64 }],
+    });
+    method.bindMethod((inputArguments, context, callback) => {
+        const a = fromInt64(inputArguments[0].value);
+        const b = fromInt64(inputArguments[1].value);
+        callback(null, {
+            statusCode: opcua.StatusCodes.Good,
+            outputArguments: [
+                { dataType: opcua.DataType.Int64, arrayType: opcua.VariantArrayType.Scalar, value: toInt64(a * b) },
+            ],
+        });
+    });
+
+    if (many > 0) {
+        const folder = ns.addObject({ organizedBy: objects, browseName: "Many", nodeId: "s=Many" });
+        const vars = [];
+        for (let i = 0; i < many; i++) {
+            vars.push(
+                ns.addVariable({
+                    componentOf: folder,
+                    browseName: "V" + i,
+                    nodeId: "s=V" + i,
+                    dataType: "Double",
+                    minimumSamplingInterval: 50,
+                    value: { dataType: opcua.DataType.Double, value: i },
+                })
+            );
+        }
+        let tick = 0;
+        setInterval(() => {
+            tick++;
+            for (let i = 0; i < vars.length; i++)
+                vars[i].setValueFromSource({ dataType: opcua.DataType.Double, value: i + tick });
+        }, 100);
+    }
+
+    await server.start();
+    process.stdout.write("READY " + port + "\n");
+    const stop = async () => {
+        await server.shutdown(0);
+        process.exit(0);
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+}
+
+main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+});
