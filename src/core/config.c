@@ -348,7 +348,7 @@ static void load_security(tbgw_config *c, const json_t *tb, tbgw_cfg_report *rep
     json_t *s = json_object_get(tb, "security");
     tbgw_security *sec = &c->sec;
     if (!json_is_object(s)) {
-        if (!json_object_get(tb, "provisioning"))
+        if (!json_object_get(tb, "provisioning") && !getenv("TB_GW_PROVISIONING_DEVICE_KEY"))
             doc_report(rep, 1, c->doc, "thingsboard.security",
                        "required field is missing (expected an object with \"type\" and credentials)");
         return;

@@ -1,6 +1,7 @@
 /* Gateway management hooks on the core thread (see mgmt.h). */
 #include "core/mgmt.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -299,6 +300,26 @@ static void run_detached(const char *cmd) {
     if (pid > 0) waitpid(pid, NULL, 0);
 }
 
+/* Deletes <config dir>/.credentials: the next start provisions again. */
+static json_t *remove_credentials(tbgw_gateway *gw) {
+    char *p = tbgw_config_resolve(gw->cfg, ".credentials");
+    json_t *r;
+    if (!p) return json_pack("{s:s,s:i}", "error", "out of memory", "code", 500);
+    if (access(p, F_OK) != 0) {
+        r = json_pack("{s:s,s:i}", "error", "no provisioned credentials found", "code", 404);
+    } else if (unlink(p) != 0) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "cannot remove %s: %s", p, strerror(errno));
+        r = json_pack("{s:s,s:i}", "error", msg, "code", 500);
+    } else {
+        TBGW_WARNF(gw->log, "provisioned credentials %s removed; the next start provisions again", p);
+        r = json_pack("{s:i,s:s}", "code", 200, "resp",
+                      "provisioned credentials removed; the next start provisions again");
+    }
+    free(p);
+    return r;
+}
+
 int tbgw_mgmt_rpc(tbgw_gateway *gw, int64_t id, const char *method, const json_t *params) {
     tbgw_mgmt *m = gw->mgmt;
     if (!m) return 0;
@@ -318,6 +339,10 @@ int tbgw_mgmt_rpc(tbgw_gateway *gw, int64_t id, const char *method, const json_t
         m->reboot_at = tbgw_mono_ms() + (int64_t)(delay * 1000);
         TBGW_WARNF(m->log, "gateway_reboot: running \"%s\" in %.0f s", gw->cfg->reboot_command, delay);
         reply(gw, id, json_pack("{s:b}", "success", 1), 1);
+        return 1;
+    }
+    if (strcmp(method, "gateway_remove_provisioned_credentials") == 0) {
+        reply(gw, id, remove_credentials(gw), 1);
         return 1;
     }
     if (tbgw_shell_is_method(method)) {

@@ -324,10 +324,50 @@ static int provision_now(tbgw_config *cfg, const json_t *prov, const char *credp
     return rc;
 }
 
+/* TB_GW_PROVISIONING_DEVICE_* (docker images): the credentials type follows from what is set. */
+static json_t *env_provisioning(void) {
+    const char *key = getenv("TB_GW_PROVISIONING_DEVICE_KEY"),
+               *secret = getenv("TB_GW_PROVISIONING_DEVICE_SECRET");
+    if (!key || !*key || !secret || !*secret) return NULL;
+    static const char *const direct[] = {"TB_GW_ACCESS_TOKEN", "TB_GW_USERNAME", "TB_GW_PASSWORD",
+                                         "TB_GW_CLIENT_ID"};
+    for (size_t i = 0; i < sizeof direct / sizeof direct[0]; i++)
+        if (getenv(direct[i]) && *getenv(direct[i])) return NULL; /* explicit credentials win */
+    json_t *p = json_pack("{s:s,s:s,s:s}", "provisionDeviceKey", key, "provisionDeviceSecret", secret, "type",
+                          "ACCESS_TOKEN");
+    static const char *const map[][2] = {{"TB_GW_PROVISIONING_DEVICE_NAME", "deviceName"},
+                                         {"TB_GW_PROVISIONING_DEVICE_ACCESS_TOKEN", "access_token"},
+                                         {"TB_GW_PROVISIONING_DEVICE_USERNAME", "username"},
+                                         {"TB_GW_PROVISIONING_DEVICE_PASSWORD", "password"},
+                                         {"TB_GW_PROVISIONING_DEVICE_CLIENT_ID", "client_id"},
+                                         {"TB_GW_PROVISIONING_DEVICE_CA_CERT_FILENAME", "caCert"}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        const char *v = getenv(map[i][0]);
+        if (!v || !*v) continue;
+        json_object_set_new(p, map[i][1], json_string(v));
+        if (i >= 2 && i <= 4) json_object_set_new(p, "type", json_string("MQTT_BASIC"));
+        if (i == 5) json_object_set_new(p, "type", json_string("X509_CERTIFICATE"));
+    }
+    return p;
+}
+
+static void clear_security(tbgw_security *s) {
+    free(s->access_token);
+    free(s->client_id);
+    free(s->username);
+    free(s->password);
+    free(s->ca_cert);
+    free(s->cert);
+    free(s->private_key);
+    memset(s, 0, sizeof *s);
+}
+
 int tbgw_provision(tbgw_config *cfg, tbgw_err *err) {
     json_t *tb = json_object_get(cfg->doc->root, "thingsboard");
-    json_t *prov = json_object_get(tb, "provisioning");
-    if (json_is_object(json_object_get(tb, "security")) || !json_is_object(prov)) return 0;
+    json_t *envp = env_provisioning();
+    json_t *prov = envp ? envp : json_object_get(tb, "provisioning");
+    if (!envp && (json_is_object(json_object_get(tb, "security")) || !json_is_object(prov))) return 0;
+    clear_security(&cfg->sec);
     char *credpath = path_in(cfg->dir, ".credentials");
     int rc;
     if (access(credpath, F_OK) == 0) {
@@ -345,5 +385,6 @@ int tbgw_provision(tbgw_config *cfg, tbgw_err *err) {
         rc = provision_now(cfg, prov, credpath, err);
     }
     free(credpath);
+    json_decref(envp);
     return rc;
 }

@@ -141,6 +141,29 @@ class Provisioning(GatewayTestCase):
         self.assertIn("using provisioned credentials", gw.log())
         self.assertEqual(gw.stop(), 0)
 
+    def test_environment_provisioning_and_credentials_removal(self):
+        resp = Responder(self.broker.port, lambda req: {"credentialsType": "ACCESS_TOKEN", "status": "SUCCESS",
+                                                        "credentialsValue": req["token"]})
+        self.extra.append(resp)
+        # a file with placeholder credentials, as in the docker image: the environment provisions instead
+        gw = self.gateway(connectors=[test_connector(messages=0, intervalMs=200)], token="PLACEHOLDER")
+        gw.start(env={"TB_GW_PROVISIONING_DEVICE_KEY": "K", "TB_GW_PROVISIONING_DEVICE_SECRET": "S",
+                      "TB_GW_PROVISIONING_DEVICE_NAME": "Env Gateway",
+                      "TB_GW_PROVISIONING_DEVICE_ACCESS_TOKEN": "GW_TOKEN_42"})
+        wait_for(lambda: self.platform.telemetry("Test Device 1"), 20)
+        self.assertEqual(resp.requests[0]["deviceName"], "Env Gateway")
+        self.assertEqual(resp.requests[0]["token"], "GW_TOKEN_42")
+        cred = os.path.join(gw.cfgdir, ".credentials")
+        self.assertTrue(os.path.exists(cred))
+        self.platform.publish("v1/devices/me/rpc/request/1", {"method": "gateway_remove_provisioned_credentials"})
+        r = wait_for(lambda: self.platform.all("v1/devices/me/rpc/response/1"), 10)[0][1]
+        self.assertEqual(r["code"], 200)
+        self.assertFalse(os.path.exists(cred))
+        self.platform.publish("v1/devices/me/rpc/request/2", {"method": "gateway_remove_provisioned_credentials"})
+        r = wait_for(lambda: self.platform.all("v1/devices/me/rpc/response/2"), 10)[0][1]
+        self.assertEqual(r["code"], 404)
+        self.assertEqual(gw.stop(), 0)
+
     def test_mqtt_basic(self):
         def answer(req):
             self.assertEqual(req["credentialsType"], "MQTT_BASIC")
