@@ -3,7 +3,8 @@
 # the platform broker, and either tbgw (MQTT connector, memory storage) or the bare relay in between.
 # Prints a markdown table (also bench/results/latest.md). Knobs: BENCH_MESSAGES (flat-out run, default
 # 200000), BENCH_REPEAT (3 alternating relay/tbgw flat-out runs), BENCH_DEVICES (100), BENCH_RATES
-# ("1000 5000 10000"), BENCH_RATE_SECONDS (5), BENCH_PERF (perf record during rate runs), BUILD (build).
+# ("1000 5000 10000"), BENCH_RATE_SECONDS (5), BENCH_STORAGE (memory|file|sqlite), BENCH_PERF (perf
+# record during rate runs), BUILD (build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -12,6 +13,7 @@ D=${BENCH_DEVICES:-100}
 RATES=${BENCH_RATES:-"1000 5000 10000"}
 RATE_SECONDS=${BENCH_RATE_SECONDS:-5}
 MAXP=${BENCH_MAX_PAYLOAD:-65536}
+STORAGE=${BENCH_STORAGE:-memory} # memory | file | sqlite (when those storages are built in)
 OUT=bench/results
 mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/tbgw-bench-XXXXXX)
@@ -48,10 +50,17 @@ PIDS+=($!)
 
 write_tbgw_config() {
   mkdir -p "$WORK/cfg"
+  case "$STORAGE" in
+    memory) STORAGE_JSON='{"type": "memory", "read_records_count": 1000, "max_records_count": 2000000}' ;;
+    file) STORAGE_JSON='{"type": "file", "data_folder_path": "'"$WORK"'/data/", "max_file_count": 100, "max_read_records_count": 1000, "max_records_per_file": 100000}' ;;
+    sqlite) STORAGE_JSON='{"type": "sqlite", "data_file_path": "'"$WORK"'/data/data.db", "messages_ttl_check_in_hours": 1, "messages_ttl_in_days": 7, "max_read_records_count": 1000}' ;;
+    *) echo "unknown BENCH_STORAGE $STORAGE" >&2; exit 2 ;;
+  esac
+  mkdir -p "$WORK/data"
   cat >"$WORK/cfg/tb_gateway.json" <<CONF
 {"thingsboard": {"host": "127.0.0.1", "port": $PLAT, "security": {"type": "accessToken", "accessToken": "BENCH"},
                  "statistics": {"enable": false}, "minPackSendDelayMS": 5},
- "storage": {"type": "memory", "read_records_count": 1000, "max_records_count": 2000000},
+ "storage": $STORAGE_JSON,
  "connectors": [{"type": "mqtt", "name": "Bench MQTT", "configuration": "bench_mqtt.json"}]}
 CONF
   cat >"$WORK/cfg/bench_mqtt.json" <<CONF
@@ -146,6 +155,6 @@ RATIO=$(/usr/bin/python3 -c "print('%.0f%%' % (100.0 * float('$TBGW_RATE') / max
   echo
   echo "Medians of $REPEAT flat-out runs: bare relay $RELAY_RATE values/s, tbgw $TBGW_RATE values/s = $RATIO of the relay."
   echo "tbgw idle RSS: $(( IDLE_RSS / 1024 )) MB."
-  echo "($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $N messages x 4 values over $D devices, QoS 1 on both brokers)"
+  echo "($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $STORAGE storage, $N messages x 4 values over $D devices, QoS 1 on both brokers)"
 } >>"$RESULTS"
 cat "$RESULTS"

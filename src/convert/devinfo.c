@@ -91,3 +91,17 @@ int tbgw_devinfo_topic_matched(const tbgw_devinfo *d, const char *topic) {
     if (d->name.src != TBGW_SRC_TOPIC) return 1;
     return topic && d->name.re && tbgw_regex_search(d->name.re, topic, NULL);
 }
+
+int tbgw_devinfo_eval_strict(const tbgw_devinfo *d, const char *topic, const json_t *body, char **name,
+                             char **profile) {
+    *name = *profile = NULL;
+    if (!tbgw_devinfo_topic_matched(d, topic)) return TBGW_ENOENT;
+    if (d->name.tmpl) {
+        tbgw_buf b;
+        tbgw_buf_init(&b);
+        int rc = tbgw_expr_render(d->name.tmpl, body, TBGW_FMT_PY, TBGW_MISSING_FAIL, &b);
+        tbgw_buf_free(&b);
+        if (rc) return rc;
+    }
+    return tbgw_devinfo_eval(d, topic, body, name, profile);
+}

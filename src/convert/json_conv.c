@@ -192,6 +192,9 @@ typedef struct conv_ctx {
     int64_t recv_ts;
     tbgw_converted *head; /* records of this message, one per device */
     tbgw_buf scratch, key, name;
+    size_t added;         /* datapoints produced from this message */
+    char missing[96];     /* first value expression that found nothing */
+    char wrong_type[200]; /* first value that could not be cast (sent as text) */
 } conv_ctx;
 
 static tbgw_converted *record_for(conv_ctx *x, const char *name, const char *profile) {
@@ -233,6 +236,7 @@ static int add_all(conv_ctx *x, tbgw_converted *r, const json_t *item, int telem
         tbgw_value tv;
         char *tmp = NULL;
         if (tbgw_value_from_json(v, &tv, &tmp)) continue;
+        x->added++;
         int rc = telemetry ? tbgw_converted_add_telemetry(r, ts, k, &tv, NULL)
                            : tbgw_converted_add_attribute(r, k, &tv, NULL);
         free(tmp);
@@ -257,8 +261,19 @@ static int add_list(conv_ctx *x, tbgw_converted *r, const dp_list *l, const json
         if (!*key) continue;
         tbgw_value v;
         int erc = tbgw_expr_eval(d->value, item, d->cast, &v, &x->scratch);
-        if (erc == TBGW_ENOENT) continue; /* missing keys are skipped (reference: "None") */
+        if (erc == TBGW_ENOENT) { /* missing keys are skipped (reference: "None") */
+            if (!x->missing[0]) snprintf(x->missing, sizeof x->missing, "%s", tbgw_expr_text(d->value));
+            continue;
+        }
         if (erc) return erc;
+        if (v.type == TBGW_V_STRING && d->cast != TBGW_CAST_STRING && d->cast != TBGW_CAST_RAW &&
+            !x->wrong_type[0])
+            snprintf(x->wrong_type, sizeof x->wrong_type, "%s: \"%.60s\" is not %s (sent as text)", key,
+                     v.u.s,
+                     d->cast == TBGW_CAST_INT      ? "an integer"
+                     : d->cast == TBGW_CAST_DOUBLE ? "a number"
+                                                   : "a boolean");
+        x->added++;
         const tbgw_report_strategy *rs = d->has_rs ? &d->rs : NULL;
         rc = telemetry ? tbgw_converted_add_telemetry(r, dp_ts(x, d, item, base_ts), key, &v, rs)
                        : tbgw_converted_add_attribute(r, key, &v, rs);
@@ -284,7 +299,7 @@ static int convert_item(conv_ctx *x, const json_t *item, tbgw_err *err) {
 
 int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const json_t *payload,
                            int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err) {
-    conv_ctx x = {.c = c, .topic = topic, .recv_ts = recv_ts_ms};
+    conv_ctx x = {.c = c, .topic = topic, .recv_ts = recv_ts_ms, .added = 0};
     tbgw_buf_init(&x.scratch);
     tbgw_buf_init(&x.key);
     tbgw_buf_init(&x.name);
@@ -328,6 +343,13 @@ int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const jso
     }
     if (rc) return rc;
     if (bad && n == 0) return TBGW_EINVAL;
+    /* not fatal, but worth a (once per topic) warning: nothing found, or a value of the wrong type */
+    if (!bad && err && !err->code) {
+        if (x.added == 0 && x.missing[0])
+            tbgw_err_set(err, TBGW_ENOENT, "no configured key found in the payload (e.g. %s)", x.missing);
+        else if (x.wrong_type[0])
+            tbgw_err_set(err, TBGW_EINVAL, "%s", x.wrong_type);
+    }
     tbgw_converted **tail = chain;
     while (*tail) tail = &(*tail)->next;
     *tail = keep;

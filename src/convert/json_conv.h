@@ -24,7 +24,9 @@ void tbgw_json_conv_free(tbgw_json_conv *c);
  * Appends one record per device with at least one datapoint to *chain. Returns the number of records
  * appended, or a negative TBGW_E* with err naming the problem (TBGW_EINVAL: the payload cannot be
  * converted, e.g. not an object, or the device name is empty). Bad elements of a list are skipped
- * (err describes the first) and the others kept. recv_ts_ms = message receive time. */
+ * (err describes the first) and the others kept. recv_ts_ms = message receive time.
+ * Non-fatal problems are reported in err with a return >= 0: TBGW_ENOENT when no configured key was
+ * found at all, TBGW_EINVAL for a value that could not be cast to its type (it is sent as text). */
 int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const json_t *payload,
                            int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err);
 
@@ -40,5 +42,9 @@ int tbgw_devinfo_eval(const tbgw_devinfo *d, const char *topic, const json_t *bo
 /* 0 when the device name comes from a topic regex that does not match topic (the name is then the
  * literal expression), else 1. */
 int tbgw_devinfo_topic_matched(const tbgw_devinfo *d, const char *topic);
+/* Like tbgw_devinfo_eval, for requests: TBGW_ENOENT when the name cannot be found (a topic regex
+ * that does not match, or a missing `${}` in the name) instead of falling back to literal text. */
+int tbgw_devinfo_eval_strict(const tbgw_devinfo *d, const char *topic, const json_t *body, char **name,
+                             char **profile);
 
 #endif

@@ -2,6 +2,7 @@
 #include "convert/report_cfg.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -80,4 +81,14 @@ int tbgw_rs_parse(const json_t *cfg, tbgw_report_strategy *out, tbgw_err *err) {
     }
     out->type = t;
     return 0;
+}
+
+int tbgw_rs_parse_in(const json_t *cfg, const char *parent, tbgw_report_strategy *out, tbgw_err *err) {
+    int rc = tbgw_rs_parse(cfg, out, err);
+    if (rc && err && parent && *parent) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s.%s", parent, err->msg);
+        snprintf(err->msg, sizeof err->msg, "%s", msg);
+    }
+    return rc;
 }

@@ -185,15 +185,13 @@ char *tbgw_config_resolve(const tbgw_config *c, const char *name) {
 }
 
 int tbgw_config_parse_rs(const json_t *j, const char *path, tbgw_report_strategy *out, tbgw_err *err) {
-    int rc = tbgw_rs_parse(j, out, err);
-    if (rc && err) {
-        /* tbgw_rs_parse names "reportStrategy..."; put the full path of this occurrence in front */
-        const char *rest = strncmp(err->msg, "reportStrategy", 14) == 0 ? err->msg + 14 : err->msg;
-        char msg[sizeof err->msg];
-        snprintf(msg, sizeof msg, "%s%s", path, rest);
-        snprintf(err->msg, sizeof err->msg, "%s", msg);
-    }
-    return rc;
+    /* path names the reportStrategy object itself; tbgw_rs_parse_in wants its parent */
+    const char *suffix = "reportStrategy";
+    size_t pl = strlen(path), sl = strlen(suffix);
+    char parent[256] = "";
+    if (pl > sl && strcmp(path + pl - sl, suffix) == 0 && path[pl - sl - 1] == '.')
+        snprintf(parent, sizeof parent, "%.*s", (int)(pl - sl - 1), path);
+    return tbgw_rs_parse_in(j, parent, out, err);
 }
 
 static const field top_fields[] = {{"thingsboard", F_OBJ, 1},
@@ -287,6 +285,7 @@ static const field storage_fields[] = {{"type", F_STR, 0},
                                        {"full_policy", F_STR, 0},
                                        {"fsync", F_STR, 0},
                                        {"fsync_interval_ms", F_INT, 0},
+                                       {"max_file_bytes", F_INT, 0},
                                        {NULL, F_ANY, 0}};
 
 static const field conn_fields[] = {{"type", F_STR, 1},

@@ -170,6 +170,11 @@ static void h_set_state(const tbgw_host *h, tbgw_conn_state state, const char *e
     pthread_mutex_unlock(&ci->mu);
 }
 
+const char *tbgw_conn_state_name(tbgw_conn_state st) {
+    static const char *const names[] = {"STOPPED", "STARTING", "CONNECTED", "DISCONNECTED", "FAILED"};
+    return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "UNKNOWN";
+}
+
 void tbgw_conn_state_get(conn_inst *ci, tbgw_conn_state *st, char *err, size_t errlen) {
     pthread_mutex_lock(&ci->mu);
     *st = ci->state;

@@ -170,7 +170,7 @@ static void report_emit(void *ud, const char *connector_id, tbgw_converted *c) {
     tbgw_converted_free(c);
 }
 
-static void drain_ingress(tbgw_gateway *gw) {
+void tbgw_gw_drain_ingress(tbgw_gateway *gw) {
     pthread_mutex_lock(&gw->in_mu);
     in_item *list = gw->in_head;
     gw->in_head = gw->in_tail = NULL;
@@ -208,7 +208,7 @@ static void drain_ingress(tbgw_gateway *gw) {
 static void on_async(uv_async_t *a) {
     tbgw_gateway *gw = a->data;
     if (__atomic_load_n(&gw->stop_requested, __ATOMIC_RELAXED) && !gw->stopping) tbgw_gw_request_stop(gw, 0);
-    drain_ingress(gw);
+    tbgw_gw_drain_ingress(gw);
     pump(gw);
 }
 
@@ -572,12 +572,13 @@ static void send_stats(tbgw_gateway *gw) {
     json_object_set_new(machine, "msgsReceivedFromPlatform", json_integer((json_int_t)gw->cnt.msgs_received));
     tbgw_storage_stats ss;
     gw->st->ops->stats(gw->st, &ss);
-    json_t *service = json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:I}", "storageMsgPulled",
-        (json_int_t)(ss.committed - gw->stats_prev_committed), "storageMsgCount", (json_int_t)ss.records,
-        "platformMsgPushed", (json_int_t)(gw->cnt.msgs_pushed - gw->stats_prev_pushed),
-        "platformAttrProduced", (json_int_t)gw->cnt.attr_produced, "platformTsProduced",
-        (json_int_t)gw->cnt.ts_produced, "storageDropped", (json_int_t)ss.dropped);
+    json_t *service =
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "storageMsgPulled",
+                  (json_int_t)(ss.committed - gw->stats_prev_committed), "storageMsgCount",
+                  (json_int_t)ss.records, "platformMsgPushed",
+                  (json_int_t)(gw->cnt.msgs_pushed - gw->stats_prev_pushed), "platformAttrProduced",
+                  (json_int_t)gw->cnt.attr_produced, "platformTsProduced", (json_int_t)gw->cnt.ts_produced,
+                  "storageDropped", (json_int_t)ss.dropped, "storageDiskBytes", (json_int_t)ss.disk_bytes);
     gw->stats_prev_committed = ss.committed;
     gw->stats_prev_pushed = gw->cnt.msgs_pushed;
     gw->cnt.attr_produced = gw->cnt.ts_produced = 0;
@@ -599,6 +600,14 @@ static void send_stats(tbgw_gateway *gw) {
                                       "convertersMsgDropped", (json_int_t)s[TBGW_STAT_CONV_DROPPED],
                                       "connectorsErrors", (json_int_t)s[TBGW_STAT_CONNECTOR_ERRORS],
                                       "convertersErrors", (json_int_t)s[TBGW_STAT_CONVERTER_ERRORS]));
+        /* tbgw additions: the supervisor's view of the connector */
+        tbgw_conn_state state;
+        char lasterr[256];
+        tbgw_conn_state_get(ci, &state, lasterr, sizeof lasterr);
+        json_t *cs = json_object_get(conns, ci->entry->name);
+        json_object_set_new(cs, "state", json_string(tbgw_conn_state_name(state)));
+        json_object_set_new(cs, "restarts", json_integer(ci->restarts));
+        if (lasterr[0]) json_object_set_new(cs, "lastError", json_string(lasterr));
         ci->stats_prev_pushed = ci->storage_pushed;
     }
     json_t *all = json_pack("{s:o,s:o,s:o}", "machineStats", machine, "serviceStats", service,
@@ -645,7 +654,7 @@ void tbgw_gw_request_stop(tbgw_gateway *gw, int restart) {
         int64_t left = deadline - tbgw_mono_ms();
         if (gw->conns[i]) tbgw_conn_stop(gw->conns[i], left > 100 ? (int)left : 100);
     }
-    drain_ingress(gw);
+    tbgw_gw_drain_ingress(gw);
     gw->st->ops->sync(gw->st);
     gw->draining = 1;
     gw->drain_deadline = tbgw_mono_ms() + 1500;

@@ -79,6 +79,7 @@ void tbgw_conn_free(conn_inst *ci);
 /* Queues downlink work for the connector (takes ownership of it). */
 void tbgw_conn_post(conn_inst *ci, dn_item *it);
 void tbgw_dn_free(dn_item *it);
+const char *tbgw_conn_state_name(tbgw_conn_state st);
 void tbgw_conn_state_get(conn_inst *ci, tbgw_conn_state *st, char *err, size_t errlen);
 
 /* A pack being published: committed once every message of it was acknowledged. */
@@ -201,6 +202,9 @@ void tbgw_gw_publish_disconnect(struct tbgw_gateway *gw, const char *name);
 void tbgw_gw_store_own_converted(struct tbgw_gateway *gw, const tbgw_converted *c);
 /* Stores gateway-own attributes (telemetry=0) or telemetry (1) from a JSON object. */
 void tbgw_gw_store_own(struct tbgw_gateway *gw, json_t *values, int telemetry);
+/* Processes everything connectors queued so far (before an instance is freed: queued items
+ * point to it and to its configuration). */
+void tbgw_gw_drain_ingress(struct tbgw_gateway *gw);
 /* A device whose connector is gone: v1/gateway/disconnect and forget it. */
 void tbgw_gw_device_gone(struct tbgw_gateway *gw, const char *name);
 /* RemoteLoggingLevel shared attribute. */

@@ -37,17 +37,17 @@ static void publish_own_attrs(tbgw_gateway *gw, json_t *attrs) {
 
 static void report_error(tbgw_gateway *gw, const char *key, const char *text) {
     TBGW_ERRORF(gw->log, "remote configuration \"%s\" refused: %s", key, text);
-    publish_own_attrs(gw, json_pack("{s:{s:s,s:s,s:I}}", "remoteConfigurationError", "key", key, "error", text,
-                                    "ts", (json_int_t)tbgw_now_ms()));
+    publish_own_attrs(gw, json_pack("{s:{s:s,s:s,s:I}}", "remoteConfigurationError", "key", key, "error",
+                                    text, "ts", (json_int_t)tbgw_now_ms()));
 }
 
 static json_t *connector_attr(conn_inst *ci) {
     tbgw_conn_entry *e = ci->entry;
     json_t *cj = json_deep_copy(e->doc->root);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:b,s:I}", "name", e->name, "type", e->type, "configuration",
-                          e->configuration ? e->configuration : "", "id", e->id, "configurationJson", cj, "logLevel",
-                          tbgw_level_name(ci->host.log->level), "enableRemoteLogging", 0, "ts",
-                          (json_int_t)tbgw_now_ms());
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:b,s:I}", "name", e->name, "type", e->type,
+                          "configuration", e->configuration ? e->configuration : "", "id", e->id,
+                          "configurationJson", cj, "logLevel", tbgw_level_name(ci->host.log->level),
+                          "enableRemoteLogging", 0, "ts", (json_int_t)tbgw_now_ms());
     return o;
 }
 
@@ -80,17 +80,20 @@ void tbgw_remote_publish_all(tbgw_gateway *gw) {
     json_object_set_new(attrs, "Version", json_string(TBGW_VERSION));
     publish_own_attrs(gw, attrs);
     for (size_t i = 0; i < gw->n_conns; i++) /* one message per connector: they can be large */
-        if (gw->conns[i]) publish_own_attrs(gw, json_pack("{s:o}", gw->conns[i]->entry->name, connector_attr(gw->conns[i])));
+        if (gw->conns[i])
+            publish_own_attrs(gw,
+                              json_pack("{s:o}", gw->conns[i]->entry->name, connector_attr(gw->conns[i])));
 }
 
 void tbgw_remote_on_ready(tbgw_gateway *gw) {
     char topic[80];
     int64_t n = ++gw->own_attr_req_counter;
     snprintf(topic, sizeof topic, "%s%lld", TB_TOPIC_ME_ATTR_REQUEST, (long long)n);
-    const char *keys = gw->cfg->remote_configuration
-                           ? "{\"sharedKeys\":\"RemoteLoggingLevel,general_configuration,storage_configuration,"
-                             "grpc_configuration,logs_configuration,active_connectors\"}"
-                           : "{\"sharedKeys\":\"RemoteLoggingLevel\"}";
+    const char *keys =
+        gw->cfg->remote_configuration
+            ? "{\"sharedKeys\":\"RemoteLoggingLevel,general_configuration,storage_configuration,"
+              "grpc_configuration,logs_configuration,active_connectors\"}"
+            : "{\"sharedKeys\":\"RemoteLoggingLevel\"}";
     tbgw_gw_publish(gw, topic, keys, strlen(keys), 1);
     if (gw->cfg->remote_configuration) { /* and every shared attribute: connector configurations */
         n = ++gw->own_attr_req_counter;
@@ -165,6 +168,7 @@ static void remove_conn(tbgw_gateway *gw, size_t idx) {
     conn_inst *ci = gw->conns[idx];
     TBGW_INFOF(gw->log, "stopping connector \"%s\" (removed by remote configuration)", ci->entry->name);
     tbgw_conn_stop(ci, 3000);
+    tbgw_gw_drain_ingress(gw); /* queued records point into ci's configuration */
     move_devices(gw, ci, NULL);
     tbgw_report_clear_connector(gw->report, ci->entry->id);
     list_set(gw, ci->entry->name, NULL);
@@ -187,14 +191,16 @@ static char *default_file(const char *name) {
     char *f = malloc(strlen(name) + 6);
     if (!f) return NULL;
     size_t k = 0;
-    for (const char *p = name; *p; p++) f[k++] = *p == ' ' ? '_' : (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    for (const char *p = name; *p; p++)
+        f[k++] = *p == ' ' ? '_' : (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     strcpy(f + k, ".json");
     return f;
 }
 
 /* Creates (or replaces) connector `name` from cfg. Returns 0 when applied or unchanged. */
 int tbgw_remote_apply_connector(tbgw_gateway *gw, const char *name, const char *type, const json_t *cfg,
-                                const char *file, const char *klass, int write_files, char *errbuf, size_t errlen) {
+                                const char *file, const char *klass, int write_files, char *errbuf,
+                                size_t errlen) {
     size_t idx = 0;
     conn_inst *old = find_conn(gw, name, &idx);
     if (old && same_config(old, type, cfg)) return 0;
@@ -244,6 +250,7 @@ int tbgw_remote_apply_connector(tbgw_gateway *gw, const char *name, const char *
     if (old) {
         TBGW_INFOF(gw->log, "replacing connector \"%s\" with its new configuration", name);
         tbgw_conn_stop(old, 3000);
+        tbgw_gw_drain_ingress(gw); /* queued records point into old's configuration */
         move_devices(gw, old, ci);
         tbgw_report_clear_connector(gw->report, old->entry->id);
         tbgw_conn_free(old);
@@ -276,8 +283,9 @@ static void apply_connector_attr(tbgw_gateway *gw, const char *key, const json_t
         return;
     }
     char errbuf[600];
-    int rc = tbgw_remote_apply_connector(gw, name, type, cfg, json_string_value(json_object_get(v, "configuration")),
-                                         json_string_value(json_object_get(v, "class")), 1, errbuf, sizeof errbuf);
+    int rc = tbgw_remote_apply_connector(
+        gw, name, type, cfg, json_string_value(json_object_get(v, "configuration")),
+        json_string_value(json_object_get(v, "class")), 1, errbuf, sizeof errbuf);
     if (rc) {
         report_error(gw, key, errbuf);
         return;
@@ -299,8 +307,8 @@ static void apply_active(tbgw_gateway *gw, const json_t *list) {
         int listed = 0;
         size_t k;
         json_t *n;
-        json_array_foreach(list, k, n) if (json_is_string(n) && strcmp(json_string_value(n), ci->entry->name) == 0)
-            listed = 1;
+        json_array_foreach(list, k, n) if (json_is_string(n) &&
+                                           strcmp(json_string_value(n), ci->entry->name) == 0) listed = 1;
         if (!listed) {
             remove_conn(gw, i);
             changed = 1;
@@ -415,8 +423,8 @@ void tbgw_remote_check_files(tbgw_gateway *gw) {
         json_t *cfg = json_load_file(ci->entry->config_path, 0, &je);
         char errbuf[600];
         if (!cfg) {
-            snprintf(errbuf, sizeof errbuf, "%s:%d:%d: invalid JSON: %s", ci->entry->config_path, je.line, je.column,
-                     je.text);
+            snprintf(errbuf, sizeof errbuf, "%s:%d:%d: invalid JSON: %s", ci->entry->config_path, je.line,
+                     je.column, je.text);
             TBGW_ERRORF(gw->log, "connector \"%s\" keeps its configuration: %s", ci->entry->name, errbuf);
             continue;
         }

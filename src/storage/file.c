@@ -116,10 +116,17 @@ static int state_open(file_storage *s, tbgw_err *err) {
         return TBGW_EIO;
     }
     if (flock(s->state_fd, LOCK_EX | LOCK_NB) != 0) {
-        tbgw_err_set(err, TBGW_EIO,
-                     "storage.data_folder_path: \"%s\" is in use by another process (lock on %s)", s->dir, p);
-        free(p);
-        return TBGW_EIO;
+        if (errno == EWOULDBLOCK) {
+            tbgw_err_set(err, TBGW_EIO,
+                         "storage.data_folder_path: \"%s\" is in use by another process (lock on %s)", s->dir,
+                         p);
+            free(p);
+            return TBGW_EIO;
+        }
+        /* file systems without locks (some network mounts): go on, unprotected */
+        TBGW_WARNF(s->log,
+                   "file storage: cannot lock \"%s\" (%s); make sure no other gateway uses this folder", p,
+                   strerror(errno));
     }
     free(p);
     return 0;

@@ -344,22 +344,24 @@ static void sql_close(tbgw_storage *bs) {
 
 static int parse_config(sql_storage *s, const json_t *cfg, const char *config_dir, tbgw_err *err) {
     const char *p;
-    int64_t size_limit, dbs, oversize;
-    double days, hours;
+    int64_t dbs;
+    double days, hours, size_limit, oversize;
     if (tbgw_storage_cfg_str(cfg, "data_file_path", "./", &p, err) ||
         tbgw_storage_cfg_num(cfg, "messages_ttl_check_in_hours", 1, &hours, err) ||
         tbgw_storage_cfg_num(cfg, "messages_ttl_in_days", 7, &days, err) ||
         tbgw_storage_cfg_int(cfg, "max_read_records_count", 1000, 1, 10000000, &s->max_read, err) ||
         tbgw_storage_cfg_int(cfg, "writing_batch_size", 1000, 1, 10000000, &s->batch, err) ||
-        tbgw_storage_cfg_int(cfg, "size_limit", 1024, 1, 1 << 30, &size_limit, err) ||
+        tbgw_storage_cfg_num(cfg, "size_limit", 1024, &size_limit, err) ||
         tbgw_storage_cfg_int(cfg, "max_db_amount", 10, 1, 1 << 20, &dbs, err) ||
-        tbgw_storage_cfg_int(cfg, "oversize_check_period", 1, 1, 1 << 20, &oversize, err) ||
+        tbgw_storage_cfg_num(cfg, "oversize_check_period", 1, &oversize, err) ||
         tbgw_storage_full_policy(cfg, &s->full, err) || tbgw_storage_durability(cfg, &s->dur, err))
         return TBGW_EINVAL;
     s->ttl_ms = days * 86400000.0;
     s->ttl_check_ms = hours * 3600000.0;
     if (s->ttl_check_ms < 1) s->ttl_check_ms = 1;
-    s->max_bytes = size_limit * 1000000 * dbs;
+    if (size_limit < 1) return tbgw_err_set(err, TBGW_EINVAL, "storage.size_limit: expected at least 1 (MB)");
+    double bound = size_limit * 1000000.0 * (double)dbs;
+    s->max_bytes = bound > 4e18 ? (int64_t)4e18 : (int64_t)bound;
     char *full = tbgw_storage_resolve(config_dir, p);
     if (!full) return tbgw_err_set(err, TBGW_ENOMEM, "storage: out of memory");
     struct stat st;

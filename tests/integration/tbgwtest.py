@@ -118,10 +118,10 @@ class Platform:
         self.messages = []  # (topic, parsed json or raw bytes)
         self.client = None
 
-    def start(self):
+    def start(self, resume=False):
         # MQTT 5 "no local": the recorder does not see the downlink it publishes itself
         # A persistent session on a persistent broker: what the gateway publishes while the recorder
-        # reconnects after a broker restart is queued for it, not lost.
+        # is away (broker restart) is queued for it and delivered when it resumes the session.
         from paho.mqtt.properties import Properties
         from paho.mqtt.packettypes import PacketTypes
         self.client = mqtt.Client(client_id="platform-%d-%d" % (os.getpid(), id(self)), protocol=mqtt.MQTTv5)
@@ -131,12 +131,19 @@ class Platform:
         self.client.reconnect_delay_set(0.1, 0.5)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
-        self.client.connect("127.0.0.1", self.broker.port, 30, clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-                            properties=props)
+        self.client.connect("127.0.0.1", self.broker.port, 30,
+                            clean_start=False if resume else mqtt.MQTT_CLEAN_START_FIRST_ONLY, properties=props)
         self.client.loop_start()
         wait_for(lambda: self.client.is_connected(), 10, what="platform client connected")
         time.sleep(0.1)
         return self
+
+    def resume(self):
+        """After a broker restart: a fresh client on the same persistent session."""
+        if self.client:
+            self.client.loop_stop()
+            self.client = None
+        return self.start(resume=True)
 
     def stop(self):
         if self.client:

@@ -59,14 +59,15 @@ class Devices:
 
 
 class MqttConnectorTest(GatewayTestCase):
-    def start_all(self, cfg=None):
+    def start_all(self, cfg=None, thingsboard=None):
         self.ext = Broker(self.workdir, name="external").start()
         self.extra.append(self.ext)
         with open(REFERENCE) as f:
             conf = json.load(f)
         conf = cfg(conf) if cfg else conf
         conf["broker"]["port"] = self.ext.port
-        gw = self.gateway(connectors=[{"type": "mqtt", "name": "MQTT Broker Connector", "config": conf}])
+        gw = self.gateway(connectors=[{"type": "mqtt", "name": "MQTT Broker Connector", "config": conf}],
+                          thingsboard=thingsboard)
         ext_dir = os.path.join(gw.cfgdir, "extensions", "mqtt")
         os.makedirs(ext_dir, exist_ok=True)
         os.symlink(PLUGIN, os.path.join(ext_dir, "CustomMqttUplinkConverter.so"))
@@ -179,6 +180,15 @@ class MqttConnectorTest(GatewayTestCase):
             conf["mapping"].append({"topicFilter": "old/+", "converter": {
                 "type": "json", "deviceNameJsonExpression": "${serial}", "deviceTypeTopicExpression": "(?<=old/).*",
                 "timeseries": [{"type": "int", "key": "n", "value": "${n}"}]}})
+            # a shared subscription
+            conf["mapping"].append({"topicFilter": "$share/tbgw/shared/+", "subscriptionQos": 0, "converter": {
+                "type": "json", "deviceInfo": {"deviceNameExpressionSource": "topic",
+                                               "deviceNameExpression": "(?<=shared/).+"},
+                "attributes": "*"}})
+            # a connect request naming the device from the payload (reference unit-test config)
+            conf["requestsMapping"]["connectRequests"].append({"topicFilter": "dev/connect", "deviceInfo": {
+                "deviceNameExpressionSource": "message", "deviceNameExpression": "${serialNumber}",
+                "deviceProfileExpressionSource": "constant", "deviceProfileExpression": "Thermometer"}})
             return conf
         gw = self.start_all(cfg)
         d = self.devices
@@ -189,6 +199,20 @@ class MqttConnectorTest(GatewayTestCase):
         self.platform.publish("v1/gateway/rpc", {"device": "M-1", "data": {"id": 5, "method": "getRelay"}})
         rep = wait_for(lambda: [p for _, p in self.platform.all("v1/gateway/rpc") if p["id"] == 5], 10, what="timeout")
         self.assertEqual(json.loads(rep[0]["data"]), {"success": False})
+        d.publish("shared/S-1", {"fw": "1.2", "n": 3})
+        wait_for(lambda: self.platform.attributes().get("S-1", {}).get("fw") == "1.2", 10, what="shared subscription")
+        self.assertEqual(self.platform.attributes()["S-1"]["n"], 3)
+        # connect request: a missing name is an error, not a device called "${serialNumber}"
+        d.publish("dev/connect", b"")
+        gw.wait_log("connect request on dev/connect: no device name found", 10)
+        d.publish("dev/connect", {"serialNumber": "SN-002"})
+        wait_for(lambda: {"device": "SN-002", "type": "Thermometer"} in
+                 [p for _, p in self.platform.all("v1/gateway/connect")], 10, what="SN-002 connect")
+        self.assertFalse([p for _, p in self.platform.all("v1/gateway/connect") if "$" in p["device"]])
+        # attribute request without the named field: nothing is requested
+        d.publish("v1/devices/me/attributes/request", {"other": 1})
+        gw.wait_log("attribute request on v1/devices/me/attributes/request: no attribute name found", 10)
+        self.assertEqual(self.platform.all("v1/gateway/attributes/request"), [])
         # malformed payloads: logged once per topic, never fatal
         for _ in range(3):
             d.publish("data/", b"{not json")
@@ -199,6 +223,59 @@ class MqttConnectorTest(GatewayTestCase):
         warned = [l for l in log.splitlines() if "|WARNING|" in l and "malformed payload on topic data/" in l]
         self.assertEqual(len(warned), 1, log[-3000:])
         self.assertEqual(len([l for l in log.splitlines() if "malformed payload on topic data/" in l]), 4)
+        self.assertEqual(gw.stop(), 0)
+
+    def test_report_strategies_from_the_mapping(self):
+        def cfg(conf):
+            conf["mapping"][0]["converter"]["sendDataOnlyOnChange"] = True  # device level ON_CHANGE
+            conf["mapping"][1]["converter"]["timeseries"][0]["reportStrategy"] = {"type": "ON_RECEIVED"}
+            conf["mapping"][1]["reportStrategy"] = {"type": "ON_CHANGE"}
+            return conf
+        gw = self.start_all(cfg)
+        d = self.devices
+        for v in (20, 20, 21, 21):
+            d.publish("data/", {"temperature": v, "humidity": 50})
+            time.sleep(0.15)
+        for v in (1, 1):
+            d.publish("sensor/S9/data", {"temp": v, "hum": 7})
+            time.sleep(0.15)
+        wait_for(lambda: len(self.platform.telemetry("S9")) >= 2, 10, what="S9 telemetry")
+        time.sleep(0.5)
+        demo = [v for _, _, v in self.platform.telemetry("Demo Device")]
+        self.assertEqual(demo, [{"temperature": 20.0, "humidity": 50.0}, {"temperature": 21.0}])
+        s9 = [v for _, _, v in self.platform.telemetry("S9")]
+        # temperature has its own ON_RECEIVED; humidity inherits the mapping's ON_CHANGE
+        self.assertEqual(s9, [{"temperature": 1.0, "humidity": "7"}, {"temperature": 1.0}])
+        self.assertEqual(gw.stop(), 0)
+
+    def test_statistics(self):
+        gw = self.start_all(thingsboard={"statistics": {"enable": True, "statsSendPeriodInSeconds": 2}})
+        d = self.devices
+        for i in range(3):
+            d.publish("data/", {"temperature": i})
+        d.publish("data/", b"{bad")
+        d.publish("sensor/raw_data", b"")  # empty device name
+        d.publish("nobody/listens", b"x")  # matches nothing: not received by the connector at all
+        d.publish("data/", {"nothing": 1})  # converted, but no configured key: reported and counted
+
+        def totals():
+            out = {}
+            for _, p in self.platform.all("v1/devices/me/telemetry"):
+                for entry in p if isinstance(p, list) else [p]:
+                    st = entry.get("values", {}).get("connectorsStats", {}).get("MQTT Broker Connector")
+                    for k, v in (st or {}).items():
+                        if isinstance(v, (int, float)):
+                            out[k] = out.get(k, 0) + v
+            return out
+        wait_for(lambda: totals().get("convertersErrors", 0) >= 3 and totals().get("convertersMsgProcessed", 0) >= 4,
+                 20, what="connector statistics")
+        t = totals()
+        self.assertEqual(t["connectorMsgsReceived"], 6)
+        self.assertEqual(t["convertersMsgProcessed"], 4)
+        self.assertEqual(t["convertersErrors"], 3)
+        self.assertEqual(t["connectorBytesReceived"], sum(len(json.dumps({"temperature": i})) for i in range(3)) + 4 + 0
+                         + len(json.dumps({"nothing": 1})))
+        self.assertIn("malformed payload on topic data/: no configured key found in the payload", gw.log())
         self.assertEqual(gw.stop(), 0)
 
 

@@ -24,6 +24,8 @@ class Features(GatewayTestCase):
         self.assertEqual(values["connectorsStats"]["Test Connector"]["storageMsgPushed"], 3)
         self.assertEqual(values["connectorsStats"]["Test Connector"]["connectorMsgsReceived"], 3)
         self.assertIn("storageMsgCount", values["serviceStats"])
+        self.assertIn(values["connectorsStats"]["Test Connector"]["state"], ("CONNECTED", "STARTING"))
+        self.assertEqual(values["serviceStats"]["storageDiskBytes"], 0)  # memory storage
         self.assertEqual(gw.stop(), 0)
 
     def test_rename_maps_both_directions_and_registry_persists(self):

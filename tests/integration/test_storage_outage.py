@@ -111,5 +111,23 @@ class StorageOutage(GatewayTestCase):
         self.assertGreater(seqs[k], 60)
 
 
+    def test_statistics_report_storage_disk_bytes(self):
+        conn = test_connector(devices=1, intervalMs=50, messages=0, keys=1)
+        gw = self.gateway(connectors=[conn], storage={"type": "file", "data_folder_path": "./data/"},
+                          thingsboard={"statistics": {"enable": True, "statsSendPeriodInSeconds": 1}})
+        gw.start()
+
+        def disk_bytes():
+            for _, p in self.platform.all("v1/devices/me/telemetry"):
+                for e in p if isinstance(p, list) else [p]:
+                    v = e.get("values", {}).get("serviceStats", {}).get("storageDiskBytes")
+                    if v:
+                        return v
+            return None
+
+        self.assertGreater(wait_for(disk_bytes, 20, what="storageDiskBytes in the statistics"), 1024)
+        self.assertEqual(gw.stop(), 0)
+
+
 if __name__ == "__main__":
     main()

@@ -1,11 +1,12 @@
 // OPC-UA test server for tbgw integration tests (node-opcua).
-// Usage: node opcua_server.js PORT [--user NAME:PASSWORD] [--many N] [--pki DIR]
+// Usage: node opcua_server.js PORT [--user NAME:PASSWORD] [--many N] [--pki DIR] [--late SECONDS]
 // Serves opc.tcp://127.0.0.1:PORT/ with Objects/MyObject shaped like the reference's opcua.json:
 // Temperature, Humidity, Frequency, Power, Relay (writable), Counter (changes every 200 ms) and the
 // method multiply(a, b) -> a * b. --many N adds Objects/Many with N Double variables V0..V{N-1}
 // changing every 100 ms. --pki DIR uses DIR/server.pem and DIR/server.key (application URI
 // urn:tbgw:test-server), offers every security policy with Sign and SignAndEncrypt, and accepts any
-// client certificate. Prints "READY <port>" once listening.
+// client certificate. --late S adds MyObject/Late (Double 7.5) S seconds after start.
+// Prints "READY <port>" once listening.
 "use strict";
 const opcua = require("node-opcua");
 
@@ -14,10 +15,12 @@ const port = parseInt(args[0], 10);
 let user = null;
 let many = 0;
 let pki = null;
+let late = -1;
 for (let i = 1; i < args.length; i++) {
     if (args[i] === "--user") user = args[++i].split(":");
     else if (args[i] === "--many") many = parseInt(args[++i], 10);
     else if (args[i] === "--pki") pki = args[++i];
+    else if (args[i] === "--late") late = parseFloat(args[++i]);
 }
 
 // Int64 values travel as [high, low] pairs in node-opcua.
@@ -139,6 +142,18 @@ async function main() {
             for (let i = 0; i < vars.length; i++)
                 vars[i].setValueFromSource({ dataType: opcua.DataType.Double, value: i + tick });
         }, 100);
+    }
+
+    if (late >= 0) {
+        setTimeout(() => {
+            ns.addVariable({
+                componentOf: dev,
+                browseName: "Late",
+                nodeId: "s=Late",
+                dataType: "Double",
+                value: { dataType: opcua.DataType.Double, value: 7.5 },
+            });
+        }, late * 1000);
     }
 
     await server.start();

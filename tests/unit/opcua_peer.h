@@ -56,6 +56,9 @@ __attribute__((unused)) static int peer_start(opcua_peer *p, int port, const cha
     return peer_start_pki(p, port, user, many, NULL);
 }
 
+/* Extra server arguments (e.g. "--late", "3"), set before peer_start. */
+static const char *peer_extra[2];
+
 /* Makes a CA and a server and a client certificate signed by it in dir (openssl CLI). */
 __attribute__((unused)) static int peer_make_pki(const char *dir) {
     char cmd[4096];
@@ -95,6 +98,7 @@ static int peer_start_pki(opcua_peer *p, int port, const char *user, const char 
         const char *argv[12] = {"node", "--security-revert=CVE-2023-46809", script, portstr, NULL};
         int k = 4;
         if (pki) argv[k++] = "--pki", argv[k++] = pki;
+        if (peer_extra[0]) argv[k++] = peer_extra[0], argv[k++] = peer_extra[1];
         if (user) argv[k++] = "--user", argv[k++] = user;
         if (many) argv[k++] = "--many", argv[k++] = many;
         execvp("node", (char *const *)argv);

@@ -442,13 +442,32 @@ static __attribute__((unused)) void contract_exclusive(void **state) {
     s->ops->close(s);
 }
 
+/* The reference's sample storage section (all keys of every type at once) is accepted. */
+static __attribute__((unused)) void contract_reference_sample(void **state) {
+    sfx *f = *state;
+    char extra[1024];
+    snprintf(extra, sizeof extra,
+             "{\"read_records_count\": 100, \"max_records_count\": 100000, \"data_folder_path\": \"%s/\","
+             " \"max_file_count\": 10, \"max_read_records_count\": 10, \"max_records_per_file\": 10000,"
+             " \"data_file_path\": \"%s/\", \"messages_ttl_check_in_hours\": 1, \"messages_ttl_in_days\": 7}",
+             f->dir, f->dir);
+    tbgw_storage *s = sfx_open(f, extra);
+    append_n(s, 0, 25, 30);
+    tbgw_pack p;
+    assert_int_equal(s->ops->peek(s, 1000, &p), 0);
+    expect_pack(&p, 0, f->durable ? 10 : 25); /* max_read_records_count caps the pack (file, sqlite) */
+    tbgw_pack_free(&p);
+    s->ops->close(s);
+}
+
 #define CONTRACT_TESTS(setup, teardown)                                                                      \
     cmocka_unit_test_setup_teardown(contract_append_peek_commit, setup, teardown),                           \
         cmocka_unit_test_setup_teardown(contract_rewind, setup, teardown),                                   \
         cmocka_unit_test_setup_teardown(contract_seq_and_sizes, setup, teardown),                            \
         cmocka_unit_test_setup_teardown(contract_cap_drop_oldest, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(contract_cap_refuse, setup, teardown),                               \
-        cmocka_unit_test_setup_teardown(contract_bad_config, setup, teardown)
+        cmocka_unit_test_setup_teardown(contract_bad_config, setup, teardown),                               \
+        cmocka_unit_test_setup_teardown(contract_reference_sample, setup, teardown)
 
 #define DURABLE_CONTRACT_TESTS(setup, teardown)                                                              \
     CONTRACT_TESTS(setup, teardown), cmocka_unit_test_setup_teardown(contract_reopen, setup, teardown),      \

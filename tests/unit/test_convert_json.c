@@ -217,6 +217,32 @@ static void test_bad_payloads(void **st) {
     expect(empty, "t", "{\"n\":\"\",\"a\":1}", "ERR: device name is empty (topic t)");
 }
 
+/* Non-fatal diagnostics: nothing found at all, or a value of the wrong type (still sent as text). */
+static void test_diagnostics(void **st) {
+    (void)st;
+    json_t *c = J("{" DI_CONST ",\"timeseries\":[{\"type\":\"double\",\"key\":\"t\",\"value\":\"${t}\"},"
+                  "{\"type\":\"int\",\"key\":\"n\",\"value\":\"${n}\"}]}");
+    tbgw_json_conv *conv;
+    tbgw_err err = {0};
+    assert_int_equal(tbgw_json_conv_new(c, NULL, "converter", &conv, &err), 0);
+    const char *payloads[] = {"{\"x\":1}", "{\"t\":\"warm\",\"n\":2}", "{\"t\":1.5}", "{\"n\":\"x\"}"};
+    const int want_rc[] = {0, 1, 1, 1};
+    const char *want_err[] = {"no configured key found in the payload (e.g. ${t})",
+                              "t: \"warm\" is not a number (sent as text)", "",
+                              "n: \"x\" is not an integer (sent as text)"};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *p = J(payloads[i]);
+        tbgw_converted *out = NULL;
+        memset(&err, 0, sizeof err);
+        assert_int_equal(tbgw_json_conv_convert(conv, "t", p, RECV, &out, &err), want_rc[i]);
+        assert_string_equal(err.msg, want_err[i]);
+        tbgw_converted_free(out);
+        json_decref(p);
+    }
+    tbgw_json_conv_free(conv);
+    json_decref(c);
+}
+
 static void config_error(const char *cfg, const char *want) {
     json_t *c = J(cfg);
     tbgw_json_conv *conv = NULL;
@@ -264,6 +290,7 @@ int main(void) {
         cmocka_unit_test(test_key_templates_and_topic_keys),
         cmocka_unit_test(test_report_strategies),
         cmocka_unit_test(test_bad_payloads),
+        cmocka_unit_test(test_diagnostics),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -561,9 +561,11 @@ static void test_dead_slaves_isolated(void **st) {
     int hung_n = count_records(&t, "Hung", t0, t2, &g), refused_n = count_records(&t, "Refused", t0, t2, &g);
     print_message("live: %d then %d records (max gap %.0f / %.0f ms), killed before: %d\n", live1, live2,
                   gap1, gap2, killed_before);
-    assert_true(live1 >= 9 && live2 >= 11);
-    assert_true(gap1 < 300 && gap2 < 300);
-    assert_true(killed_before >= 9);
+    /* ~12 and ~15 expected; a poll held up by the hung (1 s timeout) or killed slave would leave a gap
+     * of 1000 ms or more */
+    assert_true(live1 >= 6 && live2 >= 7);
+    assert_true(gap1 < 700 && gap2 < 700);
+    assert_true(killed_before >= 6);
     assert_int_equal(hung_n, 0);
     assert_int_equal(refused_n, 0);
     pthread_mutex_lock(&t.mu);

@@ -35,7 +35,7 @@ static void on_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
     if (status == 0) {
         r->exception = rsp->exception;
         r->len = rsp->data_len;
-        memcpy(r->data, rsp->data, rsp->data_len);
+        if (rsp->data_len) memcpy(r->data, rsp->data, rsp->data_len);
     }
 }
 
@@ -167,6 +167,46 @@ static void *bad_main(void *arg) {
     return NULL;
 }
 
+/* A peer that first echoes every request (as a half-duplex RS-485 adapter does) and then answers. */
+static void *echo_main(void *arg) {
+    bad_peer *p = arg;
+    int fd = accept(p->lfd, NULL, NULL);
+    uint8_t buf[300];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        tbgw_mb_frame fr;
+        if (tbgw_mb_frame_decode(p->f, 1, buf, (size_t)n, &fr) <= 0) break;
+        uint8_t rsp[260], out[600];
+        int wrote;
+        size_t rl = tbgw_mb_store_execute(&store, fr.pdu, fr.pdu_len, rsp, &wrote, NULL);
+        int ol = tbgw_mb_frame_encode(p->f, fr.tid, fr.unit, rsp, rl, out, sizeof out);
+        if (write(fd, buf, (size_t)n) != n || write(fd, out, (size_t)ol) != ol) break;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void test_local_echo(void **st) {
+    (void)st;
+    bad_peer p = {.f = TBGW_MB_FRAMING_RTU};
+    p.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001)};
+    bind(p.lfd, (struct sockaddr *)&a, sizeof a);
+    listen(p.lfd, 1);
+    socklen_t al = sizeof a;
+    getsockname(p.lfd, (struct sockaddr *)&a, &al);
+    pthread_create(&p.th, NULL, echo_main, &p);
+    tbgw_mb_loop *l = tbgw_mb_loop_new(NULL);
+    tbgw_mb_endpoint ep = tcp_ep(TBGW_MB_TCP, TBGW_MB_FRAMING_RTU, ntohs(a.sin_port));
+    ep.handle_local_echo = 1;
+    tbgw_mb_conn *c = tbgw_mb_conn_new(l, &ep);
+    exercise(l, c, 2); /* the echoed request would otherwise be taken for a corrupt answer */
+    tbgw_mb_loop_free(l);
+    pthread_join(p.th, NULL);
+    close(p.lfd);
+}
+
 static void test_misbehaving_peer(void **st) {
     (void)st;
     tbgw_mb_framing fs[] = {TBGW_MB_FRAMING_SOCKET, TBGW_MB_FRAMING_RTU, TBGW_MB_FRAMING_ASCII};
@@ -200,6 +240,49 @@ static void test_misbehaving_peer(void **st) {
         pthread_join(p.th, NULL);
         close(p.lfd);
     }
+}
+
+static void test_tls(void **st) {
+    (void)st;
+    char dir[] = "/tmp/tbgw-mbtls-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cmd[1024], cert[300], key[300];
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -subj /CN=localhost "
+             "-addext subjectAltName=IP:127.0.0.1 -days 1 >/dev/null 2>&1",
+             key, cert);
+    if (system(cmd) != 0) skip();
+    tbgw_mb_framing fs[] = {TBGW_MB_FRAMING_SOCKET, TBGW_MB_FRAMING_TLS};
+    for (size_t i = 0; i < 2; i++) {
+        tbgw_mb_loop *l = tbgw_mb_loop_new(NULL);
+        tbgw_mb_endpoint sep = tcp_ep(TBGW_MB_TLS, fs[i], 0);
+        snprintf(sep.tls_cert, sizeof sep.tls_cert, "%s", cert);
+        snprintf(sep.tls_key, sizeof sep.tls_key, "%s", key);
+        tbgw_err err;
+        tbgw_mb_server *s = tbgw_mb_server_new(l, &sep, 0, &store, NULL, NULL, &err);
+        if (!s) fail_msg("tls server: %s", err.msg);
+        tbgw_mb_endpoint cep = tcp_ep(TBGW_MB_TLS, fs[i], tbgw_mb_server_port(s));
+        snprintf(cep.tls_ca, sizeof cep.tls_ca, "%s", cert);
+        cep.tls_verify = 1;
+        tbgw_mb_conn *c = tbgw_mb_conn_new(l, &cep);
+        exercise(l, c, 1);
+        /* a plain TCP client gets nothing sensible from a TLS server */
+        tbgw_mb_endpoint pep = tcp_ep(TBGW_MB_TCP, fs[i], tbgw_mb_server_port(s));
+        pep.timeout_ms = 300;
+        tbgw_mb_conn *pc = tbgw_mb_conn_new(l, &pep);
+        result r = {0};
+        tbgw_mb_req q = {.fc = 3, .addr = 0, .count = 1};
+        tbgw_mb_conn_submit(pc, 1, &q, 0, on_done, &r);
+        run_until(l, &r, 3000);
+        assert_true(r.status < 0);
+        exercise(l, c, 1); /* the TLS client is unaffected */
+        tbgw_mb_loop_free(l);
+    }
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
 }
 
 static pid_t socat_pid;
@@ -311,6 +394,8 @@ int main(void) {
         cmocka_unit_test(test_misbehaving_peer),
         cmocka_unit_test_teardown(test_serial_over_pty, teardown_socat),
         cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_tls),
+        cmocka_unit_test(test_local_echo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 
 #include "opcua_peer.h"
 #include "proto/opcua/ua_client.h"
+#include "proto/opcua/ua_internal.h"
 #include "util/time.h"
 
 static opcua_peer peer;
@@ -34,12 +35,14 @@ typedef struct changes {
     int n;
     int64_t last;
     uint32_t handle;
+    int64_t seen[256];
 } changes;
 
 static void on_data(void *ctx, uint32_t sub, uint32_t handle, const tbgw_ua_datavalue *dv) {
     (void)sub;
     changes *ch = ctx;
     if (dv->value.type == TBGW_UA_INT32 && dv->value.n == 1) {
+        if (ch->n < 256) ch->seen[ch->n] = dv->value.v[0].i;
         ch->n++;
         ch->last = dv->value.v[0].i;
         ch->handle = handle;
@@ -151,6 +154,26 @@ static void test_services(void **state) {
     tbgw_ua_variant_clear(&args[0]);
     tbgw_ua_variant_clear(&args[1]);
 
+    for (int i = 0; i < 4; i++) tbgw_ua_nodeid_clear(&ids[i]);
+    tbgw_ua_nodeid_clear(&relay);
+    tbgw_ua_nodeid_clear(&obj);
+    tbgw_ua_nodeid_clear(&meth);
+    tbgw_ua_client_disconnect(c);
+    assert_false(tbgw_ua_client_connected(c));
+    tbgw_ua_client_free(c);
+}
+
+/* Subscription on Counter (changes every 200 ms), reads while publishing, a lost publish response
+ * recovered with Republish. */
+static void test_subscription(void **state) {
+    (void)state;
+    if (!peer.pid) skip();
+    changes ch = {0};
+    tbgw_ua_client *c = connect_client(peer.url, NULL, NULL, &ch);
+    tbgw_err err = {0};
+    assert_int_equal(tbgw_ua_client_connect(c, &err), 0);
+    uint32_t st;
+    tbgw_ua_datavalue dv[1];
     /* subscription on Counter (changes every 200 ms) */
     uint32_t sub;
     assert_int_equal(tbgw_ua_sub_create(c, 100, &sub), 0);
@@ -169,15 +192,25 @@ static void test_services(void **state) {
     tbgw_ua_datavalue_clear(&dv[0]);
     while (ch.last == first && tbgw_mono_ms() < end + 2000) assert_int_equal(tbgw_ua_client_poll(c, 100), 0);
     assert_true(ch.last > first);
+    /* a publish response lost on the way: the gap is noticed and filled with Republish, so every
+     * counter value arrives */
+    int before = ch.n;
+    tbgw_ua_client_test_drop_publish(c, 1);
+    while (ch.n < before + 5 && tbgw_mono_ms() < end + 6000) assert_int_equal(tbgw_ua_client_poll(c, 100), 0);
+    assert_true(ch.n >= before + 5);
+    int64_t lo = ch.seen[0], hi = ch.seen[0];
+    for (int i = 0; i < ch.n && i < 256; i++) {
+        if (ch.seen[i] < lo) lo = ch.seen[i];
+        if (ch.seen[i] > hi) hi = ch.seen[i];
+    }
+    for (int64_t cv = lo; cv <= hi; cv++) {
+        int present = 0;
+        for (int i = 0; i < ch.n && i < 256 && !present; i++) present = ch.seen[i] == cv;
+        if (!present) fail_msg("counter value %lld missing", (long long)cv);
+    }
     assert_int_equal(tbgw_ua_sub_delete(c, sub), 0);
 
-    for (int i = 0; i < 4; i++) tbgw_ua_nodeid_clear(&ids[i]);
-    tbgw_ua_nodeid_clear(&relay);
-    tbgw_ua_nodeid_clear(&obj);
-    tbgw_ua_nodeid_clear(&meth);
     tbgw_ua_nodeid_clear(&counter);
-    tbgw_ua_client_disconnect(c);
-    assert_false(tbgw_ua_client_connected(c));
     tbgw_ua_client_free(c);
 }
 
@@ -223,6 +256,61 @@ static void test_username_and_reconnect(void **state) {
     tbgw_ua_datavalue_clear(&dv);
     tbgw_ua_client_free(c);
     peer_stop(&extra_peer);
+}
+
+/* A short channel lifetime: the token is renewed before it expires and requests keep working. */
+static void check_renewal(const char *cert, const char *key, const char *ca) {
+    tbgw_ua_client_cfg rc = {0};
+    rc.url = extra_peer.url;
+    rc.timeout_ms = 5000;
+    rc.username = "gw";
+    rc.password = "secret";
+    rc.security_policy = "Basic256Sha256";
+    rc.security_mode = 3;
+    rc.cert_path = cert;
+    rc.key_path = key;
+    rc.ca_path = ca;
+    rc.channel_lifetime_ms = 2000;
+    tbgw_ua_client *c = tbgw_ua_client_new(&rc);
+    tbgw_err err = {0};
+    assert_int_equal(tbgw_ua_client_connect(c, &err), 0);
+    uint32_t first = tbgw_ua_client_token_id(c);
+    tbgw_ua_nodeid t = sid("ns=1;s=Temperature");
+    int renewed = 0;
+    for (int64_t end = tbgw_mono_ms() + 6000; tbgw_mono_ms() < end;) {
+        assert_int_equal(tbgw_ua_client_poll(c, 200), 0);
+        tbgw_ua_datavalue dv;
+        assert_int_equal(tbgw_ua_read(c, &t, 1, TBGW_UA_ATTR_VALUE, &dv), 0);
+        assert_true(dv.value.type == TBGW_UA_DOUBLE && dv.value.v[0].d == 21.5);
+        tbgw_ua_datavalue_clear(&dv);
+        renewed += tbgw_ua_client_token_id(c) != first;
+    }
+    assert_true(renewed > 0);
+    tbgw_ua_nodeid_clear(&t);
+    tbgw_ua_client_free(c);
+}
+
+static const char *other_ca_for(const char *dir) {
+    static char other[256];
+    snprintf(other, sizeof other, "%s/client.pem", dir); /* not the CA that signed the server */
+    return other;
+}
+
+/* A CA that did not sign the server certificate: the connection is refused. */
+static void check_untrusted_server(const char *cert, const char *key, const char *other) {
+    tbgw_ua_client_cfg cfg = {0};
+    cfg.url = extra_peer.url;
+    cfg.timeout_ms = 5000;
+    cfg.security_policy = "Basic256Sha256";
+    cfg.security_mode = 3;
+    cfg.cert_path = cert;
+    cfg.key_path = key;
+    cfg.ca_path = other;
+    tbgw_ua_client *c = tbgw_ua_client_new(&cfg);
+    tbgw_err err = {0};
+    assert_int_not_equal(tbgw_ua_client_connect(c, &err), 0);
+    assert_non_null(strstr(err.msg, "not trusted"));
+    tbgw_ua_client_free(c);
 }
 
 /* Every security policy with Sign and SignAndEncrypt against a server whose certificate and ours are
@@ -286,22 +374,8 @@ static void test_security_policies(void **state) {
             tbgw_ua_client_free(c);
         }
     }
-    /* a CA that did not sign the server certificate */
-    char other[256];
-    snprintf(other, sizeof other, "%s/client.pem", dir);
-    tbgw_ua_client_cfg cfg = {0};
-    cfg.url = extra_peer.url;
-    cfg.timeout_ms = 5000;
-    cfg.security_policy = "Basic256Sha256";
-    cfg.security_mode = 3;
-    cfg.cert_path = cert;
-    cfg.key_path = key;
-    cfg.ca_path = other;
-    tbgw_ua_client *c = tbgw_ua_client_new(&cfg);
-    tbgw_err err = {0};
-    assert_int_not_equal(tbgw_ua_client_connect(c, &err), 0);
-    assert_non_null(strstr(err.msg, "not trusted"));
-    tbgw_ua_client_free(c);
+    check_renewal(cert, key, ca);
+    check_untrusted_server(cert, key, other_ca_for(dir));
     peer_stop(&extra_peer);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -310,9 +384,8 @@ static void test_security_policies(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_services),
-        cmocka_unit_test(test_connect_failures),
-        cmocka_unit_test(test_username_and_reconnect),
+        cmocka_unit_test(test_services),          cmocka_unit_test(test_subscription),
+        cmocka_unit_test(test_connect_failures),  cmocka_unit_test(test_username_and_reconnect),
         cmocka_unit_test(test_security_policies),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

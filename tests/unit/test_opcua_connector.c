@@ -32,6 +32,7 @@ typedef struct fake {
     void *self;
     volatile int stop;
     int state;
+    uint64_t stats[TBGW_STAT__COUNT];
 } fake;
 
 static json_t *value_json(const tbgw_value *v) {
@@ -115,7 +116,10 @@ static int f_wait(const tbgw_host *h, int timeout_ms) {
 }
 
 static void f_stat(const tbgw_host *h, tbgw_stat s, uint64_t n) {
-    (void)h, (void)s, (void)n;
+    fake *f = (fake *)h;
+    pthread_mutex_lock(&f->mu);
+    f->stats[s] += n;
+    pthread_mutex_unlock(&f->mu);
 }
 
 static void f_state(const tbgw_host *h, tbgw_conn_state st, const char *text) {
@@ -218,6 +222,7 @@ static int wait_equal(fake *f, const char *device, const char *section, const ch
 }
 
 static opcua_peer peer;
+static opcua_peer late_peer;
 
 static int setup(void **state) {
     (void)state;
@@ -228,6 +233,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     peer_stop(&peer);
+    peer_stop(&late_peer);
     return 0;
 }
 
@@ -332,6 +338,12 @@ static void test_polling_rpc_and_updates(void **state) {
     assert_true(wait_equal(&f, "Demo Device", "ts", "relay", json_true(), 8000));
     /* a Frequency written by the set RPC shows in the next poll */
     assert_true(wait_equal(&f, "Demo Device", "attr", "frequency", json_integer(60), 3000));
+    /* statistics: values received and converted, bytes from the server */
+    pthread_mutex_lock(&f.mu);
+    assert_true(f.stats[TBGW_STAT_MSGS_RECEIVED] >= 6);
+    assert_true(f.stats[TBGW_STAT_CONV_PROCESSED] >= 6);
+    assert_true(f.stats[TBGW_STAT_BYTES_RECEIVED] > 1000);
+    pthread_mutex_unlock(&f.mu);
     finish(&f, th);
 }
 
@@ -386,6 +398,30 @@ static void test_subscriptions_and_restart(void **state) {
     assert_int_equal(nseen, 2);
     assert_int_equal(f.state, TBGW_CONN_CONNECTED);
     finish(&f, th);
+}
+
+/* A node that does not exist yet is looked for again until it appears, then subscribed. */
+static void test_missing_node_appears(void **state) {
+    (void)state;
+    peer_extra[0] = "--late";
+    peer_extra[1] = "4";
+    int rc = peer_start(&late_peer, 0, NULL, NULL);
+    peer_extra[0] = peer_extra[1] = NULL;
+    if (rc) skip();
+    fake f;
+    pthread_t th;
+    json_t *cfg = example_config(late_peer.url, 1);
+    json_t *ts = json_object_get(json_array_get(json_object_get(cfg, "mapping"), 0), "timeseries");
+    json_array_append_new(ts, json_pack("{s:s,s:s,s:s}", "key", "late", "type", "path", "value", "${Late}"));
+    start(&f, cfg, &th);
+    json_t *v = wait_value(&f, "Demo Device", "ts", "temperature", 15000);
+    assert_non_null(v);
+    json_decref(v);
+    v = latest(&f, "Demo Device", "ts", "late");
+    assert_null(v); /* not there yet */
+    assert_true(wait_equal(&f, "Demo Device", "ts", "late", json_real(7.5), 20000));
+    finish(&f, th);
+    peer_stop(&late_peer);
 }
 
 static void test_config_errors(void **state) {
@@ -443,6 +479,7 @@ int main(void) {
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_polling_rpc_and_updates),
         cmocka_unit_test(test_subscriptions_and_restart),
+        cmocka_unit_test(test_missing_node_appears),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -139,6 +139,7 @@ static void sqlite_bad_keys(void **state) {
     sfx *f = *state;
     const char *bad[][2] = {
         {"{\"size_limit\": 0}", "storage.size_limit"},
+        {"{\"size_limit\": 0.5}", "storage.size_limit: expected at least 1"},
         {"{\"messages_ttl_in_days\": -1}", "storage.messages_ttl_in_days"},
         {"{\"messages_ttl_check_in_hours\": \"1\"}", "storage.messages_ttl_check_in_hours"},
         {"{\"writing_batch_size\": 0}", "storage.writing_batch_size"},

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "convert/report_cfg.h"
+
 #include "connectors/modbus/mbc.h"
 #include "util/buf.h"
 
@@ -76,42 +78,9 @@ static int order_little(const json_t *o, const char *key, int dflt, int *out, co
 int mbc_parse_report_strategy(const json_t *o, const char *path, tbgw_report_strategy *rs, int *has,
                               tbgw_err *err) {
     *has = 0;
-    const json_t *r = json_object_get(o, "reportStrategy");
-    if (!r || json_is_null(r)) return 0;
-    if (!json_is_object(r))
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.reportStrategy: expected an object", path);
-    const char *t = get_str(r, "type");
-    int64_t period = 0, ttl = 86400;
-    int hp = get_int(r, "reportPeriod", &period);
-    if (get_int(r, "ttl", &ttl) < 0 || hp < 0)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.reportStrategy: reportPeriod and ttl must be numbers",
-                            path);
-    if (!t && !hp) return 0; /* not specified: inherit */
-    if (!t) return tbgw_err_set(err, TBGW_EINVAL, "%s.reportStrategy.type: required with reportPeriod", path);
-    static const struct {
-        const char *n;
-        tbgw_rs_type t;
-    } names[] = {{"ON_RECEIVED", TBGW_RS_ON_RECEIVED},
-                 {"ON_CHANGE", TBGW_RS_ON_CHANGE},
-                 {"ON_REPORT_PERIOD", TBGW_RS_ON_REPORT_PERIOD},
-                 {"ON_CHANGE_OR_REPORT_PERIOD", TBGW_RS_ON_CHANGE_OR_REPORT_PERIOD},
-                 {"DISABLED", TBGW_RS_DISABLED}};
-    memset(rs, 0, sizeof *rs);
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcasecmp(t, names[i].n)) rs->type = names[i].t;
-    if (!rs->type)
-        return tbgw_err_set(
-            err, TBGW_EINVAL,
-            "%s.reportStrategy.type: expected one of ON_RECEIVED, ON_CHANGE, ON_REPORT_PERIOD, "
-            "ON_CHANGE_OR_REPORT_PERIOD, DISABLED",
-            path);
-    if ((rs->type == TBGW_RS_ON_REPORT_PERIOD || rs->type == TBGW_RS_ON_CHANGE_OR_REPORT_PERIOD) &&
-        period <= 0)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.reportStrategy.reportPeriod: must be > 0 for %s", path, t);
-    rs->period_ms = period;
-    rs->ttl_s = ttl > 0 ? ttl : 86400;
-    *has = 1;
-    return 0;
+    int rc = tbgw_rs_parse_in(json_object_get(o, "reportStrategy"), path, rs, err);
+    if (rc == 0) *has = rs->type != TBGW_RS_UNSET;
+    return rc;
 }
 
 /* The value spec shared by points and writes. */

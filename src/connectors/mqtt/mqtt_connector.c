@@ -102,7 +102,13 @@ static void flush_batch(mq_conn *c) {
     c->batch_tail = &c->batch;
     c->batch_n = 0;
     int rc = c->host->emit(c->host, b);
-    if (rc == TBGW_EAGAIN) TBGW_DEBUGF(c->host->log, "core saturated: a batch was dropped");
+    if (rc == TBGW_EAGAIN) {
+        /* stop reading for a moment: unread messages stay queued (and unacknowledged) at the broker */
+        c->read_pause_until = tbgw_mono_ms() + 50;
+        if (c->saturated++ % 100 == 0)
+            TBGW_WARNF(c->host->log, "core saturated: a batch was refused (%llu so far); pausing reads",
+                       (unsigned long long)c->saturated);
+    }
 }
 
 /* Appends converted records to the batch (the oldest record starts the coalescing window). */
@@ -303,9 +309,12 @@ static void try_connect(mq_conn *c) {
     }
 }
 
-/* Reads every packet available now (bounded), then hands the converted records to the core. */
+/* Reads every packet available now (bounded), then hands the converted records to the core.
+ * A short burst is followed by a 1 ms gather pause, so that at moderate rates one wake-up serves
+ * several messages instead of one (less CPU per message for at most 1 ms more latency). */
 static void read_burst(mq_conn *c) {
-    for (int i = 0; i < MQ_BURST; i++) {
+    int i = 0;
+    for (; i < MQ_BURST; i++) {
         errno = 0;
         int rc = mosquitto_loop_read(c->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS) {
@@ -318,6 +327,10 @@ static void read_burst(mq_conn *c) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || mosquitto_socket(c->mosq) < 0) break;
     }
     maybe_flush(c, 0);
+    if (i < 8) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static void network_turn(mq_conn *c) {
@@ -328,7 +341,7 @@ static void network_turn(mq_conn *c) {
         if (tbgw_mono_ms() >= c->next_connect) try_connect(c);
         return;
     }
-    struct pollfd pfd = {.fd = sock, .events = POLLIN};
+    struct pollfd pfd = {.fd = sock, .events = tbgw_mono_ms() >= c->read_pause_until ? POLLIN : 0};
     if (mosquitto_want_write(c->mosq)) pfd.events |= POLLOUT;
     int timeout = 10;
     if (c->batch) { /* wake up when the coalescing window of the pending batch ends */

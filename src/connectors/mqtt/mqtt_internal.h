@@ -127,7 +127,9 @@ typedef struct mq_conn {
     tbgw_converted *batch; /* records collected for the next emit */
     tbgw_converted **batch_tail;
     size_t batch_n;
-    int64_t batch_since_us; /* monotonic time the oldest record of the batch was converted */
+    int64_t batch_since_us;   /* monotonic time the oldest record of the batch was converted */
+    int64_t read_pause_until; /* monotonic ms: the core was saturated, let the broker hold messages */
+    uint64_t saturated;       /* emits refused by the core */
     tbgw_buf scratch;
 } mq_conn;
 

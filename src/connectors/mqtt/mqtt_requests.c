@@ -50,8 +50,7 @@ static json_t *parse_body(const uint8_t *p, size_t len) {
 static int device_request(mq_conn *c, const mq_dev_req *r, const char *topic, const json_t *body,
                           int connect) {
     char *name = NULL, *profile = NULL;
-    int rc = tbgw_devinfo_eval(r->dev, topic, body, &name, &profile);
-    if (!rc && !tbgw_devinfo_topic_matched(r->dev, topic)) rc = TBGW_ENOENT;
+    int rc = tbgw_devinfo_eval_strict(r->dev, topic, body, &name, &profile);
     if (rc) {
         TBGW_WARNF(c->host->log, "%s request on %s: no device name found", connect ? "connect" : "disconnect",
                    topic);
@@ -124,7 +123,7 @@ static void attribute_request(mq_conn *c, size_t idx, const char *topic, const j
     char *name = NULL, *profile = NULL;
     char **keys = NULL;
     size_t n = 0;
-    int rc = tbgw_devinfo_eval(r->dev, topic, body, &name, &profile);
+    int rc = tbgw_devinfo_eval_strict(r->dev, topic, body, &name, &profile);
     if (rc) {
         TBGW_WARNF(c->host->log, "attribute request on %s: no device name found", topic);
         goto out;

@@ -156,6 +156,11 @@ typedef struct opcua_conn {
     tbgw_conn_state state;
     char last_error[256];
     int warned_policy;
+    size_t incomplete;
+    uint64_t bytes_reported;
+    /* of tbgw_ua_client_bytes_received, already added to the stats */ /* nodes not found or not
+                                                                          subscribed: retried by an early
+                                                                          rescan */
 } opcua_conn;
 
 opcua_device *opcua_find_device(opcua_conn *oc, const char *name);

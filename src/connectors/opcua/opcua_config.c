@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "connectors/opcua/opcua.h"
+#include "convert/report_cfg.h"
 
 static char *dup_or_null(const char *s) {
     return s ? strdup(s) : NULL;
@@ -47,37 +48,12 @@ static int get_src(const json_t *o, const char *key, opcua_src def, opcua_src *o
     return 0;
 }
 
-/* {"type": "ON_CHANGE" | "ON_REPORT_PERIOD" | "ON_CHANGE_OR_REPORT_PERIOD" | "ON_RECEIVED" | "DISABLED",
- *  "reportPeriod": ms, "ttl": s} */
-static int parse_rs(const json_t *j, tbgw_report_strategy *rs, int *has, const char *path, tbgw_err *err) {
-    *has = 0;
-    if (!j || json_is_null(j)) return 0;
-    const char *t = json_string_value(json_object_get(j, "type"));
-    static const struct {
-        const char *name;
-        tbgw_rs_type type;
-    } types[] = {{"ON_RECEIVED", TBGW_RS_ON_RECEIVED},
-                 {"ON_CHANGE", TBGW_RS_ON_CHANGE},
-                 {"ON_REPORT_PERIOD", TBGW_RS_ON_REPORT_PERIOD},
-                 {"ON_CHANGE_OR_REPORT_PERIOD", TBGW_RS_ON_CHANGE_OR_REPORT_PERIOD},
-                 {"DISABLED", TBGW_RS_DISABLED}};
-    memset(rs, 0, sizeof *rs);
-    for (size_t i = 0; t && i < sizeof types / sizeof types[0]; i++)
-        if (strcmp(t, types[i].name) == 0) rs->type = types[i].type;
-    if (rs->type == TBGW_RS_UNSET)
-        return tbgw_err_set(err, TBGW_EINVAL,
-                            "%s.type: expected one of ON_RECEIVED, ON_CHANGE, ON_REPORT_PERIOD, "
-                            "ON_CHANGE_OR_REPORT_PERIOD, DISABLED",
-                            path);
-    int64_t period = 0, ttl = 86400;
-    if (get_int(j, "reportPeriod", 0, 0, &period, path, err) || get_int(j, "ttl", 86400, 1, &ttl, path, err))
-        return TBGW_EINVAL;
-    if ((rs->type == TBGW_RS_ON_REPORT_PERIOD || rs->type == TBGW_RS_ON_CHANGE_OR_REPORT_PERIOD) &&
-        period <= 0)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.reportPeriod: expected a number > 0", path);
-    rs->period_ms = period;
-    rs->ttl_s = ttl;
-    *has = 1;
+/* reportStrategy objects through the shared parser; parent names the object holding it. */
+static int parse_rs(const json_t *j, tbgw_report_strategy *rs, int *has, const char *parent, tbgw_err *err) {
+    tbgw_err e2 = {0};
+    int rc = tbgw_rs_parse(j, rs, &e2);
+    if (rc) return tbgw_err_set(err, rc, "%s.%s", parent, e2.msg);
+    *has = rs->type != TBGW_RS_UNSET;
     return 0;
 }
 
@@ -120,7 +96,7 @@ static int parse_dps(const json_t *arr, opcua_dp_cfg **out, size_t *n, const cha
                 err, TBGW_EINVAL,
                 "%s[%zu].timestampLocation: expected one of gateway, sourceTimestamp, serverTimestamp", path,
                 i);
-        snprintf(sub, sizeof sub, "%s[%zu].reportStrategy", path, i);
+        snprintf(sub, sizeof sub, "%s[%zu]", path, i);
         if (parse_rs(json_object_get(e, "reportStrategy"), &d->rs, &d->has_rs, sub, err)) return TBGW_EINVAL;
         if (!d->key || !d->value) return TBGW_ENOMEM;
     }
@@ -208,8 +184,7 @@ static int parse_mapping(const json_t *e, opcua_mapping *m, size_t idx, tbgw_err
     if (parse_rpcs(json_object_get(e, "rpc_methods"), m, sub, err)) return TBGW_EINVAL;
     snprintf(sub, sizeof sub, "%s.attributes_updates", path);
     if (parse_upds(json_object_get(e, "attributes_updates"), m, sub, err)) return TBGW_EINVAL;
-    snprintf(sub, sizeof sub, "%s.reportStrategy", path);
-    if (parse_rs(json_object_get(e, "reportStrategy"), &m->rs, &m->has_rs, sub, err)) return TBGW_EINVAL;
+    if (parse_rs(json_object_get(e, "reportStrategy"), &m->rs, &m->has_rs, path, err)) return TBGW_EINVAL;
     if (!m->pattern || !m->name_expr || !m->profile_expr) return TBGW_ENOMEM;
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "util/time.h"
 
 #define MAX_DEVICE_MATCHES 256
+#define RETRY_SCAN_MS      5000 /* a node not found or not subscribed is looked for again this soon */
 
 /* ------------------------------------------------------------------ devices */
 
@@ -95,6 +96,7 @@ static int resolve_dp(opcua_conn *oc, opcua_device *d, opcua_dp *dp) {
     if (n == 0) {
         TBGW_WARNF(oc->host->log, "Node not found; device: %s, key: %s, path: %s", d->name, dp->cfg->key,
                    dp->cfg->value);
+        oc->incomplete++;
         return 0;
     }
     dp->resolved = 1;
@@ -170,6 +172,7 @@ static void link_devices(opcua_conn *oc) {
 /* Discovers devices and their nodes. */
 static int scan(opcua_conn *oc) {
     free_devices(oc);
+    oc->incomplete = 0;
     opcua_cache_free(oc->cache);
     oc->cache = opcua_cache_new();
     if (!oc->cache) return TBGW_ENOMEM;
@@ -341,6 +344,7 @@ static int subscribe(opcua_conn *oc) {
                        oc->flat[i]->node_text, oc->flat[i]->dev->name, oc->flat[i]->cfg->key,
                        tbgw_ua_status_name(st[i], nb));
     }
+    oc->incomplete += bad;
     if (rc == 0) TBGW_INFOF(oc->host->log, "Subscribed to %zu of %zu node(s)", oc->n_flat - bad, oc->n_flat);
     free(ids);
     free(handles);
@@ -349,6 +353,14 @@ static int subscribe(opcua_conn *oc) {
 }
 
 /* ------------------------------------------------------------------ lifecycle */
+
+/* The next discovery: after scanPeriodInMillis, or soon when some node was missing (a bad node is
+ * never silently dropped: it is looked for again until it appears). */
+static void schedule_scan(opcua_conn *oc, int64_t now) {
+    int64_t period = oc->cfg.scan_period_ms > 0 ? oc->cfg.scan_period_ms : INT64_MAX / 2;
+    if (oc->incomplete && period > RETRY_SCAN_MS) period = RETRY_SCAN_MS;
+    oc->next_scan_ms = now + period;
+}
 
 static int conn_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw_err *err) {
     opcua_conn *oc = calloc(1, sizeof *oc);
@@ -403,7 +415,7 @@ static int session_up(opcua_conn *oc) {
     set_state(oc, TBGW_CONN_CONNECTED, NULL);
     int64_t now = tbgw_mono_ms();
     oc->next_poll_ms = now;
-    oc->next_scan_ms = oc->cfg.scan_period_ms > 0 ? now + oc->cfg.scan_period_ms : INT64_MAX;
+    schedule_scan(oc, now);
     return 0;
 }
 
@@ -413,10 +425,11 @@ static int turn(opcua_conn *oc) {
     int rc = 0;
     if (now >= oc->next_scan_ms || oc->sub_lost) {
         if (oc->sub_lost) TBGW_WARNF(oc->host->log, "subscription lost; subscribing again");
-        if (oc->sub_id && !oc->sub_lost) tbgw_ua_sub_delete(oc->client, oc->sub_id);
+        if (oc->sub_id)
+            tbgw_ua_sub_delete(oc->client, oc->sub_id); /* also a lost one: the count of live ones */
         rc = scan(oc);
         if (rc == 0 && oc->cfg.subscriptions) rc = subscribe(oc);
-        oc->next_scan_ms = oc->cfg.scan_period_ms > 0 ? now + oc->cfg.scan_period_ms : INT64_MAX;
+        schedule_scan(oc, now);
         if (rc) return rc;
     }
     if (oc->cfg.subscriptions) {
@@ -488,6 +501,11 @@ static int conn_run(void *self) {
             set_state(oc, TBGW_CONN_DISCONNECTED, tbgw_ua_client_last_error(oc->client));
             tbgw_ua_client_disconnect(oc->client);
             continue;
+        }
+        uint64_t bytes = tbgw_ua_client_bytes_received(oc->client);
+        if (bytes > oc->bytes_reported) {
+            oc->host->stat_add(oc->host, TBGW_STAT_BYTES_RECEIVED, bytes - oc->bytes_reported);
+            oc->bytes_reported = bytes;
         }
         if (oc->host->wait(oc->host, oc->cfg.subscriptions ? 0 : 50)) break;
     }

@@ -2,6 +2,7 @@
  * RPCs, method calls from rpc_methods, connector RPCs (spec gateway.md §7.3). Runs on the connector
  * thread (inside host->wait), so the client is free to use. */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,8 +237,9 @@ static int build_args(const opcua_rpc_cfg *rc, const json_t *params, tbgw_ua_var
     return err;
 }
 
+/* On failure *error points to a constant, to the client's last error, or into nb. */
 static json_t *call_method(opcua_conn *oc, opcua_device *d, const opcua_rpc_cfg *rc, const json_t *params,
-                           const char **error) {
+                           const char **error, char nb[16]) {
     tbgw_ua_nodeid meth;
     *error = NULL;
     int found = find_method(oc, d, rc->method, &meth);
@@ -249,7 +251,6 @@ static json_t *call_method(opcua_conn *oc, opcua_device *d, const opcua_rpc_cfg 
     size_t n = 0, nout = 0;
     uint32_t st = 0;
     json_t *result = NULL;
-    static char nb[16];
     if (build_args(rc, params, &args, &n))
         *error = "Invalid method arguments";
     else if (tbgw_ua_call(oc->client, &d->node, &meth, args, n, &st, &outs, &nout))
@@ -281,10 +282,16 @@ static const opcua_rpc_cfg *find_rpc_cfg(const opcua_device *d, const char *meth
 static void connector_rpc(opcua_conn *oc, const tbgw_rpc_req *r) {
     json_t *last = NULL;
     const char *error = "Requested rpc method is not found in config";
+    char errtext[256];
     for (size_t i = 0; i < oc->n_devs; i++) {
         const opcua_rpc_cfg *rc = find_rpc_cfg(&oc->devs[i], r->method);
         if (!rc) continue;
-        json_t *res = call_method(oc, &oc->devs[i], rc, r->params, &error);
+        char nb[16];
+        json_t *res = call_method(oc, &oc->devs[i], rc, r->params, &error, nb);
+        if (!res && error) { /* keep the text: nb goes out of scope */
+            snprintf(errtext, sizeof errtext, "%s", error);
+            error = errtext;
+        }
         if (res) {
             json_decref(last);
             last = res;
@@ -322,7 +329,8 @@ int opcua_on_rpc(void *self, const tbgw_rpc_req *r) {
             return 0;
         }
         const char *error = NULL;
-        json_t *res = call_method(oc, d, rc, r->params, &error);
+        char nb[16];
+        json_t *res = call_method(oc, d, rc, r->params, &error, nb);
         if (res)
             reply(oc, r, json_pack("{s:o}", "result", res));
         else

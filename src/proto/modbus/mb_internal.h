@@ -33,6 +33,8 @@ int mb_socket_listen(const char *host, int port, int udp);
 int mb_serial_open(const tbgw_mb_endpoint *ep, char *errbuf, size_t errlen);
 /* TLS client context from the endpoint's files (NULL on failure, message in errbuf). */
 SSL_CTX *mb_tls_client_ctx(const tbgw_mb_endpoint *ep, char *errbuf, size_t errlen);
+/* TLS server context (certificate and key required). */
+SSL_CTX *mb_tls_server_ctx(const tbgw_mb_endpoint *ep, char *errbuf, size_t errlen);
 void mb_hex(const uint8_t *p, size_t n, char *out, size_t outlen);
 
 void mb_server_free(tbgw_mb_server *s);

@@ -161,8 +161,8 @@ static int pw_cb(char *buf, int size, int rw, void *ud) {
     return n;
 }
 
-SSL_CTX *mb_tls_client_ctx(const tbgw_mb_endpoint *ep, char *errbuf, size_t errlen) {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+static SSL_CTX *tls_ctx(const tbgw_mb_endpoint *ep, int server, char *errbuf, size_t errlen) {
+    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
     if (!ctx) {
         snprintf(errbuf, errlen, "TLS context: out of memory");
         return NULL;
@@ -184,6 +184,23 @@ SSL_CTX *mb_tls_client_ctx(const tbgw_mb_endpoint *ep, char *errbuf, size_t errl
         SSL_CTX_free(ctx);
         return NULL;
     }
-    SSL_CTX_set_verify(ctx, ep->tls_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    if (server && (!ep->tls_cert[0] || !ep->tls_key[0])) {
+        snprintf(errbuf, errlen, "TLS server needs certfile and keyfile");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* a server with a CA asks for and verifies client certificates */
+    int mode =
+        ep->tls_verify ? (SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0)) : SSL_VERIFY_NONE;
+    SSL_CTX_set_verify(ctx, mode, NULL);
     return ctx;
+}
+
+SSL_CTX *mb_tls_client_ctx(const tbgw_mb_endpoint *ep, char *errbuf, size_t errlen) {
+    return tls_ctx(ep, 0, errbuf, errlen);
+}
+
+SSL_CTX *mb_tls_server_ctx(const tbgw_mb_endpoint *ep, char *errbuf, size_t errlen) {
+    return tls_ctx(ep, 1, errbuf, errlen);
 }

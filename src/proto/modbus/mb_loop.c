@@ -1,6 +1,8 @@
 /* The event loop and the client side of the Modbus stack (see mb_loop.h). */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,7 +355,17 @@ static void on_connected(tbgw_mb_conn *c) {
         conn_fail(c, "TLS: out of memory");
         return;
     }
-    SSL_set_tlsext_host_name(c->ssl, c->ep.host);
+    struct in6_addr ip6;
+    struct in_addr ip4;
+    int is_ip = inet_pton(AF_INET, c->ep.host, &ip4) == 1 || inet_pton(AF_INET6, c->ep.host, &ip6) == 1;
+    if (!is_ip) SSL_set_tlsext_host_name(c->ssl, c->ep.host);
+    if (c->ep.tls_verify) { /* the certificate must name the host (DNS name or IP address) */
+        X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+        if (is_ip)
+            X509_VERIFY_PARAM_set1_ip_asc(vp, c->ep.host);
+        else
+            X509_VERIFY_PARAM_set1_host(vp, c->ep.host, 0);
+    }
     c->state = ST_HANDSHAKE;
     tls_step(c);
 }

@@ -14,6 +14,8 @@ typedef struct srv_client {
     mb_handler h;
     struct tbgw_mb_server *srv;
     int fd, dead;
+    SSL *ssl;
+    int handshaken;
     uint8_t rx[1100];
     size_t rx_len;
     struct srv_client *next;
@@ -29,6 +31,7 @@ struct tbgw_mb_server {
     tbgw_mb_write_fn on_write;
     void *ud;
     srv_client *clients;
+    SSL_CTX *ctx;
     uint8_t rx[1100];
     size_t rx_len;
 };
@@ -110,8 +113,14 @@ static size_t serve_frame(tbgw_mb_server *s, const tbgw_mb_frame *fr, uint8_t *o
     return r > 0 ? (size_t)r : 0;
 }
 
-/* Consumes complete frames from rx, answering each on fd. Returns -1 on a write failure. */
-static int serve_buffer(tbgw_mb_server *s, int fd, uint8_t *rx, size_t *rx_len) {
+static int send_all(int fd, SSL *ssl, const uint8_t *p, size_t n) {
+    if (ssl) return SSL_write(ssl, p, (int)n) == (int)n ? 0 : -1;
+    return write(fd, p, n) == (ssize_t)n ? 0 : -1;
+}
+
+/* Consumes complete frames from rx, answering each on fd (through ssl when set). Returns -1 on a write
+ * failure. */
+static int serve_buffer(tbgw_mb_server *s, int fd, SSL *ssl, uint8_t *rx, size_t *rx_len) {
     while (*rx_len) {
         tbgw_mb_frame fr;
         int r = tbgw_mb_frame_decode(s->ep.framing, 1, rx, *rx_len, &fr);
@@ -126,27 +135,61 @@ static int serve_buffer(tbgw_mb_server *s, int fd, uint8_t *rx, size_t *rx_len) 
         *rx_len -= (size_t)r;
         uint8_t out[TBGW_MB_MAX_FRAME];
         size_t n = serve_frame(s, &fr, out, sizeof out);
-        if (n && write(fd, out, n) != (ssize_t)n) return -1;
+        if (n && send_all(fd, ssl, out, n) < 0) return -1;
     }
     return 0;
+}
+
+static void client_close(srv_client *cl) {
+    if (cl->ssl) SSL_free(cl->ssl);
+    cl->ssl = NULL;
+    mb_epoll_del(cl->srv->loop, cl->fd);
+    close(cl->fd);
+    cl->fd = -1;
+    cl->dead = 1; /* freed by mb_server_sweep after the event batch */
+}
+
+/* Reads what is available: >0 bytes, 0 = nothing now, -1 = closed or failed. */
+static ssize_t client_read(srv_client *cl) {
+    uint8_t *dst = cl->rx + cl->rx_len;
+    size_t room = sizeof cl->rx - cl->rx_len;
+    if (cl->ssl) {
+        int n = SSL_read(cl->ssl, dst, (int)room);
+        if (n > 0) return n;
+        int e = SSL_get_error(cl->ssl, n);
+        return (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? 0 : -1;
+    }
+    ssize_t n = read(cl->fd, dst, room);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+    return n > 0 ? n : -1;
 }
 
 static void client_on_io(mb_handler *h, uint32_t ev) {
     srv_client *cl = (srv_client *)h;
     (void)ev;
+    if (cl->dead) return;
+    if (cl->ssl && !cl->handshaken) {
+        int r = SSL_accept(cl->ssl);
+        if (r == 1) {
+            cl->handshaken = 1;
+        } else {
+            int e = SSL_get_error(cl->ssl, r);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
+            TBGW_DEBUGF(cl->srv->loop->log, "modbus server: TLS handshake with a client failed");
+            client_close(cl);
+            return;
+        }
+    }
     while (!cl->dead) {
         if (cl->rx_len == sizeof cl->rx) cl->rx_len = 0;
-        ssize_t n = read(cl->fd, cl->rx + cl->rx_len, sizeof cl->rx - cl->rx_len);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+        ssize_t n = client_read(cl);
+        if (n == 0) break;
         if (n > 0) {
             cl->rx_len += (size_t)n;
             cl->srv->loop->ctr.bytes_rx += (uint64_t)n;
-            if (serve_buffer(cl->srv, cl->fd, cl->rx, &cl->rx_len) == 0) continue;
+            if (serve_buffer(cl->srv, cl->fd, cl->ssl, cl->rx, &cl->rx_len) == 0) continue;
         }
-        mb_epoll_del(cl->srv->loop, cl->fd);
-        close(cl->fd);
-        cl->fd = -1;
-        cl->dead = 1; /* freed by mb_server_sweep after the event batch */
+        client_close(cl);
     }
 }
 
@@ -190,7 +233,7 @@ static void server_on_io(mb_handler *h, uint32_t ev) {
             ssize_t n = read(s->fd, s->rx + s->rx_len, sizeof s->rx - s->rx_len);
             if (n <= 0) break;
             s->rx_len += (size_t)n;
-            serve_buffer(s, s->fd, s->rx, &s->rx_len);
+            serve_buffer(s, s->fd, NULL, s->rx, &s->rx_len);
         }
         return;
     }
@@ -205,6 +248,13 @@ static void server_on_io(mb_handler *h, uint32_t ev) {
         cl->h.on_io = client_on_io;
         cl->srv = s;
         cl->fd = fd;
+        if (s->ctx && (!(cl->ssl = SSL_new(s->ctx)) || SSL_set_fd(cl->ssl, fd) != 1)) {
+            if (cl->ssl) SSL_free(cl->ssl);
+            close(fd);
+            free(cl);
+            continue;
+        }
+        if (cl->ssl) SSL_set_accept_state(cl->ssl);
         if (mb_epoll_add(s->loop, fd, &cl->h, EPOLLIN) < 0) {
             close(fd);
             free(cl);
@@ -218,6 +268,7 @@ static void server_on_io(mb_handler *h, uint32_t ev) {
 void mb_server_free(tbgw_mb_server *s) {
     for (srv_client *c = s->clients, *nx; c; c = nx) {
         nx = c->next;
+        if (c->ssl) SSL_free(c->ssl);
         if (c->fd >= 0) {
             mb_epoll_del(s->loop, c->fd);
             close(c->fd);
@@ -228,15 +279,12 @@ void mb_server_free(tbgw_mb_server *s) {
         mb_epoll_del(s->loop, s->fd);
         close(s->fd);
     }
+    if (s->ctx) SSL_CTX_free(s->ctx);
     free(s);
 }
 
 tbgw_mb_server *tbgw_mb_server_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep, uint8_t unit,
                                    tbgw_mb_store *store, tbgw_mb_write_fn on_write, void *ud, tbgw_err *err) {
-    if (ep->transport == TBGW_MB_TLS) {
-        tbgw_err_set(err, TBGW_EINVAL, "slave.type: tls is not supported for the gateway's own server");
-        return NULL;
-    }
     if (l->n_servers == l->cap_servers) {
         size_t nc = l->cap_servers ? l->cap_servers * 2 : 4;
         tbgw_mb_server **p = realloc(l->servers, nc * sizeof *p);
@@ -254,6 +302,11 @@ tbgw_mb_server *tbgw_mb_server_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep, 
     s->on_write = on_write;
     s->ud = ud;
     char eb[300] = "";
+    if (ep->transport == TBGW_MB_TLS && !(s->ctx = mb_tls_server_ctx(ep, eb, sizeof eb))) {
+        tbgw_err_set(err, TBGW_EINVAL, "slave.security: %s", eb);
+        free(s);
+        return NULL;
+    }
     if (ep->transport == TBGW_MB_SERIAL) {
         s->fd = mb_serial_open(ep, eb, sizeof eb);
     } else {
@@ -263,6 +316,7 @@ tbgw_mb_server *tbgw_mb_server_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep, 
     if (s->fd < 0 || mb_epoll_add(l, s->fd, &s->h, EPOLLIN) < 0) {
         tbgw_err_set(err, TBGW_EIO, "slave: %s", eb);
         if (s->fd >= 0) close(s->fd);
+        if (s->ctx) SSL_CTX_free(s->ctx);
         free(s);
         return NULL;
     }

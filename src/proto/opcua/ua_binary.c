@@ -267,6 +267,52 @@ static size_t min_size(uint8_t type) {
 
 static void scalar_clear(uint8_t type, tbgw_ua_scalar *s);
 
+/* Types held through a pointer in tbgw_ua_scalar: allocate the box, decode into it. On error the
+ * sub-decoder has released its parts and the box is freed here. */
+static void dec_boxed(tbgw_ua_dec *d, uint8_t type, tbgw_ua_scalar *s) {
+    void **box = type == TBGW_UA_EXTENSIONOBJECT  ? (void **)&s->eo
+                 : type == TBGW_UA_DATAVALUE      ? (void **)&s->dv
+                 : type == TBGW_UA_VARIANT        ? (void **)&s->var
+                 : type == TBGW_UA_DIAGNOSTICINFO ? (void **)&s->diag
+                                                  : (void **)&s->nodeid;
+    static const size_t sizes[] = {[TBGW_UA_NODEID] = sizeof(tbgw_ua_expnodeid),
+                                   [TBGW_UA_EXPANDEDNODEID] = sizeof(tbgw_ua_expnodeid),
+                                   [TBGW_UA_EXTENSIONOBJECT] = sizeof(tbgw_ua_extobj),
+                                   [TBGW_UA_DATAVALUE] = sizeof(tbgw_ua_datavalue),
+                                   [TBGW_UA_VARIANT] = sizeof(tbgw_ua_variant),
+                                   [TBGW_UA_DIAGNOSTICINFO] = sizeof(tbgw_ua_diag)};
+    *box = calloc(1, sizes[type]);
+    if (!*box) {
+        fail(d, TBGW_ENOMEM);
+        return;
+    }
+    switch (type) {
+    case TBGW_UA_NODEID:
+        s->nodeid->ns_uri.len = -1;
+        tbgw_ua_dec_nodeid(d, &s->nodeid->id);
+        break;
+    case TBGW_UA_EXPANDEDNODEID:
+        tbgw_ua_dec_expnodeid(d, s->nodeid);
+        break;
+    case TBGW_UA_EXTENSIONOBJECT:
+        tbgw_ua_dec_extobj(d, s->eo);
+        break;
+    case TBGW_UA_DATAVALUE:
+        tbgw_ua_dec_datavalue(d, s->dv);
+        break;
+    case TBGW_UA_VARIANT:
+        tbgw_ua_dec_variant(d, s->var);
+        break;
+    default:
+        tbgw_ua_dec_diag(d, s->diag);
+        break;
+    }
+    if (d->err) {
+        free(*box);
+        *box = NULL;
+    }
+}
+
 static int dec_scalar(tbgw_ua_dec *d, uint8_t type, tbgw_ua_scalar *s) {
     memset(s, 0, sizeof *s);
     switch (type) {
@@ -292,8 +338,9 @@ static int dec_scalar(tbgw_ua_dec *d, uint8_t type, tbgw_ua_scalar *s) {
         s->u = tbgw_ua_dec_u32(d);
         break;
     case TBGW_UA_INT64:
+    case TBGW_UA_DATETIME:
         s->i = tbgw_ua_dec_i64(d);
-        break;
+        break; /* dt aliases i */
     case TBGW_UA_UINT64:
         s->u = tbgw_ua_dec_u64(d);
         break;
@@ -302,9 +349,6 @@ static int dec_scalar(tbgw_ua_dec *d, uint8_t type, tbgw_ua_scalar *s) {
         break;
     case TBGW_UA_DOUBLE:
         s->d = tbgw_ua_dec_double(d);
-        break;
-    case TBGW_UA_DATETIME:
-        s->dt = tbgw_ua_dec_i64(d);
         break;
     case TBGW_UA_STATUSCODE:
         s->status = tbgw_ua_dec_u32(d);
@@ -319,64 +363,24 @@ static int dec_scalar(tbgw_ua_dec *d, uint8_t type, tbgw_ua_scalar *s) {
         if (p) memcpy(s->guid, p, 16);
         break;
     }
-    case TBGW_UA_NODEID:
-    case TBGW_UA_EXPANDEDNODEID:
-        s->nodeid = calloc(1, sizeof *s->nodeid);
-        if (!s->nodeid) {
-            fail(d, TBGW_ENOMEM);
-        } else if (type == TBGW_UA_NODEID) {
-            s->nodeid->ns_uri.len = -1;
-            tbgw_ua_dec_nodeid(d, &s->nodeid->id);
-        } else {
-            tbgw_ua_dec_expnodeid(d, s->nodeid);
-        }
-        break;
     case TBGW_UA_QUALIFIEDNAME:
         tbgw_ua_dec_qname(d, &s->qn);
         break;
     case TBGW_UA_LOCALIZEDTEXT:
         tbgw_ua_dec_ltext(d, &s->lt);
         break;
+    case TBGW_UA_NODEID:
+    case TBGW_UA_EXPANDEDNODEID:
     case TBGW_UA_EXTENSIONOBJECT:
-        s->eo = calloc(1, sizeof *s->eo);
-        if (!s->eo)
-            fail(d, TBGW_ENOMEM);
-        else
-            tbgw_ua_dec_extobj(d, s->eo);
-        break;
     case TBGW_UA_DATAVALUE:
-        s->dv = calloc(1, sizeof *s->dv);
-        if (!s->dv)
-            fail(d, TBGW_ENOMEM);
-        else
-            tbgw_ua_dec_datavalue(d, s->dv);
-        break;
     case TBGW_UA_VARIANT:
-        s->var = calloc(1, sizeof *s->var);
-        if (!s->var)
-            fail(d, TBGW_ENOMEM);
-        else
-            tbgw_ua_dec_variant(d, s->var);
-        break;
     case TBGW_UA_DIAGNOSTICINFO:
-        s->diag = calloc(1, sizeof *s->diag);
-        if (!s->diag)
-            fail(d, TBGW_ENOMEM);
-        else
-            tbgw_ua_dec_diag(d, s->diag);
+        dec_boxed(d, type, s);
         break;
     default:
         fail(d, TBGW_EPROTO);
     }
-    if (d->err) {
-        /* sub-decoders already released their own parts; free only our containers */
-        if (type == TBGW_UA_NODEID || type == TBGW_UA_EXPANDEDNODEID) free(s->nodeid);
-        if (type == TBGW_UA_EXTENSIONOBJECT) free(s->eo);
-        if (type == TBGW_UA_DATAVALUE) free(s->dv);
-        if (type == TBGW_UA_VARIANT) free(s->var);
-        if (type == TBGW_UA_DIAGNOSTICINFO) free(s->diag);
-        memset(s, 0, sizeof *s);
-    }
+    if (d->err) memset(s, 0, sizeof *s);
     return d->err;
 }
 

@@ -50,9 +50,19 @@ struct tbgw_ua_client {
         uint32_t sub, seq;
     } acks[UA_MAX_ACKS];
     unsigned n_acks;
+    struct {
+        uint32_t sub, last;
+    } seqs[8]; /* last notification sequence number per subscription */
+    unsigned n_seqs;
+    struct {
+        uint32_t sub, seq;
+    } missing[16]; /* gaps to fetch with Republish */
+    unsigned n_missing;
+    int drop_publish; /* test hook: notifications to treat as lost */
     int64_t last_pub_ms, keepalive_ms, last_activity_ms;
     uint32_t last_status;
     char last_error[256];
+    uint64_t bytes_in;
 };
 
 static char *dupstr(const char *s) {
@@ -78,6 +88,14 @@ uint32_t tbgw_ua_client_last_status(const tbgw_ua_client *c) {
 
 const char *tbgw_ua_client_last_error(const tbgw_ua_client *c) {
     return c->last_error;
+}
+
+uint64_t tbgw_ua_client_bytes_received(const tbgw_ua_client *c) {
+    return c->bytes_in;
+}
+
+uint32_t tbgw_ua_client_token_id(const tbgw_ua_client *c) {
+    return c->token_id;
 }
 
 int tbgw_ua_client_connected(const tbgw_ua_client *c) {
@@ -135,6 +153,8 @@ static void reset_state(tbgw_ua_client *c) {
     c->n_subs = 0;
     c->n_pub = 0;
     c->n_acks = 0;
+    c->n_seqs = 0;
+    c->n_missing = 0;
     c->keepalive_ms = 0;
 }
 
@@ -262,6 +282,7 @@ static int64_t read_frame(tbgw_ua_client *c, int64_t deadline) {
         ssize_t r = recv(c->fd, c->rx.p + c->rx.len, c->rx.cap - c->rx.len - 1, 0);
         if (r > 0) {
             c->rx.len += (size_t)r;
+            c->bytes_in += (uint64_t)r;
             continue;
         }
         if (r == 0) return tbgw_ua_client_fail(c, TBGW_EIO, 0x80AE0000u, "connection closed by server");
@@ -477,7 +498,7 @@ static int open_channel(tbgw_ua_client *c, int renew) {
     int rc = c->secure ? tbgw_ua_sec_new_nonce(c->sec, &nonce, &nonce_len) : 0;
     tbgw_ua_enc_u32(&b, c->secure ? (uint32_t)tbgw_ua_sec_mode(c->sec) : 1u); /* securityMode */
     tbgw_ua_enc_raw_bytes(&b, nonce, (int32_t)nonce_len);                     /* clientNonce */
-    tbgw_ua_enc_u32(&b, UA_CHANNEL_LIFE_MS);                                  /* requestedLifetime */
+    tbgw_ua_enc_u32(&b, c->cfg.channel_lifetime_ms ? c->cfg.channel_lifetime_ms : UA_CHANNEL_LIFE_MS);
     tbgw_buf out;
     tbgw_buf_init(&out);
     uint32_t rid = ++c->next_rid;
@@ -511,8 +532,8 @@ static int open_channel(tbgw_ua_client *c, int renew) {
             } else {
                 c->channel_id = ch;
                 c->token_id = tok;
-                if (life < 10000) life = 10000;
-                c->renew_at = tbgw_mono_ms() + (int64_t)life * 3 / 4;
+                if (life < 1000) life = 1000;
+                c->renew_at = tbgw_mono_ms() + (int64_t)life * 3 / 4; /* renewed before it expires */
                 TBGW_DEBUGF(c->log, "secure channel %u token %u lifetime %u ms", ch, tok, life);
             }
         }
@@ -919,6 +940,58 @@ static int32_t handle_notifications(tbgw_ua_client *c, uint32_t sub, tbgw_ua_dec
     return n;
 }
 
+/* Notices gaps in a subscription's sequence numbers; the missing messages are fetched with
+ * Republish. */
+static void track_seq(tbgw_ua_client *c, uint32_t sub, uint32_t seq) {
+    unsigned i = 0;
+    while (i < c->n_seqs && c->seqs[i].sub != sub) i++;
+    if (i == c->n_seqs) {
+        if (c->n_seqs == sizeof c->seqs / sizeof c->seqs[0]) return;
+        c->seqs[c->n_seqs].sub = sub;
+        c->seqs[c->n_seqs++].last = seq;
+        return;
+    }
+    uint32_t last = c->seqs[i].last;
+    for (uint32_t s = last + 1; seq > last + 1 && s < seq && c->n_missing < 16; s++) {
+        c->missing[c->n_missing].sub = sub;
+        c->missing[c->n_missing++].seq = s;
+    }
+    if (seq > last) c->seqs[i].last = seq;
+}
+
+void tbgw_ua_client_test_drop_publish(tbgw_ua_client *c, int n) {
+    c->drop_publish = n;
+}
+
+static void republish_missing(tbgw_ua_client *c) {
+    while (c->n_missing > 0 && c->fd >= 0) {
+        uint32_t sub = c->missing[c->n_missing - 1].sub, seq = c->missing[c->n_missing - 1].seq;
+        c->n_missing--;
+        tbgw_buf b, resp;
+        tbgw_buf_init(&b);
+        tbgw_buf_init(&resp);
+        tbgw_ua_req_begin(c, &b, UA_ID_REPUBLISH_REQ);
+        tbgw_ua_enc_u32(&b, sub);
+        tbgw_ua_enc_u32(&b, seq);
+        tbgw_ua_dec d;
+        char nb[16];
+        if (tbgw_ua_req_call(c, &b, UA_ID_REPUBLISH_RESP, &resp, &d) == 0) {
+            tbgw_ua_dec_u32(&d); /* sequenceNumber */
+            tbgw_ua_dec_i64(&d); /* publishTime */
+            if (handle_notifications(c, sub, &d) > 0 && c->n_acks < UA_MAX_ACKS) {
+                c->acks[c->n_acks].sub = sub;
+                c->acks[c->n_acks++].seq = seq;
+            }
+            TBGW_DEBUGF(c->log, "notification %u of subscription %u republished", seq, sub);
+        } else {
+            TBGW_WARNF(c->log, "notification %u of subscription %u lost: %s", seq, sub,
+                       tbgw_ua_status_name(c->last_status, nb));
+        }
+        tbgw_buf_free(&b);
+        tbgw_buf_free(&resp);
+    }
+}
+
 static void handle_publish(tbgw_ua_client *c, const tbgw_buf *msg) {
     tbgw_ua_dec d;
     tbgw_ua_dec_init(&d, msg->p, msg->len);
@@ -944,6 +1017,16 @@ static void handle_publish(tbgw_ua_client *c, const tbgw_buf *msg) {
         return;
     }
     (void)navail;
+    size_t save = d.pos;
+    int32_t nn = tbgw_ua_dec_count(&d, 3);
+    d.pos = save;
+    if (nn > 0) {
+        if (c->drop_publish > 0) { /* as if this response had been lost on the way */
+            c->drop_publish--;
+            return;
+        }
+        track_seq(c, sub, seq);
+    }
     /* keep-alive messages carry no notifications and nothing to acknowledge */
     if (handle_notifications(c, sub, &d) > 0 && c->n_acks < UA_MAX_ACKS) {
         c->acks[c->n_acks].sub = sub;
@@ -1020,6 +1103,10 @@ int tbgw_ua_client_poll(tbgw_ua_client *c, int timeout_ms) {
         }
     }
     tbgw_buf_free(&msg);
-    if (rc < 0) drop_connection(c);
-    return rc < 0 ? rc : 0;
+    if (rc >= 0) republish_missing(c);
+    if (rc < 0 || c->fd < 0) {
+        drop_connection(c);
+        return rc < 0 ? rc : tbgw_ua_client_fail(c, TBGW_EIO, 0x80AE0000u, "connection lost");
+    }
+    return 0;
 }

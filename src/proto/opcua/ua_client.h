@@ -52,7 +52,8 @@ typedef struct tbgw_ua_client_cfg {
     const char *security_policy;
     int security_mode;
     const char *cert_path, *key_path, *ca_path;
-    tbgw_logger *log; /* NULL = "opcua" */
+    uint32_t channel_lifetime_ms; /* requested secure channel lifetime; 0 = 600000 */
+    tbgw_logger *log;             /* NULL = "opcua" */
     tbgw_ua_datachange_fn on_data;
     tbgw_ua_sublost_fn on_sub_lost;
     void *ctx;
@@ -68,6 +69,10 @@ int tbgw_ua_client_connect(tbgw_ua_client *c, tbgw_err *err);
 /* CloseSession + CloseSecureChannel (best effort) and close the socket. */
 void tbgw_ua_client_disconnect(tbgw_ua_client *c);
 int tbgw_ua_client_connected(const tbgw_ua_client *c);
+/* Bytes received from servers since the client was made. */
+uint64_t tbgw_ua_client_bytes_received(const tbgw_ua_client *c);
+/* The current security token id (changes when the channel is renewed). */
+uint32_t tbgw_ua_client_token_id(const tbgw_ua_client *c);
 /* The OPC UA StatusCode of the last failed service call (0 when the failure was not a status). */
 uint32_t tbgw_ua_client_last_status(const tbgw_ua_client *c);
 const char *tbgw_ua_client_last_error(const tbgw_ua_client *c);

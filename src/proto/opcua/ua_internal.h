@@ -39,6 +39,8 @@ enum {
     UA_ID_STATUS_CHANGE = 820,
     UA_ID_PUBLISH_REQ = 826,
     UA_ID_PUBLISH_RESP = 829,
+    UA_ID_REPUBLISH_REQ = 832,
+    UA_ID_REPUBLISH_RESP = 835,
     UA_ID_DELETE_SUB_REQ = 847,
     UA_ID_DELETE_SUB_RESP = 850,
     UA_ID_ANONYMOUS_TOKEN = 321,
@@ -60,6 +62,9 @@ tbgw_logger *tbgw_ua_client_log(tbgw_ua_client *c);
 /* Subscription bookkeeping for the publish loop. */
 void tbgw_ua_client_sub_added(tbgw_ua_client *c, int64_t keepalive_ms);
 void tbgw_ua_client_sub_removed(tbgw_ua_client *c);
+/* Test hook: the next n publish responses carrying notifications are dropped as if lost on the
+ * way, so the Republish path runs. */
+void tbgw_ua_client_test_drop_publish(tbgw_ua_client *c, int n);
 /* Encrypts the user password for a token policy that names a security policy (OpenSSL). */
 int tbgw_ua_encrypt_secret(const char *policy_uri, const uint8_t *cert_der, size_t cert_len,
                            const char *password, const uint8_t *nonce, size_t nonce_len, tbgw_buf *out,
