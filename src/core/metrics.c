@@ -15,7 +15,7 @@ struct tbgw_metrics {
     int port;
 };
 
-const char *tbgw_conn_state_name(int state) {
+static const char *state_name(int state) {
     switch (state) {
     case TBGW_CONN_STOPPED:
         return "STOPPED";
@@ -78,7 +78,7 @@ static void render_conns(const tbgw_metrics_snap *s, tbgw_buf *b) {
             label(b, c->name);
             tbgw_buf_puts(b, "\",type=\"");
             label(b, c->type);
-            tbgw_buf_printf(b, "\",state=\"%s\"} %d\n", tbgw_conn_state_name(st), c->state == st);
+            tbgw_buf_printf(b, "\",state=\"%s\"} %d\n", state_name(st), c->state == st);
         }
     }
     for (size_t k = 0; k < sizeof cm / sizeof cm[0]; k++) {
@@ -138,7 +138,7 @@ int tbgw_metrics_health(const tbgw_metrics_snap *s, tbgw_buf *b) {
         if (i) tbgw_buf_putc(b, ',');
         tbgw_buf_json_str(b, s->conns[i].name);
         tbgw_buf_putc(b, ':');
-        tbgw_buf_json_str(b, tbgw_conn_state_name(s->conns[i].state));
+        tbgw_buf_json_str(b, state_name(s->conns[i].state));
     }
     tbgw_buf_printf(b, "},\"status\":\"%s\"}\n", ok ? "ok" : "unhealthy");
     return ok;

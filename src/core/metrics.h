@@ -45,6 +45,5 @@ void tbgw_metrics_stop(tbgw_metrics *m);
 void tbgw_metrics_render(const tbgw_metrics_snap *s, tbgw_buf *out);
 /* Health: 1 when the platform session is up and no connector failed; reason JSON in out. */
 int tbgw_metrics_health(const tbgw_metrics_snap *s, tbgw_buf *out);
-const char *tbgw_conn_state_name(int state);
 
 #endif
