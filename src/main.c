@@ -70,6 +70,24 @@ static void load_logging(const tbgw_config *cfg) {
     }
 }
 
+/* --check-config: logs.json is validated too (nothing is opened or created). */
+static int check_logging(const tbgw_config *cfg, FILE *out) {
+    char *p = tbgw_config_resolve(cfg, "logs.json");
+    int errors = 0;
+    if (p && access(p, F_OK) == 0) {
+        tbgw_err err = {0, ""};
+        tbgw_doc *d = tbgw_doc_load(p, &err);
+        if (d && tbgw_log_check(d->root, &err) != 0) tbgw_doc_prefix_error(d, &err);
+        if (!d || err.code) {
+            fprintf(out, "%s\n", err.msg);
+            errors++;
+        }
+        tbgw_doc_free(d);
+    }
+    free(p);
+    return errors;
+}
+
 int main(int argc, char **argv) {
     /* Small footprint: the thread pool only runs platform connects; connector threads allocate
      * little, so a couple of malloc arenas are enough. */
@@ -112,7 +130,7 @@ int main(int argc, char **argv) {
     tbgw_config *cfg = tbgw_config_load(path, &rep);
     if (check) {
         int errors = rep.errors;
-        if (cfg) errors += tbgw_gateway_check_connectors(cfg, stdout);
+        if (cfg) errors += tbgw_gateway_check_connectors(cfg, stdout) + check_logging(cfg, stdout);
         printf("%s: %d error(s), %d warning(s)\n", path, errors, rep.warnings);
         tbgw_config_free(cfg);
         free(path);

@@ -167,6 +167,7 @@ typedef struct route {
 } route;
 
 typedef struct logcfg {
+    int check_only; /* validate without opening files */
     handler h[MAX_HANDLERS];
     int nh;
     route r[MAX_RULES];
@@ -377,16 +378,18 @@ static int load_handler(logcfg *c, const json_t *formatters, const char *name, c
         char *path = strstr(cls, "tb_rotating_file_handler") || strstr(cls, "TimedRotating")
                          ? tbgw_log_file_name(fn)
                          : strdup(fn);
-        int rc = tbgw_rotfile_open(&h->rf, path, when, iv ? (long)json_integer_value(iv) : 1,
-                                   bc ? (int)json_integer_value(bc) : 0,
-                                   mb ? (long long)json_integer_value(mb) : 0, time(NULL), err);
+        int rc = c->check_only
+                     ? 0
+                     : tbgw_rotfile_open(&h->rf, path, when, iv ? (long)json_integer_value(iv) : 1,
+                                         bc ? (int)json_integer_value(bc) : 0,
+                                         mb ? (long long)json_integer_value(mb) : 0, time(NULL), err);
         free(path);
         if (rc) {
             char tmp[sizeof err->msg];
             snprintf(tmp, sizeof tmp, "%s", err->msg);
             return tbgw_err_set(err, rc, "handlers.%s.filename: %s", name, tmp);
         }
-        h->is_file = 1;
+        h->is_file = !c->check_only;
     } else {
         return tbgw_err_set(
             err, TBGW_EINVAL,
@@ -475,6 +478,17 @@ int tbgw_log_configure(const json_t *logs, tbgw_err *err) {
         if (l && json_level(l, name, &lvl, err) == 0) tbgw_log_set_level(name, lvl);
     }
     return 0;
+}
+
+int tbgw_log_check(const json_t *logs, tbgw_err *err) {
+    if (!json_is_object(logs))
+        return tbgw_err_set(err, TBGW_EINVAL, "the logging configuration must be an object");
+    logcfg *c = calloc(1, sizeof *c);
+    if (!c) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    c->check_only = 1;
+    int rc = build_cfg(c, logs, err);
+    cfg_free(c);
+    return rc;
 }
 
 void tbgw_log_reset(void) {

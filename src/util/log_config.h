@@ -34,6 +34,8 @@ void tbgw_log_foreach(void (*cb)(void *ud, tbgw_logger *lg), void *ud);
  * everything before changing anything: on error the previous configuration stays and err names
  * the field ("handlers.serviceHandler.when: ..."). */
 int tbgw_log_configure(const json_t *logs, tbgw_err *err);
+/* Validates a logs.json document like tbgw_log_configure, without opening files or changing anything. */
+int tbgw_log_check(const json_t *logs, tbgw_err *err);
 /* Back to the default console output (closes log files). */
 void tbgw_log_reset(void);
 #endif

@@ -4,9 +4,10 @@ RemoteLoggingLevel shared attribute, error counters telemetry."""
 import glob
 import json
 import os
+import subprocess
 import time
 
-from tbgwtest import GatewayTestCase, test_connector, wait_for, main
+from tbgwtest import GatewayTestCase, TBGW_BIN, test_connector, wait_for, main
 
 FMT = "%(asctime)s.%(msecs)03d - |%(levelname)s| - [%(filename)s] - %(module)s - %(funcName)s - %(lineno)d - %(message)s"
 
@@ -98,6 +99,11 @@ class LogFiles(GatewayTestCase):
                     "serviceHandler": {"class": ROT, "filename": "./logs/service.log", "when": "fortnight"}}
         gw = self.gateway(connectors=[test_connector(messages=1)],
                           extra_files={"logs.json": logs_json(handlers, {"service": {"handlers": ["serviceHandler"]}})})
+        out = subprocess.run([TBGW_BIN, "-c", gw.config_path, "--check-config"], capture_output=True, text=True,
+                             timeout=30)
+        self.assertEqual(out.returncode, 1, out.stdout)
+        self.assertRegex(out.stdout, r"logs\.json:\d+:\d+: handlers\.serviceHandler\.when: expected S, M, H, D")
+        self.assertFalse(os.path.exists(os.path.join(self.workdir, "logs")))  # checking creates nothing
         gw.start()
         wait_for(lambda: self.platform.telemetry("Test Device 1"), 15)
         self.assertRegex(gw.log(), r"logs\.json:\d+:\d+: handlers\.serviceHandler\.when: expected S, M, H, D")

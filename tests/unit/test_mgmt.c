@@ -207,6 +207,8 @@ static void test_configure_routes(void **state) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         j = json_loads(bad[i][0], 0, NULL);
         assert_non_null(j);
+        assert_int_not_equal(tbgw_log_check(j, &err), 0);
+        if (!strstr(err.msg, bad[i][1])) fail_msg("check %s: got \"%s\"", bad[i][1], err.msg);
         assert_int_not_equal(tbgw_log_configure(j, &err), 0);
         if (!strstr(err.msg, bad[i][1])) fail_msg("%s: got \"%s\"", bad[i][1], err.msg);
         json_decref(j);
