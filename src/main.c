@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/gateway.h"
+#include "platform/provision.h"
 #include "util/doc.h"
 #include "util/log_config.h"
 
@@ -48,7 +49,12 @@ static void load_logging(const tbgw_config *cfg) {
     if (p && access(p, F_OK) == 0) {
         tbgw_doc *d = tbgw_doc_load(p, &err);
         if (d) {
-            tbgw_config_apply_log_levels(d->root);
+            if (tbgw_log_configure(d->root, &err) != 0) {
+                tbgw_doc_prefix_error(d, &err);
+                fprintf(stderr, "warning: %s; logging to the console only\n", err.msg);
+                tbgw_log_reset();
+                tbgw_config_apply_log_levels(d->root);
+            }
             tbgw_doc_free(d);
         } else {
             fprintf(stderr, "warning: %s\n", err.msg);
@@ -62,6 +68,24 @@ static void load_logging(const tbgw_config *cfg) {
         const char *names[] = {"service", "tb_connection", "storage", "connector", "converter", "extension"};
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) tbgw_log_set_level(names[i], l);
     }
+}
+
+/* --check-config: logs.json is validated too (nothing is opened or created). */
+static int check_logging(const tbgw_config *cfg, FILE *out) {
+    char *p = tbgw_config_resolve(cfg, "logs.json");
+    int errors = 0;
+    if (p && access(p, F_OK) == 0) {
+        tbgw_err err = {0, ""};
+        tbgw_doc *d = tbgw_doc_load(p, &err);
+        if (d && tbgw_log_check(d->root, &err) != 0) tbgw_doc_prefix_error(d, &err);
+        if (!d || err.code) {
+            fprintf(out, "%s\n", err.msg);
+            errors++;
+        }
+        tbgw_doc_free(d);
+    }
+    free(p);
+    return errors;
 }
 
 int main(int argc, char **argv) {
@@ -106,7 +130,7 @@ int main(int argc, char **argv) {
     tbgw_config *cfg = tbgw_config_load(path, &rep);
     if (check) {
         int errors = rep.errors;
-        if (cfg) errors += tbgw_gateway_check_connectors(cfg, stdout);
+        if (cfg) errors += tbgw_gateway_check_connectors(cfg, stdout) + check_logging(cfg, stdout);
         printf("%s: %d error(s), %d warning(s)\n", path, errors, rep.warnings);
         tbgw_config_free(cfg);
         free(path);
@@ -118,6 +142,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     load_logging(cfg);
+    tbgw_err perr = {0};
+    if (tbgw_provision(cfg, &perr) != 0) {
+        tbgw_logger *lg = tbgw_logger_get("tb_connection");
+        TBGW_ERRORF(lg, "%s", perr.msg);
+        fprintf(stderr, "tbgw: %s; not starting\n", perr.msg);
+        tbgw_config_free(cfg);
+        return 1;
+    }
     tbgw_gateway *gw = tbgw_gateway_new(cfg, argv);
     if (!gw) return 1;
     int rc = tbgw_gateway_run(gw);

@@ -35,6 +35,11 @@ void tbgw_log_write(tbgw_logger *lg, tbgw_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void tbgw_log_vwrite(tbgw_logger *lg, tbgw_level level, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+/* With the source location (file, line, function) for formats using %(filename)s, %(lineno)d, ... */
+void tbgw_log_write_at(tbgw_logger *lg, tbgw_level level, const char *file, int line, const char *func,
+                       const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+void tbgw_log_vwrite_at(tbgw_logger *lg, tbgw_level level, const char *file, int line, const char *func,
+                        const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
 
 /* Parses "TRACE|DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|NONE" or a number; returns -1 if unknown. */
 int tbgw_level_parse(const char *s);
@@ -42,7 +47,8 @@ const char *tbgw_level_name(tbgw_level level);
 
 #define TBGW_LOG(lg, lvl, ...)                                                                               \
     do {                                                                                                     \
-        if ((int)(lvl) >= (lg)->level) tbgw_log_write((lg), (lvl), __VA_ARGS__);                             \
+        if ((int)(lvl) >= (lg)->level)                                                                       \
+            tbgw_log_write_at((lg), (lvl), __FILE__, __LINE__, __func__, __VA_ARGS__);                       \
     } while (0)
 #define TBGW_TRACEF(lg, ...) TBGW_LOG(lg, TBGW_TRACE, __VA_ARGS__)
 #define TBGW_DEBUGF(lg, ...) TBGW_LOG(lg, TBGW_DEBUG, __VA_ARGS__)

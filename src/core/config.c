@@ -194,9 +194,18 @@ int tbgw_config_parse_rs(const json_t *j, const char *path, tbgw_report_strategy
     return tbgw_rs_parse_in(j, parent, out, err);
 }
 
-static const field top_fields[] = {
-    {"thingsboard", F_OBJ, 1},           {"storage", F_OBJ, 0}, {"grpc", F_OBJ, 0}, {"connectors", F_ARR, 0},
-    {"handleDeviceRenaming", F_BOOL, 0}, {"logs", F_OBJ, 0},    {NULL, F_ANY, 0}};
+static const field top_fields[] = {{"thingsboard", F_OBJ, 1},
+                                   {"storage", F_OBJ, 0},
+                                   {"grpc", F_OBJ, 0},
+                                   {"connectors", F_ARR, 0},
+                                   {"handleDeviceRenaming", F_BOOL, 0},
+                                   {"logs", F_OBJ, 0},
+                                   {"metrics", F_OBJ, 0},
+                                   {NULL, F_ANY, 0}};
+
+static const field metrics_fields[] = {
+    {"enabled", F_BOOL, 0}, {"port", F_INT, 0}, {"host", F_STR, 0}, {NULL, F_ANY, 0}};
+static const field filter_fields[] = {{"enable", F_BOOL, 0}, {"filterFile", F_STR, 0}, {NULL, F_ANY, 0}};
 
 static const field tb_fields[] = {{"host", F_STR, 1},
                                   {"port", F_INT, 0},
@@ -233,6 +242,8 @@ static const field tb_fields[] = {{"host", F_STR, 1},
                                   {"sessionLimitsTimeoutMs", F_INT, 0},
                                   {"deviceRpcTimeoutMs", F_INT, 0},
                                   {"reconnectMaxDelayMs", F_INT, 0},
+                                  {"allowReboot", F_BOOL, 0},
+                                  {"rebootCommand", F_STR, 0},
                                   {NULL, F_ANY, 0}};
 
 static const field sec_fields[] = {
@@ -336,7 +347,7 @@ static void load_security(tbgw_config *c, const json_t *tb, tbgw_cfg_report *rep
     json_t *s = json_object_get(tb, "security");
     tbgw_security *sec = &c->sec;
     if (!json_is_object(s)) {
-        if (!json_object_get(tb, "provisioning"))
+        if (!json_object_get(tb, "provisioning") && !getenv("TB_GW_PROVISIONING_DEVICE_KEY"))
             doc_report(rep, 1, c->doc, "thingsboard.security",
                        "required field is missing (expected an object with \"type\" and credentials)");
         return;
@@ -418,6 +429,9 @@ static void load_thingsboard(tbgw_config *c, json_t *tb, tbgw_cfg_report *rep) {
     if (c->stats_period_s < 10) c->stats_period_s = 10;
     c->custom_stats_period_s = get_int(st, "customStatsSendPeriodInSeconds", 3600);
     json_t *df = json_object_get(tb, "deviceFiltering");
+    if (json_is_object(df)) check_fields(rep, c->doc, df, "thingsboard.deviceFiltering", filter_fields);
+    c->allow_reboot = get_bool(tb, "allowReboot", 0);
+    c->reboot_command = dup_str(tb, "rebootCommand", "shutdown -r now");
     c->filter_enable = get_bool(df, "enable", 0);
     c->filter_file = dup_str(df, "filterFile", "list.json");
     c->max_payload_size = get_int(tb, "maxPayloadSizeBytes", 8196);
@@ -449,6 +463,17 @@ static void load_thingsboard(tbgw_config *c, json_t *tb, tbgw_cfg_report *rep) {
     c->device_rpc_timeout_ms = get_int(tb, "deviceRpcTimeoutMs", 60000);
     c->reconnect_max_ms = get_int(tb, "reconnectMaxDelayMs", 60000);
     load_security(c, tb, rep);
+}
+
+/* tbgw extension: "metrics": {"enabled": false, "port": 9100, "host": "127.0.0.1"}. */
+static void load_metrics(tbgw_config *c, const json_t *root, tbgw_cfg_report *rep) {
+    json_t *m = json_object_get(root, "metrics");
+    if (json_is_object(m)) check_fields(rep, c->doc, m, "metrics", metrics_fields);
+    c->metrics_enable = get_bool(m, "enabled", 0);
+    c->metrics_port = get_int(m, "port", 9100);
+    c->metrics_host = dup_str(m, "host", "127.0.0.1");
+    if (c->metrics_port < 0 || c->metrics_port > 65535)
+        doc_report(rep, 1, c->doc, "metrics.port", "expected 0..65535 (0 = any free port)");
 }
 
 static void make_id(const char *name, char out[37]) {
@@ -597,6 +622,7 @@ tbgw_config *tbgw_config_load(const char *path, tbgw_cfg_report *rep) {
         apply_env(tb);
         load_thingsboard(c, tb, rep);
     }
+    load_metrics(c, root, rep);
     c->storage = json_object_get(root, "storage");
     if (json_is_object(c->storage)) check_fields(rep, c->doc, c->storage, "storage", storage_fields);
     c->grpc = json_object_get(root, "grpc");
@@ -649,6 +675,8 @@ void tbgw_config_free(tbgw_config *c) {
     free(c->conns);
     free(c->host);
     free(c->filter_file);
+    free(c->reboot_command);
+    free(c->metrics_host);
     tbgw_security *s = &c->sec;
     free(s->access_token);
     free(s->client_id);

@@ -59,6 +59,11 @@ typedef struct tbgw_config {
     json_t *grpc;
     tbgw_conn_entry *conns;
     size_t n_conns;
+    /* tbgw management extensions (core/mgmt.c, docs/CONFIG.md) */
+    int allow_reboot;     /* thingsboard.allowReboot: gateway_reboot RPC enabled */
+    char *reboot_command; /* thingsboard.rebootCommand */
+    int metrics_enable, metrics_port;
+    char *metrics_host; /* "metrics": {"enabled", "port", "host"} */
 } tbgw_config;
 
 /* Error/warning collector: every problem is reported, not just the first. */

@@ -16,6 +16,7 @@ typedef struct tbgw_device {
     int64_t last_seen_ms;
     int connect_sent; /* connect published in the current platform session */
     int attrs_sent;   /* connectorType/connectorName attribute queued */
+    int inactive;     /* disconnected for inactivity; connected again on its next data */
 } tbgw_device;
 
 typedef struct tbgw_devices {

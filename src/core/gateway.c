@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/gateway_int.h"
+#include "core/mgmt.h"
 #include "core/record.h"
 #include "core/stats.h"
 #include "platform/tb_codec.h"
@@ -69,7 +70,7 @@ static void store(tbgw_gateway *gw, const tbgw_converted *c, uint8_t flags) {
 }
 
 void tbgw_gw_publish_connect(tbgw_gateway *gw, tbgw_device *d) {
-    if (!gw->ready || d->connect_sent) return;
+    if (!gw->ready || d->connect_sent || d->inactive) return;
     tbgw_buf b;
     tbgw_buf_init(&b);
     tbgw_buf_puts(&b, "{\"device\":");
@@ -81,12 +82,10 @@ void tbgw_gw_publish_connect(tbgw_gateway *gw, tbgw_device *d) {
     tbgw_buf_free(&b);
 }
 
-static void publish_disconnect(tbgw_gateway *gw, const char *name);
-
 void tbgw_gw_device_gone(tbgw_gateway *gw, const char *name) {
     char *n = strdup(name);
     if (!n) return;
-    publish_disconnect(gw, n);
+    tbgw_gw_publish_disconnect(gw, n);
     tbgw_devices_remove(&gw->devs, n);
     free(n);
 }
@@ -99,10 +98,11 @@ void tbgw_gw_remote_logging(tbgw_gateway *gw, const json_t *level) {
         return;
     }
     gw->remote_log_level = l;
+    tbgw_mgmt_remote_level(gw, l);
     TBGW_INFOF(gw->log, "remote logging level set to %s", s);
 }
 
-static void publish_disconnect(tbgw_gateway *gw, const char *name) {
+void tbgw_gw_publish_disconnect(tbgw_gateway *gw, const char *name) {
     if (!gw->ready) return;
     tbgw_buf b;
     tbgw_buf_init(&b);
@@ -119,6 +119,7 @@ static tbgw_device *touch_device(tbgw_gateway *gw, conn_inst *ci, const char *na
     tbgw_device *d = tbgw_devices_add(&gw->devs, name, type, ci->entry->name, ci->entry->id, ci, &is_new);
     if (!d) return NULL;
     d->last_seen_ms = tbgw_now_ms();
+    d->inactive = 0;
     if (is_new)
         TBGW_INFOF(gw->log, "device \"%s\" connected through connector \"%s\"", name, ci->entry->name);
     tbgw_gw_publish_connect(gw, d);
@@ -145,11 +146,17 @@ static void process_data(tbgw_gateway *gw, conn_inst *ci, tbgw_converted *chain)
             TBGW_DEBUGF(ci->host.log, "dropped a record without device name or datapoints");
             continue;
         }
-        if (!tbgw_devices_get(&gw->devs, c->device_name) ||
-            !tbgw_devices_get(&gw->devs, c->device_name)->attrs_sent)
+        if (!tbgw_mgmt_accept(gw, ci, c->device_name, tbgw_converted_count(c))) continue;
+        tbgw_device *d = tbgw_devices_get(&gw->devs, c->device_name);
+        if (!d || !d->attrs_sent) {
             touch_device(gw, ci, c->device_name, c->device_type);
-        else
-            tbgw_devices_get(&gw->devs, c->device_name)->last_seen_ms = now;
+        } else {
+            d->last_seen_ms = now;
+            if (d->inactive) { /* disconnected for inactivity: connect again */
+                d->inactive = 0;
+                tbgw_gw_publish_connect(gw, d);
+            }
+        }
         if (tbgw_report_filter(gw->report, ci->entry->id, &ci->entry->rs, c, now) == 0) continue;
         store(gw, c, 0);
         ci->storage_pushed++;
@@ -178,11 +185,11 @@ void tbgw_gw_drain_ingress(tbgw_gateway *gw) {
             process_data(gw, ci, it->data);
             break;
         case IN_DEV_CONNECT:
-            touch_device(gw, ci, it->device, it->type);
+            if (tbgw_mgmt_accept(gw, ci, it->device, 0)) touch_device(gw, ci, it->device, it->type);
             break;
         case IN_DEV_DISCONNECT:
             if (tbgw_devices_get(&gw->devs, it->device)) {
-                publish_disconnect(gw, it->device);
+                tbgw_gw_publish_disconnect(gw, it->device);
                 tbgw_devices_remove(&gw->devs, it->device);
                 TBGW_INFOF(gw->log, "device \"%s\" disconnected", it->device);
             }
@@ -544,6 +551,10 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
 
 /* ---- statistics (spec §1.9) ------------------------------------------------------------- */
 
+void tbgw_gw_store_own_converted(tbgw_gateway *gw, const tbgw_converted *c) {
+    tbgw_record_encode(c, TBGW_RECORD_OWN, gw->max_payload, storage_sink, gw);
+}
+
 /* Stores a gateway-own record built from a JSON object of key/values. */
 void tbgw_gw_store_own(tbgw_gateway *gw, json_t *values, int telemetry) {
     tbgw_converted *c = tbgw_converted_new("currentThingsBoardGateway", "gateway");
@@ -587,8 +598,10 @@ static void send_stats(tbgw_gateway *gw) {
         conn_inst *ci = gw->conns[i];
         if (!ci) continue;
         uint64_t s[TBGW_STAT__COUNT];
-        for (int k = 0; k < TBGW_STAT__COUNT; k++)
+        for (int k = 0; k < TBGW_STAT__COUNT; k++) {
             s[k] = __atomic_exchange_n(&ci->stats[k], 0, __ATOMIC_RELAXED);
+            ci->stats_total[k] += s[k];
+        }
         json_object_set_new(conns, ci->entry->name,
                             json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "connectorMsgsReceived",
                                       (json_int_t)s[TBGW_STAT_MSGS_RECEIVED], "connectorBytesReceived",
@@ -632,6 +645,7 @@ static void on_tick(uv_timer_t *t) {
     }
     tbgw_report_tick(gw->report, tbgw_now_ms(), report_emit, gw);
     tbgw_router_tick(gw, now);
+    tbgw_mgmt_tick(gw, now);
     if (gw->devs.dirty) tbgw_devices_save(&gw->devs);
     if (gw->cfg->check_connectors_s > 0 && now >= gw->next_file_check && !gw->stopping) {
         gw->next_file_check = now + (int64_t)gw->cfg->check_connectors_s * 1000;
@@ -753,6 +767,10 @@ tbgw_gateway *tbgw_gateway_new(tbgw_config *cfg, char **argv) {
     }
     gw->n_conns = cfg->n_conns;
     tbgw_devices_load(&gw->devs, load_cb, gw);
+    if (tbgw_mgmt_new(gw) != 0) {
+        tbgw_gateway_free(gw);
+        return NULL;
+    }
     return gw;
 }
 
@@ -782,6 +800,7 @@ int tbgw_gateway_run(tbgw_gateway *gw) {
         uint64_t period = (uint64_t)gw->cfg->stats_period_s * 1000;
         uv_timer_start(&gw->stats_timer, on_stats_timer, period, period);
     }
+    tbgw_mgmt_start(gw);
     tb_client_start(gw->tb);
     TBGW_INFOF(gw->log, "tbgw %s started with %zu connector(s), %s storage", TBGW_VERSION, gw->n_conns,
                gw->st->ops->type);
@@ -807,6 +826,7 @@ void tbgw_gateway_free(tbgw_gateway *gw) {
             tbgw_conn_stop(gw->conns[i], 1000);
             tbgw_conn_free(gw->conns[i]);
         }
+    tbgw_mgmt_free(gw);
     free(gw->conns);
     int restart = gw->restart_requested;
     if (gw->tb) {
@@ -856,5 +876,5 @@ int tbgw_gateway_check_connectors(const tbgw_config *cfg, FILE *out) {
         }
         tbgw_conn_free(ci);
     }
-    return errors;
+    return errors + tbgw_mgmt_check(cfg, out);
 }

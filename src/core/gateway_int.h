@@ -65,8 +65,9 @@ struct conn_inst {
     uint64_t stats[TBGW_STAT__COUNT];                        /* atomic adds */
     uint64_t storage_pushed, events_sent, stats_prev_pushed; /* core thread */
     unsigned restarts;
-    int owns_entry;     /* entry was created at run time (remote configuration) */
-    int64_t file_mtime; /* connector file watch (checkConnectorsConfigurationInSeconds) */
+    int owns_entry;                         /* entry was created at run time (remote configuration) */
+    int64_t file_mtime;                     /* connector file watch (checkConnectorsConfigurationInSeconds) */
+    uint64_t stats_total[TBGW_STAT__COUNT]; /* core thread: what statistics reset so far (metrics) */
 };
 
 /* connector_host.c */
@@ -180,6 +181,7 @@ struct tbgw_gateway {
     tbgw_cpu_sample cpu_prev;
     uint64_t stats_prev_committed, stats_prev_pushed;
     tbgw_logger *log, *slog;
+    struct tbgw_mgmt *mgmt; /* core/mgmt.c: logging, filtering, inactivity, metrics, management RPCs */
 };
 
 /* router.c */
@@ -195,6 +197,9 @@ int tbgw_gw_publish(struct tbgw_gateway *gw, const char *topic, const char *payl
 void tbgw_gw_apply_session_limits(struct tbgw_gateway *gw, const json_t *resp);
 void tbgw_gw_request_stop(struct tbgw_gateway *gw, int restart);
 void tbgw_gw_publish_connect(struct tbgw_gateway *gw, tbgw_device *d);
+void tbgw_gw_publish_disconnect(struct tbgw_gateway *gw, const char *name);
+/* Stores a record of the gateway's own device (v1/devices/me/...). */
+void tbgw_gw_store_own_converted(struct tbgw_gateway *gw, const tbgw_converted *c);
 /* Stores gateway-own attributes (telemetry=0) or telemetry (1) from a JSON object. */
 void tbgw_gw_store_own(struct tbgw_gateway *gw, json_t *values, int telemetry);
 /* Processes everything connectors queued so far (before an instance is freed: queued items

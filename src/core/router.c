@@ -6,6 +6,7 @@
 
 #include "core/gateway.h"
 #include "core/gateway_int.h"
+#include "core/mgmt.h"
 #include "platform/tb_codec.h"
 #include "util/time.h"
 
@@ -189,6 +190,7 @@ static json_t *gw_method(tbgw_gateway *gw, const char *name, const json_t *param
 
 static void own_rpc(tbgw_gateway *gw, tb_down *m) {
     const char *method = m->method;
+    if (tbgw_mgmt_rpc(gw, m->id, method, m->params)) return; /* reboot, remote shell */
     const char *us = strchr(method, '_');
     size_t plen = us ? (size_t)(us - method) : strlen(method);
     if (plen == 7 && strncmp(method, "gateway", 7) == 0) {
