@@ -14,6 +14,7 @@
 #include "core/gateway_int.h"
 #include "platform/tb_codec.h"
 #include "util/fileio.h"
+#include "util/log_config.h"
 #include "util/time.h"
 
 #define BACKUPS 5
@@ -365,10 +366,16 @@ static void apply_section(tbgw_gateway *gw, const char *key, const char *section
 static void apply_logs(tbgw_gateway *gw, const json_t *v) {
     json_t *nv = without_ts(v);
     json_t *cur = read_logs_json(gw);
-    if (!json_equal(cur, nv) && json_is_object(nv)) {
+    tbgw_err err = {0};
+    if (!json_equal(cur, nv) && !json_is_object(nv)) {
+        report_error(gw, "logs_configuration", "expected a logs.json object");
+    } else if (!json_equal(cur, nv) && tbgw_log_check(nv, &err) != 0) {
+        report_error(gw, "logs_configuration", err.msg); /* the current logging stays */
+    } else if (!json_equal(cur, nv)) {
         char *p = tbgw_config_resolve(gw->cfg, "logs.json");
         if (p && write_json(gw, p, nv) == 0) {
-            tbgw_config_apply_log_levels(nv);
+            if (tbgw_log_configure(nv, &err) != 0) /* handlers and files, not only levels */
+                TBGW_ERRORF(gw->log, "logging configuration: %s", err.msg);
             TBGW_INFOF(gw->log, "logging configuration changed remotely");
             publish_own_attrs(gw, json_pack("{s:o}", "logs_configuration", with_ts(nv)));
         }

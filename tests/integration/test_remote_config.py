@@ -90,6 +90,21 @@ class RemoteConfig(GatewayTestCase):
         self.assertIn("storage_configuration unchanged", gw.log())
         self.assertEqual(gw.stop(), 0)
 
+    def test_logs_configuration(self):
+        gw = self.start_gateway()
+        wait_for(lambda: "logs_configuration" in self.own_attrs(), 15)
+        logs = {"version": 1, "loggers": {"service": {"level": "LOUD"}}, "root": {"level": "INFO"}}
+        self.platform.publish("v1/devices/me/attributes", {"logs_configuration": logs})
+        err = wait_for(lambda: self.own_attrs().get("remoteConfigurationError"), 10, what="refused logging config")
+        self.assertEqual(err["key"], "logs_configuration")
+        self.assertFalse(os.path.exists(os.path.join(gw.cfgdir, "logs.json")))
+        logs["loggers"]["service"]["level"] = "WARNING"
+        self.platform.publish("v1/devices/me/attributes", {"logs_configuration": logs})
+        wait_for(lambda: os.path.exists(os.path.join(gw.cfgdir, "logs.json")), 10, what="logs.json written")
+        with open(os.path.join(gw.cfgdir, "logs.json")) as f:
+            self.assertEqual(json.load(f)["loggers"]["service"]["level"], "WARNING")
+        self.assertEqual(gw.stop(), 0)
+
     def test_connector_file_edited_on_disk(self):
         gw = self.start_gateway()
         wait_for(lambda: self.platform.telemetry("Local 1"), 15)
