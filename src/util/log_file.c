@@ -93,6 +93,14 @@ static int lookup(const char *key, size_t klen, const char *datefmt, const tbgw_
 static void render(tbgw_buf *b, const char *spec, size_t slen, char conv, const fval *v) {
     char cf[32];
     if (slen > 20) slen = 20;
+    /* widths and precisions above 999 (a typo in logs.json) would ask printf for gigabytes */
+    for (size_t i = 0, run = 0; i < slen; i++) {
+        run = (spec[i] >= '0' && spec[i] <= '9') ? run + 1 : 0;
+        if (run > 3) {
+            slen = 0;
+            break;
+        }
+    }
     if (v->is_num && (conv == 'd' || conv == 'i' || conv == 'x' || conv == 'X')) {
         snprintf(cf, sizeof cf, "%%%.*sll%c", (int)slen, spec, conv == 'i' ? 'd' : conv);
         tbgw_buf_printf(b, cf, v->n);
