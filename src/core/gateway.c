@@ -61,8 +61,6 @@ static int storage_sink(void *ud, const void *rec, size_t len) {
 }
 
 static void store(tbgw_gateway *gw, const tbgw_converted *c, uint8_t flags) {
-    tbgw_storage_stats before;
-    gw->st->ops->stats(gw->st, &before);
     tbgw_record_encode(c, flags, gw->max_payload, storage_sink, gw);
     gw->cnt.events_produced++;
     gw->cnt.attr_produced += c->n_attributes;
