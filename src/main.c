@@ -89,9 +89,9 @@ static int check_logging(const tbgw_config *cfg, FILE *out) {
 }
 
 int main(int argc, char **argv) {
-    /* Small footprint: the thread pool only runs platform connects; connector threads allocate
-     * little, so a couple of malloc arenas are enough. */
-    setenv("UV_THREADPOOL_SIZE", "1", 0);
+    /* Small footprint: the thread pool only runs platform connects and custom statistics commands; connector
+     * threads allocate little, so a couple of malloc arenas are enough. */
+    setenv("UV_THREADPOOL_SIZE", "2", 0);
     mallopt(M_ARENA_MAX, 2);
     const char *cfg_path = "config/tb_gateway.json";
     int check = 0;

@@ -428,6 +428,8 @@ static void load_thingsboard(tbgw_config *c, json_t *tb, tbgw_cfg_report *rep) {
     c->stats_period_s = get_int(st, "statsSendPeriodInSeconds", 60);
     if (c->stats_period_s < 10) c->stats_period_s = 10;
     c->custom_stats_period_s = get_int(st, "customStatsSendPeriodInSeconds", 3600);
+    c->custom_stats_enable = get_bool(st, "enableCustom", c->stats_enable);
+    c->custom_stats_file = dup_str(st, "configuration", NULL);
     json_t *df = json_object_get(tb, "deviceFiltering");
     if (json_is_object(df)) check_fields(rep, c->doc, df, "thingsboard.deviceFiltering", filter_fields);
     c->allow_reboot = get_bool(tb, "allowReboot", 0);
@@ -675,6 +677,7 @@ void tbgw_config_free(tbgw_config *c) {
     free(c->conns);
     free(c->host);
     free(c->filter_file);
+    free(c->custom_stats_file);
     free(c->reboot_command);
     free(c->metrics_host);
     tbgw_security *s = &c->sec;

@@ -43,7 +43,8 @@ typedef struct tbgw_config {
     int port, qos, keep_alive, mqtt_version;
     int remote_configuration, remote_shell, latency_debug, handle_device_renaming;
     tbgw_security sec;
-    int stats_enable, stats_period_s, custom_stats_period_s;
+    int stats_enable, stats_period_s, custom_stats_period_s, custom_stats_enable;
+    char *custom_stats_file; /* statistics.configuration: custom commands (relative to the folder) */
     int filter_enable;
     char *filter_file;
     int max_payload_size, min_pack_send_delay_ms, check_connectors_s;

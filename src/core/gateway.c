@@ -10,6 +10,7 @@
 
 #include "core/gateway_int.h"
 #include "core/mgmt.h"
+#include "core/custom_stats.h"
 #include "core/record.h"
 #include "core/stats.h"
 #include "platform/tb_codec.h"
@@ -625,6 +626,29 @@ static void send_stats(tbgw_gateway *gw) {
     json_decref(all);
 }
 
+static void custom_work(uv_work_t *w) {
+    tbgw_gateway *gw = w->data;
+    gw->custom_result = tbgw_custom_stats_run(gw->custom_cmds);
+}
+
+static void custom_done(uv_work_t *w, int status) {
+    tbgw_gateway *gw = w->data;
+    gw->custom_busy = 0;
+    if (status == 0 && gw->custom_result && json_object_size(gw->custom_result)) {
+        tbgw_gw_store_own(gw, gw->custom_result, 1);
+        pump(gw);
+    }
+    json_decref(gw->custom_result);
+    gw->custom_result = NULL;
+}
+
+static void on_custom_timer(uv_timer_t *t) {
+    tbgw_gateway *gw = t->data;
+    if (gw->custom_busy || gw->stopping) return;
+    gw->custom_work.data = gw;
+    if (uv_queue_work(&gw->loop, &gw->custom_work, custom_work, custom_done) == 0) gw->custom_busy = 1;
+}
+
 static void on_stats_timer(uv_timer_t *t) {
     send_stats(t->data);
     pump(t->data);
@@ -748,6 +772,8 @@ tbgw_gateway *tbgw_gateway_new(tbgw_config *cfg, char **argv) {
     uv_timer_init(&gw->loop, &gw->tick_timer);
     uv_timer_init(&gw->loop, &gw->pump_timer);
     uv_timer_init(&gw->loop, &gw->stats_timer);
+    uv_timer_init(&gw->loop, &gw->custom_timer);
+    gw->custom_timer.data = gw;
     gw->tick_timer.data = gw->pump_timer.data = gw->stats_timer.data = gw;
     uv_prepare_init(&gw->loop, &gw->prepare);
     gw->prepare.data = gw;
@@ -795,6 +821,20 @@ int tbgw_gateway_run(tbgw_gateway *gw) {
         json_t *prime = json_object(); /* first CPU sample, so the first period has a baseline */
         tbgw_stats_machine(prime, &gw->cpu_prev, gw->cfg->dir);
         json_decref(prime);
+        if (gw->cfg->custom_stats_enable && gw->cfg->custom_stats_file) {
+            char *p = tbgw_config_resolve(gw->cfg, gw->cfg->custom_stats_file);
+            tbgw_err err = {0};
+            gw->custom_cmds = p ? tbgw_custom_stats_load(p, &err) : NULL;
+            free(p);
+            if (!gw->custom_cmds) {
+                TBGW_ERRORF(gw->log, "custom statistics disabled: %s", err.msg);
+            } else {
+                uint64_t cp =
+                    (uint64_t)(gw->cfg->custom_stats_period_s > 0 ? gw->cfg->custom_stats_period_s : 1) *
+                    1000;
+                uv_timer_start(&gw->custom_timer, on_custom_timer, 0, cp);
+            }
+        }
         uint64_t period = (uint64_t)gw->cfg->stats_period_s * 1000;
         uv_timer_start(&gw->stats_timer, on_stats_timer, period, period);
     }
@@ -850,6 +890,7 @@ void tbgw_gateway_free(tbgw_gateway *gw) {
     }
     tbgw_router_free(gw);
     staged_clear(gw);
+    if (!gw->custom_busy) json_decref(gw->custom_cmds); /* a running command still reads it */
     if (gw->st) gw->st->ops->close(gw->st);
     tbgw_report_free(gw->report);
     tbgw_devices_free(&gw->devs);

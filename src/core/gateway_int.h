@@ -143,7 +143,10 @@ struct tbgw_gateway {
     uv_loop_t loop;
     uv_async_t async;
     uv_signal_t sig_term, sig_int;
-    uv_timer_t tick_timer, pump_timer, drain_timer, stats_timer;
+    uv_timer_t tick_timer, pump_timer, drain_timer, stats_timer, custom_timer;
+    uv_work_t custom_work; /* custom statistics commands run in the thread pool */
+    json_t *custom_cmds, *custom_result;
+    int custom_busy;
     uv_prepare_t prepare;
     tb_client *tb;
     tbgw_storage *st;

@@ -28,6 +28,43 @@ class Features(GatewayTestCase):
         self.assertEqual(values["serviceStats"]["storageDiskBytes"], 0)  # memory storage
         self.assertEqual(gw.stop(), 0)
 
+    def test_custom_command_statistics(self):
+        commands = [{"command": ["echo", "42.5"], "timeout": 2, "attributeOnGateway": "Answer"},
+                    {"command": "echo hello world", "timeout": 2, "attributeOnGateway": "Greeting"},
+                    {"command": ["sleep", "5"], "timeout": 0.5, "attributeOnGateway": "Slow"}]
+        gw = self.gateway(connectors=[test_connector(messages=1)],
+                          thingsboard={"statistics": {"enable": True, "statsSendPeriodInSeconds": 60,
+                                                      "customStatsSendPeriodInSeconds": 2,
+                                                      "configuration": "custom_stats.json"}},
+                          extra_files={"custom_stats.json": commands})
+        gw.start()
+
+        def custom():
+            out = {}
+            for _, p in self.platform.all("v1/devices/me/telemetry"):
+                for e in p:
+                    out.update(e["values"])
+            return out if "Answer" in out and "Greeting" in out else None
+        values = wait_for(custom, 15, what="custom statistics telemetry")
+        self.assertEqual(values["Answer"], 42.5)
+        self.assertEqual(values["Greeting"], "hello world")
+        self.assertNotIn("Slow", values)  # timed out, left out
+        gw.wait_log('custom statistics command for "Slow" failed or timed out', 10)
+        self.assertEqual(gw.stop(), 0)
+
+    def test_device_deleted(self):
+        gw = self.gateway(connectors=[test_connector(messages=1)])
+        gw.start()
+        wait_for(lambda: self.platform.telemetry("Test Device 1"), 15)
+        self.platform.publish("v1/devices/me/rpc/request/5",
+                              {"method": "gateway_device_deleted", "params": "Test Device 1"})
+        rep = wait_for(lambda: self.platform.all("v1/devices/me/rpc/response/5"), 10)
+        self.assertEqual(rep[0][1], {"success": True})
+        self.platform.publish("v1/devices/me/rpc/request/6", {"method": "gateway_devices"})
+        devs = wait_for(lambda: self.platform.all("v1/devices/me/rpc/response/6"), 10)
+        self.assertEqual(devs[0][1], {"code": 200, "resp": {}})
+        self.assertEqual(gw.stop(), 0)
+
     def test_rename_maps_both_directions_and_registry_persists(self):
         gw = self.gateway(connectors=[test_connector(messages=0, intervalMs=200)])
         gw.start()
