@@ -26,8 +26,8 @@ json_t *tbgw_custom_stats_load(const char *path, tbgw_err *err) {
     size_t i;
     json_t *e;
     if (!json_is_array(j)) {
-        tbgw_err_set(err, TBGW_EINVAL, "%s: expected a list of {\"command\",\"timeout\",\"attributeOnGateway\"}",
-                     path);
+        tbgw_err_set(err, TBGW_EINVAL,
+                     "%s: expected a list of {\"command\",\"timeout\",\"attributeOnGateway\"}", path);
         goto fail;
     }
     json_array_foreach(j, i, e) {
@@ -38,10 +38,11 @@ json_t *tbgw_custom_stats_load(const char *path, tbgw_err *err) {
         for (size_t k = 0; json_is_array(cmd) && k < json_array_size(cmd); k++)
             if (!json_is_string(json_array_get(cmd, k))) ok_cmd = 0;
         if (!ok_cmd || !json_is_string(key) || (to && !json_is_number(to))) {
-            tbgw_err_set(err, TBGW_EINVAL,
-                         "%s: [%zu]: needs \"command\" (string or list of strings), \"attributeOnGateway\" (string) "
-                         "and a numeric \"timeout\"",
-                         path, i);
+            tbgw_err_set(
+                err, TBGW_EINVAL,
+                "%s: [%zu]: needs \"command\" (string or list of strings), \"attributeOnGateway\" (string) "
+                "and a numeric \"timeout\"",
+                path, i);
             goto fail;
         }
         json_array_append(out, e);
@@ -63,7 +64,8 @@ static int run_one(const json_t *cmd, int64_t timeout_ms, tbgw_buf *out) {
         argv[n++] = "-c";
         argv[n++] = json_string_value(cmd);
     } else {
-        for (size_t k = 0; k < json_array_size(cmd) && n < 63; k++) argv[n++] = json_string_value(json_array_get(cmd, k));
+        for (size_t k = 0; k < json_array_size(cmd) && n < 63; k++)
+            argv[n++] = json_string_value(json_array_get(cmd, k));
     }
     argv[n] = NULL;
     int fds[2];
@@ -122,7 +124,8 @@ json_t *tbgw_custom_stats_run(const json_t *commands) {
             continue;
         }
         const char *s = tbgw_buf_cstr(&b);
-        while (b.len && (b.p[b.len - 1] == '\n' || b.p[b.len - 1] == ' ' || b.p[b.len - 1] == '\r')) b.p[--b.len] = 0;
+        while (b.len && (b.p[b.len - 1] == '\n' || b.p[b.len - 1] == ' ' || b.p[b.len - 1] == '\r'))
+            b.p[--b.len] = 0;
         char *end;
         double d = strtod(s, &end);
         if (*s && !*end)
