@@ -45,10 +45,10 @@ bench: build
 	@bash bench/run.sh
 
 format:
-	@clang-format -i $$(git ls-files '*.c' '*.h')
+	@clang-format -i $$(git ls-files -co --exclude-standard '*.c' '*.h')
 
 format-check: deps
-	@bad=$$(for f in $$(git ls-files '*.c' '*.h'); do [ -f "$$f" ] && { clang-format --dry-run --Werror "$$f" >/dev/null 2>&1 || echo "$$f"; }; done); \
+	@bad=$$(for f in $$(git ls-files -co --exclude-standard '*.c' '*.h'); do [ -f "$$f" ] && { clang-format --dry-run --Werror "$$f" >/dev/null 2>&1 || echo "$$f"; }; done); \
 	if [ -n "$$bad" ]; then echo "not clang-format clean (run 'make format'):"; echo "$$bad"; exit 1; fi
 
 clean:
