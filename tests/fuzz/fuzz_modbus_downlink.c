@@ -13,7 +13,7 @@ extern const tbgw_connector_ops tbgw_connector_modbus;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int stub_reply(const tbgw_host *h, uint64_t handle, json_t *content, int success) {
+static int discard_reply(const tbgw_host *h, uint64_t handle, json_t *content, int success) {
     (void)h, (void)handle, (void)success;
     json_decref(content);
     return 0;
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         host.log = tbgw_logger_get("fuzz");
         host.log->level = TBGW_NONE;
         host.conv_log = host.log;
-        host.rpc_reply = stub_reply;
+        host.rpc_reply = discard_reply;
         json_t *cfg = json_loads(CFG, 0, NULL);
         tbgw_err err;
         if (tbgw_connector_modbus.create(&host, cfg, &self, &err)) __builtin_trap();
