@@ -96,7 +96,6 @@ void tbgw_gw_remote_logging(tbgw_gateway *gw, const json_t *level) {
         TBGW_WARNF(gw->log, "RemoteLoggingLevel \"%s\" not understood", s ? s : "?");
         return;
     }
-    gw->remote_log_level = l;
     tbgw_mgmt_remote_level(gw, l);
     TBGW_INFOF(gw->log, "remote logging level set to %s", s);
 }
@@ -441,10 +440,6 @@ static void on_publish(void *ud, int mid) {
     }
 }
 
-static void on_writable(void *ud) {
-    (void)ud;
-}
-
 /* ---- session ------------------------------------------------------------------------------ */
 
 static void session_ready(tbgw_gateway *gw) {
@@ -777,7 +772,7 @@ tbgw_gateway *tbgw_gateway_new(tbgw_config *cfg, char **argv) {
     gw->tick_timer.data = gw->pump_timer.data = gw->stats_timer.data = gw;
     uv_prepare_init(&gw->loop, &gw->prepare);
     gw->prepare.data = gw;
-    tb_client_cbs cbs = {on_ready, on_lost, on_message, on_publish, on_writable};
+    tb_client_cbs cbs = {on_ready, on_lost, on_message, on_publish};
     gw->tb = tb_client_new(&gw->loop, cfg, &cbs, gw);
     gw->conns = calloc(cfg->n_conns ? cfg->n_conns : 1, sizeof *gw->conns);
     for (size_t i = 0; i < cfg->n_conns; i++) {

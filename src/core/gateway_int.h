@@ -62,8 +62,8 @@ struct conn_inst {
     int finished; /* thread left its loop */
     tbgw_conn_state state;
     char last_error[256];
-    uint64_t stats[TBGW_STAT__COUNT];                        /* atomic adds */
-    uint64_t storage_pushed, events_sent, stats_prev_pushed; /* core thread */
+    uint64_t stats[TBGW_STAT__COUNT];           /* atomic adds */
+    uint64_t storage_pushed, stats_prev_pushed; /* core thread */
     unsigned restarts;
     int owns_entry;                         /* entry was created at run time (remote configuration) */
     int64_t file_mtime;                     /* connector file watch (checkConnectorsConfigurationInSeconds) */
@@ -143,7 +143,7 @@ struct tbgw_gateway {
     uv_loop_t loop;
     uv_async_t async;
     uv_signal_t sig_term, sig_int;
-    uv_timer_t tick_timer, pump_timer, drain_timer, stats_timer, custom_timer;
+    uv_timer_t tick_timer, pump_timer, stats_timer, custom_timer;
     uv_work_t custom_work; /* custom statistics commands run in the thread pool */
     json_t *custom_cmds, *custom_result;
     int custom_busy;
@@ -165,7 +165,6 @@ struct tbgw_gateway {
     int64_t limits_req_id, limits_deadline;
     int64_t own_req_counter, attr_req_counter, own_attr_req_counter;
     int64_t next_file_check;
-    int remote_log_level;
     size_t max_payload;
     size_t max_inflight, inflight_msgs;
     traffic_limits dev_limits, own_limits;

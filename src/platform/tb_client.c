@@ -285,8 +285,6 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         return;
     }
     update_poll(c);
-    if (c->st == ST_CONNECTED && !mosquitto_want_write(c->mosq) && c->cbs.on_writable)
-        c->cbs.on_writable(c->ud);
 }
 
 static void update_poll(tb_client *c) {

@@ -16,7 +16,6 @@ typedef struct tb_client_cbs {
     void (*on_lost)(void *ud, const char *why); /* session ended (in-flight publishes are void) */
     void (*on_message)(void *ud, const char *topic, const void *payload, size_t len);
     void (*on_publish)(void *ud, int mid); /* PUBACK (QoS 1) or written (QoS 0) */
-    void (*on_writable)(void *ud);         /* output queue drained: room for more */
 } tb_client_cbs;
 
 tb_client *tb_client_new(uv_loop_t *loop, const tbgw_config *cfg, const tb_client_cbs *cbs, void *ud);

@@ -63,6 +63,11 @@ class PlatformBasics(GatewayTestCase):
         self.platform.publish("v1/devices/me/rpc/request/8", {"method": "gateway_devices"})
         devs = wait_for(lambda: self.platform.all("v1/devices/me/rpc/response/8"), 10)
         self.assertEqual(devs[0][1], {"code": 200, "resp": {"Test Device 1": "Test Connector"}})
+        self.platform.publish("v1/devices/me/rpc/request/12", {"method": "gateway_stats"})
+        st = wait_for(lambda: self.platform.all("v1/devices/me/rpc/response/12"), 10)[0][1]
+        self.assertGreaterEqual(st["eventsProduced"], 2)  # the device's attributes and its telemetry
+        self.assertGreaterEqual(st["eventsSent"], 1)
+        self.assertGreaterEqual(st["TestConnectorEventsProduced"], 1)
         self.platform.publish("v1/devices/me/rpc/request/9", {"method": "tbgw_test_ping"})
         cp = wait_for(lambda: self.platform.all("v1/devices/me/rpc/response/9"), 10)
         self.assertEqual(cp[0][1], {"pong": True})
