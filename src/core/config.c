@@ -671,6 +671,17 @@ void tbgw_config_entry_free(tbgw_conn_entry *e) {
     tbgw_doc_free(e->doc);
 }
 
+void tbgw_security_clear(tbgw_security *s) {
+    free(s->access_token);
+    free(s->client_id);
+    free(s->username);
+    free(s->password);
+    free(s->ca_cert);
+    free(s->cert);
+    free(s->private_key);
+    memset(s, 0, sizeof *s);
+}
+
 void tbgw_config_free(tbgw_config *c) {
     if (!c) return;
     for (size_t i = 0; i < c->n_conns; i++) tbgw_config_entry_free(&c->conns[i]);
@@ -680,14 +691,7 @@ void tbgw_config_free(tbgw_config *c) {
     free(c->custom_stats_file);
     free(c->reboot_command);
     free(c->metrics_host);
-    tbgw_security *s = &c->sec;
-    free(s->access_token);
-    free(s->client_id);
-    free(s->username);
-    free(s->password);
-    free(s->ca_cert);
-    free(s->cert);
-    free(s->private_key);
+    tbgw_security_clear(&c->sec);
     for (int i = 0; i < 6; i++) free(c->rate_limits[i]);
     tbgw_doc_free(c->doc);
     free(c->dir);

@@ -77,6 +77,8 @@ typedef struct tbgw_cfg_report {
  * reported (each already written to rep). load_connectors=0 skips connector files. */
 tbgw_config *tbgw_config_load(const char *path, tbgw_cfg_report *rep);
 void tbgw_config_free(tbgw_config *c);
+/* Frees the strings of a security section and zeroes it. */
+void tbgw_security_clear(tbgw_security *s);
 /* Resolves a file name against the config folder (absolute names unchanged). Caller frees. */
 char *tbgw_config_resolve(const tbgw_config *c, const char *name);
 /* Builds one connector entry from a connectors-list object (type, name, configuration or inline

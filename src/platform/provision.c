@@ -351,23 +351,12 @@ static json_t *env_provisioning(void) {
     return p;
 }
 
-static void clear_security(tbgw_security *s) {
-    free(s->access_token);
-    free(s->client_id);
-    free(s->username);
-    free(s->password);
-    free(s->ca_cert);
-    free(s->cert);
-    free(s->private_key);
-    memset(s, 0, sizeof *s);
-}
-
 int tbgw_provision(tbgw_config *cfg, tbgw_err *err) {
     json_t *tb = json_object_get(cfg->doc->root, "thingsboard");
     json_t *envp = env_provisioning();
     json_t *prov = envp ? envp : json_object_get(tb, "provisioning");
     if (!envp && (json_is_object(json_object_get(tb, "security")) || !json_is_object(prov))) return 0;
-    clear_security(&cfg->sec);
+    tbgw_security_clear(&cfg->sec);
     char *credpath = path_in(cfg->dir, ".credentials");
     int rc;
     if (access(credpath, F_OK) == 0) {

@@ -52,14 +52,7 @@ static void fuzz_answer(const uint8_t *data, size_t size) {
     cfg.port = 1883;
     tbgw_err err;
     tbgw_provision_apply(&cfg, j, ".credentials", &err);
-    tbgw_security *s = &cfg.sec;
-    free(s->access_token);
-    free(s->client_id);
-    free(s->username);
-    free(s->password);
-    free(s->ca_cert);
-    free(s->cert);
-    free(s->private_key);
+    tbgw_security_clear(&cfg.sec);
     json_decref(j);
 }
 

@@ -269,21 +269,14 @@ static void file_bytes_bound(void **state) {
 /* Bad values of the reference keys are rejected naming the key. */
 static void file_bad_keys(void **state) {
     sfx *f = *state;
-    const char *bad[][2] = {
+    const char *const bad[][2] = {
         {"{\"max_file_count\": 0}", "storage.max_file_count"},
         {"{\"max_records_per_file\": \"x\"}", "storage.max_records_per_file"},
         {"{\"max_read_records_count\": -1}", "storage.max_read_records_count"},
         {"{\"max_records_between_fsync\": 0}", "storage.max_records_between_fsync"},
         {"{\"data_folder_path\": 5}", "storage.data_folder_path"},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        json_t *c = sfx_cfg(f, bad[i][0]);
-        tbgw_storage *s = NULL;
-        tbgw_err err = {0};
-        assert_int_not_equal(tbgw_storage_open(c, NULL, &s, &err), 0);
-        assert_non_null(strstr(err.msg, bad[i][1]));
-        json_decref(c);
-    }
+    sfx_expect_refused(f, bad, sizeof bad / sizeof bad[0]);
 }
 
 /* A relative data_folder_path resolves against the config directory. */
