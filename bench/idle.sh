@@ -29,7 +29,7 @@ echo "start-up to first telemetry on the platform: $(( (t1 - t0) / 1000000 )) ms
 sleep 5
 echo "RSS after 5 s: $(awk '/VmRSS/ {print $2, $3}' /proc/$gpid/status)"
 read -r u0 s0 < <(awk '{print $14, $15}' /proc/$gpid/stat)
-[ -n "${PMAP:-}" ] && pmap -x $gpid | sort -k3 -n | tail -12
+[ -n "${PMAP:-}" ] && pmap -x $gpid | sort -k3 -n | tail -${PMAP_LINES:-12}
 sleep "$secs"
 read -r u1 s1 < <(awk '{print $14, $15}' /proc/$gpid/stat)
 tck=$(getconf CLK_TCK)

@@ -2,14 +2,17 @@
 #include "core/metrics.h"
 
 #include <arpa/inet.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "modules/http/http_module.h"
+#include "util/module.h"
+
 struct tbgw_metrics {
-    struct MHD_Daemon *d;
+    const tbgw_http_module *http;
+    void *server;
     pthread_mutex_t mu;
     tbgw_metrics_snap snap; /* latest from the core thread */
     int port;
@@ -144,48 +147,41 @@ int tbgw_metrics_health(const tbgw_metrics_snap *s, tbgw_buf *b) {
     return ok;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *ctype, tbgw_buf *b) {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(b->len, b->p ? b->p : (char *)"", MHD_RESPMEM_MUST_COPY);
-    tbgw_buf_free(b);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", ctype);
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
+/* The body of b moves into the reply. */
+static void reply(tbgw_http_reply *r, unsigned status, const char *ctype, tbgw_buf *b) {
+    r->status = status;
+    r->ctype = ctype;
+    r->len = b->len;
+    r->body = b->p; /* malloc'ed by tbgw_buf; the module frees it */
+    b->p = NULL;
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                               const char *version, const char *upload, size_t *upload_size, void **ctx) {
-    (void)version;
-    (void)upload;
-    (void)upload_size;
-    (void)ctx;
-    tbgw_metrics *m = cls;
+static void handler(void *ud, const char *method, const char *url, tbgw_http_reply *r) {
+    tbgw_metrics *m = ud;
     tbgw_buf b;
     tbgw_buf_init(&b);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         tbgw_buf_puts(&b, "only GET\n");
-        return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", &b);
+        reply(r, 405, "text/plain", &b);
+        return;
     }
     tbgw_metrics_snap *s = malloc(sizeof *s);
-    if (!s) return MHD_NO;
+    if (!s) return; /* 500, empty */
     pthread_mutex_lock(&m->mu);
     memcpy(s, &m->snap, sizeof *s);
     pthread_mutex_unlock(&m->mu);
-    enum MHD_Result ret;
     if (strcmp(url, "/metrics") == 0) {
         tbgw_metrics_render(s, &b);
-        ret = respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b);
+        reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
     } else if (strcmp(url, "/healthz") == 0) {
         int ok = tbgw_metrics_health(s, &b);
-        ret = respond(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", &b);
+        reply(r, ok ? 200 : 503, "application/json", &b);
     } else {
         tbgw_buf_puts(&b, "not found: try /metrics or /healthz\n");
-        ret = respond(c, MHD_HTTP_NOT_FOUND, "text/plain", &b);
+        reply(r, 404, "text/plain", &b);
     }
+    tbgw_buf_free(&b);
     free(s);
-    return ret;
 }
 
 tbgw_metrics *tbgw_metrics_start(const char *host, int port, tbgw_err *err) {
@@ -198,21 +194,19 @@ tbgw_metrics *tbgw_metrics_start(const char *host, int port, tbgw_err *err) {
                      "metrics.host: expected an IPv4 address such as 127.0.0.1 or 0.0.0.0, got \"%s\"", host);
         return NULL;
     }
+    const tbgw_http_module *http = tbgw_module_symbol(TBGW_HTTP_MODULE_NAME, TBGW_HTTP_MODULE_SYMBOL, err);
+    if (!http) return NULL;
     tbgw_metrics *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     pthread_mutex_init(&m->mu, NULL);
-    m->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
-                            handler, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                            MHD_OPTION_END);
-    if (!m->d) {
+    m->http = http;
+    m->server = http->start(&sa, 16, 10, handler, m, &m->port);
+    if (!m->server) {
         tbgw_err_set(err, TBGW_EIO, "cannot listen on %s:%d (port in use?); /metrics is off", host, port);
         pthread_mutex_destroy(&m->mu);
         free(m);
         return NULL;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
-    m->port = di ? di->port : port;
     return m;
 }
 
@@ -229,7 +223,7 @@ void tbgw_metrics_update(tbgw_metrics *m, const tbgw_metrics_snap *s) {
 
 void tbgw_metrics_stop(tbgw_metrics *m) {
     if (!m) return;
-    MHD_stop_daemon(m->d);
+    m->http->stop(m->server);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }

@@ -1,6 +1,7 @@
-/* Prometheus text endpoint (/metrics) and /healthz on libmicrohttpd (tbgw extension, off by
- * default). The core thread publishes a snapshot of its counters (tbgw_metrics_update, under a
- * mutex); the HTTP thread renders only from the latest snapshot. */
+/* Prometheus text endpoint (/metrics) and /healthz, served by the HTTP module (tbgw_http.so,
+ * modules/http/http_module.h, loaded only when enabled; tbgw extension, off by default). The core thread
+ * publishes a snapshot of its counters (tbgw_metrics_update, under a mutex); the HTTP thread renders only
+ * from the latest snapshot. */
 #ifndef TBGW_CORE_METRICS_H
 #define TBGW_CORE_METRICS_H
 

@@ -229,12 +229,12 @@ class Gateway:
         self.proc = None
         self.logf = None
 
-    def start(self, env=None):
+    def start(self, env=None, binary=None):
         e = dict(os.environ)
         e.setdefault("TBGW_LOG_LEVEL", "DEBUG")
         e.update(env or {})
         self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([TBGW_BIN, "-c", self.config_path], stdout=self.logf, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen([binary or TBGW_BIN, "-c", self.config_path], stdout=self.logf, stderr=subprocess.STDOUT,
                                      env=e, cwd=self.workdir, start_new_session=True)
         return self
 

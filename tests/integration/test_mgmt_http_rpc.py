@@ -2,11 +2,25 @@
 
 import json
 import os
+import shutil
 import time
 import urllib.error
 import urllib.request
 
-from tbgwtest import GatewayTestCase, free_port, test_connector, wait_for, main
+from tbgwtest import GatewayTestCase, TBGW_BIN, free_port, test_connector, wait_for, main
+
+
+def mapped(gw, name):
+    with open("/proc/%d/maps" % gw.proc.pid) as f:
+        return name in f.read()
+
+
+def with_metrics(gw, port):
+    with open(gw.config_path) as f:
+        conf = json.load(f)
+    conf["metrics"] = {"enabled": True, "port": port}
+    with open(gw.config_path, "w") as f:
+        json.dump(conf, f)
 
 
 def http_get(port, path):
@@ -80,16 +94,13 @@ class Metrics(GatewayTestCase):
     def test_healthy(self):
         port = free_port()
         gw = self.gateway(connectors=[test_connector(messages=0, intervalMs=200)])
-        with open(gw.config_path) as f:
-            conf = json.load(f)
-        conf["metrics"] = {"enabled": True, "port": port}
-        with open(gw.config_path, "w") as f:
-            json.dump(conf, f)
+        with_metrics(gw, port)
         gw.start()
         wait_for(lambda: self.platform.telemetry("Test Device 1"), 15)
         st, ctype, body = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(http_get(port, "/healthz")), 10)
         self.assertEqual(json.loads(body), {"platform": "connected", "connectors": {"Test Connector": "CONNECTED"},
                                             "status": "ok"})
+        self.assertTrue(mapped(gw, "tbgw_http.so"))  # the HTTP module is loaded when metrics are on
         self.assertEqual(gw.stop(), 0)
 
     def test_off_by_default(self):
@@ -98,8 +109,27 @@ class Metrics(GatewayTestCase):
         gw.start()
         wait_for(lambda: self.platform.telemetry("Test Device 1"), 15)
         self.assertNotIn("metrics on", gw.log())
+        # the HTTP module and its libraries are not even mapped
+        self.assertFalse(mapped(gw, "tbgw_http.so"))
+        self.assertFalse(mapped(gw, "libmicrohttpd"))
         with self.assertRaises(OSError):
             urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=2)
+        self.assertEqual(gw.stop(), 0)
+
+    def test_module_missing_is_a_clear_error_not_a_failure(self):
+        # a binary copied away from its modules/ folder: metrics are off with a message naming the
+        # module and the places tried; everything else runs
+        bindir = os.path.join(self.workdir, "bin")
+        os.makedirs(bindir)
+        shutil.copy(TBGW_BIN, bindir)
+        port = free_port()
+        gw = self.gateway(connectors=[test_connector(messages=3, intervalMs=50)])
+        with_metrics(gw, port)
+        gw.start(env={"TBGW_MODULE_PATH": os.path.join(self.workdir, "nothing")},
+                 binary=os.path.join(bindir, os.path.basename(TBGW_BIN)))
+        gw.wait_log("metrics: cannot load module tbgw_http: tried %s/nothing/tbgw_http.so (absent), %s/modules/tbgw_http.so (absent)"
+                    % (self.workdir, bindir))
+        wait_for(lambda: len(self.platform.telemetry("Test Device 1")) >= 3, 15)
         self.assertEqual(gw.stop(), 0)
 
 
