@@ -58,11 +58,15 @@ static int storage_sink(void *ud, const void *rec, size_t len) {
         }
         return 0; /* keep going with the other records */
     }
+    gw->cnt.records_appended++;
     return 0;
 }
 
-static void store(tbgw_gateway *gw, const tbgw_converted *c, uint8_t flags) {
+/* ci: the connector whose event this is (counted as its "EventsProduced"), or NULL. */
+static void store(tbgw_gateway *gw, const tbgw_converted *c, uint8_t flags, conn_inst *ci) {
+    uint64_t before = gw->cnt.records_appended;
     tbgw_record_encode(c, flags, gw->max_payload, storage_sink, gw);
+    if (ci) ci->storage_pushed += gw->cnt.records_appended - before;
     gw->cnt.events_produced++;
     gw->cnt.attr_produced += c->n_attributes;
     gw->cnt.ts_produced += c->n_telemetry;
@@ -127,7 +131,7 @@ static tbgw_device *touch_device(tbgw_gateway *gw, conn_inst *ci, const char *na
             tbgw_value t = tbgw_value_string(ci->entry->type), n = tbgw_value_string(ci->entry->name);
             tbgw_converted_add_attribute(a, "connectorType", &t, NULL);
             tbgw_converted_add_attribute(a, "connectorName", &n, NULL);
-            store(gw, a, 0);
+            store(gw, a, TBGW_RECORD_META, NULL);
             tbgw_converted_free(a);
             d->attrs_sent = 1;
         }
@@ -156,15 +160,17 @@ static void process_data(tbgw_gateway *gw, conn_inst *ci, tbgw_converted *chain)
             }
         }
         if (tbgw_report_filter(gw->report, ci->entry->id, &ci->entry->rs, c, now) == 0) continue;
-        store(gw, c, 0);
-        ci->storage_pushed++;
+        store(gw, c, 0, ci);
     }
 }
 
 static void report_emit(void *ud, const char *connector_id, tbgw_converted *c) {
     tbgw_gateway *gw = ud;
-    (void)connector_id;
-    store(gw, c, 0);
+    conn_inst *ci = NULL;
+    for (size_t i = 0; connector_id && i < gw->n_conns && !ci; i++)
+        if (gw->conns[i] && gw->conns[i]->entry->id && strcmp(gw->conns[i]->entry->id, connector_id) == 0)
+            ci = gw->conns[i];
+    store(gw, c, 0, ci);
     tbgw_converted_free(c);
 }
 
@@ -257,16 +263,67 @@ static int collect_msg(void *ud, const tb_msg *m) {
     return v->topics.oom || v->payloads.oom ? TBGW_ENOMEM : 0;
 }
 
+static void flight_free(flight *f) {
+    tbgw_pack_free(&f->pack);
+    free(f->mids);
+    free(f->by_conn);
+    free(f);
+}
+
+/* Adds the acknowledged records to their connectors' counts (those still configured). */
+static void count_sent(tbgw_gateway *gw, const conn_count *cc, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        for (size_t i = 0; i < gw->n_conns; i++)
+            if (gw->conns[i] && gw->conns[i] == cc[k].ci) {
+                gw->conns[i]->events_sent += cc[k].n;
+                break;
+            }
+}
+
 static void commit_done(tbgw_gateway *gw) {
     while (gw->fl_head && gw->fl_head->pending == 0) {
         flight *f = gw->fl_head;
         gw->st->ops->commit(gw->st, &f->pack);
         gw->cnt.events_sent += f->pack.n;
+        count_sent(gw, f->by_conn, f->n_by_conn);
         gw->fl_head = f->next;
         if (!gw->fl_head) gw->fl_tail = NULL;
-        tbgw_pack_free(&f->pack);
-        free(f->mids);
-        free(f);
+        flight_free(f);
+    }
+}
+
+/* Attributes the records of a staged pack to the connectors that own their devices. Records of
+ * devices no connector owns now (stored before a restart and not seen since) count only in the total. */
+static void count_by_conn(tbgw_gateway *gw, staged_pack *sp, const tbgw_record_view *views, size_t nv) {
+    const char *prev = NULL;
+    uint16_t prev_len = 0;
+    void *ci = NULL;
+    for (size_t i = 0; i < nv; i++) {
+        const tbgw_record_view *v = &views[i];
+        if (v->flags & (TBGW_RECORD_OWN | TBGW_RECORD_META)) continue;
+        if (!prev || v->name_len != prev_len || memcmp(v->name, prev, prev_len) != 0) {
+            char tmp[1024];
+            ci = NULL;
+            if (v->name_len < sizeof tmp) {
+                memcpy(tmp, v->name, v->name_len);
+                tmp[v->name_len] = 0;
+                tbgw_device *d = tbgw_devices_get(&gw->devs, tmp);
+                ci = d ? d->owner : NULL;
+            }
+            prev = v->name;
+            prev_len = v->name_len;
+        }
+        if (!ci) continue;
+        size_t k = 0;
+        while (k < sp->n_by_conn && sp->by_conn[k].ci != ci) k++;
+        if (k == sp->n_by_conn) {
+            conn_count *nb = realloc(sp->by_conn, (k + 1) * sizeof *nb);
+            if (!nb) return; /* per-connector counts are best effort */
+            sp->by_conn = nb;
+            sp->by_conn[k] = (conn_count){ci, 0};
+            sp->n_by_conn++;
+        }
+        sp->by_conn[k].n++;
     }
 }
 
@@ -303,6 +360,7 @@ static int stage_next(tbgw_gateway *gw) {
     tbgw_buf_init(&sp->mv.payloads);
     int rc =
         views ? tb_codec_pack(views, nv, gw->max_payload, rename_cb, gw, collect_msg, &sp->mv) : TBGW_ENOMEM;
+    if (rc == 0) count_by_conn(gw, sp, views, nv);
     free(views);
     if (rc) {
         TBGW_ERRORF(gw->log, "cannot encode a pack (%s); retrying later", tbgw_strerror(rc));
@@ -319,6 +377,9 @@ static void staged_clear(tbgw_gateway *gw) {
     if (!gw->staged.active) return;
     msg_vec_free(&gw->staged.mv);
     tbgw_pack_free(&gw->staged.pack);
+    free(gw->staged.by_conn);
+    gw->staged.by_conn = NULL;
+    gw->staged.n_by_conn = 0;
     gw->staged.active = 0;
 }
 
@@ -363,6 +424,10 @@ static int pump_one(tbgw_gateway *gw) {
     }
     f->pack = gw->staged.pack;
     memset(&gw->staged.pack, 0, sizeof gw->staged.pack);
+    f->by_conn = gw->staged.by_conn;
+    f->n_by_conn = gw->staged.n_by_conn;
+    gw->staged.by_conn = NULL;
+    gw->staged.n_by_conn = 0;
     int rc = 0;
     for (size_t i = 0; i < mv->n; i++) {
         int mid = 0;
@@ -519,9 +584,7 @@ static void on_lost(void *ud, const char *why) {
     while (gw->fl_head) {
         flight *f = gw->fl_head;
         gw->fl_head = f->next;
-        tbgw_pack_free(&f->pack);
-        free(f->mids);
-        free(f);
+        flight_free(f);
     }
     gw->fl_tail = NULL;
     gw->inflight_msgs = 0;
@@ -879,9 +942,7 @@ void tbgw_gateway_free(tbgw_gateway *gw) {
     while (gw->fl_head) {
         flight *f = gw->fl_head;
         gw->fl_head = f->next;
-        tbgw_pack_free(&f->pack);
-        free(f->mids);
-        free(f);
+        flight_free(f);
     }
     tbgw_router_free(gw);
     staged_clear(gw);

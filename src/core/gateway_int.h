@@ -63,7 +63,8 @@ struct conn_inst {
     tbgw_conn_state state;
     char last_error[256];
     uint64_t stats[TBGW_STAT__COUNT];           /* atomic adds */
-    uint64_t storage_pushed, stats_prev_pushed; /* core thread */
+    uint64_t storage_pushed, stats_prev_pushed; /* records of its devices appended to storage (core thread) */
+    uint64_t events_sent; /* records of its devices the platform acknowledged (core thread) */
     unsigned restarts;
     int owns_entry;                         /* entry was created at run time (remote configuration) */
     int64_t file_mtime;                     /* connector file watch (checkConnectorsConfigurationInSeconds) */
@@ -83,11 +84,19 @@ const char *tbgw_conn_state_name(tbgw_conn_state st);
 void tbgw_conn_state_get(conn_inst *ci, tbgw_conn_state *st, char *err, size_t errlen);
 
 /* A pack being published: committed once every message of it was acknowledged. */
+/* How many records of a pack each connector produced (for "<name>EventsSent"). */
+typedef struct conn_count {
+    void *ci; /* conn_inst; checked against gw->conns before use */
+    uint64_t n;
+} conn_count;
+
 typedef struct flight {
     struct flight *next;
     tbgw_pack pack;
     int *mids;
     size_t n_mids, pending;
+    conn_count *by_conn;
+    size_t n_by_conn;
 } flight;
 
 /* Encoded messages of one pack. */
@@ -105,6 +114,8 @@ typedef struct staged_pack {
     int active;
     tbgw_pack pack;
     msg_vec mv;
+    conn_count *by_conn;
+    size_t n_by_conn;
 } staged_pack;
 
 /* An RPC waiting for its connector's reply (or for its device to appear). */
@@ -135,6 +146,7 @@ typedef struct traffic_limits {
 typedef struct tbgw_counters {
     uint64_t events_produced, events_sent, msgs_pushed, msgs_received, attr_produced, ts_produced;
     uint64_t storage_drops, ingress_drops, bad_records, downlink_errors;
+    uint64_t records_appended; /* records storage accepted */
 } tbgw_counters;
 
 struct tbgw_gateway {

@@ -54,7 +54,7 @@ static void metric(tbgw_buf *b, const char *name, const char *type, const char *
 
 typedef struct conn_metric {
     const char *name, *type, *help;
-    int stat; /* TBGW_STAT_*; -1 storage_pushed, -2 restarts */
+    int stat; /* TBGW_STAT_*; -1 storage_pushed, -2 restarts, -3 events_sent */
 } conn_metric;
 
 static void render_conns(const tbgw_metrics_snap *s, tbgw_buf *b) {
@@ -71,6 +71,8 @@ static void render_conns(const tbgw_metrics_snap *s, tbgw_buf *b) {
         {"tbgw_connector_converter_errors_total", "counter", "Converter errors", TBGW_STAT_CONVERTER_ERRORS},
         {"tbgw_connector_storage_pushed_total", "counter", "Records the connector put into storage", -1},
         {"tbgw_connector_restarts_total", "counter", "Restarts of the connector after a failure", -2},
+        {"tbgw_connector_events_sent_total", "counter",
+         "Records of the connector's devices the platform acknowledged", -3},
     };
     tbgw_buf_puts(b, "# HELP tbgw_connector_state Connector state (1 for the current state)\n"
                      "# TYPE tbgw_connector_state gauge\n");
@@ -90,7 +92,8 @@ static void render_conns(const tbgw_metrics_snap *s, tbgw_buf *b) {
             const tbgw_metrics_conn *c = &s->conns[i];
             uint64_t v = cm[k].stat >= 0    ? c->stats[cm[k].stat]
                          : cm[k].stat == -1 ? c->storage_pushed
-                                            : c->restarts;
+                         : cm[k].stat == -2 ? c->restarts
+                                            : c->events_sent;
             tbgw_buf_printf(b, "%s{connector=\"", cm[k].name);
             label(b, c->name);
             tbgw_buf_printf(b, "\"} %llu\n", (unsigned long long)v);

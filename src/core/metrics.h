@@ -19,7 +19,7 @@ typedef struct tbgw_metrics_conn {
     int state; /* tbgw_conn_state */
     unsigned restarts;
     uint64_t stats[TBGW_STAT__COUNT]; /* cumulative */
-    uint64_t storage_pushed;
+    uint64_t storage_pushed, events_sent;
 } tbgw_metrics_conn;
 
 typedef struct tbgw_metrics_snap {

@@ -403,6 +403,7 @@ static void snapshot(tbgw_mgmt *m) {
         for (int k = 0; k < TBGW_STAT__COUNT; k++)
             mc->stats[k] = ci->stats_total[k] + __atomic_load_n(&ci->stats[k], __ATOMIC_RELAXED);
         mc->storage_pushed = ci->storage_pushed;
+        mc->events_sent = ci->events_sent;
     }
     s->n_conns = n;
     tbgw_metrics_update(m->metrics, s);

@@ -10,6 +10,9 @@
 #include <tbgw/data.h>
 
 #define TBGW_RECORD_OWN 0x01 /* the gateway's own device (v1/devices/me topics) */
+#define TBGW_RECORD_META                                                                                     \
+    0x02 /* made by the core for a device (connectorType/connectorName), not one of its                      \
+          * connector's events */
 
 typedef struct tbgw_record_view {
     uint8_t flags;

@@ -129,10 +129,10 @@ static json_t *gw_stats(tbgw_gateway *gw) {
         for (const char *s = ci->entry->name; *s && k < sizeof name - 1; s++)
             if (*s != ' ') name[k++] = *s;
         name[k] = 0;
-        /* "<name>EventsSent" is not reported: stored records do not carry their connector, and
-         * repeating the produced count under that key would be false */
         snprintf(key, sizeof key, "%sEventsProduced", name);
         json_object_set_new(o, key, json_integer((json_int_t)ci->storage_pushed));
+        snprintf(key, sizeof key, "%sEventsSent", name);
+        json_object_set_new(o, key, json_integer((json_int_t)ci->events_sent));
     }
     return o;
 }

@@ -73,6 +73,8 @@ class Metrics(GatewayTestCase):
         self.assertEqual(m["tbgw_filtered_records_total"], 5)
         self.assertGreaterEqual(m["tbgw_filtered_datapoints_total"], 5)
         self.assertEqual(m['tbgw_connector_storage_pushed_total{connector="Test Connector"}'], 5)
+        # every record the connector produced was acknowledged (the platform is up all along)
+        wait_for(lambda: metrics()['tbgw_connector_events_sent_total{connector="Test Connector"}'] == 5, 10)
         self.assertGreaterEqual(m['tbgw_connector_messages_received_total{connector="Test Connector"}'], 5)
         self.assertIn('tbgw_connector_state{connector="Flaky",type="tbgw_test",state="FAILED"}', m)
         self.assertIn("tbgw_storage_records", m)

@@ -68,6 +68,8 @@ class PlatformBasics(GatewayTestCase):
         self.assertGreaterEqual(st["eventsProduced"], 2)  # the device's attributes and its telemetry
         self.assertGreaterEqual(st["eventsSent"], 1)
         self.assertGreaterEqual(st["TestConnectorEventsProduced"], 1)
+        self.assertGreaterEqual(st["TestConnectorEventsSent"], 1)
+        self.assertLessEqual(st["TestConnectorEventsSent"], st["TestConnectorEventsProduced"])
         self.platform.publish("v1/devices/me/rpc/request/9", {"method": "tbgw_test_ping"})
         cp = wait_for(lambda: self.platform.all("v1/devices/me/rpc/response/9"), 10)
         self.assertEqual(cp[0][1], {"pong": True})

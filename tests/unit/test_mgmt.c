@@ -270,6 +270,8 @@ static void test_metrics_text(void **state) {
     s.conns[0].state = TBGW_CONN_FAILED;
     s.conns[0].restarts = 2;
     s.conns[0].stats[TBGW_STAT_MSGS_RECEIVED] = 9;
+    s.conns[0].storage_pushed = 11;
+    s.conns[0].events_sent = 10;
     tbgw_buf b;
     tbgw_buf_init(&b);
     tbgw_metrics_render(&s, &b);
@@ -285,6 +287,9 @@ static void test_metrics_text(void **state) {
     assert_non_null(strstr(t, "tbgw_connector_restarts_total{connector=\"My \\\"Conn\\\"\\\\1\"} 2\n"));
     assert_non_null(
         strstr(t, "tbgw_connector_messages_received_total{connector=\"My \\\"Conn\\\"\\\\1\"} 9\n"));
+    assert_non_null(
+        strstr(t, "tbgw_connector_storage_pushed_total{connector=\"My \\\"Conn\\\"\\\\1\"} 11\n"));
+    assert_non_null(strstr(t, "tbgw_connector_events_sent_total{connector=\"My \\\"Conn\\\"\\\\1\"} 10\n"));
     tbgw_buf_reset(&b);
     assert_int_equal(tbgw_metrics_health(&s, &b), 0); /* a failed connector */
     assert_non_null(strstr(tbgw_buf_cstr(&b), "\"status\":\"unhealthy\""));
