@@ -41,8 +41,9 @@ static int setup(void) {
     int dl = i2d_X509(x, &der);
     for (int m = 0; m < 2; m++) {
         tbgw_err err = {0};
-        secs[m] = tbgw_ua_sec_new(tbgw_ua_policy_find("Basic256Sha256"),
-                                  m ? TBGW_UA_MODE_SIGN_ENCRYPT : TBGW_UA_MODE_SIGN, cert, pkey, NULL, &err);
+        secs[m] =
+            tbgw_ua_sec_new(tbgw_ua_policy_find("Basic256Sha256"),
+                            m ? TBGW_UA_MODE_SIGN_ENCRYPT : TBGW_UA_MODE_SIGN, cert, pkey, NULL, NULL, &err);
         if (!secs[m] || tbgw_ua_sec_set_server_cert(secs[m], der, (size_t)dl, &err)) return -1;
         /* the same nonce on both sides makes the client and server keys equal: a round trip decodes */
         const uint8_t *nonce;
