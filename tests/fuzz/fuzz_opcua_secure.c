@@ -76,7 +76,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (tbgw_ua_chunk_parse(data + 1, size - 1, &c) == 0 && (c.type[0] == 'O' || c.type[0] == 'M'))
             tbgw_ua_sec_decode(s, data + 1, size - 1, &c);
     }
-    /* 2. the input as a body: encode, then decode every chunk and compare */
+    /* 2. the input as a CreateSession server signature (must never verify) */
+    tbgw_err err = {0};
+    if (tbgw_ua_sec_verify_server(s, data, size / 2, data + size / 2, size - size / 2, NULL, data + 1,
+                                  size - 1, &err) == 0)
+        abort();
+    /* 3. the input as a body: encode, then decode every chunk and compare */
     tbgw_buf out;
     tbgw_buf_init(&out);
     uint32_t seq = 1;
