@@ -1,11 +1,14 @@
 /* Fuzz target: the OPC UA binary decoder (Variant, DataValue, DiagnosticInfo, ExpandedNodeId, ...)
- * and a re-encode of whatever decoded. */
+ * and a re-encode of whatever decoded; the GetEndpoints and CreateSession response bodies the client
+ * picks its endpoint, user token policies and session checks from. */
 #include <stddef.h>
 #include <stdint.h>
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "connectors/opcua/opcua.h"
+#include "proto/opcua/ua_internal.h"
 #include "proto/opcua/ua_types.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -16,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tbgw_ua_dec_init(&d, data + 1, size - 1);
     tbgw_buf b;
     tbgw_buf_init(&b);
-    switch (data[0] % 6) {
+    switch (data[0] % 8) {
     case 0: {
         tbgw_ua_variant v;
         if (tbgw_ua_dec_variant(&d, &v) == 0) {
@@ -63,6 +66,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         tbgw_ua_ltext lt;
         if (tbgw_ua_dec_ltext(&d, &lt) == 0) tbgw_ua_ltext_clear(&lt);
+        break;
+    }
+    case 6: {
+        static const char *const wants[] = {"http://opcfoundation.org/UA/SecurityPolicy#None",
+                                            "http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256"};
+        tbgw_ua_endpoint_pick p;
+        memset(&p, 0, sizeof p);
+        tbgw_buf_init(&p.server_cert);
+        p.want_policy = wants[(data[0] >> 3) & 1];
+        p.want_mode = 1 + ((data[0] >> 4) % 3);
+        tbgw_ua_endpoints_decode(&d, &p);
+        tbgw_ua_endpoint_pick_clear(&p);
+        break;
+    }
+    case 7: {
+        tbgw_ua_session_resp r;
+        if (tbgw_ua_create_session_decode(&d, &r) == 0)
+            tbgw_ua_cert_leaf_len(r.cert.data, r.cert.len > 0 ? (size_t)r.cert.len : 0);
+        tbgw_ua_session_resp_clear(&r);
         break;
     }
     default: {

@@ -41,8 +41,9 @@ static int setup(void) {
     int dl = i2d_X509(x, &der);
     for (int m = 0; m < 2; m++) {
         tbgw_err err = {0};
-        secs[m] = tbgw_ua_sec_new(tbgw_ua_policy_find("Basic256Sha256"),
-                                  m ? TBGW_UA_MODE_SIGN_ENCRYPT : TBGW_UA_MODE_SIGN, cert, pkey, NULL, &err);
+        secs[m] =
+            tbgw_ua_sec_new(tbgw_ua_policy_find("Basic256Sha256"),
+                            m ? TBGW_UA_MODE_SIGN_ENCRYPT : TBGW_UA_MODE_SIGN, cert, pkey, NULL, NULL, &err);
         if (!secs[m] || tbgw_ua_sec_set_server_cert(secs[m], der, (size_t)dl, &err)) return -1;
         /* the same nonce on both sides makes the client and server keys equal: a round trip decodes */
         const uint8_t *nonce;
@@ -75,7 +76,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (tbgw_ua_chunk_parse(data + 1, size - 1, &c) == 0 && (c.type[0] == 'O' || c.type[0] == 'M'))
             tbgw_ua_sec_decode(s, data + 1, size - 1, &c);
     }
-    /* 2. the input as a body: encode, then decode every chunk and compare */
+    /* 2. the input as a CreateSession server signature (must never verify) */
+    tbgw_err err = {0};
+    if (tbgw_ua_sec_verify_server(s, data, size / 2, data + size / 2, size - size / 2, NULL, data + 1,
+                                  size - 1, &err) == 0)
+        abort();
+    /* 3. the input as a body: encode, then decode every chunk and compare */
     tbgw_buf out;
     tbgw_buf_init(&out);
     uint32_t seq = 1;

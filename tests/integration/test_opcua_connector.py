@@ -22,11 +22,12 @@ REFERENCE = os.path.join(SOURCE_DIR, "..", "shared", "reference-configs", "opcua
 
 
 class OpcuaServer:
-    def __init__(self, workdir, port=None, user=None, pki=None):
+    def __init__(self, workdir, port=None, user=None, pki=None, x509_user=None):
         self.workdir = workdir
         self.port = port or free_port()
         self.user = user
         self.pki = pki
+        self.x509_user = x509_user
         self.proc = None
 
     @property
@@ -40,6 +41,8 @@ class OpcuaServer:
             args += ["--user", self.user]
         if self.pki:
             args += ["--pki", self.pki]
+        if self.x509_user:
+            args += ["--x509-user", self.x509_user]
         self.log = os.path.join(self.workdir, "opcua-%d.log" % self.port)
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, start_new_session=True)
@@ -82,6 +85,34 @@ def make_pki(folder):
         with open(os.path.join(folder, "ca.pem")) as ca, open(os.path.join(folder, name + ".pem"), "a") as out:
             out.write(ca.read())
     return folder
+
+
+def make_user_certs(folder):
+    """Self-signed user certificates 'user' and 'rogue' (application URI urn:tbgw:client), by openssl."""
+    for name in ("user", "rogue"):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
+                        name + ".pem", "-days", "30", "-subj", "/CN=" + name, "-addext",
+                        "subjectAltName=URI:urn:tbgw:client", "-addext",
+                        "keyUsage=critical,digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment"],
+                       cwd=folder, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def revoke_server_cert(folder):
+    """A CRL of the test CA revoking the server certificate (openssl ca), as revoked.crl."""
+    with open(os.path.join(folder, "ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\n"
+                "default_crl_days=30\n")
+    open(os.path.join(folder, "index.txt"), "w").close()
+    with open(os.path.join(folder, "crlnumber"), "w") as f:
+        f.write("1000\n")
+
+    def run(*args):
+        subprocess.run(args, cwd=folder, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    ca = ["-batch", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.pem"]
+    run("openssl", "x509", "-in", "server.pem", "-out", "server-leaf.pem")
+    run("openssl", "ca", *ca, "-revoke", "server-leaf.pem")
+    run("openssl", "ca", *ca, "-gencrl", "-out", "revoked.crl")
 
 
 def reference_config(url, subscriptions=False):
@@ -199,6 +230,46 @@ class OpcuaConnector(GatewayTestCase):
                 self.assertEqual(reply["data"], {"result": {"result": 42}})
                 gw.wait_log("SecurityPolicy %s %s, anonymous identity" % (policy, mode))
                 self.assertEqual(gw.stop(), 0)
+
+    def test_certificate_user_identity(self):
+        """A server without anonymous logins: the gateway's cert.PEM identity logs in with an X509 user
+        token and delivers values; a certificate the server does not trust is refused, named in the log."""
+        pki = make_pki(os.path.join(self.workdir, "pki"))
+        make_user_certs(pki)
+        srv = self.server(pki=pki, x509_user=os.path.join(pki, "user.pem"))
+        cfg = reference_config(srv.url)
+        cfg["server"]["security"] = "Basic256Sha256"
+        cfg["server"]["identity"] = {"type": "cert.PEM", "cert": "../pki/user.pem", "privateKey": "../pki/user.key",
+                                     "caCert": "../pki/ca.pem", "mode": "SignAndEncrypt"}
+        gw = self.gateway(connectors=[opcua_connector(cfg)]).start()
+        tel = wait_for(lambda: self.platform.telemetry("Demo Device"), 30, what="telemetry with an X509 identity")
+        self.assertEqual(tel[0][2]["temperature"], 21.5)
+        self.assertEqual(self.rpc(12, "multiply", [3, 5])["data"], {"result": {"result": 15}})
+        gw.wait_log("SecurityPolicy Basic256Sha256 SignAndEncrypt, X509 certificate identity")
+        self.assertEqual(gw.stop(), 0)
+
+        self.platform.clear()
+        cfg["server"]["identity"].update({"cert": "../pki/rogue.pem", "privateKey": "../pki/rogue.key"})
+        gw = self.gateway(connectors=[opcua_connector(cfg)]).start()
+        gw.wait_log("the server refused the X509 certificate identity (BadIdentityTokenRejected)", 20)
+        self.assertEqual(self.platform.telemetry("Demo Device"), [])
+        self.assertEqual(gw.stop(), 0)
+
+    def test_revoked_server_certificate(self):
+        """caCert plus a CRL revoking the server's certificate: the gateway refuses the server."""
+        pki = make_pki(os.path.join(self.workdir, "pki"))
+        revoke_server_cert(pki)
+        srv = self.server(pki=pki)
+        cfg = reference_config(srv.url)
+        cfg["server"]["security"] = "Basic256Sha256"
+        cfg["server"]["identity"] = {"type": "cert.PEM", "cert": "../pki/client.pem",
+                                     "privateKey": "../pki/client.key", "caCert": "../pki/ca.pem",
+                                     "crl": "../pki/revoked.crl"}
+        gw = self.gateway(connectors=[opcua_connector(cfg)]).start()
+        gw.wait_log("the server certificate /CN=server (serial", 20)
+        gw.wait_log("is revoked by its CA's certificate revocation list", 5)
+        self.assertEqual(self.platform.telemetry("Demo Device"), [])
+        self.assertEqual(gw.stop(), 0)
 
     def test_username_identity(self):
         srv = self.server(user="gw:secret")

@@ -1,11 +1,15 @@
 // OPC-UA test server for tbgw integration tests (node-opcua).
 // Usage: node opcua_server.js PORT [--user NAME:PASSWORD] [--many N] [--pki DIR] [--late SECONDS]
+//        [--x509-user CERT]
 // Serves opc.tcp://127.0.0.1:PORT/ with Objects/MyObject shaped like the reference's opcua.json:
 // Temperature, Humidity, Frequency, Power, Relay (writable), Counter (changes every 200 ms) and the
 // method multiply(a, b) -> a * b. --many N adds Objects/Many with N Double variables V0..V{N-1}
 // changing every 100 ms. --pki DIR uses DIR/server.pem and DIR/server.key (application URI
 // urn:tbgw:test-server), offers every security policy with Sign and SignAndEncrypt, and accepts any
 // client certificate. --late S adds MyObject/Late (Double 7.5) S seconds after start.
+// --x509-user CERT (with --pki) turns anonymous logins off and accepts X509 user identity tokens
+// whose certificate is CERT (PEM or DER, trusted in DIR/user-pki at start); other user
+// certificates are refused (BadIdentityTokenRejected).
 // Prints "READY <port>" once listening.
 "use strict";
 const opcua = require("node-opcua");
@@ -16,11 +20,13 @@ let user = null;
 let many = 0;
 let pki = null;
 let late = -1;
+let x509User = null;
 for (let i = 1; i < args.length; i++) {
     if (args[i] === "--user") user = args[++i].split(":");
     else if (args[i] === "--many") many = parseInt(args[++i], 10);
     else if (args[i] === "--pki") pki = args[++i];
     else if (args[i] === "--late") late = parseFloat(args[++i]);
+    else if (args[i] === "--x509-user") x509User = args[++i];
 }
 
 // Int64 values travel as [high, low] pairs in node-opcua.
@@ -63,6 +69,14 @@ async function main() {
             opcua.SecurityPolicy.Aes256_Sha256_RsaPss,
         ];
     }
+    if (x509User && pki) {
+        const path = require("path");
+        options.allowAnonymous = false;
+        options.userCertificateManager = new opcua.OPCUACertificateManager({
+            automaticallyAcceptUnknownCertificate: false,
+            rootFolder: path.join(pki, "user-pki"),
+        });
+    }
     if (user) {
         options.userManager = {
             isValidUser: (name, password) => name === user[0] && password === user[1],
@@ -70,6 +84,15 @@ async function main() {
     }
     const server = new opcua.OPCUAServer(options);
     await server.initialize();
+    if (x509User && pki) {
+        const fs = require("fs");
+        const raw = fs.readFileSync(x509User);
+        const text = raw.toString("latin1");
+        const m = text.match(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/);
+        const der = m ? Buffer.from(m[1].replace(/\s+/g, ""), "base64") : raw;
+        await options.userCertificateManager.initialize();
+        await options.userCertificateManager.trustCertificate(der);
+    }
     const ns = server.engine.addressSpace.getOwnNamespace();
     const objects = server.engine.addressSpace.rootFolder.objects;
     const dev = ns.addObject({ organizedBy: objects, browseName: "MyObject", nodeId: "s=MyObject" });

@@ -8,8 +8,12 @@
 #include <cmocka.h>
 
 #include "opcua_peer.h"
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "proto/opcua/ua_client.h"
 #include "proto/opcua/ua_internal.h"
+#include "proto/opcua/ua_secure.h"
 #include "util/time.h"
 
 static opcua_peer peer;
@@ -290,9 +294,16 @@ static void check_renewal(const char *cert, const char *key, const char *ca) {
     tbgw_ua_client_free(c);
 }
 
+/* A CA that did not sign the server certificate. */
 static const char *other_ca_for(const char *dir) {
     static char other[256];
-    snprintf(other, sizeof other, "%s/client.pem", dir); /* not the CA that signed the server */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.pem "
+             "-days 30 -subj '/CN=other CA' 2>/dev/null",
+             dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(other, sizeof other, "%s/other-ca.pem", dir);
     return other;
 }
 
@@ -382,11 +393,306 @@ static void test_security_policies(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+static int sh(const char *dir, const char *script) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "set -e; cd '%s'; %s", dir, script);
+    return system(cmd);
+}
+
+static void rm_dir(const char *dir) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The first certificate of a PEM file as DER (freed by the caller). */
+static uint8_t *pem_der(const char *path, size_t *len) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(x);
+    unsigned char *der = NULL;
+    int n = i2d_X509(x, &der);
+    X509_free(x);
+    assert_true(n > 0);
+    uint8_t *out = malloc((size_t)n);
+    memcpy(out, der, (size_t)n);
+    OPENSSL_free(der);
+    *len = (size_t)n;
+    return out;
+}
+
+static uint8_t *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    uint8_t *buf = malloc(65536);
+    *len = fread(buf, 1, 65536, f);
+    fclose(f);
+    return buf;
+}
+
+/* The CreateSession server signature check at function level: a signature made by openssl with the
+ * server key over (client certificate || client nonce) passes for RSA-SHA256 and RSA-PSS-SHA256; a
+ * tampered signature, other signed data, a wrong algorithm URI or a truncated signature fail. */
+static void test_server_signature_check(void **state) {
+    (void)state;
+    char dir[] = "/tmp/tbgw-opcua-sig-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    if (peer_make_pki(dir)) skip();
+    char path[512];
+    snprintf(path, sizeof path, "%s/server.pem", dir);
+    size_t srv_len, cli_len, sig_len;
+    uint8_t *srv = pem_der(path, &srv_len);
+    snprintf(path, sizeof path, "%s/client.pem", dir);
+    uint8_t *cli = pem_der(path, &cli_len);
+    uint8_t nonce[32];
+    for (int i = 0; i < 32; i++) nonce[i] = (uint8_t)(i * 7 + 1);
+    snprintf(path, sizeof path, "%s/signed.bin", dir);
+    FILE *f = fopen(path, "wb");
+    fwrite(cli, 1, cli_len, f);
+    fwrite(nonce, 1, sizeof nonce, f);
+    fclose(f);
+    static const struct {
+        const char *policy, *opts, *alg;
+    } cases[] = {
+        {"Basic256Sha256", "", "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"},
+        {"Aes256_Sha256_RsaPss", "-sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32",
+         "http://opcfoundation.org/UA/security/rsa-pss-sha2-256"},
+    };
+    for (size_t k = 0; k < 2; k++) {
+        char script[512];
+        snprintf(script, sizeof script, "openssl dgst -sha256 -sign server.key %s -out sig.bin signed.bin",
+                 cases[k].opts);
+        assert_int_equal(sh(dir, script), 0);
+        snprintf(path, sizeof path, "%s/sig.bin", dir);
+        uint8_t *sig = read_file(path, &sig_len);
+        char cert[512], key[512], ca[512];
+        snprintf(cert, sizeof cert, "%s/client.pem", dir);
+        snprintf(key, sizeof key, "%s/client.key", dir);
+        snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+        tbgw_err err = {0};
+        tbgw_ua_sec *s = tbgw_ua_sec_new(tbgw_ua_policy_find(cases[k].policy), TBGW_UA_MODE_SIGN_ENCRYPT,
+                                         cert, key, ca, NULL, &err);
+        assert_non_null(s);
+        assert_int_equal(tbgw_ua_sec_set_server_cert(s, srv, srv_len, &err), 0);
+        assert_int_equal(
+            tbgw_ua_sec_verify_server(s, cli, cli_len, nonce, 32, cases[k].alg, sig, sig_len, &err), 0);
+        assert_int_equal(tbgw_ua_sec_verify_server(s, cli, cli_len, nonce, 32, NULL, sig, sig_len, &err), 0);
+        /* the signature must cover exactly what the client sent */
+        nonce[5] ^= 1;
+        assert_int_equal(
+            tbgw_ua_sec_verify_server(s, cli, cli_len, nonce, 32, cases[k].alg, sig, sig_len, &err),
+            TBGW_EPROTO);
+        nonce[5] ^= 1;
+        sig[sig_len / 2] ^= 0x40;
+        memset(&err, 0, sizeof err);
+        assert_int_equal(
+            tbgw_ua_sec_verify_server(s, cli, cli_len, nonce, 32, cases[k].alg, sig, sig_len, &err),
+            TBGW_EPROTO);
+        assert_non_null(strstr(err.msg, "does not verify"));
+        sig[sig_len / 2] ^= 0x40;
+        memset(&err, 0, sizeof err);
+        assert_int_equal(tbgw_ua_sec_verify_server(s, cli, cli_len, nonce, 32,
+                                                   "http://www.w3.org/2000/09/xmldsig#rsa-sha1", sig, sig_len,
+                                                   &err),
+                         TBGW_EPROTO);
+        assert_non_null(strstr(err.msg, "rsa-sha1"));
+        assert_int_equal(
+            tbgw_ua_sec_verify_server(s, cli, cli_len, nonce, 32, cases[k].alg, sig, sig_len - 1, &err),
+            TBGW_EPROTO);
+        assert_int_equal(tbgw_ua_sec_verify_server(s, cli, cli_len, nonce, 32, cases[k].alg, NULL, 0, &err),
+                         TBGW_EPROTO);
+        tbgw_ua_sec_free(s);
+        free(sig);
+    }
+    free(srv);
+    free(cli);
+    rm_dir(dir);
+}
+
+/* Revokes the server certificate: empty.crl (before) and revoked.crl (after), ca-crl.pem = the CA
+ * with the revoking CRL appended. */
+static int make_crls(const char *dir) {
+    return sh(
+        dir,
+        "printf '[ca]\\ndefault_ca=d\\n[d]\\ndatabase=index.txt\\ncrlnumber=crlnumber\\n"
+        "default_md=sha256\\ndefault_crl_days=30\\n' > ca.cnf; : > index.txt; echo 1000 > crlnumber; "
+        "openssl ca -batch -config ca.cnf -keyfile ca.key -cert ca.pem -gencrl -out empty.crl 2>/dev/null; "
+        "openssl x509 -in server.pem -out server-leaf.pem; "
+        "openssl ca -batch -config ca.cnf -keyfile ca.key -cert ca.pem -revoke server-leaf.pem "
+        "2>/dev/null; "
+        "openssl ca -batch -config ca.cnf -keyfile ca.key -cert ca.pem -gencrl -out revoked.crl "
+        "2>/dev/null; openssl crl -in revoked.crl -outform DER -out revoked.der; "
+        "cat ca.pem revoked.crl > ca-crl.pem");
+}
+
+/* CRLs: an empty CRL accepts the server certificate; a CRL revoking it (PEM file, DER file, or
+ * inside the CA file) refuses it, at function level and when connecting to node-opcua. */
+static void test_crl(void **state) {
+    (void)state;
+    char dir[] = "/tmp/tbgw-opcua-crl-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    if (peer_make_pki(dir) || make_crls(dir)) skip();
+    char cert[512], key[512], ca[512], cacrl[512], empty[512], revoked[512], der[512], srvp[512];
+    snprintf(cert, sizeof cert, "%s/client.pem", dir);
+    snprintf(key, sizeof key, "%s/client.key", dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(cacrl, sizeof cacrl, "%s/ca-crl.pem", dir);
+    snprintf(empty, sizeof empty, "%s/empty.crl", dir);
+    snprintf(revoked, sizeof revoked, "%s/revoked.crl", dir);
+    snprintf(der, sizeof der, "%s/revoked.der", dir);
+    snprintf(srvp, sizeof srvp, "%s/server.pem", dir);
+    size_t srv_len;
+    uint8_t *srv = pem_der(srvp, &srv_len);
+    const tbgw_ua_policy *pol = tbgw_ua_policy_find("Basic256Sha256");
+    struct {
+        const char *ca, *crl;
+        int ok;
+    } cases[] = {{ca, NULL, 1}, {ca, empty, 1}, {ca, revoked, 0}, {ca, der, 0}, {cacrl, NULL, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tbgw_err err = {0};
+        tbgw_ua_sec *s = tbgw_ua_sec_new(pol, 3, cert, key, cases[i].ca, cases[i].crl, &err);
+        assert_non_null(s);
+        int rc = tbgw_ua_sec_set_server_cert(s, srv, srv_len, &err);
+        if (cases[i].ok) {
+            assert_int_equal(rc, 0);
+        } else {
+            assert_int_equal(rc, TBGW_EPROTO);
+            assert_non_null(strstr(err.msg, "CN=server"));
+            assert_non_null(strstr(err.msg, "revoked"));
+        }
+        tbgw_ua_sec_free(s);
+    }
+    /* a CRL without a CA, and a file without CRLs, are configuration errors */
+    tbgw_err err = {0};
+    assert_null(tbgw_ua_sec_new(pol, 3, cert, key, NULL, revoked, &err));
+    assert_non_null(strstr(err.msg, "needs a CA"));
+    assert_null(tbgw_ua_sec_new(pol, 3, cert, key, ca, cert, &err));
+    assert_non_null(strstr(err.msg, "revocation list"));
+    free(srv);
+    /* end to end: the client refuses node-opcua's revoked certificate */
+    if (peer_start_pki(&extra_peer, 0, NULL, NULL, dir)) skip();
+    for (int k = 0; k < 2; k++) {
+        tbgw_ua_client_cfg cfg = {0};
+        cfg.url = extra_peer.url;
+        cfg.timeout_ms = 5000;
+        cfg.security_policy = "Basic256Sha256";
+        cfg.security_mode = 3;
+        cfg.cert_path = cert;
+        cfg.key_path = key;
+        cfg.ca_path = ca;
+        cfg.crl_path = k ? revoked : empty;
+        tbgw_ua_client *c = tbgw_ua_client_new(&cfg);
+        memset(&err, 0, sizeof err);
+        int rc = tbgw_ua_client_connect(c, &err);
+        if (k == 0) {
+            assert_int_equal(rc, 0);
+        } else {
+            assert_int_not_equal(rc, 0);
+            fprintf(stderr, "refused as expected: %s\n", err.msg);
+            assert_non_null(strstr(err.msg, "CN=server"));
+            assert_non_null(strstr(err.msg, "revoked"));
+        }
+        tbgw_ua_client_free(c);
+    }
+    peer_stop(&extra_peer);
+    rm_dir(dir);
+}
+
+/* X509 user identity against a server that allows no anonymous login: the trusted user certificate
+ * logs in (secured channel, and a SecurityPolicy None channel with a token policy that signs with
+ * Basic256Sha256), an untrusted one is refused with a clear error, and username still wins over
+ * the certificate when configured. */
+static void test_x509_identity(void **state) {
+    (void)state;
+    char dir[] = "/tmp/tbgw-opcua-x509-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    if (peer_make_pki(dir)) skip();
+    /* self-signed user certificates (also used as the application certificate of the channel) */
+    if (sh(dir,
+           "for n in user rogue; do openssl req -x509 -newkey rsa:2048 -nodes -keyout $n.key -out $n.pem "
+           "-days 30 -subj /CN=$n -addext subjectAltName=URI:urn:tbgw:client "
+           "-addext keyUsage=critical,digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment "
+           "2>/dev/null; done"))
+        skip();
+    char user[512], ukey[512], rogue[512], rkey[512], ca[512];
+    snprintf(user, sizeof user, "%s/user.pem", dir);
+    snprintf(ukey, sizeof ukey, "%s/user.key", dir);
+    snprintf(rogue, sizeof rogue, "%s/rogue.pem", dir);
+    snprintf(rkey, sizeof rkey, "%s/rogue.key", dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    peer_extra[0] = "--x509-user";
+    peer_extra[1] = user;
+    int started = peer_start_pki(&extra_peer, 0, "gw:secret", NULL, dir);
+    peer_extra[0] = peer_extra[1] = NULL;
+    if (started) skip();
+    struct {
+        const char *cert, *key, *policy, *username;
+        int ok;
+    } cases[] = {
+        {user, ukey, "Basic256Sha256", NULL, 1},
+        {user, ukey, "Aes256_Sha256_RsaPss", NULL, 1},
+        {user, ukey, NULL, NULL, 1},
+        {rogue, rkey, "Basic256Sha256", NULL, 0},
+        {rogue, rkey, "Basic256Sha256", "gw", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tbgw_ua_client_cfg cfg = {0};
+        cfg.url = extra_peer.url;
+        cfg.timeout_ms = 5000;
+        cfg.security_policy = cases[i].policy;
+        cfg.security_mode = 3;
+        cfg.cert_path = cases[i].cert;
+        cfg.key_path = cases[i].key;
+        cfg.ca_path = ca;
+        cfg.user_cert_path = cases[i].cert;
+        cfg.user_key_path = cases[i].key;
+        cfg.username = cases[i].username;
+        cfg.password = "secret";
+        tbgw_ua_client *c = tbgw_ua_client_new(&cfg);
+        tbgw_err err = {0};
+        int rc = tbgw_ua_client_connect(c, &err);
+        if (cases[i].ok) {
+            if (rc) fprintf(stderr, "case %zu: %s\n", i, err.msg);
+            assert_int_equal(rc, 0);
+            tbgw_ua_nodeid t = sid("ns=1;s=Temperature");
+            tbgw_ua_datavalue dv;
+            assert_int_equal(tbgw_ua_read(c, &t, 1, TBGW_UA_ATTR_VALUE, &dv), 0);
+            assert_true(dv.value.type == TBGW_UA_DOUBLE && dv.value.v[0].d == 21.5);
+            tbgw_ua_datavalue_clear(&dv);
+            tbgw_ua_nodeid_clear(&t);
+        } else {
+            assert_int_not_equal(rc, 0);
+            fprintf(stderr, "refused as expected: %s\n", err.msg);
+            assert_non_null(strstr(err.msg, "X509"));
+            assert_non_null(strstr(err.msg, "BadIdentityTokenRejected"));
+        }
+        tbgw_ua_client_free(c);
+    }
+    /* without a user certificate the anonymous token is refused by this server */
+    tbgw_ua_client_cfg cfg = {0};
+    cfg.url = extra_peer.url;
+    cfg.timeout_ms = 5000;
+    tbgw_ua_client *c = tbgw_ua_client_new(&cfg);
+    tbgw_err err = {0};
+    assert_int_not_equal(tbgw_ua_client_connect(c, &err), 0);
+    assert_non_null(strstr(err.msg, "anonymous"));
+    tbgw_ua_client_free(c);
+    peer_stop(&extra_peer);
+    rm_dir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_services),          cmocka_unit_test(test_subscription),
-        cmocka_unit_test(test_connect_failures),  cmocka_unit_test(test_username_and_reconnect),
+        cmocka_unit_test(test_services),
+        cmocka_unit_test(test_subscription),
+        cmocka_unit_test(test_connect_failures),
+        cmocka_unit_test(test_username_and_reconnect),
         cmocka_unit_test(test_security_policies),
+        cmocka_unit_test(test_server_signature_check),
+        cmocka_unit_test(test_crl),
+        cmocka_unit_test(test_x509_identity),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -449,6 +449,12 @@ static void test_config_errors(void **state) {
          "mapping[0].attributes[0].reportStrategy.type: expected one of ON_RECEIVED, ON_CHANGE, "
          "ON_REPORT_PERIOD, "
          "ON_CHANGE_OR_REPORT_PERIOD, DISABLED"},
+        {"{\"server\":{\"url\":\"x\",\"identity\":{\"type\":\"cert.PEM\",\"cert\":\"c.pem\",\"privateKey\":"
+         "\"k.pem\",\"crl\":\"r.crl\"}},\"mapping\":[]}",
+         "server.identity.crl: a certificate revocation list needs caCert (the CA it belongs to)"},
+        {"{\"server\":{\"url\":\"x\",\"identity\":{\"type\":\"cert.PEM\",\"cert\":\"c.pem\",\"privateKey\":"
+         "\"k.pem\",\"userToken\":\"x509\"}},\"mapping\":[]}",
+         "server.identity.userToken: expected auto or certificate"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *cfg = json_loads(cases[i].json, 0, NULL);

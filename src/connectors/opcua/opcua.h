@@ -71,6 +71,8 @@ typedef struct opcua_cfg {
     char *username, *password;
     int cert_identity;
     char *cert_path, *key_path, *ca_path; /* resolved against the config folder */
+    char *crl_path;                       /* identity.crl / pathToCRL (needs ca_path) */
+    int user_token;                       /* identity.userToken: TBGW_UA_TOKEN_AUTO / _CERTIFICATE */
     int mode;                             /* 2 Sign, 3 SignAndEncrypt */
     int reconnect_retries;                /* 0 = forever */
     int64_t reconnect_delay_ms;

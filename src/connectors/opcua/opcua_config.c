@@ -215,6 +215,21 @@ static int parse_certs(const json_t *id, const char *dir, opcua_cfg *cfg, tbgw_e
     cfg->cert_path = resolve_path(dir, cert);
     cfg->key_path = resolve_path(dir, key);
     cfg->ca_path = resolve_path(dir, ca);
+    const char *crl = either(id, "crl", "pathToCRL");
+    if (crl && *crl) {
+        if (!ca || !*ca)
+            return tbgw_err_set(err, TBGW_EINVAL,
+                                "server.identity.crl: a certificate revocation list needs caCert (the CA it "
+                                "belongs to)");
+        cfg->crl_path = resolve_path(dir, crl);
+    }
+    const char *ut = json_string_value(json_object_get(id, "userToken"));
+    if (!ut || strcmp(ut, "auto") == 0)
+        cfg->user_token = TBGW_UA_TOKEN_AUTO;
+    else if (strcmp(ut, "certificate") == 0)
+        cfg->user_token = TBGW_UA_TOKEN_CERTIFICATE;
+    else
+        return tbgw_err_set(err, TBGW_EINVAL, "server.identity.userToken: expected auto or certificate");
     const char *mode = json_string_value(json_object_get(id, "mode"));
     if (!mode || strcmp(mode, "SignAndEncrypt") == 0)
         cfg->mode = 3;
@@ -348,5 +363,6 @@ void opcua_cfg_free(opcua_cfg *cfg) {
     free(cfg->cert_path);
     free(cfg->key_path);
     free(cfg->ca_path);
+    free(cfg->crl_path);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -461,6 +461,12 @@ static int conn_run(void *self) {
         cc.cert_path = oc->cfg.cert_path;
         cc.key_path = oc->cfg.key_path;
         cc.ca_path = oc->cfg.ca_path;
+        cc.crl_path = oc->cfg.crl_path;
+    }
+    if (oc->cfg.cert_identity) { /* the X509 user token, when the server wants one (or asked for) */
+        cc.user_cert_path = oc->cfg.cert_path;
+        cc.user_key_path = oc->cfg.key_path;
+        cc.user_token = oc->cfg.user_token;
     }
     cc.log = oc->host->log;
     cc.on_data = on_data;

@@ -1,4 +1,5 @@
-/* OPC UA client: transport, secure channel (SecurityPolicy None), session, publish loop. */
+/* OPC UA client: transport, secure channel, session (with its security checks and user identity
+ * tokens), publish loop. */
 #include "proto/opcua/ua_internal.h"
 
 #include <errno.h>
@@ -26,9 +27,13 @@
 struct tbgw_ua_client {
     tbgw_ua_client_cfg cfg;
     char *url, *app_uri, *username, *password;
-    char *policy, *cert_path, *key_path, *ca_path;
-    tbgw_ua_sec *sec; /* NULL for SecurityPolicy None */
-    int secure;       /* the current channel is secured with sec */
+    char *policy, *cert_path, *key_path, *ca_path, *crl_path;
+    char *user_cert_path, *user_key_path;
+    tbgw_ua_sec *sec;      /* NULL for SecurityPolicy None */
+    tbgw_ua_sec *user_sec; /* the X509 user identity's certificate and key (loaded on connect) */
+    int user_token;        /* TBGW_UA_TOKEN_* */
+    const char *identity;  /* the identity token of the last ActivateSession */
+    int secure;            /* the current channel is secured with sec */
     int app_uri_given;
     tbgw_logger *log;
     int fd;
@@ -41,7 +46,9 @@ struct tbgw_ua_client {
     int64_t renew_at;
     tbgw_ua_nodeid auth_token;
     tbgw_buf server_nonce, server_cert;
-    char *user_policy_id, *user_policy_uri, *anon_policy_id;
+    char *user_policy_id, *user_policy_uri, *anon_policy_id, *x509_policy_id, *x509_policy_uri;
+    int x509_offered;
+    uint8_t client_nonce[32];
     /* publishing */
     uint32_t n_subs;
     uint32_t pub_rids[UA_MAX_PUBLISH];
@@ -117,10 +124,16 @@ tbgw_ua_client *tbgw_ua_client_new(const tbgw_ua_client_cfg *cfg) {
         c->cert_path = dupstr(cfg->cert_path);
         c->key_path = dupstr(cfg->key_path);
         c->ca_path = dupstr(cfg->ca_path);
+        c->crl_path = dupstr(cfg->crl_path);
     }
+    c->user_cert_path = dupstr(cfg->user_cert_path);
+    c->user_key_path = dupstr(cfg->user_key_path);
+    c->user_token = cfg->user_token;
+    c->identity = "anonymous";
     c->app_uri_given = cfg->app_uri != NULL;
     if (!c->url || !c->app_uri || (cfg->username && !c->username) || !c->password ||
-        (want_sec && !c->policy)) {
+        (want_sec && !c->policy) || (cfg->user_cert_path && !c->user_cert_path) ||
+        (cfg->user_key_path && !c->user_key_path)) {
         tbgw_ua_client_free(c);
         return NULL;
     }
@@ -149,7 +162,11 @@ static void reset_state(tbgw_ua_client *c) {
     free(c->user_policy_id);
     free(c->user_policy_uri);
     free(c->anon_policy_id);
-    c->user_policy_id = c->user_policy_uri = c->anon_policy_id = NULL;
+    free(c->x509_policy_id);
+    free(c->x509_policy_uri);
+    c->user_policy_id = c->user_policy_uri = c->anon_policy_id = c->x509_policy_id = c->x509_policy_uri =
+        NULL;
+    c->x509_offered = 0;
     c->n_subs = 0;
     c->n_pub = 0;
     c->n_acks = 0;
@@ -174,7 +191,11 @@ void tbgw_ua_client_free(tbgw_ua_client *c) {
     free(c->cert_path);
     free(c->key_path);
     free(c->ca_path);
+    free(c->crl_path);
+    free(c->user_cert_path);
+    free(c->user_key_path);
     tbgw_ua_sec_free(c->sec);
+    tbgw_ua_sec_free(c->user_sec);
     free(c);
 }
 
@@ -579,64 +600,6 @@ static void enc_app_description(tbgw_ua_client *c, tbgw_buf *b) {
     tbgw_ua_enc_i32(b, 0);     /* discoveryUrls */
 }
 
-static void skip_app_description(tbgw_ua_dec *d) {
-    tbgw_ua_bytes s;
-    for (int i = 0; i < 2; i++)
-        if (tbgw_ua_dec_bytes(d, &s) == 0) tbgw_ua_bytes_clear(&s);
-    tbgw_ua_ltext lt;
-    if (tbgw_ua_dec_ltext(d, &lt) == 0) tbgw_ua_ltext_clear(&lt);
-    tbgw_ua_dec_u32(d);
-    for (int i = 0; i < 2; i++)
-        if (tbgw_ua_dec_bytes(d, &s) == 0) tbgw_ua_bytes_clear(&s);
-    tbgw_ua_dec_skip_strings(d);
-}
-
-static char *bytes_str(const tbgw_ua_bytes *s) {
-    return s->len >= 0 ? strdup((const char *)s->data) : NULL;
-}
-
-/* Reads one EndpointDescription; keeps the user token policies of a None/None endpoint. */
-static void read_endpoint(tbgw_ua_client *c, tbgw_ua_dec *d) {
-    tbgw_ua_bytes url, cert, policy;
-    tbgw_ua_dec_bytes(d, &url);
-    skip_app_description(d);
-    tbgw_ua_dec_bytes(d, &cert);
-    uint32_t mode = tbgw_ua_dec_u32(d);
-    tbgw_ua_dec_bytes(d, &policy);
-    const char *want = c->sec ? tbgw_ua_policy_uri(tbgw_ua_sec_policy(c->sec)) : TBGW_UA_POLICY_NONE;
-    uint32_t want_mode = c->sec ? (uint32_t)tbgw_ua_sec_mode(c->sec) : 1u;
-    int usable =
-        !d->err && mode == want_mode && policy.len > 0 && strcmp((const char *)policy.data, want) == 0;
-    if (usable && cert.len > 0 && c->server_cert.len == 0)
-        tbgw_buf_append(&c->server_cert, cert.data, (size_t)cert.len);
-    int32_t n = tbgw_ua_dec_count(d, 4);
-    for (int32_t i = 0; i < n && !d->err; i++) {
-        tbgw_ua_bytes pid, issued, issuer, puri;
-        tbgw_ua_dec_bytes(d, &pid);
-        uint32_t type = tbgw_ua_dec_u32(d);
-        tbgw_ua_dec_bytes(d, &issued);
-        tbgw_ua_dec_bytes(d, &issuer);
-        tbgw_ua_dec_bytes(d, &puri);
-        if (usable && !d->err) {
-            if (type == 0 && !c->anon_policy_id) c->anon_policy_id = bytes_str(&pid);
-            if (type == 1 && !c->user_policy_id) {
-                c->user_policy_id = bytes_str(&pid);
-                c->user_policy_uri = bytes_str(&puri);
-            }
-        }
-        tbgw_ua_bytes_clear(&pid);
-        tbgw_ua_bytes_clear(&issued);
-        tbgw_ua_bytes_clear(&issuer);
-        tbgw_ua_bytes_clear(&puri);
-    }
-    tbgw_ua_bytes s;
-    if (tbgw_ua_dec_bytes(d, &s) == 0) tbgw_ua_bytes_clear(&s); /* transportProfileUri */
-    tbgw_ua_dec_u8(d);                                          /* securityLevel */
-    tbgw_ua_bytes_clear(&url);
-    tbgw_ua_bytes_clear(&cert);
-    tbgw_ua_bytes_clear(&policy);
-}
-
 static int get_endpoints(tbgw_ua_client *c) {
     tbgw_buf b, resp;
     tbgw_buf_init(&b);
@@ -648,31 +611,78 @@ static int get_endpoints(tbgw_ua_client *c) {
     tbgw_ua_dec d;
     int rc = tbgw_ua_req_call(c, &b, UA_ID_GET_ENDPOINTS_RESP, &resp, &d);
     if (rc == 0) {
-        int32_t n = tbgw_ua_dec_count(&d, 16);
-        for (int32_t i = 0; i < n && !d.err; i++) read_endpoint(c, &d);
-        if (d.err) rc = tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "malformed GetEndpoints response");
+        tbgw_ua_endpoint_pick p;
+        memset(&p, 0, sizeof p);
+        tbgw_buf_init(&p.server_cert);
+        p.want_policy = c->sec ? tbgw_ua_policy_uri(tbgw_ua_sec_policy(c->sec)) : TBGW_UA_POLICY_NONE;
+        p.want_mode = c->sec ? (uint32_t)tbgw_ua_sec_mode(c->sec) : 1u;
+        if (tbgw_ua_endpoints_decode(&d, &p)) {
+            rc = tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "malformed GetEndpoints response");
+        } else {
+            tbgw_buf_reset(&c->server_cert);
+            tbgw_buf_append(&c->server_cert, p.server_cert.p, p.server_cert.len);
+            c->anon_policy_id = p.anon_id;
+            c->user_policy_id = p.user_id;
+            c->user_policy_uri = p.user_uri;
+            c->x509_policy_id = p.x509_id;
+            c->x509_policy_uri = p.x509_uri;
+            c->x509_offered = p.x509_offered;
+            p.anon_id = p.user_id = p.user_uri = p.x509_id = p.x509_uri = NULL;
+            if (c->server_cert.oom) rc = tbgw_ua_client_fail(c, TBGW_ENOMEM, 0, "out of memory");
+        }
+        tbgw_ua_endpoint_pick_clear(&p);
     }
     tbgw_buf_free(&b);
     tbgw_buf_free(&resp);
     return rc;
 }
 
+/* The checks of a CreateSession response on a secured channel (Part 4 §5.6.2): the server
+ * certificate is the one the channel was opened with, the nonce is long enough, and the server
+ * proved possession of its key by signing our certificate and nonce. */
+static int check_session_security(tbgw_ua_client *c, const tbgw_ua_session_resp *r) {
+    size_t chan_len = 0;
+    const uint8_t *chan = tbgw_ua_sec_server_cert(c->sec, &chan_len);
+    size_t got_len = r->cert.len > 0 ? tbgw_ua_cert_leaf_len(r->cert.data, (size_t)r->cert.len) : 0;
+    if (got_len != chan_len || memcmp(r->cert.data, chan, chan_len) != 0)
+        return tbgw_ua_client_fail(c, TBGW_EPROTO, 0x80120000u,
+                                   "CreateSession: the server certificate in the response is not the one of "
+                                   "the endpoint the secure channel was opened with");
+    if (r->nonce.len < 32)
+        return tbgw_ua_client_fail(c, TBGW_EPROTO, 0x80240000u,
+                                   "CreateSession: the server nonce has %d bytes, at least 32 are required",
+                                   r->nonce.len < 0 ? 0 : r->nonce.len);
+    size_t cert_len = 0;
+    const uint8_t *cert = tbgw_ua_sec_cert(c->sec, &cert_len);
+    const char *alg = r->sig_alg.len > 0 ? (const char *)r->sig_alg.data : NULL;
+    const uint8_t *sig = r->sig.len > 0 ? r->sig.data : NULL;
+    size_t sl = r->sig.len > 0 ? (size_t)r->sig.len : 0;
+    tbgw_err e = {0};
+    /* over the certificate as sent (with its chain) or, as Part 4 1.05 says, its leaf only */
+    int rc = tbgw_ua_sec_verify_server(c->sec, cert, cert_len, c->client_nonce, sizeof c->client_nonce, alg,
+                                       sig, sl, &e);
+    size_t leaf = tbgw_ua_sec_cert_leaf_len(c->sec);
+    if (rc && leaf && leaf < cert_len)
+        rc = tbgw_ua_sec_verify_server(c->sec, cert, leaf, c->client_nonce, sizeof c->client_nonce, alg, sig,
+                                       sl, &e);
+    if (rc)
+        return tbgw_ua_client_fail(c, TBGW_EPROTO, 0x80580000u, "CreateSession: invalid server signature: %s",
+                                   e.msg);
+    return 0;
+}
+
 static int create_session(tbgw_ua_client *c) {
+    if (tbgw_ua_random(c->client_nonce, sizeof c->client_nonce))
+        return tbgw_ua_client_fail(c, TBGW_EIO, 0, "no random numbers for the session nonce");
     tbgw_buf b, resp;
     tbgw_buf_init(&b);
     tbgw_buf_init(&resp);
-    uint8_t nonce[32];
-    uint64_t r = (uint64_t)tbgw_mono_ms() ^ (uint64_t)(uintptr_t)c;
-    for (size_t i = 0; i < sizeof nonce; i++) {
-        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
-        nonce[i] = (uint8_t)(r >> 56);
-    }
     tbgw_ua_req_begin(c, &b, UA_ID_CREATE_SESSION_REQ);
     enc_app_description(c, &b);
     tbgw_ua_enc_cstr(&b, NULL); /* serverUri */
     tbgw_ua_enc_cstr(&b, c->url);
     tbgw_ua_enc_cstr(&b, "tbgw session");
-    tbgw_ua_enc_raw_bytes(&b, nonce, sizeof nonce);
+    tbgw_ua_enc_raw_bytes(&b, c->client_nonce, sizeof c->client_nonce);
     size_t cert_len = 0;
     const uint8_t *cert = c->secure ? tbgw_ua_sec_cert(c->sec, &cert_len) : NULL;
     tbgw_ua_enc_raw_bytes(&b, cert, cert ? (int32_t)cert_len : -1); /* clientCertificate */
@@ -681,59 +691,132 @@ static int create_session(tbgw_ua_client *c) {
     tbgw_ua_dec d;
     int rc = tbgw_ua_req_call(c, &b, UA_ID_CREATE_SESSION_RESP, &resp, &d);
     if (rc == 0) {
-        tbgw_ua_nodeid sid;
-        if (tbgw_ua_dec_nodeid(&d, &sid) == 0) tbgw_ua_nodeid_clear(&sid);
-        tbgw_ua_nodeid_clear(&c->auth_token);
-        tbgw_ua_dec_nodeid(&d, &c->auth_token);
-        tbgw_ua_dec_double(&d); /* revisedSessionTimeout */
-        tbgw_ua_bytes sn;
-        if (tbgw_ua_dec_bytes(&d, &sn) == 0) {
+        tbgw_ua_session_resp r;
+        if (tbgw_ua_create_session_decode(&d, &r)) {
+            rc = tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "malformed CreateSession response");
+        } else {
+            tbgw_ua_nodeid_clear(&c->auth_token);
+            c->auth_token = r.auth_token;
+            r.auth_token = tbgw_ua_nodeid_num(0, 0);
             tbgw_buf_reset(&c->server_nonce);
-            if (sn.len > 0) tbgw_buf_append(&c->server_nonce, sn.data, (size_t)sn.len);
-            tbgw_ua_bytes_clear(&sn);
+            if (r.nonce.len > 0) tbgw_buf_append(&c->server_nonce, r.nonce.data, (size_t)r.nonce.len);
+            /* an unsecured channel: the certificate an X509 identity signs for comes from here when the
+             * endpoint carried none */
+            if (c->server_cert.len == 0 && r.cert.len > 0)
+                tbgw_buf_append(&c->server_cert, r.cert.data, (size_t)r.cert.len);
+            if (c->secure) rc = check_session_security(c, &r);
         }
-        /* the rest (certificate, endpoints, signature) is not needed for SecurityPolicy None */
-        if (d.err) rc = tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "malformed CreateSession response");
+        tbgw_ua_session_resp_clear(&r);
     }
     tbgw_buf_free(&b);
     tbgw_buf_free(&resp);
     return rc;
 }
 
-static void enc_identity(tbgw_ua_client *c, tbgw_buf *b, int *rc) {
-    tbgw_buf body;
-    tbgw_buf_init(&body);
-    uint32_t type_id;
-    if (!c->username) {
-        type_id = UA_ID_ANONYMOUS_TOKEN;
-        tbgw_ua_enc_cstr(&body, c->anon_policy_id ? c->anon_policy_id : "anonymous");
+enum { ID_ANONYMOUS, ID_USERNAME, ID_X509 };
+
+/* Username when one is configured; with a user certificate the X509 token when asked for, or when
+ * the endpoint offers no anonymous token but an X509 one; else anonymous. */
+static int pick_identity(const tbgw_ua_client *c) {
+    if (c->username) return ID_USERNAME;
+    if (!c->user_sec) return ID_ANONYMOUS;
+    if (c->user_token == TBGW_UA_TOKEN_CERTIFICATE) return ID_X509;
+    if (!c->anon_policy_id && c->x509_offered) return ID_X509;
+    return ID_ANONYMOUS;
+}
+
+static void enc_username(tbgw_ua_client *c, tbgw_buf *body, int *rc) {
+    tbgw_ua_enc_cstr(body, c->user_policy_id ? c->user_policy_id : "username");
+    tbgw_ua_enc_cstr(body, c->username);
+    const char *puri = c->user_policy_uri;
+    if ((!puri || !*puri) && c->secure) puri = tbgw_ua_policy_uri(tbgw_ua_sec_policy(c->sec));
+    if (puri && *puri && strcmp(puri, TBGW_UA_POLICY_NONE) != 0) {
+        tbgw_buf secret;
+        tbgw_buf_init(&secret);
+        const char *alg = NULL;
+        *rc = tbgw_ua_encrypt_secret(puri, (const uint8_t *)c->server_cert.p, c->server_cert.len, c->password,
+                                     (const uint8_t *)c->server_nonce.p, c->server_nonce.len, &secret, &alg);
+        if (*rc) tbgw_ua_client_fail(c, *rc, 0, "cannot encrypt the password for %s", puri);
+        tbgw_ua_enc_raw_bytes(body, secret.p, (int32_t)secret.len);
+        tbgw_ua_enc_cstr(body, alg);
+        tbgw_buf_free(&secret);
     } else {
+        tbgw_ua_enc_raw_bytes(body, c->password, (int32_t)strlen(c->password));
+        tbgw_ua_enc_cstr(body, NULL);
+    }
+}
+
+/* X509IdentityToken (Part 4 §7.36.5) and its userTokenSignature: the user's key signs the server
+ * certificate and nonce with the token policy's security policy, or the channel's when it names
+ * none. */
+static int enc_x509(tbgw_ua_client *c, tbgw_buf *body, tbgw_buf *sig, const char **alg) {
+    if (!c->x509_policy_id)
+        return tbgw_ua_client_fail(c, TBGW_EINVAL, 0x80210000u,
+                                   c->x509_offered
+                                       ? "the server's X509 user token policies name no supported "
+                                         "security policy"
+                                       : "the server endpoint offers no X509 user token");
+    const tbgw_ua_policy *pol = NULL;
+    const char *puri = c->x509_policy_uri;
+    if (puri && *puri && strcmp(puri, TBGW_UA_POLICY_NONE) != 0)
+        pol = tbgw_ua_policy_find(puri);
+    else if (c->secure)
+        pol = tbgw_ua_sec_policy(c->sec);
+    if (!pol)
+        return tbgw_ua_client_fail(c, TBGW_EINVAL, 0x80550000u,
+                                   "no security policy to sign the X509 user token with (%s)",
+                                   puri && *puri ? puri : "the channel has none");
+    size_t srv_len = 0;
+    const uint8_t *srv = NULL;
+    if (c->secure) {
+        srv = tbgw_ua_sec_server_cert(c->sec, &srv_len);
+    } else {
+        srv = (const uint8_t *)c->server_cert.p;
+        srv_len = tbgw_ua_cert_leaf_len(srv, c->server_cert.len);
+    }
+    if (!srv || srv_len == 0)
+        return tbgw_ua_client_fail(c, TBGW_EPROTO, 0x80120000u,
+                                   "the server sent no certificate to sign the X509 user token for");
+    size_t cert_len = 0;
+    const uint8_t *cert = tbgw_ua_sec_cert(c->user_sec, &cert_len);
+    tbgw_ua_enc_cstr(body, c->x509_policy_id);
+    tbgw_ua_enc_raw_bytes(body, cert, (int32_t)tbgw_ua_sec_cert_leaf_len(c->user_sec));
+    (void)cert_len;
+    int rc = tbgw_ua_sec_sign_as(c->user_sec, pol, srv, srv_len, (const uint8_t *)c->server_nonce.p,
+                                 c->server_nonce.len, sig, alg);
+    if (rc) return tbgw_ua_client_fail(c, rc, 0, "cannot sign the X509 user token");
+    return 0;
+}
+
+static void enc_identity(tbgw_ua_client *c, tbgw_buf *b, int *rc) {
+    tbgw_buf body, sig;
+    tbgw_buf_init(&body);
+    tbgw_buf_init(&sig);
+    const char *alg = NULL;
+    uint32_t type_id;
+    int id = pick_identity(c);
+    if (id == ID_USERNAME) {
         type_id = UA_ID_USERNAME_TOKEN;
-        tbgw_ua_enc_cstr(&body, c->user_policy_id ? c->user_policy_id : "username");
-        tbgw_ua_enc_cstr(&body, c->username);
-        const char *puri = c->user_policy_uri;
-        if ((!puri || !*puri) && c->secure) puri = tbgw_ua_policy_uri(tbgw_ua_sec_policy(c->sec));
-        if (puri && *puri && strcmp(puri, TBGW_UA_POLICY_NONE) != 0) {
-            tbgw_buf secret;
-            tbgw_buf_init(&secret);
-            const char *alg = NULL;
-            *rc = tbgw_ua_encrypt_secret(puri, (const uint8_t *)c->server_cert.p, c->server_cert.len,
-                                         c->password, (const uint8_t *)c->server_nonce.p, c->server_nonce.len,
-                                         &secret, &alg);
-            if (*rc) tbgw_ua_client_fail(c, *rc, 0, "cannot encrypt the password for %s", puri);
-            tbgw_ua_enc_raw_bytes(&body, secret.p, (int32_t)secret.len);
-            tbgw_ua_enc_cstr(&body, alg);
-            tbgw_buf_free(&secret);
-        } else {
-            tbgw_ua_enc_raw_bytes(&body, c->password, (int32_t)strlen(c->password));
-            tbgw_ua_enc_cstr(&body, NULL);
-        }
+        c->identity = "username";
+        enc_username(c, &body, rc);
+    } else if (id == ID_X509) {
+        type_id = UA_ID_X509_TOKEN;
+        c->identity = "X509 certificate";
+        int r = enc_x509(c, &body, &sig, &alg);
+        if (r) *rc = r;
+    } else {
+        type_id = UA_ID_ANONYMOUS_TOKEN;
+        c->identity = "anonymous";
+        tbgw_ua_enc_cstr(&body, c->anon_policy_id ? c->anon_policy_id : "anonymous");
     }
     tbgw_ua_nodeid t = tbgw_ua_nodeid_num(0, type_id);
     tbgw_ua_enc_nodeid(b, &t);
     tbgw_ua_enc_u8(b, 1);
     tbgw_ua_enc_raw_bytes(b, body.p, (int32_t)body.len);
+    tbgw_ua_enc_cstr(b, alg); /* userTokenSignature */
+    tbgw_ua_enc_raw_bytes(b, sig.p, alg ? (int32_t)sig.len : -1);
     tbgw_buf_free(&body);
+    tbgw_buf_free(&sig);
 }
 
 static int activate_session(tbgw_ua_client *c) {
@@ -763,13 +846,29 @@ static int activate_session(tbgw_ua_client *c) {
     tbgw_ua_enc_i32(&b, 0); /* clientSoftwareCertificates */
     tbgw_ua_enc_i32(&b, 0); /* localeIds */
     enc_identity(c, &b, &rc);
-    tbgw_ua_enc_cstr(&b, NULL); /* userTokenSignature */
-    tbgw_ua_enc_raw_bytes(&b, NULL, -1);
     tbgw_ua_dec d;
-    if (rc == 0) rc = tbgw_ua_req_call(c, &b, UA_ID_ACTIVATE_SESSION_RESP, &resp, &d);
+    if (rc == 0) {
+        rc = tbgw_ua_req_call(c, &b, UA_ID_ACTIVATE_SESSION_RESP, &resp, &d);
+        if (rc == TBGW_EPROTO && c->last_status) {
+            char nb[16], msg[sizeof c->last_error];
+            snprintf(msg, sizeof msg, "%s", c->last_error);
+            tbgw_ua_client_fail(c, rc, c->last_status, "the server refused the %s identity (%s): %s",
+                                c->identity, tbgw_ua_status_name(c->last_status, nb), msg);
+        }
+    }
     tbgw_buf_free(&b);
     tbgw_buf_free(&resp);
     return rc;
+}
+
+/* Loads the X509 user identity's certificate and key once. */
+static int setup_user_cert(tbgw_ua_client *c, tbgw_err *err) {
+    if (!c->user_cert_path || c->user_sec) return 0;
+    tbgw_err e2 = {0};
+    c->user_sec = tbgw_ua_sec_new(tbgw_ua_policy_find("Basic256Sha256"), TBGW_UA_MODE_NONE, c->user_cert_path,
+                                  c->user_key_path, NULL, NULL, &e2);
+    if (!c->user_sec) return tbgw_err_set(err, e2.code ? e2.code : TBGW_EINVAL, "user identity: %s", e2.msg);
+    return 0;
 }
 
 static int setup_security(tbgw_ua_client *c, tbgw_err *err) {
@@ -781,7 +880,7 @@ static int setup_security(tbgw_ua_client *c, tbgw_err *err) {
                             c->policy);
     int mode = c->cfg.security_mode == TBGW_UA_MODE_SIGN ? TBGW_UA_MODE_SIGN : TBGW_UA_MODE_SIGN_ENCRYPT;
     tbgw_err e2 = {0};
-    c->sec = tbgw_ua_sec_new(pol, mode, c->cert_path, c->key_path, c->ca_path, &e2);
+    c->sec = tbgw_ua_sec_new(pol, mode, c->cert_path, c->key_path, c->ca_path, c->crl_path, &e2);
     if (!c->sec) return tbgw_err_set(err, e2.code ? e2.code : TBGW_EINVAL, "%s", e2.msg);
     const char *uri = tbgw_ua_sec_app_uri(c->sec);
     if (!c->app_uri_given && uri) {
@@ -835,6 +934,7 @@ int tbgw_ua_client_connect(tbgw_ua_client *c, tbgw_err *err) {
     c->last_error[0] = 0;
     c->secure = 0;
     int rc = c->policy && !c->sec ? setup_security(c, err) : 0;
+    if (rc == 0) rc = setup_user_cert(c, err);
     if (rc) return rc;
     rc = tcp_connect(c);
     if (rc == 0) rc = hello(c);
@@ -855,7 +955,7 @@ int tbgw_ua_client_connect(tbgw_ua_client *c, tbgw_err *err) {
                !c->secure                                      ? ""
                : tbgw_ua_sec_mode(c->sec) == TBGW_UA_MODE_SIGN ? " Sign"
                                                                : " SignAndEncrypt",
-               c->username ? "username" : "anonymous");
+               c->identity);
     return 0;
 }
 

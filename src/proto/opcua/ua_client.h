@@ -1,8 +1,8 @@
-/* A small blocking OPC UA client: UA-TCP, secure channel (SecurityPolicy None), session and the
- * services a gateway needs. One client is used from one thread. Every call is bounded by the
- * configured timeout; a transport or session failure leaves the client disconnected, and the caller
- * reconnects (which re-creates the channel and the session; subscriptions are the caller's to
- * re-create). */
+/* A small blocking OPC UA client: UA-TCP, secure channel (SecurityPolicy None or secured, see
+ * ua_secure.h), session (anonymous, username or X509 identity) and the services a gateway needs. One client
+ * is used from one thread. Every call is bounded by the configured timeout; a transport or session failure
+ * leaves the client disconnected, and the caller reconnects (which re-creates the channel and the session;
+ * subscriptions are the caller's to re-create). */
 #ifndef TBGW_PROTO_OPCUA_CLIENT_H
 #define TBGW_PROTO_OPCUA_CLIENT_H
 
@@ -34,6 +34,10 @@ enum {
     TBGW_UA_NS0_SERVER_STATE = 2259,
 };
 
+/* When a user certificate is configured: AUTO sends the anonymous token when the endpoint offers
+ * one and else the X509 token (when offered); CERTIFICATE always sends the X509 token. */
+enum { TBGW_UA_TOKEN_AUTO = 0, TBGW_UA_TOKEN_CERTIFICATE = 1 };
+
 typedef void (*tbgw_ua_datachange_fn)(void *ctx, uint32_t sub_id, uint32_t client_handle,
                                       const tbgw_ua_datavalue *dv);
 /* A subscription was lost on the server (StatusChangeNotification, BadSubscriptionIdInvalid). */
@@ -52,6 +56,13 @@ typedef struct tbgw_ua_client_cfg {
     const char *security_policy;
     int security_mode;
     const char *cert_path, *key_path, *ca_path;
+    /* Certificate revocation lists (PEM, one or more; or one DER) checked with the CA; CRLs inside
+     * the CA file are used too. NULL = none. */
+    const char *crl_path;
+    /* X509 user identity: certificate and key (PEM or DER). Used per user_token when no username is
+     * configured. NULL = none. */
+    const char *user_cert_path, *user_key_path;
+    int user_token;               /* TBGW_UA_TOKEN_AUTO or TBGW_UA_TOKEN_CERTIFICATE */
     uint32_t channel_lifetime_ms; /* requested secure channel lifetime; 0 = 600000 */
     tbgw_logger *log;             /* NULL = "opcua" */
     tbgw_ua_datachange_fn on_data;

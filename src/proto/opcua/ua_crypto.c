@@ -1,5 +1,7 @@
 /* Asymmetric encryption of user identity secrets (Part 4 §7.36.3) with OpenSSL. */
 #include <openssl/evp.h>
+#include <limits.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <string.h>
@@ -77,4 +79,17 @@ int tbgw_ua_encrypt_secret(const char *policy_uri, const uint8_t *cert_der, size
     tbgw_buf_free(&plain);
     if (rc == 0) *alg_uri = pi->alg;
     return rc;
+}
+
+int tbgw_ua_random(uint8_t *p, size_t n) {
+    return RAND_bytes(p, (int)n) == 1 ? 0 : TBGW_EIO;
+}
+
+size_t tbgw_ua_cert_leaf_len(const uint8_t *der, size_t len) {
+    if (!der || len == 0 || len > (size_t)LONG_MAX) return 0;
+    const unsigned char *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+    if (!x) return 0;
+    X509_free(x);
+    return (size_t)(p - der);
 }

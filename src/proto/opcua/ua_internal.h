@@ -45,6 +45,7 @@ enum {
     UA_ID_DELETE_SUB_RESP = 850,
     UA_ID_ANONYMOUS_TOKEN = 321,
     UA_ID_USERNAME_TOKEN = 324,
+    UA_ID_X509_TOKEN = 327,
 };
 
 #define UA_BAD(s) (((s)&0x80000000u) != 0)
@@ -69,5 +70,37 @@ void tbgw_ua_client_test_drop_publish(tbgw_ua_client *c, int n);
 int tbgw_ua_encrypt_secret(const char *policy_uri, const uint8_t *cert_der, size_t cert_len,
                            const char *password, const uint8_t *nonce, size_t nonce_len, tbgw_buf *out,
                            const char **alg_uri);
+
+/* The endpoint with the wanted security policy and mode, found in a GetEndpointsResponse. */
+typedef struct tbgw_ua_endpoint_pick {
+    const char *want_policy; /* policy URI; NULL matches nothing */
+    uint32_t want_mode;      /* 1 None, 2 Sign, 3 SignAndEncrypt */
+    int found;
+    tbgw_buf server_cert; /* its certificate (DER, possibly a chain) */
+    /* its user token policies: the first anonymous and username ones, and the best X509 one
+     * whose security policy is supported (x509_offered: any X509 policy at all) */
+    char *anon_id, *user_id, *user_uri, *x509_id, *x509_uri;
+    int x509_offered;
+} tbgw_ua_endpoint_pick;
+/* Decodes the endpoints array of a GetEndpointsResponse (after its ResponseHeader) into p, whose
+ * want_* fields and server_cert (initialised) the caller sets. Returns 0 or the decoder's error. */
+int tbgw_ua_endpoints_decode(tbgw_ua_dec *d, tbgw_ua_endpoint_pick *p);
+void tbgw_ua_endpoint_pick_clear(tbgw_ua_endpoint_pick *p);
+
+/* A CreateSessionResponse after its ResponseHeader. */
+typedef struct tbgw_ua_session_resp {
+    tbgw_ua_nodeid session_id, auth_token;
+    double timeout_ms;
+    tbgw_ua_bytes nonce, cert, sig_alg, sig;
+    uint32_t max_request;
+} tbgw_ua_session_resp;
+/* Always initialises r (clear it with tbgw_ua_session_resp_clear). Returns 0 or the error. */
+int tbgw_ua_create_session_decode(tbgw_ua_dec *d, tbgw_ua_session_resp *r);
+void tbgw_ua_session_resp_clear(tbgw_ua_session_resp *r);
+
+/* Cryptographically random bytes (OpenSSL). 0 or TBGW_EIO. */
+int tbgw_ua_random(uint8_t *p, size_t n);
+/* Length of the first certificate of a DER certificate chain; 0 when it does not parse. */
+size_t tbgw_ua_cert_leaf_len(const uint8_t *der, size_t len);
 
 #endif

@@ -2,6 +2,7 @@
  * P_SHA key derivation, symmetric chunks (HMAC + AES-CBC). */
 #include "proto/opcua/ua_secure.h"
 
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -52,6 +53,7 @@ struct tbgw_ua_sec {
     int cert_len;
     char *app_uri;
     X509_STORE *ca;
+    int has_crl;
     EVP_PKEY *srv_key;
     uint8_t *srv_der;
     size_t srv_len, srv_leaf_len;
@@ -172,8 +174,50 @@ static int append_chain(tbgw_ua_sec *s, const char *path) {
     return rc;
 }
 
+/* Adds every certificate and CRL of a PEM file (or the one certificate or CRL of a DER file) to
+ * the store. */
+static int load_trust(X509_STORE *st, const char *path, int *n_certs, int *n_crls) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return TBGW_EINVAL;
+    int rc = 0;
+    STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read(f, NULL, NULL, NULL);
+    for (int i = 0; infos && i < sk_X509_INFO_num(infos) && rc == 0; i++) {
+        X509_INFO *in = sk_X509_INFO_value(infos, i);
+        if (in->x509) {
+            if (!X509_STORE_add_cert(st, in->x509)) rc = TBGW_EINVAL;
+            (*n_certs)++;
+        }
+        if (in->crl) {
+            if (!X509_STORE_add_crl(st, in->crl)) rc = TBGW_EINVAL;
+            (*n_crls)++;
+        }
+    }
+    int found = infos && sk_X509_INFO_num(infos) > 0;
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    if (!found && rc == 0) { /* DER */
+        rewind(f);
+        X509 *x = d2i_X509_fp(f, NULL);
+        if (x) {
+            rc = X509_STORE_add_cert(st, x) ? 0 : TBGW_EINVAL;
+            (*n_certs)++;
+            X509_free(x);
+        } else {
+            rewind(f);
+            X509_CRL *crl = d2i_X509_CRL_fp(f, NULL);
+            if (crl) {
+                rc = X509_STORE_add_crl(st, crl) ? 0 : TBGW_EINVAL;
+                (*n_crls)++;
+                X509_CRL_free(crl);
+            }
+        }
+    }
+    ERR_clear_error();
+    fclose(f);
+    return rc;
+}
+
 tbgw_ua_sec *tbgw_ua_sec_new(const tbgw_ua_policy *pol, int mode, const char *cert_path, const char *key_path,
-                             const char *ca_path, tbgw_err *err) {
+                             const char *ca_path, const char *crl_path, tbgw_err *err) {
     tbgw_ua_sec *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->pol = pol;
@@ -198,14 +242,22 @@ tbgw_ua_sec *tbgw_ua_sec_new(const tbgw_ua_policy *pol, int mode, const char *ce
         goto fail;
     }
     if (ca_path) {
-        X509 *ca = load_cert(ca_path);
         s->ca = X509_STORE_new();
-        if (!ca || !s->ca || !X509_STORE_add_cert(s->ca, ca)) {
-            X509_free(ca);
+        int n_certs = 0, n_crls = 0;
+        if (!s->ca || load_trust(s->ca, ca_path, &n_certs, &n_crls) || n_certs == 0) {
             tbgw_err_set(err, TBGW_EINVAL, "cannot read the CA certificate %s", ca_path);
             goto fail;
         }
-        X509_free(ca);
+        if (crl_path && (load_trust(s->ca, crl_path, &n_certs, &n_crls) || n_crls == 0)) {
+            tbgw_err_set(err, TBGW_EINVAL, "cannot read a certificate revocation list from %s", crl_path);
+            goto fail;
+        }
+        /* with CRLs at hand the server certificate is checked against its issuer's CRL */
+        if (n_crls > 0) X509_STORE_set_flags(s->ca, X509_V_FLAG_CRL_CHECK);
+        s->has_crl = n_crls > 0;
+    } else if (crl_path) {
+        tbgw_err_set(err, TBGW_EINVAL, "a certificate revocation list (%s) needs a CA certificate", crl_path);
+        goto fail;
     }
     return s;
 fail:
@@ -236,9 +288,23 @@ int tbgw_ua_sec_set_server_cert(tbgw_ua_sec *s, const uint8_t *der, size_t len, 
         int code = ctx ? X509_STORE_CTX_get_error(ctx) : 0;
         X509_STORE_CTX_free(ctx);
         if (!ok) {
+            char subject[256], serial[80] = "?";
+            X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof subject);
+            BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+            char *hex = bn ? BN_bn2hex(bn) : NULL;
+            if (hex) snprintf(serial, sizeof serial, "%s", hex);
+            OPENSSL_free(hex);
+            BN_free(bn);
             X509_free(x);
-            return tbgw_err_set(err, TBGW_EPROTO, "the server certificate is not trusted by the CA: %s",
-                                X509_verify_cert_error_string(code));
+            if (code == X509_V_ERR_CERT_REVOKED)
+                return tbgw_err_set(err, TBGW_EPROTO,
+                                    "the server certificate %s (serial %s) is revoked by its CA's "
+                                    "certificate revocation list",
+                                    subject, serial);
+            return tbgw_err_set(
+                err, TBGW_EPROTO, "the server certificate %s (serial %s) is not trusted by the CA: %s%s",
+                subject, serial, X509_verify_cert_error_string(code),
+                code == X509_V_ERR_UNABLE_TO_GET_CRL ? " (no CRL of its issuer was configured)" : "");
         }
     }
     EVP_PKEY_free(s->srv_key);
@@ -590,4 +656,39 @@ int tbgw_ua_sec_sign(tbgw_ua_sec *s, const uint8_t *data, size_t n, tbgw_buf *si
     if (rc == 0) sig->len += sl;
     *alg_uri = s->pol->sig_uri;
     return rc;
+}
+
+int tbgw_ua_sec_sign_as(tbgw_ua_sec *s, const tbgw_ua_policy *pol, const uint8_t *a, size_t an,
+                        const uint8_t *b, size_t bn, tbgw_buf *sig, const char **alg_uri) {
+    size_t sl = (size_t)EVP_PKEY_get_size(s->key);
+    if (tbgw_buf_reserve(sig, sl)) return TBGW_ENOMEM;
+    int rc = rsa_sign2(s->key, pol->asym_sig, a, an, b, bn, (uint8_t *)sig->p + sig->len, &sl);
+    if (rc == 0) sig->len += sl;
+    *alg_uri = pol->sig_uri;
+    return rc;
+}
+
+int tbgw_ua_sec_verify_server(tbgw_ua_sec *s, const uint8_t *a, size_t an, const uint8_t *b, size_t bn,
+                              const char *alg_uri, const uint8_t *sig, size_t sl, tbgw_err *err) {
+    if (!s->srv_key) return tbgw_err_set(err, TBGW_EINVAL, "no server certificate");
+    if (alg_uri && *alg_uri && strcmp(alg_uri, s->pol->sig_uri) != 0)
+        return tbgw_err_set(err, TBGW_EPROTO, "the server signed with %s, expected %s for %s", alg_uri,
+                            s->pol->sig_uri, s->pol->name);
+    if (!sig || sl != (size_t)EVP_PKEY_get_size(s->srv_key))
+        return tbgw_err_set(err, TBGW_EPROTO, "the server signature has %zu bytes, expected %d", sig ? sl : 0,
+                            EVP_PKEY_get_size(s->srv_key));
+    if (rsa_verify2(s->srv_key, s->pol->asym_sig, a, an, b, bn, sig, sl) != 0) {
+        ERR_clear_error();
+        return tbgw_err_set(err, TBGW_EPROTO,
+                            "the server signature does not verify with the server certificate's key");
+    }
+    return 0;
+}
+
+size_t tbgw_ua_sec_cert_leaf_len(const tbgw_ua_sec *s) {
+    const unsigned char *p = s->cert_der;
+    X509 *x = d2i_X509(NULL, &p, s->cert_len);
+    if (!x) return 0;
+    X509_free(x);
+    return (size_t)(p - s->cert_der);
 }

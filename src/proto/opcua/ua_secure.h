@@ -24,9 +24,12 @@ int tbgw_ua_mode_parse(const char *s);
 
 typedef struct tbgw_ua_sec tbgw_ua_sec;
 
-/* Loads the client certificate and key (PEM or DER files) and the optional CA certificate. */
+/* Loads the client certificate and key (PEM or DER files), the optional CA file (every certificate
+ * in it is trusted; CRLs in it are used) and the optional CRL file (PEM with one or more CRLs, or
+ * one DER CRL; needs a CA). When any CRL is loaded the server certificate is checked against its
+ * issuer's CRL (X509_V_FLAG_CRL_CHECK). */
 tbgw_ua_sec *tbgw_ua_sec_new(const tbgw_ua_policy *pol, int mode, const char *cert_path, const char *key_path,
-                             const char *ca_path, tbgw_err *err);
+                             const char *ca_path, const char *crl_path, tbgw_err *err);
 void tbgw_ua_sec_free(tbgw_ua_sec *s);
 const tbgw_ua_policy *tbgw_ua_sec_policy(const tbgw_ua_sec *s);
 int tbgw_ua_sec_mode(const tbgw_ua_sec *s);
@@ -53,6 +56,17 @@ int tbgw_ua_sec_encode_msg(tbgw_ua_sec *s, tbgw_buf *out, const char *type, uint
 int tbgw_ua_sec_decode(tbgw_ua_sec *s, const uint8_t *frame, size_t n, tbgw_ua_chunk *c);
 /* Signs data with the client key using the policy's asymmetric signature (for ActivateSession). */
 int tbgw_ua_sec_sign(tbgw_ua_sec *s, const uint8_t *data, size_t n, tbgw_buf *sig, const char **alg_uri);
+/* Signs a || b with the client key using pol's asymmetric signature algorithm (user token
+ * signatures, whose policy may differ from the channel's). */
+int tbgw_ua_sec_sign_as(tbgw_ua_sec *s, const tbgw_ua_policy *pol, const uint8_t *a, size_t an,
+                        const uint8_t *b, size_t bn, tbgw_buf *sig, const char **alg_uri);
+/* Verifies a signature by the server (set_server_cert first) over a || b with the channel policy's
+ * asymmetric signature algorithm; alg_uri (may be NULL/empty) must name that algorithm. 0 or
+ * TBGW_EPROTO with the reason in err. */
+int tbgw_ua_sec_verify_server(tbgw_ua_sec *s, const uint8_t *a, size_t an, const uint8_t *b, size_t bn,
+                              const char *alg_uri, const uint8_t *sig, size_t sl, tbgw_err *err);
+/* Length of the client's own certificate at the front of tbgw_ua_sec_cert (without its chain). */
+size_t tbgw_ua_sec_cert_leaf_len(const tbgw_ua_sec *s);
 /* The server's own certificate (DER, without its issuer chain). */
 const uint8_t *tbgw_ua_sec_server_cert(const tbgw_ua_sec *s, size_t *len);
 
