@@ -234,6 +234,9 @@ static void test_misbehaving_peer(void **st) {
                 fail_msg("framing %zu step %d: status %d, want %d", i, step, r.status, want[step]);
             if (step == 2) assert_int_equal(r.data[1], 42);
         }
+        /* the stale answer of step 2 was discarded and counted, not taken for the answer */
+        assert_true(tbgw_mb_loop_counters(l)->stale >= 1);
+        assert_true(tbgw_mb_loop_counters(l)->bad_frames >= 2);
         /* the socket framing keeps its connection after a corrupt header; after hang-up it is down */
         assert_false(tbgw_mb_conn_is_up(c));
         tbgw_mb_loop_free(l);

@@ -56,6 +56,19 @@ static void test_parse_responses(void **st) {
     assert_string_equal(tbgw_mb_exception_name(2), "illegal data address");
     const uint8_t shortp[] = {0x03, 0x06, 0x02};
     assert_int_equal(tbgw_mb_pdu_parse_rsp(&r, shortp, sizeof shortp, &rsp), TBGW_EPROTO);
+    /* consistent but short (2 of 3 registers) and empty answers: TBGW_MB_EEMPTY, with what came */
+    const uint8_t shortok[] = {0x03, 0x04, 0x02, 0x2B, 0x00, 0x00};
+    assert_int_equal(tbgw_mb_pdu_parse_rsp(&r, shortok, sizeof shortok, &rsp), TBGW_MB_EEMPTY);
+    assert_int_equal(rsp.data_len, 4);
+    const uint8_t empty[] = {0x03, 0x00};
+    assert_int_equal(tbgw_mb_pdu_parse_rsp(&r, empty, sizeof empty, &rsp), TBGW_MB_EEMPTY);
+    assert_int_equal(rsp.data_len, 0);
+    tbgw_mb_req coils = {.fc = 1, .addr = 0, .count = 9};
+    const uint8_t coil_short[] = {0x01, 0x01, 0xFF};
+    assert_int_equal(tbgw_mb_pdu_parse_rsp(&coils, coil_short, sizeof coil_short, &rsp), TBGW_MB_EEMPTY);
+    /* more bytes than asked is invalid, not short */
+    const uint8_t toolong[] = {0x03, 0x08, 0, 1, 0, 2, 0, 3, 0, 4};
+    assert_int_equal(tbgw_mb_pdu_parse_rsp(&r, toolong, sizeof toolong, &rsp), TBGW_EPROTO);
     const uint8_t wrongfc[] = {0x04, 0x02, 0x00, 0x00};
     assert_int_equal(tbgw_mb_pdu_parse_rsp(&r, wrongfc, sizeof wrongfc, &rsp), TBGW_EPROTO);
     tbgw_mb_req w = {.fc = 6, .addr = 1, .value = 3};

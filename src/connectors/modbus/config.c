@@ -155,6 +155,10 @@ int mbc_parse_write(const json_t *o, const char *path, int byte_little, int word
         return tbgw_err_set(err, TBGW_EINVAL, "%s.address: required integer 0..65535", path);
     if (objects_count(o, path, &w->count, err) < 0) return TBGW_EINVAL;
     if (parse_spec(o, path, w->count, byte_little, word_little, &w->spec, err) < 0) return TBGW_EINVAL;
+    const json_t *rp = json_object_get(o, "repack");
+    if (rp && !json_is_boolean(rp))
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.repack: expected true or false", path);
+    w->spec.repack = json_is_true(rp);
     w->addr = (uint16_t)addr;
     w->tag = strdup(tag ? tag : "");
     return w->tag ? 0 : TBGW_ENOMEM;
@@ -462,7 +466,14 @@ static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path,
     if (json_is_integer(rj)) sl->retries = (int)json_integer_value(rj);
     if (sl->retries < 0 || sl->retries > 100)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.retries: expected a boolean or an integer 0..100", path);
-    sl->retry_on_invalid = json_is_true(json_object_get(o, "retryOnInvalid"));
+    static const char *flags[] = {"retryOnEmpty", "retryOnInvalid", "repack"};
+    int *dst[] = {&sl->retry_on_empty, &sl->retry_on_invalid, &sl->repack};
+    for (size_t f = 0; f < 3; f++) {
+        const json_t *fj = json_object_get(o, flags[f]);
+        if (fj && !json_is_boolean(fj) && !json_is_null(fj))
+            return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected true or false", path, flags[f]);
+        *dst[f] = json_is_true(fj);
+    }
     int64_t at = 500, ac = 2, wa = 30000;
     if (get_int(o, "connectAttemptTimeMs", &at) < 0 || get_int(o, "connectAttemptCount", &ac) < 0 ||
         get_int(o, "waitAfterFailedAttemptsMs", &wa) < 0)
@@ -515,7 +526,7 @@ int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err) {
                 /* the connection keys of server apply to every device that lacks them */
                 static const char *keys[] = {"host",         "port",           "type",      "method",
                                              "timeout",      "byteOrder",      "wordOrder", "retries",
-                                             "retryOnEmpty", "retryOnInvalid", "baudrate"};
+                                             "retryOnEmpty", "retryOnInvalid", "baudrate",  "repack"};
                 json_t *merged = json_deep_copy(d);
                 if (!json_is_object(merged)) {
                     json_decref(merged);

@@ -38,9 +38,26 @@ static const char *status_text(int st) {
         return "connection failed";
     case TBGW_EPROTO:
         return "invalid response";
+    case TBGW_MB_EEMPTY:
+        return "empty or short response";
     default:
         return "request failed";
     }
+}
+
+/* Whether a failed request gets another attempt (spec'd in docs/connectors/modbus.md): a timeout
+ * always, a short/empty answer with retryOnEmpty, an invalid one with retryOnInvalid, all bounded by
+ * `retries` extra attempts. Exceptions and transport failures are final. */
+int mbc_retry_ok(int status, int tries, int retries, int on_empty, int on_invalid) {
+    if (tries >= retries) return 0;
+    if (status == TBGW_ETIMEDOUT) return 1;
+    if (status == TBGW_MB_EEMPTY) return on_empty;
+    if (status == TBGW_EPROTO) return on_invalid;
+    return 0;
+}
+
+static int should_retry(const mbc_slave *sl, int status, int tries) {
+    return !sl->m->stop && mbc_retry_ok(status, tries, sl->retries, sl->retry_on_empty, sl->retry_on_invalid);
 }
 
 static void block_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
@@ -67,19 +84,42 @@ static void block_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
                        tbgw_mb_exception_name(rsp->exception), (unsigned long long)b->suppressed);
             b->suppressed = 0;
         }
-    } else if ((status == TBGW_ETIMEDOUT || (status == TBGW_EPROTO && sl->retry_on_invalid)) &&
-               b->tries < sl->retries && !sl->m->stop) {
+    } else if (should_retry(sl, status, b->tries)) {
         b->tries++;
+        sl->retried++;
+        TBGW_DEBUGF(h->log, "%s: unit %u fc %d address %u: %s, attempt %d of %d", sl->device_name, sl->unit,
+                    b->fc, b->addr, status_text(status), b->tries + 1, sl->retries + 1);
         submit_block(b);
         return;
     } else {
         b->status = status;
-        if (status == TBGW_EPROTO && warn_ok(b)) {
-            TBGW_WARNF(h->log,
-                       "%s: unit %u fc %d address %u: invalid response, keys dropped (%llu more since the "
-                       "last report)",
-                       sl->device_name, sl->unit, b->fc, b->addr, (unsigned long long)b->suppressed);
-            b->suppressed = 0;
+        if (status == TBGW_MB_EEMPTY || status == TBGW_EPROTO) {
+            int empty = status == TBGW_MB_EEMPTY;
+            if (empty)
+                sl->empty_drops++;
+            else
+                sl->invalid_drops++;
+            if (h->stat_add) h->stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
+            if (warn_ok(b)) {
+                if (empty)
+                    TBGW_WARNF(h->log,
+                               "%s: unit %u fc %d address %u count %u: empty or short response (%zu of %u "
+                               "byte(s)) after %d attempt(s)%s, keys dropped (%llu more since the last "
+                               "report)",
+                               sl->device_name, sl->unit, b->fc, b->addr, b->count, rsp ? rsp->data_len : 0,
+                               b->fc <= 2 ? (b->count + 7) / 8 : b->count * 2, b->tries + 1,
+                               sl->retry_on_empty ? "" : " (retryOnEmpty is off)",
+                               (unsigned long long)b->suppressed);
+                else
+                    TBGW_WARNF(
+                        h->log,
+                        "%s: unit %u fc %d address %u count %u: invalid response after %d attempt(s)%s, "
+                        "keys dropped (%llu more since the last report)",
+                        sl->device_name, sl->unit, b->fc, b->addr, b->count, b->tries + 1,
+                        sl->retry_on_invalid ? "" : " (retryOnInvalid is off)",
+                        (unsigned long long)b->suppressed);
+                b->suppressed = 0;
+            }
         }
     }
     b->done = 1;

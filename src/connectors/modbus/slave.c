@@ -15,7 +15,7 @@ static const struct {
     {"holding_registers", 3}, {"coils_initializer", 1}, {"input_registers", 4}, {"discrete_inputs", 2}};
 
 /* Writes an item's initial value into the store. */
-static int seed_value(mbc *m, const json_t *item, const char *path, int read_fc, int bl, int wl,
+static int seed_value(mbc *m, const json_t *item, const char *path, int read_fc, int bl, int wl, int repack,
                       tbgw_err *err) {
     const json_t *val = json_object_get(item, "value");
     if (!val) return 0;
@@ -26,6 +26,8 @@ static int seed_value(mbc *m, const json_t *item, const char *path, int read_fc,
     json_decref(tmp);
     if (rc < 0) return rc;
     free(w.tag);
+    if (!json_object_get(item, "repack"))
+        w.spec.repack = repack; /* the reference seeds through its builder */
     uint16_t regs[TBGW_MB_MAX_WRITE_REGS];
     uint8_t coils[TBGW_MB_MAX_WRITE_BITS];
     size_t n = 0;
@@ -75,6 +77,10 @@ int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
     const char *wo = json_string_value(json_object_get(sec, "wordOrder"));
     if (!bo) return tbgw_err_set(err, TBGW_EINVAL, "slave.byteOrder: required (BIG or LITTLE)");
     int bl = !strcasecmp(bo, "LITTLE"), wl = !wo || !strcasecmp(wo, "LITTLE");
+    const json_t *rpj = json_object_get(sec, "repack");
+    if (rpj && !json_is_boolean(rpj))
+        return tbgw_err_set(err, TBGW_EINVAL, "slave.repack: expected true or false");
+    int repack = json_is_true(rpj);
     m->store = calloc(1, sizeof *m->store);
     if (!m->store) return TBGW_ENOMEM;
     json_t *dev = json_pack("{s:s,s:s,s:O,s:s,s:s,s:[],s:[],s:[],s:[]}", "deviceName",
@@ -92,6 +98,7 @@ int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
                             "timeseries", "attributes", "attributeUpdates", "rpc");
     if (!dev) return TBGW_ENOMEM;
     json_object_set_new(dev, "unitId", json_integer(m->server_unit));
+    json_object_set_new(dev, "repack", json_boolean(repack));
     if (json_object_get(sec, "reportStrategy"))
         json_object_set(dev, "reportStrategy", json_object_get(sec, "reportStrategy"));
     const json_t *values = json_object_get(sec, "values");
@@ -108,7 +115,8 @@ int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
             json_array_foreach(list, i, item) {
                 char path[160];
                 snprintf(path, sizeof path, "slave.values.%s.%s[%zu]", TABLES[t].section, kinds[k], i);
-                if (!json_is_object(item) || seed_value(m, item, path, TABLES[t].read_fc, bl, wl, err) < 0) {
+                if (!json_is_object(item) ||
+                    seed_value(m, item, path, TABLES[t].read_fc, bl, wl, repack, err) < 0) {
                     json_decref(dev);
                     return err->msg[0] ? TBGW_EINVAL
                                        : tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);

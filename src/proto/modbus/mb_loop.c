@@ -243,6 +243,7 @@ static void complete(tbgw_mb_conn *c, int status, const tbgw_mb_rsp *rsp) {
     if (status == 0 && rsp && rsp->exception) c->loop->ctr.exceptions++;
     if (status == TBGW_ETIMEDOUT) c->loop->ctr.timeouts++;
     if (status == TBGW_EPROTO) c->loop->ctr.bad_frames++;
+    if (status == TBGW_MB_EEMPTY) c->loop->ctr.empty++;
     if (it) {
         it->cb(it->ud, status, rsp);
         free(it);
@@ -293,7 +294,7 @@ static void send_next(tbgw_mb_conn *c) {
         tbgw_mb_rsp rsp;
         c->loop->ctr.requests++;
         int st = tbgw_mb_pdu_parse_rsp(&it->req, out, n, &rsp);
-        complete(c, st, st == 0 ? &rsp : NULL);
+        complete(c, st, st == 0 || st == TBGW_MB_EEMPTY ? &rsp : NULL);
         return;
     }
     c->tid++;
@@ -430,13 +431,15 @@ static void process_rx(tbgw_mb_conn *c) {
         c->rx_len -= (size_t)r;
         mb_item *it = c->inflight;
         if (!it) continue; /* late answer to a request that timed out */
-        if (c->ep.framing == TBGW_MB_FRAMING_SOCKET && fr.tid != c->tid) continue;
-        if ((c->ep.framing == TBGW_MB_FRAMING_RTU || c->ep.framing == TBGW_MB_FRAMING_ASCII) &&
-            fr.unit != it->unit)
+        if ((c->ep.framing == TBGW_MB_FRAMING_SOCKET && fr.tid != c->tid) ||
+            ((c->ep.framing == TBGW_MB_FRAMING_RTU || c->ep.framing == TBGW_MB_FRAMING_ASCII) &&
+             fr.unit != it->unit)) {
+            c->loop->ctr.stale++; /* an answer to an earlier request (or another unit): keep waiting */
             continue;
+        }
         tbgw_mb_rsp rsp;
         int st = tbgw_mb_pdu_parse_rsp(&it->req, fr.pdu, fr.pdu_len, &rsp);
-        complete(c, st, st == 0 ? &rsp : NULL);
+        complete(c, st, st == 0 || st == TBGW_MB_EEMPTY ? &rsp : NULL);
     }
 }
 

@@ -45,11 +45,17 @@ typedef struct tbgw_mb_endpoint {
 } tbgw_mb_endpoint;
 
 /* status: 0 = answered (rsp valid; rsp->exception may be set), TBGW_ETIMEDOUT, TBGW_EIO (transport
- * down or connect failed), TBGW_EPROTO (corrupt or mismatched frame). rsp is borrowed for the call. */
+ * down or connect failed), TBGW_EPROTO (invalid answer: bad CRC/LRC/MBAP header, wrong function, byte
+ * count or echo), TBGW_MB_EEMPTY (a consistent read answer with fewer bytes than requested; rsp holds
+ * them). A frame for another transaction id (MBAP) or unit id (RTU/ASCII) is a stale answer: it is
+ * discarded and counted, and the request keeps waiting for its own answer (or times out).
+ * rsp is borrowed for the call (NULL unless status is 0 or TBGW_MB_EEMPTY). */
 typedef void (*tbgw_mb_done_fn)(void *ud, int status, const tbgw_mb_rsp *rsp);
 
 typedef struct tbgw_mb_counters {
     uint64_t requests, responses, timeouts, bad_frames, exceptions, io_errors, bytes_rx, bytes_tx;
+    uint64_t empty; /* short/empty read answers */
+    uint64_t stale; /* discarded frames of another transaction or unit */
 } tbgw_mb_counters;
 
 tbgw_mb_loop *tbgw_mb_loop_new(tbgw_logger *log);

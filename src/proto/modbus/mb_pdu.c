@@ -93,6 +93,11 @@ int tbgw_mb_pdu_parse_rsp(const tbgw_mb_req *req, const uint8_t *pdu, size_t len
     }
     if (tbgw_mb_fc_is_read(req->fc)) {
         size_t want = req->fc <= 2 ? (size_t)(req->count + 7) / 8 : (size_t)req->count * 2;
+        if (len == 2u + pdu[1] && pdu[1] < want) { /* well formed, but short or empty */
+            rsp->data = pdu + 2;
+            rsp->data_len = pdu[1];
+            return TBGW_MB_EEMPTY;
+        }
         if (pdu[1] != want || len != 2 + want) return TBGW_EPROTO;
         rsp->data = pdu + 2;
         rsp->data_len = want;
