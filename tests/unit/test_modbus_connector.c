@@ -850,6 +850,59 @@ static void test_retry_semantics(void **st) {
     retry_case(BAD_CORRUPT, 1, 0, 1, 1, 0);
 }
 
+/* repack (pymodbus builder semantics) on every write path: device RPC, shared attribute update,
+ * connector RPC (params may override), and the slave section's initial values. */
+static void test_repack_writes(void **st) {
+    (void)st;
+    peer p;
+    peer_start(&p);
+    thost t;
+    host_init(&t);
+    char cfg[4096];
+    snprintf(
+        cfg, sizeof cfg,
+        "{\"master\":{\"slaves\":[{\"host\":\"127.0.0.1\",\"port\":%d,\"unitId\":1,\"deviceName\":\"P\","
+        "\"timeout\":2,\"pollPeriod\":100,\"byteOrder\":\"LITTLE\",\"wordOrder\":\"BIG\",\"repack\":true,"
+        "\"timeseries\":[{\"tag\":\"x\",\"type\":\"16uint\",\"functionCode\":3,\"objectsCount\":1,"
+        "\"address\":0}],"
+        "\"attributeUpdates\":[{\"tag\":\"sp\",\"type\":\"32int\",\"functionCode\":16,\"objectsCount\":2,"
+        "\"address\":52}],"
+        "\"rpc\":[{\"tag\":\"setW\",\"type\":\"16uint\",\"functionCode\":6,\"objectsCount\":1,"
+        "\"address\":50}]}]},"
+        "\"slave\":{\"type\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":%d,\"unitId\":1,"
+        "\"sendDataToThingsBoard\":true,\"byteOrder\":\"LITTLE\",\"wordOrder\":\"BIG\",\"repack\":true,"
+        "\"deviceName\":\"S\",\"pollPeriod\":100,\"values\":{\"holding_registers\":{\"timeseries\":["
+        "{\"tag\":\"a\",\"type\":\"32int\",\"objectsCount\":2,\"address\":0,\"value\":305419896},"
+        "{\"tag\":\"b\",\"type\":\"16uint\",\"objectsCount\":1,\"address\":2,\"value\":4660,"
+        "\"repack\":false}]}}}}",
+        p.port, free_port());
+    host_start(&t, cfg);
+    json_decref(latest(&t, "P", "x", 5000));
+    /* 16uint 0x1234 little: without repack 0x3412, with repack 0x1234 */
+    send_dl(&t, 1, "P", "setW", json_integer(0x1234), 1);
+    expect_reply(&t, 1, "{\"result\":{\"value\":4660}}");
+    assert_true(wait_reg(&p, 50, 0x1234));
+    /* 32int 0x12345678, byte LITTLE word BIG: 0x3412 0x7856 without repack, 0x1234 0x5678 with */
+    send_dl(&t, 0, "P", NULL, json_pack("{s:i}", "sp", 0x12345678), 0);
+    assert_true(wait_reg(&p, 52, 0x1234) && wait_reg(&p, 53, 0x5678));
+    /* connector RPC params: repack false overrides the slave's */
+    send_dl(&t, 1, NULL, "set",
+            json_pack("{s:s,s:i,s:i,s:i,s:i,s:b}", "type", "16uint", "functionCode", 6, "objectsCount", 1,
+                      "address", 60, "value", 0x1234, "repack", 0),
+            2);
+    char *s = wait_reply(&t, 2, 5000);
+    free(s);
+    assert_true(wait_reg(&p, 60, 0x3412));
+    /* the slave section seeds through the same builder: repacked 0x1234 0x5678; item b opted out. The
+     * poll decodes with byteOrder LITTLE (no repack on reads), as the reference does. */
+    json_t *r = latest(&t, "S", "a", 5000);
+    ASSERT_KEY(r, "a", "873625686"); /* 0x34127856: the repacked registers read back little-endian */
+    ASSERT_KEY(r, "b", "4660");
+    json_decref(r);
+    host_stop(&t);
+    peer_stop(&p);
+}
+
 static void test_old_format(void **st) {
     (void)st;
     peer p;
@@ -946,6 +999,7 @@ int main(void) {
         cmocka_unit_test(test_poll_values),          cmocka_unit_test(test_rpc_and_attribute_updates),
         cmocka_unit_test(test_dead_slaves_isolated), cmocka_unit_test(test_slave_mode),
         cmocka_unit_test(test_old_format),           cmocka_unit_test(test_retry_semantics),
+        cmocka_unit_test(test_repack_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -92,6 +92,7 @@ typedef struct mbc {
     tbgw_mb_endpoint server_ep;
     uint8_t server_unit;
     tbgw_mb_store *store;
+    tbgw_mb_identity identity; /* function 43 answers; strings borrowed from cfg */
     tbgw_mb_server *server;
     /* runtime */
     tbgw_mb_loop *loop;

@@ -67,6 +67,37 @@ static int copy_items(json_t *dst_list, const json_t *src_list, int fc) {
     return 0;
 }
 
+/* slave.identity: the objects of Read Device Identification (function 43 / MEI 14). */
+static int parse_identity(mbc *m, const json_t *sec, tbgw_err *err) {
+    static const struct {
+        const char *key, *alt;
+        int oid;
+    } KEYS[] = {{"vendorName", "VendorName", 0},
+                {"productCode", "ProductCode", 1},
+                {"majorMinorRevision", "MajorMinorRevision", 2},
+                {"vendorUrl", "VendorUrl", 3},
+                {"productName", "ProductName", 4},
+                {"ModelName", "modelName", 5},
+                {"userApplicationName", "UserApplicationName", 6}};
+    memset(&m->identity, 0, sizeof m->identity);
+    m->identity.obj[2] = TBGW_VERSION; /* the reference reports its Modbus stack's version */
+    const json_t *id = json_object_get(sec, "identity");
+    if (!id || json_is_null(id)) return 0;
+    if (!json_is_object(id)) return tbgw_err_set(err, TBGW_EINVAL, "slave.identity: expected an object");
+    for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++) {
+        const char *k = KEYS[i].key;
+        const json_t *v = json_object_get(id, k);
+        if (!v) v = json_object_get(id, k = KEYS[i].alt);
+        if (!v || json_is_null(v)) continue;
+        if (!json_is_string(v))
+            return tbgw_err_set(err, TBGW_EINVAL, "slave.identity.%s: expected a string", k);
+        if (json_string_length(v) > 244)
+            return tbgw_err_set(err, TBGW_EINVAL, "slave.identity.%s: longer than 244 bytes", k);
+        if (json_string_length(v) || KEYS[i].oid <= 2) m->identity.obj[KEYS[i].oid] = json_string_value(v);
+    }
+    return 0;
+}
+
 int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
     if (!json_is_true(json_object_get(sec, "sendDataToThingsBoard")))
         return 0; /* server not started at all */
@@ -83,6 +114,8 @@ int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
     int repack = json_is_true(rpj);
     m->store = calloc(1, sizeof *m->store);
     if (!m->store) return TBGW_ENOMEM;
+    if (parse_identity(m, sec, err) < 0) return TBGW_EINVAL;
+    m->store->identity = &m->identity;
     json_t *dev = json_pack("{s:s,s:s,s:O,s:s,s:s,s:[],s:[],s:[],s:[]}", "deviceName",
                             json_string_value(json_object_get(sec, "deviceName"))
                                 ? json_string_value(json_object_get(sec, "deviceName"))

@@ -81,17 +81,27 @@ size_t tbgw_mb_loop_conn_count(const tbgw_mb_loop *l);
 tbgw_mb_conn *tbgw_mb_loop_conn_at(const tbgw_mb_loop *l, size_t i);
 
 /* ---- server side ---- */
+/* Device identification objects served by function 43 / MEI 14 (Read Device Identification):
+ * 0 VendorName, 1 ProductCode, 2 MajorMinorRevision (basic: always served, "" when NULL),
+ * 3 VendorUrl, 4 ProductName, 5 ModelName, 6 UserApplicationName (regular), 0x80..0xFF extended
+ * (regular and extended ones exist only when not NULL). Strings are borrowed. */
+typedef struct tbgw_mb_identity {
+    const char *obj[256];
+} tbgw_mb_identity;
+
 typedef struct tbgw_mb_store {
     uint8_t coils[65536];
     uint8_t discrete[65536];
     uint16_t holding[65536];
     uint16_t input[65536];
+    const tbgw_mb_identity *identity; /* NULL: function 43 answers exception 1 */
 } tbgw_mb_store;
 
 /* Called after a write request changed the store. */
 typedef void (*tbgw_mb_write_fn)(void *ud, uint8_t fc, uint16_t addr, uint16_t count);
 
-/* Executes one request PDU against the store; writes the response PDU to rsp and returns its length.
+/* Executes one request PDU against the store; writes the response PDU to rsp (TBGW_MB_MAX_PDU bytes)
+ * and returns its length. Functions 1-6, 15, 16 and 43/14 (device identification).
  * *wrote is set to 1 when the store changed. Never fails: bad requests get exception responses. */
 size_t tbgw_mb_store_execute(tbgw_mb_store *s, const uint8_t *pdu, size_t len, uint8_t *rsp, int *wrote,
                              tbgw_mb_req *parsed);

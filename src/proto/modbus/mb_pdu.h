@@ -23,7 +23,9 @@ enum {
     TBGW_MB_FC_WRITE_REGISTER = 6,
     TBGW_MB_FC_WRITE_COILS = 15,
     TBGW_MB_FC_WRITE_REGISTERS = 16,
+    TBGW_MB_FC_MEI = 43, /* encapsulated interface transport; MEI type 14 = read device identification */
 };
+#define TBGW_MB_MEI_DEVICE_ID 14
 
 /* Exception codes. */
 enum {
