@@ -324,6 +324,28 @@ class ModbusIntegration(GatewayTestCase):
         self.assertEqual(self.platform.telemetry("Py wrong name"), [])
         self.assertEqual(gw.stop(), 0)
 
+    def test_serial_parity_even_pymodbus(self):
+        """RTU over a socat pty pair with both ends set to 9600 8E1 (pymodbus serial server; ptys do not
+        enforce parity, but both sides must be configured with it and still talk). The exact termios flags
+        are pinned by tests/unit/test_modbus_serial.c."""
+        pty = PtyPair(self.workdir)
+        self.extra.append(pty)
+        state = os.path.join(self.workdir, "state.json")
+        self.peer([PY, PYPEER, "--transport", "serial", "--framer", "rtu", "--device", pty.a, "--baudrate", "9600",
+                   "--parity", "E", "--stopbits", "1", "--bytesize", "8", "--values", json.dumps({"hr": {"0": 4242}}),
+                   "--state", state])
+        slave = slave_cfg("Even", type="serial", method="rtu", port=pty.b, baudrate=9600, parity="E", stopbits=1,
+                          bytesize=8, byteOrder="BIG",
+                          timeseries=[{"tag": "v", "type": "16uint", "functionCode": 3, "objectsCount": 1,
+                                       "address": 0}],
+                          rpc=[{"tag": "setV", "type": "16uint", "functionCode": 6, "objectsCount": 1, "address": 0}])
+        gw = self.gateway(connectors=[modbus_connector([slave])]).start()
+        _, values = self.latest("Even", ["v"])
+        self.assertEqual(values, {"v": 4242})
+        self.assertEqual(self.rpc("Even", 1, "setV", 17), {"result": {"value": 17}})
+        wait_for(lambda: (read_state(state) or {}).get("hr", [None])[0] == 17, 5, what="the write on the 8E1 line")
+        self.assertEqual(gw.stop(), 0)
+
     def test_report_strategy_on_change(self):
         """A device-level ON_CHANGE strategy: static registers are sent once, a change is sent again."""
         port = free_port()

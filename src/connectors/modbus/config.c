@@ -421,6 +421,10 @@ int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, 
                                 ints[i].lo, ints[i].hi);
         *dst[i] = (int)v;
     }
+    if (ep->transport == TBGW_MB_SERIAL && !tbgw_mb_baud_supported(ep->baudrate))
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "%s.baudrate: %d is not a standard rate (110..4000000, e.g. 9600, 19200, 115200)",
+                            path, ep->baudrate);
     const char *par = get_str(o, "parity");
     ep->parity = par && *par ? (char)(par[0] >= 'a' ? par[0] - 32 : par[0]) : 'N';
     if (ep->parity != 'N' && ep->parity != 'E' && ep->parity != 'O')

@@ -58,6 +58,13 @@ typedef struct tbgw_mb_counters {
     uint64_t stale; /* discarded frames of another transaction or unit */
 } tbgw_mb_counters;
 
+/* Serial line timing: bits per character (start + data + parity + stop bits) and the RTU inter-frame
+ * silence t3.5 in microseconds (3.5 character times; fixed 1750 us above 19200 baud, as the Modbus
+ * serial line specification recommends). */
+int tbgw_mb_char_bits(const tbgw_mb_endpoint *ep);
+int64_t tbgw_mb_t35_us(const tbgw_mb_endpoint *ep);
+int tbgw_mb_baud_supported(int baudrate);
+
 tbgw_mb_loop *tbgw_mb_loop_new(tbgw_logger *log);
 /* Closes every connection and server. Pending callbacks are dropped without being called. */
 void tbgw_mb_loop_free(tbgw_mb_loop *l);
