@@ -967,6 +967,61 @@ static void expect_config_error(const char *text, const char *want) {
     json_decref(t.events);
 }
 
+/* uplink_converter: the example plugin (build/plugins/modbus_custom_converter.so) gets the raw data of
+ * every poll and its records replace the built-in decoding. */
+static void test_custom_uplink_converter(void **st) {
+    (void)st;
+    const char *bd = getenv("TBGW_BUILD_DIR");
+    char dir[1024], so[1100];
+    snprintf(dir, sizeof dir, "%s/plugins", bd ? bd : ".");
+    snprintf(so, sizeof so, "%s/modbus_custom_converter.so", dir);
+    if (access(so, R_OK) != 0) fail_msg("%s not built", so);
+    setenv("TBGW_EXTENSIONS_PATH", dir, 1);
+    peer p;
+    peer_start(&p);
+    seed_peer(&p);
+    thost t;
+    host_init(&t);
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "{\"master\":{\"slaves\":[{\"host\":\"127.0.0.1\",\"port\":%d,\"unitId\":1,\"deviceName\":\"C\","
+             "\"timeout\":2,\"pollPeriod\":100,\"uplink_converter\":\"CustomModbusUplinkConverter\","
+             "\"timeseries\":[{\"tag\":\"energy\",\"type\":\"32float\",\"functionCode\":3,\"objectsCount\":2,"
+             "\"address\":2},{\"tag\":\"relay\",\"type\":\"bits\",\"functionCode\":1,\"objectsCount\":2,"
+             "\"address\":0}],"
+             "\"attributes\":[{\"tag\":\"model\",\"type\":\"string\",\"functionCode\":3,\"objectsCount\":2,"
+             "\"address\":20}]},"
+             "{\"host\":\"127.0.0.1\",\"port\":%d,\"unitId\":1,\"deviceName\":\"C2\",\"timeout\":2,"
+             "\"pollPeriod\":100,\"uplink_converter\":{\"extension\":\"%s\",\"extensionName\":"
+             "\"CustomModbusUplinkConverter\",\"extensionConfig\":{\"scale\":0.5}},"
+             "\"timeseries\":[{\"tag\":\"h\",\"type\":\"16uint\",\"functionCode\":3,\"objectsCount\":1,"
+             "\"address\":1}]}]}}",
+             p.port, p.port, so);
+    host_start(&t, cfg);
+    json_t *r = latest(&t, "C", "energy", 5000);
+    ASSERT_KEY(r, "energy",
+               "1102231634");             /* 0x41B2 0xB852 joined, not the float the built-in decoder gives */
+    ASSERT_KEY(r, "relay", "\"01\"");     /* coil 0 off, coil 1 on, in address order */
+    ASSERT_KEY(r, "model", "1094857010"); /* 0x4142 0x3132 */
+    json_decref(r);
+    r = latest(&t, "C2", "h", 5000);
+    ASSERT_KEY(r, "h", "227.5"); /* 455 * extensionConfig.scale */
+    json_decref(r);
+    assert_true(stat_get(&t, TBGW_STAT_CONV_PROCESSED) >= 2);
+    host_stop(&t);
+    peer_stop(&p);
+    expect_config_error("{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"uplink_converter\":"
+                        "\"NoSuchConverter\"}]}}",
+                        "master.slaves[0].uplink_converter: no shared object provides NoSuchConverter");
+    expect_config_error(
+        "{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"uplink_converter\":7}]}}",
+        "master.slaves[0].uplink_converter: expected a converter name");
+    expect_config_error("{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"downlink_converter\":"
+                        "\"CustomModbusDownlinkConverter\"}]}}",
+                        "master.slaves[0].downlink_converter: custom downlink converters are not supported");
+    unsetenv("TBGW_EXTENSIONS_PATH");
+}
+
 static void test_config_errors(void **st) {
     (void)st;
     expect_config_error("{\"master\":{\"slaves\":[{\"unitId\":1}]}}", "master.slaves[0].deviceName");
@@ -999,7 +1054,7 @@ int main(void) {
         cmocka_unit_test(test_poll_values),          cmocka_unit_test(test_rpc_and_attribute_updates),
         cmocka_unit_test(test_dead_slaves_isolated), cmocka_unit_test(test_slave_mode),
         cmocka_unit_test(test_old_format),           cmocka_unit_test(test_retry_semantics),
-        cmocka_unit_test(test_repack_writes),
+        cmocka_unit_test(test_repack_writes),        cmocka_unit_test(test_custom_uplink_converter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

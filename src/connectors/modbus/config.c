@@ -449,6 +449,47 @@ int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, 
     return 0;
 }
 
+/* uplink_converter: a custom converter class name (or {"extension", "extensionConfig"}) that receives
+ * the raw data of every poll instead of the built-in decoding. downlink_converter: not supported (the
+ * plugin ABI has uplink converters only), refused rather than ignored. */
+static int parse_custom_converters(mbc *m, mbc_slave *sl, const json_t *o, const char *path, tbgw_err *err) {
+    const json_t *dn = json_object_get(o, "downlink_converter");
+    if (dn && !json_is_null(dn))
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "%s.downlink_converter: custom downlink converters are not supported (writes use "
+                            "the built-in encoder); remove the field",
+                            path);
+    const json_t *up = json_object_get(o, "uplink_converter");
+    if (!up || json_is_null(up)) return 0;
+    json_t *conv;
+    if (json_is_string(up) && json_string_length(up))
+        conv = json_pack("{s:O,s:O}", "extension", up, "extensionConfig",
+                         o); /* the reference passes the slave */
+    else if (json_is_object(up) && json_is_string(json_object_get(up, "extension")))
+        conv = json_deep_copy(up);
+    else
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "%s.uplink_converter: expected a converter name or {\"extension\": name, "
+                            "\"extensionConfig\": {...}}",
+                            path);
+    if (!conv) return TBGW_ENOMEM;
+    const tbgw_host *h = m->host;
+    char cp[300];
+    snprintf(cp, sizeof cp, "%s.uplink_converter", path);
+    tbgw_err e = {0};
+    int rc = tbgw_custom_conv_new(conv, "modbus", h && h->config_dir ? h->config_dir : ".", cp,
+                                  h ? h->conv_log : NULL, &sl->uplink, &e);
+    json_decref(conv);
+    if (rc < 0) {
+        const char *msg = e.msg;
+        if (!strncmp(msg, cp, strlen(cp))) msg += strlen(cp); /* "<path>.extension: ..." */
+        if (!strncmp(msg, ".extension", 10)) msg += 10;
+        if (!strncmp(msg, ": ", 2)) msg += 2;
+        return tbgw_err_set(err, TBGW_EINVAL, "%s: %s", cp, msg);
+    }
+    return 0;
+}
+
 static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path, tbgw_err *err) {
     sl->m = m;
     if (mbc_parse_endpoint(o, path, &sl->ep, err) < 0) return TBGW_EINVAL;
@@ -498,6 +539,7 @@ static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path,
     if (parse_writes(o, path, "attributeUpdates", bl, wl, &sl->attr_updates, &sl->n_attr_updates, err) < 0)
         return TBGW_EINVAL;
     if (parse_writes(o, path, "rpc", bl, wl, &sl->rpcs, &sl->n_rpcs, err) < 0) return TBGW_EINVAL;
+    if (parse_custom_converters(m, sl, o, path, err) < 0) return TBGW_EINVAL;
     return mbc_plan_blocks(sl, m->block_gap);
 }
 
@@ -583,6 +625,7 @@ void mbc_config_free(mbc *m) {
         free_writes(sl->rpcs, sl->n_rpcs);
         free(sl->device_name);
         free(sl->device_type);
+        tbgw_custom_conv_free(sl->uplink);
     }
     free(m->slaves);
     m->slaves = NULL;

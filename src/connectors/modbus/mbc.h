@@ -7,6 +7,7 @@
 #include <tbgw/connector.h>
 
 #include "connectors/modbus/mb_value.h"
+#include "convert/custom_conv.h"
 #include "proto/modbus/mb_loop.h"
 #include "util/backoff.h"
 
@@ -69,7 +70,8 @@ typedef struct mbc_slave {
     size_t n_attr_updates;
     mbc_write *rpcs;
     size_t n_rpcs;
-    int is_self; /* the gateway's own server (slave section) */
+    int is_self;              /* the gateway's own server (slave section) */
+    tbgw_custom_conv *uplink; /* uplink_converter: replaces the built-in decoding when set */
     int byte_little, word_little;
     /* runtime */
     tbgw_mb_conn *conn;

@@ -172,6 +172,60 @@ static int add_point(mbc_slave *sl, tbgw_converted *c, const mbc_point *p) {
     return rc == 0 ? 1 : 0;
 }
 
+/* uplink_converter: one JSON document per poll with the raw data of every key that was read,
+ * {"deviceName","deviceType","ts","unitId","data":{key:{kind,type,functionCode,address,objectsCount,
+ * "registers":[..] | "bits":[..]}}}; the plugin's records replace the built-in decoding. */
+static void custom_uplink(mbc_slave *sl) {
+    const tbgw_host *h = sl->m->host;
+    json_t *data = json_object();
+    for (size_t i = 0; i < sl->n_points; i++) {
+        const mbc_point *p = &sl->points[i];
+        const mbc_block *b = &sl->blocks[p->block];
+        if (b->status != 0) continue;
+        json_t *vals = json_array();
+        if (p->fc <= 2) {
+            for (size_t k = 0; k < (size_t)p->count && (p->block_off + k) / 8 < b->len; k++)
+                json_array_append_new(vals, json_integer(tbgw_mb_bit_get(b->data, p->block_off + k)));
+        } else {
+            for (size_t k = 0; k < (size_t)p->count && (p->block_off + k) * 2 + 1 < b->len; k++) {
+                size_t o = (p->block_off + k) * 2;
+                json_array_append_new(vals, json_integer(b->data[o] << 8 | b->data[o + 1]));
+            }
+        }
+        json_object_set_new(
+            data, p->key,
+            json_pack("{s:s,s:s,s:i,s:i,s:i,s:o}", "kind", p->is_attr ? "attributes" : "timeseries", "type",
+                      tbgw_mbv_type_name(p->spec.type), "functionCode", p->fc, "address", (int)p->addr,
+                      "objectsCount", p->count, p->fc <= 2 ? "bits" : "registers", vals));
+    }
+    if (!json_object_size(data)) {
+        json_decref(data);
+        return;
+    }
+    json_t *doc =
+        json_pack("{s:s,s:s,s:I,s:i,s:o}", "deviceName", sl->device_name, "deviceType", sl->device_type, "ts",
+                  (json_int_t)sl->poll_ts, "unitId", (int)sl->unit, "data", data);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) return;
+    tbgw_converted *chain = NULL;
+    tbgw_err err = {0};
+    int rc = tbgw_custom_conv_convert(sl->uplink, sl->device_name, (const uint8_t *)text, strlen(text),
+                                      &chain, &err);
+    free(text);
+    if (rc < 0 || err.code) {
+        if (warn_ok(&sl->blocks[0]))
+            TBGW_WARNF(h->conv_log ? h->conv_log : h->log, "%s: uplink_converter failed: %s", sl->device_name,
+                       err.msg[0] ? err.msg : tbgw_strerror(rc));
+        if (h->stat_add) h->stat_add(h, TBGW_STAT_CONVERTER_ERRORS, 1);
+    }
+    if (!chain) return;
+    for (tbgw_converted *c = chain; c; c = c->next)
+        if (!c->rs && sl->has_rs) c->rs = &sl->rs;
+    if (h->stat_add) h->stat_add(h, TBGW_STAT_CONV_PROCESSED, 1);
+    h->emit(h, chain);
+}
+
 static void slave_failed(mbc_slave *sl, int status) {
     const tbgw_host *h = sl->m->host;
     sl->failures++;
@@ -212,6 +266,10 @@ static void finish_poll(mbc_slave *sl) {
     if (!sl->connected) {
         sl->connected = 1;
         if (h->device_connected) h->device_connected(h, sl->device_name, sl->device_type);
+    }
+    if (sl->uplink) {
+        custom_uplink(sl);
+        return;
     }
     tbgw_converted *c = tbgw_converted_new(sl->device_name, sl->device_type);
     if (!c) return;
