@@ -116,19 +116,20 @@ int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
     if (!m->store) return TBGW_ENOMEM;
     if (parse_identity(m, sec, err) < 0) return TBGW_EINVAL;
     m->store->identity = &m->identity;
-    json_t *dev = json_pack("{s:s,s:s,s:O,s:s,s:s,s:[],s:[],s:[],s:[]}", "deviceName",
-                            json_string_value(json_object_get(sec, "deviceName"))
-                                ? json_string_value(json_object_get(sec, "deviceName"))
-                                : "Modbus Slave",
-                            "deviceType",
-                            json_string_value(json_object_get(sec, "deviceType"))
-                                ? json_string_value(json_object_get(sec, "deviceType"))
-                                : "default",
-                            "pollPeriod",
-                            json_object_get(sec, "pollPeriod") ? json_object_get(sec, "pollPeriod")
-                                                               : json_integer(5000),
-                            "byteOrder", bl ? "LITTLE" : "BIG", "wordOrder", wl ? "LITTLE" : "BIG",
-                            "timeseries", "attributes", "attributeUpdates", "rpc");
+    json_t *dev =
+        json_pack("{s:s,s:s,s:o,s:s,s:s,s:[],s:[],s:[],s:[]}", "deviceName",
+                  json_string_value(json_object_get(sec, "deviceName"))
+                      ? json_string_value(json_object_get(sec, "deviceName"))
+                      : "Modbus Slave",
+                  "deviceType",
+                  json_string_value(json_object_get(sec, "deviceType"))
+                      ? json_string_value(json_object_get(sec, "deviceType"))
+                      : "default",
+                  "pollPeriod",
+                  json_object_get(sec, "pollPeriod") ? json_incref(json_object_get(sec, "pollPeriod"))
+                                                     : json_integer(5000),
+                  "byteOrder", bl ? "LITTLE" : "BIG", "wordOrder", wl ? "LITTLE" : "BIG", "timeseries",
+                  "attributes", "attributeUpdates", "rpc");
     if (!dev) return TBGW_ENOMEM;
     json_object_set_new(dev, "unitId", json_integer(m->server_unit));
     json_object_set_new(dev, "repack", json_boolean(repack));
