@@ -21,6 +21,7 @@ static int discard_reply(const tbgw_host *h, uint64_t handle, json_t *content, i
 
 static const char *CFG =
     "{\"master\":{\"slaves\":[{\"host\":\"127.0.0.1\",\"port\":1,\"unitId\":1,\"deviceName\":\"D\","
+    "\"repack\":true,"
     "\"attributeUpdates\":[{\"tag\":\"a\",\"type\":\"32float\",\"functionCode\":16,\"objectsCount\":2,"
     "\"address\":0},"
     "{\"tag\":\"c\",\"type\":\"bits\",\"functionCode\":15,\"objectsCount\":8,\"address\":0}],"

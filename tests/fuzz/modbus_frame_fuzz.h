@@ -4,12 +4,24 @@
 #define TBGW_FUZZ_MODBUS_FRAME_H
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "proto/modbus/mb_loop.h"
 #include "proto/modbus/mb_pdu.h"
 
 static inline void fuzz_modbus_frames(int framing, const uint8_t *data, size_t size) {
     static tbgw_mb_store store;
+    static tbgw_mb_identity ident;
+    static char long_obj[300];
+    if (!store.identity) { /* function 43: basic, regular, extended and an object longer than a PDU */
+        memset(long_obj, 'x', sizeof long_obj - 1);
+        ident.obj[0] = "vendor";
+        ident.obj[2] = "1.0";
+        ident.obj[5] = "model";
+        for (int i = 0x80; i < 0x88; i++) ident.obj[i] = long_obj + 200;
+        ident.obj[0xFF] = long_obj;
+        store.identity = &ident;
+    }
     for (int dir = 0; dir < 2; dir++) {
         size_t off = 0;
         while (off < size) {

@@ -324,6 +324,28 @@ class ModbusIntegration(GatewayTestCase):
         self.assertEqual(self.platform.telemetry("Py wrong name"), [])
         self.assertEqual(gw.stop(), 0)
 
+    def test_serial_parity_even_pymodbus(self):
+        """RTU over a socat pty pair with both ends set to 9600 8E1 (pymodbus serial server; ptys do not
+        enforce parity, but both sides must be configured with it and still talk). The exact termios flags
+        are pinned by tests/unit/test_modbus_serial.c."""
+        pty = PtyPair(self.workdir)
+        self.extra.append(pty)
+        state = os.path.join(self.workdir, "state.json")
+        self.peer([PY, PYPEER, "--transport", "serial", "--framer", "rtu", "--device", pty.a, "--baudrate", "9600",
+                   "--parity", "E", "--stopbits", "1", "--bytesize", "8", "--values", json.dumps({"hr": {"0": 4242}}),
+                   "--state", state])
+        slave = slave_cfg("Even", type="serial", method="rtu", port=pty.b, baudrate=9600, parity="E", stopbits=1,
+                          bytesize=8, byteOrder="BIG",
+                          timeseries=[{"tag": "v", "type": "16uint", "functionCode": 3, "objectsCount": 1,
+                                       "address": 0}],
+                          rpc=[{"tag": "setV", "type": "16uint", "functionCode": 6, "objectsCount": 1, "address": 0}])
+        gw = self.gateway(connectors=[modbus_connector([slave])]).start()
+        _, values = self.latest("Even", ["v"])
+        self.assertEqual(values, {"v": 4242})
+        self.assertEqual(self.rpc("Even", 1, "setV", 17), {"result": {"value": 17}})
+        wait_for(lambda: (read_state(state) or {}).get("hr", [None])[0] == 17, 5, what="the write on the 8E1 line")
+        self.assertEqual(gw.stop(), 0)
+
     def test_report_strategy_on_change(self):
         """A device-level ON_CHANGE strategy: static registers are sent once, a change is sent again."""
         port = free_port()
@@ -383,12 +405,71 @@ class ModbusIntegration(GatewayTestCase):
             return loop.run_until_complete(client.read_holding_registers(addr, n, slave=1)).registers
 
         self.assertEqual(read(29, 3), [0, 1243, 22])
+        # device identification without an identity section: the mandatory basic objects, revision = tbgw's
+        from pymodbus.mei_message import ReadDeviceInformationRequest
+        ident = loop.run_until_complete(client.execute(ReadDeviceInformationRequest(read_code=1, unit=1)))
+        self.assertEqual(set(ident.information), {0, 1, 2})
+        self.assertEqual((ident.information[0], ident.conformity), (b"", 0x81))
+        self.assertRegex(ident.information[2].decode(), r"^\d+\.\d+")
         loop.run_until_complete(client.write_register(2, 999, slave=1))
         wait_for(lambda: self.platform.telemetry("Gateway Slave")[-1][2].get("smm") == 999, 5,
                  what="the master's write reported")
         self.assertEqual(self.rpc("Gateway Slave", 1, "setValue", 55), {"result": {"value": 55}})
         self.platform.publish("v1/gateway/attributes", {"device": "Gateway Slave", "data": {"shared": -2}})
         wait_for(lambda: read(29, 3) == [0xFFFF, 0xFFFE, 55], 5, what="attribute update and RPC written")
+        self.assertEqual(gw.stop(), 0)
+
+    def test_slave_mode_device_identification(self):
+        """Function 43 / MEI 14 of the gateway's own server, read by pymodbus clients over TCP, UDP and RTU on
+        a serial line: basic, regular and individual reads, and the exceptions for unknown objects / codes."""
+        from pymodbus.client import ModbusSerialClient, ModbusTcpClient, ModbusUdpClient
+        from pymodbus.mei_message import ReadDeviceInformationRequest
+        from pymodbus.transaction import ModbusRtuFramer
+        identity = {"vendorName": "ACME Corp", "productCode": "GW-1", "vendorUrl": "https://acme.example",
+                    "productName": "Gateway", "modelName": "Model 7", "majorMinorRevision": "3.4"}
+        values = {"holding_registers": {"timeseries": [{"address": 0, "type": "16int", "tag": "v",
+                                                        "objectsCount": 1, "value": 5}]}}
+        pty = PtyPair(self.workdir)
+        self.extra.append(pty)
+        tcp_port, udp_port = free_port(), free_port()
+        sections = [("tcp", {"type": "tcp", "host": "127.0.0.1", "port": tcp_port, "method": "socket"}),
+                    ("udp", {"type": "udp", "host": "127.0.0.1", "port": udp_port, "method": "socket"}),
+                    ("rtu", {"type": "serial", "port": pty.a, "method": "rtu", "baudrate": 19200})]
+        connectors = []
+        for name, sec in sections:
+            sec.update({"unitId": 1, "deviceName": "Ident " + name, "pollPeriod": 500, "sendDataToThingsBoard": True,
+                        "byteOrder": "BIG", "identity": identity, "values": values})
+            connectors.append({"type": "modbus", "name": "Modbus " + name, "config": {"slave": sec}})
+        gw = self.gateway(connectors=connectors).start()
+        for name, _ in sections:
+            self.latest("Ident " + name, ["v"])
+        clients = {"tcp": ModbusTcpClient("127.0.0.1", port=tcp_port, timeout=3),
+                   "udp": ModbusUdpClient("127.0.0.1", port=udp_port, timeout=3),
+                   "rtu": ModbusSerialClient(port=pty.b, framer=ModbusRtuFramer, baudrate=19200, timeout=3)}
+        want_all = {0: b"ACME Corp", 1: b"GW-1", 2: b"3.4", 3: b"https://acme.example", 4: b"Gateway", 5: b"Model 7"}
+        for name, client in clients.items():
+            self.assertTrue(client.connect(), name)
+            self.addCleanup(client.close)
+
+            def read(code, oid):
+                return client.execute(ReadDeviceInformationRequest(read_code=code, object_id=oid, unit=1))
+
+            basic = read(1, 0)
+            self.assertFalse(basic.isError(), "%s: %s" % (name, basic))
+            self.assertEqual(basic.information, {k: want_all[k] for k in (0, 1, 2)}, name)
+            self.assertEqual((basic.conformity, basic.more_follows), (0x82, 0), name)
+            regular = read(2, 0)
+            self.assertEqual(regular.information, want_all, name)
+            one = read(4, 5)
+            self.assertEqual(one.information, {5: b"Model 7"}, name)
+            unknown = read(4, 6)  # no userApplicationName configured
+            self.assertTrue(unknown.isError(), name)
+            self.assertEqual(unknown.exception_code, 2, name)
+            bad_code = read(7, 0)
+            self.assertTrue(bad_code.isError(), name)
+            self.assertEqual(bad_code.exception_code, 3, name)
+            # the connection still serves register reads afterwards
+            self.assertEqual(client.read_holding_registers(0, 1, slave=1).registers, [5], name)
         self.assertEqual(gw.stop(), 0)
 
     def test_killed_slave_does_not_slow_the_others(self):

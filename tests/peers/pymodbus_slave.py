@@ -1,7 +1,8 @@
 """A Modbus slave on Debian's python3-pymodbus (3.0), a peer independent of tbgw's own stack.
 
 usage: /usr/bin/python3 pymodbus_slave.py --transport tcp|udp|tls|serial --framer socket|rtu|ascii|tls
-           [--port N | --device PATH --baudrate B] [--cert F --key F] --values JSON [--state FILE]
+           [--port N | --device PATH --baudrate B [--parity N|E|O --stopbits 1|2 --bytesize 7|8]]
+           [--cert F --key F] --values JSON [--state FILE]
 --values: {"hr": {"addr": value}, "ir": {...}, "co": {...}, "di": {...}} (zero-based addresses).
 --state: the holding registers and coils 0..199 are dumped there as JSON every 50 ms.
 Prints "ready" once serving; runs until killed."""
@@ -43,6 +44,26 @@ async def announce():
     print("ready", flush=True)
 
 
+def tolerate_pty_parity():
+    """pyserial applies the line settings at open (parity included) and again whenever serial_asyncio
+    changes the timeout. A Linux pty keeps no PARENB (it emulates no parity), and this kernel refuses to
+    set it once more with EINVAL; such a repeat is retried without the parity bits, which the pty
+    ignores anyway. The first configuration (at open) carries the requested parity."""
+    import termios
+    real = termios.tcsetattr
+
+    def tcsetattr(fd, when, attrs):
+        try:
+            real(fd, when, attrs)
+        except termios.error as e:
+            if e.args[0] != 22 or not attrs[2] & termios.PARENB:
+                raise
+            attrs = list(attrs)
+            attrs[2] &= ~(termios.PARENB | termios.PARODD)
+            real(fd, when, attrs)
+    termios.tcsetattr = tcsetattr
+
+
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--transport", default="tcp")
@@ -50,6 +71,9 @@ async def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--device")
     ap.add_argument("--baudrate", type=int, default=19200)
+    ap.add_argument("--parity", default="N")
+    ap.add_argument("--stopbits", type=int, default=1)
+    ap.add_argument("--bytesize", type=int, default=8)
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--values", default="{}")
@@ -72,8 +96,10 @@ async def main():
         await StartAsyncTlsServer(context=ctx, address=addr, framer=framer, certfile=a.cert, keyfile=a.key,
                                   allow_reuse_address=True)
     else:
+        if a.parity != "N":
+            tolerate_pty_parity()
         await StartAsyncSerialServer(context=ctx, framer=framer, port=a.device, baudrate=a.baudrate,
-                                     bytesize=8, parity="N", stopbits=1)
+                                     bytesize=a.bytesize, parity=a.parity, stopbits=a.stopbits)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <tbgw/connector.h>
 
+#include "proto/modbus/mb_loop.h"
 #include "util/time.h"
 
 extern const tbgw_connector_ops tbgw_connector_modbus;
@@ -118,6 +119,7 @@ typedef struct thost {
     int n_dl;
     pthread_t th;
     int rc;
+    uint64_t stats[TBGW_STAT__COUNT];
 } thost;
 
 static json_t *value_json(const tbgw_value *v) {
@@ -189,6 +191,20 @@ static int h_reply(const tbgw_host *h, uint64_t handle, json_t *content, int suc
 
 static int stop_flag;
 
+static void h_stat_add(const tbgw_host *h, tbgw_stat stat, uint64_t n) {
+    thost *t = (thost *)h;
+    pthread_mutex_lock(&t->mu);
+    if ((int)stat >= 0 && stat < TBGW_STAT__COUNT) t->stats[stat] += n;
+    pthread_mutex_unlock(&t->mu);
+}
+
+static uint64_t stat_get(thost *t, tbgw_stat stat) {
+    pthread_mutex_lock(&t->mu);
+    uint64_t v = t->stats[stat];
+    pthread_mutex_unlock(&t->mu);
+    return v;
+}
+
 static int h_wait(const tbgw_host *h, int timeout_ms) {
     thost *t = (thost *)h;
     dl_item items[16];
@@ -235,6 +251,7 @@ static void host_init(thost *t) {
     t->h.device_disconnected = h_disconnected;
     t->h.rpc_reply = h_reply;
     t->h.wait = h_wait;
+    t->h.stat_add = h_stat_add;
     t->records = json_array();
     t->replies = json_object();
     t->events = json_array();
@@ -642,6 +659,250 @@ static void test_slave_mode(void **st) {
     host_stop(&t);
 }
 
+/* ---------------- a scripted misbehaving MBAP peer (retry semantics) ---------------- */
+enum { BAD_NONE = 0, BAD_EMPTY, BAD_SHORT, BAD_CORRUPT, BAD_WRONG_FC };
+
+typedef struct script_peer {
+    int lfd, port;
+    pthread_t th;
+    volatile int stop;
+    pthread_mutex_t mu;
+    tbgw_mb_store store;
+    int bad_mode, bad_left; /* the next bad_left answers misbehave with bad_mode */
+    int requests;           /* read requests seen */
+} script_peer;
+
+static void *script_main(void *arg) {
+    script_peer *p = arg;
+    while (!p->stop) {
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(p->lfd, &rd);
+        struct timeval tv = {0, 20000};
+        if (select(p->lfd + 1, &rd, NULL, NULL, &tv) <= 0) continue;
+        int fd = accept(p->lfd, NULL, NULL);
+        if (fd < 0) continue;
+        uint8_t buf[600];
+        size_t have = 0;
+        while (!p->stop) {
+            FD_ZERO(&rd);
+            FD_SET(fd, &rd);
+            tv = (struct timeval){0, 20000};
+            if (select(fd + 1, &rd, NULL, NULL, &tv) <= 0) continue;
+            ssize_t n = read(fd, buf + have, sizeof buf - have);
+            if (n <= 0) break;
+            have += (size_t)n;
+            tbgw_mb_frame fr;
+            int used;
+            while ((used = tbgw_mb_frame_decode(TBGW_MB_FRAMING_SOCKET, 1, buf, have, &fr)) > 0) {
+                memmove(buf, buf + used, have - (size_t)used);
+                have -= (size_t)used;
+                uint8_t rsp[260], out[600];
+                int wrote;
+                pthread_mutex_lock(&p->mu);
+                size_t rl = tbgw_mb_store_execute(&p->store, fr.pdu, fr.pdu_len, rsp, &wrote, NULL);
+                int mode = BAD_NONE;
+                if (fr.pdu[0] <= 4) {
+                    p->requests++;
+                    if (p->bad_left > 0) {
+                        p->bad_left--;
+                        mode = p->bad_mode;
+                    }
+                }
+                pthread_mutex_unlock(&p->mu);
+                if (mode == BAD_EMPTY) { /* a well-formed answer carrying no data */
+                    rsp[1] = 0;
+                    rl = 2;
+                } else if (mode == BAD_SHORT && rsp[1] >= 2) { /* one register (or byte) too few */
+                    size_t drop = fr.pdu[0] <= 2 ? 1 : 2;
+                    rsp[1] = (uint8_t)(rsp[1] - drop);
+                    rl -= drop;
+                } else if (mode == BAD_WRONG_FC) {
+                    rsp[0] = rsp[0] == 3 ? 4 : 3;
+                }
+                int ol =
+                    tbgw_mb_frame_encode(TBGW_MB_FRAMING_SOCKET, fr.tid, fr.unit, rsp, rl, out, sizeof out);
+                if (mode == BAD_CORRUPT) out[2] = 0x77; /* MBAP protocol id must be 0 */
+                if (write(fd, out, (size_t)ol) != ol) break;
+            }
+            if (used < 0) have = 0;
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static void script_start(script_peer *p) {
+    memset(p, 0, sizeof *p);
+    pthread_mutex_init(&p->mu, NULL);
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(p->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001)};
+    assert_int_equal(bind(p->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    listen(p->lfd, 4);
+    socklen_t al = sizeof a;
+    getsockname(p->lfd, (struct sockaddr *)&a, &al);
+    p->port = ntohs(a.sin_port);
+    pthread_create(&p->th, NULL, script_main, p);
+}
+
+static void script_stop(script_peer *p) {
+    p->stop = 1;
+    pthread_join(p->th, NULL);
+    close(p->lfd);
+}
+
+static void script_set(script_peer *p, int mode, int count) {
+    pthread_mutex_lock(&p->mu);
+    p->bad_mode = mode;
+    p->bad_left = count;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static int script_requests(script_peer *p) {
+    pthread_mutex_lock(&p->mu);
+    int n = p->requests;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+#define RETRY_CFG                                                                                            \
+    "{\"master\":{\"slaves\":[{\"host\":\"127.0.0.1\",\"port\":%d,\"unitId\":1,\"deviceName\":\"R\","        \
+    "\"timeout\":1,\"byteOrder\":\"BIG\",\"wordOrder\":\"BIG\",\"pollPeriod\":800,\"retries\":%d,"           \
+    "\"retryOnEmpty\":%s,\"retryOnInvalid\":%s,\"timeseries\":["                                             \
+    "{\"tag\":\"a\",\"type\":\"16uint\",\"functionCode\":3,\"objectsCount\":1,\"address\":0},"               \
+    "{\"tag\":\"b\",\"type\":\"16uint\",\"functionCode\":3,\"objectsCount\":1,\"address\":1}],"              \
+    "\"rpc\":[{\"tag\":\"getB\",\"type\":\"16uint\",\"functionCode\":3,\"objectsCount\":1,\"address\":1}]}]" \
+    "}}"
+
+/* One scenario: the first poll's answer misbehaves `bad` times with `mode`; then the peer is correct.
+ * retried: the first record must come from the first poll (bad+1 requests, no error counted);
+ * otherwise the first poll is dropped with one counted error and the record comes from the second. */
+static void retry_case(int mode, int bad, int retries, int on_empty, int on_invalid, int retried) {
+    /* requests until the first record: the first poll's attempts (+ the second poll when dropped) */
+    int applies = mode == BAD_EMPTY || mode == BAD_SHORT ? on_empty : on_invalid;
+    int attempts = applies ? (bad < retries + 1 ? bad + (retried ? 1 : 0) : retries + 1) : 1;
+    int want_reqs = retried ? attempts : attempts + 1;
+    script_peer p;
+    script_start(&p);
+    p.store.holding[0] = 1234;
+    p.store.holding[1] = 5678;
+    script_set(&p, mode, bad);
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg, RETRY_CFG, p.port, retries, on_empty ? "true" : "false",
+             on_invalid ? "true" : "false");
+    thost t;
+    host_init(&t);
+    host_start(&t, cfg);
+    json_t *r = latest(&t, "R", "a", 5000);
+    int reqs = script_requests(&p);
+    uint64_t errors = stat_get(&t, TBGW_STAT_CONNECTOR_ERRORS);
+    ASSERT_KEY(r, "a", "1234");
+    ASSERT_KEY(r, "b", "5678");
+    json_decref(r);
+    if (retried) {
+        if (reqs != want_reqs || errors != 0)
+            fail_msg("mode %d: expected a retried first poll: %d requests, %llu errors", mode, reqs,
+                     (unsigned long long)errors);
+    } else {
+        if (reqs != want_reqs || errors != 1)
+            fail_msg("mode %d: expected a dropped first poll: %d requests, %llu errors", mode, reqs,
+                     (unsigned long long)errors);
+        pthread_mutex_lock(&t.mu);
+        size_t n = json_array_size(t.records);
+        pthread_mutex_unlock(&t.mu);
+        assert_int_equal(n, 1); /* the dropped poll emitted nothing */
+    }
+    /* RPC reads follow the same rules */
+    int before = script_requests(&p);
+    script_set(&p, mode, bad);
+    send_dl(&t, 1, "R", "getB", NULL, 1);
+    char *s = wait_reply(&t, 1, 5000);
+    if (retried) {
+        if (strcmp(s, "{\"result\":{\"value\":5678}}")) fail_msg("mode %d: rpc: %s", mode, s);
+    } else if (!strstr(s, mode == BAD_EMPTY || mode == BAD_SHORT ? "Empty or short response from unit 1"
+                                                                 : "Invalid response from unit 1")) {
+        fail_msg("mode %d: rpc: %s", mode, s);
+    }
+    free(s);
+    (void)before;
+    host_stop(&t);
+    script_stop(&p);
+}
+
+static void test_retry_semantics(void **st) {
+    (void)st;
+    /* short/empty answers: retried only with retryOnEmpty */
+    retry_case(BAD_EMPTY, 1, 3, 1, 0, 1);
+    retry_case(BAD_EMPTY, 1, 3, 0, 1, 0);
+    retry_case(BAD_SHORT, 1, 3, 1, 0, 1);
+    retry_case(BAD_SHORT, 1, 3, 0, 0, 0);
+    /* invalid answers (corrupt MBAP header, wrong function): retried only with retryOnInvalid */
+    retry_case(BAD_CORRUPT, 1, 3, 0, 1, 1);
+    retry_case(BAD_CORRUPT, 1, 3, 1, 0, 0);
+    retry_case(BAD_WRONG_FC, 1, 3, 0, 1, 1);
+    retry_case(BAD_WRONG_FC, 1, 3, 0, 0, 0);
+    /* retries bounds every kind: two bad answers with one retry drop the poll */
+    retry_case(BAD_EMPTY, 2, 1, 1, 1, 0);
+    retry_case(BAD_EMPTY, 2, 2, 1, 1, 1);
+    /* retries 0: nothing is retried */
+    retry_case(BAD_CORRUPT, 1, 0, 1, 1, 0);
+}
+
+/* repack (pymodbus builder semantics) on every write path: device RPC, shared attribute update,
+ * connector RPC (params may override), and the slave section's initial values. */
+static void test_repack_writes(void **st) {
+    (void)st;
+    peer p;
+    peer_start(&p);
+    thost t;
+    host_init(&t);
+    char cfg[4096];
+    snprintf(
+        cfg, sizeof cfg,
+        "{\"master\":{\"slaves\":[{\"host\":\"127.0.0.1\",\"port\":%d,\"unitId\":1,\"deviceName\":\"P\","
+        "\"timeout\":2,\"pollPeriod\":100,\"byteOrder\":\"LITTLE\",\"wordOrder\":\"BIG\",\"repack\":true,"
+        "\"timeseries\":[{\"tag\":\"x\",\"type\":\"16uint\",\"functionCode\":3,\"objectsCount\":1,"
+        "\"address\":0}],"
+        "\"attributeUpdates\":[{\"tag\":\"sp\",\"type\":\"32int\",\"functionCode\":16,\"objectsCount\":2,"
+        "\"address\":52}],"
+        "\"rpc\":[{\"tag\":\"setW\",\"type\":\"16uint\",\"functionCode\":6,\"objectsCount\":1,"
+        "\"address\":50}]}]},"
+        "\"slave\":{\"type\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":%d,\"unitId\":1,"
+        "\"sendDataToThingsBoard\":true,\"byteOrder\":\"LITTLE\",\"wordOrder\":\"BIG\",\"repack\":true,"
+        "\"deviceName\":\"S\",\"pollPeriod\":100,\"values\":{\"holding_registers\":{\"timeseries\":["
+        "{\"tag\":\"a\",\"type\":\"32int\",\"objectsCount\":2,\"address\":0,\"value\":305419896},"
+        "{\"tag\":\"b\",\"type\":\"16uint\",\"objectsCount\":1,\"address\":2,\"value\":4660,"
+        "\"repack\":false}]}}}}",
+        p.port, free_port());
+    host_start(&t, cfg);
+    json_decref(latest(&t, "P", "x", 5000));
+    /* 16uint 0x1234 little: without repack 0x3412, with repack 0x1234 */
+    send_dl(&t, 1, "P", "setW", json_integer(0x1234), 1);
+    expect_reply(&t, 1, "{\"result\":{\"value\":4660}}");
+    assert_true(wait_reg(&p, 50, 0x1234));
+    /* 32int 0x12345678, byte LITTLE word BIG: 0x3412 0x7856 without repack, 0x1234 0x5678 with */
+    send_dl(&t, 0, "P", NULL, json_pack("{s:i}", "sp", 0x12345678), 0);
+    assert_true(wait_reg(&p, 52, 0x1234) && wait_reg(&p, 53, 0x5678));
+    /* connector RPC params: repack false overrides the slave's */
+    send_dl(&t, 1, NULL, "set",
+            json_pack("{s:s,s:i,s:i,s:i,s:i,s:b}", "type", "16uint", "functionCode", 6, "objectsCount", 1,
+                      "address", 60, "value", 0x1234, "repack", 0),
+            2);
+    char *s = wait_reply(&t, 2, 5000);
+    free(s);
+    assert_true(wait_reg(&p, 60, 0x3412));
+    /* the slave section seeds through the same builder: repacked 0x1234 0x5678; item b opted out. The
+     * poll decodes with byteOrder LITTLE (no repack on reads), as the reference does. */
+    json_t *r = latest(&t, "S", "a", 5000);
+    ASSERT_KEY(r, "a", "873625686"); /* 0x34127856: the repacked registers read back little-endian */
+    ASSERT_KEY(r, "b", "4660");
+    json_decref(r);
+    host_stop(&t);
+    peer_stop(&p);
+}
+
 static void test_old_format(void **st) {
     (void)st;
     peer p;
@@ -706,6 +967,61 @@ static void expect_config_error(const char *text, const char *want) {
     json_decref(t.events);
 }
 
+/* uplink_converter: the example plugin (build/plugins/modbus_custom_converter.so) gets the raw data of
+ * every poll and its records replace the built-in decoding. */
+static void test_custom_uplink_converter(void **st) {
+    (void)st;
+    const char *bd = getenv("TBGW_BUILD_DIR");
+    char dir[1024], so[1100];
+    snprintf(dir, sizeof dir, "%s/plugins", bd ? bd : ".");
+    snprintf(so, sizeof so, "%s/modbus_custom_converter.so", dir);
+    if (access(so, R_OK) != 0) fail_msg("%s not built", so);
+    setenv("TBGW_EXTENSIONS_PATH", dir, 1);
+    peer p;
+    peer_start(&p);
+    seed_peer(&p);
+    thost t;
+    host_init(&t);
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "{\"master\":{\"slaves\":[{\"host\":\"127.0.0.1\",\"port\":%d,\"unitId\":1,\"deviceName\":\"C\","
+             "\"timeout\":2,\"pollPeriod\":100,\"uplink_converter\":\"CustomModbusUplinkConverter\","
+             "\"timeseries\":[{\"tag\":\"energy\",\"type\":\"32float\",\"functionCode\":3,\"objectsCount\":2,"
+             "\"address\":2},{\"tag\":\"relay\",\"type\":\"bits\",\"functionCode\":1,\"objectsCount\":2,"
+             "\"address\":0}],"
+             "\"attributes\":[{\"tag\":\"model\",\"type\":\"string\",\"functionCode\":3,\"objectsCount\":2,"
+             "\"address\":20}]},"
+             "{\"host\":\"127.0.0.1\",\"port\":%d,\"unitId\":1,\"deviceName\":\"C2\",\"timeout\":2,"
+             "\"pollPeriod\":100,\"uplink_converter\":{\"extension\":\"%s\",\"extensionName\":"
+             "\"CustomModbusUplinkConverter\",\"extensionConfig\":{\"scale\":0.5}},"
+             "\"timeseries\":[{\"tag\":\"h\",\"type\":\"16uint\",\"functionCode\":3,\"objectsCount\":1,"
+             "\"address\":1}]}]}}",
+             p.port, p.port, so);
+    host_start(&t, cfg);
+    json_t *r = latest(&t, "C", "energy", 5000);
+    ASSERT_KEY(r, "energy",
+               "1102231634");             /* 0x41B2 0xB852 joined, not the float the built-in decoder gives */
+    ASSERT_KEY(r, "relay", "\"01\"");     /* coil 0 off, coil 1 on, in address order */
+    ASSERT_KEY(r, "model", "1094857010"); /* 0x4142 0x3132 */
+    json_decref(r);
+    r = latest(&t, "C2", "h", 5000);
+    ASSERT_KEY(r, "h", "227.5"); /* 455 * extensionConfig.scale */
+    json_decref(r);
+    assert_true(stat_get(&t, TBGW_STAT_CONV_PROCESSED) >= 2);
+    host_stop(&t);
+    peer_stop(&p);
+    expect_config_error("{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"uplink_converter\":"
+                        "\"NoSuchConverter\"}]}}",
+                        "master.slaves[0].uplink_converter: no shared object provides NoSuchConverter");
+    expect_config_error(
+        "{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"uplink_converter\":7}]}}",
+        "master.slaves[0].uplink_converter: expected a converter name");
+    expect_config_error("{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"downlink_converter\":"
+                        "\"CustomModbusDownlinkConverter\"}]}}",
+                        "master.slaves[0].downlink_converter: custom downlink converters are not supported");
+    unsetenv("TBGW_EXTENSIONS_PATH");
+}
+
 static void test_config_errors(void **st) {
     (void)st;
     expect_config_error("{\"master\":{\"slaves\":[{\"unitId\":1}]}}", "master.slaves[0].deviceName");
@@ -737,7 +1053,8 @@ int main(void) {
         cmocka_unit_test(test_reference_configs),    cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_poll_values),          cmocka_unit_test(test_rpc_and_attribute_updates),
         cmocka_unit_test(test_dead_slaves_isolated), cmocka_unit_test(test_slave_mode),
-        cmocka_unit_test(test_old_format),
+        cmocka_unit_test(test_old_format),           cmocka_unit_test(test_retry_semantics),
+        cmocka_unit_test(test_repack_writes),        cmocka_unit_test(test_custom_uplink_converter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* The event-loop client and server of src/proto/modbus: every framing over TCP and UDP, RTU and ASCII
  * over a socat pty pair, and misbehaving peers (corrupt CRC, stale transaction ids, half frames,
- * exceptions, a closed connection) — statuses are reported, nothing crashes, the line recovers. */
+ * wrong function, an empty answer, exceptions, a closed connection) — statuses are reported, nothing crashes,
+ * the line recovers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -159,6 +160,10 @@ static void *bad_main(void *arg) {
             rsp[0] = 4;
             ol = tbgw_mb_frame_encode(p->f, fr.tid, fr.unit, rsp, rl, out, sizeof out);
             write(fd, out, (size_t)ol);
+        } else if (step == 4) { /* a well-formed answer carrying no registers */
+            rsp[1] = 0;
+            ol = tbgw_mb_frame_encode(p->f, fr.tid, fr.unit, rsp, 2, out, sizeof out);
+            write(fd, out, (size_t)ol);
         } else { /* hang up */
             break;
         }
@@ -225,8 +230,8 @@ static void test_misbehaving_peer(void **st) {
         tbgw_mb_conn *c = tbgw_mb_conn_new(l, &ep);
         store.holding[0] = 42;
         tbgw_mb_req q = {.fc = 3, .addr = 0, .count = 1};
-        int want[] = {TBGW_EPROTO, TBGW_ETIMEDOUT, 0, TBGW_EPROTO, TBGW_EIO};
-        for (int step = 0; step < 5; step++) {
+        int want[] = {TBGW_EPROTO, TBGW_ETIMEDOUT, 0, TBGW_EPROTO, TBGW_MB_EEMPTY, TBGW_EIO};
+        for (int step = 0; step < 6; step++) {
             result r = {0};
             tbgw_mb_conn_submit(c, 1, &q, 0, on_done, &r);
             run_until(l, &r, 3000);
@@ -234,6 +239,10 @@ static void test_misbehaving_peer(void **st) {
                 fail_msg("framing %zu step %d: status %d, want %d", i, step, r.status, want[step]);
             if (step == 2) assert_int_equal(r.data[1], 42);
         }
+        /* the stale answer of step 2 was discarded and counted, not taken for the answer */
+        assert_true(tbgw_mb_loop_counters(l)->stale >= 1);
+        assert_int_equal(tbgw_mb_loop_counters(l)->empty, 1);
+        assert_true(tbgw_mb_loop_counters(l)->bad_frames >= 2);
         /* the socket framing keeps its connection after a corrupt header; after hang-up it is down */
         assert_false(tbgw_mb_conn_is_up(c));
         tbgw_mb_loop_free(l);

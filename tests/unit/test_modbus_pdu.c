@@ -56,6 +56,19 @@ static void test_parse_responses(void **st) {
     assert_string_equal(tbgw_mb_exception_name(2), "illegal data address");
     const uint8_t shortp[] = {0x03, 0x06, 0x02};
     assert_int_equal(tbgw_mb_pdu_parse_rsp(&r, shortp, sizeof shortp, &rsp), TBGW_EPROTO);
+    /* consistent but short (2 of 3 registers) and empty answers: TBGW_MB_EEMPTY, with what came */
+    const uint8_t shortok[] = {0x03, 0x04, 0x02, 0x2B, 0x00, 0x00};
+    assert_int_equal(tbgw_mb_pdu_parse_rsp(&r, shortok, sizeof shortok, &rsp), TBGW_MB_EEMPTY);
+    assert_int_equal(rsp.data_len, 4);
+    const uint8_t empty[] = {0x03, 0x00};
+    assert_int_equal(tbgw_mb_pdu_parse_rsp(&r, empty, sizeof empty, &rsp), TBGW_MB_EEMPTY);
+    assert_int_equal(rsp.data_len, 0);
+    tbgw_mb_req coils = {.fc = 1, .addr = 0, .count = 9};
+    const uint8_t coil_short[] = {0x01, 0x01, 0xFF};
+    assert_int_equal(tbgw_mb_pdu_parse_rsp(&coils, coil_short, sizeof coil_short, &rsp), TBGW_MB_EEMPTY);
+    /* more bytes than asked is invalid, not short */
+    const uint8_t toolong[] = {0x03, 0x08, 0, 1, 0, 2, 0, 3, 0, 4};
+    assert_int_equal(tbgw_mb_pdu_parse_rsp(&r, toolong, sizeof toolong, &rsp), TBGW_EPROTO);
     const uint8_t wrongfc[] = {0x04, 0x02, 0x00, 0x00};
     assert_int_equal(tbgw_mb_pdu_parse_rsp(&r, wrongfc, sizeof wrongfc, &rsp), TBGW_EPROTO);
     tbgw_mb_req w = {.fc = 6, .addr = 1, .value = 3};
@@ -138,11 +151,116 @@ static void test_store_execute(void **st) {
     assert_int_equal(rsp[1], TBGW_MB_EX_ILLEGAL_VALUE);
 }
 
+static tbgw_mb_store id_store;
+
+/* Runs one function 43 request against id_store; returns the response length. */
+static size_t devid(const uint8_t *req, size_t len, uint8_t *rsp) {
+    int wrote = 1;
+    size_t n = tbgw_mb_store_execute(&id_store, req, len, rsp, &wrote, NULL);
+    assert_int_equal(wrote, 0);
+    return n;
+}
+
+#define EXPECT_PDU(got, n, ...)                                                                              \
+    do {                                                                                                     \
+        const uint8_t want_[] = {__VA_ARGS__};                                                               \
+        assert_int_equal(n, sizeof want_);                                                                   \
+        assert_memory_equal(got, want_, sizeof want_);                                                       \
+    } while (0)
+
+static void test_device_identification(void **st) {
+    (void)st;
+    uint8_t rsp[TBGW_MB_MAX_PDU];
+    const uint8_t basic[] = {43, 14, 1, 0};
+    /* no identity configured: the function is not supported */
+    EXPECT_PDU(rsp, devid(basic, 4, rsp), 0xAB, 1);
+    tbgw_mb_identity id;
+    memset(&id, 0, sizeof id);
+    id.obj[0] = "ACME";
+    id.obj[1] = "P1";
+    id.obj[2] = "1.2";
+    id.obj[3] = "http://a";
+    id.obj[4] = "Gw";
+    id.obj[5] = "M7";
+    id_store.identity = &id;
+    /* read code 1 (basic): objects 0..2, conformity 0x82 (regular objects exist, individual access) */
+    EXPECT_PDU(rsp, devid(basic, 4, rsp), 43, 14, 1, 0x82, 0, 0, 3, 0, 4, 'A', 'C', 'M', 'E', 1, 2, 'P', '1',
+               2, 3, '1', '.', '2');
+    /* stream access from object 1 */
+    const uint8_t basic1[] = {43, 14, 1, 1};
+    EXPECT_PDU(rsp, devid(basic1, 4, rsp), 43, 14, 1, 0x82, 0, 0, 2, 1, 2, 'P', '1', 2, 3, '1', '.', '2');
+    /* read code 2 (regular): 0..6, the absent object 6 left out */
+    const uint8_t regular[] = {43, 14, 2, 0};
+    size_t n = devid(regular, 4, rsp);
+    EXPECT_PDU(rsp, 7, 43, 14, 2, 0x82, 0, 0, 6);
+    assert_int_equal(n, 7 + (2 + 4) + (2 + 2) + (2 + 3) + (2 + 8) + (2 + 2) + (2 + 2));
+    assert_int_equal(rsp[n - 4], 5);
+    assert_memory_equal(rsp + n - 2, "M7", 2);
+    /* a start id that does not exist restarts at object 0 */
+    const uint8_t regular6[] = {43, 14, 2, 6};
+    assert_int_equal(devid(regular6, 4, rsp), n);
+    assert_int_equal(rsp[6], 6);
+    assert_int_equal(rsp[7], 0);
+    /* read code 4 (individual): one object; an unknown one is exception 2 */
+    const uint8_t one[] = {43, 14, 4, 5};
+    EXPECT_PDU(rsp, devid(one, 4, rsp), 43, 14, 4, 0x82, 0, 0, 1, 5, 2, 'M', '7');
+    const uint8_t unknown[] = {43, 14, 4, 6};
+    EXPECT_PDU(rsp, devid(unknown, 4, rsp), 0xAB, 2);
+    const uint8_t unknown_ext[] = {43, 14, 4, 0x80};
+    EXPECT_PDU(rsp, devid(unknown_ext, 4, rsp), 0xAB, 2);
+    /* bad read codes and malformed requests: exception 3; another MEI type: exception 1 */
+    const uint8_t code0[] = {43, 14, 0, 0}, code5[] = {43, 14, 5, 0}, shortreq[] = {43, 14, 1},
+                  longreq[] = {43, 14, 1, 0, 0}, mei13[] = {43, 13, 1, 0};
+    EXPECT_PDU(rsp, devid(code0, 4, rsp), 0xAB, 3);
+    EXPECT_PDU(rsp, devid(code5, 4, rsp), 0xAB, 3);
+    EXPECT_PDU(rsp, devid(shortreq, 3, rsp), 0xAB, 3);
+    EXPECT_PDU(rsp, devid(longreq, 5, rsp), 0xAB, 3);
+    EXPECT_PDU(rsp, devid(mei13, 4, rsp), 0xAB, 1);
+    /* extended objects that do not fit one PDU: "more follows" and the next object id */
+    char big[4][101];
+    for (int i = 0; i < 4; i++) {
+        memset(big[i], 'a' + i, 100);
+        big[i][100] = 0;
+        id.obj[0x80 + i] = big[i];
+    }
+    const uint8_t ext[] = {43, 14, 3, 0};
+    n = devid(ext, 4, rsp);
+    /* 7 + 33 (objects 0..5) + 2 * 102 = 244; the third extended object no longer fits */
+    assert_int_equal(n, 244);
+    EXPECT_PDU(rsp, 7, 43, 14, 3, 0x83, 0xFF, 0x82, 8);
+    const uint8_t ext2[] = {43, 14, 3, 0x82};
+    n = devid(ext2, 4, rsp);
+    assert_int_equal(n, 7 + 2 * 102);
+    EXPECT_PDU(rsp, 7, 43, 14, 3, 0x83, 0, 0, 2);
+    assert_int_equal(rsp[7], 0x82);
+    assert_int_equal(rsp[7 + 102], 0x83);
+    /* one object longer than a PDU is cut to fit */
+    char huge[300];
+    memset(huge, 'z', 299);
+    huge[299] = 0;
+    id.obj[0x90] = huge;
+    const uint8_t one_huge[] = {43, 14, 4, 0x90};
+    n = devid(one_huge, 4, rsp);
+    assert_int_equal(n, TBGW_MB_MAX_PDU);
+    assert_int_equal(rsp[8], TBGW_MB_MAX_PDU - 9);
+    /* the RTU framing knows both lengths (request 4 bytes; the answer walks its objects) */
+    uint8_t fr[TBGW_MB_MAX_FRAME];
+    int fl = tbgw_mb_frame_encode(TBGW_MB_FRAMING_RTU, 0, 1, basic, 4, fr, sizeof fr);
+    tbgw_mb_frame f;
+    assert_int_equal(tbgw_mb_frame_decode(TBGW_MB_FRAMING_RTU, 1, fr, (size_t)fl, &f), fl);
+    n = devid(ext, 4, rsp);
+    fl = tbgw_mb_frame_encode(TBGW_MB_FRAMING_RTU, 0, 1, rsp, n, fr, sizeof fr);
+    assert_int_equal(tbgw_mb_frame_decode(TBGW_MB_FRAMING_RTU, 0, fr, (size_t)fl, &f), fl);
+    assert_int_equal(f.pdu_len, n);
+    assert_int_equal(tbgw_mb_frame_decode(TBGW_MB_FRAMING_RTU, 0, fr, (size_t)fl - 3, &f), 0);
+    id_store.identity = NULL;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc_lrc),         cmocka_unit_test(test_encode_requests),
         cmocka_unit_test(test_parse_responses), cmocka_unit_test(test_frames),
-        cmocka_unit_test(test_store_execute),
+        cmocka_unit_test(test_store_execute),   cmocka_unit_test(test_device_identification),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -296,12 +296,64 @@ static void test_encode(void **st) {
     json_decref(v);
 }
 
+/* repack (pymodbus BinaryPayloadBuilder(repack=True)): the builder's byte payload is cut into 2-byte
+ * chunks and each is unpacked with the configured byte order instead of big-endian. Hand-derived:
+ * 32int 0x12345678, byteOrder LITTLE, wordOrder BIG: the builder emits bytes 34 12 78 56 (bytes inside
+ * each word swapped); without repack the registers are 0x3412 0x7856, with repack each chunk is read
+ * little-endian: 0x1234 0x5678. With byteOrder BIG, repack changes nothing. */
+static void encode_regs(const char *type, int count, int bl, int wl, int repack, int fc, json_t *v,
+                        const uint16_t *want, size_t n_want) {
+    tbgw_mbv_spec s;
+    tbgw_mbv_spec_init(&s);
+    assert_int_equal(tbgw_mbv_type_parse(type, count, &s.type), 0);
+    s.count = count;
+    s.byte_little = bl;
+    s.word_little = wl;
+    s.repack = repack;
+    uint16_t regs[8];
+    size_t n = 0;
+    char err[64] = "";
+    assert_int_equal(tbgw_mbv_encode(&s, fc, v, regs, NULL, 8, &n, err, sizeof err), 0);
+    json_decref(v);
+    if (n != n_want)
+        fail_msg("%s bl=%d wl=%d repack=%d: %zu registers, want %zu", type, bl, wl, repack, n, n_want);
+    for (size_t i = 0; i < n; i++)
+        if (regs[i] != want[i])
+            fail_msg("%s bl=%d wl=%d repack=%d: reg %zu = 0x%04x, want 0x%04x", type, bl, wl, repack, i,
+                     regs[i], want[i]);
+}
+
+static void test_encode_repack(void **st) {
+    (void)st;
+    encode_regs("32int", 2, 1, 0, 0, 16, json_integer(0x12345678), (const uint16_t[]){0x3412, 0x7856}, 2);
+    encode_regs("32int", 2, 1, 0, 1, 16, json_integer(0x12345678), (const uint16_t[]){0x1234, 0x5678}, 2);
+    /* word order LITTLE: words reversed first (bytes 78 56 34 12), then each chunk read little-endian */
+    encode_regs("32int", 2, 1, 1, 0, 16, json_integer(0x12345678), (const uint16_t[]){0x7856, 0x3412}, 2);
+    encode_regs("32int", 2, 1, 1, 1, 16, json_integer(0x12345678), (const uint16_t[]){0x5678, 0x1234}, 2);
+    /* byteOrder BIG: repack is a no-op */
+    encode_regs("32int", 2, 0, 1, 1, 16, json_integer(0x12345678), (const uint16_t[]){0x5678, 0x1234}, 2);
+    /* fc 6, 16uint 0x1234 little: the builder packs "<H" = 34 12 -> 0x3412, repacked -> 0x1234 */
+    encode_regs("16uint", 1, 1, 1, 0, 6, json_integer(0x1234), (const uint16_t[]){0x3412}, 1);
+    encode_regs("16uint", 1, 1, 1, 1, 6, json_integer(0x1234), (const uint16_t[]){0x1234}, 1);
+    /* 8uint: one byte padded to 12 00 -> 0x1200; repacked little -> 0x0012 */
+    encode_regs("8uint", 1, 1, 1, 0, 6, json_integer(0x12), (const uint16_t[]){0x1200}, 1);
+    encode_regs("8uint", 1, 1, 1, 1, 6, json_integer(0x12), (const uint16_t[]){0x0012}, 1);
+    /* string "abc" in 2 registers: bytes 61 62 63 00 -> 0x6162 0x6300; repacked -> 0x6261 0x0063 */
+    encode_regs("string", 2, 1, 1, 0, 16, json_string("abc"), (const uint16_t[]){0x6162, 0x6300}, 2);
+    encode_regs("string", 2, 1, 1, 1, 16, json_string("abc"), (const uint16_t[]){0x6261, 0x0063}, 2);
+    /* 32float 1.0 (3F800000), byteOrder LITTLE, wordOrder BIG: 80 3F 00 00 -> 0x803F 0x0000; repacked
+     * -> 0x3F80 0x0000 */
+    encode_regs("32float", 2, 1, 0, 0, 16, json_real(1.0), (const uint16_t[]){0x803F, 0x0000}, 2);
+    encode_regs("32float", 2, 1, 0, 1, 16, json_real(1.0), (const uint16_t[]){0x3F80, 0x0000}, 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_values),      cmocka_unit_test(test_divider_multiplier_round),
         cmocka_unit_test(test_byte_word_orders),      cmocka_unit_test(test_coils_and_bits),
         cmocka_unit_test(test_string_bytes_variants), cmocka_unit_test(test_pystr),
         cmocka_unit_test(test_short_payload),         cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_encode_repack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -155,6 +155,10 @@ int mbc_parse_write(const json_t *o, const char *path, int byte_little, int word
         return tbgw_err_set(err, TBGW_EINVAL, "%s.address: required integer 0..65535", path);
     if (objects_count(o, path, &w->count, err) < 0) return TBGW_EINVAL;
     if (parse_spec(o, path, w->count, byte_little, word_little, &w->spec, err) < 0) return TBGW_EINVAL;
+    const json_t *rp = json_object_get(o, "repack");
+    if (rp && !json_is_boolean(rp))
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.repack: expected true or false", path);
+    w->spec.repack = json_is_true(rp);
     w->addr = (uint16_t)addr;
     w->tag = strdup(tag ? tag : "");
     return w->tag ? 0 : TBGW_ENOMEM;
@@ -417,6 +421,10 @@ int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, 
                                 ints[i].lo, ints[i].hi);
         *dst[i] = (int)v;
     }
+    if (ep->transport == TBGW_MB_SERIAL && !tbgw_mb_baud_supported(ep->baudrate))
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "%s.baudrate: %d is not a standard rate (110..4000000, e.g. 9600, 19200, 115200)",
+                            path, ep->baudrate);
     const char *par = get_str(o, "parity");
     ep->parity = par && *par ? (char)(par[0] >= 'a' ? par[0] - 32 : par[0]) : 'N';
     if (ep->parity != 'N' && ep->parity != 'E' && ep->parity != 'O')
@@ -437,6 +445,47 @@ int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, 
         const char *ca = get_str(tls, "cafile") ? get_str(tls, "cafile") : get_str(tls, "ca_certs");
         copy_str(ep->tls_ca, sizeof ep->tls_ca, ca);
         ep->tls_verify = ca != NULL;
+    }
+    return 0;
+}
+
+/* uplink_converter: a custom converter class name (or {"extension", "extensionConfig"}) that receives
+ * the raw data of every poll instead of the built-in decoding. downlink_converter: not supported (the
+ * plugin ABI has uplink converters only), refused rather than ignored. */
+static int parse_custom_converters(mbc *m, mbc_slave *sl, const json_t *o, const char *path, tbgw_err *err) {
+    const json_t *dn = json_object_get(o, "downlink_converter");
+    if (dn && !json_is_null(dn))
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "%s.downlink_converter: custom downlink converters are not supported (writes use "
+                            "the built-in encoder); remove the field",
+                            path);
+    const json_t *up = json_object_get(o, "uplink_converter");
+    if (!up || json_is_null(up)) return 0;
+    json_t *conv;
+    if (json_is_string(up) && json_string_length(up))
+        conv = json_pack("{s:O,s:O}", "extension", up, "extensionConfig",
+                         o); /* the reference passes the slave */
+    else if (json_is_object(up) && json_is_string(json_object_get(up, "extension")))
+        conv = json_deep_copy(up);
+    else
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "%s.uplink_converter: expected a converter name or {\"extension\": name, "
+                            "\"extensionConfig\": {...}}",
+                            path);
+    if (!conv) return TBGW_ENOMEM;
+    const tbgw_host *h = m->host;
+    char cp[300];
+    snprintf(cp, sizeof cp, "%s.uplink_converter", path);
+    tbgw_err e = {0};
+    int rc = tbgw_custom_conv_new(conv, "modbus", h && h->config_dir ? h->config_dir : ".", cp,
+                                  h ? h->conv_log : NULL, &sl->uplink, &e);
+    json_decref(conv);
+    if (rc < 0) {
+        const char *msg = e.msg;
+        if (!strncmp(msg, cp, strlen(cp))) msg += strlen(cp); /* "<path>.extension: ..." */
+        if (!strncmp(msg, ".extension", 10)) msg += 10;
+        if (!strncmp(msg, ": ", 2)) msg += 2;
+        return tbgw_err_set(err, TBGW_EINVAL, "%s: %s", cp, msg);
     }
     return 0;
 }
@@ -462,7 +511,14 @@ static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path,
     if (json_is_integer(rj)) sl->retries = (int)json_integer_value(rj);
     if (sl->retries < 0 || sl->retries > 100)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.retries: expected a boolean or an integer 0..100", path);
-    sl->retry_on_invalid = json_is_true(json_object_get(o, "retryOnInvalid"));
+    static const char *flags[] = {"retryOnEmpty", "retryOnInvalid", "repack"};
+    int *dst[] = {&sl->retry_on_empty, &sl->retry_on_invalid, &sl->repack};
+    for (size_t f = 0; f < 3; f++) {
+        const json_t *fj = json_object_get(o, flags[f]);
+        if (fj && !json_is_boolean(fj) && !json_is_null(fj))
+            return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected true or false", path, flags[f]);
+        *dst[f] = json_is_true(fj);
+    }
     int64_t at = 500, ac = 2, wa = 30000;
     if (get_int(o, "connectAttemptTimeMs", &at) < 0 || get_int(o, "connectAttemptCount", &ac) < 0 ||
         get_int(o, "waitAfterFailedAttemptsMs", &wa) < 0)
@@ -483,6 +539,7 @@ static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path,
     if (parse_writes(o, path, "attributeUpdates", bl, wl, &sl->attr_updates, &sl->n_attr_updates, err) < 0)
         return TBGW_EINVAL;
     if (parse_writes(o, path, "rpc", bl, wl, &sl->rpcs, &sl->n_rpcs, err) < 0) return TBGW_EINVAL;
+    if (parse_custom_converters(m, sl, o, path, err) < 0) return TBGW_EINVAL;
     return mbc_plan_blocks(sl, m->block_gap);
 }
 
@@ -515,7 +572,7 @@ int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err) {
                 /* the connection keys of server apply to every device that lacks them */
                 static const char *keys[] = {"host",         "port",           "type",      "method",
                                              "timeout",      "byteOrder",      "wordOrder", "retries",
-                                             "retryOnEmpty", "retryOnInvalid", "baudrate"};
+                                             "retryOnEmpty", "retryOnInvalid", "baudrate",  "repack"};
                 json_t *merged = json_deep_copy(d);
                 if (!json_is_object(merged)) {
                     json_decref(merged);
@@ -568,6 +625,7 @@ void mbc_config_free(mbc *m) {
         free_writes(sl->rpcs, sl->n_rpcs);
         free(sl->device_name);
         free(sl->device_type);
+        tbgw_custom_conv_free(sl->uplink);
     }
     free(m->slaves);
     m->slaves = NULL;

@@ -516,7 +516,9 @@ int tbgw_mbv_encode(const tbgw_mbv_spec *s, int fc, const json_t *value, uint16_
     size_t nr = nb / 2;
     if (fc == 6) nr = nr ? 1 : 0;
     if (nr > cap) nr = cap;
-    for (size_t i = 0; i < nr; i++) regs[i] = (uint16_t)(b[2 * i] << 8 | b[2 * i + 1]);
+    int swap = s->repack && s->byte_little;
+    for (size_t i = 0; i < nr; i++)
+        regs[i] = swap ? (uint16_t)(b[2 * i + 1] << 8 | b[2 * i]) : (uint16_t)(b[2 * i] << 8 | b[2 * i + 1]);
     *n = nr;
     return 0;
 }

@@ -29,6 +29,7 @@ typedef struct tbgw_mbv_spec {
     int count;       /* objectsCount: registers (fc 3/4/6/16) or bits (fc 1/2/5/15) */
     int byte_little; /* byteOrder LITTLE (the default) */
     int word_little; /* wordOrder LITTLE (the default) */
+    int repack;      /* writes: each register's 2 bytes read with byteOrder (pymodbus builder repack) */
     int bit;         /* -1 = none */
     int bit_int;     /* bitTargetType "int" */
     double divider;  /* 0 = none */
@@ -51,7 +52,10 @@ json_t *tbgw_mbv_decode(const tbgw_mbv_spec *s, int fc, const uint8_t *data, siz
                         size_t errlen);
 
 /* Encodes a value for a write. For fc 5/15 fills coils (one byte 0/1 per coil, *n coils); for fc 6/16
- * fills registers (*n registers). Returns 0 or -1 with err set. */
+ * fills registers (*n registers). With repack and byteOrder LITTLE the two bytes of every register are
+ * swapped once more at the end (pymodbus BinaryPayloadBuilder(repack=True).to_registers() unpacks each
+ * 2-byte chunk with the byte order instead of big-endian); coils are written as given. Returns 0 or -1
+ * with err set. */
 int tbgw_mbv_encode(const tbgw_mbv_spec *s, int fc, const json_t *value, uint16_t *regs, uint8_t *coils,
                     size_t cap, size_t *n, char *err, size_t errlen);
 

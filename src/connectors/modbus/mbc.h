@@ -7,6 +7,7 @@
 #include <tbgw/connector.h>
 
 #include "connectors/modbus/mb_value.h"
+#include "convert/custom_conv.h"
 #include "proto/modbus/mb_loop.h"
 #include "util/backoff.h"
 
@@ -54,7 +55,9 @@ typedef struct mbc_slave {
     uint8_t unit;
     char *device_name, *device_type;
     int64_t poll_ms;
-    int retries, retry_on_invalid;
+    int retries; /* extra attempts of a request: timeouts always, see retry_on_* */
+    int retry_on_empty, retry_on_invalid;
+    int repack; /* writes: registers unpacked with byteOrder (pymodbus BinaryPayloadBuilder repack) */
     int64_t attempt_ms, wait_after_ms;
     int attempt_count;
     tbgw_report_strategy rs;
@@ -67,7 +70,8 @@ typedef struct mbc_slave {
     size_t n_attr_updates;
     mbc_write *rpcs;
     size_t n_rpcs;
-    int is_self; /* the gateway's own server (slave section) */
+    int is_self;              /* the gateway's own server (slave section) */
+    tbgw_custom_conv *uplink; /* uplink_converter: replaces the built-in decoding when set */
     int byte_little, word_little;
     /* runtime */
     tbgw_mb_conn *conn;
@@ -75,6 +79,8 @@ typedef struct mbc_slave {
     int outstanding, polling;
     int connected, failures;
     uint64_t polls, poll_errors;
+    uint64_t retried, empty_drops,
+        invalid_drops; /* retried requests; blocks dropped for short/invalid answers */
 } mbc_slave;
 
 typedef struct mbc {
@@ -88,6 +94,7 @@ typedef struct mbc {
     tbgw_mb_endpoint server_ep;
     uint8_t server_unit;
     tbgw_mb_store *store;
+    tbgw_mb_identity identity; /* function 43 answers; strings borrowed from cfg */
     tbgw_mb_server *server;
     /* runtime */
     tbgw_mb_loop *loop;
@@ -111,6 +118,8 @@ int mbc_plan_blocks(mbc_slave *sl, int gap);
 tbgw_mb_conn *mbc_conn_for(mbc *m, const tbgw_mb_endpoint *ep);
 /* poll.c */
 void mbc_poll_due(mbc *m, int64_t now_mono);
+/* Whether a request that ended with status after `tries` retries gets another attempt. */
+int mbc_retry_ok(int status, int tries, int retries, int on_empty, int on_invalid);
 int64_t mbc_poll_next_ms(mbc *m, int64_t now_mono);
 /* rpc.c */
 int mbc_on_rpc(mbc *m, const tbgw_rpc_req *r);

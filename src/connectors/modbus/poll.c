@@ -38,9 +38,26 @@ static const char *status_text(int st) {
         return "connection failed";
     case TBGW_EPROTO:
         return "invalid response";
+    case TBGW_MB_EEMPTY:
+        return "empty or short response";
     default:
         return "request failed";
     }
+}
+
+/* Whether a failed request gets another attempt (spec'd in docs/connectors/modbus.md): a timeout
+ * always, a short/empty answer with retryOnEmpty, an invalid one with retryOnInvalid, all bounded by
+ * `retries` extra attempts. Exceptions and transport failures are final. */
+int mbc_retry_ok(int status, int tries, int retries, int on_empty, int on_invalid) {
+    if (tries >= retries) return 0;
+    if (status == TBGW_ETIMEDOUT) return 1;
+    if (status == TBGW_MB_EEMPTY) return on_empty;
+    if (status == TBGW_EPROTO) return on_invalid;
+    return 0;
+}
+
+static int should_retry(const mbc_slave *sl, int status, int tries) {
+    return !sl->m->stop && mbc_retry_ok(status, tries, sl->retries, sl->retry_on_empty, sl->retry_on_invalid);
 }
 
 static void block_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
@@ -67,19 +84,42 @@ static void block_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
                        tbgw_mb_exception_name(rsp->exception), (unsigned long long)b->suppressed);
             b->suppressed = 0;
         }
-    } else if ((status == TBGW_ETIMEDOUT || (status == TBGW_EPROTO && sl->retry_on_invalid)) &&
-               b->tries < sl->retries && !sl->m->stop) {
+    } else if (should_retry(sl, status, b->tries)) {
         b->tries++;
+        sl->retried++;
+        TBGW_DEBUGF(h->log, "%s: unit %u fc %d address %u: %s, attempt %d of %d", sl->device_name, sl->unit,
+                    b->fc, b->addr, status_text(status), b->tries + 1, sl->retries + 1);
         submit_block(b);
         return;
     } else {
         b->status = status;
-        if (status == TBGW_EPROTO && warn_ok(b)) {
-            TBGW_WARNF(h->log,
-                       "%s: unit %u fc %d address %u: invalid response, keys dropped (%llu more since the "
-                       "last report)",
-                       sl->device_name, sl->unit, b->fc, b->addr, (unsigned long long)b->suppressed);
-            b->suppressed = 0;
+        if (status == TBGW_MB_EEMPTY || status == TBGW_EPROTO) {
+            int empty = status == TBGW_MB_EEMPTY;
+            if (empty)
+                sl->empty_drops++;
+            else
+                sl->invalid_drops++;
+            if (h->stat_add) h->stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
+            if (warn_ok(b)) {
+                if (empty)
+                    TBGW_WARNF(h->log,
+                               "%s: unit %u fc %d address %u count %u: empty or short response (%zu of %u "
+                               "byte(s)) after %d attempt(s)%s, keys dropped (%llu more since the last "
+                               "report)",
+                               sl->device_name, sl->unit, b->fc, b->addr, b->count, rsp ? rsp->data_len : 0,
+                               b->fc <= 2 ? (b->count + 7) / 8 : b->count * 2, b->tries + 1,
+                               sl->retry_on_empty ? "" : " (retryOnEmpty is off)",
+                               (unsigned long long)b->suppressed);
+                else
+                    TBGW_WARNF(
+                        h->log,
+                        "%s: unit %u fc %d address %u count %u: invalid response after %d attempt(s)%s, "
+                        "keys dropped (%llu more since the last report)",
+                        sl->device_name, sl->unit, b->fc, b->addr, b->count, b->tries + 1,
+                        sl->retry_on_invalid ? "" : " (retryOnInvalid is off)",
+                        (unsigned long long)b->suppressed);
+                b->suppressed = 0;
+            }
         }
     }
     b->done = 1;
@@ -132,6 +172,60 @@ static int add_point(mbc_slave *sl, tbgw_converted *c, const mbc_point *p) {
     return rc == 0 ? 1 : 0;
 }
 
+/* uplink_converter: one JSON document per poll with the raw data of every key that was read,
+ * {"deviceName","deviceType","ts","unitId","data":{key:{kind,type,functionCode,address,objectsCount,
+ * "registers":[..] | "bits":[..]}}}; the plugin's records replace the built-in decoding. */
+static void custom_uplink(mbc_slave *sl) {
+    const tbgw_host *h = sl->m->host;
+    json_t *data = json_object();
+    for (size_t i = 0; i < sl->n_points; i++) {
+        const mbc_point *p = &sl->points[i];
+        const mbc_block *b = &sl->blocks[p->block];
+        if (b->status != 0) continue;
+        json_t *vals = json_array();
+        if (p->fc <= 2) {
+            for (size_t k = 0; k < (size_t)p->count && (p->block_off + k) / 8 < b->len; k++)
+                json_array_append_new(vals, json_integer(tbgw_mb_bit_get(b->data, p->block_off + k)));
+        } else {
+            for (size_t k = 0; k < (size_t)p->count && (p->block_off + k) * 2 + 1 < b->len; k++) {
+                size_t o = (p->block_off + k) * 2;
+                json_array_append_new(vals, json_integer(b->data[o] << 8 | b->data[o + 1]));
+            }
+        }
+        json_object_set_new(
+            data, p->key,
+            json_pack("{s:s,s:s,s:i,s:i,s:i,s:o}", "kind", p->is_attr ? "attributes" : "timeseries", "type",
+                      tbgw_mbv_type_name(p->spec.type), "functionCode", p->fc, "address", (int)p->addr,
+                      "objectsCount", p->count, p->fc <= 2 ? "bits" : "registers", vals));
+    }
+    if (!json_object_size(data)) {
+        json_decref(data);
+        return;
+    }
+    json_t *doc =
+        json_pack("{s:s,s:s,s:I,s:i,s:o}", "deviceName", sl->device_name, "deviceType", sl->device_type, "ts",
+                  (json_int_t)sl->poll_ts, "unitId", (int)sl->unit, "data", data);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) return;
+    tbgw_converted *chain = NULL;
+    tbgw_err err = {0};
+    int rc = tbgw_custom_conv_convert(sl->uplink, sl->device_name, (const uint8_t *)text, strlen(text),
+                                      &chain, &err);
+    free(text);
+    if (rc < 0 || err.code) {
+        if (warn_ok(&sl->blocks[0]))
+            TBGW_WARNF(h->conv_log ? h->conv_log : h->log, "%s: uplink_converter failed: %s", sl->device_name,
+                       err.msg[0] ? err.msg : tbgw_strerror(rc));
+        if (h->stat_add) h->stat_add(h, TBGW_STAT_CONVERTER_ERRORS, 1);
+    }
+    if (!chain) return;
+    for (tbgw_converted *c = chain; c; c = c->next)
+        if (!c->rs && sl->has_rs) c->rs = &sl->rs;
+    if (h->stat_add) h->stat_add(h, TBGW_STAT_CONV_PROCESSED, 1);
+    h->emit(h, chain);
+}
+
 static void slave_failed(mbc_slave *sl, int status) {
     const tbgw_host *h = sl->m->host;
     sl->failures++;
@@ -172,6 +266,10 @@ static void finish_poll(mbc_slave *sl) {
     if (!sl->connected) {
         sl->connected = 1;
         if (h->device_connected) h->device_connected(h, sl->device_name, sl->device_type);
+    }
+    if (sl->uplink) {
+        custom_uplink(sl);
+        return;
     }
     tbgw_converted *c = tbgw_converted_new(sl->device_name, sl->device_type);
     if (!c) return;

@@ -18,6 +18,8 @@ typedef struct mbc_sub {
     char device_name[128];
     tbgw_mbv_spec spec; /* the request's spec with this slave's byte/word order where params had none */
     json_t *result;     /* {"value":..} or {"error":..} once done */
+    tbgw_mb_req req;    /* kept for retries */
+    int tries, retries, retry_on_empty, retry_on_invalid;
 } mbc_sub;
 
 struct mbc_rpc {
@@ -26,6 +28,7 @@ struct mbc_rpc {
     uint64_t handle;
     int connector_rpc, replied, attr_update;
     int slave_byte_order, slave_word_order; /* connector RPC params without byteOrder/wordOrder */
+    int own_repack;                         /* connector RPC params with repack */
     int64_t deadline;
     char device[256];
     mbc_write w;
@@ -106,6 +109,12 @@ static void sub_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
     mbc_sub *s = ud;
     mbc_rpc *r = s->rpc;
     const char *conn = tbgw_mb_conn_name(s->conn);
+    if (status != 0 && !r->replied && !r->m->stop &&
+        mbc_retry_ok(status, s->tries, s->retries, s->retry_on_empty, s->retry_on_invalid)) {
+        s->tries++;
+        if (s->sl) s->sl->retried++;
+        if (tbgw_mb_conn_submit(s->conn, s->unit, &s->req, 1, sub_done, s) == 0) return;
+    }
     if (status == 0 && rsp->exception)
         s->result = error_obj("Modbus exception %u (%s) from unit %u", rsp->exception,
                               tbgw_mb_exception_name(rsp->exception), s->unit);
@@ -113,6 +122,8 @@ static void sub_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
         s->result = error_obj("No response from unit %u on %s", s->unit, conn);
     else if (status == TBGW_EIO)
         s->result = error_obj("Connection to %s failed", conn);
+    else if (status == TBGW_MB_EEMPTY)
+        s->result = error_obj("Empty or short response from unit %u on %s", s->unit, conn);
     else if (status < 0)
         s->result = error_obj("Invalid response from unit %u on %s", s->unit, conn);
     else if (r->value) {
@@ -176,11 +187,16 @@ static void launch(mbc *m, mbc_rpc *r) {
         mbc_write w = r->w;
         if (s->sl && r->slave_byte_order) w.spec.byte_little = s->sl->byte_little;
         if (s->sl && r->slave_word_order) w.spec.word_little = s->sl->word_little;
+        if (s->sl) {
+            if (!r->own_repack) w.spec.repack = s->sl->repack;
+            s->retries = s->sl->retries;
+            s->retry_on_empty = s->sl->retry_on_empty;
+            s->retry_on_invalid = s->sl->retry_on_invalid;
+        }
         s->spec = w.spec;
-        tbgw_mb_req req;
         char err[200] = "";
-        int rc = build_req(&w, r->value, &req, err, sizeof err);
-        if (rc == 0 && tbgw_mb_conn_submit(s->conn, s->unit, &req, 1, sub_done, s) < 0) {
+        int rc = build_req(&w, r->value, &s->req, err, sizeof err);
+        if (rc == 0 && tbgw_mb_conn_submit(s->conn, s->unit, &s->req, 1, sub_done, s) < 0) {
             rc = -1;
             snprintf(err, sizeof err, "request cannot be encoded");
         }
@@ -356,6 +372,7 @@ static int connector_rpc(mbc *m, const tbgw_rpc_req *q) {
     r->connector_rpc = 1;
     r->slave_byte_order = !json_object_get(p, "byteOrder");
     r->slave_word_order = !json_object_get(p, "wordOrder");
+    r->own_repack = json_object_get(p, "repack") != NULL;
     r->w = w;
     if (is_set) {
         r->value = json_deep_copy(json_object_get(p, "value"));
@@ -381,6 +398,11 @@ static int connector_rpc(mbc *m, const tbgw_rpc_req *q) {
         json_int_t unit = json_integer_value(json_object_get(p, "unitId"));
         r->subs[0].conn = mbc_conn_for(m, &ep);
         r->subs[0].unit = (uint8_t)(json_is_integer(json_object_get(p, "unitId")) ? unit : 1);
+        const json_t *rj = json_object_get(p, "retries");
+        r->subs[0].retries = json_is_integer(rj) ? (int)json_integer_value(rj) : json_is_false(rj) ? 0 : 3;
+        if (r->subs[0].retries < 0 || r->subs[0].retries > 100) r->subs[0].retries = 3;
+        r->subs[0].retry_on_empty = json_is_true(json_object_get(p, "retryOnEmpty"));
+        r->subs[0].retry_on_invalid = json_is_true(json_object_get(p, "retryOnInvalid"));
         const char *dn = json_string_value(json_object_get(p, "deviceName"));
         if (r->subs[0].conn)
             snprintf(r->subs[0].device_name, sizeof r->subs[0].device_name, "%s",

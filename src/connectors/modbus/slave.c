@@ -15,7 +15,7 @@ static const struct {
     {"holding_registers", 3}, {"coils_initializer", 1}, {"input_registers", 4}, {"discrete_inputs", 2}};
 
 /* Writes an item's initial value into the store. */
-static int seed_value(mbc *m, const json_t *item, const char *path, int read_fc, int bl, int wl,
+static int seed_value(mbc *m, const json_t *item, const char *path, int read_fc, int bl, int wl, int repack,
                       tbgw_err *err) {
     const json_t *val = json_object_get(item, "value");
     if (!val) return 0;
@@ -26,6 +26,8 @@ static int seed_value(mbc *m, const json_t *item, const char *path, int read_fc,
     json_decref(tmp);
     if (rc < 0) return rc;
     free(w.tag);
+    if (!json_object_get(item, "repack"))
+        w.spec.repack = repack; /* the reference seeds through its builder */
     uint16_t regs[TBGW_MB_MAX_WRITE_REGS];
     uint8_t coils[TBGW_MB_MAX_WRITE_BITS];
     size_t n = 0;
@@ -65,6 +67,37 @@ static int copy_items(json_t *dst_list, const json_t *src_list, int fc) {
     return 0;
 }
 
+/* slave.identity: the objects of Read Device Identification (function 43 / MEI 14). */
+static int parse_identity(mbc *m, const json_t *sec, tbgw_err *err) {
+    static const struct {
+        const char *key, *alt;
+        int oid;
+    } KEYS[] = {{"vendorName", "VendorName", 0},
+                {"productCode", "ProductCode", 1},
+                {"majorMinorRevision", "MajorMinorRevision", 2},
+                {"vendorUrl", "VendorUrl", 3},
+                {"productName", "ProductName", 4},
+                {"ModelName", "modelName", 5},
+                {"userApplicationName", "UserApplicationName", 6}};
+    memset(&m->identity, 0, sizeof m->identity);
+    m->identity.obj[2] = TBGW_VERSION; /* the reference reports its Modbus stack's version */
+    const json_t *id = json_object_get(sec, "identity");
+    if (!id || json_is_null(id)) return 0;
+    if (!json_is_object(id)) return tbgw_err_set(err, TBGW_EINVAL, "slave.identity: expected an object");
+    for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++) {
+        const char *k = KEYS[i].key;
+        const json_t *v = json_object_get(id, k);
+        if (!v) v = json_object_get(id, k = KEYS[i].alt);
+        if (!v || json_is_null(v)) continue;
+        if (!json_is_string(v))
+            return tbgw_err_set(err, TBGW_EINVAL, "slave.identity.%s: expected a string", k);
+        if (json_string_length(v) > 244)
+            return tbgw_err_set(err, TBGW_EINVAL, "slave.identity.%s: longer than 244 bytes", k);
+        if (json_string_length(v) || KEYS[i].oid <= 2) m->identity.obj[KEYS[i].oid] = json_string_value(v);
+    }
+    return 0;
+}
+
 int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
     if (!json_is_true(json_object_get(sec, "sendDataToThingsBoard")))
         return 0; /* server not started at all */
@@ -75,23 +108,31 @@ int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
     const char *wo = json_string_value(json_object_get(sec, "wordOrder"));
     if (!bo) return tbgw_err_set(err, TBGW_EINVAL, "slave.byteOrder: required (BIG or LITTLE)");
     int bl = !strcasecmp(bo, "LITTLE"), wl = !wo || !strcasecmp(wo, "LITTLE");
+    const json_t *rpj = json_object_get(sec, "repack");
+    if (rpj && !json_is_boolean(rpj))
+        return tbgw_err_set(err, TBGW_EINVAL, "slave.repack: expected true or false");
+    int repack = json_is_true(rpj);
     m->store = calloc(1, sizeof *m->store);
     if (!m->store) return TBGW_ENOMEM;
-    json_t *dev = json_pack("{s:s,s:s,s:O,s:s,s:s,s:[],s:[],s:[],s:[]}", "deviceName",
-                            json_string_value(json_object_get(sec, "deviceName"))
-                                ? json_string_value(json_object_get(sec, "deviceName"))
-                                : "Modbus Slave",
-                            "deviceType",
-                            json_string_value(json_object_get(sec, "deviceType"))
-                                ? json_string_value(json_object_get(sec, "deviceType"))
-                                : "default",
-                            "pollPeriod",
-                            json_object_get(sec, "pollPeriod") ? json_object_get(sec, "pollPeriod")
-                                                               : json_integer(5000),
-                            "byteOrder", bl ? "LITTLE" : "BIG", "wordOrder", wl ? "LITTLE" : "BIG",
-                            "timeseries", "attributes", "attributeUpdates", "rpc");
+    if (parse_identity(m, sec, err) < 0) return TBGW_EINVAL;
+    m->store->identity = &m->identity;
+    json_t *dev =
+        json_pack("{s:s,s:s,s:o,s:s,s:s,s:[],s:[],s:[],s:[]}", "deviceName",
+                  json_string_value(json_object_get(sec, "deviceName"))
+                      ? json_string_value(json_object_get(sec, "deviceName"))
+                      : "Modbus Slave",
+                  "deviceType",
+                  json_string_value(json_object_get(sec, "deviceType"))
+                      ? json_string_value(json_object_get(sec, "deviceType"))
+                      : "default",
+                  "pollPeriod",
+                  json_object_get(sec, "pollPeriod") ? json_incref(json_object_get(sec, "pollPeriod"))
+                                                     : json_integer(5000),
+                  "byteOrder", bl ? "LITTLE" : "BIG", "wordOrder", wl ? "LITTLE" : "BIG", "timeseries",
+                  "attributes", "attributeUpdates", "rpc");
     if (!dev) return TBGW_ENOMEM;
     json_object_set_new(dev, "unitId", json_integer(m->server_unit));
+    json_object_set_new(dev, "repack", json_boolean(repack));
     if (json_object_get(sec, "reportStrategy"))
         json_object_set(dev, "reportStrategy", json_object_get(sec, "reportStrategy"));
     const json_t *values = json_object_get(sec, "values");
@@ -108,7 +149,8 @@ int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
             json_array_foreach(list, i, item) {
                 char path[160];
                 snprintf(path, sizeof path, "slave.values.%s.%s[%zu]", TABLES[t].section, kinds[k], i);
-                if (!json_is_object(item) || seed_value(m, item, path, TABLES[t].read_fc, bl, wl, err) < 0) {
+                if (!json_is_object(item) ||
+                    seed_value(m, item, path, TABLES[t].read_fc, bl, wl, repack, err) < 0) {
                     json_decref(dev);
                     return err->msg[0] ? TBGW_EINVAL
                                        : tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);

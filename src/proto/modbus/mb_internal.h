@@ -29,6 +29,10 @@ void mb_epoll_del(tbgw_mb_loop *l, int fd);
 int mb_socket_open(const char *host, int port, int udp, int *in_progress);
 /* Opens a non-blocking listening TCP socket or bound UDP socket. */
 int mb_socket_listen(const char *host, int port, int udp);
+struct termios;
+/* Fills t (as read by tcgetattr) for the endpoint: raw, baudrate, bytesize 5-8, parity N/E/O, stopbits
+ * 1/2, no flow control, non-blocking reads. TBGW_EINVAL for an unsupported baudrate. */
+int mb_serial_termios(const tbgw_mb_endpoint *ep, struct termios *t, char *errbuf, size_t errlen);
 /* Opens and configures a serial port (raw, baudrate/parity/stopbits/bytesize), non-blocking. */
 int mb_serial_open(const tbgw_mb_endpoint *ep, char *errbuf, size_t errlen);
 /* TLS client context from the endpoint's files (NULL on failure, message in errbuf). */

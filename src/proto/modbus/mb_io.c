@@ -94,17 +94,58 @@ static speed_t baud_const(int b) {
     static const struct {
         int b;
         speed_t s;
-    } t[] = {{1200, B1200},     {2400, B2400},     {4800, B4800},     {9600, B9600},       {19200, B19200},
-             {38400, B38400},   {57600, B57600},   {115200, B115200}, {230400, B230400},   {460800, B460800},
-             {500000, B500000}, {921600, B921600}, {300, B300},       {1000000, B1000000}, {600, B600}};
+    } t[] = {{1200, B1200},       {2400, B2400},       {4800, B4800},       {9600, B9600},
+             {19200, B19200},     {38400, B38400},     {57600, B57600},     {115200, B115200},
+             {230400, B230400},   {460800, B460800},   {500000, B500000},   {921600, B921600},
+             {300, B300},         {1000000, B1000000}, {600, B600},         {110, B110},
+             {150, B150},         {200, B200},         {576000, B576000},   {1152000, B1152000},
+             {1500000, B1500000}, {2000000, B2000000}, {2500000, B2500000}, {3000000, B3000000},
+             {3500000, B3500000}, {4000000, B4000000}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (t[i].b == b) return t[i].s;
     return 0;
 }
 
-int mb_serial_open(const tbgw_mb_endpoint *ep, char *errbuf, size_t errlen) {
+int tbgw_mb_baud_supported(int baudrate) {
+    return baud_const(baudrate) != 0;
+}
+
+int mb_serial_termios(const tbgw_mb_endpoint *ep, struct termios *t, char *errbuf, size_t errlen) {
     speed_t sp = baud_const(ep->baudrate);
     if (!sp) {
+        snprintf(errbuf, errlen, "unsupported baudrate %d", ep->baudrate);
+        return TBGW_EINVAL;
+    }
+    cfmakeraw(t);
+    cfsetispeed(t, sp);
+    cfsetospeed(t, sp);
+    t->c_cflag |= CLOCAL | CREAD;
+    t->c_cflag &= ~(tcflag_t)(CSIZE | PARENB | PARODD | CSTOPB | CRTSCTS);
+    switch (ep->bytesize) {
+    case 5:
+        t->c_cflag |= CS5;
+        break;
+    case 6:
+        t->c_cflag |= CS6;
+        break;
+    case 7:
+        t->c_cflag |= CS7;
+        break;
+    default:
+        t->c_cflag |= CS8;
+        break;
+    }
+    if (ep->parity == 'E') t->c_cflag |= PARENB;
+    if (ep->parity == 'O') t->c_cflag |= PARENB | PARODD;
+    if (ep->parity == 'E' || ep->parity == 'O') t->c_iflag |= INPCK; /* drop characters with parity errors */
+    if (ep->stopbits == 2) t->c_cflag |= CSTOPB;
+    t->c_cc[VMIN] = 0;
+    t->c_cc[VTIME] = 0;
+    return 0;
+}
+
+int mb_serial_open(const tbgw_mb_endpoint *ep, char *errbuf, size_t errlen) {
+    if (!baud_const(ep->baudrate)) {
         snprintf(errbuf, errlen, "unsupported baudrate %d", ep->baudrate);
         return TBGW_EINVAL;
     }
@@ -119,30 +160,7 @@ int mb_serial_open(const tbgw_mb_endpoint *ep, char *errbuf, size_t errlen) {
         close(fd);
         return TBGW_EIO;
     }
-    cfmakeraw(&t);
-    cfsetispeed(&t, sp);
-    cfsetospeed(&t, sp);
-    t.c_cflag |= CLOCAL | CREAD;
-    t.c_cflag &= ~(tcflag_t)(CSIZE | PARENB | PARODD | CSTOPB);
-    switch (ep->bytesize) {
-    case 5:
-        t.c_cflag |= CS5;
-        break;
-    case 6:
-        t.c_cflag |= CS6;
-        break;
-    case 7:
-        t.c_cflag |= CS7;
-        break;
-    default:
-        t.c_cflag |= CS8;
-        break;
-    }
-    if (ep->parity == 'E') t.c_cflag |= PARENB;
-    if (ep->parity == 'O') t.c_cflag |= PARENB | PARODD;
-    if (ep->stopbits == 2) t.c_cflag |= CSTOPB;
-    t.c_cc[VMIN] = 0;
-    t.c_cc[VTIME] = 0;
+    mb_serial_termios(ep, &t, errbuf, errlen);
     if (tcsetattr(fd, TCSANOW, &t) != 0) {
         snprintf(errbuf, errlen, "configure %s: %s", ep->path, strerror(errno));
         close(fd);

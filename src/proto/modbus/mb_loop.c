@@ -47,6 +47,22 @@ struct tbgw_mb_conn {
 
 static void conn_on_io(mb_handler *h, uint32_t ev);
 
+int tbgw_mb_char_bits(const tbgw_mb_endpoint *ep) {
+    int data = ep->bytesize >= 5 && ep->bytesize <= 8 ? ep->bytesize : 8;
+    int parity = ep->parity == 'E' || ep->parity == 'O' ? 1 : 0;
+    int stop = ep->stopbits == 2 ? 2 : 1;
+    return 1 + data + parity + stop;
+}
+
+int64_t tbgw_mb_t35_us(const tbgw_mb_endpoint *ep) {
+    if (ep->baudrate <= 0) return 0;
+    if (ep->baudrate > 19200) return 1750;
+    /* 3.5 characters of char_bits bits: 3.5 * bits * 1e6 / baud, rounded up */
+    int64_t num = (int64_t)7 * tbgw_mb_char_bits(ep) * 1000000;
+    int64_t den = (int64_t)2 * ep->baudrate;
+    return (num + den - 1) / den;
+}
+
 tbgw_mb_loop *tbgw_mb_loop_new(tbgw_logger *log) {
     tbgw_mb_loop *l = calloc(1, sizeof *l);
     if (!l) return NULL;
@@ -113,8 +129,8 @@ tbgw_mb_conn *tbgw_mb_conn_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep) {
     c->ep = *ep;
     if (c->ep.timeout_ms <= 0) c->ep.timeout_ms = 3000;
     if (ep->transport == TBGW_MB_SERIAL && ep->baudrate > 0) {
-        /* RTU needs 3.5 character times of silence between frames (11 bits per character) */
-        int64_t t35 = (int64_t)(3.5 * 11 * 1000 / ep->baudrate) + 1;
+        /* a serial line needs 3.5 character times of silence between frames (RTU) */
+        int64_t t35 = (tbgw_mb_t35_us(ep) + 999) / 1000;
         if (c->ep.delay_between_ms < t35) c->ep.delay_between_ms = t35;
     }
     c->fd = -1;
@@ -243,6 +259,7 @@ static void complete(tbgw_mb_conn *c, int status, const tbgw_mb_rsp *rsp) {
     if (status == 0 && rsp && rsp->exception) c->loop->ctr.exceptions++;
     if (status == TBGW_ETIMEDOUT) c->loop->ctr.timeouts++;
     if (status == TBGW_EPROTO) c->loop->ctr.bad_frames++;
+    if (status == TBGW_MB_EEMPTY) c->loop->ctr.empty++;
     if (it) {
         it->cb(it->ud, status, rsp);
         free(it);
@@ -293,7 +310,7 @@ static void send_next(tbgw_mb_conn *c) {
         tbgw_mb_rsp rsp;
         c->loop->ctr.requests++;
         int st = tbgw_mb_pdu_parse_rsp(&it->req, out, n, &rsp);
-        complete(c, st, st == 0 ? &rsp : NULL);
+        complete(c, st, st == 0 || st == TBGW_MB_EEMPTY ? &rsp : NULL);
         return;
     }
     c->tid++;
@@ -430,13 +447,15 @@ static void process_rx(tbgw_mb_conn *c) {
         c->rx_len -= (size_t)r;
         mb_item *it = c->inflight;
         if (!it) continue; /* late answer to a request that timed out */
-        if (c->ep.framing == TBGW_MB_FRAMING_SOCKET && fr.tid != c->tid) continue;
-        if ((c->ep.framing == TBGW_MB_FRAMING_RTU || c->ep.framing == TBGW_MB_FRAMING_ASCII) &&
-            fr.unit != it->unit)
+        if ((c->ep.framing == TBGW_MB_FRAMING_SOCKET && fr.tid != c->tid) ||
+            ((c->ep.framing == TBGW_MB_FRAMING_RTU || c->ep.framing == TBGW_MB_FRAMING_ASCII) &&
+             fr.unit != it->unit)) {
+            c->loop->ctr.stale++; /* an answer to an earlier request (or another unit): keep waiting */
             continue;
+        }
         tbgw_mb_rsp rsp;
         int st = tbgw_mb_pdu_parse_rsp(&it->req, fr.pdu, fr.pdu_len, &rsp);
-        complete(c, st, st == 0 ? &rsp : NULL);
+        complete(c, st, st == 0 || st == TBGW_MB_EEMPTY ? &rsp : NULL);
     }
 }
 

@@ -45,12 +45,25 @@ typedef struct tbgw_mb_endpoint {
 } tbgw_mb_endpoint;
 
 /* status: 0 = answered (rsp valid; rsp->exception may be set), TBGW_ETIMEDOUT, TBGW_EIO (transport
- * down or connect failed), TBGW_EPROTO (corrupt or mismatched frame). rsp is borrowed for the call. */
+ * down or connect failed), TBGW_EPROTO (invalid answer: bad CRC/LRC/MBAP header, wrong function, byte
+ * count or echo), TBGW_MB_EEMPTY (a consistent read answer with fewer bytes than requested; rsp holds
+ * them). A frame for another transaction id (MBAP) or unit id (RTU/ASCII) is a stale answer: it is
+ * discarded and counted, and the request keeps waiting for its own answer (or times out).
+ * rsp is borrowed for the call (NULL unless status is 0 or TBGW_MB_EEMPTY). */
 typedef void (*tbgw_mb_done_fn)(void *ud, int status, const tbgw_mb_rsp *rsp);
 
 typedef struct tbgw_mb_counters {
     uint64_t requests, responses, timeouts, bad_frames, exceptions, io_errors, bytes_rx, bytes_tx;
+    uint64_t empty; /* short/empty read answers */
+    uint64_t stale; /* discarded frames of another transaction or unit */
 } tbgw_mb_counters;
+
+/* Serial line timing: bits per character (start + data + parity + stop bits) and the RTU inter-frame
+ * silence t3.5 in microseconds (3.5 character times; fixed 1750 us above 19200 baud, as the Modbus
+ * serial line specification recommends). */
+int tbgw_mb_char_bits(const tbgw_mb_endpoint *ep);
+int64_t tbgw_mb_t35_us(const tbgw_mb_endpoint *ep);
+int tbgw_mb_baud_supported(int baudrate);
 
 tbgw_mb_loop *tbgw_mb_loop_new(tbgw_logger *log);
 /* Closes every connection and server. Pending callbacks are dropped without being called. */
@@ -75,17 +88,27 @@ size_t tbgw_mb_loop_conn_count(const tbgw_mb_loop *l);
 tbgw_mb_conn *tbgw_mb_loop_conn_at(const tbgw_mb_loop *l, size_t i);
 
 /* ---- server side ---- */
+/* Device identification objects served by function 43 / MEI 14 (Read Device Identification):
+ * 0 VendorName, 1 ProductCode, 2 MajorMinorRevision (basic: always served, "" when NULL),
+ * 3 VendorUrl, 4 ProductName, 5 ModelName, 6 UserApplicationName (regular), 0x80..0xFF extended
+ * (regular and extended ones exist only when not NULL). Strings are borrowed. */
+typedef struct tbgw_mb_identity {
+    const char *obj[256];
+} tbgw_mb_identity;
+
 typedef struct tbgw_mb_store {
     uint8_t coils[65536];
     uint8_t discrete[65536];
     uint16_t holding[65536];
     uint16_t input[65536];
+    const tbgw_mb_identity *identity; /* NULL: function 43 answers exception 1 */
 } tbgw_mb_store;
 
 /* Called after a write request changed the store. */
 typedef void (*tbgw_mb_write_fn)(void *ud, uint8_t fc, uint16_t addr, uint16_t count);
 
-/* Executes one request PDU against the store; writes the response PDU to rsp and returns its length.
+/* Executes one request PDU against the store; writes the response PDU to rsp (TBGW_MB_MAX_PDU bytes)
+ * and returns its length. Functions 1-6, 15, 16 and 43/14 (device identification).
  * *wrote is set to 1 when the store changed. Never fails: bad requests get exception responses. */
 size_t tbgw_mb_store_execute(tbgw_mb_store *s, const uint8_t *pdu, size_t len, uint8_t *rsp, int *wrote,
                              tbgw_mb_req *parsed);

@@ -93,6 +93,11 @@ int tbgw_mb_pdu_parse_rsp(const tbgw_mb_req *req, const uint8_t *pdu, size_t len
     }
     if (tbgw_mb_fc_is_read(req->fc)) {
         size_t want = req->fc <= 2 ? (size_t)(req->count + 7) / 8 : (size_t)req->count * 2;
+        if (len == 2u + pdu[1] && pdu[1] < want) { /* well formed, but short or empty */
+            rsp->data = pdu + 2;
+            rsp->data_len = pdu[1];
+            return TBGW_MB_EEMPTY;
+        }
         if (pdu[1] != want || len != 2 + want) return TBGW_EPROTO;
         rsp->data = pdu + 2;
         rsp->data_len = want;
@@ -175,6 +180,20 @@ int tbgw_mb_pdu_expected_len(const uint8_t *pdu, size_t avail, int is_request) {
         if (!is_request) return 5;
         if (avail < 6) return 0;
         return 6 + pdu[5];
+    case TBGW_MB_FC_MEI: {
+        if (avail < 2) return 0;
+        if (pdu[1] != TBGW_MB_MEI_DEVICE_ID) return TBGW_EPROTO;
+        if (is_request) return 4;
+        /* fc, mei, read code, conformity, more follows, next id, count, then {id, len, value} */
+        if (avail < 7) return 0;
+        size_t off = 7;
+        for (unsigned i = 0; i < pdu[6]; i++) {
+            if (off + 2 > avail) return off + 2 > TBGW_MB_MAX_PDU ? TBGW_EPROTO : 0;
+            off += 2 + (size_t)pdu[off + 1];
+            if (off > TBGW_MB_MAX_PDU) return TBGW_EPROTO;
+        }
+        return (int)off;
+    }
     default:
         return TBGW_EPROTO;
     }

@@ -23,7 +23,9 @@ enum {
     TBGW_MB_FC_WRITE_REGISTER = 6,
     TBGW_MB_FC_WRITE_COILS = 15,
     TBGW_MB_FC_WRITE_REGISTERS = 16,
+    TBGW_MB_FC_MEI = 43, /* encapsulated interface transport; MEI type 14 = read device identification */
 };
+#define TBGW_MB_MEI_DEVICE_ID 14
 
 /* Exception codes. */
 enum {
@@ -57,10 +59,15 @@ int tbgw_mb_fc_is_read(uint8_t fc);
 int tbgw_mb_fc_is_write(uint8_t fc);
 const char *tbgw_mb_exception_name(uint8_t code);
 
+/* Status of a well-formed read answer that carries fewer bytes than requested (byte count 0 included):
+ * an "empty" response in pymodbus terms, retried only with retryOnEmpty. Distinct from TBGW_E*. */
+#define TBGW_MB_EEMPTY (-64)
+
 /* Encodes req into out; returns the PDU length or TBGW_EINVAL (bad count, buffer too small). */
 int tbgw_mb_pdu_encode_req(const tbgw_mb_req *req, uint8_t *out, size_t cap);
-/* Parses a response PDU to req. Returns 0 (rsp filled, possibly an exception) or TBGW_EPROTO when the
- * PDU is malformed or does not answer req (wrong function, byte count, echo). */
+/* Parses a response PDU to req. Returns 0 (rsp filled, possibly an exception), TBGW_MB_EEMPTY for a
+ * consistent read answer with a byte count smaller than requested (rsp->data/data_len hold what came),
+ * or TBGW_EPROTO when the PDU is malformed or does not answer req (wrong function, byte count, echo). */
 int tbgw_mb_pdu_parse_rsp(const tbgw_mb_req *req, const uint8_t *pdu, size_t len, tbgw_mb_rsp *rsp);
 /* Server side: parses a request PDU. Returns 0, or a positive exception code to answer with. */
 int tbgw_mb_pdu_parse_req(const uint8_t *pdu, size_t len, tbgw_mb_req *req);

@@ -55,10 +55,78 @@ static size_t read_regs(const uint16_t *table, const tbgw_mb_req *q, uint8_t *rs
     return 2 + (size_t)q->count * 2;
 }
 
+static size_t exception_rsp(uint8_t fc, uint8_t code, uint8_t *rsp) {
+    rsp[0] = (uint8_t)(fc | 0x80);
+    rsp[1] = code;
+    return 2;
+}
+
+static int ident_has(const tbgw_mb_identity *id, unsigned oid) {
+    return oid <= 2 || id->obj[oid] != NULL; /* the basic objects are mandatory */
+}
+
+/* Function 43 / MEI 14, Read Device Identification (Modbus application protocol v1.1b3, 6.21):
+ * read code 1 basic, 2 regular, 3 extended (stream access from an object id, split over several
+ * answers with "more follows" when they do not fit one PDU), 4 one object (individual access). */
+static size_t read_device_id(const tbgw_mb_identity *id, const uint8_t *pdu, size_t len, uint8_t *rsp) {
+    if (!id) return exception_rsp(pdu[0], TBGW_MB_EX_ILLEGAL_FUNCTION, rsp);
+    if (len < 2 || pdu[1] != TBGW_MB_MEI_DEVICE_ID)
+        return exception_rsp(pdu[0], TBGW_MB_EX_ILLEGAL_FUNCTION, rsp);
+    if (len != 4) return exception_rsp(pdu[0], TBGW_MB_EX_ILLEGAL_VALUE, rsp);
+    uint8_t code = pdu[2], oid = pdu[3];
+    if (code < 1 || code > 4) return exception_rsp(pdu[0], TBGW_MB_EX_ILLEGAL_VALUE, rsp);
+    uint8_t conformity = 0x81; /* basic, individual access supported */
+    for (unsigned i = 3; i < 256; i++)
+        if (id->obj[i]) conformity = i >= 0x80 ? 0x83 : (conformity < 0x82 ? 0x82 : conformity);
+    unsigned first = oid, last;
+    if (code == 4) {
+        if (!ident_has(id, oid)) return exception_rsp(pdu[0], TBGW_MB_EX_ILLEGAL_ADDRESS, rsp);
+        last = oid;
+    } else {
+        last = code == 1 ? 2 : code == 2 ? 0x7F : 0xFF;
+        if (first > last || !ident_has(id, first)) first = 0; /* unknown start: from the beginning */
+    }
+    rsp[0] = TBGW_MB_FC_MEI;
+    rsp[1] = TBGW_MB_MEI_DEVICE_ID;
+    rsp[2] = code;
+    rsp[3] = conformity;
+    rsp[4] = 0; /* more follows */
+    rsp[5] = 0; /* next object id */
+    rsp[6] = 0; /* number of objects */
+    size_t off = 7;
+    for (unsigned i = first; i <= last; i++) {
+        if (!ident_has(id, i)) continue;
+        const char *v = id->obj[i] ? id->obj[i] : "";
+        size_t n = strlen(v);
+        if (n > 255) n = 255;
+        if (off + 2 + n > TBGW_MB_MAX_PDU) {
+            if (rsp[6]) { /* the rest comes with the next request */
+                rsp[4] = 0xFF;
+                rsp[5] = (uint8_t)i;
+                break;
+            }
+            n = TBGW_MB_MAX_PDU - off - 2; /* a single object longer than a PDU is cut */
+        }
+        rsp[off] = (uint8_t)i;
+        rsp[off + 1] = (uint8_t)n;
+        memcpy(rsp + off + 2, v, n);
+        off += 2 + n;
+        rsp[6]++;
+    }
+    return off;
+}
+
 size_t tbgw_mb_store_execute(tbgw_mb_store *s, const uint8_t *pdu, size_t len, uint8_t *rsp, int *wrote,
                              tbgw_mb_req *parsed) {
     tbgw_mb_req q;
     *wrote = 0;
+    if (len >= 1 && pdu[0] == TBGW_MB_FC_MEI) {
+        if (parsed) {
+            memset(parsed, 0, sizeof *parsed);
+            parsed->fc = TBGW_MB_FC_MEI;
+        }
+        return read_device_id(s->identity, pdu, len, rsp);
+    }
     int ex = tbgw_mb_pdu_parse_req(pdu, len, &q);
     if (parsed) *parsed = q;
     rsp[0] = len ? pdu[0] : 0;
