@@ -1,10 +1,11 @@
 /* OPC-UA connector benchmark: N mapped nodes on the node-opcua test server (opcua_server.js --many N,
  * every node changing every 100 ms). Measures the time from start to the first telemetry covering
  * all nodes, the values/s delivered by the subscription, and the process RSS.
- * Usage: bench_opcua [N=10000] [SECONDS=10] [RESCAN_MS] [CHANGE_MS=100]   (needs TBGW_SOURCE_DIR or
- * the current folder = repo). CHANGE_MS is how often the server changes every node. With RESCAN_MS the connector rescans every RESCAN_MS (scanPeriodInMillis) and an
- * RPC `get` of node V0 is issued every 500 ms during the measurement: the RPC latencies (p50, p99,
- * max), the longest gap between two deliveries of values, and the values delivered are reported. */
+ * Usage: bench_opcua [N=10000] [SECONDS=10] [RESCAN_MS] [CHANGE_MS=100]
+ * (needs TBGW_SOURCE_DIR or the current folder = repo). CHANGE_MS: how often the server changes
+ * every node. With RESCAN_MS the connector rescans every RESCAN_MS (scanPeriodInMillis) and an RPC
+ * `get` of node V0 is issued every 500 ms during the measurement: the RPC latencies (p50, p99, max),
+ * the longest gap between two deliveries of values, and the values delivered are reported. */
 #include <pthread.h>
 #include <sys/resource.h>
 #include <stdio.h>
