@@ -533,10 +533,10 @@ static void test_rescan_keeps_subscription(void **state) {
     finish(&f, th);
 }
 
-/* A device that appears on the server is announced and subscribed by the next rescan; when it
- * vanishes it is reported disconnected. The other device is left alone. */
-static void test_rescan_device_appears_and_vanishes(void **state) {
-    (void)state;
+/* A device that appears on the server is announced and subscribed (or polled) from the next rescan
+ * on; when it vanishes it is reported disconnected and no longer read. The other device is left
+ * alone. */
+static void blink_case(int subscriptions) {
     opcua_peer bp = {0};
     peer_extra[0] = "--blink";
     peer_extra[1] = "3";
@@ -545,7 +545,7 @@ static void test_rescan_device_appears_and_vanishes(void **state) {
     if (rc) skip();
     fake f;
     pthread_t th;
-    json_t *cfg = example_config(bp.url, 1);
+    json_t *cfg = example_config(bp.url, subscriptions);
     json_object_set_new(json_object_get(cfg, "server"), "scanPeriodInMillis", json_integer(500));
     json_array_append_new(json_object_get(cfg, "mapping"),
                           json_pack("{s:s,s:{s:s,s:s},s:[{s:s,s:s,s:s}]}", "deviceNodePattern",
@@ -563,16 +563,33 @@ static void test_rescan_device_appears_and_vanishes(void **state) {
          tbgw_mono_ms() < end && json_count(&f, f.disconnected, "Blink Device") == 0;)
         tbgw_sleep_ms(50);
     assert_int_equal(json_count(&f, f.disconnected, "Blink Device"), 1);
-    assert_true(wait_scans(&f, scan_info(&f).scans + 1, 5000));
+    int blink_values = count_values(&f, "Blink Device", "ts", "value");
+    assert_true(wait_scans(&f, scan_info(&f).scans + 2, 5000));
+    assert_int_equal(count_values(&f, "Blink Device", "ts", "value"), blink_values); /* not read any more */
     opcua_scan_info info = scan_info(&f);
-    assert_int_equal(info.sub_id, sub);
     assert_int_equal(info.devices, 1);
-    assert_int_equal(info.monitored, 6);
-    assert_int_equal(count_values(&f, "Demo Device", "ts", "temperature"), 1);
+    if (subscriptions) {
+        assert_int_equal(info.sub_id, sub);
+        assert_int_equal(info.monitored, 6);
+        assert_int_equal(count_values(&f, "Demo Device", "ts", "temperature"), 1);
+    } else {
+        assert_int_equal(info.monitored, 0);
+        assert_true(count_values(&f, "Demo Device", "ts", "temperature") > 1); /* polled */
+    }
     assert_int_equal(json_count(&f, f.n_connected, "Demo Device"), 1);
     assert_int_equal(json_count(&f, f.disconnected, "Demo Device"), 0);
     finish(&f, th);
     peer_stop(&bp);
+}
+
+static void test_rescan_device_appears_and_vanishes(void **state) {
+    (void)state;
+    blink_case(1);
+}
+
+static void test_rescan_device_appears_and_vanishes_polling(void **state) {
+    (void)state;
+    blink_case(0);
 }
 
 /* An RPC that arrives while a scan of many nodes runs is answered before the scan ends. */
@@ -687,6 +704,7 @@ int main(void) {
         cmocka_unit_test(test_missing_node_appears),
         cmocka_unit_test(test_rescan_keeps_subscription),
         cmocka_unit_test(test_rescan_device_appears_and_vanishes),
+        cmocka_unit_test(test_rescan_device_appears_and_vanishes_polling),
         cmocka_unit_test(test_rpc_during_scan),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -156,8 +156,8 @@ typedef struct opcua_conn {
     size_t n_devs;
     opcua_dp **flat; /* all resolved datapoints (the read list when polling) */
     size_t n_flat;
-    opcua_dp **items; /* by monitored item client handle; NULL = no (longer a) datapoint */
-    size_t n_items;   /* handles given out so far + 1 (handle 0 is never used) */
+    opcua_dp **items;          /* by monitored item client handle; NULL = no (longer a) datapoint */
+    size_t n_items, items_cap; /* handles given out so far + 1 (handle 0 is never used) */
     uint32_t sub_id;
     int sub_lost;
     volatile int stop;

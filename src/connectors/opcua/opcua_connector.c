@@ -42,7 +42,7 @@ static void free_devices(opcua_conn *oc) {
     oc->devs = NULL;
     oc->flat = NULL;
     oc->items = NULL;
-    oc->n_devs = oc->n_flat = oc->n_items = 0;
+    oc->n_devs = oc->n_flat = oc->n_items = oc->items_cap = 0;
 }
 
 opcua_device *opcua_find_device(opcua_conn *oc, const char *name) {
@@ -258,9 +258,13 @@ static int cmp_dev(const void *a, const void *b) {
 static int new_handle(opcua_conn *oc, opcua_dp *dp) {
     if (oc->n_items == 0) oc->n_items = 1;
     if (oc->n_items >= UINT32_MAX) return TBGW_EFULL;
-    opcua_dp **ni = realloc(oc->items, (oc->n_items + 1) * sizeof *ni);
-    if (!ni) return TBGW_ENOMEM;
-    oc->items = ni;
+    if (oc->n_items >= oc->items_cap) {
+        size_t nc = oc->items_cap ? oc->items_cap * 2 : 64;
+        opcua_dp **ni = realloc(oc->items, nc * sizeof *ni);
+        if (!ni) return TBGW_ENOMEM;
+        oc->items = ni;
+        oc->items_cap = nc;
+    }
     dp->handle = (uint32_t)oc->n_items++;
     oc->items[dp->handle] = dp;
     return 0;
@@ -275,7 +279,7 @@ static void forget_items(opcua_conn *oc) {
         }
     free(oc->items);
     oc->items = NULL;
-    oc->n_items = 0;
+    oc->n_items = oc->items_cap = 0;
     oc->sub_id = 0;
 }
 
@@ -556,7 +560,7 @@ static int subscribe_new(opcua_conn *oc, size_t *added) {
         if (rc) return rc;
         free(oc->items);
         oc->items = NULL;
-        oc->n_items = 0;
+        oc->n_items = oc->items_cap = 0;
     }
     size_t cap = want < CREATE_BATCH ? want : CREATE_BATCH;
     tbgw_ua_nodeid *ids = malloc(cap * sizeof *ids);
