@@ -1,7 +1,11 @@
 /* OPC-UA connector benchmark: N mapped nodes on the node-opcua test server (opcua_server.js --many N,
  * every node changing every 100 ms). Measures the time from start to the first telemetry covering
  * all nodes, the values/s delivered by the subscription, and the process RSS.
- * Usage: bench_opcua [N=10000] [SECONDS=10]   (needs TBGW_SOURCE_DIR or the current folder = repo) */
+ * Usage: bench_opcua [N=10000] [SECONDS=10] [RESCAN_MS] [CHANGE_MS=100]
+ * (needs TBGW_SOURCE_DIR or the current folder = repo). CHANGE_MS: how often the server changes
+ * every node. With RESCAN_MS the connector rescans every RESCAN_MS (scanPeriodInMillis) and an RPC
+ * `get` of node V0 is issued every 500 ms during the measurement: the RPC latencies (p50, p99, max),
+ * the longest gap between two deliveries of values, and the values delivered are reported. */
 #include <pthread.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -14,6 +18,8 @@
 
 extern const tbgw_connector_ops tbgw_connector_opcua;
 
+#define MAX_RPCS 4096
+
 typedef struct bench_host {
     tbgw_host host;
     pthread_mutex_t mu;
@@ -21,11 +27,21 @@ typedef struct bench_host {
     size_t max_record;
     int64_t first_full_ms;
     volatile int stop;
+    void *self;
+    /* RPCs: sent[i] when queued, answered[i] when the reply came (0 = not yet) */
+    int64_t sent[MAX_RPCS], answered[MAX_RPCS];
+    int n_rpcs, next_dispatch, bad_replies;
+    int64_t last_emit_ms, max_gap_ms; /* longest time without values while measuring */
+    int measuring;
 } bench_host;
 
 static int b_emit(const tbgw_host *h, tbgw_converted *chain) {
     bench_host *b = (bench_host *)h;
     pthread_mutex_lock(&b->mu);
+    int64_t now = tbgw_mono_ms();
+    if (b->measuring && b->last_emit_ms && now - b->last_emit_ms > b->max_gap_ms)
+        b->max_gap_ms = now - b->last_emit_ms;
+    b->last_emit_ms = now;
     for (tbgw_converted *c = chain; c; c = c->next) {
         size_t n = tbgw_converted_count(c);
         b->values += n;
@@ -47,14 +63,37 @@ static int b_disconnected(const tbgw_host *h, const char *d) {
 }
 
 static int b_reply(const tbgw_host *h, uint64_t handle, json_t *content, int success) {
-    (void)h, (void)handle, (void)success;
+    bench_host *b = (bench_host *)h;
+    (void)success;
+    json_t *v = json_object_get(json_object_get(content, "result"), "value");
+    pthread_mutex_lock(&b->mu);
+    if (handle < MAX_RPCS && !b->answered[handle]) b->answered[handle] = tbgw_mono_ms();
+    if (!json_is_number(v)) b->bad_replies++;
+    pthread_mutex_unlock(&b->mu);
     json_decref(content);
     return 0;
 }
 
+/* Dispatches the queued RPCs on the connector thread, as the core does inside host->wait. */
 static int b_wait(const tbgw_host *h, int ms) {
+    bench_host *b = (bench_host *)h;
+    pthread_mutex_lock(&b->mu);
+    int from = b->next_dispatch, to = b->n_rpcs; /* what is queued now, like the core's inbox */
+    b->next_dispatch = to;
+    pthread_mutex_unlock(&b->mu);
+    for (int i = from; i < to; i++) {
+        json_t *params = json_string("v0");
+        tbgw_rpc_req r = {(uint64_t)i, "Many", i, "get", params, 10000};
+        tbgw_connector_opcua.on_rpc(b->self, &r);
+        json_decref(params);
+    }
     if (ms > 0) tbgw_sleep_ms(ms);
-    return ((bench_host *)h)->stop;
+    return b->stop;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
 }
 
 static void b_stat(const tbgw_host *h, tbgw_stat s, uint64_t n) {
@@ -83,10 +122,13 @@ static long rss_kb(void) {
 int main(int argc, char **argv) {
     int n = argc > 1 ? atoi(argv[1]) : 10000;
     int secs = argc > 2 ? atoi(argv[2]) : 10;
+    int rescan_ms = argc > 3 ? atoi(argv[3]) : 0;
+    const char *change_ms = argc > 4 ? argv[4] : NULL;
     if (!getenv("TBGW_SOURCE_DIR")) setenv("TBGW_SOURCE_DIR", ".", 0);
     char many[16];
     snprintf(many, sizeof many, "%d", n);
     opcua_peer peer = {0};
+    if (change_ms) peer_extra[0] = "--many-period", peer_extra[1] = change_ms;
     if (peer_start(&peer, 0, NULL, many)) {
         fprintf(stderr, "cannot start the node-opcua server (tests/peers)\n");
         return 1;
@@ -95,6 +137,8 @@ int main(int argc, char **argv) {
         "{s:{s:s,s:b,s:i},s:[{s:s,s:{s:s,s:s},s:[]}]}", "server", "url", peer.url, "enableSubscriptions", 1,
         "subCheckPeriodInMillis", 100, "mapping", "deviceNodePattern", "Root\\.Objects\\.Many", "deviceInfo",
         "deviceNameExpression", "Many", "deviceNameExpressionSource", "constant", "timeseries");
+    if (rescan_ms > 0)
+        json_object_set_new(json_object_get(cfg, "server"), "scanPeriodInMillis", json_integer(rescan_ms));
     json_t *ts = json_object_get(json_array_get(json_object_get(cfg, "mapping"), 0), "timeseries");
     for (int i = 0; i < n; i++) {
         char key[32], val[32];
@@ -124,6 +168,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     json_decref(cfg);
+    b.self = self;
     int64_t t0 = tbgw_mono_ms();
     pthread_t th;
     pthread_create(&th, NULL, run, self);
@@ -143,11 +188,46 @@ int main(int argc, char **argv) {
     uint64_t v0 = b.values;
     pthread_mutex_unlock(&b.mu);
     int64_t m0 = tbgw_mono_ms();
-    tbgw_sleep_ms(secs * 1000);
+    pthread_mutex_lock(&b.mu);
+    b.measuring = 1;
+    b.last_emit_ms = m0;
+    pthread_mutex_unlock(&b.mu);
+    if (rescan_ms > 0) {
+        while (tbgw_mono_ms() - m0 < secs * 1000) {
+            pthread_mutex_lock(&b.mu);
+            if (b.n_rpcs < MAX_RPCS) b.sent[b.n_rpcs++] = tbgw_mono_ms();
+            pthread_mutex_unlock(&b.mu);
+            tbgw_sleep_ms(500);
+        }
+        tbgw_sleep_ms(2000); /* the last RPCs are answered */
+    } else {
+        tbgw_sleep_ms(secs * 1000);
+    }
     pthread_mutex_lock(&b.mu);
     uint64_t v1 = b.values;
+    b.measuring = 0;
+    int64_t gap = b.max_gap_ms;
+    if (tbgw_mono_ms() - b.last_emit_ms > gap) gap = tbgw_mono_ms() - b.last_emit_ms;
+    int nr = b.n_rpcs, unanswered = 0, bad = b.bad_replies;
+    int64_t *lat = malloc((size_t)(nr ? nr : 1) * sizeof *lat);
+    int nl = 0;
+    for (int i = 0; lat && i < nr; i++) {
+        if (b.answered[i])
+            lat[nl++] = b.answered[i] - b.sent[i];
+        else
+            unanswered++;
+    }
     pthread_mutex_unlock(&b.mu);
     double rate = (double)(v1 - v0) * 1000.0 / (double)(tbgw_mono_ms() - m0);
+    if (rescan_ms > 0 && lat) {
+        qsort(lat, (size_t)nl, sizeof *lat, cmp_i64);
+        printf("rescan_ms=%d rpcs=%d unanswered=%d bad=%d rpc_ms_p50=%lld p99=%lld max=%lld "
+               "longest_gap_without_values_ms=%lld\n",
+               rescan_ms, nr, unanswered, bad, nl ? (long long)lat[nl / 2] : -1LL,
+               nl ? (long long)lat[(nl * 99) / 100] : -1LL, nl ? (long long)lat[nl - 1] : -1LL,
+               (long long)gap);
+    }
+    free(lat);
     long rss = rss_kb();
     b.stop = 1;
     tbgw_connector_opcua.stop(self);

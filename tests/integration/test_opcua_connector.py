@@ -2,8 +2,9 @@
 the reference's opcua.json; the gateway with that config; what arrives on the platform.
 
 Polling and subscription modes deliver the right values, multiply [7, 8] returns
-{"result":{"result":56}}, an attribute update writes Relay, get/set RPCs, username identity, and a
-server restart in subscription mode. Skipped when node-opcua is not installed."""
+{"result":{"result":56}}, an attribute update writes Relay, get/set RPCs, username identity, a
+server restart in subscription mode, and rescans that keep the subscription (a node added later
+arrives, nothing else is sent again). Skipped when node-opcua is not installed."""
 
 import copy
 import json
@@ -22,8 +23,9 @@ REFERENCE = os.path.join(SOURCE_DIR, "..", "shared", "reference-configs", "opcua
 
 
 class OpcuaServer:
-    def __init__(self, workdir, port=None, user=None, pki=None, x509_user=None):
+    def __init__(self, workdir, port=None, user=None, pki=None, x509_user=None, extra=()):
         self.workdir = workdir
+        self.extra = list(extra)
         self.port = port or free_port()
         self.user = user
         self.pki = pki
@@ -43,6 +45,7 @@ class OpcuaServer:
             args += ["--pki", self.pki]
         if self.x509_user:
             args += ["--x509-user", self.x509_user]
+        args += self.extra
         self.log = os.path.join(self.workdir, "opcua-%d.log" % self.port)
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, start_new_session=True)
@@ -208,6 +211,27 @@ class OpcuaConnector(GatewayTestCase):
         n = len(counters())
         self.server(port=port)
         wait_for(lambda: len(counters()) >= n + 3, 60, what="counter changes after the server restart")
+        self.assertEqual(gw.stop(), 0)
+
+    def test_rescans_keep_the_subscription(self):
+        srv = self.server(extra=["--late", "3"])
+        cfg = reference_config(srv.url, subscriptions=True)
+        cfg["server"]["scanPeriodInMillis"] = 700
+        cfg["mapping"][0]["timeseries"].append({"key": "late", "type": "path", "value": "${Late}"})
+        gw = self.gateway(connectors=[opcua_connector(cfg)]).start()
+
+        def values(key):
+            return [v[key] for _, _, v in self.platform.telemetry("Demo Device") if key in v]
+
+        wait_for(lambda: values("late"), 30, what="the node added on the server after 3 s")
+        self.assertEqual(values("late"), [7.5])
+        gw.wait_log("monitored items: 5 kept, 1 added, 0 removed")  # the late node joined the subscription
+        gw.wait_log("monitored items: 6 kept, 0 added, 0 removed")  # and later rescans change nothing
+        # the constant nodes were sent once, the device announced once, across all the rescans
+        self.assertEqual(values("temperature"), [21.5])
+        self.assertEqual(values("humidity"), [55.25])
+        connects = [p for t, p in self.platform.all("v1/gateway/connect") if p.get("device") == "Demo Device"]
+        self.assertEqual(len(connects), 1)
         self.assertEqual(gw.stop(), 0)
 
     def test_certificates_security_policies(self):

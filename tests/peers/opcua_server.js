@@ -1,12 +1,14 @@
 // OPC-UA test server for tbgw integration tests (node-opcua).
-// Usage: node opcua_server.js PORT [--user NAME:PASSWORD] [--many N] [--pki DIR] [--late SECONDS]
-//        [--x509-user CERT]
+// Usage: node opcua_server.js PORT [--user NAME:PASSWORD] [--many N] [--many-period MS] [--pki DIR]
+//        [--late SECONDS] [--blink SECONDS] [--x509-user CERT]
 // Serves opc.tcp://127.0.0.1:PORT/ with Objects/MyObject shaped like the reference's opcua.json:
 // Temperature, Humidity, Frequency, Power, Relay (writable), Counter (changes every 200 ms) and the
 // method multiply(a, b) -> a * b. --many N adds Objects/Many with N Double variables V0..V{N-1}
-// changing every 100 ms. --pki DIR uses DIR/server.pem and DIR/server.key (application URI
-// urn:tbgw:test-server), offers every security policy with Sign and SignAndEncrypt, and accepts any
-// client certificate. --late S adds MyObject/Late (Double 7.5) S seconds after start.
+// changing every 100 ms (--many-period MS: every MS ms). --pki DIR uses DIR/server.pem and
+// DIR/server.key (application URI urn:tbgw:test-server), offers every security policy with Sign and
+// SignAndEncrypt, and accepts any client certificate. --late S adds MyObject/Late (Double 7.5) S
+// seconds after start. --blink S adds Objects/Blink with Value (Double 1.25) S seconds after start and
+// deletes it S seconds later.
 // --x509-user CERT (with --pki) turns anonymous logins off and accepts X509 user identity tokens
 // whose certificate is CERT (PEM or DER, trusted in DIR/user-pki at start); other user
 // certificates are refused (BadIdentityTokenRejected).
@@ -21,12 +23,16 @@ let many = 0;
 let pki = null;
 let late = -1;
 let x509User = null;
+let manyPeriod = 100;
+let blink = -1;
 for (let i = 1; i < args.length; i++) {
     if (args[i] === "--user") user = args[++i].split(":");
     else if (args[i] === "--many") many = parseInt(args[++i], 10);
     else if (args[i] === "--pki") pki = args[++i];
     else if (args[i] === "--late") late = parseFloat(args[++i]);
     else if (args[i] === "--x509-user") x509User = args[++i];
+    else if (args[i] === "--many-period") manyPeriod = parseInt(args[++i], 10);
+    else if (args[i] === "--blink") blink = parseFloat(args[++i]);
 }
 
 // Int64 values travel as [high, low] pairs in node-opcua.
@@ -164,7 +170,7 @@ async function main() {
             tick++;
             for (let i = 0; i < vars.length; i++)
                 vars[i].setValueFromSource({ dataType: opcua.DataType.Double, value: i + tick });
-        }, 100);
+        }, manyPeriod);
     }
 
     if (late >= 0) {
@@ -177,6 +183,22 @@ async function main() {
                 value: { dataType: opcua.DataType.Double, value: 7.5 },
             });
         }, late * 1000);
+    }
+
+    if (blink >= 0) {
+        setTimeout(() => {
+            const obj = ns.addObject({ organizedBy: objects, browseName: "Blink", nodeId: "s=Blink" });
+            ns.addVariable({
+                componentOf: obj,
+                browseName: "Value",
+                nodeId: "s=BlinkValue",
+                dataType: "Double",
+                value: { dataType: opcua.DataType.Double, value: 1.25 },
+            });
+            setTimeout(() => {
+                server.engine.addressSpace.deleteNode(obj);
+            }, blink * 1000);
+        }, blink * 1000);
     }
 
     await server.start();

@@ -1,7 +1,8 @@
 /* The OPC-UA connector against the node-opcua test server, driven through a test host that records
  * what the connector emits and replies: polling and subscription modes, device info from nodes,
- * RPCs (get, set, multiply, unknown), attribute updates, server restart, config errors.
- * Skipped when node or node-opcua are not installed. */
+ * RPCs (get, set, multiply, unknown), attribute updates, server restart, rescans (the subscription
+ * is kept, only new nodes are added, devices appear and vanish, RPCs are answered during a scan),
+ * config errors. Skipped when node or node-opcua are not installed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
+#include "connectors/opcua/opcua.h"
 #include "opcua_peer.h"
 #include "util/buf.h"
 #include "util/time.h"
@@ -19,9 +21,13 @@ extern const tbgw_connector_ops tbgw_connector_opcua;
 typedef struct fake {
     tbgw_host host;
     pthread_mutex_t mu;
-    json_t *records; /* [{"device","type","ts":{key:value},"attr":{key:value},"tsv":{key:ts}}] */
-    json_t *replies; /* {handle: content} */
-    json_t *connected;
+    json_t *records;      /* [{"device","type","ts":{key:value},"attr":{key:value},"tsv":{key:ts}}] */
+    json_t *replies;      /* {handle: content} */
+    json_t *connected;    /* {device: type} */
+    json_t *n_connected;  /* {device: times reported connected} */
+    json_t *disconnected; /* {device: times reported disconnected} */
+    json_t *in_scan;      /* {handle: whether a scan was running when the reply was made} */
+    opcua_scan_info info; /* the connector's, as of its last host->wait */
     struct {
         int is_rpc;
         char device[64], method[64];
@@ -67,13 +73,18 @@ static int f_connected(const tbgw_host *h, const char *device, const char *type)
     fake *f = (fake *)h;
     pthread_mutex_lock(&f->mu);
     json_object_set_new(f->connected, device, json_string(type ? type : "default"));
+    json_object_set_new(f->n_connected, device,
+                        json_integer(json_integer_value(json_object_get(f->n_connected, device)) + 1));
     pthread_mutex_unlock(&f->mu);
     return 0;
 }
 
 static int f_disconnected(const tbgw_host *h, const char *device) {
-    (void)h;
-    (void)device;
+    fake *f = (fake *)h;
+    pthread_mutex_lock(&f->mu);
+    json_object_set_new(f->disconnected, device,
+                        json_integer(json_integer_value(json_object_get(f->disconnected, device)) + 1));
+    pthread_mutex_unlock(&f->mu);
     return 0;
 }
 
@@ -82,7 +93,10 @@ static int f_reply(const tbgw_host *h, uint64_t handle, json_t *content, int suc
     (void)success;
     char key[32];
     snprintf(key, sizeof key, "%llu", (unsigned long long)handle);
+    opcua_scan_info info;
+    opcua_scan_info_get(f->self, &info); /* on the connector thread, like the reply */
     pthread_mutex_lock(&f->mu);
+    json_object_set_new(f->in_scan, key, json_boolean(info.scanning));
     json_object_set_new(f->replies, key, content ? content : json_null());
     pthread_mutex_unlock(&f->mu);
     return 0;
@@ -90,7 +104,10 @@ static int f_reply(const tbgw_host *h, uint64_t handle, json_t *content, int suc
 
 static int f_wait(const tbgw_host *h, int timeout_ms) {
     fake *f = (fake *)h;
+    opcua_scan_info info;
+    opcua_scan_info_get(f->self, &info);
     pthread_mutex_lock(&f->mu);
+    f->info = info;
     int n = f->nq;
     typeof(f->q[0]) items[16];
     memcpy(items, f->q, sizeof items);
@@ -145,12 +162,18 @@ static void fake_init(fake *f) {
     f->records = json_array();
     f->replies = json_object();
     f->connected = json_object();
+    f->n_connected = json_object();
+    f->disconnected = json_object();
+    f->in_scan = json_object();
 }
 
 static void fake_free(fake *f) {
     json_decref(f->records);
     json_decref(f->replies);
     json_decref(f->connected);
+    json_decref(f->n_connected);
+    json_decref(f->disconnected);
+    json_decref(f->in_scan);
     pthread_mutex_destroy(&f->mu);
 }
 
@@ -219,6 +242,42 @@ static int wait_equal(fake *f, const char *device, const char *section, const ch
     }
     json_decref(want);
     return ok;
+}
+
+/* How many records of device carry key in section. */
+static int count_values(fake *f, const char *device, const char *section, const char *key) {
+    int n = 0;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < json_array_size(f->records); i++) {
+        json_t *r = json_array_get(f->records, i);
+        if (strcmp(json_string_value(json_object_get(r, "device")), device) == 0 &&
+            json_object_get(json_object_get(r, section), key))
+            n++;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+/* The connector's scan info as of its last host->wait. */
+static opcua_scan_info scan_info(fake *f) {
+    pthread_mutex_lock(&f->mu);
+    opcua_scan_info i = f->info;
+    pthread_mutex_unlock(&f->mu);
+    return i;
+}
+
+/* Waits until at least scans scans completed. */
+static int wait_scans(fake *f, uint64_t scans, int ms) {
+    for (int64_t end = tbgw_mono_ms() + ms; tbgw_mono_ms() < end; tbgw_sleep_ms(20))
+        if (scan_info(f).scans >= scans) return 1;
+    return 0;
+}
+
+static int64_t json_count(fake *f, json_t *obj, const char *key) {
+    pthread_mutex_lock(&f->mu);
+    int64_t n = json_integer_value(json_object_get(obj, key));
+    pthread_mutex_unlock(&f->mu);
+    return n;
 }
 
 static opcua_peer peer;
@@ -419,9 +478,172 @@ static void test_missing_node_appears(void **state) {
     json_decref(v);
     v = latest(&f, "Demo Device", "ts", "late");
     assert_null(v); /* not there yet */
+    uint32_t sub = scan_info(&f).sub_id;
+    assert_true(sub != 0);
     assert_true(wait_equal(&f, "Demo Device", "ts", "late", json_real(7.5), 20000));
+    /* the rescan added the new node to the same subscription; nothing else was sent again */
+    opcua_scan_info info = scan_info(&f);
+    assert_true(info.scans >= 2);
+    assert_int_equal(info.sub_id, sub);
+    assert_int_equal(info.monitored, 7);
+    assert_int_equal(count_values(&f, "Demo Device", "ts", "temperature"), 1);
+    assert_int_equal(count_values(&f, "Demo Device", "attr", "power"), 1);
+    assert_int_equal(count_values(&f, "Demo Device", "ts", "late"), 1);
+    assert_int_equal(json_count(&f, f.n_connected, "Demo Device"), 1);
     finish(&f, th);
     peer_stop(&late_peer);
+}
+
+/* Rescans of an unchanged namespace keep the subscription and send no initial value again, while
+ * values keep flowing. */
+static void test_rescan_keeps_subscription(void **state) {
+    (void)state;
+    if (!peer.pid) skip();
+    fake f;
+    pthread_t th;
+    json_t *cfg = example_config(peer.url, 1);
+    json_object_set_new(json_object_get(cfg, "server"), "scanPeriodInMillis", json_integer(700));
+    start(&f, cfg, &th);
+    json_t *v = wait_value(&f, "Demo Device", "ts", "temperature", 15000);
+    assert_non_null(v);
+    json_decref(v);
+    assert_true(wait_scans(&f, 1, 5000));
+    opcua_scan_info first = scan_info(&f);
+    assert_true(first.sub_id != 0);
+    assert_int_equal(first.monitored, 6);
+    v = wait_value(&f, "Demo Device", "ts", "counter", 5000);
+    assert_non_null(v);
+    int64_t c0 = json_integer_value(v);
+    json_decref(v);
+    assert_true(wait_scans(&f, first.scans + 3, 20000));
+    opcua_scan_info later = scan_info(&f);
+    assert_int_equal(later.sub_id, first.sub_id);
+    assert_int_equal(later.monitored, 6);
+    /* the constant-valued nodes were reported once, the device announced once */
+    assert_int_equal(count_values(&f, "Demo Device", "ts", "temperature"), 1);
+    assert_int_equal(count_values(&f, "Demo Device", "ts", "humidity"), 1);
+    assert_int_equal(count_values(&f, "Demo Device", "attr", "frequency"), 1);
+    assert_int_equal(json_count(&f, f.n_connected, "Demo Device"), 1);
+    assert_int_equal(json_count(&f, f.disconnected, "Demo Device"), 0);
+    /* the counter kept arriving across the rescans */
+    v = latest(&f, "Demo Device", "ts", "counter");
+    assert_non_null(v);
+    assert_true(json_integer_value(v) >= c0 + 5);
+    json_decref(v);
+    finish(&f, th);
+}
+
+/* A device that appears on the server is announced and subscribed (or polled) from the next rescan
+ * on; when it vanishes it is reported disconnected and no longer read. The other device is left
+ * alone. */
+static void blink_case(int subscriptions) {
+    opcua_peer bp = {0};
+    peer_extra[0] = "--blink";
+    peer_extra[1] = "3";
+    int rc = peer_start(&bp, 0, NULL, NULL);
+    peer_extra[0] = peer_extra[1] = NULL;
+    if (rc) skip();
+    fake f;
+    pthread_t th;
+    json_t *cfg = example_config(bp.url, subscriptions);
+    json_object_set_new(json_object_get(cfg, "server"), "scanPeriodInMillis", json_integer(500));
+    json_array_append_new(json_object_get(cfg, "mapping"),
+                          json_pack("{s:s,s:{s:s,s:s},s:[{s:s,s:s,s:s}]}", "deviceNodePattern",
+                                    "Root\\.Objects\\.Blink", "deviceInfo", "deviceNameExpression",
+                                    "Blink Device", "deviceNameExpressionSource", "constant", "timeseries",
+                                    "key", "value", "type", "path", "value", "${Value}"));
+    start(&f, cfg, &th);
+    json_t *v = wait_value(&f, "Demo Device", "ts", "temperature", 15000);
+    assert_non_null(v);
+    json_decref(v);
+    uint32_t sub = scan_info(&f).sub_id;
+    assert_true(wait_equal(&f, "Blink Device", "ts", "value", json_real(1.25), 15000));
+    assert_int_equal(json_count(&f, f.n_connected, "Blink Device"), 1);
+    for (int64_t end = tbgw_mono_ms() + 15000;
+         tbgw_mono_ms() < end && json_count(&f, f.disconnected, "Blink Device") == 0;)
+        tbgw_sleep_ms(50);
+    assert_int_equal(json_count(&f, f.disconnected, "Blink Device"), 1);
+    int blink_values = count_values(&f, "Blink Device", "ts", "value");
+    assert_true(wait_scans(&f, scan_info(&f).scans + 2, 5000));
+    assert_int_equal(count_values(&f, "Blink Device", "ts", "value"), blink_values); /* not read any more */
+    opcua_scan_info info = scan_info(&f);
+    assert_int_equal(info.devices, 1);
+    if (subscriptions) {
+        assert_int_equal(info.sub_id, sub);
+        assert_int_equal(info.monitored, 6);
+        assert_int_equal(count_values(&f, "Demo Device", "ts", "temperature"), 1);
+    } else {
+        assert_int_equal(info.monitored, 0);
+        assert_true(count_values(&f, "Demo Device", "ts", "temperature") > 1); /* polled */
+    }
+    assert_int_equal(json_count(&f, f.n_connected, "Demo Device"), 1);
+    assert_int_equal(json_count(&f, f.disconnected, "Demo Device"), 0);
+    finish(&f, th);
+    peer_stop(&bp);
+}
+
+static void test_rescan_device_appears_and_vanishes(void **state) {
+    (void)state;
+    blink_case(1);
+}
+
+static void test_rescan_device_appears_and_vanishes_polling(void **state) {
+    (void)state;
+    blink_case(0);
+}
+
+/* An RPC that arrives while a scan of many nodes runs is answered before the scan ends. */
+static void test_rpc_during_scan(void **state) {
+    (void)state;
+    opcua_peer mp = {0};
+    peer_extra[0] = "--many-period";
+    peer_extra[1] = "1000";
+    int rc = peer_start(&mp, 0, NULL, "3000");
+    peer_extra[0] = peer_extra[1] = NULL;
+    if (rc) skip();
+    json_t *cfg =
+        json_pack("{s:{s:s,s:b,s:i,s:i},s:[{s:s,s:{s:s,s:s},s:[]}]}", "server", "url", mp.url,
+                  "enableSubscriptions", 1, "subCheckPeriodInMillis", 100, "scanPeriodInMillis", 1000,
+                  "mapping", "deviceNodePattern", "Root\\.Objects\\.Many", "deviceInfo",
+                  "deviceNameExpression", "Many", "deviceNameExpressionSource", "constant", "timeseries");
+    json_t *ts = json_object_get(json_array_get(json_object_get(cfg, "mapping"), 0), "timeseries");
+    for (int i = 0; i < 3000; i++) {
+        char key[16], val[16];
+        snprintf(key, sizeof key, "v%d", i);
+        snprintf(val, sizeof val, "${V%d}", i);
+        json_array_append_new(ts, json_pack("{s:s,s:s,s:s}", "key", key, "type", "path", "value", val));
+    }
+    fake f;
+    pthread_t th;
+    start(&f, cfg, &th);
+    json_t *v = wait_value(&f, "Many", "ts", "v2999", 60000);
+    assert_non_null(v);
+    json_decref(v);
+    uint32_t sub = scan_info(&f).sub_id;
+    /* RPCs one after the other until one is answered while a rescan runs */
+    int answered_in_scan = 0;
+    uint64_t h = 100;
+    for (int64_t end = tbgw_mono_ms() + 60000; tbgw_mono_ms() < end && !answered_in_scan; h++) {
+        enqueue(&f, 1, "Many", "get", json_string("v0"), h);
+        char *got = wait_reply(&f, h, 10000);
+        assert_non_null(got);
+        json_t *reply = json_loads(got, 0, NULL);
+        assert_true(json_is_number(json_object_get(json_object_get(reply, "result"), "value")));
+        json_decref(reply);
+        free(got);
+        char key[32];
+        snprintf(key, sizeof key, "%llu", (unsigned long long)h);
+        pthread_mutex_lock(&f.mu);
+        answered_in_scan = json_is_true(json_object_get(f.in_scan, key));
+        pthread_mutex_unlock(&f.mu);
+        tbgw_sleep_ms(25);
+    }
+    assert_true(answered_in_scan);
+    opcua_scan_info info = scan_info(&f);
+    assert_int_equal(info.sub_id, sub);
+    assert_int_equal(info.monitored, 3000);
+    finish(&f, th);
+    peer_stop(&mp);
 }
 
 static void test_config_errors(void **state) {
@@ -486,6 +708,10 @@ int main(void) {
         cmocka_unit_test(test_polling_rpc_and_updates),
         cmocka_unit_test(test_subscriptions_and_restart),
         cmocka_unit_test(test_missing_node_appears),
+        cmocka_unit_test(test_rescan_keeps_subscription),
+        cmocka_unit_test(test_rescan_device_appears_and_vanishes),
+        cmocka_unit_test(test_rescan_device_appears_and_vanishes_polling),
+        cmocka_unit_test(test_rpc_during_scan),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

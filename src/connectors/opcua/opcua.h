@@ -91,6 +91,9 @@ void opcua_cfg_free(opcua_cfg *cfg);
 typedef struct opcua_browse_cache opcua_browse_cache;
 opcua_browse_cache *opcua_cache_new(void);
 void opcua_cache_free(opcua_browse_cache *bc);
+/* yield(ctx) is called after every browse request made through this cache; a non-zero return
+ * aborts the resolution with that code. */
+void opcua_cache_set_yield(opcua_browse_cache *bc, int (*yield)(void *ctx), void *ctx);
 
 /* Splits a path on the escaped dot "\." into segments (caller frees each and the array). */
 int opcua_path_split(const char *path, char ***segs, size_t *n);
@@ -131,6 +134,9 @@ typedef struct opcua_dp {
     tbgw_ua_nodeid node;
     int resolved;
     char *node_text;
+    int monitored;   /* a monitored item of the subscription reports this node */
+    uint32_t handle; /* its client handle (index into opcua_conn.items); 0 = none */
+    uint32_t mon_id; /* its monitoredItemId on the server */
 } opcua_dp;
 
 typedef struct opcua_device {
@@ -140,30 +146,43 @@ typedef struct opcua_device {
     opcua_dp *dps;
     size_t n_dps;
     tbgw_converted *pending; /* values collected from the current publish round */
+    int matched;             /* scratch for a rescan: found in the other device set */
 } opcua_device;
 
 typedef struct opcua_conn {
     const tbgw_host *host;
     opcua_cfg cfg;
     tbgw_ua_client *client;
-    opcua_browse_cache *cache;
-    opcua_device *devs;
+    opcua_browse_cache *cache; /* of the last completed scan; downlink resolves paths with it */
+    opcua_device *devs;        /* the device set of the last completed scan */
     size_t n_devs;
-    opcua_dp **flat; /* all node-backed datapoints; index = monitored item client handle */
+    opcua_dp **flat; /* all resolved datapoints (the read list when polling) */
     size_t n_flat;
+    opcua_dp **items;          /* by monitored item client handle; NULL = no (longer a) datapoint */
+    size_t n_items, items_cap; /* handles given out so far + 1 (handle 0 is never used) */
     uint32_t sub_id;
     int sub_lost;
     volatile int stop;
     int64_t next_poll_ms, next_scan_ms;
     tbgw_conn_state state;
     char last_error[256];
-    int warned_policy;
-    size_t incomplete;
-    uint64_t bytes_reported;
-    /* of tbgw_ua_client_bytes_received, already added to the stats */ /* nodes not found or not
-                                                                          subscribed: retried by an early
-                                                                          rescan */
+    size_t incomplete;       /* nodes not found or not subscribed: retried by an early rescan */
+    uint64_t bytes_reported; /* of tbgw_ua_client_bytes_received, already added to the stats */
+    /* scans: while one runs, publishing and downlink are served between its requests */
+    int scanning, in_yield;
+    int announce_all; /* the next scan reports every device as connected (new session) */
+    int64_t last_yield_ms;
+    uint64_t scans; /* completed scans */
 } opcua_conn;
+
+/* Introspection for tests and benchmarks; call on the connector thread (e.g. from host callbacks). */
+typedef struct opcua_scan_info {
+    uint32_t sub_id;
+    uint64_t scans;
+    int scanning;
+    size_t monitored, devices;
+} opcua_scan_info;
+void opcua_scan_info_get(const void *self, opcua_scan_info *out);
 
 opcua_device *opcua_find_device(opcua_conn *oc, const char *name);
 int opcua_on_attribute_update(void *self, const tbgw_attr_update *u);

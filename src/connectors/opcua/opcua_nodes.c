@@ -1,7 +1,8 @@
 /* Node expressions: node ids ("ns=2;i=5"), absolute browse paths ("Root\.Objects\.Dev\.Temp") and
  * paths relative to a device node ("Temp", "Sub\.Temp"). Segments are separated by an escaped dot,
  * may carry an "ns:" prefix, and may be regular expressions (whole-name match). Browse results are
- * cached per scan, so many datapoints under one device cost one Browse. */
+ * cached per scan, so many datapoints under one device cost one Browse. A scan's cache yields
+ * between its browse requests so the connector can serve publishing and downlink meanwhile. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <ctype.h>
@@ -21,10 +22,17 @@ typedef struct cache_entry {
 
 struct opcua_browse_cache {
     cache_entry *head;
+    int (*yield)(void *ctx); /* called between browse requests (may be NULL) */
+    void *yield_ctx;
 };
 
 opcua_browse_cache *opcua_cache_new(void) {
     return calloc(1, sizeof(opcua_browse_cache));
+}
+
+void opcua_cache_set_yield(opcua_browse_cache *bc, int (*yield)(void *ctx), void *ctx) {
+    bc->yield = yield;
+    bc->yield_ctx = ctx;
 }
 
 void opcua_cache_free(opcua_browse_cache *bc) {
@@ -48,7 +56,7 @@ static int children(tbgw_ua_client *c, opcua_browse_cache *bc, const tbgw_ua_nod
     }
     cache_entry *e = calloc(1, sizeof *e);
     if (!e) return TBGW_ENOMEM;
-    int rc = tbgw_ua_browse(c, node, &e->refs, &e->n);
+    int rc = tbgw_ua_browse_ex(c, node, &e->refs, &e->n, bc->yield, bc->yield_ctx);
     if (rc == 0) rc = tbgw_ua_nodeid_copy(&e->node, node);
     if (rc) {
         tbgw_ua_refs_free(e->refs, e->n);
@@ -58,7 +66,7 @@ static int children(tbgw_ua_client *c, opcua_browse_cache *bc, const tbgw_ua_nod
     e->next = bc->head;
     bc->head = e;
     *out = e;
-    return 0;
+    return bc->yield ? bc->yield(bc->yield_ctx) : 0;
 }
 
 int opcua_path_split(const char *path, char ***segs, size_t *n) {

@@ -105,6 +105,11 @@ void tbgw_ua_refs_free(tbgw_ua_ref *refs, size_t n);
 
 /* Browse forward hierarchical references of node (BrowseNext followed until done). */
 int tbgw_ua_browse(tbgw_ua_client *c, const tbgw_ua_nodeid *node, tbgw_ua_ref **refs, size_t *n);
+/* The same; between two requests (Browse, BrowseNext, ...) yield(ctx) is called while no request is
+ * outstanding, so the caller may use the client meanwhile. A non-zero return ends the browse with
+ * that code. yield may be NULL. */
+int tbgw_ua_browse_ex(tbgw_ua_client *c, const tbgw_ua_nodeid *node, tbgw_ua_ref **refs, size_t *n,
+                      int (*yield)(void *ctx), void *ctx);
 /* Reads attribute attr of n nodes into out[n] (each cleared by the caller). */
 int tbgw_ua_read(tbgw_ua_client *c, const tbgw_ua_nodeid *nodes, size_t n, uint32_t attr,
                  tbgw_ua_datavalue *out);
@@ -125,6 +130,13 @@ int tbgw_ua_sub_create(tbgw_ua_client *c, double interval_ms, uint32_t *sub_id);
 /* Creates data-change monitored items (value attribute, reporting). status[n] per item. */
 int tbgw_ua_sub_add(tbgw_ua_client *c, uint32_t sub_id, const tbgw_ua_nodeid *nodes, const uint32_t *handles,
                     size_t n, double sampling_ms, uint32_t *status);
+/* The same; ids[n] (may be NULL) receives the server's monitoredItemId of each item. */
+int tbgw_ua_sub_add_ids(tbgw_ua_client *c, uint32_t sub_id, const tbgw_ua_nodeid *nodes,
+                        const uint32_t *handles, size_t n, double sampling_ms, uint32_t *status,
+                        uint32_t *ids);
+/* DeleteMonitoredItems: removes the monitored items ids[n] (monitoredItemIds) of sub_id; status[n]
+ * (may be NULL) receives each result. */
+int tbgw_ua_sub_remove(tbgw_ua_client *c, uint32_t sub_id, const uint32_t *ids, size_t n, uint32_t *status);
 int tbgw_ua_sub_delete(tbgw_ua_client *c, uint32_t sub_id);
 
 /* StatusCode name ("BadNodeIdUnknown"); unknown codes as "0x80AB0000". buf is used for those. */

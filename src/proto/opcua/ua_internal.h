@@ -33,6 +33,8 @@ enum {
     UA_ID_CALL_RESP = 715,
     UA_ID_CREATE_MI_REQ = 751,
     UA_ID_CREATE_MI_RESP = 754,
+    UA_ID_DELETE_MI_REQ = 781,
+    UA_ID_DELETE_MI_RESP = 784,
     UA_ID_CREATE_SUB_REQ = 787,
     UA_ID_CREATE_SUB_RESP = 790,
     UA_ID_DATA_CHANGE = 811,
@@ -66,6 +68,18 @@ void tbgw_ua_client_sub_removed(tbgw_ua_client *c);
 /* Test hook: the next n publish responses carrying notifications are dropped as if lost on the
  * way, so the Republish path runs. */
 void tbgw_ua_client_test_drop_publish(tbgw_ua_client *c, int n);
+/* Service bodies (after the RequestHeader / ResponseHeader), kept apart from the I/O so they can
+ * be tested and fuzzed. */
+/* DeleteMonitoredItemsRequest: subscriptionId, monitoredItemIds[n]. */
+void tbgw_ua_enc_delete_mi(tbgw_buf *b, uint32_t sub_id, const uint32_t *ids, size_t n);
+/* A results StatusCode[] of exactly n entries followed by diagnosticInfos[] (DeleteMonitoredItems,
+ * Write, DeleteSubscriptions responses; the diagnostics may be missing). Returns 0 or the decoder's
+ * error (TBGW_EPROTO, TBGW_ENOMEM); status is filled only on 0. */
+int tbgw_ua_dec_status_results(tbgw_ua_dec *d, size_t n, uint32_t *status);
+/* CreateMonitoredItemsResponse results[] of exactly n MonitoredItemCreateResults: status[i] and,
+ * when ids is not NULL, the server's monitoredItemId ids[i]. Returns 0 or the decoder's error. */
+int tbgw_ua_dec_create_mi_results(tbgw_ua_dec *d, size_t n, uint32_t *status, uint32_t *ids);
+
 /* Encrypts the user password for a token policy that names a security policy (OpenSSL). */
 int tbgw_ua_encrypt_secret(const char *policy_uri, const uint8_t *cert_der, size_t cert_len,
                            const char *password, const uint8_t *nonce, size_t nonce_len, tbgw_buf *out,

@@ -1,6 +1,6 @@
 /* OPC UA services (Part 4): Browse/BrowseNext, TranslateBrowsePathsToNodeIds, Read, Write, Call,
- * CreateSubscription, CreateMonitoredItems, DeleteSubscriptions. Large requests are split into
- * batches so a server's operation limits are not exceeded. */
+ * CreateSubscription, CreateMonitoredItems, DeleteMonitoredItems, DeleteSubscriptions. Large requests are
+ * split into batches so a server's operation limits are not exceeded. */
 #include "proto/opcua/ua_internal.h"
 
 #include <stdlib.h>
@@ -96,6 +96,11 @@ static int browse_step(tbgw_ua_client *c, tbgw_buf *b, uint32_t resp_type, tbgw_
 }
 
 int tbgw_ua_browse(tbgw_ua_client *c, const tbgw_ua_nodeid *node, tbgw_ua_ref **refs, size_t *n) {
+    return tbgw_ua_browse_ex(c, node, refs, n, NULL, NULL);
+}
+
+int tbgw_ua_browse_ex(tbgw_ua_client *c, const tbgw_ua_nodeid *node, tbgw_ua_ref **refs, size_t *n,
+                      int (*yield)(void *ctx), void *ctx) {
     *refs = NULL;
     *n = 0;
     tbgw_buf b;
@@ -116,6 +121,7 @@ int tbgw_ua_browse(tbgw_ua_client *c, const tbgw_ua_nodeid *node, tbgw_ua_ref **
     tbgw_ua_bytes cp;
     int rc = browse_step(c, &b, UA_ID_BROWSE_RESP, refs, n, &cp);
     for (int rounds = 0; rc == 0 && cp.len > 0 && rounds < 10000; rounds++) {
+        if (yield && (rc = yield(ctx)) != 0) break; /* the continuation point ends with the session */
         tbgw_buf_reset(&b);
         tbgw_ua_req_begin(c, &b, UA_ID_BROWSE_NEXT_REQ);
         tbgw_ua_enc_u8(&b, 0); /* releaseContinuationPoints */
@@ -179,11 +185,23 @@ int tbgw_ua_read(tbgw_ua_client *c, const tbgw_ua_nodeid *nodes, size_t n, uint3
     return 0;
 }
 
-static int read_status_array(tbgw_ua_client *c, tbgw_ua_dec *d, size_t n, uint32_t *status) {
+int tbgw_ua_dec_status_results(tbgw_ua_dec *d, size_t n, uint32_t *status) {
     int32_t m = tbgw_ua_dec_count(d, 4);
-    if (d->err || (size_t)m != n) return tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "malformed response");
-    for (size_t i = 0; i < n; i++) status[i] = tbgw_ua_dec_u32(d);
-    return d->err ? tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "malformed response") : 0;
+    if (d->err || m < 0 || (size_t)m != n) return d->err = TBGW_EPROTO;
+    size_t start = d->pos;
+    for (size_t i = 0; i < n && !d->err; i++) tbgw_ua_dec_u32(d);
+    if (!d->err && tbgw_ua_dec_left(d) > 0) tbgw_ua_dec_skip_diags(d); /* some servers leave it out */
+    if (d->err) return d->err;
+    tbgw_ua_dec rd; /* read the results again now that the whole body is known to be well-formed */
+    tbgw_ua_dec_init(&rd, d->p + start, 4 * n);
+    for (size_t i = 0; i < n; i++) status[i] = tbgw_ua_dec_u32(&rd);
+    return 0;
+}
+
+static int read_status_array(tbgw_ua_client *c, tbgw_ua_dec *d, size_t n, uint32_t *status) {
+    return tbgw_ua_dec_status_results(d, n, status)
+               ? tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "malformed response")
+               : 0;
 }
 
 int tbgw_ua_write(tbgw_ua_client *c, const tbgw_ua_nodeid *nodes, const tbgw_ua_variant *values, size_t n,
@@ -332,8 +350,25 @@ int tbgw_ua_sub_create(tbgw_ua_client *c, double interval_ms, uint32_t *sub_id) 
     return rc;
 }
 
+int tbgw_ua_dec_create_mi_results(tbgw_ua_dec *d, size_t n, uint32_t *status, uint32_t *ids) {
+    int32_t m = tbgw_ua_dec_count(d, 23); /* status, id, interval, queue size, empty filter result */
+    if (d->err || m < 0 || (size_t)m != n) return d->err = TBGW_EPROTO;
+    for (size_t i = 0; i < n && !d->err; i++) {
+        status[i] = tbgw_ua_dec_u32(d);
+        uint32_t id = tbgw_ua_dec_u32(d);
+        if (ids) ids[i] = id;
+        tbgw_ua_dec_double(d); /* revisedSamplingInterval */
+        tbgw_ua_dec_u32(d);    /* revisedQueueSize */
+        tbgw_ua_extobj eo;
+        if (tbgw_ua_dec_extobj(d, &eo) == 0) tbgw_ua_extobj_clear(&eo);
+    }
+    if (!d->err && tbgw_ua_dec_left(d) > 0) tbgw_ua_dec_skip_diags(d);
+    return d->err;
+}
+
 static int sub_add_batch(tbgw_ua_client *c, uint32_t sub_id, const tbgw_ua_nodeid *nodes,
-                         const uint32_t *handles, size_t n, double sampling_ms, uint32_t *status) {
+                         const uint32_t *handles, size_t n, double sampling_ms, uint32_t *status,
+                         uint32_t *ids) {
     tbgw_buf b, resp;
     tbgw_buf_init(&b);
     tbgw_buf_init(&resp);
@@ -352,19 +387,8 @@ static int sub_add_batch(tbgw_ua_client *c, uint32_t sub_id, const tbgw_ua_nodei
     }
     tbgw_ua_dec d;
     int rc = tbgw_ua_req_call(c, &b, UA_ID_CREATE_MI_RESP, &resp, &d);
-    if (rc == 0) {
-        int32_t m = tbgw_ua_dec_count(&d, 23);
-        if (d.err || (size_t)m != n) rc = tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "malformed response");
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            status[i] = tbgw_ua_dec_u32(&d);
-            tbgw_ua_dec_u32(&d);
-            tbgw_ua_dec_double(&d);
-            tbgw_ua_dec_u32(&d);
-            tbgw_ua_extobj eo;
-            if (tbgw_ua_dec_extobj(&d, &eo) == 0) tbgw_ua_extobj_clear(&eo);
-            if (d.err) rc = tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "malformed response");
-        }
-    }
+    if (rc == 0 && tbgw_ua_dec_create_mi_results(&d, n, status, ids))
+        rc = tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "malformed CreateMonitoredItems response");
     tbgw_buf_free(&b);
     tbgw_buf_free(&resp);
     return rc;
@@ -372,9 +396,48 @@ static int sub_add_batch(tbgw_ua_client *c, uint32_t sub_id, const tbgw_ua_nodei
 
 int tbgw_ua_sub_add(tbgw_ua_client *c, uint32_t sub_id, const tbgw_ua_nodeid *nodes, const uint32_t *handles,
                     size_t n, double sampling_ms, uint32_t *status) {
+    return tbgw_ua_sub_add_ids(c, sub_id, nodes, handles, n, sampling_ms, status, NULL);
+}
+
+int tbgw_ua_sub_add_ids(tbgw_ua_client *c, uint32_t sub_id, const tbgw_ua_nodeid *nodes,
+                        const uint32_t *handles, size_t n, double sampling_ms, uint32_t *status,
+                        uint32_t *ids) {
     for (size_t off = 0; off < n; off += UA_BATCH) {
         size_t k = n - off < UA_BATCH ? n - off : UA_BATCH;
-        int rc = sub_add_batch(c, sub_id, nodes + off, handles + off, k, sampling_ms, status + off);
+        int rc = sub_add_batch(c, sub_id, nodes + off, handles + off, k, sampling_ms, status + off,
+                               ids ? ids + off : NULL);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+void tbgw_ua_enc_delete_mi(tbgw_buf *b, uint32_t sub_id, const uint32_t *ids, size_t n) {
+    tbgw_ua_enc_u32(b, sub_id);
+    tbgw_ua_enc_i32(b, (int32_t)n);
+    for (size_t i = 0; i < n; i++) tbgw_ua_enc_u32(b, ids[i]);
+}
+
+static int sub_remove_batch(tbgw_ua_client *c, uint32_t sub_id, const uint32_t *ids, size_t n,
+                            uint32_t *status) {
+    tbgw_buf b, resp;
+    tbgw_buf_init(&b);
+    tbgw_buf_init(&resp);
+    tbgw_ua_req_begin(c, &b, UA_ID_DELETE_MI_REQ);
+    tbgw_ua_enc_delete_mi(&b, sub_id, ids, n);
+    tbgw_ua_dec d;
+    int rc = tbgw_ua_req_call(c, &b, UA_ID_DELETE_MI_RESP, &resp, &d);
+    if (rc == 0 && tbgw_ua_dec_status_results(&d, n, status))
+        rc = tbgw_ua_client_fail(c, TBGW_EPROTO, 0, "malformed DeleteMonitoredItems response");
+    tbgw_buf_free(&b);
+    tbgw_buf_free(&resp);
+    return rc;
+}
+
+int tbgw_ua_sub_remove(tbgw_ua_client *c, uint32_t sub_id, const uint32_t *ids, size_t n, uint32_t *status) {
+    uint32_t tmp[UA_BATCH];
+    for (size_t off = 0; off < n; off += UA_BATCH) {
+        size_t k = n - off < UA_BATCH ? n - off : UA_BATCH;
+        int rc = sub_remove_batch(c, sub_id, ids + off, k, status ? status + off : tmp);
         if (rc) return rc;
     }
     return 0;
