@@ -2,6 +2,7 @@
 # Idle figures of tbgw with one connector (the test connector, 1 device, 1 message/s):
 # RSS after 5 s, time from exec to the first telemetry on the platform, CPU over SECONDS.
 # Usage: bench/idle.sh [SECONDS]   (from the repository root, after `make build`)
+# PMAP=1 lists the largest mappings (PMAP_LINES=N of them); STRACE=1 counts 10 s of system calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
@@ -30,6 +31,7 @@ sleep 5
 echo "RSS after 5 s: $(awk '/VmRSS/ {print $2, $3}' /proc/$gpid/status)"
 read -r u0 s0 < <(awk '{print $14, $15}' /proc/$gpid/stat)
 [ -n "${PMAP:-}" ] && pmap -x $gpid | sort -k3 -n | tail -${PMAP_LINES:-12}
+[ -n "${STRACE:-}" ] && timeout 10 strace -c -f -p $gpid 2>&1 | head -25
 sleep "$secs"
 read -r u1 s1 < <(awk '{print $14, $15}' /proc/$gpid/stat)
 tck=$(getconf CLK_TCK)
