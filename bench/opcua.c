@@ -39,6 +39,9 @@ typedef struct bench_host {
     int n_rpcs, next_dispatch, bad_replies;
     int64_t last_emit_ms, max_gap_ms; /* longest time without values while measuring */
     int measuring;
+    /* start-up: which nodes (keys v0..v{N-1}) delivered a first value */
+    uint8_t *seen;
+    int n_nodes, distinct;
 } bench_host;
 
 static int b_emit(const tbgw_host *h, tbgw_converted *chain) {
@@ -51,6 +54,14 @@ static int b_emit(const tbgw_host *h, tbgw_converted *chain) {
     for (tbgw_converted *c = chain; c; c = c->next) {
         size_t n = tbgw_converted_count(c);
         b->values += n;
+        for (size_t i = 0; b->distinct < b->n_nodes && i < c->n_telemetry; i++) {
+            const char *k = c->telemetry[i].key;
+            int idx = k && k[0] == 'v' ? atoi(k + 1) : -1;
+            if (idx >= 0 && idx < b->n_nodes && !b->seen[idx]) {
+                b->seen[idx] = 1;
+                b->distinct++;
+            }
+        }
         if (n > b->max_record) b->max_record = n;
     }
     pthread_mutex_unlock(&b->mu);
@@ -247,6 +258,9 @@ int main(int argc, char **argv) {
     b.host.stat_add = b_stat;
     b.host.set_state = b_state;
     pthread_mutex_init(&b.mu, NULL);
+    b.n_nodes = n;
+    b.seen = calloc((size_t)(n > 0 ? n : 1), 1);
+    if (!b.seen) return 1;
     void *self = NULL;
     tbgw_err err = {0};
     if (tbgw_connector_opcua.create(&b.host, cfg, &self, &err)) {
@@ -258,13 +272,13 @@ int main(int argc, char **argv) {
     int64_t t0 = tbgw_mono_ms();
     pthread_t th;
     pthread_create(&th, NULL, run, self);
-    /* start-up: until all n initial values arrived */
+    /* start-up: until every one of the n nodes delivered a value */
     int64_t full = -1;
     while (tbgw_mono_ms() - t0 < 120000) {
         pthread_mutex_lock(&b.mu);
-        uint64_t v = b.values;
+        int got = b.distinct;
         pthread_mutex_unlock(&b.mu);
-        if (v >= (uint64_t)n) {
+        if (got >= n) {
             full = tbgw_mono_ms() - t0;
             break;
         }
@@ -322,6 +336,7 @@ int main(int argc, char **argv) {
     tbgw_connector_opcua.stop(self);
     pthread_join(th, NULL);
     tbgw_connector_opcua.destroy(self);
+    free(b.seen);
     double peer_cpu_total = cpu_s(peer.pid) - peer_cpu0;
     if (c_peer && peer.pid > 0) { /* SIGTERM: it prints its counters */
         kill(peer.pid, SIGTERM);
