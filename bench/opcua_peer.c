@@ -5,8 +5,8 @@
  *   Listens on 127.0.0.1:PORT (0 = a free port) and prints "READY <port>" once listening.
  *   Address space (as tests/peers/opcua_server.js --many N): Objects/Many (ns=1;s=Many) with N Double
  *   variables V0..V{N-1} (ns=1;s=Vi, browse name 1:Vi); Vi = i + tick, where tick counts PERIOD_MS
- *   periods since start. MAX_PER_PUBLISH caps the notifications of one Publish response (0 = only the
- *   client's maxNotificationsPerPublish and message size limit it).
+ *   periods since start. MAX_PER_PUBLISH (or TBGW_PEER_MAX_PER_PUBLISH) caps the notifications of one
+ *   Publish response (0 = only the client's maxNotificationsPerPublish and message size limit it).
  *
  * Single-threaded (poll), SecurityPolicy None, anonymous identity only. Built on the gateway's own UA
  * stack (src/proto/opcua: chunking, reassembly, encoders and decoders, which check every length).
@@ -15,7 +15,9 @@
  * CreateMonitoredItems, DeleteMonitoredItems, DeleteSubscriptions, Publish (data changes with
  * monitored-item queues, keep-alives, acknowledgements) and Republish (always BadMessageNotAvailable:
  * no retransmission queue is kept). Other services get a ServiceFault BadServiceUnsupported.
- * On exit (SIGTERM/SIGINT) it prints its counters on stderr. */
+ * TBGW_PEER_CHANNEL_LIFETIME_MS (1000..3600000) sets the secure channel lifetime it grants, so that
+ * the client's channel renewals can be exercised. On exit (SIGTERM/SIGINT) it prints its counters on
+ * stderr, renewals included. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -79,9 +81,10 @@ static int64_t g_period;     /* ms between value changes */
 static int64_t g_t0;         /* start (monotonic ms) */
 static int64_t g_t0_wall;    /* start (UA DateTime) */
 static uint32_t g_cap_notif; /* MAX_PER_PUBLISH (0 = none) */
+static uint32_t g_life_ms;   /* TBGW_PEER_CHANNEL_LIFETIME_MS: revised channel lifetime (0 = as asked) */
 static volatile sig_atomic_t g_stop;
 static struct {
-    uint64_t notifications, publish_responses, keepalives, requests, bytes_out, bytes_in;
+    uint64_t notifications, publish_responses, keepalives, requests, renewals, bytes_out, bytes_in;
 } g_stat;
 
 static int64_t cur_tick(void) {
@@ -1004,9 +1007,11 @@ static void handle_opn(conn *c, uint32_t rid, const uint8_t *msg, size_t len) {
     } else {
         if (!c->channel_id) return send_err(c, ST_BAD_UNEXPECTED, "renew without a channel");
         c->token_id++;
+        g_stat.renewals++;
     }
     if (life < 10000) life = 10000;
     if (life > 3600000) life = 3600000;
+    if (g_life_ms) life = g_life_ms;
     tbgw_buf b;
     tbgw_buf_init(&b);
     resp_begin(&b, UA_ID_OPN_RESP, handle, ST_GOOD);
@@ -1254,7 +1259,8 @@ int main(int argc, char **argv) {
     int port = atoi(argv[1]);
     long n = atol(argv[2]);
     long period = atol(argv[3]);
-    long cap = argc > 4 ? atol(argv[4]) : 0;
+    const char *cap_env = getenv("TBGW_PEER_MAX_PER_PUBLISH");
+    long cap = argc > 4 ? atol(argv[4]) : cap_env ? atol(cap_env) : 0;
     if (port < 0 || port > 65535 || n < 0 || n > 10000000 || period < 1 || period > 3600000 || cap < 0) {
         fprintf(stderr, "%s: bad arguments (PORT 0..65535, N 0..10000000, PERIOD_MS >= 1)\n", argv[0]);
         return 2;
@@ -1262,6 +1268,8 @@ int main(int argc, char **argv) {
     g_n = (uint32_t)n;
     g_period = period;
     g_cap_notif = (uint32_t)cap;
+    const char *life = getenv("TBGW_PEER_CHANNEL_LIFETIME_MS");
+    if (life && atol(life) >= 1000 && atol(life) <= 3600000) g_life_ms = (uint32_t)atol(life);
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -1336,11 +1344,12 @@ int main(int argc, char **argv) {
         }
     }
     fprintf(stderr,
-            "opcua_peer: requests=%llu publish_responses=%llu notifications=%llu keepalives=%llu "
-            "bytes_in=%llu bytes_out=%llu\n",
-            (unsigned long long)g_stat.requests, (unsigned long long)g_stat.publish_responses,
-            (unsigned long long)g_stat.notifications, (unsigned long long)g_stat.keepalives,
-            (unsigned long long)g_stat.bytes_in, (unsigned long long)g_stat.bytes_out);
+            "opcua_peer: requests=%llu channel_renewals=%llu publish_responses=%llu notifications=%llu "
+            "keepalives=%llu bytes_in=%llu bytes_out=%llu\n",
+            (unsigned long long)g_stat.requests, (unsigned long long)g_stat.renewals,
+            (unsigned long long)g_stat.publish_responses, (unsigned long long)g_stat.notifications,
+            (unsigned long long)g_stat.keepalives, (unsigned long long)g_stat.bytes_in,
+            (unsigned long long)g_stat.bytes_out);
     for (int i = 0; i < MAX_CONNS; i++)
         if (g_conns[i]) conn_free(g_conns[i]);
     close(lfd);
