@@ -1,12 +1,18 @@
-/* OPC-UA connector benchmark: N mapped nodes on the node-opcua test server (opcua_server.js --many N,
- * every node changing every 100 ms). Measures the time from start to the first telemetry covering
- * all nodes, the values/s delivered by the subscription, and the process RSS.
- * Usage: bench_opcua [N=10000] [SECONDS=10] [RESCAN_MS] [CHANGE_MS=100]
- * (needs TBGW_SOURCE_DIR or the current folder = repo). CHANGE_MS: how often the server changes
- * every node. With RESCAN_MS the connector rescans every RESCAN_MS (scanPeriodInMillis) and an RPC
- * `get` of node V0 is issued every 500 ms during the measurement: the RPC latencies (p50, p99, max),
- * the longest gap between two deliveries of values, and the values delivered are reported. */
+/* OPC-UA connector benchmark: N mapped nodes on an OPC UA server offering Objects/Many with N Double
+ * variables that all change every CHANGE_MS. Measures the time from start to the first telemetry
+ * covering all nodes, the values/s delivered by the subscription, the gateway's CPU and RSS, and the
+ * server's CPU (so one sees whether the server was the limit).
+ * Usage: bench_opcua [--peer node|c] [N=10000] [SECONDS=10] [RESCAN_MS] [CHANGE_MS=100]
+ * --peer node (default; or TBGW_BENCH_PEER=node): the node-opcua test server (tests/peers/opcua_server.js
+ * --many N; needs TBGW_SOURCE_DIR or the current folder = repo). --peer c: the C bench server
+ * bench_opcua_peer (built next to bench_opcua). RESCAN_MS = 0: no rescans. With RESCAN_MS the connector
+ * rescans every RESCAN_MS (scanPeriodInMillis) and an RPC `get` of node V0 is issued every 500 ms
+ * during the measurement: the RPC latencies (p50, p99, max), the longest gap between two deliveries of
+ * values, and the values delivered are reported. */
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +39,9 @@ typedef struct bench_host {
     int n_rpcs, next_dispatch, bad_replies;
     int64_t last_emit_ms, max_gap_ms; /* longest time without values while measuring */
     int measuring;
+    /* start-up: which nodes (keys v0..v{N-1}) delivered a first value */
+    uint8_t *seen;
+    int n_nodes, distinct;
 } bench_host;
 
 static int b_emit(const tbgw_host *h, tbgw_converted *chain) {
@@ -45,6 +54,14 @@ static int b_emit(const tbgw_host *h, tbgw_converted *chain) {
     for (tbgw_converted *c = chain; c; c = c->next) {
         size_t n = tbgw_converted_count(c);
         b->values += n;
+        for (size_t i = 0; b->distinct < b->n_nodes && i < c->n_telemetry; i++) {
+            const char *k = c->telemetry[i].key;
+            int idx = k && k[0] == 'v' ? atoi(k + 1) : -1;
+            if (idx >= 0 && idx < b->n_nodes && !b->seen[idx]) {
+                b->seen[idx] = 1;
+                b->distinct++;
+            }
+        }
         if (n > b->max_record) b->max_record = n;
     }
     pthread_mutex_unlock(&b->mu);
@@ -109,6 +126,70 @@ static void *run(void *self) {
     return NULL;
 }
 
+/* CPU seconds (user + system) used so far by process pid (0 = this process). */
+static double cpu_s(pid_t pid) {
+    if (pid == 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+               ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+    }
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = 0;
+    const char *p = strrchr(line, ')'); /* fields after the command name: state is field 3 */
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Starts bench_opcua_peer (next to this executable) on a free port; fills p (pid, port, url). */
+static int c_peer_start(opcua_peer *p, int n, const char *change_ms) {
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 32);
+    if (k <= 0) return -1;
+    exe[k] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return -1;
+    snprintf(slash + 1, 32, "bench_opcua_peer");
+    int fds[2];
+    if (pipe(fds)) return -1;
+    char nstr[16];
+    snprintf(nstr, sizeof nstr, "%d", n);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(exe, exe, "0", nstr, change_ms ? change_ms : "100", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        return -1;
+    }
+    FILE *f = fdopen(fds[0], "r");
+    char line[128];
+    int port = 0;
+    if (f && fgets(line, sizeof line, f)) sscanf(line, "READY %d", &port);
+    if (f) fclose(f);
+    p->pid = pid;
+    if (port <= 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        p->pid = 0;
+        return -1;
+    }
+    p->port = port;
+    snprintf(p->url, sizeof p->url, "opc.tcp://127.0.0.1:%d/", port);
+    return 0;
+}
+
 static long rss_kb(void) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
@@ -120,19 +201,35 @@ static long rss_kb(void) {
 }
 
 int main(int argc, char **argv) {
-    int n = argc > 1 ? atoi(argv[1]) : 10000;
-    int secs = argc > 2 ? atoi(argv[2]) : 10;
-    int rescan_ms = argc > 3 ? atoi(argv[3]) : 0;
-    const char *change_ms = argc > 4 ? argv[4] : NULL;
+    const char *peer_kind = getenv("TBGW_BENCH_PEER") ? getenv("TBGW_BENCH_PEER") : "node";
+    const char *pos[4] = {NULL, NULL, NULL, NULL};
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--peer") == 0 && i + 1 < argc)
+            peer_kind = argv[++i];
+        else if (npos < 4)
+            pos[npos++] = argv[i];
+    }
+    int c_peer = strcmp(peer_kind, "c") == 0;
+    if (!c_peer && strcmp(peer_kind, "node") != 0) {
+        fprintf(stderr, "--peer: node or c\n");
+        return 2;
+    }
+    int n = pos[0] ? atoi(pos[0]) : 10000;
+    int secs = pos[1] ? atoi(pos[1]) : 10;
+    int rescan_ms = pos[2] ? atoi(pos[2]) : 0;
+    const char *change_ms = pos[3];
     if (!getenv("TBGW_SOURCE_DIR")) setenv("TBGW_SOURCE_DIR", ".", 0);
     char many[16];
     snprintf(many, sizeof many, "%d", n);
     opcua_peer peer = {0};
     if (change_ms) peer_extra[0] = "--many-period", peer_extra[1] = change_ms;
-    if (peer_start(&peer, 0, NULL, many)) {
-        fprintf(stderr, "cannot start the node-opcua server (tests/peers)\n");
+    if (c_peer ? c_peer_start(&peer, n, change_ms) : peer_start(&peer, 0, NULL, many)) {
+        fprintf(stderr, c_peer ? "cannot start bench_opcua_peer (built next to bench_opcua)\n"
+                               : "cannot start the node-opcua server (tests/peers)\n");
         return 1;
     }
+    double peer_cpu0 = cpu_s(peer.pid);
     json_t *cfg = json_pack(
         "{s:{s:s,s:b,s:i},s:[{s:s,s:{s:s,s:s},s:[]}]}", "server", "url", peer.url, "enableSubscriptions", 1,
         "subCheckPeriodInMillis", 100, "mapping", "deviceNodePattern", "Root\\.Objects\\.Many", "deviceInfo",
@@ -161,6 +258,9 @@ int main(int argc, char **argv) {
     b.host.stat_add = b_stat;
     b.host.set_state = b_state;
     pthread_mutex_init(&b.mu, NULL);
+    b.n_nodes = n;
+    b.seen = calloc((size_t)(n > 0 ? n : 1), 1);
+    if (!b.seen) return 1;
     void *self = NULL;
     tbgw_err err = {0};
     if (tbgw_connector_opcua.create(&b.host, cfg, &self, &err)) {
@@ -172,13 +272,13 @@ int main(int argc, char **argv) {
     int64_t t0 = tbgw_mono_ms();
     pthread_t th;
     pthread_create(&th, NULL, run, self);
-    /* start-up: until all n initial values arrived */
+    /* start-up: until every one of the n nodes delivered a value */
     int64_t full = -1;
     while (tbgw_mono_ms() - t0 < 120000) {
         pthread_mutex_lock(&b.mu);
-        uint64_t v = b.values;
+        int got = b.distinct;
         pthread_mutex_unlock(&b.mu);
-        if (v >= (uint64_t)n) {
+        if (got >= n) {
             full = tbgw_mono_ms() - t0;
             break;
         }
@@ -188,6 +288,7 @@ int main(int argc, char **argv) {
     uint64_t v0 = b.values;
     pthread_mutex_unlock(&b.mu);
     int64_t m0 = tbgw_mono_ms();
+    double gw_cpu_start = cpu_s(0), peer_cpu_start = cpu_s(peer.pid);
     pthread_mutex_lock(&b.mu);
     b.measuring = 1;
     b.last_emit_ms = m0;
@@ -203,6 +304,7 @@ int main(int argc, char **argv) {
     } else {
         tbgw_sleep_ms(secs * 1000);
     }
+    double gw_cpu_end = cpu_s(0), peer_cpu_end = cpu_s(peer.pid);
     pthread_mutex_lock(&b.mu);
     uint64_t v1 = b.values;
     b.measuring = 0;
@@ -218,7 +320,8 @@ int main(int argc, char **argv) {
             unanswered++;
     }
     pthread_mutex_unlock(&b.mu);
-    double rate = (double)(v1 - v0) * 1000.0 / (double)(tbgw_mono_ms() - m0);
+    double window_s = (double)(tbgw_mono_ms() - m0) / 1000.0;
+    double rate = (double)(v1 - v0) / window_s;
     if (rescan_ms > 0 && lat) {
         qsort(lat, (size_t)nl, sizeof *lat, cmp_i64);
         printf("rescan_ms=%d rpcs=%d unanswered=%d bad=%d rpc_ms_p50=%lld p99=%lld max=%lld "
@@ -233,12 +336,20 @@ int main(int argc, char **argv) {
     tbgw_connector_opcua.stop(self);
     pthread_join(th, NULL);
     tbgw_connector_opcua.destroy(self);
+    free(b.seen);
+    double peer_cpu_total = cpu_s(peer.pid) - peer_cpu0;
+    if (c_peer && peer.pid > 0) { /* SIGTERM: it prints its counters */
+        kill(peer.pid, SIGTERM);
+        waitpid(peer.pid, NULL, 0);
+        peer.pid = 0;
+    }
     peer_stop(&peer);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-                 ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
-    printf("nodes=%d startup_to_all_values_ms=%lld values_per_s=%.0f rss_kb=%ld gateway_cpu_s=%.2f\n", n,
-           (long long)full, rate, rss, cpu);
+    double cpu = cpu_s(0);
+    int period = change_ms ? atoi(change_ms) : 100;
+    printf("peer=%s nodes=%d offered_changes_per_s=%.0f startup_to_all_values_ms=%lld values_per_s=%.0f "
+           "rss_kb=%ld gateway_cpu_s=%.2f gateway_cpu_pct=%.0f peer_cpu_pct=%.0f peer_cpu_s=%.2f\n",
+           c_peer ? "c" : "node", n, period > 0 ? (double)n * 1000.0 / period : 0.0, (long long)full, rate,
+           rss, cpu, (gw_cpu_end - gw_cpu_start) * 100.0 / window_s,
+           (peer_cpu_end - peer_cpu_start) * 100.0 / window_s, peer_cpu_total);
     return full < 0;
 }
