@@ -94,6 +94,9 @@ void opcua_cache_free(opcua_browse_cache *bc);
 /* yield(ctx) is called after every browse request made through this cache; a non-zero return
  * aborts the resolution with that code. */
 void opcua_cache_set_yield(opcua_browse_cache *bc, int (*yield)(void *ctx), void *ctx);
+/* Stores refs (ownership passes to the cache) as the children of node, as a Browse would: tests and
+ * tools resolve paths without a server this way. */
+int opcua_cache_put(opcua_browse_cache *bc, const tbgw_ua_nodeid *node, tbgw_ua_ref *refs, size_t n);
 
 /* Splits a path on the escaped dot "\." into segments (caller frees each and the array). */
 int opcua_path_split(const char *path, char ***segs, size_t *n);

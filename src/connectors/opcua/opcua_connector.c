@@ -16,6 +16,7 @@
 #define RETRY_SCAN_MS      5000 /* a node not found or not subscribed is looked for again this soon */
 #define YIELD_MS           5    /* a scan serves publishing and downlink at least this often */
 #define CREATE_BATCH       500  /* monitored items per CreateMonitoredItems request */
+#define DOWNLINK_SLICE_MS  10   /* longest wait for publish responses before downlink is looked at */
 
 /* ------------------------------------------------------------------ devices */
 
@@ -690,7 +691,9 @@ static int turn(opcua_conn *oc) {
         if (rc) return rc;
     }
     if (oc->cfg.subscriptions) {
-        rc = tbgw_ua_client_poll(oc->client, 50);
+        /* short slices: downlink is dispatched by host->wait between them, so this bounds the wait
+         * of an RPC or attribute update (like the Modbus connector's 10 ms) */
+        rc = tbgw_ua_client_poll(oc->client, DOWNLINK_SLICE_MS);
         flush(oc);
         return rc;
     }

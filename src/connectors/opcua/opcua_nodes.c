@@ -13,10 +13,15 @@
 
 #define MAX_FRONTIER 4096
 
+/* Nodes with more children than this get a hash index of their children by browse name. */
+#define INDEX_MIN_CHILDREN 64
+
 typedef struct cache_entry {
     tbgw_ua_nodeid node;
     tbgw_ua_ref *refs;
     size_t n;
+    uint32_t *index; /* open addressing, linear probing: ref index + 1 by browse name; built on first use */
+    size_t index_cap;
     struct cache_entry *next;
 } cache_entry;
 
@@ -41,6 +46,7 @@ void opcua_cache_free(opcua_browse_cache *bc) {
         nx = e->next;
         tbgw_ua_nodeid_clear(&e->node);
         tbgw_ua_refs_free(e->refs, e->n);
+        free(e->index);
         free(e);
     }
     free(bc);
@@ -67,6 +73,19 @@ static int children(tbgw_ua_client *c, opcua_browse_cache *bc, const tbgw_ua_nod
     bc->head = e;
     *out = e;
     return bc->yield ? bc->yield(bc->yield_ctx) : 0;
+}
+
+int opcua_cache_put(opcua_browse_cache *bc, const tbgw_ua_nodeid *node, tbgw_ua_ref *refs, size_t n) {
+    cache_entry *e = calloc(1, sizeof *e);
+    if (!e || tbgw_ua_nodeid_copy(&e->node, node)) {
+        free(e);
+        return TBGW_ENOMEM;
+    }
+    e->refs = refs;
+    e->n = n;
+    e->next = bc->head;
+    bc->head = e;
+    return 0;
 }
 
 int opcua_path_split(const char *path, char ***segs, size_t *n) {
@@ -153,6 +172,46 @@ static int seg_matches(const seg_match *m, const tbgw_ua_qname *qn) {
     return rc >= 0;
 }
 
+static uint64_t name_hash(const char *s) { /* FNV-1a */
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+static int build_index(cache_entry *e) {
+    size_t cap = 16;
+    while (cap < e->n * 2) cap *= 2;
+    e->index = calloc(cap, sizeof *e->index);
+    if (!e->index) return TBGW_ENOMEM;
+    e->index_cap = cap;
+    for (size_t k = 0; k < e->n; k++) {
+        const tbgw_ua_qname *q = &e->refs[k].browse_name;
+        if (q->name.len < 0) continue;
+        size_t h = (size_t)name_hash((const char *)q->name.data) & (cap - 1);
+        while (e->index[h]) h = (h + 1) & (cap - 1);
+        e->index[h] = (uint32_t)k + 1;
+    }
+    return 0;
+}
+
+/* The children of e named m->name (a plain name, no regular expression), in browse order: from the
+ * index when e has many children. Returns the number stored in hits, or -1 when the index is not
+ * used (few children, no memory, or more than max hits: the caller scans linearly). Linear probing
+ * without deletions yields equal names in insertion order, i.e. browse order. */
+static int indexed_matches(cache_entry *e, const seg_match *m, size_t *hits, size_t max) {
+    if (m->re || e->n <= INDEX_MIN_CHILDREN || e->n >= UINT32_MAX) return -1;
+    if (!e->index && build_index(e)) return -1;
+    size_t nh = 0;
+    for (size_t h = (size_t)name_hash(m->name) & (e->index_cap - 1); e->index[h];
+         h = (h + 1) & (e->index_cap - 1)) {
+        size_t k = e->index[h] - 1;
+        if (!seg_matches(m, &e->refs[k].browse_name)) continue;
+        if (nh == max) return -1;
+        hits[nh++] = k;
+    }
+    return (int)nh;
+}
+
 /* One step: children of every frontier node that match seg. */
 static int step(tbgw_ua_client *c, opcua_browse_cache *bc, tbgw_ua_nodeid *front, size_t nf, const char *seg,
                 tbgw_ua_nodeid *next, size_t *nn) {
@@ -161,13 +220,19 @@ static int step(tbgw_ua_client *c, opcua_browse_cache *bc, tbgw_ua_nodeid *front
     int rc = 0;
     *nn = 0;
     for (size_t i = 0; i < nf && rc == 0; i++) {
-        cache_entry *e;
+        cache_entry *e = NULL;
         rc = children(c, bc, &front[i], &e);
         if (rc == TBGW_ENOENT) { /* a node that cannot be browsed has no children */
             rc = 0;
             continue;
         }
-        for (size_t k = 0; rc == 0 && k < e->n && *nn < MAX_FRONTIER; k++) {
+        if (rc) break;
+        size_t hits[64];
+        int nh = indexed_matches(e, &m, hits, sizeof hits / sizeof hits[0]);
+        for (int j = 0; rc == 0 && j < nh && *nn < MAX_FRONTIER; j++)
+            if (e->refs[hits[j]].node.server_index == 0)
+                rc = tbgw_ua_nodeid_copy(&next[(*nn)++], &e->refs[hits[j]].node.id);
+        for (size_t k = 0; nh < 0 && rc == 0 && k < e->n && *nn < MAX_FRONTIER; k++) {
             if (e->refs[k].node.server_index != 0 || !seg_matches(&m, &e->refs[k].browse_name)) continue;
             rc = tbgw_ua_nodeid_copy(&next[(*nn)++], &e->refs[k].node.id);
         }
