@@ -21,6 +21,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ -f "$WORK/tbgw.log" ] && cp "$WORK/tbgw.log" "$OUT/tbgw.log" # the gateway's log of the last run
   rm -rf "$WORK"
 }
 trap cleanup EXIT
