@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/module.h"
+
 struct tbgw_custom_conv {
     void *dl;
     const tbgw_converter_ops *ops;
@@ -135,17 +137,8 @@ static char *scan_dir(const char *dir, const char *name) {
 
 /* Plugin folders searched by converter name: <folder of the executable>/plugins and $TBGW_EXTENSIONS_PATH. */
 static char *scan_plugins(const char *name) {
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 16);
-    char *found = NULL;
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            strcpy(slash, "/plugins");
-            found = scan_dir(exe, name);
-        }
-    }
+    char dir[4096];
+    char *found = tbgw_exe_sibling("plugins", dir, sizeof dir) == 0 ? scan_dir(dir, name) : NULL;
     const char *env = getenv("TBGW_EXTENSIONS_PATH");
     char *copy = env ? strdup(env) : NULL, *save = NULL;
     for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d && !found; d = strtok_r(NULL, ":", &save))

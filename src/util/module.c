@@ -33,6 +33,18 @@ static void *try_dir(const char *dir, const char *name, const char *sym, char *w
     return p;
 }
 
+int tbgw_exe_sibling(const char *sub, char *out, size_t out_len) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return -1;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return -1;
+    *slash = 0;
+    int w = snprintf(out, out_len, "%s/%s", exe, sub);
+    return w < 0 || (size_t)w >= out_len ? -1 : 0;
+}
+
 void *tbgw_module_symbol(const char *name, const char *sym, tbgw_err *err) {
     char why[2048] = "";
     void *p = NULL;
@@ -41,15 +53,8 @@ void *tbgw_module_symbol(const char *name, const char *sym, tbgw_err *err) {
     for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d && !p; d = strtok_r(NULL, ":", &save))
         p = try_dir(d, name, sym, why, sizeof why);
     free(copy);
-    if (!p) {
-        char exe[4096];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 16);
-        char *slash = n > 0 ? (exe[n] = 0, strrchr(exe, '/')) : NULL;
-        if (slash) {
-            strcpy(slash, "/modules");
-            p = try_dir(exe, name, sym, why, sizeof why);
-        }
-    }
+    char dir[4096];
+    if (!p && tbgw_exe_sibling("modules", dir, sizeof dir) == 0) p = try_dir(dir, name, sym, why, sizeof why);
     if (!p) p = try_dir(TBGW_MODULE_DIR, name, sym, why, sizeof why);
     if (!p) tbgw_err_set(err, TBGW_ENOENT, "cannot load module %s: tried %s", name, why);
     return p;
