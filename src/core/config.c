@@ -514,7 +514,7 @@ static void load_connector(tbgw_config *c, const json_t *e, int idx, tbgw_conn_e
     char tp[80];
     snprintf(tp, sizeof tp, "%s.type", path);
     const char *plugin = json_string_value(json_object_get(e, "plugin"));
-    if (!tbgw_registry_find(ce->type)) {
+    if (!tbgw_registry_is_builtin(ce->type)) {
         /* Custom connector: a shared object. Either "plugin" (tbgw) or
          * extensions/<type>/<class or type>.so next to the configuration, like the reference's
          * extensions/<type>/ folder for Python classes. */
