@@ -531,7 +531,13 @@ static void load_connector(tbgw_config *c, const json_t *e, int idx, tbgw_conn_e
             ce->plugin = so;
         } else {
             free(so);
-            if (tbgw_registry_is_known_type(ce->type))
+            if (strcmp(ce->type, "grpc") == 0)
+                doc_report(rep, 1, md, tp,
+                           "connector \"%s\": gRPC connectors (separate programs speaking the gateway's gRPC "
+                           "API) are not supported by tbgw; write it as a connector plugin (.so, see "
+                           "docs/PLUGINS.md) or use the built-in connector of that protocol",
+                           name);
+            else if (tbgw_registry_is_known_type(ce->type))
                 doc_report(rep, 1, md, tp,
                            "connector \"%s\": type \"%s\" is not available in this build of tbgw", name,
                            type);
