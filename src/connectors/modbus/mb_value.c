@@ -506,6 +506,7 @@ static unsigned encode_bits(const tbgw_mbv_spec *s, int coils, const json_t *val
     }
     int nslots = coils ? bit_slots(((size_t)s->count + 7) / 8) : 16;
     int keep = s->count < nslots ? s->count : nslots;
+    if (keep <= 0) return 0;
     uint8_t list[16] = {0};
     if (s->bit >= 0 && !json_is_array(value) && !json_is_string(value))
         list[s->bit < keep ? s->bit : keep - 1] = (uint8_t)truthy(value);
