@@ -248,6 +248,11 @@ static void test_errors(void **st) {
             "\"topicFilter\":\"c\",\"deviceInfo\":{\"deviceNameExpression\":\"d\","
             "\"deviceNameExpressionSource\":\"constant\"}}]}}",
             "requestsMapping.connectRequests[0].deviceInfo: missing");
+    /* one key of a converter: the mapping stays, the key is skipped */
+    skipped("{\"broker\":{\"host\":\"h\"},\"mapping\":[{\"topicFilter\":\"t\",\"converter\":{\"type\":"
+            "\"json\",\"deviceInfo\":{\"deviceNameExpression\":\"d\",\"deviceNameExpressionSource\":"
+            "\"constant\"},\"timeseries\":[{\"key\":\"a\",\"value\":\"${a}\"},{\"key\":\"b\"}]}}]}",
+            "mapping[0].converter.timeseries[1].value: missing");
     bad("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"connectRequests\":{\"a\":1}}}",
         "requestsMapping.connectRequests: expected a list");
 }

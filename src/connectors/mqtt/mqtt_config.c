@@ -251,11 +251,11 @@ static int parse_mapping(mq_mapping *m, const json_t *e, const char *path, const
     if (!type) type = "";
     if (!strcasecmp(type, "json")) {
         m->kind = MQ_CONV_JSON;
-        return tbgw_json_conv_new(conv, e, cp, &m->json, err);
+        return tbgw_json_conv_new_ex(conv, e, cp, host, &m->json, err);
     }
     if (!strcasecmp(type, "bytes")) {
         m->kind = MQ_CONV_BYTES;
-        return tbgw_bytes_conv_new(conv, e, cp, &m->bytes, err);
+        return tbgw_bytes_conv_new_ex(conv, e, cp, host, &m->bytes, err);
     }
     if (!strcasecmp(type, "custom")) {
         m->kind = MQ_CONV_CUSTOM;
