@@ -1080,6 +1080,12 @@ static void test_config_errors(void **st) {
         "{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"reportStrategy\":{\"type\":"
         "\"ON_REPORT_PERIOD\"}}]}}",
         "master.slaves[0].reportStrategy.reportPeriod");
+    expect_config_warning(
+        "{\"slave\":{\"type\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":5026,\"unitId\":1,\"byteOrder\":"
+        "\"BIG\",\"sendDataToThingsBoard\":true,\"values\":{\"holding_registers\":{\"timeseries\":[{\"tag\":"
+        "\"ok\",\"type\":\"16int\",\"address\":0,\"objectsCount\":1,\"value\":5},{\"tag\":\"bad\",\"type\":"
+        "\"4bits\",\"address\":1,\"objectsCount\":1,\"value\":1}]}}}}",
+        "slave.values.holding_registers.timeseries[1].type: unknown type '4bits'");
     expect_config_warning("{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"timeseries\":[{"
                           "\"type\":\"16int\",\"functionCode\":3,\"address\":0}]}]}}",
                           "master.slaves[0].timeseries[0].tag: required string");
