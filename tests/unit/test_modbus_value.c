@@ -232,6 +232,8 @@ static void test_bits_writes(void **st) {
     enc_coils(12, -1, json_loads("[1,0,1,1, 0,0,0,0, 0,1,1,0]", 0, NULL), "110100000110");
     /* bit: the coil a read with that bit reports (kept item 2 of 4 = c1) */
     enc_coils(4, 2, json_true(), "0100");
+    enc_coils(4, 2, json_string("true"), "0100");
+    enc_coils(4, 2, json_string("0111"), "1110"); /* a list still is a list */
     for (int fc = 6; fc <= 16; fc += 10) {
         assert_int_equal(enc_reg(fc, 16, -1, json_loads("[0,1,0,1,1,0,1,1, 1,1,0,1,0,0,1,0]", 0, NULL)),
                          0xDA4B);

@@ -419,14 +419,19 @@ static int num_of(const json_t *v, double *d, int64_t *i, int *is_int) {
     return -1;
 }
 
+/* A list of bits: a JSON list or a "0101" string (two characters or more). */
+static int is_bit_list(const json_t *v) {
+    return json_is_array(v) || (json_is_string(v) && json_string_length(v) > 1 &&
+                                strspn(json_string_value(v), "01") == json_string_length(v));
+}
+
 /* Bits of a value: a list, a "0101" string, a bool or an integer (LSB first, count bits). */
 static size_t value_bits(const json_t *v, int count, uint8_t *bits, size_t cap) {
     size_t n = 0;
     if (json_is_array(v)) {
         for (size_t i = 0; i < json_array_size(v) && n < cap; i++)
             bits[n++] = (uint8_t)truthy(json_array_get(v, i));
-    } else if (json_is_string(v) && strspn(json_string_value(v), "01") == strlen(json_string_value(v)) &&
-               json_string_length(v) > 1) {
+    } else if (is_bit_list(v)) {
         for (const char *p = json_string_value(v); *p && n < cap; p++) bits[n++] = (uint8_t)(*p == '1');
     } else if (json_is_integer(v) && count > 1) {
         json_int_t x = json_integer_value(v);
@@ -508,7 +513,7 @@ static unsigned encode_bits(const tbgw_mbv_spec *s, int coils, const json_t *val
     int keep = s->count < nslots ? s->count : nslots;
     if (keep <= 0) return 0;
     uint8_t list[16] = {0};
-    if (s->bit >= 0 && !json_is_array(value) && !json_is_string(value))
+    if (s->bit >= 0 && !is_bit_list(value))
         list[s->bit < keep ? s->bit : keep - 1] = (uint8_t)truthy(value);
     else
         value_bits(value, keep, list, (size_t)keep);
