@@ -76,7 +76,8 @@ static int check_node_ref(const char *v, const char *path, tbgw_err *err) {
     if (n >= sizeof buf) return 0;
     memcpy(buf, in, n);
     buf[n] = 0;
-    int looks_like_id = !strncmp(buf, "ns=", 3) || (n >= 2 && strchr("isgb", buf[0]) && buf[1] == '=');
+    int looks_like_id = (!strncmp(buf, "ns=", 3) || (n >= 2 && strchr("isgb", buf[0]) && buf[1] == '=')) &&
+                        !strpbrk(buf, "${}"); /* one reference, not a template of several */
     if (!looks_like_id) return 0;
     tbgw_ua_nodeid id;
     if (tbgw_ua_nodeid_parse(buf, &id) == 0) {
