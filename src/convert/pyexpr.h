@@ -82,10 +82,12 @@ int tbgw_py_eval(const tbgw_py *e, tbgw_py_ctx *c, const tbgw_py_val **out, tbgw
 int tbgw_py_apply(tbgw_py_ctx *c, const char *name, const tbgw_py_val *v, const tbgw_py_val **out,
                   tbgw_err *err);
 
-/* Results. */
+/* Results. repr/text return TBGW_EINVAL when Python would raise (an int of more than 4300 digits,
+ * the step limit); tbgw_py_last_error() then has the message. */
 int tbgw_py_truthy(tbgw_py_ctx *c, const tbgw_py_val *v);
 int tbgw_py_repr(tbgw_py_ctx *c, const tbgw_py_val *v, tbgw_buf *out); /* repr(v) */
 int tbgw_py_text(tbgw_py_ctx *c, const tbgw_py_val *v, tbgw_buf *out); /* str(v) */
+const char *tbgw_py_last_error(const tbgw_py_ctx *c);
 /* JSON of the value (json.dumps rules: tuples are arrays, dict keys become strings; ints beyond
  * 64 bits become reals). bytes, functions and NaN/inf give TBGW_EINVAL with err. */
 int tbgw_py_to_json(tbgw_py_ctx *c, const tbgw_py_val *v, json_t **out, tbgw_err *err);

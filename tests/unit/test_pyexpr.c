@@ -31,7 +31,7 @@ static const char *run(tbgw_py_ctx *c, const char *src, size_t len, const json_t
         tbgw_buf b;
         tbgw_buf_init(&b);
         if (tbgw_py_repr(c, v, &b))
-            snprintf(out, sizeof out, "ERR repr failed");
+            snprintf(out, sizeof out, "ERR %s", tbgw_py_last_error(c));
         else
             snprintf(out, sizeof out, "OK %.*s", (int)b.len, b.p ? b.p : "");
         tbgw_buf_free(&b);

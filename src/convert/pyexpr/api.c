@@ -527,3 +527,7 @@ int tbgw_py_to_value(tbgw_py_ctx *x, const tbgw_py_val *v, tbgw_value *out, tbgw
         return tbgw_err_set(err, TBGW_EINVAL, "TypeError: a value of type '%s' cannot be sent", pv_tname(*v));
     }
 }
+
+const char *tbgw_py_last_error(const tbgw_py_ctx *x) {
+    return x->errmsg;
+}

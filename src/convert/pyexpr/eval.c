@@ -59,7 +59,7 @@ static int64_t slice_bound(X *x, pv v) {
 }
 
 /* PySlice_AdjustIndices semantics; returns the number of items */
-static int64_t adjust(X *x, int64_t len, pv lo, pv hi, pv st, int64_t *start, int64_t *step) {
+static int64_t adjust(X *x, int64_t len, pv lo, pv hi, pv st, int64_t *start, int64_t *step, int64_t *stop) {
     int64_t s = st.t == PT_NONE ? 1 : slice_bound(x, st);
     if (s == 0) py_raise(x, "ValueError", "slice step cannot be zero");
     int64_t a, b;
@@ -87,6 +87,7 @@ static int64_t adjust(X *x, int64_t len, pv lo, pv hi, pv st, int64_t *start, in
     }
     *start = a;
     *step = s;
+    if (stop) *stop = b;
     if (s > 0) return b > a ? (b - a - 1) / s + 1 : 0;
     return a > b ? (a - b - 1) / (-s) + 1 : 0;
 }
@@ -123,11 +124,11 @@ pv py_slice(X *x, pv obj, pv lo, pv hi, pv st) {
     int64_t a, step, cnt;
     switch (obj.t) {
     case PT_STR:
-        cnt = adjust(x, (int64_t)obj.u.s->nchars, lo, hi, st, &a, &step);
+        cnt = adjust(x, (int64_t)obj.u.s->nchars, lo, hi, st, &a, &step, NULL);
         return str_slice(x, obj.u.s, a, step, cnt);
     case PT_BYTES:
     case PT_BYTEARRAY: {
-        cnt = adjust(x, (int64_t)obj.u.b->n, lo, hi, st, &a, &step);
+        cnt = adjust(x, (int64_t)obj.u.b->n, lo, hi, st, &a, &step, NULL);
         py_step(x, (uint64_t)cnt);
         pv r = pv_bytes(x, obj.t, "", 0);
         py_bytes *nb = py_alloc(x, sizeof *nb + (size_t)cnt + 1);
@@ -138,7 +139,7 @@ pv py_slice(X *x, pv obj, pv lo, pv hi, pv st) {
     }
     case PT_LIST:
     case PT_TUPLE: {
-        cnt = adjust(x, (int64_t)obj.u.l->n, lo, hi, st, &a, &step);
+        cnt = adjust(x, (int64_t)obj.u.l->n, lo, hi, st, &a, &step, NULL);
         py_step(x, (uint64_t)cnt);
         pv r = pv_list(x, obj.t, (size_t)cnt);
         for (int64_t i = 0; i < cnt; i++) r.u.l->v[i] = obj.u.l->v[a + i * step];
@@ -146,11 +147,13 @@ pv py_slice(X *x, pv obj, pv lo, pv hi, pv st) {
         return r;
     }
     case PT_RANGE: {
-        cnt = adjust(x, pv_len(x, obj), lo, hi, st, &a, &step);
+        int64_t b;
+        cnt = adjust(x, pv_len(x, obj), lo, hi, st, &a, &step, &b);
+        (void)cnt;
         py_range *r = py_alloc(x, sizeof *r);
         r->start = obj.u.r->start + a * obj.u.r->step;
+        r->stop = obj.u.r->start + b * obj.u.r->step;
         r->step = obj.u.r->step * step;
-        r->stop = r->start + cnt * r->step;
         return pv_ptr(PT_RANGE, r);
     }
     default: py_type_error(x, "'%s' object is not subscriptable", pv_tname(obj));
@@ -490,6 +493,7 @@ static int identical(pv a, pv b) {
     case PT_INT: return a.u.i == b.u.i && a.u.i >= -5 && a.u.i <= 256;
     case PT_BUILTIN: return a.u.i == b.u.i;
     case PT_FLOAT: return 0;
+    case PT_TUPLE: return a.u.l == b.u.l || (a.u.l->n == 0 && b.u.l->n == 0); /* () is a singleton */
     default: return a.u.p == b.u.p;
     }
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 #include "convert/pyexpr/internal.h"
 
-static uint32_t utf8_next(const char *s, size_t n, size_t *i) {
+uint32_t py_utf8_next(const char *s, size_t n, size_t *i) {
     unsigned char c = (unsigned char)s[*i];
     uint32_t cp = c;
     size_t l = 1;
@@ -36,7 +36,7 @@ void repr_str(const char *s, size_t n, tbgw_buf *out) {
     tbgw_buf_putc(out, q);
     for (size_t i = 0; i < n;) {
         size_t st = i;
-        uint32_t cp = utf8_next(s, n, &i);
+        uint32_t cp = py_utf8_next(s, n, &i);
         if (cp == '\\' || cp == (uint32_t)q) {
             tbgw_buf_putc(out, '\\');
             tbgw_buf_putc(out, (char)cp);
@@ -108,7 +108,7 @@ static void parse_spec(X *x, const char *s, size_t n, fspec *f) {
     size_t cl = 1;
     if (n && ((unsigned char)s[0] & 0x80)) {
         size_t j = 0;
-        utf8_next(s, n, &j);
+        py_utf8_next(s, n, &j);
         cl = j;
     }
     if (n > cl && strchr("<>=^", s[cl]) && s[cl]) {
@@ -175,10 +175,10 @@ static void emit(X *x, const fspec *f, const char *sign, const char *body, size_
     for (size_t i = 0; i < right; i++) tbgw_buf_append(out, f->fill, f->fill_n);
 }
 
-/* inserts grouping separators into the leading digit run of s */
+/* inserts grouping separators into the leading digit run of s (decimal digits for floats) */
 static void group_digits(const char *s, size_t n, char sep, size_t every, tbgw_buf *out) {
     size_t d = 0;
-    while (d < n && isxdigit((unsigned char)s[d]) && !(s[d] == 'e' || s[d] == 'E')) d++;
+    while (d < n && (every == 4 ? isxdigit((unsigned char)s[d]) : isdigit((unsigned char)s[d]))) d++;
     for (size_t i = 0; i < d; i++) {
         if (i && (d - i) % every == 0) tbgw_buf_putc(out, sep);
         tbgw_buf_putc(out, s[i]);
@@ -193,10 +193,11 @@ static void emit_number(X *x, const fspec *f, int neg, const char *prefix, const
     tbgw_buf *b = py_buf(x);
     if (f->group) {
         size_t n = strlen(digits);
-        if (f->zero && f->align == '=' && f->width > 0 && f->fill[0] == '0') {
+        if (f->align == '=' && f->width > 0 && f->fill[0] == '0' && f->fill_n == 1) {
             /* zero padding takes part in grouping: 01,234,567 */
             size_t intd = 0;
-            while (intd < n && isdigit((unsigned char)digits[intd])) intd++;
+            while (intd < n && (every == 4 ? isxdigit((unsigned char)digits[intd]) : isdigit((unsigned char)digits[intd])))
+                intd++;
             int64_t want = f->width - (int64_t)strlen(sign) - (int64_t)(n - intd);
             tbgw_buf *z = py_buf(x);
             size_t total = intd;
@@ -227,7 +228,8 @@ static void format_int(X *x, pv v, const fspec *f, tbgw_buf *out) {
         return;
     }
     unsigned base = t == 'x' || t == 'X' ? 16 : t == 'o' ? 8 : t == 'b' ? 2 : 10;
-    if (base != 10 && f->group == ',') py_raise(x, "ValueError", "Cannot specify ',' with '%c'.", t);
+    if ((base != 10 || t == 'n') && f->group == ',') py_raise(x, "ValueError", "Cannot specify ',' with '%c'.", t);
+    if (t == 'n' && f->group) py_raise(x, "ValueError", "Cannot specify '%c' with 'n'.", f->group);
     py_big *b = big_of(x, v);
     int neg = b->neg;
     pv mag = neg ? num_unary(x, UOP_NEG, v) : v;
@@ -257,6 +259,11 @@ static void float_body(X *x, double d, const fspec *f, char t, tbgw_buf *out) {
     case 0:
         if (p < 0) {
             float_repr(d, buf, sizeof buf);
+            char *ep = strchr(buf, 'e');
+            if (f->alt && ep && !strchr(buf, '.')) { /* '#': the point stays (1.e+16) */
+                memmove(ep + 1, ep, strlen(ep) + 1);
+                *ep = '.';
+            }
             tbgw_buf_puts(out, buf);
             return;
         } else {
@@ -266,13 +273,15 @@ static void float_body(X *x, double d, const fspec *f, char t, tbgw_buf *out) {
             snprintf(buf, sizeof buf, "%.*e", (int)(p - 1), d);
             int e = atoi(strchr(buf, 'e') + 1);
             if (e >= -4 && e < p - 1) {
-                snprintf(buf, sizeof buf, "%.*f", (int)(p - 1 - e), d);
+                snprintf(buf, sizeof buf, f->alt ? "%#.*f" : "%.*f", (int)(p - 1 - e), d);
                 char *dot = strchr(buf, '.');
                 if (dot && !f->alt) {
                     char *end = buf + strlen(buf) - 1;
                     while (end > dot + 1 && *end == '0') *end-- = 0;
                 }
-            } else if (!f->alt) {
+            } else if (f->alt) {
+                snprintf(buf, sizeof buf, "%#.*e", (int)(p - 1), d);
+            } else {
                 char *ep = strchr(buf, 'e'), *dot = strchr(buf, '.');
                 if (dot) {
                     char *q = ep - 1;
@@ -332,7 +341,7 @@ void py_format_spec(X *x, pv v, const char *spec, size_t n, tbgw_buf *out) {
         size_t len = v.u.s->n;
         if (f.prec >= 0 && (size_t)f.prec < v.u.s->nchars) {
             size_t i = 0;
-            for (int64_t c = 0; c < f.prec; c++) utf8_next(v.u.s->s, v.u.s->n, &i);
+            for (int64_t c = 0; c < f.prec; c++) py_utf8_next(v.u.s->s, v.u.s->n, &i);
             len = i;
         }
         emit(x, &f, "", v.u.s->s, len, '<', out);
@@ -389,7 +398,7 @@ static void percent_one(X *x, char conv, pv v, const char *flags, int64_t width,
         pv s = py_buf_done(x, b);
         if (prec >= 0 && (size_t)prec < s.u.s->nchars) {
             size_t i = 0;
-            for (int64_t c = 0; c < prec; c++) utf8_next(s.u.s->s, s.u.s->n, &i);
+            for (int64_t c = 0; c < prec; c++) py_utf8_next(s.u.s->s, s.u.s->n, &i);
             len = i;
         }
         emit(x, &f, "", s.u.s->s, len, '>', out);

@@ -359,6 +359,13 @@ pv py_to_str(X *x, pv v);
 pv py_encode(X *x, pv s, pv enc, pv errors);
 pv py_decode(X *x, pv b, pv enc, pv errors);
 
+/* case mapping (ucase.c) */
+uint32_t py_upper(uint32_t c);
+uint32_t py_lower(uint32_t c);
+int py_is_cased_letter(uint32_t c);
+uint32_t py_utf8_next(const char *s, size_t n, size_t *i);
+void py_put_utf8(tbgw_buf *b, uint32_t cp);
+
 /* evaluation (eval.c) */
 pv py_eval_node(X *x, int32_t n, py_frame *f);
 pv py_binop(X *x, int op, pv a, pv b);

@@ -40,7 +40,7 @@ static int is_id(unsigned char c) {
     return is_id_start(c) || (c >= '0' && c <= '9');
 }
 
-static void put_utf8(tbgw_buf *b, uint32_t cp) {
+void py_put_utf8(tbgw_buf *b, uint32_t cp) {
     char u[4];
     size_t n;
     if (cp < 0x80) {
@@ -91,7 +91,7 @@ static size_t escape(py_lexer *lx, size_t i, size_t b, int bytes, tbgw_buf *out)
         if (bytes)
             tbgw_buf_putc(out, (char)(v & 0xFF));
         else
-            put_utf8(out, v);
+            py_put_utf8(out, v);
         return j;
     }
     int digits = c == 'x' ? 2 : (!bytes && c == 'u') ? 4 : (!bytes && c == 'U') ? 8 : 0;
@@ -110,7 +110,7 @@ static size_t escape(py_lexer *lx, size_t i, size_t b, int bytes, tbgw_buf *out)
         else if (v >= 0xD800 && v <= 0xDFFF)
             py_syntax(lx, i, "surrogate code points are not supported");
         else
-            put_utf8(out, v);
+            py_put_utf8(out, v);
         return i + 2 + (size_t)digits;
     }
     if (!bytes && c == 'N') py_syntax(lx, i, "\\N{...} escapes are not supported");

@@ -194,21 +194,26 @@ static pv s_rstrip(X *x, pv self, const py_args *a) {
 static pv map_case(X *x, pv self, const py_args *a, int mode, const char *fn) {
     argn(x, a, fn, 0, 0);
     const py_str *s = self.u.s;
-    char *o = py_alloc(x, s->n + 1);
+    tbgw_buf *o = py_buf(x);
     int start = 1;
-    for (size_t i = 0; i < s->n; i++) {
-        unsigned char c = (unsigned char)s->s[i];
-        int alpha = isalpha(c) && c < 0x80;
+    for (size_t i = 0; i < s->n;) {
+        uint32_t c = py_utf8_next(s->s, s->n, &i), r;
+        int letter = py_is_cased_letter(c);
         switch (mode) {
-        case 0: o[i] = (char)(c < 0x80 ? tolower(c) : c); break;
-        case 1: o[i] = (char)(c < 0x80 ? toupper(c) : c); break;
-        case 2: o[i] = (char)(c < 0x80 ? (i == 0 ? toupper(c) : tolower(c)) : c); break;   /* capitalize */
-        case 3: o[i] = (char)(c < 0x80 ? (start ? toupper(c) : tolower(c)) : c); break;   /* title */
-        default: o[i] = (char)(c < 0x80 ? (isupper(c) ? tolower(c) : toupper(c)) : c); break; /* swapcase */
+        case 0: r = py_lower(c); break;
+        case 1: r = py_upper(c); break;
+        case 2: r = start ? py_upper(c) : py_lower(c); break;           /* capitalize: first char only */
+        case 3: r = start ? py_upper(c) : py_lower(c); break;           /* title: after a non-letter */
+        default: r = py_upper(c) != c ? py_upper(c) : py_lower(c); break; /* swapcase */
         }
-        start = !alpha && c < 0x80;
+        if (c == 0xDF && (mode == 1 || (mode >= 2 && mode <= 3 && start) || mode == 4)) {
+            tbgw_buf_puts(o, mode == 1 || mode == 4 ? "SS" : "Ss");
+        } else {
+            py_put_utf8(o, r);
+        }
+        start = mode == 2 ? 0 : !letter;
     }
-    return pv_str_chars(x, o, s->n, s->nchars);
+    return py_buf_done(x, o);
 }
 
 static pv s_lower(X *x, pv self, const py_args *a) {
@@ -403,8 +408,11 @@ static pv char_class(X *x, pv self, const py_args *a, int (*pred)(int), const ch
     argn(x, a, fn, 0, 0);
     const py_str *s = self.u.s;
     if (!s->n) return pv_bool(0);
-    for (size_t i = 0; i < s->n; i++)
-        if ((unsigned char)s->s[i] >= 0x80 || !pred((unsigned char)s->s[i])) return pv_bool(0);
+    int letters = pred == isalpha || pred == isalnum;
+    for (size_t i = 0; i < s->n;) {
+        uint32_t c = py_utf8_next(s->s, s->n, &i);
+        if (c >= 0x80 ? !(letters && py_is_cased_letter(c)) : !pred((int)c)) return pv_bool(0);
+    }
     return pv_bool(1);
 }
 
@@ -428,11 +436,12 @@ static pv case_check(X *x, pv self, const py_args *a, int upper, const char *fn)
     argn(x, a, fn, 0, 0);
     int cased = 0;
     const py_str *s = self.u.s;
-    for (size_t i = 0; i < s->n; i++) {
-        unsigned char c = (unsigned char)s->s[i];
-        if (c >= 0x80) continue;
-        if (upper ? islower(c) : isupper(c)) return pv_bool(0);
-        if (isalpha(c)) cased = 1;
+    for (size_t i = 0; i < s->n;) {
+        uint32_t c = py_utf8_next(s->s, s->n, &i);
+        if (!py_is_cased_letter(c)) continue;
+        int is_lower = py_upper(c) != c || c == 0xDF, is_upper = py_lower(c) != c;
+        if (upper ? is_lower : is_upper) return pv_bool(0);
+        cased = 1;
     }
     return pv_bool(cased);
 }

@@ -313,7 +313,8 @@ static int32_t p_star_or_test(P *p) {
     if (peek(p)->t == '*') {
         const py_tok *t = next(p);
         int32_t n = node(p, K_STAR, t->pos);
-        N(n).a = p_expr(p);
+        int32_t a = p_expr(p); /* may grow the node array: assign afterwards */
+        N(n).a = a;
         return n;
     }
     return p_test(p);
@@ -455,7 +456,8 @@ static int32_t p_call(P *p, int32_t fn, uint32_t pos) {
         if (t->t == '*' || t->t == T_POW) {
             next(p);
             int32_t s = node(p, t->t == '*' ? K_STAR : K_DSTAR, t->pos);
-            N(s).a = p_test(p);
+            int32_t sa = p_test(p);
+            N(s).a = sa;
             if (t->t == T_POW) seen_kw = 1;
             vpush(p, &v, s);
         } else if (t->t == T_NAME && peek2(p)->t == '=') {
@@ -463,7 +465,8 @@ static int32_t p_call(P *p, int32_t fn, uint32_t pos) {
             next(p);
             int32_t k = node(p, K_KW, t->pos);
             N(k).v = add_const(p, name_str(p, t));
-            N(k).a = p_test(p);
+            int32_t ka = p_test(p);
+            N(k).a = ka;
             seen_kw = 1;
             vpush(p, &v, k);
         } else {

@@ -147,8 +147,8 @@ pv pv_bytes(X *x, int t, const void *p, size_t n) {
 pv pv_list(X *x, int t, size_t cap) {
     py_list *l = py_alloc(x, sizeof *l);
     l->n = 0;
-    l->cap = cap;
-    l->v = cap ? py_alloc(x, cap * sizeof(pv)) : NULL;
+    l->cap = cap ? cap : 1;
+    l->v = py_alloc(x, l->cap * sizeof(pv)); /* never NULL: memcpy of 0 items stays defined */
     l->kind = NULL;
     return pv_ptr(t, l);
 }
@@ -608,7 +608,7 @@ py_list *pv_iter(X *x, pv v) {
     case PT_SET: {
         pv l = pv_list(x, PT_LIST, v.u.d->n);
         py_step(x, v.u.d->n);
-        memcpy(l.u.l->v, v.u.d->k, v.u.d->n * sizeof(pv));
+        if (v.u.d->n) memcpy(l.u.l->v, v.u.d->k, v.u.d->n * sizeof(pv));
         l.u.l->n = v.u.d->n;
         return l.u.l;
     }
