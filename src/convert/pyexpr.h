@@ -39,11 +39,8 @@ int tbgw_py_compile(const char *src, size_t len, unsigned flags, tbgw_py **out, 
 void tbgw_py_free(tbgw_py *e);
 const char *tbgw_py_source(const tbgw_py *e);
 
-/* Maps a byte offset inside a configuration string to its place in the file: line/col is the
- * position of the string's opening quote in text (tbgw_doc_locate), the result that of the
- * offset-th decoded byte (escapes such as \" and \n count as one byte). */
-void tbgw_py_text_pos(const char *text, size_t len, int line, int col, size_t offset, int *oline,
-                      int *ocol);
+/* Positions: *err_off is a byte offset into src; a connector reports it as "<field>@<offset>: ..."
+ * and the configuration loader turns that into file:line:column (util/doc.h). */
 
 typedef struct tbgw_py_limits {
     uint64_t max_steps; /* evaluation steps (nodes, loop iterations, element copies); 0 = 1e6 */

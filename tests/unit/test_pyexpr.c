@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "convert/pyexpr.h"
+#include "util/doc.h"
 
 /* evaluates src with optional bindings (JSON object text); returns "OK repr" / "ERR msg" (static) */
 static const char *run(tbgw_py_ctx *c, const char *src, size_t len, const json_t *binds, int strict) {
@@ -212,17 +213,26 @@ static void t_strict_and_results(void **st) {
 }
 
 static void t_positions(void **st) {
+    /* the member's key is at line 2, col 3, its string at col 12; decoded offset 6 (the second +) is
+     * at col 20 */
     const char *text = "{\n  \"value\": \"a \\\" + + b\"\n}";
-    /* the string starts at line 2, col 12; offset 6 is the second +, at col 20 */
     int l, c;
-    tbgw_py_text_pos(text, strlen(text), 2, 12, 6, &l, &c);
+    assert_int_equal(tbgw_json_string_pos(text, strlen(text), 2, 3, 6, &l, &c), 0);
     assert_int_equal(l, 2);
     assert_int_equal(c, 20);
+    /* the compile offset, reported as field@offset, becomes file:line:col */
     tbgw_py *e = NULL;
     tbgw_err err;
     size_t off = 99;
-    assert_int_equal(tbgw_py_compile("a \" + + b", 9, 0, &e, &err, &off), TBGW_EINVAL);
-    assert_int_equal(off, 2);
+    assert_int_equal(tbgw_py_compile("1 + * 2", 7, 0, &e, &err, &off), TBGW_EINVAL);
+    assert_int_equal(off, 4);
+    const char *cfg = "{\"m\": [{\"value\": \"1 + * 2\"}]}";
+    tbgw_doc *d = tbgw_doc_parse_json("conf.json", cfg, strlen(cfg), &err);
+    assert_non_null(d);
+    tbgw_err_set(&err, TBGW_EINVAL, "m[0].value@%zu: SyntaxError: invalid syntax", off);
+    tbgw_doc_prefix_error(d, &err);
+    assert_string_equal(err.msg, "conf.json:1:23: m[0].value: SyntaxError: invalid syntax");
+    tbgw_doc_free(d);
 }
 
 int main(int argc, char **argv) {

@@ -71,37 +71,6 @@ const char *tbgw_py_source(const tbgw_py *e) {
     return e->src;
 }
 
-void tbgw_py_text_pos(const char *text, size_t len, int line, int col, size_t offset, int *oline, int *ocol) {
-    *oline = line;
-    *ocol = col;
-    if (!text || line < 1 || col < 1) return;
-    /* find the quote at line:col */
-    size_t i = 0;
-    int l = 1;
-    while (i < len && l < line) {
-        if (text[i] == '\n') l++;
-        i++;
-    }
-    i += (size_t)(col - 1);
-    if (i >= len || text[i] != '"') return;
-    i++;
-    int c = col + 1;
-    size_t decoded = 0;
-    while (i < len && text[i] != '"' && decoded < offset) {
-        if (text[i] == '\\' && i + 1 < len) {
-            size_t n = text[i + 1] == 'u' ? 6 : 2;
-            i += n;
-            c += (int)n;
-            decoded += 1; /* an escape is one decoded byte (\\u may be more; close enough for a column) */
-            continue;
-        }
-        if (((unsigned char)text[i] & 0xC0) != 0x80) c++;
-        i++;
-        decoded++;
-    }
-    *ocol = c;
-}
-
 /* ---- contexts ---- */
 
 tbgw_py_ctx *tbgw_py_ctx_new(const tbgw_py_limits *lim) {
