@@ -22,7 +22,7 @@ typedef struct dp_cfg {
     int dayfirst, yearfirst;
     tbgw_report_strategy rs;
     int has_rs;
-    int use_eval;  /* useEval and a type that is evaluated */
+    int use_eval;   /* useEval and a type that is evaluated */
     tbgw_py_key py; /* the last compiled value text */
 } dp_cfg;
 
@@ -231,8 +231,8 @@ typedef struct conv_ctx {
     int64_t recv_ts;
     tbgw_converted *head; /* records of this message, one per device */
     tbgw_buf scratch, key, name, text;
-    size_t added;         /* datapoints produced from this message */
-    char eval_err[300];   /* first useEval error (when nobody is told through the report hook) */
+    size_t added;       /* datapoints produced from this message */
+    char eval_err[300]; /* first useEval error (when nobody is told through the report hook) */
     const char *device;
     char missing[96];     /* first value expression that found nothing */
     char wrong_type[200]; /* first value that could not be cast (sent as text) */
@@ -328,9 +328,10 @@ static int add_list(conv_ctx *x, tbgw_converted *r, const dp_list *l, const json
         if (!key) return TBGW_ENOMEM;
         if (!*key) continue;
         tbgw_value v;
-        int erc = d->use_eval ? eval_value(x, d, item, key, &v) : tbgw_expr_eval(d->value, item, d->cast, &v, &x->scratch);
+        int erc = d->use_eval ? eval_value(x, d, item, key, &v)
+                              : tbgw_expr_eval(d->value, item, d->cast, &v, &x->scratch);
         if (erc == TBGW_EINVAL && d->use_eval) continue; /* reported; only this key is skipped */
-        if (erc == TBGW_ENOENT) { /* missing keys are skipped (reference: "None") */
+        if (erc == TBGW_ENOENT) {                        /* missing keys are skipped (reference: "None") */
             if (!x->missing[0]) snprintf(x->missing, sizeof x->missing, "%s", tbgw_expr_text(d->value));
             continue;
         }

@@ -35,7 +35,8 @@ int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const jso
  * whole message); fn is called for each failure with due = 1 at most once a minute per key, so the
  * caller can count every failure and log the due ones. Without fn the first failure of a message
  * is reported in convert's err (non-fatal, TBGW_EINVAL). */
-typedef void (*tbgw_json_eval_report)(void *ud, const char *device, const char *key, const char *msg, int due);
+typedef void (*tbgw_json_eval_report)(void *ud, const char *device, const char *key, const char *msg,
+                                      int due);
 void tbgw_json_conv_on_eval_error(tbgw_json_conv *c, tbgw_json_eval_report fn, void *ud);
 
 /* Evaluates a device name/profile pair the way the converter does (used by connect/disconnect

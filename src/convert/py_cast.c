@@ -43,11 +43,18 @@ int tbgw_py_eval_cast(tbgw_py_ctx *ctx, tbgw_py_key *k, const char *text, tbgw_c
     if (rc) return rc;
     switch (cast) {
     case TBGW_CAST_INT:
-        if ((rc = tbgw_py_apply(ctx, "float", v, &f, err)) || (rc = tbgw_py_apply(ctx, "int", f, &v, err))) return rc;
+        if ((rc = tbgw_py_apply(ctx, "float", v, &f, err)) || (rc = tbgw_py_apply(ctx, "int", f, &v, err)))
+            return rc;
         break;
-    case TBGW_CAST_DOUBLE: rc = tbgw_py_apply(ctx, "float", v, &v, err); break;
-    case TBGW_CAST_BOOL: rc = tbgw_py_apply(ctx, "bool", v, &v, err); break;
-    default: rc = tbgw_py_apply(ctx, "str", v, &v, err); break;
+    case TBGW_CAST_DOUBLE:
+        rc = tbgw_py_apply(ctx, "float", v, &v, err);
+        break;
+    case TBGW_CAST_BOOL:
+        rc = tbgw_py_apply(ctx, "bool", v, &v, err);
+        break;
+    default:
+        rc = tbgw_py_apply(ctx, "str", v, &v, err);
+        break;
     }
     if (rc) return rc;
     return tbgw_py_to_value(ctx, v, out, scratch, err);

@@ -91,7 +91,6 @@ int tbgw_py_to_json(tbgw_py_ctx *c, const tbgw_py_val *v, json_t **out, tbgw_err
 /* A datapoint value: None/bool/int/float/str directly, ints beyond 64 bits as exact JSON numbers,
  * lists/tuples/dicts as JSON (TBGW_V_JSON); text lives in scratch. NaN/inf, bytes and the like
  * give TBGW_EINVAL with err. */
-int tbgw_py_to_value(tbgw_py_ctx *c, const tbgw_py_val *v, tbgw_value *out, tbgw_buf *scratch,
-                     tbgw_err *err);
+int tbgw_py_to_value(tbgw_py_ctx *c, const tbgw_py_val *v, tbgw_value *out, tbgw_buf *scratch, tbgw_err *err);
 
 #endif

@@ -197,7 +197,8 @@ int tbgw_doc_error(const tbgw_doc *d, tbgw_err *err, const char *dotted, const c
 }
 
 /* columns count bytes, like the scanner above */
-int tbgw_json_string_pos(const char *text, size_t len, int line, int col, size_t offset, int *oline, int *ocol) {
+int tbgw_json_string_pos(const char *text, size_t len, int line, int col, size_t offset, int *oline,
+                         int *ocol) {
     *oline = line;
     *ocol = col;
     if (!text || line < 1 || col < 1) return -1;
@@ -260,7 +261,8 @@ void tbgw_doc_prefix_error(const tbgw_doc *d, tbgw_err *err) {
     }
     int line, col;
     tbgw_doc_locate(d, field[0] ? field : NULL, &line, &col);
-    if (offset >= 0 && !d->is_yaml) tbgw_json_string_pos(d->text, d->len, line, col, (size_t)offset, &line, &col);
+    if (offset >= 0 && !d->is_yaml)
+        tbgw_json_string_pos(d->text, d->len, line, col, (size_t)offset, &line, &col);
     char msg[sizeof err->msg + 600];
     if (offset >= 0)
         snprintf(msg, sizeof msg, "%s:%d:%d: %s%s", d->path, line, col, field, colon);

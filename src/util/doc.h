@@ -39,5 +39,6 @@ int tbgw_doc_error(const tbgw_doc *d, tbgw_err *err, const char *dotted, const c
 void tbgw_doc_prefix_error(const tbgw_doc *d, tbgw_err *err);
 /* The position of the offset-th decoded byte of the JSON string whose opening quote is at
  * line:col of text. 0 if found (else the position stays line:col). */
-int tbgw_json_string_pos(const char *text, size_t len, int line, int col, size_t offset, int *oline, int *ocol);
+int tbgw_json_string_pos(const char *text, size_t len, int line, int col, size_t offset, int *oline,
+                         int *ocol);
 #endif

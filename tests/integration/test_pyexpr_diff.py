@@ -424,6 +424,45 @@ class PyexprDiff(unittest.TestCase):
         bad = self.compare(cases)
         self.assertEqual(len(bad), 0, "%d of %d generated cases differ (seed %d)" % (len(bad), n, seed))
 
+    @unittest.skipUnless(os.environ.get("TBGW_PYEXPR_EXTRA"), "TBGW_PYEXPR_EXTRA names no file of cases")
+    def test_extra(self):
+        """Cases from a file of JSON lines, e.g. the inputs tests/fuzz/fuzz_pyexpr.c accepted
+        (TBGW_PYEXPR_FUZZ_LOG). Results that cannot match by design are left out: object reprs
+        (<function ...>), sets (iteration order), names that are bound only in the fuzzer."""
+        cases = []
+        with open(os.environ["TBGW_PYEXPR_EXTRA"], encoding="utf-8") as f:
+            for line in f:
+                try:
+                    cases.append(json.loads(line))
+                except ValueError:
+                    pass
+        got = self.run_driver(cases)
+        bad = []
+        import signal
+
+        def alarm(signum, frame):
+            raise TimeoutError("python took too long")
+        signal.signal(signal.SIGALRM, alarm)
+        for c, g in zip(cases, got):
+            if any(k in g for k in ("RuntimeError: the evaluation exceeded", "MemoryError", "RecursionError",
+                                    "OverflowError", "Exceeds the limit")):
+                continue  # tbgw's limits; Python could run for minutes
+            signal.alarm(2)
+            try:
+                w = py_eval(c["e"], None, c.get("strict", False))
+            except TimeoutError:
+                continue
+            finally:
+                signal.alarm(0)
+            if normalize(g) == normalize(w) or "<" in w or "{" in w or "set(" in w or "NameError" in w + g:
+                continue
+            if "TimeoutError" in w or ("b'" in c["e"] and "%" in c["e"]):
+                continue  # Python took too long; bytes % formatting is not implemented
+            bad.append((c, g, w))
+        for c, g, w in bad[:40]:
+            print("MISMATCH %s\n  tbgw:   %s\n  python: %s" % (json.dumps(c, ensure_ascii=False), g, w))
+        self.assertEqual(len(bad), 0, "%d of %d extra cases differ" % (len(bad), len(cases)))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -100,11 +100,14 @@ static void t_basics(void **st) {
     expect("f'{1+1:03d} {\"q\"!r} {3.0=}'", "OK \"002 'q' 3.0=3.0\"");
     expect("int.from_bytes(b'\\x01\\x00', 'little'), bytes([1, 255]).hex(), bytearray(b'ab')",
            "OK (1, '01ff', bytearray(b'ab'))");
-    expect("' a b '.split(), 'a,b,,c'.split(','), '-'.join(['x', 'y'])", "OK (['a', 'b'], ['a', 'b', '', 'c'], 'x-y')");
-    expect("None is None, 1 in [1, 2], 'b' not in 'abc', isinstance(True, int)", "OK (True, True, False, True)");
+    expect("' a b '.split(), 'a,b,,c'.split(','), '-'.join(['x', 'y'])",
+           "OK (['a', 'b'], ['a', 'b', '', 'c'], 'x-y')");
+    expect("None is None, 1 in [1, 2], 'b' not in 'abc', isinstance(True, int)",
+           "OK (True, True, False, True)");
     expect("1 if 0 else 2 if 0 else 3", "OK 3");
     expect("(lambda a, b: a * b)(3, b=4)", "OK 12");
-    expect("hex(-255), bin(5), abs(-2**70), divmod(-7, 2)", "OK ('-0xff', '0b101', 1180591620717411303424, (-4, 1))");
+    expect("hex(-255), bin(5), abs(-2**70), divmod(-7, 2)",
+           "OK ('-0xff', '0b101', 1180591620717411303424, (-4, 1))");
     expect("str(0.1), repr(\"it's\"), str(None), str(True)", "OK ('0.1', '\"it\\'s\"', 'None', 'True')");
     expect("'ODBC ' + str(5)", "OK 'ODBC 5'");
 }
@@ -116,7 +119,8 @@ static void t_errors(void **st) {
     expect("[1][5]", "ERR IndexError: list index out of range");
     expect("undefined_name", "ERR NameError: name 'undefined_name' is not defined");
     expect("int('x')", "ERR ValueError: invalid literal for int() with base 10: 'x'");
-    expect_prefix("lambda x=1: x", "ERR SyntaxError: lambda with default arguments is not supported (column 9)");
+    expect_prefix("lambda x=1: x",
+                  "ERR SyntaxError: lambda with default arguments is not supported (column 9)");
     expect_prefix("__import__('os')", "ERR SyntaxError: access to dunder names");
     expect_prefix("(1).__class__", "ERR SyntaxError: access to private attribute");
     expect_prefix("import os", "ERR SyntaxError: 'import' is not supported");
@@ -239,8 +243,9 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--stdin")) return stdin_mode();
     ctx = tbgw_py_ctx_new(NULL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_basics),           cmocka_unit_test(t_errors),    cmocka_unit_test(t_bindings),
-        cmocka_unit_test(t_strict_and_results), cmocka_unit_test(t_positions),
+        cmocka_unit_test(t_basics),    cmocka_unit_test(t_errors),
+        cmocka_unit_test(t_bindings),  cmocka_unit_test(t_strict_and_results),
+        cmocka_unit_test(t_positions),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tbgw_py_ctx_free(ctx);

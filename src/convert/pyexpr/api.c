@@ -8,14 +8,19 @@
 
 /* ---- compile ---- */
 
-int tbgw_py_compile(const char *src, size_t len, unsigned flags, tbgw_py **out, tbgw_err *err, size_t *err_off) {
+int tbgw_py_compile(const char *src, size_t len, unsigned flags, tbgw_py **out, tbgw_err *err,
+                    size_t *err_off) {
     *out = NULL;
     if (err_off) *err_off = 0;
     if (len > (1u << 24)) return tbgw_err_set(err, TBGW_EINVAL, "SyntaxError: expression too long");
     /* the source must be valid UTF-8 without NUL bytes */
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)src[i];
-        size_t l = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        size_t l = c < 0x80                 ? 1
+                   : c >= 0xC2 && c <= 0xDF ? 2
+                   : c >= 0xE0 && c <= 0xEF ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4
+                                            : 0;
         int ok = l && i + l <= len && c != 0;
         for (size_t j = 1; ok && j < l; j++) ok = ((unsigned char)src[i + j] & 0xC0) == 0x80;
         if (ok && l == 3) {
@@ -29,7 +34,8 @@ int tbgw_py_compile(const char *src, size_t len, unsigned flags, tbgw_py **out, 
         if (!ok) {
             if (err_off) *err_off = i;
             return tbgw_err_set(err, TBGW_EINVAL, "SyntaxError: %s (column %zu)",
-                                c ? "invalid UTF-8 in expression" : "source code cannot contain null bytes", i + 1);
+                                c ? "invalid UTF-8 in expression" : "source code cannot contain null bytes",
+                                i + 1);
         }
         i += l;
     }
@@ -40,9 +46,18 @@ int tbgw_py_compile(const char *src, size_t len, unsigned flags, tbgw_py **out, 
         free(e);
         return TBGW_ENOMEM;
     }
-    memcpy(e->src, src, len);
-    e->src[len] = 0;
-    e->len = len;
+    /* universal newlines, as Python reads source: \r\n and a lone \r become \n */
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (src[i] == '\r') {
+            e->src[n++] = '\n';
+            if (i + 1 < len && src[i + 1] == '\n') i++;
+        } else {
+            e->src[n++] = src[i];
+        }
+    }
+    e->src[n] = 0;
+    e->len = n;
     e->flags = flags;
     py_arena_init(&e->mem, 0);
     int rc = py_compile(e, err, err_off);
@@ -84,8 +99,7 @@ tbgw_py_ctx *tbgw_py_ctx_new(const tbgw_py_limits *lim) {
 
 void tbgw_py_ctx_reset(tbgw_py_ctx *x) {
     py_bufs_free(x);
-    for (size_t i = 0; i < x->nbinds; i++) free((char *)x->binds[i].name);
-    x->nbinds = 0;
+    x->nbinds = 0; /* names live in the arena */
     py_arena_reset(&x->mem);
 }
 
@@ -101,20 +115,20 @@ void tbgw_py_ctx_free(tbgw_py_ctx *x) {
 }
 
 /* Runs body with errors caught: evaluates to 0 or TBGW_EINVAL / TBGW_ENOMEM with x->errmsg set. */
-#define GUARDED(x, ...)                                                                                 \
-    do {                                                                                                \
-        jmp_buf jb_;                                                                                    \
-        jmp_buf *saved_ = (x)->jb;                                                                      \
-        (x)->jb = &jb_;                                                                                 \
-        if (setjmp(jb_)) {                                                                              \
-            (x)->jb = saved_;                                                                           \
-            py_bufs_free(x);                                                                            \
-            rc_ = TBGW_EINVAL;                                                                          \
-            break;                                                                                      \
-        }                                                                                               \
-        __VA_ARGS__;                                                                                       \
-        (x)->jb = saved_;                                                                               \
-        rc_ = 0;                                                                                        \
+#define GUARDED(x, ...)                                                                                      \
+    do {                                                                                                     \
+        jmp_buf jb_;                                                                                         \
+        jmp_buf *saved_ = (x)->jb;                                                                           \
+        (x)->jb = &jb_;                                                                                      \
+        if (setjmp(jb_)) {                                                                                   \
+            (x)->jb = saved_;                                                                                \
+            py_bufs_free(x);                                                                                 \
+            rc_ = TBGW_EINVAL;                                                                               \
+            break;                                                                                           \
+        }                                                                                                    \
+        __VA_ARGS__;                                                                                         \
+        (x)->jb = saved_;                                                                                    \
+        rc_ = 0;                                                                                             \
     } while (0)
 
 static tbgw_py_val *box(X *x, pv v) {
@@ -157,7 +171,8 @@ static pv from_json(X *x, const json_t *j, int depth) {
         pv d = pv_dict(x, PT_DICT);
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)j, k, v) py_dict_set(x, d.u.d, pv_cstr(x, k), from_json(x, v, depth + 1));
+        json_object_foreach((json_t *)j, k, v)
+            py_dict_set(x, d.u.d, pv_cstr(x, k), from_json(x, v, depth + 1));
         return d;
     }
     case JSON_ARRAY: {
@@ -167,12 +182,18 @@ static pv from_json(X *x, const json_t *j, int depth) {
         json_array_foreach(j, i, v) l.u.l->v[l.u.l->n++] = from_json(x, v, depth + 1);
         return l;
     }
-    case JSON_STRING: return pv_str(x, json_string_value(j), json_string_length(j));
-    case JSON_INTEGER: return pv_int(json_integer_value(j));
-    case JSON_REAL: return pv_float(json_real_value(j));
-    case JSON_TRUE: return pv_bool(1);
-    case JSON_FALSE: return pv_bool(0);
-    default: return pv_none();
+    case JSON_STRING:
+        return pv_str(x, json_string_value(j), json_string_length(j));
+    case JSON_INTEGER:
+        return pv_int(json_integer_value(j));
+    case JSON_REAL:
+        return pv_float(json_real_value(j));
+    case JSON_TRUE:
+        return pv_bool(1);
+    case JSON_FALSE:
+        return pv_bool(0);
+    default:
+        return pv_none();
     }
 }
 
@@ -186,11 +207,16 @@ tbgw_py_val *tbgw_py_from_json(tbgw_py_ctx *x, const json_t *j) {
 
 tbgw_py_val *tbgw_py_from_value(tbgw_py_ctx *x, const tbgw_value *tv) {
     switch (tv->type) {
-    case TBGW_V_NULL: return tbgw_py_none(x);
-    case TBGW_V_BOOL: return tbgw_py_bool(x, tv->u.b);
-    case TBGW_V_INT: return tbgw_py_int(x, tv->u.i);
-    case TBGW_V_DOUBLE: return tbgw_py_float(x, tv->u.d);
-    case TBGW_V_STRING: return tbgw_py_str(x, tv->u.s, strlen(tv->u.s));
+    case TBGW_V_NULL:
+        return tbgw_py_none(x);
+    case TBGW_V_BOOL:
+        return tbgw_py_bool(x, tv->u.b);
+    case TBGW_V_INT:
+        return tbgw_py_int(x, tv->u.i);
+    case TBGW_V_DOUBLE:
+        return tbgw_py_float(x, tv->u.d);
+    case TBGW_V_STRING:
+        return tbgw_py_str(x, tv->u.s, strlen(tv->u.s));
     case TBGW_V_JSON: {
         json_t *j = json_loads(tv->u.s, JSON_DECODE_ANY, NULL);
         tbgw_py_val *r = j ? tbgw_py_from_json(x, j) : NULL;
@@ -247,8 +273,10 @@ int tbgw_py_bind(tbgw_py_ctx *x, const char *name, const tbgw_py_val *v) {
         x->binds = nb;
         x->capbinds = nc;
     }
-    char *n = strdup(name);
+    size_t nl = strlen(name);
+    char *n = py_arena_alloc(&x->mem, nl + 1);
     if (!n) return TBGW_ENOMEM;
+    memcpy(n, name, nl + 1);
     x->binds[x->nbinds].name = n;
     x->binds[x->nbinds].v = *v;
     x->nbinds++;
@@ -270,16 +298,17 @@ int tbgw_py_bind_json_members(tbgw_py_ctx *x, const json_t *obj) {
 
 /* ---- evaluation ---- */
 
+/* the per-evaluation cache of resolved free names, grown to the largest expression seen */
 static int prepare(X *x, const tbgw_py *e) {
-    free(x->gcache);
-    free(x->gdone);
-    x->gcache = NULL;
-    x->gdone = NULL;
-    if (e->nglobals) {
-        x->gcache = malloc(e->nglobals * sizeof(pv));
-        x->gdone = calloc(e->nglobals, 1);
-        if (!x->gcache || !x->gdone) return TBGW_ENOMEM;
+    if (e->nglobals > x->capglobals) {
+        pv *gc = realloc(x->gcache, e->nglobals * sizeof(pv));
+        if (gc) x->gcache = gc;
+        uint8_t *gd = realloc(x->gdone, e->nglobals);
+        if (gd) x->gdone = gd;
+        if (!gc || !gd) return TBGW_ENOMEM;
+        x->capglobals = e->nglobals;
     }
+    if (e->nglobals) memset(x->gdone, 0, e->nglobals);
     return 0;
 }
 
@@ -290,8 +319,6 @@ int tbgw_py_eval(const tbgw_py *e, tbgw_py_ctx *x, const tbgw_py_val **out, tbgw
     x->steps = 0;
     x->depth = 0;
     x->strict = (e->flags & TBGW_PY_STRICT) != 0;
-    size_t mark = x->mem.used;
-    (void)mark;
     int rc_;
     pv r = pv_none();
     GUARDED(x, r = py_eval_node(x, e->root, NULL));
@@ -302,7 +329,8 @@ int tbgw_py_eval(const tbgw_py *e, tbgw_py_ctx *x, const tbgw_py_val **out, tbgw
     return 0;
 }
 
-int tbgw_py_apply(tbgw_py_ctx *x, const char *name, const tbgw_py_val *v, const tbgw_py_val **out, tbgw_err *err) {
+int tbgw_py_apply(tbgw_py_ctx *x, const char *name, const tbgw_py_val *v, const tbgw_py_val **out,
+                  tbgw_err *err) {
     int b = py_builtin_find(name);
     *out = NULL;
     if (b < 0) return tbgw_err_set(err, TBGW_EINVAL, "NameError: name '%s' is not defined", name);
@@ -364,8 +392,11 @@ static void json_check(X *x, pv v, int depth) {
     case PT_NONE:
     case PT_BOOL:
     case PT_INT:
-    case PT_STR: return;
-    case PT_BIG: (void)pv_to_double(x, v); return;
+    case PT_STR:
+        return;
+    case PT_BIG:
+        (void)pv_to_double(x, v);
+        return;
     case PT_FLOAT:
         if (!isfinite(v.u.f)) py_raise(x, "ValueError", "Out of range float values are not JSON compliant");
         return;
@@ -377,28 +408,35 @@ static void json_check(X *x, pv v, int depth) {
     case PT_DICT:
         for (size_t i = 0; i < v.u.d->n; i++) {
             pv k = v.u.d->k[i];
-            if (k.t == PT_FLOAT && !isfinite(k.u.f)) py_raise(x, "ValueError", "Out of range float values are not JSON compliant");
+            if (k.t == PT_FLOAT && !isfinite(k.u.f))
+                py_raise(x, "ValueError", "Out of range float values are not JSON compliant");
             if (!(k.t == PT_STR || k.t == PT_BOOL || k.t == PT_NONE || k.t == PT_INT || k.t == PT_FLOAT))
                 py_type_error(x, "keys must be str, int, float, bool or None, not %s", pv_tname(k));
             json_check(x, v.u.d->v[i], depth + 1);
         }
         return;
-    default: py_type_error(x, "Object of type %s is not JSON serializable", pv_tname(v));
+    default:
+        py_type_error(x, "Object of type %s is not JSON serializable", pv_tname(v));
     }
 }
 
 /* second pass: builds the JSON; NULL only when out of memory */
 static json_t *json_build(X *x, pv v) {
     switch (v.t) {
-    case PT_NONE: return json_null();
-    case PT_BOOL: return json_boolean(v.u.i);
-    case PT_INT: return json_integer(v.u.i);
+    case PT_NONE:
+        return json_null();
+    case PT_BOOL:
+        return json_boolean(v.u.i);
+    case PT_INT:
+        return json_integer(v.u.i);
     case PT_BIG: {
         int of;
         return json_real(big_to_double(x, v.u.big, &of));
     }
-    case PT_FLOAT: return json_real(v.u.f);
-    case PT_STR: return json_stringn(v.u.s->s, v.u.s->n);
+    case PT_FLOAT:
+        return json_real(v.u.f);
+    case PT_STR:
+        return json_stringn(v.u.s->s, v.u.s->n);
     case PT_LIST:
     case PT_TUPLE:
     case PT_ITER: {
@@ -433,7 +471,8 @@ static json_t *json_build(X *x, pv v) {
         }
         return o;
     }
-    default: return NULL;
+    default:
+        return NULL;
     }
 }
 
@@ -449,13 +488,21 @@ int tbgw_py_to_json(tbgw_py_ctx *x, const tbgw_py_val *v, json_t **out, tbgw_err
     return 0;
 }
 
-int tbgw_py_to_value(tbgw_py_ctx *x, const tbgw_py_val *v, tbgw_value *out, tbgw_buf *scratch, tbgw_err *err) {
+int tbgw_py_to_value(tbgw_py_ctx *x, const tbgw_py_val *v, tbgw_value *out, tbgw_buf *scratch,
+                     tbgw_err *err) {
     switch (v->t) {
-    case PT_NONE: *out = tbgw_value_null(); return 0;
-    case PT_BOOL: *out = tbgw_value_bool((int)v->u.i); return 0;
-    case PT_INT: *out = tbgw_value_int(v->u.i); return 0;
+    case PT_NONE:
+        *out = tbgw_value_null();
+        return 0;
+    case PT_BOOL:
+        *out = tbgw_value_bool((int)v->u.i);
+        return 0;
+    case PT_INT:
+        *out = tbgw_value_int(v->u.i);
+        return 0;
     case PT_FLOAT:
-        if (!isfinite(v->u.f)) return tbgw_err_set(err, TBGW_EINVAL, "ValueError: %f is not a valid JSON number", v->u.f);
+        if (!isfinite(v->u.f))
+            return tbgw_err_set(err, TBGW_EINVAL, "ValueError: %f is not a valid JSON number", v->u.f);
         *out = tbgw_value_double(v->u.f);
         return 0;
     case PT_STR: {

@@ -403,8 +403,9 @@ void big_to_str(X *x, const py_big *a, unsigned base, tbgw_buf *out) {
             }
         }
         if (cap - k > 4300) /* Python's int_max_str_digits */
-            py_raise(x, "ValueError", "Exceeds the limit (4300 digits) for integer string conversion; use "
-                                      "sys.set_int_max_str_digits() to increase the limit");
+            py_raise(x, "ValueError",
+                     "Exceeds the limit (4300 digits) for integer string conversion; use "
+                     "sys.set_int_max_str_digits() to increase the limit");
     } else {
         unsigned sh = base == 16 ? 4 : base == 8 ? 3 : 1;
         size_t bits = big_bits(a);

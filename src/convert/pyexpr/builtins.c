@@ -13,7 +13,8 @@ pv py_kwarg(X *x, const py_args *a, const char *name, int pos, int *found) {
         if (found) *found = 1;
         for (size_t k = 0; k < a->nkw; k++)
             if (!strcmp(a->kwn[k].u.s->s, name))
-                py_type_error(x, "argument for function given by name ('%s') and position (%d)", name, pos + 1);
+                py_type_error(x, "argument for function given by name ('%s') and position (%d)", name,
+                              pos + 1);
         return a->v[pos];
     }
     for (size_t k = 0; k < a->nkw; k++)
@@ -27,7 +28,8 @@ pv py_kwarg(X *x, const py_args *a, const char *name, int pos, int *found) {
 
 void py_args_max(X *x, const py_args *a, const char *fn, size_t max_pos, const char *const *kw) {
     if (a->n > max_pos)
-        py_type_error(x, "%s() takes at most %zu argument%s (%zu given)", fn, max_pos, max_pos == 1 ? "" : "s", a->n);
+        py_type_error(x, "%s() takes at most %zu argument%s (%zu given)", fn, max_pos,
+                      max_pos == 1 ? "" : "s", a->n);
     for (size_t k = 0; k < a->nkw; k++) {
         int ok = 0;
         for (size_t j = 0; kw && kw[j]; j++)
@@ -40,7 +42,10 @@ static void need(X *x, const py_args *a, const char *fn, size_t min, size_t max)
     if (a->nkw) py_type_error(x, "%s() takes no keyword arguments", fn);
     if (a->n < min || a->n > max) {
         if (min == max && min == 1) py_type_error(x, "%s() takes exactly one argument (%zu given)", fn, a->n);
-        if (a->n < min) py_type_error(x, "%s expected at least %zu argument%s, got %zu", fn, min, min == 1 ? "" : "s", a->n);
+        if (min == max) py_type_error(x, "%s expected %zu arguments, got %zu", fn, min, a->n);
+        if (a->n < min)
+            py_type_error(x, "%s expected at least %zu argument%s, got %zu", fn, min, min == 1 ? "" : "s",
+                          a->n);
         py_type_error(x, "%s expected at most %zu argument%s, got %zu", fn, max, max == 1 ? "" : "s", a->n);
     }
 }
@@ -109,7 +114,8 @@ static pv parse_int_text(X *x, pv orig, const char *s, size_t n, int64_t base) {
         py_raise(x, "ValueError", "invalid literal for int() with base %lld: %s", (long long)base, rs.u.s->s);
     }
     if (nc > 4300 && b == 10)
-        py_raise(x, "ValueError", "Exceeds the limit (4300 digits) for integer string conversion: value has %zu digits", nc);
+        py_raise(x, "ValueError",
+                 "Exceeds the limit (4300 digits) for integer string conversion: value has %zu digits", nc);
     pv v = big_parse(x, clean, nc, (unsigned)b);
     return neg ? num_unary(x, UOP_NEG, v) : v;
 }
@@ -126,7 +132,8 @@ pv py_to_int(X *x, pv v, int has_base, int64_t base) {
     if (v.t == PT_BOOL) return pv_int(v.u.i);
     if (v.t == PT_INT || v.t == PT_BIG) return v;
     if (v.t == PT_FLOAT) return int_from_float(x, v.u.f);
-    py_type_error(x, "int() argument must be a string, a bytes-like object or a real number, not '%s'", pv_tname(v));
+    py_type_error(x, "int() argument must be a string, a bytes-like object or a real number, not '%s'",
+                  pv_tname(v));
 }
 
 static int float_syntax_ok(const char *s, size_t n, char *clean) {
@@ -142,14 +149,18 @@ static int float_syntax_ok(const char *s, size_t n, char *clean) {
             return 1;
         }
     int digits = 0, prev_digit = 0;
-    for (; i < n && (isdigit((unsigned char)s[i]) || (s[i] == '_' && prev_digit && i + 1 < n && isdigit((unsigned char)s[i + 1]))); i++) {
+    for (; i < n && (isdigit((unsigned char)s[i]) ||
+                     (s[i] == '_' && prev_digit && i + 1 < n && isdigit((unsigned char)s[i + 1])));
+         i++) {
         prev_digit = s[i] != '_';
         if (s[i] != '_') clean[k++] = s[i], digits++;
     }
     if (i < n && s[i] == '.') {
         clean[k++] = s[i++];
         prev_digit = 0;
-        for (; i < n && (isdigit((unsigned char)s[i]) || (s[i] == '_' && prev_digit && i + 1 < n && isdigit((unsigned char)s[i + 1]))); i++) {
+        for (; i < n && (isdigit((unsigned char)s[i]) ||
+                         (s[i] == '_' && prev_digit && i + 1 < n && isdigit((unsigned char)s[i + 1])));
+             i++) {
             prev_digit = s[i] != '_';
             if (s[i] != '_') clean[k++] = s[i], digits++;
         }
@@ -160,7 +171,9 @@ static int float_syntax_ok(const char *s, size_t n, char *clean) {
         if (i < n && (s[i] == '+' || s[i] == '-')) clean[k++] = s[i++];
         int ed = 0;
         prev_digit = 0;
-        for (; i < n && (isdigit((unsigned char)s[i]) || (s[i] == '_' && prev_digit && i + 1 < n && isdigit((unsigned char)s[i + 1]))); i++) {
+        for (; i < n && (isdigit((unsigned char)s[i]) ||
+                         (s[i] == '_' && prev_digit && i + 1 < n && isdigit((unsigned char)s[i + 1])));
+             i++) {
             prev_digit = s[i] != '_';
             if (s[i] != '_') clean[k++] = s[i], ed++;
         }
@@ -208,7 +221,8 @@ static pv b_int(X *x, pv self, const py_args *a) {
         if (has_b) py_type_error(x, "int() missing string argument");
         return pv_int(0);
     }
-    if (has_b && !pv_is_int(base)) py_type_error(x, "'%s' object cannot be interpreted as an integer", pv_tname(base));
+    if (has_b && !pv_is_int(base))
+        py_type_error(x, "'%s' object cannot be interpreted as an integer", pv_tname(base));
     return py_to_int(x, v, has_b, has_b ? (base.t == PT_BIG ? 99 : base.u.i) : 10);
 }
 
@@ -231,7 +245,8 @@ static pv b_str(X *x, pv self, const py_args *a) {
     pv err = py_kwarg(x, a, "errors", 2, &has_r);
     if (!has_v) return pv_str(x, "", 0);
     if (has_e || has_r) {
-        if (v.t != PT_BYTES && v.t != PT_BYTEARRAY) py_type_error(x, "decoding to str: need a bytes-like object, %s found", pv_tname(v));
+        if (v.t != PT_BYTES && v.t != PT_BYTEARRAY)
+            py_type_error(x, "decoding to str: need a bytes-like object, %s found", pv_tname(v));
         return py_decode(x, v, has_e ? enc : pv_none(), has_r ? err : pv_none());
     }
     return py_to_str(x, v);
@@ -275,7 +290,8 @@ static pv to_bytes_like(X *x, int t, const py_args *a, const char *fn) {
     for (size_t i = 0; i < l->n; i++) {
         pv e = l->v[i];
         if (!pv_is_int(e)) py_type_error(x, "'%s' object cannot be interpreted as an integer", pv_tname(e));
-        if (e.t == PT_BIG || e.u.i < 0 || e.u.i > 255) py_raise(x, "ValueError", "bytes must be in range(0, 256)");
+        if (e.t == PT_BIG || e.u.i < 0 || e.u.i > 255)
+            py_raise(x, "ValueError", "bytes must be in range(0, 256)");
         buf[i] = (unsigned char)e.u.i;
     }
     return pv_bytes(x, t, buf, l->n);
@@ -329,7 +345,9 @@ static pv b_dict(X *x, pv self, const py_args *a) {
             for (size_t i = 0; i < it->n; i++) {
                 py_list *kv = pv_iter(x, it->v[i]);
                 if (kv->n != 2)
-                    py_raise(x, "ValueError", "dictionary update sequence element #%zu has length %zu; 2 is required", i, kv->n);
+                    py_raise(x, "ValueError",
+                             "dictionary update sequence element #%zu has length %zu; 2 is required", i,
+                             kv->n);
                 py_dict_set(x, d.u.d, kv->v[0], kv->v[1]);
             }
         }
@@ -369,7 +387,8 @@ static pv b_abs(X *x, pv self, const py_args *a) {
     need(x, a, "abs", 1, 1);
     pv v = a->v[0];
     if (v.t == PT_FLOAT) return pv_float(fabs(v.u.f));
-    if (pv_is_int(v)) return num_cmp(x, v, pv_int(0)) < 0 ? num_unary(x, UOP_NEG, v) : num_unary(x, UOP_POS, v);
+    if (pv_is_int(v))
+        return num_cmp(x, v, pv_int(0)) < 0 ? num_unary(x, UOP_NEG, v) : num_unary(x, UOP_POS, v);
     py_type_error(x, "bad operand type for abs(): '%s'", pv_tname(v));
 }
 
@@ -388,7 +407,8 @@ static pv minmax(X *x, const py_args *a, int is_max) {
         items = it->v;
         n = it->n;
     } else {
-        if (has_def) py_type_error(x, "Cannot specify a default for %s() with multiple positional arguments", fn);
+        if (has_def)
+            py_type_error(x, "Cannot specify a default for %s() with multiple positional arguments", fn);
         items = a->v;
         n = a->n;
     }
@@ -437,7 +457,8 @@ static pv b_pow(X *x, pv self, const py_args *a) {
     static const char *const kw[] = {"base", "exp", "mod", NULL};
     py_args_max(x, a, "pow", 3, kw);
     int hb, he, hm;
-    pv b = py_kwarg(x, a, "base", 0, &hb), e = py_kwarg(x, a, "exp", 1, &he), m = py_kwarg(x, a, "mod", 2, &hm);
+    pv b = py_kwarg(x, a, "base", 0, &hb), e = py_kwarg(x, a, "exp", 1, &he),
+       m = py_kwarg(x, a, "mod", 2, &hm);
     if (!hb || !he) py_type_error(x, "pow() missing required argument '%s'", hb ? "exp" : "base");
     if (hm && m.t != PT_NONE) return num_pow3(x, b, e, m);
     return py_binop(x, OP_POW, b, e);
@@ -470,11 +491,13 @@ static pv b_ord(X *x, pv self, const py_args *a) {
     need(x, a, "ord", 1, 1);
     pv v = a->v[0];
     if (v.t == PT_BYTES || v.t == PT_BYTEARRAY) {
-        if (v.u.b->n != 1) py_type_error(x, "ord() expected a character, but string of length %zu found", v.u.b->n);
+        if (v.u.b->n != 1)
+            py_type_error(x, "ord() expected a character, but string of length %zu found", v.u.b->n);
         return pv_int(v.u.b->b[0]);
     }
     if (v.t != PT_STR) py_type_error(x, "ord() expected string of length 1, but %s found", pv_tname(v));
-    if (v.u.s->nchars != 1) py_type_error(x, "ord() expected a character, but string of length %zu found", v.u.s->nchars);
+    if (v.u.s->nchars != 1)
+        py_type_error(x, "ord() expected a character, but string of length %zu found", v.u.s->nchars);
     const unsigned char *s = (const unsigned char *)v.u.s->s;
     uint32_t cp = s[0];
     if (cp >= 0xF0)
@@ -536,7 +559,8 @@ static pv b_enumerate(X *x, pv self, const py_args *a) {
     if (!hi) py_type_error(x, "enumerate() missing required argument 'iterable'");
     py_list *it = pv_iter(x, itv);
     pv start = hs ? st : pv_int(0);
-    if (!pv_is_int(start)) py_type_error(x, "'%s' object cannot be interpreted as an integer", pv_tname(start));
+    if (!pv_is_int(start))
+        py_type_error(x, "'%s' object cannot be interpreted as an integer", pv_tname(start));
     pv r = pv_list(x, PT_LIST, it->n);
     py_step(x, it->n);
     for (size_t i = 0; i < it->n; i++) {
@@ -615,8 +639,8 @@ static pv b_reversed(X *x, pv self, const py_args *a) {
 
 static pv b_sorted(X *x, pv self, const py_args *a) {
     static const char *const kw[] = {"key", "reverse", NULL};
+    if (a->n != 1) py_type_error(x, "sorted expected 1 argument, got %zu", a->n);
     py_args_max(x, a, "sorted", 1, kw);
-    if (!a->n) py_type_error(x, "sorted expected 1 argument, got 0");
     int hk, hr;
     pv key = py_kwarg(x, a, "key", -1, &hk), rev = py_kwarg(x, a, "reverse", -1, &hr);
     return py_sorted(x, a->v[0], hk ? key : pv_none(), hr && pv_truthy(x, rev));
@@ -659,7 +683,8 @@ static pv b_isinstance(X *x, pv self, const py_args *a) {
 static pv b_divmod(X *x, pv self, const py_args *a) {
     need(x, a, "divmod", 2, 2);
     if (!pv_is_num(a->v[0]) || !pv_is_num(a->v[1]))
-        py_type_error(x, "unsupported operand type(s) for divmod(): '%s' and '%s'", pv_tname(a->v[0]), pv_tname(a->v[1]));
+        py_type_error(x, "unsupported operand type(s) for divmod(): '%s' and '%s'", pv_tname(a->v[0]),
+                      pv_tname(a->v[1]));
     return py_divmod(x, a->v[0], a->v[1]);
 }
 
@@ -694,19 +719,43 @@ static pv b_type(X *x, pv self, const py_args *a) {
 }
 
 const py_builtin py_builtins[] = {
-    {"abs", b_abs, -1},           {"all", b_all, -1},         {"any", b_any, -1},
-    {"ascii", b_repr, -1},        {"bin", b_bin, -1},         {"bool", b_bool, PT_BOOL},
-    {"bytearray", b_bytearray, PT_BYTEARRAY}, {"bytes", b_bytes, PT_BYTES}, {"chr", b_chr, -1},
-    {"dict", b_dict, PT_DICT},    {"divmod", b_divmod, -1},   {"enumerate", b_enumerate, -1},
-    {"filter", b_filter, -1},     {"float", b_float, PT_FLOAT}, {"format", b_format, -1},
-    {"hex", b_hex, -1},           {"int", b_int, PT_INT},     {"isinstance", b_isinstance, -1},
-    {"len", b_len, -1},           {"list", b_list, PT_LIST},  {"map", b_map, -1},
-    {"max", b_max, -1},           {"min", b_min, -1},         {"oct", b_oct, -1},
-    {"ord", b_ord, -1},           {"pow", b_pow, -1},         {"range", b_range, PT_RANGE},
-    {"repr", b_repr, -1},         {"reversed", b_reversed, -1}, {"round", b_round, -1},
-    {"set", b_set, PT_SET},       {"sorted", b_sorted, -1},   {"str", b_str, PT_STR},
-    {"sum", b_sum, -1},           {"tuple", b_tuple, PT_TUPLE}, {"type", b_type, -1},
-    {"zip", b_zip, -1},
+    {"abs", b_abs, -1},
+    {"all", b_all, -1},
+    {"any", b_any, -1},
+    {"ascii", b_repr, -1},
+    {"bin", b_bin, -1},
+    {"bool", b_bool, PT_BOOL},
+    {"bytearray", b_bytearray, PT_BYTEARRAY},
+    {"bytes", b_bytes, PT_BYTES},
+    {"chr", b_chr, -1},
+    {"dict", b_dict, PT_DICT},
+    {"divmod", b_divmod, -1},
+    {"enumerate", b_enumerate, PT_ITER},
+    {"filter", b_filter, PT_ITER},
+    {"float", b_float, PT_FLOAT},
+    {"format", b_format, -1},
+    {"hex", b_hex, -1},
+    {"int", b_int, PT_INT},
+    {"isinstance", b_isinstance, -1},
+    {"len", b_len, -1},
+    {"list", b_list, PT_LIST},
+    {"map", b_map, PT_ITER},
+    {"max", b_max, -1},
+    {"min", b_min, -1},
+    {"oct", b_oct, -1},
+    {"ord", b_ord, -1},
+    {"pow", b_pow, -1},
+    {"range", b_range, PT_RANGE},
+    {"repr", b_repr, -1},
+    {"reversed", b_reversed, PT_ITER},
+    {"round", b_round, -1},
+    {"set", b_set, PT_SET},
+    {"sorted", b_sorted, -1},
+    {"str", b_str, PT_STR},
+    {"sum", b_sum, -1},
+    {"tuple", b_tuple, PT_TUPLE},
+    {"type", b_type, -1},
+    {"zip", b_zip, PT_ITER},
 };
 const size_t py_nbuiltins = sizeof py_builtins / sizeof py_builtins[0];
 

@@ -156,7 +156,8 @@ pv py_slice(X *x, pv obj, pv lo, pv hi, pv st) {
         r->step = obj.u.r->step * step;
         return pv_ptr(PT_RANGE, r);
     }
-    default: py_type_error(x, "'%s' object is not subscriptable", pv_tname(obj));
+    default:
+        py_type_error(x, "'%s' object is not subscriptable", pv_tname(obj));
     }
 }
 
@@ -183,8 +184,10 @@ pv py_index_get(X *x, pv obj, pv key) {
         pv s = py_buf_done(x, b);
         py_raise(x, "KeyError", "%s", s.u.s->s);
     }
-    case PT_LIST: return obj.u.l->v[seq_index(x, key, (int64_t)obj.u.l->n, "list index out of range", "list")];
-    case PT_TUPLE: return obj.u.l->v[seq_index(x, key, (int64_t)obj.u.l->n, "tuple index out of range", "tuple")];
+    case PT_LIST:
+        return obj.u.l->v[seq_index(x, key, (int64_t)obj.u.l->n, "list index out of range", "list")];
+    case PT_TUPLE:
+        return obj.u.l->v[seq_index(x, key, (int64_t)obj.u.l->n, "tuple index out of range", "tuple")];
     case PT_BYTES:
     case PT_BYTEARRAY:
         return pv_int(obj.u.b->b[seq_index(x, key, (int64_t)obj.u.b->n, "index out of range",
@@ -200,7 +203,8 @@ pv py_index_get(X *x, pv obj, pv key) {
         int64_t i = seq_index(x, key, pv_len(x, obj), "range object index out of range", "range");
         return pv_int(obj.u.r->start + i * obj.u.r->step);
     }
-    default: py_type_error(x, "'%s' object is not subscriptable", pv_tname(obj));
+    default:
+        py_type_error(x, "'%s' object is not subscriptable", pv_tname(obj));
     }
 }
 
@@ -214,6 +218,12 @@ static pv e_sub(X *x, const py_node *nd, py_frame *f) {
         if (o.t == PT_DICT) py_type_error(x, "unhashable type: 'slice'");
         return py_slice(x, o, lo, hi, st);
     }
+    if (ix->kind == K_TUPLE)
+        for (uint32_t i = 0; i < ix->n; i++)
+            if (x->e->nodes[KID(ix, i)].kind == K_SLICE) { /* a[1:2, 3]: a tuple holding a slice */
+                if (o.t == PT_DICT) py_type_error(x, "unhashable type: 'slice'");
+                return py_index_get(x, o, pv_list(x, PT_TUPLE, 0));
+            }
     return py_index_get(x, o, ev(x, nd->b, f));
 }
 
@@ -223,6 +233,27 @@ static pv e_slice(X *x, const py_node *nd, py_frame *f) {
 
 /* ---- calls ---- */
 
+static py_list *star_items(X *x, pv v, pv fn, int only_arg) {
+    switch (v.t) {
+    case PT_LIST:
+    case PT_TUPLE:
+    case PT_ITER:
+    case PT_STR:
+    case PT_BYTES:
+    case PT_BYTEARRAY:
+    case PT_DICT:
+    case PT_SET:
+    case PT_RANGE:
+        return pv_iter(x, v);
+    default:
+        break;
+    }
+    if (only_arg && (fn.t == PT_BUILTIN || fn.t == PT_FUNC))
+        py_type_error(x, "%s() argument after * must be an iterable, not %s",
+                      fn.t == PT_BUILTIN ? py_builtins[fn.u.i].name : "<lambda>", pv_tname(v));
+    py_type_error(x, "Value after * must be an iterable, not %s", pv_tname(v));
+}
+
 static pv e_call(X *x, const py_node *nd, py_frame *f) {
     pv fn = ev(x, nd->a, f);
     pv pos = pv_list(x, PT_LIST, nd->n);
@@ -230,7 +261,7 @@ static pv e_call(X *x, const py_node *nd, py_frame *f) {
     for (uint32_t i = 0; i < nd->n; i++) {
         const py_node *an = &x->e->nodes[KID(nd, i)];
         if (an->kind == K_STAR) {
-            py_list *it = pv_iter(x, ev(x, an->a, f));
+            py_list *it = star_items(x, ev(x, an->a, f), fn, nd->n == 1);
             for (size_t j = 0; j < it->n; j++) pv_list_push(x, pos.u.l, it->v[j]);
         } else if (an->kind == K_KW || an->kind == K_DSTAR) {
             if (!kn) {
@@ -239,14 +270,16 @@ static pv e_call(X *x, const py_node *nd, py_frame *f) {
             }
             if (an->kind == K_KW) {
                 pv name = x->e->consts[an->v];
-                for (size_t j = 0; j < kn->n; j++)
-                    if (pv_eq(x, kn->v[j], name))
-                        py_raise(x, "SyntaxError", "keyword argument repeated: %s", name.u.s->s);
                 pv_list_push(x, kn, name);
                 pv_list_push(x, kv, ev(x, an->a, f));
             } else {
                 pv d = ev(x, an->a, f);
-                if (d.t != PT_DICT) py_type_error(x, "argument after ** must be a mapping, not %s", pv_tname(d));
+                if (d.t != PT_DICT)
+                    py_type_error(x, "%s%sargument after ** must be a mapping, not %s",
+                                  fn.t == PT_BUILTIN ? py_builtins[fn.u.i].name
+                                  : fn.t == PT_FUNC  ? "<lambda>"
+                                                     : "",
+                                  fn.t == PT_BUILTIN || fn.t == PT_FUNC ? "() " : "", pv_tname(d));
                 for (size_t j = 0; j < d.u.d->n; j++) {
                     if (d.u.d->k[j].t != PT_STR) py_type_error(x, "keywords must be strings");
                     pv_list_push(x, kn, d.u.d->k[j]);
@@ -279,8 +312,7 @@ pv py_call_lambda(X *x, const py_func *fn, const py_args *a) {
         uint32_t j;
         for (j = 0; j < np; j++)
             if (pv_eq(x, x->e->consts[KID(nd, j)], a->kwn[k])) break;
-        if (j == np)
-            py_type_error(x, "<lambda>() got an unexpected keyword argument '%s'", a->kwn[k].u.s->s);
+        if (j == np) py_type_error(x, "<lambda>() got an unexpected keyword argument '%s'", a->kwn[k].u.s->s);
         if (set[j]) py_type_error(x, "<lambda>() got multiple values for argument '%s'", a->kwn[k].u.s->s);
         fr->slot[j] = a->kwv[k];
         set[j] = 1;
@@ -290,7 +322,8 @@ pv py_call_lambda(X *x, const py_func *fn, const py_args *a) {
             size_t missing = 0;
             for (uint32_t k = 0; k < np; k++) missing += !set[k];
             py_type_error(x, "<lambda>() missing %zu required positional argument%s: '%s'%s", missing,
-                          missing == 1 ? "" : "s", x->e->consts[KID(nd, j)].u.s->s, missing > 1 ? " ..." : "");
+                          missing == 1 ? "" : "s", x->e->consts[KID(nd, j)].u.s->s,
+                          missing > 1 ? " ..." : "");
         }
     if (++x->depth > x->max_depth) py_raise(x, "RecursionError", "maximum recursion depth exceeded");
     pv r = ev(x, nd->a, fr);
@@ -310,14 +343,19 @@ static pv e_lambda(X *x, const py_node *nd, py_frame *f) {
 static pv e_unary(X *x, const py_node *nd, py_frame *f) {
     pv a = ev(x, nd->a, f);
     if (pv_is_num(a)) return num_unary(x, nd->op, a);
-    py_type_error(x, "bad operand type for unary %c: '%s'", nd->op == UOP_NEG ? '-' : nd->op == UOP_POS ? '+' : '~',
+    py_type_error(x, "bad operand type for unary %c: '%s'",
+                  nd->op == UOP_NEG   ? '-'
+                  : nd->op == UOP_POS ? '+'
+                                      : '~',
                   pv_tname(a));
 }
 
-static const char *const binsym[OP_NBIN] = {"+", "-", "*", "/", "//", "%", "** or pow()", "<<", ">>", "&", "|", "^", "@"};
+static const char *const binsym[OP_NBIN] = {"+",  "-",  "*", "/", "//", "%", "** or pow()",
+                                            "<<", ">>", "&", "|", "^",  "@"};
 
 static pv seq_repeat(X *x, pv s, pv n) {
-    if (n.t == PT_BIG && !n.u.big->neg) py_raise(x, "OverflowError", "cannot fit 'int' into an index-sized integer");
+    if (n.t == PT_BIG && !n.u.big->neg)
+        py_raise(x, "OverflowError", "cannot fit 'int' into an index-sized integer");
     int64_t k = n.t == PT_BIG ? 0 : n.u.i;
     if (k < 0) k = 0;
     size_t unit = s.t == PT_STR ? s.u.s->n : (s.t == PT_BYTES || s.t == PT_BYTEARRAY) ? s.u.b->n : s.u.l->n;
@@ -381,7 +419,8 @@ static pv set_op(X *x, int op, pv a, pv b) {
     }
     if (op == OP_OR || op == OP_XOR)
         for (size_t i = 0; i < db->n; i++)
-            if (op == OP_OR || !py_dict_get(x, da, db->k[i], NULL)) py_dict_set(x, r.u.d, db->k[i], pv_none());
+            if (op == OP_OR || !py_dict_get(x, da, db->k[i], NULL))
+                py_dict_set(x, r.u.d, db->k[i], pv_none());
     return r;
 }
 
@@ -397,12 +436,13 @@ pv py_binop(X *x, int op, pv a, pv b) {
     }
     switch (op) {
     case OP_ADD:
-        if ((a.t == PT_STR && b.t == PT_STR) || (is_bytes(a) && is_bytes(b)) || (a.t == PT_LIST && b.t == PT_LIST) ||
-            (a.t == PT_TUPLE && b.t == PT_TUPLE))
+        if ((a.t == PT_STR && b.t == PT_STR) || (is_bytes(a) && is_bytes(b)) ||
+            (a.t == PT_LIST && b.t == PT_LIST) || (a.t == PT_TUPLE && b.t == PT_TUPLE))
             return concat(x, a, b);
         if (a.t == PT_STR) py_type_error(x, "can only concatenate str (not \"%s\") to str", pv_tname(b));
         if (a.t == PT_LIST || a.t == PT_TUPLE)
-            py_type_error(x, "can only concatenate %s (not \"%s\") to %s", pv_tname(a), pv_tname(b), pv_tname(a));
+            py_type_error(x, "can only concatenate %s (not \"%s\") to %s", pv_tname(a), pv_tname(b),
+                          pv_tname(a));
         if (is_bytes(a)) py_type_error(x, "can't concat %s to %s", pv_tname(b), pv_tname(a));
         break;
     case OP_MUL: {
@@ -412,7 +452,8 @@ pv py_binop(X *x, int op, pv a, pv b) {
         if (sb && pv_is_int(a)) return seq_repeat(x, b, a);
         if (sa && !pv_is_num(b) && b.t != PT_FLOAT)
             py_type_error(x, "can't multiply sequence by non-int of type '%s'", pv_tname(b));
-        if (sa || sb) py_type_error(x, "can't multiply sequence by non-int of type '%s'", pv_tname(sa ? b : a));
+        if (sa || sb)
+            py_type_error(x, "can't multiply sequence by non-int of type '%s'", pv_tname(sa ? b : a));
         break;
     }
     case OP_MOD:
@@ -425,9 +466,11 @@ pv py_binop(X *x, int op, pv a, pv b) {
         if (a.t == PT_SET && b.t == PT_SET) return set_op(x, op, a, b);
         if (op == OP_OR && a.t == PT_DICT && b.t == PT_DICT) return set_op(x, op, a, b);
         break;
-    default: break;
+    default:
+        break;
     }
-    py_type_error(x, "unsupported operand type(s) for %s: '%s' and '%s'", binsym[op], pv_tname(a), pv_tname(b));
+    py_type_error(x, "unsupported operand type(s) for %s: '%s' and '%s'", binsym[op], pv_tname(a),
+                  pv_tname(b));
 }
 
 static pv e_binop(X *x, const py_node *nd, py_frame *f) {
@@ -453,18 +496,21 @@ static pv e_not(X *x, const py_node *nd, py_frame *f) {
 int py_contains(X *x, pv c, pv item) {
     switch (c.t) {
     case PT_STR:
-        if (item.t != PT_STR) py_type_error(x, "'in <string>' requires string as left operand, not %s", pv_tname(item));
+        if (item.t != PT_STR)
+            py_type_error(x, "'in <string>' requires string as left operand, not %s", pv_tname(item));
         return memmem(c.u.s->s, c.u.s->n, item.u.s->s, item.u.s->n) != NULL || item.u.s->n == 0;
     case PT_BYTES:
     case PT_BYTEARRAY:
         if (pv_is_int(item)) {
-            if (item.t == PT_BIG || item.u.i < 0 || item.u.i > 255) py_raise(x, "ValueError", "byte must be in range(0, 256)");
+            if (item.t == PT_BIG || item.u.i < 0 || item.u.i > 255)
+                py_raise(x, "ValueError", "byte must be in range(0, 256)");
             return memchr(c.u.b->b, (int)item.u.i, c.u.b->n) != NULL;
         }
         if (!is_bytes(item)) py_type_error(x, "a bytes-like object is required, not '%s'", pv_tname(item));
         return item.u.b->n == 0 || memmem(c.u.b->b, c.u.b->n, item.u.b->b, item.u.b->n) != NULL;
     case PT_DICT:
-    case PT_SET: return py_dict_get(x, c.u.d, item, NULL);
+    case PT_SET:
+        return py_dict_get(x, c.u.d, item, NULL);
     case PT_RANGE: {
         if (!pv_is_int(item) || item.t == PT_BIG) {
             if (item.t != PT_FLOAT) return 0;
@@ -481,40 +527,58 @@ int py_contains(X *x, pv c, pv item) {
         for (size_t i = 0; i < c.u.l->n; i++)
             if (pv_eq(x, c.u.l->v[i], item)) return 1;
         return 0;
-    default: py_type_error(x, "argument of type '%s' is not iterable", pv_tname(c));
+    default:
+        py_type_error(x, "argument of type '%s' is not iterable", pv_tname(c));
     }
 }
 
 static int identical(pv a, pv b) {
     if (a.t != b.t) return 0;
     switch (a.t) {
-    case PT_NONE: return 1;
-    case PT_BOOL: return a.u.i == b.u.i;
-    case PT_INT: return a.u.i == b.u.i && a.u.i >= -5 && a.u.i <= 256;
-    case PT_BUILTIN: return a.u.i == b.u.i;
-    case PT_FLOAT: return 0;
-    case PT_TUPLE: return a.u.l == b.u.l || (a.u.l->n == 0 && b.u.l->n == 0); /* () is a singleton */
-    default: return a.u.p == b.u.p;
+    case PT_NONE:
+        return 1;
+    case PT_BOOL:
+        return a.u.i == b.u.i;
+    case PT_INT:
+        return a.u.i == b.u.i && a.u.i >= -5 && a.u.i <= 256;
+    case PT_BUILTIN:
+        return a.u.i == b.u.i;
+    case PT_FLOAT:
+        return 0;
+    case PT_TUPLE:
+        return a.u.l == b.u.l || (a.u.l->n == 0 && b.u.l->n == 0); /* () is a singleton */
+    default:
+        return a.u.p == b.u.p;
     }
 }
 
 int py_compare(X *x, int op, pv a, pv b) {
     static const char *const sym[] = {"<", "<=", "==", "!=", ">", ">="};
     switch (op) {
-    case CMP_EQ: return pv_eq(x, a, b);
-    case CMP_NE: return !pv_eq(x, a, b);
-    case CMP_IN: return py_contains(x, b, a);
-    case CMP_NOTIN: return !py_contains(x, b, a);
-    case CMP_IS: return identical(a, b);
-    case CMP_ISNOT: return !identical(a, b);
+    case CMP_EQ:
+        return pv_eq(x, a, b);
+    case CMP_NE:
+        return !pv_eq(x, a, b);
+    case CMP_IN:
+        return py_contains(x, b, a);
+    case CMP_NOTIN:
+        return !py_contains(x, b, a);
+    case CMP_IS:
+        return identical(a, b);
+    case CMP_ISNOT:
+        return !identical(a, b);
     default: {
         int c = pv_cmp(x, a, b, sym[op]);
         if (c == -2) return 0;
         switch (op) {
-        case CMP_LT: return c < 0;
-        case CMP_LE: return c <= 0;
-        case CMP_GT: return c > 0;
-        default: return c >= 0;
+        case CMP_LT:
+            return c < 0;
+        case CMP_LE:
+            return c <= 0;
+        case CMP_GT:
+            return c > 0;
+        default:
+            return c >= 0;
         }
     }
     }
@@ -543,7 +607,7 @@ static pv e_seq(X *x, const py_node *nd, py_frame *f) {
         for (uint32_t i = 0; i < nd->n; i++) {
             const py_node *en = &x->e->nodes[KID(nd, i)];
             if (en->kind == K_STAR) {
-                py_list *it = pv_iter(x, ev(x, en->a, f));
+                py_list *it = star_items(x, ev(x, en->a, f), pv_none(), 0);
                 for (size_t j = 0; j < it->n; j++) py_dict_set(x, s.u.d, it->v[j], pv_none());
             } else {
                 py_dict_set(x, s.u.d, ev(x, KID(nd, i), f), pv_none());
@@ -555,7 +619,7 @@ static pv e_seq(X *x, const py_node *nd, py_frame *f) {
     for (uint32_t i = 0; i < nd->n; i++) {
         const py_node *en = &x->e->nodes[KID(nd, i)];
         if (en->kind == K_STAR) {
-            py_list *it = pv_iter(x, ev(x, en->a, f));
+            py_list *it = star_items(x, ev(x, en->a, f), pv_none(), 0);
             py_step(x, it->n);
             for (size_t j = 0; j < it->n; j++) pv_list_push(x, l.u.l, it->v[j]);
         } else {
@@ -672,12 +736,13 @@ static pv e_bad(X *x, const py_node *nd, py_frame *f) {
 
 typedef pv (*evfn)(X *x, const py_node *nd, py_frame *f);
 static const evfn table[K_NKINDS] = {
-    [K_CONST] = e_const,   [K_NAME] = e_name,     [K_ATTR] = e_attr,   [K_SUB] = e_sub,     [K_SLICE] = e_slice,
-    [K_CALL] = e_call,     [K_UNARY] = e_unary,   [K_BINOP] = e_binop, [K_BOOLOP] = e_boolop, [K_NOT] = e_not,
-    [K_COMPARE] = e_compare, [K_IFEXP] = e_ifexp, [K_LIST] = e_seq,    [K_TUPLE] = e_seq,   [K_SET] = e_seq,
-    [K_DICT] = e_dict,     [K_STAR] = e_bad,      [K_DSTAR] = e_bad,   [K_KW] = e_bad,      [K_COMP] = e_comp,
-    [K_FOR] = e_bad,       [K_IF] = e_bad,        [K_LAMBDA] = e_lambda, [K_FSTR] = e_fstr, [K_FVAL] = e_bad,
-    [K_TARGET] = e_bad,
+    [K_CONST] = e_const,   [K_NAME] = e_name,  [K_ATTR] = e_attr,       [K_SUB] = e_sub,
+    [K_SLICE] = e_slice,   [K_CALL] = e_call,  [K_UNARY] = e_unary,     [K_BINOP] = e_binop,
+    [K_BOOLOP] = e_boolop, [K_NOT] = e_not,    [K_COMPARE] = e_compare, [K_IFEXP] = e_ifexp,
+    [K_LIST] = e_seq,      [K_TUPLE] = e_seq,  [K_SET] = e_seq,         [K_DICT] = e_dict,
+    [K_STAR] = e_bad,      [K_DSTAR] = e_bad,  [K_KW] = e_bad,          [K_COMP] = e_comp,
+    [K_FOR] = e_bad,       [K_IF] = e_bad,     [K_LAMBDA] = e_lambda,   [K_FSTR] = e_fstr,
+    [K_FVAL] = e_bad,      [K_TARGET] = e_bad,
 };
 
 pv py_eval_node(X *x, int32_t n, py_frame *f) {

@@ -11,9 +11,12 @@ uint32_t py_utf8_next(const char *s, size_t n, size_t *i) {
     unsigned char c = (unsigned char)s[*i];
     uint32_t cp = c;
     size_t l = 1;
-    if (c >= 0xF0) cp = c & 7u, l = 4;
-    else if (c >= 0xE0) cp = c & 15u, l = 3;
-    else if (c >= 0xC0) cp = c & 31u, l = 2;
+    if (c >= 0xF0)
+        cp = c & 7u, l = 4;
+    else if (c >= 0xE0)
+        cp = c & 15u, l = 3;
+    else if (c >= 0xC0)
+        cp = c & 31u, l = 2;
     for (size_t j = 1; j < l && *i + j < n; j++) cp = cp << 6 | ((unsigned char)s[*i + j] & 0x3Fu);
     *i += l;
     return cp;
@@ -25,7 +28,7 @@ static int printable(uint32_t cp) {
     if (cp <= 0xa0 || cp == 0xad) return 0;
     if ((cp >= 0x2000 && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f) ||
         cp == 0x3000 || cp == 0xfeff || (cp >= 0xe000 && cp <= 0xf8ff) || (cp >= 0xfff0 && cp <= 0xfffb) ||
-        cp >= 0xf0000 || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0x1680 || cp == 0x180e)
+        cp > 0x3134a || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0x1680 || cp == 0x180e)
         return 0;
     return 1;
 }
@@ -99,7 +102,17 @@ typedef struct fspec {
     char type;           /* 0 or the type char */
 } fspec;
 
-static void parse_spec(X *x, const char *s, size_t n, fspec *f) {
+static int64_t spec_number(X *x, const char *s, size_t n, size_t *i) {
+    int64_t v = 0;
+    while (*i < n && isdigit((unsigned char)s[*i])) {
+        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, s[*i] - '0', &v))
+            py_raise(x, "ValueError", "Too many decimal digits in format string");
+        (*i)++;
+    }
+    return v;
+}
+
+static void parse_spec(X *x, const char *s, size_t n, fspec *f, pv v) {
     memset(f, 0, sizeof *f);
     f->width = f->prec = -1;
     f->fill[0] = ' ';
@@ -127,26 +140,19 @@ static void parse_spec(X *x, const char *s, size_t n, fspec *f) {
         f->zero = 1;
         i++;
     }
-    if (i < n && isdigit((unsigned char)s[i])) {
-        f->width = 0;
-        while (i < n && isdigit((unsigned char)s[i])) {
-            if (f->width > 100000000) py_raise(x, "ValueError", "Too many decimal digits in format string");
-            f->width = f->width * 10 + (s[i++] - '0');
-        }
-    }
+    if (i < n && isdigit((unsigned char)s[i])) f->width = spec_number(x, s, n, &i);
     if (i < n && (s[i] == ',' || s[i] == '_')) f->group = s[i++];
     if (i < n && (s[i] == ',' || s[i] == '_')) py_raise(x, "ValueError", "Cannot specify both ',' and '_'.");
     if (i < n && s[i] == '.') {
         i++;
-        if (i >= n || !isdigit((unsigned char)s[i])) py_raise(x, "ValueError", "Format specifier missing precision");
-        f->prec = 0;
-        while (i < n && isdigit((unsigned char)s[i])) {
-            if (f->prec > 100000000) py_raise(x, "ValueError", "Too many decimal digits in format string");
-            f->prec = f->prec * 10 + (s[i++] - '0');
-        }
+        if (i >= n || !isdigit((unsigned char)s[i]))
+            py_raise(x, "ValueError", "Format specifier missing precision");
+        f->prec = spec_number(x, s, n, &i);
     }
     if (i < n) f->type = s[i++];
-    if (i < n) py_raise(x, "ValueError", "Invalid format specifier '%.*s' for object of type", (int)n, s);
+    if (i < n)
+        py_raise(x, "ValueError", "Invalid format specifier '%.*s' for object of type '%s'", (int)n, s,
+                 pv_tname(v));
     if (f->zero && !f->align) {
         f->fill[0] = '0';
         f->fill_n = 1;
@@ -156,12 +162,18 @@ static void parse_spec(X *x, const char *s, size_t n, fspec *f) {
 }
 
 /* writes sign+prefix+body padded to the spec's width */
-static void emit(X *x, const fspec *f, const char *sign, const char *body, size_t blen, char dflt_align, tbgw_buf *out) {
+static void emit(X *x, const fspec *f, const char *sign, const char *body, size_t blen, char dflt_align,
+                 tbgw_buf *out) {
     size_t sl = strlen(sign);
     size_t chars = utf8_count(sign, sl) + utf8_count(body, blen);
     size_t pad = f->width > 0 && (size_t)f->width > chars ? (size_t)f->width - chars : 0;
     char al = f->align ? f->align : dflt_align;
-    size_t left = al == '>' ? pad : al == '^' ? pad / 2 : 0, right = al == '<' ? pad : al == '^' ? pad - pad / 2 : 0;
+    size_t left = al == '>'   ? pad
+                  : al == '^' ? pad / 2
+                              : 0,
+           right = al == '<'   ? pad
+                   : al == '^' ? pad - pad / 2
+                               : 0;
     py_step(x, pad / 16);
     if (al == '=') {
         tbgw_buf_puts(out, sign);
@@ -196,7 +208,8 @@ static void emit_number(X *x, const fspec *f, int neg, const char *prefix, const
         if (f->align == '=' && f->width > 0 && f->fill[0] == '0' && f->fill_n == 1) {
             /* zero padding takes part in grouping: 01,234,567 */
             size_t intd = 0;
-            while (intd < n && (every == 4 ? isxdigit((unsigned char)digits[intd]) : isdigit((unsigned char)digits[intd])))
+            while (intd < n && (every == 4 ? isxdigit((unsigned char)digits[intd])
+                                           : isdigit((unsigned char)digits[intd])))
                 intd++;
             int64_t want = f->width - (int64_t)strlen(sign) - (int64_t)(n - intd);
             tbgw_buf *z = py_buf(x);
@@ -228,7 +241,8 @@ static void format_int(X *x, pv v, const fspec *f, tbgw_buf *out) {
         return;
     }
     unsigned base = t == 'x' || t == 'X' ? 16 : t == 'o' ? 8 : t == 'b' ? 2 : 10;
-    if ((base != 10 || t == 'n') && f->group == ',') py_raise(x, "ValueError", "Cannot specify ',' with '%c'.", t);
+    if ((base != 10 || t == 'n') && f->group == ',')
+        py_raise(x, "ValueError", "Cannot specify ',' with '%c'.", t);
     if (t == 'n' && f->group) py_raise(x, "ValueError", "Cannot specify '%c' with 'n'.", f->group);
     py_big *b = big_of(x, v);
     int neg = b->neg;
@@ -246,7 +260,10 @@ static void format_int(X *x, pv v, const fspec *f, tbgw_buf *out) {
 
 /* the float body (no sign) for type t */
 static void float_body(X *x, double d, const fspec *f, char t, tbgw_buf *out) {
-    char buf[1100];
+    if (f->prec > 2147483647) py_raise(x, "ValueError", "precision too big");
+    if (x->mem.limit && (uint64_t)(f->prec > 0 ? f->prec : 0) > x->mem.limit) py_oom(x);
+    size_t bufsz = (size_t)(f->prec > 0 ? f->prec : 0) + 420;
+    char *buf = py_alloc(x, bufsz);
     int upper = t == 'E' || t == 'F' || t == 'G';
     if (isinf(d) || isnan(d)) {
         tbgw_buf_puts(out, isnan(d) ? (upper ? "NAN" : "nan") : (upper ? "INF" : "inf"));
@@ -254,11 +271,10 @@ static void float_body(X *x, double d, const fspec *f, char t, tbgw_buf *out) {
         return;
     }
     int64_t p = f->prec;
-    if (p > 1000) p = 1000;
     switch (t) {
     case 0:
         if (p < 0) {
-            float_repr(d, buf, sizeof buf);
+            float_repr(d, buf, bufsz);
             char *ep = strchr(buf, 'e');
             if (f->alt && ep && !strchr(buf, '.')) { /* '#': the point stays (1.e+16) */
                 memmove(ep + 1, ep, strlen(ep) + 1);
@@ -270,17 +286,17 @@ static void float_body(X *x, double d, const fspec *f, char t, tbgw_buf *out) {
             /* like 'g', but a fixed-point result keeps one decimal and scientific notation is used
              * from exp >= p - 1 */
             if (p == 0) p = 1;
-            snprintf(buf, sizeof buf, "%.*e", (int)(p - 1), d);
+            snprintf(buf, bufsz, "%.*e", (int)(p - 1), d);
             int e = atoi(strchr(buf, 'e') + 1);
             if (e >= -4 && e < p - 1) {
-                snprintf(buf, sizeof buf, f->alt ? "%#.*f" : "%.*f", (int)(p - 1 - e), d);
+                snprintf(buf, bufsz, f->alt ? "%#.*f" : "%.*f", (int)(p - 1 - e), d);
                 char *dot = strchr(buf, '.');
                 if (dot && !f->alt) {
                     char *end = buf + strlen(buf) - 1;
                     while (end > dot + 1 && *end == '0') *end-- = 0;
                 }
             } else if (f->alt) {
-                snprintf(buf, sizeof buf, "%#.*e", (int)(p - 1), d);
+                snprintf(buf, bufsz, "%#.*e", (int)(p - 1), d);
             } else {
                 char *ep = strchr(buf, 'e'), *dot = strchr(buf, '.');
                 if (dot) {
@@ -293,14 +309,23 @@ static void float_body(X *x, double d, const fspec *f, char t, tbgw_buf *out) {
         }
         break;
     case 'e':
-    case 'E': snprintf(buf, sizeof buf, f->alt ? "%#.*e" : "%.*e", (int)(p < 0 ? 6 : p), d); break;
+    case 'E':
+        snprintf(buf, bufsz, f->alt ? "%#.*e" : "%.*e", (int)(p < 0 ? 6 : p), d);
+        break;
     case 'f':
-    case 'F': snprintf(buf, sizeof buf, f->alt ? "%#.*f" : "%.*f", (int)(p < 0 ? 6 : p), d); break;
-    case '%': snprintf(buf, sizeof buf, f->alt ? "%#.*f%%" : "%.*f%%", (int)(p < 0 ? 6 : p), d * 100.0); break;
+    case 'F':
+        snprintf(buf, bufsz, f->alt ? "%#.*f" : "%.*f", (int)(p < 0 ? 6 : p), d);
+        break;
+    case '%':
+        snprintf(buf, bufsz, f->alt ? "%#.*f%%" : "%.*f%%", (int)(p < 0 ? 6 : p), d * 100.0);
+        break;
     case 'g':
     case 'G':
-    case 'n': snprintf(buf, sizeof buf, f->alt ? "%#.*g" : "%.*g", (int)(p < 0 ? 6 : p == 0 ? 1 : p), d); break;
-    default: buf[0] = 0;
+    case 'n':
+        snprintf(buf, bufsz, f->alt ? "%#.*g" : "%.*g", (int)(p < 0 ? 6 : p == 0 ? 1 : p), d);
+        break;
+    default:
+        buf[0] = 0;
     }
     if (upper)
         for (char *c = buf; *c; c++) *c = (char)toupper((unsigned char)*c);
@@ -331,10 +356,13 @@ void py_format_spec(X *x, pv v, const char *spec, size_t n, tbgw_buf *out) {
         pv_strv(x, v, out);
         return;
     }
+    if (v.t != PT_STR && !pv_is_num(v))
+        py_type_error(x, "unsupported format string passed to %s.__format__", pv_tname(v));
     fspec f;
-    parse_spec(x, spec, n, &f);
+    parse_spec(x, spec, n, &f, v);
     if (v.t == PT_STR) {
-        if (f.type && f.type != 's') py_raise(x, "ValueError", "Unknown format code '%c' for object of type 'str'", f.type);
+        if (f.type && f.type != 's')
+            py_raise(x, "ValueError", "Unknown format code '%c' for object of type 'str'", f.type);
         if (f.sign) py_raise(x, "ValueError", "Sign not allowed in string format specifier");
         if (f.align == '=') py_raise(x, "ValueError", "'=' alignment not allowed in string format specifier");
         if (f.group) py_raise(x, "ValueError", "Cannot specify '%c' with 's'.", f.group);
@@ -371,7 +399,8 @@ static pv percent_arg(X *x, const py_list *args, size_t *ai) {
     return args->v[(*ai)++];
 }
 
-static void percent_one(X *x, char conv, pv v, const char *flags, int64_t width, int64_t prec, tbgw_buf *out) {
+static void percent_one(X *x, char conv, pv v, const char *flags, int64_t width, int64_t prec,
+                        tbgw_buf *out) {
     fspec f;
     memset(&f, 0, sizeof f);
     f.fill[0] = ' ';
@@ -431,7 +460,11 @@ static void percent_one(X *x, char conv, pv v, const char *flags, int64_t width,
             for (size_t k = strlen(d->p); k < (size_t)prec; k++) tbgw_buf_putc(z, '0');
             tbgw_buf_puts(z, d->p);
             tbgw_buf_putc(z, 0);
-            const char *prefix = f.alt ? (conv == 'x' ? "0x" : conv == 'X' ? "0X" : conv == 'o' ? "0o" : "") : "";
+            const char *prefix = f.alt ? (conv == 'x'   ? "0x"
+                                          : conv == 'X' ? "0X"
+                                          : conv == 'o' ? "0o"
+                                                        : "")
+                                       : "";
             emit_number(x, &f, neg, prefix, z->p, 3, out);
             py_buf_release(x, d);
             py_buf_release(x, z);
@@ -462,7 +495,8 @@ static void percent_one(X *x, char conv, pv v, const char *flags, int64_t width,
         emit(x, &f, "", c.u.s->s, c.u.s->n, '>', out);
         return;
     }
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -518,7 +552,10 @@ pv py_percent(X *x, pv fmt, pv args) {
             }
             i++;
         } else {
-            while (i < s->n && isdigit((unsigned char)s->s[i])) width = (width < 0 ? 0 : width * 10) + (s->s[i++] - '0');
+            while (i < s->n && isdigit((unsigned char)s->s[i])) {
+                width = (width < 0 ? 0 : width * 10) + (s->s[i++] - '0');
+                if (width > 2147483647) py_raise(x, "ValueError", "width too big");
+            }
         }
         if (i < s->n && s->s[i] == '.') {
             i++;
@@ -527,7 +564,10 @@ pv py_percent(X *x, pv fmt, pv args) {
                 prec = pv_index(x, percent_arg(x, al, &ai), "* wants int");
                 i++;
             } else {
-                while (i < s->n && isdigit((unsigned char)s->s[i])) prec = prec * 10 + (s->s[i++] - '0');
+                while (i < s->n && isdigit((unsigned char)s->s[i])) {
+                    prec = prec * 10 + (s->s[i++] - '0');
+                    if (prec > 2147483647) py_raise(x, "ValueError", "precision too big");
+                }
             }
         }
         if (x->mem.limit && (width > (int64_t)x->mem.limit || prec > 100000)) py_oom(x);
@@ -538,9 +578,14 @@ pv py_percent(X *x, pv fmt, pv args) {
             tbgw_buf_putc(out, '%');
             continue;
         }
+        if (!have_v) { /* the argument is taken before the conversion is checked (as CPython) */
+            v = mapping && !used_map ? args : percent_arg(x, al, &ai);
+            have_v = 1;
+        }
         if (!strchr("sradiuxXoeEfFgGc", conv))
-            py_raise(x, "ValueError", "unsupported format character '%c' (0x%x) at index %zu", conv >= 0x20 && conv < 0x7f ? conv : '?',
-                     (unsigned)(unsigned char)conv, start + (i - 1 - start));
+            py_raise(x, "ValueError", "unsupported format character '%c' (0x%x) at index %zu",
+                     conv >= 0x20 && conv < 0x7f ? conv : '?', (unsigned)(unsigned char)conv,
+                     start + (i - 1 - start));
         if (!have_v) v = mapping && !used_map ? args : percent_arg(x, al, &ai);
         percent_one(x, conv, v, flags, width, prec, out);
         py_buf_check(x, out);
@@ -565,12 +610,17 @@ static pv field_value(X *x, fmt_state *st, const char *s, size_t n) {
     while (i < n && s[i] != '.' && s[i] != '[') i++;
     pv v;
     if (i == 0) {
-        if (st->manual) py_raise(x, "ValueError", "cannot switch from manual field specification to automatic field numbering");
+        if (st->manual)
+            py_raise(x, "ValueError",
+                     "cannot switch from manual field specification to automatic field numbering");
         size_t idx = (size_t)st->auto_idx++;
-        if (idx >= st->nargs) py_raise(x, "IndexError", "Replacement index %zu out of range for positional args tuple", idx);
+        if (idx >= st->nargs)
+            py_raise(x, "IndexError", "Replacement index %zu out of range for positional args tuple", idx);
         v = st->args[idx];
     } else if (isdigit((unsigned char)s[0])) {
-        if (st->auto_idx > 0) py_raise(x, "ValueError", "cannot switch from automatic field numbering to manual field specification");
+        if (st->auto_idx > 0)
+            py_raise(x, "ValueError",
+                     "cannot switch from automatic field numbering to manual field specification");
         st->manual = 1;
         size_t idx = 0;
         for (size_t k = 0; k < i; k++) {
@@ -578,7 +628,8 @@ static pv field_value(X *x, fmt_state *st, const char *s, size_t n) {
             idx = idx * 10 + (size_t)(s[k] - '0');
             if (idx > 1000000) break;
         }
-        if (idx >= st->nargs) py_raise(x, "IndexError", "Replacement index %zu out of range for positional args tuple", idx);
+        if (idx >= st->nargs)
+            py_raise(x, "IndexError", "Replacement index %zu out of range for positional args tuple", idx);
         v = st->args[idx];
     } else {
         size_t k;
@@ -591,7 +642,8 @@ static pv field_value(X *x, fmt_state *st, const char *s, size_t n) {
         if (s[i] == '.') {
             size_t j = ++i;
             while (j < n && s[j] != '.' && s[j] != '[') j++;
-            if (j == i || s[i] == '_') py_raise(x, "ValueError", "attribute names starting with '_' or empty are not supported");
+            if (j == i || s[i] == '_')
+                py_raise(x, "ValueError", "attribute names starting with '_' or empty are not supported");
             pv name = pv_str(x, s + i, j - i);
             v = py_getattr(x, v, name.u.s->s);
             i = j;
@@ -632,7 +684,9 @@ static void format_text(X *x, fmt_state *st, const char *s, size_t n, int level,
                 if (s[j] == '}') depth--;
                 if (depth) j++;
             }
-            if (j >= n) py_raise(x, "ValueError", "%s", level ? "unmatched '{' in format spec" : "Single '{' encountered in format string");
+            if (j >= n)
+                py_raise(x, "ValueError", "%s",
+                         level ? "unmatched '{' in format spec" : "Single '{' encountered in format string");
             format_field(x, st, s + i + 1, j - i - 1, level, out);
             i = j + 1;
         } else {

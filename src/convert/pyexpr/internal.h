@@ -134,18 +134,18 @@ typedef enum py_kind {
     K_LIST,    /* list of elements (K_STAR allowed) */
     K_TUPLE,
     K_SET,
-    K_DICT,    /* list: k v k v ... (k = -1: ** v) */
-    K_STAR,    /* *a inside displays and calls */
-    K_DSTAR,   /* **a inside calls */
-    K_KW,      /* keyword argument: consts[v] = a */
-    K_COMP,    /* comprehension: op = kind (list/set/dict/gen), a = element, b = value (dict),
-                  list = clauses (K_FOR / K_IF) */
-    K_FOR,     /* for target(a) in iter(b); binds into the comprehension frame */
-    K_IF,      /* a */
-    K_LAMBDA,  /* a = body, v = number of params, frame size in op */
-    K_FSTR,    /* list of parts: K_CONST literal or K_FVAL */
-    K_FVAL,    /* a = value, b = format spec (K_FSTR or -1), op = conversion char */
-    K_TARGET,  /* tuple target: list of K_NAME / K_TARGET */
+    K_DICT,   /* list: k v k v ... (k = -1: ** v) */
+    K_STAR,   /* *a inside displays and calls */
+    K_DSTAR,  /* **a inside calls */
+    K_KW,     /* keyword argument: consts[v] = a */
+    K_COMP,   /* comprehension: op = kind (list/set/dict/gen), a = element, b = value (dict),
+                 list = clauses (K_FOR / K_IF) */
+    K_FOR,    /* for target(a) in iter(b); binds into the comprehension frame */
+    K_IF,     /* a */
+    K_LAMBDA, /* a = body, v = number of params, frame size in op */
+    K_FSTR,   /* list of parts: K_CONST literal or K_FVAL */
+    K_FVAL,   /* a = value, b = format spec (K_FSTR or -1), op = conversion char */
+    K_TARGET, /* tuple target: list of K_NAME / K_TARGET */
     K_NKINDS
 } py_kind;
 
@@ -217,6 +217,7 @@ struct tbgw_py_ctx {
     size_t nbinds, capbinds;
     pv *gcache; /* resolved globals of e (per evaluation) */
     uint8_t *gdone;
+    size_t capglobals;
     int strict;
     tbgw_buf **bufs; /* text buffers in use (freed when an error unwinds) */
     size_t nbufs, capbufs;
@@ -281,10 +282,10 @@ void pv_repr(X *x, pv v, tbgw_buf *out);
 void pv_strv(X *x, pv v, tbgw_buf *out); /* str() */
 pv pv_from_buf(X *x, tbgw_buf *b);
 void py_buf_check(X *x, tbgw_buf *b);
-tbgw_buf *py_buf(X *x);                /* a tracked text buffer */
-pv py_buf_done(X *x, tbgw_buf *b);     /* its text as a str; the buffer is released */
+tbgw_buf *py_buf(X *x);            /* a tracked text buffer */
+pv py_buf_done(X *x, tbgw_buf *b); /* its text as a str; the buffer is released */
 void py_buf_release(X *x, tbgw_buf *b);
-void py_bufs_free(X *x);               /* releases every tracked buffer */
+void py_bufs_free(X *x); /* releases every tracked buffer */
 /* iteration: materializes any iterable into a list of items (borrowed for lists/tuples) */
 py_list *pv_iter(X *x, pv v);
 int64_t pv_len(X *x, pv v);
@@ -317,7 +318,7 @@ pv num_pow3(X *x, pv a, pv b, pv m);
 void float_repr(double d, char *out, size_t cap);
 pv int_from_float(X *x, double d);
 double pv_to_double(X *x, pv v); /* int/bool/float; raises OverflowError */
-int pv_is_int(pv v);              /* INT, BIG, BOOL */
+int pv_is_int(pv v);             /* INT, BIG, BOOL */
 int pv_is_num(pv v);
 int64_t pv_index(X *x, pv v, const char *what); /* int index, raises for big/other */
 pv py_round(X *x, pv v, int has_nd, pv nd);

@@ -22,15 +22,41 @@ static const struct {
     const char *w;
     int t;
 } kws[] = {
-    {"False", T_FALSE}, {"None", T_NONE},       {"True", T_TRUE},     {"and", T_AND},
-    {"else", T_ELSE},   {"for", T_FOR},         {"if", T_IF},         {"in", T_IN},
-    {"is", T_IS},       {"lambda", T_LAMBDA},   {"not", T_NOT},       {"or", T_OR},
-    {"as", T_KW_OTHER}, {"assert", T_KW_OTHER}, {"async", T_KW_OTHER}, {"await", T_KW_OTHER},
-    {"break", T_KW_OTHER}, {"class", T_KW_OTHER}, {"continue", T_KW_OTHER}, {"def", T_KW_OTHER},
-    {"del", T_KW_OTHER},   {"elif", T_KW_OTHER},  {"except", T_KW_OTHER},   {"finally", T_KW_OTHER},
-    {"from", T_KW_OTHER},  {"global", T_KW_OTHER}, {"import", T_KW_OTHER},  {"nonlocal", T_KW_OTHER},
-    {"pass", T_KW_OTHER},  {"raise", T_KW_OTHER}, {"return", T_KW_OTHER},   {"try", T_KW_OTHER},
-    {"while", T_KW_OTHER}, {"with", T_KW_OTHER},  {"yield", T_KW_OTHER},
+    {"False", T_FALSE},
+    {"None", T_NONE},
+    {"True", T_TRUE},
+    {"and", T_AND},
+    {"else", T_ELSE},
+    {"for", T_FOR},
+    {"if", T_IF},
+    {"in", T_IN},
+    {"is", T_IS},
+    {"lambda", T_LAMBDA},
+    {"not", T_NOT},
+    {"or", T_OR},
+    {"as", T_KW_OTHER},
+    {"assert", T_KW_OTHER},
+    {"async", T_KW_OTHER},
+    {"await", T_KW_OTHER},
+    {"break", T_KW_OTHER},
+    {"class", T_KW_OTHER},
+    {"continue", T_KW_OTHER},
+    {"def", T_KW_OTHER},
+    {"del", T_KW_OTHER},
+    {"elif", T_KW_OTHER},
+    {"except", T_KW_OTHER},
+    {"finally", T_KW_OTHER},
+    {"from", T_KW_OTHER},
+    {"global", T_KW_OTHER},
+    {"import", T_KW_OTHER},
+    {"nonlocal", T_KW_OTHER},
+    {"pass", T_KW_OTHER},
+    {"raise", T_KW_OTHER},
+    {"return", T_KW_OTHER},
+    {"try", T_KW_OTHER},
+    {"while", T_KW_OTHER},
+    {"with", T_KW_OTHER},
+    {"yield", T_KW_OTHER},
 };
 
 static int is_id_start(unsigned char c) {
@@ -75,7 +101,10 @@ static int hexval(char c) {
 /* one escape at s[i] == '\\'; returns the index after it */
 static size_t escape(py_lexer *lx, size_t i, size_t b, int bytes, tbgw_buf *out) {
     const char *s = lx->src;
-    if (i + 1 >= b) py_syntax(lx, i, "unterminated string literal");
+    if (i + 1 >= b) { /* a backslash ending an f-string segment (before a '{') stays */
+        tbgw_buf_putc(out, '\\');
+        return i + 1;
+    }
     char c = s[i + 1];
     static const char simple_from[] = "\n\\'\"abfnrtv";
     static const char simple_to[] = "\0\\'\"\a\b\f\n\r\t\v";
@@ -87,7 +116,8 @@ static size_t escape(py_lexer *lx, size_t i, size_t b, int bytes, tbgw_buf *out)
     if (c >= '0' && c <= '7') {
         unsigned v = 0;
         size_t j = i + 1;
-        for (int k = 0; k < 3 && j < b && s[j] >= '0' && s[j] <= '7'; k++, j++) v = v * 8 + (unsigned)(s[j] - '0');
+        for (int k = 0; k < 3 && j < b && s[j] >= '0' && s[j] <= '7'; k++, j++)
+            v = v * 8 + (unsigned)(s[j] - '0');
         if (bytes)
             tbgw_buf_putc(out, (char)(v & 0xFF));
         else
@@ -99,8 +129,7 @@ static size_t escape(py_lexer *lx, size_t i, size_t b, int bytes, tbgw_buf *out)
         uint32_t v = 0;
         for (int k = 0; k < digits; k++) {
             int h = i + 2 + (size_t)k < b ? hexval(s[i + 2 + (size_t)k]) : -1;
-            if (h < 0)
-                py_syntax(lx, i, "(%s error) truncated \\%c escape", bytes ? "value" : "unicode", c);
+            if (h < 0) py_syntax(lx, i, "(%s error) truncated \\%c escape", bytes ? "value" : "unicode", c);
             v = v * 16 + (uint32_t)h;
         }
         if (bytes)
@@ -119,36 +148,28 @@ static size_t escape(py_lexer *lx, size_t i, size_t b, int bytes, tbgw_buf *out)
 }
 
 pv py_decode_literal(py_lexer *lx, size_t a, size_t b, int raw, int bytes) {
-    tbgw_buf out;
-    tbgw_buf_init(&out);
+    X *x = lx->x;
+    tbgw_buf *out = py_buf(x); /* tracked: freed when an error unwinds */
     const char *s = lx->src;
     for (size_t i = a; i < b;) {
         unsigned char c = (unsigned char)s[i];
-        if (bytes && c >= 0x80) {
-            tbgw_buf_free(&out);
-            py_syntax(lx, i, "bytes can only contain ASCII literal characters");
-        }
+        if (bytes && c >= 0x80) py_syntax(lx, i, "bytes can only contain ASCII literal characters");
         if (c == '\\' && !raw) {
-            size_t before = out.len;
-            (void)before;
-            i = escape(lx, i, b, bytes, &out);
+            i = escape(lx, i, b, bytes, out);
             continue;
         }
         if (c == '\\' && raw && i + 1 < b) { /* raw: the backslash and the next char stay */
-            tbgw_buf_append(&out, s + i, 2);
+            tbgw_buf_append(out, s + i, 2);
             i += 2;
             continue;
         }
-        tbgw_buf_putc(&out, (char)c);
+        tbgw_buf_putc(out, (char)c);
         i++;
     }
-    X *x = lx->x;
-    if (out.oom) {
-        tbgw_buf_free(&out);
-        py_raise(x, "MemoryError", "out of memory");
-    }
-    pv v = bytes ? pv_bytes(x, PT_BYTES, out.p ? out.p : "", out.len) : pv_str(x, out.p ? out.p : "", out.len);
-    tbgw_buf_free(&out);
+    py_buf_check(x, out);
+    pv v = bytes ? pv_bytes(x, PT_BYTES, out->p ? out->p : "", out->len)
+                 : pv_str(x, out->p ? out->p : "", out->len);
+    py_buf_release(x, out);
     return v;
 }
 
@@ -165,7 +186,8 @@ static size_t string_end(py_lexer *lx, size_t i, char q, int triple, int raw, si
         i++;
     }
     (void)raw;
-    py_syntax(lx, start, triple ? "unterminated triple-quoted string literal" : "unterminated string literal");
+    py_syntax(lx, start,
+              triple ? "unterminated triple-quoted string literal" : "unterminated string literal");
 }
 
 static size_t lex_number(py_lexer *lx, size_t i, size_t to, py_tok *t) {
@@ -179,25 +201,29 @@ static size_t lex_number(py_lexer *lx, size_t i, size_t to, py_tok *t) {
         i += 2;
         if (i < to && s[i] == '_') i++;
     }
-    int is_float = 0;
+    int is_float = 0, has_exp = 0;
     for (; i < to; i++) {
         char c = s[i];
-        int ok = base == 16 ? hexval(c) >= 0 : (c >= '0' && c <= '9' && (unsigned)(c - '0') < (base == 10 ? 10u : base));
+        int ok = base == 16 ? hexval(c) >= 0
+                            : (c >= '0' && c <= '9' && (unsigned)(c - '0') < (base == 10 ? 10u : base));
         if (base == 10 && !ok && c >= '8' && c <= '9') ok = 1;
         if (ok) {
             if (nc >= sizeof clean - 1) py_syntax(lx, st, "numeric literal too long");
             clean[nc++] = c;
             continue;
         }
-        if (c == '_' && i + 1 < to && (base == 16 ? hexval(s[i + 1]) >= 0 : s[i + 1] >= '0' && s[i + 1] <= '9') && nc)
+        if (c == '_' && i + 1 < to &&
+            (base == 16 ? hexval(s[i + 1]) >= 0 : s[i + 1] >= '0' && s[i + 1] <= '9') && nc &&
+            (base == 16 ? hexval(s[i - 1]) >= 0 : s[i - 1] >= '0' && s[i - 1] <= '9'))
             continue;
-        if (base == 10 && c == '.' && !is_float) {
+        if (base == 10 && c == '.' && !is_float && !has_exp) {
             is_float = 1;
             clean[nc++] = c;
             continue;
         }
-        if (base == 10 && (c == 'e' || c == 'E')) {
+        if (base == 10 && (c == 'e' || c == 'E') && !has_exp) {
             size_t j = i + 1;
+            has_exp = 1;
             if (j < to && (s[j] == '+' || s[j] == '-')) j++;
             if (j < to && s[j] >= '0' && s[j] <= '9') {
                 is_float = 1;
@@ -234,12 +260,12 @@ static size_t lex_op(py_lexer *lx, size_t i, size_t to, py_tok *t) {
     static const struct {
         const char *op;
         int t;
-    } ops[] = {{"...", T_ELLIPSIS}, {"**=", T_AUGASSIGN}, {"//=", T_AUGASSIGN}, {">>=", T_AUGASSIGN},
-               {"<<=", T_AUGASSIGN}, {"**", T_POW}, {"//", T_FLOORDIV}, {"<<", T_LSHIFT}, {">>", T_RSHIFT},
-               {"<=", T_LE}, {">=", T_GE}, {"==", T_EQ}, {"!=", T_NE}, {"->", T_ARROW}, {":=", T_WALRUS},
-               {"+=", T_AUGASSIGN}, {"-=", T_AUGASSIGN}, {"*=", T_AUGASSIGN}, {"/=", T_AUGASSIGN},
-               {"%=", T_AUGASSIGN}, {"&=", T_AUGASSIGN}, {"|=", T_AUGASSIGN}, {"^=", T_AUGASSIGN},
-               {"@=", T_AUGASSIGN}};
+    } ops[] = {{"...", T_ELLIPSIS},  {"**=", T_AUGASSIGN}, {"//=", T_AUGASSIGN}, {">>=", T_AUGASSIGN},
+               {"<<=", T_AUGASSIGN}, {"**", T_POW},        {"//", T_FLOORDIV},   {"<<", T_LSHIFT},
+               {">>", T_RSHIFT},     {"<=", T_LE},         {">=", T_GE},         {"==", T_EQ},
+               {"!=", T_NE},         {"->", T_ARROW},      {":=", T_WALRUS},     {"+=", T_AUGASSIGN},
+               {"-=", T_AUGASSIGN},  {"*=", T_AUGASSIGN},  {"/=", T_AUGASSIGN},  {"%=", T_AUGASSIGN},
+               {"&=", T_AUGASSIGN},  {"|=", T_AUGASSIGN},  {"^=", T_AUGASSIGN},  {"@=", T_AUGASSIGN}};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
         size_t n = strlen(ops[k].op);
         if (i + n <= to && !memcmp(s + i, ops[k].op, n)) {
@@ -324,11 +350,28 @@ void py_lex(py_lexer *lx, size_t from, size_t to, py_tok **out, size_t *n) {
             break;
         }
         unsigned char c = (unsigned char)s[i];
+        if (c == '\n' && cnt == 0) { /* blank lines before the expression */
+            i++;
+            continue;
+        }
         if (c == '\n') {
             /* a trailing newline is fine; anything after it is not an expression */
             size_t j = i;
-            while (j < to && (s[j] == '\n' || s[j] == ' ' || s[j] == '\t' || s[j] == '\r')) j++;
+            while (j < to && (s[j] == '\n' || s[j] == ' ' || s[j] == '\t' || s[j] == '\r' || s[j] == '\f' ||
+                              s[j] == '#')) {
+                if (s[j] == '#')
+                    while (j < to && s[j] != '\n') j++;
+                else
+                    j++;
+            }
             if (j >= to) {
+                /* spaces after the last newline (no newline after them): Python's "unexpected indent" */
+                size_t k = to;
+                while (k > i && (s[k - 1] == ' ' || s[k - 1] == '\t'))
+                    k--; /* a form feed resets the indent */
+                size_t m = k;
+                while (m > i && s[m - 1] == '\f') m--;
+                if (k < to && s[m - 1] == '\n') py_syntax(lx, k, "unexpected indent");
                 i = j;
                 continue;
             }

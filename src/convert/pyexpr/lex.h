@@ -59,6 +59,7 @@ typedef struct py_lexer {
 void py_lex(py_lexer *lx, size_t from, size_t to, py_tok **out, size_t *n);
 /* Decodes a string literal body with escapes (raw: none). bytes: only ASCII allowed. */
 pv py_decode_literal(py_lexer *lx, size_t a, size_t b, int raw, int bytes);
-_Noreturn void py_syntax(py_lexer *lx, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+_Noreturn void py_syntax(py_lexer *lx, size_t pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -8,7 +8,8 @@
 #include "convert/pyexpr/internal.h"
 
 typedef struct py_mdef {
-    int type; /* PT_STR, PT_BYTES (bytes and bytearray), PT_LIST, PT_TUPLE, PT_DICT, PT_SET, PT_INT, PT_FLOAT */
+    int type; /* PT_STR, PT_BYTES (bytes and bytearray), PT_LIST, PT_TUPLE, PT_DICT, PT_SET, PT_INT, PT_FLOAT
+               */
     const char *name;
     py_bfn fn;
     int is_static; /* int.from_bytes, bytes.fromhex */
@@ -17,16 +18,22 @@ typedef struct py_mdef {
 static int group(pv v) {
     switch (v.t) {
     case PT_BOOL:
-    case PT_BIG: return PT_INT;
-    case PT_BYTEARRAY: return PT_BYTES;
-    default: return v.t;
+    case PT_BIG:
+        return PT_INT;
+    case PT_BYTEARRAY:
+        return PT_BYTES;
+    default:
+        return v.t;
     }
 }
 
 static void argn(X *x, const py_args *a, const char *fn, size_t min, size_t max) {
     if (a->nkw) py_type_error(x, "%s() takes no keyword arguments", fn);
-    if (a->n < min) py_type_error(x, "%s() takes at least %zu argument%s (%zu given)", fn, min, min == 1 ? "" : "s", a->n);
-    if (a->n > max) py_type_error(x, "%s() takes at most %zu argument%s (%zu given)", fn, max, max == 1 ? "" : "s", a->n);
+    if (a->n < min)
+        py_type_error(x, "%s() takes at least %zu argument%s (%zu given)", fn, min, min == 1 ? "" : "s",
+                      a->n);
+    if (a->n > max)
+        py_type_error(x, "%s() takes at most %zu argument%s (%zu given)", fn, max, max == 1 ? "" : "s", a->n);
 }
 
 static const py_str *str_arg(X *x, pv v, const char *fn) {
@@ -164,7 +171,8 @@ static pv strip_impl(X *x, pv self, const py_args *a, int left, int right, const
     const py_str *chars = a->n && a->v[0].t != PT_NONE ? str_arg(x, a->v[0], fn) : NULL;
     size_t i = 0, e = s->n;
     /* chars: ASCII and whole UTF-8 sequences compared byte-wise per code point */
-#define IN_SET(pos, len) (chars ? (memmem(chars->s, chars->n, s->s + (pos), (len)) != NULL) : is_ws((unsigned char)s->s[pos]))
+#define IN_SET(pos, len)                                                                                     \
+    (chars ? (memmem(chars->s, chars->n, s->s + (pos), (len)) != NULL) : is_ws((unsigned char)s->s[pos]))
     while (left && i < e) {
         size_t l = 1;
         while (i + l < e && ((unsigned char)s->s[i + l] & 0xC0) == 0x80) l++;
@@ -200,11 +208,21 @@ static pv map_case(X *x, pv self, const py_args *a, int mode, const char *fn) {
         uint32_t c = py_utf8_next(s->s, s->n, &i), r;
         int letter = py_is_cased_letter(c);
         switch (mode) {
-        case 0: r = py_lower(c); break;
-        case 1: r = py_upper(c); break;
-        case 2: r = start ? py_upper(c) : py_lower(c); break;           /* capitalize: first char only */
-        case 3: r = start ? py_upper(c) : py_lower(c); break;           /* title: after a non-letter */
-        default: r = py_upper(c) != c ? py_upper(c) : py_lower(c); break; /* swapcase */
+        case 0:
+            r = py_lower(c);
+            break;
+        case 1:
+            r = py_upper(c);
+            break;
+        case 2:
+            r = start ? py_upper(c) : py_lower(c);
+            break; /* capitalize: first char only */
+        case 3:
+            r = start ? py_upper(c) : py_lower(c);
+            break; /* title: after a non-letter */
+        default:
+            r = py_upper(c) != c ? py_upper(c) : py_lower(c);
+            break; /* swapcase */
         }
         if (c == 0xDF && (mode == 1 || (mode >= 2 && mode <= 3 && start) || mode == 4)) {
             tbgw_buf_puts(o, mode == 1 || mode == 4 ? "SS" : "Ss");
@@ -368,7 +386,9 @@ static pv pad(X *x, pv self, const py_args *a, int how, const char *fn) {
     const py_str *s = self.u.s;
     if (w <= (int64_t)s->nchars) return self;
     if (x->mem.limit && (uint64_t)w > x->mem.limit) py_oom(x);
-    size_t total = (size_t)w - s->nchars, left = how == 0 ? 0 : how == 1 ? total : total / 2 + (total & (size_t)w & 1);
+    size_t total = (size_t)w - s->nchars, left = how == 0   ? 0
+                                                 : how == 1 ? total
+                                                            : total / 2 + (total & (size_t)w & 1);
     tbgw_buf *b = py_buf(x);
     for (size_t i = 0; i < left; i++) tbgw_buf_append(b, fill, fl);
     tbgw_buf_append(b, s->s, s->n);
@@ -551,9 +571,12 @@ pv py_encode(X *x, pv s, pv enc, pv errors) {
         unsigned char b = (unsigned char)str->s[i];
         uint32_t cp = b;
         size_t l = 1;
-        if (b >= 0xF0) cp = b & 7u, l = 4;
-        else if (b >= 0xE0) cp = b & 15u, l = 3;
-        else if (b >= 0xC0) cp = b & 31u, l = 2;
+        if (b >= 0xF0)
+            cp = b & 7u, l = 4;
+        else if (b >= 0xE0)
+            cp = b & 15u, l = 3;
+        else if (b >= 0xC0)
+            cp = b & 31u, l = 2;
         for (size_t j = 1; j < l; j++) cp = cp << 6 | ((unsigned char)str->s[i + j] & 0x3Fu);
         uint32_t lim = c == 1 ? 0x80 : 0x100;
         if (cp < lim) {
@@ -561,7 +584,8 @@ pv py_encode(X *x, pv s, pv enc, pv errors) {
         } else if (em == 2) {
             o[k++] = '?';
         } else if (em == 0) {
-            py_raise(x, "UnicodeEncodeError", "'%s' codec can't encode character '\\x%02x' in position %zu: ordinal not in range(%u)",
+            py_raise(x, "UnicodeEncodeError",
+                     "'%s' codec can't encode character '\\x%02x' in position %zu: ordinal not in range(%u)",
                      c == 1 ? "ascii" : "latin-1", cp, ci, lim);
         }
         i += l;
@@ -588,7 +612,10 @@ pv py_decode(X *x, pv bv, pv enc, pv errors) {
         size_t l = 0;
         const char *why = "invalid start byte";
         if (c == 0) {
-            size_t need = ch >= 0xC2 && ch <= 0xDF ? 2 : ch >= 0xE0 && ch <= 0xEF ? 3 : ch >= 0xF0 && ch <= 0xF4 ? 4 : 0;
+            size_t need = ch >= 0xC2 && ch <= 0xDF   ? 2
+                          : ch >= 0xE0 && ch <= 0xEF ? 3
+                          : ch >= 0xF0 && ch <= 0xF4 ? 4
+                                                     : 0;
             if (need) {
                 size_t j = 1;
                 for (; j < need && i + j < b->n; j++) {
@@ -685,7 +712,8 @@ static pv b_fromhex(X *x, pv self, const py_args *a) {
         int h = isxdigit((unsigned char)s->s[i]) ? s->s[i] : -1;
         int l = i + 1 < s->n && isxdigit((unsigned char)s->s[i + 1]) ? s->s[i + 1] : -1;
         if (h < 0 || l < 0)
-            py_raise(x, "ValueError", "non-hexadecimal number found in fromhex() arg at position %zu", h < 0 ? i : i + 1);
+            py_raise(x, "ValueError", "non-hexadecimal number found in fromhex() arg at position %zu",
+                     h < 0 ? i : i + 1);
         o[k++] = (unsigned char)(strtol((char[]){(char)h, (char)l, 0}, NULL, 16));
         i += 2;
     }
@@ -703,7 +731,8 @@ static pv b_count(X *x, pv self, const py_args *a) {
         for (size_t i = 0; i < b->n; i++) n += b->b[i] == sub.u.i;
         return pv_int(n);
     }
-    if (sub.t != PT_BYTES && sub.t != PT_BYTEARRAY) py_type_error(x, "argument should be integer or bytes-like object, not '%s'", pv_tname(sub));
+    if (sub.t != PT_BYTES && sub.t != PT_BYTEARRAY)
+        py_type_error(x, "argument should be integer or bytes-like object, not '%s'", pv_tname(sub));
     if (!sub.u.b->n) return pv_int((int64_t)b->n + 1);
     int64_t n = 0;
     for (size_t i = 0; i + sub.u.b->n <= b->n;) {
@@ -723,7 +752,8 @@ static pv b_find(X *x, pv self, const py_args *a) {
         const unsigned char *h = memchr(b->b, (int)sub.u.i, b->n);
         return pv_int(h ? h - b->b : -1);
     }
-    if (sub.t != PT_BYTES && sub.t != PT_BYTEARRAY) py_type_error(x, "argument should be integer or bytes-like object, not '%s'", pv_tname(sub));
+    if (sub.t != PT_BYTES && sub.t != PT_BYTEARRAY)
+        py_type_error(x, "argument should be integer or bytes-like object, not '%s'", pv_tname(sub));
     const unsigned char *h = sub.u.b->n ? memmem(b->b, b->n, sub.u.b->b, sub.u.b->n) : b->b;
     return pv_int(h ? h - b->b : -1);
 }
@@ -855,7 +885,8 @@ static pv i_from_bytes(X *x, pv self, const py_args *a) {
     static const char *const kw[] = {"bytes", "byteorder", "signed", NULL};
     py_args_max(x, a, "from_bytes", 2, kw);
     int hb, ho, hs;
-    pv b = py_kwarg(x, a, "bytes", 0, &hb), o = py_kwarg(x, a, "byteorder", 1, &ho), sg = py_kwarg(x, a, "signed", -1, &hs);
+    pv b = py_kwarg(x, a, "bytes", 0, &hb), o = py_kwarg(x, a, "byteorder", 1, &ho),
+       sg = py_kwarg(x, a, "signed", -1, &hs);
     if (!hb) py_type_error(x, "from_bytes() missing required argument 'bytes' (pos 1)");
     int big = byteorder(x, o, ho), sgn = hs && pv_truthy(x, sg);
     const unsigned char *p;
@@ -885,19 +916,23 @@ static pv i_to_bytes(X *x, pv self, const py_args *a) {
     static const char *const kw[] = {"length", "byteorder", "signed", NULL};
     py_args_max(x, a, "to_bytes", 2, kw);
     int hl, ho, hs;
-    pv l = py_kwarg(x, a, "length", 0, &hl), o = py_kwarg(x, a, "byteorder", 1, &ho), sg = py_kwarg(x, a, "signed", -1, &hs);
+    pv l = py_kwarg(x, a, "length", 0, &hl), o = py_kwarg(x, a, "byteorder", 1, &ho),
+       sg = py_kwarg(x, a, "signed", -1, &hs);
     int64_t len = hl ? pv_index(x, l, "'length' must be an integer") : 1;
     if (len < 0) py_raise(x, "ValueError", "length argument must be non-negative");
     if (x->mem.limit && (uint64_t)len > x->mem.limit) py_oom(x);
     int big = byteorder(x, o, ho), sgn = hs && pv_truthy(x, sg);
     int h;
-    if (!sgn && num_cmp(x, self, pv_int(0)) < 0) py_raise(x, "OverflowError", "can't convert negative int to unsigned");
-    pv lim = num_binop(x, OP_LSHIFT, pv_int(1), pv_int(len * 8 - (sgn ? 1 : 0) < 0 ? 0 : len * 8 - (sgn ? 1 : 0)), &h);
+    if (!sgn && num_cmp(x, self, pv_int(0)) < 0)
+        py_raise(x, "OverflowError", "can't convert negative int to unsigned");
+    pv lim = num_binop(x, OP_LSHIFT, pv_int(1),
+                       pv_int(len * 8 - (sgn ? 1 : 0) < 0 ? 0 : len * 8 - (sgn ? 1 : 0)), &h);
     pv nlim = num_unary(x, UOP_NEG, lim);
     if (num_cmp(x, self, lim) >= 0 || (sgn && num_cmp(x, self, nlim) < 0) || (len == 0 && pv_truthy(x, self)))
         py_raise(x, "OverflowError", "int too big to convert");
     pv v = self;
-    if (num_cmp(x, v, pv_int(0)) < 0) v = num_binop(x, OP_ADD, v, num_binop(x, OP_LSHIFT, pv_int(1), pv_int(len * 8), &h), &h);
+    if (num_cmp(x, v, pv_int(0)) < 0)
+        v = num_binop(x, OP_ADD, v, num_binop(x, OP_LSHIFT, pv_int(1), pv_int(len * 8), &h), &h);
     unsigned char *out = py_alloc(x, (size_t)len + 1);
     for (int64_t i = 0; i < len; i++) {
         pv byte = num_binop(x, OP_AND, v, pv_int(255), &h);
@@ -918,37 +953,68 @@ static pv f_is_integer(X *x, pv self, const py_args *a) {
 }
 
 static const py_mdef methods[] = {
-    {PT_STR, "capitalize", s_capitalize, 0}, {PT_STR, "center", s_center, 0},
-    {PT_STR, "count", s_count, 0},           {PT_STR, "encode", s_encode, 0},
-    {PT_STR, "endswith", s_endswith, 0},     {PT_STR, "find", s_find, 0},
-    {PT_STR, "format", s_format, 0},         {PT_STR, "index", s_index, 0},
-    {PT_STR, "isalnum", s_isalnum, 0},       {PT_STR, "isalpha", s_isalpha, 0},
-    {PT_STR, "isdecimal", s_isdigit, 0},     {PT_STR, "isdigit", s_isdigit, 0},
-    {PT_STR, "islower", s_islower, 0},       {PT_STR, "isnumeric", s_isdigit, 0},
-    {PT_STR, "isspace", s_isspace, 0},       {PT_STR, "isupper", s_isupper, 0},
-    {PT_STR, "join", s_join, 0},             {PT_STR, "ljust", s_ljust, 0},
-    {PT_STR, "lower", s_lower, 0},           {PT_STR, "lstrip", s_lstrip, 0},
-    {PT_STR, "partition", s_partition, 0},   {PT_STR, "removeprefix", s_removeprefix, 0},
-    {PT_STR, "removesuffix", s_removesuffix, 0}, {PT_STR, "replace", s_replace, 0},
-    {PT_STR, "rfind", s_rfind, 0},           {PT_STR, "rindex", s_rindex, 0},
-    {PT_STR, "rjust", s_rjust, 0},           {PT_STR, "rpartition", s_rpartition, 0},
-    {PT_STR, "rsplit", s_rsplit, 0},         {PT_STR, "rstrip", s_rstrip, 0},
-    {PT_STR, "split", s_split, 0},           {PT_STR, "splitlines", s_splitlines, 0},
-    {PT_STR, "startswith", s_startswith, 0}, {PT_STR, "strip", s_strip, 0},
-    {PT_STR, "swapcase", s_swapcase, 0},     {PT_STR, "title", s_title, 0},
-    {PT_STR, "upper", s_upper, 0},           {PT_STR, "zfill", s_zfill, 0},
-    {PT_BYTES, "count", b_count, 0},         {PT_BYTES, "decode", b_decode, 0},
-    {PT_BYTES, "find", b_find, 0},           {PT_BYTES, "fromhex", b_fromhex, 1},
-    {PT_BYTES, "hex", b_hex, 0},             {PT_LIST, "copy", l_copy, 0},
-    {PT_LIST, "count", l_count, 0},          {PT_LIST, "index", l_index, 0},
-    {PT_TUPLE, "count", l_count, 0},         {PT_TUPLE, "index", l_index, 0},
-    {PT_DICT, "copy", d_copy, 0},            {PT_DICT, "get", d_get, 0},
-    {PT_DICT, "items", d_items, 0},          {PT_DICT, "keys", d_keys, 0},
-    {PT_DICT, "values", d_values, 0},        {PT_SET, "copy", d_copy, 0},
-    {PT_SET, "difference", st_difference, 0}, {PT_SET, "intersection", st_intersection, 0},
-    {PT_SET, "issubset", st_issubset, 0},    {PT_SET, "issuperset", st_issuperset, 0},
-    {PT_SET, "union", st_union, 0},          {PT_INT, "bit_length", i_bit_length, 0},
-    {PT_INT, "from_bytes", i_from_bytes, 1}, {PT_INT, "to_bytes", i_to_bytes, 0},
+    {PT_STR, "capitalize", s_capitalize, 0},
+    {PT_STR, "center", s_center, 0},
+    {PT_STR, "count", s_count, 0},
+    {PT_STR, "encode", s_encode, 0},
+    {PT_STR, "endswith", s_endswith, 0},
+    {PT_STR, "find", s_find, 0},
+    {PT_STR, "format", s_format, 0},
+    {PT_STR, "index", s_index, 0},
+    {PT_STR, "isalnum", s_isalnum, 0},
+    {PT_STR, "isalpha", s_isalpha, 0},
+    {PT_STR, "isdecimal", s_isdigit, 0},
+    {PT_STR, "isdigit", s_isdigit, 0},
+    {PT_STR, "islower", s_islower, 0},
+    {PT_STR, "isnumeric", s_isdigit, 0},
+    {PT_STR, "isspace", s_isspace, 0},
+    {PT_STR, "isupper", s_isupper, 0},
+    {PT_STR, "join", s_join, 0},
+    {PT_STR, "ljust", s_ljust, 0},
+    {PT_STR, "lower", s_lower, 0},
+    {PT_STR, "lstrip", s_lstrip, 0},
+    {PT_STR, "partition", s_partition, 0},
+    {PT_STR, "removeprefix", s_removeprefix, 0},
+    {PT_STR, "removesuffix", s_removesuffix, 0},
+    {PT_STR, "replace", s_replace, 0},
+    {PT_STR, "rfind", s_rfind, 0},
+    {PT_STR, "rindex", s_rindex, 0},
+    {PT_STR, "rjust", s_rjust, 0},
+    {PT_STR, "rpartition", s_rpartition, 0},
+    {PT_STR, "rsplit", s_rsplit, 0},
+    {PT_STR, "rstrip", s_rstrip, 0},
+    {PT_STR, "split", s_split, 0},
+    {PT_STR, "splitlines", s_splitlines, 0},
+    {PT_STR, "startswith", s_startswith, 0},
+    {PT_STR, "strip", s_strip, 0},
+    {PT_STR, "swapcase", s_swapcase, 0},
+    {PT_STR, "title", s_title, 0},
+    {PT_STR, "upper", s_upper, 0},
+    {PT_STR, "zfill", s_zfill, 0},
+    {PT_BYTES, "count", b_count, 0},
+    {PT_BYTES, "decode", b_decode, 0},
+    {PT_BYTES, "find", b_find, 0},
+    {PT_BYTES, "fromhex", b_fromhex, 1},
+    {PT_BYTES, "hex", b_hex, 0},
+    {PT_LIST, "copy", l_copy, 0},
+    {PT_LIST, "count", l_count, 0},
+    {PT_LIST, "index", l_index, 0},
+    {PT_TUPLE, "count", l_count, 0},
+    {PT_TUPLE, "index", l_index, 0},
+    {PT_DICT, "copy", d_copy, 0},
+    {PT_DICT, "get", d_get, 0},
+    {PT_DICT, "items", d_items, 0},
+    {PT_DICT, "keys", d_keys, 0},
+    {PT_DICT, "values", d_values, 0},
+    {PT_SET, "copy", d_copy, 0},
+    {PT_SET, "difference", st_difference, 0},
+    {PT_SET, "intersection", st_intersection, 0},
+    {PT_SET, "issubset", st_issubset, 0},
+    {PT_SET, "issuperset", st_issuperset, 0},
+    {PT_SET, "union", st_union, 0},
+    {PT_INT, "bit_length", i_bit_length, 0},
+    {PT_INT, "from_bytes", i_from_bytes, 1},
+    {PT_INT, "to_bytes", i_to_bytes, 0},
     {PT_FLOAT, "is_integer", f_is_integer, 0},
 };
 static const size_t nmethods = sizeof methods / sizeof methods[0];
@@ -971,7 +1037,8 @@ pv py_getattr(X *x, pv obj, const char *name) {
     int m = type >= 0 ? find_method(type, name) : -1;
     if (m < 0 || (obj.t != PT_BUILTIN && methods[m].is_static && 0)) {
         if (obj.t == PT_BUILTIN && py_builtins[obj.u.i].type >= 0)
-            py_raise(x, "AttributeError", "type object '%s' has no attribute '%s'", py_builtins[obj.u.i].name, name);
+            py_raise(x, "AttributeError", "type object '%s' has no attribute '%s'", py_builtins[obj.u.i].name,
+                     name);
         py_raise(x, "AttributeError", "'%s' object has no attribute '%s'", pv_tname(obj), name);
     }
     py_method *pm = py_alloc(x, sizeof *pm);
@@ -983,8 +1050,10 @@ pv py_getattr(X *x, pv obj, const char *name) {
 pv py_call(X *x, pv fn, const py_args *a) {
     py_step(x, 1);
     switch (fn.t) {
-    case PT_BUILTIN: return py_builtins[fn.u.i].fn(x, fn, a);
-    case PT_FUNC: return py_call_lambda(x, fn.u.fn, a);
+    case PT_BUILTIN:
+        return py_builtins[fn.u.i].fn(x, fn, a);
+    case PT_FUNC:
+        return py_call_lambda(x, fn.u.fn, a);
     case PT_METHOD: {
         const py_mdef *m = &methods[fn.u.m->id];
         pv self = fn.u.m->self;
@@ -997,6 +1066,7 @@ pv py_call(X *x, pv fn, const py_args *a) {
         }
         return m->fn(x, self, a);
     }
-    default: py_type_error(x, "'%s' object is not callable", pv_tname(fn));
+    default:
+        py_type_error(x, "'%s' object is not callable", pv_tname(fn));
     }
 }

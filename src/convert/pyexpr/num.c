@@ -63,12 +63,12 @@ void float_repr(double d, char *out, size_t cap) {
     while (nd > 1 && digits[nd - 1] == '0') digits[--nd] = 0;
     char *o = out;
     size_t left = cap;
-#define PUT(c)                                                                                          \
-    do {                                                                                                \
-        if (left > 1) {                                                                                 \
-            *o++ = (c);                                                                                 \
-            left--;                                                                                     \
-        }                                                                                               \
+#define PUT(c)                                                                                               \
+    do {                                                                                                     \
+        if (left > 1) {                                                                                      \
+            *o++ = (c);                                                                                      \
+            left--;                                                                                          \
+        }                                                                                                    \
     } while (0)
     if (neg) PUT('-');
     if (exp < -4 || exp >= 16) {
@@ -138,16 +138,26 @@ static double float_pow(X *x, double a, double b) {
 static pv float_binop(X *x, int op, double a, double b, int *handled) {
     double r;
     switch (op) {
-    case OP_ADD: return pv_float(a + b);
-    case OP_SUB: return pv_float(a - b);
-    case OP_MUL: return pv_float(a * b);
+    case OP_ADD:
+        return pv_float(a + b);
+    case OP_SUB:
+        return pv_float(a - b);
+    case OP_MUL:
+        return pv_float(a * b);
     case OP_TRUEDIV:
         if (b == 0.0) py_raise(x, "ZeroDivisionError", "float division by zero");
         return pv_float(a / b);
-    case OP_FLOORDIV: float_divmod(x, a, b, &r, NULL, "float floor division by zero"); return pv_float(r);
-    case OP_MOD: float_divmod(x, a, b, NULL, &r, "float modulo"); return pv_float(r);
-    case OP_POW: return pv_float(float_pow(x, a, b));
-    default: *handled = 0; return pv_none();
+    case OP_FLOORDIV:
+        float_divmod(x, a, b, &r, NULL, "float floor division by zero");
+        return pv_float(r);
+    case OP_MOD:
+        float_divmod(x, a, b, NULL, &r, "float modulo");
+        return pv_float(r);
+    case OP_POW:
+        return pv_float(float_pow(x, a, b));
+    default:
+        *handled = 0;
+        return pv_none();
     }
 }
 
@@ -182,7 +192,8 @@ static pv int_pow(X *x, pv a, pv b) {
 
 static pv small_floordiv(X *x, int64_t a, int64_t b, int want_mod, int *big) {
     if (b == 0)
-        py_raise(x, "ZeroDivisionError", want_mod ? "integer modulo by zero" : "integer division or modulo by zero");
+        py_raise(x, "ZeroDivisionError",
+                 want_mod ? "integer modulo by zero" : "integer division or modulo by zero");
     if (a == INT64_MIN && b == -1) {
         *big = 1;
         return pv_none();
@@ -199,7 +210,8 @@ static pv int_shift(X *x, int op, pv a, pv b) {
     if ((b.t == PT_BIG && b.u.big->neg) || (b.t != PT_BIG && b.u.i < 0))
         py_raise(x, "ValueError", "negative shift count");
     if (b.t == PT_BIG) {
-        if (op == OP_RSHIFT) return pv_int(pv_truthy(x, a) && (a.t == PT_BIG ? a.u.big->neg : a.u.i < 0) ? -1 : 0);
+        if (op == OP_RSHIFT)
+            return pv_int(pv_truthy(x, a) && (a.t == PT_BIG ? a.u.big->neg : a.u.i < 0) ? -1 : 0);
         if (a.t != PT_BIG && a.u.i == 0) return pv_int(0);
         py_raise(x, "OverflowError", "too many digits in integer");
     }
@@ -251,16 +263,19 @@ static pv int_binop(X *x, int op, pv a, pv b, int *handled) {
         big_divmod(x, big_of(x, a), bb, &q, &m);
         return op == OP_MOD ? m : q;
     }
-    case OP_POW: return int_pow(x, a, b);
+    case OP_POW:
+        return int_pow(x, a, b);
     case OP_LSHIFT:
-    case OP_RSHIFT: return int_shift(x, op, a, b);
+    case OP_RSHIFT:
+        return int_shift(x, op, a, b);
     case OP_AND:
     case OP_OR:
     case OP_XOR:
-        if (small)
-            return pv_int(op == OP_AND ? a.u.i & b.u.i : op == OP_OR ? a.u.i | b.u.i : a.u.i ^ b.u.i);
+        if (small) return pv_int(op == OP_AND ? a.u.i & b.u.i : op == OP_OR ? a.u.i | b.u.i : a.u.i ^ b.u.i);
         return big_bitop(x, big_of(x, a), big_of(x, b), op);
-    default: *handled = 0; return pv_none();
+    default:
+        *handled = 0;
+        return pv_none();
     }
 }
 
@@ -345,7 +360,8 @@ pv num_pow3(X *x, pv a, pv b, pv m) {
             t0 = t1;
             t1 = t2;
         }
-        if (num_cmp(x, r0, pv_int(1)) != 0) py_raise(x, "ValueError", "base is not invertible for the given modulus");
+        if (num_cmp(x, r0, pv_int(1)) != 0)
+            py_raise(x, "ValueError", "base is not invertible for the given modulus");
         a = num_binop(x, OP_MOD, t0, mm, &h);
         b = num_unary(x, UOP_NEG, b);
     }
@@ -354,7 +370,8 @@ pv num_pow3(X *x, pv a, pv b, pv m) {
     size_t bits = big_bits(e);
     for (size_t i = 0; i < bits; i++) {
         py_step(x, 1);
-        if (e->d[i / 32] >> (i % 32) & 1) result = num_binop(x, OP_MOD, num_binop(x, OP_MUL, result, base, &h), m, &h);
+        if (e->d[i / 32] >> (i % 32) & 1)
+            result = num_binop(x, OP_MOD, num_binop(x, OP_MUL, result, base, &h), m, &h);
         base = num_binop(x, OP_MOD, num_binop(x, OP_MUL, base, base, &h), m, &h);
     }
     return num_binop(x, OP_MOD, result, m, &h);
@@ -456,6 +473,7 @@ pv py_round(X *x, pv v, int has_nd, pv nd) {
     pv twice = num_binop(x, OP_MUL, r, pv_int(2), &h);
     int c = num_cmp(x, twice, p);
     pv one = pv_int(1);
-    if (c > 0 || (c == 0 && pv_truthy(x, num_binop(x, OP_AND, q, one, &h)))) q = num_binop(x, OP_ADD, q, one, &h);
+    if (c > 0 || (c == 0 && pv_truthy(x, num_binop(x, OP_AND, q, one, &h))))
+        q = num_binop(x, OP_ADD, q, one, &h);
     return num_binop(x, OP_MUL, q, p, &h);
 }

@@ -196,17 +196,18 @@ static int32_t p_strings(P *p) {
     size_t end = p->i;
     if (!has_f) {
         if (end - start == 1) return const_node(p, p->t[start].val, pos);
-        tbgw_buf b;
-        tbgw_buf_init(&b);
+        tbgw_buf *b = py_buf(p->x);
         for (size_t k = start; k < end; k++) {
             pv v = p->t[k].val;
             if (v.t == PT_BYTES)
-                tbgw_buf_append(&b, v.u.b->b, v.u.b->n);
+                tbgw_buf_append(b, v.u.b->b, v.u.b->n);
             else
-                tbgw_buf_append(&b, v.u.s->s, v.u.s->n);
+                tbgw_buf_append(b, v.u.s->s, v.u.s->n);
         }
-        pv r = has_bytes ? pv_bytes(p->x, PT_BYTES, b.p ? b.p : "", b.len) : pv_str(p->x, b.p ? b.p : "", b.len);
-        tbgw_buf_free(&b);
+        py_buf_check(p->x, b);
+        pv r = has_bytes ? pv_bytes(p->x, PT_BYTES, b->p ? b->p : "", b->len)
+                         : pv_str(p->x, b->p ? b->p : "", b->len);
+        py_buf_release(p->x, b);
         return const_node(p, r, pos);
     }
     int32_t n = node(p, K_FSTR, pos);
@@ -330,11 +331,14 @@ static int32_t p_seq(P *p, int close, uint32_t pos) {
     size_t nm = p->e->nnodes, sm = p->nscopes;
     int32_t first = p_star_or_test(p);
     if (peek(p)->t == T_FOR) {
-        if (N(first).kind == K_STAR) py_syntax(&p->lx, N(first).pos, "iterable unpacking cannot be used in comprehension");
+        if (N(first).kind == K_STAR)
+            py_syntax(&p->lx, N(first).pos, "iterable unpacking cannot be used in comprehension");
         int32_t n = p_comp(p, is_list ? COMP_LIST : COMP_GEN, first, -1, pos, nm, sm);
         expect(p, close, is_list ? "[" : "(");
         return n;
     }
+    if (!is_list && peek(p)->t == close && N(first).kind == K_STAR)
+        py_syntax(&p->lx, N(first).pos, "cannot use starred expression here");
     if (!is_list && peek(p)->t == close && N(first).kind != K_STAR) {
         next(p);
         return first; /* parenthesized expression */
@@ -406,13 +410,24 @@ static int32_t p_dict_or_set(P *p, uint32_t pos) {
 static int32_t p_atom(P *p) {
     const py_tok *t = peek(p);
     switch (t->t) {
-    case T_NAME: next(p); return name_node(p, t);
-    case T_NUM: next(p); return const_node(p, t->val, t->pos);
+    case T_NAME:
+        next(p);
+        return name_node(p, t);
+    case T_NUM:
+        next(p);
+        return const_node(p, t->val, t->pos);
     case T_STR:
-    case T_FSTR: return p_strings(p);
-    case T_NONE: next(p); return const_node(p, pv_none(), t->pos);
-    case T_TRUE: next(p); return const_node(p, pv_bool(1), t->pos);
-    case T_FALSE: next(p); return const_node(p, pv_bool(0), t->pos);
+    case T_FSTR:
+        return p_strings(p);
+    case T_NONE:
+        next(p);
+        return const_node(p, pv_none(), t->pos);
+    case T_TRUE:
+        next(p);
+        return const_node(p, pv_bool(1), t->pos);
+    case T_FALSE:
+        next(p);
+        return const_node(p, pv_bool(0), t->pos);
     case '(':
     case '[':
     case '{': {
@@ -422,7 +437,8 @@ static int32_t p_atom(P *p) {
         p->depth--;
         return n;
     }
-    default: unexpected(p);
+    default:
+        unexpected(p);
     }
 }
 
@@ -463,6 +479,12 @@ static int32_t p_call(P *p, int32_t fn, uint32_t pos) {
         } else if (t->t == T_NAME && peek2(p)->t == '=') {
             next(p);
             next(p);
+            for (size_t j = 0; j < v.n; j++) {
+                const py_node *o = &N(v.v[j]);
+                const py_str *on = o->kind == K_KW ? p->e->consts[o->v].u.s : NULL;
+                if (on && on->n == t->end - t->pos && !memcmp(on->s, p->lx.src + t->pos, on->n))
+                    py_syntax(&p->lx, t->pos, "keyword argument repeated: %s", on->s);
+            }
             int32_t k = node(p, K_KW, t->pos);
             N(k).v = add_const(p, name_str(p, t));
             int32_t ka = p_test(p);
@@ -512,18 +534,20 @@ static int32_t p_primary(P *p) {
             if (++p->depth > 150) py_syntax(&p->lx, t->pos, "too many nested parentheses");
             int32_t s = node(p, K_SUB, t->pos);
             int32_t idx = p_subscript(p);
+            if (idx < 0) py_syntax(&p->lx, t->pos, "invalid syntax (empty subscript)");
             if (peek(p)->t == ',') { /* a[i, j] = a[(i, j)] */
                 int32_t tup = node(p, K_TUPLE, N(idx).pos);
                 vec v = {0};
                 vpush(p, &v, idx);
                 while (accept(p, ',')) {
                     if (peek(p)->t == ']') break;
-                    vpush(p, &v, p_subscript(p));
+                    int32_t more = p_subscript(p);
+                    if (more < 0) unexpected(p);
+                    vpush(p, &v, more);
                 }
                 set_kids(p, tup, &v);
                 idx = tup;
             }
-            if (idx < 0) py_syntax(&p->lx, t->pos, "invalid syntax (empty subscript)");
             expect(p, ']', "[");
             p->depth--;
             N(s).a = n;
@@ -615,13 +639,27 @@ static int32_t p_expr(P *p) {
 static int cmp_op(P *p) {
     const py_tok *t = peek(p);
     switch (t->t) {
-    case '<': next(p); return CMP_LT;
-    case '>': next(p); return CMP_GT;
-    case T_LE: next(p); return CMP_LE;
-    case T_GE: next(p); return CMP_GE;
-    case T_EQ: next(p); return CMP_EQ;
-    case T_NE: next(p); return CMP_NE;
-    case T_IN: next(p); return CMP_IN;
+    case '<':
+        next(p);
+        return CMP_LT;
+    case '>':
+        next(p);
+        return CMP_GT;
+    case T_LE:
+        next(p);
+        return CMP_LE;
+    case T_GE:
+        next(p);
+        return CMP_GE;
+    case T_EQ:
+        next(p);
+        return CMP_EQ;
+    case T_NE:
+        next(p);
+        return CMP_NE;
+    case T_IN:
+        next(p);
+        return CMP_IN;
     case T_IS:
         next(p);
         return accept(p, T_NOT) ? CMP_ISNOT : CMP_IS;
@@ -632,7 +670,8 @@ static int cmp_op(P *p) {
             return CMP_NOTIN;
         }
         return -1;
-    default: return -1;
+    default:
+        return -1;
     }
 }
 
@@ -703,7 +742,8 @@ static int32_t p_lambda(P *p) {
         int slot = declare(p, sc, nm.u.s, t->pos);
         if (slot < before) py_syntax(&p->lx, t->pos, "duplicate argument '%s' in lambda", nm.u.s->s);
         vpush(p, &names, (int32_t)add_const(p, nm));
-        if (peek(p)->t == '=') py_syntax(&p->lx, peek(p)->pos, "lambda with default arguments is not supported");
+        if (peek(p)->t == '=')
+            py_syntax(&p->lx, peek(p)->pos, "lambda with default arguments is not supported");
         if (!accept(p, ',')) break;
     }
     expect(p, ':', ":");
@@ -735,9 +775,11 @@ static int32_t p_test(P *p) {
     return n;
 }
 
+/* the eval grammar's `expressions`: no starred items outside brackets */
 static int32_t p_testlist(P *p, int allow_tuple) {
     uint32_t pos = peek(p)->pos;
-    int32_t first = p_star_or_test(p);
+    if (peek(p)->t == '*') unexpected(p);
+    int32_t first = p_test(p);
     if (!allow_tuple || peek(p)->t != ',') {
         if (N(first).kind == K_STAR) py_syntax(&p->lx, pos, "can't use starred expression here");
         return first;
@@ -748,7 +790,8 @@ static int32_t p_testlist(P *p, int allow_tuple) {
     while (accept(p, ',')) {
         int t = peek(p)->t;
         if (t == T_END || t == ')' || t == '}' || t == ':' || t == '!' || t == '=') break;
-        vpush(p, &v, p_star_or_test(p));
+        if (t == '*') unexpected(p);
+        vpush(p, &v, p_test(p));
     }
     set_kids(p, n, &v);
     return n;
@@ -797,8 +840,7 @@ static size_t field_expr_end(P *p, size_t i, size_t b) {
         } else if (depth == 0) {
             if (c == '}' || c == ':') return i;
             if (c == '!' && !(i + 1 < b && s[i + 1] == '=')) return i;
-            if (c == '=' && !(i + 1 < b && s[i + 1] == '=') && !(i > 0 && strchr("=!<>", s[i - 1])))
-                return i;
+            if (c == '=' && !(i + 1 < b && s[i + 1] == '=') && !(i > 0 && strchr("=!<>", s[i - 1]))) return i;
         } else if (c == '\\') {
             py_syntax(&p->lx, i, "f-string expression part cannot include a backslash");
         }
@@ -851,12 +893,13 @@ static int32_t fstr_body(P *p, size_t a, size_t b, int raw, int level, uint32_t 
     vec parts = {0};
     size_t lit = a;
     for (size_t i = a; i < b;) {
-        if (s[i] == '\\' && !raw) {
-            i += 2;
+        if (s[i] == '\\' && !raw) { /* an escape; a backslash does not escape a brace */
+            i += i + 1 < b && (s[i + 1] == '{' || s[i + 1] == '}') ? 1 : 2;
             continue;
         }
         if (s[i] == '{' || s[i] == '}') {
-            if (i > lit) vpush(p, &parts, const_node(p, py_decode_literal(&p->lx, lit, i, raw, 0), (uint32_t)lit));
+            if (i > lit)
+                vpush(p, &parts, const_node(p, py_decode_literal(&p->lx, lit, i, raw, 0), (uint32_t)lit));
             if (i + 1 < b && s[i + 1] == s[i]) {
                 vpush(p, &parts, const_node(p, pv_str(p->x, s + i, 1), (uint32_t)i));
                 i += 2;
@@ -920,6 +963,8 @@ static void p_cleanup(P *p) {
     for (size_t i = 0; i < p->nall; i++) free(p->alltoks[i]);
     free(p->alltoks);
     free(p->scopes);
+    py_bufs_free(p->x);
+    free(p->x->bufs);
 }
 
 int py_compile(tbgw_py *e, tbgw_err *err, size_t *err_off) {

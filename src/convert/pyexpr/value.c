@@ -218,10 +218,24 @@ void py_bufs_free(X *x) {
 
 /* ---- type names, truth ---- */
 
-static const char *const tnames[PT_NTYPES] = {
-    "NoneType", "bool",  "int",  "int",   "float",    "str",     "bytes",  "bytearray", "list",
-    "tuple",    "dict",  "set",  "range", "iterator", "function", "builtin_function_or_method",
-    "builtin_function_or_method", "object"};
+static const char *const tnames[PT_NTYPES] = {"NoneType",
+                                              "bool",
+                                              "int",
+                                              "int",
+                                              "float",
+                                              "str",
+                                              "bytes",
+                                              "bytearray",
+                                              "list",
+                                              "tuple",
+                                              "dict",
+                                              "set",
+                                              "range",
+                                              "iterator",
+                                              "function",
+                                              "builtin_function_or_method",
+                                              "builtin_function_or_method",
+                                              "object"};
 
 const char *pv_tname(pv v) {
     if (v.t == PT_ITER && v.u.l->kind) return v.u.l->kind;
@@ -232,21 +246,31 @@ const char *pv_tname(pv v) {
 
 int pv_truthy(X *x, pv v) {
     switch (v.t) {
-    case PT_NONE: return 0;
+    case PT_NONE:
+        return 0;
     case PT_BOOL:
-    case PT_INT: return v.u.i != 0;
-    case PT_BIG: return 1;
-    case PT_FLOAT: return v.u.f != 0.0;
-    case PT_STR: return v.u.s->n != 0;
+    case PT_INT:
+        return v.u.i != 0;
+    case PT_BIG:
+        return 1;
+    case PT_FLOAT:
+        return v.u.f != 0.0;
+    case PT_STR:
+        return v.u.s->n != 0;
     case PT_BYTES:
-    case PT_BYTEARRAY: return v.u.b->n != 0;
+    case PT_BYTEARRAY:
+        return v.u.b->n != 0;
     case PT_LIST:
     case PT_TUPLE:
-    case PT_ITER: return v.t == PT_ITER || v.u.l->n != 0;
+    case PT_ITER:
+        return v.t == PT_ITER || v.u.l->n != 0;
     case PT_DICT:
-    case PT_SET: return v.u.d->n != 0;
-    case PT_RANGE: return pv_len(x, v) != 0;
-    default: return 1;
+    case PT_SET:
+        return v.u.d->n != 0;
+    case PT_RANGE:
+        return pv_len(x, v) != 0;
+    default:
+        return 1;
     }
 }
 
@@ -281,13 +305,20 @@ int pv_eq(X *x, pv a, pv b) {
     int ta = a.t == PT_BYTEARRAY ? PT_BYTES : a.t, tb = b.t == PT_BYTEARRAY ? PT_BYTES : b.t;
     if (ta != tb) return 0;
     switch (ta) {
-    case PT_NONE: return 1;
-    case PT_STR: return a.u.s->n == b.u.s->n && !memcmp(a.u.s->s, b.u.s->s, a.u.s->n);
-    case PT_BYTES: return a.u.b->n == b.u.b->n && !memcmp(a.u.b->b, b.u.b->b, a.u.b->n);
+    case PT_NONE:
+        return 1;
+    case PT_STR:
+        return a.u.s->n == b.u.s->n && !memcmp(a.u.s->s, b.u.s->s, a.u.s->n);
+    case PT_BYTES:
+        return a.u.b->n == b.u.b->n && !memcmp(a.u.b->b, b.u.b->b, a.u.b->n);
     case PT_LIST:
-    case PT_TUPLE: py_step(x, a.u.l->n); return seq_eq(x, a.u.l, b.u.l);
+    case PT_TUPLE:
+        py_step(x, a.u.l->n);
+        return seq_eq(x, a.u.l, b.u.l);
     case PT_DICT:
-    case PT_SET: py_step(x, a.u.d->n); return dict_eq(x, a.u.d, b.u.d, ta == PT_SET);
+    case PT_SET:
+        py_step(x, a.u.d->n);
+        return dict_eq(x, a.u.d, b.u.d, ta == PT_SET);
     case PT_RANGE: {
         int64_t la = pv_len(x, a), lb = pv_len(x, b);
         if (la != lb) return 0;
@@ -295,8 +326,10 @@ int pv_eq(X *x, pv a, pv b) {
         if (a.u.r->start != b.u.r->start) return 0;
         return la == 1 || a.u.r->step == b.u.r->step;
     }
-    case PT_BUILTIN: return a.u.i == b.u.i;
-    default: return a.u.p == b.u.p;
+    case PT_BUILTIN:
+        return a.u.i == b.u.i;
+    default:
+        return a.u.p == b.u.p;
     }
 }
 
@@ -318,10 +351,13 @@ static uint64_t bytes_hash(const void *p, size_t n) {
 
 uint64_t pv_hash(X *x, pv v) {
     switch (v.t) {
-    case PT_NONE: return 0x1234567;
+    case PT_NONE:
+        return 0x1234567;
     case PT_BOOL:
-    case PT_INT: return mix((uint64_t)v.u.i);
-    case PT_BIG: return big_hash(v.u.big);
+    case PT_INT:
+        return mix((uint64_t)v.u.i);
+    case PT_BIG:
+        return big_hash(v.u.big);
     case PT_FLOAT: {
         double f = v.u.f;
         if (f == floor(f) && fabs(f) < 9.2e18) return mix((uint64_t)(int64_t)f);
@@ -333,20 +369,26 @@ uint64_t pv_hash(X *x, pv v) {
         memcpy(&bits, &f, sizeof bits);
         return mix(bits ^ 0x9e3779b97f4a7c15ULL);
     }
-    case PT_STR: return bytes_hash(v.u.s->s, v.u.s->n);
-    case PT_BYTES: return bytes_hash(v.u.b->b, v.u.b->n);
+    case PT_STR:
+        return bytes_hash(v.u.s->s, v.u.s->n);
+    case PT_BYTES:
+        return bytes_hash(v.u.b->b, v.u.b->n);
     case PT_TUPLE: {
         uint64_t h = 0x345678;
         for (size_t i = 0; i < v.u.l->n; i++) h = mix(h ^ pv_hash(x, v.u.l->v[i])) + i;
         return h;
     }
-    case PT_RANGE: return mix((uint64_t)v.u.r->start ^ mix((uint64_t)v.u.r->stop) ^ (uint64_t)v.u.r->step);
-    case PT_BUILTIN: return mix((uint64_t)v.u.i + 77);
+    case PT_RANGE:
+        return mix((uint64_t)v.u.r->start ^ mix((uint64_t)v.u.r->stop) ^ (uint64_t)v.u.r->step);
+    case PT_BUILTIN:
+        return mix((uint64_t)v.u.i + 77);
     case PT_LIST:
     case PT_DICT:
     case PT_SET:
-    case PT_BYTEARRAY: py_type_error(x, "unhashable type: '%s'", pv_tname(v));
-    default: return mix((uint64_t)(uintptr_t)v.u.p);
+    case PT_BYTEARRAY:
+        py_type_error(x, "unhashable type: '%s'", pv_tname(v));
+    default:
+        return mix((uint64_t)(uintptr_t)v.u.p);
     }
 }
 
@@ -461,7 +503,8 @@ int pv_cmp(X *x, pv a, pv b, const char *op) {
             return a.u.b->n < b.u.b->n ? -1 : a.u.b->n > b.u.b->n;
         }
         case PT_LIST:
-        case PT_TUPLE: return seq_cmp(x, a.u.l, b.u.l, op, a, b);
+        case PT_TUPLE:
+            return seq_cmp(x, a.u.l, b.u.l, op, a, b);
         case PT_SET: {
             int ab = set_subset(x, a.u.d, b.u.d), ba = set_subset(x, b.u.d, a.u.d);
             if (ab && ba) return 0;
@@ -469,7 +512,8 @@ int pv_cmp(X *x, pv a, pv b, const char *op) {
             if (ba) return 1;
             return -2;
         }
-        default: break;
+        default:
+            break;
         }
     }
     py_type_error(x, "'%s' not supported between instances of '%s' and '%s'", op, pv_tname(a), pv_tname(b));
@@ -493,20 +537,38 @@ void pv_repr(X *x, pv v, tbgw_buf *out) {
     if (x->depth > x->max_depth) py_raise(x, "RecursionError", "maximum recursion depth exceeded");
     py_buf_check(x, out);
     switch (v.t) {
-    case PT_NONE: tbgw_buf_puts(out, "None"); break;
-    case PT_BOOL: tbgw_buf_puts(out, v.u.i ? "True" : "False"); break;
-    case PT_INT: tbgw_buf_i64(out, v.u.i); break;
-    case PT_BIG: big_to_str(x, v.u.big, 10, out); break;
+    case PT_NONE:
+        tbgw_buf_puts(out, "None");
+        break;
+    case PT_BOOL:
+        tbgw_buf_puts(out, v.u.i ? "True" : "False");
+        break;
+    case PT_INT:
+        tbgw_buf_i64(out, v.u.i);
+        break;
+    case PT_BIG:
+        big_to_str(x, v.u.big, 10, out);
+        break;
     case PT_FLOAT:
         float_repr(v.u.f, tmp, sizeof tmp);
         tbgw_buf_puts(out, tmp);
         break;
-    case PT_STR: repr_str(v.u.s->s, v.u.s->n, out); break;
+    case PT_STR:
+        repr_str(v.u.s->s, v.u.s->n, out);
+        break;
     case PT_BYTES:
-    case PT_BYTEARRAY: repr_bytes(v.t == PT_BYTEARRAY, v.u.b->b, v.u.b->n, out); break;
-    case PT_LIST: repr_seq(x, v.u.l, "[", "]", 0, out); break;
-    case PT_TUPLE: repr_seq(x, v.u.l, "(", ")", 1, out); break;
-    case PT_ITER: tbgw_buf_printf(out, "<%s object>", pv_tname(v)); break;
+    case PT_BYTEARRAY:
+        repr_bytes(v.t == PT_BYTEARRAY, v.u.b->b, v.u.b->n, out);
+        break;
+    case PT_LIST:
+        repr_seq(x, v.u.l, "[", "]", 0, out);
+        break;
+    case PT_TUPLE:
+        repr_seq(x, v.u.l, "(", ")", 1, out);
+        break;
+    case PT_ITER:
+        tbgw_buf_printf(out, "<%s object>", pv_tname(v));
+        break;
     case PT_DICT:
     case PT_SET:
         if (v.t == PT_SET && !v.u.d->n) {
@@ -533,16 +595,24 @@ void pv_repr(X *x, pv v, tbgw_buf *out) {
             tbgw_buf_printf(out, "range(%lld, %lld, %lld)", (long long)v.u.r->start, (long long)v.u.r->stop,
                             (long long)v.u.r->step);
         break;
-    case PT_FUNC: tbgw_buf_puts(out, "<function <lambda>>"); break;
+    case PT_FUNC:
+        tbgw_buf_puts(out, "<function <lambda>>");
+        break;
     case PT_BUILTIN:
         if (py_builtins[v.u.i].type >= 0)
             tbgw_buf_printf(out, "<class '%s'>", py_builtins[v.u.i].name);
         else
             tbgw_buf_printf(out, "<built-in function %s>", py_builtins[v.u.i].name);
         break;
-    case PT_METHOD: tbgw_buf_printf(out, "<built-in method of %s object>", pv_tname(v.u.m->self)); break;
-    case PT_OBJ: tbgw_buf_printf(out, "<%s object>", v.u.o->type); break;
-    default: tbgw_buf_puts(out, "<?>"); break;
+    case PT_METHOD:
+        tbgw_buf_printf(out, "<built-in method of %s object>", pv_tname(v.u.m->self));
+        break;
+    case PT_OBJ:
+        tbgw_buf_printf(out, "<%s object>", v.u.o->type);
+        break;
+    default:
+        tbgw_buf_puts(out, "<?>");
+        break;
     }
 }
 
@@ -558,24 +628,30 @@ void pv_strv(X *x, pv v, tbgw_buf *out) {
 
 int64_t pv_len(X *x, pv v) {
     switch (v.t) {
-    case PT_STR: return (int64_t)v.u.s->nchars;
+    case PT_STR:
+        return (int64_t)v.u.s->nchars;
     case PT_BYTES:
-    case PT_BYTEARRAY: return (int64_t)v.u.b->n;
+    case PT_BYTEARRAY:
+        return (int64_t)v.u.b->n;
     case PT_LIST:
-    case PT_TUPLE: return (int64_t)v.u.l->n;
+    case PT_TUPLE:
+        return (int64_t)v.u.l->n;
     case PT_ITER:
         if (v.u.l->kind && !strncmp(v.u.l->kind, "dict_", 5)) return (int64_t)v.u.l->n;
         break;
     case PT_DICT:
-    case PT_SET: return (int64_t)v.u.d->n;
+    case PT_SET:
+        return (int64_t)v.u.d->n;
     case PT_RANGE: {
         const py_range *r = v.u.r;
-        if (r->step > 0 && r->start < r->stop) return (int64_t)(((uint64_t)(r->stop - r->start) - 1) / (uint64_t)r->step + 1);
+        if (r->step > 0 && r->start < r->stop)
+            return (int64_t)(((uint64_t)(r->stop - r->start) - 1) / (uint64_t)r->step + 1);
         if (r->step < 0 && r->start > r->stop)
             return (int64_t)(((uint64_t)(r->start - r->stop) - 1) / (uint64_t)(-(r->step + 1) + 1) + 1);
         return 0;
     }
-    default: break;
+    default:
+        break;
     }
     py_type_error(x, "object of type '%s' has no len()", pv_tname(v));
 }
@@ -584,7 +660,8 @@ py_list *pv_iter(X *x, pv v) {
     switch (v.t) {
     case PT_LIST:
     case PT_TUPLE:
-    case PT_ITER: return v.u.l;
+    case PT_ITER:
+        return v.u.l;
     case PT_STR: {
         const py_str *s = v.u.s;
         pv l = pv_list(x, PT_LIST, s->nchars);
@@ -621,7 +698,8 @@ py_list *pv_iter(X *x, pv v) {
         l.u.l->n = (size_t)n;
         return l.u.l;
     }
-    default: break;
+    default:
+        break;
     }
     py_type_error(x, "'%s' object is not iterable", pv_tname(v));
 }
