@@ -121,9 +121,15 @@ EDGE = [
 
 
 def py_eval(expr, bindings=None, strict=False):
-    g = {"__builtins__": {}} if strict else {}
+    # Bindings are globals here: tbgw's bound names are visible inside comprehensions and lambdas.
+    # (The reference passes them as eval() locals, where a comprehension body or a lambda cannot
+    # see them, e.g. [b * value for b in can_data] raises NameError: tbgw does what the
+    # expression says instead.)
+    g = dict(bindings or {})
+    if strict:
+        g["__builtins__"] = {}
     try:
-        return "OK " + repr(eval(expr, g, dict(bindings or {})))
+        return "OK " + repr(eval(expr, g))
     except SyntaxError:
         return "ERR SyntaxError"
     except Exception as e:  # noqa: BLE001
@@ -349,7 +355,46 @@ class Gen:
             return "%s.%s" % (s, m)
         return "%s.%s" % (s, m)
 
+    def json_value(self, depth=0):
+        k = self.r.random()
+        if k < 0.25:
+            return self.r.randint(-10**6, 10**6)
+        if k < 0.4:
+            return round(self.r.uniform(-1000, 1000), self.r.randint(0, 3))
+        if k < 0.6:
+            return "".join(self.r.choice("abc XYZ-é1") for _ in range(self.r.randint(0, 6)))
+        if k < 0.7:
+            return self.r.choice([True, False, None])
+        if depth < 2 and k < 0.85:
+            return [self.json_value(depth + 1) for _ in range(self.r.randint(0, 4))]
+        if depth < 2:
+            return {self.r.choice(["a", "b", "temp", "id"]): self.json_value(depth + 1) for _ in range(self.r.randint(0, 3))}
+        return self.r.randint(0, 9)
+
+    def bound(self):
+        """an expression over names bound by a connector (row columns, CAN value, a data dict)"""
+        b = {"value": self.r.randint(-2**40, 2**40), "str_v": self.r.choice([None, "abc", "12"]),
+             "long_v": self.r.choice([None, self.r.randint(-99, 99)]), "dbl_v": self.r.choice([None, 2.5, -0.1]),
+             "bool_v": self.r.choice([None, True, False]), "entity_id": self.r.randint(0, 999),
+             "data": {"temp": self.json_value(), "id": self.r.randint(0, 50), "tags": self.json_value()},
+             "can_data": [self.r.randint(0, 255) for _ in range(8)]}
+        e = self.r.choice([
+            "[i for i in [str_v, long_v, dbl_v, bool_v] if i is not None][0]",
+            "'ODBC ' + str(entity_id)", "value & 0xFF", "bool(value & 0b00000100)", "value / 4", "value * 10",
+            "value >> 3", "-value // 7", "hex(value)", "abs(value) % 1000", "str(data['temp'])", "data.get('x', 'none')",
+            "repr(data['tags'])", "len(str(data))", "sorted(data)", "data['id'] * 2 if data['id'] > 10 else None",
+            "int.from_bytes(bytes(can_data[0:2]), 'big')", "int.from_bytes(bytes(can_data[2:4]), 'little', signed=True)",
+            "sum(can_data) / len(can_data)", "[b for b in can_data if b > 128]", "bytes(can_data).hex()",
+            "max(can_data) - min(can_data)", "{k: str(v)[:3] for k, v in data.items()}", "[b * value for b in can_data]",
+            "str_v or long_v or dbl_v", "'%s-%d' % (str_v, entity_id)", "f'{entity_id:05d}/{dbl_v}'",
+            "value if value > 0 else -value", "round(value / 3, 2)", "[data[k] for k in sorted(data)]",
+            "isinstance(data['temp'], (int, float))", "json_like = 1" if False else "data['tags'] == data['tags']",
+        ])
+        return {"e": e, "b": b}
+
     def case(self):
+        if self.r.random() < 0.08:
+            return self.bound()
         k = self.r.random()
         if k < 0.3:
             return self.int_arith()
@@ -397,7 +442,7 @@ class PyexprDiff(unittest.TestCase):
         bad = []
         for c, g in zip(cases, got):
             if isinstance(c, dict):
-                want = py_eval(c["e"], c.get("b"), c.get("strict", False))
+                want = py_eval(c["e"], json.loads(json.dumps(c.get("b"))), c.get("strict", False))
             else:
                 want = py_eval(c)
             if normalize(g) != normalize(want):
