@@ -145,7 +145,8 @@ static int dp_init(dp_cfg *d, const json_t *o, const char *path, int use_eval, t
     return 0;
 }
 
-static int list_init(dp_list *l, const json_t *arr, const char *path, int use_eval, tbgw_err *err) {
+static int list_init(dp_list *l, const json_t *arr, const char *path, int use_eval, const tbgw_host *tolerate,
+                     tbgw_err *err) {
     if (!arr || json_is_null(arr)) return 0;
     if (json_is_string(arr)) {
         if (strcmp(json_string_value(arr), "*") != 0)
@@ -165,15 +166,27 @@ static int list_init(dp_list *l, const json_t *arr, const char *path, int use_ev
             l->all = 1;
             continue;
         }
-        int rc = dp_init(&l->items[l->n], o, ip, use_eval, err);
-        l->n++;
-        if (rc) return rc;
+        tbgw_err ee = {0, ""};
+        int rc = dp_init(&l->items[l->n], o, ip, use_eval, &ee);
+        if (rc == 0) {
+            l->n++;
+            continue;
+        }
+        dp_clear(&l->items[l->n]);
+        memset(&l->items[l->n], 0, sizeof l->items[l->n]);
+        if (!tolerate || (rc = tbgw_cfg_skip_entry(tolerate, &ee)) != 0)
+            return tbgw_err_set(err, rc, "%s", ee.msg);
     }
     return 0;
 }
 
 int tbgw_json_conv_new(const json_t *conv, const json_t *entry, const char *path, tbgw_json_conv **out,
                        tbgw_err *err) {
+    return tbgw_json_conv_new_ex(conv, entry, path, NULL, out, err);
+}
+
+int tbgw_json_conv_new_ex(const json_t *conv, const json_t *entry, const char *path,
+                          const tbgw_host *tolerate, tbgw_json_conv **out, tbgw_err *err) {
     char fp[280];
     *out = NULL;
     if (!json_is_object(conv)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
@@ -193,11 +206,11 @@ int tbgw_json_conv_new(const json_t *conv, const json_t *entry, const char *path
     }
     if (!rc) {
         snprintf(fp, sizeof fp, "%s.attributes", path);
-        rc = list_init(&c->attrs, json_object_get(conv, "attributes"), fp, c->use_eval, err);
+        rc = list_init(&c->attrs, json_object_get(conv, "attributes"), fp, c->use_eval, tolerate, err);
     }
     if (!rc) {
         snprintf(fp, sizeof fp, "%s.timeseries", path);
-        rc = list_init(&c->ts, json_object_get(conv, "timeseries"), fp, c->use_eval, err);
+        rc = list_init(&c->ts, json_object_get(conv, "timeseries"), fp, c->use_eval, tolerate, err);
     }
     c->use_received_ts = json_is_true(json_object_get(conv, "useReceivedTs"));
     if (!rc) {

@@ -180,17 +180,31 @@ void tbgw_doc_locate(const tbgw_doc *d, const char *dotted, int *line, int *col)
     *col = 1;
 }
 
-int tbgw_doc_error(const tbgw_doc *d, tbgw_err *err, const char *dotted, const char *fmt, ...) {
+/* "dotted.path@N" (a byte offset inside that string value) -> the path in field, the offset */
+static long split_offset(const char *dotted, char *field, size_t cap) {
+    snprintf(field, cap, "%s", dotted ? dotted : "");
+    char *at = strrchr(field, '@');
+    if (!at || !at[1] || strspn(at + 1, "0123456789") != strlen(at + 1)) return -1;
+    *at = 0;
+    return strtol(at + 1, NULL, 10);
+}
+
+int tbgw_doc_error(const tbgw_doc *d, tbgw_err *err, const char *dotted_in, const char *fmt, ...) {
     char msg[400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     int line, col;
+    char field[256];
+    long offset = split_offset(dotted_in, field, sizeof field);
+    const char *dotted = dotted_in ? field : NULL;
     if (!d) /* not from a file (e.g. remote configuration) */
         return dotted && *dotted ? tbgw_err_set(err, TBGW_EINVAL, "%s: %s", dotted, msg)
                                  : tbgw_err_set(err, TBGW_EINVAL, "%s", msg);
     tbgw_doc_locate(d, dotted, &line, &col);
+    if (offset >= 0 && !d->is_yaml)
+        tbgw_json_string_pos(d->text, d->len, line, col, (size_t)offset, &line, &col);
     if (dotted && *dotted)
         return tbgw_err_set(err, TBGW_EINVAL, "%s:%d:%d: %s: %s", d->path, line, col, dotted, msg);
     return tbgw_err_set(err, TBGW_EINVAL, "%s:%d:%d: %s", d ? d->path : "?", line, col, msg);
@@ -253,12 +267,9 @@ void tbgw_doc_prefix_error(const tbgw_doc *d, tbgw_err *err) {
         field[colon - err->msg] = 0;
     }
     /* "dotted.path@N": the error is at byte N of that string value (an expression inside it) */
-    char *at = strrchr(field, '@');
-    long offset = -1;
-    if (at && at[1] && strspn(at + 1, "0123456789") == strlen(at + 1)) {
-        offset = strtol(at + 1, NULL, 10);
-        *at = 0;
-    }
+    char whole[256];
+    memcpy(whole, field, sizeof whole);
+    long offset = split_offset(whole, field, sizeof field);
     int line, col;
     tbgw_doc_locate(d, field[0] ? field : NULL, &line, &col);
     if (offset >= 0 && !d->is_yaml)

@@ -81,20 +81,39 @@ class MqttUseEvalTest(GatewayTestCase):
         self.assertEqual(gw.stop(), 0)
 
     def test_syntax_error_position(self):
+        """A constant expression with a syntax error: reported at load with file:line:column of the
+        character inside the string, that key is skipped, the mapping keeps its other keys."""
+        ext = Broker(self.workdir, name="external").start()
+        self.extra.append(ext)
         bad = {"type": "double", "key": "broken", "value": "(1 + ) * 2"}
-        gw = self.gateway(connectors=[{"type": "mqtt", "name": "MQTT Eval", "config": config(1, [bad])}])
-        p = subprocess.run([TBGW_BIN, "-c", gw.config_path, "--check-config"], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=30)
-        out = p.stdout.decode()
-        self.assertNotEqual(p.returncode, 0, out)
+        gw = self.gateway(connectors=[{"type": "mqtt", "name": "MQTT Eval", "config": config(ext.port, [bad])}])
         path = os.path.join(gw.cfgdir, "MQTT_Eval.json")
         with open(path) as f:
             lines = f.read().split("\n")
-        # the file is written with indent 2: find the line of the broken value and the column of ')'
+        # the file is written with indent 2: the line of the broken value and the column of its ")"
         ln = next(i for i, line in enumerate(lines) if "(1 + ) * 2" in line)
-        col = lines[ln].index("(1 + ) * 2") + 1 + 5  # the ")"
-        self.assertIn("MQTT_Eval.json:%d:%d: mapping[0].converter.timeseries[8].value: SyntaxError: invalid syntax"
-                      % (ln + 1, col), out)
+        col = lines[ln].index("(1 + ) * 2") + 1 + 5
+        where = "MQTT_Eval.json:%d:%d: mapping[0].converter.timeseries[8].value: SyntaxError: invalid syntax" % (
+            ln + 1, col)
+        p = subprocess.run([TBGW_BIN, "-c", gw.config_path, "--check-config"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        out = p.stdout.decode()
+        self.assertIn("warning: " + path + ":%d:%d:" % (ln + 1, col), out)
+        self.assertIn(where, out)
+        self.assertIn("0 error(s), 1 warning(s)", out)
+        devices = Devices(ext).start()
+        self.extra.append(devices)
+        gw.start()
+        gw.wait_log(where, 15)
+        gw.wait_log("connected to 127.0.0.1:%d" % ext.port, 15)
+
+        def got():
+            devices.publish("eval/E4", {"temp": 0, "hex": "1", "a": 4, "b": 2})
+            return self.platform.telemetry("E4")
+        tel = wait_for(got, 15, interval=0.5, what="telemetry of E4")
+        self.assertEqual(tel[0][2]["fahrenheit"], 32.0)
+        self.assertNotIn("broken", tel[0][2])
+        self.assertEqual(gw.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -205,12 +205,20 @@ pv py_to_float(X *x, pv v) {
 pv py_to_str(X *x, pv v) {
     char tmp[40];
     switch (v.t) { /* the common scalars without a text buffer */
-    case PT_STR: return v;
-    case PT_INT: snprintf(tmp, sizeof tmp, "%lld", (long long)v.u.i); return pv_cstr(x, tmp);
-    case PT_FLOAT: float_repr(v.u.f, tmp, sizeof tmp); return pv_cstr(x, tmp);
-    case PT_BOOL: return pv_str_chars(x, v.u.i ? "True" : "False", v.u.i ? 4 : 5, v.u.i ? 4 : 5);
-    case PT_NONE: return pv_str_chars(x, "None", 4, 4);
-    default: break;
+    case PT_STR:
+        return v;
+    case PT_INT:
+        snprintf(tmp, sizeof tmp, "%lld", (long long)v.u.i);
+        return pv_cstr(x, tmp);
+    case PT_FLOAT:
+        float_repr(v.u.f, tmp, sizeof tmp);
+        return pv_cstr(x, tmp);
+    case PT_BOOL:
+        return pv_str_chars(x, v.u.i ? "True" : "False", v.u.i ? 4 : 5, v.u.i ? 4 : 5);
+    case PT_NONE:
+        return pv_str_chars(x, "None", 4, 4);
+    default:
+        break;
     }
     tbgw_buf *b = py_buf(x);
     pv_strv(x, v, b);

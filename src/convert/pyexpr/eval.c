@@ -42,7 +42,12 @@ static pv lookup_global(X *x, int32_t g) {
 static pv e_name(X *x, const py_node *nd, py_frame *f) {
     if (nd->a < 0) return lookup_global(x, nd->b);
     for (int32_t d = nd->a; d > 0; d--) f = f->parent;
-    return f->slot[nd->b];
+    pv v = f->slot[nd->b];
+    if (v.t == PT_UNBOUND)
+        py_raise(x, "UnboundLocalError",
+                 "cannot access local variable '%s' where it is not associated with a value",
+                 x->e->consts[nd->v].u.s->s);
+    return v;
 }
 
 static pv e_attr(X *x, const py_node *nd, py_frame *f) {
@@ -651,6 +656,20 @@ static void assign(X *x, int32_t tn, py_frame *cf, pv v) {
         cf->slot[t->b] = v;
         return;
     }
+    switch (v.t) {
+    case PT_LIST:
+    case PT_TUPLE:
+    case PT_ITER:
+    case PT_STR:
+    case PT_BYTES:
+    case PT_BYTEARRAY:
+    case PT_DICT:
+    case PT_SET:
+    case PT_RANGE:
+        break;
+    default:
+        py_type_error(x, "cannot unpack non-iterable %s object", pv_tname(v));
+    }
     py_list *it = pv_iter(x, v);
     if (it->n != t->n) {
         if (it->n > t->n) py_raise(x, "ValueError", "too many values to unpack (expected %u)", t->n);
@@ -690,7 +709,7 @@ static void comp_run(X *x, const py_node *nd, py_frame *cf, py_frame *outer, uin
 static pv e_comp(X *x, const py_node *nd, py_frame *f) {
     py_frame *cf = py_alloc(x, sizeof *cf + (nd->flags + 1) * sizeof(pv));
     cf->parent = f;
-    for (uint16_t i = 0; i <= nd->flags; i++) cf->slot[i] = pv_none();
+    for (uint16_t i = 0; i <= nd->flags; i++) cf->slot[i].t = PT_UNBOUND;
     pv acc;
     if (nd->op == COMP_DICT || nd->op == COMP_SET) {
         acc = pv_dict(x, nd->op == COMP_DICT ? PT_DICT : PT_SET);

@@ -574,7 +574,7 @@ pv py_percent(X *x, pv fmt, pv args) {
         while (i < s->n && strchr("hlL", s->s[i]) && s->s[i]) i++;
         if (i >= s->n) py_raise(x, "ValueError", "incomplete format");
         char conv = s->s[i++];
-        if (conv == '%') {
+        if (conv == '%' && i - start == 2) { /* "%%" only: with flags or a width it is an error */
             tbgw_buf_putc(out, '%');
             continue;
         }
@@ -582,7 +582,7 @@ pv py_percent(X *x, pv fmt, pv args) {
             v = mapping && !used_map ? args : percent_arg(x, al, &ai);
             have_v = 1;
         }
-        if (!strchr("sradiuxXoeEfFgGc", conv))
+        if (!strchr("sradiuxXoeEfFgGc", conv) || conv == '%')
             py_raise(x, "ValueError", "unsupported format character '%c' (0x%x) at index %zu",
                      conv >= 0x20 && conv < 0x7f ? conv : '?', (unsigned)(unsigned char)conv,
                      start + (i - 1 - start));

@@ -45,7 +45,8 @@ typedef enum py_type {
     PT_BUILTIN, /* builtin function or type */
     PT_METHOD,  /* builtin method bound to a receiver */
     PT_OBJ,     /* object bound by a connector, attributes only */
-    PT_NTYPES
+    PT_NTYPES,
+    PT_UNBOUND = 0xFF /* a comprehension variable not assigned yet (never escapes a frame) */
 } py_type;
 
 typedef struct pv {

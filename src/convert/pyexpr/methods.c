@@ -29,11 +29,13 @@ static int group(pv v) {
 
 static void argn(X *x, const py_args *a, const char *fn, size_t min, size_t max) {
     if (a->nkw) py_type_error(x, "%s() takes no keyword arguments", fn);
+    if (max == 0 && a->n) py_type_error(x, "%s() takes no arguments (%zu given)", fn, a->n);
+    if (min == 1 && max == 1 && a->n != 1)
+        py_type_error(x, "%s() takes exactly one argument (%zu given)", fn, a->n);
     if (a->n < min)
-        py_type_error(x, "%s() takes at least %zu argument%s (%zu given)", fn, min, min == 1 ? "" : "s",
-                      a->n);
+        py_type_error(x, "%s expected at least %zu argument%s, got %zu", fn, min, min == 1 ? "" : "s", a->n);
     if (a->n > max)
-        py_type_error(x, "%s() takes at most %zu argument%s (%zu given)", fn, max, max == 1 ? "" : "s", a->n);
+        py_type_error(x, "%s expected at most %zu argument%s, got %zu", fn, max, max == 1 ? "" : "s", a->n);
 }
 
 static const py_str *str_arg(X *x, pv v, const char *fn) {

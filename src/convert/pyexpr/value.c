@@ -238,6 +238,7 @@ static const char *const tnames[PT_NTYPES] = {"NoneType",
                                               "object"};
 
 const char *pv_tname(pv v) {
+    if (v.t >= PT_NTYPES) return "unbound";
     if (v.t == PT_ITER && v.u.l->kind) return v.u.l->kind;
     if (v.t == PT_OBJ) return v.u.o->type;
     if (v.t == PT_BUILTIN && py_builtins[v.u.i].type >= 0) return "type";
