@@ -392,9 +392,31 @@ class Gen:
         ])
         return {"e": e, "b": b}
 
+    def containers(self):
+        """bytes, dict, list and tuple operations, including the errors they raise"""
+        b = repr(bytes(self.r.randint(0, 255) for _ in range(self.r.randint(0, 6))))
+        d = repr({self.r.choice("abcd"): self.r.randint(-5, 5) for _ in range(self.r.randint(0, 4))})
+        l = repr([self.r.randint(-3, 9) for _ in range(self.r.randint(0, 6))])
+        k = repr(self.r.choice("abcdz"))
+        i = str(self.r.randint(-7, 7))
+        return self.r.choice([
+            "%s.hex()" % b, "%s.hex(' ', 2)" % b, "%s.decode('latin-1')" % b, "list(%s)" % b, "%s[%s]" % (b, i),
+            "int.from_bytes(%s, 'little', signed=True)" % b, "%s + bytes([%d])" % (b, self.r.randint(0, 255)),
+            "%s.find(%d)" % (b, self.r.randint(0, 255)), "%s.count(b'\\x00')" % b, "bytearray(%s)[::-1]" % b,
+            "%s[%s]" % (d, k), "%s.get(%s, -1)" % (d, k), "sorted(%s.items())" % d, "list(%s.values())" % d,
+            "%s in %s" % (k, d), "dict(%s, z=0)" % d, "{**%s, %s: None}" % (d, k), "len(%s)" % d,
+            "%s.index(%s)" % (l, i), "%s.count(%s)" % (l, i), "%s[%s]" % (l, i), "%s * %s" % (l, self.r.randint(-1, 3)),
+            "tuple(%s) + (%s,)" % (l, i), "%s == sorted(%s)" % (l, l), "%s < %s" % (l, repr(sorted(eval(l)))),
+            "sum(%s, 0.5)" % l, "max(%s, default=0)" % l, "min(%s, key=lambda v: -v, default=None)" % l,
+            "list(enumerate(%s))[%s:]" % (l, i), "divmod(sum(%s), %s)" % (l, i), "[*%s, *%s]" % (l, b),
+            "set(%s) == set(reversed(%s))" % (l, l), "sorted(set(%s) ^ {1, 2})" % l, "any(%s) and all(%s)" % (l, l),
+        ])
+
     def case(self):
         if self.r.random() < 0.08:
             return self.bound()
+        if self.r.random() < 0.08:
+            return self.containers()
         k = self.r.random()
         if k < 0.3:
             return self.int_arith()
