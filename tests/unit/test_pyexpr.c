@@ -132,6 +132,20 @@ static void t_errors(void **st) {
     expect_prefix("2 ** 10 ** 10", "ERR OverflowError");
     expect_prefix("(lambda f: f(f))(lambda f: f(f))", "ERR RecursionError");
     expect_prefix("(1).foo", "ERR AttributeError: 'int' object has no attribute 'foo'");
+    /* a chain deep enough to threaten the stack is refused at load */
+    static char deep[40000];
+    for (size_t i = 0; i + 2 < sizeof deep; i += 2) memcpy(deep + i, "1+", 2);
+    deep[sizeof deep - 2] = '1';
+    expect_prefix(deep, "ERR SyntaxError: expression nested too deeply");
+    for (size_t i = 0; i + 3 < sizeof deep; i += 3) memcpy(deep + i, "2**", 3);
+    deep[sizeof deep - 2] = '2';
+    deep[sizeof deep - 3] = '2';
+    expect_prefix(deep, "ERR SyntaxError: expression nested too deeply");
+    memset(deep, ' ', sizeof deep - 1);
+    for (size_t i = 0; i + 24 < sizeof deep; i += 12) memcpy(deep + i, "1 if 0 else ", 12);
+    deep[sizeof deep - 2] = '1';
+    expect_prefix(deep, "ERR SyntaxError: expression nested too deeply");
+    expect("1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1", "OK 40");
 }
 
 static void t_bindings(void **st) {

@@ -20,8 +20,9 @@ typedef struct P {
     size_t nt, i;
     scope *scopes;
     size_t nscopes, capscopes;
-    int cur; /* current scope, -1 = top level */
-    int depth;
+    int cur;    /* current scope, -1 = top level */
+    int depth;  /* bracket and unary nesting */
+    int rdepth; /* recursion through p_test / p_power (if-else, lambda, ** chains) */
     size_t capnodes, capkids, capconsts, capcmp;
     py_tok **alltoks; /* every token array, freed at the end */
     size_t nall;
@@ -565,11 +566,13 @@ static int32_t p_power(P *p) {
     int32_t n = p_primary(p);
     if (peek(p)->t == T_POW) {
         const py_tok *t = next(p);
+        if (++p->rdepth > 300) py_syntax(&p->lx, t->pos, "expression nested too deeply");
         int32_t b = node(p, K_BINOP, t->pos);
         N(b).op = OP_POW;
         N(b).a = n;
         int32_t r = p_factor(p);
         N(b).b = r;
+        p->rdepth--;
         return b;
     }
     return n;
@@ -758,7 +761,16 @@ static int32_t p_lambda(P *p) {
     return n;
 }
 
+static int32_t p_test_inner(P *p);
+
 static int32_t p_test(P *p) {
+    if (++p->rdepth > 300) py_syntax(&p->lx, peek(p)->pos, "expression nested too deeply");
+    int32_t n = p_test_inner(p);
+    p->rdepth--;
+    return n;
+}
+
+static int32_t p_test_inner(P *p) {
     if (peek(p)->t == T_LAMBDA) return p_lambda(p);
     uint32_t pos = peek(p)->pos;
     int32_t body = p_or(p);
@@ -959,6 +971,25 @@ static void resolve(P *p) {
     }
 }
 
+/* Evaluation recurses on the tree: a very deep one (1+1+...+1 with 10,000 terms) is refused at
+ * load rather than risking the stack of a connector thread. */
+#define MAX_TREE_DEPTH 400
+
+static int tree_depth_ok(const tbgw_py *e, int32_t n, int d) {
+    if (n < 0) return 1;
+    if (d > MAX_TREE_DEPTH) return 0;
+    const py_node *nd = &e->nodes[n];
+    if (nd->kind == K_CONST || nd->kind == K_NAME) return 1;    /* a, b, c of a name are not nodes */
+    int c_is_node = nd->kind == K_SLICE || nd->kind == K_IFEXP; /* elsewhere c is a scope or unused */
+    if (!tree_depth_ok(e, nd->a, d + 1) || !tree_depth_ok(e, nd->b, d + 1) ||
+        (c_is_node && !tree_depth_ok(e, nd->c, d + 1)))
+        return 0;
+    if (nd->kind == K_LAMBDA) return 1; /* its kids are parameter names */
+    for (uint32_t i = 0; i < nd->n; i++)
+        if (!tree_depth_ok(e, e->kids[nd->list + i], d + 1)) return 0;
+    return 1;
+}
+
 static void p_cleanup(P *p) {
     for (size_t i = 0; i < p->nall; i++) free(p->alltoks[i]);
     free(p->alltoks);
@@ -1005,6 +1036,8 @@ int py_compile(tbgw_py *e, tbgw_err *err, size_t *err_off) {
     if (peek(&p)->t == T_END) py_syntax(&p.lx, e->len, "invalid syntax (empty expression)");
     e->root = p_testlist(&p, 1);
     if (peek(&p)->t != T_END) unexpected(&p);
+    if (!tree_depth_ok(e, e->root, 0))
+        py_syntax(&p.lx, 0, "expression nested too deeply (more than %d levels)", MAX_TREE_DEPTH);
     resolve(&p);
     p_cleanup(&p);
     e->mem = x.mem;
