@@ -59,7 +59,7 @@ int tbgw_py_compile(const char *src, size_t len, unsigned flags, tbgw_py **out, 
     e->src[n] = 0;
     e->len = n;
     e->flags = flags;
-    py_arena_init(&e->mem, 0);
+    py_arena_init(&e->mem, 0, 4096);
     int rc = py_compile(e, err, err_off);
     if (rc) {
         tbgw_py_free(e);
@@ -93,7 +93,7 @@ tbgw_py_ctx *tbgw_py_ctx_new(const tbgw_py_limits *lim) {
     if (!x) return NULL;
     x->max_steps = lim && lim->max_steps ? lim->max_steps : 1000000;
     x->max_depth = lim && lim->max_depth ? lim->max_depth : 100;
-    py_arena_init(&x->mem, lim && lim->max_memory ? lim->max_memory : 16u << 20);
+    py_arena_init(&x->mem, lim && lim->max_memory ? lim->max_memory : 16u << 20, 65536);
     return x;
 }
 

@@ -19,8 +19,9 @@ typedef struct py_arena {
     py_chunk *head;
     size_t used;  /* bytes handed out since the last reset */
     size_t limit; /* 0 = unlimited */
+    size_t chunk; /* allocation unit */
 } py_arena;
-void py_arena_init(py_arena *a, size_t limit);
+void py_arena_init(py_arena *a, size_t limit, size_t chunk);
 void py_arena_reset(py_arena *a); /* keeps the first chunk */
 void py_arena_free(py_arena *a);
 void *py_arena_alloc(py_arena *a, size_t n); /* NULL when out of memory or over the limit */

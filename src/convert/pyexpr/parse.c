@@ -1002,7 +1002,7 @@ int py_compile(tbgw_py *e, tbgw_err *err, size_t *err_off) {
     X x;
     jmp_buf jb;
     memset(&x, 0, sizeof x);
-    py_arena_init(&x.mem, 0);
+    py_arena_init(&x.mem, 0, 4096); /* a compiled expression keeps these chunks: small ones */
     x.jb = &jb;
     x.max_steps = UINT64_MAX;
     x.max_depth = 1000;

@@ -13,12 +13,11 @@ struct py_chunk {
     max_align_t data[];
 };
 
-#define CHUNK 65536
-
-void py_arena_init(py_arena *a, size_t limit) {
+void py_arena_init(py_arena *a, size_t limit, size_t chunk) {
     a->head = NULL;
     a->used = 0;
     a->limit = limit;
+    a->chunk = chunk;
 }
 
 void py_arena_reset(py_arena *a) {
@@ -29,7 +28,7 @@ void py_arena_reset(py_arena *a) {
         c = n;
     }
     /* keep the last (oldest) chunk when it has the standard size */
-    if (c && c->size != CHUNK) {
+    if (c && c->size != a->chunk) {
         free(c);
         c = NULL;
     }
@@ -55,12 +54,12 @@ void *py_arena_alloc(py_arena *a, size_t n) {
     if (a->limit && (n > a->limit || a->used + n > a->limit)) return NULL;
     py_chunk *c = a->head;
     if (!c || c->size - c->off < n) {
-        size_t sz = n > CHUNK / 4 ? n : CHUNK;
+        size_t sz = n > a->chunk / 4 ? n : a->chunk;
         c = malloc(sizeof *c + sz);
         if (!c) return NULL;
         c->size = sz;
         c->off = 0;
-        if (sz == CHUNK || !a->head) {
+        if (sz == a->chunk || !a->head) {
             c->next = a->head;
             a->head = c;
         } else { /* a big block: keep the current chunk in front for small allocations */
