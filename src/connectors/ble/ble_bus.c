@@ -1,0 +1,412 @@
+/* BLE connector: BlueZ over D-Bus (sd-bus). Objects come from ObjectManager.GetManagedObjects and
+ * its InterfacesAdded/InterfacesRemoved signals; values and connection state from
+ * PropertiesChanged. Calls are synchronous with the device's timeout. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/ble/ble_conn.h"
+#include "util/time.h"
+
+#define BLUEZ      "org.bluez"
+#define ADAPTER_IF "org.bluez.Adapter1"
+#define DEVICE_IF  "org.bluez.Device1"
+#define CHAR_IF    "org.bluez.GattCharacteristic1"
+
+enum { PASS_ADAPTER = 1, PASS_DEVICE = 2, PASS_CHAR = 4, PASS_ALL = 7 };
+
+typedef struct props {
+    char address[18];
+    char uuid[40];
+    char flags[160];
+    int connected; /* -1 = not in the message */
+    const void *value, *mfr;
+    size_t value_len, mfr_len;
+    int has_value, has_mfr;
+} props;
+
+static void lower_copy(char *dst, size_t cap, const char *s) {
+    size_t i = 0;
+    for (; s[i] && i + 1 < cap; i++) dst[i] = (char)tolower((unsigned char)s[i]);
+    dst[i] = 0;
+}
+
+static int read_mfr(sd_bus_message *m, props *p) {
+    int r = sd_bus_message_enter_container(m, 'v', "a{qv}");
+    if (r < 0 || (r = sd_bus_message_enter_container(m, 'a', "{qv}")) < 0) return r;
+    while ((r = sd_bus_message_enter_container(m, 'e', "qv")) > 0) {
+        uint16_t id;
+        const char *contents = NULL;
+        if ((r = sd_bus_message_read(m, "q", &id)) < 0) return r;
+        if (!p->has_mfr && sd_bus_message_peek_type(m, NULL, &contents) >= 0 && contents &&
+            strcmp(contents, "ay") == 0) {
+            if ((r = sd_bus_message_enter_container(m, 'v', "ay")) < 0 ||
+                (r = sd_bus_message_read_array(m, 'y', &p->mfr, &p->mfr_len)) < 0 ||
+                (r = sd_bus_message_exit_container(m)) < 0)
+                return r;
+            p->has_mfr = 1;
+        } else if ((r = sd_bus_message_skip(m, "v")) < 0) {
+            return r;
+        }
+        if ((r = sd_bus_message_exit_container(m)) < 0) return r;
+    }
+    if (r < 0) return r;
+    if ((r = sd_bus_message_exit_container(m)) < 0) return r;
+    if (!p->has_mfr) p->has_mfr = 2; /* present but empty */
+    return sd_bus_message_exit_container(m);
+}
+
+static int read_flags(sd_bus_message *m, props *p) {
+    char **v = NULL;
+    int r = sd_bus_message_enter_container(m, 'v', "as");
+    if (r < 0 || (r = sd_bus_message_read_strv(m, &v)) < 0) return r;
+    size_t o = 0;
+    for (char **s = v; s && *s; s++) {
+        int w = snprintf(p->flags + o, sizeof p->flags - o, "%s%s", o ? "," : "", *s);
+        if (w > 0 && (size_t)w < sizeof p->flags - o) o += (size_t)w;
+        free(*s);
+    }
+    free(v);
+    return sd_bus_message_exit_container(m);
+}
+
+/* Reads an a{sv} of properties, keeping those the connector uses. */
+static int read_props(sd_bus_message *m, props *p) {
+    int r = sd_bus_message_enter_container(m, 'a', "{sv}");
+    if (r < 0) return r;
+    while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+        const char *k, *contents = NULL, *s;
+        if ((r = sd_bus_message_read(m, "s", &k)) < 0 ||
+            (r = sd_bus_message_peek_type(m, NULL, &contents)) < 0)
+            return r;
+        const char *ct = contents ? contents : "";
+        if (strcmp(k, "Address") == 0 && strcmp(ct, "s") == 0) {
+            if ((r = sd_bus_message_read(m, "v", "s", &s)) < 0) return r;
+            snprintf(p->address, sizeof p->address, "%s", s);
+            for (char *q = p->address; *q; q++) *q = (char)toupper((unsigned char)*q);
+        } else if (strcmp(k, "UUID") == 0 && strcmp(ct, "s") == 0) {
+            if ((r = sd_bus_message_read(m, "v", "s", &s)) < 0) return r;
+            lower_copy(p->uuid, sizeof p->uuid, s);
+        } else if (strcmp(k, "Connected") == 0 && strcmp(ct, "b") == 0) {
+            if ((r = sd_bus_message_read(m, "v", "b", &p->connected)) < 0) return r;
+        } else if (strcmp(k, "Value") == 0 && strcmp(ct, "ay") == 0) {
+            if ((r = sd_bus_message_enter_container(m, 'v', "ay")) < 0 ||
+                (r = sd_bus_message_read_array(m, 'y', &p->value, &p->value_len)) < 0 ||
+                (r = sd_bus_message_exit_container(m)) < 0)
+                return r;
+            p->has_value = 1;
+        } else if (strcmp(k, "ManufacturerData") == 0 && strcmp(ct, "a{qv}") == 0) {
+            if ((r = read_mfr(m, p)) < 0) return r;
+        } else if (strcmp(k, "Flags") == 0 && strcmp(ct, "as") == 0) {
+            if ((r = read_flags(m, p)) < 0) return r;
+        } else if ((r = sd_bus_message_skip(m, "v")) < 0) {
+            return r;
+        }
+        if ((r = sd_bus_message_exit_container(m)) < 0) return r;
+    }
+    if (r < 0) return r;
+    return sd_bus_message_exit_container(m);
+}
+
+static bdev *dev_by_path(bc *c, const char *path, int prefix) {
+    for (size_t i = 0; i < c->n_devs; i++) {
+        bdev *d = &c->devs[i];
+        if (!d->path) continue;
+        size_t l = strlen(d->path);
+        if (prefix ? strncmp(path, d->path, l) == 0 && path[l] == '/' : strcmp(path, d->path) == 0) return d;
+    }
+    return NULL;
+}
+
+static bchar *char_by_path(bdev *d, const char *path) {
+    for (size_t i = 0; i < d->n_chars; i++)
+        if (strcmp(d->chars[i].path, path) == 0) return &d->chars[i];
+    return NULL;
+}
+
+bchar *ble_char(bdev *d, const char *uuid) {
+    for (size_t i = 0; i < d->n_chars; i++)
+        if (strcmp(d->chars[i].uuid, uuid) == 0) return &d->chars[i];
+    return NULL;
+}
+
+static void set_mfr(bdev *d, const props *p) {
+    if (p->has_mfr != 1) return;
+    uint8_t *n = malloc(p->mfr_len ? p->mfr_len : 1);
+    if (!n) return;
+    if (p->mfr_len) memcpy(n, p->mfr, p->mfr_len);
+    free(d->mfr);
+    d->mfr = n;
+    d->mfr_len = p->mfr_len;
+    d->has_mfr = 1;
+}
+
+static void on_device(bc *c, const char *path, const props *p) {
+    if (c->adapter && (strncmp(path, c->adapter, strlen(c->adapter)) != 0 || path[strlen(c->adapter)] != '/'))
+        return;
+    for (size_t i = 0; i < c->n_devs; i++) {
+        bdev *d = &c->devs[i];
+        if (strcmp(d->mac, p->address) != 0) continue;
+        int is_new = !d->path;
+        if (is_new) d->path = strdup(path);
+        set_mfr(d, p);
+        if (p->connected == 1 && !d->connected && !is_new) d->connected = 1;
+        if (is_new) ble_on_seen(c, d);
+    }
+}
+
+static void on_char(bc *c, const char *path, const props *p) {
+    bdev *d = dev_by_path(c, path, 1);
+    if (!d || char_by_path(d, path) || !p->uuid[0]) return;
+    bchar *n = realloc(d->chars, (d->n_chars + 1) * sizeof *n);
+    if (!n) return;
+    d->chars = n;
+    bchar *ch = &d->chars[d->n_chars];
+    memset(ch, 0, sizeof *ch);
+    ch->path = strdup(path);
+    if (!ch->path) return;
+    snprintf(ch->uuid, sizeof ch->uuid, "%s", p->uuid);
+    snprintf(ch->flags, sizeof ch->flags, "%s", p->flags);
+    d->n_chars++;
+    if (d->connected) d->next_poll = 0; /* services resolved after the connect: read and subscribe now */
+}
+
+/* Reads one object's a{sa{sv}} and applies the interfaces selected by pass. */
+static int read_ifaces(bc *c, sd_bus_message *m, const char *path, int pass) {
+    int r = sd_bus_message_enter_container(m, 'a', "{sa{sv}}");
+    if (r < 0) return r;
+    while ((r = sd_bus_message_enter_container(m, 'e', "sa{sv}")) > 0) {
+        const char *iface;
+        if ((r = sd_bus_message_read(m, "s", &iface)) < 0) return r;
+        int which = strcmp(iface, ADAPTER_IF) == 0  ? PASS_ADAPTER
+                    : strcmp(iface, DEVICE_IF) == 0 ? PASS_DEVICE
+                    : strcmp(iface, CHAR_IF) == 0   ? PASS_CHAR
+                                                    : 0;
+        if (which & pass) {
+            props p = {.connected = -1};
+            if ((r = read_props(m, &p)) < 0) return r;
+            if (which == PASS_ADAPTER && !c->adapter) {
+                const char *base = strrchr(path, '/');
+                if (!c->adapter_want || (base && strcmp(base + 1, c->adapter_want) == 0) ||
+                    strcasecmp(p.address, c->adapter_want) == 0)
+                    c->adapter = strdup(path);
+            } else if (which == PASS_DEVICE) {
+                on_device(c, path, &p);
+            } else if (which == PASS_CHAR) {
+                on_char(c, path, &p);
+            }
+        } else if ((r = sd_bus_message_skip(m, "a{sv}")) < 0) {
+            return r;
+        }
+        if ((r = sd_bus_message_exit_container(m)) < 0) return r;
+    }
+    if (r < 0) return r;
+    return sd_bus_message_exit_container(m);
+}
+
+static int managed_objects(bc *c, int pass) {
+    sd_bus_error e = SD_BUS_ERROR_NULL;
+    sd_bus_message *reply = NULL;
+    int r = sd_bus_call_method(c->bus, BLUEZ, "/", "org.freedesktop.DBus.ObjectManager", "GetManagedObjects",
+                               &e, &reply, "");
+    if (r < 0) {
+        TBGW_ERRORF(c->h->log, "BlueZ GetManagedObjects failed: %s", e.message ? e.message : strerror(-r));
+        sd_bus_error_free(&e);
+        return r;
+    }
+    if ((r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}")) >= 0) {
+        while ((r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
+            const char *path;
+            if ((r = sd_bus_message_read(reply, "o", &path)) < 0 ||
+                (r = read_ifaces(c, reply, path, pass)) < 0 || (r = sd_bus_message_exit_container(reply)) < 0)
+                break;
+        }
+    }
+    if (r < 0) TBGW_ERRORF(c->h->log, "BlueZ GetManagedObjects: malformed reply (%s)", strerror(-r));
+    sd_bus_message_unref(reply);
+    return r < 0 ? r : 0;
+}
+
+int ble_bus_refresh(bc *c) {
+    int r = managed_objects(c, PASS_DEVICE);
+    return r < 0 ? r : managed_objects(c, PASS_CHAR);
+}
+
+static int on_added(sd_bus_message *m, void *ud, sd_bus_error *e) {
+    (void)e;
+    bc *c = ud;
+    const char *path;
+    if (sd_bus_message_read(m, "o", &path) < 0) return 0;
+    if (read_ifaces(c, m, path, PASS_ALL) < 0)
+        TBGW_WARNF(c->h->log, "malformed InterfacesAdded for %s", path);
+    return 0;
+}
+
+static int on_removed(sd_bus_message *m, void *ud, sd_bus_error *e) {
+    (void)e;
+    bc *c = ud;
+    const char *path;
+    char **ifs = NULL;
+    if (sd_bus_message_read(m, "o", &path) < 0 || sd_bus_message_read_strv(m, &ifs) < 0) return 0;
+    for (char **s = ifs; s && *s; s++) {
+        bdev *d;
+        if (strcmp(*s, DEVICE_IF) == 0 && (d = dev_by_path(c, path, 0)) != NULL) {
+            ble_on_gone(c, d);
+        } else if (strcmp(*s, CHAR_IF) == 0 && (d = dev_by_path(c, path, 1)) != NULL) {
+            bchar *ch = char_by_path(d, path);
+            if (ch) {
+                free(ch->path);
+                *ch = d->chars[--d->n_chars];
+            }
+        }
+    }
+    for (char **s = ifs; s && *s; s++) free(*s);
+    free(ifs);
+    return 0;
+}
+
+static int on_props(sd_bus_message *m, void *ud, sd_bus_error *e) {
+    (void)e;
+    bc *c = ud;
+    const char *iface, *path = sd_bus_message_get_path(m);
+    if (!path || sd_bus_message_read(m, "s", &iface) < 0) return 0;
+    props p = {.connected = -1};
+    if (read_props(m, &p) < 0) return 0;
+    bdev *d;
+    if (strcmp(iface, DEVICE_IF) == 0 && (d = dev_by_path(c, path, 0)) != NULL) {
+        set_mfr(d, &p);
+        if (p.connected == 0 && d->connected) ble_on_disconnected(c, d);
+    } else if (strcmp(iface, CHAR_IF) == 0 && p.has_value && (d = dev_by_path(c, path, 1)) != NULL) {
+        bchar *ch = char_by_path(d, path);
+        if (ch) ble_on_value(c, d, ch, p.value, p.value_len);
+    }
+    return 0;
+}
+
+void ble_bus_discovery(bc *c) {
+    if (!c->adapter) return;
+    sd_bus_error e = SD_BUS_ERROR_NULL;
+    /* LE only, every advertisement reported (manufacturer data updates) */
+    int r = sd_bus_call_method(c->bus, BLUEZ, c->adapter, ADAPTER_IF, "SetDiscoveryFilter", &e, NULL, "a{sv}",
+                               2, "Transport", "s", "le", "DuplicateData", "b", 1);
+    if (r < 0) TBGW_DEBUGF(c->h->log, "SetDiscoveryFilter: %s", e.message ? e.message : strerror(-r));
+    sd_bus_error_free(&e);
+    r = sd_bus_call_method(c->bus, BLUEZ, c->adapter, ADAPTER_IF, "StartDiscovery", &e, NULL, "");
+    if (r < 0 && !sd_bus_error_has_name(&e, "org.bluez.Error.InProgress"))
+        TBGW_WARNF(c->h->log, "StartDiscovery on %s: %s", c->adapter, e.message ? e.message : strerror(-r));
+    sd_bus_error_free(&e);
+}
+
+int ble_bus_open(bc *c) {
+    int r = sd_bus_open_system(&c->bus);
+    if (r < 0) {
+        TBGW_ERRORF(c->h->log, "cannot connect to the system D-Bus: %s", strerror(-r));
+        return r;
+    }
+    if ((r = sd_bus_match_signal(c->bus, NULL, NULL, NULL, "org.freedesktop.DBus.ObjectManager",
+                                 "InterfacesAdded", on_added, c)) < 0 ||
+        (r = sd_bus_match_signal(c->bus, NULL, NULL, NULL, "org.freedesktop.DBus.ObjectManager",
+                                 "InterfacesRemoved", on_removed, c)) < 0 ||
+        (r = sd_bus_add_match(c->bus, NULL,
+                              "type='signal',interface='org.freedesktop.DBus.Properties',"
+                              "member='PropertiesChanged',path_namespace='/org/bluez'",
+                              on_props, c)) < 0) {
+        TBGW_ERRORF(c->h->log, "cannot subscribe to BlueZ signals: %s", strerror(-r));
+        ble_bus_close(c);
+        return r;
+    }
+    if ((r = managed_objects(c, PASS_ADAPTER)) < 0) {
+        ble_bus_close(c);
+        return r;
+    }
+    if (!c->adapter) {
+        TBGW_ERRORF(c->h->log, "no Bluetooth adapter%s%s found", c->adapter_want ? " " : "",
+                    c->adapter_want ? c->adapter_want : "");
+        ble_bus_close(c);
+        return -ENODEV;
+    }
+    TBGW_INFOF(c->h->log, "using Bluetooth adapter %s", c->adapter);
+    ble_bus_discovery(c);
+    return ble_bus_refresh(c);
+}
+
+void ble_bus_close(bc *c) {
+    for (size_t i = 0; i < c->n_devs; i++)
+        if (c->devs[i].path) ble_on_gone(c, &c->devs[i]);
+    if (c->bus) sd_bus_flush_close_unref(c->bus);
+    c->bus = NULL;
+    free(c->adapter);
+    c->adapter = NULL;
+}
+
+/* A synchronous call on an object of d with d's timeout. */
+static int call(bc *c, bdev *d, const char *path, const char *iface, const char *method,
+                sd_bus_message **reply, char *why, size_t n, const char *sig, ...) {
+    sd_bus_message *m = NULL;
+    sd_bus_error e = SD_BUS_ERROR_NULL;
+    int r = sd_bus_message_new_method_call(c->bus, &m, BLUEZ, path, iface, method);
+    if (r >= 0 && sig) {
+        va_list ap;
+        va_start(ap, sig);
+        r = sd_bus_message_appendv(m, sig, ap);
+        va_end(ap);
+    }
+    if (r >= 0) r = sd_bus_call(c->bus, m, (uint64_t)d->timeout_ms * 1000, &e, reply);
+    if (r < 0) snprintf(why, n, "%s", e.message ? e.message : strerror(-r));
+    sd_bus_error_free(&e);
+    sd_bus_message_unref(m);
+    return r;
+}
+
+int ble_connect(bc *c, bdev *d, char *why, size_t n) {
+    if (!d->path) return snprintf(why, n, "not seen by the adapter"), -ENODEV;
+    int r = call(c, d, d->path, DEVICE_IF, "Connect", NULL, why, n, NULL);
+    if (r < 0) return r;
+    d->connected = 1;
+    return ble_bus_refresh(c);
+}
+
+void ble_disconnect(bc *c, bdev *d) {
+    char why[128];
+    if (d->path && c->bus) call(c, d, d->path, DEVICE_IF, "Disconnect", NULL, why, sizeof why, NULL);
+    d->connected = 0;
+    for (size_t i = 0; i < d->n_chars; i++) d->chars[i].notifying = 0;
+}
+
+int ble_read(bc *c, bdev *d, const bchar *ch, tbgw_buf *out, char *why, size_t n) {
+    sd_bus_message *reply = NULL;
+    int r = call(c, d, ch->path, CHAR_IF, "ReadValue", &reply, why, n, "a{sv}", 0);
+    if (r < 0) return r;
+    const void *p;
+    size_t len;
+    r = sd_bus_message_read_array(reply, 'y', &p, &len);
+    if (r < 0)
+        snprintf(why, n, "malformed ReadValue reply");
+    else
+        tbgw_buf_reset(out), r = tbgw_buf_append(out, p, len);
+    sd_bus_message_unref(reply);
+    return r;
+}
+
+int ble_write(bc *c, bdev *d, const bchar *ch, const void *p, size_t len, int with_response, char *why,
+              size_t n) {
+    sd_bus_message *m = NULL;
+    sd_bus_error e = SD_BUS_ERROR_NULL;
+    int r = sd_bus_message_new_method_call(c->bus, &m, BLUEZ, ch->path, CHAR_IF, "WriteValue");
+    if (r >= 0) r = sd_bus_message_append_array(m, 'y', p, len);
+    if (r >= 0) r = sd_bus_message_append(m, "a{sv}", 1, "type", "s", with_response ? "request" : "command");
+    if (r >= 0) r = sd_bus_call(c->bus, m, (uint64_t)d->timeout_ms * 1000, &e, NULL);
+    if (r < 0) snprintf(why, n, "%s", e.message ? e.message : strerror(-r));
+    sd_bus_error_free(&e);
+    sd_bus_message_unref(m);
+    return r;
+}
+
+int ble_start_notify(bc *c, bdev *d, bchar *ch, char *why, size_t n) {
+    int r = call(c, d, ch->path, CHAR_IF, "StartNotify", NULL, why, n, NULL);
+    if (r >= 0) ch->notifying = 1;
+    return r;
+}

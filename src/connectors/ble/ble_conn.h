@@ -1,0 +1,79 @@
+/* BLE connector runtime state shared by its configuration/poll code (ble.c), its D-Bus code
+ * (ble_bus.c) and its downlink code (ble_rpc.c). Everything runs on the connector thread. */
+#ifndef TBGW_CONNECTORS_BLE_CONN_H
+#define TBGW_CONNECTORS_BLE_CONN_H
+
+#include <systemd/sd-bus.h>
+#include <tbgw/connector.h>
+
+#include "connectors/ble/ble_internal.h"
+
+/* A GATT characteristic BlueZ exports under a device. */
+typedef struct bchar {
+    char *path;
+    char uuid[40]; /* lower-case */
+    char flags[160];
+    int notifying;
+} bchar;
+
+typedef struct bdev {
+    const json_t *cfg; /* kept alive by bc->cfg */
+    const char *name, *type;
+    char mac[18]; /* upper-case */
+    int64_t poll_ms, timeout_ms, retry_ms, wait_after_ms;
+    int connect_retry, show_map, has_chars;
+    bitem *items;
+    size_t n_items;
+    /* runtime */
+    char *path; /* BlueZ object while the device is known */
+    int connected;
+    int64_t next_connect, next_poll;
+    int failures;
+    bchar *chars;
+    size_t n_chars;
+    uint8_t *mfr; /* first manufacturer data value of the latest advertisement */
+    size_t mfr_len;
+    int has_mfr;
+} bdev;
+
+typedef struct bc {
+    const tbgw_host *h;
+    json_t *cfg;
+    const char *adapter_want; /* "hci0" or an adapter address; NULL = the first one */
+    char *adapter;            /* its object path */
+    bdev *devs;
+    size_t n_devs;
+    int64_t scan_period_ms;
+    int show_map;
+    const char *scan_name;
+    sd_bus *bus;
+    tbgw_ble_conv conv;
+    volatile int stop;
+    int64_t next_open, next_scan;
+} bc;
+
+/* ble_bus.c */
+int ble_bus_open(bc *c);
+void ble_bus_close(bc *c);
+int ble_bus_refresh(bc *c);
+void ble_bus_discovery(bc *c);
+int ble_connect(bc *c, bdev *d, char *why, size_t n);
+void ble_disconnect(bc *c, bdev *d);
+int ble_read(bc *c, bdev *d, const bchar *ch, tbgw_buf *out, char *why, size_t n);
+int ble_write(bc *c, bdev *d, const bchar *ch, const void *p, size_t len, int with_response, char *why,
+              size_t n);
+int ble_start_notify(bc *c, bdev *d, bchar *ch, char *why, size_t n);
+bchar *ble_char(bdev *d, const char *uuid);
+
+/* ble.c: events from the bus */
+void ble_on_value(bc *c, bdev *d, const bchar *ch, const uint8_t *p, size_t n);
+void ble_on_seen(bc *c, bdev *d);
+void ble_on_gone(bc *c, bdev *d);
+void ble_on_disconnected(bc *c, bdev *d);
+void ble_gatt_map(bdev *d, tbgw_buf *out);
+
+/* ble_rpc.c */
+int ble_attr_update(void *self, const tbgw_attr_update *u);
+int ble_rpc(void *self, const tbgw_rpc_req *r);
+
+#endif

@@ -1,0 +1,2 @@
+pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+    list(APPEND TBGW_CONNECTOR_LIBS PkgConfig::SYSTEMD)
