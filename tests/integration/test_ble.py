@@ -179,11 +179,21 @@ class Ble(GatewayTestCase):
             {"name": "Meter", "MACAddress": "AA:BB:CC:DD:EE:02", "type": "hex", "pollPeriod": 300, "telemetry": [
                 {"key": "counter", "method": "read", "characteristicUUID": NAME_UUID.upper(),
                  "valueExpression": "[1:4]", "compute": "value * 2"},
-                {"key": "missing", "method": "read", "characteristicUUID": NAME_UUID, "valueExpression": "[9]"}]},
+                {"key": "missing", "method": "read", "characteristicUUID": NAME_UUID, "valueExpression": "[9]"}],
+             "attributeUpdates": [{"attributeOnThingsBoard": "mode", "characteristicUUID": NAME_UUID,
+                                   "withoutResponse": True}]},
+            {"name": "Flaky", "MACAddress": "AA:BB:CC:DD:EE:03", "pollPeriod": 300, "connectRetry": 2,
+             "connectRetryInSeconds": 0, "waitAfterConnectRetries": 1, "timeout": 2000,
+             "attributes": [{"key": "fw", "characteristicUUID": NAME_UUID, "valueExpression": "v[0].[1]"}]},
             {"name": "NoMac", "MACAddress": "nonsense", "telemetry": [], "attributes": []}]}
         self.bz.add_char("AA:BB:CC:DD:EE:02", 1, NAME_UUID, [0xff, 0x00, 0x01, 0x00])
         self.bz.add_device("AA:BB:CC:DD:EE:02", "meter")
         beacon = self.bz.add_device("AA:BB:CC:DD:EE:01", "beacon")
+        self.bz.add_char("AA:BB:CC:DD:EE:03", 1, NAME_UUID, [2, 7])
+        flaky = self.bz.add_device("AA:BB:CC:DD:EE:03", "flaky")
+        connect = dbus.Interface(self.bz.bus.get_object("org.bluez", flaky), MOCK_IF)
+        connect.AddMethod("org.bluez.Device1", "Connect", "", "",
+                          "raise dbus.exceptions.DBusException('abort', name='org.bluez.Error.Failed')")
         gw = self.start_gateway(cfg)
         gw.wait_log("Beacon (AA:BB:CC:DD:EE:01) seen", timeout=10)
         self.bz.changed(beacon, "org.bluez.Device1", {"ManufacturerData": dbus.Dictionary(
@@ -195,6 +205,16 @@ class Ble(GatewayTestCase):
                          {"model": "BX-1"})
         meter = wait_for(lambda: [v for _, _, v in self.platform.telemetry("Meter")], 10, what="meter telemetry")
         self.assertEqual(meter[0], {"counter": 512})  # 0x000100 * 2; [9] is out of range and skipped
+        # a write without response
+        self.platform.publish("v1/gateway/attributes", {"device": "Meter", "data": {"mode": "eco"}})
+        wait_for(lambda: bytes(self.bz.prop(self.bz.dev_path("AA:BB:CC:DD:EE:02") + "/service0001/char0001", CHAR_IF,
+                                            "Value")) == b"eco", 10, what="write without response")
+        self.assertEqual(str(self.bz.prop(self.bz.dev_path("AA:BB:CC:DD:EE:02") + "/service0001/char0001", CHAR_IF,
+                                          "TestWriteType")), "command")
+        # connect retries: two failures, then the pause, then a connect that works
+        gw.wait_log("Flaky (AA:BB:CC:DD:EE:03): connect failed (2)", timeout=10)
+        connect.AddMethod("org.bluez.Device1", "Connect", "", "", "")
+        self.assertEqual(wait_for(lambda: self.attrs("Flaky"), 10, what="flaky attributes"), {"fw": "v2.7"})
         log = gw.log()
         self.assertIn("devices[0].telemetry[2].compute", log)
         self.assertIn("MACAddress", log)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "connectors/ble/ble_conn.h"
+#include "convert/report_cfg.h"
 #include "util/time.h"
 
 /* ---- configuration ---- */
@@ -14,6 +15,17 @@
 static int64_t num(const json_t *o, const char *k, int64_t def) {
     const json_t *v = json_object_get(o, k);
     return json_is_number(v) ? (int64_t)json_number_value(v) : def;
+}
+
+/* A reportStrategy of the object at path; a mistake is reported and the strategy ignored. */
+static tbgw_report_strategy strategy(bc *c, const json_t *o, const char *path, tbgw_report_strategy def) {
+    tbgw_report_strategy rs = {0};
+    tbgw_err err = {0};
+    if (tbgw_rs_parse_in(o, path, &rs, &err) != 0) {
+        c->h->config_warning(c->h, path, err.msg);
+        return def;
+    }
+    return rs.type != TBGW_RS_UNSET ? rs : def;
 }
 
 static int item_parse(bc *c, bdev *d, const json_t *e, const char *path, int telemetry, bitem *it) {
@@ -54,6 +66,7 @@ static int item_parse(bc *c, bdev *d, const json_t *e, const char *path, int tel
             return -1;
         }
     }
+    it->rs = strategy(c, e, path, d->rs);
     it->key = strdup(key);
     it->expr = strdup(expr);
     return 0;
@@ -97,6 +110,7 @@ static int dev_parse(bc *c, const json_t *jd, size_t idx, bdev *d, tbgw_err *err
     d->retry_ms = (int64_t)(json_number_value(json_object_get(jd, "connectRetryInSeconds")) * 1000);
     d->wait_after_ms = (int64_t)(json_number_value(json_object_get(jd, "waitAfterConnectRetries")) * 1000);
     d->show_map = json_is_true(json_object_get(jd, "showMap"));
+    d->rs = strategy(c, jd, path, (tbgw_report_strategy){0});
     const json_t *tl = json_object_get(jd, "telemetry"), *al = json_object_get(jd, "attributes");
     d->items = calloc(json_array_size(tl) + json_array_size(al) + 1, sizeof *d->items);
     if (!d->items) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");

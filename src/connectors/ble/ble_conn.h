@@ -22,6 +22,7 @@ typedef struct bdev {
     char mac[18]; /* upper-case */
     int64_t poll_ms, timeout_ms, retry_ms, wait_after_ms;
     int connect_retry, show_map, has_chars;
+    tbgw_report_strategy rs;
     bitem *items;
     size_t n_items;
     /* runtime */

@@ -208,7 +208,8 @@ int tbgw_ble_add(tbgw_ble_conv *cv, tbgw_converted *rec, const bitem *it, const 
     tbgw_value v;
     int rc = tbgw_ble_value(cv, it, data, n, &v, err);
     if (rc) return rc;
-    rc = it->telemetry ? tbgw_converted_add_telemetry(rec, tbgw_now_ms(), it->key, &v, NULL)
-                       : tbgw_converted_add_attribute(rec, it->key, &v, NULL);
+    const tbgw_report_strategy *rs = it->rs.type != TBGW_RS_UNSET ? &it->rs : NULL;
+    rc = it->telemetry ? tbgw_converted_add_telemetry(rec, tbgw_now_ms(), it->key, &v, rs)
+                       : tbgw_converted_add_attribute(rec, it->key, &v, rs);
     return rc ? tbgw_err_set(err, rc, "%s: cannot add the value", it->key) : 0;
 }

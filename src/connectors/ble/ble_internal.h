@@ -22,6 +22,7 @@ typedef struct bitem {
     char uuid[40]; /* lower-case */
     char *expr;    /* valueExpression */
     tbgw_py *compute;
+    tbgw_report_strategy rs; /* the item's, else the device's; TBGW_RS_UNSET = the connector's */
 } bitem;
 
 /* Conversion state of one connector thread. */

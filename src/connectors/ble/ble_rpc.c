@@ -54,8 +54,9 @@ int ble_attr_update(void *self, const tbgw_attr_update *u) {
             char why[256] = "";
             bchar *ch =
                 target(c, d, json_string_value(json_object_get(e, "characteristicUUID")), why, sizeof why);
+            int ack = !json_is_true(json_object_get(e, "withoutResponse"));
             if (ch && py_str(c, val, &text) == 0 &&
-                ble_write(c, d, ch, text.p, text.len, 1, why, sizeof why) >= 0)
+                ble_write(c, d, ch, text.p, text.len, ack, why, sizeof why) >= 0)
                 TBGW_DEBUGF(c->h->log, "%s: %s written to %s", d->name, key, ch->uuid);
             else
                 TBGW_ERRORF(c->h->log, "attribute update %s of %s: %s", key, d->name,
@@ -70,9 +71,9 @@ static int fail(bc *c, const tbgw_rpc_req *r, const char *why) {
     return c->h->rpc_reply(c->h, r->handle, json_pack("{s:s,s:b}", "error", why, "success", 0), -1);
 }
 
-/* read / write / scan on d; replies when with_response. */
+/* read / write / scan on d; replies when with_response; ack = a write with response. */
 static int process(bc *c, const tbgw_rpc_req *r, bdev *d, const char *how, const char *uuid,
-                   const json_t *value, int with_response) {
+                   const json_t *value, int with_response, int ack) {
     char why[256] = "";
     json_t *res = NULL;
     tbgw_buf b;
@@ -86,7 +87,7 @@ static int process(bc *c, const tbgw_rpc_req *r, bdev *d, const char *how, const
             if (ble_read(c, d, ch, &b, why, sizeof why) >= 0 && !(res = json_stringn(b.p ? b.p : "", b.len)))
                 snprintf(why, sizeof why, "UnicodeDecodeError: the value is not UTF-8");
         } else if (ch) {
-            if (py_str(c, value, &b) == 0 && ble_write(c, d, ch, b.p, b.len, 1, why, sizeof why) >= 0)
+            if (py_str(c, value, &b) == 0 && ble_write(c, d, ch, b.p, b.len, ack, why, sizeof why) >= 0)
                 res = json_string("Ok");
         }
     } else {
@@ -120,7 +121,7 @@ static int reserved(bc *c, const tbgw_rpc_req *r, bdev *d, int set) {
                       : "expected params characteristicUUID=...;");
     } else {
         json_t *v = set ? json_string(value) : NULL;
-        rc = process(c, r, d, set ? "write" : "read", uuid, v, 1);
+        rc = process(c, r, d, set ? "write" : "read", uuid, v, 1, 1);
         json_decref(v);
     }
     free(copy);
@@ -142,7 +143,7 @@ int ble_rpc(void *self, const tbgw_rpc_req *r) {
         const char *how = json_string_value(json_object_get(e, "methodProcessing"));
         int with = json_is_true(json_object_get(e, "withResponse"));
         return process(c, r, d, how ? how : "", json_string_value(json_object_get(e, "characteristicUUID")),
-                       r->params, with);
+                       r->params, with, !json_is_true(json_object_get(e, "withoutResponse")));
     }
     return fail(c, r, "Method not found");
 }
