@@ -83,6 +83,7 @@ static void dev_free(bdev *d) {
     free(d->chars);
     free(d->path);
     free(d->mfr);
+    tbgw_converted_free(d->batch);
 }
 
 static int dev_parse(bc *c, const json_t *jd, size_t idx, bdev *d, tbgw_err *err) {
@@ -229,13 +230,12 @@ void ble_on_gone(bc *c, bdev *d) {
     d->n_chars = 0;
     free(d->path);
     d->path = NULL;
-    d->connected = 0;
+    ble_dev_reset(d);
 }
 
 void ble_on_disconnected(bc *c, bdev *d) {
     TBGW_WARNF(c->h->log, "%s (%s) disconnected; reconnecting", d->name, d->mac);
-    d->connected = 0;
-    for (size_t i = 0; i < d->n_chars; i++) d->chars[i].notifying = 0;
+    ble_dev_reset(d);
     d->next_connect = tbgw_mono_ms() + 1000 + d->retry_ms;
 }
 
@@ -247,18 +247,24 @@ void ble_gatt_map(bdev *d, tbgw_buf *out) {
 
 /* ---- polling ---- */
 
-static int soft_error(const char *why) {
-    return strstr(why, "not found") || strstr(why, "not permitted") || strstr(why, "Not permitted") ||
-           strstr(why, "not supported") || strstr(why, "Not supported");
+static void notify_done(bc *c, bdev *d, void *arg, const char *key, sd_bus_message *reply,
+                        const char *error) {
+    (void)arg, (void)reply;
+    bchar *ch = ble_char_at(d, key);
+    if (!error) return;
+    if (ch) ch->notifying = 0;
+    TBGW_ERRORF(c->h->log, "%s: StartNotify %s: %s", d->name, ch ? ch->uuid : key, error);
 }
 
+/* StartNotify once per characteristic that notify items name. */
 static void subscribe(bc *c, bdev *d) {
     for (size_t i = 0; i < d->n_items; i++) {
         bitem *it = &d->items[i];
         bchar *ch = it->notify && !it->adv ? ble_char(d, it->uuid) : NULL;
-        char why[256];
-        if (ch && !ch->notifying && ble_start_notify(c, d, ch, why, sizeof why) < 0)
-            TBGW_ERRORF(c->h->log, "%s: StartNotify %s: %s", d->name, it->uuid, why);
+        if (!ch || ch->notifying) continue;
+        ch->notifying = 1;
+        if (ble_call_async(c, d, ch->path, BLE_CHAR_IF, "StartNotify", notify_done, NULL, ch->path, NULL) < 0)
+            ch->notifying = 0;
     }
 }
 
@@ -268,48 +274,83 @@ static void adv_items(bc *c, bdev *d, tbgw_converted *rec) {
         if (d->items[i].adv) add(c, d, rec, &d->items[i], d->mfr, d->mfr_len);
 }
 
+void ble_dev_reset(bdev *d) {
+    d->gen++;
+    d->connected = d->connecting = 0;
+    d->pending = 0;
+    tbgw_converted_free(d->batch);
+    d->batch = NULL;
+    for (size_t i = 0; i < d->n_chars; i++) d->chars[i].notifying = 0;
+}
+
+static void poll_finish(bc *c, bdev *d) {
+    tbgw_converted *rec = d->batch;
+    d->batch = NULL;
+    adv_items(c, d, rec);
+    subscribe(c, d);
+    emit(c, rec);
+}
+
+static int soft_error(const char *why) {
+    return strstr(why, "not found") || strstr(why, "not permitted") || strstr(why, "Not permitted") ||
+           strstr(why, "not supported") || strstr(why, "Not supported");
+}
+
+static void read_done(bc *c, bdev *d, void *arg, const char *key, sd_bus_message *reply, const char *error) {
+    (void)key;
+    const bitem *it = arg;
+    const void *p = NULL;
+    size_t n = 0;
+    if (!error && sd_bus_message_read_array(reply, 'y', &p, &n) < 0) error = "malformed ReadValue reply";
+    if (error) {
+        TBGW_ERRORF(c->h->log, "%s: reading %s: %s", d->name, it->uuid, error);
+        if (!soft_error(error)) { /* anything else: reconnect */
+            ble_disconnect(c, d);
+            d->next_connect = tbgw_mono_ms() + 1000 + d->retry_ms;
+            return;
+        }
+    } else {
+        c->h->stat_add(c->h, TBGW_STAT_MSGS_RECEIVED, 1);
+        c->h->stat_add(c->h, TBGW_STAT_BYTES_RECEIVED, n);
+        add(c, d, d->batch, it, p, n);
+    }
+    if (--d->pending == 0) poll_finish(c, d);
+}
+
+/* Starts the reads of one poll; the values go up together when the last one is answered. */
 static void poll_dev(bc *c, bdev *d) {
-    tbgw_converted *rec = tbgw_converted_new(d->name, d->type);
-    if (!rec) return;
-    tbgw_buf v;
-    tbgw_buf_init(&v);
-    for (size_t i = 0; d->connected && i < d->n_items; i++) {
+    if (d->pending) return; /* the previous poll is still being answered */
+    d->batch = tbgw_converted_new(d->name, d->type);
+    if (!d->batch) return;
+    for (size_t i = 0; i < d->n_items; i++) {
         bitem *it = &d->items[i];
         if (it->notify || it->adv) continue;
         bchar *ch = ble_char(d, it->uuid);
-        char why[256];
         if (!ch) {
             TBGW_DEBUGF(c->h->log, "%s: characteristic %s not found", d->name, it->uuid);
             continue;
         }
-        if (ble_read(c, d, ch, &v, why, sizeof why) < 0) {
-            TBGW_ERRORF(c->h->log, "%s: reading %s: %s", d->name, it->uuid, why);
-            if (soft_error(why)) continue;
-            ble_disconnect(c, d);
-            d->next_connect = tbgw_mono_ms() + 1000 + d->retry_ms;
-            break;
-        }
-        c->h->stat_add(c->h, TBGW_STAT_MSGS_RECEIVED, 1);
-        c->h->stat_add(c->h, TBGW_STAT_BYTES_RECEIVED, v.len);
-        add(c, d, rec, it, v.p ? (const uint8_t *)v.p : NULL, v.len);
+        if (ble_call_async(c, d, ch->path, BLE_CHAR_IF, "ReadValue", read_done, it, NULL, "a{sv}", 0) >= 0)
+            d->pending++;
     }
-    tbgw_buf_free(&v);
-    adv_items(c, d, rec);
-    if (d->connected) subscribe(c, d);
-    emit(c, rec);
+    if (!d->pending) poll_finish(c, d);
 }
 
-static void try_connect(bc *c, bdev *d, int64_t now) {
-    char why[256];
-    c->h->set_state(c->h, TBGW_CONN_STARTING, NULL);
-    if (ble_connect(c, d, why, sizeof why) < 0) {
+static void connect_done(bc *c, bdev *d, void *arg, const char *key, sd_bus_message *reply,
+                         const char *error) {
+    (void)arg, (void)key, (void)reply;
+    int64_t now = tbgw_mono_ms();
+    d->connecting = 0;
+    if (error) {
         d->failures++;
         d->next_connect = now + 1000 + d->retry_ms;
         if (d->connect_retry > 0 && d->failures % d->connect_retry == 0) d->next_connect += d->wait_after_ms;
-        TBGW_ERRORF(c->h->log, "%s (%s): connect failed (%d): %s", d->name, d->mac, d->failures, why);
+        TBGW_ERRORF(c->h->log, "%s (%s): connect failed (%d): %s", d->name, d->mac, d->failures, error);
         return;
     }
     d->failures = 0;
+    d->connected = 1;
+    ble_bus_refresh(c);
     TBGW_INFOF(c->h->log, "%s (%s) connected", d->name, d->mac);
     c->h->set_state(c->h, TBGW_CONN_CONNECTED, NULL);
     if (d->show_map) {
@@ -321,6 +362,14 @@ static void try_connect(bc *c, bdev *d, int64_t now) {
     }
     subscribe(c, d);
     d->next_poll = now;
+}
+
+static void try_connect(bc *c, bdev *d) {
+    d->connecting = 1;
+    if (ble_call_async(c, d, d->path, BLE_DEVICE_IF, "Connect", connect_done, NULL, NULL, NULL) < 0) {
+        d->connecting = 0;
+        d->next_connect = tbgw_mono_ms() + 1000 + d->retry_ms;
+    }
 }
 
 static void tick(bc *c) {
@@ -336,7 +385,7 @@ static void tick(bc *c) {
             continue;
         }
         if (!d->path) continue;
-        if (!d->connected && now >= d->next_connect) try_connect(c, d, now);
+        if (!d->connected && !d->connecting && now >= d->next_connect) try_connect(c, d);
         if (d->connected && now >= d->next_poll) {
             d->next_poll = now + d->poll_ms;
             poll_dev(c, d);

@@ -13,8 +13,8 @@
 
 #define BLUEZ      "org.bluez"
 #define ADAPTER_IF "org.bluez.Adapter1"
-#define DEVICE_IF  "org.bluez.Device1"
-#define CHAR_IF    "org.bluez.GattCharacteristic1"
+#define DEVICE_IF  BLE_DEVICE_IF
+#define CHAR_IF    BLE_CHAR_IF
 
 enum { PASS_ADAPTER = 1, PASS_DEVICE = 2, PASS_CHAR = 4, PASS_ALL = 7 };
 
@@ -121,7 +121,7 @@ static bdev *dev_by_path(bc *c, const char *path, int prefix) {
     return NULL;
 }
 
-static bchar *char_by_path(bdev *d, const char *path) {
+bchar *ble_char_at(bdev *d, const char *path) {
     for (size_t i = 0; i < d->n_chars; i++)
         if (strcmp(d->chars[i].path, path) == 0) return &d->chars[i];
     return NULL;
@@ -160,7 +160,7 @@ static void on_device(bc *c, const char *path, const props *p) {
 
 static void on_char(bc *c, const char *path, const props *p) {
     bdev *d = dev_by_path(c, path, 1);
-    if (!d || char_by_path(d, path) || !p->uuid[0]) return;
+    if (!d || ble_char_at(d, path) || !p->uuid[0]) return;
     bchar *n = realloc(d->chars, (d->n_chars + 1) * sizeof *n);
     if (!n) return;
     d->chars = n;
@@ -256,7 +256,7 @@ static int on_removed(sd_bus_message *m, void *ud, sd_bus_error *e) {
         if (strcmp(*s, DEVICE_IF) == 0 && (d = dev_by_path(c, path, 0)) != NULL) {
             ble_on_gone(c, d);
         } else if (strcmp(*s, CHAR_IF) == 0 && (d = dev_by_path(c, path, 1)) != NULL) {
-            bchar *ch = char_by_path(d, path);
+            bchar *ch = ble_char_at(d, path);
             if (ch) {
                 free(ch->path);
                 *ch = d->chars[--d->n_chars];
@@ -280,7 +280,7 @@ static int on_props(sd_bus_message *m, void *ud, sd_bus_error *e) {
         set_mfr(d, &p);
         if (p.connected == 0 && d->connected) ble_on_disconnected(c, d);
     } else if (strcmp(iface, CHAR_IF) == 0 && p.has_value && (d = dev_by_path(c, path, 1)) != NULL) {
-        bchar *ch = char_by_path(d, path);
+        bchar *ch = ble_char_at(d, path);
         if (ch) ble_on_value(c, d, ch, p.value, p.value_len);
     }
     return 0;
@@ -361,19 +361,56 @@ static int call(bc *c, bdev *d, const char *path, const char *iface, const char 
     return r;
 }
 
-int ble_connect(bc *c, bdev *d, char *why, size_t n) {
-    if (!d->path) return snprintf(why, n, "not seen by the adapter"), -ENODEV;
-    int r = call(c, d, d->path, DEVICE_IF, "Connect", NULL, why, n, NULL);
-    if (r < 0) return r;
-    d->connected = 1;
-    return ble_bus_refresh(c);
+typedef struct pcall {
+    bc *c;
+    bdev *d;
+    unsigned gen;
+    ble_done_fn fn;
+    void *arg;
+    char key[160];
+} pcall;
+
+static int pcall_done(sd_bus_message *m, void *ud, sd_bus_error *e) {
+    (void)e;
+    pcall *p = ud;
+    if (p->gen != p->d->gen) return 0; /* the device went away or reconnected meanwhile */
+    const sd_bus_error *err = sd_bus_message_get_error(m);
+    p->fn(p->c, p->d, p->arg, p->key, m, err ? (err->message ? err->message : err->name) : NULL);
+    return 0;
+}
+
+int ble_call_async(bc *c, bdev *d, const char *path, const char *iface, const char *method, ble_done_fn fn,
+                   void *arg, const char *key, const char *sig, ...) {
+    pcall *p = calloc(1, sizeof *p);
+    if (!p) return -ENOMEM;
+    *p = (pcall){.c = c, .d = d, .gen = d->gen, .fn = fn, .arg = arg};
+    snprintf(p->key, sizeof p->key, "%s", key ? key : "");
+    sd_bus_message *m = NULL;
+    sd_bus_slot *slot = NULL;
+    int r = sd_bus_message_new_method_call(c->bus, &m, BLUEZ, path, iface, method);
+    if (r >= 0 && sig) {
+        va_list ap;
+        va_start(ap, sig);
+        r = sd_bus_message_appendv(m, sig, ap);
+        va_end(ap);
+    }
+    if (r >= 0) r = sd_bus_call_async(c->bus, &slot, m, pcall_done, p, (uint64_t)d->timeout_ms * 1000);
+    sd_bus_message_unref(m);
+    if (r < 0) {
+        free(p);
+        return r;
+    }
+    /* the bus owns the call; p goes with it (after the reply, or when the bus closes) */
+    sd_bus_slot_set_destroy_callback(slot, free);
+    sd_bus_slot_set_floating(slot, 1);
+    sd_bus_slot_unref(slot);
+    return 0;
 }
 
 void ble_disconnect(bc *c, bdev *d) {
     char why[128];
     if (d->path && c->bus) call(c, d, d->path, DEVICE_IF, "Disconnect", NULL, why, sizeof why, NULL);
-    d->connected = 0;
-    for (size_t i = 0; i < d->n_chars; i++) d->chars[i].notifying = 0;
+    ble_dev_reset(d);
 }
 
 int ble_read(bc *c, bdev *d, const bchar *ch, tbgw_buf *out, char *why, size_t n) {
@@ -402,11 +439,5 @@ int ble_write(bc *c, bdev *d, const bchar *ch, const void *p, size_t len, int wi
     if (r < 0) snprintf(why, n, "%s", e.message ? e.message : strerror(-r));
     sd_bus_error_free(&e);
     sd_bus_message_unref(m);
-    return r;
-}
-
-int ble_start_notify(bc *c, bdev *d, bchar *ch, char *why, size_t n) {
-    int r = call(c, d, ch->path, CHAR_IF, "StartNotify", NULL, why, n, NULL);
-    if (r >= 0) ch->notifying = 1;
     return r;
 }

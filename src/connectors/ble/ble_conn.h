@@ -8,6 +8,9 @@
 
 #include "connectors/ble/ble_internal.h"
 
+#define BLE_DEVICE_IF "org.bluez.Device1"
+#define BLE_CHAR_IF   "org.bluez.GattCharacteristic1"
+
 /* A GATT characteristic BlueZ exports under a device. */
 typedef struct bchar {
     char *path;
@@ -30,6 +33,10 @@ typedef struct bdev {
     int connected;
     int64_t next_connect, next_poll;
     int failures;
+    unsigned gen;          /* bumped when the device disconnects or goes away: late replies are dropped */
+    int connecting;        /* a Connect call is in flight */
+    int pending;           /* reads of the current poll in flight */
+    tbgw_converted *batch; /* the current poll's values */
     bchar *chars;
     size_t n_chars;
     uint8_t *mfr; /* first manufacturer data value of the latest advertisement */
@@ -58,12 +65,17 @@ int ble_bus_open(bc *c);
 void ble_bus_close(bc *c);
 int ble_bus_refresh(bc *c);
 void ble_bus_discovery(bc *c);
-int ble_connect(bc *c, bdev *d, char *why, size_t n);
+/* An asynchronous call on an object of d with d's timeout: fn runs with the reply (error = its
+ * message, or NULL) unless d went away or reconnected meanwhile. key is copied for fn. */
+typedef void (*ble_done_fn)(bc *c, bdev *d, void *arg, const char *key, sd_bus_message *reply,
+                            const char *error);
+int ble_call_async(bc *c, bdev *d, const char *path, const char *iface, const char *method, ble_done_fn fn,
+                   void *arg, const char *key, const char *sig, ...);
 void ble_disconnect(bc *c, bdev *d);
 int ble_read(bc *c, bdev *d, const bchar *ch, tbgw_buf *out, char *why, size_t n);
 int ble_write(bc *c, bdev *d, const bchar *ch, const void *p, size_t len, int with_response, char *why,
               size_t n);
-int ble_start_notify(bc *c, bdev *d, bchar *ch, char *why, size_t n);
+bchar *ble_char_at(bdev *d, const char *path);
 bchar *ble_char(bdev *d, const char *uuid);
 
 /* ble.c: events from the bus */
@@ -71,6 +83,8 @@ void ble_on_value(bc *c, bdev *d, const bchar *ch, const uint8_t *p, size_t n);
 void ble_on_seen(bc *c, bdev *d);
 void ble_on_gone(bc *c, bdev *d);
 void ble_on_disconnected(bc *c, bdev *d);
+/* Forgets a connection: in-flight replies dropped, subscriptions and the current poll cleared. */
+void ble_dev_reset(bdev *d);
 void ble_gatt_map(bdev *d, tbgw_buf *out);
 
 /* ble_rpc.c */
