@@ -247,9 +247,9 @@ void ble_gatt_map(bdev *d, tbgw_buf *out) {
 
 /* ---- polling ---- */
 
-static void notify_done(bc *c, bdev *d, void *arg, const char *key, sd_bus_message *reply,
-                        const char *error) {
-    (void)arg, (void)reply;
+static void notify_done(bc *c, bdev *d, const ble_call *k, sd_bus_message *reply, const char *error) {
+    (void)reply;
+    const char *key = k->key;
     bchar *ch = ble_char_at(d, key);
     if (!error) return;
     if (ch) ch->notifying = 0;
@@ -263,7 +263,9 @@ static void subscribe(bc *c, bdev *d) {
         bchar *ch = it->notify && !it->adv ? ble_char(d, it->uuid) : NULL;
         if (!ch || ch->notifying) continue;
         ch->notifying = 1;
-        if (ble_call_async(c, d, ch->path, BLE_CHAR_IF, "StartNotify", notify_done, NULL, ch->path, NULL) < 0)
+        ble_call k = {0};
+        snprintf(k.key, sizeof k.key, "%s", ch->path);
+        if (ble_call_async(c, d, ch->path, BLE_CHAR_IF, "StartNotify", notify_done, &k, NULL) < 0)
             ch->notifying = 0;
     }
 }
@@ -296,9 +298,8 @@ static int soft_error(const char *why) {
            strstr(why, "not supported") || strstr(why, "Not supported");
 }
 
-static void read_done(bc *c, bdev *d, void *arg, const char *key, sd_bus_message *reply, const char *error) {
-    (void)key;
-    const bitem *it = arg;
+static void read_done(bc *c, bdev *d, const ble_call *k, sd_bus_message *reply, const char *error) {
+    const bitem *it = k->arg;
     const void *p = NULL;
     size_t n = 0;
     if (!error && sd_bus_message_read_array(reply, 'y', &p, &n) < 0) error = "malformed ReadValue reply";
@@ -330,15 +331,15 @@ static void poll_dev(bc *c, bdev *d) {
             TBGW_DEBUGF(c->h->log, "%s: characteristic %s not found", d->name, it->uuid);
             continue;
         }
-        if (ble_call_async(c, d, ch->path, BLE_CHAR_IF, "ReadValue", read_done, it, NULL, "a{sv}", 0) >= 0)
+        ble_call k = {.arg = it};
+        if (ble_call_async(c, d, ch->path, BLE_CHAR_IF, "ReadValue", read_done, &k, "a{sv}", 0) >= 0)
             d->pending++;
     }
     if (!d->pending) poll_finish(c, d);
 }
 
-static void connect_done(bc *c, bdev *d, void *arg, const char *key, sd_bus_message *reply,
-                         const char *error) {
-    (void)arg, (void)key, (void)reply;
+static void connect_done(bc *c, bdev *d, const ble_call *k, sd_bus_message *reply, const char *error) {
+    (void)k, (void)reply;
     int64_t now = tbgw_mono_ms();
     d->connecting = 0;
     if (error) {
@@ -366,7 +367,7 @@ static void connect_done(bc *c, bdev *d, void *arg, const char *key, sd_bus_mess
 
 static void try_connect(bc *c, bdev *d) {
     d->connecting = 1;
-    if (ble_call_async(c, d, d->path, BLE_DEVICE_IF, "Connect", connect_done, NULL, NULL, NULL) < 0) {
+    if (ble_call_async(c, d, d->path, BLE_DEVICE_IF, "Connect", connect_done, NULL, NULL) < 0) {
         d->connecting = 0;
         d->next_connect = tbgw_mono_ms() + 1000 + d->retry_ms;
     }

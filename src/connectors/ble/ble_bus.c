@@ -366,27 +366,46 @@ typedef struct pcall {
     bdev *d;
     unsigned gen;
     ble_done_fn fn;
-    void *arg;
-    char key[160];
+    ble_call call;
 } pcall;
 
 static int pcall_done(sd_bus_message *m, void *ud, sd_bus_error *e) {
     (void)e;
     pcall *p = ud;
-    if (p->gen != p->d->gen) return 0; /* the device went away or reconnected meanwhile */
+    if (p->gen != p->d->gen) { /* the device went away or reconnected meanwhile */
+        if (p->call.always) p->fn(p->c, p->d, &p->call, m, "the device disconnected");
+        return 0;
+    }
     const sd_bus_error *err = sd_bus_message_get_error(m);
-    p->fn(p->c, p->d, p->arg, p->key, m, err ? (err->message ? err->message : err->name) : NULL);
+    p->fn(p->c, p->d, &p->call, m, err ? (err->message ? err->message : err->name) : NULL);
+    return 0;
+}
+
+/* Sends m (unref'ed here); the bus owns the call state until the reply or its own end. */
+static int submit(bc *c, bdev *d, sd_bus_message *m, int r, ble_done_fn fn, const ble_call *call) {
+    pcall *p = r >= 0 ? calloc(1, sizeof *p) : NULL;
+    sd_bus_slot *slot = NULL;
+    if (p) {
+        *p = (pcall){.c = c, .d = d, .gen = d->gen, .fn = fn};
+        if (call) p->call = *call;
+        r = sd_bus_call_async(c->bus, &slot, m, pcall_done, p, (uint64_t)d->timeout_ms * 1000);
+    } else if (r >= 0) {
+        r = -ENOMEM;
+    }
+    sd_bus_message_unref(m);
+    if (r < 0) {
+        free(p);
+        return r;
+    }
+    sd_bus_slot_set_destroy_callback(slot, free);
+    sd_bus_slot_set_floating(slot, 1);
+    sd_bus_slot_unref(slot);
     return 0;
 }
 
 int ble_call_async(bc *c, bdev *d, const char *path, const char *iface, const char *method, ble_done_fn fn,
-                   void *arg, const char *key, const char *sig, ...) {
-    pcall *p = calloc(1, sizeof *p);
-    if (!p) return -ENOMEM;
-    *p = (pcall){.c = c, .d = d, .gen = d->gen, .fn = fn, .arg = arg};
-    snprintf(p->key, sizeof p->key, "%s", key ? key : "");
+                   const ble_call *call, const char *sig, ...) {
     sd_bus_message *m = NULL;
-    sd_bus_slot *slot = NULL;
     int r = sd_bus_message_new_method_call(c->bus, &m, BLUEZ, path, iface, method);
     if (r >= 0 && sig) {
         va_list ap;
@@ -394,50 +413,20 @@ int ble_call_async(bc *c, bdev *d, const char *path, const char *iface, const ch
         r = sd_bus_message_appendv(m, sig, ap);
         va_end(ap);
     }
-    if (r >= 0) r = sd_bus_call_async(c->bus, &slot, m, pcall_done, p, (uint64_t)d->timeout_ms * 1000);
-    sd_bus_message_unref(m);
-    if (r < 0) {
-        free(p);
-        return r;
-    }
-    /* the bus owns the call; p goes with it (after the reply, or when the bus closes) */
-    sd_bus_slot_set_destroy_callback(slot, free);
-    sd_bus_slot_set_floating(slot, 1);
-    sd_bus_slot_unref(slot);
-    return 0;
+    return submit(c, d, m, r, fn, call);
+}
+
+int ble_write_async(bc *c, bdev *d, const bchar *ch, const void *p, size_t len, int ack, ble_done_fn fn,
+                    const ble_call *call) {
+    sd_bus_message *m = NULL;
+    int r = sd_bus_message_new_method_call(c->bus, &m, BLUEZ, ch->path, CHAR_IF, "WriteValue");
+    if (r >= 0) r = sd_bus_message_append_array(m, 'y', p, len);
+    if (r >= 0) r = sd_bus_message_append(m, "a{sv}", 1, "type", "s", ack ? "request" : "command");
+    return submit(c, d, m, r, fn, call);
 }
 
 void ble_disconnect(bc *c, bdev *d) {
     char why[128];
     if (d->path && c->bus) call(c, d, d->path, DEVICE_IF, "Disconnect", NULL, why, sizeof why, NULL);
     ble_dev_reset(d);
-}
-
-int ble_read(bc *c, bdev *d, const bchar *ch, tbgw_buf *out, char *why, size_t n) {
-    sd_bus_message *reply = NULL;
-    int r = call(c, d, ch->path, CHAR_IF, "ReadValue", &reply, why, n, "a{sv}", 0);
-    if (r < 0) return r;
-    const void *p;
-    size_t len;
-    r = sd_bus_message_read_array(reply, 'y', &p, &len);
-    if (r < 0)
-        snprintf(why, n, "malformed ReadValue reply");
-    else
-        tbgw_buf_reset(out), r = tbgw_buf_append(out, p, len);
-    sd_bus_message_unref(reply);
-    return r;
-}
-
-int ble_write(bc *c, bdev *d, const bchar *ch, const void *p, size_t len, int with_response, char *why,
-              size_t n) {
-    sd_bus_message *m = NULL;
-    sd_bus_error e = SD_BUS_ERROR_NULL;
-    int r = sd_bus_message_new_method_call(c->bus, &m, BLUEZ, ch->path, CHAR_IF, "WriteValue");
-    if (r >= 0) r = sd_bus_message_append_array(m, 'y', p, len);
-    if (r >= 0) r = sd_bus_message_append(m, "a{sv}", 1, "type", "s", with_response ? "request" : "command");
-    if (r >= 0) r = sd_bus_call(c->bus, m, (uint64_t)d->timeout_ms * 1000, &e, NULL);
-    if (r < 0) snprintf(why, n, "%s", e.message ? e.message : strerror(-r));
-    sd_bus_error_free(&e);
-    sd_bus_message_unref(m);
-    return r;
 }

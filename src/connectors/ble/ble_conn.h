@@ -65,18 +65,27 @@ int ble_bus_open(bc *c);
 void ble_bus_close(bc *c);
 int ble_bus_refresh(bc *c);
 void ble_bus_discovery(bc *c);
-/* An asynchronous call on an object of d with d's timeout: fn runs with the reply (error = its
- * message, or NULL) unless d went away or reconnected meanwhile. key is copied for fn. */
-typedef void (*ble_done_fn)(bc *c, bdev *d, void *arg, const char *key, sd_bus_message *reply,
-                            const char *error);
-int ble_call_async(bc *c, bdev *d, const char *path, const char *iface, const char *method, ble_done_fn fn,
-                   void *arg, const char *key, const char *sig, ...);
+/* Disconnect (synchronous, on the way out or after a failed read). */
 void ble_disconnect(bc *c, bdev *d);
-int ble_read(bc *c, bdev *d, const bchar *ch, tbgw_buf *out, char *why, size_t n);
-int ble_write(bc *c, bdev *d, const bchar *ch, const void *p, size_t len, int with_response, char *why,
-              size_t n);
-bchar *ble_char_at(bdev *d, const char *path);
-bchar *ble_char(bdev *d, const char *uuid);
+/* What an asynchronous call's completion needs (copied with the call). */
+typedef struct ble_call {
+    const void *arg;
+    char key[160];
+    uint64_t handle; /* an RPC to answer */
+    int flags;
+    int always; /* complete even when the device disconnected meanwhile (an RPC must be answered) */
+} ble_call;
+/* fn runs on the reply (error = its message, or NULL) unless d went away or reconnected meanwhile
+ * (then only with call->always, with an error). */
+typedef void (*ble_done_fn)(bc *c, bdev *d, const ble_call *call, sd_bus_message *reply, const char *error);
+/* An asynchronous call on an object of d with d's timeout; call may be NULL. */
+int ble_call_async(bc *c, bdev *d, const char *path, const char *iface, const char *method, ble_done_fn fn,
+                   const ble_call *call, const char *sig, ...);
+/* WriteValue of p with response (ack) or without. */
+int ble_write_async(bc *c, bdev *d, const bchar *ch, const void *p, size_t len, int ack, ble_done_fn fn,
+                    const ble_call *call);
+bchar *ble_char(bdev *d, const char *uuid);    /* by lower-case UUID */
+bchar *ble_char_at(bdev *d, const char *path); /* by object path */
 
 /* ble.c: events from the bus */
 void ble_on_value(bc *c, bdev *d, const bchar *ch, const uint8_t *p, size_t n);

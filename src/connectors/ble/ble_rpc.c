@@ -34,6 +34,14 @@ static bchar *target(bc *c, bdev *d, const char *uuid, char *why, size_t n) {
     return ch;
 }
 
+static void attr_done(bc *c, bdev *d, const ble_call *k, sd_bus_message *reply, const char *error) {
+    (void)reply;
+    if (error)
+        TBGW_ERRORF(c->h->log, "attribute update %s of %s: %s", k->key, d->name, error);
+    else
+        TBGW_DEBUGF(c->h->log, "%s: %s written", d->name, k->key);
+}
+
 int ble_attr_update(void *self, const tbgw_attr_update *u) {
     bc *c = self;
     bdev *d = dev_named(c, u->device);
@@ -55,10 +63,10 @@ int ble_attr_update(void *self, const tbgw_attr_update *u) {
             bchar *ch =
                 target(c, d, json_string_value(json_object_get(e, "characteristicUUID")), why, sizeof why);
             int ack = !json_is_true(json_object_get(e, "withoutResponse"));
-            if (ch && py_str(c, val, &text) == 0 &&
-                ble_write(c, d, ch, text.p, text.len, ack, why, sizeof why) >= 0)
-                TBGW_DEBUGF(c->h->log, "%s: %s written to %s", d->name, key, ch->uuid);
-            else
+            ble_call k = {0};
+            snprintf(k.key, sizeof k.key, "%s", key);
+            if (!ch || py_str(c, val, &text) != 0 ||
+                ble_write_async(c, d, ch, text.p, text.len, ack, attr_done, &k) < 0)
                 TBGW_ERRORF(c->h->log, "attribute update %s of %s: %s", key, d->name,
                             why[0] ? why : "failed");
         }
@@ -67,39 +75,78 @@ int ble_attr_update(void *self, const tbgw_attr_update *u) {
     return 0;
 }
 
-static int fail(bc *c, const tbgw_rpc_req *r, const char *why) {
-    return c->h->rpc_reply(c->h, r->handle, json_pack("{s:s,s:b}", "error", why, "success", 0), -1);
+static int fail_h(bc *c, uint64_t handle, const char *why) {
+    return c->h->rpc_reply(c->h, handle, json_pack("{s:s,s:b}", "error", why, "success", 0), -1);
 }
 
-/* read / write / scan on d; replies when with_response; ack = a write with response. */
+static int fail(bc *c, const tbgw_rpc_req *r, const char *why) {
+    return fail_h(c, r->handle, why);
+}
+
+/* Completes an RPC: the text result, or the error; nothing when the entry wants no response. */
+static void rpc_answer(bc *c, bdev *d, const ble_call *k, json_t *res, const char *error) {
+    if (!res) TBGW_ERRORF(c->h->log, "RPC %s of %s: %s", k->key, d->name, error ? error : "failed");
+    if (!k->flags) {
+        json_decref(res);
+        return;
+    }
+    if (res)
+        c->h->rpc_reply(c->h, k->handle, res, -1);
+    else
+        fail_h(c, k->handle, error ? error : "failed");
+}
+
+static void rpc_read_done(bc *c, bdev *d, const ble_call *k, sd_bus_message *reply, const char *error) {
+    const void *p = NULL;
+    size_t n = 0;
+    json_t *res = NULL;
+    if (!error && sd_bus_message_read_array(reply, 'y', &p, &n) < 0) error = "malformed ReadValue reply";
+    if (!error && !(res = json_stringn(n ? p : "", n))) error = "UnicodeDecodeError: the value is not UTF-8";
+    rpc_answer(c, d, k, res, error);
+}
+
+static void rpc_write_done(bc *c, bdev *d, const ble_call *k, sd_bus_message *reply, const char *error) {
+    (void)reply;
+    rpc_answer(c, d, k, error ? NULL : json_string("Ok"), error);
+}
+
+/* read / write / scan on d; answered when with_response; ack = a write with response. */
 static int process(bc *c, const tbgw_rpc_req *r, bdev *d, const char *how, const char *uuid,
                    const json_t *value, int with_response, int ack) {
     char why[256] = "";
-    json_t *res = NULL;
-    tbgw_buf b;
-    tbgw_buf_init(&b);
+    ble_call k = {.handle = r->handle, .flags = with_response, .always = 1};
+    snprintf(k.key, sizeof k.key, "%s", r->method);
+    int is_read = strcasecmp(how, "read") == 0;
     if (strcasecmp(how, "scan") == 0) {
+        tbgw_buf b;
+        tbgw_buf_init(&b);
         ble_gatt_map(d, &b);
-        res = json_stringn(b.p ? b.p : "", b.len);
-    } else if (strcasecmp(how, "read") == 0 || strcasecmp(how, "write") == 0) {
-        bchar *ch = target(c, d, uuid, why, sizeof why);
-        if (ch && strcasecmp(how, "read") == 0) {
-            if (ble_read(c, d, ch, &b, why, sizeof why) >= 0 && !(res = json_stringn(b.p ? b.p : "", b.len)))
-                snprintf(why, sizeof why, "UnicodeDecodeError: the value is not UTF-8");
-        } else if (ch) {
-            if (py_str(c, value, &b) == 0 && ble_write(c, d, ch, b.p, b.len, ack, why, sizeof why) >= 0)
-                res = json_string("Ok");
-        }
-    } else {
+        rpc_answer(c, d, &k, json_stringn(b.p ? b.p : "", b.len), NULL);
+        tbgw_buf_free(&b);
+        return 0;
+    }
+    if (!is_read && strcasecmp(how, "write") != 0) {
         snprintf(why, sizeof why, "unknown methodProcessing \"%s\"", how);
+        rpc_answer(c, d, &k, NULL, why);
+        return 0;
     }
-    tbgw_buf_free(&b);
-    if (!res) {
-        TBGW_ERRORF(c->h->log, "RPC %s of %s: %s", r->method, d->name, why);
-        return with_response ? fail(c, r, why[0] ? why : "failed") : 0;
+    bchar *ch = target(c, d, uuid, why, sizeof why);
+    if (!ch) {
+        rpc_answer(c, d, &k, NULL, why);
+        return 0;
     }
-    if (!with_response) return json_decref(res), 0;
-    return c->h->rpc_reply(c->h, r->handle, res, -1);
+    int rc;
+    if (is_read) {
+        rc = ble_call_async(c, d, ch->path, BLE_CHAR_IF, "ReadValue", rpc_read_done, &k, "a{sv}", 0);
+    } else {
+        tbgw_buf b;
+        tbgw_buf_init(&b);
+        rc = py_str(c, value, &b);
+        if (rc == 0) rc = ble_write_async(c, d, ch, b.p, b.len, ack, rpc_write_done, &k);
+        tbgw_buf_free(&b);
+    }
+    if (rc < 0) rpc_answer(c, d, &k, NULL, "the request could not be sent");
+    return 0;
 }
 
 /* Reserved get/set: "characteristicUUID=...;value=...;". */
