@@ -38,15 +38,23 @@ class Bluez:
         self.daemon = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"],
                                        stdout=subprocess.PIPE, start_new_session=True)
         self.address = self.daemon.stdout.readline().decode().strip()
+        self.bus = dbus.bus.BusConnection(self.address)
+        self.start_mock()
+
+    def start_mock(self):
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address, DBUS_SESSION_BUS_ADDRESS=self.address)
         self.mock = subprocess.Popen(["/usr/bin/python3", "-m", "dbusmock", "--template", "bluez5"], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
-        self.bus = dbus.bus.BusConnection(self.address)
         wait_for(lambda: self.bus.name_has_owner("org.bluez"), 15, what="dbusmock on the bus")
         self.root = self.bus.get_object("org.bluez", "/")
         self.bluez = dbus.Interface(self.root, "org.bluez.Mock")
         self.bluez.AddAdapter("hci0", "gateway")
+
+    def kill_mock(self):
+        os.killpg(self.mock.pid, signal.SIGKILL)
+        self.mock.wait()
+        wait_for(lambda: not self.bus.name_has_owner("org.bluez"), 10, what="dbusmock gone")
 
     def dev_path(self, mac):
         return "/org/bluez/hci0/dev_" + mac.replace(":", "_")
@@ -220,6 +228,26 @@ class Ble(GatewayTestCase):
         self.assertIn("MACAddress", log)
         self.assertIn("IndexError", log)
         self.assertFalse(self.platform.telemetry("NoMac"))
+        self.assertEqual(gw.stop(), 0)
+
+    def test_bluez_restarts(self):
+        with open(REFERENCE) as f:
+            cfg = json.load(f)
+        dev = "Temperature and humidity sensor"
+        self.add_sensor([1, 2, 3])
+        gw = self.start_gateway(cfg)
+        wait_for(lambda: self.attrs(dev), 15, what="attributes")
+        self.bz.kill_mock()
+        gw.wait_log("BlueZ left the bus", timeout=10)
+        self.platform.clear()
+        self.bz.start_mock()
+        notify, _ = self.add_sensor([4, 5, 6])
+        self.assertEqual(wait_for(lambda: self.attrs(dev), 15, what="attributes after the restart"),
+                         {"name": "45cm 6A", "values": "All values: 456"})
+        wait_for(lambda: bool(self.bz.prop(notify, CHAR_IF, "Notifying")), 10, what="StartNotify after the restart")
+        self.bz.notify(notify, [9, 9, 8])
+        tel = wait_for(lambda: [v for _, _, v in self.platform.telemetry(dev)], 10, what="telemetry after restart")
+        self.assertEqual(tel[0], {"temperature": "8", "humidity": "9"})
         self.assertEqual(gw.stop(), 0)
 
     def test_no_bluez_on_the_bus(self):

@@ -412,7 +412,7 @@ static int ble_run(void *self) {
     while (!c->stop) {
         if (!c->bus && tbgw_mono_ms() >= c->next_open) {
             if (ble_bus_open(c) < 0) {
-                c->next_open = tbgw_mono_ms() + 5000;
+                c->next_open = tbgw_mono_ms() + 2000;
                 c->h->set_state(c->h, TBGW_CONN_DISCONNECTED, "BlueZ not available");
             } else {
                 c->next_scan = tbgw_mono_ms() + c->scan_period_ms;
@@ -420,11 +420,11 @@ static int ble_run(void *self) {
             }
         }
         if (c->bus) {
-            int r;
+            int r = 0;
             for (int i = 0; i < 256 && (r = sd_bus_process(c->bus, NULL)) > 0; i++) {
             }
-            if (r < 0) {
-                TBGW_ERRORF(c->h->log, "D-Bus connection lost: %s", strerror(-r));
+            if (r < 0 || c->lost) {
+                if (r < 0) TBGW_ERRORF(c->h->log, "D-Bus connection lost: %s", strerror(-r));
                 ble_bus_close(c);
                 c->next_open = tbgw_mono_ms() + 1000;
                 continue;

@@ -286,6 +286,17 @@ static int on_props(sd_bus_message *m, void *ud, sd_bus_error *e) {
     return 0;
 }
 
+/* bluetoothd went away or came back: its objects are gone; the run loop reopens. */
+static int on_owner(sd_bus_message *m, void *ud, sd_bus_error *e) {
+    (void)e;
+    bc *c = ud;
+    const char *name, *old, *now;
+    if (sd_bus_message_read(m, "sss", &name, &old, &now) < 0 || strcmp(name, BLUEZ) != 0) return 0;
+    TBGW_WARNF(c->h->log, "BlueZ %s the bus", *now ? "restarted on" : "left");
+    c->lost = 1;
+    return 0;
+}
+
 void ble_bus_discovery(bc *c) {
     if (!c->adapter) return;
     sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -313,7 +324,9 @@ int ble_bus_open(bc *c) {
         (r = sd_bus_add_match(c->bus, NULL,
                               "type='signal',interface='org.freedesktop.DBus.Properties',"
                               "member='PropertiesChanged',path_namespace='/org/bluez'",
-                              on_props, c)) < 0) {
+                              on_props, c)) < 0 ||
+        (r = sd_bus_match_signal(c->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                 "org.freedesktop.DBus", "NameOwnerChanged", on_owner, c)) < 0) {
         TBGW_ERRORF(c->h->log, "cannot subscribe to BlueZ signals: %s", strerror(-r));
         ble_bus_close(c);
         return r;
@@ -338,6 +351,7 @@ void ble_bus_close(bc *c) {
         if (c->devs[i].path) ble_on_gone(c, &c->devs[i]);
     if (c->bus) sd_bus_flush_close_unref(c->bus);
     c->bus = NULL;
+    c->lost = 0;
     free(c->adapter);
     c->adapter = NULL;
 }

@@ -57,6 +57,7 @@ typedef struct bc {
     sd_bus *bus;
     tbgw_ble_conv conv;
     volatile int stop;
+    int lost; /* BlueZ left or restarted: reopen */
     int64_t next_open, next_scan;
 } bc;
 
