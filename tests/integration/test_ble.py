@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import dbus
+import dbus.lowlevel
 
 from tbgwtest import SOURCE_DIR, GatewayTestCase, wait_for, main
 
@@ -36,7 +37,7 @@ class Bluez:
 
     def __init__(self, workdir):
         self.daemon = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"],
-                                       stdout=subprocess.PIPE, start_new_session=True)
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
         self.address = self.daemon.stdout.readline().decode().strip()
         self.bus = dbus.bus.BusConnection(self.address)
         self.start_mock()
@@ -141,6 +142,14 @@ class Ble(GatewayTestCase):
         self.bz.notify(notify, [10, 20, 30])
         tel = wait_for(lambda: [v for _, _, v in self.platform.telemetry(dev)], 10, what="telemetry")
         self.assertEqual(tel[0], {"temperature": "30", "humidity": "10"})
+        # a PropertiesChanged from someone other than BlueZ is ignored
+        spoof = dbus.lowlevel.SignalMessage(notify, "org.freedesktop.DBus.Properties", "PropertiesChanged")
+        spoof.append(CHAR_IF, {"Value": dbus.Array([66, 66, 66], signature="y", variant_level=1)},
+                     dbus.Array([], signature="s"), signature="sa{sv}as")
+        self.bz.bus.send_message(spoof)
+        self.bz.notify(notify, [11, 21, 31])
+        wait_for(lambda: len(self.platform.telemetry(dev)) >= 2, 10, what="second notification")
+        self.assertNotIn({"temperature": "66", "humidity": "66"}, [v for _, _, v in self.platform.telemetry(dev)])
         # attribute update: str(value) written with response
         self.platform.publish("v1/gateway/attributes", {"device": dev, "data": {"sharedName": 42.5}})
         wait_for(lambda: bytes(self.bz.prop(name, CHAR_IF, "Value")) == b"42.5", 10, what="attribute write")
@@ -255,7 +264,7 @@ class Ble(GatewayTestCase):
         self.bz.mock.wait()
         gw = self.start_gateway({"name": "BLE", "devices": [{"name": "X", "MACAddress": MAC, "telemetry": [],
                                                               "attributes": []}]})
-        gw.wait_log("GetManagedObjects failed", timeout=10)
+        gw.wait_log("BlueZ (org.bluez) is not on the system bus", timeout=10)
         self.assertEqual(gw.stop(), 0)
 
 

@@ -235,9 +235,16 @@ int ble_bus_refresh(bc *c) {
     return r < 0 ? r : managed_objects(c, PASS_CHAR);
 }
 
+/* Only BlueZ speaks for BlueZ's objects: signals from any other sender are ignored. */
+static int from_bluez(const bc *c, sd_bus_message *m) {
+    const char *s = sd_bus_message_get_sender(m);
+    return c->owner && s && strcmp(s, c->owner) == 0;
+}
+
 static int on_added(sd_bus_message *m, void *ud, sd_bus_error *e) {
     (void)e;
     bc *c = ud;
+    if (!from_bluez(c, m)) return 0;
     const char *path;
     if (sd_bus_message_read(m, "o", &path) < 0) return 0;
     if (read_ifaces(c, m, path, PASS_ALL) < 0)
@@ -250,6 +257,7 @@ static int on_removed(sd_bus_message *m, void *ud, sd_bus_error *e) {
     bc *c = ud;
     const char *path;
     char **ifs = NULL;
+    if (!from_bluez(c, m)) return 0;
     if (sd_bus_message_read(m, "o", &path) < 0 || sd_bus_message_read_strv(m, &ifs) < 0) return 0;
     for (char **s = ifs; s && *s; s++) {
         bdev *d;
@@ -272,7 +280,7 @@ static int on_props(sd_bus_message *m, void *ud, sd_bus_error *e) {
     (void)e;
     bc *c = ud;
     const char *iface, *path = sd_bus_message_get_path(m);
-    if (!path || sd_bus_message_read(m, "s", &iface) < 0) return 0;
+    if (!path || !from_bluez(c, m) || sd_bus_message_read(m, "s", &iface) < 0) return 0;
     props p = {.connected = -1};
     if (read_props(m, &p) < 0) return 0;
     bdev *d;
@@ -331,6 +339,17 @@ int ble_bus_open(bc *c) {
         ble_bus_close(c);
         return r;
     }
+    sd_bus_message *reply = NULL;
+    const char *owner = NULL;
+    r = sd_bus_call_method(c->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                           "GetNameOwner", NULL, &reply, "s", BLUEZ);
+    if (r >= 0 && sd_bus_message_read(reply, "s", &owner) >= 0 && owner) c->owner = strdup(owner);
+    sd_bus_message_unref(reply);
+    if (!c->owner) {
+        TBGW_ERRORF(c->h->log, "BlueZ (%s) is not on the system bus", BLUEZ);
+        ble_bus_close(c);
+        return -ENOENT;
+    }
     if ((r = managed_objects(c, PASS_ADAPTER)) < 0) {
         ble_bus_close(c);
         return r;
@@ -352,6 +371,8 @@ void ble_bus_close(bc *c) {
     if (c->bus) sd_bus_flush_close_unref(c->bus);
     c->bus = NULL;
     c->lost = 0;
+    free(c->owner);
+    c->owner = NULL;
     free(c->adapter);
     c->adapter = NULL;
 }

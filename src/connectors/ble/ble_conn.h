@@ -57,7 +57,8 @@ typedef struct bc {
     sd_bus *bus;
     tbgw_ble_conv conv;
     volatile int stop;
-    int lost; /* BlueZ left or restarted: reopen */
+    int lost;    /* BlueZ left or restarted: reopen */
+    char *owner; /* BlueZ's unique bus name */
     int64_t next_open, next_scan;
 } bc;
 
