@@ -1,5 +1,6 @@
 #include "util/buf.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,17 +136,92 @@ int tbgw_buf_i64(tbgw_buf *b, int64_t v) {
     return tbgw_buf_append(b, p, (size_t)(e - p));
 }
 
+int tbgw_buf_u64(tbgw_buf *b, uint64_t u) {
+    char tmp[24];
+    char *e = tmp + sizeof tmp, *p = e;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    return tbgw_buf_append(b, p, (size_t)(e - p));
+}
+
+/* Writes sign, digits and exponent the way Python's float_repr_style "short" does: positional
+ * notation while the decimal point position decpt (value = 0.DIGITS x 10^decpt) is in (-4, 16],
+ * else d.ddde+XX with at least two exponent digits. */
+static size_t py_layout(char *out, int neg, const char *dig, int nd, int decpt) {
+    char *o = out;
+    if (neg) *o++ = '-';
+    if (decpt <= -4 || decpt > 16) {
+        *o++ = dig[0];
+        if (nd > 1) {
+            *o++ = '.';
+            memcpy(o, dig + 1, (size_t)nd - 1);
+            o += nd - 1;
+        }
+        int e = decpt - 1;
+        *o++ = 'e';
+        *o++ = e < 0 ? '-' : '+';
+        if (e < 0) e = -e;
+        if (e >= 100) *o++ = (char)('0' + e / 100);
+        *o++ = (char)('0' + e / 10 % 10);
+        *o++ = (char)('0' + e % 10);
+    } else if (decpt <= 0) {
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = decpt; i < 0; i++) *o++ = '0';
+        memcpy(o, dig, (size_t)nd);
+        o += nd;
+    } else if (decpt >= nd) {
+        memcpy(o, dig, (size_t)nd);
+        o += nd;
+        for (int i = nd; i < decpt; i++) *o++ = '0';
+        *o++ = '.';
+        *o++ = '0';
+    } else {
+        memcpy(o, dig, (size_t)decpt);
+        o += decpt;
+        *o++ = '.';
+        memcpy(o, dig + decpt, (size_t)(nd - decpt));
+        o += nd - decpt;
+    }
+    *o = 0;
+    return (size_t)(o - out);
+}
+
+size_t tbgw_fmt_double(char out[TBGW_DOUBLE_MAX], double d) {
+    if (isnan(d)) return (size_t)snprintf(out, TBGW_DOUBLE_MAX, "%s", "nan");
+    if (isinf(d)) return (size_t)snprintf(out, TBGW_DOUBLE_MAX, "%s", d < 0 ? "-inf" : "inf");
+    if (d == trunc(d) && fabs(d) < 1e15 && !(d == 0 && signbit(d))) { /* whole: "25.0" */
+        return (size_t)snprintf(out, TBGW_DOUBLE_MAX, "%lld.0", (long long)d);
+    }
+    /* The shortest digits that read back: 15 significant digits always suffice when a string of 15
+     * or fewer does for a normal double (trailing zeros are dropped below); otherwise 16, else 17. printf
+     * rounds correctly, and the nearest string of a length is the one that reads back if any does. */
+    char e[40];
+    int prec = fabs(d) < DBL_MIN ? 1 : 15; /* subnormals carry fewer digits: search from 1 */
+    for (; prec < 17; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec - 1, d);
+        if (strtod(e, NULL) == d) break;
+    }
+    if (prec == 17) snprintf(e, sizeof e, "%.16e", d);
+    const char *p = e;
+    int neg = *p == '-';
+    if (neg) p++;
+    char dig[20];
+    int nd = 0;
+    for (; *p && *p != 'e'; p++)
+        if (*p != '.') dig[nd++] = *p;
+    while (nd > 1 && dig[nd - 1] == '0') nd--;
+    int exp10 = atoi(p + 1);
+    return py_layout(out, neg, dig, nd, exp10 + 1);
+}
+
 static int buf_double(tbgw_buf *b, double d) {
     if (!isfinite(d)) return tbgw_buf_puts(b, "null");
-    char tmp[40];
-    /* Shortest representation that round-trips, like the reference's JSON encoder. */
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d) break;
-    }
-    /* Keep a float recognisable as such: 25 -> 25.0 */
-    if (!strpbrk(tmp, ".eEn")) strcat(tmp, ".0");
-    return tbgw_buf_puts(b, tmp);
+    char tmp[TBGW_DOUBLE_MAX];
+    size_t n = tbgw_fmt_double(tmp, d);
+    return tbgw_buf_append(b, tmp, n);
 }
 
 int tbgw_buf_json_value(tbgw_buf *b, const tbgw_value *v) {
@@ -162,6 +238,10 @@ int tbgw_buf_json_value(tbgw_buf *b, const tbgw_value *v) {
         return tbgw_buf_json_str(b, v->u.s ? v->u.s : "");
     case TBGW_V_JSON:
         return tbgw_buf_puts(b, v->u.s ? v->u.s : "null");
+    case TBGW_V_UINT:
+        return tbgw_buf_u64(b, v->u.u64);
+    case TBGW_V_NUMBER:
+        return tbgw_buf_puts(b, v->u.s && *v->u.s ? v->u.s : "null");
     }
     return TBGW_EINVAL;
 }
