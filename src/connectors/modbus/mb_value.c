@@ -1,10 +1,12 @@
 #include "connectors/modbus/mb_value.h"
-
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "util/json.h"
 
 static const struct {
     const char *name;
@@ -228,8 +230,7 @@ static json_t *decode_number(const tbgw_mbv_spec *s, const uint8_t *p, size_t n,
     case MBV_64INT:
         return json_integer((int64_t)u);
     case MBV_64UINT:
-        if (u > (uint64_t)INT64_MAX) return json_real((double)u);
-        return json_integer((json_int_t)u);
+        return tbgw_json_u64(u); /* above 2^63: an exact integer, never a double */
     case MBV_16FLOAT:
         return json_real(half_to_double((uint16_t)u));
     case MBV_32FLOAT: {
@@ -246,24 +247,41 @@ static json_t *decode_number(const tbgw_mbv_spec *s, const uint8_t *p, size_t n,
     }
 }
 
+/* An exact 128-bit product as JSON: an integer, or a number node when beyond int64. */
+static json_t *json_i128(__int128 r) {
+    if (r >= INT64_MIN && r <= INT64_MAX) return json_integer((json_int_t)r);
+    char tmp[48], *e = tmp + sizeof tmp, *p = e;
+    unsigned __int128 m = r < 0 ? (unsigned __int128)0 - (unsigned __int128)r : (unsigned __int128)r;
+    do {
+        *--p = (char)('0' + (int)(m % 10));
+        m /= 10;
+    } while (m);
+    if (r < 0) *--p = '-';
+    return tbgw_json_number_text(p, (size_t)(e - p));
+}
+
 static json_t *apply_scaling(const tbgw_mbv_spec *s, int fc, json_t *v) {
     if (fc != 3 && fc != 4) return v;
-    if (!json_is_number(v)) return v;
+    if (!tbgw_json_is_number(v)) return v;
+    double d = tbgw_json_number_double(v);
+    json_t *r = NULL;
     if (s->divider != 0) {
-        double d = json_number_value(v) / s->divider;
-        json_decref(v);
-        v = json_real(d);
+        r = json_real(d / s->divider);
     } else if (s->multiplier != 0) {
-        json_int_t r;
-        if (json_is_integer(v) && s->multiplier_is_int && fabs(s->multiplier) < 9e18 &&
-            !__builtin_mul_overflow(json_integer_value(v), (json_int_t)s->multiplier, &r)) {
-            json_decref(v);
-            v = json_integer(r);
-        } else {
-            double d = json_number_value(v) * s->multiplier;
-            json_decref(v);
-            v = json_real(d);
-        }
+        size_t nl;
+        const char *num = tbgw_json_number_of(v, &nl);
+        int64_t i = json_integer_value(v);
+        uint64_t u = 0;
+        int kind = num ? tbgw_int_text(num, nl, &i, &u) : json_is_integer(v) ? 0 : -1;
+        if (kind >= 0 && kind <= 1 && s->multiplier_is_int &&
+            fabs(s->multiplier) < 9e18) /* exact, as Python */
+            r = json_i128((kind ? (__int128)u : (__int128)i) * (__int128)(int64_t)s->multiplier);
+        else
+            r = json_real(d * s->multiplier);
+    }
+    if (r) {
+        json_decref(v);
+        v = r;
     }
     return v;
 }
@@ -306,19 +324,9 @@ json_t *tbgw_mbv_decode(const tbgw_mbv_spec *s, int fc, const uint8_t *data, siz
 }
 
 static void pyfloat(double d, char *out, size_t cap) {
-    if (isnan(d)) {
-        snprintf(out, cap, "nan");
-        return;
-    }
-    if (isinf(d)) {
-        snprintf(out, cap, d > 0 ? "inf" : "-inf");
-        return;
-    }
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(out, cap, "%.*g", prec, d);
-        if (strtod(out, NULL) == d) break;
-    }
-    if (!strpbrk(out, ".e")) strncat(out, ".0", cap - strlen(out) - 1);
+    char t[TBGW_DOUBLE_MAX];
+    tbgw_fmt_double(t, d);
+    snprintf(out, cap, "%s", t);
 }
 
 void tbgw_mbv_pystr(const json_t *v, char *out, size_t cap) {
@@ -332,6 +340,8 @@ void tbgw_mbv_pystr(const json_t *v, char *out, size_t cap) {
         snprintf(out, cap, "%lld", (long long)json_integer_value(v));
     else if (json_is_real(v))
         pyfloat(json_real_value(v), out, cap);
+    else if (tbgw_json_number_of(v, NULL))
+        snprintf(out, cap, "%s", tbgw_json_number_of(v, NULL));
     else if (json_is_string(v))
         snprintf(out, cap, "%s", json_string_value(v));
     else if (json_is_array(v)) {
@@ -350,7 +360,7 @@ void tbgw_mbv_pystr(const json_t *v, char *out, size_t cap) {
 static int truthy(const json_t *v) {
     if (json_is_array(v)) return json_array_size(v) ? truthy(json_array_get(v, 0)) : 0;
     if (json_is_boolean(v)) return json_is_true(v);
-    if (json_is_number(v)) return json_number_value(v) != 0;
+    if (tbgw_json_is_number(v)) return tbgw_json_number_double(v) != 0;
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         return !strcasecmp(s, "true") || !strcasecmp(s, "on") || (strtod(s, NULL) != 0);
@@ -384,11 +394,34 @@ static int num_of(const json_t *v, double *d, int64_t *i, int *is_int) {
         *is_int = 1;
         return 0;
     }
+    size_t nl;
+    const char *num = tbgw_json_number_of(v, &nl);
+    uint64_t u;
+    if (num) { /* beyond int64: a uint64 keeps its bits in *i, larger ones go through the double */
+        *is_int = tbgw_int_text(num, nl, i, &u) == 1;
+        *d = strtod(num, NULL);
+        if (*is_int)
+            *i = (int64_t)u;
+        else
+            *i = clamp_i64(*d);
+        return 0;
+    }
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         char *end;
+        errno = 0;
         long long ll = strtoll(s, &end, 0);
-        if (*s && !*end) {
+        if (*s && !*end && errno == ERANGE && *s != '-') {
+            errno = 0;
+            u = strtoull(s, &end, 0);
+            if (!errno) {
+                *i = (int64_t)u;
+                *d = (double)u;
+                *is_int = 1;
+                return 0;
+            }
+        }
+        if (*s && !*end && !errno) {
             *i = ll;
             *d = (double)ll;
             *is_int = 1;

@@ -12,6 +12,7 @@
 #include <tbgw/connector.h>
 
 #include "proto/opcua/ua_client.h"
+#include "util/json.h"
 
 typedef enum opcua_src {
     OPCUA_SRC_PATH = 0,

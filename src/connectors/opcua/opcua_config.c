@@ -81,7 +81,7 @@ static int parse_dps(const json_t *arr, opcua_dp_cfg **out, size_t *n, const cha
         if (json_is_string(val))
             d->value = strdup(json_string_value(val));
         else if (val && d->type == OPCUA_SRC_CONST)
-            d->value = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+            d->value = tbgw_json_dumps(val, 0);
         else
             return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu].value: expected a string", path, i);
         const char *tl = json_string_value(json_object_get(e, "timestampLocation"));

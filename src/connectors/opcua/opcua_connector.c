@@ -471,7 +471,7 @@ static void add_constants(opcua_conn *oc, opcua_device *only, int64_t now) {
             opcua_dp *dp = &oc->devs[i].dps[k];
             if (dp->cfg->type != OPCUA_SRC_CONST) continue;
             tbgw_converted *c = pending_for(&oc->devs[i]);
-            json_t *j = json_loads(dp->cfg->value, JSON_DECODE_ANY, NULL);
+            json_t *j = tbgw_json_loads(dp->cfg->value, JSON_DECODE_ANY, NULL);
             tbgw_value v = tbgw_value_string(dp->cfg->value);
             char *tmp = NULL;
             if (j) tbgw_value_from_json(j, &v, &tmp);

@@ -184,7 +184,7 @@ int opcua_value_convert(const tbgw_ua_datavalue *dv, const char *node_text, tbgw
         }
         tbgw_buf_free(&b);
         if (!arr) return TBGW_ENOMEM;
-        *tmp = json_dumps(arr, JSON_COMPACT);
+        *tmp = tbgw_json_dumps(arr, 0);
         json_decref(arr);
         if (!*tmp) return TBGW_ENOMEM;
         out->type = TBGW_V_JSON;
@@ -206,7 +206,7 @@ int opcua_value_convert(const tbgw_ua_datavalue *dv, const char *node_text, tbgw
     case TBGW_UA_UINT16:
     case TBGW_UA_UINT32:
     case TBGW_UA_UINT64:
-        *out = s->u > INT64_MAX ? tbgw_value_double((double)s->u) : tbgw_value_int((int64_t)s->u);
+        *out = tbgw_value_uint(s->u); /* exact above 2^63 too */
         return 0;
     case TBGW_UA_FLOAT:
     case TBGW_UA_DOUBLE:
@@ -238,7 +238,7 @@ static json_t *scalar_json(uint8_t type, const tbgw_ua_scalar *s) {
     case TBGW_UA_UINT16:
     case TBGW_UA_UINT32:
     case TBGW_UA_UINT64:
-        return s->u > INT64_MAX ? json_real((double)s->u) : json_integer((json_int_t)s->u);
+        return tbgw_json_u64(s->u);
     case TBGW_UA_FLOAT:
     case TBGW_UA_DOUBLE:
         return isfinite(s->d) ? json_real(s->d) : json_null();
@@ -309,7 +309,7 @@ int opcua_variant_from_json(const json_t *j, tbgw_ua_variant *out) {
             else if (type == TBGW_UA_BOOLEAN)
                 out->v[i].u = json_is_true(e);
             else {
-                char *txt = json_is_string(e) ? strdup(json_string_value(e)) : json_dumps(e, JSON_ENCODE_ANY);
+                char *txt = json_is_string(e) ? strdup(json_string_value(e)) : tbgw_json_dumps(e, 0);
                 out->v[i].s.len = -1;
                 if (txt && tbgw_ua_bytes_set(&out->v[i].s, txt, strlen(txt)) == 0) {
                     free(txt);
@@ -323,7 +323,7 @@ int opcua_variant_from_json(const json_t *j, tbgw_ua_variant *out) {
         }
         return 0;
     }
-    char *txt = json_dumps(j, JSON_COMPACT);
+    char *txt = tbgw_json_dumps(j, 0);
     int rc = txt ? set_str(out, txt) : TBGW_ENOMEM;
     free(txt);
     return rc;
@@ -331,7 +331,7 @@ int opcua_variant_from_json(const json_t *j, tbgw_ua_variant *out) {
 
 int opcua_variant_cast(const json_t *j, uint8_t type, tbgw_ua_variant *out) {
     memset(out, 0, sizeof *out);
-    char *owned = json_is_string(j) ? NULL : json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+    char *owned = json_is_string(j) ? NULL : tbgw_json_dumps(j, 0);
     const char *s = json_is_string(j) ? json_string_value(j) : owned;
     if (!s) return TBGW_ENOMEM;
     while (isspace((unsigned char)*s)) s++;
