@@ -189,12 +189,37 @@ static size_t py_layout(char *out, int neg, const char *dig, int nd, int decpt) 
     return (size_t)(o - out);
 }
 
+/* Fast path for values with at most 15 significant digits between 1e-4 and 1e15 (what sensors
+ * send: 12.5, 21.37): the fewest decimals k for which the integer M = round(|d| * 10^k) reads back
+ * as M / 10^k == |d|. Both are exact doubles and IEEE division rounds correctly, so that is exactly
+ * what reading the decimal text gives; with at most 15 digits no other string of that length reads
+ * back, so the result is the shortest one, as printf finds it. Returns 0 when it does not apply. */
+static size_t fmt_short_decimal(char *out, double d) {
+    static const double p10[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    double a = fabs(d);
+    if (!(a >= 1e-4 && a < 1e15)) return 0;
+    for (int k = 0; k < 16; k++) {
+        double m = round(a * p10[k]);
+        if (m >= 1e15) return 0; /* more than 15 digits */
+        if (m / p10[k] != a) continue;
+        char tmp[20], dig[20];
+        int nd = 0;
+        for (uint64_t u = (uint64_t)m; u; u /= 10) tmp[nd++] = (char)('0' + u % 10);
+        for (int i = 0; i < nd; i++) dig[i] = tmp[nd - 1 - i];
+        int decpt = nd - k;
+        while (nd > 1 && dig[nd - 1] == '0') nd--;
+        return py_layout(out, signbit(d) != 0, dig, nd, decpt);
+    }
+    return 0;
+}
+
 size_t tbgw_fmt_double(char out[TBGW_DOUBLE_MAX], double d) {
     if (isnan(d)) return (size_t)snprintf(out, TBGW_DOUBLE_MAX, "%s", "nan");
     if (isinf(d)) return (size_t)snprintf(out, TBGW_DOUBLE_MAX, "%s", d < 0 ? "-inf" : "inf");
-    if (d == trunc(d) && fabs(d) < 1e15 && !(d == 0 && signbit(d))) { /* whole: "25.0" */
-        return (size_t)snprintf(out, TBGW_DOUBLE_MAX, "%lld.0", (long long)d);
-    }
+    if (d == 0) return (size_t)snprintf(out, TBGW_DOUBLE_MAX, "%s", signbit(d) ? "-0.0" : "0.0");
+    size_t n = fmt_short_decimal(out, d);
+    if (n) return n;
     /* The shortest digits that read back: 15 significant digits always suffice when a string of 15
      * or fewer does for a normal double (trailing zeros are dropped below); otherwise 16, else 17. printf
      * rounds correctly, and the nearest string of a length is the one that reads back if any does. */

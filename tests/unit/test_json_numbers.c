@@ -69,10 +69,12 @@ static uint64_t rnd(void) { /* xorshift64* */
 }
 
 /* A mix: random bit patterns, short decimals at every scale, whole numbers, powers of ten, values
- * around the exponent switch points, subnormals. */
+ * around the exponent switch points, subnormals, neighbours of powers of ten. */
 static double sample(int i) {
     double d;
-    switch (i % 6) {
+    switch (i % 7) {
+    case 6: /* next to powers of ten, where the layout and the digit count switch */
+        return nextafter(pow(10, (double)(int)(rnd() % 24) - 6), rnd() & 1 ? 0 : 1e300);
     case 0: {
         uint64_t bits = rnd();
         memcpy(&d, &bits, sizeof d);
