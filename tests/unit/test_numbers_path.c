@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "connectors/modbus/mb_value.h"
+#include "connectors/opcua/opcua.h"
 #include "convert/expr.h"
 #include "convert/json_conv.h"
 #include "core/record.h"
@@ -224,11 +225,46 @@ static void test_records_through_every_storage(void **st) {
     storage_roundtrip(&sql);
 }
 
+/* OPC-UA UInt64/Int64: exact in telemetry and RPC JSON, and when written from JSON. */
+static void test_opcua_64bit_values(void **st) {
+    (void)st;
+    tbgw_ua_datavalue dv;
+    memset(&dv, 0, sizeof dv);
+    dv.mask = TBGW_UA_DV_VALUE;
+    tbgw_ua_scalar sc;
+    memset(&sc, 0, sizeof sc);
+    sc.u = 17275436393656397278ull;
+    assert_int_equal(tbgw_ua_variant_set_scalar(&dv.value, TBGW_UA_UINT64, &sc), 0);
+    tbgw_value v;
+    char *tmp = NULL;
+    assert_int_equal(opcua_value_convert(&dv, "ns=2;i=1", &v, &tmp), 0);
+    assert_int_equal(v.type, TBGW_V_UINT);
+    assert_true(v.u.u64 == 17275436393656397278ull);
+    free(tmp);
+    expect_text(opcua_variant_to_json(&dv.value), "17275436393656397278");
+    tbgw_ua_variant_clear(&dv.value);
+    tbgw_ua_variant out;
+    json_t *j = parse("18446744073709551615");
+    assert_int_equal(opcua_variant_cast(j, TBGW_UA_UINT64, &out), 0);
+    assert_true(out.v[0].u == UINT64_MAX);
+    tbgw_ua_variant_clear(&out);
+    json_decref(j);
+    j = json_integer(-9223372036854775807 - 1);
+    assert_int_equal(opcua_variant_cast(j, TBGW_UA_INT64, &out), 0);
+    assert_true(out.v[0].i == INT64_MIN);
+    tbgw_ua_variant_clear(&out);
+    json_decref(j);
+    j = json_integer(9007199254740993); /* 2^53 + 1: not a double */
+    assert_int_equal(opcua_variant_cast(j, TBGW_UA_INT64, &out), 0);
+    assert_true(out.v[0].i == 9007199254740993);
+    tbgw_ua_variant_clear(&out);
+    json_decref(j);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_converter_keeps_big_integers),
-        cmocka_unit_test(test_modbus_64bit_values),
-        cmocka_unit_test(test_report_on_change_big_values),
+        cmocka_unit_test(test_json_converter_keeps_big_integers), cmocka_unit_test(test_modbus_64bit_values),
+        cmocka_unit_test(test_report_on_change_big_values),       cmocka_unit_test(test_opcua_64bit_values),
         cmocka_unit_test(test_records_through_every_storage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

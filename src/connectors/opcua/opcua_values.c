@@ -31,23 +31,10 @@ static const char *status_doc(uint32_t st) {
     return "";
 }
 
-/* Shortest text that reads back as the same double (Python repr style). */
+/* Shortest text that reads back as the same double (Python repr). */
 static void put_double(tbgw_buf *b, double d) {
-    if (isnan(d)) {
-        tbgw_buf_puts(b, "nan");
-        return;
-    }
-    if (isinf(d)) {
-        tbgw_buf_puts(b, d > 0 ? "inf" : "-inf");
-        return;
-    }
-    char tmp[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d) break;
-    }
-    tbgw_buf_puts(b, tmp);
-    if (!strpbrk(tmp, ".eEn")) tbgw_buf_puts(b, ".0");
+    char tmp[TBGW_DOUBLE_MAX];
+    tbgw_buf_append(b, tmp, tbgw_fmt_double(tmp, d));
 }
 
 static void put_datetime(tbgw_buf *b, int64_t dt) {
@@ -331,8 +318,9 @@ int opcua_variant_from_json(const json_t *j, tbgw_ua_variant *out) {
 
 int opcua_variant_cast(const json_t *j, uint8_t type, tbgw_ua_variant *out) {
     memset(out, 0, sizeof *out);
-    char *owned = json_is_string(j) ? NULL : tbgw_json_dumps(j, 0);
-    const char *s = json_is_string(j) ? json_string_value(j) : owned;
+    int text = json_is_string(j) && !tbgw_json_number_of(j, NULL); /* number nodes as their digits */
+    char *owned = text ? NULL : tbgw_json_dumps(j, 0);
+    const char *s = text ? json_string_value(j) : owned;
     if (!s) return TBGW_ENOMEM;
     while (isspace((unsigned char)*s)) s++;
     tbgw_ua_scalar sc;
@@ -353,6 +341,9 @@ int opcua_variant_cast(const json_t *j, uint8_t type, tbgw_ua_variant *out) {
     case TBGW_UA_INT16:
     case TBGW_UA_INT32:
     case TBGW_UA_INT64: {
+        sc.i = strtoll(s, &end, 10); /* exact for integer texts */
+        if (end != s && !*end && !errno) break;
+        errno = 0;
         double d = strtod(s, &end);
         if (end == s || *end || errno || d != floor(d)) rc = TBGW_EINVAL;
         sc.i = (int64_t)d;
@@ -362,6 +353,9 @@ int opcua_variant_cast(const json_t *j, uint8_t type, tbgw_ua_variant *out) {
     case TBGW_UA_UINT16:
     case TBGW_UA_UINT32:
     case TBGW_UA_UINT64: {
+        sc.u = *s == '-' ? 0 : strtoull(s, &end, 10); /* exact for integer texts */
+        if (*s != '-' && end != s && !*end && !errno) break;
+        errno = 0;
         double d = strtod(s, &end);
         if (end == s || *end || errno || d < 0 || d != floor(d)) rc = TBGW_EINVAL;
         sc.u = (uint64_t)d;
