@@ -408,8 +408,12 @@ json_t *opcua_json_from_text(const char *s) {
         char *end;
         errno = 0;
         long long ll = strtoll(t, &end, 10);
+        int64_t i;
+        uint64_t u;
         if (*t && !*end && !errno)
             j = json_integer(ll);
+        else if (tbgw_int_text(t, n, &i, &u) > 0)
+            j = tbgw_json_number_text(t, n); /* beyond int64: keep the digits */
         else {
             double d = strtod(t, &end);
             if (*t && !*end && !errno && isfinite(d))
