@@ -173,6 +173,13 @@ static void test_reader_keeps_every_number(void **state) {
     out = roundtrip("12345678901234567890", JSON_DECODE_ANY);
     assert_string_equal(out, "12345678901234567890");
     free(out);
+    /* a real beyond the double range alone, and a negative integer alone */
+    out = roundtrip("[1e400,-1.5e-400]", 0);
+    assert_string_equal(out, "[1e400,-0.0]");
+    free(out);
+    out = roundtrip("{\"n\":-9223372036854775809}", 0);
+    assert_string_equal(out, "{\"n\":-9223372036854775809}");
+    free(out);
     /* numbers inside strings are left alone, escapes are kept */
     out = roundtrip("[\"99999999999999999999 \\\"q\\\" \\\\\",99999999999999999999]", 0);
     assert_string_equal(out, "[\"99999999999999999999 \\\"q\\\" \\\\\",99999999999999999999]");
