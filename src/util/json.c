@@ -316,23 +316,93 @@ json_t *tbgw_json_loads(const char *text, size_t flags, json_error_t *err) {
 
 /* ---- writing ---------------------------------------------------------------------------------- */
 
+/* The code point at s[*i] (valid UTF-8 assumed; a truncated sequence yields its first byte). */
+static uint32_t utf8_next(const char *s, size_t n, size_t *i) {
+    const unsigned char *u = (const unsigned char *)s + *i;
+    size_t left = n - *i, len = 1;
+    uint32_t cp = u[0];
+    if (u[0] >= 0xf0 && left >= 4) {
+        cp = (uint32_t)(u[0] & 7) << 18 | (uint32_t)(u[1] & 63) << 12 | (uint32_t)(u[2] & 63) << 6 |
+             (u[3] & 63);
+        len = 4;
+    } else if (u[0] >= 0xe0 && left >= 3) {
+        cp = (uint32_t)(u[0] & 15) << 12 | (uint32_t)(u[1] & 63) << 6 | (u[2] & 63);
+        len = 3;
+    } else if (u[0] >= 0xc0 && left >= 2) {
+        cp = (uint32_t)(u[0] & 31) << 6 | (u[1] & 63);
+        len = 2;
+    }
+    *i += len;
+    return cp;
+}
+
+/* Python json.dumps(ensure_ascii=True): everything outside ' '..'~' escaped, \uXXXX with UTF-16
+ * surrogate pairs beyond the BMP. The input is valid UTF-8 (jansson checked it). */
+static int py_str(tbgw_buf *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    tbgw_buf_putc(b, '"');
+    for (size_t i = 0; i < n;) {
+        uint32_t cp = utf8_next(s, n, &i);
+        const char *esc = cp == '"'    ? "\\\""
+                          : cp == '\\' ? "\\\\"
+                          : cp == '\n' ? "\\n"
+                          : cp == '\r' ? "\\r"
+                          : cp == '\t' ? "\\t"
+                          : cp == '\b' ? "\\b"
+                          : cp == '\f' ? "\\f"
+                                       : NULL;
+        if (esc) {
+            tbgw_buf_puts(b, esc);
+            continue;
+        }
+        if (cp >= 0x20 && cp <= 0x7e) {
+            tbgw_buf_putc(b, (char)cp);
+            continue;
+        }
+        uint32_t units[2] = {cp, 0};
+        int nu = 1;
+        if (cp > 0xffff) {
+            cp -= 0x10000;
+            units[0] = 0xd800 | (cp >> 10);
+            units[1] = 0xdc00 | (cp & 0x3ff);
+            nu = 2;
+        }
+        for (int k = 0; k < nu; k++) {
+            char u[6] = {'\\',
+                         'u',
+                         hex[units[k] >> 12 & 15],
+                         hex[units[k] >> 8 & 15],
+                         hex[units[k] >> 4 & 15],
+                         hex[units[k] & 15]};
+            tbgw_buf_append(b, u, 6);
+        }
+    }
+    return tbgw_buf_putc(b, '"');
+}
+
 static void newline(tbgw_buf *b, int indent, int depth) {
     tbgw_buf_putc(b, '\n');
     for (int i = 0; i < indent * depth; i++) tbgw_buf_putc(b, ' ');
 }
 
+/* indent > 0: pretty-printed like jansson; indent < 0: Python json.dumps() defaults. */
 static int dump(tbgw_buf *b, const json_t *j, int indent, int depth) {
+    int py = indent < 0;
+    if (py) indent = 0;
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
         if (!json_object_size(j)) return tbgw_buf_puts(b, "{}");
         tbgw_buf_putc(b, '{');
         json_t *o = (json_t *)j;
         for (void *it = json_object_iter(o); it; it = json_object_iter_next(o, it)) {
-            if (it != json_object_iter(o)) tbgw_buf_putc(b, ',');
+            if (it != json_object_iter(o)) tbgw_buf_puts(b, py ? ", " : ",");
             if (indent) newline(b, indent, depth + 1);
-            tbgw_buf_json_strn(b, json_object_iter_key(it), json_object_iter_key_len(it));
-            tbgw_buf_puts(b, indent ? ": " : ":");
-            dump(b, json_object_iter_value(it), indent, depth + 1);
+            if (py)
+                py_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
+            else
+                tbgw_buf_json_strn(b, json_object_iter_key(it), json_object_iter_key_len(it));
+            tbgw_buf_puts(b, indent || py ? ": " : ":");
+            dump(b, json_object_iter_value(it), py ? -1 : indent, depth + 1);
         }
         if (indent) newline(b, indent, depth);
         return tbgw_buf_putc(b, '}');
@@ -342,9 +412,9 @@ static int dump(tbgw_buf *b, const json_t *j, int indent, int depth) {
         if (!n) return tbgw_buf_puts(b, "[]");
         tbgw_buf_putc(b, '[');
         for (size_t i = 0; i < n; i++) {
-            if (i) tbgw_buf_putc(b, ',');
+            if (i) tbgw_buf_puts(b, py ? ", " : ",");
             if (indent) newline(b, indent, depth + 1);
-            dump(b, json_array_get(j, i), indent, depth + 1);
+            dump(b, json_array_get(j, i), py ? -1 : indent, depth + 1);
         }
         if (indent) newline(b, indent, depth);
         return tbgw_buf_putc(b, ']');
@@ -353,6 +423,7 @@ static int dump(tbgw_buf *b, const json_t *j, int indent, int depth) {
         size_t n;
         const char *num = tbgw_json_number_of(j, &n);
         if (num) return tbgw_buf_append(b, num, n);
+        if (py) return py_str(b, json_string_value(j), json_string_length(j));
         return tbgw_buf_json_strn(b, json_string_value(j), json_string_length(j));
     }
     case JSON_INTEGER:
@@ -374,6 +445,12 @@ static int dump(tbgw_buf *b, const json_t *j, int indent, int depth) {
 int tbgw_buf_json(tbgw_buf *b, const json_t *j, int indent) {
     if (!j) return TBGW_EINVAL;
     dump(b, j, indent < 0 ? 0 : indent, 0);
+    return b->oom ? TBGW_ENOMEM : 0;
+}
+
+int tbgw_buf_json_py(tbgw_buf *b, const json_t *j) {
+    if (!j) return TBGW_EINVAL;
+    dump(b, j, -1, 0);
     return b->oom ? TBGW_ENOMEM : 0;
 }
 

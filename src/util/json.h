@@ -42,6 +42,9 @@ double tbgw_json_number_double(const json_t *j);
 /* Appends j as JSON: compact when indent is 0, else pretty-printed like jansson's JSON_INDENT(indent).
  * Objects keep their insertion order; doubles are shortest; number nodes are bare numbers. */
 int tbgw_buf_json(tbgw_buf *b, const json_t *j, int indent);
+/* Appends j as Python's json.dumps(j) writes it by default: ", " and ": " between items, every
+ * character outside ASCII 0x20..0x7e escaped (\uXXXX, surrogate pairs), doubles as repr. */
+int tbgw_buf_json_py(tbgw_buf *b, const json_t *j);
 /* malloc'd text of tbgw_buf_json (NULL on allocation failure). */
 char *tbgw_json_dumps(const json_t *j, int indent);
 

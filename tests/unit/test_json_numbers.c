@@ -265,6 +265,43 @@ static void test_writer_matches_jansson_layout(void **state) {
     json_decref(j);
 }
 
+/* tbgw_buf_json_py against Python's own json.dumps(json.loads(doc)). */
+static void test_python_dumps_style(void **state) {
+    (void)state;
+    const char *doc = "{\"t\":\"caf\\u00e9 \\u20ac \\ud83d\\ude00 \\\" \\\\ \\n\\t\\u0001 \\u007f/\\u00ff\","
+                      "\"n\":[7.1,0.30000000000000004,1e-07,25.0,-0.0,12345678901234567890,-5,true,null],"
+                      "\"o\":{\"k\\u00e9y\":{},\"e\":[]},\"f\":1e+300}";
+    json_t *j = tbgw_json_loads(doc, 0, NULL);
+    assert_non_null(j);
+    tbgw_buf b;
+    tbgw_buf_init(&b);
+    assert_int_equal(tbgw_buf_json_py(&b, j), 0);
+    json_decref(j);
+    if (access("/usr/bin/python3", X_OK) != 0) {
+        tbgw_buf_free(&b);
+        skip();
+    }
+    char path[] = "/tmp/tbgw-pyjson-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, doc, strlen(doc)), (ssize_t)strlen(doc));
+    close(fd);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import json,sys; "
+             "sys.stdout.write(json.dumps(json.load(open(sys.argv[1]))))' %s",
+             path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char want[1024] = "";
+    size_t n = fread(want, 1, sizeof want - 1, p);
+    want[n] = 0;
+    pclose(p);
+    unlink(path);
+    assert_string_equal(tbgw_buf_cstr(&b), want);
+    tbgw_buf_free(&b);
+}
+
 typedef struct one_rec {
     tbgw_buf b;
 } one_rec;
@@ -372,6 +409,7 @@ int main(void) {
         cmocka_unit_test(test_reader_keeps_every_number),
         cmocka_unit_test(test_reader_errors_and_nul),
         cmocka_unit_test(test_writer_matches_jansson_layout),
+        cmocka_unit_test(test_python_dumps_style),
         cmocka_unit_test(test_record_and_packer_keep_digits),
         cmocka_unit_test(test_value_equal_numbers),
         cmocka_unit_test(test_downlink_and_rpc_reply),
