@@ -113,6 +113,14 @@ class NumbersEndToEnd(GatewayTestCase):
         raw = self.raw_with("v1/gateway/rpc", b'"id":2,')
         self.assertIn(b'"value":18446744073709551614', raw)
         wait_for(lambda: read_state(state)["hr"][40:44] == regs64(2**64 - 2), 5, what="64uint written")
+        # the reserved set/get with the value in the params text
+        self.platform.publish("v1/gateway/rpc", {"device": "Meter64", "data": {"id": 3, "method": "set", "params":
+                              "type=64uint;functionCode=16;objectsCount=4;address=50;value=%d;" % U64}})
+        self.assertIn(b'"value":%d' % U64, self.raw_with("v1/gateway/rpc", b'"id":3,'))
+        wait_for(lambda: read_state(state)["hr"][50:54] == regs64(U64), 5, what="64uint set")
+        self.platform.publish("v1/gateway/rpc", {"device": "Meter64", "data": {"id": 4, "method": "get", "params":
+                              "type=64int;functionCode=3;objectsCount=4;address=50;"}})
+        self.assertIn(b'"data":{"result":{"value":%d}}' % I64, self.raw_with("v1/gateway/rpc", b'"id":4,'))
 
         # MQTT device uplink: integers beyond int64 do not cost the message, and keep their digits
         d.publish("big/B-1", b'{"counter":12345678901234567890,"huge":123456789012345678901234567890,'
