@@ -249,6 +249,29 @@ static int buf_double(tbgw_buf *b, double d) {
     return tbgw_buf_append(b, tmp, n);
 }
 
+/* 1 when s is one JSON number token (surrounding whitespace allowed). */
+static int json_number_text(const char *s) {
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
+    if (*s == '-') s++;
+    if (*s == '0')
+        s++;
+    else if (*s >= '1' && *s <= '9')
+        while (*s >= '0' && *s <= '9') s++;
+    else
+        return 0;
+    if (*s == '.') {
+        if (*++s < '0' || *s > '9') return 0;
+        while (*s >= '0' && *s <= '9') s++;
+    }
+    if (*s == 'e' || *s == 'E') {
+        if (*++s == '+' || *s == '-') s++;
+        if (*s < '0' || *s > '9') return 0;
+        while (*s >= '0' && *s <= '9') s++;
+    }
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
+    return *s == 0;
+}
+
 int tbgw_buf_json_value(tbgw_buf *b, const tbgw_value *v) {
     switch (v->type) {
     case TBGW_V_NULL:
@@ -265,8 +288,9 @@ int tbgw_buf_json_value(tbgw_buf *b, const tbgw_value *v) {
         return tbgw_buf_puts(b, v->u.s ? v->u.s : "null");
     case TBGW_V_UINT:
         return tbgw_buf_u64(b, v->u.u64);
-    case TBGW_V_NUMBER:
-        return tbgw_buf_puts(b, v->u.s && *v->u.s ? v->u.s : "null");
+    case TBGW_V_NUMBER: /* a text that is not a JSON number (a plugin's mistake) goes as a string */
+        if (!v->u.s || !*v->u.s) return tbgw_buf_puts(b, "null");
+        return json_number_text(v->u.s) ? tbgw_buf_puts(b, v->u.s) : tbgw_buf_json_str(b, v->u.s);
     }
     return TBGW_EINVAL;
 }

@@ -356,6 +356,18 @@ static void test_record_and_packer_keep_digits(void **state) {
         "v1/gateway/telemetry {\"Meter\":[{\"ts\":1000,\"values\":{\"u\":17275436391653061650,"
         "\"i\":-9223372036854775808,\"d\":7.1,\"big\":123456789012345678901234567890}}]}\n");
     tbgw_buf_free(&g.all);
+    /* a TBGW_V_NUMBER text that is no JSON number is written as a string, never as broken JSON */
+    tbgw_buf t;
+    tbgw_buf_init(&t);
+    const char *texts[] = {"12e", "1.", "abc", "--1", "01", " -0.5E+3 "};
+    for (size_t k = 0; k < 6; k++) {
+        tbgw_value nv = {TBGW_V_NUMBER, {0}};
+        nv.u.s = texts[k];
+        tbgw_buf_json_value(&t, &nv);
+        tbgw_buf_putc(&t, ';');
+    }
+    assert_string_equal(tbgw_buf_cstr(&t), "\"12e\";\"1.\";\"abc\";\"--1\";\"01\"; -0.5E+3 ;");
+    tbgw_buf_free(&t);
     tbgw_buf_free(&r1.b);
     tbgw_buf_free(&r2.b);
     tbgw_converted_free(c);
