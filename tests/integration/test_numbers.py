@@ -35,6 +35,7 @@ def modbus_slave(port, state):
         {"tag": "umax", "type": "64uint", "address": 4},
         {"tag": "imin", "type": "64int", "address": 8},
         {"tag": "u64x10", "type": "64uint", "address": 0, "multiplier": 10},
+        {"tag": "u64div", "type": "64uint", "address": 16, "divider": 10},  # int / int, rounded once
     ]
     for k in keys:
         k.update(functionCode=3, objectsCount=4)
@@ -79,6 +80,7 @@ class NumbersEndToEnd(GatewayTestCase):
         for base, value in ((0, U64), (4, 2**64 - 1), (8, -2**63)):
             hr.update({str(base + i): r for i, r in enumerate(regs64(value))})
         hr.update({str(12 + i): r for i, r in enumerate(device_regs("32float", 7.1, "BIG", "BIG"))})
+        hr.update({str(16 + i): r for i, r in enumerate(regs64(0x91B7584A2265B1F5))})
         self.extra.append(Peer([LMB, "tcp", str(port), "-s", state] + lmb_args({"hr": hr})))
         ext = Broker(self.workdir, name="external").start()
         self.extra.append(ext)
@@ -96,7 +98,8 @@ class NumbersEndToEnd(GatewayTestCase):
         # Modbus uplink: exact integers, shortest doubles
         raw = self.raw_with("v1/gateway/telemetry", b'"Meter64"')
         want = {"u64": str(U64), "i64": str(I64), "uint4": str(U64), "int4": str(I64), "umax": "18446744073709551615",
-                "imin": "-9223372036854775808", "u64x10": str(U64 * 10), "f": "7.1"}
+                "imin": "-9223372036854775808", "u64x10": str(U64 * 10), "f": "7.1",
+                "u64div": repr(0x91B7584A2265B1F5 / 10)}
         self.assertEqual({k: member(raw, k) for k in want}, want, raw)
         values = json.loads(raw)["Meter64"][0]["values"]
         self.assertEqual(values["u64"], U64)

@@ -67,7 +67,8 @@ static void test_json_converter_keeps_big_integers(void **st) {
     json_decref(cfg);
 }
 
-static json_t *mb_decode(const char *type, int count, const uint8_t *b, size_t n, double mult) {
+static json_t *mb_decode_div(const char *type, int count, const uint8_t *b, size_t n, double mult,
+                             double div) {
     tbgw_mbv_spec s;
     tbgw_mbv_spec_init(&s);
     assert_int_equal(tbgw_mbv_type_parse(type, count, &s.type), 0);
@@ -77,10 +78,16 @@ static json_t *mb_decode(const char *type, int count, const uint8_t *b, size_t n
         s.multiplier = mult;
         s.multiplier_is_int = mult == (double)(long long)mult;
     }
+    s.divider = div;
+    s.divider_is_int = div == (double)(long long)div;
     char err[100] = "";
     json_t *v = tbgw_mbv_decode(&s, 3, b, n, err, sizeof err);
     assert_non_null(v);
     return v;
+}
+
+static json_t *mb_decode(const char *type, int count, const uint8_t *b, size_t n, double mult) {
+    return mb_decode_div(type, count, b, n, mult, 0);
 }
 
 static void expect_text(json_t *v, const char *want) {
@@ -105,6 +112,43 @@ static void test_modbus_64bit_values(void **st) {
     expect_text(mb_decode("64int", 4, efbe, 8, -3), "3513923040159463014");
     expect_text(mb_decode("64uint", 4, ones, 8, 1000000007), "18446744202836760130966861305");
     expect_text(mb_decode("64uint", 4, efbe, 8, 0.5), "8.637718196828199e+18");
+    /* an integer divider divides like Python's int / int: rounded once (dividing the double of the
+     * value would give ...514e+18, ...737e+18, ...075e+18, ...765e+17) */
+    const uint8_t q1[8] = {0x91, 0xb7, 0x58, 0x4a, 0x22, 0x65, 0xb1, 0xf5},
+                  q2[8] = {0xcd, 0x61, 0x3e, 0x30, 0xd8, 0xf1, 0x6a, 0xdf},
+                  q3[8] = {0xc2, 0xce, 0x6f, 0x44, 0x7e, 0xd4, 0xd5, 0x7b},
+                  q4[8] = {0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2d, 0xff};
+    expect_text(mb_decode_div("64uint", 4, q1, 8, 0, 10), "1.0499958131665516e+18");
+    expect_text(mb_decode_div("64uint", 4, q2, 8, 0, 3), "4.933059410011738e+18");
+    expect_text(mb_decode_div("64uint", 4, q3, 8, 0, 7), "2.0053256326481073e+18");
+    expect_text(mb_decode_div("64int", 4, q4, 8, 0, 10), "-9.223372036854764e+17");
+    expect_text(mb_decode_div("64int", 4, q4, 8, 0, -10), "9.223372036854764e+17");
+    expect_text(mb_decode_div("64uint", 4, q1, 8, 0, 2.5), "4.1999832526662057e+18"); /* int / float */
+    /* round (default 6 digits) is Python's round(): the exact decimal, halves to even */
+    const struct {
+        double v;
+        int digits;
+        const char *want;
+    } rounds[] = {{0x1.41f334ff30396p+38, 4, "345691209676.056"},
+                  {-0x1.271ce432eed2dp+51, 0, "-2595840142571158.0"},
+                  {2.5, 0, "2.0"},
+                  {-0x1.7a979bc1ea2bep+29, 6, "-793965432.239341"},
+                  {(double)7.1f, 6, "7.1"},
+                  {1.0499958131665516e+18, 6, "1.0499958131665516e+18"}};
+    for (size_t k = 0; k < sizeof rounds / sizeof rounds[0]; k++) {
+        uint64_t bits;
+        memcpy(&bits, &rounds[k].v, 8);
+        uint8_t b8[8];
+        for (int j = 0; j < 8; j++) b8[j] = (uint8_t)(bits >> (56 - 8 * j));
+        tbgw_mbv_spec rs;
+        tbgw_mbv_spec_init(&rs);
+        rs.type = MBV_64FLOAT;
+        rs.count = 4;
+        rs.byte_little = rs.word_little = 0;
+        rs.round_digits = rounds[k].digits;
+        char rerr[64] = "";
+        expect_text(tbgw_mbv_decode(&rs, 3, b8, 8, rerr, sizeof rerr), rounds[k].want);
+    }
     /* the variants key is Python's str() of the value */
     char key[64];
     json_t *v = mb_decode("64uint", 4, ones, 8, 0);

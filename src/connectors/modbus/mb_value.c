@@ -132,11 +132,21 @@ static uint16_t double_to_half(double d) {
     return (uint16_t)(sign | (uint16_t)(exp << 10) | (uint16_t)m);
 }
 
+/* Python's round(v, digits): the exact binary value rounded to a decimal, halves to even, read back.
+ * Fast path when v * 10^digits is far enough from a half that its own rounding cannot matter; the
+ * division then gives the double nearest the decimal, as reading it would. */
 static double round_to(double v, int digits) {
     if (!isfinite(v) || digits < 0 || digits > 15) return v;
-    double p = pow(10, digits);
-    double r = round(v * p) / p;
-    return isfinite(r) ? r : v;
+    if (fabs(v) >= 4503599627370496.0) return v; /* 2^52: every double is whole */
+    double p = pow(10, digits), x = v * p;
+    double f = fabs(x - trunc(x));
+    if (fabs(x) < 4503599627370496.0 && fabs(f - 0.5) > fabs(x) * 4.5e-16 + 1e-300) {
+        double r = round(x) / p;
+        return isfinite(r) ? r : v;
+    }
+    char t[400];
+    snprintf(t, sizeof t, "%.*f", digits, v);
+    return strtod(t, NULL);
 }
 
 /* Payload bytes as the reference's decoder sees them. Registers: as received (big-endian). Coils: the
@@ -260,22 +270,62 @@ static json_t *json_i128(__int128 r) {
     return tbgw_json_number_text(p, (size_t)(e - p));
 }
 
+static int bitlen(unsigned __int128 x) {
+    int b = 0;
+    for (; x; x >>= 1) b++;
+    return b;
+}
+
+/* n / d correctly rounded to a double, as Python's int / int (d > 0, |n| < 2^65). Above 2^53 the
+ * double of n is already rounded, and dividing it would round twice (1 ulp off for about a quarter
+ * of 64-bit values): take a 53-bit quotient from the exact integers and round it once. */
+static double int_div(__int128 n, uint64_t d) {
+    int neg = n < 0;
+    unsigned __int128 a = neg ? (unsigned __int128)(-n) : (unsigned __int128)n;
+    if (a < ((unsigned __int128)1 << 53) && d < (1ull << 53)) return (double)n / (double)d;
+    unsigned __int128 q = a / d, r = a % d, m, lhs, rhs;
+    int t = 53 - bitlen(q); /* scale so that the quotient has 53 bits */
+    if (t >= 0) {
+        unsigned __int128 x = a << t;
+        m = x / d;
+        lhs = 2 * (x % d);
+        rhs = d;
+    } else {
+        int sh = -t;
+        m = q >> sh;
+        unsigned __int128 rem = q & (((unsigned __int128)1 << sh) - 1);
+        lhs = 2 * (rem * d + r);
+        rhs = (unsigned __int128)d << sh;
+    }
+    if (lhs > rhs || (lhs == rhs && (m & 1))) m++; /* nearest, ties to even */
+    double out = ldexp((double)m, -t);
+    return neg ? -out : out;
+}
+
+/* divider / multiplier, with Python's arithmetic on integers: int * int exact, int / int rounded
+ * once. */
 static json_t *apply_scaling(const tbgw_mbv_spec *s, int fc, json_t *v) {
     if (fc != 3 && fc != 4) return v;
     if (!tbgw_json_is_number(v)) return v;
     double d = tbgw_json_number_double(v);
+    size_t nl;
+    const char *num = tbgw_json_number_of(v, &nl);
+    int64_t i = json_integer_value(v);
+    uint64_t u = 0;
+    int kind = num ? tbgw_int_text(num, nl, &i, &u) : json_is_integer(v) ? 0 : -1; /* 0 int64, 1 uint64 */
+    int is_int = kind == 0 || kind == 1;
+    __int128 n = kind == 1 ? (__int128)u : (__int128)i;
     json_t *r = NULL;
     if (s->divider != 0) {
-        r = json_real(d / s->divider);
+        double dv = s->divider;
+        if (is_int && (n >= ((__int128)1 << 53) || n <= -((__int128)1 << 53)) && s->divider_is_int &&
+            fabs(dv) < 9007199254740992.0)
+            r = json_real(int_div(dv < 0 ? -n : n, (uint64_t)fabs(dv)));
+        else
+            r = json_real(d / dv);
     } else if (s->multiplier != 0) {
-        size_t nl;
-        const char *num = tbgw_json_number_of(v, &nl);
-        int64_t i = json_integer_value(v);
-        uint64_t u = 0;
-        int kind = num ? tbgw_int_text(num, nl, &i, &u) : json_is_integer(v) ? 0 : -1;
-        if (kind >= 0 && kind <= 1 && s->multiplier_is_int &&
-            fabs(s->multiplier) < 9e18) /* exact, as Python */
-            r = json_i128((kind ? (__int128)u : (__int128)i) * (__int128)(int64_t)s->multiplier);
+        if (is_int && s->multiplier_is_int && fabs(s->multiplier) < 9e18)
+            r = json_i128(n * (__int128)(int64_t)s->multiplier);
         else
             r = json_real(d * s->multiplier);
     }
