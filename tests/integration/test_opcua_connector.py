@@ -6,7 +6,6 @@ Polling and subscription modes deliver the right values, multiply [7, 8] returns
 server restart in subscription mode, and rescans that keep the subscription (a node added later
 arrives, nothing else is sent again). Skipped when node-opcua is not installed."""
 
-import copy
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ from tbgwtest import GatewayTestCase, SOURCE_DIR, free_port, wait_for, main
 
 PEERS = os.path.join(SOURCE_DIR, "tests", "peers")
 HAVE_PEER = os.path.isdir(os.path.join(PEERS, "node_modules", "node-opcua")) and shutil.which("node")
-REFERENCE = os.path.join(SOURCE_DIR, "..", "shared", "reference-configs", "opcua.json")
+REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "opcua.json")
 
 
 class OpcuaServer:
@@ -120,26 +119,8 @@ def revoke_server_cert(folder):
 
 def reference_config(url, subscriptions=False):
     """The reference's example config, pointed at the test server."""
-    if os.path.exists(REFERENCE):
-        with open(REFERENCE) as f:
-            cfg = json.load(f)
-    else:  # the same shape, for checkouts without the shared folder
-        cfg = {"server": {"security": "Basic128Rsa15", "identity": {"type": "anonymous"}},
-               "mapping": [{"deviceNodeSource": "path", "deviceNodePattern": "Root\\.Objects\\.MyObject",
-                            "deviceInfo": {"deviceNameExpression": "Demo Device",
-                                           "deviceNameExpressionSource": "constant",
-                                           "deviceProfileExpression": "default",
-                                           "deviceProfileExpressionSource": "constant"},
-                            "attributes": [{"key": "frequency", "type": "path", "value": "${Frequency}"},
-                                           {"key": "power", "type": "path", "value": "${Power}"}],
-                            "timeseries": [{"key": "temperature", "type": "path", "value": "${Temperature}"},
-                                           {"key": "humidity", "type": "path", "value": "${Humidity}"},
-                                           {"key": "relay", "type": "path", "value": "${Relay}"}],
-                            "rpc_methods": [{"method": "multiply", "arguments": [{"type": "integer", "value": 2},
-                                                                                 {"type": "integer", "value": 4}]}],
-                            "attributes_updates": [{"key": "relay", "type": "path",
-                                                    "value": "Root\\.Objects\\.MyObject\\.Relay"}]}]}
-    cfg = copy.deepcopy(cfg)
+    with open(REFERENCE) as f:
+        cfg = json.load(f)
     cfg["server"]["url"] = url
     cfg["server"]["pollPeriodInMillis"] = 300
     cfg["server"]["enableSubscriptions"] = subscriptions
