@@ -82,6 +82,9 @@ static void test_set_key_and_path_forms(void **state) {
     expect_split("Root\\.Objects\\.My Device\\.Name=new name", "Root\\.Objects\\.My Device\\.Name",
                  "new name");
     expect_split("${Power}=5", "${Power}", "5");
+    expect_split("${ns=1;s=Power} 5", "${ns=1;s=Power}", "5");
+    expect_split("${ns=1;s=Power};=5", "${ns=1;s=Power}", "5");
+    expect_split("${Sub\\.Temp}; 5", "${Sub\\.Temp}", "5");
     expect_split("Power", NULL, NULL);
     expect_split("=5", NULL, NULL);
     expect_split(";5", NULL, NULL);

@@ -79,6 +79,8 @@ int opcua_set_split(const char *params, char **target, char **value) {
     size_t idn = nodeid_prefix(s);
     if (idn) {
         sep = s + idn;
+    } else if (strncmp(s, "${", 2) == 0 && strchr(s, '}')) {
+        sep = strchr(s, '}') + 1; /* an expression: "${ns=2;s=Temp} 25", "${Sub\.Temp}=25" */
     } else {
         /* a key or a browse path: up to the first ';' or '=' when there is one (browse names may hold
          * spaces), else up to the first space */
