@@ -426,9 +426,12 @@ static void test_other_types_as_declared(void **state) {
         "\"2024-13-02T03:04:05Z\"", arg("t", TBGW_UA_DATETIME, -1), 0,
         "argument 1 't' (DateTime): \"2024-13-02T03:04:05Z\" expected an ISO 8601 time or milliseconds "
         "since 1970");
+}
 
+static void test_binary_and_id_types_as_declared(void **state) {
+    (void)state;
     /* ByteString: hex text (as ByteStrings are reported) or a list of bytes */
-    v = encode_ok("\"0a0BfF\"", arg("raw", TBGW_UA_BYTESTRING, -1));
+    tbgw_ua_variant v = encode_ok("\"0a0BfF\"", arg("raw", TBGW_UA_BYTESTRING, -1));
     assert_int_equal(v.type, TBGW_UA_BYTESTRING);
     assert_int_equal(v.v[0].s.len, 3);
     assert_memory_equal(v.v[0].s.data, "\x0a\x0b\xff", 3);
@@ -528,6 +531,7 @@ int main(void) {
         cmocka_unit_test(test_builtin_of_datatype),
         cmocka_unit_test(test_integers_as_declared),
         cmocka_unit_test(test_other_types_as_declared),
+        cmocka_unit_test(test_binary_and_id_types_as_declared),
         cmocka_unit_test(test_value_ranks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
