@@ -62,7 +62,7 @@ static void typed_value(const uint8_t *data, size_t size) {
     if (!j) return;
     tbgw_ua_variant v;
     char err[256];
-    if (opcua_arg_from_json(j, &a, 0, &v, err, sizeof err) == 0) {
+    if (opcua_arg_from_json(j, &a, tbgw_ua_builtin_of_datatype(&a.data_type), 0, &v, err, sizeof err) == 0) {
         tbgw_buf b;
         tbgw_buf_init(&b);
         tbgw_ua_enc_variant(&b, &v);

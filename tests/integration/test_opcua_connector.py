@@ -173,7 +173,7 @@ class OpcuaConnector(GatewayTestCase):
         values that do not fit get an error naming the argument."""
         srv = self.server(extra=["--multiply", "Int32"])
         cfg = reference_config(srv.url)
-        cfg["mapping"][0]["rpc_methods"] += [{"method": m, "arguments": []} for m in ("scale", "greet", "sum", "echo")]
+        cfg["mapping"][0]["rpc_methods"] += [{"method": m, "arguments": []} for m in ("scale", "greet", "sum", "echo", "configure")]
         gw = self.gateway(connectors=[opcua_connector(cfg)]).start()
         wait_for(lambda: self.platform.telemetry("Demo Device"), 20, what="OPC-UA telemetry")
 
@@ -207,6 +207,10 @@ class OpcuaConnector(GatewayTestCase):
         self.assertEqual(result(16, "echo", echo[:9] + [1e39] + echo[10:]),
                          {"error": "echo: argument 10 'float' (Float): 1e+39 out of range of Float"})
         self.assertEqual(result(17, "echo", echo[:13]), {"error": "echo: argument 14 'bytestring' (ByteString) is missing"})
+        # a custom enumeration goes as Int32, Duration as Double: found through their supertypes
+        self.assertEqual(result(18, "configure", [2, 1500]), {"result": "mode 2 (Int32) after 1500 ms (Double)"})
+        self.assertEqual(result(19, "configure", [2.5, 1]),
+                         {"error": "configure: argument 1 'mode' (Int32): 2.5 expected an integer"})
         self.assertEqual(gw.stop(), 0)
 
     def test_reserved_get_set_forms(self):

@@ -8,7 +8,8 @@
 // e.g. Int32), and typed methods: scale(UInt16 raw, Double factor) -> Double raw * factor,
 // greet(String name) -> String "hello <name>", sum(Int32[] values) -> Int32, and echo(Boolean, SByte,
 // Byte, Int16, UInt16, Int32, UInt32, Int64, UInt64, Float, Double, String, DateTime, ByteString)
-// returning its inputs as outputs. --many N adds Objects/Many with N Double variables V0..V{N-1}
+// returning its inputs as outputs, configure(Mode mode, Duration after) -> String (Mode: a custom
+// enumeration Off/On/Auto). --many N adds Objects/Many with N Double variables V0..V{N-1}
 // changing every 100 ms (--many-period MS: every MS ms). --pki DIR uses DIR/server.pem and
 // DIR/server.key (application URI urn:tbgw:test-server), offers every security policy with Sign and
 // SignAndEncrypt, and accepts any client certificate. --late S adds MyObject/Late (Double 7.5) S
@@ -192,6 +193,14 @@ async function main() {
     typed("sum", [{ name: "values", dataType: D.Int32, valueRank: 1, arrayDimensions: [0] }],
           [{ name: "total", dataType: D.Int32 }],
           (a) => [{ dataType: D.Int32, arrayType: scalar, value: Array.from(a[0].value).reduce((x, y) => x + y, 0) }]);
+    // a custom enumeration (Int32 on the wire) and Duration (a Double) as declared types
+    const modeType = ns.addEnumerationType({ browseName: "Mode", enumeration: ["Off", "On", "Auto"] });
+    typed("configure", [{ name: "mode", dataType: modeType.nodeId },
+                        { name: "after", dataType: opcua.resolveNodeId("Duration") }],
+          [{ name: "text", dataType: D.String }],
+          (a) => [{ dataType: D.String, arrayType: scalar,
+                    value: "mode " + a[0].value + " (" + opcua.DataType[a[0].dataType] + ") after " + a[1].value +
+                           " ms (" + opcua.DataType[a[1].dataType] + ")" }]);
     const echoTypes = ["Boolean", "SByte", "Byte", "Int16", "UInt16", "Int32", "UInt32", "Int64", "UInt64",
                        "Float", "Double", "String", "DateTime", "ByteString"];
     typed("echo", echoTypes.map((t) => ({ name: t.toLowerCase(), dataType: D[t] })),

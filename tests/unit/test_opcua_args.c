@@ -253,7 +253,8 @@ static void test_builtin_of_datatype(void **state) {
         {0, 15, TBGW_UA_BYTESTRING},
         {0, 24, 0},
         {0, 26, 0},
-        {0, 27, 0}, /* BaseDataType, Number, Integer */
+        {0, 27, TBGW_UA_INT64},
+        {0, 28, TBGW_UA_UINT64},
         {0, 29, TBGW_UA_INT32},
         {0, 290, TBGW_UA_DOUBLE},
         {0, 294, TBGW_UA_DATETIME},
@@ -287,7 +288,7 @@ static tbgw_ua_variant encode_ok(const char *text, tbgw_ua_argument a) {
     assert_non_null(j);
     tbgw_ua_variant v;
     char err[256] = "";
-    int rc = opcua_arg_from_json(j, &a, 0, &v, err, sizeof err);
+    int rc = opcua_arg_from_json(j, &a, tbgw_ua_builtin_of_datatype(&a.data_type), 0, &v, err, sizeof err);
     if (rc) fail_msg("%s: %s", text, err);
     json_decref(j);
     return v;
@@ -298,7 +299,9 @@ static void encode_err(const char *text, tbgw_ua_argument a, size_t index, const
     assert_non_null(j);
     tbgw_ua_variant v;
     char err[256] = "";
-    assert_int_equal(opcua_arg_from_json(j, &a, index, &v, err, sizeof err), TBGW_EINVAL);
+    assert_int_equal(
+        opcua_arg_from_json(j, &a, tbgw_ua_builtin_of_datatype(&a.data_type), index, &v, err, sizeof err),
+        TBGW_EINVAL);
     assert_string_equal(err, want);
     assert_int_equal(v.type, 0);
     assert_null(v.v);

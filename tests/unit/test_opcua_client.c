@@ -188,6 +188,16 @@ static void test_services(void **state) {
         tbgw_ua_nodeid_clear(&mid);
     }
 
+    /* inverse HasSubtype: Duration (i=290) is a subtype of Double (i=11) */
+    tbgw_ua_nodeid duration = tbgw_ua_nodeid_num(0, 290);
+    tbgw_ua_ref *sup;
+    size_t nsup;
+    assert_int_equal(tbgw_ua_browse_inverse(c, &duration, TBGW_UA_NS0_HAS_SUBTYPE, &sup, &nsup), 0);
+    assert_int_equal(nsup, 1);
+    assert_int_equal(sup[0].is_forward, 0);
+    assert_int_equal(sup[0].node.id.num, TBGW_UA_DOUBLE);
+    tbgw_ua_refs_free(sup, nsup);
+
     for (int i = 0; i < 4; i++) tbgw_ua_nodeid_clear(&ids[i]);
     tbgw_ua_nodeid_clear(&relay);
     tbgw_ua_nodeid_clear(&obj);

@@ -139,11 +139,12 @@ char *opcua_get_target(const char *params);
  * "Root\.Objects\.Dev\.Temp 25". Spaces and ';' around both are dropped. Returns 0 (both
  * malloc'ed) or TBGW_EINVAL. */
 int opcua_set_split(const char *params, char **target, char **value);
-/* Encodes one RPC value as the declared argument a (the index-th, counted from 0): its built-in
- * type with range checks, scalar or array per ValueRank. Arguments of abstract or custom types take
- * their JSON type. TBGW_EINVAL with err naming the argument, its type and the reason. */
-int opcua_arg_from_json(const json_t *j, const tbgw_ua_argument *a, size_t index, tbgw_ua_variant *out,
-                        char *err, size_t errlen);
+/* Encodes one RPC value as the declared argument a (the index-th, counted from 0) whose DataType is
+ * encoded as the built-in type (tbgw_ua_builtin_of_datatype, or of a supertype): range checks,
+ * scalar or array per ValueRank. type 0 (BaseDataType, Number, unknown) takes the JSON type.
+ * TBGW_EINVAL with err naming the argument, its type and the reason. */
+int opcua_arg_from_json(const json_t *j, const tbgw_ua_argument *a, uint8_t type, size_t index,
+                        tbgw_ua_variant *out, char *err, size_t errlen);
 
 /* ---- runtime ---- */
 
@@ -152,6 +153,7 @@ typedef struct opcua_method_sig {
     tbgw_ua_nodeid method;
     int known; /* 0: no readable InputArguments; values then take their JSON types */
     tbgw_ua_argument *args;
+    uint8_t *types; /* built-in type of each argument's DataType (0: as JSON says) */
     size_t n;
     struct opcua_method_sig *next;
 } opcua_method_sig;

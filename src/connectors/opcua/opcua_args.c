@@ -385,10 +385,9 @@ static const char *rank_text(int32_t rank) {
     return rank == TBGW_UA_RANK_SCALAR ? "a single value" : "a list";
 }
 
-int opcua_arg_from_json(const json_t *j, const tbgw_ua_argument *a, size_t index, tbgw_ua_variant *out,
-                        char *err, size_t errlen) {
+int opcua_arg_from_json(const json_t *j, const tbgw_ua_argument *a, uint8_t type, size_t index,
+                        tbgw_ua_variant *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
-    uint8_t type = tbgw_ua_builtin_of_datatype(&a->data_type);
     char why[96] = "", vt[48];
     int rc = 0;
     if (type == 0) return opcua_variant_from_json(j, out); /* abstract or custom type: as JSON says */

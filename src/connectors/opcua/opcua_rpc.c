@@ -190,9 +190,37 @@ void opcua_sigs_free(opcua_conn *oc) {
         nx = s->next;
         tbgw_ua_nodeid_clear(&s->method);
         tbgw_ua_arguments_free(s->args, s->n);
+        free(s->types);
         free(s);
     }
     oc->sigs = NULL;
+}
+
+/* The built-in type values of a DataType are encoded with: known types directly, others (custom
+ * enumerations, subtypes of Double, ...) through their supertypes (inverse HasSubtype), up to 8
+ * levels. 0 when it ends at BaseDataType or Number, or the server does not tell. */
+static uint8_t datatype_builtin(opcua_conn *oc, const tbgw_ua_nodeid *dt) {
+    uint8_t t = tbgw_ua_builtin_of_datatype(dt);
+    tbgw_ua_nodeid cur;
+    if (t || (dt->ns == 0 && dt->type == TBGW_UA_ID_NUMERIC && dt->num <= TBGW_UA_DIAGNOSTICINFO + 6) ||
+        tbgw_ua_nodeid_copy(&cur, dt))
+        return t;
+    for (int depth = 0; depth < 8 && t == 0; depth++) {
+        tbgw_ua_ref *refs;
+        size_t n;
+        if (tbgw_ua_browse_inverse(oc->client, &cur, TBGW_UA_NS0_HAS_SUBTYPE, &refs, &n)) break;
+        int next = n > 0 && refs[0].node.server_index == 0;
+        if (next) {
+            tbgw_ua_nodeid_clear(&cur);
+            next = tbgw_ua_nodeid_copy(&cur, &refs[0].node.id) == 0;
+        }
+        tbgw_ua_refs_free(refs, n);
+        if (!next) break;
+        t = tbgw_ua_builtin_of_datatype(&cur);
+        if (cur.ns == 0 && cur.type == TBGW_UA_ID_NUMERIC && cur.num <= TBGW_UA_DIAGNOSTICINFO + 6) break;
+    }
+    tbgw_ua_nodeid_clear(&cur);
+    return t;
 }
 
 static int status_good(uint32_t st) {
@@ -218,9 +246,12 @@ static const opcua_method_sig *method_sig(opcua_conn *oc, const tbgw_ua_nodeid *
         tbgw_ua_datavalue dv;
         rc = tbgw_ua_read(oc->client, &prop, 1, TBGW_UA_ATTR_VALUE, &dv);
         if (rc == 0 && (!(dv.mask & TBGW_UA_DV_STATUS) || status_good(dv.status))) {
-            if (tbgw_ua_arguments_from_variant(&dv.value, &sig->args, &sig->n) == 0)
+            if (tbgw_ua_arguments_from_variant(&dv.value, &sig->args, &sig->n) == 0 &&
+                (sig->types = calloc(sig->n ? sig->n : 1, 1)) != NULL) {
                 sig->known = 1;
-            else
+                for (size_t i = 0; i < sig->n; i++)
+                    sig->types[i] = datatype_builtin(oc, &sig->args[i].data_type);
+            } else
                 TBGW_WARNF(oc->host->log,
                            "method %s: InputArguments not understood; arguments keep their JSON types", name);
         }
@@ -283,7 +314,7 @@ static int build_args(const opcua_rpc_cfg *rc, const json_t *params, const opcua
         else
             snprintf(err, errlen, "%s: argument %zu '%s' (%s) is missing", rc->method, total + 1,
                      sig->args[total].name,
-                     tbgw_ua_type_name(tbgw_ua_builtin_of_datatype(&sig->args[total].data_type)));
+                     sig->types[total] ? tbgw_ua_type_name(sig->types[total]) : "any type");
         json_decref(plist);
         return TBGW_EINVAL;
     }
@@ -297,7 +328,7 @@ static int build_args(const opcua_rpc_cfg *rc, const json_t *params, const opcua
         if (typed) {
             const json_t *v = p ? p : json_is_object(conf) ? json_object_get(conf, "value") : conf;
             char why[200] = "";
-            e = opcua_arg_from_json(v, &sig->args[i], i, &(*out)[i], why, sizeof why);
+            e = opcua_arg_from_json(v, &sig->args[i], sig->types[i], i, &(*out)[i], why, sizeof why);
             if (e == TBGW_EINVAL) snprintf(err, errlen, "%s: %s", rc->method, why);
         } else {
             e = untyped_arg(conf, p, &(*out)[i]);

@@ -89,6 +89,8 @@ uint8_t tbgw_ua_builtin_of_datatype(const tbgw_ua_nodeid *dt) {
         uint32_t id;
         uint8_t type;
     } sub[] = {
+        {27, TBGW_UA_INT64},        /* Integer (abstract): every integer fits Int64 ... */
+        {28, TBGW_UA_UINT64},       /* UInteger (abstract): ... and UInt64 */
         {29, TBGW_UA_INT32},        /* Enumeration */
         {30, TBGW_UA_BYTESTRING},   /* Image */
         {256, TBGW_UA_INT32},       /* IdType */

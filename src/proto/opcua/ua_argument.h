@@ -36,10 +36,11 @@ int tbgw_ua_arguments_from_variant(const tbgw_ua_variant *v, tbgw_ua_argument **
 void tbgw_ua_argument_clear(tbgw_ua_argument *a);
 void tbgw_ua_arguments_free(tbgw_ua_argument *a, size_t n);
 
-/* The built-in type (TBGW_UA_BOOLEAN ...) a DataType node id stands for: the built-in types
- * themselves and the well-known ns=0 subtypes (Duration -> Double, UtcTime -> DateTime, enumerations
- * -> Int32, Image* -> ByteString, ...). 0 for abstract types (BaseDataType, Number, Integer, ...),
- * structures and types of other namespaces. */
+/* The built-in type (TBGW_UA_BOOLEAN ...) values of a DataType are encoded with: the built-in types
+ * themselves, the well-known ns=0 subtypes (Duration -> Double, UtcTime -> DateTime, Enumeration ->
+ * Int32, Image* -> ByteString, ...) and the abstract Integer -> Int64, UInteger -> UInt64. 0 for
+ * BaseDataType and Number (any value fits), unknown ns=0 types and types of other namespaces (their
+ * supertype tells; see tbgw_ua_browse_inverse). */
 uint8_t tbgw_ua_builtin_of_datatype(const tbgw_ua_nodeid *dt);
 
 #endif
