@@ -239,6 +239,7 @@ class OpcuaConnector(GatewayTestCase):
             ("Power;245.5", "Root\\.Objects\\.MyObject\\.Power", 245.5),
             ("  Root\\.Objects\\.MyObject\\.Frequency ;= 62 ; ", "Frequency", 62),
             ("${ns=1;s=Power} 246.5", "${ns=1;s=Power}", 246.5),
+            ("ns=1; s=Power; 247.5", "ns=1; s=Power", 247.5),
         ]
         for set_params, get_params, value in cases:
             self.assertEqual(result("set", set_params), {"value": value}, set_params)

@@ -39,7 +39,7 @@ static void test_set_node_id_forms(void **state) {
     expect_split("ns=3;i=9=456.34", "ns=3;i=9", "456.34");
     expect_split("ns=3;i=9;=456.34", "ns=3;i=9", "456.34");
     expect_split("  ns=3;i=9 ;  456.34 ; ", "ns=3;i=9", "456.34");
-    expect_split("ns=3; i=9; 1", "ns=3; i=9", "1");
+    expect_split("ns=3; i=9; 1", "ns=3;i=9", "1");
     /* without ns= (namespace 0) */
     expect_split("i=2258; 5", "i=2258", "5");
     expect_split("i=2258 5", "i=2258", "5");
@@ -97,6 +97,7 @@ static void test_get_target(void **state) {
     } cases[] = {
         {"ns=3;i=9", "ns=3;i=9"},
         {" ns=3;i=9; ", "ns=3;i=9"},
+        {"ns=3;  i=9", "ns=3;i=9"},
         {"ns=3;i=9;", "ns=3;i=9"},
         {"i=2259", "i=2259"},
         {"temperature", "temperature"},

@@ -61,9 +61,20 @@ static size_t nodeid_prefix(const char *s) {
     return (size_t)(p - s);
 }
 
+/* "ns=3; i=9" -> "ns=3;i=9" (node id text has no spaces; users put one after the ';'). */
+static void squeeze_ns(char *t) {
+    if (!t || strncmp(t, "ns=", 3) != 0) return;
+    char *p = t + 3;
+    while (isdigit((unsigned char)*p)) p++;
+    if (*p != ';' || !isspace((unsigned char)p[1])) return;
+    const char *q = skip_space(p + 1);
+    memmove(p + 1, q, strlen(q) + 1);
+}
+
 char *opcua_get_target(const char *params) {
     if (!params) return NULL;
     char *t = trimmed(params, params + strlen(params));
+    squeeze_ns(t);
     if (t && !*t) {
         free(t);
         return NULL;
@@ -95,6 +106,7 @@ int opcua_set_split(const char *params, char **target, char **value) {
     if (sep == s || v == sep || !*v) return TBGW_EINVAL;
     *target = trimmed(s, sep);
     *value = trimmed(v, v + strlen(v));
+    if (idn) squeeze_ns(*target);
     if (!*target || !*value || !**target || !**value) {
         free(*target);
         free(*value);
