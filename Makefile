@@ -7,7 +7,7 @@ CTEST_ARGS ?= --output-on-failure
 # what `make run` needs: the gateway (and its modules), the demo's plugin connector, the Modbus slave
 DEMO_TARGETS ?= tbgw test_connector bench_modbus_slave
 
-.PHONY: all deps build asan fuzz test test-fast test-asan fuzz-smoke run bench format format-check clean
+.PHONY: all deps build asan fuzz test test-fast test-asan fuzz-smoke run bench package format format-check clean
 
 all: build
 
@@ -45,6 +45,12 @@ run: deps
 	@bash scripts/quiet-build.sh $(BUILD) $(JOBS) $(DEMO_TARGETS)
 	@bash scripts/demo.sh
 
+# The Debian package (a Release build of its own): build-pkg/tbgw_<version>_<arch>.deb
+package: deps
+	@cmake -S . -B build-pkg -DCMAKE_BUILD_TYPE=Release -DTBGW_TESTS=OFF >/dev/null
+	@cmake --build build-pkg -j $(JOBS)
+	@cd build-pkg && cpack -G DEB
+
 bench: build
 	@bash bench/run.sh
 
@@ -56,4 +62,4 @@ format-check: deps
 	if [ -n "$$bad" ]; then echo "not clang-format clean (run 'make format'):"; echo "$$bad"; exit 1; fi
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-pkg
