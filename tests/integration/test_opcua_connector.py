@@ -188,6 +188,10 @@ class OpcuaConnector(GatewayTestCase):
                          {"error": "multiply: argument 1 'a' (Int32): \"x\" expected an integer"})
         self.assertEqual(result(5, "multiply", [1, 2, 3]), {"error": "multiply takes 2 arguments, got 3"})
         self.assertEqual(result(6, "multiply", ["6", 7.0]), {"result": 42})  # integral text and reals fit
+        # by the declared names; a name not given takes the configured argument (b = 4)
+        self.assertEqual(result(61, "multiply", {"b": 3, "a": 5}), {"result": 15})
+        self.assertEqual(result(62, "multiply", {"a": 5}), {"result": 20})
+        self.assertEqual(result(63, "multiply", {"a": 5, "c": 1}), {"error": "multiply has no argument 'c'"})
         self.assertEqual(result(7, "scale", [1000, 0.5]), {"result": 500.0})
         self.assertEqual(result(8, "scale", [-1, 2]),
                          {"error": "scale: argument 1 'raw' (UInt16): -1 out of range (0..65535)"})

@@ -519,6 +519,12 @@ static void test_value_ranks(void **state) {
     v = encode_ok("[1, 2, 3]", fixed);
     tbgw_ua_variant_clear(&v);
     encode_err("[1, 2]", fixed, 0, "argument 1 'xyz' (Double[]): [1,2] expected 3 elements");
+    /* no value (null, or a configured argument without "value") */
+    encode_err("null", arg("a", TBGW_UA_INT32, -1), 0, "argument 1 'a' (Int32): no value");
+    char err[128];
+    tbgw_ua_argument any = arg("x", 24, -2);
+    assert_int_equal(opcua_arg_from_json(NULL, &any, 0, 1, &v, err, sizeof err), TBGW_EINVAL);
+    assert_string_equal(err, "argument 2 'x' (any type): no value");
     /* long values are cut in the message */
     encode_err(
         "\"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghij\"", arg("n", TBGW_UA_INT32, -1), 0,

@@ -402,7 +402,12 @@ int opcua_arg_from_json(const json_t *j, const tbgw_ua_argument *a, uint8_t type
     memset(out, 0, sizeof *out);
     char why[96] = "", vt[48];
     int rc = 0;
-    if (type == 0) return opcua_variant_from_json(j, out); /* abstract or custom type: as JSON says */
+    if (!j || json_is_null(j)) {
+        snprintf(err, errlen, "argument %zu '%s' (%s): no value", index + 1, a->name,
+                 type ? tbgw_ua_type_name(type) : "any type");
+        return TBGW_EINVAL;
+    }
+    if (type == 0) return opcua_variant_from_json(j, out); /* BaseDataType, Number, unknown: as JSON says */
     int want_array = a->value_rank >= 0;
     int is_list = json_is_array(j) && !(type == TBGW_UA_BYTESTRING && a->value_rank == TBGW_UA_RANK_SCALAR);
     if (a->value_rank == TBGW_UA_RANK_ANY || a->value_rank == TBGW_UA_RANK_SCALAR_OR_ONE)

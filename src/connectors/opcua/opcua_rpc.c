@@ -289,19 +289,55 @@ static int untyped_arg(const json_t *conf, const json_t *p, tbgw_ua_variant *out
     return err;
 }
 
-/* Arguments: RPC params (a list, or one value) override the configured ones position by position.
- * With a known signature every value is encoded as its declared argument. On TBGW_EINVAL err says
- * which argument and why. */
-static int build_args(const opcua_rpc_cfg *rc, const json_t *params, const opcua_method_sig *sig,
-                      tbgw_ua_variant **out, size_t *n, char *err, size_t errlen) {
+/* {"a": 7, "b": 8}: values by the declared argument names, the configured ones for names not given.
+ * NULL with err set for a name the method does not declare. */
+static json_t *named_values(const opcua_rpc_cfg *rc, const json_t *params, const opcua_method_sig *sig,
+                            char *err, size_t errlen) {
+    const char *key;
+    const json_t *val;
+    json_object_foreach((json_t *)params, key, val) {
+        size_t i = 0;
+        while (i < sig->n && strcmp(sig->args[i].name, key) != 0) i++;
+        if (i == sig->n) {
+            snprintf(err, errlen, "%s has no argument '%s'", rc->method, key);
+            return NULL;
+        }
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < sig->n; i++) {
+        const json_t *v = json_object_get(params, sig->args[i].name);
+        const json_t *conf = json_array_get(rc->args, i);
+        if (!v) v = json_is_object(conf) ? json_object_get(conf, "value") : conf;
+        json_array_append_new(list, v ? json_incref((json_t *)v) : json_null());
+    }
+    return list;
+}
+
+/* The values given for the method's arguments, as a list (NULL: none given, or a bad name). */
+static json_t *rpc_values(const opcua_rpc_cfg *rc, const json_t *params, const opcua_method_sig *sig,
+                          char *err, size_t errlen) {
+    int typed = sig && sig->known;
+    if (typed && json_is_object(params) && !json_object_get(params, "arguments"))
+        return named_values(rc, params, sig, err, errlen);
     json_t *plist = param_list(params);
-    if (sig && sig->known && sig->n == 1 && sig->args[0].value_rank >= 0 && json_array_size(plist) > 0 &&
+    if (typed && sig->n == 1 && sig->args[0].value_rank >= 0 && json_array_size(plist) > 0 &&
         !json_is_array(json_array_get(plist, 0))) {
         /* one list argument: [1, 2, 3] is that list */
         json_t *wrapped = json_pack("[O]", plist);
         json_decref(plist);
         plist = wrapped;
     }
+    return plist;
+}
+
+/* Arguments: RPC params (a list, or one value) override the configured ones position by position.
+ * With a known signature every value is encoded as its declared argument. On TBGW_EINVAL err says
+ * which argument and why. */
+static int build_args(const opcua_rpc_cfg *rc, const json_t *params, const opcua_method_sig *sig,
+                      tbgw_ua_variant **out, size_t *n, char *err, size_t errlen) {
+    json_t *plist = rpc_values(rc, params, sig, err, errlen);
+    if (!plist && json_is_object(params) && !json_object_get(params, "arguments") && sig && sig->known)
+        return TBGW_EINVAL; /* err names the unknown key */
     size_t np = plist ? json_array_size(plist) : 0, nc = json_array_size(rc->args);
     size_t total = np > nc ? np : nc;
     *n = 0;
