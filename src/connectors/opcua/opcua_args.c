@@ -281,6 +281,31 @@ static int json_bytes(const json_t *j, tbgw_ua_bytes *out) {
     return rc;
 }
 
+/* A Guid ("72962b91-fa75-...") or NodeId ("ns=2;s=X") from text. 0, -1 (not one) or TBGW_ENOMEM. */
+static int id_from_json(const json_t *j, uint8_t type, tbgw_ua_scalar *sc) {
+    const char *s = json_string_value(j);
+    if (!s) return -1;
+    char *text = malloc(strlen(s) + 3);
+    if (!text) return TBGW_ENOMEM;
+    sprintf(text, "%s%s", type == TBGW_UA_GUID ? "g=" : "", s);
+    tbgw_ua_nodeid id = tbgw_ua_nodeid_num(0, 0);
+    int r = tbgw_ua_nodeid_parse(text, &id) == 0 ? 0 : -1;
+    free(text);
+    if (r == 0 && type == TBGW_UA_GUID) memcpy(sc->guid, id.guid, 16);
+    if (r == 0 && type == TBGW_UA_NODEID) {
+        sc->nodeid = calloc(1, sizeof *sc->nodeid);
+        if (!sc->nodeid) {
+            tbgw_ua_nodeid_clear(&id);
+            return TBGW_ENOMEM;
+        }
+        sc->nodeid->id = id;
+        sc->nodeid->ns_uri.len = -1;
+        return 0;
+    }
+    tbgw_ua_nodeid_clear(&id);
+    return r;
+}
+
 static const struct {
     uint8_t type;
     int is_unsigned;
@@ -354,28 +379,10 @@ static int scalar_from_json(const json_t *j, uint8_t type, tbgw_ua_scalar *sc, c
         if (r) snprintf(why, wn, "expected a hex string or a list of byte values");
         break;
     case TBGW_UA_GUID:
-    case TBGW_UA_NODEID: {
-        const char *s = json_string_value(j);
-        char *text = s ? malloc(strlen(s) + 3) : NULL;
-        tbgw_ua_nodeid id = tbgw_ua_nodeid_num(0, 0);
-        if (text) sprintf(text, "%s%s", type == TBGW_UA_GUID ? "g=" : "", s);
-        r = text && tbgw_ua_nodeid_parse(text, &id) == 0 ? 0 : -1;
-        free(text);
-        if (r == 0 && type == TBGW_UA_GUID) memcpy(sc->guid, id.guid, 16);
-        if (r == 0 && type == TBGW_UA_NODEID) {
-            sc->nodeid = calloc(1, sizeof *sc->nodeid);
-            if (!sc->nodeid)
-                r = TBGW_ENOMEM;
-            else {
-                sc->nodeid->id = id;
-                sc->nodeid->ns_uri.len = -1;
-                return 0;
-            }
-        }
-        tbgw_ua_nodeid_clear(&id);
+    case TBGW_UA_NODEID:
+        r = id_from_json(j, type, sc);
         if (r == -1) snprintf(why, wn, type == TBGW_UA_GUID ? "expected a GUID" : "expected a node id");
         break;
-    }
     case TBGW_UA_LOCALIZEDTEXT: {
         const char *s = json_string_value(j);
         sc->lt.locale.len = -1;
