@@ -12,6 +12,8 @@ PKGS=(
   libcmocka-dev libfuzzer-14-dev libclang-rt-14-dev
   libmicrohttpd-dev curl
   dpkg-dev file binutils man-db
+  libstrophe-dev prosody lua-unbound python3-slixmpp
+  libwebsockets-dev python3-websockets
   openssl procps python3 python3-paho-mqtt python3-pymodbus python3-serial-asyncio python3-cryptography
 )
 
