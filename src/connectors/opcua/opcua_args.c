@@ -119,11 +119,13 @@ int opcua_set_split(const char *params, char **target, char **value) {
 /* ------------------------------------------------------------------ JSON -> declared type */
 
 static void value_text(const json_t *j, char *buf, size_t n) {
-    if (json_is_real(j)) { /* the shortest text that reads back as the same double */
-        for (int prec = 1; prec <= 17; prec++) {
-            snprintf(buf, n, "%.*g", prec, json_real_value(j));
-            if (strtod(buf, NULL) == json_real_value(j)) break;
-        }
+    if (json_is_real(j)) { /* as the gateway writes doubles: shortest round-trip text */
+        tbgw_buf b;
+        tbgw_buf_init(&b);
+        tbgw_value tv = {.type = TBGW_V_DOUBLE, .u.d = json_real_value(j)};
+        tbgw_buf_json_value(&b, &tv);
+        snprintf(buf, n, "%s", b.oom ? "?" : tbgw_buf_cstr(&b));
+        tbgw_buf_free(&b);
         return;
     }
     char *t = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
