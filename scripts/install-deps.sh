@@ -12,6 +12,7 @@ PKGS=(
   libcmocka-dev libfuzzer-14-dev libclang-rt-14-dev
   libmicrohttpd-dev curl
   openssl procps python3 python3-paho-mqtt python3-pymodbus python3-serial-asyncio
+  knxd knxd-tools
 )
 
 # Node.js runs the npm-based test peers (node-opcua); the image may already ship a newer node.

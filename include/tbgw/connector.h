@@ -114,6 +114,10 @@ struct tbgw_host {
     void (*stat_add)(const tbgw_host *h, tbgw_stat stat, uint64_t n);
     void (*set_state)(const tbgw_host *h, tbgw_conn_state state, const char *error_text);
     void *core; /* private to the core */
+    /* Where a value of this connector's configuration file is, for messages about entries a connector
+     * reports and skips: writes "file:line:col" for a dotted path such as "devices[0].attributes[2].type"
+     * (the closest existing parent when the path is absent). May be NULL (then write the path only). */
+    void (*config_where)(const tbgw_host *h, const char *dotted, char *out, size_t cap);
 };
 
 #ifdef __cplusplus

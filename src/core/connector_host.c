@@ -170,6 +170,17 @@ static void h_set_state(const tbgw_host *h, tbgw_conn_state state, const char *e
     pthread_mutex_unlock(&ci->mu);
 }
 
+static void h_config_where(const tbgw_host *h, const char *dotted, char *out, size_t cap) {
+    const tbgw_doc *d = CI(h)->entry ? CI(h)->entry->doc : NULL;
+    int line = 0, col = 0;
+    if (!d) {
+        snprintf(out, cap, "%s", dotted);
+        return;
+    }
+    tbgw_doc_locate(d, dotted, &line, &col);
+    snprintf(out, cap, "%s:%d:%d", d->path ? d->path : "?", line, col);
+}
+
 const char *tbgw_conn_state_name(tbgw_conn_state st) {
     static const char *const names[] = {"STOPPED", "STARTING", "CONNECTED", "DISCONNECTED", "FAILED"};
     return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "UNKNOWN";
@@ -278,6 +289,7 @@ conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char
     h->stat_add = h_stat_add;
     h->set_state = h_set_state;
     h->core = ci;
+    h->config_where = h_config_where;
     int rc = ops->create(h, e->doc->root, &ci->self, err);
     if (rc) {
         if (err->code == 0) tbgw_err_set(err, rc, "invalid configuration");
