@@ -1,5 +1,6 @@
 /* DPT codecs: group value <-> tbgw/JSON values (see knx_dpt.h). */
 #include <ctype.h>
+#include <float.h>
 #include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
@@ -461,8 +462,8 @@ static int enc_numeric(const knx_dpt *d, const json_t *v, knx_payload *out, char
         return 0;
     }
     case K_F32: {
+        if (fabs(n) > FLT_MAX) return fail(err, cap, "%s", rng);
         float f = (float)n;
-        if (!isfinite(f)) return fail(err, cap, "%s", rng);
         uint32_t u;
         memcpy(&u, &f, sizeof u);
         put_be(out, u, 4);
