@@ -176,6 +176,10 @@ int knx_frame_parse(const uint8_t *p, size_t len, knx_frame *out) {
     switch (h.service) {
     case KNX_SEARCH_REQ:
     case KNX_DESCRIPTION_REQ: return parse_hpai(b, n, &out->hpai);
+    case KNX_CONNECT_REQ: /* control HPAI, data HPAI, CRI */
+        if (parse_hpai(b, n, &out->hpai) < 0 || n < 18 || b[8] != 8 || b[16] < 2 || (size_t)b[16] > n - 16)
+            return TBGW_EPROTO;
+        return 0;
     case KNX_SEARCH_RES:
         if (parse_hpai(b, n, &out->hpai) < 0) return TBGW_EPROTO;
         return parse_dibs(b + 8, n - 8, out);

@@ -1,0 +1,323 @@
+/* The KNXnet/IP tunnelling client against a scripted gateway on a loopback UDP socket, on an injected
+ * clock: connect, ACK repeat after 1 s, confirmation before the next request, sequence counters both
+ * ways (repeats acknowledged but not delivered twice), heartbeat, loss after a second missing ACK,
+ * reconnect, gateway-initiated disconnect, search. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <tbgw/err.h>
+#include <unistd.h>
+
+#include "proto/knx/knx_client.h"
+
+typedef struct peer {
+    int fd;
+    uint16_t port;
+    struct sockaddr_in client; /* where the last datagram came from */
+} peer;
+
+typedef struct rec {
+    int telegrams, sent_ok, sent_fail, ups, downs;
+    knx_ldata last;
+    uint64_t last_tag;
+} rec;
+
+static void on_telegram(void *ud, const knx_ldata *ld) {
+    rec *r = ud;
+    r->telegrams++;
+    r->last = *ld;
+}
+static void on_sent(void *ud, uint64_t tag, int ok, const char *why) {
+    rec *r = ud;
+    (void)why;
+    if (ok)
+        r->sent_ok++;
+    else
+        r->sent_fail++;
+    r->last_tag = tag;
+}
+static void on_state(void *ud, int up, const char *why) {
+    rec *r = ud;
+    (void)why;
+    if (up)
+        r->ups++;
+    else
+        r->downs++;
+}
+
+static void peer_open(peer *p) {
+    p->fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(p->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t sl = sizeof sa;
+    getsockname(p->fd, (struct sockaddr *)&sa, &sl);
+    p->port = ntohs(sa.sin_port);
+}
+
+/* The next datagram within 500 ms, parsed; its service must be want (0 = expect none). */
+static int peer_recv(peer *p, uint16_t want, knx_frame *f, uint8_t *buf, size_t cap) {
+    struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+    if (poll(&pfd, 1, want ? 500 : 50) <= 0) {
+        if (want) fail_msg("peer: no datagram, wanted %s", knx_service_name(want));
+        return 0;
+    }
+    socklen_t sl = sizeof p->client;
+    ssize_t n = recvfrom(p->fd, buf, cap, 0, (struct sockaddr *)&p->client, &sl);
+    assert_true(n > 0);
+    assert_int_equal(knx_frame_parse(buf, (size_t)n, f), 0);
+    if (!want) fail_msg("peer: unexpected %s", knx_service_name(f->service));
+    assert_int_equal(f->service, want);
+    return (int)n;
+}
+
+static void peer_send(peer *p, const uint8_t *b, size_t n) {
+    assert_int_equal(sendto(p->fd, b, n, 0, (struct sockaddr *)&p->client, sizeof p->client), (ssize_t)n);
+}
+
+static void send_connect_res(peer *p, uint8_t channel) {
+    const uint8_t r[] = {0x06, 0x10, 0x02, 0x06, 0x00, 0x14, channel, 0x00, 0x08, 0x01,
+                         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x04, 0x11, 0x0A};
+    peer_send(p, r, sizeof r);
+}
+
+static void send_tunnel(peer *p, uint8_t channel, uint8_t seq, const uint8_t *cemi, size_t n) {
+    uint8_t b[64];
+    int len = knx_enc_tunnel_req(b, sizeof b, channel, seq, cemi, n);
+    peer_send(p, b, (size_t)len);
+}
+
+static knx_client *connect_client(peer *p, rec *r, int64_t *now) {
+    knx_client_cfg cfg = {.gw_ip = INADDR_LOOPBACK, .gw_port = p->port, .local_ip = INADDR_LOOPBACK,
+                          .heartbeat_ms = 60000, .reconnect_base_ms = 100, .reconnect_cap_ms = 100};
+    knx_client_cb cb = {r, on_telegram, on_sent, on_state};
+    knx_client *c = knx_client_new(&cfg, &cb, tbgw_logger_get("test.knx"));
+    assert_non_null(c);
+    knx_client_step(c, *now);
+    knx_frame f;
+    uint8_t b[128];
+    peer_recv(p, KNX_CONNECT_REQ, &f, b, sizeof b);
+    assert_int_equal(f.hpai.ip, INADDR_LOOPBACK); /* our control endpoint */
+    send_connect_res(p, 7);
+    usleep(2000);
+    knx_client_step(c, ++*now);
+    assert_true(knx_client_connected(c));
+    assert_int_equal(knx_client_address(c), 0x110A);
+    return c;
+}
+
+static void test_request_ack_repeat_confirm(void **st) {
+    (void)st;
+    peer p;
+    peer_open(&p);
+    rec r = {0};
+    int64_t now = 1000;
+    knx_client *c = connect_client(&p, &r, &now);
+    assert_int_equal(r.ups, 1);
+    knx_payload v = {.small = 1, .data = {1}};
+    assert_int_equal(knx_client_send(c, 0x0806, KNX_APCI_WRITE, &v, 42), 0);
+    assert_int_equal(knx_client_send(c, 0x0807, KNX_APCI_READ, NULL, 43), 0);
+    knx_client_step(c, now);
+    knx_frame f;
+    uint8_t b[128];
+    peer_recv(&p, KNX_TUNNEL_REQ, &f, b, sizeof b);
+    assert_int_equal(f.channel, 7);
+    assert_int_equal(f.seq, 0);
+    /* no ACK: nothing before 1 s, the same request repeated after it, and only one request in flight */
+    knx_client_step(c, now + 999);
+    peer_recv(&p, 0, &f, b, sizeof b);
+    knx_client_step(c, now + 1000);
+    peer_recv(&p, KNX_TUNNEL_REQ, &f, b, sizeof b);
+    assert_int_equal(f.seq, 0);
+    now += 1000;
+    uint8_t ack[16];
+    peer_send(&p, ack, (size_t)knx_enc_tunnel_ack(ack, sizeof ack, 7, 0, 0));
+    usleep(2000);
+    knx_client_step(c, ++now);
+    peer_recv(&p, 0, &f, b, sizeof b); /* the read waits for the confirmation of the write */
+    assert_int_equal(r.sent_ok, 0);
+    const uint8_t con[] = {0x2E, 0x00, 0xBC, 0xE0, 0x11, 0x0A, 0x08, 0x06, 0x01, 0x00, 0x81};
+    send_tunnel(&p, 7, 0, con, sizeof con);
+    usleep(2000);
+    knx_client_step(c, ++now);
+    peer_recv(&p, KNX_TUNNEL_ACK, &f, b, sizeof b); /* our ACK of the confirmation */
+    assert_int_equal(f.seq, 0);
+    assert_int_equal(r.sent_ok, 1);
+    assert_int_equal(r.last_tag, 42);
+    peer_recv(&p, KNX_TUNNEL_REQ, &f, b, sizeof b); /* now the read, with the next sequence number */
+    assert_int_equal(f.seq, 1);
+    knx_ldata ld;
+    assert_int_equal(knx_cemi_parse(f.cemi, f.cemi_len, &ld), 0);
+    assert_int_equal(ld.dst, 0x0807);
+    assert_int_equal(ld.apci, KNX_APCI_READ);
+    peer_send(&p, ack, (size_t)knx_enc_tunnel_ack(ack, sizeof ack, 7, 1, 0));
+    /* a confirmation with the error bit fails the request */
+    const uint8_t nak[] = {0x2E, 0x00, 0xBD, 0xE0, 0x11, 0x0A, 0x08, 0x07, 0x01, 0x00, 0x00};
+    send_tunnel(&p, 7, 1, nak, sizeof nak);
+    usleep(2000);
+    knx_client_step(c, ++now);
+    peer_recv(&p, KNX_TUNNEL_ACK, &f, b, sizeof b);
+    assert_int_equal(r.sent_fail, 1);
+    assert_int_equal(r.last_tag, 43);
+    knx_client_free(c);
+    peer_recv(&p, KNX_DISCONNECT_REQ, &f, b, sizeof b);
+    close(p.fd);
+}
+
+static void test_incoming_sequence_and_loss(void **st) {
+    (void)st;
+    peer p;
+    peer_open(&p);
+    rec r = {0};
+    int64_t now = 1000;
+    knx_client *c = connect_client(&p, &r, &now);
+    knx_frame f;
+    uint8_t b[128];
+    const uint8_t ind[] = {0x29, 0x00, 0xBC, 0xE0, 0x11, 0x05, 0x08, 0x06, 0x03, 0x00, 0x80, 0x0C, 0x33};
+    send_tunnel(&p, 7, 0, ind, sizeof ind);
+    send_tunnel(&p, 7, 0, ind, sizeof ind); /* a repeat: ACKed again, not delivered again */
+    send_tunnel(&p, 7, 5, ind, sizeof ind); /* out of sequence: dropped */
+    send_tunnel(&p, 9, 1, ind, sizeof ind); /* another channel: dropped */
+    const uint8_t junk[] = {0x06, 0x10, 0x04, 0x20, 0x00, 0x0A, 0x04, 0x07};
+    peer_send(&p, junk, sizeof junk);
+    usleep(2000);
+    knx_client_step(c, ++now);
+    peer_recv(&p, KNX_TUNNEL_ACK, &f, b, sizeof b);
+    assert_int_equal(f.seq, 0);
+    peer_recv(&p, KNX_TUNNEL_ACK, &f, b, sizeof b);
+    assert_int_equal(f.seq, 0);
+    peer_recv(&p, 0, &f, b, sizeof b);
+    assert_int_equal(r.telegrams, 1);
+    assert_int_equal(r.last.dst, 0x0806);
+    assert_int_equal(r.last.value.len, 2);
+    knx_client_stats s;
+    knx_client_get_stats(c, &s);
+    assert_int_equal(s.frames_bad, 1);
+    send_tunnel(&p, 7, 1, ind, sizeof ind);
+    usleep(2000);
+    knx_client_step(c, ++now);
+    peer_recv(&p, KNX_TUNNEL_ACK, &f, b, sizeof b);
+    assert_int_equal(r.telegrams, 2);
+    /* heartbeat after 60 s, answered */
+    knx_client_step(c, now + 60000);
+    peer_recv(&p, KNX_CONNSTATE_REQ, &f, b, sizeof b);
+    assert_int_equal(f.channel, 7);
+    const uint8_t csr[] = {0x06, 0x10, 0x02, 0x08, 0x00, 0x08, 0x07, 0x00};
+    peer_send(&p, csr, sizeof csr);
+    now += 60000;
+    usleep(2000);
+    knx_client_step(c, ++now);
+    assert_true(knx_client_connected(c));
+    /* a request never acknowledged: repeated once, then the tunnel is lost and the request fails */
+    assert_int_equal(knx_client_send(c, 0x0806, KNX_APCI_READ, NULL, 7), 0);
+    knx_client_step(c, now);
+    peer_recv(&p, KNX_TUNNEL_REQ, &f, b, sizeof b);
+    knx_client_step(c, now + 1000);
+    peer_recv(&p, KNX_TUNNEL_REQ, &f, b, sizeof b);
+    knx_client_step(c, now + 2000);
+    assert_false(knx_client_connected(c));
+    assert_int_equal(r.downs, 1);
+    assert_int_equal(r.sent_fail, 1);
+    assert_int_equal(knx_client_send(c, 0x0806, KNX_APCI_READ, NULL, 8), TBGW_EAGAIN);
+    /* reconnect after the backoff (100 ms cap) */
+    knx_client_step(c, now + 2100);
+    peer_recv(&p, KNX_CONNECT_REQ, &f, b, sizeof b);
+    send_connect_res(&p, 8);
+    usleep(2000);
+    knx_client_step(c, now + 2101);
+    assert_true(knx_client_connected(c));
+    assert_int_equal(r.ups, 2);
+    /* the gateway closes the tunnel */
+    const uint8_t dreq[] = {0x06, 0x10, 0x02, 0x09, 0x00, 0x10, 0x08, 0x00, 0x08, 0x01, 127, 0, 0, 1, 0x0E, 0x57};
+    peer_send(&p, dreq, sizeof dreq);
+    usleep(2000);
+    knx_client_step(c, now + 2102);
+    peer_recv(&p, KNX_DISCONNECT_RES, &f, b, sizeof b);
+    assert_int_equal(r.downs, 2);
+    knx_client_free(c);
+    close(p.fd);
+}
+
+static void test_heartbeat_unanswered_and_refused(void **st) {
+    (void)st;
+    peer p;
+    peer_open(&p);
+    rec r = {0};
+    int64_t now = 1000;
+    knx_client *c = connect_client(&p, &r, &now);
+    knx_frame f;
+    uint8_t b[128];
+    /* three unanswered connection state requests (10 s each) end the tunnel */
+    int64_t t = now + 60000;
+    for (int i = 0; i < 3; i++) {
+        knx_client_step(c, t);
+        peer_recv(&p, KNX_CONNSTATE_REQ, &f, b, sizeof b);
+        t += 10000;
+    }
+    knx_client_step(c, t);
+    assert_false(knx_client_connected(c));
+    /* a refused CONNECT_REQUEST: retried after the backoff */
+    knx_client_step(c, t + 100);
+    peer_recv(&p, KNX_CONNECT_REQ, &f, b, sizeof b);
+    const uint8_t refused[] = {0x06, 0x10, 0x02, 0x06, 0x00, 0x08, 0x00, 0x24};
+    peer_send(&p, refused, sizeof refused);
+    usleep(2000);
+    knx_client_step(c, t + 101);
+    assert_false(knx_client_connected(c));
+    knx_client_step(c, t + 300);
+    peer_recv(&p, KNX_CONNECT_REQ, &f, b, sizeof b);
+    knx_client_free(c);
+    close(p.fd);
+}
+
+static void test_search(void **st) {
+    (void)st;
+    peer p;
+    peer_open(&p);
+    rec r = {0};
+    /* the search target is the peer (a unicast "multicast group"), no gateway configured */
+    knx_client_cfg cfg = {.mcast_ip = INADDR_LOOPBACK, .mcast_port = p.port, .local_ip = INADDR_LOOPBACK,
+                          .search_ms = 1000, .search_stop_on_found = 1};
+    knx_client_cb cb = {&r, on_telegram, on_sent, on_state};
+    knx_client *c = knx_client_new(&cfg, &cb, tbgw_logger_get("test.knx"));
+    knx_client_step(c, 0);
+    knx_frame f;
+    uint8_t b[128];
+    peer_recv(&p, KNX_SEARCH_REQ, &f, b, sizeof b);
+    uint8_t res[6 + 8 + 54] = {0x06, 0x10, 0x02, 0x02, 0x00, sizeof res, 0x08, 0x01, 127, 0, 0, 1};
+    res[12] = (uint8_t)(p.port >> 8);
+    res[13] = (uint8_t)p.port;
+    res[14] = 54;
+    res[15] = 1;
+    memcpy(res + 14 + 24, "peer", 4);
+    peer_send(&p, res, sizeof res);
+    usleep(2000);
+    knx_client_step(c, 1);
+    knx_client_step(c, 2);
+    peer_recv(&p, KNX_CONNECT_REQ, &f, b, sizeof b);
+    send_connect_res(&p, 3);
+    usleep(2000);
+    knx_client_step(c, 3);
+    assert_true(knx_client_connected(c));
+    knx_client_stats s;
+    knx_client_get_stats(c, &s);
+    assert_int_equal(s.search_found, 1);
+    knx_client_free(c);
+    close(p.fd);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_request_ack_repeat_confirm),
+        cmocka_unit_test(test_incoming_sequence_and_loss),
+        cmocka_unit_test(test_heartbeat_unanswered_and_refused),
+        cmocka_unit_test(test_search),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
