@@ -142,11 +142,12 @@ static int parse_client(kx *k, const json_t *c, tbgw_err *err) {
         return tbgw_err_set(err, TBGW_EINVAL, "client.individualAddress: expected \"area.line.device\" like 1.0.10");
     if (!ia) cc->individual = 0xFF01; /* 15.15.1 */
     double d;
+    d = 0;
     if (get_num(c, "rateLimit", &d) < 0 || d < 0) return tbgw_err_set(err, TBGW_EINVAL, "client.rateLimit: expected >= 0");
-    cc->min_interval_ms = d > 0 ? (int64_t)ceil(1000.0 / d) : 0;
+    cc->min_interval_ms = d > 0 ? (int64_t)ceil(1000.0 / (d < 0.001 ? 0.001 : d)) : 0;
     d = 3;
-    if (get_num(c, "autoReconnectWait", &d) < 0 || d < 0)
-        return tbgw_err_set(err, TBGW_EINVAL, "client.autoReconnectWait: expected seconds >= 0");
+    if (get_num(c, "autoReconnectWait", &d) < 0 || d < 0 || d > 86400)
+        return tbgw_err_set(err, TBGW_EINVAL, "client.autoReconnectWait: expected seconds 0..86400");
     cc->reconnect_base_ms = d > 0 ? (int64_t)(d * 1000) : 100;
     cc->reconnect_cap_ms = cc->reconnect_base_ms * 8 > 30000 ? cc->reconnect_base_ms * 8 : 30000;
     if (!get_bool(c, "autoReconnect", 1))
@@ -157,8 +158,8 @@ static int parse_client(kx *k, const json_t *c, tbgw_err *err) {
     if (json_is_object(gs) && get_bool(gs, "enabled", 0)) {
         cc->search = 1;
         d = 3;
-        if (get_num(gs, "scanPeriod", &d) < 0 || d <= 0)
-            return tbgw_err_set(err, TBGW_EINVAL, "client.gatewaysScanner.scanPeriod: expected seconds > 0");
+        if (get_num(gs, "scanPeriod", &d) < 0 || d <= 0 || d > 3600)
+            return tbgw_err_set(err, TBGW_EINVAL, "client.gatewaysScanner.scanPeriod: expected seconds 0..3600");
         cc->search_ms = (int64_t)(d * 1000);
         cc->search_stop_on_found = get_bool(gs, "stopOnFound", 0);
     }
@@ -281,7 +282,7 @@ static int parse_device(kx *k, kx_device *dv, const json_t *o, const char *path,
     snprintf(p, sizeof p, "%s.deviceInfo", path);
     if (parse_device_info(k, dv, json_object_get(o, "deviceInfo"), p, err) < 0) return TBGW_EINVAL;
     double d = 10000;
-    if (get_num(o, "pollPeriod", &d) < 0 || d < 0)
+    if (get_num(o, "pollPeriod", &d) < 0 || d < 0 || d > 1e12)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.pollPeriod: expected milliseconds >= 0", path);
     dv->poll_ms = d >= 10 ? (int64_t)d : 10;
     if (tbgw_rs_parse_in(json_object_get(o, "reportStrategy"), path, &dv->rs, err) < 0) return TBGW_EINVAL;

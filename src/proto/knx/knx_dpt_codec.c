@@ -30,6 +30,7 @@ static int f16_encode(double v, uint16_t *out) {
         double m = nearbyint(x / (double)(1 << e));
         if (m >= -2048 && m <= 2047) {
             int mi = (int)m;
+            if (e == 15 && mi == 2047) return -1; /* 0x7FFF means "invalid data" */
             uint16_t r = (uint16_t)((e << 11) | (mi & 0x7FF));
             if (mi < 0) r |= 0x8000;
             *out = r;
@@ -341,7 +342,9 @@ static int parse_ints(const char *s, const char *fmt_sep, int *a, int n) {
     while (got < n) {
         char *end;
         if (!isdigit((unsigned char)*p)) return -1;
-        a[got++] = (int)strtol(p, &end, 10);
+        long x = strtol(p, &end, 10);
+        if (end - p > 4) return -1;
+        a[got++] = (int)x;
         p = end;
         if (got < n) {
             if (!*p) break;

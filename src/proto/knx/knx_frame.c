@@ -331,8 +331,12 @@ int knx_cemi_parse(const uint8_t *p, size_t len, knx_ldata *out) {
         out->apci = 0xFFFF;
         return 0;
     }
+    if ((t[0] & 0xFC) != 0) { /* numbered/connection-oriented transport data: not a group value */
+        out->apci = 0xFFFF;
+        return 0;
+    }
     out->apci = (uint16_t)(((t[0] & 0x03) << 8) | t[1]);
-    if ((t[0] & 0xFC) == 0 && (out->apci & 0x3C0) <= KNX_APCI_WRITE) {
+    if ((out->apci & 0x3C0) <= KNX_APCI_WRITE) {
         out->apci &= 0x3C0; /* group value services carry 6 data bits in the low APCI bits */
         if (npdu == 1) {
             out->value.small = 1;
