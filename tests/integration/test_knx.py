@@ -44,7 +44,6 @@ class KnxTest(GatewayTestCase):
         cfg = reference_config()
         cfg["client"]["gatewayIP"] = "127.0.0.1"
         cfg["client"]["gatewayPort"] = self.knxd.udp_port
-        cfg["client"]["localPort"] = 0
         cfg["client"].update(client)
         return cfg
 
@@ -73,7 +72,6 @@ class KnxTest(GatewayTestCase):
         self.bus.answers.update({"1/0/5": [0x00, 0x40] + name14("Hall"), "1/0/6": [0x00, 0x40, 0x0C, 0x33],
                                  "1/0/7": [0x00, 0x40] + dpt9(44.0)})
         cfg = self.tunnel_config()
-        cfg["devices"][0]["pollPeriod"] = 1000
         gw = self.gateway(connectors=[self.connector(cfg)]).start()
         attrs = wait_for(lambda: self.platform.attributes().get("Device Hall"), 15, what="attributes of Device Hall")
         self.assertEqual(attrs["temperature"], 21.5)
@@ -184,6 +182,27 @@ class KnxTest(GatewayTestCase):
         wait_for(lambda: any(v.get("humidity") == 20.5 for _, _, v in self.platform.telemetry("Device Hall")), 30,
                  what="humidity after knxd restart")
         self.assertGreaterEqual(gw.log().count("tunnel to 127.0.0.1:%d open" % self.knxd.udp_port), 2)
+        self.assertEqual(gw.stop(), 0)
+
+    def test_routing(self):
+        """ROUTING: telegrams go out as ROUTING_INDICATION on the multicast group (on lo) to knxd, which
+        routes them to the bus; the bus device's responses and knxtool's writes come back the same way."""
+        self.bus.answers.update({"1/0/6": [0x00, 0x40, 0x0C, 0x33]})
+        cfg = {"client": {"type": "ROUTING", "multicastGroup": "224.0.23.12", "multicastPort": self.knxd.udp_port,
+                          "localIp": "127.0.0.1", "individualAddress": "1.0.10"},
+               "devices": [{"deviceInfo": {"deviceNameExpression": "Routed"}, "pollPeriod": 1000,
+                            "timeseries": [{"key": "t", "groupAddress": "1/0/6", "type": "temperature"},
+                                           {"key": "sw", "groupAddress": "1/0/1", "type": "switch"}]}],
+               "attributeUpdates": [{"deviceNameFilter": ".*", "key": "level", "groupAddress": "1/0/9",
+                                     "dataType": "percentU8"}]}
+        gw = self.gateway(connectors=[self.connector(cfg)]).start()
+        self.assertEqual(self.latest_ts("Routed", "t"), 21.5)
+        knxtool("groupswrite", self.knxd.url, "1/0/1", "1")
+        self.assertIs(self.latest_ts("Routed", "sw"), True)
+        self.platform.publish("v1/gateway/attributes", {"device": "Routed", "data": {"level": 7}})
+        wait_for(lambda: [w for w in self.bus.writes("1/0/9") if w[0] == 0x100A and w[3] == [7]], 10,
+                 what="routed write from 1.0.10")
+        gw.wait_log("knx: routing on 224.0.23.12:%d" % self.knxd.udp_port)
         self.assertEqual(gw.stop(), 0)
 
     def test_gateway_search_without_address(self):
