@@ -1,8 +1,8 @@
 /* A fast KNXnet/IP tunnelling server for the KNX benchmark (bench/knx_bench.py): accepts one tunnel and
- * pushes GroupValueWrite indications (DPT 9, 21.5) to n group addresses (0x0800 + i: 1/0/0 ...) as TUNNELING_REQUESTs,
- * each after the client acknowledged the previous one (the standard's window of one), at up to `rate`
- * per second (0 = as fast as the ACKs come). Requests of the client are acknowledged and confirmed
- * (L_Data.con), connection state requests answered. knxd paces its dummy bus like a TP1 line (about
+ * pushes GroupValueWrite indications (DPT 9, 21.5) to n group addresses (0x0800 + i: 1/0/0 ...) as
+ * TUNNELING_REQUESTs, each after the client acknowledged the previous one (the standard's window of one), at
+ * up to `rate` per second (0 = as fast as the ACKs come). Requests of the client are acknowledged and
+ * confirmed (L_Data.con), connection state requests answered. knxd paces its dummy bus like a TP1 line (about
  * 50 telegrams/s), so this peer measures the gateway rather than the bus.
  * usage: bench_knx_peer port addresses rate seconds   (prints one JSON line when done) */
 #include <arpa/inet.h>
@@ -47,7 +47,7 @@ static void on_datagram(peer *p, const uint8_t *d, size_t n) {
     if (knx_frame_parse(d, n, &f) != 0) return;
     if (f.service == KNX_CONNECT_REQ) {
         const uint8_t r[] = {0x06, 0x10, 0x02, 0x06, 0x00, 0x14, 0x01, 0x00, 0x08, 0x01,
-                             0, 0, 0, 0, 0, 0, 0x04, 0x04, 0x11, 0xFF};
+                             0,    0,    0,    0,    0,    0,    0x04, 0x04, 0x11, 0xFF};
         tx(p, r, sizeof r);
         p->up = 1;
         p->seq_out = p->seq_in = 0;
@@ -69,7 +69,9 @@ static void on_datagram(peer *p, const uint8_t *d, size_t n) {
         con[0] = KNX_CEMI_LDATA_CON;
         /* the confirmation goes out with our own sequence; it is acknowledged like the pushes */
         if (!p->waiting_ack) {
-            tx(p, b, knx_enc_tunnel_req(b, sizeof b, 1, p->seq_out, con, f.cemi_len < sizeof con ? f.cemi_len : sizeof con));
+            tx(p, b,
+               knx_enc_tunnel_req(b, sizeof b, 1, p->seq_out, con,
+                                  f.cemi_len < sizeof con ? f.cemi_len : sizeof con));
             p->waiting_ack = 1;
             p->sent_at = tbgw_mono_ms();
             p->sent--; /* not a push */
@@ -87,7 +89,8 @@ int main(int argc, char **argv) {
     double rate = atof(argv[3]), seconds = atof(argv[4]);
     if (naddr < 1) naddr = 1;
     p.fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1])),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)atoi(argv[1])),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (bind(p.fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
         perror("bind");

@@ -69,15 +69,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             tbgw_connector_knx.on_attribute_update(self, &u);
         } else {
             const char *method = json_string_value(json_object_get(in, "method"));
-            tbgw_rpc_req r = {.handle = 1, .device = device, .id = 1, .method = method ? method : "get",
-                              .params = json_object_get(in, "params"), .timeout_ms = 5000};
+            tbgw_rpc_req r = {.handle = 1,
+                              .device = device,
+                              .id = 1,
+                              .method = method ? method : "get",
+                              .params = json_object_get(in, "params"),
+                              .timeout_ms = 5000};
             replies = 0;
             tbgw_connector_knx.on_rpc(self, &r);
             kx_rpc_fail_all(k, "fuzz");
             if (replies != 1) __builtin_trap();
         }
     } else if (size >= 3) { /* a telegram for one of the listened addresses */
-        knx_ldata ld = {.code = KNX_CEMI_LDATA_IND, .group = 1, .dst = (uint16_t)(0x0805 + data[0] % 3),
+        knx_ldata ld = {.code = KNX_CEMI_LDATA_IND,
+                        .group = 1,
+                        .dst = (uint16_t)(0x0805 + data[0] % 3),
                         .apci = (data[1] & 1) ? KNX_APCI_WRITE : KNX_APCI_RESPONSE};
         ld.value.small = (data[1] & 2) ? 1 : 0;
         ld.value.data[0] = data[2];

@@ -28,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (j) {
         char err[160];
         knx_payload e;
-        if (knx_dpt_encode(d, j, &e, err, sizeof err) == 0 && knx_dpt_decode(d, &e, &v, text, sizeof text) != 0)
+        if (knx_dpt_encode(d, j, &e, err, sizeof err) == 0 &&
+            knx_dpt_decode(d, &e, &v, text, sizeof text) != 0)
             __builtin_trap();
         json_decref(j);
     }

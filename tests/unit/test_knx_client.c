@@ -83,7 +83,7 @@ static void peer_send(peer *p, const uint8_t *b, size_t n) {
 
 static void send_connect_res(peer *p, uint8_t channel) {
     const uint8_t r[] = {0x06, 0x10, 0x02, 0x06, 0x00, 0x14, channel, 0x00, 0x08, 0x01,
-                         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x04, 0x11, 0x0A};
+                         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04,    0x04, 0x11, 0x0A};
     peer_send(p, r, sizeof r);
 }
 
@@ -94,8 +94,12 @@ static void send_tunnel(peer *p, uint8_t channel, uint8_t seq, const uint8_t *ce
 }
 
 static knx_client *connect_client(peer *p, rec *r, int64_t *now) {
-    knx_client_cfg cfg = {.gw_ip = INADDR_LOOPBACK, .gw_port = p->port, .local_ip = INADDR_LOOPBACK,
-                          .heartbeat_ms = 60000, .reconnect_base_ms = 100, .reconnect_cap_ms = 100};
+    knx_client_cfg cfg = {.gw_ip = INADDR_LOOPBACK,
+                          .gw_port = p->port,
+                          .local_ip = INADDR_LOOPBACK,
+                          .heartbeat_ms = 60000,
+                          .reconnect_base_ms = 100,
+                          .reconnect_cap_ms = 100};
     knx_client_cb cb = {r, on_telegram, on_sent, on_state};
     knx_client *c = knx_client_new(&cfg, &cb, tbgw_logger_get("test.knx"));
     assert_non_null(c);
@@ -234,7 +238,8 @@ static void test_incoming_sequence_and_loss(void **st) {
     assert_true(knx_client_connected(c));
     assert_int_equal(r.ups, 2);
     /* the gateway closes the tunnel */
-    const uint8_t dreq[] = {0x06, 0x10, 0x02, 0x09, 0x00, 0x10, 0x08, 0x00, 0x08, 0x01, 127, 0, 0, 1, 0x0E, 0x57};
+    const uint8_t dreq[] = {0x06, 0x10, 0x02, 0x09, 0x00, 0x10, 0x08, 0x00,
+                            0x08, 0x01, 127,  0,    0,    1,    0x0E, 0x57};
     peer_send(&p, dreq, sizeof dreq);
     usleep(2000);
     knx_client_step(c, now + 2102);
@@ -282,8 +287,11 @@ static void test_search(void **st) {
     peer_open(&p);
     rec r = {0};
     /* the search target is the peer (a unicast "multicast group"), no gateway configured */
-    knx_client_cfg cfg = {.mcast_ip = INADDR_LOOPBACK, .mcast_port = p.port, .local_ip = INADDR_LOOPBACK,
-                          .search_ms = 1000, .search_stop_on_found = 1};
+    knx_client_cfg cfg = {.mcast_ip = INADDR_LOOPBACK,
+                          .mcast_port = p.port,
+                          .local_ip = INADDR_LOOPBACK,
+                          .search_ms = 1000,
+                          .search_stop_on_found = 1};
     knx_client_cb cb = {&r, on_telegram, on_sent, on_state};
     knx_client *c = knx_client_new(&cfg, &cb, tbgw_logger_get("test.knx"));
     knx_client_step(c, 0);

@@ -93,7 +93,8 @@ static void test_lookup(void **st) {
     assert_string_equal(knx_dpt_suggest("temprature"), "temperature");
     assert_null(knx_dpt_suggest("completely_different"));
     /* every table entry round-trips through its own number or name */
-    for (size_t i = 0; i < knx_dpt_count(); i++) assert_ptr_equal(knx_dpt_find(knx_dpt_name(knx_dpt_at(i))), knx_dpt_at(i));
+    for (size_t i = 0; i < knx_dpt_count(); i++)
+        assert_ptr_equal(knx_dpt_find(knx_dpt_name(knx_dpt_at(i))), knx_dpt_at(i));
 }
 
 static void test_dpt1_2_3(void **st) {
@@ -175,8 +176,8 @@ static void test_dpt9_float16(void **st) {
         double v;
         uint8_t hi, lo;
     } tab[] = {
-        {0.0, 0x00, 0x00},    {0.01, 0x00, 0x01},   {-0.01, 0x87, 0xFF},   {20.47, 0x07, 0xFF},
-        {20.48, 0x0C, 0x00},  {21.5, 0x0C, 0x33},   {-30.0, 0x8A, 0x24},   {-671088.64, 0xF8, 0x00},
+        {0.0, 0x00, 0x00},       {0.01, 0x00, 0x01}, {-0.01, 0x87, 0xFF},   {20.47, 0x07, 0xFF},
+        {20.48, 0x0C, 0x00},     {21.5, 0x0C, 0x33}, {-30.0, 0x8A, 0x24},   {-671088.64, 0xF8, 0x00},
         {670433.28, 0x7F, 0xFE}, {20.0, 0x07, 0xD0}, {-272.96, 0xA1, 0x56}, {44.0, 0x14, 0x4C},
     };
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
@@ -191,8 +192,8 @@ static void test_dpt9_float16(void **st) {
     dec_bad("temperature", pl(0, B(0x7F, 0xFF)));
     enc_ok("temperature", "-0.004", 0, B(0x00, 0x00));
     assert_true(fabs(dec("temperature", pl(0, B(0x80, 0x00)), t).u.d + 20.48) < 1e-9);
-    enc_bad("temperature", "-274");          /* below absolute zero */
-    enc_bad("2byte_float", "670760.97");     /* above the range */
+    enc_bad("temperature", "-274");      /* below absolute zero */
+    enc_bad("2byte_float", "670760.97"); /* above the range */
     enc_bad("humidity", "-1");
     enc_ok("temperature", "\"21.5\"", 0, B(0x0C, 0x33));
     enc_bad("temperature", "\"warm\"");
@@ -241,13 +242,17 @@ static void test_dpt16_17_18_20_232(void **st) {
     (void)st;
     char t[KNX_DPT_TEXT_CAP];
     /* the standard's example for 16.000: "KNX is OK" */
-    enc_ok("string", "\"KNX is OK\"", 0, B(0x4B, 0x4E, 0x58, 0x20, 0x69, 0x73, 0x20, 0x4F, 0x4B, 0, 0, 0, 0, 0));
-    assert_string_equal(dec("16.000", pl(0, B(0x4B, 0x4E, 0x58, 0x20, 0x69, 0x73, 0x20, 0x4F, 0x4B, 0, 0, 0, 0, 0)), t).u.s,
-                        "KNX is OK");
+    enc_ok("string", "\"KNX is OK\"", 0,
+           B(0x4B, 0x4E, 0x58, 0x20, 0x69, 0x73, 0x20, 0x4F, 0x4B, 0, 0, 0, 0, 0));
+    assert_string_equal(
+        dec("16.000", pl(0, B(0x4B, 0x4E, 0x58, 0x20, 0x69, 0x73, 0x20, 0x4F, 0x4B, 0, 0, 0, 0, 0)), t).u.s,
+        "KNX is OK");
     enc_bad("string", "\"fifteen chars!!\"");
-    enc_ok("string", "\"\xc3\x9c\"", 0, B(0x3F, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));   /* not ASCII -> '?' */
+    enc_ok("string", "\"\xc3\x9c\"", 0,
+           B(0x3F, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)); /* not ASCII -> '?' */
     enc_ok("latin_1", "\"\xc3\x9c\"", 0, B(0xDC, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)); /* U+00DC */
-    assert_string_equal(dec("latin_1", pl(0, B(0xDC, 0x62, 0)), t).u.s, "\xc3\x9c" "b");
+    assert_string_equal(dec("latin_1", pl(0, B(0xDC, 0x62, 0)), t).u.s, "\xc3\x9c"
+                                                                        "b");
     assert_string_equal(dec("string", pl(0, B(0x48, 0x69)), t).u.s, "Hi"); /* short strings accepted */
     enc_ok("string", "42", 0, B(0x34, 0x32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
     enc_ok("scene_number", "1", 0, B(0x00));
@@ -272,9 +277,10 @@ static void test_dpt16_17_18_20_232(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lookup),         cmocka_unit_test(test_dpt1_2_3),    cmocka_unit_test(test_dpt5_6),
-        cmocka_unit_test(test_dpt7_8),         cmocka_unit_test(test_dpt9_float16), cmocka_unit_test(test_dpt10_11_19),
-        cmocka_unit_test(test_dpt12_13_14),    cmocka_unit_test(test_dpt16_17_18_20_232),
+        cmocka_unit_test(test_lookup),       cmocka_unit_test(test_dpt1_2_3),
+        cmocka_unit_test(test_dpt5_6),       cmocka_unit_test(test_dpt7_8),
+        cmocka_unit_test(test_dpt9_float16), cmocka_unit_test(test_dpt10_11_19),
+        cmocka_unit_test(test_dpt12_13_14),  cmocka_unit_test(test_dpt16_17_18_20_232),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

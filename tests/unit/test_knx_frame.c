@@ -21,8 +21,8 @@ static void test_addresses(void **st) {
     assert_int_equal(a, 0x0FFF);
     assert_int_equal(knx_ga_parse("2054", &a), 0);
     assert_int_equal(a, 2054);
-    const char *bad[] = {"32/0/0", "1/8/0", "1/0/256", "1/2048", "65536", "", "1//2", "a/b/c", "1/0/6/7", "-1/0/0",
-                         "1/0/ 6", "1/0/6 ", "000001/0/6"};
+    const char *bad[] = {"32/0/0", "1/8/0",   "1/0/256", "1/2048", "65536",  "",          "1//2",
+                         "a/b/c",  "1/0/6/7", "-1/0/0",  "1/0/ 6", "1/0/6 ", "000001/0/6"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_int_equal(knx_ga_parse(bad[i], &a), -1);
     char s[32];
     knx_ga_format(0x0806, KNX_GA_LONG, s, sizeof s);
@@ -48,7 +48,8 @@ static void test_encoders(void **st) {
                             0x88, 0x08, 0x01, 0x7F, 0x00, 0x00, 0x01, 0x13, 0x88, 0x04, 0x04, 0x02, 0x00};
     assert_memory_equal(b, conn, 26);
     assert_int_equal(knx_enc_connstate_req(b, sizeof b, 0x15, &h), 16);
-    const uint8_t cs[] = {0x06, 0x10, 0x02, 0x07, 0x00, 0x10, 0x15, 0x00, 0x08, 0x01, 0x7F, 0x00, 0x00, 0x01, 0x13, 0x88};
+    const uint8_t cs[] = {0x06, 0x10, 0x02, 0x07, 0x00, 0x10, 0x15, 0x00,
+                          0x08, 0x01, 0x7F, 0x00, 0x00, 0x01, 0x13, 0x88};
     assert_memory_equal(b, cs, 16);
     assert_int_equal(knx_enc_tunnel_ack(b, sizeof b, 0x15, 7, 0), 10);
     const uint8_t ack[] = {0x06, 0x10, 0x04, 0x21, 0x00, 0x0A, 0x04, 0x15, 0x07, 0x00};
@@ -57,15 +58,16 @@ static void test_encoders(void **st) {
     assert_int_equal(b[3], 0x01);
     assert_int_equal(knx_enc_disconnect_req(b, 10, 1, &h), TBGW_EINVAL); /* buffer too small */
     /* cEMI: GroupValueRead and a 1-bit GroupValueWrite to 1/0/6, then a 2-octet write */
-    assert_int_equal(knx_cemi_encode_group(b, sizeof b, KNX_CEMI_LDATA_REQ, 0, 0x0806, KNX_APCI_READ, NULL), 11);
+    assert_int_equal(knx_cemi_encode_group(b, sizeof b, KNX_CEMI_LDATA_REQ, 0, 0x0806, KNX_APCI_READ, NULL),
+                     11);
     const uint8_t rd[] = {0x11, 0x00, 0xBC, 0xE0, 0x00, 0x00, 0x08, 0x06, 0x01, 0x00, 0x00};
     assert_memory_equal(b, rd, 11);
     knx_payload one = {.small = 1, .data = {1}};
     knx_cemi_encode_group(b, sizeof b, KNX_CEMI_LDATA_REQ, 0, 0x0806, KNX_APCI_WRITE, &one);
     assert_int_equal(b[10], 0x81);
     knx_payload two = {.small = 0, .len = 2, .data = {0x0C, 0x33}};
-    assert_int_equal(knx_cemi_encode_group(b, sizeof b, KNX_CEMI_LDATA_IND, 0x1105, 0x0806, KNX_APCI_RESPONSE, &two),
-                     13);
+    assert_int_equal(
+        knx_cemi_encode_group(b, sizeof b, KNX_CEMI_LDATA_IND, 0x1105, 0x0806, KNX_APCI_RESPONSE, &two), 13);
     const uint8_t rs[] = {0x29, 0x00, 0xBC, 0xE0, 0x11, 0x05, 0x08, 0x06, 0x03, 0x00, 0x40, 0x0C, 0x33};
     assert_memory_equal(b, rs, 13);
 }
@@ -115,7 +117,8 @@ static void test_parse_services(void **st) {
 
 static void test_search_response(void **st) {
     (void)st;
-    uint8_t r[6 + 8 + 54 + 4] = {0x06, 0x10, 0x02, 0x02, 0x00, sizeof r, 0x08, 0x01, 127, 0, 0, 1, 0x0E, 0x57};
+    uint8_t r[6 + 8 + 54 + 4] = {0x06, 0x10, 0x02, 0x02, 0x00, sizeof r, 0x08,
+                                 0x01, 127,  0,    0,    1,    0x0E,     0x57};
     uint8_t *dib = r + 14;
     dib[0] = 54;
     dib[1] = 0x01;
@@ -133,7 +136,7 @@ static void test_search_response(void **st) {
     assert_int_equal(f.hpai.port, 3671);
     assert_int_equal(f.dev_ia, 0x1101);
     assert_string_equal(f.name, "knxd?"); /* control characters are not passed on to the log */
-    dib[0] = 200; /* DIB longer than the frame */
+    dib[0] = 200;                         /* DIB longer than the frame */
     assert_int_equal(knx_frame_parse(r, sizeof r, &f), TBGW_EPROTO);
 }
 
@@ -171,8 +174,9 @@ static void test_malformed(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_addresses),        cmocka_unit_test(test_encoders), cmocka_unit_test(test_parse_services),
-        cmocka_unit_test(test_search_response), cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_addresses),      cmocka_unit_test(test_encoders),
+        cmocka_unit_test(test_parse_services), cmocka_unit_test(test_search_response),
+        cmocka_unit_test(test_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

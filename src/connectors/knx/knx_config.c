@@ -68,8 +68,8 @@ static const knx_dpt *entry_dpt(kx *k, const json_t *o, const char *key, const c
     const knx_dpt *d = knx_dpt_find(name);
     if (!d) {
         const char *s = knx_dpt_suggest(name);
-        skip_warn(k, dotted, "unknown datapoint type \"%s\"%s%s%s", name, s ? " (did you mean \"" : "", s ? s : "",
-                  s ? "\"?)" : "");
+        skip_warn(k, dotted, "unknown datapoint type \"%s\"%s%s%s", name, s ? " (did you mean \"" : "",
+                  s ? s : "", s ? "\"?)" : "");
     }
     return d;
 }
@@ -121,8 +121,9 @@ static int parse_client(kx *k, const json_t *c, tbgw_err *err) {
     } else if (!strcasecmp(type, "ROUTING_SECURE") || !strcasecmp(type, "TUNNELING_TCP_SECURE"))
         return tbgw_err_set(err, TBGW_EINVAL, "client.type: KNX IP Secure (%s) is not supported", type);
     else
-        return tbgw_err_set(err, TBGW_EINVAL,
-                            "client.type: expected AUTOMATIC, ROUTING, TUNNELING or TUNNELING_TCP, got \"%s\"", type);
+        return tbgw_err_set(
+            err, TBGW_EINVAL,
+            "client.type: expected AUTOMATIC, ROUTING, TUNNELING or TUNNELING_TCP, got \"%s\"", type);
     const char *fmt = get_str(c, "addressFormat");
     k->ga_style = KNX_GA_LONG;
     if (fmt && !strcasecmp(fmt, "SHORT"))
@@ -133,17 +134,21 @@ static int parse_client(kx *k, const json_t *c, tbgw_err *err) {
         return tbgw_err_set(err, TBGW_EINVAL, "client.addressFormat: expected LONG, SHORT or FREE");
     /* the reference reads gatewayIp; its example writes gatewayIP: both are accepted */
     if (parse_ip(c, "gatewayIP", &cc->gw_ip, err) < 0 || parse_ip(c, "gatewayIp", &cc->gw_ip, err) < 0 ||
-        parse_ip(c, "localIp", &cc->local_ip, err) < 0 || parse_ip(c, "multicastGroup", &cc->mcast_ip, err) < 0 ||
-        parse_port(c, "gatewayPort", &cc->gw_port, err) < 0 || parse_port(c, "localPort", &cc->local_port, err) < 0 ||
+        parse_ip(c, "localIp", &cc->local_ip, err) < 0 ||
+        parse_ip(c, "multicastGroup", &cc->mcast_ip, err) < 0 ||
+        parse_port(c, "gatewayPort", &cc->gw_port, err) < 0 ||
+        parse_port(c, "localPort", &cc->local_port, err) < 0 ||
         parse_port(c, "multicastPort", &cc->mcast_port, err) < 0)
         return TBGW_EINVAL;
     const char *ia = get_str(c, "individualAddress");
     if (ia && knx_ia_parse(ia, &cc->individual) < 0)
-        return tbgw_err_set(err, TBGW_EINVAL, "client.individualAddress: expected \"area.line.device\" like 1.0.10");
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "client.individualAddress: expected \"area.line.device\" like 1.0.10");
     if (!ia) cc->individual = 0xFF01; /* 15.15.1 */
     double d;
     d = 0;
-    if (get_num(c, "rateLimit", &d) < 0 || d < 0) return tbgw_err_set(err, TBGW_EINVAL, "client.rateLimit: expected >= 0");
+    if (get_num(c, "rateLimit", &d) < 0 || d < 0)
+        return tbgw_err_set(err, TBGW_EINVAL, "client.rateLimit: expected >= 0");
     cc->min_interval_ms = d > 0 ? (int64_t)ceil(1000.0 / (d < 0.001 ? 0.001 : d)) : 0;
     d = 3;
     if (get_num(c, "autoReconnectWait", &d) < 0 || d < 0 || d > 86400)
@@ -159,7 +164,8 @@ static int parse_client(kx *k, const json_t *c, tbgw_err *err) {
         cc->search = 1;
         d = 3;
         if (get_num(gs, "scanPeriod", &d) < 0 || d <= 0 || d > 3600)
-            return tbgw_err_set(err, TBGW_EINVAL, "client.gatewaysScanner.scanPeriod: expected seconds 0..3600");
+            return tbgw_err_set(err, TBGW_EINVAL,
+                                "client.gatewaysScanner.scanPeriod: expected seconds 0..3600");
         cc->search_ms = (int64_t)(d * 1000);
         cc->search_stop_on_found = get_bool(gs, "stopOnFound", 0);
     }
@@ -225,10 +231,12 @@ static int parse_device_info(kx *k, kx_device *dv, const json_t *info, const cha
     dv->name.dpt = info_dpt(k, info, "deviceNameDataType", path, dv->name.n_ga);
     const char *ps = get_str(info, "deviceProfileExpressionSource");
     int texpr = ps && !strcasecmp(ps, "expression");
-    const char *type = texpr ? get_str(info, "deviceProfileExpression") : get_str(info, "deviceProfileNameExpression");
+    const char *type =
+        texpr ? get_str(info, "deviceProfileExpression") : get_str(info, "deviceProfileNameExpression");
     if (texpr && !type) type = get_str(info, "deviceTypeExpression");
     if (!type) type = "default";
-    snprintf(dotted, sizeof dotted, "%s.%s", path, texpr ? "deviceProfileExpression" : "deviceProfileNameExpression");
+    snprintf(dotted, sizeof dotted, "%s.%s", path,
+             texpr ? "deviceProfileExpression" : "deviceProfileNameExpression");
     if (tmpl_init(k, &dv->type, type, texpr, NULL, dotted, err) < 0) return TBGW_EINVAL;
     dv->type.dpt = info_dpt(k, info, "deviceProfileDataType", path, dv->type.n_ga);
     return 0;
@@ -288,8 +296,10 @@ static int parse_device(kx *k, kx_device *dv, const json_t *o, const char *path,
     if (tbgw_rs_parse_in(json_object_get(o, "reportStrategy"), path, &dv->rs, err) < 0) return TBGW_EINVAL;
     dv->has_rs = dv->rs.type != TBGW_RS_UNSET;
     if (json_object_get(o, "uplink_converter"))
-        TBGW_WARNF(k->host->log, "knx: %s.uplink_converter: custom converters are not supported here; the "
-                   "built-in conversion is used", path);
+        TBGW_WARNF(k->host->log,
+                   "knx: %s.uplink_converter: custom converters are not supported here; the "
+                   "built-in conversion is used",
+                   path);
     if (parse_points(k, dv, json_object_get(o, "attributes"), "attributes", path, err) < 0 ||
         parse_points(k, dv, json_object_get(o, "timeseries"), "timeseries", path, err) < 0)
         return TBGW_EINVAL;
@@ -307,7 +317,8 @@ static int parse_device(kx *k, kx_device *dv, const json_t *o, const char *path,
 
 /* ---- downlink entries ---- */
 
-static int parse_writes(kx *k, const json_t *list, const char *section, kx_write **out, size_t *n, tbgw_err *err) {
+static int parse_writes(kx *k, const json_t *list, const char *section, kx_write **out, size_t *n,
+                        tbgw_err *err) {
     if (!list || json_is_null(list)) return 0;
     if (!json_is_array(list)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected a list", section);
     *out = calloc(json_array_size(list) + 1, sizeof **out);
@@ -396,7 +407,8 @@ int kx_config_parse(kx *k, const json_t *cfg, tbgw_err *err) {
     int rc = parse_writes(k, json_object_get(cfg, "attributeUpdates"), "attributeUpdates", &k->attr_updates,
                           &k->n_attr_updates, err);
     if (rc == 0)
-        rc = parse_writes(k, json_object_get(cfg, "serverSideRpc"), "serverSideRpc", &k->rpcs, &k->n_rpcs, err);
+        rc = parse_writes(k, json_object_get(cfg, "serverSideRpc"), "serverSideRpc", &k->rpcs, &k->n_rpcs,
+                          err);
     if (rc == 0) rc = build_index(k);
     return rc;
 }

@@ -24,8 +24,8 @@ static void cb_sent(void *ud, uint64_t tag, int ok, const char *why) {
     else if (kind == KX_TAG_WRITE && !ok && a < k->n_attr_updates) {
         char gs[16];
         knx_ga_format(k->attr_updates[a].ga, k->ga_style, gs, sizeof gs);
-        TBGW_ERRORF(k->host->log, "knx: attribute %s: GroupValueWrite %s failed: %s", k->attr_updates[a].key, gs,
-                    why ? why : "not sent");
+        TBGW_ERRORF(k->host->log, "knx: attribute %s: GroupValueWrite %s failed: %s", k->attr_updates[a].key,
+                    gs, why ? why : "not sent");
     }
 }
 

@@ -39,7 +39,8 @@ static void reply_value(kx *k, uint64_t handle, const tbgw_value *v) {
 
 static const kx_write *find_entry(const kx_write *w, size_t n, const char *key, const char *device) {
     for (size_t i = 0; i < n; i++)
-        if (!strcmp(w[i].key, key) && tbgw_regex_fullmatch(w[i].filter, device ? device : "") == 1) return &w[i];
+        if (!strcmp(w[i].key, key) && tbgw_regex_fullmatch(w[i].filter, device ? device : "") == 1)
+            return &w[i];
     return NULL;
 }
 
@@ -55,12 +56,13 @@ int kx_on_attribute_update(kx *k, const tbgw_attr_update *u) {
         knx_ga_format(w->ga, k->ga_style, gs, sizeof gs);
         knx_payload p;
         if (!k->connected) {
-            TBGW_ERRORF(k->host->log, "knx: attribute %s of %s not written to %s: KNX bus is not connected", key,
-                        u->device, gs);
+            TBGW_ERRORF(k->host->log, "knx: attribute %s of %s not written to %s: KNX bus is not connected",
+                        key, u->device, gs);
             continue;
         }
         if (knx_dpt_encode(w->dpt, val, &p, err, sizeof err) < 0) {
-            TBGW_ERRORF(k->host->log, "knx: attribute %s of %s not written to %s: %s", key, u->device, gs, err);
+            TBGW_ERRORF(k->host->log, "knx: attribute %s of %s not written to %s: %s", key, u->device, gs,
+                        err);
             continue;
         }
         int rc = knx_client_send(k->client, w->ga, KNX_APCI_WRITE, &p,
@@ -72,7 +74,8 @@ int kx_on_attribute_update(kx *k, const tbgw_attr_update *u) {
             TBGW_DEBUGF(k->host->log, "knx: attribute %s of %s -> GroupValueWrite %s", key, u->device, gs);
     }
     if (!matched)
-        TBGW_WARNF(k->host->log, "knx: no attributeUpdates entry for device %s and the keys of the update", u->device);
+        TBGW_WARNF(k->host->log, "knx: no attributeUpdates entry for device %s and the keys of the update",
+                   u->device);
     return 0;
 }
 
@@ -94,7 +97,7 @@ static void start_rpc(kx *k, const tbgw_rpc_req *r, uint16_t ga, const knx_dpt *
     int64_t wait = k->read_timeout_ms;
     if (r->timeout_ms > 400 && r->timeout_ms - 200 < wait) wait = r->timeout_ms - 200;
     x->deadline = wait; /* relative until the read is confirmed */
-    if (value) { /* what a successful write replies: the value as decoded back from the telegram */
+    if (value) {        /* what a successful write replies: the value as decoded back from the telegram */
         tbgw_value v;
         char text[KNX_DPT_TEXT_CAP];
         tbgw_buf b;
@@ -141,10 +144,14 @@ static void reserved_rpc(kx *k, const tbgw_rpc_req *r) {
             size_t kl = (size_t)(eq - s), vl = (size_t)(s + n - eq - 1);
             char *dst = NULL;
             size_t cap = 0;
-            if (kl == 12 && !strncmp(s, "groupAddress", kl)) dst = ga_s, cap = sizeof ga_s;
-            else if (kl == 8 && !strncmp(s, "dataType", kl)) dst = type, cap = sizeof type;
-            else if (kl == 11 && !strncmp(s, "requestType", kl)) dst = rt, cap = sizeof rt;
-            else if (kl == 5 && !strncmp(s, "value", kl)) dst = value, cap = sizeof value, has_value = 1;
+            if (kl == 12 && !strncmp(s, "groupAddress", kl))
+                dst = ga_s, cap = sizeof ga_s;
+            else if (kl == 8 && !strncmp(s, "dataType", kl))
+                dst = type, cap = sizeof type;
+            else if (kl == 11 && !strncmp(s, "requestType", kl))
+                dst = rt, cap = sizeof rt;
+            else if (kl == 5 && !strncmp(s, "value", kl))
+                dst = value, cap = sizeof value, has_value = 1;
             if (dst) snprintf(dst, cap, "%.*s", (int)vl, eq + 1);
         }
         s += n;
@@ -156,19 +163,24 @@ static void reserved_rpc(kx *k, const tbgw_rpc_req *r) {
     const knx_dpt *d = knx_dpt_find(type);
     if (!d) return reply_error(k, r->handle, "%s: unknown dataType \"%s\"", r->method, type);
     int write = has_value || !strcasecmp(rt, "write");
-    if (write && !has_value) return reply_error(k, r->handle, "%s: requestType write needs value=", r->method);
+    if (write && !has_value)
+        return reply_error(k, r->handle, "%s: requestType write needs value=", r->method);
     json_t *v = write ? json_string(value) : NULL;
     start_rpc(k, r, ga, d, v);
     json_decref(v);
 }
 
 int kx_on_rpc(kx *k, const tbgw_rpc_req *r) {
-    if (!r->device) return reply_error(k, r->handle, "knx: connector methods are not supported (%s)", r->method), 0;
+    if (!r->device)
+        return reply_error(k, r->handle, "knx: connector methods are not supported (%s)", r->method), 0;
     if (!strcmp(r->method, "get") || !strcmp(r->method, "set")) {
         if (!find_entry(k->rpcs, k->n_rpcs, r->method, r->device)) return reserved_rpc(k, r), 0;
     }
     const kx_write *w = find_entry(k->rpcs, k->n_rpcs, r->method, r->device);
-    if (!w) return reply_error(k, r->handle, "no serverSideRpc entry for method %s of device %s", r->method, r->device), 0;
+    if (!w)
+        return reply_error(k, r->handle, "no serverSideRpc entry for method %s of device %s", r->method,
+                           r->device),
+               0;
     const json_t *v = NULL;
     if (w->is_write || truthy(r->params)) {
         v = r->params;

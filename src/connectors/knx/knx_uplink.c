@@ -13,9 +13,15 @@
 
 void kx_value_str(const tbgw_value *v, tbgw_buf *out) {
     switch (v->type) {
-    case TBGW_V_NULL: tbgw_buf_puts(out, "None"); break;
-    case TBGW_V_BOOL: tbgw_buf_puts(out, v->u.b ? "True" : "False"); break;
-    case TBGW_V_INT: tbgw_buf_i64(out, v->u.i); break;
+    case TBGW_V_NULL:
+        tbgw_buf_puts(out, "None");
+        break;
+    case TBGW_V_BOOL:
+        tbgw_buf_puts(out, v->u.b ? "True" : "False");
+        break;
+    case TBGW_V_INT:
+        tbgw_buf_i64(out, v->u.i);
+        break;
     case TBGW_V_DOUBLE: {
         json_t *j = json_real(v->u.d);
         tbgw_fmt_json(out, j, TBGW_FMT_PY);
@@ -23,7 +29,9 @@ void kx_value_str(const tbgw_value *v, tbgw_buf *out) {
         break;
     }
     case TBGW_V_STRING:
-    case TBGW_V_JSON: tbgw_buf_puts(out, v->u.s); break;
+    case TBGW_V_JSON:
+        tbgw_buf_puts(out, v->u.s);
+        break;
     }
 }
 
@@ -71,11 +79,12 @@ void kx_warn_undecodable(kx *k, uint16_t ga, const knx_dpt *d, const knx_payload
         for (size_t i = 0; i < p->len && o + 4 < sizeof hex; i++)
             o += (size_t)snprintf(hex + o, sizeof hex - o, "%s%02X", i ? " " : "", (unsigned)p->data[i]);
     hex[o] = '\0';
-    TBGW_WARNF(h->conv_log ? h->conv_log : h->log,
-               "knx: %s: group address %s: payload [%s] does not decode as %s (%s); dropped (%llu undecodable so "
-               "far, %llu warnings suppressed)",
-               who, gs, hex, knx_dpt_name(d), num, (unsigned long long)k->undecodable,
-               (unsigned long long)k->warn_suppressed);
+    TBGW_WARNF(
+        h->conv_log ? h->conv_log : h->log,
+        "knx: %s: group address %s: payload [%s] does not decode as %s (%s); dropped (%llu undecodable so "
+        "far, %llu warnings suppressed)",
+        who, gs, hex, knx_dpt_name(d), num, (unsigned long long)k->undecodable,
+        (unsigned long long)k->warn_suppressed);
     k->warn_suppressed = 0;
 }
 
@@ -187,7 +196,8 @@ void kx_poll_sent(kx *k, size_t di, size_t gi, int ok) {
     kx_device *dv = &k->devices[di];
     if (!dv->polling || gi >= dv->n_gas) return;
     if (!ok && !dv->answered[gi]) dv->answered[gi] = 2;
-    if (dv->reads_unconfirmed && --dv->reads_unconfirmed == 0) dv->poll_deadline = tbgw_mono_ms() + k->read_timeout_ms;
+    if (dv->reads_unconfirmed && --dv->reads_unconfirmed == 0)
+        dv->poll_deadline = tbgw_mono_ms() + k->read_timeout_ms;
     if (all_answered(dv)) finish_poll(k, dv);
 }
 

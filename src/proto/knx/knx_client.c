@@ -106,10 +106,12 @@ static int send_data(knx_client *c, const uint8_t *buf, int len) {
 static uint32_t local_addr_towards(uint32_t ip) {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) return 0;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(KNX_DEFAULT_PORT), .sin_addr.s_addr = htonl(ip)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(KNX_DEFAULT_PORT), .sin_addr.s_addr = htonl(ip)};
     uint32_t out = 0;
     socklen_t sl = sizeof sa;
-    if (connect(s, (struct sockaddr *)&sa, sizeof sa) == 0 && getsockname(s, (struct sockaddr *)&sa, &sl) == 0)
+    if (connect(s, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(s, (struct sockaddr *)&sa, &sl) == 0)
         out = ntohl(sa.sin_addr.s_addr);
     close(s);
     return out;
@@ -157,7 +159,8 @@ static int open_unicast(knx_client *c) {
 static int open_routing(knx_client *c) {
     int s = open_udp(0, c->cfg.mcast_port, 1);
     if (s < 0) return TBGW_EIO;
-    struct ip_mreqn mr = {.imr_multiaddr.s_addr = htonl(c->cfg.mcast_ip), .imr_address.s_addr = htonl(c->cfg.local_ip)};
+    struct ip_mreqn mr = {.imr_multiaddr.s_addr = htonl(c->cfg.mcast_ip),
+                          .imr_address.s_addr = htonl(c->cfg.local_ip)};
     if (setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) {
         TBGW_ERRORF(c->log, "knx: joining multicast group failed: %s", strerror(errno));
         close(s);
@@ -340,7 +343,8 @@ static void on_tunnel_ack(knx_client *c, const knx_frame *f, int64_t now) {
     c->head_deadline = now + c->cfg.confirm_timeout_ms;
 }
 
-static void on_search_res(knx_client *c, const knx_frame *f, uint32_t from_ip, uint16_t from_port, int64_t now) {
+static void on_search_res(knx_client *c, const knx_frame *f, uint32_t from_ip, uint16_t from_port,
+                          int64_t now) {
     if (c->st != ST_SEARCH) return;
     uint32_t ip = f->hpai.ip ? f->hpai.ip : from_ip;
     uint16_t port = f->hpai.port ? f->hpai.port : from_port;
@@ -369,7 +373,8 @@ static void on_frame(knx_client *c, const uint8_t *p, size_t len, uint32_t from_
     }
     uint8_t buf[32];
     switch (f.service) {
-    case KNX_SEARCH_RES: return on_search_res(c, &f, from_ip, from_port, now);
+    case KNX_SEARCH_RES:
+        return on_search_res(c, &f, from_ip, from_port, now);
     case KNX_CONNECT_RES:
         if (c->st != ST_CONNECT) return;
         if (f.status != KNX_E_NO_ERROR) {
@@ -401,8 +406,10 @@ static void on_frame(knx_client *c, const uint8_t *p, size_t len, uint32_t from_
         if (c->st != ST_UP || f.channel != c->channel) return;
         send_gw(c, buf, knx_enc_disconnect_res(buf, sizeof buf, c->channel, KNX_E_NO_ERROR));
         return go_wait(c, now, "the gateway closed the tunnel");
-    case KNX_TUNNEL_REQ: return on_tunnel_req(c, &f, now);
-    case KNX_TUNNEL_ACK: return on_tunnel_ack(c, &f, now);
+    case KNX_TUNNEL_REQ:
+        return on_tunnel_req(c, &f, now);
+    case KNX_TUNNEL_ACK:
+        return on_tunnel_ack(c, &f, now);
     case KNX_ROUTING_IND:
         if (c->cfg.mode == KNX_MODE_ROUTING) on_cemi(c, f.cemi, f.cemi_len, now);
         return;
@@ -413,7 +420,8 @@ static void on_frame(knx_client *c, const uint8_t *p, size_t len, uint32_t from_
             TBGW_DEBUGF(c->log, "knx: ROUTING_BUSY, pausing %lld ms", (long long)w);
         }
         return;
-    default: return;
+    default:
+        return;
     }
 }
 
@@ -422,7 +430,8 @@ static void drain_errqueue(knx_client *c) {
     uint8_t buf[256], ctl[512];
     for (int i = 0; i < 16; i++) {
         struct iovec iov = {buf, sizeof buf};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
         if (recvmsg(c->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return;
     }
 }
@@ -467,7 +476,8 @@ static void timers_up(knx_client *c, int64_t now) {
             if (c->head_repeats++ >= 1) return go_wait(c, now, "no tunnelling ACK after a repeat");
             out_item *it = head(c);
             c->stats.repeats++;
-            send_data(c, buf, knx_enc_tunnel_req(buf, sizeof buf, c->channel, c->send_seq, it->cemi, it->len));
+            send_data(c, buf,
+                      knx_enc_tunnel_req(buf, sizeof buf, c->channel, c->send_seq, it->cemi, it->len));
             c->head_deadline = now + c->cfg.ack_timeout_ms;
         } else if (c->hs == H_ACKED && now >= c->head_deadline) {
             c->next_send_ok = now + c->cfg.min_interval_ms;
@@ -480,7 +490,9 @@ static void timers_up(knx_client *c, int64_t now) {
 void knx_client_step(knx_client *c, int64_t now) {
     read_all(c, now);
     switch (c->st) {
-    case ST_IDLE: start(c, now); break;
+    case ST_IDLE:
+        start(c, now);
+        break;
     case ST_SEARCH:
         if (now < c->deadline) break;
         c->search_done_once = 1;
@@ -493,7 +505,9 @@ void knx_client_step(knx_client *c, int64_t now) {
     case ST_CONNECT:
         if (now >= c->deadline) go_wait(c, now, "no answer to CONNECT_REQUEST");
         break;
-    case ST_UP: timers_up(c, now); break;
+    case ST_UP:
+        timers_up(c, now);
+        break;
     case ST_WAIT:
         if (now >= c->deadline) {
             c->st = ST_IDLE;
@@ -506,7 +520,8 @@ void knx_client_step(knx_client *c, int64_t now) {
 int64_t knx_client_next_ms(const knx_client *c, int64_t now) {
     int64_t t = now + 1000;
     if (c->st == ST_IDLE) return 0;
-    if (c->st != ST_UP) t = c->deadline;
+    if (c->st != ST_UP)
+        t = c->deadline;
     else {
         if (c->cfg.mode == KNX_MODE_TUNNEL) {
             if (c->hb_deadline && c->hb_deadline < t) t = c->hb_deadline;

@@ -24,12 +24,12 @@ typedef struct knx_client_cfg {
     uint16_t local_port;
     uint32_t mcast_ip; /* routing and search */
     uint16_t mcast_port;
-    uint16_t individual;       /* source address of routed telegrams */
-    int search;                /* search (and log the gateways found) before the first connect */
-    int64_t search_ms;         /* how long a search collects responses (default 3000) */
-    int search_stop_on_found;  /* end the search at the first response */
-    int64_t heartbeat_ms;      /* CONNECTIONSTATE_REQUEST period (default 60000) */
-    int64_t ack_timeout_ms;    /* TUNNELING_ACK wait (default 1000) */
+    uint16_t individual;        /* source address of routed telegrams */
+    int search;                 /* search (and log the gateways found) before the first connect */
+    int64_t search_ms;          /* how long a search collects responses (default 3000) */
+    int search_stop_on_found;   /* end the search at the first response */
+    int64_t heartbeat_ms;       /* CONNECTIONSTATE_REQUEST period (default 60000) */
+    int64_t ack_timeout_ms;     /* TUNNELING_ACK wait (default 1000) */
     int64_t confirm_timeout_ms; /* L_Data.con wait (default 3000) */
     int64_t connect_timeout_ms; /* CONNECT_RESPONSE / CONNECTIONSTATE_RESPONSE wait (default 10000) */
     int64_t reconnect_base_ms, reconnect_cap_ms;
@@ -54,7 +54,7 @@ typedef struct knx_client_stats {
 typedef struct knx_client knx_client;
 
 knx_client *knx_client_new(const knx_client_cfg *cfg, const knx_client_cb *cb, tbgw_logger *log);
-void knx_client_free(knx_client *c); /* disconnects politely; NULL is a no-op */
+void knx_client_free(knx_client *c);    /* disconnects politely; NULL is a no-op */
 int knx_client_fd(const knx_client *c); /* -1 while there is no socket */
 int knx_client_connected(const knx_client *c);
 /* Reads every pending datagram and runs the timers. */

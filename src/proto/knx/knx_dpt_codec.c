@@ -116,25 +116,32 @@ static int wire_len(knx_kind k) {
     switch (k) {
     case K_BOOL:
     case K_CTRL2:
-    case K_CTRL4: return 0;
+    case K_CTRL4:
+        return 0;
     case K_U8:
     case K_SCALE8:
     case K_S8:
     case K_SCENE:
     case K_SCENE_CTRL:
-    case K_ENUM8: return 1;
+    case K_ENUM8:
+        return 1;
     case K_U16:
     case K_S16:
-    case K_F16: return 2;
+    case K_F16:
+        return 2;
     case K_TIME:
     case K_DATE:
-    case K_RGB: return 3;
+    case K_RGB:
+        return 3;
     case K_U32:
     case K_S32:
-    case K_F32: return 4;
+    case K_F32:
+        return 4;
     case K_STR_ASCII:
-    case K_STR_LATIN1: return 14;
-    case K_DATETIME: return 8;
+    case K_STR_LATIN1:
+        return 14;
+    case K_DATETIME:
+        return 8;
     }
     return -1;
 }
@@ -213,10 +220,18 @@ int knx_dpt_decode(const knx_dpt *d, const knx_payload *p, tbgw_value *out, char
     uint64_t raw = get_be(p, wl);
     switch (d->kind) {
     case K_U8:
-    case K_U32: *out = tbgw_value_int((int64_t)raw); break;
-    case K_SCALE8: *out = tbgw_value_int((int64_t)nearbyint((double)raw / 255.0 * d->max)); break;
-    case K_S8: *out = tbgw_value_int((int8_t)raw); break;
-    case K_S32: *out = tbgw_value_int((int32_t)(uint32_t)raw); break;
+    case K_U32:
+        *out = tbgw_value_int((int64_t)raw);
+        break;
+    case K_SCALE8:
+        *out = tbgw_value_int((int64_t)nearbyint((double)raw / 255.0 * d->max));
+        break;
+    case K_S8:
+        *out = tbgw_value_int((int8_t)raw);
+        break;
+    case K_S32:
+        *out = tbgw_value_int((int32_t)(uint32_t)raw);
+        break;
     case K_U16:
     case K_S16: {
         int64_t r = d->kind == K_U16 ? (int64_t)raw : (int64_t)(int16_t)raw;
@@ -246,7 +261,8 @@ int knx_dpt_decode(const knx_dpt *d, const knx_payload *p, tbgw_value *out, char
         break;
     case K_SCENE_CTRL:
         if ((raw & 0x3F) > 63) return TBGW_EPROTO;
-        snprintf(text, cap, "{\"learn\":%s,\"scene_number\":%d}", bool_str(raw & 0x80), (int)(raw & 0x3F) + 1);
+        snprintf(text, cap, "{\"learn\":%s,\"scene_number\":%d}", bool_str(raw & 0x80),
+                 (int)(raw & 0x3F) + 1);
         out->type = TBGW_V_JSON;
         out->u.s = text;
         break;
@@ -257,10 +273,12 @@ int knx_dpt_decode(const knx_dpt *d, const knx_payload *p, tbgw_value *out, char
             *out = tbgw_value_int((int64_t)raw);
         break;
     case K_RGB:
-        snprintf(text, cap, "#%02x%02x%02x", (unsigned)p->data[0], (unsigned)p->data[1], (unsigned)p->data[2]);
+        snprintf(text, cap, "#%02x%02x%02x", (unsigned)p->data[0], (unsigned)p->data[1],
+                 (unsigned)p->data[2]);
         *out = tbgw_value_string(text);
         break;
-    default: return decode_temporal(d, p, out, text, cap);
+    default:
+        return decode_temporal(d, p, out, text, cap);
     }
     return 0;
 }
@@ -279,16 +297,19 @@ static int enc_small(const knx_dpt *d, const json_t *v, knx_payload *out, char *
     if (json_is_object(v)) {
         const json_t *c = json_object_get(v, "control");
         int ci = 0;
-        if (c && json_bool(c, &ci) < 0) return fail(err, cap, "%s: \"control\" must be 0/1 or a boolean", d->name);
+        if (c && json_bool(c, &ci) < 0)
+            return fail(err, cap, "%s: \"control\" must be 0/1 or a boolean", d->name);
         if (d->kind == K_CTRL2) {
             int vi = 0;
             const json_t *x = json_object_get(v, "value");
-            if (!x || json_bool(x, &vi) < 0) return fail(err, cap, "%s: expected {\"control\":…,\"value\":…}", d->name);
+            if (!x || json_bool(x, &vi) < 0)
+                return fail(err, cap, "%s: expected {\"control\":…,\"value\":…}", d->name);
             out->data[0] = (uint8_t)(ci << 1 | vi);
         } else {
             const json_t *x = json_object_get(v, "step_code");
             json_int_t sc = json_is_integer(x) ? json_integer_value(x) : -1;
-            if (sc < 0 || sc > 7) return fail(err, cap, "%s: expected {\"control\":…,\"step_code\":0..7}", d->name);
+            if (sc < 0 || sc > 7)
+                return fail(err, cap, "%s: expected {\"control\":…,\"step_code\":0..7}", d->name);
             out->data[0] = (uint8_t)(ci << 3 | (int)sc);
         }
         return 0;
@@ -362,13 +383,14 @@ static int enc_temporal(const knx_dpt *d, const json_t *v, knx_payload *out, cha
     out->small = 0;
     if (d->kind == K_TIME) {
         int n = parse_ints(s, ":", a, 3);
-        if (n < 2 || a[0] > 23 || a[1] > 59 || a[2] > 59) return fail(err, cap, "expected HH:MM[:SS] for %s", d->name);
+        if (n < 2 || a[0] > 23 || a[1] > 59 || a[2] > 59)
+            return fail(err, cap, "expected HH:MM[:SS] for %s", d->name);
         put_be(out, (uint64_t)a[0] << 16 | (uint64_t)a[1] << 8 | (uint64_t)a[2], 3);
         return 0;
     }
     if (d->kind == K_DATE) {
-        if (parse_ints(s, "-", a, 3) != 3 || a[0] < 1990 || a[0] > 2089 || a[1] < 1 || a[1] > 12 || a[2] < 1 ||
-            a[2] > 31)
+        if (parse_ints(s, "-", a, 3) != 3 || a[0] < 1990 || a[0] > 2089 || a[1] < 1 || a[1] > 12 ||
+            a[2] < 1 || a[2] > 31)
             return fail(err, cap, "expected YYYY-MM-DD (1990..2089) for %s", d->name);
         put_be(out, (uint64_t)a[2] << 16 | (uint64_t)a[1] << 8 | (uint64_t)(a[0] % 100), 3);
         return 0;
@@ -472,7 +494,8 @@ static int enc_numeric(const knx_dpt *d, const json_t *v, knx_payload *out, char
         put_be(out, u, 4);
         return 0;
     }
-    default: return fail(err, cap, "cannot encode %s", d->name);
+    default:
+        return fail(err, cap, "cannot encode %s", d->name);
     }
 }
 
@@ -482,13 +505,17 @@ int knx_dpt_encode(const knx_dpt *d, const json_t *v, knx_payload *out, char *er
     switch (d->kind) {
     case K_BOOL:
     case K_CTRL2:
-    case K_CTRL4: return enc_small(d, v, out, err, errcap);
+    case K_CTRL4:
+        return enc_small(d, v, out, err, errcap);
     case K_STR_ASCII:
-    case K_STR_LATIN1: return enc_string(d, v, out, err, errcap);
+    case K_STR_LATIN1:
+        return enc_string(d, v, out, err, errcap);
     case K_TIME:
     case K_DATE:
-    case K_DATETIME: return enc_temporal(d, v, out, err, errcap);
-    case K_RGB: return enc_rgb(d, v, out, err, errcap);
+    case K_DATETIME:
+        return enc_temporal(d, v, out, err, errcap);
+    case K_RGB:
+        return enc_rgb(d, v, out, err, errcap);
     case K_SCENE_CTRL: {
         const json_t *sn = json_object_get(v, "scene_number"), *l = json_object_get(v, "learn");
         int learn = 0;
@@ -498,6 +525,7 @@ int knx_dpt_encode(const knx_dpt *d, const json_t *v, knx_payload *out, char *er
         put_be(out, (uint64_t)(learn ? 0x80 : 0) | (uint64_t)(json_integer_value(sn) - 1), 1);
         return 0;
     }
-    default: return enc_numeric(d, v, out, err, errcap);
+    default:
+        return enc_numeric(d, v, out, err, errcap);
     }
 }

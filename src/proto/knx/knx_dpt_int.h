@@ -32,8 +32,8 @@ struct knx_dpt {
     const char *name;
     uint16_t main, sub;
     knx_kind kind;
-    double min, max; /* value range after scaling (numeric kinds; both 0 = the raw range) */
-    double factor;   /* decoded = raw * factor (K_U16/K_S16; 0 means 1) */
+    double min, max;          /* value range after scaling (numeric kinds; both 0 = the raw range) */
+    double factor;            /* decoded = raw * factor (K_U16/K_S16; 0 means 1) */
     const char *const *names; /* K_ENUM8: value -> name */
     uint8_t n_names;
 };

@@ -16,36 +16,61 @@ static void wr16(uint8_t *p, uint16_t v) {
 
 const char *knx_status_name(uint8_t status) {
     switch (status) {
-    case KNX_E_NO_ERROR: return "E_NO_ERROR";
-    case KNX_E_CONNECTION_ID: return "E_CONNECTION_ID";
-    case KNX_E_CONNECTION_TYPE: return "E_CONNECTION_TYPE";
-    case KNX_E_CONNECTION_OPTION: return "E_CONNECTION_OPTION";
-    case KNX_E_NO_MORE_CONNECTIONS: return "E_NO_MORE_CONNECTIONS";
-    case KNX_E_DATA_CONNECTION: return "E_DATA_CONNECTION";
-    case KNX_E_KNX_CONNECTION: return "E_KNX_CONNECTION";
-    case KNX_E_TUNNELLING_LAYER: return "E_TUNNELLING_LAYER";
-    default: return "unknown status";
+    case KNX_E_NO_ERROR:
+        return "E_NO_ERROR";
+    case KNX_E_CONNECTION_ID:
+        return "E_CONNECTION_ID";
+    case KNX_E_CONNECTION_TYPE:
+        return "E_CONNECTION_TYPE";
+    case KNX_E_CONNECTION_OPTION:
+        return "E_CONNECTION_OPTION";
+    case KNX_E_NO_MORE_CONNECTIONS:
+        return "E_NO_MORE_CONNECTIONS";
+    case KNX_E_DATA_CONNECTION:
+        return "E_DATA_CONNECTION";
+    case KNX_E_KNX_CONNECTION:
+        return "E_KNX_CONNECTION";
+    case KNX_E_TUNNELLING_LAYER:
+        return "E_TUNNELLING_LAYER";
+    default:
+        return "unknown status";
     }
 }
 
 const char *knx_service_name(uint16_t service) {
     switch (service) {
-    case KNX_SEARCH_REQ: return "SEARCH_REQUEST";
-    case KNX_SEARCH_RES: return "SEARCH_RESPONSE";
-    case KNX_DESCRIPTION_REQ: return "DESCRIPTION_REQUEST";
-    case KNX_DESCRIPTION_RES: return "DESCRIPTION_RESPONSE";
-    case KNX_CONNECT_REQ: return "CONNECT_REQUEST";
-    case KNX_CONNECT_RES: return "CONNECT_RESPONSE";
-    case KNX_CONNSTATE_REQ: return "CONNECTIONSTATE_REQUEST";
-    case KNX_CONNSTATE_RES: return "CONNECTIONSTATE_RESPONSE";
-    case KNX_DISCONNECT_REQ: return "DISCONNECT_REQUEST";
-    case KNX_DISCONNECT_RES: return "DISCONNECT_RESPONSE";
-    case KNX_TUNNEL_REQ: return "TUNNELING_REQUEST";
-    case KNX_TUNNEL_ACK: return "TUNNELING_ACK";
-    case KNX_ROUTING_IND: return "ROUTING_INDICATION";
-    case KNX_ROUTING_LOST: return "ROUTING_LOST_MESSAGE";
-    case KNX_ROUTING_BUSY: return "ROUTING_BUSY";
-    default: return "unknown service";
+    case KNX_SEARCH_REQ:
+        return "SEARCH_REQUEST";
+    case KNX_SEARCH_RES:
+        return "SEARCH_RESPONSE";
+    case KNX_DESCRIPTION_REQ:
+        return "DESCRIPTION_REQUEST";
+    case KNX_DESCRIPTION_RES:
+        return "DESCRIPTION_RESPONSE";
+    case KNX_CONNECT_REQ:
+        return "CONNECT_REQUEST";
+    case KNX_CONNECT_RES:
+        return "CONNECT_RESPONSE";
+    case KNX_CONNSTATE_REQ:
+        return "CONNECTIONSTATE_REQUEST";
+    case KNX_CONNSTATE_RES:
+        return "CONNECTIONSTATE_RESPONSE";
+    case KNX_DISCONNECT_REQ:
+        return "DISCONNECT_REQUEST";
+    case KNX_DISCONNECT_RES:
+        return "DISCONNECT_RESPONSE";
+    case KNX_TUNNEL_REQ:
+        return "TUNNELING_REQUEST";
+    case KNX_TUNNEL_ACK:
+        return "TUNNELING_ACK";
+    case KNX_ROUTING_IND:
+        return "ROUTING_INDICATION";
+    case KNX_ROUTING_LOST:
+        return "ROUTING_LOST_MESSAGE";
+    case KNX_ROUTING_BUSY:
+        return "ROUTING_BUSY";
+    default:
+        return "unknown service";
     }
 }
 
@@ -96,7 +121,8 @@ void knx_ga_format(uint16_t ga, knx_ga_style style, char *out, size_t cap) {
     else if (style == KNX_GA_SHORT)
         snprintf(out, cap, "%u/%u", (unsigned)(ga >> 11), (unsigned)(ga & 0x7FF));
     else
-        snprintf(out, cap, "%u/%u/%u", (unsigned)(ga >> 11), (unsigned)((ga >> 8) & 7), (unsigned)(ga & 0xFF));
+        snprintf(out, cap, "%u/%u/%u", (unsigned)(ga >> 11), (unsigned)((ga >> 8) & 7),
+                 (unsigned)(ga & 0xFF));
 }
 
 int knx_ia_parse(const char *s, uint16_t *out) {
@@ -175,7 +201,8 @@ int knx_frame_parse(const uint8_t *p, size_t len, knx_frame *out) {
     size_t n = len - KNX_HDR_LEN;
     switch (h.service) {
     case KNX_SEARCH_REQ:
-    case KNX_DESCRIPTION_REQ: return parse_hpai(b, n, &out->hpai);
+    case KNX_DESCRIPTION_REQ:
+        return parse_hpai(b, n, &out->hpai);
     case KNX_CONNECT_REQ: /* control HPAI, data HPAI, CRI */
         if (parse_hpai(b, n, &out->hpai) < 0 || n < 18 || b[8] != 8 || b[16] < 2 || (size_t)b[16] > n - 16)
             return TBGW_EPROTO;
@@ -183,7 +210,8 @@ int knx_frame_parse(const uint8_t *p, size_t len, knx_frame *out) {
     case KNX_SEARCH_RES:
         if (parse_hpai(b, n, &out->hpai) < 0) return TBGW_EPROTO;
         return parse_dibs(b + 8, n - 8, out);
-    case KNX_DESCRIPTION_RES: return parse_dibs(b, n, out);
+    case KNX_DESCRIPTION_RES:
+        return parse_dibs(b, n, out);
     case KNX_CONNECT_RES:
         if (n < 2) return TBGW_EPROTO;
         out->channel = b[0];
@@ -210,7 +238,8 @@ int knx_frame_parse(const uint8_t *p, size_t len, knx_frame *out) {
         out->cemi = b + 4;
         out->cemi_len = n - 4;
         return out->cemi_len ? 0 : TBGW_EPROTO;
-    case KNX_TUNNEL_ACK: return parse_conn_header(b, n, out);
+    case KNX_TUNNEL_ACK:
+        return parse_conn_header(b, n, out);
     case KNX_ROUTING_IND:
         out->cemi = b;
         out->cemi_len = n;
@@ -219,8 +248,10 @@ int knx_frame_parse(const uint8_t *p, size_t len, knx_frame *out) {
         if (n < 6 || b[0] != 6) return TBGW_EPROTO;
         out->busy_wait_ms = rd16(b + 2);
         return 0;
-    case KNX_ROUTING_LOST: return n >= 4 ? 0 : TBGW_EPROTO;
-    default: return TBGW_ENOENT;
+    case KNX_ROUTING_LOST:
+        return n >= 4 ? 0 : TBGW_EPROTO;
+    default:
+        return TBGW_ENOENT;
     }
 }
 
@@ -256,7 +287,8 @@ int knx_enc_connect_req(uint8_t *out, size_t cap, const knx_hpai *control, const
     return 26;
 }
 
-static int enc_chan_hpai(uint8_t *out, size_t cap, uint16_t service, uint8_t channel, const knx_hpai *control) {
+static int enc_chan_hpai(uint8_t *out, size_t cap, uint16_t service, uint8_t channel,
+                         const knx_hpai *control) {
     if (put_header(out, cap, service, 16) < 0) return TBGW_EINVAL;
     out[6] = channel;
     out[7] = 0;

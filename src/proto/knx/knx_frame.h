@@ -8,12 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KNX_HDR_LEN        6
-#define KNX_PROTO_VERSION  0x10
-#define KNX_MAX_FRAME      256
-#define KNX_MAX_APDU_DATA  14 /* longest group value we send or accept (DPT 16: 14 octets) */
-#define KNX_DEFAULT_PORT   3671
-#define KNX_DEFAULT_MCAST  "224.0.23.12"
+#define KNX_HDR_LEN       6
+#define KNX_PROTO_VERSION 0x10
+#define KNX_MAX_FRAME     256
+#define KNX_MAX_APDU_DATA 14 /* longest group value we send or accept (DPT 16: 14 octets) */
+#define KNX_DEFAULT_PORT  3671
+#define KNX_DEFAULT_MCAST "224.0.23.12"
 
 /* Service type identifiers. */
 enum {
@@ -71,8 +71,8 @@ void knx_ia_format(uint16_t ia, char *out, size_t cap);
 
 /* ---- KNXnet/IP ---- */
 typedef struct knx_hpai {
-    uint8_t proto;  /* KNX_HPAI_UDP / TCP */
-    uint32_t ip;    /* host order; 0 = "route back" (NAT mode) */
+    uint8_t proto; /* KNX_HPAI_UDP / TCP */
+    uint32_t ip;   /* host order; 0 = "route back" (NAT mode) */
     uint16_t port;
 } knx_hpai;
 
@@ -88,12 +88,12 @@ int knx_header_parse(const uint8_t *p, size_t len, knx_header *out);
 /* A decoded frame of any service we handle; body points into the input. */
 typedef struct knx_frame {
     uint16_t service;
-    uint8_t channel; /* connect res, connstate, disconnect, tunnel req/ack */
-    uint8_t status;  /* connect res, connstate res, disconnect res, tunnel ack */
-    uint8_t seq;     /* tunnel req/ack */
-    knx_hpai hpai;   /* search req (discovery), search res (control), connect res (data),
-                        connstate/disconnect req (control), description req */
-    uint16_t ia;     /* connect res: the individual address assigned to the tunnel */
+    uint8_t channel;     /* connect res, connstate, disconnect, tunnel req/ack */
+    uint8_t status;      /* connect res, connstate res, disconnect res, tunnel ack */
+    uint8_t seq;         /* tunnel req/ack */
+    knx_hpai hpai;       /* search req (discovery), search res (control), connect res (data),
+                            connstate/disconnect req (control), description req */
+    uint16_t ia;         /* connect res: the individual address assigned to the tunnel */
     const uint8_t *cemi; /* tunnel req, routing indication */
     size_t cemi_len;
     uint16_t busy_wait_ms; /* routing busy */
@@ -132,10 +132,10 @@ typedef struct knx_ldata {
     uint8_t code; /* KNX_CEMI_LDATA_* */
     uint8_t ctrl1, ctrl2;
     uint16_t src, dst;
-    uint8_t group;     /* destination is a group address */
+    uint8_t group;         /* destination is a group address */
     uint8_t confirm_error; /* L_Data.con: the frame was not sent */
-    uint16_t apci;     /* KNX_APCI_* (other APCIs are reported as they are) */
-    knx_payload value; /* read: empty */
+    uint16_t apci;         /* KNX_APCI_* (other APCIs are reported as they are) */
+    knx_payload value;     /* read: empty */
 } knx_ldata;
 
 /* Decodes an L_Data cEMI message (additional information skipped). Group telegrams with other
