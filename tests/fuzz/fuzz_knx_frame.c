@@ -1,5 +1,6 @@
-/* Fuzzes the KNXnet/IP frame decoder and the cEMI L_Data decoder (every datagram a gateway or the
- * multicast group may send), and checks that a decoded group telegram re-encodes to the same values. */
+/* Fuzzes the KNXnet/IP frame decoder, the TCP stream framing and the cEMI L_Data decoder (every datagram
+ * or stream a gateway or the multicast group may send), and checks that a decoded group telegram re-encodes
+ * to the same values. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -30,6 +31,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         cemi(f.cemi, f.cemi_len);
     }
     cemi(data, size);
+    /* a TCP stream: frames cut by their length, each decoded */
+    size_t off = 0;
+    for (;;) {
+        int n = knx_stream_frame_len(data + off, size - off);
+        if (n <= 0) break;
+        if ((size_t)n > size - off) __builtin_trap();
+        knx_frame_parse(data + off, (size_t)n, &f);
+        off += (size_t)n;
+    }
     uint16_t a;
     char s[64];
     size_t n = size < sizeof s - 1 ? size : sizeof s - 1;

@@ -320,12 +320,99 @@ static void test_search(void **st) {
     close(p.fd);
 }
 
+/* Reads one KNXnet/IP frame from a TCP stream. */
+static void tcp_frame(int fd, uint16_t want, knx_frame *f, uint8_t *b, size_t cap) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    size_t got = 0, total = KNX_HDR_LEN;
+    while (got < total) {
+        assert_true(poll(&pfd, 1, 500) > 0);
+        ssize_t n = recv(fd, b + got, total - got, 0);
+        assert_true(n > 0);
+        got += (size_t)n;
+        if (got == KNX_HDR_LEN) total = (size_t)(b[4] << 8 | b[5]);
+        assert_true(total <= cap);
+    }
+    assert_int_equal(knx_frame_parse(b, total, f), 0);
+    assert_int_equal(f->service, want);
+}
+
+static void test_tcp_tunnel(void **st) {
+    (void)st;
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    listen(ls, 1);
+    socklen_t sl = sizeof sa;
+    getsockname(ls, (struct sockaddr *)&sa, &sl);
+    rec r = {0};
+    knx_client_cfg cfg = {.tcp = 1,
+                          .gw_ip = INADDR_LOOPBACK,
+                          .gw_port = ntohs(sa.sin_port),
+                          .reconnect_base_ms = 100,
+                          .reconnect_cap_ms = 100};
+    knx_client_cb cb = {&r, on_telegram, on_sent, on_state};
+    knx_client *c = knx_client_new(&cfg, &cb, tbgw_logger_get("test.knx"));
+    knx_client_step(c, 0);
+    int fd = accept(ls, NULL, NULL);
+    assert_true(fd >= 0);
+    usleep(2000);
+    knx_client_step(c, 1); /* connected: CONNECT_REQUEST with "this connection" HPAIs */
+    knx_frame f;
+    uint8_t b[256];
+    tcp_frame(fd, KNX_CONNECT_REQ, &f, b, sizeof b);
+    assert_int_equal(f.hpai.proto, KNX_HPAI_TCP);
+    assert_int_equal(f.hpai.ip, 0);
+    /* the response and an indication in one segment, the indication split over two writes */
+    const uint8_t cres[] = {0x06, 0x10, 0x02, 0x06, 0x00, 0x14, 0x05, 0x00, 0x08, 0x02,
+                            0,    0,    0,    0,    0,    0,    0x04, 0x04, 0x11, 0x0A};
+    uint8_t ind[64];
+    const uint8_t cemi[] = {0x29, 0x00, 0xBC, 0xE0, 0x11, 0x05, 0x08, 0x06, 0x01, 0x00, 0x81};
+    int il = knx_enc_tunnel_req(ind, sizeof ind, 5, 9, cemi, sizeof cemi);
+    uint8_t seg[128];
+    memcpy(seg, cres, sizeof cres);
+    memcpy(seg + sizeof cres, ind, 7);
+    assert_int_equal(send(fd, seg, sizeof cres + 7, 0), (ssize_t)(sizeof cres + 7));
+    usleep(2000);
+    knx_client_step(c, 2);
+    assert_true(knx_client_connected(c));
+    assert_int_equal(r.telegrams, 0);
+    send(fd, ind + 7, (size_t)il - 7, 0);
+    usleep(2000);
+    knx_client_step(c, 3);
+    assert_int_equal(r.telegrams, 1); /* delivered without ACK or sequence check */
+    /* a request: no ACK over TCP, the confirmation completes it */
+    assert_int_equal(knx_client_send(c, 0x0806, KNX_APCI_READ, NULL, 11), 0);
+    knx_client_step(c, 4);
+    tcp_frame(fd, KNX_TUNNEL_REQ, &f, b, sizeof b);
+    assert_int_equal(f.channel, 5);
+    const uint8_t con[] = {0x2E, 0x00, 0xBC, 0xE0, 0x11, 0x0A, 0x08, 0x06, 0x01, 0x00, 0x00};
+    il = knx_enc_tunnel_req(ind, sizeof ind, 5, 0, con, sizeof con);
+    send(fd, ind, (size_t)il, 0);
+    usleep(2000);
+    knx_client_step(c, 5000); /* well past the UDP ACK timeout: no repeat, no loss */
+    assert_int_equal(r.sent_ok, 1);
+    assert_true(knx_client_connected(c));
+    /* the gateway closes the connection: lost, then reconnected */
+    close(fd);
+    usleep(2000);
+    knx_client_step(c, 5001);
+    assert_false(knx_client_connected(c));
+    assert_int_equal(r.downs, 1);
+    knx_client_step(c, 5200);
+    fd = accept(ls, NULL, NULL);
+    assert_true(fd >= 0);
+    close(fd);
+    knx_client_free(c);
+    close(ls);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_ack_repeat_confirm),
         cmocka_unit_test(test_incoming_sequence_and_loss),
         cmocka_unit_test(test_heartbeat_unanswered_and_refused),
         cmocka_unit_test(test_search),
+        cmocka_unit_test(test_tcp_tunnel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,6 +113,13 @@ static void test_parse_services(void **st) {
     assert_int_equal(f.busy_wait_ms, 100);
     const uint8_t unknown[] = {0x06, 0x10, 0x09, 0x99, 0x00, 0x06};
     assert_int_equal(knx_frame_parse(unknown, sizeof unknown, &f), TBGW_ENOENT);
+    /* TCP stream framing */
+    assert_int_equal(knx_stream_frame_len(treq, 5), 0);
+    assert_int_equal(knx_stream_frame_len(treq, 10), 0);
+    assert_int_equal(knx_stream_frame_len(treq, sizeof treq), (int)sizeof treq);
+    assert_int_equal(knx_stream_frame_len(cres + 1, sizeof cres - 1), TBGW_EPROTO);
+    const uint8_t huge[] = {0x06, 0x10, 0x04, 0x20, 0xFF, 0xFF};
+    assert_int_equal(knx_stream_frame_len(huge, sizeof huge), TBGW_EPROTO);
 }
 
 static void test_search_response(void **st) {

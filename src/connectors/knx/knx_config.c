@@ -117,7 +117,7 @@ static int parse_client(kx *k, const json_t *c, tbgw_err *err) {
         cc->mode = KNX_MODE_TUNNEL;
     else if (!strcasecmp(type, "TUNNELING_TCP")) {
         cc->mode = KNX_MODE_TUNNEL;
-        TBGW_WARNF(k->host->log, "knx: client.type TUNNELING_TCP: tunnelling over UDP is used");
+        cc->tcp = 1;
     } else if (!strcasecmp(type, "ROUTING_SECURE") || !strcasecmp(type, "TUNNELING_TCP_SECURE"))
         return tbgw_err_set(err, TBGW_EINVAL, "client.type: KNX IP Secure (%s) is not supported", type);
     else

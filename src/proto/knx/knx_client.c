@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,7 @@
 #include "util/backoff.h"
 #include "util/time.h"
 
-typedef enum cl_state { ST_IDLE = 0, ST_SEARCH, ST_CONNECT, ST_UP, ST_WAIT } cl_state;
+typedef enum cl_state { ST_IDLE = 0, ST_SEARCH, ST_TCP, ST_CONNECT, ST_UP, ST_WAIT } cl_state;
 
 typedef struct out_item {
     uint8_t cemi[32];
@@ -57,6 +59,8 @@ struct knx_client {
     tbgw_backoff bo;
     knx_client_stats stats;
     int port_warned;
+    uint8_t rx[2 * KNX_MAX_FRAME]; /* TCP: bytes of a frame not complete yet */
+    size_t rx_len;
 };
 
 static void set_defaults(knx_client_cfg *c) {
@@ -85,6 +89,14 @@ static void close_fd(knx_client *c) {
 
 static int send_to(knx_client *c, uint32_t ip, uint16_t port, const uint8_t *buf, int len) {
     if (c->fd < 0 || len <= 0) return TBGW_EIO;
+    if (c->cfg.tcp && c->st != ST_SEARCH) { /* one stream carries every frame of the tunnel */
+        ssize_t n = send(c->fd, buf, (size_t)len, MSG_NOSIGNAL);
+        if (n != len) {
+            TBGW_DEBUGF(c->log, "knx: TCP send failed: %s", n < 0 ? strerror(errno) : "short write");
+            return TBGW_EIO;
+        }
+        return 0;
+    }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(ip)};
     if (sendto(c->fd, buf, (size_t)len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
         TBGW_DEBUGF(c->log, "knx: sendto failed: %s", strerror(errno));
@@ -152,6 +164,28 @@ static int open_unicast(knx_client *c) {
     setsockopt(s, IPPROTO_IP, IP_MULTICAST_IF, &ifa, sizeof ifa);
     int one = 1; /* ICMP errors (gateway port closed, host unreachable) end a tunnel at once */
     setsockopt(s, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
+    c->fd = s;
+    return 0;
+}
+
+/* Starts a non-blocking TCP connection to the gateway; the HPAIs then say "this connection". */
+static int open_tcp(knx_client *c) {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) return TBGW_EIO;
+    int one = 1;
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (c->cfg.local_ip) {
+        struct sockaddr_in la = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(c->cfg.local_ip)};
+        bind(s, (struct sockaddr *)&la, sizeof la);
+    }
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(c->gw_port), .sin_addr.s_addr = htonl(c->gw_ip)};
+    if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
+        close(s);
+        return TBGW_EIO;
+    }
+    c->local = (knx_hpai){KNX_HPAI_TCP, 0, 0};
+    c->rx_len = 0;
     c->fd = s;
     return 0;
 }
@@ -239,6 +273,31 @@ static void send_search(knx_client *c, int64_t now) {
     send_to(c, c->cfg.mcast_ip, c->cfg.mcast_port, buf, knx_enc_search_req(buf, sizeof buf, &c->local));
 }
 
+static void start_tcp(knx_client *c, int64_t now) {
+    close_fd(c);
+    if (open_tcp(c) < 0) return go_wait(c, now, "cannot open a TCP connection");
+    c->st = ST_TCP;
+    c->deadline = now + c->cfg.connect_timeout_ms;
+}
+
+/* ST_TCP: the connection attempt finished? */
+static void tcp_connecting(knx_client *c, int64_t now) {
+    struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
+    if (poll(&pfd, 1, 0) <= 0) {
+        if (now >= c->deadline) go_wait(c, now, "TCP connection to the gateway timed out");
+        return;
+    }
+    int e = 0;
+    socklen_t el = sizeof e;
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &el);
+    if (e) {
+        char why[96];
+        snprintf(why, sizeof why, "TCP connection to the gateway failed (%s)", strerror(e));
+        return go_wait(c, now, why);
+    }
+    send_connect(c, now);
+}
+
 static void start(knx_client *c, int64_t now) {
     if (c->cfg.mode == KNX_MODE_ROUTING) {
         if (open_routing(c) < 0) return go_wait(c, now, "cannot open the routing socket");
@@ -247,8 +306,10 @@ static void start(knx_client *c, int64_t now) {
         TBGW_INFOF(c->log, "knx: routing on %s:%u", ip, (unsigned)c->cfg.mcast_port);
         return go_up(c, now);
     }
+    int search = !c->gw_ip || (c->cfg.search && !c->search_done_once);
+    if (c->cfg.tcp && !search) return start_tcp(c, now);
     if (open_unicast(c) < 0) return go_wait(c, now, "cannot open a UDP socket");
-    if (!c->gw_ip || (c->cfg.search && !c->search_done_once)) return send_search(c, now);
+    if (search) return send_search(c, now);
     send_connect(c, now);
 }
 
@@ -265,7 +326,15 @@ static void transmit_head(knx_client *c, int64_t now) {
         pop_head(c, rc == 0, rc == 0 ? NULL : "send failed");
         return;
     }
-    send_data(c, buf, knx_enc_tunnel_req(buf, sizeof buf, c->channel, c->send_seq, it->cemi, it->len));
+    int rc =
+        send_data(c, buf, knx_enc_tunnel_req(buf, sizeof buf, c->channel, c->send_seq, it->cemi, it->len));
+    if (c->cfg.tcp) { /* no TUNNELING_ACK over TCP: the stream is reliable */
+        if (rc < 0) return go_wait(c, now, "TCP connection to the gateway broken");
+        c->send_seq++;
+        c->hs = H_ACKED;
+        c->head_deadline = now + c->cfg.confirm_timeout_ms;
+        return;
+    }
     c->hs = H_SENT;
     c->head_deadline = now + c->cfg.ack_timeout_ms;
 }
@@ -320,6 +389,7 @@ static void on_cemi(knx_client *c, const uint8_t *p, size_t len, int64_t now) {
 
 static void on_tunnel_req(knx_client *c, const knx_frame *f, int64_t now) {
     if (c->st != ST_UP || f->channel != c->channel) return;
+    if (c->cfg.tcp) return on_cemi(c, f->cemi, f->cemi_len, now); /* neither ACK nor sequence check */
     uint8_t buf[16];
     if (f->seq == (uint8_t)(c->recv_seq - 1)) { /* a repeat of the last one: acknowledge again only */
         send_data(c, buf, knx_enc_tunnel_ack(buf, sizeof buf, c->channel, f->seq, KNX_E_NO_ERROR));
@@ -332,7 +402,8 @@ static void on_tunnel_req(knx_client *c, const knx_frame *f, int64_t now) {
 }
 
 static void on_tunnel_ack(knx_client *c, const knx_frame *f, int64_t now) {
-    if (c->st != ST_UP || f->channel != c->channel || c->hs != H_SENT || f->seq != c->send_seq) return;
+    if (c->cfg.tcp || c->st != ST_UP || f->channel != c->channel || c->hs != H_SENT || f->seq != c->send_seq)
+        return;
     if (f->status != KNX_E_NO_ERROR) {
         char why[64];
         snprintf(why, sizeof why, "tunnelling ACK with %s", knx_status_name(f->status));
@@ -436,7 +507,41 @@ static void drain_errqueue(knx_client *c) {
     }
 }
 
+/* TCP: frames are cut from the stream by the header's total length. */
+static void read_tcp(knx_client *c, int64_t now) {
+    for (int i = 0; i < 64 && c->fd >= 0; i++) {
+        ssize_t n = recv(c->fd, c->rx + c->rx_len, sizeof c->rx - c->rx_len, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n <= 0) {
+            char why[96];
+            snprintf(why, sizeof why, "the gateway closed the TCP connection%s%s", n < 0 ? ": " : "",
+                     n < 0 ? strerror(errno) : "");
+            return go_wait(c, now, why);
+        }
+        c->rx_len += (size_t)n;
+        size_t off = 0;
+        for (;;) {
+            int total = knx_stream_frame_len(c->rx + off, c->rx_len - off);
+            if (total < 0) {
+                c->stats.frames_bad++;
+                return go_wait(c, now, "malformed frame on the TCP connection");
+            }
+            if (total == 0) break;
+            on_frame(c, c->rx + off, (size_t)total, c->gw_ip, c->gw_port, now);
+            if (c->fd < 0) return; /* the frame ended the connection */
+            off += (size_t)total;
+        }
+        memmove(c->rx, c->rx + off, c->rx_len - off);
+        c->rx_len -= off;
+    }
+}
+
 static void read_all(knx_client *c, int64_t now) {
+    if (c->cfg.tcp && c->st != ST_SEARCH && c->st != ST_IDLE && c->st != ST_WAIT) {
+        if (c->st != ST_TCP) read_tcp(c, now);
+        return;
+    }
     uint8_t buf[KNX_MAX_FRAME + 64];
     for (int i = 0; i < 256 && c->fd >= 0; i++) {
         struct sockaddr_in sa;
@@ -500,7 +605,13 @@ void knx_client_step(knx_client *c, int64_t now) {
             go_wait(c, now, "no KNXnet/IP gateway answered the search");
             break;
         }
-        send_connect(c, now);
+        if (c->cfg.tcp)
+            start_tcp(c, now);
+        else
+            send_connect(c, now);
+        break;
+    case ST_TCP:
+        tcp_connecting(c, now);
         break;
     case ST_CONNECT:
         if (now >= c->deadline) go_wait(c, now, "no answer to CONNECT_REQUEST");

@@ -1,4 +1,4 @@
-/* A KNXnet/IP client for one thread: tunnelling over UDP (CONNECT, CONNECTIONSTATE heartbeat,
+/* A KNXnet/IP client for one thread: tunnelling over UDP or TCP (CONNECT, CONNECTIONSTATE heartbeat,
  * TUNNELING_REQUEST/ACK with sequence counters and one repeat after the 1 s ACK timeout, L_Data.con
  * awaited before the next request, reconnect with capped full-jitter backoff) or routing (multicast
  * ROUTING_INDICATION, ROUTING_BUSY pauses), and gateway search (SEARCH_REQUEST on the multicast
@@ -18,6 +18,7 @@ typedef enum knx_mode { KNX_MODE_TUNNEL = 0, KNX_MODE_ROUTING } knx_mode;
 
 typedef struct knx_client_cfg {
     knx_mode mode;
+    int tcp;        /* tunnelling over TCP (no TUNNELING_ACK; frames cut from the stream) */
     uint32_t gw_ip; /* host order; 0 = search for a gateway */
     uint16_t gw_port;
     uint32_t local_ip; /* 0 = any */

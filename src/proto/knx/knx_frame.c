@@ -146,6 +146,14 @@ int knx_header_parse(const uint8_t *p, size_t len, knx_header *out) {
     return 0;
 }
 
+int knx_stream_frame_len(const uint8_t *p, size_t len) {
+    if (len < KNX_HDR_LEN) return 0;
+    size_t total = (size_t)(p[4] << 8 | p[5]);
+    if (p[0] != KNX_HDR_LEN || p[1] != KNX_PROTO_VERSION || total < KNX_HDR_LEN || total > KNX_MAX_FRAME)
+        return TBGW_EPROTO;
+    return len < total ? 0 : (int)total;
+}
+
 static int parse_hpai(const uint8_t *p, size_t len, knx_hpai *h) {
     if (len < 8 || p[0] != 8) return TBGW_EPROTO;
     h->proto = p[1];

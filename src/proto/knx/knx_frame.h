@@ -107,6 +107,10 @@ typedef struct knx_frame {
  * this file does not know give TBGW_ENOENT with out->service set. */
 int knx_frame_parse(const uint8_t *p, size_t len, knx_frame *out);
 
+/* KNXnet/IP over TCP: the length of the complete frame at the start of p (> 0), 0 when more octets
+ * are needed, TBGW_EPROTO when the stream cannot hold a frame there (bad header or length). */
+int knx_stream_frame_len(const uint8_t *p, size_t len);
+
 /* Encoders; each returns the frame length or TBGW_EINVAL when cap is too small. */
 int knx_enc_search_req(uint8_t *out, size_t cap, const knx_hpai *discovery);
 int knx_enc_description_req(uint8_t *out, size_t cap, const knx_hpai *control);
