@@ -123,7 +123,13 @@ class KnxTest(GatewayTestCase):
                          "timeseries": [{"key": "on", "groupAddress": "2/0/1", "type": "1.001"},
                                         {"key": "level", "groupAddress": "2/0/2", "type": "percent"},
                                         {"key": "power", "groupAddress": "2/0/3", "type": "power"},
-                                        {"key": "t", "groupAddress": "2/0/4", "type": "temperature"}]}],
+                                        {"key": "t", "groupAddress": "2/0/4", "type": "temperature"}]},
+                        {"deviceInfo": {"deviceNameExpressionSource": "constant", "deviceNameExpression": "Sensor",
+                                        "deviceProfileExpressionSource": "expression",
+                                        "deviceProfileExpression": "KNX ${2/0/8}", "deviceProfileDataType": "string"},
+                         "pollPeriod": 60000,
+                         "timeseries": [{"key": "co2", "groupAddress": "2/0/9", "type": "ppm",
+                                         "reportStrategy": {"type": "ON_CHANGE"}}]}],
             "attributeUpdates": [
                 {"deviceNameFilter": "La.*", "key": "on", "groupAddress": "2/1/1", "dataType": "switch"},
                 {"deviceNameFilter": "La.*", "key": "level", "groupAddress": "2/1/2", "dataType": "percent"},
@@ -131,7 +137,8 @@ class KnxTest(GatewayTestCase):
                 {"deviceNameFilter": ".*", "key": "t", "groupAddress": "2/1/4", "dataType": "temperature"},
                 {"deviceNameFilter": ".*", "key": "label", "groupAddress": "2/1/5", "dataType": "string"}],
         }
-        self.bus.answers.update({"2/0/1": [0x00, 0x41], "2/0/2": [0x00, 0x40, 0xFF],
+        self.bus.answers.update({"2/0/8": [0x00, 0x40] + name14("Thermo"), "2/0/9": [0x00, 0x40] + dpt9(400.0),
+                                 "2/0/1": [0x00, 0x41], "2/0/2": [0x00, 0x40, 0xFF],
                                  "2/0/3": [0x00, 0x40, 0x44, 0x7A, 0x20, 0x00], "2/0/4": [0x00, 0x40, 0x07, 0xD0]})
         gw = self.gateway(connectors=[self.connector(cfg)]).start()
         got = wait_for(lambda: self.merged("Lamp", ["on", "level", "power", "t"]), 15, what="Lamp values")
@@ -140,6 +147,13 @@ class KnxTest(GatewayTestCase):
         self.assertEqual(got["power"], 1000.5)
         self.assertEqual(got["t"], 20.0)
         self.assertIn({"device": "Lamp", "type": "light"}, [p for _, p in self.platform.all("v1/gateway/connect")])
+        # the type read from the bus; a per-key ON_CHANGE strategy drops a repeated value
+        self.assertEqual(self.latest_ts("Sensor", "co2"), 400.0)
+        self.assertIn({"device": "Sensor", "type": "KNX Thermo"}, [p for _, p in self.platform.all("v1/gateway/connect")])
+        for v in (400.0, 400.0, 416.0):
+            self.bus.send("2/0/9", [0x00, 0x80] + dpt9(v))
+        wait_for(lambda: any(x.get("co2") == 416.0 for _, _, x in self.platform.telemetry("Sensor")), 10, what="co2 416")
+        self.assertEqual([x["co2"] for _, _, x in self.platform.telemetry("Sensor")], [400.0, 416.0])
         with knxtool_listen(self.knxd.url) as listen:
             self.platform.publish("v1/gateway/attributes", {"device": "Lamp", "data": {"on": False, "level": 50,
                                                                                        "t": -30, "label": "Ütility"}})
