@@ -566,7 +566,7 @@ static void read_all(knx_client *c, int64_t now) {
 /* ---- timers ---- */
 
 static void timers_up(knx_client *c, int64_t now) {
-    uint8_t buf[32];
+    uint8_t buf[64]; /* a repeated request: up to 10 + 32 octets */
     if (c->cfg.mode == KNX_MODE_TUNNEL) {
         if (c->hb_deadline && now >= c->hb_deadline) {
             if (++c->hb_tries >= 3) return go_wait(c, now, "no answer to connection state requests");
