@@ -176,8 +176,8 @@ class KnxTest(GatewayTestCase):
         return out if all(k in out for k in keys) else None
 
     def test_knxd_killed_and_restarted(self):
-        """The tunnel is lost when knxd dies (no ACK after the repeat); it is re-established with backoff
-        once knxd is back, and polling resumes."""
+        """The tunnel is lost when knxd dies (the ICMP port-unreachable of the next request, or no ACK
+        after its repeat); it is re-established with backoff once knxd is back, and polling resumes."""
         self.bus.answers.update({"1/0/5": [0x00, 0x40] + name14("Hall"), "1/0/6": [0x00, 0x40, 0x0C, 0x33],
                                  "1/0/7": [0x00, 0x40] + dpt9(44.0)})
         cfg = self.tunnel_config(autoReconnectWait=0.5)
@@ -220,8 +220,9 @@ class KnxTest(GatewayTestCase):
         self.assertEqual(gw.stop(), 0)
 
     def test_gateway_search_without_address(self):
-        """No gateway address: the gateway is found by SEARCH_REQUEST and used. Loopback carries no
-        multicast on this machine, so the search goes to the unicast address given as multicastGroup."""
+        """No gateway address: the gateway is found by SEARCH_REQUEST and used. knxd does not answer a
+        search sent to the multicast group from its own host, so the search goes to the unicast address
+        given as multicastGroup."""
         self.bus.answers.update({"1/0/6": [0x00, 0x40, 0x0C, 0x33]})
         cfg = {"client": {"type": "AUTOMATIC", "multicastGroup": "127.0.0.1", "multicastPort": self.knxd.udp_port,
                           "localIp": "127.0.0.1",

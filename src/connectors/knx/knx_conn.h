@@ -43,6 +43,7 @@ typedef struct kx_device {
     /* runtime */
     int64_t next_poll, poll_deadline;
     int polling;
+    uint16_t gen;             /* poll generation: outcomes of an earlier poll's reads are ignored */
     size_t reads_unconfirmed; /* reads of this poll not yet confirmed by the gateway */
     uint8_t *answered;        /* per gas[]: answered (or failed) in this poll */
     int64_t poll_ts;
@@ -108,7 +109,7 @@ kx_ga *kx_ga_find(kx *k, uint16_t ga);
 void kx_poll_due(kx *k, int64_t now);
 int64_t kx_poll_next_ms(const kx *k, int64_t now);
 void kx_on_telegram(kx *k, const knx_ldata *ld);
-void kx_poll_sent(kx *k, size_t dev, size_t gi, int ok);
+void kx_poll_sent(kx *k, size_t dev, uint32_t gen_gi, int ok);
 void kx_polls_reset(kx *k);
 /* str() of a decoded value as Python prints it (strings raw). */
 void kx_value_str(const tbgw_value *v, tbgw_buf *out);

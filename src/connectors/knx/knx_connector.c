@@ -18,7 +18,7 @@ static void cb_sent(void *ud, uint64_t tag, int ok, const char *why) {
     unsigned kind = (unsigned)(tag >> 56);
     uint64_t a = (tag >> 32) & 0xFFFFFFu, b = tag & 0xFFFFFFFFu;
     if (kind == KX_TAG_POLL)
-        kx_poll_sent(k, (size_t)a, (size_t)b, ok);
+        kx_poll_sent(k, (size_t)a, (uint32_t)b, ok);
     else if (kind == KX_TAG_RPC)
         kx_rpc_sent(k, b, ok, why);
     else if (kind == KX_TAG_WRITE && !ok && a < k->n_attr_updates) {

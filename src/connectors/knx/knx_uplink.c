@@ -178,8 +178,10 @@ static void start_poll(kx *k, size_t di, int64_t now) {
     dv->reads_unconfirmed = 0;
     dv->poll_deadline = 0;
     dv->poll_ts = tbgw_now_ms();
+    dv->gen++;
     for (size_t j = 0; j < dv->n_gas; j++) {
-        if (knx_client_send(k->client, dv->gas[j], KNX_APCI_READ, NULL, kx_tag(KX_TAG_POLL, di, j)) == 0)
+        uint64_t tag = kx_tag(KX_TAG_POLL, di, (uint64_t)dv->gen << 16 | j);
+        if (knx_client_send(k->client, dv->gas[j], KNX_APCI_READ, NULL, tag) == 0)
             dv->reads_unconfirmed++;
         else
             dv->answered[j] = 2;
@@ -191,10 +193,11 @@ static void start_poll(kx *k, size_t di, int64_t now) {
     }
 }
 
-void kx_poll_sent(kx *k, size_t di, size_t gi, int ok) {
+void kx_poll_sent(kx *k, size_t di, uint32_t gen_gi, int ok) {
     if (di >= k->n_devices) return;
     kx_device *dv = &k->devices[di];
-    if (!dv->polling || gi >= dv->n_gas) return;
+    size_t gi = gen_gi & 0xFFFF;
+    if (!dv->polling || (gen_gi >> 16) != dv->gen || gi >= dv->n_gas) return;
     if (!ok && !dv->answered[gi]) dv->answered[gi] = 2;
     if (dv->reads_unconfirmed && --dv->reads_unconfirmed == 0)
         dv->poll_deadline = tbgw_mono_ms() + k->read_timeout_ms;
