@@ -77,6 +77,7 @@ class KnxTest(GatewayTestCase):
         self.assertEqual(attrs["temperature"], 21.5)
         self.assertEqual(self.latest_ts("Device Hall", "humidity"), 44.0)
         self.assertGreaterEqual(len(self.bus.reads("1/0/6")), 1)
+        gw.wait_log('knx: gateway "knxd" (0.0.1), medium')
         log = gw.log()
         m = re.search(r"KNX\.json:(\d+):(\d+): attributeUpdates\[0\]\.dataType: unknown datapoint type "
                       r"\"precent_U8\" \(did you mean \"percentU8\"\?\); entry skipped", log)

@@ -169,6 +169,7 @@ static int parse_client(kx *k, const json_t *c, tbgw_err *err) {
         cc->search_ms = (int64_t)(d * 1000);
         cc->search_stop_on_found = get_bool(gs, "stopOnFound", 0);
     }
+    cc->describe = 1;
     if (cc->mode == KNX_MODE_ROUTING) {
         cc->search = 0;
         if (cc->mcast_ip && (cc->mcast_ip >> 28) != 0xE)

@@ -59,6 +59,7 @@ struct knx_client {
     tbgw_backoff bo;
     knx_client_stats stats;
     int port_warned;
+    int described;                 /* the DESCRIPTION_RESPONSE was logged */
     uint8_t rx[2 * KNX_MAX_FRAME]; /* TCP: bytes of a frame not complete yet */
     size_t rx_len;
 };
@@ -253,6 +254,10 @@ static void go_up(knx_client *c, int64_t now) {
     c->hb_deadline = 0;
     c->hb_tries = 0;
     c->hs = H_NONE;
+    if (c->cfg.describe && c->cfg.mode == KNX_MODE_TUNNEL && !c->described) {
+        uint8_t buf[32]; /* who the gateway is, for the log (answered on the control endpoint) */
+        send_gw(c, buf, knx_enc_description_req(buf, sizeof buf, &c->local));
+    }
     if (c->cb.on_state) c->cb.on_state(c->cb.ud, 1, NULL);
 }
 
@@ -431,6 +436,21 @@ static void on_search_res(knx_client *c, const knx_frame *f, uint32_t from_ip, u
     if (c->cfg.search_stop_on_found) c->deadline = now;
 }
 
+static const char *medium_name(uint8_t m) {
+    switch (m) {
+    case 0x02:
+        return "TP1";
+    case 0x04:
+        return "PL110";
+    case 0x10:
+        return "RF";
+    case 0x20:
+        return "KNX IP";
+    default:
+        return "unknown";
+    }
+}
+
 static void on_frame(knx_client *c, const uint8_t *p, size_t len, uint32_t from_ip, uint16_t from_port,
                      int64_t now) {
     knx_frame f;
@@ -446,6 +466,14 @@ static void on_frame(knx_client *c, const uint8_t *p, size_t len, uint32_t from_
     switch (f.service) {
     case KNX_SEARCH_RES:
         return on_search_res(c, &f, from_ip, from_port, now);
+    case KNX_DESCRIPTION_RES:
+        if (!c->described) {
+            char ia[16];
+            knx_ia_format(f.dev_ia, ia, sizeof ia);
+            TBGW_INFOF(c->log, "knx: gateway \"%s\" (%s), medium %s", f.name, ia, medium_name(f.medium));
+        }
+        c->described = 1;
+        return;
     case KNX_CONNECT_RES:
         if (c->st != ST_CONNECT) return;
         if (f.status != KNX_E_NO_ERROR) {

@@ -27,6 +27,7 @@ typedef struct knx_client_cfg {
     uint16_t mcast_port;
     uint16_t individual;        /* source address of routed telegrams */
     int search;                 /* search (and log the gateways found) before the first connect */
+    int describe;               /* DESCRIPTION_REQUEST once the tunnel is up: the gateway's name in the log */
     int64_t search_ms;          /* how long a search collects responses (default 3000) */
     int search_stop_on_found;   /* end the search at the first response */
     int64_t heartbeat_ms;       /* CONNECTIONSTATE_REQUEST period (default 60000) */
