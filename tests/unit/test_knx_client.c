@@ -407,6 +407,79 @@ static void test_tcp_tunnel(void **st) {
     close(ls);
 }
 
+/* Routing on the multicast group over lo: indications out, ours looped back ignored, the group's
+ * delivered, ROUTING_BUSY pausing the next telegram for its wait time. */
+static void test_routing_busy(void **st) {
+    (void)st;
+    int port = 0;
+    { /* a free UDP port */
+        peer tmp;
+        peer_open(&tmp);
+        port = tmp.port;
+        close(tmp.fd);
+    }
+    const uint32_t grp = 0xE000170C;
+    int g = socket(AF_INET, SOCK_DGRAM, 0), one = 1;
+    setsockopt(g, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    assert_int_equal(bind(g, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct ip_mreqn mr = {.imr_multiaddr.s_addr = htonl(grp), .imr_address.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(setsockopt(g, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr), 0);
+    struct in_addr ifa = {htonl(INADDR_LOOPBACK)};
+    setsockopt(g, IPPROTO_IP, IP_MULTICAST_IF, &ifa, sizeof ifa);
+    rec r = {0};
+    knx_client_cfg cfg = {.mode = KNX_MODE_ROUTING,
+                          .mcast_ip = grp,
+                          .mcast_port = (uint16_t)port,
+                          .local_ip = INADDR_LOOPBACK,
+                          .individual = 0x100A};
+    knx_client_cb cb = {&r, on_telegram, on_sent, on_state};
+    knx_client *c = knx_client_new(&cfg, &cb, tbgw_logger_get("test.knx"));
+    knx_client_step(c, 0);
+    assert_true(knx_client_connected(c));
+    knx_payload v = {.small = 1, .data = {1}};
+    assert_int_equal(knx_client_send(c, 0x0806, KNX_APCI_WRITE, &v, 1), 0);
+    knx_client_step(c, 1);
+    assert_int_equal(r.sent_ok, 1);
+    struct sockaddr_in grp_sa = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(grp)};
+    uint8_t b[128];
+    struct pollfd pfd = {.fd = g, .events = POLLIN};
+    assert_true(poll(&pfd, 1, 500) > 0);
+    ssize_t n = recv(g, b, sizeof b, 0);
+    knx_frame f;
+    assert_int_equal(knx_frame_parse(b, (size_t)n, &f), 0);
+    assert_int_equal(f.service, KNX_ROUTING_IND);
+    knx_ldata ld;
+    assert_int_equal(knx_cemi_parse(f.cemi, f.cemi_len, &ld), 0);
+    assert_int_equal(ld.code, KNX_CEMI_LDATA_IND);
+    assert_int_equal(ld.src, 0x100A);
+    usleep(2000);
+    knx_client_step(c, 2); /* our own indication came back on the group: ignored */
+    assert_int_equal(r.telegrams, 0);
+    /* the group: an indication from another device, then ROUTING_BUSY with 200 ms */
+    uint8_t cemi[16];
+    int cl = knx_cemi_encode_group(cemi, sizeof cemi, KNX_CEMI_LDATA_IND, 0x1105, 0x0807, KNX_APCI_WRITE, &v);
+    n = knx_enc_routing_ind(b, sizeof b, cemi, (size_t)cl);
+    sendto(g, b, (size_t)n, 0, (struct sockaddr *)&grp_sa, sizeof grp_sa);
+    const uint8_t busy[] = {0x06, 0x10, 0x05, 0x32, 0x00, 0x0C, 0x06, 0x00, 0x00, 0xC8, 0x00, 0x00};
+    sendto(g, busy, sizeof busy, 0, (struct sockaddr *)&grp_sa, sizeof grp_sa);
+    usleep(5000);
+    knx_client_step(c, 10);
+    assert_int_equal(r.telegrams, 1);
+    assert_int_equal(r.last.src, 0x1105);
+    while (recv(g, b, sizeof b, MSG_DONTWAIT) > 0) {
+    }
+    assert_int_equal(knx_client_send(c, 0x0806, KNX_APCI_WRITE, &v, 2), 0);
+    knx_client_step(c, 100);
+    assert_int_equal(r.sent_ok, 1); /* paused */
+    assert_int_equal(knx_client_queued(c), 1);
+    knx_client_step(c, 210);
+    assert_int_equal(r.sent_ok, 2);
+    knx_client_free(c);
+    close(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_ack_repeat_confirm),
@@ -414,6 +487,7 @@ int main(void) {
         cmocka_unit_test(test_heartbeat_unanswered_and_refused),
         cmocka_unit_test(test_search),
         cmocka_unit_test(test_tcp_tunnel),
+        cmocka_unit_test(test_routing_busy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
