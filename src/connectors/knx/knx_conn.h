@@ -96,7 +96,7 @@ typedef struct kx {
     tbgw_conn_state state;
     char last_error[256];
     uint64_t undecodable;
-    int64_t warn_at;
+    int64_t warn_at, queue_warn_at;
     uint64_t warn_suppressed;
 } kx;
 

@@ -187,10 +187,15 @@ static void start_poll(kx *k, size_t di, int64_t now) {
             dv->answered[j] = 2;
     }
     dv->polling = 1;
-    if (!dv->reads_unconfirmed) {
-        TBGW_WARNF(k->host->log, "knx: device %zu: poll skipped (outgoing queue full)", di);
-        dv->polling = 0;
+    if (dv->reads_unconfirmed < dv->n_gas) {
+        int64_t t = tbgw_mono_ms();
+        if (t >= k->queue_warn_at) {
+            TBGW_WARNF(k->host->log, "knx: devices[%zu]: %zu of %zu reads not queued (outgoing queue full)", di,
+                       dv->n_gas - dv->reads_unconfirmed, dv->n_gas);
+            k->queue_warn_at = t + 10000;
+        }
     }
+    if (!dv->reads_unconfirmed) dv->polling = 0;
 }
 
 void kx_poll_sent(kx *k, size_t di, uint32_t gen_gi, int ok) {

@@ -235,6 +235,7 @@ static void go_wait(knx_client *c, int64_t now, const char *why) {
     close_fd(c);
     c->st = ST_WAIT;
     c->hb_deadline = 0;
+    if (!c->cfg.gw_ip && c->cfg.mode == KNX_MODE_TUNNEL) c->gw_ip = 0; /* a found gateway: search again */
     int64_t d = tbgw_backoff_next(&c->bo);
     c->deadline = now + d;
     if (was_up) {
