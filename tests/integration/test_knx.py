@@ -3,19 +3,17 @@ dummy bus on loopback. The other parties on the bus are knxtool (groupwrite, gro
 small client of knxd's own protocol (tests/integration/knxbus.py) that answers GroupValueRead with
 GroupValueResponse like a device would. Asserts what reaches the platform and what the bus sees."""
 
-import copy
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tbgwtest import SOURCE_DIR, SLOW, GatewayTestCase, main, wait_for  # noqa: E402
-from knxbus import Knxd, KnxBus, dpt9, knxtool  # noqa: E402
+from tbgwtest import SOURCE_DIR, SLOW, TBGW_BIN, GatewayTestCase, main, wait_for  # noqa: E402
+from knxbus import Knxd, KnxBus, dpt9, free_udp_port, knxtool  # noqa: E402
 
 REF = os.path.join(SOURCE_DIR, "tests", "data", "reference", "knx.json")
 
@@ -219,6 +217,27 @@ class KnxTest(GatewayTestCase):
                  what="routed write from 1.0.10")
         gw.wait_log("knx: routing on 224.0.23.12:%d" % self.knxd.udp_port)
         self.assertEqual(gw.stop(), 0)
+
+    def test_doctor(self):
+        """`tbgw doctor` asks the configured gateway for its description (knxd answers; a closed port does
+        not) and names the group of a routing connector."""
+        dead = self.tunnel_config()
+        dead["client"]["gatewayPort"] = free_udp_port()
+        routing = {"client": {"type": "ROUTING"}, "devices": []}
+        gw = self.gateway(connectors=[self.connector(self.tunnel_config()),
+                                      {"type": "knx", "name": "Dead", "config": dead},
+                                      {"type": "knx", "name": "Routed", "config": routing}])
+        p = subprocess.run([TBGW_BIN, "doctor", "-c", gw.config_path, "--json"], capture_output=True, text=True,
+                           timeout=60)
+        items = [i for i in json.loads(p.stdout) if i["check"] == "connector.knx"]
+        msgs = {i["status"]: [] for i in items}
+        for i in items:
+            msgs[i["status"]].append(i["message"])
+        self.assertIn('"KNX": KNXnet/IP gateway "knxd" (0.0.1) answers at 127.0.0.1:%d' % self.knxd.udp_port,
+                      msgs.get("ok", []), items)
+        self.assertTrue(any(m.startswith('"Dead": no KNXnet/IP gateway answered') for m in msgs.get("fail", [])), items)
+        self.assertTrue(any(m.startswith('"Routed": routing on 224.0.23.12:3671') for m in msgs.get("ok", [])), items)
+        self.assertEqual(p.returncode, 1)
 
     def test_gateway_search_without_address(self):
         """No gateway address: the gateway is found by SEARCH_REQUEST and used. knxd does not answer a
