@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 os.environ.setdefault("TBGW_BIN", os.path.join(os.path.dirname(__file__), "..", "build", "tbgw"))
 os.environ.setdefault("TBGW_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "build"))
-from tbgwtest import Broker, Gateway, Platform, wait_for  # noqa: E402
+from tbgwtest import Broker, Gateway, Platform  # noqa: E402
 from knxbus import Knxd, KnxBus, dpt9, free_udp_port  # noqa: E402
 
 

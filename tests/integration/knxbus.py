@@ -7,9 +7,8 @@ import socket
 import struct
 import subprocess
 import threading
-import time
 
-from tbgwtest import SLOW, wait_for, wait_port
+from tbgwtest import SLOW, wait_port
 
 EIB_OPEN_GROUPCON = 0x26
 EIB_GROUP_PACKET = 0x27
