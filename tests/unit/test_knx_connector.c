@@ -93,7 +93,6 @@ static void create_fails(const char *text, const char *msg) {
 
 static void test_errors_and_skips(void **st) {
     (void)st;
-    create_fails("{\"client\":{\"type\":\"TUNNEL\"}}", "client.type: expected AUTOMATIC");
     create_fails("{\"client\":{\"type\":\"ROUTING_SECURE\"}}", "client.type: KNX IP Secure");
     create_fails("{\"client\":{\"gatewayIp\":\"999.1.1.1\"}}", "client.gatewayIp: expected an IPv4 address");
     create_fails("{\"client\":{\"gatewayPort\":70000}}", "client.gatewayPort");
@@ -104,6 +103,21 @@ static void test_errors_and_skips(void **st) {
                  "\"deviceNameExpression\":\"D ${temp}\"}}]}",
                  "devices[0].deviceInfo.deviceNameExpression: \"${temp}\" is not a group address");
     create_fails("{\"devices\":[{\"deviceInfo\":{},\"pollPeriod\":\"often\"}]}", "devices[0].pollPeriod");
+    /* an unknown connection type or address format: reported, the reference's default used */
+    {
+        tbgw_host h0 = host_new();
+        json_t *c0 = json_loads("{\"client\":{\"type\":\"TUNNEL\",\"addressFormat\":\"x\"}}", 0, NULL);
+        void *s0 = NULL;
+        tbgw_err e0 = {0};
+        n_located = 0;
+        assert_int_equal(tbgw_connector_knx.create(&h0, c0, &s0, &e0), 0);
+        assert_int_equal(((kx *)s0)->ccfg.mode, KNX_MODE_TUNNEL);
+        assert_int_equal(n_located, 2);
+        assert_string_equal(located[0], "client.type");
+        assert_string_equal(located[1], "client.addressFormat");
+        tbgw_connector_knx.destroy(s0);
+        json_decref(c0);
+    }
     /* per-entry problems: reported and skipped */
     tbgw_host h = host_new();
     json_t *cfg = json_loads(

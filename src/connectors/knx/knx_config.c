@@ -41,19 +41,32 @@ static int get_bool(const json_t *o, const char *key, int dflt) {
     return dflt;
 }
 
-/* Logs a skipped entry with the position of the offending value. */
-__attribute__((format(printf, 3, 4))) static void skip_warn(kx *k, const char *dotted, const char *fmt, ...) {
+/* Logs a problem with the position of the offending value; suffix says what happens. */
+static void vwarn_at(kx *k, const char *dotted, const char *suffix, const char *fmt, va_list ap) {
     char where[400], msg[300];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     if (k->host->config_where)
         k->host->config_where(k->host, dotted, where, sizeof where);
     else
         snprintf(where, sizeof where, "%s", k->host->name ? k->host->name : "knx");
-    TBGW_WARNF(k->host->log, "%s: %s: %s; entry skipped", where, dotted, msg);
+    TBGW_WARNF(k->host->log, "%s: %s: %s%s", where, dotted, msg, suffix);
     if (k->host->stat_add) k->host->stat_add(k->host, TBGW_STAT_CONNECTOR_ERRORS, 1);
+}
+
+/* A skipped entry. */
+__attribute__((format(printf, 3, 4))) static void skip_warn(kx *k, const char *dotted, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vwarn_at(k, dotted, "; entry skipped", fmt, ap);
+    va_end(ap);
+}
+
+/* A setting replaced by its default. */
+__attribute__((format(printf, 3, 4))) static void cfg_warn(kx *k, const char *dotted, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vwarn_at(k, dotted, "", fmt, ap);
+    va_end(ap);
 }
 
 /* The DPT under key of o, or NULL after reporting it (path = the entry's dotted path). */
@@ -120,10 +133,13 @@ static int parse_client(kx *k, const json_t *c, tbgw_err *err) {
         cc->tcp = 1;
     } else if (!strcasecmp(type, "ROUTING_SECURE") || !strcasecmp(type, "TUNNELING_TCP_SECURE"))
         return tbgw_err_set(err, TBGW_EINVAL, "client.type: KNX IP Secure (%s) is not supported", type);
-    else
-        return tbgw_err_set(
-            err, TBGW_EINVAL,
-            "client.type: expected AUTOMATIC, ROUTING, TUNNELING or TUNNELING_TCP, got \"%s\"", type);
+    else { /* the reference falls back to AUTOMATIC */
+        cfg_warn(k, "client.type",
+                 "unknown connection type \"%s\" (expected AUTOMATIC, ROUTING, TUNNELING or "
+                 "TUNNELING_TCP); AUTOMATIC is used",
+                 type);
+        cc->mode = KNX_MODE_TUNNEL;
+    }
     const char *fmt = get_str(c, "addressFormat");
     k->ga_style = KNX_GA_LONG;
     if (fmt && !strcasecmp(fmt, "SHORT"))
@@ -131,7 +147,8 @@ static int parse_client(kx *k, const json_t *c, tbgw_err *err) {
     else if (fmt && !strcasecmp(fmt, "FREE"))
         k->ga_style = KNX_GA_FREE;
     else if (fmt && strcasecmp(fmt, "LONG"))
-        return tbgw_err_set(err, TBGW_EINVAL, "client.addressFormat: expected LONG, SHORT or FREE");
+        cfg_warn(k, "client.addressFormat",
+                 "unknown format \"%s\" (expected LONG, SHORT or FREE); LONG is used", fmt);
     /* the reference reads gatewayIp; its example writes gatewayIP: both are accepted */
     if (parse_ip(c, "gatewayIP", &cc->gw_ip, err) < 0 || parse_ip(c, "gatewayIp", &cc->gw_ip, err) < 0 ||
         parse_ip(c, "localIp", &cc->local_ip, err) < 0 ||
