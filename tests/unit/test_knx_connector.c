@@ -99,10 +99,26 @@ static void test_errors_and_skips(void **st) {
     create_fails("{\"client\":{\"individualAddress\":\"1/0/1\"}}", "client.individualAddress");
     create_fails("{\"client\":{\"type\":\"ROUTING\",\"multicastGroup\":\"10.0.0.1\"}}",
                  "client.multicastGroup");
-    create_fails("{\"devices\":[{\"deviceInfo\":{\"deviceNameExpressionSource\":\"expression\","
-                 "\"deviceNameExpression\":\"D ${temp}\"}}]}",
-                 "devices[0].deviceInfo.deviceNameExpression: \"${temp}\" is not a group address");
-    create_fails("{\"devices\":[{\"deviceInfo\":{},\"pollPeriod\":\"often\"}]}", "devices[0].pollPeriod");
+    { /* a bad device is reported and skipped, the others stay */
+        tbgw_host h0 = host_new();
+        json_t *c0 = json_loads(
+            "{\"devices\":[{\"deviceInfo\":{\"deviceNameExpressionSource\":\"expression\","
+            "\"deviceNameExpression\":\"D ${temp}\"}},{\"deviceInfo\":{},\"pollPeriod\":\"often\"},"
+            "{\"deviceInfo\":{\"deviceNameExpression\":\"ok\"}},{}]}",
+            0, NULL);
+        void *s0 = NULL;
+        tbgw_err e0 = {0};
+        n_located = 0;
+        assert_int_equal(tbgw_connector_knx.create(&h0, c0, &s0, &e0), 0);
+        assert_int_equal(((kx *)s0)->n_devices, 1);
+        assert_string_equal(((kx *)s0)->devices[0].name.text, "ok");
+        assert_int_equal(n_located, 3);
+        assert_string_equal(located[0], "devices[0].deviceInfo.deviceNameExpression");
+        assert_string_equal(located[1], "devices[1].pollPeriod");
+        assert_string_equal(located[2], "devices[3].deviceInfo");
+        tbgw_connector_knx.destroy(s0);
+        json_decref(c0);
+    }
     /* an unknown connection type or address format: reported, the reference's default used */
     {
         tbgw_host h0 = host_new();

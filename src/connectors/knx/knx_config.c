@@ -403,6 +403,15 @@ static int build_index(kx *k) {
     return 0;
 }
 
+static void device_free(kx_device *dv) {
+    free(dv->name.text);
+    free(dv->type.text);
+    for (size_t j = 0; j < dv->n_points; j++) free(dv->points[j].key);
+    free(dv->points);
+    free(dv->gas);
+    free(dv->answered);
+}
+
 int kx_config_parse(kx *k, const json_t *cfg, tbgw_err *err) {
     if (!json_is_object(cfg)) return tbgw_err_set(err, TBGW_EINVAL, "expected an object");
     const json_t *c = json_object_get(cfg, "client");
@@ -418,9 +427,24 @@ int kx_config_parse(kx *k, const json_t *cfg, tbgw_err *err) {
     json_array_foreach(devs, i, o) {
         char p[64];
         snprintf(p, sizeof p, "devices[%zu]", i);
-        k->n_devices++;
-        int rc = parse_device(k, &k->devices[i], o, p, err);
-        if (rc < 0) return rc;
+        kx_device *dv = &k->devices[k->n_devices++];
+        tbgw_err derr = {0};
+        int rc = parse_device(k, dv, o, p, &derr);
+        if (rc == TBGW_ENOMEM) return tbgw_err_set(err, rc, "out of memory");
+        if (rc < 0) { /* one bad device does not take the others down; located at the field named */
+            char dotted[300];
+            const char *sep = strstr(derr.msg, ": ");
+            size_t pl = strlen(p), dl = sep ? (size_t)(sep - derr.msg) : 0;
+            if (sep && dl < sizeof dotted && !strncmp(derr.msg, p, pl)) {
+                memcpy(dotted, derr.msg, dl);
+                dotted[dl] = '\0';
+                cfg_warn(k, dotted, "%s; device skipped", sep + 2);
+            } else
+                cfg_warn(k, p, "%s; device skipped", derr.msg);
+            device_free(dv);
+            memset(dv, 0, sizeof *dv);
+            k->n_devices--;
+        }
     }
     int rc = parse_writes(k, json_object_get(cfg, "attributeUpdates"), "attributeUpdates", &k->attr_updates,
                           &k->n_attr_updates, err);
@@ -440,15 +464,7 @@ static void free_writes(kx_write *w, size_t n) {
 }
 
 void kx_config_free(kx *k) {
-    for (size_t i = 0; i < k->n_devices; i++) {
-        kx_device *dv = &k->devices[i];
-        free(dv->name.text);
-        free(dv->type.text);
-        for (size_t j = 0; j < dv->n_points; j++) free(dv->points[j].key);
-        free(dv->points);
-        free(dv->gas);
-        free(dv->answered);
-    }
+    for (size_t i = 0; i < k->n_devices; i++) device_free(&k->devices[i]);
     free(k->devices);
     free_writes(k->attr_updates, k->n_attr_updates);
     free_writes(k->rpcs, k->n_rpcs);
