@@ -104,6 +104,10 @@ class KnxTest(GatewayTestCase):
                              {"result": "None"})
             data = self.rpc("Device Hall", 6, "get", "groupAddress=1/0/6;dataType=temprature;")
             self.assertIn("unknown dataType", json.dumps(data))
+            data = self.rpc("Device Hall", 7, "nope", {})
+            self.assertIn("no serverSideRpc entry for method nope of device Device Hall", json.dumps(data))
+            # a named write with {"value": ...} params
+            self.assertEqual(self.rpc("Device Hall", 8, "set_name", {"value": "Hall"}), {"result": "{'value': 'Hall'}"})
         # the attribute update entry with the misspelt type was skipped: no write reaches the bus
         self.platform.publish("v1/gateway/attributes", {"device": "Device Hall", "data": {"brightness": 50}})
         gw.wait_log("no attributeUpdates entry for device Device Hall")
