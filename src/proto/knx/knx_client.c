@@ -247,6 +247,15 @@ static void go_wait(knx_client *c, int64_t now, const char *why) {
     if (was_up && c->cb.on_state) c->cb.on_state(c->cb.ud, 0, why);
 }
 
+/* Ends a tunnel the gateway may still hold (so its channel is freed), then waits to reconnect. */
+static void drop_tunnel(knx_client *c, int64_t now, const char *why) {
+    if (c->st == ST_UP && c->cfg.mode == KNX_MODE_TUNNEL && c->fd >= 0) {
+        uint8_t buf[32];
+        send_gw(c, buf, knx_enc_disconnect_req(buf, sizeof buf, c->channel, &c->local));
+    }
+    go_wait(c, now, why);
+}
+
 static void go_up(knx_client *c, int64_t now) {
     c->st = ST_UP;
     c->stats.connects++;
@@ -413,7 +422,7 @@ static void on_tunnel_ack(knx_client *c, const knx_frame *f, int64_t now) {
     if (f->status != KNX_E_NO_ERROR) {
         char why[64];
         snprintf(why, sizeof why, "tunnelling ACK with %s", knx_status_name(f->status));
-        return go_wait(c, now, why);
+        return drop_tunnel(c, now, why);
     }
     c->send_seq++;
     c->hs = H_ACKED;
@@ -497,7 +506,7 @@ static void on_frame(knx_client *c, const uint8_t *p, size_t len, uint32_t from_
         return go_up(c, now);
     case KNX_CONNSTATE_RES:
         if (c->st != ST_UP || f.channel != c->channel || !c->hb_deadline) return;
-        if (f.status != KNX_E_NO_ERROR) return go_wait(c, now, "connection state check failed");
+        if (f.status != KNX_E_NO_ERROR) return drop_tunnel(c, now, "connection state check failed");
         c->hb_deadline = 0;
         c->hb_tries = 0;
         c->next_heartbeat = now + c->cfg.heartbeat_ms;
@@ -598,7 +607,7 @@ static void timers_up(knx_client *c, int64_t now) {
     uint8_t buf[64]; /* a repeated request: up to 10 + 32 octets */
     if (c->cfg.mode == KNX_MODE_TUNNEL) {
         if (c->hb_deadline && now >= c->hb_deadline) {
-            if (++c->hb_tries >= 3) return go_wait(c, now, "no answer to connection state requests");
+            if (++c->hb_tries >= 3) return drop_tunnel(c, now, "no answer to connection state requests");
             c->hb_deadline = 0;
             c->next_heartbeat = now;
         }
@@ -607,7 +616,7 @@ static void timers_up(knx_client *c, int64_t now) {
             c->hb_deadline = now + c->cfg.connect_timeout_ms;
         }
         if (c->hs == H_SENT && now >= c->head_deadline) {
-            if (c->head_repeats++ >= 1) return go_wait(c, now, "no tunnelling ACK after a repeat");
+            if (c->head_repeats++ >= 1) return drop_tunnel(c, now, "no tunnelling ACK after a repeat");
             out_item *it = head(c);
             c->stats.repeats++;
             send_data(c, buf,
