@@ -179,6 +179,12 @@ static void test_reprs(void **st) {
     kx_value_repr(&v, &b);
     assert_string_equal(tbgw_buf_cstr(&b), "20.0");
     tbgw_buf_reset(&b);
+    v.type = TBGW_V_JSON;
+    v.u.s = "{\"control\":true,\"value\":false,\"n\":null,\"l\":[1,2.5,\"x\"]}";
+    kx_value_repr(&v, &b);
+    assert_string_equal(tbgw_buf_cstr(&b),
+                        "{'control': True, 'value': False, 'n': None, 'l': [1, 2.5, 'x']}");
+    tbgw_buf_reset(&b);
     v = tbgw_value_bool(1);
     kx_value_str(&v, &b);
     assert_string_equal(tbgw_buf_cstr(&b), "True");

@@ -35,9 +35,53 @@ void kx_value_str(const tbgw_value *v, tbgw_buf *out) {
     }
 }
 
+static void repr_str(const char *s, tbgw_buf *out);
+
+/* A JSON value as Python prints the equivalent dict/list ({'control': True, 'value': False}). */
+static void repr_json(const json_t *j, tbgw_buf *out) {
+    if (json_is_object(j)) {
+        const char *k;
+        const json_t *x;
+        int first = 1;
+        tbgw_buf_putc(out, '{');
+        json_object_foreach((json_t *)j, k, x) {
+            tbgw_buf_puts(out, first ? "" : ", ");
+            first = 0;
+            repr_str(k, out);
+            tbgw_buf_puts(out, ": ");
+            repr_json(x, out);
+        }
+        tbgw_buf_putc(out, '}');
+    } else if (json_is_array(j)) {
+        size_t i;
+        const json_t *x;
+        tbgw_buf_putc(out, '[');
+        json_array_foreach(j, i, x) {
+            tbgw_buf_puts(out, i ? ", " : "");
+            repr_json(x, out);
+        }
+        tbgw_buf_putc(out, ']');
+    } else if (json_is_string(j))
+        repr_str(json_string_value(j), out);
+    else
+        tbgw_fmt_json(out, j, TBGW_FMT_PY);
+}
+
 void kx_value_repr(const tbgw_value *v, tbgw_buf *out) {
+    if (v->type == TBGW_V_JSON) {
+        json_t *j = json_loads(v->u.s, JSON_DECODE_ANY, NULL);
+        if (j)
+            repr_json(j, out);
+        else
+            tbgw_buf_puts(out, v->u.s);
+        json_decref(j);
+        return;
+    }
     if (v->type != TBGW_V_STRING) return kx_value_str(v, out);
-    const char *s = v->u.s;
+    repr_str(v->u.s, out);
+}
+
+static void repr_str(const char *s, tbgw_buf *out) {
     char q = (strchr(s, '\'') && !strchr(s, '"')) ? '"' : '\'';
     tbgw_buf_putc(out, q);
     for (; *s; s++) {
@@ -190,8 +234,8 @@ static void start_poll(kx *k, size_t di, int64_t now) {
     if (dv->reads_unconfirmed < dv->n_gas) {
         int64_t t = tbgw_mono_ms();
         if (t >= k->queue_warn_at) {
-            TBGW_WARNF(k->host->log, "knx: devices[%zu]: %zu of %zu reads not queued (outgoing queue full)", di,
-                       dv->n_gas - dv->reads_unconfirmed, dv->n_gas);
+            TBGW_WARNF(k->host->log, "knx: devices[%zu]: %zu of %zu reads not queued (outgoing queue full)",
+                       di, dv->n_gas - dv->reads_unconfirmed, dv->n_gas);
             k->queue_warn_at = t + 10000;
         }
     }
