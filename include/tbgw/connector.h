@@ -114,10 +114,11 @@ struct tbgw_host {
     void (*stat_add)(const tbgw_host *h, tbgw_stat stat, uint64_t n);
     void (*set_state)(const tbgw_host *h, tbgw_conn_state state, const char *error_text);
     void *core; /* private to the core */
-    /* Where a value of this connector's configuration file is, for messages about entries a connector
-     * reports and skips: writes "file:line:col" for a dotted path such as "devices[0].attributes[2].type"
-     * (the closest existing parent when the path is absent). May be NULL (then write the path only). */
-    void (*config_where)(const tbgw_host *h, const char *dotted, char *out, size_t cap);
+    /* Reports a configuration mistake the connector tolerates (one per-key entry skipped): dotted is
+     * the field's path in the connector file ("master.slaves[0].timeseries[2].type"), msg the reason.
+     * The core adds file:line:column, logs it as a warning, counts it and lists it under
+     * --check-config. Callable from create() and run(). */
+    void (*config_warning)(const tbgw_host *h, const char *dotted, const char *msg);
 };
 
 #ifdef __cplusplus

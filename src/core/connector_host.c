@@ -162,23 +162,26 @@ static void h_stat_add(const tbgw_host *h, tbgw_stat stat, uint64_t n) {
     if ((unsigned)stat < TBGW_STAT__COUNT) __atomic_add_fetch(&CI(h)->stats[stat], n, __ATOMIC_RELAXED);
 }
 
+static void h_config_warning(const tbgw_host *h, const char *dotted, const char *msg) {
+    conn_inst *ci = CI(h);
+    tbgw_conn_entry *e = ci->entry;
+    tbgw_err err = {0, ""};
+    tbgw_doc_error(e ? e->doc : NULL, &err, dotted, "%s", msg ? msg : "invalid entry");
+    if (e && e->check_out) {
+        fprintf(e->check_out, "warning: %s\n", err.msg);
+        e->check_warnings++;
+        return;
+    }
+    TBGW_WARNF(h->log, "%s; the entry is skipped", err.msg);
+    h_stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
+}
+
 static void h_set_state(const tbgw_host *h, tbgw_conn_state state, const char *error_text) {
     conn_inst *ci = CI(h);
     pthread_mutex_lock(&ci->mu);
     ci->state = state;
     if (error_text) snprintf(ci->last_error, sizeof ci->last_error, "%s", error_text);
     pthread_mutex_unlock(&ci->mu);
-}
-
-static void h_config_where(const tbgw_host *h, const char *dotted, char *out, size_t cap) {
-    const tbgw_doc *d = CI(h)->entry ? CI(h)->entry->doc : NULL;
-    int line = 0, col = 0;
-    if (!d) {
-        snprintf(out, cap, "%s", dotted);
-        return;
-    }
-    tbgw_doc_locate(d, dotted, &line, &col);
-    snprintf(out, cap, "%s:%d:%d", d->path ? d->path : "?", line, col);
 }
 
 const char *tbgw_conn_state_name(tbgw_conn_state st) {
@@ -291,8 +294,8 @@ conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char
     h->wait = h_wait;
     h->stat_add = h_stat_add;
     h->set_state = h_set_state;
+    h->config_warning = h_config_warning;
     h->core = ci;
-    h->config_where = h_config_where;
     int rc = ops->create(h, e->doc->root, &ci->self, err);
     if (rc) {
         if (err->code == 0) tbgw_err_set(err, rc, "invalid configuration");

@@ -78,7 +78,7 @@ class KnxTest(GatewayTestCase):
         gw.wait_log('knx: gateway "knxd" (0.0.1), medium')
         log = gw.log()
         m = re.search(r"KNX\.json:(\d+):(\d+): attributeUpdates\[0\]\.dataType: unknown datapoint type "
-                      r"\"precent_U8\" \(did you mean \"percentU8\"\?\); entry skipped", log)
+                      r"\"precent_U8\" \(did you mean \"percentU8\"\?\); the entry is skipped", log)
         self.assertTrue(m, log[-3000:])
         with open(os.path.join(gw.cfgdir, "KNX.json")) as f:
             line = f.read().splitlines()[int(m.group(1)) - 1]

@@ -17,10 +17,9 @@ extern const tbgw_connector_ops tbgw_connector_knx;
 static char located[8][128];
 static int n_located;
 
-static void where(const tbgw_host *h, const char *dotted, char *out, size_t cap) {
-    (void)h;
+static void warning(const tbgw_host *h, const char *dotted, const char *msg) {
+    (void)h, (void)msg;
     if (n_located < 8) snprintf(located[n_located++], sizeof located[0], "%s", dotted);
-    snprintf(out, cap, "knx.json:1:1");
 }
 
 static tbgw_host host_new(void) {
@@ -29,7 +28,7 @@ static tbgw_host host_new(void) {
     h.name = "KNX";
     h.log = tbgw_logger_get("test.knx");
     h.conv_log = h.log;
-    h.config_where = where;
+    h.config_warning = warning;
     return h;
 }
 

@@ -41,31 +41,22 @@ static int get_bool(const json_t *o, const char *key, int dflt) {
     return dflt;
 }
 
-/* Logs a problem with the position of the offending value; suffix says what happens. */
-static void vwarn_at(kx *k, const char *dotted, const char *suffix, const char *fmt, va_list ap) {
-    char where[400], msg[300];
+/* A tolerated configuration mistake: to host->config_warning (the core adds file:line:column, logs,
+ * counts it and lists it under --check-config) or, without one, to the log. */
+static void vwarn_at(kx *k, const char *dotted, const char *fmt, va_list ap) {
+    char msg[400];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    if (k->host->config_where)
-        k->host->config_where(k->host, dotted, where, sizeof where);
+    if (k->host->config_warning)
+        k->host->config_warning(k->host, dotted, msg);
     else
-        snprintf(where, sizeof where, "%s", k->host->name ? k->host->name : "knx");
-    TBGW_WARNF(k->host->log, "%s: %s: %s%s", where, dotted, msg, suffix);
-    if (k->host->stat_add) k->host->stat_add(k->host, TBGW_STAT_CONNECTOR_ERRORS, 1);
+        TBGW_WARNF(k->host->log, "%s: %s; the entry is skipped", dotted, msg);
 }
 
-/* A skipped entry. */
+/* A skipped entry (or a setting replaced by the reference's default). */
 __attribute__((format(printf, 3, 4))) static void skip_warn(kx *k, const char *dotted, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vwarn_at(k, dotted, "; entry skipped", fmt, ap);
-    va_end(ap);
-}
-
-/* A setting replaced by its default. */
-__attribute__((format(printf, 3, 4))) static void cfg_warn(kx *k, const char *dotted, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vwarn_at(k, dotted, "", fmt, ap);
+    vwarn_at(k, dotted, fmt, ap);
     va_end(ap);
 }
 
@@ -134,10 +125,10 @@ static int parse_client(kx *k, const json_t *c, tbgw_err *err) {
     } else if (!strcasecmp(type, "ROUTING_SECURE") || !strcasecmp(type, "TUNNELING_TCP_SECURE"))
         return tbgw_err_set(err, TBGW_EINVAL, "client.type: KNX IP Secure (%s) is not supported", type);
     else { /* the reference falls back to AUTOMATIC */
-        cfg_warn(k, "client.type",
-                 "unknown connection type \"%s\" (expected AUTOMATIC, ROUTING, TUNNELING or "
-                 "TUNNELING_TCP); AUTOMATIC is used",
-                 type);
+        skip_warn(k, "client.type",
+                  "unknown connection type \"%s\" (expected AUTOMATIC, ROUTING, TUNNELING or "
+                  "TUNNELING_TCP): AUTOMATIC is used",
+                  type);
         cc->mode = KNX_MODE_TUNNEL;
     }
     const char *fmt = get_str(c, "addressFormat");
@@ -147,8 +138,8 @@ static int parse_client(kx *k, const json_t *c, tbgw_err *err) {
     else if (fmt && !strcasecmp(fmt, "FREE"))
         k->ga_style = KNX_GA_FREE;
     else if (fmt && strcasecmp(fmt, "LONG"))
-        cfg_warn(k, "client.addressFormat",
-                 "unknown format \"%s\" (expected LONG, SHORT or FREE); LONG is used", fmt);
+        skip_warn(k, "client.addressFormat",
+                  "unknown format \"%s\" (expected LONG, SHORT or FREE): LONG is used", fmt);
     /* the reference reads gatewayIp; its example writes gatewayIP: both are accepted */
     if (parse_ip(c, "gatewayIP", &cc->gw_ip, err) < 0 || parse_ip(c, "gatewayIp", &cc->gw_ip, err) < 0 ||
         parse_ip(c, "localIp", &cc->local_ip, err) < 0 ||
@@ -438,9 +429,9 @@ int kx_config_parse(kx *k, const json_t *cfg, tbgw_err *err) {
             if (sep && dl < sizeof dotted && !strncmp(derr.msg, p, pl)) {
                 memcpy(dotted, derr.msg, dl);
                 dotted[dl] = '\0';
-                cfg_warn(k, dotted, "%s; device skipped", sep + 2);
+                skip_warn(k, dotted, "%s (the whole device)", sep + 2);
             } else
-                cfg_warn(k, p, "%s; device skipped", derr.msg);
+                skip_warn(k, p, "%s (the whole device)", derr.msg);
             device_free(dv);
             memset(dv, 0, sizeof *dv);
             k->n_devices--;
