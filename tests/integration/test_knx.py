@@ -224,7 +224,7 @@ class KnxTest(GatewayTestCase):
 
     def test_doctor(self):
         """`tbgw doctor` asks the configured gateway for its description (knxd answers; a closed port does
-        not) and names the group of a routing connector."""
+        not) and names the group of a routing connector; --check-config warns about the example's entry."""
         dead = self.tunnel_config()
         dead["client"]["gatewayPort"] = free_udp_port()
         routing = {"client": {"type": "ROUTING"}, "devices": []}
@@ -242,6 +242,12 @@ class KnxTest(GatewayTestCase):
         self.assertTrue(any(m.startswith('"Dead": no KNXnet/IP gateway answered') for m in msgs.get("fail", [])), items)
         self.assertTrue(any(m.startswith('"Routed": routing on 224.0.23.12:3671') for m in msgs.get("ok", [])), items)
         self.assertEqual(p.returncode, 1)
+        # --check-config lists the example's misspelt entry as a warning, with its position
+        p = subprocess.run([TBGW_BIN, "--check-config", "-c", gw.config_path], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertRegex(p.stdout + p.stderr, r"warning: .*KNX\.json:\d+:\d+: attributeUpdates\[0\]\.dataType: "
+                                              r"unknown datapoint type \"precent_U8\"")
 
     def test_gateway_search_without_address(self):
         """No gateway address: the gateway is found by SEARCH_REQUEST and used. knxd does not answer a
