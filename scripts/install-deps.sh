@@ -16,6 +16,7 @@ PKGS=(
   libwebsockets-dev python3-websockets
   libcurl4-openssl-dev python3-pyftpdlib vsftpd openssh-server openssh-client
   openssl procps python3 python3-paho-mqtt python3-pymodbus python3-serial-asyncio python3-cryptography
+  knxd knxd-tools
 )
 
 # Node.js runs the npm-based test peers (node-opcua); the image may already ship a newer node.
