@@ -493,14 +493,15 @@ int sock_slices_find(const char *text, sock_slice **out, size_t *n, char *err, s
     *n = 0;
     size_t cap = 0;
     for (const char *p = text; (p = strchr(p, '['));) {
-        /* `\[[^\s][0-9:]*]`: one non-space character, then digits and colons, then `]` */
+        /* `\[[^\s][0-9:]*]`: one non-space character, then digits and colons, then `]` (a minus
+         * sign is also accepted after the colon, so negative ends can be written) */
         const char *q = p + 1;
         if (!*q || isspace((unsigned char)*q)) {
             p++;
             continue;
         }
         q++;
-        while (*q && (isdigit((unsigned char)*q) || *q == ':')) q++;
+        while (*q && (isdigit((unsigned char)*q) || *q == ':' || (*q == '-' && q[-1] == ':'))) q++;
         if (*q != ']') {
             p++;
             continue;
