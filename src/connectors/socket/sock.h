@@ -55,8 +55,6 @@ int sock_py_dumps(const json_t *v, tbgw_buf *out);
 /* Finds every `[a:b]` / `[i]` in text (the reference's pattern `\[[^\s][0-9:]*]`). Returns the
  * count (0 when none) and fills *out (malloc'ed), or TBGW_EINVAL naming the bad one in err. */
 int sock_slices_find(const char *text, sock_slice **out, size_t *n, char *err, size_t errlen);
-/* UTF-8 validity as Python's strict decoder sees it (no surrogates, overlongs or > U+10FFFF). */
-int sock_utf8_valid(const uint8_t *p, size_t n);
 
 /* ---- configuration (sock_config.c) -------------------------------------------------------- */
 

@@ -6,6 +6,7 @@
 
 #include "connectors/socket/sock.h"
 #include "util/time.h"
+#include "util/utf8.h"
 
 static int add_keys(const sock_device *d, const sock_key *keys, size_t n, int attrs, const uint8_t *p,
                     size_t len, int64_t ts, tbgw_converted *c, tbgw_buf *b) {
@@ -53,7 +54,7 @@ int sock_attr_req_match(const sock_attr_req *r, const uint8_t *p, size_t n) {
     size_t a, z;
     if (sock_slice_resolve(&r->cond, n, &a, &z) < 0) return 0;
     /* the reference decodes the slice as UTF-8 and compares the text */
-    return z - a == el && !memcmp(p + a, r->equal, el) && sock_utf8_valid(p + a, el);
+    return z - a == el && !memcmp(p + a, r->equal, el) && tbgw_utf8_valid(p + a, el);
 }
 
 int sock_attr_req_names(const sock_attr_req *r, const uint8_t *p, size_t n, char ***names, size_t *count) {
@@ -77,7 +78,7 @@ int sock_attr_req_names(const sock_attr_req *r, const uint8_t *p, size_t n, char
         size_t m = z - a;
         const void *nul = memchr(p + a, 0, m);
         if (nul) m = (size_t)((const uint8_t *)nul - (p + a));
-        if (!m || !sock_utf8_valid(p + a, m)) {
+        if (!m || !tbgw_utf8_valid(p + a, m)) {
             rc = TBGW_EPROTO;
             break;
         }

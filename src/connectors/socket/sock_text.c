@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "connectors/socket/sock.h"
+#include "util/utf8.h"
 
 static void normalize(const char *in, char *out, size_t cap) {
     size_t j = 0;
@@ -84,36 +85,6 @@ int sock_slice_resolve(const sock_slice *s, size_t len, size_t *a, size_t *b) {
     *a = (size_t)f;
     *b = (size_t)t;
     return 0;
-}
-
-int sock_utf8_valid(const uint8_t *p, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1, cp = c & 0x1F, min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2, cp = c & 0x0F, min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (n - i <= need) return 0;
-        for (size_t k = 1; k <= need; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) return 0;
-            cp = cp << 6 | (p[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-        i += need + 1;
-    }
-    return 1;
 }
 
 int sock_py_repr_bytes(const uint8_t *p, size_t n, tbgw_buf *out) {
@@ -210,7 +181,7 @@ int sock_decode(const sock_enc *e, const uint8_t *p, size_t n, tbgw_buf *out) {
     }
     int rc = 0;
     if (e->kind == SOCK_ENC_UTF8) {
-        if (sock_utf8_valid(src, m))
+        if (tbgw_utf8_valid(src, m))
             tbgw_buf_append(out, src, m);
         else
             rc = -1;
@@ -223,7 +194,7 @@ int sock_decode(const sock_enc *e, const uint8_t *p, size_t n, tbgw_buf *out) {
                                                         : e->iconv;
         rc = iconv_to_utf8(codec, b, bl, out);
         /* what iconv produced must itself be valid text (no lone surrogates) */
-        if (!rc && !sock_utf8_valid((const uint8_t *)out->p + mark, out->len - mark)) {
+        if (!rc && !tbgw_utf8_valid((const uint8_t *)out->p + mark, out->len - mark)) {
             out->len = mark;
             rc = -1;
         }
