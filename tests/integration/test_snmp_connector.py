@@ -110,7 +110,7 @@ class SnmpIntegration(GatewayTestCase):
             cfg = json.load(f)
         dev = cfg["devices"][0]
         dev["ip"], dev["port"], dev["pollPeriod"] = "127.0.0.1", a.port, 500
-        self.gateway(connectors=[{"type": "snmp", "name": "SNMP", "config": cfg}]).start()
+        gw = self.gateway(connectors=[{"type": "snmp", "name": "SNMP", "config": cfg}]).start()
         at = self.attrs("SNMP router", ["ReceivedFromGet", "ReceivedFromMultiGet", "ReceivedFromGetNext",
                                         "ReceivedFromBulkGet"])
         descr = a.get(SYS_DESCR).strip('"')
@@ -130,6 +130,7 @@ class SnmpIntegration(GatewayTestCase):
         n0 = len(self.platform.telemetry("SNMP router"))
         time.sleep(2)
         self.assertGreaterEqual(len(self.platform.telemetry("SNMP router")) - n0, 2)
+        self.assertEqual(gw.stop(), 0)
 
     def test_v2c_v3_walk_and_sets(self):
         a = self.agent()
@@ -184,6 +185,7 @@ class SnmpIntegration(GatewayTestCase):
         wait_for(lambda: a.get(SYS_CONTACT) == '""', 10, what="sysContact emptied")
         # read-only community: the agent's refusal is the reply
         self.assertIn("error", self.rpc("V3bad", 7, "get", "method=get;oid=%s;" % SYS_NAME))
+        self.assertEqual(gw.stop(), 0)
 
     def test_stopped_agent_does_not_delay_others(self):
         a1 = self.agent("one")
@@ -214,6 +216,7 @@ class SnmpIntegration(GatewayTestCase):
         n1 = len(self.platform.telemetry("Dying"))
         wait_for(lambda: len(self.platform.telemetry("Dying")) > n1, 15, what="data after the restart")
         gw.wait_log("Dying: the agent answers again", 5)
+        self.assertEqual(gw.stop(), 0)
 
 
 if __name__ == "__main__":

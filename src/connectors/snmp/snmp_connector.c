@@ -165,11 +165,14 @@ static int open_session(snmp_dev *d, const char *addr) {
 
 static void close_session(snmp_dev *d, const char *why) {
     if (!d->sess) return;
-    void *sess = d->sess;
-    snmp_dev_fail_all(d, why);
+    /* net-snmp calls back for outstanding requests while closing: the operations are still alive
+     * then and the callbacks ignore them (closing); they are failed afterwards */
+    d->closing = 1;
+    snmp_sess_close(d->sess);
+    d->closing = 0;
     d->sess = NULL;
     d->fd = -1;
-    snmp_sess_close(sess);
+    snmp_dev_fail_all(d, why);
 }
 
 /* Opens sessions that are due; host names go through the resolver thread first. */
@@ -333,6 +336,13 @@ static void drop_polls(snmp_dev *d) {
 static void poll_done(snmp_dev *d, snmp_op *op, int ok, const char *error) {
     snmp *s = d->s;
     const tbgw_host *h = s->host;
+    if (s->stop) { /* the session closes: nothing of this poll is sent */
+        if (!--d->cycle_left) {
+            json_decref(d->cycle_results);
+            d->cycle_results = NULL;
+        }
+        return;
+    }
     if (ok) {
         h->stat_add(h, TBGW_STAT_MSGS_RECEIVED, 1);
         if (op->result) json_object_set(d->cycle_results, op->item->key, op->result);

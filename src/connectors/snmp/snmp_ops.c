@@ -367,7 +367,7 @@ int snmp_session_callback(int opcode, netsnmp_session *sess, int reqid, netsnmp_
     /* net-snmp may answer under another request id after an engine discovery resend; the magic
      * pointer is the operation, which stays alive until its request completed */
     (void)reqid;
-    if (!op || !op->reqid) return 1;
+    if (!op || !op->reqid || op->dev->closing) return 1;
     /* a security error is followed by the agent's report (or a timeout); resends are internal */
     if (opcode == NETSNMP_CALLBACK_OP_SEC_ERROR || opcode == NETSNMP_CALLBACK_OP_RESEND ||
         opcode == NETSNMP_CALLBACK_OP_CONNECT)

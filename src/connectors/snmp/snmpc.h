@@ -151,6 +151,7 @@ typedef struct snmp_dev {
     snmp_dev_cfg *cfg;
     void *sess; /* net-snmp single session */
     int fd;
+    int closing;
     /* host names are resolved by a helper thread; the session is opened on the connector thread */
     pthread_t resolver;
     atomic_int resolve_state; /* 0 idle, 1 resolving, 2 done */

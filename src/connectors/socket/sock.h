@@ -92,6 +92,7 @@ typedef struct sock_device {
     char *name, *type;
     char *filter; /* address or addressFilter as configured */
     void *rx;     /* pcre2_code: `*` => `.*`, fullmatch */
+    void *md;     /* its match data (used on the connector thread only) */
     sock_enc enc;
     sock_key *telemetry, *attributes;
     size_t n_telemetry, n_attributes;
@@ -127,7 +128,7 @@ typedef struct sock_cfg {
 json_t *sock_config_upgrade(const json_t *cfg, int *was_old);
 int sock_config_parse(sock_cfg *c, const json_t *cfg, const tbgw_host *host, tbgw_err *err);
 void sock_config_free(sock_cfg *c);
-/* Whether a device's address filter matches "ip:port". */
+/* Whether a device's address filter matches "ip:port" (connector thread only: shared match data). */
 int sock_device_matches(const sock_device *d, const char *peer, size_t len);
 
 /* ---- runtime (sock_connector.c, sock_io.c, sock_downlink.c) ------------------------------- */

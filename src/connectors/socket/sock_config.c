@@ -280,7 +280,8 @@ static int compile_filter(sock_device *d, const char *path, tbgw_err *err) {
                             d->filter, m);
     }
     d->rx = rx;
-    return 0;
+    d->md = pcre2_match_data_create_from_pattern(rx, NULL);
+    return d->md ? 0 : tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
 }
 
 static int parse_converter(const tbgw_host *h, sock_device *d, const json_t *o, const char *path,
@@ -342,6 +343,7 @@ static void free_device(sock_device *d) {
     free(d->name);
     free(d->type);
     free(d->filter);
+    if (d->md) pcre2_match_data_free(d->md);
     if (d->rx) pcre2_code_free(d->rx);
     for (size_t i = 0; i < d->n_telemetry; i++) free(d->telemetry[i].key);
     for (size_t i = 0; i < d->n_attributes; i++) free(d->attributes[i].key);
@@ -426,9 +428,5 @@ void sock_config_free(sock_cfg *c) {
 
 int sock_device_matches(const sock_device *d, const char *peer, size_t len) {
     if (strlen(d->filter) == len && !memcmp(d->filter, peer, len)) return 1;
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-    if (!md) return 0;
-    int rc = pcre2_match(d->rx, (PCRE2_SPTR)peer, len, 0, 0, md, NULL);
-    pcre2_match_data_free(md);
-    return rc >= 0;
+    return d->md && pcre2_match(d->rx, (PCRE2_SPTR)peer, len, 0, 0, d->md, NULL) >= 0;
 }

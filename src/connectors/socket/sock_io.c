@@ -247,15 +247,22 @@ static void read_client(sock *s, sock_conn *c) {
 static void read_udp(sock *s) {
     uint32_t *devs = calloc(s->cfg.n_devices + 1, sizeof *devs);
     if (!devs) return;
+    /* consecutive datagrams from one peer reuse its device match */
+    struct sockaddr_storage last;
+    socklen_t last_len = 0;
+    char peer[64] = "";
+    size_t nd = 0;
     for (size_t k = 0; k < s->cfg.max_reads_per_turn * 16; k++) {
         struct sockaddr_storage sa;
         socklen_t sl = sizeof sa;
         ssize_t n = recvfrom(s->srv->fd, s->rbuf, s->cfg.buffer_size, 0, (struct sockaddr *)&sa, &sl);
         if (n < 0) break;
-        char peer[64];
-        size_t nd;
-        format_peer(&sa, peer, sizeof peer);
-        match_devices(s, peer, devs, &nd);
+        if (sl != last_len || memcmp(&sa, &last, sl)) {
+            format_peer(&sa, peer, sizeof peer);
+            match_devices(s, peer, devs, &nd);
+            memcpy(&last, &sa, sl);
+            last_len = sl;
+        }
         sock_on_message(s, peer, &sa, sl, devs, nd, s->rbuf, (size_t)n);
     }
     free(devs);
