@@ -547,7 +547,10 @@ static int op_run(void *self) {
     s->state = TBGW_CONN_CONNECTED;
     TBGW_INFOF(h->log, "snmp: polling %zu device(s)", s->n_devs);
     while (!s->stop) {
-        if (h->wait(h, 0)) break;
+        if (h->wait(h, 0)) {
+            s->stop = 1;
+            break;
+        }
         now = tbgw_mono_ms();
         int64_t next = now + 10;
         for (size_t i = 0; i < s->n_devs; i++) {
