@@ -44,6 +44,9 @@ class Snmpd:
             f.write("rocommunity public 127.0.0.1\nrwcommunity private 127.0.0.1\n")
             f.write("createUser gwuser SHA-256 authpass123 AES privpass123\nrwuser gwuser priv\n")
             f.write("createUser gwuser2 SHA-256 otherpass123 AES privpass123\nrouser gwuser2 priv\n")
+            f.write("createUser u_md5 MD5 md5pass123 DES despass123\nrouser u_md5 priv\n")
+            f.write("createUser u_auth SHA-512 authonly123\nrouser u_auth auth\n")
+            f.write("createUser u_none\nrouser u_none noauth\n")
             f.write("sysName %s\n" % name)
             f.write("pass .1.3.6.1.4.1.99999 /usr/bin/python3 %s %s\n" % (PASS, os.path.join(self.dir, "state.json")))
         self.proc = None
@@ -149,8 +152,16 @@ class SnmpIntegration(GatewayTestCase):
                   authKey="authpass123", privProtocol="AES", privKey="privpass123",
                   attributes=[{"key": "name", "method": "get", "oid": SYS_NAME}], telemetry=[])
         bad = dict(v3, deviceName="V3bad", securityName="gwuser2", authKey="wrongpass1")
-        gw = self.gateway(connectors=[snmp_connector([v2, v3, bad])]).start()
+        md5 = dict(v3, deviceName="V3md5", securityName="u_md5", authProtocol="MD5", authKey="md5pass123",
+                   privProtocol="DES", privKey="despass123")
+        auth = {k: v for k, v in v3.items() if k not in ("privProtocol", "privKey")}
+        auth.update(deviceName="V3auth", securityName="u_auth", authProtocol="SHA-512", authKey="authonly123")
+        none = {k: v for k, v in v3.items() if k not in ("privProtocol", "privKey", "authProtocol", "authKey")}
+        none.update(deviceName="V3none", securityName="u_none")
+        gw = self.gateway(connectors=[snmp_connector([v2, v3, bad, md5, auth, none])]).start()
         self.assertEqual(self.attrs("V3", ["name"])["name"], "agent")
+        for name in ("V3md5", "V3auth", "V3none"):
+            self.assertEqual(self.attrs(name, ["name"])["name"], "agent")
         self.assertEqual(self.attrs("V2", ["name"])["name"], "agent")
         # the pass OID changes between polls
         ts1, s1 = self.latest("V2", "seq")

@@ -297,6 +297,44 @@ class SocketIntegration(GatewayTestCase):
         log = gw.log()
         self.assertIn("refused connection(s)", log)
 
+    def test_custom_converter_limits_and_connector_rpc(self):
+        port = free_port()
+        cfg = {"socket": {"type": "TCP", "address": "127.0.0.1", "port": port, "maxConnections": 3},
+               "devices": [{"address": "127.0.0.1:*", "deviceName": "unused", "converter": "CustomMqttUplinkConverter"}]}
+        gw = self.start_gateway(cfg)
+        wait_port(port)
+        # the example plugin (build/plugins) names the device after the topic: the peer's ip:port
+        c = socket.create_connection(("127.0.0.1", port))
+        c.sendall(b"0x1A2B")
+        dev = "127.0.0.1:%d" % c.getsockname()[1]
+        wait_for(lambda: self.values(dev, "data"), 10, what="custom converter output")
+        self.assertEqual(self.values(dev, "data"), [0x1A2B])
+        # maxConnections: the 4th and 5th connection are closed at once
+        extra = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+        closed = 0
+        for s in extra:
+            s.settimeout(2)
+            try:
+                if s.recv(10) == b"":
+                    closed += 1
+            except socket.timeout:
+                pass
+        self.assertEqual(closed, 2)
+        gw.wait_log("socket.maxConnections", 5)
+        for s in extra:
+            s.close()
+        # the reserved set as a connector RPC on the gateway device
+        target = free_port()
+        lst = Listener(target)
+        self.extra.append(lst)
+        self.platform.publish("v1/devices/me/rpc/request/77",
+                              {"method": "socket_set", "params": "address=127.0.0.1;port=%d;value=ping;" % target})
+        reply = wait_for(lambda: self.platform.all("v1/devices/me/rpc/response/77"), 10, what="connector rpc reply")
+        self.assertIn("ok", json.dumps(reply[0][1]))
+        wait_for(lambda: lst.got, 10)
+        self.assertEqual(lst.got[0], b"ping")
+        c.close()
+
 
 if __name__ == "__main__":
     main()
