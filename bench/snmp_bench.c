@@ -123,8 +123,8 @@ static double ceiling(int port, double secs, long *per_walk) {
     char cmd[1024];
     int o = snprintf(cmd, sizeof cmd, "MIBS= sh -c '");
     for (size_t i = 0; i < N_SUBTREES; i++)
-        o += snprintf(cmd + o, sizeof cmd - (size_t)o, "snmpbulkwalk -v2c -c public -Cr25 127.0.0.1:%d %s; ", port,
-                      SUBTREES[i]);
+        o += snprintf(cmd + o, sizeof cmd - (size_t)o, "snmpbulkwalk -v2c -c public -Cr25 127.0.0.1:%d %s; ",
+                      port, SUBTREES[i]);
     snprintf(cmd + o, sizeof cmd - (size_t)o, "' | wc -l");
     long total = 0, walks = 0;
     int64_t t0 = tbgw_mono_ms();
@@ -160,11 +160,11 @@ int main(int argc, char **argv) {
         for (size_t k = 0; k < N_SUBTREES; k++) json_array_append_new(oids, json_string(SUBTREES[k]));
         char name[32];
         snprintf(name, sizeof name, "D%d", i);
-        json_array_append_new(
-            devs, json_pack("{s:s,s:s,s:i,s:s,s:s,s:i,s:i,s:[],s:[{s:s,s:s,s:o,s:i}]}", "deviceName", name, "ip",
-                            "127.0.0.1", "port", port, "community", "public", "snmpVersion", "2c", "pollPeriod", period,
-                            "timeout", 10, "attributes", "telemetry", "key", "walk", "method", "bulkwalk", "oid", oids,
-                            "bulkSize", 25));
+        json_array_append_new(devs, json_pack("{s:s,s:s,s:i,s:s,s:s,s:i,s:i,s:[],s:[{s:s,s:s,s:o,s:i}]}",
+                                              "deviceName", name, "ip", "127.0.0.1", "port", port,
+                                              "community", "public", "snmpVersion", "2c", "pollPeriod",
+                                              period, "timeout", 10, "attributes", "telemetry", "key", "walk",
+                                              "method", "bulkwalk", "oid", oids, "bulkSize", 25));
     }
     json_t *cfg = json_pack("{s:o}", "devices", devs);
     bhost b;
@@ -207,11 +207,13 @@ int main(int argc, char **argv) {
     waitpid(agent, NULL, 0);
     double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
     double polls_s = (double)(p1 - p0) / el, want = (double)ndev * 1000.0 / period;
-    printf("tbgw: %d devices x %ld varbinds every %d ms: %.1f polls/s of %.1f wanted (%.0f%%), %.0f varbinds/s "
-           "(%.0f%% of the ceiling); connector thread CPU %.1f%%, %.2f us per varbind; RSS %ld kB; agent CPU %.0f%%\n",
-           ndev, b.per_poll, period, polls_s, want, 100.0 * polls_s / want, polls_s * (double)b.per_poll,
-           ceil_rate > 0 ? 100.0 * polls_s * (double)b.per_poll / ceil_rate : 0.0, 100.0 * cpu / el,
-           polls_s > 0 ? 1e6 * cpu / (el * polls_s * (double)b.per_poll) : 0.0, rss, 100.0 * (a1 - a0) / el);
+    printf(
+        "tbgw: %d devices x %ld varbinds every %d ms: %.1f polls/s of %.1f wanted (%.0f%%), %.0f varbinds/s "
+        "(%.0f%% of the ceiling); connector thread CPU %.1f%%, %.2f us per varbind; RSS %ld kB; agent CPU "
+        "%.0f%%\n",
+        ndev, b.per_poll, period, polls_s, want, 100.0 * polls_s / want, polls_s * (double)b.per_poll,
+        ceil_rate > 0 ? 100.0 * polls_s * (double)b.per_poll / ceil_rate : 0.0, 100.0 * cpu / el,
+        polls_s > 0 ? 1e6 * cpu / (el * polls_s * (double)b.per_poll) : 0.0, rss, 100.0 * (a1 - a0) / el);
     char rm[128];
     snprintf(rm, sizeof rm, "rm -rf %s", dir);
     if (system(rm)) return 0;
