@@ -210,10 +210,10 @@ static void run_one(const char *label, int use_tbgw, int udp, int clients, doubl
     memset(&bh, 0, sizeof bh);
     pthread_t th;
     if (use_tbgw) {
-        json_t *cfg = json_pack("{s:{s:s,s:s,s:i,s:i},s:[{s:s,s:s,s:[{s:s,s:i,s:i}]}]}", "socket", "type",
+        json_t *cfg = json_pack("{s:{s:s,s:s,s:i,s:i,s:i},s:[{s:s,s:s,s:[{s:s,s:i,s:i}]}]}", "socket", "type",
                                 udp ? "UDP" : "TCP", "address", "127.0.0.1", "port", port, "bufferSize", 1024,
-                                "devices", "address", "*:*", "deviceName", "bench", "telemetry", "key", "v",
-                                "byteFrom", 0, "byteTo", -1);
+                                "maxMessagesPerSecond", 0, "devices", "address", "*:*", "deviceName", "bench",
+                                "telemetry", "key", "v", "byteFrom", 0, "byteTo", -1);
         bh.h.abi = TBGW_CONNECTOR_ABI;
         bh.h.name = "bench";
         bh.h.type = "socket";

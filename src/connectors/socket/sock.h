@@ -119,6 +119,7 @@ typedef struct sock_cfg {
     size_t max_connections;    /* tbgw: concurrent TCP clients (default 10000) */
     size_t max_reads_per_turn; /* tbgw: recv() calls per connection per loop turn (fairness) */
     int64_t connect_timeout_ms;
+    int64_t max_rate; /* tbgw: messages per second one TCP client may send (0 = unlimited) */
     sock_device *devices;
     size_t n_devices;
     int old_format;
@@ -151,6 +152,11 @@ typedef struct sock_conn {
     int rpc_with_reply; /* reply {"result":"ok"} (else {"success":true}) */
     int in_epoll_out;
     struct sock_conn *next_out; /* list of SOCK_OUT connections */
+    /* SOCK_CLIENT: token bucket of maxMessagesPerSecond; a client over it is not read for a while */
+    double tokens;
+    int64_t refilled, resume_at;
+    int throttled;
+    struct sock_conn *next_throttled;
 } sock_conn;
 
 typedef struct sock_pending_attr {
@@ -164,7 +170,7 @@ typedef struct sock_pending_attr {
 
 typedef struct sock_counters {
     uint64_t messages, bytes, converted, unmatched, conv_errors, emit_drops, rejected_conns, refused_peers,
-        attr_requests, downlink_writes, downlink_errors;
+        attr_requests, downlink_writes, downlink_errors, throttled;
 } sock_counters;
 
 typedef struct sock {
@@ -176,6 +182,7 @@ typedef struct sock {
     tbgw_hmap clients; /* "ip:port" -> sock_conn (accepted TCP connections) */
     size_t n_clients;
     sock_conn *outs;
+    sock_conn *throttled; /* clients over their rate, resumed by the loop */
     uint8_t *rbuf;
     tbgw_converted *chain, **chain_tail;
     size_t chain_len;

@@ -367,7 +367,7 @@ static int parse_socket(sock_cfg *c, const json_t *s, tbgw_err *err) {
     const char *addr = get_str(s, "address");
     c->bind_addr = strdup(addr && *addr ? addr : "127.0.0.1");
     if (!c->bind_addr) return TBGW_ENOMEM;
-    int64_t port = 50000, bs = 1024, maxc = 10000, reads = 16, cto = 5000;
+    int64_t port = 50000, bs = 1024, maxc = 10000, reads = 16, cto = 5000, rate = 10000;
     if (get_int(s, "port", &port) < 0 || port < 0 || port > 65535)
         return tbgw_err_set(err, TBGW_EINVAL, "socket.port: expected an integer 0..65535");
     int r = get_int(s, "bufferSize", &bs);
@@ -380,6 +380,10 @@ static int parse_socket(sock_cfg *c, const json_t *s, tbgw_err *err) {
         return tbgw_err_set(err, TBGW_EINVAL, "socket.maxReadsPerTurn: expected an integer 1..10000");
     if (get_int(s, "connectTimeoutMs", &cto) < 0 || cto < 1 || cto > 600000)
         return tbgw_err_set(err, TBGW_EINVAL, "socket.connectTimeoutMs: expected an integer 1..600000");
+    if (get_int(s, "maxMessagesPerSecond", &rate) < 0 || rate < 0)
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "socket.maxMessagesPerSecond: expected an integer >= 0 (0 = unlimited)");
+    c->max_rate = rate;
     c->port = (int)port;
     c->buffer_size = (size_t)bs;
     c->max_connections = (size_t)maxc;

@@ -81,13 +81,15 @@ static int op_run(void *self) {
     free_chain(s);
     sock_io_close(s);
     sock_downlink_free(s);
-    TBGW_INFOF(h->log,
-               "socket stopped: %llu message(s), %llu byte(s), %llu converted, %llu unmatched, %llu dropped, "
-               "%llu conversion error(s), %llu refused connection(s)",
-               (unsigned long long)s->cnt.messages, (unsigned long long)s->cnt.bytes,
-               (unsigned long long)s->cnt.converted, (unsigned long long)s->cnt.unmatched,
-               (unsigned long long)s->cnt.emit_drops, (unsigned long long)s->cnt.conv_errors,
-               (unsigned long long)(s->cnt.refused_peers + s->cnt.rejected_conns));
+    TBGW_INFOF(
+        h->log,
+        "socket stopped: %llu message(s), %llu byte(s), %llu converted, %llu unmatched, %llu dropped, "
+        "%llu conversion error(s), %llu refused connection(s), %llu pause(s) of clients over their rate",
+        (unsigned long long)s->cnt.messages, (unsigned long long)s->cnt.bytes,
+        (unsigned long long)s->cnt.converted, (unsigned long long)s->cnt.unmatched,
+        (unsigned long long)s->cnt.emit_drops, (unsigned long long)s->cnt.conv_errors,
+        (unsigned long long)(s->cnt.refused_peers + s->cnt.rejected_conns),
+        (unsigned long long)s->cnt.throttled);
     set_state(s, TBGW_CONN_STOPPED, NULL);
     return rc;
 }

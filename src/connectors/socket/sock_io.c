@@ -84,6 +84,11 @@ static void conn_free(sock *s, sock_conn *c, const char *error) {
         close(c->fd);
     }
     if (c->kind == SOCK_CLIENT) {
+        for (sock_conn **pp = &s->throttled; c->throttled && *pp; pp = &(*pp)->next_throttled)
+            if (*pp == c) {
+                *pp = c->next_throttled;
+                break;
+            }
         if (tbgw_hmap_get(&s->clients, c->peer) == c) tbgw_hmap_del(&s->clients, c->peer);
         s->n_clients--;
         TBGW_DEBUGF(s->host->log, "connection %s closed", c->peer);
@@ -216,6 +221,8 @@ static void accept_all(sock *s) {
         }
         c->kind = SOCK_CLIENT;
         c->fd = fd;
+        c->tokens = (double)s->cfg.max_rate;
+        c->refilled = tbgw_mono_ms();
         c->sa = sa;
         c->salen = sl;
         memcpy(c->devs, devs, n * sizeof *devs);
@@ -231,8 +238,52 @@ static void accept_all(sock *s) {
     free(devs);
 }
 
-static void read_client(sock *s, sock_conn *c) {
-    for (size_t k = 0; k < s->cfg.max_reads_per_turn; k++) {
+/* Token bucket (burst of one second's worth); 0 when the client must wait. */
+static int take_token(sock *s, sock_conn *c, int64_t now) {
+    if (!s->cfg.max_rate) return 1;
+    double rate = (double)s->cfg.max_rate;
+    c->tokens += (double)(now - c->refilled) * rate / 1000.0;
+    if (c->tokens > rate) c->tokens = rate;
+    c->refilled = now;
+    if (c->tokens >= 1) {
+        c->tokens -= 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void throttle(sock *s, sock_conn *c, int64_t now) {
+    ep_ctl(s, EPOLL_CTL_MOD, c, c->in_epoll_out ? EPOLLOUT : 0);
+    c->throttled = 1;
+    c->resume_at = now + 50;
+    c->next_throttled = s->throttled;
+    s->throttled = c;
+    s->cnt.throttled++;
+    sock_warn(s, "%s sends more than %lld messages/s (socket.maxMessagesPerSecond); reading it is paused",
+              c->peer, (long long)s->cfg.max_rate);
+}
+
+static void resume_throttled(sock *s, int64_t now) {
+    for (sock_conn **pp = &s->throttled; *pp;) {
+        sock_conn *c = *pp;
+        if (now < c->resume_at) {
+            pp = &c->next_throttled;
+            continue;
+        }
+        *pp = c->next_throttled;
+        c->throttled = 0;
+        ep_ctl(s, EPOLL_CTL_MOD, c, EPOLLIN | EPOLLRDHUP | (c->in_epoll_out ? EPOLLOUT : 0));
+    }
+}
+
+/* hangup: the peer is gone, what it sent is read regardless of its rate */
+static void read_client(sock *s, sock_conn *c, int hangup) {
+    int64_t now = tbgw_mono_ms();
+    for (size_t k = 0; k < s->cfg.max_reads_per_turn || hangup; k++) {
+        if (!hangup && !take_token(s, c, now)) {
+            throttle(s, c, now);
+            return;
+        }
         ssize_t n = recv(c->fd, s->rbuf, s->cfg.buffer_size, 0);
         if (n > 0) {
             sock_on_message(s, c->peer, &c->sa, c->salen, c->devs, c->n_devs, s->rbuf, (size_t)n);
@@ -279,7 +330,8 @@ static int flush_out(sock *s, sock_conn *c) {
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) {
             if (!c->in_epoll_out) {
-                ep_ctl(s, EPOLL_CTL_MOD, c, (c->kind == SOCK_CLIENT ? EPOLLIN | EPOLLRDHUP : 0) | EPOLLOUT);
+                ep_ctl(s, EPOLL_CTL_MOD, c,
+                       (c->kind == SOCK_CLIENT && !c->throttled ? EPOLLIN | EPOLLRDHUP : 0) | EPOLLOUT);
                 c->in_epoll_out = 1;
             }
             return 0;
@@ -289,7 +341,7 @@ static int flush_out(sock *s, sock_conn *c) {
     tbgw_buf_reset(&c->out);
     c->out_off = 0;
     if (c->in_epoll_out && c->kind == SOCK_CLIENT) {
-        ep_ctl(s, EPOLL_CTL_MOD, c, EPOLLIN | EPOLLRDHUP);
+        ep_ctl(s, EPOLL_CTL_MOD, c, c->throttled ? 0 : EPOLLIN | EPOLLRDHUP);
         c->in_epoll_out = 0;
     }
     return 1;
@@ -334,6 +386,10 @@ int sock_io_turn(sock *s, int timeout_ms) {
         tbgw_sleep_ms(w < timeout_ms ? w : timeout_ms);
         return 0;
     }
+    if (s->throttled) {
+        resume_throttled(s, now);
+        if (s->throttled && timeout_ms > 10) timeout_ms = 10;
+    }
     struct epoll_event evs[MAX_EVENTS];
     int n = epoll_wait(s->ep, evs, MAX_EVENTS, timeout_ms);
     if (n < 0) return errno == EINTR ? 0 : TBGW_EIO;
@@ -349,7 +405,10 @@ int sock_io_turn(sock *s, int timeout_ms) {
             break;
         case SOCK_CLIENT:
             if ((ev & EPOLLOUT) && on_client_writable(s, c)) break;
-            if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_client(s, c);
+            if (ev & (EPOLLHUP | EPOLLERR))
+                read_client(s, c, 1);
+            else if ((ev & (EPOLLIN | EPOLLRDHUP)) && !c->throttled)
+                read_client(s, c, 0);
             break;
         case SOCK_OUT:
             on_out_event(s, c, ev);
