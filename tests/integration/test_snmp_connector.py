@@ -142,10 +142,12 @@ class SnmpIntegration(GatewayTestCase):
                   attributes=[{"key": "name", "method": "get", "oid": SYS_NAME}],
                   telemetry=[{"key": "seq", "method": "get", "oid": PASS_SEQ},
                              {"key": "system", "method": "bulkwalk", "oid": ["1.3.6.1.2.1.1"], "bulkSize": 5},
-                             {"key": "pass", "method": "walk", "oid": "1.3.6.1.4.1.99999"}],
+                             {"key": "pass", "method": "walk", "oid": "1.3.6.1.4.1.99999"},
+                             {"key": "ifTable", "method": "table", "oid": "1.3.6.1.2.1.2.2"}],
                   attributeUpdateRequests=[{"attributeFilter": "contact", "method": "set", "oid": SYS_CONTACT}],
                   serverSideRpcRequests=[{"requestFilter": "setInt", "method": "set", "oid": PASS_INT},
                                          {"requestFilter": "getInt", "method": "get", "oid": PASS_INT},
+                                         {"requestFilter": "walkPass", "method": "walk", "oid": "1.3.6.1.4.1.99999"},
                                          {"requestFilter": "setBoth", "method": "multiset",
                                           "mappings": {PASS_INT: "${value}", PASS_STR: "${value}"}}])
         v3 = dict(base, deviceName="V3", snmpVersion=3, securityName="gwuser", authProtocol="SHA-256",
@@ -169,6 +171,11 @@ class SnmpIntegration(GatewayTestCase):
         _, system = self.latest("V2", "system")
         self.assertEqual(system[SYS_NAME], "agent")
         self.assertIn(SYS_DESCR, system)
+        # ifTable: rows merged, later rows win; "0" is the last row's index, "2" its ifDescr
+        _, ift = self.latest("V2", "ifTable")
+        self.assertTrue(ift["0"].isdigit(), ift)
+        self.assertIn("2", ift)
+        self.assertEqual(ift["1"], ift["0"])  # ifIndex column equals the row index
         _, pw = self.latest("V2", "pass")
         self.assertEqual(pw[PASS_INT], "7")
         self.assertEqual(pw[PASS_STR], "hello")
@@ -186,6 +193,10 @@ class SnmpIntegration(GatewayTestCase):
         # multiset with the request's value
         self.assertEqual(self.rpc("V2", 5, "setBoth", 5), {"result": {PASS_INT: "5", PASS_STR: "5"}})
         self.assertEqual(a.get(PASS_STR), '"5"')
+        # a walk as RPC: the object of texts
+        r = self.rpc("V2", 8, "walkPass", None)
+        self.assertEqual(r["result"][PASS_INT], "5")
+        self.assertIn(PASS_SEQ, r["result"])
         # a type mismatch is an error reply, not a crash
         r = self.rpc("V2", 6, "setInt", "abc")
         self.assertIn("error", r)

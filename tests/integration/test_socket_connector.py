@@ -192,6 +192,24 @@ class SocketIntegration(GatewayTestCase):
         data = self.rpc("Device Example", 14, "rpcMethod1", "x")
         self.assertIn("refused", json.loads(data)["error"].lower())
 
+    def test_report_strategy_on_change(self):
+        port = free_udp_port()
+        cfg = {"socket": {"type": "UDP", "address": "127.0.0.1", "port": port},
+               "devices": [{"address": "127.0.0.1:*", "deviceName": "Changes", "reportStrategy": {"type": "ON_CHANGE"},
+                            "telemetry": [{"key": "v", "byteFrom": 0, "byteTo": -1}],
+                            "attributes": [{"key": "first", "byteFrom": 0, "byteTo": 1,
+                                            "reportStrategy": {"type": "ON_RECEIVED"}}]}]}
+        self.start_gateway(cfg)
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(c.close)
+        wait_for(lambda: c.sendto(b"a1", ("127.0.0.1", port)) and self.values("Changes", "v"), 10, what="first value")
+        for m in (b"a1", b"a1", b"b2", b"b2", b"a1"):
+            c.sendto(m, ("127.0.0.1", port))
+            time.sleep(0.05)
+        wait_for(lambda: len(self.values("Changes", "v")) >= 3, 10, what="changed values")
+        time.sleep(0.5)
+        self.assertEqual(self.values("Changes", "v"), ["a1", "b2", "a1"])
+
     def test_old_format_and_socat(self):
         port = free_port()
         self.start_gateway(ref_config(os.path.join("socket_old_format", "old_config.json"), port))

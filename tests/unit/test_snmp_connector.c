@@ -107,6 +107,20 @@ static void test_config_errors(void **st) {
     assert_int_equal((int)c.devices[0].items[0].oids[0].len, 9);
     snmp_config_free(&c);
     json_decref(j);
+    /* report strategies: device level and per item */
+    j = json_loads(
+        "{\"devices\":[{\"deviceName\":\"d\",\"ip\":\"h\",\"community\":\"c\",\"reportStrategy\":"
+        "{\"type\":\"ON_CHANGE\"},\"telemetry\":[{\"key\":\"a\",\"method\":\"get\",\"oid\":\"1.3\","
+        "\"reportStrategy\":{\"type\":\"ON_REPORT_PERIOD\",\"reportPeriod\":5000}}]}]}",
+        0, NULL);
+    assert_int_equal(snmp_config_parse(&c, j, &host, &err), 0);
+    assert_true(c.devices[0].has_rs);
+    assert_int_equal(c.devices[0].rs.type, TBGW_RS_ON_CHANGE);
+    assert_true(c.devices[0].items[0].has_rs);
+    assert_int_equal(c.devices[0].items[0].rs.type, TBGW_RS_ON_REPORT_PERIOD);
+    assert_int_equal((int)c.devices[0].items[0].rs.period_ms, 5000);
+    snmp_config_free(&c);
+    json_decref(j);
     /* v3 with every option */
     j = json_loads(
         "{\"devices\":[{\"deviceName\":\"d\",\"ip\":\"h\",\"snmpVersion\":\"v3\",\"securityName\":\"u\","

@@ -106,6 +106,9 @@ static void bad(const char *text, const char *want) {
 static void test_config_errors(void **st) {
     (void)st;
     bad("{\"socket\":{\"type\":\"SCTP\"}}", "socket.type: 'SCTP' unknown");
+    bad("{\"socket\":{},\"devices\":[{\"deviceName\":\"d\",\"address\":\"*\",\"reportStrategy\":{\"type\":"
+        "\"SOMETIMES\"}}]}",
+        "devices[0].reportStrategy.type");
     bad("{\"socket\":{\"port\":70000}}", "socket.port");
     bad("{\"socket\":{\"bufferSize\":0}}", "socket.bufferSize");
     bad("{\"socket\":{},\"devices\":[{\"address\":\"*:*\"}]}", "devices[0].deviceName: required");
@@ -143,6 +146,7 @@ static void test_config_errors(void **st) {
     free(names[0]);
     free(names);
     assert_false(sock_device_matches(&c.devices[0], "1.2.3.5:80", 10));
+    assert_false(c.devices[0].has_rs);
     assert_true(sock_device_matches(&c.devices[0], "1.2.3.4:80", 10));
     sock_config_free(&c);
     json_decref(j);

@@ -151,7 +151,7 @@ int snmp_item_parse(const json_t *o, const char *path, int downlink, snmp_item *
     const char *key = get_str(o, "key");
     if (!downlink && !key) return tbgw_err_set(err, TBGW_EINVAL, "%s.key: required string", path);
     if (key && !(it->key = strdup(key))) return TBGW_ENOMEM;
-    if (tbgw_rs_parse_in(o, path, &it->rs, err) < 0) return TBGW_EINVAL;
+    if (tbgw_rs_parse_in(json_object_get(o, "reportStrategy"), path, &it->rs, err) < 0) return TBGW_EINVAL;
     it->has_rs = it->rs.type != TBGW_RS_UNSET;
     return 0;
 }
@@ -366,7 +366,7 @@ static int parse_device(const tbgw_host *h, snmp_dev_cfg *d, const json_t *o, co
             return tbgw_err_set(err, TBGW_EINVAL, "%s.community: required string for SNMP v1/v2c", path);
         if (!(d->community = strdup(comm))) return TBGW_ENOMEM;
     }
-    if (tbgw_rs_parse_in(o, path, &d->rs, err) < 0) return TBGW_EINVAL;
+    if (tbgw_rs_parse_in(json_object_get(o, "reportStrategy"), path, &d->rs, err) < 0) return TBGW_EINVAL;
     d->has_rs = d->rs.type != TBGW_RS_UNSET;
     char p[256];
     int rc;

@@ -119,7 +119,7 @@ static int parse_keys(const tbgw_host *h, const json_t *arr, const char *path, s
         }
         sock_key *k = &(*out)[*n];
         tbgw_err e2 = {0};
-        if (tbgw_rs_parse_in(e, p, &k->rs, &e2) < 0) {
+        if (tbgw_rs_parse_in(json_object_get(e, "reportStrategy"), p, &k->rs, &e2) < 0) {
             TBGW_ERRORF(h->log, "%s; entry skipped", e2.msg);
             continue;
         }
@@ -326,7 +326,7 @@ static int parse_device(const tbgw_host *h, sock_device *d, const json_t *o, con
     if (!d->name || !d->type || !d->filter) return TBGW_ENOMEM;
     if (compile_filter(d, path, err) < 0) return TBGW_EINVAL;
     if (parse_enc(o, "encoding", NULL, &d->enc, path, err) < 0) return TBGW_EINVAL;
-    if (tbgw_rs_parse_in(o, path, &d->rs, err) < 0) return TBGW_EINVAL;
+    if (tbgw_rs_parse_in(json_object_get(o, "reportStrategy"), path, &d->rs, err) < 0) return TBGW_EINVAL;
     d->has_rs = d->rs.type != TBGW_RS_UNSET;
     char p[256];
     snprintf(p, sizeof p, "%s.telemetry", path);
