@@ -251,7 +251,10 @@ static int walk_step(snmp_op *op, const netsnmp_pdu *pdu) {
         memcpy(op->cur.v, vb->name, vb->name_length * sizeof(oid));
         op->cur.len = vb->name_length;
         more = 1;
-        if (json_object_size(op->result) > MAX_WALK) return 0;
+        if (++op->walked > MAX_WALK) {
+            vb_warn(op, vb, "walk longer than 100000 varbinds; cut");
+            return 0;
+        }
     }
     return more;
 }

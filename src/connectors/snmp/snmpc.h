@@ -136,6 +136,7 @@ typedef struct snmp_op {
     snmp_oid cur;   /* next OID of a walk */
     u_char *types;  /* set: learnt types per OID */
     int stage;
+    size_t walked; /* varbinds a walk has seen (bounded) */
     int reqid;
     int64_t started;
     /* completion */
