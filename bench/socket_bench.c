@@ -3,7 +3,9 @@
  * The load generator is a child process sending 64-byte messages flat out for the run's duration.
  * For TCP a "message" is one recv() chunk (as the connector defines it): the byte totals must match
  * (zero loss); for UDP each datagram is a message and the kernel drops what is not read in time.
- * Usage: bench_socket [seconds per run (3)] [clients of the many-client run (1000)] */
+ * Usage: bench_socket [seconds per run (3)] [clients of the many-client run (1000)]
+ *        bench_socket --send tcp|udp PORT MESSAGES RATE CLIENTS   (paced load only, for socket_e2e.sh:
+ *        MESSAGES in total at RATE per second, round-robin over CLIENTS connections) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -263,7 +265,39 @@ static void run_one(const char *label, int use_tbgw, int udp, int clients, doubl
                          : 0.0);
 }
 
+/* Paced sender: every message is its own send, spaced so that TCP does not coalesce them. */
+static int paced(int udp, int port, long total, long rate, int clients) {
+    int *fds = calloc((size_t)clients, sizeof *fds);
+    for (int i = 0; i < clients; i++) fds[i] = connect_to(port, udp, 0);
+    tbgw_sleep_ms(300);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long sent = 0;
+    char msg[32];
+    while (sent < total) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double el = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        long due = (long)(el * (double)rate) + 1;
+        if (due > total) due = total;
+        for (; sent < due; sent++) {
+            int n = snprintf(msg, sizeof msg, "m%011ld", sent);
+            if (send(fds[sent % clients], msg, (size_t)n, MSG_NOSIGNAL) != n) {
+                perror("send");
+                return 1;
+            }
+        }
+        tbgw_sleep_ms(1);
+    }
+    tbgw_sleep_ms(500);
+    for (int i = 0; i < clients; i++) close(fds[i]);
+    printf("sent %ld\n", sent);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 7 && !strcmp(argv[1], "--send"))
+        return paced(!strcmp(argv[2], "udp"), atoi(argv[3]), atol(argv[4]), atol(argv[5]), atoi(argv[6]));
     double secs = argc > 1 ? atof(argv[1]) : 3;
     int many = argc > 2 ? atoi(argv[2]) : 1000;
     struct rlimit rl;
