@@ -147,7 +147,15 @@ static void test_config_errors(void **st) {
     free(names);
     assert_false(sock_device_matches(&c.devices[0], "1.2.3.5:80", 10));
     assert_false(c.devices[0].has_rs);
+    /* a literal address is the downlink target until the device sends; a wildcard one has none */
+    assert_string_equal(c.devices[0].last_peer, "");
     assert_true(sock_device_matches(&c.devices[0], "1.2.3.4:80", 10));
+    sock_config_free(&c);
+    json_decref(j);
+    j = json_loads("{\"socket\":{},\"devices\":[{\"deviceName\":\"x\",\"address\":\"10.0.0.5:4000\"}]}", 0,
+                   NULL);
+    assert_int_equal(sock_config_parse(&c, j, &host, &err), 0);
+    assert_string_equal(c.devices[0].last_peer, "10.0.0.5:4000");
     sock_config_free(&c);
     json_decref(j);
 }

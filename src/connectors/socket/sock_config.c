@@ -325,6 +325,9 @@ static int parse_device(const tbgw_host *h, sock_device *d, const json_t *o, con
     d->filter = strdup(filter);
     if (!d->name || !d->type || !d->filter) return TBGW_ENOMEM;
     if (compile_filter(d, path, err) < 0) return TBGW_EINVAL;
+    /* a literal "ip:port" is where downlink goes until the device has sent something */
+    if (!strchr(filter, '*') && strrchr(filter, ':'))
+        snprintf(d->last_peer, sizeof d->last_peer, "%s", filter);
     if (parse_enc(o, "encoding", NULL, &d->enc, path, err) < 0) return TBGW_EINVAL;
     if (tbgw_rs_parse_in(json_object_get(o, "reportStrategy"), path, &d->rs, err) < 0) return TBGW_EINVAL;
     d->has_rs = d->rs.type != TBGW_RS_UNSET;

@@ -37,8 +37,8 @@ static int device_send(sock *s, sock_device *d, const tbgw_buf *b, int has_rpc, 
         if (has_rpc) s->host->rpc_reply(s->host, rpc, json_pack("{s:s}", "error", m), 0);
         return TBGW_ENOENT;
     }
-    return sock_io_send(s, d->last_peer, &d->last_sa, d->last_salen, b->p ? b->p : "", b->len, has_rpc, rpc,
-                        with_reply);
+    return sock_io_send(s, d->last_peer, d->last_salen ? &d->last_sa : NULL, d->last_salen, b->p ? b->p : "",
+                        b->len, has_rpc, rpc, with_reply);
 }
 
 int sock_on_attribute_update(sock *s, const tbgw_attr_update *u) {
