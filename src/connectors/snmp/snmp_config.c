@@ -77,8 +77,16 @@ int snmp_filter_matches(const snmp_item *it, const char *name) {
     return rc >= 0;
 }
 
+static int item_parse(const json_t *o, const char *path, int downlink, snmp_item *it, tbgw_err *err);
+
 int snmp_item_parse(const json_t *o, const char *path, int downlink, snmp_item *it, tbgw_err *err) {
     memset(it, 0, sizeof *it);
+    int rc = item_parse(o, path, downlink, it, err);
+    if (rc < 0) snmp_item_free(it);
+    return rc;
+}
+
+static int item_parse(const json_t *o, const char *path, int downlink, snmp_item *it, tbgw_err *err) {
     if (!json_is_object(o)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
     const char *m = get_str(o, "method");
     if (!m) return tbgw_err_set(err, TBGW_EINVAL, "%s.method: required string", path);

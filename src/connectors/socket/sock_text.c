@@ -194,7 +194,7 @@ int sock_decode(const sock_enc *e, const uint8_t *p, size_t n, tbgw_buf *out) {
                                                         : e->iconv;
         rc = iconv_to_utf8(codec, b, bl, out);
         /* what iconv produced must itself be valid text (no lone surrogates) */
-        if (!rc && !tbgw_utf8_valid((const uint8_t *)out->p + mark, out->len - mark)) {
+        if (!rc && out->len > mark && !tbgw_utf8_valid((const uint8_t *)out->p + mark, out->len - mark)) {
             out->len = mark;
             rc = -1;
         }
