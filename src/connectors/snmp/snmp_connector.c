@@ -531,6 +531,17 @@ static void serve(snmp *s, int timeout_ms) {
     free(owner);
 }
 
+/* Disconnected when no device answers (every one without a session or failing), else connected. */
+static void update_state(snmp *s) {
+    size_t ok = 0;
+    for (size_t i = 0; i < s->n_devs; i++)
+        if (s->devs[i].sess && !s->devs[i].failing) ok++;
+    tbgw_conn_state st = (!s->n_devs || ok) ? TBGW_CONN_CONNECTED : TBGW_CONN_DISCONNECTED;
+    if (st == s->state) return;
+    s->state = st;
+    if (s->host->set_state) s->host->set_state(s->host, st, st == TBGW_CONN_CONNECTED ? NULL : s->last_error);
+}
+
 static int op_run(void *self) {
     snmp *s = self;
     const tbgw_host *h = s->host;
@@ -561,6 +572,7 @@ static int op_run(void *self) {
             if (d->queue) snmp_sess_timeout(d->sess);
             if (d->next_poll < next) next = d->next_poll;
         }
+        update_state(s);
         int64_t wait = next - tbgw_mono_ms();
         serve(s, wait < 0 ? 0 : wait > 10 ? 10 : (int)wait);
     }
