@@ -289,7 +289,7 @@ class SocketIntegration(GatewayTestCase):
                   threading.Thread(target=flood_garbage, daemon=True)]
         for t in floods:
             t.start()
-        n_clients, per_client = 300, 4
+        n_clients, per_client = 1000, 4
         conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(n_clients)]
         t0 = time.time()
         for k in range(per_client):
