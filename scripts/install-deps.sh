@@ -9,6 +9,7 @@ PKGS=(
   libjansson-dev libyaml-dev libuv1-dev libssl-dev libpcre2-dev
   libsqlite3-dev sqlite3
   libmodbus-dev socat
+  libsnmp-dev snmpd snmp
   libcmocka-dev libfuzzer-14-dev libclang-rt-14-dev
   libmicrohttpd-dev curl
   dpkg-dev file binutils man-db
