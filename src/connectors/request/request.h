@@ -1,0 +1,111 @@
+/* Request connector internals (spec §7.5): HTTP polling of device APIs, attribute updates and RPC
+ * as outgoing HTTP requests. Everything runs on the connector thread around one libcurl multi handle
+ * (util/http_client.h). */
+#ifndef TBGW_REQUEST_H
+#define TBGW_REQUEST_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <tbgw/connector.h>
+#include "convert/custom_conv.h"
+#include "convert/expr.h"
+#include "convert/json_conv.h"
+#include "convert/source_expr.h"
+#include "util/backoff.h"
+#include "util/buf.h"
+#include "util/http_client.h"
+
+typedef struct rq_sub { /* mapping.subRequests.<key> */
+    char *key;
+    tbgw_expr *url;
+    int unsupported; /* has a processingFunction (Python): skipped */
+} rq_sub;
+
+typedef struct rq_map { /* one polled endpoint */
+    char *url;          /* absolute */
+    char *method;
+    json_t *headers;
+    char *body; /* "content" */
+    size_t body_len;
+    int redirects;
+    int64_t timeout_ms, period_ms;
+    tbgw_path *unpack; /* dataUnpackExpression */
+    rq_sub *subs;
+    size_t n_subs;
+    int custom; /* custom converter (raw body) instead of JSON */
+    int disabled;
+    tbgw_json_conv *json;
+    tbgw_custom_conv *conv;
+    /* schedule */
+    int64_t next_due, last_start; /* monotonic ms */
+    int in_flight, last_ok;
+    tbgw_backoff backoff;
+    uint64_t polls, failures, late;
+} rq_map;
+
+typedef struct rq_out { /* attributeUpdates[] / serverSideRpc[] entry (or a reserved get/set) */
+    tbgw_regex *dev_filter, *name_filter; /* attributeFilter / methodFilter */
+    tbgw_expr *url, *value,
+        *resp_value; /* requestUrlExpression, requestValueExpression, responseValueExpression */
+    char *method;
+    json_t *headers;
+    int64_t timeout_ms, resp_timeout_ms;
+    int tries, redirects, json_body;
+} rq_out;
+
+typedef struct rq_config {
+    char *host; /* with scheme, no trailing '/' */
+    int verify;
+    char *user, *pass;
+    rq_map *maps;
+    size_t n_maps;
+    rq_out *upds, *rpcs;
+    size_t n_upds, n_rpcs;
+} rq_config;
+
+typedef struct rq_conn {
+    const tbgw_host *host;
+    rq_config cfg;
+    tbgw_http_client *http;
+    atomic_int stop;
+    tbgw_connector_status st;
+    struct rq_call *retries; /* downlink calls waiting for their next try */
+    uint64_t emitted, refused;
+} rq_conn;
+
+/* rq_config.c */
+int rq_config_parse(rq_config *cfg, const json_t *json, const tbgw_host *host, tbgw_err *err);
+void rq_config_free(rq_config *cfg);
+int rq_out_parse(rq_out *o, const json_t *e, const char *path, int rpc, tbgw_err *err);
+void rq_out_clear(rq_out *o);
+/* Absolute URL: http(s) URLs as they are, else host + "/" + url. malloc'ed. */
+char *rq_join_url(const char *host, const char *url);
+
+/* Values a downlink or sub-request template may name: ${deviceName}, ${attributeKey},
+ * ${attributeValue}, ${methodName}, ${requestId}; any other placeholder is a path into root
+ * (the response item, or {"id","method","params"} of an RPC). */
+typedef struct rq_vars {
+    const char *device, *key, *method;
+    const json_t *value; /* attributeValue */
+    int64_t id;
+    const json_t *root;
+    int quote;       /* URL-quote every substituted value */
+    int json_escape; /* escape string values for use inside a JSON string literal */
+} rq_vars;
+/* Renders e into out (appended). TBGW_ENOENT when a placeholder has no value. */
+int rq_render(const tbgw_expr *e, const rq_vars *v, tbgw_buf *out);
+
+/* rq_poll.c */
+void rq_poll_start(rq_conn *c, rq_map *m);
+void rq_emit(rq_conn *c, tbgw_converted *chain);
+
+/* rq_downlink.c */
+int rq_on_attribute_update(void *self, const tbgw_attr_update *u);
+int rq_on_rpc(void *self, const tbgw_rpc_req *r);
+void rq_retries_run(rq_conn *c, int64_t now, int64_t *next_due);
+void rq_retries_free(rq_conn *c);
+/* Fills common request fields of an outgoing call (auth, TLS verification). */
+void rq_req_auth(const rq_conn *c, tbgw_http_req *req);
+
+#endif

@@ -1,0 +1,109 @@
+/* The Request connector (spec §7.5): polls HTTP endpoints and turns platform requests into HTTP
+ * requests.
+ *
+ * run() owns one libcurl multi handle: every due endpoint is started on it, curl_multi_poll waits for
+ * activity (at most 10 ms, less when a poll or a retry is due sooner), finished transfers are converted
+ * on this thread, and host->wait(0) each turn runs attribute updates and RPC here too. All transfers
+ * progress concurrently, so a slow or dead endpoint holds only its own schedule. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "connectors/request/request.h"
+#include "util/time.h"
+
+#define RQ_TURN_MS 10
+
+static int rq_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw_err *err) {
+    rq_conn *c = calloc(1, sizeof *c);
+    if (!c) return TBGW_ENOMEM;
+    c->host = host;
+    int rc = rq_config_parse(&c->cfg, cfg, host, err);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    for (size_t i = 0; i < c->cfg.n_maps; i++) {
+        rq_map *m = &c->cfg.maps[i];
+        tbgw_backoff_init(&m->backoff, 1000, m->period_ms > 1000 ? m->period_ms : 1000);
+        m->last_ok = 1;
+    }
+    *self = c;
+    return 0;
+}
+
+/* Starts the due polls; returns the earliest next due time (monotonic ms). */
+static int64_t start_due(rq_conn *c, int64_t now) {
+    int64_t next = now + RQ_TURN_MS;
+    for (size_t i = 0; i < c->cfg.n_maps; i++) {
+        rq_map *m = &c->cfg.maps[i];
+        if (m->disabled || m->in_flight) continue;
+        if (m->next_due <= now) {
+            rq_poll_start(c, m);
+            now = tbgw_mono_ms();
+        }
+        if (!m->in_flight && m->next_due < next) next = m->next_due;
+    }
+    rq_retries_run(c, now, &next);
+    return next;
+}
+
+static int rq_run(void *self) {
+    rq_conn *c = self;
+    const tbgw_host *h = c->host;
+    if (!c->http && !(c->http = tbgw_http_client_new())) {
+        c->host->set_state(h, TBGW_CONN_FAILED, "cannot set up the HTTP client");
+        return TBGW_ENOMEM;
+    }
+    int64_t now = tbgw_mono_ms();
+    for (size_t i = 0; i < c->cfg.n_maps; i++) c->cfg.maps[i].next_due = now;
+    c->st.state = TBGW_CONN_STARTING;
+    h->set_state(h, TBGW_CONN_STARTING, NULL);
+    TBGW_INFOF(h->log, "polling %zu endpoint(s) of %s", c->cfg.n_maps, c->cfg.host);
+    while (!atomic_load(&c->stop)) {
+        if (h->wait(h, 0)) break;
+        now = tbgw_mono_ms();
+        int64_t next = start_due(c, now);
+        int64_t wait = next - tbgw_mono_ms();
+        tbgw_http_client_poll(c->http, wait <= 0 ? 0 : wait > RQ_TURN_MS ? RQ_TURN_MS : (int)wait);
+    }
+    atomic_store(&c->stop, 1);
+    tbgw_http_client_free(c->http); /* aborts what is in flight */
+    c->http = NULL;
+    rq_retries_free(c);
+    for (size_t i = 0; i < c->cfg.n_maps; i++) c->cfg.maps[i].in_flight = 0;
+    c->st.state = TBGW_CONN_STOPPED;
+    h->set_state(h, TBGW_CONN_STOPPED, NULL);
+    return 0;
+}
+
+static void rq_stop(void *self) {
+    rq_conn *c = self;
+    atomic_store(&c->stop, 1);
+}
+
+static void rq_destroy(void *self) {
+    rq_conn *c = self;
+    if (!c) return;
+    atomic_store(&c->stop, 1);
+    tbgw_http_client_free(c->http);
+    rq_retries_free(c);
+    rq_config_free(&c->cfg);
+    free(c);
+}
+
+static void rq_status(void *self, tbgw_connector_status *out) {
+    rq_conn *c = self;
+    *out = c->st;
+}
+
+const tbgw_connector_ops tbgw_connector_request = {
+    .abi = TBGW_CONNECTOR_ABI,
+    .type = "request",
+    .create = rq_create,
+    .run = rq_run,
+    .stop = rq_stop,
+    .destroy = rq_destroy,
+    .on_attribute_update = rq_on_attribute_update,
+    .on_rpc = rq_on_rpc,
+    .status = rq_status,
+};

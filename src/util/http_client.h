@@ -1,0 +1,59 @@
+/* Asynchronous HTTP(S) client on one libcurl multi handle, driven by the thread that owns it.
+ *
+ * Requests are submitted with a completion callback; tbgw_http_client_poll() waits (curl_multi_poll)
+ * for socket activity up to a timeout, advances every transfer and calls the callbacks of the finished
+ * ones, on the calling thread. A slow or dead server only holds its own transfer: every transfer has
+ * its own timeout and they all progress concurrently. Used by the Request connector (polling and
+ * downlink) and the REST connector (outgoing attribute updates and RPC). Not thread-safe: one owner. */
+#ifndef TBGW_UTIL_HTTP_CLIENT_H
+#define TBGW_UTIL_HTTP_CLIENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tbgw_http_client tbgw_http_client;
+
+typedef struct tbgw_http_req {
+    const char *method; /* "GET", "POST", ... (NULL = GET) */
+    const char *url;
+    const json_t *headers; /* {"Name": "value"} or NULL; non-string values are sent as JSON text */
+    const char *body;      /* NULL = no body */
+    size_t body_len;
+    const char *username, *password; /* basic auth when username is not NULL */
+    const char *cert, *key, *ca;     /* client certificate and key (PEM), CA bundle; NULL = none */
+    int verify_tls;                  /* verify the server certificate and host name */
+    int follow_redirects;
+    int64_t timeout_ms; /* whole transfer; <= 0: 30 s */
+    size_t max_body;    /* response bytes kept; 0 = 16 MiB */
+} tbgw_http_req;
+
+typedef struct tbgw_http_resp {
+    long status;       /* HTTP status; 0 when the transfer failed (error says why) */
+    const char *error; /* transport error text or NULL */
+    const char *body;  /* NUL-terminated, borrowed for the callback */
+    size_t len;
+    const char *ctype;  /* response Content-Type or NULL */
+    int64_t elapsed_ms; /* from submit to completion */
+} tbgw_http_resp;
+
+/* Called once per submitted request, from tbgw_http_client_poll() (or from free with status 0 and
+ * error "aborted"). The response is borrowed for the call. */
+typedef void (*tbgw_http_done_fn)(void *ud, const tbgw_http_resp *r);
+
+tbgw_http_client *tbgw_http_client_new(void);
+/* Aborts the transfers still running (their callbacks run with error "aborted") and frees. */
+void tbgw_http_client_free(tbgw_http_client *c);
+/* Starts a request; every string of r is copied. 0, or a negative TBGW_E* (the callback is not
+ * called then). */
+int tbgw_http_client_submit(tbgw_http_client *c, const tbgw_http_req *r, tbgw_http_done_fn fn, void *ud);
+/* Waits up to timeout_ms for activity, advances the transfers and completes the finished ones.
+ * Returns the number of transfers still running. */
+int tbgw_http_client_poll(tbgw_http_client *c, int timeout_ms);
+size_t tbgw_http_client_running(const tbgw_http_client *c);
+
+/* Percent-encodes s like Python's urllib.parse.quote (safe: letters, digits, "_.-~/"); appended. */
+struct tbgw_buf;
+int tbgw_url_quote(struct tbgw_buf *out, const char *s, size_t n);
+
+#endif
