@@ -10,7 +10,7 @@ PKGS=(
   libsqlite3-dev sqlite3
   libmodbus-dev socat
   libcmocka-dev libfuzzer-14-dev libclang-rt-14-dev
-  libmicrohttpd-dev curl
+  libmicrohttpd-dev libcurl4-openssl-dev curl wrk
   openssl procps python3 python3-paho-mqtt python3-pymodbus python3-serial-asyncio
 )
 
