@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <tbgw/err.h>
+#include "util/backoff.h"
 #include "util/buf.h"
 #include "util/time.h"
 
@@ -21,8 +22,9 @@ typedef struct xfer {
     char *body;
     tbgw_buf resp;
     size_t max_body;
-    int too_big;
-    int64_t start;
+    int too_big, tries_left, tries, in_multi;
+    int64_t start, timeout_ms, deadline, due; /* monotonic ms; deadline 0 = none */
+    tbgw_backoff backoff;
     tbgw_http_done_fn fn;
     void *ud;
     char errbuf[CURL_ERROR_SIZE];
@@ -31,7 +33,7 @@ typedef struct xfer {
 struct tbgw_http_client {
     CURLM *m;
     xfer *list;
-    size_t running;
+    size_t running, parked;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -58,7 +60,7 @@ static void xfer_free(tbgw_http_client *c, xfer *x) {
     else
         c->list = x->next;
     if (x->next) x->next->prev = x->prev;
-    curl_multi_remove_handle(c->m, x->e);
+    if (x->in_multi) curl_multi_remove_handle(c->m, x->e);
     curl_easy_cleanup(x->e);
     curl_slist_free_all(x->hdrs);
     free(x->body);
@@ -134,6 +136,24 @@ static void set_method(CURL *e, const char *method, const xfer *x, size_t body_l
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
 }
 
+/* Starts (or restarts) the transfer of x on the multi handle, its timeout cut to the budget. */
+static int add_try(tbgw_http_client *c, xfer *x) {
+    int64_t to = x->timeout_ms;
+    if (x->deadline) {
+        int64_t left = x->deadline - tbgw_mono_ms();
+        if (left < 1) left = 1;
+        if (left < to) to = left;
+    }
+    curl_easy_setopt(x->e, CURLOPT_TIMEOUT_MS, (long)to);
+    x->tries++;
+    x->too_big = 0;
+    x->errbuf[0] = 0;
+    tbgw_buf_reset(&x->resp);
+    if (curl_multi_add_handle(c->m, x->e) != CURLM_OK) return TBGW_ENOMEM;
+    x->in_multi = 1;
+    return 0;
+}
+
 int tbgw_http_client_submit(tbgw_http_client *c, const tbgw_http_req *r, tbgw_http_done_fn fn, void *ud) {
     xfer *x = calloc(1, sizeof *x);
     if (!x) return TBGW_ENOMEM;
@@ -158,7 +178,10 @@ int tbgw_http_client_submit(tbgw_http_client *c, const tbgw_http_req *r, tbgw_ht
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(r->timeout_ms > 0 ? r->timeout_ms : DEFAULT_TIMEOUT_MS));
+    x->timeout_ms = r->timeout_ms > 0 ? r->timeout_ms : DEFAULT_TIMEOUT_MS;
+    x->tries_left = r->tries > 1 ? r->tries : 1;
+    if (r->budget_ms > 0) x->deadline = x->start + r->budget_ms;
+    tbgw_backoff_init(&x->backoff, 100, 2000);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, r->follow_redirects ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 30L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, r->verify_tls ? 1L : 0L);
@@ -174,7 +197,7 @@ int tbgw_http_client_submit(tbgw_http_client *c, const tbgw_http_req *r, tbgw_ht
     if (r->key) curl_easy_setopt(e, CURLOPT_SSLKEY, r->key);
     if (r->ca) curl_easy_setopt(e, CURLOPT_CAINFO, r->ca);
     set_method(e, r->method ? r->method : "GET", x, r->body_len);
-    if (curl_multi_add_handle(c->m, e) != CURLM_OK) goto fail;
+    if (add_try(c, x)) goto fail;
     x->next = c->list;
     if (c->list) c->list->prev = x;
     c->list = x;
@@ -189,8 +212,24 @@ fail:
     return TBGW_ENOMEM;
 }
 
+/* 1 when x failed in a way worth another try and has tries and time left: it is parked. */
+static int park_for_retry(tbgw_http_client *c, xfer *x, CURLcode code) {
+    long status = 0;
+    if (code == CURLE_OK) curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &status);
+    if ((code == CURLE_OK && status < 500) || x->too_big || x->tries >= x->tries_left) return 0;
+    int64_t now = tbgw_mono_ms(), delay = tbgw_backoff_next(&x->backoff);
+    if (x->deadline && now + delay >= x->deadline) return 0;
+    curl_multi_remove_handle(c->m, x->e);
+    x->in_multi = 0;
+    x->due = now + delay;
+    c->parked++;
+    return 1;
+}
+
 static void complete(tbgw_http_client *c, xfer *x, CURLcode code) {
+    if (park_for_retry(c, x, code)) return;
     tbgw_http_resp r = {0};
+    r.tries = x->tries;
     char err[CURL_ERROR_SIZE + 64];
     if (code == CURLE_OK) {
         curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &r.status);
@@ -221,8 +260,29 @@ static void complete(tbgw_http_client *c, xfer *x, CURLcode code) {
     tbgw_buf_free(&resp);
 }
 
+/* Restarts parked transfers that are due; returns ms until the next one (or timeout_ms). */
+static int restart_parked(tbgw_http_client *c, int timeout_ms) {
+    if (!c->parked) return timeout_ms;
+    int64_t now = tbgw_mono_ms(), next = now + timeout_ms;
+    for (xfer *x = c->list; x; x = x->next) {
+        if (x->in_multi) continue;
+        if (x->due <= now) {
+            c->parked--;
+            if (add_try(c, x)) { /* cannot restart: report the failure now */
+                x->tries_left = x->tries;
+                complete(c, x, CURLE_OUT_OF_MEMORY);
+                return 0; /* the list changed */
+            }
+        } else if (x->due < next) {
+            next = x->due;
+        }
+    }
+    return (int)(next - now);
+}
+
 int tbgw_http_client_poll(tbgw_http_client *c, int timeout_ms) {
     int still = 0;
+    timeout_ms = restart_parked(c, timeout_ms);
     if (c->running) {
         curl_multi_perform(c->m, &still);
         if (timeout_ms > 0) {
@@ -249,20 +309,4 @@ int tbgw_http_client_poll(tbgw_http_client *c, int timeout_ms) {
 
 size_t tbgw_http_client_running(const tbgw_http_client *c) {
     return c->running;
-}
-
-int tbgw_url_quote(tbgw_buf *out, const char *s, size_t n) {
-    static const char hex[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-            ch == '.' || ch == '-' || ch == '~' || ch == '/') {
-            tbgw_buf_putc(out, (char)ch);
-        } else {
-            tbgw_buf_putc(out, '%');
-            tbgw_buf_putc(out, hex[ch >> 4]);
-            tbgw_buf_putc(out, hex[ch & 15]);
-        }
-    }
-    return out->oom ? TBGW_ENOMEM : 0;
 }

@@ -24,8 +24,13 @@ typedef struct tbgw_http_req {
     const char *cert, *key, *ca;     /* client certificate and key (PEM), CA bundle; NULL = none */
     int verify_tls;                  /* verify the server certificate and host name */
     int follow_redirects;
-    int64_t timeout_ms; /* whole transfer; <= 0: 30 s */
+    int64_t timeout_ms; /* one try; <= 0: 30 s */
     size_t max_body;    /* response bytes kept; 0 = 16 MiB */
+    /* Retries: a try that fails (transport error or HTTP 5xx) is repeated after a capped backoff
+     * (100 ms doubling, at most 2 s) up to `tries` tries in all (0 or 1: once), within `budget_ms`
+     * from submit when > 0 (each try's timeout is cut to what is left). */
+    int tries;
+    int64_t budget_ms;
 } tbgw_http_req;
 
 typedef struct tbgw_http_resp {
@@ -35,6 +40,7 @@ typedef struct tbgw_http_resp {
     size_t len;
     const char *ctype;  /* response Content-Type or NULL */
     int64_t elapsed_ms; /* from submit to completion */
+    int tries;          /* tries made */
 } tbgw_http_resp;
 
 /* Called once per submitted request, from tbgw_http_client_poll() (or from free with status 0 and
@@ -51,9 +57,5 @@ int tbgw_http_client_submit(tbgw_http_client *c, const tbgw_http_req *r, tbgw_ht
  * Returns the number of transfers still running. */
 int tbgw_http_client_poll(tbgw_http_client *c, int timeout_ms);
 size_t tbgw_http_client_running(const tbgw_http_client *c);
-
-/* Percent-encodes s like Python's urllib.parse.quote (safe: letters, digits, "_.-~/"); appended. */
-struct tbgw_buf;
-int tbgw_url_quote(struct tbgw_buf *out, const char *s, size_t n);
 
 #endif

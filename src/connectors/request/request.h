@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <tbgw/connector.h>
 #include "convert/custom_conv.h"
+#include "convert/dl_tmpl.h"
 #include "convert/expr.h"
 #include "convert/json_conv.h"
 #include "convert/source_expr.h"
@@ -70,7 +71,6 @@ typedef struct rq_conn {
     tbgw_http_client *http;
     atomic_int stop;
     tbgw_connector_status st;
-    struct rq_call *retries; /* downlink calls waiting for their next try */
     uint64_t emitted, refused;
 } rq_conn;
 
@@ -82,20 +82,6 @@ void rq_out_clear(rq_out *o);
 /* Absolute URL: http(s) URLs as they are, else host + "/" + url. malloc'ed. */
 char *rq_join_url(const char *host, const char *url);
 
-/* Values a downlink or sub-request template may name: ${deviceName}, ${attributeKey},
- * ${attributeValue}, ${methodName}, ${requestId}; any other placeholder is a path into root
- * (the response item, or {"id","method","params"} of an RPC). */
-typedef struct rq_vars {
-    const char *device, *key, *method;
-    const json_t *value; /* attributeValue */
-    int64_t id;
-    const json_t *root;
-    int quote;       /* URL-quote every substituted value */
-    int json_escape; /* escape string values for use inside a JSON string literal */
-} rq_vars;
-/* Renders e into out (appended). TBGW_ENOENT when a placeholder has no value. */
-int rq_render(const tbgw_expr *e, const rq_vars *v, tbgw_buf *out);
-
 /* rq_poll.c */
 void rq_poll_start(rq_conn *c, rq_map *m);
 void rq_emit(rq_conn *c, tbgw_converted *chain);
@@ -103,8 +89,6 @@ void rq_emit(rq_conn *c, tbgw_converted *chain);
 /* rq_downlink.c */
 int rq_on_attribute_update(void *self, const tbgw_attr_update *u);
 int rq_on_rpc(void *self, const tbgw_rpc_req *r);
-void rq_retries_run(rq_conn *c, int64_t now, int64_t *next_due);
-void rq_retries_free(rq_conn *c);
 /* Fills common request fields of an outgoing call (auth, TLS verification). */
 void rq_req_auth(const rq_conn *c, tbgw_http_req *req);
 

@@ -43,7 +43,6 @@ static int64_t start_due(rq_conn *c, int64_t now) {
         }
         if (!m->in_flight && m->next_due < next) next = m->next_due;
     }
-    rq_retries_run(c, now, &next);
     return next;
 }
 
@@ -69,7 +68,6 @@ static int rq_run(void *self) {
     atomic_store(&c->stop, 1);
     tbgw_http_client_free(c->http); /* aborts what is in flight */
     c->http = NULL;
-    rq_retries_free(c);
     for (size_t i = 0; i < c->cfg.n_maps; i++) c->cfg.maps[i].in_flight = 0;
     c->st.state = TBGW_CONN_STOPPED;
     h->set_state(h, TBGW_CONN_STOPPED, NULL);
@@ -86,7 +84,6 @@ static void rq_destroy(void *self) {
     if (!c) return;
     atomic_store(&c->stop, 1);
     tbgw_http_client_free(c->http);
-    rq_retries_free(c);
     rq_config_free(&c->cfg);
     free(c);
 }

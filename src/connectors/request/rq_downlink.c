@@ -11,14 +11,12 @@
 #include "util/time.h"
 
 typedef struct rq_call {
-    struct rq_call *next; /* retry list */
     rq_conn *c;
     char *url, *method, *body, *what;
     size_t body_len;
     json_t *headers;
-    int64_t timeout_ms, deadline, due; /* monotonic ms; deadline 0 = none */
-    int tries_left, redirects;
-    tbgw_backoff backoff;
+    int64_t timeout_ms;
+    int redirects;
     int is_rpc, reserved;
     uint64_t handle;
     tbgw_expr *resp_value; /* borrowed from the config, or own_resp */
@@ -39,14 +37,6 @@ static void call_free(rq_call *k) {
     json_decref(k->headers);
     tbgw_expr_free(k->own_resp);
     free(k);
-}
-
-void rq_retries_free(rq_conn *c) {
-    while (c->retries) {
-        rq_call *k = c->retries;
-        c->retries = k->next;
-        call_free(k);
-    }
 }
 
 static void rpc_error(rq_conn *c, uint64_t handle, const char *fmt, ...)
@@ -87,8 +77,6 @@ static void rpc_answer(rq_call *k, const tbgw_http_resp *r) {
                        json_pack("{s:{s:o}}", "result", "value", value ? value : json_null()), -1);
 }
 
-static int submit(rq_call *k);
-
 static void on_call_done(void *ud, const tbgw_http_resp *r) {
     rq_call *k = ud;
     rq_conn *c = k->c;
@@ -107,66 +95,34 @@ static void on_call_done(void *ud, const tbgw_http_resp *r) {
         snprintf(why, sizeof why, "%s", r->error);
     else
         snprintf(why, sizeof why, "HTTP status %ld", r->status);
-    int64_t now = tbgw_mono_ms();
-    int64_t delay = tbgw_backoff_next(&k->backoff);
-    if (--k->tries_left > 0 && (r->error || r->status >= 500) &&
-        (!k->deadline || now + delay < k->deadline)) {
-        TBGW_DEBUGF(c->host->log, "%s: %s failed (%s); retrying in %lld ms", k->what, k->url, why,
-                    (long long)delay);
-        k->due = now + delay;
-        k->next = c->retries;
-        c->retries = k;
-        return;
-    }
     c->host->stat_add(c->host, TBGW_STAT_CONNECTOR_ERRORS, 1);
     if (k->is_rpc)
-        rpc_error(c, k->handle, "%s: request to %s failed: %s", k->what, k->url, why);
+        rpc_error(c, k->handle, "%s: request to %s failed after %d tries: %s", k->what, k->url, r->tries,
+                  why);
     else
-        TBGW_WARNF(c->host->log, "%s: request to %s failed: %s", k->what, k->url, why);
+        TBGW_WARNF(c->host->log, "%s: request to %s failed after %d tries: %s", k->what, k->url, r->tries,
+                   why);
     call_free(k);
 }
 
-static int submit(rq_call *k) {
+static int submit(rq_call *k, int tries, int64_t budget_ms) {
     rq_conn *c = k->c;
-    int64_t timeout = k->timeout_ms;
-    if (k->deadline) {
-        int64_t left = k->deadline - tbgw_mono_ms();
-        if (left < 1) left = 1;
-        if (timeout <= 0 || left < timeout) timeout = left;
-    }
     tbgw_http_req req = {.method = k->method,
                          .url = k->url,
                          .headers = k->headers,
                          .body = k->body,
                          .body_len = k->body_len,
                          .follow_redirects = k->redirects,
-                         .timeout_ms = timeout};
+                         .timeout_ms = k->timeout_ms,
+                         .tries = tries,
+                         .budget_ms = budget_ms};
     rq_req_auth(c, &req);
     return tbgw_http_client_submit(c->http, &req, on_call_done, k);
 }
 
-void rq_retries_run(rq_conn *c, int64_t now, int64_t *next_due) {
-    rq_call **pp = &c->retries;
-    while (*pp) {
-        rq_call *k = *pp;
-        if (k->due > now) {
-            if (k->due < *next_due) *next_due = k->due;
-            pp = &k->next;
-            continue;
-        }
-        *pp = k->next;
-        k->next = NULL;
-        if (submit(k)) {
-            tbgw_http_resp r = {.status = 0, .error = "the request could not be started", .body = ""};
-            k->tries_left = 1;
-            on_call_done(k, &r);
-        }
-    }
-}
-
 /* Builds and starts a call from an entry; vars give the template values. NULL what = nothing sent. */
-static int start_call(rq_conn *c, const rq_out *o, const rq_vars *vars, const char *what, uint64_t handle,
-                      int is_rpc, int reserved, int64_t core_timeout_ms) {
+static int start_call(rq_conn *c, const rq_out *o, const tbgw_dl_vars *vars, const char *what,
+                      uint64_t handle, int is_rpc, int reserved, int64_t core_timeout_ms) {
     rq_call *k = calloc(1, sizeof *k);
     tbgw_buf url, body;
     tbgw_buf_init(&url);
@@ -174,18 +130,18 @@ static int start_call(rq_conn *c, const rq_out *o, const rq_vars *vars, const ch
     int rc = TBGW_ENOMEM;
     if (!k) goto out;
     k->c = c;
-    rq_vars uv = *vars;
+    tbgw_dl_vars uv = *vars;
     uv.quote = 1;
     uv.json_escape = 0;
-    if ((rc = rq_render(o->url, &uv, &url)) || !tbgw_buf_cstr(&url)) {
+    if ((rc = tbgw_dl_render(o->url, &uv, &url)) || !tbgw_buf_cstr(&url)) {
         if (!rc) rc = TBGW_ENOMEM;
         goto out;
     }
     if (o->value) {
-        rq_vars bv = *vars;
+        tbgw_dl_vars bv = *vars;
         bv.quote = 0;
         bv.json_escape = o->json_body;
-        if ((rc = rq_render(o->value, &bv, &body)) || !tbgw_buf_cstr(&body)) {
+        if ((rc = tbgw_dl_render(o->value, &bv, &body)) || !tbgw_buf_cstr(&body)) {
             if (!rc) rc = TBGW_ENOMEM;
             goto out;
         }
@@ -199,7 +155,6 @@ static int start_call(rq_conn *c, const rq_out *o, const rq_vars *vars, const ch
     k->headers = o->headers ? json_incref(o->headers) : NULL;
     k->timeout_ms = o->timeout_ms;
     k->redirects = o->redirects;
-    k->tries_left = o->tries > 0 ? o->tries : 1;
     k->is_rpc = is_rpc;
     k->reserved = reserved;
     k->handle = handle;
@@ -211,14 +166,12 @@ static int start_call(rq_conn *c, const rq_out *o, const rq_vars *vars, const ch
         k->resp_value = NULL;
     int64_t limit = o->resp_timeout_ms;
     if (is_rpc && core_timeout_ms > 0 && (!limit || core_timeout_ms < limit)) limit = core_timeout_ms;
-    if (limit > 0) k->deadline = tbgw_mono_ms() + limit;
-    tbgw_backoff_init(&k->backoff, 100, 2000);
     if (!k->url || !k->method || !k->what) {
         rc = TBGW_ENOMEM;
         goto out;
     }
     TBGW_DEBUGF(c->host->log, "%s: %s %s", what, k->method, k->url);
-    rc = submit(k);
+    rc = submit(k, o->tries, limit);
     if (!rc) k = NULL;
 out:
     if (k) call_free(k);
@@ -236,7 +189,7 @@ int rq_on_attribute_update(void *self, const tbgw_attr_update *u) {
             const rq_out *o = &c->cfg.upds[i];
             if (!tbgw_regex_fullmatch(o->dev_filter, u->device) || !tbgw_regex_fullmatch(o->name_filter, key))
                 continue;
-            rq_vars v = {.device = u->device, .key = key, .value = value, .root = u->data};
+            tbgw_dl_vars v = {.device = u->device, .key = key, .value = value, .root = u->data};
             char what[300];
             snprintf(what, sizeof what, "attribute update %s of %s", key, u->device);
             int rc = start_call(c, o, &v, what, 0, 0, 0, 0);
@@ -294,7 +247,7 @@ int rq_on_rpc(void *self, const tbgw_rpc_req *r) {
     const char *dev = r->device ? r->device : "";
     json_t *root = json_pack("{s:I,s:s,s:O?}", "id", (json_int_t)r->id, "method", r->method, "params",
                              (json_t *)r->params);
-    rq_vars v = {.device = dev, .method = r->method, .id = r->id, .root = root};
+    tbgw_dl_vars v = {.device = dev, .method = r->method, .id = r->id, .root = root};
     char what[300], why[300];
     snprintf(what, sizeof what, "RPC %s of %s", r->method, r->device ? r->device : "the connector");
     int set = !strcasecmp(r->method, "set");

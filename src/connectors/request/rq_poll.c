@@ -25,54 +25,6 @@ typedef struct rq_subreq {
     const rq_sub *sub;
 } rq_subreq;
 
-/* ------------------------------------------------------------------ templates */
-
-static int put_value(tbgw_buf *out, const json_t *v, const rq_vars *vars) {
-    if (!vars->quote && !(vars->json_escape && json_is_string(v)))
-        return tbgw_fmt_json(out, v, TBGW_FMT_TEXT);
-    tbgw_buf tmp;
-    tbgw_buf_init(&tmp);
-    int rc = tbgw_fmt_json(&tmp, v, TBGW_FMT_TEXT);
-    if (!rc && vars->json_escape && json_is_string(v)) {
-        tbgw_buf esc;
-        tbgw_buf_init(&esc);
-        tbgw_buf_json_strn(&esc, tmp.p ? tmp.p : "", tmp.len);
-        tbgw_buf_reset(&tmp);
-        if (esc.len >= 2) tbgw_buf_append(&tmp, esc.p + 1, esc.len - 2); /* without the quotes */
-        tbgw_buf_free(&esc);
-    }
-    if (!rc)
-        rc = vars->quote ? tbgw_url_quote(out, tmp.p ? tmp.p : "", tmp.len)
-                         : tbgw_buf_append(out, tmp.p ? tmp.p : "", tmp.len);
-    tbgw_buf_free(&tmp);
-    return rc;
-}
-
-static int resolve(void *ud, const char *ph, const tbgw_path *path, tbgw_buf *out) {
-    const rq_vars *v = ud;
-    json_t *tmp = NULL;
-    const json_t *val = NULL;
-    if (v->device && !strcmp(ph, "deviceName"))
-        val = tmp = json_string(v->device);
-    else if (v->key && !strcmp(ph, "attributeKey"))
-        val = tmp = json_string(v->key);
-    else if (v->value && !strcmp(ph, "attributeValue"))
-        val = v->value;
-    else if (v->method && !strcmp(ph, "methodName"))
-        val = tmp = json_string(v->method);
-    else if (v->method && !strcmp(ph, "requestId"))
-        val = tmp = json_integer(v->id);
-    else if (path && v->root)
-        val = tbgw_path_get(path, v->root);
-    int rc = !val || json_is_null(val) ? TBGW_ENOENT : put_value(out, val, v);
-    json_decref(tmp);
-    return rc;
-}
-
-int rq_render(const tbgw_expr *e, const rq_vars *v, tbgw_buf *out) {
-    return tbgw_expr_render_cb(e, resolve, (void *)v, TBGW_MISSING_FAIL, out);
-}
-
 /* ------------------------------------------------------------------ emit and bookkeeping */
 
 void rq_emit(rq_conn *c, tbgw_converted *chain) {
@@ -183,11 +135,11 @@ static void on_sub_done(void *ud, const tbgw_http_resp *r) {
 
 static void submit_sub(rq_poll *p, json_t *item, const rq_sub *sub, tbgw_buf *url) {
     rq_conn *c = p->c;
-    rq_vars vars = {.root = item, .quote = 1};
+    tbgw_dl_vars vars = {.root = item, .quote = 1};
     tbgw_buf_reset(url);
     tbgw_buf rel;
     tbgw_buf_init(&rel);
-    if (rq_render(sub->url, &vars, &rel) || !tbgw_buf_cstr(&rel)) {
+    if (tbgw_dl_render(sub->url, &vars, &rel) || !tbgw_buf_cstr(&rel)) {
         TBGW_DEBUGF(c->host->log, "sub-request %s of %s: its url refers to a missing field", sub->key,
                     p->m->url);
         tbgw_buf_free(&rel);
