@@ -12,7 +12,7 @@ from httpapi import Api, json_reply
 from tbgwtest import BUILD_DIR, SOURCE_DIR, GatewayTestCase, wait_for, main
 
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "request.json")
-PLUGIN = os.path.join(BUILD_DIR, "plugins", "request_custom_converter.so")
+PLUGIN = os.path.join(BUILD_DIR, "plugins", "http_custom_converters.so")
 
 # get_info bytes: float 25.0 | 0x0064 | 0 | 0x0fa0 | 0 | 0x03e8 | 0 | 0x93
 INFO_HEX = "41c80000" "0064" "0000" "0fa0" "0000" "03e8" "00" "93"

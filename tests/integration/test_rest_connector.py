@@ -12,9 +12,10 @@ import threading
 import time
 
 from httpapi import Api, json_reply
-from tbgwtest import SOURCE_DIR, GatewayTestCase, free_port, wait_for, wait_port, main
+from tbgwtest import BUILD_DIR, SOURCE_DIR, GatewayTestCase, free_port, wait_for, wait_port, main
 
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "rest.json")
+PLUGIN = os.path.join(BUILD_DIR, "plugins", "http_custom_converters.so")
 
 
 def request(port, method, path, body=None, headers=None, timeout=10):
@@ -72,6 +73,9 @@ class AttributeResponder:
 class RestConnectorTest(GatewayTestCase):
     def start_rest(self, conf):
         gw = self.gateway(connectors=[{"type": "rest", "name": "REST Connector", "config": conf}])
+        ext = os.path.join(gw.cfgdir, "extensions", "rest")
+        os.makedirs(ext, exist_ok=True)
+        os.symlink(PLUGIN, os.path.join(ext, "CustomRestUplinkConverter.so"))
         gw.start()
         wait_port(int(conf["server"]["port"]), 10)
         return gw
@@ -114,9 +118,10 @@ class RestConnectorTest(GatewayTestCase):
         self.assertEqual(curl("http://127.0.0.1:%d/anon1" % port)[0], 415)
         self.assertEqual(request(port, "PUT", "/anon1", {"temp": 1})[0], 405)
         self.assertEqual(request(port, "POST", "/nowhere", {"temp": 1})[0], 404)
-        # mapping[2] /anon2: its custom converter is not installed: logged at start, requests get 500
-        self.assertEqual(request(port, "POST", "/anon2", {"x": 1})[0], 500)
-        self.assertIn("CustomRestUplinkConverter", gw.log())
+        # mapping[2] /anon2: the custom converter decodes the body's bytes (a big-endian float)
+        self.assertEqual(request(port, "POST", "/anon2", "41c80000", {"Content-Type": "text/plain"})[0], 200)
+        wait_for(lambda: telemetry(self.platform, "SuperAnonDevice"), 10, what="anon2")
+        self.assertEqual(telemetry(self.platform, "SuperAnonDevice"), {"Totaliser": 25.0})
         # attributeRequests[0]: the platform's answer re-serialized
         st, data = request(port, "POST", "/sharedAttributes", {"deviceName": "SN-1", "attribute": "a1",
                                                                 "attribute1": "a2"})
@@ -175,7 +180,9 @@ class RestConnectorTest(GatewayTestCase):
                     {"endpoint": "/wait", "HTTPMethods": ["POST"],
                      "response": {"responseExpected": True, "timeout": 1.5, "responseAttribute": "answer",
                                   "unsuccessfulResponse": "too late"}, "converter": conv},
-                    {"endpoint": "/any", "HTTPMethods": ["POST"], "converter": conv}]}
+                    {"endpoint": "/any", "HTTPMethods": ["POST"], "converter": conv},
+                    {"endpoint": "/custom", "HTTPMethods": ["POST"],
+                     "converter": {"type": "custom", "extension": "NotInstalled"}}]}
         gw = self.start_rest(conf)
         url = "https://127.0.0.1:%d" % port
         # TLS with the self-signed certificate made at start; basic auth right and wrong
@@ -197,6 +204,9 @@ class RestConnectorTest(GatewayTestCase):
         self.assertEqual(code, 400)
         self.assertIn("line 1 column", body)
         self.assertEqual(curl("-k", "-d", json.dumps({"name": "x", "pad": "y" * 2000}), url + "/any")[0], 413)
+        # an endpoint whose custom converter is not installed: logged at start, its requests get 500
+        self.assertEqual(curl("-k", "-d", "x=1", url + "/custom")[0], 500)
+        self.assertIn("NotInstalled", gw.log())
         # responseExpected: the answer is the shared attribute named by responseAttribute ...
         res = {}
         t = threading.Thread(target=lambda: res.update(a=curl("-k", "-d", '{"name": "W-1", "v": 1}', url + "/wait")))

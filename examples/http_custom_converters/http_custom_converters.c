@@ -1,4 +1,4 @@
-/* Example custom uplink converter for the Request connector (include/tbgw/converter.h).
+/* Example custom uplink converters for the HTTP connectors (include/tbgw/converter.h).
  *
  * "CustomRequestUplinkConverter" mirrors the reference gateway's example extension: the response is
  * JSON {"data": {"value": "<hex bytes>"}}; the device name and type are deviceNameJsonExpression /
@@ -8,8 +8,13 @@
  *   {"key", "type": "int", "byteAddress", "fromBit", "toBit", "byteorder"}   (bits of one byte)
  * A float is 4 bytes IEEE 754. The value is multiplied by "multiplier" (default 1).
  *
- * Build: any folder examples/<name>/ becomes build/plugins/<name>.so. Install as
- * <config dir>/extensions/request/CustomRequestUplinkConverter.so. */
+ * "CustomRestUplinkConverter" (REST connector): the request body is the bytes (raw, or as hex text);
+ * the device is deviceInfo.deviceNameExpression / deviceProfileExpression (literal); extensionConfig
+ * is one entry of the same form with "datatype" for "type" (the reference's rest.json example).
+ *
+ * Build: any folder examples/<name>/ becomes build/plugins/<name>.so. Install under the converter's
+ * name: <config dir>/extensions/request/CustomRequestUplinkConverter.so or
+ * <config dir>/extensions/rest/CustomRestUplinkConverter.so (a symlink to this one file). */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +22,9 @@
 
 typedef struct rconv {
     const tbgw_converter_api *api;
-    json_t *layout;
+    json_t *layout; /* list of entries */
     char *name, *type;
+    int rest;
 } rconv;
 
 static int fail(tbgw_err *err, const char *msg) {
@@ -48,6 +54,34 @@ static int rc_create(const tbgw_converter_api *api, const json_t *config, tbgw_l
     c->layout = layout ? json_incref(layout) : NULL;
     c->name = strdup(n ? n : "CustomRequestDevice");
     c->type = t ? strdup(t) : NULL;
+    *self = c;
+    return 0;
+}
+
+/* REST: extensionConfig is one entry object; "datatype" names the type. */
+static int rest_create(const tbgw_converter_api *api, const json_t *config, tbgw_logger *log, void **self,
+                       tbgw_err *err) {
+    (void)log;
+    const json_t *ext = json_object_get(config, "extensionConfig");
+    if (!json_is_object(ext) || !json_is_string(json_object_get(ext, "key")))
+        return fail(err, "extensionConfig: expected an object with \"key\"");
+    json_t *entry = json_deep_copy(ext);
+    if (json_object_get(entry, "datatype"))
+        json_object_set(entry, "type", json_object_get(entry, "datatype"));
+    rconv *c = calloc(1, sizeof *c);
+    if (!c) {
+        json_decref(entry);
+        return TBGW_ENOMEM;
+    }
+    const json_t *di = json_object_get(config, "deviceInfo");
+    const char *n = json_string_value(json_object_get(di, "deviceNameExpression"));
+    const char *t = json_string_value(json_object_get(di, "deviceProfileExpression"));
+    c->api = api;
+    c->layout = json_array();
+    json_array_append_new(c->layout, entry);
+    c->name = strdup(n ? n : "CustomRestDevice");
+    c->type = t ? strdup(t) : NULL;
+    c->rest = 1;
     *self = c;
     return 0;
 }
@@ -109,15 +143,23 @@ static int rc_convert(void *self, const char *topic, const uint8_t *payload, siz
                       tbgw_err *err) {
     (void)topic;
     rconv *c = self;
-    json_t *body = json_loadb((const char *)payload, len, 0, NULL);
+    uint8_t bytes[256];
+    size_t n = 0;
+    json_t *body = c->rest ? NULL : json_loadb((const char *)payload, len, 0, NULL);
     const char *hex = json_string_value(json_object_get(json_object_get(body, "data"), "value"));
-    if (!hex) {
+    if (c->rest) {
+        size_t digits = 0;
+        while (digits < len && hexval(payload[digits]) >= 0) digits++;
+        if (digits == len && len % 2 == 0 && len) {
+            hex = (const char *)payload; /* hex text (NUL-terminated by the server) */
+        } else {
+            for (; n < len && n < sizeof bytes; n++) bytes[n] = payload[n];
+        }
+    } else if (!hex) {
         json_decref(body);
         return fail(err, "expected {\"data\": {\"value\": \"<hex>\"}}");
     }
-    uint8_t bytes[256];
-    size_t n = 0;
-    for (const char *p = hex; p[0] && p[1] && n < sizeof bytes; p += 2) {
+    for (const char *p = hex; p && p[0] && p[1] && n < sizeof bytes; p += 2) {
         int hi = hexval(p[0]), lo = hexval(p[1]);
         if (hi < 0 || lo < 0) break;
         bytes[n++] = (uint8_t)(hi << 4 | lo);
@@ -158,8 +200,18 @@ static const tbgw_converter_ops ops = {
     .destroy = rc_destroy,
 };
 
+static const tbgw_converter_ops rest_ops = {
+    .abi = TBGW_CONVERTER_ABI,
+    .name = "CustomRestUplinkConverter",
+    .create = rest_create,
+    .convert = rc_convert,
+    .destroy = rc_destroy,
+};
+
 const tbgw_converter_ops *tbgw_converter_entry(uint32_t abi, const char *name);
 const tbgw_converter_ops *tbgw_converter_entry(uint32_t abi, const char *name) {
-    if (abi != TBGW_CONVERTER_ABI || !name || strcmp(name, ops.name)) return NULL;
-    return &ops;
+    if (abi != TBGW_CONVERTER_ABI || !name) return NULL;
+    if (!strcmp(name, ops.name)) return &ops;
+    if (!strcmp(name, rest_ops.name)) return &rest_ops;
+    return NULL;
 }
