@@ -85,6 +85,8 @@ char *rq_join_url(const char *host, const char *url);
 /* rq_poll.c */
 void rq_poll_start(rq_conn *c, rq_map *m);
 void rq_emit(rq_conn *c, tbgw_converted *chain);
+/* Handles a response of m's endpoint as if a poll had just got it (tests and fuzzing). */
+void rq_poll_feed(rq_conn *c, rq_map *m, const tbgw_http_resp *r);
 
 /* rq_downlink.c */
 int rq_on_attribute_update(void *self, const tbgw_attr_update *u);

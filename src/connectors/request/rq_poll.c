@@ -287,3 +287,13 @@ void rq_poll_start(rq_conn *c, rq_map *m) {
         poll_done(c, m, 0, "the request could not be started");
     }
 }
+
+void rq_poll_feed(rq_conn *c, rq_map *m, const tbgw_http_resp *r) {
+    rq_poll *p = calloc(1, sizeof *p);
+    if (!p) return;
+    p->c = c;
+    p->m = m;
+    m->in_flight = 1;
+    m->last_start = p->start = tbgw_mono_ms();
+    on_poll_done(p, r);
+}

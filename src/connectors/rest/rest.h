@@ -125,6 +125,8 @@ void rs_out_clear(rs_out *o);
 int rs_route_match(const rs_endpoint *ep, const char *path, json_t *params);
 
 /* rs_server.c */
+/* The server's request handler (HTTP module worker threads; also driven directly by tests). */
+int rs_handle(void *ud, const tbgw_http_request *rq, tbgw_http_reply *out);
 int rs_server_start(rs_conn *c, tbgw_err *err);
 void rs_server_stop(rs_conn *c);
 void rs_pending_expire(rs_conn *c, int64_t now);

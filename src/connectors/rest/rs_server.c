@@ -315,7 +315,7 @@ static int data_request(rs_conn *c, const tbgw_http_request *rq, rs_endpoint *ep
     return 0;
 }
 
-static int handle(void *ud, const tbgw_http_request *rq, tbgw_http_reply *out) {
+int rs_handle(void *ud, const tbgw_http_request *rq, tbgw_http_reply *out) {
     rs_conn *c = ud;
     c->host->stat_add(c->host, TBGW_STAT_BYTES_RECEIVED, rq->body_len);
     json_t *params = json_object();
@@ -435,7 +435,7 @@ int rs_server_start(rs_conn *c, tbgw_err *err) {
         o.key_pem = key;
     }
     char text[300] = "";
-    c->server = c->mod->start_ex(&o, handle, c, &c->bound_port, text, sizeof text);
+    c->server = c->mod->start_ex(&o, rs_handle, c, &c->bound_port, text, sizeof text);
     free(cert);
     free(key);
     if (!c->server) return tbgw_err_set(err, TBGW_EIO, "%s", text[0] ? text : "cannot start the HTTP server");
