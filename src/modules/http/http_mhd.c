@@ -376,6 +376,9 @@ static void *start_ex(const tbgw_http_opts *o, tbgw_http_handler_ex handler, voi
         {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
+        /* MHD clears a connection's pool for every request: 16 KiB (not 32) holds headers and the
+         * read buffer; bodies are copied out as they arrive */
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 16384, NULL},
         {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->cert},
         {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->key},
         {MHD_OPTION_END, 0, NULL},
