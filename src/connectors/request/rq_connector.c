@@ -53,8 +53,14 @@ static int rq_run(void *self) {
         c->host->set_state(h, TBGW_CONN_FAILED, "cannot set up the HTTP client");
         return TBGW_ENOMEM;
     }
+    /* first polls spread over the first second (at most one period), so that many endpoints with
+     * the same period do not all fire in the same millisecond, round after round */
     int64_t now = tbgw_mono_ms();
-    for (size_t i = 0; i < c->cfg.n_maps; i++) c->cfg.maps[i].next_due = now;
+    for (size_t i = 0; i < c->cfg.n_maps; i++) {
+        rq_map *m = &c->cfg.maps[i];
+        int64_t spread = m->period_ms < 1000 ? m->period_ms : 1000;
+        m->next_due = now + (int64_t)i * spread / (int64_t)c->cfg.n_maps;
+    }
     c->st.state = TBGW_CONN_STARTING;
     h->set_state(h, TBGW_CONN_STARTING, NULL);
     TBGW_INFOF(h->log, "polling %zu endpoint(s) of %s", c->cfg.n_maps, c->cfg.host);
