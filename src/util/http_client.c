@@ -30,8 +30,12 @@ typedef struct xfer {
     char errbuf[CURL_ERROR_SIZE];
 } xfer;
 
+#define POOL_MAX 64 /* idle easy handles kept for reuse (their buffers stay allocated) */
+
 struct tbgw_http_client {
     CURLM *m;
+    CURL *pool[POOL_MAX];
+    size_t n_pool;
     xfer *list;
     size_t running, parked;
 };
@@ -61,7 +65,12 @@ static void xfer_free(tbgw_http_client *c, xfer *x) {
         c->list = x->next;
     if (x->next) x->next->prev = x->prev;
     if (x->in_multi) curl_multi_remove_handle(c->m, x->e);
-    curl_easy_cleanup(x->e);
+    if (c->n_pool < POOL_MAX) {
+        curl_easy_reset(x->e);
+        c->pool[c->n_pool++] = x->e;
+    } else {
+        curl_easy_cleanup(x->e);
+    }
     curl_slist_free_all(x->hdrs);
     free(x->body);
     tbgw_buf_free(&x->resp);
@@ -79,6 +88,7 @@ void tbgw_http_client_free(tbgw_http_client *c) {
         xfer_free(c, x);
         if (fn) fn(ud, &r);
     }
+    while (c->n_pool) curl_easy_cleanup(c->pool[--c->n_pool]);
     curl_multi_cleanup(c->m);
     free(c);
 }
@@ -162,7 +172,7 @@ int tbgw_http_client_submit(tbgw_http_client *c, const tbgw_http_req *r, tbgw_ht
     x->ud = ud;
     x->max_body = r->max_body ? r->max_body : DEFAULT_MAX_BODY;
     x->start = tbgw_mono_ms();
-    x->e = curl_easy_init();
+    x->e = c->n_pool ? c->pool[--c->n_pool] : curl_easy_init();
     if (!x->e) goto fail;
     if (r->body) {
         if (!(x->body = malloc(r->body_len + 1))) goto fail;

@@ -43,6 +43,7 @@ typedef struct rq_map { /* one polled endpoint */
     int in_flight, last_ok;
     tbgw_backoff backoff;
     uint64_t polls, failures, late;
+    size_t heap_pos; /* index in rq_conn.heap + 1; 0 = not scheduled (in flight or disabled) */
 } rq_map;
 
 typedef struct rq_out { /* attributeUpdates[] / serverSideRpc[] entry (or a reserved get/set) */
@@ -72,6 +73,8 @@ typedef struct rq_conn {
     atomic_int stop;
     tbgw_connector_status st;
     uint64_t emitted, refused;
+    rq_map **heap; /* endpoints waiting for their next poll, earliest next_due first */
+    size_t n_heap;
 } rq_conn;
 
 /* rq_config.c */
@@ -81,6 +84,9 @@ int rq_out_parse(rq_out *o, const json_t *e, const char *path, int rpc, tbgw_err
 void rq_out_clear(rq_out *o);
 /* Absolute URL: http(s) URLs as they are, else host + "/" + url. malloc'ed. */
 char *rq_join_url(const char *host, const char *url);
+
+/* rq_connector.c: puts m (not in flight) on the schedule at m->next_due. */
+void rq_schedule(rq_conn *c, rq_map *m);
 
 /* rq_poll.c */
 void rq_poll_start(rq_conn *c, rq_map *m);

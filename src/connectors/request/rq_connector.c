@@ -13,6 +13,56 @@
 
 #define RQ_TURN_MS 10
 
+/* ------------------------------------------------------------------ schedule (binary min-heap) */
+
+static void heap_set(rq_conn *c, size_t i, rq_map *m) {
+    c->heap[i] = m;
+    m->heap_pos = i + 1;
+}
+
+static void sift_up(rq_conn *c, size_t i) {
+    rq_map *m = c->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (c->heap[parent]->next_due <= m->next_due) break;
+        heap_set(c, i, c->heap[parent]);
+        i = parent;
+    }
+    heap_set(c, i, m);
+}
+
+static void sift_down(rq_conn *c, size_t i) {
+    rq_map *m = c->heap[i];
+    for (;;) {
+        size_t l = 2 * i + 1, best = i;
+        int64_t due = m->next_due;
+        if (l < c->n_heap && c->heap[l]->next_due < due) best = l, due = c->heap[l]->next_due;
+        if (l + 1 < c->n_heap && c->heap[l + 1]->next_due < due) best = l + 1;
+        if (best == i) break;
+        heap_set(c, i, c->heap[best]);
+        i = best;
+    }
+    heap_set(c, i, m);
+}
+
+void rq_schedule(rq_conn *c, rq_map *m) {
+    if (!c->heap || m->disabled || m->heap_pos) return;
+    c->heap[c->n_heap] = m;
+    sift_up(c, c->n_heap++);
+}
+
+static rq_map *heap_pop(rq_conn *c) {
+    rq_map *top = c->heap[0];
+    top->heap_pos = 0;
+    if (--c->n_heap) {
+        c->heap[0] = c->heap[c->n_heap];
+        sift_down(c, 0);
+    }
+    return top;
+}
+
+/* ------------------------------------------------------------------ connector ops */
+
 static int rq_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw_err *err) {
     rq_conn *c = calloc(1, sizeof *c);
     if (!c) return TBGW_ENOMEM;
@@ -27,22 +77,23 @@ static int rq_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw
         tbgw_backoff_init(&m->backoff, 1000, m->period_ms > 1000 ? m->period_ms : 1000);
         m->last_ok = 1;
     }
+    if (!(c->heap = calloc(c->cfg.n_maps + 1, sizeof *c->heap))) {
+        rq_config_free(&c->cfg);
+        free(c);
+        return TBGW_ENOMEM;
+    }
     *self = c;
     return 0;
 }
 
 /* Starts the due polls; returns the earliest next due time (monotonic ms). */
 static int64_t start_due(rq_conn *c, int64_t now) {
-    int64_t next = now + RQ_TURN_MS;
-    for (size_t i = 0; i < c->cfg.n_maps; i++) {
-        rq_map *m = &c->cfg.maps[i];
-        if (m->disabled || m->in_flight) continue;
-        if (m->next_due <= now) {
-            rq_poll_start(c, m);
-            now = tbgw_mono_ms();
-        }
-        if (!m->in_flight && m->next_due < next) next = m->next_due;
+    while (c->n_heap && c->heap[0]->next_due <= now) {
+        rq_poll_start(c, heap_pop(c)); /* a failure to start puts it back on the schedule */
+        now = tbgw_mono_ms();
     }
+    int64_t next = now + RQ_TURN_MS;
+    if (c->n_heap && c->heap[0]->next_due < next) next = c->heap[0]->next_due;
     return next;
 }
 
@@ -60,6 +111,8 @@ static int rq_run(void *self) {
         rq_map *m = &c->cfg.maps[i];
         int64_t spread = m->period_ms < 1000 ? m->period_ms : 1000;
         m->next_due = now + (int64_t)i * spread / (int64_t)c->cfg.n_maps;
+        m->heap_pos = 0;
+        rq_schedule(c, m);
     }
     c->st.state = TBGW_CONN_STARTING;
     h->set_state(h, TBGW_CONN_STARTING, NULL);
@@ -74,7 +127,8 @@ static int rq_run(void *self) {
     atomic_store(&c->stop, 1);
     tbgw_http_client_free(c->http); /* aborts what is in flight */
     c->http = NULL;
-    for (size_t i = 0; i < c->cfg.n_maps; i++) c->cfg.maps[i].in_flight = 0;
+    for (size_t i = 0; i < c->cfg.n_maps; i++) c->cfg.maps[i].in_flight = c->cfg.maps[i].heap_pos = 0;
+    c->n_heap = 0;
     c->st.state = TBGW_CONN_STOPPED;
     h->set_state(h, TBGW_CONN_STOPPED, NULL);
     return 0;
@@ -91,6 +145,7 @@ static void rq_destroy(void *self) {
     atomic_store(&c->stop, 1);
     tbgw_http_client_free(c->http);
     rq_config_free(&c->cfg);
+    free(c->heap);
     free(c);
 }
 

@@ -79,6 +79,7 @@ static void poll_done(rq_conn *c, rq_map *m, int ok, const char *why) {
         m->late++;
         m->next_due = now;
     }
+    rq_schedule(c, m);
 }
 
 static void poll_free(rq_poll *p) {
