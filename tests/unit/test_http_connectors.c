@@ -285,8 +285,10 @@ static void test_request_responses(void **st) {
     /* a list gives one device per element, values keep their types */
     const char *list = "[{\"id\":1,\"type\":\"A\"},{\"id\":2,\"type\":\"B\"}]";
     tbgw_http_resp r2 = {.status = 200, .body = list, .len = strlen(list)};
+    size_t subs = c->cfg.maps[2].n_subs;
     c->cfg.maps[2].n_subs = 0; /* no HTTP client here */
     rq_poll_feed(c, &c->cfg.maps[2], &r2);
+    c->cfg.maps[2].n_subs = subs;
     assert_non_null(emitted);
     assert_non_null(emitted->next);
     assert_string_equal(emitted->next->device_name, "2-B");
