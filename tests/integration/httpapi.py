@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Api:
-    def __init__(self, routes, auth=None):
+    def __init__(self, routes, auth=None, tls=None):
         self.routes = routes
         self.auth = auth  # (user, password): anything else gets 401
         self.lock = threading.Lock()
@@ -61,6 +61,11 @@ class Api:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls:  # (cert file, key file): HTTPS
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self.thread = None
 
@@ -90,3 +95,13 @@ class Api:
 
 def json_reply(obj, status=200):
     return lambda h, body: (status, "application/json", obj)
+
+
+def make_cert(folder, name="cert"):
+    """A self-signed certificate for 127.0.0.1 (openssl CLI); returns (cert path, key path)."""
+    import subprocess
+    cert, key = "%s/%s.pem" % (folder, name), "%s/%s.key" % (folder, name)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key

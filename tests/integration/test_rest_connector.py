@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from httpapi import Api, json_reply
+from httpapi import Api, json_reply, make_cert
 from tbgwtest import BUILD_DIR, SOURCE_DIR, GatewayTestCase, free_port, wait_for, wait_port, main
 
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "rest.json")
@@ -230,6 +230,21 @@ class RestConnectorTest(GatewayTestCase):
         # refusals are counted and logged once per client per minute
         log = gw.log()
         self.assertEqual(log.count("|WARNING| [connector.REST Connector] refused a request from 127.0.0.1"), 1, log[-3000:])
+        self.assertEqual(gw.stop(), 0)
+
+    def test_tls_with_certificate_files(self):
+        cert, key = make_cert(self.workdir, "server")
+        port = free_port()
+        conv = {"type": "json", "deviceInfo": {"deviceNameExpressionSource": "constant", "deviceNameExpression": "T-1"},
+                "timeseries": [{"type": "int", "key": "v", "value": "${v}"}]}
+        conf = {"server": {"host": "127.0.0.1", "port": port, "SSL": True,
+                           "security": {"cert": cert, "key": os.path.relpath(key, os.path.join(self.workdir, "config"))}},
+                "mapping": [{"endpoint": "/t", "HTTPMethods": ["POST"], "converter": conv}]}
+        gw = self.start_rest(conf)
+        # the configured certificate is the one served: curl verifies it against itself
+        self.assertEqual(curl("--cacert", cert, "-d", "v=4", "https://127.0.0.1:%d/t" % port)[0], 200)
+        wait_for(lambda: telemetry(self.platform, "T-1"), 10, what="TLS with files")
+        self.assertNotIn("self-signed", gw.log())
         self.assertEqual(gw.stop(), 0)
 
 
