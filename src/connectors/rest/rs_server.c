@@ -4,6 +4,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -407,7 +408,20 @@ static char *read_pem(const char *path, const char *dir) {
     return s;
 }
 
+/* maxConnections needs as many descriptors: raise the soft limit towards the hard one when lower. */
+static void raise_fd_limit(rs_conn *c) {
+    struct rlimit rl;
+    rlim_t want = (rlim_t)c->cfg.max_connections + 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want) return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (rl.rlim_cur > old && !setrlimit(RLIMIT_NOFILE, &rl))
+        TBGW_INFOF(c->host->log, "open file limit raised from %llu to %llu for maxConnections %u",
+                   (unsigned long long)old, (unsigned long long)rl.rlim_cur, c->cfg.max_connections);
+}
+
 int rs_server_start(rs_conn *c, tbgw_err *err) {
+    raise_fd_limit(c);
     if (!c->mod && !(c->mod = tbgw_module_symbol(TBGW_HTTP_MODULE_NAME, TBGW_HTTP_MODULE_SYMBOL, err)))
         return TBGW_EIO;
     tbgw_http_opts o = {.max_connections = c->cfg.max_connections,
