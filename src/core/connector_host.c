@@ -238,10 +238,13 @@ static void *conn_thread(void *arg) {
 
 conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char *config_dir, tbgw_err *err) {
     const tbgw_connector_ops *ops =
-        e->plugin ? tbgw_registry_load_plugin(e->plugin, err) : tbgw_registry_find(e->type);
+        e->plugin ? tbgw_registry_load_plugin(e->plugin, err) : tbgw_registry_get(e->type, err);
     if (!ops) {
-        if (!e->plugin)
-            tbgw_err_set(err, TBGW_EINVAL, "connector \"%s\": unknown type \"%s\"", e->name, e->type);
+        if (!e->plugin && err) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            tbgw_err_set(err, err->code, "connector \"%s\": %s", e->name, why);
+        }
         return NULL;
     }
     conn_inst *ci = calloc(1, sizeof *ci);
