@@ -1,4 +1,6 @@
-/* Asynchronous HTTP(S) client on one libcurl multi handle, driven by the thread that owns it.
+/* Asynchronous HTTP(S) client on one libcurl multi handle, driven by the thread that owns it. The
+ * libcurl part is the module tbgw_curl.so (modules/curl/curl_module.h), loaded by the first
+ * tbgw_http_client_new(), so gateways without HTTP connectors never map libcurl.
  *
  * Requests are submitted with a completion callback; tbgw_http_client_poll() waits (curl_multi_poll)
  * for socket activity up to a timeout, advances every transfer and calls the callbacks of the finished
@@ -11,6 +13,8 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <tbgw/err.h>
+#include "modules/curl/curl_module.h"
 
 typedef struct tbgw_http_client tbgw_http_client;
 
@@ -33,21 +37,10 @@ typedef struct tbgw_http_req {
     int64_t budget_ms;
 } tbgw_http_req;
 
-typedef struct tbgw_http_resp {
-    long status;       /* HTTP status; 0 when the transfer failed (error says why) */
-    const char *error; /* transport error text or NULL */
-    const char *body;  /* NUL-terminated, borrowed for the callback */
-    size_t len;
-    const char *ctype;  /* response Content-Type or NULL */
-    int64_t elapsed_ms; /* from submit to completion */
-    int tries;          /* tries made */
-} tbgw_http_resp;
+/* tbgw_http_resp and tbgw_http_done_fn: see modules/curl/curl_module.h. */
 
-/* Called once per submitted request, from tbgw_http_client_poll() (or from free with status 0 and
- * error "aborted"). The response is borrowed for the call. */
-typedef void (*tbgw_http_done_fn)(void *ud, const tbgw_http_resp *r);
-
-tbgw_http_client *tbgw_http_client_new(void);
+/* NULL with err naming the problem (the module cannot be loaded, or no memory). */
+tbgw_http_client *tbgw_http_client_new(tbgw_err *err);
 /* Aborts the transfers still running (their callbacks run with error "aborted") and frees. */
 void tbgw_http_client_free(tbgw_http_client *c);
 /* Starts a request; every string of r is copied. 0, or a negative TBGW_E* (the callback is not

@@ -100,9 +100,11 @@ static int64_t start_due(rq_conn *c, int64_t now) {
 static int rq_run(void *self) {
     rq_conn *c = self;
     const tbgw_host *h = c->host;
-    if (!c->http && !(c->http = tbgw_http_client_new())) {
-        c->host->set_state(h, TBGW_CONN_FAILED, "cannot set up the HTTP client");
-        return TBGW_ENOMEM;
+    tbgw_err err = {0};
+    if (!c->http && !(c->http = tbgw_http_client_new(&err))) {
+        TBGW_ERRORF(h->log, "%s", err.msg);
+        c->host->set_state(h, TBGW_CONN_FAILED, err.msg);
+        return TBGW_EIO;
     }
     /* first polls spread over the first second (at most one period), so that many endpoints with
      * the same period do not all fire in the same millisecond, round after round */

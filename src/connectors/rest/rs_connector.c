@@ -37,9 +37,10 @@ static int rs_run(void *self) {
     const tbgw_host *h = c->host;
     tbgw_err err = {0};
     set_state(c, TBGW_CONN_STARTING, NULL);
-    if (!c->http && !(c->http = tbgw_http_client_new())) {
-        set_state(c, TBGW_CONN_FAILED, "cannot set up the HTTP client");
-        return TBGW_ENOMEM;
+    if (!c->http && !(c->http = tbgw_http_client_new(&err))) {
+        TBGW_ERRORF(h->log, "%s", err.msg);
+        set_state(c, TBGW_CONN_FAILED, err.msg);
+        return TBGW_EIO;
     }
     if (rs_server_start(c, &err)) {
         TBGW_ERRORF(h->log, "%s", err.msg);
