@@ -204,6 +204,12 @@ class RestConnectorTest(GatewayTestCase):
         self.assertEqual(code, 400)
         self.assertIn("line 1 column", body)
         self.assertEqual(curl("-k", "-d", json.dumps({"name": "x", "pad": "y" * 2000}), url + "/any")[0], 413)
+        # ... also without Content-Length (chunked), where the limit is found while reading
+        big = json.dumps({"name": "x", "pad": "y" * 2000})
+        self.assertEqual(curl("-k", "-H", "Transfer-Encoding: chunked", "-d", big, url + "/any")[0], 413)
+        self.assertEqual(curl("-k", "-H", "Transfer-Encoding: chunked", "-d", '{"name": "C-1", "v": 3}', url + "/any")[0],
+                         200)
+        wait_for(lambda: telemetry(self.platform, "C-1").get("v") == "3", 10, what="chunked body")
         # an endpoint whose custom converter is not installed: logged at start, its requests get 500
         self.assertEqual(curl("-k", "-d", "x=1", url + "/custom")[0], 500)
         self.assertIn("NotInstalled", gw.log())
