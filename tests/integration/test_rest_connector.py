@@ -140,6 +140,7 @@ class RestConnectorTest(GatewayTestCase):
         wait_for(lambda: attrs(self.platform, "CERT-1"), 10, what="CERT-1 known")
         self.platform.publish("v1/gateway/attributes", {"device": "CERT-1", "data": {"led": "on"}})
         gw.wait_log("attribute update led of CERT-1: request to", 10)
+        self.assertIn("http://127.0.0.1:5002/ failed after 3 tries", gw.log())  # tries: 3, with backoff
         # serverSideRpc[0] echo: GET to the device API, reply {"result": <its JSON>}
         self.platform.publish("v1/gateway/rpc", {"device": "SN-1", "data": {"id": 3, "method": "echo",
                                                                             "params": {"a": 1}}})
