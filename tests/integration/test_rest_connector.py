@@ -87,9 +87,11 @@ class RestConnectorTest(GatewayTestCase):
         port = free_port()
         with open(REFERENCE) as f:
             text = f.read()
-        # ports only: the server, the device API (5001) and the server itself (5000) in requestsMapping
+        # ports only: the server, the device API (5001), the server itself (5000), a dead port (5002)
+        dead = free_port()  # nothing listens there
         text = text.replace("127.0.0.1:5001", "127.0.0.1:%d" % api.port).replace("127.0.0.1:5000",
                                                                                "127.0.0.1:%d" % port)
+        text = text.replace("127.0.0.1:5002", "127.0.0.1:%d" % dead)
         conf = json.loads(text)
         conf["server"]["port"] = str(port)
         gw = self.start_rest(conf)
@@ -140,7 +142,7 @@ class RestConnectorTest(GatewayTestCase):
         wait_for(lambda: attrs(self.platform, "CERT-1"), 10, what="CERT-1 known")
         self.platform.publish("v1/gateway/attributes", {"device": "CERT-1", "data": {"led": "on"}})
         gw.wait_log("attribute update led of CERT-1: request to", 10)
-        self.assertIn("http://127.0.0.1:5002/ failed after 3 tries", gw.log())  # tries: 3, with backoff
+        self.assertIn("http://127.0.0.1:%d/ failed after 3 tries" % dead, gw.log())  # tries: 3, with backoff
         # serverSideRpc[0] echo: GET to the device API, reply {"result": <its JSON>}
         self.platform.publish("v1/gateway/rpc", {"device": "SN-1", "data": {"id": 3, "method": "echo",
                                                                             "params": {"a": 1}}})
