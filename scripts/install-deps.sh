@@ -13,6 +13,7 @@ PKGS=(
   libmicrohttpd-dev libcurl4-openssl-dev curl wrk
   dpkg-dev file binutils man-db
   libstrophe-dev prosody lua-unbound python3-slixmpp
+  libwebsockets-dev python3-websockets
   openssl procps python3 python3-paho-mqtt python3-pymodbus python3-serial-asyncio python3-cryptography
 )
 

@@ -135,7 +135,8 @@ int main(int argc, char **argv) {
     tbgw_config *cfg = tbgw_config_load(path, &rep);
     if (check) {
         int errors = rep.errors;
-        if (cfg) errors += tbgw_gateway_check_connectors(cfg, stdout) + check_logging(cfg, stdout);
+        if (cfg)
+            errors += tbgw_gateway_check_connectors(cfg, stdout, &rep.warnings) + check_logging(cfg, stdout);
         printf("%s: %d error(s), %d warning(s)\n", path, errors, rep.warnings);
         tbgw_config_free(cfg);
         free(path);

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <tbgw/log.h>
 
 int tbgw_err_prefix(tbgw_err *err, int rc, const char *prefix, char sep) {
     if (!err || !rc || !prefix || !*prefix) return rc;
@@ -82,5 +83,23 @@ int tbgw_cfg_bool(const json_t *o, const char *key, const char *path, int dflt, 
     if (!json_is_boolean(v))
         return tbgw_err_set(err, TBGW_EINVAL, "%s%s%s: expected true or false", path, *path ? "." : "", key);
     *out = json_is_true(v);
+    return 0;
+}
+
+int tbgw_cfg_skip_entry(const tbgw_host *h, const tbgw_err *err) {
+    if (err && err->code == TBGW_ENOMEM) return TBGW_ENOMEM;
+    const char *msg = err && err->msg[0] ? err->msg : "invalid entry";
+    /* split "dotted.path: reason" (a path has no spaces) */
+    char dotted[256] = "";
+    const char *colon = strstr(msg, ": ");
+    if (colon && (size_t)(colon - msg) < sizeof dotted && !memchr(msg, ' ', (size_t)(colon - msg))) {
+        memcpy(dotted, msg, (size_t)(colon - msg));
+        dotted[colon - msg] = 0;
+        msg = colon + 2;
+    }
+    if (h && h->config_warning)
+        h->config_warning(h, dotted[0] ? dotted : NULL, msg);
+    else if (h && h->log)
+        TBGW_WARNF(h->log, "%s%s%s; the entry is skipped", dotted, dotted[0] ? ": " : "", msg);
     return 0;
 }

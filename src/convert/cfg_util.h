@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <tbgw/connector.h>
 #include <tbgw/err.h>
 
 /* Prefixes err->msg with "<prefix>." (or "<prefix>: " when sep is ':'), truncating at the end.
@@ -22,5 +23,11 @@ int tbgw_cfg_seconds_ms(const json_t *o, const char *key, const char *path, int6
 int tbgw_cfg_int(const json_t *o, const char *key, const char *path, int64_t dflt, int64_t lo, int64_t hi,
                  int64_t *out, tbgw_err *err);
 int tbgw_cfg_bool(const json_t *o, const char *key, const char *path, int dflt, int *out, tbgw_err *err);
+/* The tolerant rule for per-key entries (one timeseries/attribute/RPC/mapping entry): an entry that
+ * cannot be used is reported and skipped, the connector starts with every other entry. err->msg is
+ * "dotted.path: reason" as the parsers write it; it goes to host->config_warning (file:line:column,
+ * --check-config) or, without one, to the connector's log. Returns 0 (go on without the entry), or
+ * err->code unchanged for out of memory, which is never tolerated. */
+int tbgw_cfg_skip_entry(const tbgw_host *h, const tbgw_err *err);
 
 #endif

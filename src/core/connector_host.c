@@ -162,6 +162,20 @@ static void h_stat_add(const tbgw_host *h, tbgw_stat stat, uint64_t n) {
     if ((unsigned)stat < TBGW_STAT__COUNT) __atomic_add_fetch(&CI(h)->stats[stat], n, __ATOMIC_RELAXED);
 }
 
+static void h_config_warning(const tbgw_host *h, const char *dotted, const char *msg) {
+    conn_inst *ci = CI(h);
+    tbgw_conn_entry *e = ci->entry;
+    tbgw_err err = {0, ""};
+    tbgw_doc_error(e ? e->doc : NULL, &err, dotted, "%s", msg ? msg : "invalid entry");
+    if (e && e->check_out) {
+        fprintf(e->check_out, "warning: %s\n", err.msg);
+        e->check_warnings++;
+        return;
+    }
+    TBGW_WARNF(h->log, "%s; the entry is skipped", err.msg);
+    h_stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
+}
+
 static void h_set_state(const tbgw_host *h, tbgw_conn_state state, const char *error_text) {
     conn_inst *ci = CI(h);
     pthread_mutex_lock(&ci->mu);
@@ -280,6 +294,7 @@ conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char
     h->wait = h_wait;
     h->stat_add = h_stat_add;
     h->set_state = h_set_state;
+    h->config_warning = h_config_warning;
     h->core = ci;
     int rc = ops->create(h, e->doc->root, &ci->self, err);
     if (rc) {

@@ -966,11 +966,16 @@ void tbgw_gateway_free(tbgw_gateway *gw) {
     }
 }
 
-int tbgw_gateway_check_connectors(const tbgw_config *cfg, FILE *out) {
+int tbgw_gateway_check_connectors(const tbgw_config *cfg, FILE *out, int *warnings) {
     int errors = 0;
     for (size_t i = 0; i < cfg->n_conns; i++) {
         tbgw_err err = {0};
-        conn_inst *ci = tbgw_conn_new(NULL, &cfg->conns[i], cfg->dir, &err);
+        tbgw_conn_entry *e = &cfg->conns[i];
+        e->check_out = out;
+        e->check_warnings = 0;
+        conn_inst *ci = tbgw_conn_new(NULL, e, cfg->dir, &err);
+        e->check_out = NULL;
+        if (warnings) *warnings += e->check_warnings;
         if (!ci) {
             fprintf(out, "%s\n", err.msg);
             errors++;

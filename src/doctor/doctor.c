@@ -87,7 +87,7 @@ static tbgw_config *check_config(dr_report *r, const char *path) {
     tbgw_cfg_report rep = {0, 0, mem};
     tbgw_config *cfg = mem ? tbgw_config_load(path, &rep) : NULL;
     int errors = rep.errors;
-    if (cfg) errors += tbgw_gateway_check_connectors(cfg, mem);
+    if (cfg) errors += tbgw_gateway_check_connectors(cfg, mem, &rep.warnings);
     if (mem) fclose(mem);
     size_t lines = 0;
     for (char *save = NULL, *l = buf ? strtok_r(buf, "\n", &save) : NULL; l;
