@@ -42,6 +42,12 @@ static int h_attrs(const tbgw_host *h, const char *d, const char *const *k, size
     return 0;
 }
 
+static char warned[512];
+static void h_warn(const tbgw_host *h, const char *dotted, const char *msg) {
+    (void)h;
+    snprintf(warned, sizeof warned, "%s: %s", dotted ? dotted : "", msg);
+}
+
 static int setup(void **st) {
     (void)st;
     host.abi = TBGW_CONNECTOR_ABI;
@@ -53,6 +59,7 @@ static int setup(void **st) {
     host.stat_add = h_stat;
     host.set_state = h_state;
     host.request_attributes = h_attrs;
+    host.config_warning = h_warn;
     return 0;
 }
 
@@ -107,26 +114,61 @@ static void expect_error(int rest, const char *text, const char *msg) {
     json_decref(j);
 }
 
+/* A bad per-key entry is reported (config_warning) and skipped; the rest of the file is used. */
+static void expect_warning(int rest, const char *text, const char *msg, size_t entries_left) {
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    tbgw_err err = {0};
+    warned[0] = 0;
+    size_t n;
+    if (rest) {
+        rs_config c;
+        assert_int_equal(rs_config_parse(&c, j, &host, &err), 0);
+        n = c.n_eps + c.n_upds + c.n_rpcs;
+        rs_config_free(&c);
+    } else {
+        rq_config c;
+        assert_int_equal(rq_config_parse(&c, j, &host, &err), 0);
+        n = c.n_maps + c.n_upds + c.n_rpcs;
+        rq_config_free(&c);
+    }
+    if (!strstr(warned, msg)) fail_msg("\"%s\" does not contain \"%s\"", warned, msg);
+    assert_int_equal(n, entries_left);
+    json_decref(j);
+}
+
 static void test_config_errors(void **st) {
     (void)st;
     expect_error(0, "{}", "host: missing");
-    expect_error(0, "{\"host\":\"h\",\"mapping\":[{\"url\":\"a\",\"scanPeriod\":\"x\",\"converter\":{}}]}",
-                 "mapping[0].scanPeriod: expected a number of seconds");
-    expect_error(0, "{\"host\":\"h\",\"mapping\":[{\"url\":\"a\",\"converter\":{\"type\":\"json\"}}]}",
-                 "mapping[0].converter.deviceNameJsonExpression: missing");
-    expect_error(0, "{\"host\":\"h\",\"serverSideRpc\":[{\"requestUrlExpression\":\"x\"}]}",
-                 "serverSideRpc[0].methodFilter: missing");
     expect_error(0, "{\"host\":\"h\",\"security\":{\"type\":\"basic\"}}", "security.username: missing");
+    expect_error(0, "{\"host\":\"h\",\"mapping\":{}}", "mapping: expected a list");
     expect_error(1, "{\"mapping\":[]}", "server: missing");
     expect_error(1, "{\"server\":{\"port\":\"x\"}}", "server.port: expected an integer");
-    expect_error(1, "{\"server\":{},\"mapping\":[{\"endpoint\":\"/a\",\"converter\":{}}]}",
-                 "mapping[0].HTTPMethods: missing");
-    expect_error(1, "{\"server\":{},\"mapping\":[{\"endpoint\":\"/a\",\"HTTPMethods\":[\"FETCH\"]}]}",
-                 "mapping[0].HTTPMethods[0]: not an HTTP method");
-    expect_error(1,
-                 "{\"server\":{},\"requestsMapping\":{\"attributeUpdates\":[{\"requestUrlExpression\":\"u\","
-                 "\"security\":{\"type\":\"oauth\"}}]}}",
-                 "requestsMapping.attributeUpdates[0].security.type");
+    const char *good = "{\"url\":\"b\",\"converter\":{\"deviceNameJsonExpression\":\"d\"}}";
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"host\":\"h\",\"mapping\":[{\"url\":\"a\",\"scanPeriod\":\"x\",\"converter\":{}},%s]}", good);
+    expect_warning(0, text, "mapping[0].scanPeriod: expected a number of seconds", 1);
+    expect_warning(0, "{\"host\":\"h\",\"mapping\":[{\"url\":\"a\",\"converter\":{\"type\":\"json\"}}]}",
+                   "mapping[0].converter.deviceNameJsonExpression: missing", 0);
+    expect_warning(0,
+                   "{\"host\":\"h\",\"serverSideRpc\":[{\"requestUrlExpression\":\"x\"},{\"methodFilter\":"
+                   "\"m\",\"requestUrlExpression\":\"x\"}]}",
+                   "serverSideRpc[0].methodFilter: missing", 1);
+    expect_warning(
+        0,
+        "{\"host\":\"h\",\"mapping\":[{\"url\":\"a\",\"subRequests\":{\"k\":{\"url\":\"u\","
+        "\"processingFunction\":\"def f(): pass\"}},\"converter\":{\"deviceNameJsonExpression\":\"d\"}}]}",
+        "mapping[0].subRequests.k.processingFunction: Python processing functions are not supported", 1);
+    expect_warning(1, "{\"server\":{},\"mapping\":[{\"endpoint\":\"/a\",\"converter\":{}}]}",
+                   "mapping[0].HTTPMethods: missing", 0);
+    expect_warning(1, "{\"server\":{},\"mapping\":[{\"endpoint\":\"/a\",\"HTTPMethods\":[\"FETCH\"]}]}",
+                   "mapping[0].HTTPMethods[0]: not an HTTP method", 0);
+    expect_warning(
+        1,
+        "{\"server\":{},\"requestsMapping\":{\"attributeUpdates\":[{\"requestUrlExpression\":\"u\","
+        "\"security\":{\"type\":\"oauth\"}},{\"requestUrlExpression\":\"v\"}]}}",
+        "requestsMapping.attributeUpdates[0].security.type", 1);
 }
 
 static void test_join_and_routes(void **st) {

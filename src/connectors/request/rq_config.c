@@ -130,11 +130,13 @@ static int parse_subs(rq_map *m, const json_t *subs, const char *path, const tbg
         if (rc) return rc;
         if (json_object_get(s, "processingFunction")) {
             r->unsupported = 1;
-            if (host)
-                TBGW_WARNF(host->log,
-                           "%s.processingFunction: Python processing functions are not supported; this "
-                           "sub-request is skipped (the rest of the mapping runs)",
-                           sp);
+            tbgw_err w = {0};
+            tbgw_err_set(
+                &w, TBGW_EINVAL,
+                "%s.processingFunction: Python processing functions are not supported; this sub-request "
+                "is skipped (the rest of the mapping runs)",
+                sp);
+            tbgw_cfg_skip_entry(host, &w);
         }
     }
     return 0;
@@ -260,7 +262,15 @@ static int parse_security(rq_config *cfg, const json_t *sec, tbgw_err *err) {
     return cfg->user && cfg->pass ? 0 : TBGW_ENOMEM;
 }
 
-static int parse_outs(const json_t *arr, const char *name, int rpc, rq_out **out, size_t *n, tbgw_err *err) {
+/* An entry that cannot be used is reported and skipped (tbgw_cfg_skip_entry); out of memory stops. */
+static int skip(const tbgw_host *host, int rc, tbgw_err *ee, tbgw_err *err) {
+    if (rc == TBGW_ENOMEM || tbgw_cfg_skip_entry(host, ee))
+        return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int parse_outs(const json_t *arr, const char *name, int rpc, rq_out **out, size_t *n,
+                      const tbgw_host *host, tbgw_err *err) {
     if (!arr || json_is_null(arr)) return 0;
     if (!json_is_array(arr)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected a list", name);
     if (!(*out = calloc(json_array_size(arr) + 1, sizeof **out))) return TBGW_ENOMEM;
@@ -268,9 +278,15 @@ static int parse_outs(const json_t *arr, const char *name, int rpc, rq_out **out
     json_t *e;
     json_array_foreach(arr, i, e) {
         char p[64];
+        tbgw_err ee = {0};
         snprintf(p, sizeof p, "%s[%zu]", name, i);
-        int rc = rq_out_parse(&(*out)[(*n)++], e, p, rpc, err);
-        if (rc) return rc;
+        int rc = rq_out_parse(&(*out)[*n], e, p, rpc, &ee);
+        if (!rc) {
+            (*n)++;
+            continue;
+        }
+        rq_out_clear(&(*out)[*n]);
+        if ((rc = skip(host, rc, &ee, err))) return rc;
     }
     return 0;
 }
@@ -304,13 +320,21 @@ int rq_config_parse(rq_config *cfg, const json_t *json, const tbgw_host *host, t
     json_t *e;
     json_array_foreach(maps, i, e) {
         char p[48];
+        tbgw_err ee = {0};
         snprintf(p, sizeof p, "mapping[%zu]", i);
-        if ((rc = parse_map(&cfg->maps[cfg->n_maps++], e, p, cfg, host, err))) goto fail;
+        rc = parse_map(&cfg->maps[cfg->n_maps], e, p, cfg, host, &ee);
+        if (!rc) {
+            cfg->n_maps++;
+            continue;
+        }
+        map_clear(&cfg->maps[cfg->n_maps]);
+        memset(&cfg->maps[cfg->n_maps], 0, sizeof cfg->maps[0]);
+        if ((rc = skip(host, rc, &ee, err))) goto fail;
     }
     if ((rc = parse_outs(json_object_get(json, "attributeUpdates"), "attributeUpdates", 0, &cfg->upds,
-                         &cfg->n_upds, err)) ||
+                         &cfg->n_upds, host, err)) ||
         (rc = parse_outs(json_object_get(json, "serverSideRpc"), "serverSideRpc", 1, &cfg->rpcs, &cfg->n_rpcs,
-                         err)))
+                         host, err)))
         goto fail;
     return 0;
 fail:

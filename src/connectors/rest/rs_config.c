@@ -309,16 +309,30 @@ static int parse_server(rs_config *cfg, const json_t *srv, tbgw_err *err) {
     return 0;
 }
 
-static int parse_outs(const json_t *arr, const char *name, int rpc, rs_out **out, size_t *n, tbgw_err *err) {
+/* An entry that cannot be used is reported and skipped (tbgw_cfg_skip_entry); out of memory stops. */
+static int skip(const tbgw_host *host, int rc, tbgw_err *ee, tbgw_err *err) {
+    if (rc == TBGW_ENOMEM || tbgw_cfg_skip_entry(host, ee))
+        return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int parse_outs(const json_t *arr, const char *name, int rpc, rs_out **out, size_t *n,
+                      const tbgw_host *host, tbgw_err *err) {
     size_t cnt;
     int rc = parse_list(arr, name, &cnt, err);
     if (rc) return rc;
     if (!(*out = calloc(cnt + 1, sizeof **out))) return TBGW_ENOMEM;
     for (size_t i = 0; i < cnt; i++) {
         char p[80];
+        tbgw_err ee = {0};
         snprintf(p, sizeof p, "%s[%zu]", name, i);
-        rc = rs_out_parse(&(*out)[(*n)++], json_array_get(arr, i), p, rpc, err);
-        if (rc) return rc;
+        rc = rs_out_parse(&(*out)[*n], json_array_get(arr, i), p, rpc, &ee);
+        if (!rc) {
+            (*n)++;
+            continue;
+        }
+        rs_out_clear(&(*out)[*n]);
+        if ((rc = skip(host, rc, &ee, err))) return rc;
     }
     return 0;
 }
@@ -349,14 +363,21 @@ int rs_config_parse(rs_config *cfg, const json_t *json, const tbgw_host *host, t
             snprintf(p, sizeof p, "mapping[%zu]", i);
         else
             snprintf(p, sizeof p, "requestsMapping.attributeRequests[%zu]", i - n_maps);
-        rc = parse_ep(&cfg->eps[cfg->n_eps++], json_array_get(data ? maps : areq, data ? i : i - n_maps), p,
-                      data ? RS_DATA : RS_ATTR_REQUEST, host, err);
-        if (rc) goto fail;
+        tbgw_err ee = {0};
+        rc = parse_ep(&cfg->eps[cfg->n_eps], json_array_get(data ? maps : areq, data ? i : i - n_maps), p,
+                      data ? RS_DATA : RS_ATTR_REQUEST, host, &ee);
+        if (!rc) {
+            cfg->n_eps++;
+            continue;
+        }
+        ep_clear(&cfg->eps[cfg->n_eps]);
+        memset(&cfg->eps[cfg->n_eps], 0, sizeof cfg->eps[0]);
+        if ((rc = skip(host, rc, &ee, err))) goto fail;
     }
     if ((rc = parse_outs(json_object_get(rm, "attributeUpdates"), "requestsMapping.attributeUpdates", 0,
-                         &cfg->upds, &cfg->n_upds, err)) ||
+                         &cfg->upds, &cfg->n_upds, host, err)) ||
         (rc = parse_outs(json_object_get(rm, "serverSideRpc"), "requestsMapping.serverSideRpc", 1, &cfg->rpcs,
-                         &cfg->n_rpcs, err)))
+                         &cfg->n_rpcs, host, err)))
         goto fail;
     return 0;
 fail:
