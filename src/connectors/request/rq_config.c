@@ -180,7 +180,9 @@ static int parse_converter(rq_map *m, const json_t *conv, const char *path, cons
         rc = tbgw_custom_conv_new(c, "request", host ? host->config_dir : NULL, cp,
                                   host ? host->conv_log : NULL, &m->conv, err);
         if (rc == TBGW_ENOENT) { /* like the reference: logged, the endpoint is not polled */
-            if (host) TBGW_ERRORF(host->log, "%s; this mapping is not polled", err->msg);
+            size_t l = strlen(err->msg);
+            snprintf(err->msg + l, sizeof err->msg - l, "; this mapping is not polled");
+            tbgw_cfg_skip_entry(host, err);
             m->disabled = 1;
             memset(err, 0, sizeof *err);
             rc = 0;

@@ -159,7 +159,9 @@ static int parse_data_ep(rs_endpoint *ep, const json_t *e, const char *path, con
         rc = tbgw_custom_conv_new(c, "rest", host ? host->config_dir : NULL, cp, host ? host->conv_log : NULL,
                                   &ep->conv, err);
         if (rc == TBGW_ENOENT) { /* like the reference: logged, the endpoint answers 500 */
-            if (host) TBGW_ERRORF(host->log, "%s; requests to %s are refused", err->msg, ep->path);
+            size_t l = strlen(err->msg);
+            snprintf(err->msg + l, sizeof err->msg - l, "; requests to %s get 500", ep->path);
+            tbgw_cfg_skip_entry(host, err);
             ep->disabled = 1;
             memset(err, 0, sizeof *err);
             rc = 0;
