@@ -6,10 +6,11 @@ an endpoint that never answers does not delay another endpoint's polls."""
 import json
 import os
 import statistics
+import subprocess
 import time
 
 from httpapi import Api, json_reply, make_cert
-from tbgwtest import BUILD_DIR, SOURCE_DIR, GatewayTestCase, wait_for, main
+from tbgwtest import BUILD_DIR, SOURCE_DIR, TBGW_BIN, GatewayTestCase, wait_for, main
 
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "request.json")
 PLUGIN = os.path.join(BUILD_DIR, "plugins", "http_custom_converters.so")
@@ -90,6 +91,13 @@ class RequestConnectorTest(GatewayTestCase):
                          {"id": 1, "type": "UMG", "serialNr": "S-1", "name": "meter one", "description": "hall"})
         self.assertEqual(api.got("GET", "/devices/"), [])
         self.assertIn("processingFunction: Python processing functions are not supported", gw.log())
+        # the configuration check names it with its position, as a warning
+        chk = subprocess.run([TBGW_BIN, "--check-config", "-c", gw.config_path], capture_output=True, text=True,
+                             timeout=30)
+        out = chk.stdout + chk.stderr
+        self.assertEqual(chk.returncode, 0, out)
+        self.assertRegex(out, r"Request_Connector\.json:\d+:\d+: mapping\[2\]\.subRequests\.cumPwr\.processingFunction")
+        self.assertIn("0 error(s), 1 warning(s)", out)
         connects = [p for _, p in self.platform.all("v1/gateway/connect")]
         self.assertIn({"device": "SD8500", "type": "SD"}, connects)
         self.assertIn({"device": "1-UMG", "type": "GridVis"}, connects)
