@@ -114,14 +114,17 @@ static json_t *request_data(const tbgw_http_request *rq, json_t *params, unsigne
 
 /* ------------------------------------------------------------------ pending answers */
 
-static void park(rs_conn *c, const tbgw_http_request *rq, const rs_endpoint *ep, int attr_request,
-                 const char *device, uint64_t cookie) {
+/* 0, or -1 when out of memory (the caller answers at once then). */
+static int park(rs_conn *c, const tbgw_http_request *rq, const rs_endpoint *ep, int attr_request,
+                const char *device, uint64_t cookie) {
     rs_pending *p = calloc(1, sizeof *p);
-    if (!p) return;
+    if (!p || !(p->device = strdup(device))) {
+        free(p);
+        return -1;
+    }
     p->http_id = rq->id;
     p->ep = ep;
     p->attr_request = attr_request;
-    p->device = strdup(device);
     snprintf(p->client, sizeof p->client, "%s", rq->client ? rq->client : "?");
     p->cookie = cookie;
     p->deadline = tbgw_mono_ms() + ep->timeout_ms;
@@ -129,6 +132,7 @@ static void park(rs_conn *c, const tbgw_http_request *rq, const rs_endpoint *ep,
     p->next = c->pending;
     c->pending = p;
     pthread_mutex_unlock(&c->mu);
+    return 0;
 }
 
 static void pending_free(rs_pending *p) {
@@ -250,8 +254,9 @@ static int attr_request(rs_conn *c, const tbgw_http_request *rq, const rs_endpoi
     pthread_mutex_lock(&c->mu);
     uint64_t cookie = ++c->next_cookie;
     pthread_mutex_unlock(&c->mu);
-    park(c, rq, ep, 1, name, cookie);
-    rc = c->host->request_attributes(c->host, name, keys, n, ep->client_scope, cookie);
+    rc = park(c, rq, ep, 1, name, cookie)
+             ? TBGW_ENOMEM
+             : c->host->request_attributes(c->host, name, keys, n, ep->client_scope, cookie);
     for (size_t i = 0; i < n; i++) free(owned[i]);
     tbgw_buf_free(&dev);
     c->host->stat_add(c->host, TBGW_STAT_MSGS_RECEIVED, 1);
@@ -308,9 +313,11 @@ static int data_request(rs_conn *c, const tbgw_http_request *rq, rs_endpoint *ep
         return 0;
     }
     if (device) {
-        park(c, rq, ep, 0, device, 0);
+        int parked = park(c, rq, ep, 0, device, 0) == 0;
         free(device);
-        return TBGW_HTTP_LATER;
+        if (parked) return TBGW_HTTP_LATER;
+        set_reply(out, 503, "text/plain", "out of memory");
+        return 0;
     }
     set_reply(out, 200, "text/plain", ep->success);
     return 0;
