@@ -11,7 +11,7 @@ PKGS=(
   libmodbus-dev socat
   libsnmp-dev snmpd snmp
   libcmocka-dev libfuzzer-14-dev libclang-rt-14-dev
-  libmicrohttpd-dev curl
+  libmicrohttpd-dev libcurl4-openssl-dev curl wrk
   dpkg-dev file binutils man-db
   libstrophe-dev prosody lua-unbound python3-slixmpp
   libwebsockets-dev python3-websockets
