@@ -232,6 +232,13 @@ class Ble(GatewayTestCase):
         gw.wait_log("Flaky (AA:BB:CC:DD:EE:03): connect failed (2)", timeout=10)
         connect.AddMethod("org.bluez.Device1", "Connect", "", "", "")
         self.assertEqual(wait_for(lambda: self.attrs("Flaky"), 10, what="flaky attributes"), {"fw": "v2.7"})
+        # a read failing with anything but not found/permitted/supported: disconnect and connect again
+        flaky_char = dbus.Interface(self.bz.bus.get_object("org.bluez", flaky + "/service0001/char0001"), MOCK_IF)
+        flaky_char.AddMethod(CHAR_IF, "ReadValue", "a{sv}", "ay",
+                             "raise dbus.exceptions.DBusException('Operation failed', name='org.bluez.Error.Failed')")
+        gw.wait_log("Flaky: reading %s: Operation failed" % NAME_UUID, timeout=10)
+        flaky_char.AddMethod(CHAR_IF, "ReadValue", "a{sv}", "ay", CHAR_METHODS[0][3])
+        wait_for(lambda: gw.log().count("Flaky (AA:BB:CC:DD:EE:03) connected") >= 2, 10, what="reconnect")
         log = gw.log()
         self.assertIn("devices[0].telemetry[2].compute", log)
         self.assertIn("MACAddress", log)

@@ -377,25 +377,6 @@ void ble_bus_close(bc *c) {
     c->adapter = NULL;
 }
 
-/* A synchronous call on an object of d with d's timeout. */
-static int call(bc *c, bdev *d, const char *path, const char *iface, const char *method,
-                sd_bus_message **reply, char *why, size_t n, const char *sig, ...) {
-    sd_bus_message *m = NULL;
-    sd_bus_error e = SD_BUS_ERROR_NULL;
-    int r = sd_bus_message_new_method_call(c->bus, &m, BLUEZ, path, iface, method);
-    if (r >= 0 && sig) {
-        va_list ap;
-        va_start(ap, sig);
-        r = sd_bus_message_appendv(m, sig, ap);
-        va_end(ap);
-    }
-    if (r >= 0) r = sd_bus_call(c->bus, m, (uint64_t)d->timeout_ms * 1000, &e, reply);
-    if (r < 0) snprintf(why, n, "%s", e.message ? e.message : strerror(-r));
-    sd_bus_error_free(&e);
-    sd_bus_message_unref(m);
-    return r;
-}
-
 typedef struct pcall {
     bc *c;
     bdev *d;
@@ -460,8 +441,13 @@ int ble_write_async(bc *c, bdev *d, const bchar *ch, const void *p, size_t len, 
     return submit(c, d, m, r, fn, call);
 }
 
+static void disconnect_done(bc *c, bdev *d, const ble_call *k, sd_bus_message *reply, const char *error) {
+    (void)c, (void)d, (void)k, (void)reply, (void)error; /* its reply comes after the reset: dropped */
+}
+
 void ble_disconnect(bc *c, bdev *d) {
-    char why[128];
-    if (d->path && c->bus) call(c, d, d->path, DEVICE_IF, "Disconnect", NULL, why, sizeof why, NULL);
+    /* sent without waiting (closing the bus flushes it); later replies of d are dropped */
+    if (d->path && c->bus)
+        ble_call_async(c, d, d->path, DEVICE_IF, "Disconnect", disconnect_done, NULL, NULL);
     ble_dev_reset(d);
 }

@@ -67,7 +67,7 @@ int ble_bus_open(bc *c);
 void ble_bus_close(bc *c);
 int ble_bus_refresh(bc *c);
 void ble_bus_discovery(bc *c);
-/* Disconnect (synchronous, on the way out or after a failed read). */
+/* Disconnects d (asynchronously) and forgets the connection. */
 void ble_disconnect(bc *c, bdev *d);
 /* What an asynchronous call's completion needs (copied with the call). */
 typedef struct ble_call {
