@@ -185,7 +185,7 @@ class Ble(GatewayTestCase):
         self.assertEqual(gw.stop(), 0)
 
     def test_advertisement_hex_and_bad_entries(self):
-        cfg = {"name": "BLE", "scannerPollPeriod": 1000, "devices": [
+        cfg = {"name": "BLE", "scannerPollPeriod": 1000, "showMap": True, "devices": [
             {"name": "Beacon", "MACAddress": "aa:bb:cc:dd:ee:01", "pollPeriod": 200, "telemetry": [
                 {"key": "temp", "dataSourceType": "advertisement", "valueExpression": "[0:2]",
                  "compute": "value / 10"},
@@ -193,7 +193,7 @@ class Ble(GatewayTestCase):
                 {"key": "broken", "dataSourceType": "advertisement", "valueExpression": "[0:1]",
                  "compute": "value +* 2"}],
              "attributes": [{"key": "model", "dataSourceType": "advertisement", "valueExpression": "BX-1"}]},
-            {"name": "Meter", "MACAddress": "AA:BB:CC:DD:EE:02", "type": "hex", "pollPeriod": 300, "telemetry": [
+            {"name": "Meter", "MACAddress": "AA:BB:CC:DD:EE:02", "type": "hex", "pollPeriod": 300, "showMap": True, "telemetry": [
                 {"key": "counter", "method": "read", "characteristicUUID": NAME_UUID.upper(),
                  "valueExpression": "[1:4]", "compute": "value * 2"},
                 {"key": "missing", "method": "read", "characteristicUUID": NAME_UUID, "valueExpression": "[9]"}],
@@ -240,6 +240,8 @@ class Ble(GatewayTestCase):
         flaky_char.AddMethod(CHAR_IF, "ReadValue", "a{sv}", "ay", CHAR_METHODS[0][3])
         wait_for(lambda: gw.log().count("Flaky (AA:BB:CC:DD:EE:03) connected") >= 2, 10, what="reconnect")
         log = gw.log()
+        self.assertIn("found device AA:BB:CC:DD:EE:02: Meter", log)  # showMap at start
+        self.assertIn("Meter GATT map:\nCharacteristic %s" % NAME_UUID, log)  # device showMap
         self.assertIn("devices[0].telemetry[2].compute", log)
         self.assertIn("MACAddress", log)
         self.assertIn("IndexError", log)
