@@ -86,18 +86,22 @@ static void dev_free(bdev *d) {
     tbgw_converted_free(d->batch);
 }
 
-static int dev_parse(bc *c, const json_t *jd, size_t idx, bdev *d, tbgw_err *err) {
+/* On a mistake that disables the device: field = its dotted path, err = the reason. */
+static int dev_parse(bc *c, const json_t *jd, size_t idx, bdev *d, char *field, size_t fn, tbgw_err *err) {
     char path[64];
     snprintf(path, sizeof path, "devices[%zu]", idx);
     d->cfg = jd;
     d->name = json_string_value(json_object_get(jd, "name"));
-    if (!d->name || !*d->name) return tbgw_err_set(err, TBGW_EINVAL, "%s.name: expected a string", path);
+    if (!d->name || !*d->name)
+        return snprintf(field, fn, "%s.name", path),
+               tbgw_err_set(err, TBGW_EINVAL, "expected a string; device skipped");
     d->type = json_string_value(json_object_get(jd, "deviceType"));
     if (!d->type) d->type = "default";
     const char *mac = json_string_value(json_object_get(jd, "MACAddress"));
     if (!mac || strlen(mac) != 17 || !strchr(mac, ':'))
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.MACAddress: expected a Bluetooth address AA:BB:CC:DD:EE:FF",
-                            path);
+        return snprintf(field, fn, "%s.MACAddress", path),
+               tbgw_err_set(err, TBGW_EINVAL,
+                            "expected a Bluetooth address AA:BB:CC:DD:EE:FF; device skipped");
     for (int i = 0; i < 17; i++) d->mac[i] = (char)toupper((unsigned char)mac[i]);
     if (json_object_get(jd, "extension"))
         c->h->config_warning(c->h, path,
@@ -114,7 +118,7 @@ static int dev_parse(bc *c, const json_t *jd, size_t idx, bdev *d, tbgw_err *err
     d->rs = strategy(c, jd, path, (tbgw_report_strategy){0});
     const json_t *tl = json_object_get(jd, "telemetry"), *al = json_object_get(jd, "attributes");
     d->items = calloc(json_array_size(tl) + json_array_size(al) + 1, sizeof *d->items);
-    if (!d->items) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    if (!d->items) return snprintf(field, fn, "%s", path), tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     for (int t = 1; t >= 0; t--) {
         size_t i;
         const json_t *e;
@@ -169,8 +173,9 @@ static int ble_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_e
     json_array_foreach(devs, i, jd) {
         tbgw_err derr = {0};
         bdev *d = &c->devs[c->n_devs];
-        if (dev_parse(c, jd, i, d, &derr) != 0) {
-            c->h->config_warning(c->h, "devices", derr.msg);
+        char field[96] = "devices";
+        if (dev_parse(c, jd, i, d, field, sizeof field, &derr) != 0) {
+            c->h->config_warning(c->h, field, derr.msg);
             dev_free(d);
             memset(d, 0, sizeof *d);
             continue;
