@@ -198,7 +198,9 @@ class Ble(GatewayTestCase):
                  "valueExpression": "[1:4]", "compute": "value * 2"},
                 {"key": "missing", "method": "read", "characteristicUUID": NAME_UUID, "valueExpression": "[9]"}],
              "attributeUpdates": [{"attributeOnThingsBoard": "mode", "characteristicUUID": NAME_UUID,
-                                   "withoutResponse": True}]},
+                                   "withoutResponse": True}],
+             "serverSideRpc": [{"methodRPC": "quiet", "withResponse": False, "characteristicUUID": NAME_UUID,
+                                "methodProcessing": "WRITE"}]},
             {"name": "Flaky", "MACAddress": "AA:BB:CC:DD:EE:03", "pollPeriod": 300, "connectRetry": 2,
              "connectRetryInSeconds": 0, "waitAfterConnectRetries": 1, "timeout": 2000,
              "attributes": [{"key": "fw", "characteristicUUID": NAME_UUID, "valueExpression": "v[0].[1]"}]},
@@ -228,6 +230,13 @@ class Ble(GatewayTestCase):
                                             "Value")) == b"eco", 10, what="write without response")
         self.assertEqual(str(self.bz.prop(self.bz.dev_path("AA:BB:CC:DD:EE:02") + "/service0001/char0001", CHAR_IF,
                                           "TestWriteType")), "command")
+        # an RPC entry without response writes and does not answer
+        self.platform.publish("v1/gateway/rpc", {"device": "Meter", "data": {"id": 40, "method": "quiet",
+                                                                            "params": 17}})
+        wait_for(lambda: bytes(self.bz.prop(self.bz.dev_path("AA:BB:CC:DD:EE:02") + "/service0001/char0001", CHAR_IF,
+                                            "Value")) == b"17", 10, what="RPC write without answer")
+        time.sleep(0.3)
+        self.assertFalse([p for t, p in self.platform.all("v1/gateway/rpc") if p.get("id") == 40])
         # connect retries: two failures, then the pause, then a connect that works
         gw.wait_log("Flaky (AA:BB:CC:DD:EE:03): connect failed (2)", timeout=10)
         connect.AddMethod("org.bluez.Device1", "Connect", "", "", "")
