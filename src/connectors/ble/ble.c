@@ -229,6 +229,10 @@ void ble_on_seen(bc *c, bdev *d) {
 
 void ble_on_gone(bc *c, bdev *d) {
     TBGW_WARNF(c->h->log, "%s (%s) went away", d->name, d->mac);
+    ble_forget(d);
+}
+
+void ble_forget(bdev *d) {
     for (size_t i = 0; i < d->n_chars; i++) free(d->chars[i].path);
     free(d->chars);
     d->chars = NULL;

@@ -367,7 +367,7 @@ int ble_bus_open(bc *c) {
 
 void ble_bus_close(bc *c) {
     for (size_t i = 0; i < c->n_devs; i++)
-        if (c->devs[i].path) ble_on_gone(c, &c->devs[i]);
+        if (c->devs[i].path) ble_forget(&c->devs[i]);
     if (c->bus) sd_bus_flush_close_unref(c->bus);
     c->bus = NULL;
     c->lost = 0;

@@ -93,6 +93,8 @@ bchar *ble_char_at(bdev *d, const char *path); /* by object path */
 void ble_on_value(bc *c, bdev *d, const bchar *ch, const uint8_t *p, size_t n);
 void ble_on_seen(bc *c, bdev *d);
 void ble_on_gone(bc *c, bdev *d);
+/* Drops d's BlueZ object, characteristics and connection (no log). */
+void ble_forget(bdev *d);
 void ble_on_disconnected(bc *c, bdev *d);
 /* Forgets a connection: in-flight replies dropped, subscriptions and the current poll cleared. */
 void ble_dev_reset(bdev *d);
