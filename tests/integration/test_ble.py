@@ -57,11 +57,11 @@ class Bluez:
         self.mock.wait()
         wait_for(lambda: not self.bus.name_has_owner("org.bluez"), 10, what="dbusmock gone")
 
-    def dev_path(self, mac):
-        return "/org/bluez/hci0/dev_" + mac.replace(":", "_")
+    def dev_path(self, mac, adapter="hci0"):
+        return "/org/bluez/%s/dev_" % adapter + mac.replace(":", "_")
 
-    def add_char(self, mac, n, uuid, value, flags=("read", "write", "notify")):
-        path = self.dev_path(mac) + "/service0001/char%04x" % n
+    def add_char(self, mac, n, uuid, value, flags=("read", "write", "notify"), adapter="hci0"):
+        path = self.dev_path(mac, adapter) + "/service0001/char%04x" % n
         props = {"UUID": uuid, "Value": dbus.Array(value, signature="y"), "Notifying": dbus.Boolean(False),
                  "Flags": dbus.Array(flags, signature="s"), "TestWriteType": ""}
         dbus.Interface(self.root, MOCK_IF).AddObject(path, CHAR_IF, props, CHAR_METHODS)
@@ -71,8 +71,8 @@ class Bluez:
                                                           signature="sa{sv}")])
         return path
 
-    def add_device(self, mac, name="sensor"):
-        return self.bluez.AddDevice("hci0", mac, name)
+    def add_device(self, mac, name="sensor", adapter="hci0"):
+        return self.bluez.AddDevice(adapter, mac, name)
 
     def remove_device(self, mac, chars=()):
         """BlueZ drops the device's GATT objects with it."""
@@ -275,6 +275,21 @@ class Ble(GatewayTestCase):
         self.bz.notify(notify, [9, 9, 8])
         tel = wait_for(lambda: [v for _, _, v in self.platform.telemetry(dev)], 10, what="telemetry after restart")
         self.assertEqual(tel[0], {"temperature": "8", "humidity": "9"})
+        self.assertEqual(gw.stop(), 0)
+
+    def test_adapter_selection(self):
+        self.bz.bluez.AddAdapter("hci1", "second")
+        cfg = {"name": "BLE", "adapter": "hci1", "devices": [
+            {"name": "One", "MACAddress": "AA:BB:CC:DD:EE:0A", "attributes": [
+                {"key": "v", "characteristicUUID": NAME_UUID, "valueExpression": "[:]"}]}]}
+        self.bz.add_char("AA:BB:CC:DD:EE:0A", 1, NAME_UUID, [1], adapter="hci0")
+        self.bz.add_device("AA:BB:CC:DD:EE:0A", adapter="hci0")  # the same address on the other adapter
+        self.bz.add_char("AA:BB:CC:DD:EE:0A", 1, NAME_UUID, [2], adapter="hci1")
+        self.bz.add_device("AA:BB:CC:DD:EE:0A", adapter="hci1")
+        gw = self.start_gateway(cfg)
+        gw.wait_log("using Bluetooth adapter /org/bluez/hci1", timeout=10)
+        self.assertEqual(wait_for(lambda: self.attrs("One"), 10, what="attributes"), {"v": "2"})
+        self.assertFalse(bool(self.bz.prop(self.bz.dev_path("AA:BB:CC:DD:EE:0A"), "org.bluez.Device1", "Connected")))
         self.assertEqual(gw.stop(), 0)
 
     def test_no_bluez_on_the_bus(self):
