@@ -439,7 +439,7 @@ static int ble_run(void *self) {
                 continue;
             }
             tick(c);
-            sd_bus_wait(c->bus, 20000);
+            sd_bus_wait(c->bus, 50000); /* returns as soon as BlueZ sends something */
         }
         if (c->h->wait(c->h, c->bus ? 0 : 50)) break;
     }
