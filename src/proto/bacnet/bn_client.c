@@ -1,0 +1,478 @@
+/* BACnet/IP endpoint: transactions, segmentation (receiving side), foreign-device registration. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proto/bacnet/bn_client.h"
+#include "util/time.h"
+
+#define MAX_SEGMENTED (256 * 1024)
+
+typedef struct txn {
+    int used;
+    uint8_t invoke;
+    uint8_t service;
+    bn_addr dst;
+    uint8_t frame[BN_MAX_FRAME];
+    size_t frame_len;
+    int64_t deadline;
+    int tries;
+    bn_done_fn cb;
+    void *ud;
+    uint8_t *seg; /* reassembled segmented ACK */
+    size_t seg_len;
+    int seg_next; /* next expected sequence number, -1 = not segmenting */
+} txn;
+
+struct bn_client {
+    int fd;
+    bn_client_opts o;
+    bn_handlers h;
+    uint16_t port;
+    txn t[256];
+    uint8_t next_invoke;
+    int64_t fd_renew_at;
+    uint32_t self_ip;
+    bn_client_stats st;
+};
+
+void bn_addr_format(const bn_addr *a, char *out, size_t cap) {
+    if (a->net) {
+        uint64_t station = 0;
+        for (unsigned i = 0; i < a->mac_len && i < 8; i++) station = (station << 8) | a->mac[i];
+        snprintf(out, cap, "%u:%llu", a->net, (unsigned long long)station);
+        return;
+    }
+    if (a->port == BN_DEFAULT_PORT)
+        snprintf(out, cap, "%u.%u.%u.%u", a->ip >> 24, (a->ip >> 16) & 255, (a->ip >> 8) & 255, a->ip & 255);
+    else
+        snprintf(out, cap, "%u.%u.%u.%u:%u", a->ip >> 24, (a->ip >> 16) & 255, (a->ip >> 8) & 255, a->ip & 255,
+                 a->port);
+}
+
+int bn_addr_equal(const bn_addr *a, const bn_addr *b) {
+    if (a->ip != b->ip || a->port != b->port || a->net != b->net) return 0;
+    if (!a->net) return 1;
+    return a->mac_len == b->mac_len && memcmp(a->mac, b->mac, a->mac_len) == 0;
+}
+
+void bn_result_text(const bn_result *r, char *out, size_t cap) {
+    switch (r->status) {
+    case BN_OK: snprintf(out, cap, "ok"); break;
+    case BN_E_TIMEOUT: snprintf(out, cap, "no answer (timeout)"); break;
+    case BN_E_ERROR:
+        snprintf(out, cap, "error: %s/%s", bn_error_class_name(r->eclass), bn_error_code_name(r->ecode));
+        break;
+    case BN_E_REJECT: snprintf(out, cap, "rejected: %s", bn_reject_name(r->reason)); break;
+    case BN_E_ABORT: snprintf(out, cap, "aborted: %s", bn_abort_name(r->reason)); break;
+    case BN_E_DECODE: snprintf(out, cap, "malformed answer"); break;
+    case BN_E_SEND: snprintf(out, cap, "cannot send"); break;
+    default: snprintf(out, cap, "cancelled"); break;
+    }
+}
+
+static int send_to(bn_client *c, uint32_t ip, uint16_t port, const uint8_t *p, size_t n) {
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(ip);
+    sa.sin_port = htons(port);
+    ssize_t r = sendto(c->fd, p, n, 0, (struct sockaddr *)&sa, sizeof sa);
+    if (r != (ssize_t)n) return -1;
+    c->st.tx_frames++;
+    return 0;
+}
+
+static uint32_t local_ip_towards(uint32_t ip, uint16_t port) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    if (s < 0) return 0;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(ip);
+    sa.sin_port = htons(port);
+    uint32_t out = 0;
+    socklen_t sl = sizeof sa;
+    if (connect(s, (struct sockaddr *)&sa, sizeof sa) == 0 && getsockname(s, (struct sockaddr *)&sa, &sl) == 0)
+        out = ntohl(sa.sin_addr.s_addr);
+    close(s);
+    return out;
+}
+
+static void register_fd(bn_client *c) {
+    uint8_t f[6];
+    size_t n = bn_bvll_register_fd(f, c->o.ttl);
+    send_to(c, c->o.bbmd_ip, c->o.bbmd_port, f, n);
+    int64_t every = c->o.ttl > 2 ? (int64_t)c->o.ttl * 1000 / 2 : 1000;
+    c->fd_renew_at = tbgw_mono_ms() + every;
+}
+
+bn_client *bn_client_open(const bn_client_opts *o, const bn_handlers *h, char *errtext, size_t cap) {
+    bn_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(errtext, cap, "out of memory");
+        return NULL;
+    }
+    c->o = *o;
+    if (h) c->h = *h;
+    if (!c->o.timeout_ms) c->o.timeout_ms = 3000;
+    if (c->o.retries < 0) c->o.retries = 0;
+    if (!c->o.max_apdu) c->o.max_apdu = BN_MAX_APDU;
+    c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        snprintf(errtext, cap, "socket: %s", strerror(errno));
+        free(c);
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(c->fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
+    setsockopt(c->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(o->bind_ip);
+    sa.sin_port = htons(o->port);
+    if (bind(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        snprintf(errtext, cap, "bind to UDP port %u: %s", o->port, strerror(errno));
+        close(c->fd);
+        free(c);
+        return NULL;
+    }
+    socklen_t sl = sizeof sa;
+    getsockname(c->fd, (struct sockaddr *)&sa, &sl);
+    c->port = ntohs(sa.sin_port);
+    for (int i = 0; i < 256; i++) c->t[i].seg_next = -1;
+    if (c->o.bbmd_ip) {
+        c->self_ip = o->bind_ip ? o->bind_ip : local_ip_towards(o->bbmd_ip, o->bbmd_port);
+        register_fd(c);
+    }
+    return c;
+}
+
+static void finish(bn_client *c, txn *t, bn_result *r) {
+    bn_done_fn cb = t->cb;
+    void *ud = t->ud;
+    free(t->seg);
+    t->seg = NULL;
+    t->seg_len = 0;
+    t->seg_next = -1;
+    t->used = 0;
+    r->service = t->service;
+    if (cb) cb(ud, r);
+    (void)c;
+}
+
+void bn_client_close(bn_client *c) {
+    if (!c) return;
+    for (int i = 0; i < 256; i++)
+        if (c->t[i].used) {
+            bn_result r = {.status = BN_E_CANCELLED};
+            finish(c, &c->t[i], &r);
+        }
+    if (c->o.bbmd_ip && c->self_ip) {
+        uint8_t f[10];
+        size_t n = bn_bvll_delete_fdt(f, c->self_ip, c->port);
+        send_to(c, c->o.bbmd_ip, c->o.bbmd_port, f, n);
+    }
+    close(c->fd);
+    free(c);
+}
+
+int bn_client_fd(const bn_client *c) {
+    return c->fd;
+}
+
+uint16_t bn_client_port(const bn_client *c) {
+    return c->port;
+}
+
+void bn_client_get_stats(const bn_client *c, bn_client_stats *out) {
+    *out = c->st;
+}
+
+/* Frames an APDU to dst (NPDU routing when dst is behind a router) and sends it. */
+static int send_apdu(bn_client *c, const bn_addr *dst, int expecting_reply, const uint8_t *apdu, size_t n,
+                     uint8_t *frame, size_t *frame_len) {
+    uint8_t local[BN_MAX_FRAME];
+    uint8_t *f = frame ? frame : local;
+    bn_w w;
+    bn_w_init(&w, f, BN_MAX_FRAME);
+    bn_put(&w, "\0\0\0\0", 4);
+    bn_npdu_encode(&w, expecting_reply, dst->net, dst->mac, dst->mac_len);
+    bn_put(&w, apdu, n);
+    if (w.overflow) return -1;
+    bn_bvll_finish(f, w.len, BN_BVLC_UNICAST);
+    if (frame_len) *frame_len = w.len;
+    return send_to(c, dst->ip, dst->port, f, w.len);
+}
+
+int bn_client_send_unconfirmed(bn_client *c, const bn_addr *dst, const uint8_t *apdu, size_t n, int global) {
+    if (dst) return send_apdu(c, dst, 0, apdu, n, NULL, NULL);
+    uint8_t f[BN_MAX_FRAME];
+    bn_w w;
+    bn_w_init(&w, f, sizeof f);
+    bn_put(&w, "\0\0\0\0", 4);
+    bn_npdu_encode(&w, 0, global ? 0xFFFF : 0, NULL, 0);
+    bn_put(&w, apdu, n);
+    if (w.overflow) return -1;
+    if (c->o.bbmd_ip) {
+        bn_bvll_finish(f, w.len, BN_BVLC_DISTRIBUTE);
+        return send_to(c, c->o.bbmd_ip, c->o.bbmd_port, f, w.len);
+    }
+    bn_bvll_finish(f, w.len, BN_BVLC_BROADCAST);
+    return send_to(c, c->o.broadcast_ip ? c->o.broadcast_ip : 0xFFFFFFFFu, c->o.port ? c->o.port : BN_DEFAULT_PORT,
+                   f, w.len);
+}
+
+int bn_client_request(bn_client *c, const bn_addr *dst, uint8_t service, const uint8_t *req, size_t n,
+                      unsigned peer_max_apdu, bn_done_fn cb, void *ud) {
+    if (peer_max_apdu < 50) peer_max_apdu = 50;
+    if (n + 4 > peer_max_apdu || n + 4 > BN_MAX_APDU) return -1;
+    txn *t = NULL;
+    for (int k = 0; k < 256; k++) {
+        uint8_t id = (uint8_t)(c->next_invoke + k);
+        if (!c->t[id].used) {
+            t = &c->t[id];
+            t->invoke = id;
+            c->next_invoke = (uint8_t)(id + 1);
+            break;
+        }
+    }
+    if (!t) return -2;
+    uint8_t apdu[BN_MAX_APDU];
+    bn_w w;
+    bn_w_init(&w, apdu, sizeof apdu);
+    bn_apdu_confirmed(&w, t->invoke, service, c->o.max_apdu);
+    bn_put(&w, req, n);
+    if (w.overflow) return -1;
+    t->dst = *dst;
+    t->service = service;
+    t->cb = cb;
+    t->ud = ud;
+    t->tries = 0;
+    t->seg_next = -1;
+    if (send_apdu(c, dst, 1, apdu, w.len, t->frame, &t->frame_len) != 0) {
+        /* keep the transaction: the retry timer resends, the timeout reports it */
+        if (t->frame_len == 0) return -1;
+    }
+    t->used = 1;
+    t->deadline = tbgw_mono_ms() + c->o.timeout_ms;
+    return 0;
+}
+
+size_t bn_client_pending(const bn_client *c, const bn_addr *dst) {
+    size_t n = 0;
+    for (int i = 0; i < 256; i++)
+        if (c->t[i].used && (!dst || bn_addr_equal(&c->t[i].dst, dst))) n++;
+    return n;
+}
+
+void bn_client_cancel(bn_client *c, void *ud) {
+    for (int i = 0; i < 256; i++)
+        if (c->t[i].used && c->t[i].ud == ud) {
+            bn_result r = {.status = BN_E_CANCELLED};
+            finish(c, &c->t[i], &r);
+        }
+}
+
+static void bad(bn_client *c, const bn_addr *src, const char *what) {
+    c->st.malformed++;
+    if (c->h.malformed) c->h.malformed(c->h.ud, src, what);
+}
+
+static void seg_ack(bn_client *c, txn *t, uint8_t seq, int nak) {
+    uint8_t a[4];
+    bn_w w;
+    bn_w_init(&w, a, sizeof a);
+    bn_apdu_segment_ack(&w, t->invoke, seq, 1, nak);
+    send_apdu(c, &t->dst, 0, a, w.len, NULL, NULL);
+}
+
+static void on_complex_ack(bn_client *c, const bn_addr *src, txn *t, const bn_apdu *a) {
+    bn_result r = {.status = BN_OK};
+    if (!a->segmented) {
+        r.data = a->data;
+        r.len = a->len;
+        finish(c, t, &r);
+        return;
+    }
+    c->st.segments++;
+    if (a->seq == 0 && t->seg_next < 0) t->seg_next = 0;
+    if (t->seg_next < 0 || a->seq != (uint8_t)t->seg_next) {
+        if (t->seg_next > 0) seg_ack(c, t, (uint8_t)(t->seg_next - 1), 1);
+        return;
+    }
+    if (t->seg_len + a->len > MAX_SEGMENTED) {
+        bad(c, src, "segmented answer too long");
+        r.status = BN_E_DECODE;
+        finish(c, t, &r);
+        return;
+    }
+    uint8_t *nb = realloc(t->seg, t->seg_len + a->len + 1);
+    if (!nb) {
+        r.status = BN_E_DECODE;
+        finish(c, t, &r);
+        return;
+    }
+    t->seg = nb;
+    memcpy(t->seg + t->seg_len, a->data, a->len);
+    t->seg_len += a->len;
+    t->seg_next++;
+    seg_ack(c, t, a->seq, 0);
+    t->deadline = tbgw_mono_ms() + c->o.timeout_ms;
+    if (a->more_follows) return;
+    r.data = t->seg;
+    r.len = t->seg_len;
+    /* finish() frees the buffer after the callback: run the callback first */
+    bn_done_fn cb = t->cb;
+    void *ud = t->ud;
+    uint8_t *buf = t->seg;
+    t->seg = NULL;
+    t->seg_len = 0;
+    t->seg_next = -1;
+    t->used = 0;
+    r.service = t->service;
+    if (cb) cb(ud, &r);
+    free(buf);
+}
+
+static void on_answer(bn_client *c, const bn_addr *src, const bn_apdu *a) {
+    txn *t = &c->t[a->invoke_id];
+    if (!t->used || !bn_addr_equal(&t->dst, src)) return; /* late or foreign answer */
+    bn_result r = {.status = BN_OK};
+    switch (a->type) {
+    case BN_PDU_SIMPLE_ACK: finish(c, t, &r); return;
+    case BN_PDU_COMPLEX_ACK:
+        if (a->service != t->service) {
+            bad(c, src, "answer for another service");
+            return;
+        }
+        on_complex_ack(c, src, t, a);
+        return;
+    case BN_PDU_ERROR:
+        r.status = BN_E_ERROR;
+        if (bn_error_decode(a->data, a->len, &r.eclass, &r.ecode) != 0) {
+            bad(c, src, "malformed Error PDU");
+            r.status = BN_E_DECODE;
+        }
+        finish(c, t, &r);
+        return;
+    case BN_PDU_REJECT:
+        r.status = BN_E_REJECT;
+        r.reason = a->reason;
+        finish(c, t, &r);
+        return;
+    case BN_PDU_ABORT:
+        r.status = BN_E_ABORT;
+        r.reason = a->reason;
+        finish(c, t, &r);
+        return;
+    default: return;
+    }
+}
+
+static void on_request(bn_client *c, const bn_addr *src, const bn_apdu *a) {
+    uint8_t out[BN_MAX_APDU];
+    bn_w w;
+    bn_w_init(&w, out, sizeof out);
+    if (a->segmented) {
+        /* we do not take segmented requests */
+        bn_put_u8(&w, 0x71);
+        bn_put_u8(&w, a->invoke_id);
+        bn_put_u8(&w, 4); /* segmentation-not-supported */
+    } else if (c->h.confirmed) {
+        c->h.confirmed(c->h.ud, src, a, &w);
+    }
+    if (w.overflow || w.len == 0) {
+        bn_w_init(&w, out, sizeof out);
+        bn_apdu_reject(&w, a->invoke_id, 9);
+    }
+    send_apdu(c, src, 0, out, w.len, NULL, NULL);
+}
+
+void bn_client_input(bn_client *c, const bn_addr *from, const uint8_t *p, size_t n) {
+    c->st.rx_frames++;
+    bn_bvll b;
+    if (bn_bvll_decode(p, n, &b) != 0) {
+        bad(c, from, "not a BACnet/IP frame");
+        return;
+    }
+    bn_addr src = *from;
+    if (b.func == BN_BVLC_FORWARDED) {
+        src.ip = b.orig_ip;
+        src.port = b.orig_port;
+    }
+    if (!b.npdu) return; /* BVLC-Result and other BBMD messages */
+    bn_npdu np;
+    if (bn_npdu_decode(b.npdu, b.npdu_len, &np) != 0) {
+        bad(c, &src, "malformed NPDU");
+        return;
+    }
+    if (np.netmsg) return; /* network layer messages: nothing to do for an end device */
+    if (np.dnet && np.dnet != 0xFFFF) return; /* for another network */
+    if (np.snet) {
+        src.net = np.snet;
+        src.mac_len = np.slen;
+        memcpy(src.mac, np.sadr, np.slen);
+    }
+    bn_apdu a;
+    if (bn_apdu_decode(np.apdu, np.apdu_len, &a) != 0) {
+        bad(c, &src, "malformed APDU");
+        return;
+    }
+    switch (a.type) {
+    case BN_PDU_UNCONFIRMED:
+        if (c->h.unconfirmed) c->h.unconfirmed(c->h.ud, &src, a.service, a.data, a.len);
+        return;
+    case BN_PDU_CONFIRMED: on_request(c, &src, &a); return;
+    case BN_PDU_SEGMENT_ACK: return; /* we never send segmented messages */
+    default: on_answer(c, &src, &a); return;
+    }
+}
+
+static void run_timers(bn_client *c) {
+    int64_t now = tbgw_mono_ms();
+    for (int i = 0; i < 256; i++) {
+        txn *t = &c->t[i];
+        if (!t->used || now < t->deadline) continue;
+        if (t->tries < c->o.retries && t->seg_next < 0) {
+            t->tries++;
+            c->st.retries++;
+            send_to(c, t->dst.ip, t->dst.port, t->frame, t->frame_len);
+            t->deadline = now + c->o.timeout_ms;
+            continue;
+        }
+        c->st.timeouts++;
+        bn_result r = {.status = BN_E_TIMEOUT};
+        finish(c, t, &r);
+    }
+    if (c->o.bbmd_ip && now >= c->fd_renew_at) register_fd(c);
+}
+
+int bn_client_poll(bn_client *c, int timeout_ms) {
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    int64_t next = -1, now = tbgw_mono_ms();
+    for (int i = 0; i < 256; i++)
+        if (c->t[i].used && (next < 0 || c->t[i].deadline < next)) next = c->t[i].deadline;
+    if (next >= 0 && next - now < timeout_ms) timeout_ms = next > now ? (int)(next - now) : 0;
+    int r = poll(&pfd, 1, timeout_ms);
+    if (r > 0) {
+        for (int k = 0; k < 64; k++) {
+            uint8_t buf[BN_MAX_FRAME + 64];
+            struct sockaddr_in sa;
+            socklen_t sl = sizeof sa;
+            ssize_t n = recvfrom(c->fd, buf, sizeof buf, 0, (struct sockaddr *)&sa, &sl);
+            if (n < 0) break;
+            bn_addr from = {.ip = ntohl(sa.sin_addr.s_addr), .port = ntohs(sa.sin_port)};
+            bn_client_input(c, &from, buf, (size_t)n);
+        }
+    }
+    run_timers(c);
+    return r < 0 && errno != EINTR ? -1 : 0;
+}

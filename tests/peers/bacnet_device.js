@@ -1,0 +1,174 @@
+// BACnet/IP devices for the integration tests, on the @bacnet-js/client stack (not ours).
+// usage: node bacnet_device.js '<json spec>'
+// spec: [{"port": 47900, "host": "127.0.0.1", "instance": 1234, "name": "dev", "rpm": true,
+//         "objects": [{"type": 0, "instance": 1, "name": "temp", "value": 21.5}, ...]}]
+// Each device answers Who-Is, ReadProperty, ReadPropertyMultiple (unless "rpm": false: then the stack
+// answers it with an Error "unrecognized service") and WriteProperty (priority array, Null
+// relinquishes). stdout: one JSON line per event ({"ready": ...}, {"write": ...}, {"whois": ...}).
+// stdin: "stop <instance>" closes that device's socket, "start <instance>" opens it again,
+// "set <instance> <type> <objInstance> <json value>" changes a present value.
+'use strict';
+const Bacnet = require('@bacnet-js/client');
+const C = Bacnet.default || Bacnet;
+const E = require('@bacnet-js/client/dist/lib/enum.js');
+const T = E.ApplicationTag;
+const P = E.PropertyIdentifier;
+
+const spec = JSON.parse(process.argv[2]);
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+
+function pvTag(type) {
+  if (type <= 2) return T.REAL;
+  if (type <= 5) return T.ENUMERATED;
+  if (type === 40) return T.CHARACTER_STRING;
+  return T.UNSIGNED_INTEGER;
+}
+
+function makeDevice(d) {
+  const objects = new Map();
+  const key = (t, i) => t + ':' + i;
+  objects.set(key(8, d.instance), { type: 8, instance: d.instance, name: d.name });
+  for (const o of d.objects) {
+    o.priority = new Array(16).fill(null);
+    o.relinquish = o.value;
+    objects.set(key(o.type, o.instance), o);
+  }
+  const read = (oid, prop, index) => {
+    const o = objects.get(key(oid.type, oid.instance === 4194303 ? d.instance : oid.instance));
+    if (!o) return { err: [E.ErrorClass.OBJECT, E.ErrorCode.UNKNOWN_OBJECT] };
+    switch (prop) {
+      case P.OBJECT_NAME: return [{ type: T.CHARACTER_STRING, value: o.name }];
+      case P.OBJECT_IDENTIFIER: return [{ type: T.OBJECTIDENTIFIER, value: { type: o.type, instance: o.instance } }];
+      case P.OBJECT_TYPE: return [{ type: T.ENUMERATED, value: o.type }];
+    }
+    if (o.type === 8) {
+      switch (prop) {
+        case P.OBJECT_LIST: {
+          const all = [...objects.values()].map((x) => ({ type: T.OBJECTIDENTIFIER, value: { type: x.type, instance: x.instance } }));
+          if (index === 0) return [{ type: T.UNSIGNED_INTEGER, value: all.length }];
+          if (index !== undefined && index !== 0xFFFFFFFF) {
+            if (index > all.length) return { err: [E.ErrorClass.PROPERTY, E.ErrorCode.INVALID_ARRAY_INDEX] };
+            return [all[index - 1]];
+          }
+          return all;
+        }
+        case P.VENDOR_IDENTIFIER: return [{ type: T.UNSIGNED_INTEGER, value: 260 }];
+        case P.SEGMENTATION_SUPPORTED: return [{ type: T.ENUMERATED, value: 3 }];
+        case P.MAX_APDU_LENGTH_ACCEPTED: return [{ type: T.UNSIGNED_INTEGER, value: 1476 }];
+      }
+      return { err: [E.ErrorClass.PROPERTY, E.ErrorCode.UNKNOWN_PROPERTY] };
+    }
+    switch (prop) {
+      case P.PRESENT_VALUE: {
+        const active = o.priority.find((v) => v !== null);
+        const v = active === undefined ? o.relinquish : active;
+        return [{ type: pvTag(o.type), value: v }];
+      }
+      case P.STATUS_FLAGS: return [{ type: T.BIT_STRING, value: { bitsUsed: 4, value: [0] } }];
+      case P.DESCRIPTION: return [{ type: T.CHARACTER_STRING, value: o.description || ('object ' + o.name) }];
+      case P.PRIORITY_ARRAY:
+        return o.priority.map((v) => (v === null ? { type: T.NULL, value: null } : { type: pvTag(o.type), value: v }));
+      case P.RELINQUISH_DEFAULT: return [{ type: pvTag(o.type), value: o.relinquish }];
+      case P.OUT_OF_SERVICE: return [{ type: T.BOOLEAN, value: false }];
+    }
+    return { err: [E.ErrorClass.PROPERTY, E.ErrorCode.UNKNOWN_PROPERTY] };
+  };
+
+  let client = null;
+  // a handler that throws answers with an Error instead of taking the process down
+  const guard = (fn) => (m) => {
+    try {
+      fn(m);
+    } catch (e) {
+      out({ error: String(e), instance: d.instance });
+      client.errorResponse(m.header.sender, m.service, m.invokeId, E.ErrorClass.DEVICE, E.ErrorCode.OTHER);
+    }
+  };
+  const open = () => {
+    client = new C({ port: d.port, interface: d.host || '127.0.0.1', broadcastAddress: '127.255.255.255' });
+    client.on('error', (e) => out({ error: String(e), instance: d.instance }));
+    client.on('whoIs', (m) => {
+      const p = m.payload || {};
+      if (p.lowLimit !== undefined && (d.instance < p.lowLimit || d.instance > p.highLimit)) return;
+      out({ whois: d.instance, from: m.header.sender.address });
+      client.iAmResponse(m.header.sender, d.instance, 3, 260);
+    });
+    client.on('readProperty', guard((m) => {
+      const { objectId, property } = m.payload;
+      const v = read(objectId, property.id, property.index);
+      if (v.err) return client.errorResponse(m.header.sender, m.service, m.invokeId, v.err[0], v.err[1]);
+      const oid = { type: objectId.type, instance: objectId.instance === 4194303 ? d.instance : objectId.instance };
+      client.readPropertyResponse(m.header.sender, m.invokeId, oid, property, v);
+    }));
+    if (d.rpm !== false) {
+      client.on('readPropertyMultiple', guard((m) => {
+        const values = m.payload.properties.map((spec) => {
+          let props = spec.properties;
+          if (props.length === 1 && props[0].id === P.ALL) {
+            props = [P.OBJECT_NAME, P.PRESENT_VALUE, P.STATUS_FLAGS, P.DESCRIPTION].map((id) => ({ id, index: 0xFFFFFFFF }));
+          }
+          return {
+            objectId: spec.objectId,
+            values: props.map((pr) => {
+              const v = read(spec.objectId, pr.id, pr.index);
+              if (v.err) {
+                return { property: pr, value: [{ value: { type: 'BacnetError', errorClass: v.err[0], errorCode: v.err[1] } }] };
+              }
+              return { property: pr, value: v };
+            }),
+          };
+        });
+        client.readPropertyMultipleResponse(m.header.sender, m.invokeId, values);
+      }));
+    }
+    client.on('writeProperty', guard((m) => {
+      const { objectId, value } = m.payload;
+      const o = objects.get(key(objectId.type, objectId.instance));
+      if (!o || o.type === 8) {
+        return client.errorResponse(m.header.sender, m.service, m.invokeId, E.ErrorClass.OBJECT, E.ErrorCode.UNKNOWN_OBJECT);
+      }
+      if (value.property.id !== P.PRESENT_VALUE) {
+        return client.errorResponse(m.header.sender, m.service, m.invokeId, E.ErrorClass.PROPERTY, E.ErrorCode.WRITE_ACCESS_DENIED);
+      }
+      const item = value.value[0];
+      const isNull = item.type === T.NULL;
+      if (!isNull && item.type !== pvTag(o.type)) {
+        return client.errorResponse(m.header.sender, m.service, m.invokeId, E.ErrorClass.PROPERTY, E.ErrorCode.INVALID_DATA_TYPE);
+      }
+      o.priority[value.priority - 1] = isNull ? null : item.value;
+      out({ write: { instance: d.instance, type: o.type, object: o.instance, priority: value.priority, value: isNull ? null : item.value, tag: item.type } });
+      client.simpleAckResponse(m.header.sender, m.service, m.invokeId);
+    }));
+    client.on('listening', () => out({ ready: d.instance, port: d.port }));
+  };
+  const close = () => {
+    if (client) client.close();
+    client = null;
+  };
+  const set = (type, inst, v) => {
+    const o = objects.get(key(type, inst));
+    if (o) o.relinquish = v;
+  };
+  open();
+  return { open, close, set };
+}
+
+const devices = new Map();
+for (const d of spec) devices.set(d.instance, makeDevice(d));
+
+let buf = '';
+process.stdin.on('data', (chunk) => {
+  buf += chunk;
+  let nl;
+  while ((nl = buf.indexOf('\n')) >= 0) {
+    const line = buf.slice(0, nl).trim();
+    buf = buf.slice(nl + 1);
+    const [cmd, inst, ...rest] = line.split(' ');
+    const dev = devices.get(Number(inst));
+    if (!dev) continue;
+    if (cmd === 'stop') { dev.close(); out({ stopped: Number(inst) }); }
+    if (cmd === 'start') dev.open();
+    if (cmd === 'set') dev.set(Number(rest[0]), Number(rest[1]), JSON.parse(rest.slice(2).join(' ')));
+  }
+});
+process.stdin.on('end', () => process.exit(0));
