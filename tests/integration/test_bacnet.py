@@ -178,6 +178,32 @@ class Bacnet(GatewayTestCase):
         self.assertGreaterEqual(len(self.platform.telemetry(name)), before)
         self.assertEqual(gw.stop(), 0)
 
+    def test_own_device_and_foreign_device_mode(self):
+        cfg = self.config()
+        cfg["devices"] = cfg["devices"][:1]
+        cfg["foreignDevice"] = {"address": "127.0.0.1:%d" % self.pb, "ttl": 2}  # device 77 plays the BBMD
+        gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": cfg}]).start()
+        gw.wait_log("registered as a foreign device", timeout=10)
+        regs = [wait_for(lambda: self._event("register"), 10, what="registration")]
+        self.assertEqual(regs[0]["register"], 2)
+        regs.append(wait_for(lambda: self._event("register"), 5, what="renewal before the TTL ends"))
+        # the gateway's own device object answers Who-Is and ReadProperty (another stack asking)
+        self.dev.command("probe 1234 %d 599" % self.pg)
+        iam = wait_for(lambda: self._event("iam"), 10, what="I-Am of the gateway")
+        self.assertEqual(iam["iam"]["deviceId"], 599)
+        name = wait_for(lambda: self._event("read"), 10, what="objectName of the gateway")
+        self.assertEqual(name["read"], ["TB_gateway"])
+        self.assertEqual(gw.stop(), 0)
+
+    def _event(self, kind):
+        while True:
+            try:
+                ev = self.dev.events.get(timeout=0.05)
+            except queue.Empty:
+                return None
+            if kind in ev:
+                return ev
+
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,9 @@
 // answers it with an Error "unrecognized service") and WriteProperty (priority array, Null
 // relinquishes). stdout: one JSON line per event ({"ready": ...}, {"write": ...}, {"whois": ...}).
 // stdin: "stop <instance>" closes that device's socket, "start <instance>" opens it again,
-// "set <instance> <type> <objInstance> <json value>" changes a present value.
+// "set <instance> <type> <objInstance> <json value>" changes a present value, "probe <instance>
+// <port> <deviceInstance>" sends a Who-Is and a ReadProperty(objectName) to another device.
+// A Register-Foreign-Device is answered with a successful BVLC-Result ({"register": ttl}).
 'use strict';
 const Bacnet = require('@bacnet-js/client');
 const C = Bacnet.default || Bacnet;
@@ -139,6 +141,11 @@ function makeDevice(d) {
       out({ write: { instance: d.instance, type: o.type, object: o.instance, priority: value.priority, value: isNull ? null : item.value, tag: item.type } });
       client.simpleAckResponse(m.header.sender, m.service, m.invokeId);
     }));
+    client.on('iAm', (m) => out({ iam: m.payload, from: m.header.sender.address, instance: d.instance }));
+    client.on('registerForeignDevice', (m) => {
+      out({ register: m.payload.ttl, from: m.header.sender.address, instance: d.instance });
+      client.resultResponse(m.header.sender, 0x0000);
+    });
     client.on('listening', () => out({ ready: d.instance, port: d.port }));
   };
   const close = () => {
@@ -150,7 +157,15 @@ function makeDevice(d) {
     if (o) o.relinquish = v;
   };
   open();
-  return { open, close, set };
+  // asks another device (the gateway) who it is and for its objectName
+  const probe = (port, inst) => {
+    const addr = { address: '127.0.0.1:' + port };
+    client.whoIs(addr);
+    client.readProperty(addr, { type: 8, instance: inst }, P.OBJECT_NAME).then(
+      (v) => out({ read: v.values.map((x) => x.value), instance: d.instance }),
+      (e) => out({ read_error: String(e), instance: d.instance }));
+  };
+  return { open, close, set, probe };
 }
 
 const devices = new Map();
@@ -168,6 +183,7 @@ process.stdin.on('data', (chunk) => {
     if (!dev) continue;
     if (cmd === 'stop') { dev.close(); out({ stopped: Number(inst) }); }
     if (cmd === 'start') dev.open();
+    if (cmd === 'probe') dev.probe(Number(rest[0]), Number(rest[1]));
     if (cmd === 'set') dev.set(Number(rest[0]), Number(rest[1]), JSON.parse(rest.slice(2).join(' ')));
   }
 });
