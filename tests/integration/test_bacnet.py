@@ -70,7 +70,7 @@ class Bacnet(GatewayTestCase):
         super().setUp()
         self.pa, self.pb, self.pg = free_udp_port(), free_udp_port(), free_udp_port()
         self.dev = Devices([
-            {"port": self.pa, "instance": 1234, "name": "test emulator device", "objects": [
+            {"port": self.pa, "instance": 1234, "name": "test emulator device", "cov": True, "objects": [
                 {"type": 0, "instance": 1, "name": "temp", "value": 21.537},
                 {"type": 5, "instance": 1, "name": "state", "value": 1},
                 {"type": 1, "instance": 1, "name": "brightness", "value": 0},
@@ -89,12 +89,13 @@ class Bacnet(GatewayTestCase):
                                    "numberOfApduRetries": 1})
         ref = cfg["devices"][0]
         ref.update({"host": "127.0.0.1", "port": str(self.pa)})  # mask "24" kept: it must not matter
+        ref["useCov"] = True  # tbgw's option; device 77 (no COV) has it too and stays polled
         ref["attributeUpdates"].append({"key": "setpoint", "objectType": "analogOutput", "objectId": 2,
                                         "propertyId": "presentValue", "priority": 8})
         cfg["devices"].append({
             "deviceInfo": {"deviceNameExpression": "Plant ${objectId} ${objectName}",
                            "deviceProfileExpression": "plant"},
-            "host": "127.0.0.1", "port": self.pb, "deviceId": "70-80", "pollPeriod": 300,
+            "host": "127.0.0.1", "port": self.pb, "deviceId": "70-80", "pollPeriod": 300, "useCov": True,
             "timeseries": "*",
             "attributes": [{"key": "${objectName}", "objectType": "analog-input", "objectId": "1",
                             "propertyId": ["presentValue", "objectName", "description"]}]})
@@ -127,6 +128,17 @@ class Bacnet(GatewayTestCase):
         self.assertEqual(self.platform.attributes(plant)[plant]["pressure.presentValue"], 3.14)
         self.assertIn("does not take ReadPropertyMultiple", gw.log())
 
+        # COV: a change reaches the platform at once, not after the 10 s poll period
+        wait_for(lambda: "no COV subscription for object 0,1" in gw.log(), 10, what="COV refused by device 77")
+        sub = wait_for(lambda: self._event("subscribe"), 10, what="COV subscription")
+        self.assertEqual(sub["subscribe"]["lifetime"], 300)
+        time.sleep(0.3)
+        t0 = time.time()
+        self.dev.command("set 1234 0 1 30.456")
+        wait_for(lambda: self.platform.attributes(name).get(name, {}).get("temperature") == 30.46, 5,
+                 what="temperature by COV")
+        self.assertLess(time.time() - t0, 3)
+
         # attribute updates: no priority in the reference entry; priority 8 in the added one; null relinquishes
         self.platform.publish("v1/gateway/attributes", {"device": name, "data": {"brightness": 75}})
         w = self.dev.write()
@@ -145,7 +157,7 @@ class Bacnet(GatewayTestCase):
         self.assertEqual(self.rpc(name, 2, "get_state", None), {"result": "{'value': '56.0'}"})
         # reserved get / set
         r = self.rpc(name, 3, "get", "objectType=analogInput;objectId=1;propertyId=presentValue;")
-        self.assertTrue(r["result"].startswith("{'value': '21.53"), r)
+        self.assertEqual(r, {"result": "{'value': '30.45599937438965'}"})  # str() of the Real as Python prints it
         r = self.rpc(name, 4, "set", "objectType=analogOutput;objectId=2;propertyId=presentValue;priority=5;value=42;")
         self.assertEqual(r, {"result": "{'value': '42'}"})
         w = self.dev.write()

@@ -123,6 +123,19 @@ function makeDevice(d) {
         client.readPropertyMultipleResponse(m.header.sender, m.invokeId, values);
       }));
     }
+    if (d.cov) {
+      client.on('subscribeCov', guard((m) => {
+        const p = m.payload;
+        const oid = p.monitoredObjectId;
+        const i = subs.findIndex((x) => x.pid === p.subscriberProcessId && x.type === oid.type && x.instance === oid.instance);
+        if (i >= 0) subs.splice(i, 1);
+        if (!p.cancellationRequest) {
+          subs.push({ receiver: { address: m.header.sender.address }, pid: p.subscriberProcessId, type: oid.type, instance: oid.instance });
+        }
+        out({ subscribe: { type: oid.type, instance: oid.instance, lifetime: p.lifetime, confirmed: p.issueConfirmedNotifications }, instance: d.instance });
+        client.simpleAckResponse(m.header.sender, m.service, m.invokeId);
+      }));
+    }
     client.on('writeProperty', guard((m) => {
       const { objectId, value } = m.payload;
       const o = objects.get(key(objectId.type, objectId.instance));
@@ -138,6 +151,7 @@ function makeDevice(d) {
         return client.errorResponse(m.header.sender, m.service, m.invokeId, E.ErrorClass.PROPERTY, E.ErrorCode.INVALID_DATA_TYPE);
       }
       o.priority[value.priority - 1] = isNull ? null : item.value;
+      notify(o);
       out({ write: { instance: d.instance, type: o.type, object: o.instance, priority: value.priority, value: isNull ? null : item.value, tag: item.type } });
       client.simpleAckResponse(m.header.sender, m.service, m.invokeId);
     }));
@@ -152,9 +166,23 @@ function makeDevice(d) {
     if (client) client.close();
     client = null;
   };
+  // COV subscribers: notified (unconfirmed) when a present value changes
+  const subs = [];
+  const notify = (o) => {
+    for (const sub of subs) {
+      if (sub.type !== o.type || sub.instance !== o.instance) continue;
+      client.unconfirmedCOVNotification(sub.receiver, sub.pid, d.instance, { type: o.type, instance: o.instance }, 300, [
+        { property: { id: P.PRESENT_VALUE, index: 0xFFFFFFFF }, value: read(o, P.PRESENT_VALUE) },
+        { property: { id: P.STATUS_FLAGS, index: 0xFFFFFFFF }, value: read(o, P.STATUS_FLAGS) },
+      ]);
+    }
+  };
   const set = (type, inst, v) => {
     const o = objects.get(key(type, inst));
-    if (o) o.relinquish = v;
+    if (o) {
+      o.relinquish = v;
+      notify(o);
+    }
   };
   open();
   // asks another device (the gateway) who it is and for its objectName

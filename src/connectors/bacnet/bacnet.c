@@ -94,14 +94,15 @@ static void clear_results(bnc_device *d) {
     d->n_res = 0;
 }
 
-static const bnc_result *find_result(const bnc_device *d, uint16_t type, uint32_t inst, uint32_t prop) {
-    for (size_t i = 0; i < d->n_res; i++)
-        if (d->res[i].type == type && d->res[i].inst == inst && d->res[i].prop == prop) return &d->res[i];
+static const bnc_result *find_result(const bnc_result *res, size_t n, uint16_t type, uint32_t inst, uint32_t prop) {
+    for (size_t i = 0; i < n; i++)
+        if (res[i].type == type && res[i].inst == inst && res[i].prop == prop) return &res[i];
     return NULL;
 }
 
 typedef struct key_ctx {
-    const bnc_device *d;
+    const bnc_result *res;
+    size_t n;
     const bnc_point *pt;
     int missing;
 } key_ctx;
@@ -110,7 +111,7 @@ static int resolve_tag(void *ud, const char *placeholder, const tbgw_path *path,
     (void)path;
     key_ctx *k = ud;
     int p = bn_property_parse(placeholder);
-    const bnc_result *r = p < 0 ? NULL : find_result(k->d, k->pt->type, k->pt->inst, (uint32_t)p);
+    const bnc_result *r = p < 0 ? NULL : find_result(k->res, k->n, k->pt->type, k->pt->inst, (uint32_t)p);
     if (!r || bnc_value_text(r->type, r->prop, r->data, r->len, out) != 0) {
         k->missing = 1;
         return TBGW_ENOENT;
@@ -136,9 +137,10 @@ static void add_dp(tbgw_converted *rec, const bnc_item *it, int64_t ts, const ch
 
 /* One point into datapoints: ${prop} tags name the key; one property gives `key`, several
  * `key.<propName>`. */
-static void convert_point(bnc_device *d, const bnc_point *pt, tbgw_converted *rec, int64_t ts, tbgw_buf *scratch) {
+void bnc_convert_point(const bnc_result *res, size_t n_res, const bnc_point *pt, tbgw_converted *rec, int64_t ts,
+                       tbgw_buf *scratch) {
     const bnc_item *it = pt->item;
-    key_ctx kc = {d, pt, 0};
+    key_ctx kc = {res, n_res, pt, 0};
     tbgw_buf key;
     tbgw_buf_init(&key);
     tbgw_expr_render_cb(it->key_expr, resolve_tag, &kc, TBGW_MISSING_KEEP, &key);
@@ -146,8 +148,8 @@ static void convert_point(bnc_device *d, const bnc_point *pt, tbgw_converted *re
     size_t n = 0;
     int all = 0;
     for (size_t i = 0; i < it->n_props; i++) all |= it->props[i] == 8;
-    for (size_t i = 0; i < d->n_res && n < 64; i++) {
-        const bnc_result *r = &d->res[i];
+    for (size_t i = 0; i < n_res && n < 64; i++) {
+        const bnc_result *r = &res[i];
         if (r->type != pt->type || r->inst != pt->inst) continue;
         int wanted = all && !is_tag(it, r->prop);
         for (size_t k = 0; !wanted && k < it->n_props; k++) wanted = it->props[k] == r->prop;
@@ -157,12 +159,14 @@ static void convert_point(bnc_device *d, const bnc_point *pt, tbgw_converted *re
         if (!dup) emit[n++] = r;
     }
     /* properties that only name the key are not values unless nothing else remains */
-    size_t kept = 0;
+    size_t kept = 0, values = 0;
     for (size_t i = 0; i < n; i++)
         if (!is_tag(it, emit[i]->prop)) emit[kept++] = emit[i];
     if (kept) n = kept;
+    for (size_t i = 0; i < it->n_props; i++) values += !is_tag(it, it->props[i]);
+    int suffix = all || values > 1;
     for (size_t i = 0; i < n; i++) {
-        if (n == 1 && !all) {
+        if (!suffix) {
             add_dp(rec, it, ts, tbgw_buf_cstr(&key), emit[i], scratch);
             continue;
         }
@@ -188,16 +192,18 @@ static void finish_cycle(bnc_device *d) {
         clear_results(d);
         return;
     }
-    if (d->state == BNC_INACTIVE) TBGW_INFOF(c->h->log, "device %s (%s) answers again", d->name, d->addr_text);
+    if (d->state == BNC_INACTIVE) {
+        TBGW_INFOF(c->h->log, "device %s (%s) answers again", d->name, d->addr_text);
+        d->cov_renew_at = 0; /* it may have lost its subscriptions */
+    }
     d->state = BNC_ACTIVE;
     tbgw_backoff_reset(&d->backoff);
     tbgw_converted *rec = tbgw_converted_new(d->name, d->type);
     tbgw_buf scratch;
     tbgw_buf_init(&scratch);
     int64_t ts = tbgw_now_ms();
-    for (size_t i = 0; rec && i < d->n_points; i++) convert_point(d, &d->points[i], rec, ts, &scratch);
+    for (size_t i = 0; rec && i < d->n_points; i++) bnc_convert_point(d->res, d->n_res, &d->points[i], rec, ts, &scratch);
     tbgw_buf_free(&scratch);
-    clear_results(d);
     if (rec && tbgw_converted_count(rec) > 0) {
         c->h->stat_add(c->h, TBGW_STAT_CONV_PROCESSED, 1);
         c->h->emit(c->h, rec);
@@ -662,6 +668,8 @@ static void h_unconfirmed(void *ud, const bn_addr *src, uint8_t service, const u
             return;
         }
         on_i_am(c, src, &iam);
+    } else if (service == BN_USVC_COV_NOTIFICATION) {
+        bnc_cov_notification(c, src, p, n);
     } else if (service == BN_USVC_WHO_IS) {
         int64_t lo, hi;
         if (bn_who_is_decode(p, n, &lo, &hi) != 0) return;
@@ -725,6 +733,7 @@ static void bc_stop(void *self) {
 static void tick_devices(bnc_conn *c, int64_t now) {
     for (size_t i = 0; i < c->n_devs; i++) {
         bnc_device *d = c->devs[i];
+        bnc_cov_tick(d, now);
         if (d->inflight) continue;
         if (d->state == BNC_ACTIVE && now >= d->next_poll) {
             if (d->n_failed && now >= d->next_rescan) {

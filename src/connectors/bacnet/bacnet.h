@@ -142,6 +142,9 @@ typedef struct bnc_device {
     bnc_result *res;
     size_t n_res, cap_res;
     tbgw_backoff backoff;
+    int64_t cov_renew_at;
+    uint32_t cov_pid;
+    size_t cov_ok, cov_refused;
 } bnc_device;
 
 struct bnc_conn {
@@ -154,6 +157,14 @@ struct bnc_conn {
     volatile int stop;
     uint64_t malformed;
 };
+
+/* Converts one point from a set of results (bacnet.c). */
+void bnc_convert_point(const bnc_result *res, size_t n_res, const bnc_point *pt, tbgw_converted *rec, int64_t ts,
+                       tbgw_buf *scratch);
+/* COV (bacnet_cov.c): subscriptions of a device that has useCov, renewed before they lapse; a
+ * notification is converted and emitted at once. */
+void bnc_cov_tick(bnc_device *d, int64_t now);
+void bnc_cov_notification(bnc_conn *c, const bn_addr *src, const uint8_t *p, size_t n);
 
 /* Downlink (bacnet_rpc.c). */
 int bnc_on_attr_update(void *self, const tbgw_attr_update *u);

@@ -145,11 +145,14 @@ bad:
 }
 
 void bnc_serve(bnc_conn *c, const bn_addr *src, const bn_apdu *req, bn_w *w) {
-    (void)src;
     switch (req->service) {
     case BN_SVC_READ_PROPERTY: serve_rp(c, req, w); break;
     case BN_SVC_READ_PROP_MULTIPLE: serve_rpm(c, req, w); break;
     case BN_SVC_WRITE_PROPERTY: bn_apdu_error(w, req->invoke_id, req->service, 2, 40); break;
+    case BN_SVC_CONFIRMED_COV:
+        bnc_cov_notification(c, src, req->data, req->len);
+        bn_apdu_simple_ack(w, req->invoke_id, req->service);
+        break;
     default: bn_apdu_reject(w, req->invoke_id, 9); break; /* unrecognized-service */
     }
     if (w->overflow) {

@@ -340,7 +340,8 @@ static int dec_propref(const uint8_t *p, size_t n, size_t *o, unsigned ptag, bn_
     pr->prop = (uint32_t)v;
     pr->index = BN_ARRAY_ALL;
     if (bn_peek_ctx(p, n, *o, ptag + 1)) {
-        if (bn_dec_ctx_unsigned(p, n, o, ptag + 1, &v) != 0 || v > 0xFFFFFFFEu) return -1;
+        /* 0xFFFFFFFF is the "whole array" value some stacks send explicitly */
+        if (bn_dec_ctx_unsigned(p, n, o, ptag + 1, &v) != 0 || v > 0xFFFFFFFFu) return -1;
         pr->index = (uint32_t)v;
     }
     return 0;
