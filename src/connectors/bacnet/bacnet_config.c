@@ -574,6 +574,12 @@ static size_t csv_cells(char *line, char sep, char **cells, size_t cap) {
     return n;
 }
 
+/* EDE cells that are not valid UTF-8 read as empty */
+static const char *jstr0(const json_t *o, const char *k) {
+    const char *v = jstr(o, k);
+    return v ? v : "";
+}
+
 static const char *ede_type(const char *code) {
     static const char *const t[] = {"analogInput", "analogOutput", "analogValue",
                                     "binaryInput", "binaryOutput", "binaryValue"};
@@ -621,25 +627,25 @@ json_t *bnc_ede_devices(const char *text, char sep, tbgw_err *err) {
     size_t i, k;
     json_t *r, *o;
     json_array_foreach(rows, i, r) {
-        if (strcmp(jstr(r, "type"), "8") != 0) continue;
+        if (strcmp(jstr0(r, "type"), "8") != 0) continue;
         json_t *ts = json_array();
         json_array_foreach(rows, k, o) {
-            const char *t = ede_type(jstr(o, "type"));
-            if (strcmp(jstr(o, "dev"), jstr(r, "inst")) != 0 || strcmp(jstr(o, "type"), "8") == 0 || !t) continue;
-            const char *nm = jstr(o, "name");
+            const char *t = ede_type(jstr0(o, "type"));
+            if (strcmp(jstr0(o, "dev"), jstr0(r, "inst")) != 0 || strcmp(jstr0(o, "type"), "8") == 0 || !t) continue;
+            const char *nm = jstr0(o, "name");
             json_array_append_new(ts, json_pack("{s:s,s:s,s:s,s:s}", "key", *nm ? nm : "Unknown Object", "objectType",
-                                                t, "objectId", jstr(o, "inst"), "propertyId", "presentValue"));
+                                                t, "objectId", jstr0(o, "inst"), "propertyId", "presentValue"));
         }
         if (json_array_size(ts) == 0) {
             json_decref(ts);
             continue;
         }
-        const char *nm = jstr(r, "name");
+        const char *nm = jstr0(r, "name");
         json_array_append_new(
             devs, json_pack("{s:{s:s,s:s,s:s,s:s},s:s,s:s,s:s,s:s,s:i,s:o}", "deviceInfo", "deviceNameExpression",
                             *nm ? nm : "Unknown Device", "deviceProfileExpression", "default",
                             "deviceNameExpressionSource", "constant", "deviceProfileExpressionSource", "constant",
-                            "deviceId", jstr(r, "inst"), "host", "*", "port", "*", "mask", "*", "pollPeriod", 10000,
+                            "deviceId", jstr0(r, "inst"), "host", "*", "port", "*", "mask", "*", "pollPeriod", 10000,
                             "timeseries", ts));
     }
     json_decref(rows);
