@@ -144,7 +144,8 @@ typedef struct bnc_device {
     tbgw_backoff backoff;
     int64_t cov_renew_at;
     uint32_t cov_pid;
-    size_t cov_ok, cov_refused;
+    size_t cov_ok, cov_refused, cov_next;
+    int cov_inflight;
 } bnc_device;
 
 struct bnc_conn {

@@ -16,9 +16,12 @@ typedef struct cov_rq {
     uint32_t inst;
 } cov_rq;
 
+static void send_next(bnc_device *d);
+
 static void on_subscribed(void *ud, const bn_result *r) {
     cov_rq *q = ud;
     bnc_device *d = q->d;
+    d->cov_inflight--;
     if (r->status == BN_OK) {
         d->cov_ok++;
     } else if (r->status != BN_E_CANCELLED) {
@@ -29,6 +32,7 @@ static void on_subscribed(void *ud, const bn_result *r) {
                    q->type, q->inst, why);
     }
     free(q);
+    if (r->status != BN_E_CANCELLED) send_next(d);
 }
 
 static int seen(const bnc_device *d, size_t upto, uint16_t type, uint32_t inst) {
@@ -37,13 +41,11 @@ static int seen(const bnc_device *d, size_t upto, uint16_t type, uint32_t inst) 
     return 0;
 }
 
-void bnc_cov_tick(bnc_device *d, int64_t now) {
-    if (!d->cfg->use_cov || d->state != BNC_ACTIVE || now < d->cov_renew_at) return;
+/* Subscribes the next objects, at most 8 requests in flight per device. */
+static void send_next(bnc_device *d) {
     bnc_conn *c = d->conn;
-    if (!d->cov_pid) d->cov_pid = (uint32_t)(c->n_devs + 1);
-    d->cov_renew_at = now + COV_LIFETIME_S * 1000 / 2;
-    d->cov_ok = d->cov_refused = 0;
-    for (size_t i = 0; i < d->n_points; i++) {
+    while (d->cov_inflight < 8 && d->cov_next < d->n_points) {
+        size_t i = d->cov_next++;
         const bnc_point *p = &d->points[i];
         if (p->type == 8 || seen(d, i, p->type, p->inst)) continue;
         cov_rq *q = calloc(1, sizeof *q);
@@ -53,9 +55,21 @@ void bnc_cov_tick(bnc_device *d, int64_t now) {
         bn_w w;
         bn_w_init(&w, buf, sizeof buf);
         bn_subscribe_cov(&w, d->cov_pid, p->type, p->inst, 0, COV_LIFETIME_S, 0);
-        if (bn_client_request(c->cl, &d->addr, BN_SVC_SUBSCRIBE_COV, buf, w.len, d->iam.max_apdu, on_subscribed, q) != 0)
+        if (bn_client_request(c->cl, &d->addr, BN_SVC_SUBSCRIBE_COV, buf, w.len, d->iam.max_apdu, on_subscribed, q) != 0) {
             free(q);
+            return;
+        }
+        d->cov_inflight++;
     }
+}
+
+void bnc_cov_tick(bnc_device *d, int64_t now) {
+    if (!d->cfg->use_cov || d->state != BNC_ACTIVE || now < d->cov_renew_at || d->cov_inflight) return;
+    if (!d->cov_pid) d->cov_pid = (uint32_t)(d->conn->n_devs + 1);
+    d->cov_renew_at = now + COV_LIFETIME_S * 1000 / 2;
+    d->cov_ok = d->cov_refused = 0;
+    d->cov_next = 0;
+    send_next(d);
 }
 
 typedef struct cov_ctx {

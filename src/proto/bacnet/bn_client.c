@@ -15,11 +15,10 @@
 #define MAX_SEGMENTED (256 * 1024)
 
 typedef struct txn {
-    int used;
     uint8_t invoke;
     uint8_t service;
     bn_addr dst;
-    uint8_t frame[BN_MAX_FRAME];
+    uint8_t *frame; /* the request as sent, for retries */
     size_t frame_len;
     int64_t deadline;
     int tries;
@@ -28,19 +27,50 @@ typedef struct txn {
     uint8_t *seg; /* reassembled segmented ACK */
     size_t seg_len;
     int seg_next; /* next expected sequence number, -1 = not segmenting */
+    size_t idx;   /* position in act */
+    struct txn *next_in_bucket;
 } txn;
+
+/* Invoke ids are unique per peer: transactions are found by (peer, invoke id) in a hash table. */
+#define N_BUCKETS 4096
 
 struct bn_client {
     int fd;
     bn_client_opts o;
     bn_handlers h;
     uint16_t port;
-    txn t[256];
+    txn *bucket[N_BUCKETS];
+    txn **act; /* every pending transaction */
+    size_t n_act, cap_act;
     uint8_t next_invoke;
     int64_t fd_renew_at;
     uint32_t self_ip;
     bn_client_stats st;
 };
+
+static size_t bucket_of(const bn_addr *a, uint8_t invoke) {
+    uint32_t h = a->ip * 2654435761u ^ ((uint32_t)a->port << 8) ^ ((uint32_t)a->net << 20) ^ invoke;
+    if (a->net && a->mac_len) h ^= (uint32_t)a->mac[a->mac_len - 1] << 12;
+    return (h ^ (h >> 15)) % N_BUCKETS;
+}
+
+static txn *lookup(const bn_client *c, const bn_addr *a, uint8_t invoke) {
+    for (txn *t = c->bucket[bucket_of(a, invoke)]; t; t = t->next_in_bucket)
+        if (t->invoke == invoke && bn_addr_equal(&t->dst, a)) return t;
+    return NULL;
+}
+
+/* Unlinks and frees t (its callback has run or will not). */
+static void txn_drop(bn_client *c, txn *t) {
+    txn **pp = &c->bucket[bucket_of(&t->dst, t->invoke)];
+    while (*pp && *pp != t) pp = &(*pp)->next_in_bucket;
+    if (*pp) *pp = t->next_in_bucket;
+    c->act[t->idx] = c->act[--c->n_act];
+    c->act[t->idx]->idx = t->idx;
+    free(t->frame);
+    free(t->seg);
+    free(t);
+}
 
 void bn_addr_format(const bn_addr *a, char *out, size_t cap) {
     if (a->net) {
@@ -133,6 +163,9 @@ bn_client *bn_client_open(const bn_client_opts *o, const bn_handlers *h, char *e
     int one = 1;
     setsockopt(c->fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
     setsockopt(c->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* answers of many devices polled at once arrive in bursts: room for a few hundred frames */
+    int rcvbuf = 4 << 20;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
@@ -147,7 +180,6 @@ bn_client *bn_client_open(const bn_client_opts *o, const bn_handlers *h, char *e
     socklen_t sl = sizeof sa;
     getsockname(c->fd, (struct sockaddr *)&sa, &sl);
     c->port = ntohs(sa.sin_port);
-    for (int i = 0; i < 256; i++) c->t[i].seg_next = -1;
     if (c->o.bbmd_ip) {
         c->self_ip = o->bind_ip ? o->bind_ip : local_ip_towards(o->bbmd_ip, o->bbmd_port);
         register_fd(c);
@@ -158,23 +190,21 @@ bn_client *bn_client_open(const bn_client_opts *o, const bn_handlers *h, char *e
 static void finish(bn_client *c, txn *t, bn_result *r) {
     bn_done_fn cb = t->cb;
     void *ud = t->ud;
-    free(t->seg);
-    t->seg = NULL;
-    t->seg_len = 0;
-    t->seg_next = -1;
-    t->used = 0;
     r->service = t->service;
+    uint8_t *seg = t->seg; /* the data of a segmented answer lives until the callback returns */
+    t->seg = NULL;
+    txn_drop(c, t);
     if (cb) cb(ud, r);
-    (void)c;
+    free(seg);
 }
 
 void bn_client_close(bn_client *c) {
     if (!c) return;
-    for (int i = 0; i < 256; i++)
-        if (c->t[i].used) {
-            bn_result r = {.status = BN_E_CANCELLED};
-            finish(c, &c->t[i], &r);
-        }
+    while (c->n_act) {
+        bn_result r = {.status = BN_E_CANCELLED};
+        finish(c, c->act[c->n_act - 1], &r);
+    }
+    free(c->act);
     if (c->o.bbmd_ip && c->self_ip) {
         uint8_t f[10];
         size_t n = bn_bvll_delete_fdt(f, c->self_ip, c->port);
@@ -234,50 +264,65 @@ int bn_client_request(bn_client *c, const bn_addr *dst, uint8_t service, const u
                       unsigned peer_max_apdu, bn_done_fn cb, void *ud) {
     if (peer_max_apdu < 50) peer_max_apdu = 50;
     if (n + 4 > peer_max_apdu || n + 4 > BN_MAX_APDU) return -1;
-    txn *t = NULL;
-    for (int k = 0; k < 256; k++) {
-        uint8_t id = (uint8_t)(c->next_invoke + k);
-        if (!c->t[id].used) {
-            t = &c->t[id];
-            t->invoke = id;
-            c->next_invoke = (uint8_t)(id + 1);
-            break;
-        }
+    int id = -1;
+    for (int k = 0; k < 256 && id < 0; k++) {
+        uint8_t cand = (uint8_t)(c->next_invoke + k);
+        if (!lookup(c, dst, cand)) id = cand;
     }
-    if (!t) return -2;
-    uint8_t apdu[BN_MAX_APDU];
+    if (id < 0) return -2; /* 256 requests pending to that peer */
+    c->next_invoke = (uint8_t)(id + 1);
+    if (c->n_act == c->cap_act) {
+        size_t cap = c->cap_act ? c->cap_act * 2 : 64;
+        txn **na = realloc(c->act, cap * sizeof *na);
+        if (!na) return -1;
+        c->act = na;
+        c->cap_act = cap;
+    }
+    uint8_t apdu[BN_MAX_APDU], frame[BN_MAX_FRAME];
     bn_w w;
     bn_w_init(&w, apdu, sizeof apdu);
-    bn_apdu_confirmed(&w, t->invoke, service, c->o.max_apdu);
+    bn_apdu_confirmed(&w, (uint8_t)id, service, c->o.max_apdu);
     bn_put(&w, req, n);
     if (w.overflow) return -1;
+    txn *t = calloc(1, sizeof *t);
+    if (!t) return -1;
+    t->invoke = (uint8_t)id;
     t->dst = *dst;
     t->service = service;
     t->cb = cb;
     t->ud = ud;
-    t->tries = 0;
     t->seg_next = -1;
-    if (send_apdu(c, dst, 1, apdu, w.len, t->frame, &t->frame_len) != 0) {
-        /* keep the transaction: the retry timer resends, the timeout reports it */
-        if (t->frame_len == 0) return -1;
+    size_t flen = 0;
+    send_apdu(c, dst, 1, apdu, w.len, frame, &flen); /* a failed send is retried by the timer */
+    t->frame = malloc(flen ? flen : 1);
+    if (!t->frame || !flen) {
+        free(t->frame);
+        free(t);
+        return -1;
     }
-    t->used = 1;
+    memcpy(t->frame, frame, flen);
+    t->frame_len = flen;
     t->deadline = tbgw_mono_ms() + c->o.timeout_ms;
+    size_t b = bucket_of(dst, t->invoke);
+    t->next_in_bucket = c->bucket[b];
+    c->bucket[b] = t;
+    t->idx = c->n_act;
+    c->act[c->n_act++] = t;
     return 0;
 }
 
 size_t bn_client_pending(const bn_client *c, const bn_addr *dst) {
     size_t n = 0;
-    for (int i = 0; i < 256; i++)
-        if (c->t[i].used && (!dst || bn_addr_equal(&c->t[i].dst, dst))) n++;
+    for (size_t i = 0; i < c->n_act; i++)
+        if (!dst || bn_addr_equal(&c->act[i]->dst, dst)) n++;
     return n;
 }
 
 void bn_client_cancel(bn_client *c, void *ud) {
-    for (int i = 0; i < 256; i++)
-        if (c->t[i].used && c->t[i].ud == ud) {
+    for (size_t i = c->n_act; i-- > 0;)
+        if (i < c->n_act && c->act[i]->ud == ud) {
             bn_result r = {.status = BN_E_CANCELLED};
-            finish(c, &c->t[i], &r);
+            finish(c, c->act[i], &r);
         }
 }
 
@@ -329,22 +374,12 @@ static void on_complex_ack(bn_client *c, const bn_addr *src, txn *t, const bn_ap
     if (a->more_follows) return;
     r.data = t->seg;
     r.len = t->seg_len;
-    /* finish() frees the buffer after the callback: run the callback first */
-    bn_done_fn cb = t->cb;
-    void *ud = t->ud;
-    uint8_t *buf = t->seg;
-    t->seg = NULL;
-    t->seg_len = 0;
-    t->seg_next = -1;
-    t->used = 0;
-    r.service = t->service;
-    if (cb) cb(ud, &r);
-    free(buf);
+    finish(c, t, &r);
 }
 
 static void on_answer(bn_client *c, const bn_addr *src, const bn_apdu *a) {
-    txn *t = &c->t[a->invoke_id];
-    if (!t->used || !bn_addr_equal(&t->dst, src)) return; /* late or foreign answer */
+    txn *t = lookup(c, src, a->invoke_id);
+    if (!t) return; /* late or foreign answer */
     bn_result r = {.status = BN_OK};
     switch (a->type) {
     case BN_PDU_SIMPLE_ACK: finish(c, t, &r); return;
@@ -438,9 +473,10 @@ void bn_client_input(bn_client *c, const bn_addr *from, const uint8_t *p, size_t
 
 static void run_timers(bn_client *c) {
     int64_t now = tbgw_mono_ms();
-    for (int i = 0; i < 256; i++) {
-        txn *t = &c->t[i];
-        if (!t->used || now < t->deadline) continue;
+    for (size_t i = c->n_act; i-- > 0;) {
+        if (i >= c->n_act) continue; /* a callback finished others */
+        txn *t = c->act[i];
+        if (now < t->deadline) continue;
         if (t->tries < c->o.retries && t->seg_next < 0) {
             t->tries++;
             c->st.retries++;
@@ -458,12 +494,12 @@ static void run_timers(bn_client *c) {
 int bn_client_poll(bn_client *c, int timeout_ms) {
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
     int64_t next = -1, now = tbgw_mono_ms();
-    for (int i = 0; i < 256; i++)
-        if (c->t[i].used && (next < 0 || c->t[i].deadline < next)) next = c->t[i].deadline;
+    for (size_t i = 0; i < c->n_act; i++)
+        if (next < 0 || c->act[i]->deadline < next) next = c->act[i]->deadline;
     if (next >= 0 && next - now < timeout_ms) timeout_ms = next > now ? (int)(next - now) : 0;
     int r = poll(&pfd, 1, timeout_ms);
     if (r > 0) {
-        for (int k = 0; k < 64; k++) {
+        for (int k = 0; k < 1024; k++) {
             uint8_t buf[BN_MAX_FRAME + 64];
             struct sockaddr_in sa;
             socklen_t sl = sizeof sa;
