@@ -68,7 +68,7 @@ class Devices:
 class Bacnet(GatewayTestCase):
     def setUp(self):
         super().setUp()
-        self.pa, self.pb, self.pg = free_udp_port(), free_udp_port(), free_udp_port()
+        self.pa, self.pb, self.pc, self.pg = free_udp_port(), free_udp_port(), free_udp_port(), free_udp_port()
         self.dev = Devices([
             {"port": self.pa, "instance": 1234, "name": "test emulator device", "cov": True, "objects": [
                 {"type": 0, "instance": 1, "name": "temp", "value": 21.537},
@@ -79,6 +79,8 @@ class Bacnet(GatewayTestCase):
             {"port": self.pb, "instance": 77, "name": "no rpm", "rpm": False, "objects": [
                 {"type": 0, "instance": 1, "name": "pressure", "value": 3.14159},
                 {"type": 19, "instance": 2, "name": "mode", "value": 2}]},
+            {"port": self.pc, "instance": 500, "name": "big", "segmented": True, "objects": [
+                {"type": 2, "instance": i, "name": "v%d" % i, "value": i + 0.5} for i in range(60)]},
         ])
         self.extra.append(self.dev)
 
@@ -99,6 +101,11 @@ class Bacnet(GatewayTestCase):
             "timeseries": "*",
             "attributes": [{"key": "${objectName}", "objectType": "analog-input", "objectId": "1",
                             "propertyId": ["presentValue", "objectName", "description"]}]})
+        cfg["devices"].append({
+            "deviceInfo": {"deviceNameExpression": "Big", "deviceNameExpressionSource": "constant"},
+            "address": "127.0.0.1:%d" % self.pc, "pollPeriod": 1000,
+            "timeseries": [{"key": "${objectName}", "objectType": "analogValue", "objectId": "*",
+                            "propertyId": "presentValue"}]})
         return cfg
 
     def rpc(self, device, rid, method, params):
@@ -127,6 +134,14 @@ class Bacnet(GatewayTestCase):
         self.assertEqual(pa, "object pressure")
         self.assertEqual(self.platform.attributes(plant)[plant]["pressure.presentValue"], 3.14)
         self.assertIn("does not take ReadPropertyMultiple", gw.log())
+
+        # a segmented objectList (60 objects in 3 segments, each acknowledged) and "*" by type
+        big = wait_for(lambda: [v for d, _, v in self.platform.telemetry("Big") if len(v) == 60], 15,
+                       what="60 values of the segmented device")
+        self.assertEqual(big[0]["v0"], 0.5)
+        self.assertEqual(big[0]["v59"], 59.5)
+        seg = wait_for(lambda: self._event("segmented"), 5, what="segmented answer acknowledged")
+        self.assertEqual(seg["segmented"], {"segments": 3, "acks": 3})
 
         # COV: a change reaches the platform at once, not after the 10 s poll period
         wait_for(lambda: "no COV subscription for object 0,1" in gw.log(), 10, what="COV refused by device 77")
@@ -208,14 +223,17 @@ class Bacnet(GatewayTestCase):
         self.assertEqual(gw.stop(), 0)
 
     def _event(self, kind):
+        """The first not yet taken peer event of that kind (others are kept for later calls)."""
+        stash = self.__dict__.setdefault("_stash", [])
         while True:
             try:
-                ev = self.dev.events.get(timeout=0.05)
+                stash.append(self.dev.events.get_nowait())
             except queue.Empty:
-                return None
+                break
+        for i, ev in enumerate(stash):
             if kind in ev:
-                return ev
-
+                return stash.pop(i)
+        return None
 
 if __name__ == "__main__":
     main()

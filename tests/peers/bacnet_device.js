@@ -15,6 +15,7 @@ const C = Bacnet.default || Bacnet;
 const E = require('@bacnet-js/client/dist/lib/enum.js');
 const T = E.ApplicationTag;
 const P = E.PropertyIdentifier;
+const Services = require('@bacnet-js/client/dist/lib/services/index.js');
 
 const spec = JSON.parse(process.argv[2]);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -77,6 +78,39 @@ function makeDevice(d) {
   };
 
   let client = null;
+  // The stack sends no segmented answers: a "segmented" device splits its encoded objectList answer
+  // into 128-octet segments itself, one per SegmentACK (window size 1), and says so on stdout.
+  let seg = null;
+  const sendSeg = () => {
+    const i = seg.next;
+    const last = i === seg.chunks.length - 1;
+    const apdu = Buffer.concat([Buffer.from([last ? 0x38 : 0x3C, seg.invokeId, i, 1, 12]), seg.chunks[i]]);
+    const frame = Buffer.concat([Buffer.from([0x81, 0x0A, 0, 0, 0x01, 0x00]), apdu]);
+    frame.writeUInt16BE(frame.length, 2);
+    client._transport.send(frame, frame.length, seg.receiver);
+  };
+  const sendSegmented = (m, oid, property, v) => {
+    const buf = { buffer: Buffer.alloc(65536), offset: 0 };
+    Services.ReadProperty.encodeAcknowledge(buf, oid, property.id, 0xFFFFFFFF, v);
+    const body = buf.buffer.subarray(0, buf.offset);
+    const chunks = [];
+    for (let o = 0; o < body.length; o += 128) chunks.push(body.subarray(o, o + 128));
+    seg = { receiver: m.header.sender.address, invokeId: m.invokeId, chunks, next: 0, acks: 0 };
+    sendSeg();
+  };
+  const onRaw = (msg) => {
+    // SegmentACK (PDU type 4) of the segmented answer in flight
+    if (!seg || msg.length < 10 || msg[0] !== 0x81 || msg[4] !== 0x01 || (msg[6] >> 4) !== 4 || msg[7] !== seg.invokeId) return;
+    seg.acks++;
+    if (msg[8] !== seg.next) return;
+    if (seg.next === seg.chunks.length - 1) {
+      out({ segmented: { segments: seg.chunks.length, acks: seg.acks }, instance: d.instance });
+      seg = null;
+      return;
+    }
+    seg.next++;
+    sendSeg();
+  };
   // a handler that throws answers with an Error instead of taking the process down
   const guard = (fn) => (m) => {
     try {
@@ -89,17 +123,25 @@ function makeDevice(d) {
   const open = () => {
     client = new C({ port: d.port, interface: d.host || '127.0.0.1', broadcastAddress: '127.255.255.255' });
     client.on('error', (e) => out({ error: String(e), instance: d.instance }));
+    if (d.segmented) {
+      client._transport.on('message', onRaw);
+      // the stack mistakes a SegmentACK for a segment and throws: it never sees them here
+      client._processSegment = () => {};
+    }
     client.on('whoIs', (m) => {
       const p = m.payload || {};
       if (p.lowLimit !== undefined && (d.instance < p.lowLimit || d.instance > p.highLimit)) return;
       out({ whois: d.instance, from: m.header.sender.address });
-      client.iAmResponse(m.header.sender, d.instance, 3, 260);
+      client.iAmResponse(m.header.sender, d.instance, d.segmented ? 0 : 3, 260);
     });
     client.on('readProperty', guard((m) => {
       const { objectId, property } = m.payload;
       const v = read(objectId, property.id, property.index);
       if (v.err) return client.errorResponse(m.header.sender, m.service, m.invokeId, v.err[0], v.err[1]);
       const oid = { type: objectId.type, instance: objectId.instance === 4194303 ? d.instance : objectId.instance };
+      if (d.segmented && property.id === P.OBJECT_LIST && (property.index === undefined || property.index === 0xFFFFFFFF)) {
+        return sendSegmented(m, oid, property, v);
+      }
       client.readPropertyResponse(m.header.sender, m.invokeId, oid, property, v);
     }));
     if (d.rpm !== false) {
