@@ -82,7 +82,9 @@ static void answer_rpm(sim *s, const bn_apdu *a, const struct sockaddr_in *from)
     while (off < a->len) {
         uint16_t type;
         uint32_t inst;
-        if (bn_dec_ctx_oid(a->data, a->len, &off, 0, &type, &inst) != 0 || !bn_peek_open(a->data, a->len, off, 1)) return;
+        if (bn_dec_ctx_oid(a->data, a->len, &off, 0, &type, &inst) != 0 ||
+            !bn_peek_open(a->data, a->len, off, 1))
+            return;
         off++;
         bn_enc_ctx_oid(&w, 0, type, inst);
         bn_enc_open(&w, 1);
@@ -214,7 +216,8 @@ static int b_emit(const tbgw_host *h, tbgw_converted *c) {
         for (size_t i = 0; i < r->n_telemetry; i++)
             if (!strcmp(r->telemetry[i].key, "cov") && r->telemetry[i].v.type == TBGW_V_STRING) {
                 b->cov_values++; /* from a notification (a poll reads it as a number) */
-                if (b->n_lat < 8192) b->lat[b->n_lat++] = (double)((now_ms & 0x7FFFFFFF) - atoll(r->telemetry[i].v.u.s));
+                if (b->n_lat < 8192)
+                    b->lat[b->n_lat++] = (double)((now_ms & 0x7FFFFFFF) - atoll(r->telemetry[i].v.u.s));
             }
     }
     pthread_mutex_unlock(&b->mu);
@@ -267,19 +270,19 @@ static json_t *make_config(const int *ports, int n, int objects, int period) {
         json_t *ts = json_array();
         char range[32];
         snprintf(range, sizeof range, "1-%d", objects);
-        json_array_append_new(ts, json_pack("{s:s,s:s,s:s,s:s}", "key", "ai", "objectType", "analogInput", "objectId",
-                                            range, "propertyId", "presentValue"));
-        json_array_append_new(ts, json_pack("{s:s,s:s,s:i,s:s}", "key", "cov", "objectType", "multiStateValue",
-                                            "objectId", 1, "propertyId", "presentValue"));
+        json_array_append_new(ts, json_pack("{s:s,s:s,s:s,s:s}", "key", "ai", "objectType", "analogInput",
+                                            "objectId", range, "propertyId", "presentValue"));
+        json_array_append_new(ts, json_pack("{s:s,s:s,s:i,s:s}", "key", "cov", "objectType",
+                                            "multiStateValue", "objectId", 1, "propertyId", "presentValue"));
         char name[32];
         snprintf(name, sizeof name, "D%d", i);
-        json_array_append_new(devs, json_pack("{s:s,s:i,s:{s:s,s:s},s:i,s:b,s:o}", "host", "127.0.0.1", "port",
-                                              ports[i], "deviceInfo", "deviceNameExpression", name,
-                                              "deviceNameExpressionSource", "constant", "pollPeriod", period, "useCov",
-                                              1, "timeseries", ts));
+        json_array_append_new(devs, json_pack("{s:s,s:i,s:{s:s,s:s},s:i,s:b,s:o}", "host", "127.0.0.1",
+                                              "port", ports[i], "deviceInfo", "deviceNameExpression", name,
+                                              "deviceNameExpressionSource", "constant", "pollPeriod", period,
+                                              "useCov", 1, "timeseries", ts));
     }
-    return json_pack("{s:{s:s,s:i,s:i,s:i},s:o}", "application", "host", "127.0.0.1", "port", free_udp_port(), "objectIdentifier",
-                     599, "apduTimeout", 2000, "devices", devs);
+    return json_pack("{s:{s:s,s:i,s:i,s:i},s:o}", "application", "host", "127.0.0.1", "port", free_udp_port(),
+                     "objectIdentifier", 599, "apduTimeout", 2000, "devices", devs);
 }
 
 int main(int argc, char **argv) {
@@ -354,8 +357,8 @@ int main(int argc, char **argv) {
     printf("  CPU               : %.1f%% of one core\n", 100.0 * cpu / el);
     printf("  RSS               : %.1f MB\n", rss / 1024.0);
     if (nl)
-        printf("  COV -> emit       : p50 %.0f ms, p99 %.0f ms (%zu notifications, ms resolution)\n", lat[nl / 2],
-               lat[(size_t)((double)nl * 0.99)], nl);
+        printf("  COV -> emit       : p50 %.0f ms, p99 %.0f ms (%zu notifications, ms resolution)\n",
+               lat[nl / 2], lat[(size_t)((double)nl * 0.99)], nl);
     free(lat);
     free(ports);
     return 0;

@@ -16,9 +16,9 @@
 #include "proto/bacnet/bn.h"
 #include "proto/bacnet/bn_client.h"
 
-#define W(name, cap)                                                                                           \
-    uint8_t name##_buf[cap];                                                                                   \
-    bn_w name;                                                                                                 \
+#define W(name, cap)                                                                                         \
+    uint8_t name##_buf[cap];                                                                                 \
+    bn_w name;                                                                                               \
     bn_w_init(&name, name##_buf, sizeof name##_buf)
 
 static void check(const bn_w *w, const uint8_t *want, size_t n) {
@@ -26,43 +26,125 @@ static void check(const bn_w *w, const uint8_t *want, size_t n) {
     assert_int_equal(w->len, n);
     assert_memory_equal(w->p, want, n);
 }
-#define CHECK(w, ...)                                                                                          \
-    do {                                                                                                       \
-        const uint8_t want_[] = {__VA_ARGS__};                                                                 \
-        check(&(w), want_, sizeof want_);                                                                      \
+#define CHECK(w, ...)                                                                                        \
+    do {                                                                                                     \
+        const uint8_t want_[] = {__VA_ARGS__};                                                               \
+        check(&(w), want_, sizeof want_);                                                                    \
     } while (0)
 
 static void test_primitives_encode(void **st) {
     (void)st;
     /* clause 20.2 examples */
-    { W(w, 16); bn_enc_null(&w); CHECK(w, 0x00); }
-    { W(w, 16); bn_enc_bool(&w, 0); CHECK(w, 0x10); }
-    { W(w, 16); bn_enc_bool(&w, 1); CHECK(w, 0x11); }
-    { W(w, 16); bn_enc_unsigned(&w, 72); CHECK(w, 0x21, 0x48); }
-    { W(w, 16); bn_enc_unsigned(&w, 256); CHECK(w, 0x22, 0x01, 0x00); }
-    { W(w, 16); bn_enc_signed(&w, 72); CHECK(w, 0x31, 0x48); }
-    { W(w, 16); bn_enc_signed(&w, -1); CHECK(w, 0x31, 0xFF); }
-    { W(w, 16); bn_enc_signed(&w, -129); CHECK(w, 0x32, 0xFF, 0x7F); }
-    { W(w, 16); bn_enc_real(&w, 72.0f); CHECK(w, 0x44, 0x42, 0x90, 0x00, 0x00); }
-    { W(w, 16); bn_enc_double(&w, 72.0); CHECK(w, 0x55, 0x08, 0x40, 0x52, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00); }
-    { W(w, 16); bn_enc_octets(&w, (const uint8_t[]){0x43, 0x21}, 2); CHECK(w, 0x62, 0x43, 0x21); }
+    {
+        W(w, 16);
+        bn_enc_null(&w);
+        CHECK(w, 0x00);
+    }
+    {
+        W(w, 16);
+        bn_enc_bool(&w, 0);
+        CHECK(w, 0x10);
+    }
+    {
+        W(w, 16);
+        bn_enc_bool(&w, 1);
+        CHECK(w, 0x11);
+    }
+    {
+        W(w, 16);
+        bn_enc_unsigned(&w, 72);
+        CHECK(w, 0x21, 0x48);
+    }
+    {
+        W(w, 16);
+        bn_enc_unsigned(&w, 256);
+        CHECK(w, 0x22, 0x01, 0x00);
+    }
+    {
+        W(w, 16);
+        bn_enc_signed(&w, 72);
+        CHECK(w, 0x31, 0x48);
+    }
+    {
+        W(w, 16);
+        bn_enc_signed(&w, -1);
+        CHECK(w, 0x31, 0xFF);
+    }
+    {
+        W(w, 16);
+        bn_enc_signed(&w, -129);
+        CHECK(w, 0x32, 0xFF, 0x7F);
+    }
+    {
+        W(w, 16);
+        bn_enc_real(&w, 72.0f);
+        CHECK(w, 0x44, 0x42, 0x90, 0x00, 0x00);
+    }
+    {
+        W(w, 16);
+        bn_enc_double(&w, 72.0);
+        CHECK(w, 0x55, 0x08, 0x40, 0x52, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00);
+    }
+    {
+        W(w, 16);
+        bn_enc_octets(&w, (const uint8_t[]){0x43, 0x21}, 2);
+        CHECK(w, 0x62, 0x43, 0x21);
+    }
     {
         W(w, 64);
         bn_enc_charstr(&w, "This is a BACnet string!", 24);
         assert_int_equal(w.len, 27);
         assert_memory_equal(w.p, ((uint8_t[]){0x75, 0x19, 0x00, 'T', 'h'}), 5);
     }
-    { W(w, 16); bn_enc_bitstr(&w, (const uint8_t[]){1, 0, 1, 0, 1}, 5); CHECK(w, 0x82, 0x03, 0xA8); }
-    { W(w, 16); bn_enc_enum(&w, 0); CHECK(w, 0x91, 0x00); }
+    {
+        W(w, 16);
+        bn_enc_bitstr(&w, (const uint8_t[]){1, 0, 1, 0, 1}, 5);
+        CHECK(w, 0x82, 0x03, 0xA8);
+    }
+    {
+        W(w, 16);
+        bn_enc_enum(&w, 0);
+        CHECK(w, 0x91, 0x00);
+    }
     /* January 24, 1991, Thursday; 17:35:45.17 */
-    { W(w, 16); bn_enc_date(&w, (const uint8_t[]){91, 1, 24, 4}); CHECK(w, 0xA4, 0x5B, 0x01, 0x18, 0x04); }
-    { W(w, 16); bn_enc_time(&w, (const uint8_t[]){17, 35, 45, 17}); CHECK(w, 0xB4, 0x11, 0x23, 0x2D, 0x11); }
+    {
+        W(w, 16);
+        bn_enc_date(&w, (const uint8_t[]){91, 1, 24, 4});
+        CHECK(w, 0xA4, 0x5B, 0x01, 0x18, 0x04);
+    }
+    {
+        W(w, 16);
+        bn_enc_time(&w, (const uint8_t[]){17, 35, 45, 17});
+        CHECK(w, 0xB4, 0x11, 0x23, 0x2D, 0x11);
+    }
     /* (Binary Input, 15) */
-    { W(w, 16); bn_enc_oid(&w, 3, 15); CHECK(w, 0xC4, 0x00, 0xC0, 0x00, 0x0F); }
+    {
+        W(w, 16);
+        bn_enc_oid(&w, 3, 15);
+        CHECK(w, 0xC4, 0x00, 0xC0, 0x00, 0x0F);
+    }
+}
+
+static void test_context_tags_encode(void **st) {
+    (void)st;
     /* context tags; extended tag numbers and lengths */
-    { W(w, 16); bn_enc_ctx_unsigned(&w, 0, 256); CHECK(w, 0x0A, 0x01, 0x00); }
-    { W(w, 16); bn_enc_open(&w, 3); bn_enc_close(&w, 3); CHECK(w, 0x3E, 0x3F); }
-    { W(w, 16); bn_enc_open(&w, 20); bn_enc_close(&w, 20); CHECK(w, 0xFE, 0x14, 0xFF, 0x14); }
+    {
+        W(w, 16);
+        bn_enc_ctx_unsigned(&w, 0, 256);
+        CHECK(w, 0x0A, 0x01, 0x00);
+    }
+    {
+        W(w, 16);
+        bn_enc_open(&w, 3);
+        bn_enc_close(&w, 3);
+        CHECK(w, 0x3E, 0x3F);
+    }
+    {
+        W(w, 16);
+        bn_enc_open(&w, 20);
+        bn_enc_close(&w, 20);
+        CHECK(w, 0xFE, 0x14, 0xFF, 0x14);
+    }
     {
         W(w, 400);
         uint8_t big[300] = {0};
@@ -70,14 +152,19 @@ static void test_primitives_encode(void **st) {
         assert_memory_equal(w.p, ((uint8_t[]){0x65, 0xFE, 0x01, 0x2C}), 4);
         assert_int_equal(w.len, 304);
     }
-    { W(w, 2); bn_enc_unsigned(&w, 65536); assert_true(w.overflow); }
+    {
+        W(w, 2);
+        bn_enc_unsigned(&w, 65536);
+        assert_true(w.overflow);
+    }
 }
 
 static void test_primitives_decode(void **st) {
     (void)st;
-    const uint8_t in[] = {0x00, 0x11, 0x22, 0x01, 0x00, 0x32, 0xFF, 0x7F, 0x44, 0x42, 0x90, 0x00, 0x00, 0x75, 0x04,
-                          0x00, 'a', 'b', 'c', 0x82, 0x03, 0xA8, 0x91, 0x03, 0xA4, 0x5B, 0x01, 0x18, 0x04, 0xC4,
-                          0x00, 0xC0, 0x00, 0x0F, 0x3E, 0x19, 0x55, 0x3F, 0x65, 0xFE, 0x00, 0x02, 0xAA, 0xBB};
+    const uint8_t in[] = {0x00, 0x11, 0x22, 0x01, 0x00, 0x32, 0xFF, 0x7F, 0x44, 0x42, 0x90,
+                          0x00, 0x00, 0x75, 0x04, 0x00, 'a',  'b',  'c',  0x82, 0x03, 0xA8,
+                          0x91, 0x03, 0xA4, 0x5B, 0x01, 0x18, 0x04, 0xC4, 0x00, 0xC0, 0x00,
+                          0x0F, 0x3E, 0x19, 0x55, 0x3F, 0x65, 0xFE, 0x00, 0x02, 0xAA, 0xBB};
     size_t off = 0;
     bn_value v;
     assert_int_equal(bn_dec_item(in, sizeof in, &off, &v), 0);
@@ -196,8 +283,8 @@ static void test_services_annex_f(void **st) {
     bn_wp_begin(&wp, 2, 1, 85, BN_ARRAY_ALL);
     bn_enc_real(&wp, 180.0f);
     bn_wp_end(&wp, 0);
-    CHECK(wp, 0x00, 0x04, 0x59, 0x0F, 0x0C, 0x00, 0x80, 0x00, 0x01, 0x19, 0x55, 0x3E, 0x44, 0x43, 0x34, 0x00, 0x00,
-          0x3F);
+    CHECK(wp, 0x00, 0x04, 0x59, 0x0F, 0x0C, 0x00, 0x80, 0x00, 0x01, 0x19, 0x55, 0x3E, 0x44, 0x43, 0x34, 0x00,
+          0x00, 0x3F);
     /* with priority 8 and relinquish (Null) */
     W(rel, 64);
     bn_wp_begin(&rel, 1, 1, 85, BN_ARRAY_ALL);
@@ -247,8 +334,9 @@ static void on_rpm(void *ud, const bn_rpm_result *r) {
 static void test_rpm_ack(void **st) {
     (void)st;
     /* F.3.7 ACK: (AI 16) Present_Value 72.3, Reliability NO_FAULT_DETECTED; plus an error result */
-    const uint8_t ack[] = {0x0C, 0x00, 0x00, 0x00, 0x10, 0x1E, 0x29, 0x55, 0x4E, 0x44, 0x42, 0x90, 0x99, 0x9A, 0x4F,
-                           0x29, 0x67, 0x4E, 0x91, 0x00, 0x4F, 0x29, 0x1C, 0x5E, 0x91, 0x02, 0x91, 0x20, 0x5F, 0x1F};
+    const uint8_t ack[] = {0x0C, 0x00, 0x00, 0x00, 0x10, 0x1E, 0x29, 0x55, 0x4E, 0x44,
+                           0x42, 0x90, 0x99, 0x9A, 0x4F, 0x29, 0x67, 0x4E, 0x91, 0x00,
+                           0x4F, 0x29, 0x1C, 0x5E, 0x91, 0x02, 0x91, 0x20, 0x5F, 0x1F};
     rpm_seen s = {0};
     assert_int_equal(bn_rpm_ack_walk(ack, sizeof ack, on_rpm, &s), 0);
     assert_int_equal(s.values, 2);
@@ -279,7 +367,8 @@ static void test_apdu_and_texts(void **st) {
     assert_string_equal(t, "aborted: segmentation-not-supported");
     const uint8_t seg[] = {0x3C, 0x05, 0x00, 0x04, 0x0C, 0xAA};
     assert_int_equal(bn_apdu_decode(seg, sizeof seg, &a), 0);
-    assert_true(a.segmented && a.more_follows && a.seq == 0 && a.window == 4 && a.service == 12 && a.len == 1);
+    assert_true(a.segmented && a.more_follows && a.seq == 0 && a.window == 4 && a.service == 12 &&
+                a.len == 1);
     assert_int_equal(bn_apdu_decode((const uint8_t[]){0x80}, 1, &a), -1);
     assert_int_equal(bn_max_apdu_decode(5), 1476);
     assert_int_equal(bn_max_apdu_code(1024), 4);
@@ -373,8 +462,8 @@ static void test_client_segmented_and_retry(void **st) {
     assert_true(n > 8);
     uint8_t invoke = buf[8];
     /* the answer in two segments: the ACK header + half the payload, then the rest */
-    const uint8_t body[] = {0x0C, 0x02, 0x00, 0x00, 0x01, 0x19, 0x4C, 0x3E,
-                            0xC4, 0x02, 0x00, 0x00, 0x01, 0xC4, 0x00, 0x00, 0x00, 0x05, 0x3F};
+    const uint8_t body[] = {0x0C, 0x02, 0x00, 0x00, 0x01, 0x19, 0x4C, 0x3E, 0xC4, 0x02,
+                            0x00, 0x00, 0x01, 0xC4, 0x00, 0x00, 0x00, 0x05, 0x3F};
     uint8_t s1[32] = {0x3C, invoke, 0x00, 0x02, 0x0C};
     memcpy(s1 + 5, body, 10);
     peer_send(ps, &from, s1, 15);
@@ -433,10 +522,15 @@ static void test_addr_format(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_primitives_encode),  cmocka_unit_test(test_primitives_decode),
-        cmocka_unit_test(test_bvll_npdu),          cmocka_unit_test(test_services_annex_f),
-        cmocka_unit_test(test_rpm_ack),            cmocka_unit_test(test_apdu_and_texts),
-        cmocka_unit_test(test_enums),              cmocka_unit_test(test_client_segmented_and_retry),
+        cmocka_unit_test(test_primitives_encode),
+        cmocka_unit_test(test_context_tags_encode),
+        cmocka_unit_test(test_primitives_decode),
+        cmocka_unit_test(test_bvll_npdu),
+        cmocka_unit_test(test_services_annex_f),
+        cmocka_unit_test(test_rpm_ack),
+        cmocka_unit_test(test_apdu_and_texts),
+        cmocka_unit_test(test_enums),
+        cmocka_unit_test(test_client_segmented_and_retry),
         cmocka_unit_test(test_addr_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

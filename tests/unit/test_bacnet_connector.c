@@ -59,10 +59,11 @@ static void test_device_id(void **st) {
     int expect[][3] = {{1, 1, 1}, {1, 0, 0}, {1, 0, 1}, {1, 1, 0}, {1, 0, 0}}; /* 1234, 3, 1500 */
     for (size_t i = 0; i < 5; i++) {
         char text[512];
-        snprintf(text, sizeof text,
-                 "{\"application\":{\"host\":\"127.0.0.1\",\"objectIdentifier\":1},\"devices\":[{\"host\":\"*\","
-                 "\"deviceId\":%s,\"deviceInfo\":{\"deviceNameExpression\":\"d\"}}]}",
-                 forms[i]);
+        snprintf(
+            text, sizeof text,
+            "{\"application\":{\"host\":\"127.0.0.1\",\"objectIdentifier\":1},\"devices\":[{\"host\":\"*\","
+            "\"deviceId\":%s,\"deviceInfo\":{\"deviceNameExpression\":\"d\"}}]}",
+            forms[i]);
         json_t *j = json_loads(text, 0, NULL);
         tbgw_host h = host();
         bnc_config c;
@@ -80,21 +81,27 @@ static void test_device_id(void **st) {
 static void test_mask(void **st) {
     (void)st;
     const char *kept[] = {"1", "8", "16", "24", "32", "0", "255.255.255.0", "255.255.0.0"};
-    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) assert_string_equal(bnc_mask_normalise(kept[i]), kept[i]);
-    const char *reset[] = {"33", "100", "999999", "-1", "abc", "", " ", "24/", "255.255.255.256", "255.255.255"};
-    for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++) assert_string_equal(bnc_mask_normalise(reset[i]), "24");
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        assert_string_equal(bnc_mask_normalise(kept[i]), kept[i]);
+    const char *reset[] = {"33", "100", "999999",          "-1",         "abc", "",
+                           " ",  "24/", "255.255.255.256", "255.255.255"};
+    for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++)
+        assert_string_equal(bnc_mask_normalise(reset[i]), "24");
 }
 
-static const char *ref_app = "\"application\":{\"objectName\":\"TB_gateway\",\"host\":\"0.0.0.0\",\"port\":47808,"
-                             "\"mask\":\"24\",\"objectIdentifier\":599,\"maxApduLengthAccepted\":1476}";
+static const char *ref_app =
+    "\"application\":{\"objectName\":\"TB_gateway\",\"host\":\"0.0.0.0\",\"port\":47808,"
+    "\"mask\":\"24\",\"objectIdentifier\":599,\"maxApduLengthAccepted\":1476}";
 
 static void test_config_items(void **st) {
     (void)st;
     char text[2048];
     snprintf(text, sizeof text,
-             "{%s,\"foreignDevice\":{\"address\":\"0.0.0.0\",\"ttl\":900},\"devices\":[{\"host\":\"192.168.2.110\","
+             "{%s,\"foreignDevice\":{\"address\":\"0.0.0.0\",\"ttl\":900},\"devices\":[{\"host\":\"192.168.2."
+             "110\","
              "\"port\":\"47808\",\"mask\":\"24\",\"deviceInfo\":{\"deviceNameExpression\":\"BACnet Device "
-             "${objectName}\"},\"timeseries\":[{\"key\":\"t\",\"objectType\":\"analog-input\",\"objectId\":\"1-3\","
+             "${objectName}\"},\"timeseries\":[{\"key\":\"t\",\"objectType\":\"analog-input\",\"objectId\":"
+             "\"1-3\","
              "\"propertyId\":\"presentValue\"},{\"key\":\"${objectName}\",\"objectType\":[\"analogInput\","
              "\"binaryValue\"],\"objectId\":\"*\",\"propertyId\":[\"presentValue\",\"statusFlags\"]},"
              "{\"key\":\"bad\",\"objectType\":\"nope\",\"objectId\":1,\"propertyId\":\"presentValue\"},"
@@ -142,13 +149,14 @@ static void test_config_items(void **st) {
 
 static void test_old_format(void **st) {
     (void)st;
-    json_t *old = json_loads("{\"general\":{\"objectName\":\"GW\",\"address\":\"127.0.0.1:47850\",\"objectIdentifier\":"
-                             "599},\"devices\":[{\"deviceName\":\"BACnet Device ${objectName}\",\"deviceType\":\"dt\","
-                             "\"address\":\"192.168.2.110:47808\",\"timeseries\":[{\"key\":\"state\",\"objectId\":"
-                             "\"binaryValue:1\",\"propertyId\":\"presentValue\"}],\"rpc\":[{\"method\":\"m\","
-                             "\"requestType\":\"readProperty\",\"objectId\":\"analogOutput:2\",\"propertyId\":"
-                             "\"presentValue\"}]}]}",
-                             0, NULL);
+    json_t *old =
+        json_loads("{\"general\":{\"objectName\":\"GW\",\"address\":\"127.0.0.1:47850\",\"objectIdentifier\":"
+                   "599},\"devices\":[{\"deviceName\":\"BACnet Device ${objectName}\",\"deviceType\":\"dt\","
+                   "\"address\":\"192.168.2.110:47808\",\"timeseries\":[{\"key\":\"state\",\"objectId\":"
+                   "\"binaryValue:1\",\"propertyId\":\"presentValue\"}],\"rpc\":[{\"method\":\"m\","
+                   "\"requestType\":\"readProperty\",\"objectId\":\"analogOutput:2\",\"propertyId\":"
+                   "\"presentValue\"}]}]}",
+                   0, NULL);
     assert_non_null(old);
     tbgw_host h = host();
     bnc_config c;
@@ -182,16 +190,19 @@ static void test_ede(void **st) {
     assert_int_equal(json_array_size(devs), 1);
     json_t *d = json_array_get(devs, 0);
     assert_string_equal(json_string_value(json_object_get(d, "deviceId")), "1234");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(d, "deviceInfo"), "deviceNameExpression")),
-                        "Boiler");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(d, "deviceInfo"), "deviceNameExpression")),
+        "Boiler");
     json_t *ts = json_object_get(d, "timeseries");
     assert_int_equal(json_array_size(ts), 2);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(ts, 1), "objectType")), "binaryOutput");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ts, 1), "objectType")),
+                        "binaryOutput");
     json_decref(devs);
     assert_null(bnc_ede_devices("no header\n", ';', &err));
     /* base64 form (comma separated) through the config */
-    const char *b64 = "IyBrZXluYW1lLGRldmljZSBvYmouLWluc3RhbmNlLG9iamVjdC1uYW1lLG9iamVjdC10eXBlLG9iamVjdC1pbnN0YW5jZQpk"
-                      "LDcsUGxhbnQsOCw3CmEsNyxUZW1wLDAsMwo=";
+    const char *b64 =
+        "IyBrZXluYW1lLGRldmljZSBvYmouLWluc3RhbmNlLG9iamVjdC1uYW1lLG9iamVjdC10eXBlLG9iamVjdC1pbnN0YW5jZQpk"
+        "LDcsUGxhbnQsOCw3CmEsNyxUZW1wLDAsMwo=";
     char text[1024];
     snprintf(text, sizeof text, "{%s,\"edeConfig\":\"%s\"}", ref_app, b64);
     json_t *j = json_loads(text, 0, NULL);
@@ -259,14 +270,14 @@ static void enc(uint16_t type, uint32_t prop, const char *json, const uint8_t *w
 
 static void test_encode_downlink(void **st) {
     (void)st;
-    enc(1, 85, "75", (const uint8_t[]){0x44, 0x42, 0x96, 0x00, 0x00}, 5);            /* analogOutput: Real */
-    enc(1, 85, "\"42\"", (const uint8_t[]){0x44, 0x42, 0x28, 0x00, 0x00}, 5);        /* reserved set: text */
-    enc(4, 85, "true", (const uint8_t[]){0x91, 0x01}, 2);                              /* binaryOutput: Enumerated */
+    enc(1, 85, "75", (const uint8_t[]){0x44, 0x42, 0x96, 0x00, 0x00}, 5);     /* analogOutput: Real */
+    enc(1, 85, "\"42\"", (const uint8_t[]){0x44, 0x42, 0x28, 0x00, 0x00}, 5); /* reserved set: text */
+    enc(4, 85, "true", (const uint8_t[]){0x91, 0x01}, 2);                     /* binaryOutput: Enumerated */
     enc(4, 85, "\"inactive\"", (const uint8_t[]){0x91, 0x00}, 2);
-    enc(19, 85, "3", (const uint8_t[]){0x21, 0x03}, 2);                                /* multiStateValue */
-    enc(1, 85, "null", (const uint8_t[]){0x00}, 1);                                    /* relinquish */
-    enc(1, 28, "\"hi\"", (const uint8_t[]){0x73, 0x00, 'h', 'i'}, 4);                 /* description */
-    enc(1, 81, "1", (const uint8_t[]){0x11}, 1);                                       /* outOfService */
+    enc(19, 85, "3", (const uint8_t[]){0x21, 0x03}, 2);               /* multiStateValue */
+    enc(1, 85, "null", (const uint8_t[]){0x00}, 1);                   /* relinquish */
+    enc(1, 28, "\"hi\"", (const uint8_t[]){0x73, 0x00, 'h', 'i'}, 4); /* description */
+    enc(1, 81, "1", (const uint8_t[]){0x11}, 1);                      /* outOfService */
     json_t *v = json_string("abc");
     uint8_t buf[16];
     bn_w w;
@@ -278,10 +289,14 @@ static void test_encode_downlink(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_address_patterns), cmocka_unit_test(test_device_id),
-        cmocka_unit_test(test_mask),             cmocka_unit_test(test_config_items),
-        cmocka_unit_test(test_old_format),       cmocka_unit_test(test_ede),
-        cmocka_unit_test(test_values),           cmocka_unit_test(test_encode_downlink),
+        cmocka_unit_test(test_address_patterns),
+        cmocka_unit_test(test_device_id),
+        cmocka_unit_test(test_mask),
+        cmocka_unit_test(test_config_items),
+        cmocka_unit_test(test_old_format),
+        cmocka_unit_test(test_ede),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_encode_downlink),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,7 +37,8 @@ static int send_rq(bnc_device *d, rq *q, uint8_t service, const uint8_t *req, si
     bnc_conn *c = d->conn;
     unsigned max = d->iam.max_apdu ? d->iam.max_apdu : 480;
     if (bn_client_request(c->cl, &d->addr, service, req, n, max, on_done, q) != 0) {
-        TBGW_ERRORF(c->h->log, "%s: request does not fit the device's APDU size or too many pending", d->addr_text);
+        TBGW_ERRORF(c->h->log, "%s: request does not fit the device's APDU size or too many pending",
+                    d->addr_text);
         free(q->specs);
         free(q);
         return -1;
@@ -46,7 +47,8 @@ static int send_rq(bnc_device *d, rq *q, uint8_t service, const uint8_t *req, si
     return 0;
 }
 
-static int read_property(bnc_device *d, rq_kind kind, uint16_t type, uint32_t inst, uint32_t prop, uint32_t index) {
+static int read_property(bnc_device *d, rq_kind kind, uint16_t type, uint32_t inst, uint32_t prop,
+                         uint32_t index) {
     rq *q = calloc(1, sizeof *q);
     if (!q) return -1;
     q->d = d;
@@ -70,7 +72,8 @@ static int read_property(bnc_device *d, rq_kind kind, uint16_t type, uint32_t in
 
 /* ---- results of a poll cycle ---- */
 
-static void store_result(bnc_device *d, uint16_t type, uint32_t inst, uint32_t prop, const uint8_t *p, size_t n) {
+static void store_result(bnc_device *d, uint16_t type, uint32_t inst, uint32_t prop, const uint8_t *p,
+                         size_t n) {
     if (d->n_res == d->cap_res) {
         size_t cap = d->cap_res ? d->cap_res * 2 : 16;
         bnc_result *nr = realloc(d->res, cap * sizeof *nr);
@@ -94,7 +97,8 @@ static void clear_results(bnc_device *d) {
     d->n_res = 0;
 }
 
-static const bnc_result *find_result(const bnc_result *res, size_t n, uint16_t type, uint32_t inst, uint32_t prop) {
+static const bnc_result *find_result(const bnc_result *res, size_t n, uint16_t type, uint32_t inst,
+                                     uint32_t prop) {
     for (size_t i = 0; i < n; i++)
         if (res[i].type == type && res[i].inst == inst && res[i].prop == prop) return &res[i];
     return NULL;
@@ -137,8 +141,8 @@ static void add_dp(tbgw_converted *rec, const bnc_item *it, int64_t ts, const ch
 
 /* One point into datapoints: ${prop} tags name the key; one property gives `key`, several
  * `key.<propName>`. */
-void bnc_convert_point(const bnc_result *res, size_t n_res, const bnc_point *pt, tbgw_converted *rec, int64_t ts,
-                       tbgw_buf *scratch) {
+void bnc_convert_point(const bnc_result *res, size_t n_res, const bnc_point *pt, tbgw_converted *rec,
+                       int64_t ts, tbgw_buf *scratch) {
     const bnc_item *it = pt->item;
     key_ctx kc = {res, n_res, pt, 0};
     tbgw_buf key;
@@ -185,8 +189,8 @@ static void finish_cycle(bnc_device *d) {
     if (d->cycle_ok == 0 && d->cycle_fail > 0) {
         int64_t wait = tbgw_backoff_next(&d->backoff);
         if (d->state != BNC_INACTIVE)
-            TBGW_WARNF(c->h->log, "device %s (%s) stopped answering; marked inactive, retrying in %lld ms", d->name,
-                       d->addr_text, (long long)wait);
+            TBGW_WARNF(c->h->log, "device %s (%s) stopped answering; marked inactive, retrying in %lld ms",
+                       d->name, d->addr_text, (long long)wait);
         d->state = BNC_INACTIVE;
         d->retry_at = now + wait;
         clear_results(d);
@@ -202,7 +206,8 @@ static void finish_cycle(bnc_device *d) {
     tbgw_buf scratch;
     tbgw_buf_init(&scratch);
     int64_t ts = tbgw_now_ms();
-    for (size_t i = 0; rec && i < d->n_points; i++) bnc_convert_point(d->res, d->n_res, &d->points[i], rec, ts, &scratch);
+    for (size_t i = 0; rec && i < d->n_points; i++)
+        bnc_convert_point(d->res, d->n_res, &d->points[i], rec, ts, &scratch);
     tbgw_buf_free(&scratch);
     if (rec && tbgw_converted_count(rec) > 0) {
         c->h->stat_add(c->h, TBGW_STAT_CONV_PROCESSED, 1);
@@ -239,7 +244,8 @@ static void fallback_rp(bnc_device *d, const rq *q) {
     for (size_t i = 0; i < q->n_specs; i++)
         for (size_t k = 0; k < q->specs[i].n_props; k++)
             if (q->specs[i].props[k] != 8)
-                read_property(d, RQ_RP, q->specs[i].type, q->specs[i].inst, q->specs[i].props[k], BN_ARRAY_ALL);
+                read_property(d, RQ_RP, q->specs[i].type, q->specs[i].inst, q->specs[i].props[k],
+                              BN_ARRAY_ALL);
 }
 
 static void malformed(bnc_device *d, const char *what) {
@@ -253,7 +259,8 @@ static void on_poll_answer(bnc_device *d, rq *q, const bn_result *r) {
     if (r->status == BN_OK) {
         if (q->kind == RQ_RPM) {
             rpm_ctx x = {d, 0};
-            if (bn_rpm_ack_walk(r->data, r->len, on_rpm_result, &x) != 0) malformed(d, "ReadPropertyMultiple-ACK");
+            if (bn_rpm_ack_walk(r->data, r->len, on_rpm_result, &x) != 0)
+                malformed(d, "ReadPropertyMultiple-ACK");
             d->cycle_ok++;
         } else {
             bn_rp_ack a;
@@ -273,8 +280,9 @@ static void on_poll_answer(bnc_device *d, rq *q, const bn_result *r) {
     if (q->kind == RQ_RPM && (r->status == BN_E_REJECT || r->status == BN_E_ABORT ||
                               (r->status == BN_E_ERROR && r->eclass == 5))) {
         bn_result_text(r, why, sizeof why);
-        TBGW_INFOF(d->conn->h->log, "device %s does not take ReadPropertyMultiple (%s): polling with ReadProperty",
-                   d->name, why);
+        TBGW_INFOF(d->conn->h->log,
+                   "device %s does not take ReadPropertyMultiple (%s): polling with ReadProperty", d->name,
+                   why);
         d->rpm = 0;
         d->cycle_ok++;
         fallback_rp(d, q);
@@ -283,8 +291,8 @@ static void on_poll_answer(bnc_device *d, rq *q, const bn_result *r) {
     d->cycle_ok++; /* the device answered */
     bn_result_text(r, why, sizeof why);
     if (q->kind == RQ_RP)
-        TBGW_DEBUGF(d->conn->h->log, "%s: reading %u,%u property %u: %s", d->name, q->specs->type, q->specs->inst,
-                    q->specs->props[0], why);
+        TBGW_DEBUGF(d->conn->h->log, "%s: reading %u,%u property %u: %s", d->name, q->specs->type,
+                    q->specs->inst, q->specs->props[0], why);
 }
 
 static void objects_add(bnc_device *d, const uint8_t *p, size_t n) {
@@ -360,7 +368,8 @@ static void on_done(void *ud, const bn_result *r) {
                 bn_rp_ack a;
                 tbgw_buf t;
                 tbgw_buf_init(&t);
-                if (bn_rp_ack_decode(r->data, r->len, &a) == 0 && bnc_value_text(8, 77, a.value, a.value_len, &t) == 0)
+                if (bn_rp_ack_decode(r->data, r->len, &a) == 0 &&
+                    bnc_value_text(8, 77, a.value, a.value_len, &t) == 0)
                     d->object_name = strdup(tbgw_buf_cstr(&t));
                 tbgw_buf_free(&t);
             }
@@ -373,9 +382,13 @@ static void on_done(void *ud, const bn_result *r) {
             dev_setup(d);
             break;
         case RQ_LIST_WHOLE:
-        case RQ_LIST_INDEX: on_list_answer(d, q, r); break;
+        case RQ_LIST_INDEX:
+            on_list_answer(d, q, r);
+            break;
         case RQ_RPM:
-        case RQ_RP: on_poll_answer(d, q, r); break;
+        case RQ_RP:
+            on_poll_answer(d, q, r);
+            break;
         }
         if (d->inflight == 0) {
             if (d->state == BNC_LISTING) {
@@ -430,8 +443,8 @@ static void build_points(bnc_device *d) {
 static void dev_setup(bnc_device *d) {
     bnc_conn *c = d->conn;
     if (!d->name) {
-        json_t *body = json_pack("{s:s,s:s,s:I,s:I}", "objectName", d->object_name ? d->object_name : "", "address",
-                                 d->addr_text, "objectId", (json_int_t)d->iam.inst, "vendorId",
+        json_t *body = json_pack("{s:s,s:s,s:I,s:I}", "objectName", d->object_name ? d->object_name : "",
+                                 "address", d->addr_text, "objectId", (json_int_t)d->iam.inst, "vendorId",
                                  (json_int_t)d->iam.vendor);
         tbgw_buf b;
         tbgw_buf_init(&b);
@@ -751,10 +764,17 @@ static void tick_devices(bnc_conn *c, int64_t now) {
 static int bc_run(void *self) {
     bnc_conn *c = self;
     const bnc_app *a = &c->cfg.app;
-    bn_client_opts o = {.bind_ip = a->bind_ip, .port = a->port, .broadcast_ip = a->broadcast_ip,
-                        .max_apdu = a->max_apdu, .timeout_ms = a->apdu_timeout_ms, .retries = a->apdu_retries, .bbmd_ip = a->bbmd_ip,
-                        .bbmd_port = a->bbmd_port, .ttl = a->ttl};
-    bn_handlers hd = {.ud = c, .unconfirmed = h_unconfirmed, .confirmed = h_confirmed, .malformed = h_malformed};
+    bn_client_opts o = {.bind_ip = a->bind_ip,
+                        .port = a->port,
+                        .broadcast_ip = a->broadcast_ip,
+                        .max_apdu = a->max_apdu,
+                        .timeout_ms = a->apdu_timeout_ms,
+                        .retries = a->apdu_retries,
+                        .bbmd_ip = a->bbmd_ip,
+                        .bbmd_port = a->bbmd_port,
+                        .ttl = a->ttl};
+    bn_handlers hd = {
+        .ud = c, .unconfirmed = h_unconfirmed, .confirmed = h_confirmed, .malformed = h_malformed};
     char why[200];
     c->cl = bn_client_open(&o, &hd, why, sizeof why);
     if (!c->cl) {

@@ -19,10 +19,10 @@
 typedef struct bnc_item {
     char *key;
     tbgw_expr *key_expr;
-    int attr;           /* 1 = attributes, 0 = timeseries */
-    int types[8];       /* object types (several only with objectId "*"); -1 = any type ("*" section) */
+    int attr;     /* 1 = attributes, 0 = timeseries */
+    int types[8]; /* object types (several only with objectId "*"); -1 = any type ("*" section) */
     size_t n_types;
-    int64_t inst;       /* instance, BNC_INST_ANY or BNC_INST_SELF */
+    int64_t inst;                  /* instance, BNC_INST_ANY or BNC_INST_SELF */
     uint32_t props[BNC_MAX_PROPS]; /* properties to emit */
     size_t n_props;
     uint32_t tags[BNC_MAX_PROPS]; /* properties named by ${...} in the key, read for naming */
@@ -40,10 +40,10 @@ typedef struct bnc_idmatch {
 /* One entry of "devices" in the configuration. */
 typedef struct bnc_devcfg {
     size_t index;
-    char *address;   /* pattern without the mask: "192.168.1.5:47809", "*", "192.168.X.X:*" */
-    uint32_t ip;     /* when the address names one host */
+    char *address; /* pattern without the mask: "192.168.1.5:47809", "*", "192.168.X.X:*" */
+    uint32_t ip;   /* when the address names one host */
     uint16_t port;
-    int unicast;     /* Who-Is can go to ip:port */
+    int unicast; /* Who-Is can go to ip:port */
     int has_id;
     bnc_idmatch id;
     char **alt;
@@ -97,7 +97,8 @@ int bnc_id_match(const bnc_idmatch *m, uint32_t inst);
 /* ---- values ---- */
 /* Converts a property value (encoded items) as the reference does: a single Real/Double becomes a
  * double rounded to 2 decimals, anything else its Python str() text. Returns 0, or -1 malformed. */
-int bnc_value_convert(uint16_t otype, uint32_t prop, const uint8_t *p, size_t n, tbgw_value *out, tbgw_buf *text);
+int bnc_value_convert(uint16_t otype, uint32_t prop, const uint8_t *p, size_t n, tbgw_value *out,
+                      tbgw_buf *text);
 /* str() text of a value into text (what RPC reads answer). */
 int bnc_value_text(uint16_t otype, uint32_t prop, const uint8_t *p, size_t n, tbgw_buf *text);
 /* Encodes a downlink value (JSON) for a WriteProperty of prop on an object of type otype. */
@@ -160,8 +161,8 @@ struct bnc_conn {
 };
 
 /* Converts one point from a set of results (bacnet.c). */
-void bnc_convert_point(const bnc_result *res, size_t n_res, const bnc_point *pt, tbgw_converted *rec, int64_t ts,
-                       tbgw_buf *scratch);
+void bnc_convert_point(const bnc_result *res, size_t n_res, const bnc_point *pt, tbgw_converted *rec,
+                       int64_t ts, tbgw_buf *scratch);
 /* COV (bacnet_cov.c): subscriptions of a device that has useCov, renewed before they lapse; a
  * notification is converted and emitted at once. */
 void bnc_cov_tick(bnc_device *d, int64_t now);

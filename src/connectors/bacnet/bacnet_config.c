@@ -9,7 +9,8 @@
 
 #include "connectors/bacnet/bacnet.h"
 
-static void warn(const tbgw_host *h, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void warn(const tbgw_host *h, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void warn(const tbgw_host *h, const char *path, const char *fmt, ...) {
     char msg[300];
     va_list ap;
@@ -105,7 +106,8 @@ static int64_t jint(const json_t *o, const char *k, int64_t def) {
     const json_t *v = json_object_get(o, k);
     if (json_is_integer(v)) return json_integer_value(v);
     if (json_is_real(v)) return (int64_t)json_real_value(v);
-    if (json_is_string(v) && isdigit((unsigned char)*json_string_value(v))) return atoll(json_string_value(v));
+    if (json_is_string(v) && isdigit((unsigned char)*json_string_value(v)))
+        return atoll(json_string_value(v));
     return def;
 }
 
@@ -127,7 +129,8 @@ static int app_parse(const tbgw_host *h, const json_t *root, bnc_app *a, tbgw_er
     if (parse_ipv4(host, &a->bind_ip) != 0)
         return tbgw_err_set(err, TBGW_EINVAL, "application.host: \"%s\" is not an IPv4 address", host);
     const char *m = bnc_mask_normalise(mask);
-    if (strcmp(m, mask) != 0 && mask[0]) warn(h, "application.mask", "\"%s\" is not a valid mask; using 24", mask);
+    if (strcmp(m, mask) != 0 && mask[0])
+        warn(h, "application.mask", "\"%s\" is not a valid mask; using 24", mask);
     uint32_t bits = mask_bits(m);
     a->broadcast_ip = a->bind_ip ? (a->bind_ip & bits) | ~bits : 0xFFFFFFFFu;
     json_t *pv = port[0] ? json_string(port) : NULL;
@@ -146,7 +149,8 @@ static int app_parse(const tbgw_host *h, const json_t *root, bnc_app *a, tbgw_er
     }
     a->max_apdu = (unsigned)apdu;
     const char *seg = jstr(app, "segmentationSupported");
-    static const char *const segs[] = {"segmentedBoth", "segmentedTransmit", "segmentedReceive", "noSegmentation"};
+    static const char *const segs[] = {"segmentedBoth", "segmentedTransmit", "segmentedReceive",
+                                       "noSegmentation"};
     a->segmentation = 0;
     for (uint32_t i = 0; seg && i < 4; i++)
         if (strcmp(seg, segs[i]) == 0) a->segmentation = i;
@@ -159,7 +163,8 @@ static int app_parse(const tbgw_host *h, const json_t *root, bnc_app *a, tbgw_er
     a->apdu_retries = (int)(rt < 0 ? 0 : rt > 10 ? 10 : rt);
     /* the reference reads the discovery period from the top level only; the example puts it in
      * application: both are honoured, application first */
-    a->discover_ms = jint(app, "devicesDiscoverPeriodSeconds", jint(root, "devicesDiscoverPeriodSeconds", 30)) * 1000;
+    a->discover_ms =
+        jint(app, "devicesDiscoverPeriodSeconds", jint(root, "devicesDiscoverPeriodSeconds", 30)) * 1000;
     if (a->discover_ms < 1000) a->discover_ms = 1000;
     const json_t *fd = json_object_get(root, "foreignDevice");
     const char *fa = jstr(fd, "address");
@@ -170,7 +175,8 @@ static int app_parse(const tbgw_host *h, const json_t *root, bnc_app *a, tbgw_er
             warn(h, "foreignDevice.address", "\"%s\" is not an IPv4 address; foreign-device mode off", fa);
         } else if (ip == 0) {
             /* 0.0.0.0 names no BBMD (the reference's example): stay a normal device */
-            TBGW_INFOF(h->log, "foreignDevice.address is 0.0.0.0: no BBMD, not registering as a foreign device");
+            TBGW_INFOF(h->log,
+                       "foreignDevice.address is 0.0.0.0: no BBMD, not registering as a foreign device");
         } else {
             a->bbmd_ip = ip;
             json_t *p = fp[0] ? json_string(fp) : NULL;
@@ -282,7 +288,8 @@ static int push_item(bnc_devcfg *d, size_t *cap, const bnc_item *it) {
 
 #define MAX_IDS 4096
 
-static int item_parse(const tbgw_host *h, const json_t *e, const char *path, int attr, bnc_devcfg *d, size_t *cap) {
+static int item_parse(const tbgw_host *h, const json_t *e, const char *path, int attr, bnc_devcfg *d,
+                      size_t *cap) {
     bnc_item base;
     memset(&base, 0, sizeof base);
     base.attr = attr;
@@ -415,8 +422,8 @@ static int id_parse(const json_t *v, bnc_idmatch *m) {
 
 /* ---- devices ---- */
 
-static int compile_info(const json_t *info, const char *k, const char *src_k, const char *def, tbgw_expr **out,
-                        int *is_const) {
+static int compile_info(const json_t *info, const char *k, const char *src_k, const char *def,
+                        tbgw_expr **out, int *is_const) {
     const char *s = jstr(info, k);
     const char *src = jstr(info, src_k);
     *is_const = src && strcmp(src, "expression") != 0;
@@ -479,7 +486,8 @@ static int devcfg_parse(const tbgw_host *h, const json_t *jd, size_t idx, bnc_de
     const json_t *id = json_object_get(jd, "deviceId");
     if (id) {
         if (id_parse(id, &d->id) != 0)
-            return tbgw_err_set(err, TBGW_EINVAL, "%s.deviceId: expected \"*\", an instance, \"a-b\" or a list", path);
+            return tbgw_err_set(err, TBGW_EINVAL,
+                                "%s.deviceId: expected \"*\", an instance, \"a-b\" or a list", path);
         d->has_id = 1;
     }
     const json_t *alt = json_object_get(jd, "altResponsesAddresses");
@@ -487,14 +495,16 @@ static int devcfg_parse(const tbgw_host *h, const json_t *jd, size_t idx, bnc_de
         d->alt = calloc(json_array_size(alt), sizeof *d->alt);
         size_t i;
         const json_t *e;
-        json_array_foreach(alt, i, e) if (json_is_string(e) && d->alt) d->alt[d->n_alt++] = strdup(json_string_value(e));
+        json_array_foreach(alt, i, e) if (json_is_string(e) && d->alt) d->alt[d->n_alt++] =
+            strdup(json_string_value(e));
     }
     const json_t *info = json_object_get(jd, "deviceInfo");
     if (!jstr(info, "deviceNameExpression"))
         return tbgw_err_set(err, TBGW_EINVAL, "%s.deviceInfo.deviceNameExpression: required", path);
-    if (compile_info(info, "deviceNameExpression", "deviceNameExpressionSource", "", &d->name_expr, &d->name_const) ||
-        compile_info(info, "deviceProfileExpression", "deviceProfileExpressionSource", "default", &d->profile_expr,
-                     &d->profile_const))
+    if (compile_info(info, "deviceNameExpression", "deviceNameExpressionSource", "", &d->name_expr,
+                     &d->name_const) ||
+        compile_info(info, "deviceProfileExpression", "deviceProfileExpressionSource", "default",
+                     &d->profile_expr, &d->profile_const))
         return tbgw_err_set(err, TBGW_EINVAL, "%s.deviceInfo: invalid expression", path);
     d->need_object_name = (!d->name_const && uses_object_name(d->name_expr)) ||
                           (!d->profile_const && uses_object_name(d->profile_expr));
@@ -544,8 +554,9 @@ json_t *bnc_config_upgrade(const json_t *old) {
         if (!json_object_get(d, "deviceInfo"))
             json_object_set_new(d, "deviceInfo",
                                 json_pack("{s:s,s:s,s:s,s:s}", "deviceNameExpressionSource", "expression",
-                                          "deviceProfileExpressionSource", "expression", "deviceNameExpression",
-                                          name ? name : "", "deviceProfileExpression", type ? type : "default"));
+                                          "deviceProfileExpressionSource", "expression",
+                                          "deviceNameExpression", name ? name : "", "deviceProfileExpression",
+                                          type ? type : "default"));
         json_object_del(d, "deviceName");
         json_object_del(d, "deviceType");
         split_object_ids(json_object_get(d, "attributes"));
@@ -619,8 +630,9 @@ json_t *bnc_ede_devices(const char *text, char sep, tbgw_err *err) {
     free(copy);
     if (col[C_TYPE] < 0 || col[C_INST] < 0 || col[C_DEV] < 0) {
         json_decref(rows);
-        tbgw_err_set(err, TBGW_EINVAL, "EDE: no \"# keyname\" header with device obj.-instance, object-type and "
-                                       "object-instance columns");
+        tbgw_err_set(err, TBGW_EINVAL,
+                     "EDE: no \"# keyname\" header with device obj.-instance, object-type and "
+                     "object-instance columns");
         return NULL;
     }
     json_t *devs = json_array();
@@ -631,10 +643,12 @@ json_t *bnc_ede_devices(const char *text, char sep, tbgw_err *err) {
         json_t *ts = json_array();
         json_array_foreach(rows, k, o) {
             const char *t = ede_type(jstr0(o, "type"));
-            if (strcmp(jstr0(o, "dev"), jstr0(r, "inst")) != 0 || strcmp(jstr0(o, "type"), "8") == 0 || !t) continue;
+            if (strcmp(jstr0(o, "dev"), jstr0(r, "inst")) != 0 || strcmp(jstr0(o, "type"), "8") == 0 || !t)
+                continue;
             const char *nm = jstr0(o, "name");
-            json_array_append_new(ts, json_pack("{s:s,s:s,s:s,s:s}", "key", *nm ? nm : "Unknown Object", "objectType",
-                                                t, "objectId", jstr0(o, "inst"), "propertyId", "presentValue"));
+            json_array_append_new(ts, json_pack("{s:s,s:s,s:s,s:s}", "key", *nm ? nm : "Unknown Object",
+                                                "objectType", t, "objectId", jstr0(o, "inst"), "propertyId",
+                                                "presentValue"));
         }
         if (json_array_size(ts) == 0) {
             json_decref(ts);
@@ -642,11 +656,11 @@ json_t *bnc_ede_devices(const char *text, char sep, tbgw_err *err) {
         }
         const char *nm = jstr0(r, "name");
         json_array_append_new(
-            devs, json_pack("{s:{s:s,s:s,s:s,s:s},s:s,s:s,s:s,s:s,s:i,s:o}", "deviceInfo", "deviceNameExpression",
-                            *nm ? nm : "Unknown Device", "deviceProfileExpression", "default",
-                            "deviceNameExpressionSource", "constant", "deviceProfileExpressionSource", "constant",
-                            "deviceId", jstr0(r, "inst"), "host", "*", "port", "*", "mask", "*", "pollPeriod", 10000,
-                            "timeseries", ts));
+            devs, json_pack("{s:{s:s,s:s,s:s,s:s},s:s,s:s,s:s,s:s,s:i,s:o}", "deviceInfo",
+                            "deviceNameExpression", *nm ? nm : "Unknown Device", "deviceProfileExpression",
+                            "default", "deviceNameExpressionSource", "constant",
+                            "deviceProfileExpressionSource", "constant", "deviceId", jstr0(r, "inst"), "host",
+                            "*", "port", "*", "mask", "*", "pollPeriod", 10000, "timeseries", ts));
     }
     json_decref(rows);
     return devs;

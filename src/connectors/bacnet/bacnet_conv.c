@@ -76,14 +76,28 @@ static void put_oid(tbgw_buf *b, uint16_t type, uint32_t inst) {
 /* str() of one primitive. */
 static void put_prim(tbgw_buf *b, const bn_value *v) {
     switch (v->type) {
-    case BN_NULL: tbgw_buf_puts(b, "None"); break;
-    case BN_BOOLEAN: tbgw_buf_puts(b, v->v.b ? "True" : "False"); break;
+    case BN_NULL:
+        tbgw_buf_puts(b, "None");
+        break;
+    case BN_BOOLEAN:
+        tbgw_buf_puts(b, v->v.b ? "True" : "False");
+        break;
     case BN_UNSIGNED:
-    case BN_ENUM: tbgw_buf_printf(b, "%llu", (unsigned long long)v->v.u); break;
-    case BN_SIGNED: tbgw_buf_printf(b, "%lld", (long long)v->v.i); break;
-    case BN_REAL: py_float(b, (double)v->v.r); break;
-    case BN_DOUBLE: py_float(b, v->v.d); break;
-    case BN_CHARSTR: put_charstr(b, v); break;
+    case BN_ENUM:
+        tbgw_buf_printf(b, "%llu", (unsigned long long)v->v.u);
+        break;
+    case BN_SIGNED:
+        tbgw_buf_printf(b, "%lld", (long long)v->v.i);
+        break;
+    case BN_REAL:
+        py_float(b, (double)v->v.r);
+        break;
+    case BN_DOUBLE:
+        py_float(b, v->v.d);
+        break;
+    case BN_CHARSTR:
+        put_charstr(b, v);
+        break;
     case BN_OCTETS:
         for (size_t i = 0; i < v->len; i++) tbgw_buf_printf(b, "%02x", v->data[i]);
         break;
@@ -111,12 +125,15 @@ static void put_prim(tbgw_buf *b, const bn_value *v) {
             tbgw_buf_printf(b, "%02d:%02d:%02d", t[0], t[1] == 255 ? 0 : t[1], t[2] == 255 ? 0 : t[2]);
         break;
     }
-    case BN_OID: put_oid(b, v->v.oid.type, v->v.oid.inst); break;
+    case BN_OID:
+        put_oid(b, v->v.oid.type, v->v.oid.inst);
+        break;
     case BN_CTXPRIM:
         /* context-tagged primitive inside a constructed value: its unsigned reading */
         tbgw_buf_printf(b, "%llu", (unsigned long long)bn_raw_unsigned(v->data, v->len));
         break;
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -185,7 +202,8 @@ static double round2(double d) {
     return strtod(s, NULL);
 }
 
-int bnc_value_convert(uint16_t otype, uint32_t prop, const uint8_t *p, size_t n, tbgw_value *out, tbgw_buf *text) {
+int bnc_value_convert(uint16_t otype, uint32_t prop, const uint8_t *p, size_t n, tbgw_value *out,
+                      tbgw_buf *text) {
     size_t off = 0;
     bn_value v;
     if (bn_dec_item(p, n, &off, &v) == 0 && off == n && (v.type == BN_REAL || v.type == BN_DOUBLE)) {
@@ -220,7 +238,8 @@ static int json_number(const json_t *v, double *d) {
         *d = strtod(s, &end);
         while (isspace((unsigned char)*end)) end++;
         if (*end == 0) return 0;
-        if (strcasecmp(s, "true") == 0 || strcasecmp(s, "active") == 0 || strcasecmp(s, "on") == 0) return *d = 1, 0;
+        if (strcasecmp(s, "true") == 0 || strcasecmp(s, "active") == 0 || strcasecmp(s, "on") == 0)
+            return *d = 1, 0;
         if (strcasecmp(s, "false") == 0 || strcasecmp(s, "inactive") == 0 || strcasecmp(s, "off") == 0)
             return *d = 0, 0;
     }
@@ -230,24 +249,55 @@ static int json_number(const json_t *v, double *d) {
 /* The application type presentValue / relinquishDefault take on an object type. */
 static int pv_type(uint16_t t) {
     switch (t) {
-    case 0: case 1: case 2: return BN_REAL;
-    case 3: case 4: case 5: return BN_ENUM;
-    case 13: case 14: case 19: case 48: return BN_UNSIGNED;
-    case 40: return BN_CHARSTR;
-    case 45: return BN_SIGNED;
-    case 46: return BN_DOUBLE;
-    default: return -1;
+    case 0:
+    case 1:
+    case 2:
+        return BN_REAL;
+    case 3:
+    case 4:
+    case 5:
+        return BN_ENUM;
+    case 13:
+    case 14:
+    case 19:
+    case 48:
+        return BN_UNSIGNED;
+    case 40:
+        return BN_CHARSTR;
+    case 45:
+        return BN_SIGNED;
+    case 46:
+        return BN_DOUBLE;
+    default:
+        return -1;
     }
 }
 
 static int prop_type(uint16_t otype, uint32_t prop) {
     switch (prop) {
-    case 85: case 104: return pv_type(otype);
-    case 81: return BN_BOOLEAN;                  /* outOfService */
-    case 28: case 77: case 58: return BN_CHARSTR; /* description, objectName, location */
-    case 22: case 25: case 45: case 59: case 65: case 69: return BN_REAL;
-    case 117: case 36: case 103: case 84: return BN_ENUM;
-    default: return -1;
+    case 85:
+    case 104:
+        return pv_type(otype);
+    case 81:
+        return BN_BOOLEAN; /* outOfService */
+    case 28:
+    case 77:
+    case 58:
+        return BN_CHARSTR; /* description, objectName, location */
+    case 22:
+    case 25:
+    case 45:
+    case 59:
+    case 65:
+    case 69:
+        return BN_REAL;
+    case 117:
+    case 36:
+    case 103:
+    case 84:
+        return BN_ENUM;
+    default:
+        return -1;
     }
 }
 
@@ -256,7 +306,8 @@ int bnc_value_encode(bn_w *w, uint16_t otype, uint32_t prop, const json_t *v, ch
         bn_enc_null(w); /* relinquish */
         return 0;
     }
-    if (json_is_string(v) && (strcmp(json_string_value(v), "None") == 0 || strcmp(json_string_value(v), "null") == 0)) {
+    if (json_is_string(v) &&
+        (strcmp(json_string_value(v), "None") == 0 || strcmp(json_string_value(v), "null") == 0)) {
         bn_enc_null(w);
         return 0;
     }
@@ -284,12 +335,21 @@ int bnc_value_encode(bn_w *w, uint16_t otype, uint32_t prop, const json_t *v, ch
         bn_enc_charstr(w, s, strlen(s));
         return 0;
     }
-    if (json_number(v, &d) != 0) return snprintf(why, cap, "value %s is not a number", json_string_value(v)), -1;
+    if (json_number(v, &d) != 0)
+        return snprintf(why, cap, "value %s is not a number", json_string_value(v)), -1;
     switch (t) {
-    case BN_REAL: bn_enc_real(w, (float)d); break;
-    case BN_DOUBLE: bn_enc_double(w, d); break;
-    case BN_BOOLEAN: bn_enc_bool(w, d != 0); break;
-    case BN_SIGNED: bn_enc_signed(w, (int64_t)d); break;
+    case BN_REAL:
+        bn_enc_real(w, (float)d);
+        break;
+    case BN_DOUBLE:
+        bn_enc_double(w, d);
+        break;
+    case BN_BOOLEAN:
+        bn_enc_bool(w, d != 0);
+        break;
+    case BN_SIGNED:
+        bn_enc_signed(w, (int64_t)d);
+        break;
     case BN_UNSIGNED:
     case BN_ENUM:
         if (d < 0 || d > 4294967295.0 || d != floor(d))
@@ -299,7 +359,8 @@ int bnc_value_encode(bn_w *w, uint16_t otype, uint32_t prop, const json_t *v, ch
         else
             bn_enc_unsigned(w, (uint64_t)d);
         break;
-    default: return snprintf(why, cap, "unsupported value type"), -1;
+    default:
+        return snprintf(why, cap, "unsupported value type"), -1;
     }
     return 0;
 }

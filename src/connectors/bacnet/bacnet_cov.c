@@ -28,8 +28,8 @@ static void on_subscribed(void *ud, const bn_result *r) {
         char why[128];
         bn_result_text(r, why, sizeof why);
         d->cov_refused++;
-        TBGW_INFOF(d->conn->h->log, "device %s: no COV subscription for object %u,%u (%s): polled only", d->name,
-                   q->type, q->inst, why);
+        TBGW_INFOF(d->conn->h->log, "device %s: no COV subscription for object %u,%u (%s): polled only",
+                   d->name, q->type, q->inst, why);
     }
     free(q);
     if (r->status != BN_E_CANCELLED) send_next(d);
@@ -55,7 +55,8 @@ static void send_next(bnc_device *d) {
         bn_w w;
         bn_w_init(&w, buf, sizeof buf);
         bn_subscribe_cov(&w, d->cov_pid, p->type, p->inst, 0, COV_LIFETIME_S, 0);
-        if (bn_client_request(c->cl, &d->addr, BN_SVC_SUBSCRIBE_COV, buf, w.len, d->iam.max_apdu, on_subscribed, q) != 0) {
+        if (bn_client_request(c->cl, &d->addr, BN_SVC_SUBSCRIBE_COV, buf, w.len, d->iam.max_apdu,
+                              on_subscribed, q) != 0) {
             free(q);
             return;
         }

@@ -9,11 +9,12 @@
 
 #include "connectors/bacnet/bacnet.h"
 
-#define SUPPORTED_TYPES                                                                                        \
+#define SUPPORTED_TYPES                                                                                      \
     "['analogInput', 'analogOutput', 'analogValue', 'binaryInput', 'binaryOutput', 'binaryValue']"
 #define GET_SCHEMA "get objectType=<objectType>;objectId=<objectId>;propertyId=<propertyId>;"
-#define SET_SCHEMA                                                                                             \
-    "set objectType=<objectType>;objectId=<objectId>;propertyId=<propertyId>;priority=<priority>;value=<value>;"
+#define SET_SCHEMA                                                                                           \
+    "set "                                                                                                   \
+    "objectType=<objectType>;objectId=<objectId>;propertyId=<propertyId>;priority=<priority>;value=<value>;"
 
 typedef struct op {
     bnc_conn *c;
@@ -95,7 +96,8 @@ static json_t *repr_reply(const char *name, const json_t *v) {
     return r;
 }
 
-static void reply_error(bnc_conn *c, uint64_t handle, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply_error(bnc_conn *c, uint64_t handle, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void reply_error(bnc_conn *c, uint64_t handle, const char *fmt, ...) {
     char msg[512];
     va_list ap;
@@ -115,25 +117,26 @@ static void op_done(void *ud, const bn_result *r) {
         reply = json_pack("{s:s}", "result", "None");
     } else if (r->status == BN_E_TIMEOUT) {
         /* the reference replies "None" on a timeout; the reason goes to the log */
-        TBGW_ERRORF(c->h->log, "%s %u,%u property %u: no answer", o->write ? "write" : "read", o->type, o->inst,
-                    o->prop);
+        TBGW_ERRORF(c->h->log, "%s %u,%u property %u: no answer", o->write ? "write" : "read", o->type,
+                    o->inst, o->prop);
         reply = json_pack("{s:s}", "result", "None");
     } else if (r->status != BN_OK) {
         bn_result_text(r, why, sizeof why);
-        TBGW_ERRORF(c->h->log, "BACnet %s on %s %u,%u property %u", why, o->write ? "write" : "read", o->type, o->inst,
-                    o->prop);
+        TBGW_ERRORF(c->h->log, "BACnet %s on %s %u,%u property %u", why, o->write ? "write" : "read", o->type,
+                    o->inst, o->prop);
         json_t *e = json_string(why);
         reply = repr_reply("error", e);
         json_decref(e);
     } else if (o->write) {
-        TBGW_DEBUGF(c->h->log, "written %u,%u property %u%s%s", o->type, o->inst, o->prop, o->key[0] ? " for key " : "",
-                    o->key);
+        TBGW_DEBUGF(c->h->log, "written %u,%u property %u%s%s", o->type, o->inst, o->prop,
+                    o->key[0] ? " for key " : "", o->key);
         reply = repr_reply("value", o->value);
     } else {
         bn_rp_ack a;
         tbgw_buf t;
         tbgw_buf_init(&t);
-        if (bn_rp_ack_decode(r->data, r->len, &a) == 0 && bnc_value_text(a.type, a.pr.prop, a.value, a.value_len, &t) == 0) {
+        if (bn_rp_ack_decode(r->data, r->len, &a) == 0 &&
+            bnc_value_text(a.type, a.pr.prop, a.value, a.value_len, &t) == 0) {
             json_t *s = json_string(tbgw_buf_cstr(&t));
             reply = repr_reply("value", s);
             json_decref(s);
@@ -177,8 +180,8 @@ static int start_op(bnc_device *d, uint64_t handle, int write, uint16_t type, ui
     o->value = value ? json_deep_copy(value) : json_null();
     snprintf(o->key, sizeof o->key, "%s", key ? key : "");
     unsigned max = d->iam.max_apdu ? d->iam.max_apdu : 480;
-    if (bn_client_request(d->conn->cl, &d->addr, write ? BN_SVC_WRITE_PROPERTY : BN_SVC_READ_PROPERTY, buf, w.len, max,
-                          op_done, o) != 0) {
+    if (bn_client_request(d->conn->cl, &d->addr, write ? BN_SVC_WRITE_PROPERTY : BN_SVC_READ_PROPERTY, buf,
+                          w.len, max, op_done, o) != 0) {
         json_decref(o->value);
         free(o);
         return snprintf(why, cap, "request too long for the device or too many pending"), -1;
@@ -187,7 +190,8 @@ static int start_op(bnc_device *d, uint64_t handle, int write, uint16_t type, ui
 }
 
 /* objectId of a mapping: int or numeric string within 0..4194303 (the reference's checks). */
-static int mapping_oid(const json_t *m, uint16_t *type, uint32_t *inst, uint32_t *prop, char *why, size_t cap) {
+static int mapping_oid(const json_t *m, uint16_t *type, uint32_t *inst, uint32_t *prop, char *why,
+                       size_t cap) {
     const char *ts = json_string_value(json_object_get(m, "objectType"));
     const json_t *id = json_object_get(m, "objectId");
     int t = bn_object_type_parse(ts);
@@ -281,7 +285,7 @@ static void run_mapping(bnc_conn *c, bnc_device *d, const tbgw_rpc_req *r, const
         return;
     }
     const json_t *pj = json_object_get(m, "priority");
-    long long prio = json_is_integer(pj) ? json_integer_value(pj)
+    long long prio = json_is_integer(pj)  ? json_integer_value(pj)
                      : json_is_string(pj) ? atoll(json_string_value(pj))
                                           : 0;
     if (write && (!value || json_is_null(value)) && !pj) {
@@ -310,10 +314,12 @@ static int reserved(bnc_conn *c, bnc_device *d, const tbgw_rpc_req *r, int set) 
         reply_error(c, r->handle, "No params section found in RPC request");
         return 0;
     }
-    const char *re = set ? "^objectType=[A-Za-z]+;objectId=[0-9]+;propertyId=[A-Za-z]+;(priority=[0-9]+;)?value=.+;"
-                         : "^objectType=[A-Za-z]+;objectId=[0-9]+;propertyId=[A-Za-z]+;";
+    const char *re =
+        set ? "^objectType=[A-Za-z]+;objectId=[0-9]+;propertyId=[A-Za-z]+;(priority=[0-9]+;)?value=.+;"
+            : "^objectType=[A-Za-z]+;objectId=[0-9]+;propertyId=[A-Za-z]+;";
     if (!p || !prefix_match(re, p)) {
-        reply_error(c, r->handle, "The requested RPC does not match with the schema: %s", set ? SET_SCHEMA : GET_SCHEMA);
+        reply_error(c, r->handle, "The requested RPC does not match with the schema: %s",
+                    set ? SET_SCHEMA : GET_SCHEMA);
         return 0;
     }
     json_t *m = split_params(p);
@@ -342,7 +348,8 @@ int bnc_on_rpc(void *self, const tbgw_rpc_req *r) {
         reply_error(c, r->handle, "No valid rpc method found");
         return 0;
     }
-    if (strcmp(r->method, "get") == 0 || strcmp(r->method, "set") == 0) return reserved(c, d, r, r->method[0] == 's');
+    if (strcmp(r->method, "get") == 0 || strcmp(r->method, "set") == 0)
+        return reserved(c, d, r, r->method[0] == 's');
     size_t i;
     const json_t *m;
     json_array_foreach(d->cfg->rpcs, i, m) {
@@ -351,11 +358,13 @@ int bnc_on_rpc(void *self, const tbgw_rpc_req *r) {
         const char *t = json_string_value(json_object_get(m, "objectType"));
         const char *rt = json_string_value(json_object_get(m, "requestType"));
         if (!is_supported_type(t)) {
-            reply_error(c, r->handle, "Invalid objectType: '%s'. Expected one of %s.", t ? t : "None", SUPPORTED_TYPES);
+            reply_error(c, r->handle, "Invalid objectType: '%s'. Expected one of %s.", t ? t : "None",
+                        SUPPORTED_TYPES);
             return 0;
         }
         if (!rt || (strcmp(rt, "writeProperty") != 0 && strcmp(rt, "readProperty") != 0)) {
-            reply_error(c, r->handle, "Invalid requestType: '%s'. Expected 'writeProperty' or 'readProperty'.",
+            reply_error(c, r->handle,
+                        "Invalid requestType: '%s'. Expected 'writeProperty' or 'readProperty'.",
                         rt ? rt : "None");
             return 0;
         }

@@ -4,7 +4,8 @@
 
 #include "connectors/bacnet/bacnet.h"
 
-static const uint32_t device_props[] = {75, 77, 79, 112, 121, 120, 70, 44, 12, 98, 139, 97, 96, 76, 62, 107, 11, 73, 30, 155};
+static const uint32_t device_props[] = {75,  77, 79, 112, 121, 120, 70, 44, 12, 98,
+                                        139, 97, 96, 76,  62,  107, 11, 73, 30, 155};
 
 void bnc_send_i_am(bnc_conn *c, const bn_addr *dst) {
     uint8_t buf[32];
@@ -20,17 +21,37 @@ static int encode_prop(bnc_conn *c, uint32_t prop, uint32_t index, bn_w *w) {
     const bnc_app *a = &c->cfg.app;
     if (index != BN_ARRAY_ALL && prop != 76) return -2;
     switch (prop) {
-    case 75: bn_enc_oid(w, 8, a->instance); break;
-    case 77: bn_enc_charstr(w, a->object_name, strlen(a->object_name)); break;
-    case 79: bn_enc_enum(w, 8); break;
-    case 112: bn_enc_enum(w, 0); break; /* operational */
-    case 121: bn_enc_charstr(w, "ThingsBoard", 11); break;
-    case 120: bn_enc_unsigned(w, a->vendor); break;
-    case 70: bn_enc_charstr(w, "tbgw", 4); break;
+    case 75:
+        bn_enc_oid(w, 8, a->instance);
+        break;
+    case 77:
+        bn_enc_charstr(w, a->object_name, strlen(a->object_name));
+        break;
+    case 79:
+        bn_enc_enum(w, 8);
+        break;
+    case 112:
+        bn_enc_enum(w, 0);
+        break; /* operational */
+    case 121:
+        bn_enc_charstr(w, "ThingsBoard", 11);
+        break;
+    case 120:
+        bn_enc_unsigned(w, a->vendor);
+        break;
+    case 70:
+        bn_enc_charstr(w, "tbgw", 4);
+        break;
     case 44:
-    case 12: bn_enc_charstr(w, "1.0", 3); break;
-    case 98: bn_enc_unsigned(w, 1); break;
-    case 139: bn_enc_unsigned(w, 14); break;
+    case 12:
+        bn_enc_charstr(w, "1.0", 3);
+        break;
+    case 98:
+        bn_enc_unsigned(w, 1);
+        break;
+    case 139:
+        bn_enc_unsigned(w, 14);
+        break;
     case 97: {
         uint8_t bits[41] = {0};
         bits[12] = bits[14] = bits[15] = bits[26] = bits[34] = 1; /* RP, RPM, WP, I-Am, Who-Is */
@@ -51,13 +72,25 @@ static int encode_prop(bnc_conn *c, uint32_t prop, uint32_t index, bn_w *w) {
         else
             return -2;
         break;
-    case 62: bn_enc_unsigned(w, a->max_apdu); break;
-    case 107: bn_enc_enum(w, a->segmentation); break;
-    case 11: bn_enc_unsigned(w, (uint64_t)a->apdu_timeout_ms); break;
-    case 73: bn_enc_unsigned(w, (uint64_t)a->apdu_retries); break;
-    case 30: break; /* deviceAddressBinding: empty list */
-    case 155: bn_enc_unsigned(w, 1); break;
-    default: return -1;
+    case 62:
+        bn_enc_unsigned(w, a->max_apdu);
+        break;
+    case 107:
+        bn_enc_enum(w, a->segmentation);
+        break;
+    case 11:
+        bn_enc_unsigned(w, (uint64_t)a->apdu_timeout_ms);
+        break;
+    case 73:
+        bn_enc_unsigned(w, (uint64_t)a->apdu_retries);
+        break;
+    case 30:
+        break; /* deviceAddressBinding: empty list */
+    case 155:
+        bn_enc_unsigned(w, 1);
+        break;
+    default:
+        return -1;
     }
     return 0;
 }
@@ -146,14 +179,22 @@ bad:
 
 void bnc_serve(bnc_conn *c, const bn_addr *src, const bn_apdu *req, bn_w *w) {
     switch (req->service) {
-    case BN_SVC_READ_PROPERTY: serve_rp(c, req, w); break;
-    case BN_SVC_READ_PROP_MULTIPLE: serve_rpm(c, req, w); break;
-    case BN_SVC_WRITE_PROPERTY: bn_apdu_error(w, req->invoke_id, req->service, 2, 40); break;
+    case BN_SVC_READ_PROPERTY:
+        serve_rp(c, req, w);
+        break;
+    case BN_SVC_READ_PROP_MULTIPLE:
+        serve_rpm(c, req, w);
+        break;
+    case BN_SVC_WRITE_PROPERTY:
+        bn_apdu_error(w, req->invoke_id, req->service, 2, 40);
+        break;
     case BN_SVC_CONFIRMED_COV:
         bnc_cov_notification(c, src, req->data, req->len);
         bn_apdu_simple_ack(w, req->invoke_id, req->service);
         break;
-    default: bn_apdu_reject(w, req->invoke_id, 9); break; /* unrecognized-service */
+    default:
+        bn_apdu_reject(w, req->invoke_id, 9);
+        break; /* unrecognized-service */
     }
     if (w->overflow) {
         bn_w_init(w, w->p, w->cap);

@@ -7,11 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BN_MAX_APDU   1476
-#define BN_MAX_FRAME  1500
-#define BN_MAX_INST   4194303u
-#define BN_ARRAY_ALL  0xFFFFFFFFu
-#define BN_NO_PRIO    0
+#define BN_MAX_APDU     1476
+#define BN_MAX_FRAME    1500
+#define BN_MAX_INST     4194303u
+#define BN_ARRAY_ALL    0xFFFFFFFFu
+#define BN_NO_PRIO      0
 #define BN_DEFAULT_PORT 47808
 
 /* Application tag numbers. */
@@ -30,8 +30,8 @@ enum {
     BN_TIME = 11,
     BN_OID = 12,
     /* pseudo types of decoded items */
-    BN_OPEN = 100,  /* context opening tag (tag number in .ctx) */
-    BN_CLOSE = 101, /* context closing tag */
+    BN_OPEN = 100,    /* context opening tag (tag number in .ctx) */
+    BN_CLOSE = 101,   /* context closing tag */
     BN_CTXPRIM = 102, /* context-tagged primitive: raw bytes in data/len, tag number in .ctx */
 };
 
@@ -78,7 +78,7 @@ void bn_enc_signed(bn_w *w, int64_t v);
 void bn_enc_real(bn_w *w, float v);
 void bn_enc_double(bn_w *w, double v);
 void bn_enc_octets(bn_w *w, const uint8_t *p, size_t n);
-void bn_enc_charstr(bn_w *w, const char *s, size_t n); /* UTF-8 */
+void bn_enc_charstr(bn_w *w, const char *s, size_t n);          /* UTF-8 */
 void bn_enc_bitstr(bn_w *w, const uint8_t *bits, size_t nbits); /* bits[i] != 0 */
 void bn_enc_enum(bn_w *w, uint32_t v);
 void bn_enc_date(bn_w *w, const uint8_t dt[4]);
@@ -147,8 +147,8 @@ typedef struct bn_npdu {
     uint8_t dlen, slen;
     uint8_t dadr[8], sadr[8];
     uint8_t hop;
-    int netmsg;      /* network layer message */
-    uint8_t msgtype; /* when netmsg */
+    int netmsg;          /* network layer message */
+    uint8_t msgtype;     /* when netmsg */
     const uint8_t *apdu; /* APDU, or the network message payload */
     size_t apdu_len;
 } bn_npdu;

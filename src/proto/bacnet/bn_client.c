@@ -82,8 +82,8 @@ void bn_addr_format(const bn_addr *a, char *out, size_t cap) {
     if (a->port == BN_DEFAULT_PORT)
         snprintf(out, cap, "%u.%u.%u.%u", a->ip >> 24, (a->ip >> 16) & 255, (a->ip >> 8) & 255, a->ip & 255);
     else
-        snprintf(out, cap, "%u.%u.%u.%u:%u", a->ip >> 24, (a->ip >> 16) & 255, (a->ip >> 8) & 255, a->ip & 255,
-                 a->port);
+        snprintf(out, cap, "%u.%u.%u.%u:%u", a->ip >> 24, (a->ip >> 16) & 255, (a->ip >> 8) & 255,
+                 a->ip & 255, a->port);
 }
 
 int bn_addr_equal(const bn_addr *a, const bn_addr *b) {
@@ -94,16 +94,30 @@ int bn_addr_equal(const bn_addr *a, const bn_addr *b) {
 
 void bn_result_text(const bn_result *r, char *out, size_t cap) {
     switch (r->status) {
-    case BN_OK: snprintf(out, cap, "ok"); break;
-    case BN_E_TIMEOUT: snprintf(out, cap, "no answer (timeout)"); break;
+    case BN_OK:
+        snprintf(out, cap, "ok");
+        break;
+    case BN_E_TIMEOUT:
+        snprintf(out, cap, "no answer (timeout)");
+        break;
     case BN_E_ERROR:
         snprintf(out, cap, "error: %s/%s", bn_error_class_name(r->eclass), bn_error_code_name(r->ecode));
         break;
-    case BN_E_REJECT: snprintf(out, cap, "rejected: %s", bn_reject_name(r->reason)); break;
-    case BN_E_ABORT: snprintf(out, cap, "aborted: %s", bn_abort_name(r->reason)); break;
-    case BN_E_DECODE: snprintf(out, cap, "malformed answer"); break;
-    case BN_E_SEND: snprintf(out, cap, "cannot send"); break;
-    default: snprintf(out, cap, "cancelled"); break;
+    case BN_E_REJECT:
+        snprintf(out, cap, "rejected: %s", bn_reject_name(r->reason));
+        break;
+    case BN_E_ABORT:
+        snprintf(out, cap, "aborted: %s", bn_abort_name(r->reason));
+        break;
+    case BN_E_DECODE:
+        snprintf(out, cap, "malformed answer");
+        break;
+    case BN_E_SEND:
+        snprintf(out, cap, "cannot send");
+        break;
+    default:
+        snprintf(out, cap, "cancelled");
+        break;
     }
 }
 
@@ -129,7 +143,8 @@ static uint32_t local_ip_towards(uint32_t ip, uint16_t port) {
     sa.sin_port = htons(port);
     uint32_t out = 0;
     socklen_t sl = sizeof sa;
-    if (connect(s, (struct sockaddr *)&sa, sizeof sa) == 0 && getsockname(s, (struct sockaddr *)&sa, &sl) == 0)
+    if (connect(s, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(s, (struct sockaddr *)&sa, &sl) == 0)
         out = ntohl(sa.sin_addr.s_addr);
     close(s);
     return out;
@@ -256,8 +271,8 @@ int bn_client_send_unconfirmed(bn_client *c, const bn_addr *dst, const uint8_t *
         return send_to(c, c->o.bbmd_ip, c->o.bbmd_port, f, w.len);
     }
     bn_bvll_finish(f, w.len, BN_BVLC_BROADCAST);
-    return send_to(c, c->o.broadcast_ip ? c->o.broadcast_ip : 0xFFFFFFFFu, c->o.port ? c->o.port : BN_DEFAULT_PORT,
-                   f, w.len);
+    return send_to(c, c->o.broadcast_ip ? c->o.broadcast_ip : 0xFFFFFFFFu,
+                   c->o.port ? c->o.port : BN_DEFAULT_PORT, f, w.len);
 }
 
 int bn_client_request(bn_client *c, const bn_addr *dst, uint8_t service, const uint8_t *req, size_t n,
@@ -382,7 +397,9 @@ static void on_answer(bn_client *c, const bn_addr *src, const bn_apdu *a) {
     if (!t) return; /* late or foreign answer */
     bn_result r = {.status = BN_OK};
     switch (a->type) {
-    case BN_PDU_SIMPLE_ACK: finish(c, t, &r); return;
+    case BN_PDU_SIMPLE_ACK:
+        finish(c, t, &r);
+        return;
     case BN_PDU_COMPLEX_ACK:
         if (a->service != t->service) {
             bad(c, src, "answer for another service");
@@ -408,7 +425,8 @@ static void on_answer(bn_client *c, const bn_addr *src, const bn_apdu *a) {
         r.reason = a->reason;
         finish(c, t, &r);
         return;
-    default: return;
+    default:
+        return;
     }
 }
 
@@ -449,7 +467,7 @@ void bn_client_input(bn_client *c, const bn_addr *from, const uint8_t *p, size_t
         bad(c, &src, "malformed NPDU");
         return;
     }
-    if (np.netmsg) return; /* network layer messages: nothing to do for an end device */
+    if (np.netmsg) return;                    /* network layer messages: nothing to do for an end device */
     if (np.dnet && np.dnet != 0xFFFF) return; /* for another network */
     if (np.snet) {
         src.net = np.snet;
@@ -465,9 +483,14 @@ void bn_client_input(bn_client *c, const bn_addr *from, const uint8_t *p, size_t
     case BN_PDU_UNCONFIRMED:
         if (c->h.unconfirmed) c->h.unconfirmed(c->h.ud, &src, a.service, a.data, a.len);
         return;
-    case BN_PDU_CONFIRMED: on_request(c, &src, &a); return;
-    case BN_PDU_SEGMENT_ACK: return; /* we never send segmented messages */
-    default: on_answer(c, &src, &a); return;
+    case BN_PDU_CONFIRMED:
+        on_request(c, &src, &a);
+        return;
+    case BN_PDU_SEGMENT_ACK:
+        return; /* we never send segmented messages */
+    default:
+        on_answer(c, &src, &a);
+        return;
     }
 }
 

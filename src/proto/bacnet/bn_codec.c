@@ -151,24 +151,50 @@ void bn_enc_oid(bn_w *w, uint16_t type, uint32_t inst) {
 
 void bn_enc_value(bn_w *w, const bn_value *v) {
     switch (v->type) {
-    case BN_NULL: bn_enc_null(w); break;
-    case BN_BOOLEAN: bn_enc_bool(w, v->v.b); break;
-    case BN_UNSIGNED: bn_enc_unsigned(w, v->v.u); break;
-    case BN_SIGNED: bn_enc_signed(w, v->v.i); break;
-    case BN_REAL: bn_enc_real(w, v->v.r); break;
-    case BN_DOUBLE: bn_enc_double(w, v->v.d); break;
-    case BN_OCTETS: bn_enc_octets(w, v->data, v->len); break;
-    case BN_CHARSTR: bn_enc_charstr(w, (const char *)v->data, v->len); break;
-    case BN_ENUM: bn_enc_enum(w, (uint32_t)v->v.u); break;
-    case BN_DATE: bn_enc_date(w, v->v.dt); break;
-    case BN_TIME: bn_enc_time(w, v->v.dt); break;
-    case BN_OID: bn_enc_oid(w, v->v.oid.type, v->v.oid.inst); break;
+    case BN_NULL:
+        bn_enc_null(w);
+        break;
+    case BN_BOOLEAN:
+        bn_enc_bool(w, v->v.b);
+        break;
+    case BN_UNSIGNED:
+        bn_enc_unsigned(w, v->v.u);
+        break;
+    case BN_SIGNED:
+        bn_enc_signed(w, v->v.i);
+        break;
+    case BN_REAL:
+        bn_enc_real(w, v->v.r);
+        break;
+    case BN_DOUBLE:
+        bn_enc_double(w, v->v.d);
+        break;
+    case BN_OCTETS:
+        bn_enc_octets(w, v->data, v->len);
+        break;
+    case BN_CHARSTR:
+        bn_enc_charstr(w, (const char *)v->data, v->len);
+        break;
+    case BN_ENUM:
+        bn_enc_enum(w, (uint32_t)v->v.u);
+        break;
+    case BN_DATE:
+        bn_enc_date(w, v->v.dt);
+        break;
+    case BN_TIME:
+        bn_enc_time(w, v->v.dt);
+        break;
+    case BN_OID:
+        bn_enc_oid(w, v->v.oid.type, v->v.oid.inst);
+        break;
     case BN_BITSTR:
         bn_enc_tag(w, BN_BITSTR, 0, (uint32_t)v->len + 1);
         bn_put_u8(w, v->unused);
         bn_put(w, v->data, v->len);
         break;
-    default: w->overflow = 1; break;
+    default:
+        w->overflow = 1;
+        break;
     }
 }
 
@@ -242,8 +268,11 @@ uint64_t bn_raw_unsigned(const uint8_t *p, size_t len) {
 static int dec_app(const uint8_t *c, const bn_tag *t, bn_value *out) {
     size_t len = t->len;
     switch (t->num) {
-    case BN_NULL: return len == 0 ? 0 : -1;
-    case BN_BOOLEAN: out->v.b = (int)t->len; return 0;
+    case BN_NULL:
+        return len == 0 ? 0 : -1;
+    case BN_BOOLEAN:
+        out->v.b = (int)t->len;
+        return 0;
     case BN_UNSIGNED:
     case BN_ENUM:
         if (len < 1 || len > 8) return -1;
@@ -268,7 +297,10 @@ static int dec_app(const uint8_t *c, const bn_tag *t, bn_value *out) {
         memcpy(&out->v.d, &u, 8);
         return 0;
     }
-    case BN_OCTETS: out->data = c; out->len = len; return 0;
+    case BN_OCTETS:
+        out->data = c;
+        out->len = len;
+        return 0;
     case BN_CHARSTR:
         if (len < 1) return -1;
         out->charset = c[0];
@@ -293,7 +325,8 @@ static int dec_app(const uint8_t *c, const bn_tag *t, bn_value *out) {
         out->v.oid.inst = u & BN_MAX_INST;
         return 0;
     }
-    default: return -1; /* reserved application tags */
+    default:
+        return -1; /* reserved application tags */
     }
 }
 

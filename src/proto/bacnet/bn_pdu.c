@@ -33,7 +33,8 @@ int bn_bvll_decode(const uint8_t *p, size_t n, bn_bvll *out) {
         out->npdu = p + 4;
         out->npdu_len = n - 4;
         return 0;
-    default: return 0; /* other BBMD functions: recognised, no payload of interest */
+    default:
+        return 0; /* other BBMD functions: recognised, no payload of interest */
     }
 }
 
@@ -213,7 +214,8 @@ int bn_apdu_decode(const uint8_t *p, size_t n, bn_apdu *out) {
         out->reason = p[2];
         o = 3;
         break;
-    default: return -1;
+    default:
+        return -1;
     }
     out->data = p + o;
     out->len = n - o;
@@ -221,7 +223,7 @@ int bn_apdu_decode(const uint8_t *p, size_t n, bn_apdu *out) {
 }
 
 void bn_apdu_confirmed(bn_w *w, uint8_t invoke_id, uint8_t service, unsigned max_apdu_accepted) {
-    bn_put_u8(w, 0x02);                                      /* segmented response accepted */
+    bn_put_u8(w, 0x02);                                                  /* segmented response accepted */
     bn_put_u8(w, (uint8_t)(0x70 | bn_max_apdu_code(max_apdu_accepted))); /* more than 64 segments */
     bn_put_u8(w, invoke_id);
     bn_put_u8(w, service);
@@ -472,8 +474,10 @@ int bn_cov_decode(const uint8_t *p, size_t n, bn_cov *out) {
     uint64_t pid, left;
     uint16_t dt;
     memset(out, 0, sizeof *out);
-    if (bn_dec_ctx_unsigned(p, n, &o, 0, &pid) != 0 || bn_dec_ctx_oid(p, n, &o, 1, &dt, &out->dev_inst) != 0 ||
-        bn_dec_ctx_oid(p, n, &o, 2, &out->type, &out->inst) != 0 || bn_dec_ctx_unsigned(p, n, &o, 3, &left) != 0)
+    if (bn_dec_ctx_unsigned(p, n, &o, 0, &pid) != 0 ||
+        bn_dec_ctx_oid(p, n, &o, 1, &dt, &out->dev_inst) != 0 ||
+        bn_dec_ctx_oid(p, n, &o, 2, &out->type, &out->inst) != 0 ||
+        bn_dec_ctx_unsigned(p, n, &o, 3, &left) != 0)
         return -1;
     if (!bn_peek_open(p, n, o, 4)) return -1;
     o++;
