@@ -220,6 +220,10 @@ int bnc_on_attr_update(void *self, const tbgw_attr_update *u) {
         TBGW_ERRORF(c->h->log, "Device %s not found", u->device);
         return 0;
     }
+    if (!c->cl) {
+        TBGW_ERRORF(c->h->log, "attribute update for %s: the BACnet endpoint is not open", d->name);
+        return 0;
+    }
     if (!json_array_size(d->cfg->attr_updates)) {
         TBGW_ERRORF(c->h->log, "No attribute mapping found for device %s", d->name);
         return 0;
