@@ -1,6 +1,7 @@
 """BACnet/IP connector against devices of another BACnet stack (tests/peers/bacnet_device.js on
 @bacnet-js/client), each on its own free loopback UDP port; discovery is a unicast Who-Is to each
-configured device address. The reference's bacnet.json (addresses pointed at the test devices, its
+configured device address, and a broadcast for the entry whose address is a pattern (that device
+listens on 0.0.0.0 and its own port, so the subnet broadcast 127.0.0.255 reaches it). The reference's bacnet.json (addresses pointed at the test devices, its
 entries unchanged) plus a device that rejects ReadPropertyMultiple, "*" discovery from the
 objectList, priority writes and relinquish, the reserved RPCs and a device going away."""
 
@@ -79,7 +80,7 @@ class Bacnet(GatewayTestCase):
             {"port": self.pb, "instance": 77, "name": "no rpm", "rpm": False, "objects": [
                 {"type": 0, "instance": 1, "name": "pressure", "value": 3.14159},
                 {"type": 19, "instance": 2, "name": "mode", "value": 2}]},
-            {"port": self.pc, "instance": 500, "name": "big", "segmented": True, "objects": [
+            {"port": self.pc, "host": "0.0.0.0", "instance": 500, "name": "big", "segmented": True, "objects": [
                 {"type": 2, "instance": i, "name": "v%d" % i, "value": i + 0.5} for i in range(60)]},
         ])
         self.extra.append(self.dev)
@@ -103,7 +104,7 @@ class Bacnet(GatewayTestCase):
                             "propertyId": ["presentValue", "objectName", "description"]}]})
         cfg["devices"].append({
             "deviceInfo": {"deviceNameExpression": "Big", "deviceNameExpressionSource": "constant"},
-            "address": "127.0.0.1:%d" % self.pc, "pollPeriod": 1000,
+            "address": "127.0.0.X:%d" % self.pc, "pollPeriod": 1000,  # a pattern: found by a broadcast Who-Is
             "timeseries": [{"key": "${objectName}", "objectType": "analogValue", "objectId": "*",
                             "propertyId": "presentValue"}]})
         return cfg
@@ -135,7 +136,8 @@ class Bacnet(GatewayTestCase):
         self.assertEqual(self.platform.attributes(plant)[plant]["pressure.presentValue"], 3.14)
         self.assertIn("does not take ReadPropertyMultiple", gw.log())
 
-        # a segmented objectList (60 objects in 3 segments, each acknowledged) and "*" by type
+        # found by broadcast (the application's subnet, 127.0.0.255, on the entry's port); a segmented
+        # objectList (60 objects in 3 segments, each acknowledged) and "*" by type
         big = wait_for(lambda: [v for d, _, v in self.platform.telemetry("Big") if len(v) == 60], 15,
                        what="60 values of the segmented device")
         self.assertEqual(big[0]["v0"], 0.5)

@@ -579,7 +579,7 @@ static void rescan(bnc_device *d) {
 
 /* ---- discovery ---- */
 
-static void who_is(bnc_conn *c, const bn_addr *dst, const bnc_devcfg *dc) {
+static void who_is(bnc_conn *c, const bn_addr *dst, const bnc_devcfg *dc, uint16_t bport) {
     uint8_t buf[32];
     bn_w w;
     bn_w_init(&w, buf, sizeof buf);
@@ -589,19 +589,28 @@ static void who_is(bnc_conn *c, const bn_addr *dst, const bnc_devcfg *dc) {
         hi = dc->id.ranges[0][1];
     }
     bn_who_is(&w, lo, hi);
-    bn_client_send_unconfirmed(c->cl, dst, buf, w.len, 0);
+    if (dst)
+        bn_client_send_unconfirmed(c->cl, dst, buf, w.len, 0);
+    else
+        bn_client_broadcast(c->cl, bport, buf, w.len, 0);
 }
 
+/* One broadcast per distinct device port (47808 for patterns with port "*"). */
 static void discover(bnc_conn *c) {
-    int broadcast_sent = 0;
+    uint16_t sent[16];
+    size_t n_sent = 0;
     for (size_t i = 0; i < c->cfg.n_devs; i++) {
         const bnc_devcfg *dc = &c->cfg.devs[i];
         if (dc->unicast) {
             bn_addr a = {.ip = dc->ip, .port = dc->port};
-            who_is(c, &a, dc);
-        } else if (!broadcast_sent) {
-            who_is(c, NULL, NULL);
-            broadcast_sent = 1;
+            who_is(c, &a, dc, 0);
+        } else {
+            int dup = 0;
+            for (size_t k = 0; k < n_sent; k++) dup |= sent[k] == dc->port;
+            if (!dup && n_sent < 16) {
+                sent[n_sent++] = dc->port;
+                who_is(c, NULL, NULL, dc->port);
+            }
         }
         for (size_t k = 0; k < dc->n_alt; k++) {
             char host[64];
@@ -609,7 +618,7 @@ static void discover(bnc_conn *c) {
             if (sscanf(dc->alt[k], "%u.%u.%u.%u:%u", &a, &b, &cc, &dd, &port) >= 4 && a < 256 && b < 256 &&
                 cc < 256 && dd < 256 && port > 0 && port < 65536) {
                 bn_addr x = {.ip = (a << 24) | (b << 16) | (cc << 8) | dd, .port = (uint16_t)port};
-                who_is(c, &x, dc);
+                who_is(c, &x, dc, 0);
             }
             (void)host;
         }
@@ -755,7 +764,7 @@ static void tick_devices(bnc_conn *c, int64_t now) {
             }
             start_cycle(d);
         } else if (d->state == BNC_INACTIVE && now >= d->retry_at) {
-            who_is(c, &d->addr, NULL);
+            who_is(c, &d->addr, NULL, 0);
             start_cycle(d);
         }
     }

@@ -259,6 +259,10 @@ static int send_apdu(bn_client *c, const bn_addr *dst, int expecting_reply, cons
 
 int bn_client_send_unconfirmed(bn_client *c, const bn_addr *dst, const uint8_t *apdu, size_t n, int global) {
     if (dst) return send_apdu(c, dst, 0, apdu, n, NULL, NULL);
+    return bn_client_broadcast(c, BN_DEFAULT_PORT, apdu, n, global);
+}
+
+int bn_client_broadcast(bn_client *c, uint16_t port, const uint8_t *apdu, size_t n, int global) {
     uint8_t f[BN_MAX_FRAME];
     bn_w w;
     bn_w_init(&w, f, sizeof f);
@@ -271,8 +275,8 @@ int bn_client_send_unconfirmed(bn_client *c, const bn_addr *dst, const uint8_t *
         return send_to(c, c->o.bbmd_ip, c->o.bbmd_port, f, w.len);
     }
     bn_bvll_finish(f, w.len, BN_BVLC_BROADCAST);
-    return send_to(c, c->o.broadcast_ip ? c->o.broadcast_ip : 0xFFFFFFFFu,
-                   c->o.port ? c->o.port : BN_DEFAULT_PORT, f, w.len);
+    return send_to(c, c->o.broadcast_ip ? c->o.broadcast_ip : 0xFFFFFFFFu, port ? port : BN_DEFAULT_PORT, f,
+                   w.len);
 }
 
 int bn_client_request(bn_client *c, const bn_addr *dst, uint8_t service, const uint8_t *req, size_t n,

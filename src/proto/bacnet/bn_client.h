@@ -78,9 +78,12 @@ void bn_client_close(bn_client *c);
 int bn_client_fd(const bn_client *c);
 uint16_t bn_client_port(const bn_client *c); /* the bound port */
 
-/* Sends an unconfirmed request APDU to dst, or as a broadcast when dst is NULL (local broadcast,
- * or Distribute-Broadcast-To-Network in foreign-device mode). global: NPDU DNET 0xFFFF. */
+/* Sends an unconfirmed request APDU to dst, or as a broadcast when dst is NULL (local broadcast to
+ * the configured broadcast address and port 47808, or Distribute-Broadcast-To-Network in
+ * foreign-device mode). global: NPDU DNET 0xFFFF. */
 int bn_client_send_unconfirmed(bn_client *c, const bn_addr *dst, const uint8_t *apdu, size_t n, int global);
+/* The same broadcast to another UDP port (devices on a non-standard port). */
+int bn_client_broadcast(bn_client *c, uint16_t port, const uint8_t *apdu, size_t n, int global);
 
 /* Starts a confirmed request: service and its encoded request. peer_max_apdu limits the request
  * size. cb runs exactly once (from bn_client_poll or bn_client_close). Returns 0, or <0 when the
