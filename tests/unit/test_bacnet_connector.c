@@ -6,7 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "connectors/bacnet/bacnet.h"
 
@@ -287,6 +292,71 @@ static void test_encode_downlink(void **st) {
     json_decref(v);
 }
 
+/* Attribute updates as the reference's test_on_attribute_updates.py: a bool objectId and a too large
+ * one are reported and skipped, the next mapping is still written; keys not in the update are not. */
+static void test_attribute_update_mappings(void **st) {
+    (void)st;
+    char text[2048];
+    snprintf(
+        text, sizeof text,
+        "{%s,\"devices\":[{\"address\":\"127.0.0.1:9\",\"deviceInfo\":{\"deviceNameExpression\":\"d\"},"
+        "\"attributeUpdates\":[{\"key\":\"a\",\"objectType\":\"analogValue\",\"objectId\":true,"
+        "\"propertyId\":\"presentValue\"},{\"key\":\"b\",\"objectType\":\"analogValue\",\"objectId\":"
+        "33323232442342342,\"propertyId\":\"presentValue\"},{\"key\":\"c\",\"objectType\":\"binaryValue\","
+        "\"objectId\":4,\"propertyId\":\"presentValue\",\"priority\":3},{\"key\":\"z\",\"objectType\":"
+        "\"analogValue\",\"objectId\":1,\"propertyId\":\"presentValue\"}]}]}",
+        ref_app);
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    tbgw_host h = host();
+    bnc_conn c;
+    memset(&c, 0, sizeof c);
+    c.h = &h;
+    tbgw_err err = {0};
+    assert_int_equal(bnc_config_parse(&h, j, &c.cfg, &err), 0);
+    int ps = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001)};
+    assert_int_equal(bind(ps, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t sl = sizeof sa;
+    getsockname(ps, (struct sockaddr *)&sa, &sl);
+    bn_client_opts o = {.bind_ip = 0x7F000001, .timeout_ms = 200};
+    char why[100];
+    c.cl = bn_client_open(&o, NULL, why, sizeof why);
+    assert_non_null(c.cl);
+    bnc_device d;
+    memset(&d, 0, sizeof d);
+    d.conn = &c;
+    d.cfg = &c.cfg.devs[0];
+    d.name = "d";
+    d.iam.max_apdu = 1476;
+    d.addr = (bn_addr){.ip = 0x7F000001, .port = ntohs(sa.sin_port)};
+    bnc_device *list[1] = {&d};
+    c.devs = list;
+    c.n_devs = 1;
+    json_t *data = json_loads("{\"a\":1,\"b\":2,\"c\":true}", 0, NULL);
+    tbgw_attr_update u = {.device = "d", .data = data};
+    assert_int_equal(bnc_on_attr_update(&c, &u), 0);
+    uint8_t buf[256];
+    struct pollfd pf = {.fd = ps, .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 1000), 1);
+    ssize_t n = recv(ps, buf, sizeof buf, 0);
+    /* WriteProperty (binaryValue, 4) presentValue Enumerated 1, priority 3 */
+    const uint8_t want[] = {0x0F, 0x0C, 0x01, 0x40, 0x00, 0x04, 0x19,
+                            0x55, 0x3E, 0x91, 0x01, 0x3F, 0x49, 0x03};
+    assert_int_equal(n, 9 + sizeof want);
+    assert_memory_equal(buf + 9, want, sizeof want);
+    assert_int_equal(poll(&pf, 1, 100), 0); /* nothing for the bad mappings, nothing for "z" */
+    /* unknown device: logged, nothing sent */
+    u.device = "ghost";
+    assert_int_equal(bnc_on_attr_update(&c, &u), 0);
+    assert_int_equal(poll(&pf, 1, 50), 0);
+    bn_client_close(c.cl);
+    close(ps);
+    json_decref(data);
+    bnc_config_free(&c.cfg);
+    json_decref(j);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_address_patterns),
@@ -297,6 +367,7 @@ int main(void) {
         cmocka_unit_test(test_ede),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_encode_downlink),
+        cmocka_unit_test(test_attribute_update_mappings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
