@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -292,6 +293,52 @@ static void test_encode_downlink(void **st) {
     json_decref(v);
 }
 
+static void test_special_writes(void **st) {
+    (void)st;
+    uint8_t buf[128];
+    bn_w w;
+    char why[100];
+    /* weeklySchedule for Real elements (the first reference is an analogValue) */
+    json_t *v = json_string("[[('08:00', 21.5)], [], [], [], [], [], []]");
+    bn_w_init(&w, buf, sizeof buf);
+    assert_int_equal(bnc_encode_special(&w, 123, v, 2, why, sizeof why), 0);
+    const uint8_t sched[] = {0x0E, 0xB4, 0x08, 0x00, 0x00, 0x00, 0x44, 0x41, 0xAC, 0x00, 0x00, 0x0F,
+                             0x0E, 0x0F, 0x0E, 0x0F, 0x0E, 0x0F, 0x0E, 0x0F, 0x0E, 0x0F, 0x0E, 0x0F};
+    assert_int_equal(w.len, sizeof sched);
+    assert_memory_equal(buf, sched, sizeof sched);
+    json_decref(v);
+    /* binaryValue elements: Enumerated */
+    v = json_string("[[(\"17:30\", 1)], [], [], [], [], [], []]");
+    bn_w_init(&w, buf, sizeof buf);
+    assert_int_equal(bnc_encode_special(&w, 123, v, 5, why, sizeof why), 0);
+    assert_memory_equal(buf, ((uint8_t[]){0x0E, 0xB4, 17, 30, 0, 0, 0x91, 0x01, 0x0F}), 9);
+    json_decref(v);
+    /* object references */
+    v = json_string("['analogValue:1', 'binary-value,2']");
+    bn_w_init(&w, buf, sizeof buf);
+    assert_int_equal(bnc_encode_special(&w, 54, v, 0xFFFF, why, sizeof why), 0);
+    const uint8_t refs[] = {0x0C, 0x00, 0x80, 0x00, 0x01, 0x19, 0x55,
+                            0x0C, 0x01, 0x40, 0x00, 0x02, 0x19, 0x55};
+    assert_int_equal(w.len, sizeof refs);
+    assert_memory_equal(buf, refs, sizeof refs);
+    assert_int_equal(bnc_first_reference_type(refs, sizeof refs), 2);
+    json_decref(v);
+    /* mistakes */
+    const char *bad[] = {"[[('25:00', 1)], [], [], [], [], [], []]", "[[], []]", "[[('08:00', 1)", "nothing"};
+    for (size_t i = 0; i < 4; i++) {
+        v = json_string(bad[i]);
+        bn_w_init(&w, buf, sizeof buf);
+        assert_int_equal(bnc_encode_special(&w, 123, v, 2, why, sizeof why), -1);
+        json_decref(v);
+    }
+    json_t *lit = bnc_py_literal("[(1, -2.5, 'a', \"b\", True, None)]");
+    assert_non_null(lit);
+    char *txt = json_dumps(lit, JSON_COMPACT);
+    assert_string_equal(txt, "[[1,-2.5,\"a\",\"b\",true,null]]");
+    free(txt);
+    json_decref(lit);
+}
+
 /* Attribute updates as the reference's test_on_attribute_updates.py: a bool objectId and a too large
  * one are reported and skipped, the next mapping is still written; keys not in the update are not. */
 static void test_attribute_update_mappings(void **st) {
@@ -368,6 +415,7 @@ int main(void) {
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_encode_downlink),
         cmocka_unit_test(test_attribute_update_mappings),
+        cmocka_unit_test(test_special_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

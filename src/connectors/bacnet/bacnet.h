@@ -104,6 +104,14 @@ int bnc_value_text(uint16_t otype, uint32_t prop, const uint8_t *p, size_t n, tb
 /* Encodes a downlink value (JSON) for a WriteProperty of prop on an object of type otype. */
 int bnc_value_encode(bn_w *w, uint16_t otype, uint32_t prop, const json_t *v, char *why, size_t cap);
 
+/* Special writes (bacnet_sched.c): weeklySchedule (123) with values typed as the presentValue of
+ * objects of type elem_otype (0xFFFF: by the literal), listOfObjectPropertyReferences (54). */
+int bnc_encode_special(bn_w *w, uint32_t prop, const json_t *value, uint16_t elem_otype, char *why,
+                       size_t cap);
+json_t *bnc_py_literal(const char *s);
+/* The object type of the first reference in an encoded listOfObjectPropertyReferences, or 0xFFFF. */
+uint16_t bnc_first_reference_type(const uint8_t *p, size_t n);
+
 /* ---- runtime ---- */
 typedef struct bnc_point { /* one concrete object/property set a device polls */
     const bnc_item *item;

@@ -24,7 +24,42 @@ typedef struct op {
     uint32_t inst, prop;
     json_t *value; /* what the reply shows for a write */
     char key[128];
+    int stage; /* 1: reading listOfObjectPropertyReferences before a weeklySchedule write */
+    unsigned prio;
+    bnc_device *d;
 } op;
+
+static void op_done(void *ud, const bn_result *r);
+
+/* Encodes the WriteProperty of o (a special value for weeklySchedule and the reference list). */
+static int encode_write(const op *o, uint16_t elem_otype, bn_w *w, char *why, size_t cap) {
+    bn_wp_begin(w, o->type, o->inst, o->prop, BN_ARRAY_ALL);
+    int rc = (o->prop == 123 || o->prop == 54) && o->value && !json_is_null(o->value)
+                 ? bnc_encode_special(w, o->prop, o->value, elem_otype, why, cap)
+                 : bnc_value_encode(w, o->type, o->prop, o->value, why, cap);
+    if (rc != 0) return -1;
+    bn_wp_end(w, o->prio);
+    if (w->overflow) return snprintf(why, cap, "value too long"), -1;
+    return 0;
+}
+
+/* Second step of a weeklySchedule write: the element type is the presentValue type of the first
+ * referenced object (as the reference does). 0 = sent, -1 = failed (why filled). */
+static int schedule_write(op *o, const bn_result *r, char *why, size_t cap) {
+    uint16_t elem = 0xFFFF;
+    bn_rp_ack a;
+    if (r->status == BN_OK && bn_rp_ack_decode(r->data, r->len, &a) == 0)
+        elem = bnc_first_reference_type(a.value, a.value_len);
+    uint8_t buf[BN_MAX_APDU];
+    bn_w w;
+    bn_w_init(&w, buf, sizeof buf);
+    if (encode_write(o, elem, &w, why, cap) != 0) return -1;
+    o->stage = 2;
+    unsigned max = o->d->iam.max_apdu ? o->d->iam.max_apdu : 480;
+    if (bn_client_request(o->c->cl, &o->d->addr, BN_SVC_WRITE_PROPERTY, buf, w.len, max, op_done, o) != 0)
+        return snprintf(why, cap, "request too long for the device or too many pending"), -1;
+    return 0;
+}
 
 /* Python repr of a JSON value: 'text', True/False/None, {'k': v}, [a, b]. */
 static void py_repr(tbgw_buf *b, const json_t *v) {
@@ -113,7 +148,13 @@ static void op_done(void *ud, const bn_result *r) {
     bnc_conn *c = o->c;
     char why[160];
     json_t *reply = NULL;
-    if (r->status == BN_E_CANCELLED) {
+    if (o->stage == 1 && r->status != BN_E_CANCELLED) {
+        if (schedule_write(o, r, why, sizeof why) == 0) return;
+        TBGW_ERRORF(c->h->log, "weeklySchedule of %u,%u: %s", o->type, o->inst, why);
+        json_t *e = json_string(why);
+        reply = repr_reply("error", e);
+        json_decref(e);
+    } else if (r->status == BN_E_CANCELLED) {
         reply = json_pack("{s:s}", "result", "None");
     } else if (r->status == BN_E_TIMEOUT) {
         /* the reference replies "None" on a timeout; the reason goes to the log */
@@ -158,30 +199,37 @@ static void op_done(void *ud, const bn_result *r) {
 /* Starts a read (value NULL and !write) or a write. Returns 0, or -1 with why filled. */
 static int start_op(bnc_device *d, uint64_t handle, int write, uint16_t type, uint32_t inst, uint32_t prop,
                     const json_t *value, unsigned prio, const char *key, char *why, size_t cap) {
-    uint8_t buf[BN_MAX_APDU];
-    bn_w w;
-    bn_w_init(&w, buf, sizeof buf);
-    if (write) {
-        bn_wp_begin(&w, type, inst, prop, BN_ARRAY_ALL);
-        if (bnc_value_encode(&w, type, prop, value, why, cap) != 0) return -1;
-        bn_wp_end(&w, prio);
-    } else {
-        bn_rp_request(&w, type, inst, prop, BN_ARRAY_ALL);
-    }
-    if (w.overflow) return snprintf(why, cap, "value too long"), -1;
     op *o = calloc(1, sizeof *o);
     if (!o) return snprintf(why, cap, "out of memory"), -1;
     o->c = d->conn;
+    o->d = d;
     o->handle = handle;
     o->write = write;
     o->type = type;
     o->inst = inst;
     o->prop = prop;
+    o->prio = prio;
     o->value = value ? json_deep_copy(value) : json_null();
     snprintf(o->key, sizeof o->key, "%s", key ? key : "");
+    uint8_t buf[BN_MAX_APDU];
+    bn_w w;
+    bn_w_init(&w, buf, sizeof buf);
+    int service = BN_SVC_READ_PROPERTY;
+    if (write && prop == 123 && !json_is_null(o->value)) {
+        o->stage = 1; /* the element type first */
+        bn_rp_request(&w, type, inst, 54, BN_ARRAY_ALL);
+    } else if (write) {
+        service = BN_SVC_WRITE_PROPERTY;
+        if (encode_write(o, 0xFFFF, &w, why, cap) != 0) {
+            json_decref(o->value);
+            free(o);
+            return -1;
+        }
+    } else {
+        bn_rp_request(&w, type, inst, prop, BN_ARRAY_ALL);
+    }
     unsigned max = d->iam.max_apdu ? d->iam.max_apdu : 480;
-    if (bn_client_request(d->conn->cl, &d->addr, write ? BN_SVC_WRITE_PROPERTY : BN_SVC_READ_PROPERTY, buf,
-                          w.len, max, op_done, o) != 0) {
+    if (bn_client_request(d->conn->cl, &d->addr, (uint8_t)service, buf, w.len, max, op_done, o) != 0) {
         json_decref(o->value);
         free(o);
         return snprintf(why, cap, "request too long for the device or too many pending"), -1;
