@@ -1,5 +1,5 @@
 /* Fuzzes the BACnet connector's configuration walk (new and old format, items, ranges, deviceId
- * forms, EDE from base64) and the EDE CSV parser. */
+ * forms, EDE from base64), the EDE CSV parser and the Python-literal values of the special writes. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +22,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tbgw_err err = {0};
     json_t *ede = bnc_ede_devices(text, size && data[0] == ',' ? ',' : ';', &err);
     json_decref(ede);
+    /* the Python literals of weeklySchedule / listOfObjectPropertyReferences writes */
+    json_t *lit = json_string(text);
+    if (lit) {
+        uint8_t buf[BN_MAX_APDU];
+        bn_w w;
+        char why[128];
+        bn_w_init(&w, buf, sizeof buf);
+        bnc_encode_special(&w, 123, lit, 2, why, sizeof why);
+        bn_w_init(&w, buf, sizeof buf);
+        bnc_encode_special(&w, 54, lit, 0xFFFF, why, sizeof why);
+        json_decref(lit);
+    }
     json_t *j = json_loadb(text, size, 0, NULL);
     free(text);
     if (!j) return 0;
