@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json.h"
 #include "connectors/knx/knx_conn.h"
 #include "convert/expr.h"
 #include "util/time.h"
@@ -73,7 +74,7 @@ static void repr_json(const json_t *j, tbgw_buf *out) {
 
 void kx_value_repr(const tbgw_value *v, tbgw_buf *out) {
     if (v->type == TBGW_V_JSON) {
-        json_t *j = json_loads(v->u.s, JSON_DECODE_ANY, NULL);
+        json_t *j = tbgw_json_loads(v->u.s, JSON_DECODE_ANY, NULL);
         if (j)
             repr_json(j, out);
         else
