@@ -1,9 +1,12 @@
 /* One thread per connector instance, supervised: a connector whose run() fails is restarted
  * with capped full-jitter backoff. The host vtable is a connector's only way out. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
 #include <tbgw/log.h>
 
 #include "core/gateway_int.h"
@@ -135,17 +138,31 @@ static void abs_deadline(struct timespec *ts, int ms) {
     }
 }
 
-static int h_wait(const tbgw_host *h, int timeout_ms) {
+/* Makes downlink_fd readable (under ci->mu). One write per batch: nothing is written while the
+ * descriptor is still readable from an earlier one. */
+static void arm_locked(conn_inst *ci) {
+    if (ci->efd_armed || ci->efd < 0) return;
+    uint64_t one = 1;
+    ssize_t w;
+    do w = write(ci->efd, &one, sizeof one);
+    while (w < 0 && errno == EINTR);
+    ci->efd_armed = 1;
+}
+
+static int h_dispatch(const tbgw_host *h) {
     conn_inst *ci = CI(h);
-    struct timespec dl;
-    abs_deadline(&dl, timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&ci->mu);
-    while (!ci->inbox_head && !ci->stop && timeout_ms > 0)
-        if (pthread_cond_timedwait(&ci->cv, &ci->mu, &dl) == ETIMEDOUT) break;
     dn_item *list = ci->inbox_head;
     ci->inbox_head = ci->inbox_tail = NULL;
     ci->inbox_len = 0;
     int stop = ci->stop;
+    if (ci->efd_armed && !stop) { /* a stop keeps the descriptor readable */
+        uint64_t v;
+        ssize_t r;
+        do r = read(ci->efd, &v, sizeof v);
+        while (r < 0 && errno == EINTR);
+        ci->efd_armed = 0;
+    }
     pthread_mutex_unlock(&ci->mu);
     while (list) {
         dn_item *next = list->next;
@@ -156,6 +173,19 @@ static int h_wait(const tbgw_host *h, int timeout_ms) {
         list = next;
     }
     return stop;
+}
+
+static int h_wait(const tbgw_host *h, int timeout_ms) {
+    conn_inst *ci = CI(h);
+    if (timeout_ms > 0) {
+        struct pollfd pfd = {.fd = ci->efd, .events = POLLIN};
+        int64_t end = tbgw_mono_ms() + timeout_ms;
+        for (;;) {
+            int left = (int)(end - tbgw_mono_ms());
+            if (left <= 0 || poll(&pfd, 1, left) != -1 || errno != EINTR) break;
+        }
+    }
+    return h_dispatch(h);
 }
 
 static void h_stat_add(const tbgw_host *h, tbgw_stat stat, uint64_t n) {
@@ -196,12 +226,15 @@ void tbgw_conn_post(conn_inst *ci, dn_item *it) {
         ci->inbox_head = it;
     ci->inbox_tail = it;
     ci->inbox_len++;
-    pthread_cond_signal(&ci->cv);
+    arm_locked(ci);
     pthread_mutex_unlock(&ci->mu);
 }
 
 static void *conn_thread(void *arg) {
     conn_inst *ci = arg;
+    char tname[16]; /* the connector's name, as the reference names its connector threads */
+    snprintf(tname, sizeof tname, "%s", ci->entry->name);
+    pthread_setname_np(pthread_self(), tname);
     tbgw_backoff bo;
     tbgw_backoff_init(&bo, 1000, 60000);
     for (;;) {
@@ -258,6 +291,12 @@ conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&ci->cv, &ca);
     pthread_condattr_destroy(&ca);
+    ci->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (ci->efd < 0) {
+        tbgw_err_set(err, TBGW_EIO, "connector \"%s\": eventfd: %s", e->name, strerror(errno));
+        tbgw_conn_free(ci);
+        return NULL;
+    }
     char lname[128];
     tbgw_host *h = &ci->host;
     h->abi = TBGW_CONNECTOR_ABI;
@@ -278,6 +317,8 @@ conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char
     h->stat_add = h_stat_add;
     h->set_state = h_set_state;
     h->core = ci;
+    h->downlink_fd = ci->efd;
+    h->dispatch = h_dispatch;
     int rc = ops->create(h, e->doc->root, &ci->self, err);
     if (rc) {
         if (err->code == 0) tbgw_err_set(err, rc, "invalid configuration");
@@ -298,6 +339,7 @@ int tbgw_conn_stop(conn_inst *ci, int timeout_ms) {
     if (!ci->thread_started) return 0;
     pthread_mutex_lock(&ci->mu);
     ci->stop = 1;
+    arm_locked(ci);
     pthread_cond_broadcast(&ci->cv);
     pthread_mutex_unlock(&ci->mu);
     if (ci->ops->stop) ci->ops->stop(ci->self);
@@ -331,6 +373,7 @@ void tbgw_conn_free(conn_inst *ci) {
     }
     pthread_mutex_destroy(&ci->mu);
     pthread_cond_destroy(&ci->cv);
+    if (ci->efd >= 0) close(ci->efd);
     if (ci->owns_entry) {
         tbgw_config_entry_free(ci->entry);
         free(ci->entry);

@@ -58,7 +58,9 @@ struct conn_inst {
     pthread_cond_t cv;
     dn_item *inbox_head, *inbox_tail;
     size_t inbox_len;
-    int stop;     /* set under mu */
+    int efd;       /* host.downlink_fd: an eventfd, readable while the inbox is non-empty or stop is set */
+    int efd_armed; /* under mu: efd holds a count (readable) */
+    int stop;      /* set under mu */
     int finished; /* thread left its loop */
     tbgw_conn_state state;
     char last_error[256];

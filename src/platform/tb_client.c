@@ -380,6 +380,9 @@ static int setup_mosq(tb_client *c) {
               : cfg->mqtt_version == 3 ? MQTT_PROTOCOL_V31
                                        : MQTT_PROTOCOL_V311;
     mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, ver);
+    /* no Nagle: an RPC reply written right after the PUBACK of its request would otherwise wait for
+     * the broker's delayed ACK of the PUBACK (40 ms on Linux) */
+    mosquitto_int_option(c->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_max_inflight_messages_set(c->mosq, 0);
     if (ver == MQTT_PROTOCOL_V5) {
         mosquitto_connect_v5_callback_set(c->mosq, on_connect);

@@ -458,6 +458,13 @@ int mbc_on_attribute_update(mbc *m, const tbgw_attr_update *u) {
     return 0;
 }
 
+int64_t mbc_rpc_next_deadline(const mbc *m) {
+    int64_t due = INT64_MAX;
+    for (const mbc_rpc *r = m->rpcs; r; r = r->next)
+        if (!r->replied && r->deadline < due) due = r->deadline;
+    return due;
+}
+
 void mbc_rpc_expire(mbc *m, int64_t now) {
     for (mbc_rpc *r = m->rpcs; r; r = r->next) {
         if (r->replied || now < r->deadline) continue;
