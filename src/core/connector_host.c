@@ -1,17 +1,16 @@
 /* One thread per connector instance, supervised: a connector whose run() fails is restarted
  * with capped full-jitter backoff. The host vtable is a connector's only way out. */
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/eventfd.h>
 #include <tbgw/log.h>
 
 #include "core/gateway_int.h"
 #include "core/registry.h"
 #include "util/time.h"
+#include "util/wakefd.h"
 
 static conn_inst *CI(const tbgw_host *h) {
     return (conn_inst *)h->core;
@@ -142,10 +141,7 @@ static void abs_deadline(struct timespec *ts, int ms) {
  * descriptor is still readable from an earlier one. */
 static void arm_locked(conn_inst *ci) {
     if (ci->efd_armed || ci->efd < 0) return;
-    uint64_t one = 1;
-    ssize_t w;
-    do w = write(ci->efd, &one, sizeof one);
-    while (w < 0 && errno == EINTR);
+    tbgw_wakefd_kick(ci->efd);
     ci->efd_armed = 1;
 }
 
@@ -157,10 +153,7 @@ static int h_dispatch(const tbgw_host *h) {
     ci->inbox_len = 0;
     int stop = ci->stop;
     if (ci->efd_armed && !stop) { /* a stop keeps the descriptor readable */
-        uint64_t v;
-        ssize_t r;
-        do r = read(ci->efd, &v, sizeof v);
-        while (r < 0 && errno == EINTR);
+        tbgw_wakefd_drain(ci->efd);
         ci->efd_armed = 0;
     }
     pthread_mutex_unlock(&ci->mu);
@@ -176,15 +169,7 @@ static int h_dispatch(const tbgw_host *h) {
 }
 
 static int h_wait(const tbgw_host *h, int timeout_ms) {
-    conn_inst *ci = CI(h);
-    if (timeout_ms > 0) {
-        struct pollfd pfd = {.fd = ci->efd, .events = POLLIN};
-        int64_t end = tbgw_mono_ms() + timeout_ms;
-        for (;;) {
-            int left = (int)(end - tbgw_mono_ms());
-            if (left <= 0 || poll(&pfd, 1, left) != -1 || errno != EINTR) break;
-        }
-    }
+    if (timeout_ms > 0) tbgw_wakefd_wait(CI(h)->efd, timeout_ms);
     return h_dispatch(h);
 }
 
@@ -291,7 +276,7 @@ conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&ci->cv, &ca);
     pthread_condattr_destroy(&ca);
-    ci->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ci->efd = tbgw_wakefd_new();
     if (ci->efd < 0) {
         tbgw_err_set(err, TBGW_EIO, "connector \"%s\": eventfd: %s", e->name, strerror(errno));
         tbgw_conn_free(ci);

@@ -179,6 +179,7 @@ struct tbgw_gateway {
     int64_t limits_req_id, limits_deadline;
     int64_t own_req_counter, attr_req_counter, own_attr_req_counter;
     int64_t next_file_check;
+    int64_t tick_at; /* monotonic ms the tick timer is armed for (0 = not armed) */
     size_t max_payload;
     size_t max_inflight, inflight_msgs;
     traffic_limits dev_limits, own_limits;
@@ -205,6 +206,8 @@ void tbgw_router_on_message(struct tbgw_gateway *gw, const char *topic, const vo
 void tbgw_router_rpc_reply(struct tbgw_gateway *gw, in_item *it);
 void tbgw_router_attr_request(struct tbgw_gateway *gw, in_item *it);
 void tbgw_router_tick(struct tbgw_gateway *gw, int64_t now);
+/* The earliest RPC or attribute request deadline (monotonic ms; INT64_MAX = none). */
+int64_t tbgw_router_next_due(const struct tbgw_gateway *gw);
 void tbgw_router_session_lost(struct tbgw_gateway *gw);
 void tbgw_router_dispatch_waiting(struct tbgw_gateway *gw, const char *device);
 void tbgw_router_free(struct tbgw_gateway *gw);
