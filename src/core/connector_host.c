@@ -321,12 +321,12 @@ int tbgw_conn_start(conn_inst *ci) {
 }
 
 int tbgw_conn_stop(conn_inst *ci, int timeout_ms) {
-    if (!ci->thread_started) return 0;
-    pthread_mutex_lock(&ci->mu);
+    pthread_mutex_lock(&ci->mu); /* final: downlink_fd stays readable, every dispatch() answers 1 */
     ci->stop = 1;
     arm_locked(ci);
     pthread_cond_broadcast(&ci->cv);
     pthread_mutex_unlock(&ci->mu);
+    if (!ci->thread_started) return 0;
     if (ci->ops->stop) ci->ops->stop(ci->self);
     struct timespec dl;
     abs_deadline(&dl, timeout_ms);
