@@ -263,6 +263,7 @@ int tbgw_gw_publish(tbgw_gateway *gw, const char *topic, const char *payload, si
     tb_limit_take(&gw->dev_limits.l[0], 1);
     int rc = tb_client_publish(gw->tb, topic, payload, len, qos, &mid);
     if (rc == 0) gw->cnt.msgs_pushed++;
+    if (rc == 0) tb_client_push(gw->tb); /* replies and requests leave now; data packs are coalesced */
     return rc;
 }
 

@@ -12,6 +12,7 @@
 #include <tbgw/log.h>
 
 #include "util/backoff.h"
+#include "util/tcp.h"
 
 typedef enum { ST_IDLE, ST_CONNECTING, ST_WAIT_CONNACK, ST_CONNECTED, ST_BACKOFF, ST_STOPPED } cstate;
 
@@ -389,9 +390,6 @@ static int setup_mosq(tb_client *c) {
               : cfg->mqtt_version == 3 ? MQTT_PROTOCOL_V31
                                        : MQTT_PROTOCOL_V311;
     mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, ver);
-    /* no Nagle: an RPC reply written right after the PUBACK of its request would otherwise wait for
-     * the broker's delayed ACK of the PUBACK (40 ms on Linux) */
-    mosquitto_int_option(c->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_max_inflight_messages_set(c->mosq, 0);
     if (ver == MQTT_PROTOCOL_V5) {
         mosquitto_connect_v5_callback_set(c->mosq, on_connect);
@@ -500,6 +498,10 @@ int tb_client_publish(tb_client *c, const char *topic, const void *payload, size
     /* anything else (no memory, connection gone): end the session; the next one re-sends */
     mark_lost(c, "publish failed: %s", mosquitto_strerror(rc));
     return TBGW_EIO;
+}
+
+void tb_client_push(tb_client *c) {
+    if (c->mosq) tbgw_tcp_push(mosquitto_socket(c->mosq));
 }
 
 int tb_client_is_connected(const tb_client *c) {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include "connectors/mqtt/mqtt_internal.h"
+#include "util/tcp.h"
 #include "util/time.h"
 
 #define MQ_BURST       1024 /* packets read per turn before emitting and servicing downlink */
@@ -46,6 +47,7 @@ int mq_publish(mq_conn *c, const char *topic, const char *payload, size_t len, i
         TBGW_WARNF(c->host->log, "publish to %s failed: %s", topic, mosquitto_strerror(rc));
         return TBGW_EIO;
     }
+    tbgw_tcp_push(mosquitto_socket(c->mosq)); /* downlink to a device leaves at once (not behind PUBACKs) */
     return 0;
 }
 
@@ -281,7 +283,6 @@ static int setup_client(mq_conn *c) {
                 : cfg->version == 4 ? MQTT_PROTOCOL_V311
                                     : MQTT_PROTOCOL_V31;
     mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, proto);
-    mosquitto_int_option(c->mosq, MOSQ_OPT_TCP_NODELAY, 1); /* requests to devices leave at once */
     mosquitto_connect_v5_callback_set(c->mosq, on_connect);
     mosquitto_disconnect_v5_callback_set(c->mosq, on_disconnect);
     mosquitto_message_callback_set(c->mosq, on_message);
@@ -314,8 +315,9 @@ static void try_connect(mq_conn *c) {
 }
 
 /* Reads every packet available now (bounded), then hands the converted records to the core.
- * A short burst is followed by a 1 ms gather pause, so that at moderate rates one wake-up serves
- * several messages instead of one (less CPU per message for at most 1 ms more latency). */
+ * A short burst that left records to emit is followed by a 1 ms gather pause, so that at moderate
+ * rates one wake-up serves several messages instead of one (less CPU per message for at most 1 ms
+ * more latency). */
 static void read_burst(mq_conn *c) {
     int i = 0;
     for (; i < MQ_BURST; i++) {
@@ -331,7 +333,7 @@ static void read_burst(mq_conn *c) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || mosquitto_socket(c->mosq) < 0) break;
     }
     maybe_flush(c, 0);
-    if (i < 8) {
+    if (i < 8 && c->batch) { /* only records wait to be coalesced: RPC answers and requests do not */
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
