@@ -218,7 +218,8 @@ static int tc_attr_update(void *self, const tbgw_attr_update *u) {
 static int reserved_rpc(tc *t, const tbgw_rpc_req *r) {
     tbgw_params p;
     tbgw_err err = {0};
-    if (tbgw_params_parse(json_string_value(r->params), 0, &p, &err)) return tbgw_rpc_error(t->h, r->handle, "%s", err.msg);
+    if (tbgw_params_parse(json_string_value(r->params), 0, &p, &err))
+        return tbgw_rpc_error(t->h, r->handle, "%s", err.msg);
     const char *key = tbgw_params_get(&p, "key"), *value = tbgw_params_get(&p, "value");
     int rc;
     json_t *dev = json_object_get(t->stored, r->device);

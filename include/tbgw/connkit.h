@@ -28,10 +28,10 @@ extern "C" {
 /* ---- entry point ----------------------------------------------------------------------------- */
 
 /* Defines tbgw_connector_entry() of a plugin returning &ops for ABI TBGW_CONNECTOR_ABI. */
-#define TBGW_CONNECTOR_PLUGIN(ops)                                                                         \
-    const tbgw_connector_ops *tbgw_connector_entry(uint32_t abi);                                          \
-    const tbgw_connector_ops *tbgw_connector_entry(uint32_t abi) {                                         \
-        return abi == TBGW_CONNECTOR_ABI ? &(ops) : NULL;                                                  \
+#define TBGW_CONNECTOR_PLUGIN(ops)                                                                           \
+    const tbgw_connector_ops *tbgw_connector_entry(uint32_t abi);                                            \
+    const tbgw_connector_ops *tbgw_connector_entry(uint32_t abi) {                                           \
+        return abi == TBGW_CONNECTOR_ABI ? &(ops) : NULL;                                                    \
     }
 
 /* ---- configuration walk ---------------------------------------------------------------------- */
@@ -74,12 +74,12 @@ int tbgw_cfg_each(tbgw_cfg *w, const json_t *parent, const char *parent_path, co
 /* ---- device and key entries ------------------------------------------------------------------ */
 
 typedef struct tbgw_cfg_key {
-    char *key;                /* "key" (or "tag", "attributeOnThingsBoard", "method": see name_fields) */
-    const char *type;         /* "type" as written, NULL when absent (borrowed from the config) */
-    const json_t *cfg;        /* the entry (borrowed): the connector reads its own fields from it */
-    tbgw_report_strategy rs;  /* the entry's reportStrategy */
-    int has_rs;               /* rs set (not "inherit") */
-    char path[96];            /* dotted path of the entry, for later messages */
+    char *key;               /* "key" (or "tag", "attributeOnThingsBoard", "method": see name_fields) */
+    const char *type;        /* "type" as written, NULL when absent (borrowed from the config) */
+    const json_t *cfg;       /* the entry (borrowed): the connector reads its own fields from it */
+    tbgw_report_strategy rs; /* the entry's reportStrategy */
+    int has_rs;              /* rs set (not "inherit") */
+    char path[96];           /* dotted path of the entry, for later messages */
 } tbgw_cfg_key;
 
 typedef struct tbgw_cfg_keys {
@@ -92,7 +92,8 @@ typedef struct tbgw_cfg_keys {
  * extra (which reads the connector's own fields; index is the entry's index in out) is reported and
  * skipped. Returns the number of keys or TBGW_EINVAL (section not an array). */
 int tbgw_cfg_keys_parse(tbgw_cfg *w, const json_t *parent, const char *parent_path, const char *section,
-                        const char *const *name_fields, tbgw_cfg_entry_fn extra, void *ud, tbgw_cfg_keys *out);
+                        const char *const *name_fields, tbgw_cfg_entry_fn extra, void *ud,
+                        tbgw_cfg_keys *out);
 void tbgw_cfg_keys_free(tbgw_cfg_keys *k);
 
 typedef struct tbgw_cfg_device {
@@ -107,7 +108,8 @@ typedef struct tbgw_cfg_device {
  * without a name, with a broken reportStrategy or a key list that is not a list gives TBGW_EINVAL with
  * err relative to the device ("deviceName: missing ..."; the caller skips the device or refuses the
  * connector); bad keys inside are reported and skipped. */
-int tbgw_cfg_device_parse(tbgw_cfg *w, const json_t *dev, const char *path, tbgw_cfg_device *out, tbgw_err *err);
+int tbgw_cfg_device_parse(tbgw_cfg *w, const json_t *dev, const char *path, tbgw_cfg_device *out,
+                          tbgw_err *err);
 void tbgw_cfg_device_free(tbgw_cfg_device *d);
 
 /* ---- RPC replies (spec gateway.md §1.7); each leads to exactly one host->rpc_reply ------------- */
@@ -117,9 +119,11 @@ int tbgw_rpc_result(const tbgw_host *h, uint64_t handle, json_t *result);
 /* {"result": {"value": <value>}}: the reserved get/set answer of Modbus and OPC-UA; value stolen. */
 int tbgw_rpc_value(const tbgw_host *h, uint64_t handle, json_t *value);
 /* {"error": "<text>"} as an object. */
-int tbgw_rpc_error(const tbgw_host *h, uint64_t handle, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int tbgw_rpc_error(const tbgw_host *h, uint64_t handle, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* {"error": "<text>", "success": false} as a JSON string (success_sent False: a failed request). */
-int tbgw_rpc_failed(const tbgw_host *h, uint64_t handle, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int tbgw_rpc_failed(const tbgw_host *h, uint64_t handle, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* {"success": true|false} as a JSON string (one-way requests). */
 int tbgw_rpc_success(const tbgw_host *h, uint64_t handle, int ok);
 

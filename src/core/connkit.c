@@ -49,7 +49,8 @@ void tbgw_cfg_skip(tbgw_cfg *w, const char *path, const char *fmt, ...) {
     const tbgw_host *h = w->host;
     if (!h) return;
     tbgw_cfg_where(w, path, where, sizeof where);
-    if (h->log) TBGW_WARNF(h->log, "%s%s%s: %s; entry skipped", where, *where ? ": " : "", path ? path : "", msg);
+    if (h->log)
+        TBGW_WARNF(h->log, "%s%s%s: %s; entry skipped", where, *where ? ": " : "", path ? path : "", msg);
     if (h->stat_add) h->stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
 }
 
@@ -194,7 +195,8 @@ static int key_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t inde
     keys_ctx *k = ud;
     const char *name = NULL;
     for (const char *const *f = k->names; *f && !name; f++) name = json_string_value(json_object_get(e, *f));
-    if (!name || !*name) return tbgw_err_set(err, TBGW_EINVAL, "%s: missing (a non-empty string)", k->names[0]);
+    if (!name || !*name)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s: missing (a non-empty string)", k->names[0]);
     const json_t *type = json_object_get(e, "type");
     if (type && !json_is_string(type)) return wrong(err, NULL, "type", "a string", type);
     tbgw_cfg_key key = {0};
@@ -220,7 +222,8 @@ static int key_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t inde
 }
 
 int tbgw_cfg_keys_parse(tbgw_cfg *w, const json_t *parent, const char *parent_path, const char *section,
-                        const char *const *name_fields, tbgw_cfg_entry_fn extra, void *ud, tbgw_cfg_keys *out) {
+                        const char *const *name_fields, tbgw_cfg_entry_fn extra, void *ud,
+                        tbgw_cfg_keys *out) {
     static const char *const def_names[] = {"key", "tag", NULL};
     keys_ctx k = {out, name_fields ? name_fields : def_names, extra, ud};
     out->v = NULL;
@@ -237,7 +240,8 @@ void tbgw_cfg_keys_free(tbgw_cfg_keys *k) {
     k->n = 0;
 }
 
-int tbgw_cfg_device_parse(tbgw_cfg *w, const json_t *dev, const char *path, tbgw_cfg_device *out, tbgw_err *err) {
+int tbgw_cfg_device_parse(tbgw_cfg *w, const json_t *dev, const char *path, tbgw_cfg_device *out,
+                          tbgw_err *err) {
     static const char *const upd_names[] = {"attributeOnThingsBoard", "key", "tag", NULL};
     static const char *const rpc_names[] = {"method", "tag", "key", NULL};
     memset(out, 0, sizeof *out);
@@ -255,8 +259,8 @@ int tbgw_cfg_device_parse(tbgw_cfg *w, const json_t *dev, const char *path, tbgw
     tbgw_cfg sub = {w->host, &lerr, 0};
     if (tbgw_cfg_keys_parse(&sub, dev, path, "timeseries", NULL, NULL, NULL, &out->timeseries) < 0 ||
         tbgw_cfg_keys_parse(&sub, dev, path, "attributes", NULL, NULL, NULL, &out->attributes) < 0 ||
-        tbgw_cfg_keys_parse(&sub, dev, path, "attributeUpdates", upd_names, NULL, NULL, &out->attribute_updates) <
-            0 ||
+        tbgw_cfg_keys_parse(&sub, dev, path, "attributeUpdates", upd_names, NULL, NULL,
+                            &out->attribute_updates) < 0 ||
         tbgw_cfg_keys_parse(&sub, dev, path, "rpc", rpc_names, NULL, NULL, &out->rpc) < 0) {
         w->skipped += sub.skipped;
         tbgw_cfg_device_free(out);

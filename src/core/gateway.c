@@ -222,10 +222,10 @@ static void on_tick(uv_timer_t *t);
  * idle gateway sleeps until I/O, a hand-off from a connector or something that is really due. */
 static int64_t tick_due(tbgw_gateway *gw, int64_t now) {
     int64_t due = now + 3600000;
-#define GW_AT(x)                                                                                           \
-    do {                                                                                                   \
-        int64_t t_ = (x);                                                                                  \
-        if (t_ < due) due = t_;                                                                            \
+#define GW_AT(x)                                                                                             \
+    do {                                                                                                     \
+        int64_t t_ = (x);                                                                                    \
+        if (t_ < due) due = t_;                                                                              \
     } while (0)
     if (gw->limits_req_id && !gw->ready) GW_AT(gw->limits_deadline + 1);
     int64_t rep = tbgw_report_next_due(gw->report); /* wall clock */

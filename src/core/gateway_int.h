@@ -61,7 +61,7 @@ struct conn_inst {
     int efd;       /* host.downlink_fd: an eventfd, readable while the inbox is non-empty or stop is set */
     int efd_armed; /* under mu: efd holds a count (readable) */
     int stop;      /* set under mu */
-    int finished; /* thread left its loop */
+    int finished;  /* thread left its loop */
     tbgw_conn_state state;
     char last_error[256];
     uint64_t stats[TBGW_STAT__COUNT];           /* atomic adds */

@@ -437,10 +437,10 @@ int64_t tbgw_mgmt_next_due(tbgw_gateway *gw, int64_t now) {
     tbgw_mgmt *m = gw->mgmt;
     int64_t due = INT64_MAX;
     if (!m) return due;
-#define MG_AT(x)                                                                                           \
-    do {                                                                                                   \
-        int64_t t_ = (x);                                                                                  \
-        if (t_ < due) due = t_;                                                                            \
+#define MG_AT(x)                                                                                             \
+    do {                                                                                                     \
+        int64_t t_ = (x);                                                                                    \
+        if (t_ < due) due = t_;                                                                              \
     } while (0)
     if (gw->ready) MG_AT(m->err_last_send + ERRORS_SEND_MS);
     if (gw->ready && (m->n_rconns || __atomic_load_n(&m->remote_level, __ATOMIC_RELAXED) != TBGW_NONE)) {
@@ -451,7 +451,8 @@ int64_t tbgw_mgmt_next_due(tbgw_gateway *gw, int64_t now) {
         MG_AT(q >= LOG_LINES_PER_MSG ? now : q ? m->last_flush + LOG_FLUSH_MS : now + LOG_FLUSH_MS);
     }
     if (gw->cfg->inactivity_check && gw->ready)
-        MG_AT(m->inact_last + (int64_t)(gw->cfg->inactivity_period_s > 0 ? gw->cfg->inactivity_period_s : 1) * 1000);
+        MG_AT(m->inact_last +
+              (int64_t)(gw->cfg->inactivity_period_s > 0 ? gw->cfg->inactivity_period_s : 1) * 1000);
     if (m->reboot_at) MG_AT(m->reboot_at);
     if (m->metrics) MG_AT(now + 100); /* the /metrics snapshot */
 #undef MG_AT

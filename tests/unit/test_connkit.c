@@ -60,9 +60,9 @@ static void test_params(void **st) {
     (void)st;
     tbgw_params p;
     tbgw_err err = {0};
-    assert_int_equal(tbgw_params_parse("type=16int; functionCode=3;;objectsCount=1;address = 5;value=a=b", 0,
-                                       &p, &err),
-                     0);
+    assert_int_equal(
+        tbgw_params_parse("type=16int; functionCode=3;;objectsCount=1;address = 5;value=a=b", 0, &p, &err),
+        0);
     assert_int_equal(p.n, 5);
     assert_string_equal(tbgw_params_get(&p, "type"), "16int");
     assert_string_equal(tbgw_params_get(&p, "functionCode"), "3");
@@ -120,7 +120,8 @@ static void test_rpc_replies(void **st) {
 
 static void test_getters(void **st) {
     (void)st;
-    json_t *o = json_pack("{s:s,s:i,s:f,s:b,s:f,s:n}", "s", "x", "i", 7, "r", 10.0, "b", 1, "half", 1.5, "nul");
+    json_t *o =
+        json_pack("{s:s,s:i,s:f,s:b,s:f,s:n}", "s", "x", "i", 7, "r", 10.0, "b", 1, "half", 1.5, "nul");
     tbgw_err err = {0};
     const char *s;
     int64_t i;
@@ -151,22 +152,23 @@ static void test_getters(void **st) {
     json_decref(o);
 }
 
-static const char *DEVICES = "{\n"
-                             "  \"devices\": [\n"
-                             "    {\"deviceName\": \"A\", \"deviceType\": \"meter\",\n"
-                             "     \"reportStrategy\": {\"type\": \"ON_CHANGE\"},\n"
-                             "     \"timeseries\": [{\"key\": \"t\", \"type\": \"int\"},\n"
-                             "                    {\"type\": \"int\"},\n"
-                             "                    {\"tag\": \"p\", \"reportStrategy\": {\"type\": \"BOGUS\"}},\n"
-                             "                    {\"tag\": \"q\", \"reportStrategy\": {\"type\": \"ON_REPORT_PERIOD\", "
-                             "\"reportPeriod\": 500}}],\n"
-                             "     \"attributeUpdates\": [{\"attributeOnThingsBoard\": \"sp\"}],\n"
-                             "     \"rpc\": [{\"method\": \"reset\"}, 5]},\n"
-                             "    {\"deviceType\": \"nameless\"},\n"
-                             "    {\"name\": \"B\", \"attributes\": {\"not\": \"a list\"}},\n"
-                             "    \"text\"\n"
-                             "  ]\n"
-                             "}\n";
+static const char *DEVICES =
+    "{\n"
+    "  \"devices\": [\n"
+    "    {\"deviceName\": \"A\", \"deviceType\": \"meter\",\n"
+    "     \"reportStrategy\": {\"type\": \"ON_CHANGE\"},\n"
+    "     \"timeseries\": [{\"key\": \"t\", \"type\": \"int\"},\n"
+    "                    {\"type\": \"int\"},\n"
+    "                    {\"tag\": \"p\", \"reportStrategy\": {\"type\": \"BOGUS\"}},\n"
+    "                    {\"tag\": \"q\", \"reportStrategy\": {\"type\": \"ON_REPORT_PERIOD\", "
+    "\"reportPeriod\": 500}}],\n"
+    "     \"attributeUpdates\": [{\"attributeOnThingsBoard\": \"sp\"}],\n"
+    "     \"rpc\": [{\"method\": \"reset\"}, 5]},\n"
+    "    {\"deviceType\": \"nameless\"},\n"
+    "    {\"name\": \"B\", \"attributes\": {\"not\": \"a list\"}},\n"
+    "    \"text\"\n"
+    "  ]\n"
+    "}\n";
 
 typedef struct devs {
     tbgw_cfg_device v[4];
@@ -310,8 +312,8 @@ static void test_downlink_fd(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_params),         cmocka_unit_test(test_rpc_replies),
-        cmocka_unit_test(test_getters),        cmocka_unit_test(test_devices_and_keys),
+        cmocka_unit_test(test_params),      cmocka_unit_test(test_rpc_replies),
+        cmocka_unit_test(test_getters),     cmocka_unit_test(test_devices_and_keys),
         cmocka_unit_test(test_downlink_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

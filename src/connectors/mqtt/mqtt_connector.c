@@ -343,8 +343,10 @@ static void read_burst(mq_conn *c) {
  * end of a read pause or of the coalescing window, a request deadline, libmosquitto's keep-alive. */
 static int64_t next_due(mq_conn *c, int sock, int64_t now) {
     int64_t due = now + 3600000;
-    if (sock < 0) due = c->next_connect;
-    else if (c->read_pause_until > now && c->read_pause_until < due) due = c->read_pause_until;
+    if (sock < 0)
+        due = c->next_connect;
+    else if (c->read_pause_until > now && c->read_pause_until < due)
+        due = c->read_pause_until;
     if (c->batch) {
         int64_t left_us = MQ_COALESCE_US - (mono_us() - c->batch_since_us);
         int64_t at = now + (left_us <= 0 ? 0 : (left_us + 999) / 1000);
