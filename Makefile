@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all deps build asan fuzz test test-fast test-asan fuzz-smoke run bench format format-check clean
+.PHONY: all deps build asan fuzz test test-fast test-asan fuzz-smoke run bench package format format-check clean
 
 all: build
 
@@ -41,6 +41,12 @@ test-fast: build
 run: build
 	@bash scripts/demo.sh
 
+# The Debian package (a Release build of its own): build-pkg/tbgw_<version>_<arch>.deb
+package: deps
+	@cmake -S . -B build-pkg -DCMAKE_BUILD_TYPE=Release -DTBGW_TESTS=OFF >/dev/null
+	@cmake --build build-pkg -j $(JOBS)
+	@cd build-pkg && cpack -G DEB
+
 bench: build
 	@bash bench/run.sh
 
@@ -52,4 +58,4 @@ format-check: deps
 	if [ -n "$$bad" ]; then echo "not clang-format clean (run 'make format'):"; echo "$$bad"; exit 1; fi
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-pkg

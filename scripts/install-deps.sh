@@ -11,7 +11,10 @@ PKGS=(
   libmodbus-dev socat
   libcmocka-dev libfuzzer-14-dev libclang-rt-14-dev
   libmicrohttpd-dev curl
-  openssl procps python3 python3-paho-mqtt python3-pymodbus python3-serial-asyncio
+  dpkg-dev file binutils man-db
+  libstrophe-dev prosody lua-unbound python3-slixmpp
+  libwebsockets-dev python3-websockets
+  openssl procps python3 python3-paho-mqtt python3-pymodbus python3-serial-asyncio python3-cryptography
 )
 
 # Node.js runs the npm-based test peers (node-opcua); the image may already ship a newer node.
@@ -21,6 +24,7 @@ fi
 
 # npm-based test peers (tests/peers/package.json, pinned by its package-lock.json): installed once.
 install_peers() {
+  [ -n "${TBGW_NO_PEERS:-}" ] && return 0  # building only (the container image's build stage)
   local dir
   dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/peers"
   [ -f "$dir/package.json" ] || return 0

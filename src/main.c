@@ -9,12 +9,14 @@
 
 #include "core/config.h"
 #include "core/gateway.h"
+#include "doctor/doctor.h"
 #include "platform/provision.h"
 #include "util/doc.h"
 #include "util/log_config.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tbgw [-c PATH] [--check-config] [--version] [--help]\n"
+               "       tbgw doctor [-c PATH] [--json]\n"
                "\n"
                "A ThingsBoard IoT Gateway reading the reference gateway's configuration files.\n"
                "\n"
@@ -23,6 +25,8 @@ static void usage(FILE *f) {
                "                      prints file:line:column: message per problem; exit 1 on errors\n"
                "  -v, --version       print the version\n"
                "  -h, --help          this text\n"
+               "  doctor              check the configuration, credentials, platform, storage and\n"
+               "                      connector peers; one line per check (tbgw doctor --help)\n"
                "\n"
                "Environment: TB_GW_HOST, TB_GW_PORT, TB_GW_ACCESS_TOKEN, ... override the configuration;\n"
                "TBGW_LOG_LEVEL sets the default log level (TRACE, DEBUG, INFO, WARNING, ERROR).\n");
@@ -93,6 +97,7 @@ int main(int argc, char **argv) {
      * threads allocate little, so a couple of malloc arenas are enough. */
     setenv("UV_THREADPOOL_SIZE", "2", 0);
     mallopt(M_ARENA_MAX, 2);
+    if (argc > 1 && strcmp(argv[1], "doctor") == 0) return tbgw_doctor_main(argc - 1, argv + 1);
     const char *cfg_path = "config/tb_gateway.json";
     int check = 0;
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -130,7 +135,8 @@ int main(int argc, char **argv) {
     tbgw_config *cfg = tbgw_config_load(path, &rep);
     if (check) {
         int errors = rep.errors;
-        if (cfg) errors += tbgw_gateway_check_connectors(cfg, stdout) + check_logging(cfg, stdout);
+        if (cfg)
+            errors += tbgw_gateway_check_connectors(cfg, stdout, &rep.warnings) + check_logging(cfg, stdout);
         printf("%s: %d error(s), %d warning(s)\n", path, errors, rep.warnings);
         tbgw_config_free(cfg);
         free(path);

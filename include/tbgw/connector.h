@@ -123,6 +123,11 @@ struct tbgw_host {
     void (*stat_add)(const tbgw_host *h, tbgw_stat stat, uint64_t n);
     void (*set_state)(const tbgw_host *h, tbgw_conn_state state, const char *error_text);
     void *core; /* private to the core */
+    /* Reports a configuration mistake the connector tolerates (one per-key entry skipped): dotted is
+     * the field's path in the connector file ("master.slaves[0].timeseries[2].type"), msg the reason.
+     * The core adds file:line:column, logs it as a warning, counts it and lists it under
+     * --check-config. Callable from create() and run(). */
+    void (*config_warning)(const tbgw_host *h, const char *dotted, const char *msg);
 
     /* ---- appended in ABI 1 (hosts are created by the core, so plugins built before these fields
      * existed keep working; a plugin that uses them needs a core built from this header) ---- */

@@ -5,7 +5,8 @@
  * - tbgw_cfg: the configuration walk. create() reads its file with typed getters whose errors name
  *   the field ("mapping[2].timeout: expected an integer, got a string"); a connector-level error is
  *   returned from create() (the host adds "file:line:col: " and refuses the connector), while a bad
- *   per-key entry is reported with its file:line:column, counted (connectorsErrors) and skipped.
+ *   per-key entry is reported with its file:line:column through host->config_warning (counted in
+ *   connectorsErrors, listed by --check-config) and skipped.
  * - tbgw_cfg_keys / tbgw_cfg_device: device entries (deviceName/deviceType, reportStrategy) and their
  *   key lists (timeseries, attributes, attributeUpdates, rpc) with per-key report strategies.
  * - tbgw_rpc_*: the RPC reply forms of the spec (gateway.md §1.7).
@@ -46,8 +47,9 @@ void tbgw_cfg_init(tbgw_cfg *w, const tbgw_host *host, tbgw_err *err);
 /* "file:line:col" of a dotted path ("mapping[1].timeseries[0]") in the connector's file, or "" when
  * the host has no document (a test host). Returns buf. */
 const char *tbgw_cfg_where(const tbgw_cfg *w, const char *path, char *buf, size_t len);
-/* Reports a bad per-key entry at path: a WARNING "file:line:col: path: <msg>; entry skipped" on the
- * connector's logger, one connectorsErrors, w->skipped + 1. */
+/* Reports a bad per-key entry at path through host->config_warning (a WARNING "file:line:col: path:
+ * <msg>; the entry is skipped", one connectorsErrors, listed by --check-config; hosts without it get
+ * the same line on their logger), w->skipped + 1. */
 void tbgw_cfg_skip(tbgw_cfg *w, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A connector-level error: fills w->err with "path: <msg>" and returns TBGW_EINVAL. */
 int tbgw_cfg_fail(tbgw_cfg *w, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

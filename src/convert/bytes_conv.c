@@ -232,7 +232,32 @@ static int name_init(bname *n, const json_t *di, const char *sk, const char *ek,
     return tbgw_src_expr_init(&n->sx, n->src, json_string_value(ex), fp, err);
 }
 
-static int list_init(bdp **out, size_t *n, const json_t *arr, const char *path, tbgw_err *err) {
+static void bdp_clear(bdp *d) {
+    tbgw_slice_free(d->key);
+    tbgw_slice_free(d->value);
+    memset(d, 0, sizeof *d);
+}
+
+static int bdp_init(bdp *d, const json_t *o, const char *ip, tbgw_err *err) {
+    const json_t *k = json_object_get(o, "key"), *v = json_object_get(o, "value");
+    if (!json_is_object(o)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", ip);
+    if (!json_is_string(k)) return tbgw_err_set(err, TBGW_EINVAL, "%s.key: expected a string", ip);
+    if (!json_is_string(v)) return tbgw_err_set(err, TBGW_EINVAL, "%s.value: expected a string", ip);
+    char fp[300];
+    snprintf(fp, sizeof fp, "%s.key", ip);
+    int rc = tbgw_err_prefix(err, tbgw_slice_compile(json_string_value(k), &d->key, err), fp, ':');
+    snprintf(fp, sizeof fp, "%s.value", ip);
+    if (!rc) rc = tbgw_err_prefix(err, tbgw_slice_compile(json_string_value(v), &d->value, err), fp, ':');
+    if (rc) return rc;
+    d->hex = json_is_true(json_object_get(o, "hexMode"));
+    if ((rc = tbgw_rs_parse(json_object_get(o, "reportStrategy"), &d->rs, err)))
+        return tbgw_err_prefix(err, rc, ip, '.');
+    d->has_rs = d->rs.type != TBGW_RS_UNSET;
+    return 0;
+}
+
+static int list_init(bdp **out, size_t *n, const json_t *arr, const char *path, const tbgw_host *tolerate,
+                     tbgw_err *err) {
     if (!arr || json_is_null(arr)) return 0;
     if (!json_is_array(arr)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected a list", path);
     *out = calloc(json_array_size(arr) + 1, sizeof **out);
@@ -240,29 +265,28 @@ static int list_init(bdp **out, size_t *n, const json_t *arr, const char *path, 
     size_t i;
     json_t *o;
     json_array_foreach(arr, i, o) {
-        bdp *d = &(*out)[(*n)++];
-        const json_t *k = json_object_get(o, "key"), *v = json_object_get(o, "value");
-        if (!json_is_object(o)) return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu]: expected an object", path, i);
-        if (!json_is_string(k))
-            return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu].key: expected a string", path, i);
-        if (!json_is_string(v))
-            return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu].value: expected a string", path, i);
-        int rc = tbgw_slice_compile(json_string_value(k), &d->key, err);
-        if (!rc) rc = tbgw_slice_compile(json_string_value(v), &d->value, err);
-        if (rc) return rc;
-        d->hex = json_is_true(json_object_get(o, "hexMode"));
-        if ((rc = tbgw_rs_parse(json_object_get(o, "reportStrategy"), &d->rs, err))) {
-            char ip[300];
-            snprintf(ip, sizeof ip, "%s[%zu]", path, i);
-            return tbgw_err_prefix(err, rc, ip, '.');
+        char ip[300];
+        snprintf(ip, sizeof ip, "%s[%zu]", path, i);
+        tbgw_err ee = {0, ""};
+        int rc = bdp_init(&(*out)[*n], o, ip, &ee);
+        if (rc == 0) {
+            (*n)++;
+            continue;
         }
-        d->has_rs = d->rs.type != TBGW_RS_UNSET;
+        bdp_clear(&(*out)[*n]);
+        if (!tolerate || (rc = tbgw_cfg_skip_entry(tolerate, &ee)) != 0)
+            return tbgw_err_set(err, rc, "%s", ee.msg);
     }
     return 0;
 }
 
 int tbgw_bytes_conv_new(const json_t *conv, const json_t *entry, const char *path, tbgw_bytes_conv **out,
                         tbgw_err *err) {
+    return tbgw_bytes_conv_new_ex(conv, entry, path, NULL, out, err);
+}
+
+int tbgw_bytes_conv_new_ex(const json_t *conv, const json_t *entry, const char *path,
+                           const tbgw_host *tolerate, tbgw_bytes_conv **out, tbgw_err *err) {
     char fp[280];
     *out = NULL;
     if (!json_is_object(conv)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
@@ -277,9 +301,9 @@ int tbgw_bytes_conv_new(const json_t *conv, const json_t *entry, const char *pat
     if (!rc)
         rc = name_init(&c->profile, di, "deviceProfileExpressionSource", "deviceProfileExpression", fp, err);
     snprintf(fp, sizeof fp, "%s.attributes", path);
-    if (!rc) rc = list_init(&c->attrs, &c->n_attrs, json_object_get(conv, "attributes"), fp, err);
+    if (!rc) rc = list_init(&c->attrs, &c->n_attrs, json_object_get(conv, "attributes"), fp, tolerate, err);
     snprintf(fp, sizeof fp, "%s.timeseries", path);
-    if (!rc) rc = list_init(&c->ts, &c->n_ts, json_object_get(conv, "timeseries"), fp, err);
+    if (!rc) rc = list_init(&c->ts, &c->n_ts, json_object_get(conv, "timeseries"), fp, tolerate, err);
     if (!rc) {
         const json_t *rsj = json_object_get(conv, "reportStrategy");
         if (!rsj && entry) rsj = json_object_get(entry, "reportStrategy");

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <tbgw/connector.h>
 #include <tbgw/data.h>
 #include <tbgw/err.h>
 #include "util/buf.h"
@@ -18,6 +19,10 @@ typedef struct tbgw_slice_tmpl tbgw_slice_tmpl;
 
 int tbgw_bytes_conv_new(const json_t *conv, const json_t *entry, const char *path, tbgw_bytes_conv **out,
                         tbgw_err *err);
+/* The same; with tolerate set, one attributes/timeseries entry that cannot be used is reported through
+ * that host (tbgw_cfg_skip_entry) and skipped instead of failing the converter. */
+int tbgw_bytes_conv_new_ex(const json_t *conv, const json_t *entry, const char *path,
+                           const tbgw_host *tolerate, tbgw_bytes_conv **out, tbgw_err *err);
 void tbgw_bytes_conv_free(tbgw_bytes_conv *c);
 /* Appends at most one record to *chain. Returns the number of records appended or a negative TBGW_E*. */
 int tbgw_bytes_conv_convert(const tbgw_bytes_conv *c, const char *topic, const uint8_t *payload, size_t len,

@@ -1,6 +1,7 @@
 #include "convert/cfg_util.h"
 
 #include <string.h>
+#include <tbgw/log.h>
 
 int tbgw_err_prefix(tbgw_err *err, int rc, const char *prefix, char sep) {
     if (!err || !rc || !prefix || !*prefix) return rc;
@@ -16,4 +17,22 @@ int tbgw_err_prefix(tbgw_err *err, int rc, const char *prefix, char sep) {
     err->msg[pl + sl + ml] = 0;
     err->code = rc;
     return rc;
+}
+
+int tbgw_cfg_skip_entry(const tbgw_host *h, const tbgw_err *err) {
+    if (err && err->code == TBGW_ENOMEM) return TBGW_ENOMEM;
+    const char *msg = err && err->msg[0] ? err->msg : "invalid entry";
+    /* split "dotted.path: reason" (a path has no spaces) */
+    char dotted[256] = "";
+    const char *colon = strstr(msg, ": ");
+    if (colon && (size_t)(colon - msg) < sizeof dotted && !memchr(msg, ' ', (size_t)(colon - msg))) {
+        memcpy(dotted, msg, (size_t)(colon - msg));
+        dotted[colon - msg] = 0;
+        msg = colon + 2;
+    }
+    if (h && h->config_warning)
+        h->config_warning(h, dotted[0] ? dotted : NULL, msg);
+    else if (h && h->log)
+        TBGW_WARNF(h->log, "%s%s%s; the entry is skipped", dotted, dotted[0] ? ": " : "", msg);
+    return 0;
 }

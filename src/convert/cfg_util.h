@@ -2,10 +2,18 @@
 #ifndef TBGW_CONVERT_CFG_UTIL_H
 #define TBGW_CONVERT_CFG_UTIL_H
 
+#include <tbgw/connector.h>
 #include <tbgw/err.h>
 
 /* Prefixes err->msg with "<prefix>." (or "<prefix>: " when sep is ':'), truncating at the end.
  * Returns rc unchanged; a NULL err or rc == 0 is a no-op. */
 int tbgw_err_prefix(tbgw_err *err, int rc, const char *prefix, char sep);
+
+/* The tolerant rule for per-key entries (one timeseries/attribute/RPC/mapping entry): an entry that
+ * cannot be used is reported and skipped, the connector starts with every other entry. err->msg is
+ * "dotted.path: reason" as the parsers write it; it goes to host->config_warning (file:line:column,
+ * --check-config) or, without one, to the connector's log. Returns 0 (go on without the entry), or
+ * err->code unchanged for out of memory, which is never tolerated. */
+int tbgw_cfg_skip_entry(const tbgw_host *h, const tbgw_err *err);
 
 #endif

@@ -88,7 +88,7 @@ static int parse_bracket(tbgw_path *p, const char *t, size_t *pos, tbgw_err *err
     if (!close) return tbgw_err_set(err, TBGW_EINVAL, "missing ']' in path \"%s\"", t);
     size_t end = (size_t)(close - t);
     int rc;
-    if (end - i == 1 && t[i] == '*') {
+    if (end - i == 1 && (t[i] == '*' || t[i] == ':')) { /* [*] and the whole slice [:] */
         rc = push_step(p, STEP_WILD, NULL, 0, 0);
     } else if (t[i] == '"' || t[i] == '\'') {
         if (end - i < 2 || t[end - 1] != t[i])

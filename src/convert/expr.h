@@ -1,10 +1,10 @@
 /* `${...}` expressions (spec §5.2): templates mixing literal text and placeholders, resolved against
  * a JSON body with a jsonpath-like path language, and the type casts converters apply.
  *
- * Path language (a subset of jsonpath-rw): `a.b[0].c`, `a[*].b`, `*`, `a..b` (descendant), `$` root,
- * quoted segments `"a.b"` / `'a b'`, negative indexes count from the end. A segment may contain
- * spaces (`${device name}`, `${a.b c}`). Before the path is evaluated, the first whitespace-separated
- * token of the placeholder is looked up as a top-level key (reference behaviour). */
+ * Path language (a subset of jsonpath-rw): `a.b[0].c`, `a[*].b` (or `a[:].b`), `*`, `a..b` (descendant), `$`
+ * root, quoted segments `"a.b"` / `'a b'`, negative indexes count from the end. A segment may contain spaces
+ * (`${device name}`, `${a.b c}`). Before the path is evaluated, the first whitespace-separated token of the
+ * placeholder is looked up as a top-level key (reference behaviour). */
 #ifndef TBGW_CONVERT_EXPR_H
 #define TBGW_CONVERT_EXPR_H
 

@@ -114,7 +114,8 @@ static int dp_init(dp_cfg *d, const json_t *o, const char *path, tbgw_err *err) 
     return 0;
 }
 
-static int list_init(dp_list *l, const json_t *arr, const char *path, tbgw_err *err) {
+static int list_init(dp_list *l, const json_t *arr, const char *path, const tbgw_host *tolerate,
+                     tbgw_err *err) {
     if (!arr || json_is_null(arr)) return 0;
     if (json_is_string(arr)) {
         if (strcmp(json_string_value(arr), "*") != 0)
@@ -134,15 +135,27 @@ static int list_init(dp_list *l, const json_t *arr, const char *path, tbgw_err *
             l->all = 1;
             continue;
         }
-        int rc = dp_init(&l->items[l->n], o, ip, err);
-        l->n++;
-        if (rc) return rc;
+        tbgw_err ee = {0, ""};
+        int rc = dp_init(&l->items[l->n], o, ip, &ee);
+        if (rc == 0) {
+            l->n++;
+            continue;
+        }
+        dp_clear(&l->items[l->n]);
+        memset(&l->items[l->n], 0, sizeof l->items[l->n]);
+        if (!tolerate || (rc = tbgw_cfg_skip_entry(tolerate, &ee)) != 0)
+            return tbgw_err_set(err, rc, "%s", ee.msg);
     }
     return 0;
 }
 
 int tbgw_json_conv_new(const json_t *conv, const json_t *entry, const char *path, tbgw_json_conv **out,
                        tbgw_err *err) {
+    return tbgw_json_conv_new_ex(conv, entry, path, NULL, out, err);
+}
+
+int tbgw_json_conv_new_ex(const json_t *conv, const json_t *entry, const char *path,
+                          const tbgw_host *tolerate, tbgw_json_conv **out, tbgw_err *err) {
     char fp[280];
     *out = NULL;
     if (!json_is_object(conv)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
@@ -154,11 +167,11 @@ int tbgw_json_conv_new(const json_t *conv, const json_t *entry, const char *path
         di ? tbgw_devinfo_new(di, fp, 0, &c->dev, err) : tbgw_err_set(err, TBGW_EINVAL, "%s: missing", fp);
     if (!rc) {
         snprintf(fp, sizeof fp, "%s.attributes", path);
-        rc = list_init(&c->attrs, json_object_get(conv, "attributes"), fp, err);
+        rc = list_init(&c->attrs, json_object_get(conv, "attributes"), fp, tolerate, err);
     }
     if (!rc) {
         snprintf(fp, sizeof fp, "%s.timeseries", path);
-        rc = list_init(&c->ts, json_object_get(conv, "timeseries"), fp, err);
+        rc = list_init(&c->ts, json_object_get(conv, "timeseries"), fp, tolerate, err);
     }
     c->use_received_ts = json_is_true(json_object_get(conv, "useReceivedTs"));
     if (!rc) {

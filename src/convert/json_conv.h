@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <tbgw/connector.h>
 #include <tbgw/data.h>
 #include <tbgw/err.h>
 
@@ -18,6 +19,10 @@ typedef struct tbgw_json_conv tbgw_json_conv;
  * path for errors ("mapping[0].converter"). */
 int tbgw_json_conv_new(const json_t *conv, const json_t *entry, const char *path, tbgw_json_conv **out,
                        tbgw_err *err);
+/* The same; with tolerate set, one attributes/timeseries entry that cannot be used is reported through
+ * that host (tbgw_cfg_skip_entry) and skipped instead of failing the converter. */
+int tbgw_json_conv_new_ex(const json_t *conv, const json_t *entry, const char *path,
+                          const tbgw_host *tolerate, tbgw_json_conv **out, tbgw_err *err);
 void tbgw_json_conv_free(tbgw_json_conv *c);
 
 /* Converts one decoded payload (object, or list of objects: results merged per device name).

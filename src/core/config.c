@@ -514,7 +514,7 @@ static void load_connector(tbgw_config *c, const json_t *e, int idx, tbgw_conn_e
     char tp[80];
     snprintf(tp, sizeof tp, "%s.type", path);
     const char *plugin = json_string_value(json_object_get(e, "plugin"));
-    if (!tbgw_registry_find(ce->type)) {
+    if (!tbgw_registry_is_builtin(ce->type)) {
         /* Custom connector: a shared object. Either "plugin" (tbgw) or
          * extensions/<type>/<class or type>.so next to the configuration, like the reference's
          * extensions/<type>/ folder for Python classes. */
@@ -531,7 +531,13 @@ static void load_connector(tbgw_config *c, const json_t *e, int idx, tbgw_conn_e
             ce->plugin = so;
         } else {
             free(so);
-            if (tbgw_registry_is_known_type(ce->type))
+            if (strcmp(ce->type, "grpc") == 0)
+                doc_report(rep, 1, md, tp,
+                           "connector \"%s\": gRPC connectors (separate programs speaking the gateway's gRPC "
+                           "API) are not supported by tbgw; write it as a connector plugin (.so, see "
+                           "docs/PLUGINS.md) or use the built-in connector of that protocol",
+                           name);
+            else if (tbgw_registry_is_known_type(ce->type))
                 doc_report(rep, 1, md, tp,
                            "connector \"%s\": type \"%s\" is not available in this build of tbgw", name,
                            type);

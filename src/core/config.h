@@ -33,6 +33,8 @@ typedef struct tbgw_conn_entry {
     char *id;
     tbgw_doc *doc;           /* the connector file (or inline JSON wrapped in a doc) */
     tbgw_report_strategy rs; /* connector-level strategy (UNSET if none) */
+    FILE *check_out;         /* --check-config: tolerated mistakes are listed here instead of logged */
+    int check_warnings;      /* how many were listed */
 } tbgw_conn_entry;
 
 typedef struct tbgw_config {

@@ -177,6 +177,20 @@ static void h_stat_add(const tbgw_host *h, tbgw_stat stat, uint64_t n) {
     if ((unsigned)stat < TBGW_STAT__COUNT) __atomic_add_fetch(&CI(h)->stats[stat], n, __ATOMIC_RELAXED);
 }
 
+static void h_config_warning(const tbgw_host *h, const char *dotted, const char *msg) {
+    conn_inst *ci = CI(h);
+    tbgw_conn_entry *e = ci->entry;
+    tbgw_err err = {0, ""};
+    tbgw_doc_error(e ? e->doc : NULL, &err, dotted, "%s", msg ? msg : "invalid entry");
+    if (e && e->check_out) {
+        fprintf(e->check_out, "warning: %s\n", err.msg);
+        e->check_warnings++;
+        return;
+    }
+    TBGW_WARNF(h->log, "%s; the entry is skipped", err.msg);
+    h_stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
+}
+
 static void h_set_state(const tbgw_host *h, tbgw_conn_state state, const char *error_text) {
     conn_inst *ci = CI(h);
     pthread_mutex_lock(&ci->mu);
@@ -256,10 +270,13 @@ static void *conn_thread(void *arg) {
 
 conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char *config_dir, tbgw_err *err) {
     const tbgw_connector_ops *ops =
-        e->plugin ? tbgw_registry_load_plugin(e->plugin, err) : tbgw_registry_find(e->type);
+        e->plugin ? tbgw_registry_load_plugin(e->plugin, err) : tbgw_registry_get(e->type, err);
     if (!ops) {
-        if (!e->plugin)
-            tbgw_err_set(err, TBGW_EINVAL, "connector \"%s\": unknown type \"%s\"", e->name, e->type);
+        if (!e->plugin && err) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            tbgw_err_set(err, err->code, "connector \"%s\": %s", e->name, why);
+        }
         return NULL;
     }
     conn_inst *ci = calloc(1, sizeof *ci);
@@ -301,6 +318,7 @@ conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char
     h->wait = h_wait;
     h->stat_add = h_stat_add;
     h->set_state = h_set_state;
+    h->config_warning = h_config_warning;
     h->core = ci;
     h->downlink_fd = ci->efd;
     h->dispatch = h_dispatch;

@@ -48,9 +48,13 @@ void tbgw_cfg_skip(tbgw_cfg *w, const char *path, const char *fmt, ...) {
     w->skipped++;
     const tbgw_host *h = w->host;
     if (!h) return;
+    if (h->config_warning) { /* the core's: file:line:column, counted, listed by --check-config */
+        h->config_warning(h, path && *path ? path : NULL, msg);
+        return;
+    }
     tbgw_cfg_where(w, path, where, sizeof where);
     if (h->log)
-        TBGW_WARNF(h->log, "%s%s%s: %s; entry skipped", where, *where ? ": " : "", path ? path : "", msg);
+        TBGW_WARNF(h->log, "%s%s%s: %s; the entry is skipped", where, *where ? ": " : "", path ? path : "", msg);
     if (h->stat_add) h->stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
 }
 

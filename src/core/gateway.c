@@ -12,6 +12,7 @@
 #include "core/mgmt.h"
 #include "core/custom_stats.h"
 #include "core/record.h"
+#include "core/service.h"
 #include "core/stats.h"
 #include "platform/tb_codec.h"
 #include "util/buf.h"
@@ -596,6 +597,7 @@ void tbgw_gw_apply_session_limits(tbgw_gateway *gw, const json_t *resp) {
 
 static void on_ready(void *ud) {
     tbgw_gateway *gw = ud;
+    tbgw_service_status("connected to the platform");
     int srv = tb_client_server_max_packet(gw->tb);
     if (srv > 0 && (size_t)(srv * 8 / 10) < gw->max_payload) gw->max_payload = (size_t)(srv * 8 / 10);
     int rm = tb_client_server_receive_max(gw->tb);
@@ -613,7 +615,9 @@ static void on_ready(void *ud) {
 
 static void on_lost(void *ud, const char *why) {
     tbgw_gateway *gw = ud;
-    (void)why;
+    char status[300];
+    snprintf(status, sizeof status, "platform disconnected: %s", why ? why : "connection lost");
+    tbgw_service_status(status);
     gw->ready = 0;
     gw->limits_req_id = 0;
     while (gw->fl_head) {
@@ -776,6 +780,7 @@ void tbgw_gw_request_stop(tbgw_gateway *gw, int restart) {
     gw->stopping = 1;
     gw->restart_requested = restart;
     TBGW_INFOF(gw->log, "stopping: connectors first, then flushing what the platform accepts");
+    tbgw_service_stopping();
     int64_t deadline = tbgw_mono_ms() + 2500;
     for (size_t i = 0; i < gw->n_conns; i++) {
         int64_t left = deadline - tbgw_mono_ms();
@@ -936,6 +941,7 @@ int tbgw_gateway_run(tbgw_gateway *gw) {
     tb_client_start(gw->tb);
     TBGW_INFOF(gw->log, "tbgw %s started with %zu connector(s), %s storage", TBGW_VERSION, gw->n_conns,
                gw->st->ops->type);
+    tbgw_service_ready(&gw->loop, "connecting to the platform");
     uv_run(&gw->loop, UV_RUN_DEFAULT);
     if (!gw->stopping) tbgw_gw_request_stop(gw, 0);
     tbgw_devices_save(&gw->devs);
@@ -963,6 +969,7 @@ void tbgw_gateway_free(tbgw_gateway *gw) {
     int restart = gw->restart_requested;
     if (gw->tb) {
         tb_client_free(gw->tb);
+        tbgw_service_close();
         uv_walk(&gw->loop, close_walk, NULL);
         uv_run(&gw->loop, UV_RUN_NOWAIT);
         uv_loop_close(&gw->loop);
@@ -995,11 +1002,16 @@ void tbgw_gateway_free(tbgw_gateway *gw) {
     }
 }
 
-int tbgw_gateway_check_connectors(const tbgw_config *cfg, FILE *out) {
+int tbgw_gateway_check_connectors(const tbgw_config *cfg, FILE *out, int *warnings) {
     int errors = 0;
     for (size_t i = 0; i < cfg->n_conns; i++) {
         tbgw_err err = {0};
-        conn_inst *ci = tbgw_conn_new(NULL, &cfg->conns[i], cfg->dir, &err);
+        tbgw_conn_entry *e = &cfg->conns[i];
+        e->check_out = out;
+        e->check_warnings = 0;
+        conn_inst *ci = tbgw_conn_new(NULL, e, cfg->dir, &err);
+        e->check_out = NULL;
+        if (warnings) *warnings += e->check_warnings;
         if (!ci) {
             fprintf(out, "%s\n", err.msg);
             errors++;

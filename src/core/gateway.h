@@ -18,5 +18,5 @@ void tbgw_gateway_free(tbgw_gateway *gw);
 
 /* Creates and destroys every connector of cfg to validate its configuration (no I/O).
  * Problems go to out as "file:line:col: message". Returns the number of errors. */
-int tbgw_gateway_check_connectors(const tbgw_config *cfg, FILE *out);
+int tbgw_gateway_check_connectors(const tbgw_config *cfg, FILE *out, int *warnings);
 #endif

@@ -1,4 +1,5 @@
-/* Fuzzes value decoding of arbitrary register/coil payloads with every type and order. */
+/* Fuzzes value decoding of arbitrary register/coil payloads with every type and order, and encoding of
+ * arbitrary JSON values for the write function codes. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,5 +21,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char err[128] = "";
     json_t *v = tbgw_mbv_decode(&s, fc, data + 3, size - 3, err, sizeof err);
     json_decref(v);
+    /* the same bytes as a JSON value to write (bits lists, "0101" strings, numbers...) */
+    v = json_loadb((const char *)data + 3, size - 3, JSON_DECODE_ANY, NULL);
+    if (v) {
+        static const int wfc[] = {5, 6, 15, 16};
+        uint16_t regs[130];
+        uint8_t coils[2000];
+        size_t n = 0;
+        int w = wfc[(data[0] >> 6) & 3];
+        tbgw_mbv_encode(&s, w, v, regs, coils, w == 5 || w == 15 ? sizeof coils : 130, &n, err, sizeof err);
+        json_decref(v);
+    }
     return 0;
 }

@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (j) {
         opcua_cfg cfg;
         tbgw_err err = {0};
-        opcua_cfg_parse(j, "/tmp", &cfg, &err);
+        opcua_cfg_parse(j, "/tmp", NULL, &cfg, &err);
         opcua_cfg_free(&cfg);
         tbgw_ua_variant v;
         if (opcua_variant_from_json(j, &v) == 0) {

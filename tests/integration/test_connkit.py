@@ -37,7 +37,7 @@ class ConnectorKit(GatewayTestCase):
         self.assertIn({"device": "Listed", "type": "kit"}, [p for _, p in self.platform.all("v1/gateway/connect")])
         log = gw.log()
         self.assertIn("Test_Connector.json:", log)
-        skipped = [l for l in log.splitlines() if "entry skipped" in l]
+        skipped = [l for l in log.splitlines() if "entry is skipped" in l]
         self.assertEqual(len(skipped), 2, skipped)
         self.assertRegex(skipped[0], r"Test_Connector\.json:\d+:\d+: deviceList\[0\]\.timeseries\[1\]: key: missing")
         self.assertRegex(skipped[1], r"Test_Connector\.json:\d+:\d+: deviceList\[1\]: deviceName: missing")

@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tbgwtest import BUILD_DIR, SOURCE_DIR, SLOW, GatewayTestCase, free_port, main, wait_for  # noqa: E402
+from tbgwtest import BUILD_DIR, SOURCE_DIR, SLOW, TBGW_BIN, GatewayTestCase, free_port, main, wait_for  # noqa: E402
 
 PY = "/usr/bin/python3"
 PYPEER = os.path.join(SOURCE_DIR, "tests", "peers", "pymodbus_slave.py")
@@ -124,8 +124,9 @@ def type_cases():
     add({"tag": "u8", "type": "8uint", "objectsCount": 1}, device_regs("8uint", 200, "BIG", "BIG"), 200)
     add({"tag": "text", "type": "string", "objectsCount": 3}, device_regs("string", "hello!", "", "", 3), "hello!")
     add({"tag": "raw", "type": "bytes", "objectsCount": 2}, [0x0102, 0xA0FF], "0102a0ff")
-    add({"tag": "flags", "type": "bits", "objectsCount": 16}, [0x8001], [True] + [False] * 14 + [True])
-    add({"tag": "flag15", "type": "bits", "objectsCount": 1, "bit": 15, "bitTargetType": "int"}, [0x8000], 1)
+    # spec §7.2 Bits: high byte LSB first, then low byte LSB first
+    add({"tag": "flags", "type": "bits", "objectsCount": 16}, [0x8001], [False] * 7 + [True, True] + [False] * 7)
+    add({"tag": "flag15", "type": "bits", "objectsCount": 16, "bit": 7}, [0x8000], 1)
     add({"tag": "scaled", "type": "16int", "objectsCount": 1, "divider": 10, "byteOrder": "BIG"},
         device_regs("16int", -215, "BIG", "BIG"), -21.5)
     add({"tag": "multiplied", "type": "16uint", "objectsCount": 1, "multiplier": 3, "byteOrder": "BIG"},
@@ -242,6 +243,64 @@ class ModbusIntegration(GatewayTestCase):
         self.platform.publish("v1/gateway/attributes", {"device": "Meter", "data": {"target": 21.5}})
         wait_for(lambda: read_state(state)["hr"][10:12] == device_regs("32float", 21.5, "BIG", "BIG"), 5,
                  what="attribute update written")
+        self.assertEqual(gw.stop(), 0)
+
+    def test_bits_order_and_tolerant_entries(self):
+        """bits/bit of fc 1-4 in the reference's order (spec §7.2 Bits) against a pymodbus slave, the same
+        rule backwards for RPC and attribute-update writes; one entry of an unknown type ("4bits", as in the
+        reference's own test data) is reported with file:line:column (and by --check-config), every other
+        entry runs, and an RPC to the broken entry answers its reason at once."""
+        port = free_port()
+        state = os.path.join(self.workdir, "state.json")
+        coils = [1, 1, 0, 1, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0, 0, 1]  # c0..c15 (wire bytes 0x8B 0x86)
+        values = {"hr": {"0": 0xDA4B, "1": 0xFFFF}, "ir": {"0": 0xDA4B, "1": 0x0080},
+                  "co": {str(i): v for i, v in enumerate(coils)}, "di": {str(i): v for i, v in enumerate(coils)}}
+        self.peer([PY, PYPEER, "--transport", "tcp", "--framer", "socket", "--port", str(port),
+                   "--values", json.dumps(values), "--state", state])
+
+        def bits(fc, addr, n, tag, **kw):
+            return dict({"tag": tag, "type": "bits", "functionCode": fc, "objectsCount": n, "address": addr}, **kw)
+
+        T, F = True, False
+        want = {"hr16": [F, T, F, T, T, F, T, T, T, T, F, T, F, F, T, F], "hr4": [F, F, T, F],
+                "ir8": [T, T, F, T, F, F, T, F], "ir1": T,
+                "co16": [T, F, F, F, T, F, T, T, T, F, F, F, F, T, T, F], "co4": [T, F, T, T],
+                "di8": [T, F, F, F, T, F, T, T], "di1": T, "cobit": 1}
+        ts = [bits(3, 0, 16, "hr16"), bits(3, 0, 4, "hr4"), bits(4, 0, 8, "ir8"), bits(4, 1, 1, "ir1"),
+              {"tag": "bad4", "type": "4bits", "functionCode": 3, "objectsCount": 1, "address": 5},
+              bits(1, 0, 16, "co16"), bits(1, 0, 4, "co4"), bits(2, 0, 8, "di8"), bits(2, 0, 1, "di1"),
+              bits(1, 0, 16, "cobit", bit=0)]
+        rpc = [bits(1, 0, 16, "readCoils"), bits(15, 20, 4, "writeCoils"), bits(1, 20, 4, "readBack"),
+               bits(16, 10, 16, "writeReg"), bits(3, 10, 16, "readReg"),
+               {"tag": "broken", "type": "4bits", "functionCode": 3, "objectsCount": 1, "address": 0}]
+        slave = slave_cfg("Bits", port=port, timeseries=ts, rpc=rpc,
+                          attributeUpdates=[bits(15, 40, 8, "flags")])
+        gw = self.gateway(connectors=[modbus_connector([slave])])
+        check = subprocess.run([TBGW_BIN, "--check-config", "-c", gw.config_path], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=30)
+        self.assertEqual(check.returncode, 0, check.stdout)
+        self.assertRegex(check.stdout, r"warning: \S*Modbus\.json:\d+:\d+: master\.slaves\[0\]\.timeseries\[4\]"
+                                       r"\.type: unknown type '4bits'")
+        self.assertRegex(check.stdout, r"warning: \S*Modbus\.json:\d+:\d+: master\.slaves\[0\]\.rpc\[5\]\.type")
+        gw.start()
+        gw.wait_log("timeseries[4].type: unknown type '4bits'")
+        self.assertRegex(gw.log(), r"Modbus\.json:\d+:\d+: master\.slaves\[0\]\.timeseries\[4\]\.type")
+        _, got = self.latest("Bits", list(want))
+        self.assertEqual({k: got[k] for k in want}, want)
+        self.assertNotIn("bad4", got)
+        self.assertEqual(self.rpc("Bits", 1, "readCoils", None), {"result": {"value": want["co16"]}})
+        self.assertEqual(self.rpc("Bits", 2, "writeCoils", [T, F, T, T]), {"result": {"value": [T, F, T, T]}})
+        wait_for(lambda: read_state(state)["co"][20:24] == [1, 1, 0, 1], 5, what="coils 20..23 written")
+        self.assertEqual(self.rpc("Bits", 3, "readBack", None), {"result": {"value": [T, F, T, T]}})
+        self.assertEqual(self.rpc("Bits", 4, "writeReg", want["hr16"]), {"result": {"value": want["hr16"]}})
+        wait_for(lambda: read_state(state)["hr"][10] == 0xDA4B, 5, what="register 10 written")
+        self.assertEqual(self.rpc("Bits", 5, "readReg", None), {"result": {"value": want["hr16"]}})
+        t0 = time.time()
+        reply = self.rpc("Bits", 6, "broken", None)
+        self.assertLess(time.time() - t0, 2.0)
+        self.assertIn("4bits", reply["result"]["error"])
+        self.platform.publish("v1/gateway/attributes", {"device": "Bits", "data": {"flags": want["di8"]}})
+        wait_for(lambda: read_state(state)["co"][40:48] == coils[:8], 5, what="attribute update written")
         self.assertEqual(gw.stop(), 0)
 
     def test_rtu_over_pty_libmodbus(self):

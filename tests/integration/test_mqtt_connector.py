@@ -135,7 +135,16 @@ class MqttConnectorTest(GatewayTestCase):
         self.assertEqual(gw.stop(), 0)
 
     def test_attribute_request_update_and_rpc(self):
-        gw = self.start_all()
+        def with_empty_filter(conf):
+            # the reference refuses an attributeUpdates rule with an empty attributeFilter: reported, skipped
+            conf["requestsMapping"]["attributeUpdates"].append(
+                {"retain": False, "deviceNameFilter": ".*", "attributeFilter": "",
+                 "topicExpression": "everything/${attributeKey}", "valueExpression": "${attributeValue}"})
+            return conf
+
+        gw = self.start_all(with_empty_filter)
+        self.assertRegex(gw.log(), r"MQTT_Broker_Connector\.json:\d+:\d+: requestsMapping\.attributeUpdates\[1\]"
+                                   r"\.attributeFilter: empty")
         d = self.devices
         d.publish("data/", {"temperature": 20})
         wait_for(lambda: self.platform.telemetry("Demo Device"), 10)
@@ -151,6 +160,7 @@ class MqttConnectorTest(GatewayTestCase):
         self.platform.publish("v1/gateway/attributes", {"device": "Demo Device", "data": {"relay": True, "other": 1}})
         got = wait_for(lambda: d.got("sensor/request/setRelay"), 10, what="attribute update on device topic")
         self.assertEqual(got, [b"true"])
+        self.assertEqual([t for t, _ in d.messages if t.startswith("everything/")], [])
         # two-way RPC: the device answers on the response topic
         d.responders["sensor/Demo Device/request/getRelay/"] = lambda t, p: (
             t.replace("/request/", "/response/"), b"{'relay': true, 'echo': %s}" % p)

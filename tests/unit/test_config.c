@@ -128,6 +128,21 @@ static void test_unknown_connector_type_names_entry(void **state) {
     free(out);
 }
 
+static void test_grpc_connector_refused_with_reason(void **state) {
+    (void)state;
+    const char *p = write_file(
+        "grpc.json", "{\"thingsboard\": {\"host\": \"h\", \"security\": {\"accessToken\": \"t\"}},\n"
+                     " \"connectors\": [\n  {\"type\": \"grpc\", \"name\": \"G\", \"key\": \"auto\", "
+                     "\"configuration\": \"g.json\"}\n ]\n}\n");
+    int errors;
+    char *out = load_errors(p, NULL, &errors);
+    assert_true(errors >= 1);
+    assert_non_null(strstr(out, "grpc.json:3:"));
+    assert_non_null(strstr(out, "gRPC connectors (separate programs speaking the gateway's gRPC API) are not "
+                                "supported by tbgw"));
+    free(out);
+}
+
 static void test_yaml_config(void **state) {
     (void)state;
     const char *p =
@@ -213,6 +228,7 @@ int main(void) {
         cmocka_unit_test(test_errors_name_file_line_column_and_field),
         cmocka_unit_test(test_syntax_error_and_missing_required),
         cmocka_unit_test(test_unknown_connector_type_names_entry),
+        cmocka_unit_test(test_grpc_connector_refused_with_reason),
         cmocka_unit_test(test_yaml_config),
         cmocka_unit_test(test_env_overrides_and_security),
         cmocka_unit_test(test_report_strategy_parse),

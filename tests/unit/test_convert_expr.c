@@ -68,6 +68,7 @@ static void test_simple_and_nested(void **st) {
     assert_string_equal(R("${arr[0]}", "{\"arr\":[7,8]}"), "7");
     assert_string_equal(R("${arr[-1]}", "{\"arr\":[7,8]}"), "8");
     assert_string_equal(R("${a[*].b}", "{\"a\":[{\"x\":1},{\"b\":\"second\"}]}"), "second");
+    assert_string_equal(R("${a[:].b}", "{\"a\":[{\"x\":1},{\"b\":\"second\"}]}"), "second");
     assert_string_equal(R("${$.a.b}", "{\"a\":{\"b\":3}}"), "3");
     assert_string_equal(R("${a..id}", "{\"a\":{\"x\":{\"id\":9}}}"), "9");
     assert_string_equal(R("${a[\"b.c\"]}", "{\"a\":{\"b.c\":4}}"), "4");

@@ -121,6 +121,7 @@ typedef struct thost {
     pthread_t th;
     int rc;
     uint64_t stats[TBGW_STAT__COUNT];
+    json_t *warnings; /* ["dotted: msg"] from config_warning */
 } thost;
 
 static json_t *value_json(const tbgw_value *v) {
@@ -244,6 +245,11 @@ static void *run_main(void *arg) {
     return NULL;
 }
 
+static void h_config_warning(const tbgw_host *h, const char *dotted, const char *msg) {
+    thost *t = (thost *)h;
+    json_array_append_new(t->warnings, json_sprintf("%s: %s", dotted ? dotted : "", msg));
+}
+
 static void host_init(thost *t) {
     memset(t, 0, sizeof *t);
     pthread_mutex_init(&t->mu, NULL);
@@ -260,6 +266,8 @@ static void host_init(thost *t) {
     t->h.dispatch = h_dispatch;
     t->h.downlink_fd = tbgw_wakefd_new();
     t->h.stat_add = h_stat_add;
+    t->h.config_warning = h_config_warning;
+    t->warnings = json_array();
     t->records = json_array();
     t->replies = json_object();
     t->events = json_array();
@@ -287,6 +295,7 @@ static void host_stop(thost *t) {
     json_decref(t->records);
     json_decref(t->replies);
     json_decref(t->events);
+    json_decref(t->warnings);
 }
 
 static void send_dl(thost *t, int is_rpc, const char *device, const char *method, json_t *params,
@@ -954,6 +963,7 @@ static void create_file(const char *name, int want_rc) {
     json_decref(t.records);
     json_decref(t.replies);
     json_decref(t.events);
+    json_decref(t.warnings);
 }
 
 static void test_reference_configs(void **st) {
@@ -976,6 +986,7 @@ static void expect_config_error(const char *text, const char *want) {
     json_decref(t.records);
     json_decref(t.replies);
     json_decref(t.events);
+    json_decref(t.warnings);
 }
 
 /* uplink_converter: the example plugin (build/plugins/modbus_custom_converter.so) gets the raw data of
@@ -1033,21 +1044,44 @@ static void test_custom_uplink_converter(void **st) {
     unsetenv("TBGW_EXTENSIONS_PATH");
 }
 
+/* A per-key mistake is reported (path and reason) and skipped; the connector is created. */
+static void expect_config_warning(const char *text, const char *want) {
+    json_t *cfg = json_loads(text, 0, NULL);
+    assert_non_null(cfg);
+    thost t;
+    host_init(&t);
+    tbgw_err err = {0};
+    void *self = NULL;
+    int rc = tbgw_connector_modbus.create(&t.h, cfg, &self, &err);
+    if (rc < 0) fail_msg("refused (%s): %s", err.msg, text);
+    int found = 0;
+    size_t i;
+    json_t *w;
+    json_array_foreach(t.warnings, i, w) found |= strstr(json_string_value(w), want) != NULL;
+    if (!found) fail_msg("no warning containing '%s' for %s", want, text);
+    tbgw_connector_modbus.destroy(self);
+    json_decref(cfg);
+    json_decref(t.records);
+    json_decref(t.replies);
+    json_decref(t.events);
+    json_decref(t.warnings);
+}
+
 static void test_config_errors(void **st) {
     (void)st;
     expect_config_error("{\"master\":{\"slaves\":[{\"unitId\":1}]}}", "master.slaves[0].deviceName");
     expect_config_error("{\"master\":{\"slaves\":[{\"deviceName\":\"a\"}]}}", "master.slaves[0].unitId");
     expect_config_error("{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"type\":\"ble\"}]}}",
                         "master.slaves[0].type: expected one of tcp, udp, tls, serial");
-    expect_config_error(
+    expect_config_warning(
         "{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"timeseries\":[{\"tag\":\"x\","
         "\"type\":\"99int\",\"functionCode\":3,\"address\":0}]}]}}",
         "master.slaves[0].timeseries[0].type: unknown type '99int'");
-    expect_config_error(
+    expect_config_warning(
         "{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"timeseries\":[{\"tag\":\"x\","
         "\"type\":\"16int\",\"functionCode\":6,\"address\":0}]}]}}",
         "master.slaves[0].timeseries[0].functionCode: expected one of 1, 2, 3, 4");
-    expect_config_error(
+    expect_config_warning(
         "{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"attributes\":[{\"tag\":\"x\","
         "\"type\":\"16int\",\"functionCode\":3,\"address\":\"9-2\"}]}]}}",
         "master.slaves[0].attributes[0].address");
@@ -1057,6 +1091,24 @@ static void test_config_errors(void **st) {
         "{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"reportStrategy\":{\"type\":"
         "\"ON_REPORT_PERIOD\"}}]}}",
         "master.slaves[0].reportStrategy.reportPeriod");
+    expect_config_warning(
+        "{\"slave\":{\"type\":\"tcp\",\"host\":\"127.0.0.1\",\"port\":5026,\"unitId\":1,\"byteOrder\":"
+        "\"BIG\",\"sendDataToThingsBoard\":true,\"values\":{\"holding_registers\":{\"timeseries\":[{\"tag\":"
+        "\"ok\",\"type\":\"16int\",\"address\":0,\"objectsCount\":1,\"value\":5},{\"tag\":\"bad\",\"type\":"
+        "\"4bits\",\"address\":1,\"objectsCount\":1,\"value\":1}]}}}}",
+        "slave.values.holding_registers.timeseries[1].type: unknown type '4bits'");
+    expect_config_warning("{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"timeseries\":[{"
+                          "\"type\":\"16int\",\"functionCode\":3,\"address\":0}]}]}}",
+                          "master.slaves[0].timeseries[0].tag: required string");
+    expect_config_warning("{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"attributeUpdates\":["
+                          "{\"tag\":\"x\",\"type\":\"4bits\",\"functionCode\":6,\"address\":0}]}]}}",
+                          "master.slaves[0].attributeUpdates[0].type: unknown type '4bits'");
+    expect_config_warning("{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"rpc\":{\"m\":{"
+                          "\"type\":\"16int\",\"functionCode\":9,\"address\":0}}}]}}",
+                          "master.slaves[0].rpc.m.functionCode: expected one of 1, 2, 3, 4, 5, 6, 15, 16");
+    expect_config_warning("{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"rpc\":[{\"tag\":"
+                          "\"r\",\"type\":\"16int\",\"functionCode\":3,\"address\":70000}]}]}}",
+                          "master.slaves[0].rpc[0].address: required integer 0..65535");
 }
 
 int main(void) {

@@ -39,9 +39,6 @@ static void test_reference_values(void **st) {
     (void)st;
     const uint16_t str[] = {0x6162, 0x6364, 0x6566, 0x6768};
     expect_json(dec("string", 4, 0, 0, 4, str, 4), "\"abcdefgh\"");
-    const uint16_t bits[] = {0xCA00};
-    expect_json(dec("bits", 8, 0, 0, 4, bits, 1), "[false,true,false,true,false,false,true,true]");
-    expect_json(dec("bits", 2, 0, 0, 4, bits, 1), "[true,true]");
     const uint16_t i8[] = {0xEE00};
     expect_json(dec("8int", 1, 0, 0, 4, i8, 1), "-18");
     const uint16_t i16[] = {0xA988};
@@ -124,37 +121,158 @@ static void test_byte_word_orders(void **st) {
     expect_json(dec("64uint", 4, 0, 1, 3, w, 4), "1311768468603649775");
 }
 
-static void test_coils_and_bits(void **st) {
-    (void)st;
-    char err[64] = "";
+/* spec §7.2 "Bits", worked out by hand. Registers (fc 3/4): only the first register, its high byte
+ * then its low byte, each LSB first; the last objectsCount are kept. 0xDA4B: DA = 1101 1010 gives
+ * 0,1,0,1,1,0,1,1; 4B = 0100 1011 gives 1,1,0,1,0,0,1,0. */
+static json_t *dec_bits(int fc, int count, int bit, int bit_int, const uint8_t *raw, size_t n) {
     tbgw_mbv_spec s;
     tbgw_mbv_spec_init(&s);
     s.type = MBV_BITS;
-    uint8_t one[] = {0x01};
-    expect_json(tbgw_mbv_decode(&s, 1, one, 1, err, sizeof err), "true");
-    uint8_t zero[] = {0x00};
-    expect_json(tbgw_mbv_decode(&s, 2, zero, 1, err, sizeof err), "false");
-    s.bit_int = 1;
-    expect_json(tbgw_mbv_decode(&s, 1, one, 1, err, sizeof err), "1");
-    s.bit_int = 0;
-    /* several coils come out in the reference's reversed order: [c2, c1, c0] */
-    s.count = 3;
-    uint8_t c3[] = {0x03}; /* c0=1 c1=1 c2=0 */
-    expect_json(tbgw_mbv_decode(&s, 1, c3, 1, err, sizeof err), "[false,true,true]");
-    /* a register's bit list: index i = bit i once all 16 are kept */
-    s.count = 16;
-    uint8_t reg[] = {0x80, 0x01};
-    json_t *v = tbgw_mbv_decode(&s, 3, reg, 2, err, sizeof err);
-    assert_true(json_is_true(json_array_get(v, 0)));
-    assert_true(json_is_true(json_array_get(v, 15)));
-    assert_true(json_is_false(json_array_get(v, 1)));
+    s.count = count;
+    s.bit = bit;
+    s.bit_int = bit_int;
+    char err[64] = "";
+    return tbgw_mbv_decode(&s, fc, raw, n, err, sizeof err);
+}
+
+static void test_bits_registers(void **st) {
+    (void)st;
+    const uint8_t r[] = {0xDA, 0x4B, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+    for (int fc = 3; fc <= 4; fc++) {
+        expect_json(
+            dec_bits(fc, 16, -1, 0, r, 2),
+            "[false,true,false,true,true,false,true,true,true,true,false,true,false,false,true,false]");
+        expect_json(dec_bits(fc, 8, -1, 0, r, 2), "[true,true,false,true,false,false,true,false]");
+        expect_json(dec_bits(fc, 4, -1, 0, r, 2), "[false,false,true,false]");
+        expect_json(dec_bits(fc, 4, -1, 1, r, 2), "[0,0,1,0]");
+        /* one bit: the last slot, bit 7 of the low byte */
+        expect_json(dec_bits(fc, 1, -1, 0, r, 2), "false");
+        expect_json(dec_bits(fc, 1, -1, 0, (const uint8_t[]){0x00, 0x80}, 2), "true");
+        expect_json(dec_bits(fc, 1, -1, 1, (const uint8_t[]){0x00, 0x80}, 2), "1");
+        /* objectsCount 4 reads 4 registers: still only the first one is decoded */
+        expect_json(dec_bits(fc, 4, -1, 0, r, 8), "[false,false,true,false]");
+        /* bit indexes the kept list (an integer, as the reference's int()), the last one past its end */
+        expect_json(dec_bits(fc, 16, 1, 0, r, 2), "1");
+        expect_json(dec_bits(fc, 16, 0, 0, r, 2), "0");
+        expect_json(dec_bits(fc, 4, 2, 0, r, 2), "1");
+        expect_json(dec_bits(fc, 4, 9, 0, r, 2), "0");
+    }
+}
+
+/* Coils/discrete inputs (fc 1/2): packed 8 a byte with the first coil in the most significant bit and
+ * read back LSB first, so 16 coils come out [c7..c0, c15..c8]. Coils c0..c7 = 1,1,0,1,0,0,0,1 (wire byte
+ * 0x8B), c8..c15 = 0,1,1,0,0,0,0,1 (0x86). */
+static void test_bits_coils(void **st) {
+    (void)st;
+    const uint8_t c[] = {0x8B, 0x86};
+    for (int fc = 1; fc <= 2; fc++) {
+        expect_json(
+            dec_bits(fc, 16, -1, 0, c, 2),
+            "[true,false,false,false,true,false,true,true,true,false,false,false,false,true,true,false]");
+        expect_json(dec_bits(fc, 8, -1, 0, c, 1), "[true,false,false,false,true,false,true,true]");
+        /* 4 coils: one byte 0x0B (c0..c3 = 1,1,0,1, zero padding) -> [0,0,0,0,c3,c2,c1,c0], last 4 */
+        expect_json(dec_bits(fc, 4, -1, 0, (const uint8_t[]){0x0B}, 1), "[true,false,true,true]");
+        expect_json(dec_bits(fc, 1, -1, 0, (const uint8_t[]){0x01}, 1), "true");
+        expect_json(dec_bits(fc, 1, -1, 0, (const uint8_t[]){0x00}, 1), "false");
+        expect_json(dec_bits(fc, 1, -1, 1, (const uint8_t[]){0x01}, 1), "1");
+        /* 12 coils: [c7..c0, 0,0,0,0, c11..c8] with c8..c11 = 0,1,1,0 (0x06); last 12 */
+        expect_json(dec_bits(fc, 12, -1, 0, (const uint8_t[]){0x8B, 0x06}, 2),
+                    "[true,false,true,true,false,false,false,false,false,true,true,false]");
+        /* 20 coils: only the first two bytes count */
+        expect_json(
+            dec_bits(fc, 20, -1, 0, (const uint8_t[]){0x8B, 0x86, 0x0F}, 3),
+            "[true,false,false,false,true,false,true,true,true,false,false,false,false,true,true,false]");
+        expect_json(dec_bits(fc, 16, 0, 0, c, 2), "1");
+        expect_json(dec_bits(fc, 16, 1, 0, c, 2), "0");
+    }
+}
+
+static void enc_coils(int count, int bit, json_t *v, const char *want) {
+    tbgw_mbv_spec s;
+    tbgw_mbv_spec_init(&s);
+    s.type = MBV_BITS;
+    s.count = count;
+    s.bit = bit;
+    uint8_t coils[32];
+    size_t n = 0;
+    char err[64] = "", got[40] = "";
+    assert_int_equal(tbgw_mbv_encode(&s, 15, v, NULL, coils, sizeof coils, &n, err, sizeof err), 0);
     json_decref(v);
-    /* bit picks one bit of the register */
-    s.bit = 15;
-    expect_json(tbgw_mbv_decode(&s, 3, reg, 2, err, sizeof err), "true");
-    s.bit = 3;
-    s.bit_int = 1;
-    expect_json(tbgw_mbv_decode(&s, 3, reg, 2, err, sizeof err), "0");
+    for (size_t i = 0; i < n; i++) got[i] = (char)('0' + coils[i]);
+    assert_string_equal(got, want);
+}
+
+static uint16_t enc_reg(int fc, int count, int bit, json_t *v) {
+    tbgw_mbv_spec s;
+    tbgw_mbv_spec_init(&s);
+    s.type = MBV_BITS;
+    s.count = count;
+    s.bit = bit;
+    uint16_t regs[4] = {0};
+    size_t n = 0;
+    char err[64] = "";
+    assert_int_equal(tbgw_mbv_encode(&s, fc, v, regs, NULL, 4, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    json_decref(v);
+    return regs[0];
+}
+
+/* Writes put every item where a read of the same entry takes it from (coils listed c0 first). */
+static void test_bits_writes(void **st) {
+    (void)st;
+    enc_coils(16, -1, json_loads("[1,0,0,0,1,0,1,1, 1,0,0,0,0,1,1,0]", 0, NULL), "1101000101100001");
+    enc_coils(8, -1, json_loads("[true,false,false,false,true,false,true,true]", 0, NULL), "11010001");
+    enc_coils(4, -1, json_loads("[true,false,true,true]", 0, NULL), "1101");
+    enc_coils(4, -1, json_string("1011"), "1101");
+    enc_coils(1, -1, json_true(), "1");
+    enc_coils(1, -1, json_loads("[false]", 0, NULL), "0");
+    /* an integer: coil i = bit i */
+    enc_coils(4, -1, json_integer(5), "1010");
+    /* 12 coils: items 4..7 are padding slots; coils 4..7 are not reported by a read and written 0 */
+    enc_coils(12, -1, json_loads("[1,0,1,1, 0,0,0,0, 0,1,1,0]", 0, NULL), "110100000110");
+    /* bit: the coil a read with that bit reports (kept item 2 of 4 = c1) */
+    enc_coils(4, 2, json_true(), "0100");
+    enc_coils(4, 2, json_string("true"), "0100");
+    enc_coils(4, 2, json_string("0111"), "1110"); /* a list still is a list */
+    for (int fc = 6; fc <= 16; fc += 10) {
+        assert_int_equal(enc_reg(fc, 16, -1, json_loads("[0,1,0,1,1,0,1,1, 1,1,0,1,0,0,1,0]", 0, NULL)),
+                         0xDA4B);
+        assert_int_equal(enc_reg(fc, 8, -1, json_loads("[1,1,0,1,0,0,1,0]", 0, NULL)), 0x004B);
+        /* 4 bits are the low byte's bits 4..7: [F,F,T,F] sets bit 6 */
+        assert_int_equal(enc_reg(fc, 4, -1, json_loads("[false,false,true,false]", 0, NULL)), 0x0040);
+        assert_int_equal(enc_reg(fc, 1, -1, json_true()), 0x0080);
+        assert_int_equal(enc_reg(fc, 16, -1, json_integer(0x1234)), 0x1234);
+        assert_int_equal(enc_reg(fc, 16, 1, json_true()), 0x0200);
+    }
+    /* round trips: what a read returns, written back, reads the same */
+    const char *lists[] = {
+        "[true]", "[false]", "[true,false,true,true]", "[false,true,true,false,true,false,false,true]",
+        "[true,false,false,false,true,false,true,true,true,false,false,false,false,true,true,false]"};
+    const int counts[] = {1, 1, 4, 8, 16};
+    for (int i = 0; i < 5; i++) {
+        tbgw_mbv_spec s;
+        tbgw_mbv_spec_init(&s);
+        s.type = MBV_BITS;
+        s.count = counts[i];
+        json_t *want = json_loads(lists[i], 0, NULL);
+        json_t *v = counts[i] == 1 ? json_incref(json_array_get(want, 0)) : json_incref(want);
+        uint8_t coils[16], wire[2] = {0};
+        uint16_t reg;
+        size_t n;
+        char err[64] = "";
+        assert_int_equal(tbgw_mbv_encode(&s, 15, v, NULL, coils, 16, &n, err, sizeof err), 0);
+        for (size_t k = 0; k < n; k++) wire[k / 8] |= (uint8_t)(coils[k] << (k % 8));
+        json_t *back = tbgw_mbv_decode(&s, 1, wire, (n + 7) / 8, err, sizeof err);
+        assert_true(json_equal(back, v));
+        json_decref(back);
+        assert_int_equal(tbgw_mbv_encode(&s, 16, v, &reg, NULL, 1, &n, err, sizeof err), 0);
+        uint8_t rb[2] = {(uint8_t)(reg >> 8), (uint8_t)reg};
+        back = tbgw_mbv_decode(&s, 3, rb, 2, err, sizeof err);
+        assert_true(json_equal(back, v));
+        json_decref(back);
+        json_decref(v);
+        json_decref(want);
+    }
 }
 
 static void test_string_bytes_variants(void **st) {
@@ -277,11 +395,13 @@ static void test_encode(void **st) {
     assert_int_equal(coils[0], 1);
     json_decref(v);
     v = json_pack("[i,i,i]", 1, 0, 1);
+    s.count = 3;
     assert_int_equal(tbgw_mbv_encode(&s, 15, v, NULL, coils, 16, &n, err, sizeof err), 0);
     assert_int_equal(n, 3);
     assert_int_equal(coils[0] + 2 * coils[1] + 4 * coils[2], 5);
     json_decref(v);
     v = json_string("0110");
+    s.count = 4;
     assert_int_equal(tbgw_mbv_encode(&s, 15, v, NULL, coils, 16, &n, err, sizeof err), 0);
     assert_int_equal(n, 4);
     assert_int_equal(coils[1] + coils[2], 2);
@@ -349,10 +469,16 @@ static void test_encode_repack(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_values),      cmocka_unit_test(test_divider_multiplier_round),
-        cmocka_unit_test(test_byte_word_orders),      cmocka_unit_test(test_coils_and_bits),
-        cmocka_unit_test(test_string_bytes_variants), cmocka_unit_test(test_pystr),
-        cmocka_unit_test(test_short_payload),         cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_reference_values),
+        cmocka_unit_test(test_divider_multiplier_round),
+        cmocka_unit_test(test_byte_word_orders),
+        cmocka_unit_test(test_bits_registers),
+        cmocka_unit_test(test_bits_coils),
+        cmocka_unit_test(test_bits_writes),
+        cmocka_unit_test(test_string_bytes_variants),
+        cmocka_unit_test(test_pystr),
+        cmocka_unit_test(test_short_payload),
+        cmocka_unit_test(test_encode),
         cmocka_unit_test(test_encode_repack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

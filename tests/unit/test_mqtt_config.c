@@ -13,9 +13,18 @@
 extern const tbgw_connector_ops tbgw_connector_mqtt;
 
 static tbgw_host host;
+static char last_warning[600];
+static int n_warnings;
+
+static void on_warning(const tbgw_host *h, const char *dotted, const char *msg) {
+    (void)h;
+    snprintf(last_warning, sizeof last_warning, "%s: %s", dotted ? dotted : "", msg);
+    n_warnings++;
+}
 
 static int setup(void **st) {
     (void)st;
+    host.config_warning = on_warning;
     host.abi = TBGW_CONNECTOR_ABI;
     host.name = "MQTT";
     host.type = "mqtt";
@@ -184,6 +193,22 @@ static void bad(const char *text, const char *want) {
     json_decref(j);
 }
 
+/* One per-key entry that cannot be used: reported (path and reason) and skipped, the rest parses. */
+static void skipped(const char *text, const char *want) {
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    mq_config cfg;
+    tbgw_err err = {0};
+    n_warnings = 0;
+    last_warning[0] = 0;
+    assert_int_equal(mq_config_parse(&cfg, j, &host, &err), 0);
+    assert_int_equal(n_warnings, 1);
+    assert_string_equal(last_warning, want);
+    assert_int_equal(cfg.n_maps + cfg.n_connects + cfg.n_attr_upds + cfg.n_rpcs, 1); /* the good one */
+    mq_config_free(&cfg);
+    json_decref(j);
+}
+
 static void test_errors(void **st) {
     (void)st;
     bad("{}", "broker: expected an object");
@@ -191,24 +216,43 @@ static void test_errors(void **st) {
     bad("{\"broker\":{\"host\":\"h\",\"port\":70000}}", "broker.port: expected 1..65535");
     bad("{\"broker\":{\"host\":\"h\",\"security\":{\"type\":\"kerberos\"}}}",
         "broker.security.type: expected one of anonymous, basic, certificates");
-    bad("{\"broker\":{\"host\":\"h\"},\"mapping\":[{\"topicFilter\":\"t\",\"converter\":{\"type\":\"xml\"}}]"
-        "}",
-        "mapping[0].converter.type: expected one of json, bytes, custom");
-    bad("{\"broker\":{\"host\":\"h\"},\"mapping\":[{\"converter\":{}}]}", "mapping[0].topicFilter: missing");
-    bad("{\"broker\":{\"host\":\"h\"},\"mapping\":[{\"topicFilter\":\"t\",\"subscriptionQos\":3,"
-        "\"converter\":{}}]}",
+    skipped("{\"broker\":{\"host\":\"h\"},\"mapping\":[{\"topicFilter\":\"ok\",\"converter\":{\"type\":"
+            "\"json\",\"deviceInfo\":{\"deviceNameExpression\":\"d\",\"deviceNameExpressionSource\":"
+            "\"constant\"},\"timeseries\":[]}},{\"topicFilter\":\"t\",\"converter\":{\"type\":\"xml\"}}]}",
+            "mapping[1].converter.type: expected one of json, bytes, custom");
+    skipped("{\"broker\":{\"host\":\"h\"},\"mapping\":[{\"topicFilter\":\"ok\",\"converter\":{\"type\":"
+            "\"json\",\"deviceInfo\":{\"deviceNameExpression\":\"d\",\"deviceNameExpressionSource\":"
+            "\"constant\"},\"timeseries\":[]}},{\"converter\":{}}]}",
+            "mapping[1].topicFilter: missing");
+    skipped(
+        "{\"broker\":{\"host\":\"h\"},\"mapping\":[{\"topicFilter\":\"t\",\"subscriptionQos\":3,"
+        "\"converter\":{}},{\"topicFilter\":\"ok\",\"converter\":{\"type\":\"json\",\"deviceInfo\":{"
+        "\"deviceNameExpression\":\"d\",\"deviceNameExpressionSource\":\"constant\"},\"timeseries\":[]}}]}",
         "mapping[0].subscriptionQos: expected 0..2");
-    bad("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"serverSideRpc\":[{\"deviceNameFilter\":\"(\"}]}"
-        "}",
-        "requestsMapping.serverSideRpc[0].deviceNameFilter: invalid regular expression \"(\": missing "
-        "closing "
-        "parenthesis at offset 1");
-    bad("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"attributeUpdates\":[{\"deviceNameFilter\":\".*"
-        "\","
-        "\"attributeFilter\":\".*\",\"topicExpression\":\"t\"}]}}",
-        "requestsMapping.attributeUpdates[0].valueExpression: missing");
-    bad("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"connectRequests\":[{\"topicFilter\":\"c\"}]}}",
-        "requestsMapping.connectRequests[0].deviceInfo: missing");
+    skipped("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"serverSideRpc\":[{\"deviceNameFilter\":\"("
+            "\"},{\"deviceNameFilter\":\".*\",\"methodFilter\":\"m\",\"requestTopicExpression\":\"t\","
+            "\"valueExpression\":\"v\"}]}}",
+            "requestsMapping.serverSideRpc[0].deviceNameFilter: invalid regular expression \"(\": missing "
+            "closing parenthesis at offset 1");
+    skipped("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"attributeUpdates\":[{\"deviceNameFilter\":"
+            "\".*\",\"attributeFilter\":\".*\",\"topicExpression\":\"t\"},{\"deviceNameFilter\":\".*\","
+            "\"attributeFilter\":\"x\",\"topicExpression\":\"t\",\"valueExpression\":\"v\"}]}}",
+            "requestsMapping.attributeUpdates[0].valueExpression: missing");
+    skipped("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"attributeUpdates\":[{\"deviceNameFilter\":"
+            "\".*\",\"attributeFilter\":\"x\",\"topicExpression\":\"t\",\"valueExpression\":\"v\"},{"
+            "\"deviceNameFilter\":\".*\",\"attributeFilter\":\"\",\"topicExpression\":\"t\","
+            "\"valueExpression\":\"v\"}]}}",
+            "requestsMapping.attributeUpdates[1].attributeFilter: empty; a rule needs a regular expression "
+            "naming the attributes it forwards (\".*\" for all)");
+    skipped("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"connectRequests\":[{\"topicFilter\":\"c\"},{"
+            "\"topicFilter\":\"c\",\"deviceInfo\":{\"deviceNameExpression\":\"d\","
+            "\"deviceNameExpressionSource\":\"constant\"}}]}}",
+            "requestsMapping.connectRequests[0].deviceInfo: missing");
+    /* one key of a converter: the mapping stays, the key is skipped */
+    skipped("{\"broker\":{\"host\":\"h\"},\"mapping\":[{\"topicFilter\":\"t\",\"converter\":{\"type\":"
+            "\"json\",\"deviceInfo\":{\"deviceNameExpression\":\"d\",\"deviceNameExpressionSource\":"
+            "\"constant\"},\"timeseries\":[{\"key\":\"a\",\"value\":\"${a}\"},{\"key\":\"b\"}]}}]}",
+            "mapping[0].converter.timeseries[1].value: missing");
     bad("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"connectRequests\":{\"a\":1}}}",
         "requestsMapping.connectRequests: expected a list");
 }

@@ -151,6 +151,15 @@ static void f_state(const tbgw_host *h, tbgw_conn_state st, const char *text) {
     ((fake *)h)->state = st;
 }
 
+static char last_warning[600];
+static int n_warnings;
+
+static void f_warning(const tbgw_host *h, const char *dotted, const char *msg) {
+    (void)h;
+    snprintf(last_warning, sizeof last_warning, "%s: %s", dotted ? dotted : "", msg);
+    n_warnings++;
+}
+
 static void fake_init(fake *f) {
     memset(f, 0, sizeof *f);
     f->host.abi = TBGW_CONNECTOR_ABI;
@@ -167,6 +176,7 @@ static void fake_init(fake *f) {
     f->host.downlink_fd = tbgw_wakefd_new();
     f->host.stat_add = f_stat;
     f->host.set_state = f_state;
+    f->host.config_warning = f_warning;
     pthread_mutex_init(&f->mu, NULL);
     f->records = json_array();
     f->replies = json_object();
@@ -671,19 +681,6 @@ static void test_config_errors(void **state) {
         {"{\"server\":{\"url\":\"x\"}}", "mapping: expected an array"},
         {"{\"server\":{\"url\":\"x\",\"timeoutInMillis\":\"a\"},\"mapping\":[]}",
          "server.timeoutInMillis: expected a number"},
-        {"{\"server\":{\"url\":\"x\"},\"mapping\":[{}]}",
-         "mapping[0].deviceNodePattern: expected a browse path or node id"},
-        {"{\"server\":{\"url\":\"x\"},\"mapping\":[{\"deviceNodePattern\":\"a\",\"deviceInfo\":{"
-         "\"deviceNameExpression\":\"d\"},\"timeseries\":[{\"key\":\"k\",\"value\":\"${a}\","
-         "\"timestampLocation\":\"moon\"}]}]}",
-         "mapping[0].timeseries[0].timestampLocation: expected one of gateway, sourceTimestamp, "
-         "serverTimestamp"},
-        {"{\"server\":{\"url\":\"x\"},\"mapping\":[{\"deviceNodePattern\":\"a\",\"deviceInfo\":{"
-         "\"deviceNameExpression\":\"d\"},\"attributes\":[{\"key\":\"k\",\"value\":\"${a}\","
-         "\"reportStrategy\":{\"type\":\"SOMETIMES\"}}]}]}",
-         "mapping[0].attributes[0].reportStrategy.type: expected one of ON_RECEIVED, ON_CHANGE, "
-         "ON_REPORT_PERIOD, "
-         "ON_CHANGE_OR_REPORT_PERIOD, DISABLED"},
         {"{\"server\":{\"url\":\"x\",\"identity\":{\"type\":\"cert.PEM\",\"cert\":\"c.pem\",\"privateKey\":"
          "\"k.pem\",\"crl\":\"r.crl\"}},\"mapping\":[]}",
          "server.identity.crl: a certificate revocation list needs caCert (the CA it belongs to)"},
@@ -698,6 +695,55 @@ static void test_config_errors(void **state) {
         void *self = NULL;
         assert_int_equal(tbgw_connector_opcua.create(&f.host, cfg, &self, &err), TBGW_EINVAL);
         assert_string_equal(err.msg, cases[i].msg);
+        json_decref(cfg);
+    }
+    /* one entry (or one device mapping) that cannot be used is reported and skipped */
+    static const struct {
+        const char *json, *msg;
+        size_t maps, ts, attrs;
+    } warn_cases[] = {
+        {"{\"server\":{\"url\":\"x\"},\"mapping\":[{}]}",
+         "mapping[0].deviceNodePattern: expected a browse path or node id", 0, 0, 0},
+        {"{\"server\":{\"url\":\"x\"},\"mapping\":[{\"deviceNodePattern\":\"a\",\"deviceInfo\":{"
+         "\"deviceNameExpression\":\"d\"},\"timeseries\":[{\"key\":\"k\",\"value\":\"${a}\","
+         "\"timestampLocation\":\"moon\"}]}]}",
+         "mapping[0].timeseries[0].timestampLocation: expected one of gateway, sourceTimestamp, "
+         "serverTimestamp",
+         1, 0, 0},
+        {"{\"server\":{\"url\":\"x\"},\"mapping\":[{\"deviceNodePattern\":\"a\",\"deviceInfo\":{"
+         "\"deviceNameExpression\":\"d\"},\"attributes\":[{\"key\":\"k\",\"value\":\"${a}\","
+         "\"reportStrategy\":{\"type\":\"SOMETIMES\"}}]}]}",
+         "mapping[0].attributes[0].reportStrategy.type: expected one of ON_RECEIVED, ON_CHANGE, "
+         "ON_REPORT_PERIOD, "
+         "ON_CHANGE_OR_REPORT_PERIOD, DISABLED",
+         1, 0, 0},
+        {"{\"server\":{\"url\":\"x\"},\"mapping\":[{\"deviceNodePattern\":\"a\",\"deviceInfo\":{"
+         "\"deviceNameExpression\":\"d\"},\"timeseries\":[{\"key\":\"bad\",\"value\":\"${ns=2;x=5}\"},{"
+         "\"key\":"
+         "\"k\",\"value\":\"${ns=2;i=5}\"}]}]}",
+         "mapping[0].timeseries[0].value: \"ns=2;x=5\" is not a valid node id (expected "
+         "ns=<n>;i=<number>|s=<text>|g=<guid>|b=<base64>)",
+         1, 1, 0},
+        {"{\"server\":{\"url\":\"x\"},\"mapping\":[{\"deviceNodePattern\":\"a\",\"deviceInfo\":{"
+         "\"deviceNameExpression\":\"d\"},\"rpc_methods\":[{\"arguments\":[]}]}]}",
+         "mapping[0].rpc_methods[0].method: expected a non-empty string", 1, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof warn_cases / sizeof warn_cases[0]; i++) {
+        json_t *cfg = json_loads(warn_cases[i].json, 0, NULL);
+        assert_non_null(cfg);
+        tbgw_err err = {0};
+        void *self = NULL;
+        n_warnings = 0;
+        assert_int_equal(tbgw_connector_opcua.create(&f.host, cfg, &self, &err), 0);
+        assert_int_equal(n_warnings, 1);
+        assert_string_equal(last_warning, warn_cases[i].msg);
+        opcua_conn *oc = self;
+        assert_int_equal(oc->cfg.n_maps, warn_cases[i].maps);
+        if (oc->cfg.n_maps) {
+            assert_int_equal(oc->cfg.maps[0].n_ts, warn_cases[i].ts);
+            assert_int_equal(oc->cfg.maps[0].n_attrs, warn_cases[i].attrs);
+        }
+        tbgw_connector_opcua.destroy(self);
         json_decref(cfg);
     }
     /* the reference's example config is accepted as is */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "convert/cfg_util.h"
 #include "convert/report_cfg.h"
 
 #include "connectors/modbus/mbc.h"
@@ -312,15 +313,52 @@ static int parse_list(mbc_slave *sl, const json_t *o, const char *path, const ch
     json_array_foreach(arr, i, e) {
         char p[160];
         snprintf(p, sizeof p, "%s.%s[%zu]", path, key, i);
-        if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", p);
-        if (parse_point(sl, e, p, is_attr, fc_override, bl, wl, err) < 0) return TBGW_EINVAL;
+        tbgw_err ee = {0, ""};
+        int rc = json_is_object(e) ? parse_point(sl, e, p, is_attr, fc_override, bl, wl, &ee)
+                                   : tbgw_err_set(&ee, TBGW_EINVAL, "%s: expected an object", p);
+        if (rc < 0 && tbgw_cfg_skip_entry(sl->m->host, &ee) < 0) return tbgw_err_set(err, rc, "%s", ee.msg);
     }
     return 0;
 }
 
+/* An rpc entry that cannot be used keeps its method name, so that calling it answers the reason at
+ * once instead of "Method not found" or a timeout. */
+static int keep_broken(mbc_write *w, const char *tag, const tbgw_err *why) {
+    memset(w, 0, sizeof *w);
+    w->tag = strdup(tag);
+    w->error = strdup(why->msg);
+    return w->tag && w->error ? 0 : TBGW_ENOMEM;
+}
+
+/* One attributeUpdates/rpc entry; a broken one is reported and skipped (rpc: kept as broken when it has
+ * a name). Returns 1 when *w was filled, 0 when skipped, <0 on out of memory. */
+static int parse_write_entry(const tbgw_host *h, const json_t *e, const char *p, const char *name, int is_rpc,
+                             int bl, int wl, mbc_write *w) {
+    tbgw_err ee = {0, ""};
+    int rc = json_is_object(e) ? mbc_parse_write(e, p, bl, wl, w, &ee)
+                               : tbgw_err_set(&ee, TBGW_EINVAL, "%s: expected an object", p);
+    if (rc == 0 && !name && !w->tag[0]) {
+        free(w->tag);
+        rc = tbgw_err_set(&ee, TBGW_EINVAL, "%s.tag: required string", p);
+    }
+    if (rc == 0) {
+        if (name) {
+            free(w->tag);
+            w->tag = strdup(name);
+            if (!w->tag) return TBGW_ENOMEM;
+        }
+        return 1;
+    }
+    if (tbgw_cfg_skip_entry(h, &ee) < 0) return TBGW_ENOMEM;
+    if (!name && json_is_object(e)) name = get_str(e, "tag");
+    if (!is_rpc || !name || !*name) return 0;
+    return keep_broken(w, name, &ee) < 0 ? TBGW_ENOMEM : 1;
+}
+
 /* attributeUpdates (a list) or rpc (a list of {tag,...} or an object {method: cfg}). */
-static int parse_writes(const json_t *o, const char *path, const char *key, int bl, int wl, mbc_write **out,
-                        size_t *n, tbgw_err *err) {
+static int parse_writes(const tbgw_host *h, const json_t *o, const char *path, const char *key, int bl,
+                        int wl, mbc_write **out, size_t *n, tbgw_err *err) {
+    int is_rpc = !strcmp(key, "rpc");
     const json_t *v = json_object_get(o, key);
     *out = NULL;
     *n = 0;
@@ -336,10 +374,9 @@ static int parse_writes(const json_t *o, const char *path, const char *key, int 
         json_array_foreach(v, i, e) {
             char p[160];
             snprintf(p, sizeof p, "%s.%s[%zu]", path, key, i);
-            if (!json_is_object(e) || !get_str(e, "tag"))
-                return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object with a tag", p);
-            if (mbc_parse_write(e, p, bl, wl, &(*out)[*n], err) < 0) return TBGW_EINVAL;
-            (*n)++;
+            int rc = parse_write_entry(h, e, p, NULL, is_rpc, bl, wl, &(*out)[*n]);
+            if (rc < 0) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+            *n += (size_t)rc;
         }
     } else {
         const char *k;
@@ -347,11 +384,9 @@ static int parse_writes(const json_t *o, const char *path, const char *key, int 
         json_object_foreach((json_t *)v, k, e) {
             char p[200];
             snprintf(p, sizeof p, "%s.%s.%s", path, key, k);
-            if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", p);
-            if (mbc_parse_write(e, p, bl, wl, &(*out)[*n], err) < 0) return TBGW_EINVAL;
-            free((*out)[*n].tag);
-            (*out)[*n].tag = strdup(k);
-            (*n)++;
+            int rc = parse_write_entry(h, e, p, k, is_rpc, bl, wl, &(*out)[*n]);
+            if (rc < 0) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+            *n += (size_t)rc;
         }
     }
     return 0;
@@ -536,9 +571,10 @@ static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path,
     sl->word_little = wl;
     if (parse_list(sl, o, path, "timeseries", 0, 0, bl, wl, err) < 0) return TBGW_EINVAL;
     if (parse_list(sl, o, path, "attributes", 1, 0, bl, wl, err) < 0) return TBGW_EINVAL;
-    if (parse_writes(o, path, "attributeUpdates", bl, wl, &sl->attr_updates, &sl->n_attr_updates, err) < 0)
+    if (parse_writes(m->host, o, path, "attributeUpdates", bl, wl, &sl->attr_updates, &sl->n_attr_updates,
+                     err) < 0)
         return TBGW_EINVAL;
-    if (parse_writes(o, path, "rpc", bl, wl, &sl->rpcs, &sl->n_rpcs, err) < 0) return TBGW_EINVAL;
+    if (parse_writes(m->host, o, path, "rpc", bl, wl, &sl->rpcs, &sl->n_rpcs, err) < 0) return TBGW_EINVAL;
     if (parse_custom_converters(m, sl, o, path, err) < 0) return TBGW_EINVAL;
     return mbc_plan_blocks(sl, m->block_gap);
 }
@@ -611,7 +647,10 @@ int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err) {
 }
 
 static void free_writes(mbc_write *w, size_t n) {
-    for (size_t i = 0; i < n; i++) free(w[i].tag);
+    for (size_t i = 0; i < n; i++) {
+        free(w[i].tag);
+        free(w[i].error);
+    }
     free(w);
 }
 

@@ -137,9 +137,10 @@ static double round_to(double v, int digits) {
     return isfinite(r) ? r : v;
 }
 
-/* Payload bytes as the reference's decoder sees them. Registers: as received (big-endian). Coils: the
- * response's bit list (whole bytes, so padded at the end) cut in groups of 8, each group reversed and
- * packed LSB-first — i.e. every byte bit-reversed. */
+/* Payload bytes as the reference's decoder sees them (numbers and text; bits map through
+ * bit_slot_target). Registers: as received (big-endian). Coils: the response's bit list (whole bytes, so
+ * padded at the end) cut in groups of 8, each group reversed and packed LSB-first — i.e. every byte
+ * bit-reversed. */
 static size_t make_payload(int fc, const uint8_t *data, size_t len, uint8_t *out, size_t cap) {
     size_t n = len < cap ? len : cap;
     for (size_t i = 0; i < n; i++) {
@@ -154,23 +155,38 @@ static size_t make_payload(int fc, const uint8_t *data, size_t len, uint8_t *out
     return n;
 }
 
-static json_t *decode_bits(const tbgw_mbv_spec *s, const uint8_t *p, size_t n) {
-    int bits[16];
-    int nb = 0;
-    /* the reference reads two bytes and puts the second one's bits (LSB first) before the first one's */
-    if (n >= 2)
-        for (int i = 0; i < 8; i++) bits[nb++] = (p[1] >> i) & 1;
-    if (n >= 1)
-        for (int i = 0; i < 8; i++) bits[nb++] = (p[0] >> i) & 1;
-    if (s->bit >= 0) {
-        int v = s->bit < nb ? bits[s->bit] : 0;
-        return s->bit_int ? json_integer(v) : json_boolean(v);
-    }
-    int keep = s->count < nb ? s->count : nb;
+/* The reference's bit list (spec §7.2 "Bits", pymodbus 3.9.2 semantics): the first two payload bytes,
+ * each unpacked LSB first, the first byte's bits first, of which the last objectsCount are kept. For
+ * coils the payload packs 8 coils a byte with the first coil in the most significant bit; for registers
+ * it is the first register, high byte first. So slot s (byte k = s/8, bit j = s%8) holds coil 8k+7-j,
+ * or bit 8(1-k)+j of the first register. Reads and writes both map through this one function. */
+static int bit_slot_target(int coils, int slot) {
+    int k = slot / 8, j = slot % 8;
+    return coils ? 8 * k + 7 - j : 8 * (1 - k) + j;
+}
+
+/* Slots of the list for a payload of n bytes (at most two are decoded). */
+static int bit_slots(size_t n) {
+    return n >= 2 ? 16 : n == 1 ? 8 : 0;
+}
+
+/* raw: fc 1/2 the coils as on the wire (LSB first); fc 3/4 the registers big-endian. */
+static json_t *decode_bits(const tbgw_mbv_spec *s, int fc, const uint8_t *raw, size_t n) {
+    int coils = fc == 1 || fc == 2;
+    int nslots = bit_slots(n);
+    int keep = s->count < nslots ? s->count : nslots;
     if (keep <= 0) return NULL;
-    if (keep == 1) return s->bit_int ? json_integer(bits[nb - 1]) : json_boolean(bits[nb - 1]);
+    int bits[16];
+    unsigned reg = n >= 2 ? (unsigned)raw[0] << 8 | raw[1] : 0;
+    for (int i = 0; i < keep; i++) {
+        int t = bit_slot_target(coils, nslots - keep + i);
+        bits[i] = coils ? (raw[t / 8] >> (t % 8)) & 1 : (int)(reg >> t) & 1;
+    }
+    if (s->bit >= 0) /* the reference: int(kept[bit]), the last one when bit is past the end */
+        return json_integer(bits[s->bit < keep ? s->bit : keep - 1]);
+    if (s->count == 1) return s->bit_int ? json_integer(bits[keep - 1]) : json_boolean(bits[keep - 1]);
     json_t *arr = json_array();
-    for (int i = nb - keep; i < nb; i++)
+    for (int i = 0; i < keep; i++)
         json_array_append_new(arr, s->bit_int ? json_integer(bits[i]) : json_boolean(bits[i]));
     return arr;
 }
@@ -274,7 +290,7 @@ json_t *tbgw_mbv_decode(const tbgw_mbv_spec *s, int fc, const uint8_t *data, siz
     size_t n = make_payload(fc, data, len, payload, sizeof payload);
     json_t *v;
     if (s->type == MBV_BITS)
-        v = decode_bits(s, payload, n);
+        v = decode_bits(s, fc, data, len < 2 ? len : 2);
     else if (s->type == MBV_STRING || s->type == MBV_BYTES)
         v = decode_text(s, payload, n);
     else
@@ -403,14 +419,19 @@ static int num_of(const json_t *v, double *d, int64_t *i, int *is_int) {
     return -1;
 }
 
+/* A list of bits: a JSON list or a "0101" string (two characters or more). */
+static int is_bit_list(const json_t *v) {
+    return json_is_array(v) || (json_is_string(v) && json_string_length(v) > 1 &&
+                                strspn(json_string_value(v), "01") == json_string_length(v));
+}
+
 /* Bits of a value: a list, a "0101" string, a bool or an integer (LSB first, count bits). */
 static size_t value_bits(const json_t *v, int count, uint8_t *bits, size_t cap) {
     size_t n = 0;
     if (json_is_array(v)) {
         for (size_t i = 0; i < json_array_size(v) && n < cap; i++)
             bits[n++] = (uint8_t)truthy(json_array_get(v, i));
-    } else if (json_is_string(v) && strspn(json_string_value(v), "01") == strlen(json_string_value(v)) &&
-               json_string_length(v) > 1) {
+    } else if (is_bit_list(v)) {
         for (const char *p = json_string_value(v); *p && n < cap; p++) bits[n++] = (uint8_t)(*p == '1');
     } else if (json_is_integer(v) && count > 1) {
         json_int_t x = json_integer_value(v);
@@ -434,17 +455,6 @@ static int encode_payload(const tbgw_mbv_spec *s, const json_t *value, uint8_t *
         if (m > cap) m = cap;
         memcpy(b, str, m);
         *n = m;
-        return 0;
-    }
-    if (s->type == MBV_BITS) {
-        uint8_t bits[2048];
-        size_t nb = value_bits(value, s->count, bits, sizeof bits);
-        size_t nbytes = (nb + 7) / 8;
-        if (nbytes > cap) nbytes = cap;
-        memset(b, 0, nbytes);
-        for (size_t i = 0; i < nb && i / 8 < nbytes; i++)
-            if (bits[i]) b[i / 8] |= (uint8_t)(1u << (i % 8));
-        *n = nbytes;
         return 0;
     }
     double d;
@@ -479,6 +489,45 @@ static int encode_payload(const tbgw_mbv_spec *s, const json_t *value, uint8_t *
     return 0;
 }
 
+/* A bits write, the read rule backwards (bit_slot_target): a list (or "0101" string) is the list a read
+ * returns, item i going where a read takes item i from; an integer sets coil i / register bit i from its
+ * bit i; a scalar with `bit` sets the bit a read with that `bit` reports. Fills *out with `count` coils
+ * (one byte 0/1 each) or returns the first register's value. */
+static unsigned encode_bits(const tbgw_mbv_spec *s, int coils, const json_t *value, uint8_t *out,
+                            size_t cap) {
+    size_t ncoils = coils ? ((size_t)s->count < cap ? (size_t)s->count : cap) : 0;
+    if (coils) memset(out, 0, ncoils);
+    unsigned reg = 0;
+    if (json_is_integer(value) && s->count > 1 && s->bit < 0) {
+        json_int_t x = json_integer_value(value);
+        for (size_t t = 0; t < (coils ? ncoils : 16) && t < 64; t++)
+            if ((x >> t) & 1) {
+                if (coils)
+                    out[t] = 1;
+                else
+                    reg |= 1u << t;
+            }
+        return reg;
+    }
+    int nslots = coils ? bit_slots(((size_t)s->count + 7) / 8) : 16;
+    int keep = s->count < nslots ? s->count : nslots;
+    if (keep <= 0) return 0;
+    uint8_t list[16] = {0};
+    if (s->bit >= 0 && !is_bit_list(value))
+        list[s->bit < keep ? s->bit : keep - 1] = (uint8_t)truthy(value);
+    else
+        value_bits(value, keep, list, (size_t)keep);
+    for (int i = 0; i < keep; i++) {
+        if (!list[i]) continue;
+        int t = bit_slot_target(coils, nslots - keep + i);
+        if (!coils)
+            reg |= 1u << t;
+        else if ((size_t)t < ncoils)
+            out[t] = 1;
+    }
+    return reg;
+}
+
 int tbgw_mbv_encode(const tbgw_mbv_spec *s, int fc, const json_t *value, uint16_t *regs, uint8_t *coils,
                     size_t cap, size_t *n, char *err, size_t errlen) {
     *n = 0;
@@ -489,6 +538,17 @@ int tbgw_mbv_encode(const tbgw_mbv_spec *s, int fc, const json_t *value, uint16_
     if (fc == 5) {
         if (cap < 1) return -1;
         coils[0] = (uint8_t)truthy(value);
+        *n = 1;
+        return 0;
+    }
+    if (fc == 15 && s->type == MBV_BITS) {
+        encode_bits(s, 1, value, coils, cap);
+        *n = (size_t)s->count < cap ? (size_t)s->count : cap;
+        return 0;
+    }
+    if ((fc == 6 || fc == 16) && s->type == MBV_BITS) {
+        if (cap < 1) return -1;
+        regs[0] = (uint16_t)encode_bits(s, 0, value, NULL, 0);
         *n = 1;
         return 0;
     }

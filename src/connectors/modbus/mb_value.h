@@ -45,17 +45,19 @@ int tbgw_mbv_type_parse(const char *name, int count, tbgw_mbv_type *out);
 const char *tbgw_mbv_type_name(tbgw_mbv_type t);
 void tbgw_mbv_spec_init(tbgw_mbv_spec *s);
 
-/* Decodes a read response. data: for fc 1/2 the coil bits packed LSB-first (count bits); for fc 3/4
- * register bytes big-endian. Returns a new JSON value, or NULL when the payload is too short for the
- * type (err names why). */
+/* Decodes a read response. data: for fc 1/2 the coil bits packed LSB-first (count bits, zero-padded
+ * to whole bytes); for fc 3/4 register bytes big-endian. bits/bit follow spec §7.2 "Bits" exactly; `bit`
+ * yields an integer like the reference. Returns a new JSON value, or NULL when the payload is too short
+ * for the type (err names why). */
 json_t *tbgw_mbv_decode(const tbgw_mbv_spec *s, int fc, const uint8_t *data, size_t len, char *err,
                         size_t errlen);
 
 /* Encodes a value for a write. For fc 5/15 fills coils (one byte 0/1 per coil, *n coils); for fc 6/16
- * fills registers (*n registers). With repack and byteOrder LITTLE the two bytes of every register are
- * swapped once more at the end (pymodbus BinaryPayloadBuilder(repack=True).to_registers() unpacks each
- * 2-byte chunk with the byte order instead of big-endian); coils are written as given. Returns 0 or -1
- * with err set. */
+ * fills registers (*n registers). bits go where a read of the same entry reports them (fc 15: exactly
+ * objectsCount coils; fc 6/16: the first register only). With repack and byteOrder LITTLE the two bytes of
+ * every register are swapped once more at the end (pymodbus BinaryPayloadBuilder(repack=True).to_registers()
+ * unpacks each 2-byte chunk with the byte order instead of big-endian); coils are written as given. Returns 0
+ * or -1 with err set. */
 int tbgw_mbv_encode(const tbgw_mbv_spec *s, int fc, const json_t *value, uint16_t *regs, uint8_t *coils,
                     size_t cap, size_t *n, char *err, size_t errlen);
 

@@ -47,6 +47,7 @@ typedef struct mbc_write {
     uint16_t addr;
     int count;
     tbgw_mbv_spec spec;
+    char *error; /* an rpc entry the configuration could not use: the answer to every call of it */
 } mbc_write;
 
 typedef struct mbc_slave {

@@ -277,12 +277,17 @@ static int device_rpc(mbc *m, const tbgw_rpc_req *q) {
                      json_pack("{s:{s:s+}}", "result", "error", "Device not found: ", q->device), -1);
         return 0;
     }
-    mbc_rpc *r = rpc_new(m, q, 1);
-    if (!r) return TBGW_ENOMEM;
-    sub_for_slave(&r->subs[0], sl);
     const mbc_write *cfg = NULL;
     for (size_t i = 0; i < sl->n_rpcs && !cfg; i++)
         if (!strcmp(sl->rpcs[i].tag, q->method)) cfg = &sl->rpcs[i];
+    if (cfg && cfg->error) {
+        h->rpc_reply(h, q->handle,
+                     json_pack("{s:{s:s+}}", "result", "error", "RPC entry not usable: ", cfg->error), -1);
+        return 0;
+    }
+    mbc_rpc *r = rpc_new(m, q, 1);
+    if (!r) return TBGW_ENOMEM;
+    sub_for_slave(&r->subs[0], sl);
     int reserved = !cfg && (!strcasecmp(q->method, "get") || !strcasecmp(q->method, "set"));
     if (cfg) {
         r->w = *cfg;

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "connectors/modbus/mbc.h"
+#include "convert/cfg_util.h"
 
 static const struct {
     const char *section;
@@ -14,11 +15,11 @@ static const struct {
 } TABLES[] = {
     {"holding_registers", 3}, {"coils_initializer", 1}, {"input_registers", 4}, {"discrete_inputs", 2}};
 
-/* Writes an item's initial value into the store. */
+/* Checks an item and writes its initial value into the store. */
 static int seed_value(mbc *m, const json_t *item, const char *path, int read_fc, int bl, int wl, int repack,
                       tbgw_err *err) {
+    if (!json_is_object(item)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
     const json_t *val = json_object_get(item, "value");
-    if (!val) return 0;
     json_t *tmp = json_deep_copy(item);
     json_object_set_new(tmp, "functionCode", json_integer(read_fc <= 2 ? 15 : 16));
     mbc_write w;
@@ -26,6 +27,7 @@ static int seed_value(mbc *m, const json_t *item, const char *path, int read_fc,
     json_decref(tmp);
     if (rc < 0) return rc;
     free(w.tag);
+    if (!val) return 0;
     if (!json_object_get(item, "repack"))
         w.spec.repack = repack; /* the reference seeds through its builder */
     uint16_t regs[TBGW_MB_MAX_WRITE_REGS];
@@ -56,15 +58,10 @@ static int seed_value(mbc *m, const json_t *item, const char *path, int read_fc,
     return 0;
 }
 
-static int copy_items(json_t *dst_list, const json_t *src_list, int fc) {
-    size_t i;
-    const json_t *e;
-    json_array_foreach(src_list, i, e) {
-        json_t *c = json_deep_copy(e);
-        if (fc) json_object_set_new(c, "functionCode", json_integer(fc));
-        json_array_append_new(dst_list, c);
-    }
-    return 0;
+static void copy_item(json_t *dst_list, const json_t *item, int fc) {
+    json_t *c = json_deep_copy(item);
+    if (fc) json_object_set_new(c, "functionCode", json_integer(fc));
+    json_array_append_new(dst_list, c);
 }
 
 /* slave.identity: the objects of Read Device Identification (function 43 / MEI 14). */
@@ -149,14 +146,17 @@ int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
             json_array_foreach(list, i, item) {
                 char path[160];
                 snprintf(path, sizeof path, "slave.values.%s.%s[%zu]", TABLES[t].section, kinds[k], i);
-                if (!json_is_object(item) ||
-                    seed_value(m, item, path, TABLES[t].read_fc, bl, wl, repack, err) < 0) {
-                    json_decref(dev);
-                    return err->msg[0] ? TBGW_EINVAL
-                                       : tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
+                tbgw_err ee = {0, ""};
+                /* one item that cannot be used is reported with its own path and left out */
+                if (seed_value(m, item, path, TABLES[t].read_fc, bl, wl, repack, &ee) < 0) {
+                    if (tbgw_cfg_skip_entry(m->host, &ee) < 0) {
+                        json_decref(dev);
+                        return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+                    }
+                    continue;
                 }
+                copy_item(json_object_get(dev, kinds[k]), item, k < 2 ? TABLES[t].read_fc : 0);
             }
-            copy_items(json_object_get(dev, kinds[k]), list, k < 2 ? TABLES[t].read_fc : 0);
         }
     }
     json_array_append(m->cfg, dev); /* keeps variants alive */

@@ -251,11 +251,11 @@ static int parse_mapping(mq_mapping *m, const json_t *e, const char *path, const
     if (!type) type = "";
     if (!strcasecmp(type, "json")) {
         m->kind = MQ_CONV_JSON;
-        return tbgw_json_conv_new(conv, e, cp, &m->json, err);
+        return tbgw_json_conv_new_ex(conv, e, cp, host, &m->json, err);
     }
     if (!strcasecmp(type, "bytes")) {
         m->kind = MQ_CONV_BYTES;
-        return tbgw_bytes_conv_new(conv, e, cp, &m->bytes, err);
+        return tbgw_bytes_conv_new_ex(conv, e, cp, host, &m->bytes, err);
     }
     if (!strcasecmp(type, "custom")) {
         m->kind = MQ_CONV_CUSTOM;
@@ -274,7 +274,9 @@ static int parse_mapping(mq_mapping *m, const json_t *e, const char *path, const
     return tbgw_err_set(err, TBGW_EINVAL, "%s.type: expected one of json, bytes, custom", cp);
 }
 
-static int parse_dev_req(mq_dev_req *r, const json_t *e, const char *path, tbgw_err *err) {
+static int parse_dev_req(mq_dev_req *r, const json_t *e, const char *path, const tbgw_host *host,
+                         tbgw_err *err) {
+    (void)host; /* the list walker's uniform signature */
     if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
     int rc = get_str(e, "topicFilter", path, 1, NULL, &r->topic_filter, err);
     char fp[300];
@@ -285,9 +287,10 @@ static int parse_dev_req(mq_dev_req *r, const json_t *e, const char *path, tbgw_
     return rc;
 }
 
-static int parse_attr_req(mq_attr_req *r, const json_t *e, const char *path, tbgw_err *err) {
+static int parse_attr_req(mq_attr_req *r, const json_t *e, const char *path, const tbgw_host *host,
+                          tbgw_err *err) {
     mq_dev_req base = {0};
-    int rc = parse_dev_req(&base, e, path, err);
+    int rc = parse_dev_req(&base, e, path, host, err);
     r->topic_filter = base.topic_filter;
     r->dev = base.dev;
     if (rc) return rc;
@@ -322,8 +325,16 @@ out:
     return rc;
 }
 
-static int parse_attr_upd(mq_attr_upd *u, const json_t *e, const char *path, tbgw_err *err) {
+static int parse_attr_upd(mq_attr_upd *u, const json_t *e, const char *path, const tbgw_host *host,
+                          tbgw_err *err) {
+    (void)host; /* the list walker's uniform signature */
     if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
+    const json_t *af = json_object_get(e, "attributeFilter");
+    if (json_is_string(af) && !json_string_length(af))
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "%s.attributeFilter: empty; a rule needs a regular expression naming the "
+                            "attributes it forwards (\".*\" for all)",
+                            path);
     int rc = compile_re(e, "deviceNameFilter", path, &u->dev_filter, err);
     if (!rc) rc = compile_re(e, "attributeFilter", path, &u->attr_filter, err);
     if (!rc) rc = compile_tmpl(e, "topicExpression", path, 1, &u->topic_expr, err);
@@ -333,7 +344,8 @@ static int parse_attr_upd(mq_attr_upd *u, const json_t *e, const char *path, tbg
     return rc;
 }
 
-static int parse_rpc(mq_rpc_cfg *r, const json_t *e, const char *path, tbgw_err *err) {
+static int parse_rpc(mq_rpc_cfg *r, const json_t *e, const char *path, const tbgw_host *host, tbgw_err *err) {
+    (void)host; /* the list walker's uniform signature */
     if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
     int rc = compile_re(e, "deviceNameFilter", path, &r->dev_filter, err);
     if (!rc) rc = compile_re(e, "methodFilter", path, &r->method_filter, err);
@@ -353,8 +365,15 @@ static int parse_rpc(mq_rpc_cfg *r, const json_t *e, const char *path, tbgw_err 
     return rc;
 }
 
-/* Allocates *arr for the JSON list under key and parses each element with fn. */
-#define PARSE_LIST(obj, key, prefix, arr, n, fn, ...)                                                        \
+static void free_mapping(mq_mapping *m);
+static void free_dev_req(mq_dev_req *r);
+static void free_attr_req(mq_attr_req *r);
+static void free_attr_upd(mq_attr_upd *u);
+static void free_rpc(mq_rpc_cfg *r);
+
+/* Allocates *arr for the JSON list under key and parses each element with fn. An element that cannot be
+ * used is freed with free_fn, reported and skipped (tbgw_cfg_skip_entry); out of memory stops. */
+#define PARSE_LIST(obj, key, prefix, arr, n, fn, free_fn, ...)                                               \
     do {                                                                                                     \
         const json_t *l_ = json_object_get(obj, key);                                                        \
         if (!l_ || json_is_null(l_) || (json_is_object(l_) && !json_object_size(l_))) break; /* {} = none */ \
@@ -372,8 +391,18 @@ static int parse_rpc(mq_rpc_cfg *r, const json_t *e, const char *path, tbgw_err 
         json_array_foreach(l_, i_, e_) {                                                                     \
             char p_[200];                                                                                    \
             snprintf(p_, sizeof p_, "%s%s[%zu]", prefix, key, i_);                                           \
-            (n)++;                                                                                           \
-            if ((rc = fn(&(arr)[i_], e_, p_, __VA_ARGS__))) break;                                           \
+            tbgw_err ee_ = {0, ""};                                                                          \
+            int erc_ = fn(&(arr)[n], e_, p_, __VA_ARGS__, &ee_);                                             \
+            if (!erc_) {                                                                                     \
+                (n)++;                                                                                       \
+                continue;                                                                                    \
+            }                                                                                                \
+            free_fn(&(arr)[n]);                                                                              \
+            memset(&(arr)[n], 0, sizeof *(arr));                                                             \
+            if ((rc = tbgw_cfg_skip_entry(host, &ee_))) {                                                    \
+                tbgw_err_set(err, rc, "%s", ee_.msg);                                                        \
+                break;                                                                                       \
+            }                                                                                                \
         }                                                                                                    \
     } while (0)
 
@@ -388,19 +417,64 @@ int mq_config_parse(mq_config *cfg, const json_t *in, const tbgw_host *host, tbg
         if (maps && !json_is_array(maps))
             rc = tbgw_err_set(err, TBGW_EINVAL, "mapping: expected a list");
         else
-            PARSE_LIST(j, "mapping", "", cfg->maps, cfg->n_maps, parse_mapping, host, err);
+            PARSE_LIST(j, "mapping", "", cfg->maps, cfg->n_maps, parse_mapping, free_mapping, host);
     }
     const json_t *rm = json_object_get(j, "requestsMapping");
     const char *rp = "requestsMapping.";
-    if (!rc) PARSE_LIST(rm, "connectRequests", rp, cfg->connects, cfg->n_connects, parse_dev_req, err);
     if (!rc)
-        PARSE_LIST(rm, "disconnectRequests", rp, cfg->disconnects, cfg->n_disconnects, parse_dev_req, err);
-    if (!rc) PARSE_LIST(rm, "attributeRequests", rp, cfg->attr_reqs, cfg->n_attr_reqs, parse_attr_req, err);
-    if (!rc) PARSE_LIST(rm, "attributeUpdates", rp, cfg->attr_upds, cfg->n_attr_upds, parse_attr_upd, err);
-    if (!rc) PARSE_LIST(rm, "serverSideRpc", rp, cfg->rpcs, cfg->n_rpcs, parse_rpc, err);
+        PARSE_LIST(rm, "connectRequests", rp, cfg->connects, cfg->n_connects, parse_dev_req, free_dev_req,
+                   host);
+    if (!rc)
+        PARSE_LIST(rm, "disconnectRequests", rp, cfg->disconnects, cfg->n_disconnects, parse_dev_req,
+                   free_dev_req, host);
+    if (!rc)
+        PARSE_LIST(rm, "attributeRequests", rp, cfg->attr_reqs, cfg->n_attr_reqs, parse_attr_req,
+                   free_attr_req, host);
+    if (!rc)
+        PARSE_LIST(rm, "attributeUpdates", rp, cfg->attr_upds, cfg->n_attr_upds, parse_attr_upd,
+                   free_attr_upd, host);
+    if (!rc) PARSE_LIST(rm, "serverSideRpc", rp, cfg->rpcs, cfg->n_rpcs, parse_rpc, free_rpc, host);
     json_decref(j);
     if (rc) mq_config_free(cfg);
     return rc;
+}
+
+static void free_mapping(mq_mapping *m) {
+    free(m->topic_filter);
+    tbgw_json_conv_free(m->json);
+    tbgw_bytes_conv_free(m->bytes);
+    tbgw_custom_conv_free(m->custom);
+}
+
+static void free_dev_req(mq_dev_req *r) {
+    free(r->topic_filter);
+    tbgw_devinfo_free(r->dev);
+}
+
+static void free_attr_req(mq_attr_req *r) {
+    free(r->topic_filter);
+    tbgw_devinfo_free(r->dev);
+    tbgw_expr_free(r->name_expr);
+    tbgw_regex_free(r->name_re);
+    free(r->scope);
+    tbgw_expr_free(r->scope_expr);
+    tbgw_expr_free(r->topic_expr);
+    tbgw_expr_free(r->value_expr);
+}
+
+static void free_attr_upd(mq_attr_upd *u) {
+    tbgw_regex_free(u->dev_filter);
+    tbgw_regex_free(u->attr_filter);
+    tbgw_expr_free(u->topic_expr);
+    tbgw_expr_free(u->value_expr);
+}
+
+static void free_rpc(mq_rpc_cfg *r) {
+    tbgw_regex_free(r->dev_filter);
+    tbgw_regex_free(r->method_filter);
+    tbgw_expr_free(r->req_topic);
+    tbgw_expr_free(r->resp_topic);
+    tbgw_expr_free(r->value);
 }
 
 void mq_config_free(mq_config *cfg) {
@@ -411,49 +485,17 @@ void mq_config_free(mq_config *cfg) {
     free(cfg->ca_cert);
     free(cfg->cert);
     free(cfg->key);
-    for (size_t i = 0; i < cfg->n_maps; i++) {
-        free(cfg->maps[i].topic_filter);
-        tbgw_json_conv_free(cfg->maps[i].json);
-        tbgw_bytes_conv_free(cfg->maps[i].bytes);
-        tbgw_custom_conv_free(cfg->maps[i].custom);
-    }
+    for (size_t i = 0; i < cfg->n_maps; i++) free_mapping(&cfg->maps[i]);
     free(cfg->maps);
-    for (size_t i = 0; i < cfg->n_connects; i++) {
-        free(cfg->connects[i].topic_filter);
-        tbgw_devinfo_free(cfg->connects[i].dev);
-    }
+    for (size_t i = 0; i < cfg->n_connects; i++) free_dev_req(&cfg->connects[i]);
     free(cfg->connects);
-    for (size_t i = 0; i < cfg->n_disconnects; i++) {
-        free(cfg->disconnects[i].topic_filter);
-        tbgw_devinfo_free(cfg->disconnects[i].dev);
-    }
+    for (size_t i = 0; i < cfg->n_disconnects; i++) free_dev_req(&cfg->disconnects[i]);
     free(cfg->disconnects);
-    for (size_t i = 0; i < cfg->n_attr_reqs; i++) {
-        mq_attr_req *r = &cfg->attr_reqs[i];
-        free(r->topic_filter);
-        tbgw_devinfo_free(r->dev);
-        tbgw_expr_free(r->name_expr);
-        tbgw_regex_free(r->name_re);
-        free(r->scope);
-        tbgw_expr_free(r->scope_expr);
-        tbgw_expr_free(r->topic_expr);
-        tbgw_expr_free(r->value_expr);
-    }
+    for (size_t i = 0; i < cfg->n_attr_reqs; i++) free_attr_req(&cfg->attr_reqs[i]);
     free(cfg->attr_reqs);
-    for (size_t i = 0; i < cfg->n_attr_upds; i++) {
-        tbgw_regex_free(cfg->attr_upds[i].dev_filter);
-        tbgw_regex_free(cfg->attr_upds[i].attr_filter);
-        tbgw_expr_free(cfg->attr_upds[i].topic_expr);
-        tbgw_expr_free(cfg->attr_upds[i].value_expr);
-    }
+    for (size_t i = 0; i < cfg->n_attr_upds; i++) free_attr_upd(&cfg->attr_upds[i]);
     free(cfg->attr_upds);
-    for (size_t i = 0; i < cfg->n_rpcs; i++) {
-        tbgw_regex_free(cfg->rpcs[i].dev_filter);
-        tbgw_regex_free(cfg->rpcs[i].method_filter);
-        tbgw_expr_free(cfg->rpcs[i].req_topic);
-        tbgw_expr_free(cfg->rpcs[i].resp_topic);
-        tbgw_expr_free(cfg->rpcs[i].value);
-    }
+    for (size_t i = 0; i < cfg->n_rpcs; i++) free_rpc(&cfg->rpcs[i]);
     free(cfg->rpcs);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -82,7 +82,10 @@ typedef struct opcua_cfg {
 } opcua_cfg;
 
 /* config_dir (may be NULL) resolves relative certificate paths. */
-int opcua_cfg_parse(const json_t *j, const char *config_dir, opcua_cfg *cfg, tbgw_err *err);
+/* Per-key entries (and whole device mappings) that cannot be used are reported through h (may be NULL)
+ * and skipped; the server section and the mapping list itself are required. */
+int opcua_cfg_parse(const json_t *j, const char *config_dir, const tbgw_host *h, opcua_cfg *cfg,
+                    tbgw_err *err);
 void opcua_cfg_free(opcua_cfg *cfg);
 
 /* ---- node resolution (opcua_nodes.c) ---- */

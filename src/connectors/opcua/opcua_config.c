@@ -1,9 +1,13 @@
 /* OPC-UA connector configuration (spec gateway.md §7.3). Every error names the field as a dotted
  * path. */
+#include <ctype.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "connectors/opcua/opcua.h"
+#include "convert/cfg_util.h"
 #include "convert/report_cfg.h"
 
 static char *dup_or_null(const char *s) {
@@ -57,107 +61,182 @@ static int parse_rs(const json_t *j, tbgw_report_strategy *rs, int *has, const c
     return 0;
 }
 
-static int parse_dps(const json_t *arr, opcua_dp_cfg **out, size_t *n, const char *path, tbgw_err *err) {
-    *out = NULL;
+/* A node reference that is written as a node id ("ns=2;i=5", "i=85", "${ns=3;s=Temp}") must parse as
+ * one; browse paths are resolved against the server later. */
+static int check_node_ref(const char *v, const char *path, tbgw_err *err) {
+    char buf[512];
+    const char *in = v;
+    size_t n = strlen(v);
+    if (n >= 3 && v[0] == '$' && v[1] == '{' && v[n - 1] == '}') {
+        in = v + 2;
+        n -= 3;
+    }
+    while (n && isspace((unsigned char)*in)) in++, n--;
+    while (n && isspace((unsigned char)in[n - 1])) n--;
+    if (n >= sizeof buf) return 0;
+    memcpy(buf, in, n);
+    buf[n] = 0;
+    int looks_like_id = (!strncmp(buf, "ns=", 3) || (n >= 2 && strchr("isgb", buf[0]) && buf[1] == '=')) &&
+                        !strpbrk(buf, "${}"); /* one reference, not a template of several */
+    if (!looks_like_id) return 0;
+    tbgw_ua_nodeid id;
+    if (tbgw_ua_nodeid_parse(buf, &id) == 0) {
+        tbgw_ua_nodeid_clear(&id);
+        return 0;
+    }
+    return tbgw_err_set(
+        err, TBGW_EINVAL,
+        "%s: \"%s\" is not a valid node id (expected ns=<n>;i=<number>|s=<text>|g=<guid>|b=<base64>)", path,
+        buf);
+}
+
+static void free_dp(opcua_dp_cfg *d) {
+    free(d->key);
+    free(d->value);
+    memset(d, 0, sizeof *d);
+}
+
+static int parse_dp(const json_t *e, opcua_dp_cfg *d, const char *sub, tbgw_err *err) {
+    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", sub);
+    const char *key = json_string_value(json_object_get(e, "key"));
+    const json_t *val = json_object_get(e, "value");
+    if (!key || !*key) return tbgw_err_set(err, TBGW_EINVAL, "%s.key: expected a non-empty string", sub);
+    if (get_src(e, "type", OPCUA_SRC_PATH, &d->type, sub, err)) return TBGW_EINVAL;
+    if (!(d->key = strdup(key))) return TBGW_ENOMEM;
+    if (json_is_string(val))
+        d->value = strdup(json_string_value(val));
+    else if (val && d->type == OPCUA_SRC_CONST)
+        d->value = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+    else
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.value: expected a string", sub);
+    if (!d->value) return TBGW_ENOMEM;
+    char vp[300];
+    snprintf(vp, sizeof vp, "%s.value", sub);
+    if (d->type != OPCUA_SRC_CONST && check_node_ref(d->value, vp, err)) return TBGW_EINVAL;
+    const char *tl = json_string_value(json_object_get(e, "timestampLocation"));
+    if (!tl || strcasecmp(tl, "gateway") == 0)
+        d->tsloc = OPCUA_TS_GATEWAY;
+    else if (strcasecmp(tl, "sourceTimestamp") == 0 || strcasecmp(tl, "source") == 0)
+        d->tsloc = OPCUA_TS_SOURCE;
+    else if (strcasecmp(tl, "serverTimestamp") == 0 || strcasecmp(tl, "server") == 0)
+        d->tsloc = OPCUA_TS_SERVER;
+    else
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "%s.timestampLocation: expected one of gateway, sourceTimestamp, serverTimestamp",
+                            sub);
+    if (parse_rs(json_object_get(e, "reportStrategy"), &d->rs, &d->has_rs, sub, err)) return TBGW_EINVAL;
+    return 0;
+}
+
+/* One list of per-key entries: each element is parsed with parse into slot *n; one that cannot be used
+ * is freed with drop, reported and skipped. Only out of memory fails the list. */
+typedef int (*entry_parse_fn)(const json_t *e, void *slot, const char *path, tbgw_err *err);
+typedef void (*entry_free_fn)(void *slot);
+
+static int parse_entries(const tbgw_host *h, const json_t *arr, const char *path, void **items, size_t size,
+                         size_t *n, entry_parse_fn parse, entry_free_fn drop, tbgw_err *err) {
+    *items = NULL;
     *n = 0;
     if (!arr || json_is_null(arr)) return 0;
     if (!json_is_array(arr)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an array", path);
     size_t cnt = json_array_size(arr);
     if (cnt == 0) return 0;
-    *out = calloc(cnt, sizeof **out);
-    if (!*out) return TBGW_ENOMEM;
+    char *base = calloc(cnt, size);
+    if (!base) return TBGW_ENOMEM;
+    *items = base;
     for (size_t i = 0; i < cnt; i++) {
-        const json_t *e = json_array_get(arr, i);
-        opcua_dp_cfg *d = &(*out)[i];
-        (*n)++;
-        const char *key = json_string_value(json_object_get(e, "key"));
-        const json_t *val = json_object_get(e, "value");
-        if (!key || !*key)
-            return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu].key: expected a non-empty string", path, i);
         char sub[256];
         snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-        if (get_src(e, "type", OPCUA_SRC_PATH, &d->type, sub, err)) return TBGW_EINVAL;
-        d->key = strdup(key);
-        if (json_is_string(val))
-            d->value = strdup(json_string_value(val));
-        else if (val && d->type == OPCUA_SRC_CONST)
-            d->value = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
-        else
-            return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu].value: expected a string", path, i);
-        const char *tl = json_string_value(json_object_get(e, "timestampLocation"));
-        if (!tl || strcasecmp(tl, "gateway") == 0)
-            d->tsloc = OPCUA_TS_GATEWAY;
-        else if (strcasecmp(tl, "sourceTimestamp") == 0 || strcasecmp(tl, "source") == 0)
-            d->tsloc = OPCUA_TS_SOURCE;
-        else if (strcasecmp(tl, "serverTimestamp") == 0 || strcasecmp(tl, "server") == 0)
-            d->tsloc = OPCUA_TS_SERVER;
-        else
-            return tbgw_err_set(
-                err, TBGW_EINVAL,
-                "%s[%zu].timestampLocation: expected one of gateway, sourceTimestamp, serverTimestamp", path,
-                i);
-        snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-        if (parse_rs(json_object_get(e, "reportStrategy"), &d->rs, &d->has_rs, sub, err)) return TBGW_EINVAL;
-        if (!d->key || !d->value) return TBGW_ENOMEM;
+        void *slot = base + *n * size;
+        tbgw_err ee = {0, ""};
+        int rc = parse(json_array_get(arr, i), slot, sub, &ee);
+        if (rc == 0) {
+            (*n)++;
+            continue;
+        }
+        drop(slot);
+        memset(slot, 0, size);
+        if ((rc = tbgw_cfg_skip_entry(h, &ee)) != 0) return tbgw_err_set(err, rc, "%s", ee.msg);
     }
     return 0;
 }
 
-static int parse_rpcs(const json_t *arr, opcua_mapping *m, const char *path, tbgw_err *err) {
-    if (!arr || json_is_null(arr)) return 0;
-    if (!json_is_array(arr)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an array", path);
-    size_t cnt = json_array_size(arr);
-    if (cnt == 0) return 0;
-    m->rpcs = calloc(cnt, sizeof *m->rpcs);
-    if (!m->rpcs) return TBGW_ENOMEM;
-    for (size_t i = 0; i < cnt; i++) {
-        const json_t *e = json_array_get(arr, i);
-        const char *meth = json_string_value(json_object_get(e, "method"));
-        if (!meth || !*meth)
-            return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu].method: expected a non-empty string", path, i);
-        const json_t *args = json_object_get(e, "arguments");
-        if (args && !json_is_array(args) && !json_is_null(args))
-            return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu].arguments: expected an array", path, i);
-        m->rpcs[i].method = strdup(meth);
-        m->rpcs[i].args = json_is_array(args) ? json_incref((json_t *)args) : json_array();
-        m->n_rpcs++;
-    }
-    return 0;
+static int dp_parse(const json_t *e, void *slot, const char *path, tbgw_err *err) {
+    return parse_dp(e, slot, path, err);
 }
 
-static int parse_upds(const json_t *arr, opcua_mapping *m, const char *path, tbgw_err *err) {
-    if (!arr || json_is_null(arr)) return 0;
-    if (!json_is_array(arr)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an array", path);
-    size_t cnt = json_array_size(arr);
-    if (cnt == 0) return 0;
-    m->upds = calloc(cnt, sizeof *m->upds);
-    if (!m->upds) return TBGW_ENOMEM;
-    for (size_t i = 0; i < cnt; i++) {
-        const json_t *e = json_array_get(arr, i);
-        const char *key = json_string_value(json_object_get(e, "key"));
-        const char *val = json_string_value(json_object_get(e, "value"));
-        if (!key || !*key)
-            return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu].key: expected a non-empty string", path, i);
-        if (!val || !*val)
-            return tbgw_err_set(err, TBGW_EINVAL, "%s[%zu].value: expected a node id or browse path", path,
-                                i);
-        char sub[256];
-        snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-        if (get_src(e, "type", OPCUA_SRC_PATH, &m->upds[i].type, sub, err)) return TBGW_EINVAL;
-        m->upds[i].key = strdup(key);
-        m->upds[i].value = strdup(val);
-        m->n_upds++;
-    }
-    return 0;
+static void dp_free(void *slot) {
+    free_dp(slot);
 }
 
-static int parse_mapping(const json_t *e, opcua_mapping *m, size_t idx, tbgw_err *err) {
+static int rpc_parse(const json_t *e, void *slot, const char *sub, tbgw_err *err) {
+    opcua_rpc_cfg *r = slot;
+    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", sub);
+    const char *meth = json_string_value(json_object_get(e, "method"));
+    if (!meth || !*meth) return tbgw_err_set(err, TBGW_EINVAL, "%s.method: expected a non-empty string", sub);
+    const json_t *args = json_object_get(e, "arguments");
+    if (args && !json_is_array(args) && !json_is_null(args))
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.arguments: expected an array", sub);
+    r->method = strdup(meth);
+    r->args = json_is_array(args) ? json_incref((json_t *)args) : json_array();
+    return r->method && r->args ? 0 : TBGW_ENOMEM;
+}
+
+static void rpc_free(void *slot) {
+    opcua_rpc_cfg *r = slot;
+    free(r->method);
+    json_decref(r->args);
+}
+
+static int upd_parse(const json_t *e, void *slot, const char *sub, tbgw_err *err) {
+    opcua_upd_cfg *u = slot;
+    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", sub);
+    const char *key = json_string_value(json_object_get(e, "key"));
+    const char *val = json_string_value(json_object_get(e, "value"));
+    if (!key || !*key) return tbgw_err_set(err, TBGW_EINVAL, "%s.key: expected a non-empty string", sub);
+    if (!val || !*val)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.value: expected a node id or browse path", sub);
+    if (get_src(e, "type", OPCUA_SRC_PATH, &u->type, sub, err)) return TBGW_EINVAL;
+    char vp[300];
+    snprintf(vp, sizeof vp, "%s.value", sub);
+    if (check_node_ref(val, vp, err)) return TBGW_EINVAL;
+    u->key = strdup(key);
+    u->value = strdup(val);
+    return u->key && u->value ? 0 : TBGW_ENOMEM;
+}
+
+static void upd_free(void *slot) {
+    opcua_upd_cfg *u = slot;
+    free(u->key);
+    free(u->value);
+}
+
+static void free_mapping(opcua_mapping *m) {
+    free(m->pattern);
+    free(m->name_expr);
+    free(m->profile_expr);
+    for (size_t k = 0; k < m->n_attrs; k++) free_dp(&m->attrs[k]);
+    free(m->attrs);
+    for (size_t k = 0; k < m->n_ts; k++) free_dp(&m->ts[k]);
+    free(m->ts);
+    for (size_t k = 0; k < m->n_rpcs; k++) rpc_free(&m->rpcs[k]);
+    free(m->rpcs);
+    for (size_t k = 0; k < m->n_upds; k++) upd_free(&m->upds[k]);
+    free(m->upds);
+    memset(m, 0, sizeof *m);
+}
+
+static int parse_mapping(const tbgw_host *h, const json_t *e, opcua_mapping *m, size_t idx, tbgw_err *err) {
     char path[128];
     snprintf(path, sizeof path, "mapping[%zu]", idx);
+    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
     const char *pattern = json_string_value(json_object_get(e, "deviceNodePattern"));
     if (!pattern || !*pattern)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.deviceNodePattern: expected a browse path or node id",
                             path);
+    char pp[160];
+    snprintf(pp, sizeof pp, "%s.deviceNodePattern", path);
+    if (check_node_ref(pattern, pp, err)) return TBGW_EINVAL;
     m->pattern = strdup(pattern);
     if (get_src(e, "deviceNodeSource", OPCUA_SRC_PATH, &m->dev_src, path, err)) return TBGW_EINVAL;
     const json_t *info = json_object_get(e, "deviceInfo");
@@ -176,14 +255,28 @@ static int parse_mapping(const json_t *e, opcua_mapping *m, size_t idx, tbgw_err
     m->profile_expr = strdup(prof && *prof ? prof : "default");
     if (get_src(info, "deviceProfileExpressionSource", OPCUA_SRC_CONST, &m->profile_src, sub, err))
         return TBGW_EINVAL;
-    snprintf(sub, sizeof sub, "%s.attributes", path);
-    if (parse_dps(json_object_get(e, "attributes"), &m->attrs, &m->n_attrs, sub, err)) return TBGW_EINVAL;
-    snprintf(sub, sizeof sub, "%s.timeseries", path);
-    if (parse_dps(json_object_get(e, "timeseries"), &m->ts, &m->n_ts, sub, err)) return TBGW_EINVAL;
-    snprintf(sub, sizeof sub, "%s.rpc_methods", path);
-    if (parse_rpcs(json_object_get(e, "rpc_methods"), m, sub, err)) return TBGW_EINVAL;
-    snprintf(sub, sizeof sub, "%s.attributes_updates", path);
-    if (parse_upds(json_object_get(e, "attributes_updates"), m, sub, err)) return TBGW_EINVAL;
+    static const struct {
+        const char *key;
+        size_t items, count, size;
+        entry_parse_fn parse;
+        entry_free_fn drop;
+    } lists[] = {
+        {"attributes", offsetof(opcua_mapping, attrs), offsetof(opcua_mapping, n_attrs), sizeof(opcua_dp_cfg),
+         dp_parse, dp_free},
+        {"timeseries", offsetof(opcua_mapping, ts), offsetof(opcua_mapping, n_ts), sizeof(opcua_dp_cfg),
+         dp_parse, dp_free},
+        {"rpc_methods", offsetof(opcua_mapping, rpcs), offsetof(opcua_mapping, n_rpcs), sizeof(opcua_rpc_cfg),
+         rpc_parse, rpc_free},
+        {"attributes_updates", offsetof(opcua_mapping, upds), offsetof(opcua_mapping, n_upds),
+         sizeof(opcua_upd_cfg), upd_parse, upd_free},
+    };
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {
+        snprintf(sub, sizeof sub, "%s.%s", path, lists[l].key);
+        int rc = parse_entries(h, json_object_get(e, lists[l].key), sub,
+                               (void **)((char *)m + lists[l].items), lists[l].size,
+                               (size_t *)((char *)m + lists[l].count), lists[l].parse, lists[l].drop, err);
+        if (rc) return rc;
+    }
     if (parse_rs(json_object_get(e, "reportStrategy"), &m->rs, &m->has_rs, path, err)) return TBGW_EINVAL;
     if (!m->pattern || !m->name_expr || !m->profile_expr) return TBGW_ENOMEM;
     return 0;
@@ -263,7 +356,8 @@ static int parse_identity(const json_t *id, const char *dir, opcua_cfg *cfg, tbg
     return 0;
 }
 
-int opcua_cfg_parse(const json_t *j, const char *config_dir, opcua_cfg *cfg, tbgw_err *err) {
+int opcua_cfg_parse(const json_t *j, const char *config_dir, const tbgw_host *h, opcua_cfg *cfg,
+                    tbgw_err *err) {
     memset(cfg, 0, sizeof *cfg);
     if (!json_is_object(j)) return tbgw_err_set(err, TBGW_EINVAL, "expected a JSON object");
     const json_t *srv = json_object_get(j, "server");
@@ -319,41 +413,21 @@ int opcua_cfg_parse(const json_t *j, const char *config_dir, opcua_cfg *cfg, tbg
     cfg->maps = calloc(n ? n : 1, sizeof *cfg->maps);
     if (!cfg->maps || !cfg->url) return TBGW_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        cfg->n_maps++;
-        const json_t *e = json_array_get(maps, i);
-        if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "mapping[%zu]: expected an object", i);
-        if ((rc = parse_mapping(e, &cfg->maps[i], i, err)) != 0) return rc;
+        /* one device mapping that cannot be used is reported and skipped, like one key */
+        opcua_mapping *m = &cfg->maps[cfg->n_maps];
+        tbgw_err ee = {0, ""};
+        if ((rc = parse_mapping(h, json_array_get(maps, i), m, i, &ee)) == 0) {
+            cfg->n_maps++;
+            continue;
+        }
+        free_mapping(m);
+        if ((rc = tbgw_cfg_skip_entry(h, &ee)) != 0) return tbgw_err_set(err, rc, "%s", ee.msg);
     }
     return 0;
 }
 
-static void free_dps(opcua_dp_cfg *d, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        free(d[i].key);
-        free(d[i].value);
-    }
-    free(d);
-}
-
 void opcua_cfg_free(opcua_cfg *cfg) {
-    for (size_t i = 0; i < cfg->n_maps; i++) {
-        opcua_mapping *m = &cfg->maps[i];
-        free(m->pattern);
-        free(m->name_expr);
-        free(m->profile_expr);
-        free_dps(m->attrs, m->n_attrs);
-        free_dps(m->ts, m->n_ts);
-        for (size_t k = 0; k < m->n_rpcs; k++) {
-            free(m->rpcs[k].method);
-            json_decref(m->rpcs[k].args);
-        }
-        free(m->rpcs);
-        for (size_t k = 0; k < m->n_upds; k++) {
-            free(m->upds[k].key);
-            free(m->upds[k].value);
-        }
-        free(m->upds);
-    }
+    for (size_t i = 0; i < cfg->n_maps; i++) free_mapping(&cfg->maps[i]);
     free(cfg->maps);
     free(cfg->url);
     free(cfg->app_uri);

@@ -623,7 +623,7 @@ static int conn_create(const tbgw_host *host, const json_t *cfg, void **self, tb
     opcua_conn *oc = calloc(1, sizeof *oc);
     if (!oc) return TBGW_ENOMEM;
     oc->host = host;
-    int rc = opcua_cfg_parse(cfg, host->config_dir, &oc->cfg, err);
+    int rc = opcua_cfg_parse(cfg, host->config_dir, host, &oc->cfg, err);
     if (rc) {
         opcua_cfg_free(&oc->cfg);
         free(oc);

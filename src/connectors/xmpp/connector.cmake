@@ -1,0 +1,2 @@
+pkg_check_modules(STROPHE REQUIRED IMPORTED_TARGET libstrophe)
+    list(APPEND TBGW_CONNECTOR_LIBS PkgConfig::STROPHE)

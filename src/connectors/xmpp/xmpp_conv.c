@@ -1,0 +1,141 @@
+/* XMPP uplink conversion (the reference's XmppUplinkConverter): values go up as strings. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/xmpp/xmpp_internal.h"
+#include "util/buf.h"
+
+/* Renders a template over a JSON body as the reference's str() replacement; 0 unless it failed. */
+static int render(const tbgw_expr *e, const json_t *body, tbgw_buf *out) {
+    tbgw_buf_reset(out);
+    int rc = tbgw_expr_render(e, body, TBGW_FMT_PY, TBGW_MISSING_NONE, out);
+    return rc == 0 && !out->oom ? 0 : -1;
+}
+
+/* The character slice [i] / [a:b] of a text body named by a text expression (first such token),
+ * or the expression itself. Code points count, as in Python strings. */
+static int text_value(const char *body, const char *expr, tbgw_buf *out) {
+    tbgw_buf_reset(out);
+    const char *p = expr;
+    for (; (p = strchr(p, '[')); p++) {
+        if (!p[1] || p[1] == ' ' || p[1] == '\t' || p[1] == ']') continue;
+        const char *q = p + 2;
+        while ((*q >= '0' && *q <= '9') || *q == ':') q++;
+        if (*q == ']') break;
+    }
+    if (!p) return tbgw_buf_puts(out, expr);
+    char inner[64];
+    size_t n = (size_t)(strchr(p, ']') - p - 1);
+    if (n >= sizeof inner) return -1;
+    memcpy(inner, p + 1, n);
+    inner[n] = 0;
+    /* code point offsets of the body */
+    size_t cps = 0, blen = strlen(body);
+    size_t *at = malloc((blen + 1) * sizeof *at);
+    if (!at) return -1;
+    for (size_t i = 0; i < blen; i++)
+        if (((unsigned char)body[i] & 0xC0) != 0x80) at[cps++] = i;
+    at[cps] = blen;
+    long len = (long)cps;
+    char *colon = strchr(inner, ':');
+    int rc = 0;
+    if (colon && !strchr(colon + 1, ':')) {
+        *colon = 0;
+        char *e1, *e2;
+        long a = *inner ? strtol(inner, &e1, 10) : 0, b = colon[1] ? strtol(colon + 1, &e2, 10) : len;
+        if ((*inner && *e1) || (colon[1] && *e2)) {
+            rc = -1;
+        } else {
+            if (a < 0) a = a + len < 0 ? 0 : a + len;
+            if (b < 0) b = b + len < 0 ? 0 : b + len;
+            if (a > len) a = len;
+            if (b > len) b = len;
+            if (b > a) tbgw_buf_append(out, body + at[a], at[b] - at[a]);
+        }
+    } else if (!colon) {
+        char *e1;
+        long i = strtol(inner, &e1, 10);
+        if (*e1 || i >= len || i < -len)
+            rc = -1; /* the reference: index out of range */
+        else {
+            if (i < 0) i += len;
+            tbgw_buf_append(out, body + at[i], at[i + 1] - at[i]);
+        }
+    } else {
+        rc = -1;
+    }
+    free(at);
+    return rc;
+}
+
+static void add_value(tbgw_converted *rec, int telemetry, int64_t ts, const char *key, const char *value) {
+    tbgw_value v = tbgw_value_string(value);
+    if (telemetry)
+        tbgw_converted_add_telemetry(rec, ts, key, &v, NULL);
+    else
+        tbgw_converted_add_attribute(rec, key, &v, NULL);
+}
+
+/* A JSON body: templates over it; keys or values rendering to None are skipped. */
+static tbgw_converted *convert_json(const xdev *d, const json_t *body) {
+    tbgw_buf name, type, k, v;
+    tbgw_buf_init(&name), tbgw_buf_init(&type), tbgw_buf_init(&k), tbgw_buf_init(&v);
+    tbgw_converted *rec = NULL;
+    if (render(d->name, body, &name) || render(d->type, body, &type) || !name.len) goto out;
+    rec = tbgw_converted_new(tbgw_buf_cstr(&name), tbgw_buf_cstr(&type));
+    if (!rec) goto out;
+    const json_t *jts = json_object_get(body, "ts");
+    if (!jts) jts = json_object_get(body, "timestamp");
+    int64_t ts = json_is_integer(jts) ? (int64_t)json_integer_value(jts) : tbgw_now_ms();
+    for (int t = 0; t < 2; t++) {
+        const xkey *list = t ? d->ts : d->attrs;
+        size_t n = t ? d->n_ts : d->n_attrs;
+        for (size_t i = 0; i < n; i++) {
+            if (render(list[i].key, body, &k) || render(list[i].value, body, &v)) continue;
+            if (strcmp(tbgw_buf_cstr(&k), "None") == 0 || strcmp(tbgw_buf_cstr(&v), "None") == 0) continue;
+            add_value(rec, t, ts, tbgw_buf_cstr(&k), tbgw_buf_cstr(&v));
+        }
+    }
+out:
+    tbgw_buf_free(&name), tbgw_buf_free(&type), tbgw_buf_free(&k), tbgw_buf_free(&v);
+    return rec;
+}
+
+/* Any other body: [i] / [a:b] character slices, or the expressions' own text. */
+static tbgw_converted *convert_text(const xdev *d, const char *body) {
+    tbgw_buf name, type, k, v;
+    tbgw_buf_init(&name), tbgw_buf_init(&type), tbgw_buf_init(&k), tbgw_buf_init(&v);
+    tbgw_converted *rec = NULL;
+    if (text_value(body, tbgw_expr_text(d->name), &name) ||
+        text_value(body, tbgw_expr_text(d->type), &type) || !name.len || !type.len)
+        goto out;
+    rec = tbgw_converted_new(tbgw_buf_cstr(&name), tbgw_buf_cstr(&type));
+    if (!rec) goto out;
+    int64_t ts = tbgw_now_ms() / 1000 * 1000;
+    for (int t = 0; t < 2; t++) {
+        const xkey *list = t ? d->ts : d->attrs;
+        size_t n = t ? d->n_ts : d->n_attrs;
+        for (size_t i = 0; i < n; i++) {
+            if (text_value(body, tbgw_expr_text(list[i].key), &k) ||
+                text_value(body, tbgw_expr_text(list[i].value), &v) || !k.len || !v.len)
+                continue;
+            add_value(rec, t, ts, tbgw_buf_cstr(&k), tbgw_buf_cstr(&v));
+        }
+    }
+out:
+    tbgw_buf_free(&name), tbgw_buf_free(&type), tbgw_buf_free(&k), tbgw_buf_free(&v);
+    return rec;
+}
+
+/* Converts one message body of device d; NULL when it yields no device. */
+tbgw_converted *tbgw_xmpp_convert(const xdev *d, const char *body) {
+    json_error_t je;
+    json_t *j = json_loads(body, JSON_DECODE_ANY, &je);
+    tbgw_converted *rec = NULL;
+    if (json_is_object(j) || json_is_array(j))
+        rec = convert_json(d, j);
+    else
+        rec = convert_text(d, body);
+    json_decref(j);
+    return rec;
+}
