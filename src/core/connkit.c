@@ -54,7 +54,8 @@ void tbgw_cfg_skip(tbgw_cfg *w, const char *path, const char *fmt, ...) {
     }
     tbgw_cfg_where(w, path, where, sizeof where);
     if (h->log)
-        TBGW_WARNF(h->log, "%s%s%s: %s; the entry is skipped", where, *where ? ": " : "", path ? path : "", msg);
+        TBGW_WARNF(h->log, "%s%s%s: %s; the entry is skipped", where, *where ? ": " : "", path ? path : "",
+                   msg);
     if (h->stat_add) h->stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
 }
 
