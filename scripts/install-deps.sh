@@ -14,6 +14,7 @@ PKGS=(
   dpkg-dev file binutils man-db
   libstrophe-dev prosody lua-unbound python3-slixmpp
   libwebsockets-dev python3-websockets
+  libcurl4-openssl-dev python3-pyftpdlib vsftpd openssh-server openssh-client
   openssl procps python3 python3-paho-mqtt python3-pymodbus python3-serial-asyncio python3-cryptography
 )
 

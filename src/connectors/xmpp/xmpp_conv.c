@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "connectors/xmpp/xmpp_internal.h"
+#include "convert/text_slice.h"
 #include "util/buf.h"
 
 /* Renders a template over a JSON body as the reference's str() replacement; 0 unless it failed. */
@@ -12,60 +13,15 @@ static int render(const tbgw_expr *e, const json_t *body, tbgw_buf *out) {
     return rc == 0 && !out->oom ? 0 : -1;
 }
 
-/* The character slice [i] / [a:b] of a text body named by a text expression (first such token),
- * or the expression itself. Code points count, as in Python strings. */
+/* The character slice [i] / [a:b] of a text body named by a text expression (its first such token),
+ * or the expression itself. */
 static int text_value(const char *body, const char *expr, tbgw_buf *out) {
     tbgw_buf_reset(out);
-    const char *p = expr;
-    for (; (p = strchr(p, '[')); p++) {
-        if (!p[1] || p[1] == ' ' || p[1] == '\t' || p[1] == ']') continue;
-        const char *q = p + 2;
-        while ((*q >= '0' && *q <= '9') || *q == ':') q++;
-        if (*q == ']') break;
-    }
-    if (!p) return tbgw_buf_puts(out, expr);
-    char inner[64];
-    size_t n = (size_t)(strchr(p, ']') - p - 1);
-    if (n >= sizeof inner) return -1;
-    memcpy(inner, p + 1, n);
-    inner[n] = 0;
-    /* code point offsets of the body */
-    size_t cps = 0, blen = strlen(body);
-    size_t *at = malloc((blen + 1) * sizeof *at);
-    if (!at) return -1;
-    for (size_t i = 0; i < blen; i++)
-        if (((unsigned char)body[i] & 0xC0) != 0x80) at[cps++] = i;
-    at[cps] = blen;
-    long len = (long)cps;
-    char *colon = strchr(inner, ':');
-    int rc = 0;
-    if (colon && !strchr(colon + 1, ':')) {
-        *colon = 0;
-        char *e1, *e2;
-        long a = *inner ? strtol(inner, &e1, 10) : 0, b = colon[1] ? strtol(colon + 1, &e2, 10) : len;
-        if ((*inner && *e1) || (colon[1] && *e2)) {
-            rc = -1;
-        } else {
-            if (a < 0) a = a + len < 0 ? 0 : a + len;
-            if (b < 0) b = b + len < 0 ? 0 : b + len;
-            if (a > len) a = len;
-            if (b > len) b = len;
-            if (b > a) tbgw_buf_append(out, body + at[a], at[b] - at[a]);
-        }
-    } else if (!colon) {
-        char *e1;
-        long i = strtol(inner, &e1, 10);
-        if (*e1 || i >= len || i < -len)
-            rc = -1; /* the reference: index out of range */
-        else {
-            if (i < 0) i += len;
-            tbgw_buf_append(out, body + at[i], at[i + 1] - at[i]);
-        }
-    } else {
-        rc = -1;
-    }
-    free(at);
-    return rc;
+    tbgw_slice sl;
+    int found = tbgw_slice_find(expr, &sl);
+    if (found < 0) return -1;
+    if (!found) return tbgw_buf_puts(out, expr);
+    return tbgw_slice_apply(&sl, body, strlen(body), out);
 }
 
 static void add_value(tbgw_converted *rec, int telemetry, int64_t ts, const char *key, const char *value) {

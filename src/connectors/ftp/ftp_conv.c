@@ -1,0 +1,358 @@
+/* FTP connector: configuration (with the old-format adapter) and the reference's FTPUplinkConverter
+ * rules for txt/csv (TABLE, SLICED) and json files. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "connectors/ftp/ftp_internal.h"
+#include "convert/text_slice.h"
+#include "util/buf.h"
+
+/* ---- the old flat format ---- */
+
+static json_t *upgrade_items(const json_t *list, int attributes) {
+    json_t *out = json_array();
+    size_t i;
+    const json_t *e;
+    json_array_foreach(list, i, e) {
+        json_t *c = json_deep_copy(e);
+        const char *t = json_string_value(json_object_get(c, "type"));
+        if (attributes && !t) json_object_set_new(c, "type", json_string("string"));
+        if (t && strcmp(t, "int") == 0) json_object_set_new(c, "type", json_string("integer"));
+        if (!attributes && t && strcmp(t, "str") == 0) json_object_set_new(c, "type", json_string("string"));
+        json_array_append_new(out, c);
+    }
+    return out;
+}
+
+json_t *ftp_config_upgrade(const json_t *cfg) {
+    if (json_object_get(cfg, "parameters")) return json_deep_copy(cfg);
+    json_t *n = json_object(); /* name, id and log settings come from tb_gateway.json, as in the reference */
+    json_t *params = json_object();
+    json_object_set(params, "host", json_object_get(cfg, "host"));
+    json_object_set(params, "port", json_object_get(cfg, "port"));
+    json_object_set_new(params, "TLSSupport", json_boolean(json_is_true(json_object_get(cfg, "TLSSupport"))));
+    json_t *sec = json_deep_copy(json_object_get(cfg, "security"));
+    const char *st = json_string_value(json_object_get(sec, "type"));
+    if (sec && (!st || strcmp(st, "basic") != 0)) {
+        json_object_del(sec, "username");
+        json_object_del(sec, "password");
+    }
+    if (sec) json_object_set_new(params, "security", sec);
+    json_object_set_new(n, "parameters", params);
+    json_t *paths = json_array();
+    size_t i;
+    const json_t *p;
+    json_array_foreach(json_object_get(cfg, "paths"), i, p) {
+        json_t *c = json_deep_copy(p);
+        const json_t *attrs = json_object_get(p, "attributes");
+        if (attrs) {
+            json_object_set_new(c, "attributes", upgrade_items(attrs, 1));
+            if (json_object_get(p, "timeseries"))
+                json_object_set_new(c, "timeseries", upgrade_items(json_object_get(p, "timeseries"), 0));
+        }
+        json_array_append_new(paths, c);
+    }
+    json_object_set_new(n, "paths", paths);
+    json_t *rm = json_object();
+    if (json_object_get(cfg, "attributeUpdates"))
+        json_object_set(rm, "attributeUpdates", json_object_get(cfg, "attributeUpdates"));
+    if (json_object_get(cfg, "serverSideRpc"))
+        json_object_set(rm, "serverSideRpc", json_object_get(cfg, "serverSideRpc"));
+    json_object_set_new(n, "requestsMapping", rm);
+    return n;
+}
+
+/* ---- a path entry ---- */
+
+static int compile(const char *text, const char *path, const char *field, tbgw_expr **out, tbgw_err *err) {
+    if (tbgw_expr_compile(text, out, err) != 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: %s", path, field, why);
+    }
+    return 0;
+}
+
+static int items_parse(const json_t *list, const char *path, ftp_item **out, size_t *n, tbgw_err *err) {
+    size_t cnt = json_array_size(list), i;
+    *out = calloc(cnt ? cnt : 1, sizeof **out);
+    if (!*out) return TBGW_ENOMEM;
+    const json_t *e;
+    json_array_foreach(list, i, e) {
+        char p[160];
+        snprintf(p, sizeof p, "%s[%zu]", path, i);
+        const char *k = json_string_value(json_object_get(e, "key"));
+        const char *v = json_string_value(json_object_get(e, "value"));
+        if (!k || !v) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected \"key\" and \"value\" strings", p);
+        ftp_item *it = &(*out)[(*n)++];
+        it->key_text = strdup(k);
+        it->value_text = strdup(v);
+        it->cast = tbgw_cast_parse(json_string_value(json_object_get(e, "type")));
+        if (compile(k, p, "key", &it->key, err) || compile(v, p, "value", &it->value, err))
+            return TBGW_EINVAL;
+    }
+    return 0;
+}
+
+int ftp_path_parse(const json_t *e, const char *path, ftp_path *p, tbgw_err *err) {
+    memset(p, 0, sizeof *p);
+    const char *pat = json_string_value(json_object_get(e, "path"));
+    if (!pat || !*pat) return tbgw_err_set(err, TBGW_EINVAL, "%s.path: expected dir/.../name.ext", path);
+    p->pattern = strdup(pat);
+    const char *mode = json_string_value(json_object_get(e, "readMode"));
+    if (!mode || strcasecmp(mode, "FULL") == 0)
+        p->mode = FTP_FULL;
+    else if (strcasecmp(mode, "PARTIAL") == 0)
+        p->mode = FTP_PARTIAL;
+    else
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.readMode: expected FULL or PARTIAL", path);
+    const char *view = json_string_value(json_object_get(e, "txtFileDataView"));
+    if (!view || strcasecmp(view, "TABLE") == 0)
+        p->view = FTP_VIEW_TABLE;
+    else if (strcasecmp(view, "SLICED") == 0)
+        p->view = FTP_VIEW_SLICED;
+    else
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.txtFileDataView: expected TABLE or SLICED", path);
+    const char *d = json_string_value(json_object_get(e, "delimiter"));
+    p->delimiter = d && *d ? d[0] : ',';
+    const json_t *pp = json_object_get(e, "pollPeriod");
+    p->poll_s = json_is_number(pp) ? (int)json_number_value(pp) : 60;
+    if (p->poll_s < 1) p->poll_s = 1;
+    const json_t *mx = json_object_get(e, "maxFileSize");
+    p->max_bytes = (long long)((json_is_number(mx) ? json_number_value(mx) : 5) * 1024 * 1024);
+    const json_t *srt = json_object_get(e, "with_sorting_files");
+    if (!srt) srt = json_object_get(e, "withSortingFiles"); /* the example's spelling, honoured */
+    p->sorting = !srt || json_is_true(srt);
+    const char *name = json_string_value(json_object_get(e, "devicePatternName"));
+    const char *type = json_string_value(json_object_get(e, "devicePatternType"));
+    if (!name) return tbgw_err_set(err, TBGW_EINVAL, "%s.devicePatternName: expected a string", path);
+    p->name_text = strdup(name);
+    p->type_text = strdup(type ? type : "Device");
+    if (compile(p->name_text, path, "devicePatternName", &p->name, err) ||
+        compile(p->type_text, path, "devicePatternType", &p->type, err))
+        return TBGW_EINVAL;
+    char ip[160];
+    snprintf(ip, sizeof ip, "%s.attributes", path);
+    if (items_parse(json_object_get(e, "attributes"), ip, &p->attrs, &p->n_attrs, err)) return TBGW_EINVAL;
+    snprintf(ip, sizeof ip, "%s.timeseries", path);
+    if (items_parse(json_object_get(e, "timeseries"), ip, &p->ts, &p->n_ts, err)) return TBGW_EINVAL;
+    return 0;
+}
+
+static void items_free(ftp_item *it, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(it[i].key_text);
+        free(it[i].value_text);
+        tbgw_expr_free(it[i].key);
+        tbgw_expr_free(it[i].value);
+    }
+    free(it);
+}
+
+void ftp_path_free(ftp_path *p) {
+    free(p->pattern);
+    free(p->name_text);
+    free(p->type_text);
+    tbgw_expr_free(p->name);
+    tbgw_expr_free(p->type);
+    items_free(p->attrs, p->n_attrs);
+    items_free(p->ts, p->n_ts);
+    memset(p, 0, sizeof *p);
+}
+
+char ftp_file_kind(const char *name) {
+    const char *dot = strrchr(name, '.');
+    if (dot && strcasecmp(dot, ".json") == 0) return 'j';
+    if (dot && strcasecmp(dot, ".csv") == 0) return 'c';
+    return 't';
+}
+
+int ftp_glob_match(const char *pat, const char *s) {
+    if (!*pat) return !*s;
+    if (*pat == '*') {
+        for (const char *q = s;; q++) {
+            if (ftp_glob_match(pat + 1, q)) return 1;
+            if (!*q) return 0;
+        }
+    }
+    return *s && *pat == *s && ftp_glob_match(pat + 1, s + 1);
+}
+
+/* ---- lines of a table ---- */
+
+typedef struct row {
+    char **names, **cells;
+    size_t n;
+} row;
+
+static size_t split(char *line, char delim, char **out, size_t max) {
+    size_t n = 0;
+    char *p = line;
+    while (n < max) {
+        out[n++] = p;
+        char *d = strchr(p, delim);
+        if (!d) break;
+        *d = 0;
+        p = d + 1;
+    }
+    return n;
+}
+
+static int resolve_cell(void *ud, const char *ph, const tbgw_path *path, tbgw_buf *out) {
+    (void)path;
+    const row *r = ud;
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->names[i], ph) == 0) return tbgw_buf_puts(out, r->cells[i]);
+    return TBGW_ENOENT;
+}
+
+/* SLICED: `[a:b]` takes characters of the line's first field; anything else is literal. */
+static int sliced(const char *expr, const char *first, tbgw_buf *out) {
+    tbgw_buf_reset(out);
+    tbgw_slice s;
+    int f = tbgw_slice_find(expr, &s);
+    if (f < 0) return -1;
+    if (!f || expr[0] != '[' || expr[strlen(expr) - 1] != ']') return tbgw_buf_puts(out, expr);
+    return tbgw_slice_apply(&s, first, strlen(first), out);
+}
+
+static int cell_text(const ftp_path *p, const tbgw_expr *ex, const char *text, const row *r,
+                     const char *first, tbgw_buf *out) {
+    if (p->view == FTP_VIEW_SLICED && r == NULL) return sliced(text, first, out);
+    tbgw_buf_reset(out);
+    return tbgw_expr_render_cb(ex, resolve_cell, (void *)r, TBGW_MISSING_FAIL, out);
+}
+
+static tbgw_converted *convert_line(const ftp_path *p, const row *r, const char *first) {
+    tbgw_buf name, type, k, v;
+    tbgw_buf_init(&name), tbgw_buf_init(&type), tbgw_buf_init(&k), tbgw_buf_init(&v);
+    tbgw_converted *rec = NULL;
+    if (cell_text(p, p->name, p->name_text, r, first, &name) || !name.len ||
+        cell_text(p, p->type, p->type_text, r, first, &type))
+        goto out;
+    /* the timestamp: a timeseries item keyed ts (or timestamp), not sent as a datapoint */
+    int64_t ts = tbgw_now_ms();
+    for (size_t i = 0; i < p->n_ts; i++) {
+        if (strcmp(p->ts[i].key_text, "ts") != 0 && strcmp(p->ts[i].key_text, "timestamp") != 0) continue;
+        if (cell_text(p, p->ts[i].value, p->ts[i].value_text, r, first, &v) == 0) {
+            char *end;
+            long long t = strtoll(tbgw_buf_cstr(&v), &end, 10);
+            if (v.len && !*end) ts = t;
+        }
+    }
+    for (int t = 0; t < 2; t++) {
+        const ftp_item *list = t ? p->ts : p->attrs;
+        size_t n = t ? p->n_ts : p->n_attrs;
+        for (size_t i = 0; i < n; i++) {
+            if (t && (strcmp(list[i].key_text, "ts") == 0 || strcmp(list[i].key_text, "timestamp") == 0))
+                continue;
+            if (cell_text(p, list[i].key, list[i].key_text, r, first, &k) ||
+                cell_text(p, list[i].value, list[i].value_text, r, first, &v) || !k.len)
+                continue;
+            if (!rec && !(rec = tbgw_converted_new(tbgw_buf_cstr(&name), tbgw_buf_cstr(&type)))) goto out;
+            tbgw_value tv = tbgw_value_string(tbgw_buf_cstr(&v)); /* TABLE and SLICED values stay strings */
+            if (t)
+                tbgw_converted_add_telemetry(rec, ts, tbgw_buf_cstr(&k), &tv, NULL);
+            else
+                tbgw_converted_add_attribute(rec, tbgw_buf_cstr(&k), &tv, NULL);
+        }
+    }
+out:
+    tbgw_buf_free(&name), tbgw_buf_free(&type), tbgw_buf_free(&k), tbgw_buf_free(&v);
+    return rec;
+}
+
+#define MAX_COLUMNS 256
+
+tbgw_converted *ftp_convert_lines(const ftp_path *p, char kind, const char *header, char **lines, size_t n,
+                                  size_t from) {
+    int table = kind == 'c' || p->view == FTP_VIEW_TABLE;
+    char *hcopy = NULL, *names[MAX_COLUMNS];
+    size_t nn = 0;
+    if (table) {
+        if (!header) return NULL;
+        hcopy = strdup(header);
+        if (!hcopy) return NULL;
+        nn = split(hcopy, p->delimiter, names, MAX_COLUMNS);
+    }
+    tbgw_converted *chain = NULL, **tail = &chain;
+    for (size_t i = from; i < n; i++) {
+        if (!lines[i][0]) continue;
+        char *copy = strdup(lines[i]);
+        if (!copy) break;
+        char *cells[MAX_COLUMNS];
+        size_t nc = split(copy, p->delimiter, cells, MAX_COLUMNS);
+        tbgw_converted *rec;
+        if (table) {
+            row r = {names, cells, nc < nn ? nc : nn};
+            rec = convert_line(p, &r, NULL);
+        } else {
+            rec = convert_line(p, NULL, cells[0]);
+        }
+        free(copy);
+        if (rec) {
+            *tail = rec;
+            tail = &rec->next;
+        }
+    }
+    free(hcopy);
+    return chain;
+}
+
+/* ---- json ---- */
+
+static tbgw_converted *convert_object(const ftp_path *p, const json_t *o) {
+    tbgw_buf name, type, k, scratch;
+    tbgw_buf_init(&name), tbgw_buf_init(&type), tbgw_buf_init(&k), tbgw_buf_init(&scratch);
+    tbgw_converted *rec = NULL;
+    if (tbgw_expr_render(p->name, o, TBGW_FMT_PY, TBGW_MISSING_FAIL, &name) || !name.len ||
+        tbgw_expr_render(p->type, o, TBGW_FMT_PY, TBGW_MISSING_NONE, &type))
+        goto out;
+    const json_t *jts = json_object_get(o, "ts");
+    if (!jts) jts = json_object_get(o, "timestamp");
+    int64_t ts = json_is_integer(jts) ? (int64_t)json_integer_value(jts) : tbgw_now_ms();
+    for (int t = 0; t < 2; t++) {
+        const ftp_item *list = t ? p->ts : p->attrs;
+        size_t n = t ? p->n_ts : p->n_attrs;
+        for (size_t i = 0; i < n; i++) {
+            tbgw_buf_reset(&k);
+            tbgw_buf_reset(&scratch);
+            tbgw_value v;
+            if (tbgw_expr_render(list[i].key, o, TBGW_FMT_PY, TBGW_MISSING_FAIL, &k) || !k.len ||
+                tbgw_expr_eval(list[i].value, o, list[i].cast, &v, &scratch) != 0)
+                continue;
+            if (!rec && !(rec = tbgw_converted_new(tbgw_buf_cstr(&name), tbgw_buf_cstr(&type)))) goto out;
+            if (t)
+                tbgw_converted_add_telemetry(rec, ts, tbgw_buf_cstr(&k), &v, NULL);
+            else
+                tbgw_converted_add_attribute(rec, tbgw_buf_cstr(&k), &v, NULL);
+        }
+    }
+out:
+    tbgw_buf_free(&name), tbgw_buf_free(&type), tbgw_buf_free(&k), tbgw_buf_free(&scratch);
+    return rec;
+}
+
+tbgw_converted *ftp_convert_json(const ftp_path *p, const char *text, size_t len) {
+    json_error_t je;
+    json_t *j = json_loadb(text, len, 0, &je);
+    if (!j) return NULL;
+    tbgw_converted *chain = NULL, **tail = &chain;
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(j, i, e) {
+            tbgw_converted *rec = json_is_object(e) ? convert_object(p, e) : NULL;
+            if (rec) {
+                *tail = rec;
+                tail = &rec->next;
+            }
+        }
+    } else if (json_is_object(j)) {
+        chain = convert_object(p, j);
+    }
+    json_decref(j);
+    return chain;
+}
