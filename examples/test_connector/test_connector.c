@@ -60,13 +60,13 @@ static int tc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
     tbgw_cfg_init(&w, h, err);
     int64_t devices, interval, keys, messages, fail_after;
     const char *prefix, *type;
-    int rc = tbgw_cfg_int(cfg, NULL, "devices", 1, 0, 1000000, &devices, err);
-    if (!rc) rc = tbgw_cfg_int(cfg, NULL, "intervalMs", 1000, 0, 86400000, &interval, err);
-    if (!rc) rc = tbgw_cfg_int(cfg, NULL, "keys", 1, 0, 100000, &keys, err);
-    if (!rc) rc = tbgw_cfg_int(cfg, NULL, "messages", 0, 0, INT64_MAX, &messages, err);
-    if (!rc) rc = tbgw_cfg_int(cfg, NULL, "failAfter", 0, 0, INT64_MAX, &fail_after, err);
-    if (!rc) rc = tbgw_cfg_str(cfg, NULL, "deviceNamePrefix", "Test Device ", &prefix, err);
-    if (!rc) rc = tbgw_cfg_str(cfg, NULL, "deviceType", "default", &type, err);
+    int rc = tbgw_cfg_get_int(cfg, NULL, "devices", 1, 0, 1000000, &devices, err);
+    if (!rc) rc = tbgw_cfg_get_int(cfg, NULL, "intervalMs", 1000, 0, 86400000, &interval, err);
+    if (!rc) rc = tbgw_cfg_get_int(cfg, NULL, "keys", 1, 0, 100000, &keys, err);
+    if (!rc) rc = tbgw_cfg_get_int(cfg, NULL, "messages", 0, 0, INT64_MAX, &messages, err);
+    if (!rc) rc = tbgw_cfg_get_int(cfg, NULL, "failAfter", 0, 0, INT64_MAX, &fail_after, err);
+    if (!rc) rc = tbgw_cfg_get_str(cfg, NULL, "deviceNamePrefix", "Test Device ", &prefix, err);
+    if (!rc) rc = tbgw_cfg_get_str(cfg, NULL, "deviceType", "default", &type, err);
     if (!rc && tbgw_cfg_each(&w, cfg, NULL, "deviceList", list_entry, t) < 0) rc = TBGW_EINVAL;
     if (rc) {
         tc_destroy(t);

@@ -56,13 +56,13 @@ int tbgw_cfg_fail(tbgw_cfg *w, const char *path, const char *fmt, ...) __attribu
 
 /* Typed fields of object o (whose dotted path is path; "" or NULL at the top). A missing key (or
  * null) gives def; a wrong type or range gives TBGW_EINVAL with "path.key: expected ..." in err. */
-int tbgw_cfg_str(const json_t *o, const char *path, const char *key, const char *def, const char **out,
-                 tbgw_err *err);
-int tbgw_cfg_int(const json_t *o, const char *path, const char *key, int64_t def, int64_t min, int64_t max,
-                 int64_t *out, tbgw_err *err);
-int tbgw_cfg_bool(const json_t *o, const char *path, const char *key, int def, int *out, tbgw_err *err);
-int tbgw_cfg_num(const json_t *o, const char *path, const char *key, double def, double min, double max,
-                 double *out, tbgw_err *err);
+int tbgw_cfg_get_str(const json_t *o, const char *path, const char *key, const char *def, const char **out,
+                     tbgw_err *err);
+int tbgw_cfg_get_int(const json_t *o, const char *path, const char *key, int64_t def, int64_t min,
+                     int64_t max, int64_t *out, tbgw_err *err);
+int tbgw_cfg_get_bool(const json_t *o, const char *path, const char *key, int def, int *out, tbgw_err *err);
+int tbgw_cfg_get_num(const json_t *o, const char *path, const char *key, double def, double min, double max,
+                     double *out, tbgw_err *err);
 
 /* Called for each entry of an array; a negative return (with err filled) skips the entry. */
 typedef int (*tbgw_cfg_entry_fn)(tbgw_cfg *w, const json_t *entry, const char *path, size_t index, void *ud,

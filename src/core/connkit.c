@@ -102,8 +102,8 @@ static int wrong(tbgw_err *err, const char *path, const char *key, const char *w
     return tbgw_err_set(err, TBGW_EINVAL, "%s: expected %s, got %s", p, want, type_name(v));
 }
 
-int tbgw_cfg_str(const json_t *o, const char *path, const char *key, const char *def, const char **out,
-                 tbgw_err *err) {
+int tbgw_cfg_get_str(const json_t *o, const char *path, const char *key, const char *def, const char **out,
+                     tbgw_err *err) {
     const json_t *v = json_object_get(o, key);
     *out = def;
     if (!v || json_is_null(v)) return 0;
@@ -112,8 +112,8 @@ int tbgw_cfg_str(const json_t *o, const char *path, const char *key, const char 
     return 0;
 }
 
-int tbgw_cfg_int(const json_t *o, const char *path, const char *key, int64_t def, int64_t min, int64_t max,
-                 int64_t *out, tbgw_err *err) {
+int tbgw_cfg_get_int(const json_t *o, const char *path, const char *key, int64_t def, int64_t min,
+                     int64_t max, int64_t *out, tbgw_err *err) {
     const json_t *v = json_object_get(o, key);
     *out = def;
     if (!v || json_is_null(v)) return 0;
@@ -136,8 +136,8 @@ int tbgw_cfg_int(const json_t *o, const char *path, const char *key, int64_t def
     return 0;
 }
 
-int tbgw_cfg_num(const json_t *o, const char *path, const char *key, double def, double min, double max,
-                 double *out, tbgw_err *err) {
+int tbgw_cfg_get_num(const json_t *o, const char *path, const char *key, double def, double min, double max,
+                     double *out, tbgw_err *err) {
     const json_t *v = json_object_get(o, key);
     *out = def;
     if (!v || json_is_null(v)) return 0;
@@ -152,7 +152,7 @@ int tbgw_cfg_num(const json_t *o, const char *path, const char *key, double def,
     return 0;
 }
 
-int tbgw_cfg_bool(const json_t *o, const char *path, const char *key, int def, int *out, tbgw_err *err) {
+int tbgw_cfg_get_bool(const json_t *o, const char *path, const char *key, int def, int *out, tbgw_err *err) {
     const json_t *v = json_object_get(o, key);
     *out = def;
     if (!v || json_is_null(v)) return 0;

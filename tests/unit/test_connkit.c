@@ -127,28 +127,28 @@ static void test_getters(void **st) {
     int64_t i;
     int b;
     double d;
-    assert_int_equal(tbgw_cfg_str(o, NULL, "s", "d", &s, &err), 0);
+    assert_int_equal(tbgw_cfg_get_str(o, NULL, "s", "d", &s, &err), 0);
     assert_string_equal(s, "x");
-    assert_int_equal(tbgw_cfg_str(o, NULL, "nope", "d", &s, &err), 0);
+    assert_int_equal(tbgw_cfg_get_str(o, NULL, "nope", "d", &s, &err), 0);
     assert_string_equal(s, "d");
-    assert_int_equal(tbgw_cfg_str(o, "a.b[1]", "i", "d", &s, &err), TBGW_EINVAL);
+    assert_int_equal(tbgw_cfg_get_str(o, "a.b[1]", "i", "d", &s, &err), TBGW_EINVAL);
     assert_string_equal(err.msg, "a.b[1].i: expected a string, got an integer");
-    assert_int_equal(tbgw_cfg_int(o, NULL, "i", 0, 0, 10, &i, &err), 0);
+    assert_int_equal(tbgw_cfg_get_int(o, NULL, "i", 0, 0, 10, &i, &err), 0);
     assert_int_equal(i, 7);
-    assert_int_equal(tbgw_cfg_int(o, NULL, "r", 0, 0, 100, &i, &err), 0); /* 10.0 is an integer */
+    assert_int_equal(tbgw_cfg_get_int(o, NULL, "r", 0, 0, 100, &i, &err), 0); /* 10.0 is an integer */
     assert_int_equal(i, 10);
-    assert_int_equal(tbgw_cfg_int(o, NULL, "nul", 3, 0, 100, &i, &err), 0);
+    assert_int_equal(tbgw_cfg_get_int(o, NULL, "nul", 3, 0, 100, &i, &err), 0);
     assert_int_equal(i, 3);
-    assert_int_equal(tbgw_cfg_int(o, NULL, "half", 0, 0, 100, &i, &err), TBGW_EINVAL);
+    assert_int_equal(tbgw_cfg_get_int(o, NULL, "half", 0, 0, 100, &i, &err), TBGW_EINVAL);
     assert_string_equal(err.msg, "half: expected an integer, got a number");
-    assert_int_equal(tbgw_cfg_int(o, "x", "i", 0, 8, 9, &i, &err), TBGW_EINVAL);
+    assert_int_equal(tbgw_cfg_get_int(o, "x", "i", 0, 8, 9, &i, &err), TBGW_EINVAL);
     assert_string_equal(err.msg, "x.i: 7 is out of range 8..9");
-    assert_int_equal(tbgw_cfg_bool(o, NULL, "b", 0, &b, &err), 0);
+    assert_int_equal(tbgw_cfg_get_bool(o, NULL, "b", 0, &b, &err), 0);
     assert_int_equal(b, 1);
-    assert_int_equal(tbgw_cfg_bool(o, NULL, "s", 0, &b, &err), TBGW_EINVAL);
-    assert_int_equal(tbgw_cfg_num(o, NULL, "half", 0, 0, 2, &d, &err), 0);
+    assert_int_equal(tbgw_cfg_get_bool(o, NULL, "s", 0, &b, &err), TBGW_EINVAL);
+    assert_int_equal(tbgw_cfg_get_num(o, NULL, "half", 0, 0, 2, &d, &err), 0);
     assert_true(d == 1.5);
-    assert_int_equal(tbgw_cfg_num(o, NULL, "half", 0, 2, 3, &d, &err), TBGW_EINVAL);
+    assert_int_equal(tbgw_cfg_get_num(o, NULL, "half", 0, 2, 3, &d, &err), TBGW_EINVAL);
     json_decref(o);
 }
 

@@ -28,8 +28,12 @@ void kx_value_str(const tbgw_value *v, tbgw_buf *out) {
         json_decref(j);
         break;
     }
+    case TBGW_V_UINT:
+        tbgw_buf_u64(out, v->u.u64);
+        break;
     case TBGW_V_STRING:
     case TBGW_V_JSON:
+    case TBGW_V_NUMBER: /* the number's exact text, as Python prints a big int */
         tbgw_buf_puts(out, v->u.s);
         break;
     }
