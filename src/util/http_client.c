@@ -1,4 +1,5 @@
 /* The HTTP client (see http_client.h): a thin layer over the tbgw_curl module. */
+#include "util/json.h"
 #include "util/http_client.h"
 
 #include <stdlib.h>
@@ -44,7 +45,7 @@ int tbgw_http_client_submit(tbgw_http_client *c, const tbgw_http_req *r, tbgw_ht
         if (json_is_string(v)) {
             tbgw_buf_puts(&line, json_string_value(v));
         } else {
-            char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            char *t = tbgw_json_dumps(v, 0);
             if (t) tbgw_buf_puts(&line, t);
             free(t);
         }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json.h"
 #include "connectors/knx/knx_conn.h"
 #include "convert/expr.h"
 #include "util/time.h"
@@ -29,11 +30,11 @@ void kx_value_str(const tbgw_value *v, tbgw_buf *out) {
         break;
     }
     case TBGW_V_UINT:
-        tbgw_buf_u64(out, v->u.u64);
+        tbgw_buf_printf(out, "%llu", (unsigned long long)v->u.u64);
         break;
     case TBGW_V_STRING:
     case TBGW_V_JSON:
-    case TBGW_V_NUMBER: /* the number's exact text, as Python prints a big int */
+    case TBGW_V_NUMBER:
         tbgw_buf_puts(out, v->u.s);
         break;
     }
@@ -73,7 +74,7 @@ static void repr_json(const json_t *j, tbgw_buf *out) {
 
 void kx_value_repr(const tbgw_value *v, tbgw_buf *out) {
     if (v->type == TBGW_V_JSON) {
-        json_t *j = json_loads(v->u.s, JSON_DECODE_ANY, NULL);
+        json_t *j = tbgw_json_loads(v->u.s, JSON_DECODE_ANY, NULL);
         if (j)
             repr_json(j, out);
         else

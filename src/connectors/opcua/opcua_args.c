@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/json.h"
 #include "connectors/opcua/opcua.h"
 
 /* ------------------------------------------------------------------ get / set params */
@@ -128,7 +129,7 @@ static void value_text(const json_t *j, char *buf, size_t n) {
         tbgw_buf_free(&b);
         return;
     }
-    char *t = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+    char *t = tbgw_json_dumps(j, 0);
     snprintf(buf, n, "%s", t ? t : "?");
     if (t && strlen(t) >= n && n > 4) memcpy(buf + n - 4, "...", 4);
     free(t);
@@ -364,8 +365,7 @@ static int scalar_from_json(const json_t *j, uint8_t type, tbgw_ua_scalar *sc, c
             snprintf(why, wn, "expected a string");
             return TBGW_EINVAL;
         }
-        char *t =
-            json_is_string(j) ? strdup(json_string_value(j)) : json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+        char *t = json_is_string(j) ? strdup(json_string_value(j)) : tbgw_json_dumps(j, 0);
         sc->s.len = -1;
         r = t ? tbgw_ua_bytes_set(&sc->s, t, strlen(t)) : TBGW_ENOMEM;
         free(t);

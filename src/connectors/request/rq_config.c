@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "util/json.h"
 #include "connectors/request/request.h"
 #include "convert/cfg_util.h"
 
@@ -204,7 +205,7 @@ static int parse_body(rq_map *m, const json_t *content) {
     if (json_is_string(content)) {
         m->body = strdup(json_string_value(content));
     } else {
-        m->body = json_dumps(content, JSON_COMPACT | JSON_ENCODE_ANY);
+        m->body = tbgw_json_dumps(content, 0);
     }
     if (!m->body) return TBGW_ENOMEM;
     m->body_len = strlen(m->body);

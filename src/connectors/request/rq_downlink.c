@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "util/json.h"
 #include "connectors/request/request.h"
 #include "util/time.h"
 
@@ -54,7 +55,7 @@ static void rpc_error(rq_conn *c, uint64_t handle, const char *fmt, ...) {
 /* {"result":{"value":...}} from the device's answer. */
 static void rpc_answer(rq_call *k, const tbgw_http_resp *r) {
     rq_conn *c = k->c;
-    json_t *body = k->reserved ? NULL : json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
+    json_t *body = k->reserved ? NULL : tbgw_json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
     json_t *value = NULL;
     if (body && k->resp_value) {
         tbgw_buf out;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "util/json.h"
 #include "connectors/request/request.h"
 #include "util/time.h"
 
@@ -117,7 +118,7 @@ static void on_sub_done(void *ud, const tbgw_http_resp *r) {
     rq_conn *c = p->c;
     if (r->status >= 200 && r->status < 300) {
         c->host->stat_add(c->host, TBGW_STAT_BYTES_RECEIVED, r->len);
-        json_t *v = json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
+        json_t *v = tbgw_json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
         if (!v) v = json_stringn(r->body, r->len);
         if (json_is_object(v))
             json_object_update(s->item, v); /* the reference merges the answer into the item */
@@ -212,7 +213,7 @@ static int handle_body(rq_poll *p, const tbgw_http_resp *r) {
         return 1;
     }
     json_error_t je;
-    p->root = json_loadb(r->body, r->len, JSON_DECODE_ANY, &je);
+    p->root = tbgw_json_loadb(r->body, r->len, JSON_DECODE_ANY, &je);
     if (!p->root) {
         c->host->stat_add(c->host, TBGW_STAT_CONVERTER_ERRORS, 1);
         TBGW_WARNF(c->host->conv_log, "response of %s is not JSON (line %d column %d: %s)", m->url, je.line,

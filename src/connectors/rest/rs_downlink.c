@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "util/json.h"
 #include "connectors/rest/rest.h"
 #include "util/time.h"
 
@@ -43,7 +44,7 @@ static void on_done(void *ud, const tbgw_http_resp *r) {
     if (r->status >= 200 && r->status < 300) {
         TBGW_DEBUGF(c->host->log, "%s: %s answered %ld", k->what, k->url, r->status);
         if (k->is_rpc) { /* {"result": <the answer as JSON, or its text>} */
-            json_t *v = json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
+            json_t *v = tbgw_json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
             if (!v) v = json_stringn(r->body, r->len);
             c->host->rpc_reply(c->host, k->handle, json_pack("{s:o}", "result", v ? v : json_null()), -1);
         }

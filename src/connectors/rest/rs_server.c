@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "util/json.h"
 #include "connectors/rest/rest.h"
 #include "util/module.h"
 #include "util/time.h"
@@ -86,7 +87,7 @@ static json_t *request_data(const tbgw_http_request *rq, json_t *params, unsigne
     int is_json = rq->ctype && strcasestr(rq->ctype, "json");
     if (strcasecmp(rq->method, "GET") && rq->body_len) {
         json_error_t je;
-        json_t *b = json_loadb(rq->body, rq->body_len, JSON_DECODE_ANY, &je);
+        json_t *b = tbgw_json_loadb(rq->body, rq->body_len, JSON_DECODE_ANY, &je);
         if (json_is_array(b)) {
             json_t *first = json_array_get(b, 0);
             json_incref(first);
@@ -209,7 +210,7 @@ void rs_pending_attr_response(rs_conn *c, uint64_t cookie, const char *device, c
     } else {
         json_t *j = json_pack("{s:I,s:s,s:O}", "id", (json_int_t)cookie, "device",
                               device ? device : p->device, "values", (json_t *)data);
-        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        char *s = j ? tbgw_json_dumps(j, 0) : NULL;
         if (c->server)
             c->mod->reply(c->server, p->http_id, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
         free(s);

@@ -11,6 +11,7 @@
 
 #include <net-snmp/library/large_fd_set.h>
 
+#include "util/json.h"
 #include "connectors/snmp/snmpc.h"
 #include "util/time.h"
 
@@ -274,7 +275,7 @@ static void emit_cycle(snmp *s, snmp_dev *d) {
     }
     tbgw_converted *c = NULL;
     if (d->cfg->custom) {
-        char *text = json_dumps(res, JSON_COMPACT);
+        char *text = tbgw_json_dumps(res, 0);
         tbgw_err err = {0};
         int rc = text ? tbgw_custom_conv_convert(d->cfg->custom, d->cfg->name, (const uint8_t *)text,
                                                  strlen(text), &c, &err)
