@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "convert/pyexpr/internal.h"
+#include "util/json.h"
 
 /* ---- compile ---- */
 
@@ -218,7 +219,7 @@ tbgw_py_val *tbgw_py_from_value(tbgw_py_ctx *x, const tbgw_value *tv) {
     case TBGW_V_STRING:
         return tbgw_py_str(x, tv->u.s, strlen(tv->u.s));
     case TBGW_V_JSON: {
-        json_t *j = json_loads(tv->u.s, JSON_DECODE_ANY, NULL);
+        json_t *j = tbgw_json_loads(tv->u.s, JSON_DECODE_ANY, NULL);
         tbgw_py_val *r = j ? tbgw_py_from_json(x, j) : NULL;
         json_decref(j);
         return r;
@@ -555,7 +556,7 @@ int tbgw_py_to_value(tbgw_py_ctx *x, const tbgw_py_val *v, tbgw_value *out, tbgw
             json_t *j = NULL;
             int rc = tbgw_py_to_json(x, v, &j, err);
             if (rc) return rc;
-            char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+            char *s = tbgw_json_dumps(j, 0);
             json_decref(j);
             if (!s) return TBGW_ENOMEM;
             tbgw_buf_puts(scratch, s);
