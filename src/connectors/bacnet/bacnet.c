@@ -752,10 +752,13 @@ static void bc_stop(void *self) {
     ((bnc_conn *)self)->stop = 1;
 }
 
-static void tick_devices(bnc_conn *c, int64_t now) {
+/* Starts what is due; returns when the next device timer is due (now + 1 s at the latest). */
+static int64_t tick_devices(bnc_conn *c, int64_t now) {
+    int64_t next = now + 1000;
     for (size_t i = 0; i < c->n_devs; i++) {
         bnc_device *d = c->devs[i];
         bnc_cov_tick(d, now);
+        if (d->cfg->use_cov && d->cov_renew_at > now && d->cov_renew_at < next) next = d->cov_renew_at;
         if (d->inflight) continue;
         if (d->state == BNC_ACTIVE && now >= d->next_poll) {
             if (d->n_failed && now >= d->next_rescan) {
@@ -767,7 +770,11 @@ static void tick_devices(bnc_conn *c, int64_t now) {
             who_is(c, &d->addr, NULL, 0);
             start_cycle(d);
         }
+        if (d->inflight) continue;
+        int64_t due = d->state == BNC_ACTIVE ? d->next_poll : d->state == BNC_INACTIVE ? d->retry_at : next;
+        if (due < next) next = due;
     }
+    return next;
 }
 
 static int bc_run(void *self) {
@@ -802,9 +809,17 @@ static int bc_run(void *self) {
             discover(c);
             c->next_discover = now + a->discover_ms;
         }
-        tick_devices(c, now);
-        bn_client_poll(c->cl, 20);
-        if (c->h->wait(c->h, 0)) break;
+        int64_t next = tick_devices(c, now);
+        if (next > c->next_discover) next = c->next_discover;
+        if (c->h->dispatch && c->h->downlink_fd >= 0) {
+            /* sleep until a frame, downlink work or the next timer (at most 1 s) */
+            int ready = 0, wait_ms = (int)(next - now < 1 ? 1 : next - now > 1000 ? 1000 : next - now);
+            bn_client_poll_with(c->cl, wait_ms, c->h->downlink_fd, &ready);
+            if (ready && c->h->dispatch(c->h)) break;
+        } else {
+            bn_client_poll(c->cl, 20);
+            if (c->h->wait(c->h, 0)) break;
+        }
     }
     bn_client_close(c->cl);
     c->cl = NULL;

@@ -519,13 +519,18 @@ static void run_timers(bn_client *c) {
 }
 
 int bn_client_poll(bn_client *c, int timeout_ms) {
-    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    return bn_client_poll_with(c, timeout_ms, -1, NULL);
+}
+
+int bn_client_poll_with(bn_client *c, int timeout_ms, int extra_fd, int *extra_ready) {
+    struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = extra_fd, .events = POLLIN}};
     int64_t next = -1, now = tbgw_mono_ms();
     for (size_t i = 0; i < c->n_act; i++)
         if (next < 0 || c->act[i]->deadline < next) next = c->act[i]->deadline;
     if (next >= 0 && next - now < timeout_ms) timeout_ms = next > now ? (int)(next - now) : 0;
-    int r = poll(&pfd, 1, timeout_ms);
-    if (r > 0) {
+    int r = poll(pfd, extra_fd >= 0 ? 2 : 1, timeout_ms);
+    if (extra_ready) *extra_ready = r > 0 && extra_fd >= 0 && (pfd[1].revents & (POLLIN | POLLERR | POLLHUP));
+    if (r > 0 && (pfd[0].revents & POLLIN)) {
         for (int k = 0; k < 1024; k++) {
             uint8_t buf[BN_MAX_FRAME + 64];
             struct sockaddr_in sa;

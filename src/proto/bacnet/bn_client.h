@@ -97,6 +97,8 @@ void bn_client_cancel(bn_client *c, void *ud);
 
 /* Waits up to timeout_ms for frames, handles them, runs timeouts and the foreign-device renewal. */
 int bn_client_poll(bn_client *c, int timeout_ms);
+/* The same, also waking when extra_fd (>= 0) is readable; *extra_ready tells whether it was. */
+int bn_client_poll_with(bn_client *c, int timeout_ms, int extra_fd, int *extra_ready);
 
 /* Handles one received datagram (exposed for tests and fuzzing). */
 void bn_client_input(bn_client *c, const bn_addr *from, const uint8_t *p, size_t n);
