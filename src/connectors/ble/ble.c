@@ -2,9 +2,11 @@
  * connected as soon as the adapter sees them; characteristics are read every pollPeriod or
  * followed by notifications; advertisement-only devices report their manufacturer data. */
 #include <ctype.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "connectors/ble/ble_conn.h"
 #include "convert/report_cfg.h"
@@ -382,29 +384,60 @@ static void try_connect(bc *c, bdev *d) {
     }
 }
 
-static void tick(bc *c) {
-    int64_t now = tbgw_mono_ms();
+/* Due work of every device; returns when the next is due (monotonic ms). */
+static int64_t min64(int64_t a, int64_t b) {
+    return a < b ? a : b;
+}
+
+/* Due work of every device; returns when the next is due (monotonic ms, at most 1 s ahead). */
+static int64_t tick(bc *c) {
+    int64_t now = tbgw_mono_ms(), due = now + 1000;
     for (size_t i = 0; i < c->n_devs && !c->stop; i++) {
         bdev *d = &c->devs[i];
+        if (!d->path) continue;
         if (!d->has_chars) { /* advertisement only: never connects */
-            if (d->path && now >= d->next_poll) {
+            if (now >= d->next_poll) {
                 d->next_poll = now + d->poll_ms;
                 tbgw_converted *rec = tbgw_converted_new(d->name, d->type);
                 if (rec) adv_items(c, d, rec), emit(c, rec);
             }
+            due = min64(due, d->next_poll);
             continue;
         }
-        if (!d->path) continue;
         if (!d->connected && !d->connecting && now >= d->next_connect) try_connect(c, d);
         if (d->connected && now >= d->next_poll) {
             d->next_poll = now + d->poll_ms;
             poll_dev(c, d);
         }
+        if (d->connected)
+            due = min64(due, d->next_poll);
+        else if (!d->connecting)
+            due = min64(due, d->next_connect);
     }
     if (now >= c->next_scan) {
         c->next_scan = now + c->scan_period_ms;
         ble_bus_discovery(c);
     }
+    return min64(due, c->next_scan);
+}
+
+/* Sleeps until BlueZ sends something, downlink work is queued, an sd-bus call times out or the next
+ * device work is due; then dispatches the downlink. 1 when the connector should stop. */
+static int wait_io(bc *c, int64_t due) {
+    struct pollfd p[2] = {{.fd = sd_bus_get_fd(c->bus), .events = (short)sd_bus_get_events(c->bus)},
+                          {.fd = c->h->downlink_fd, .events = POLLIN}};
+    int64_t ms = due - tbgw_mono_ms();
+    uint64_t t;
+    if (sd_bus_get_timeout(c->bus, &t) >= 0 && t != UINT64_MAX) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+        ms = min64(ms, t <= now_us ? 0 : (int64_t)((t - now_us + 999) / 1000));
+    }
+    if (ms < 0) ms = 0;
+    if (ms > 1000) ms = 1000;
+    poll(p, 2, (int)ms);
+    return c->h->dispatch(c->h);
 }
 
 static void show_map(bc *c) {
@@ -438,8 +471,12 @@ static int ble_run(void *self) {
                 c->next_open = tbgw_mono_ms() + 1000;
                 continue;
             }
-            tick(c);
-            sd_bus_wait(c->bus, 50000); /* returns as soon as BlueZ sends something */
+            int64_t due = tick(c);
+            if (c->h->dispatch && c->h->downlink_fd >= 0) {
+                if (wait_io(c, due)) break;
+                continue;
+            }
+            sd_bus_wait(c->bus, 50000); /* a host without downlink_fd: 50 ms slices */
         }
         if (c->h->wait(c->h, c->bus ? 0 : 50)) break;
     }
