@@ -6,6 +6,7 @@
 #include <string.h>
 #include "convert/cfg_util.h"
 #include "convert/expr.h"
+#include "convert/py_cast.h"
 #include "convert/report_cfg.h"
 #include "convert/source_expr.h"
 #include "convert/ts.h"
@@ -21,6 +22,8 @@ typedef struct dp_cfg {
     int dayfirst, yearfirst;
     tbgw_report_strategy rs;
     int has_rs;
+    int use_eval;   /* useEval and a type that is evaluated */
+    tbgw_py_key py; /* the last compiled value text */
 } dp_cfg;
 
 typedef struct dp_list {
@@ -29,12 +32,21 @@ typedef struct dp_list {
     int all; /* "*" */
 } dp_list;
 
+/* useEval state, changed while converting (a converter is used by one thread) */
+typedef struct json_eval {
+    tbgw_py_ctx *ctx;
+    tbgw_json_eval_report fn;
+    void *ud;
+} json_eval;
+
 struct tbgw_json_conv {
     tbgw_devinfo *dev;
     dp_list attrs, ts;
     int use_received_ts;
     tbgw_report_strategy rs;
     int has_rs;
+    int use_eval;
+    json_eval *ev;
 };
 
 static void dp_clear(dp_cfg *d) {
@@ -43,6 +55,7 @@ static void dp_clear(dp_cfg *d) {
     free(d->key_text);
     tbgw_expr_free(d->value);
     tbgw_path_free(d->ts_path);
+    tbgw_py_key_clear(&d->py);
 }
 
 void tbgw_json_conv_free(tbgw_json_conv *c) {
@@ -52,6 +65,8 @@ void tbgw_json_conv_free(tbgw_json_conv *c) {
     for (size_t i = 0; i < c->ts.n; i++) dp_clear(&c->ts.items[i]);
     free(c->attrs.items);
     free(c->ts.items);
+    if (c->ev) tbgw_py_ctx_free(c->ev->ctx);
+    free(c->ev);
     free(c);
 }
 
@@ -69,7 +84,22 @@ static int str_field(const json_t *o, const char *k, const char *path, const cha
     return 0;
 }
 
-static int dp_init(dp_cfg *d, const json_t *o, const char *path, tbgw_err *err) {
+/* a constant value text under useEval is compiled now, so a syntax error is a configuration error
+ * (the field path gets "@<offset>": the position inside the string, see util/doc.h) */
+static int eval_init(dp_cfg *d, const char *type, const char *text, const char *path, tbgw_err *err) {
+    d->use_eval = tbgw_py_cast_applies(type);
+    if (!d->use_eval || !tbgw_expr_is_constant(d->value)) return 0;
+    size_t off = 0, len = strlen(text);
+    tbgw_err perr = {0};
+    int rc = tbgw_py_compile(text, len, 0, &d->py.e, &perr, &off);
+    if (rc == TBGW_ENOMEM) return rc;
+    if (rc) return tbgw_err_set(err, TBGW_EINVAL, "%s.value@%zu: %s", path, off, perr.msg);
+    if (!(d->py.src = strdup(text))) return TBGW_ENOMEM;
+    d->py.len = len;
+    return 0;
+}
+
+static int dp_init(dp_cfg *d, const json_t *o, const char *path, int use_eval, tbgw_err *err) {
     const char *key, *value, *type, *key_src, *ts_field;
     char fp[300];
     int rc;
@@ -106,6 +136,7 @@ static int dp_init(dp_cfg *d, const json_t *o, const char *path, tbgw_err *err) 
         free(tmp);
         if (rc) return rc;
     }
+    if (use_eval && (rc = eval_init(d, type, value, path, err))) return rc;
     d->dayfirst = json_is_true(json_object_get(o, "dayfirst"));
     d->yearfirst = json_is_true(json_object_get(o, "yearfirst"));
     if ((rc = tbgw_rs_parse(json_object_get(o, "reportStrategy"), &d->rs, err)))
@@ -114,7 +145,7 @@ static int dp_init(dp_cfg *d, const json_t *o, const char *path, tbgw_err *err) 
     return 0;
 }
 
-static int list_init(dp_list *l, const json_t *arr, const char *path, const tbgw_host *tolerate,
+static int list_init(dp_list *l, const json_t *arr, const char *path, int use_eval, const tbgw_host *tolerate,
                      tbgw_err *err) {
     if (!arr || json_is_null(arr)) return 0;
     if (json_is_string(arr)) {
@@ -136,7 +167,7 @@ static int list_init(dp_list *l, const json_t *arr, const char *path, const tbgw
             continue;
         }
         tbgw_err ee = {0, ""};
-        int rc = dp_init(&l->items[l->n], o, ip, &ee);
+        int rc = dp_init(&l->items[l->n], o, ip, use_eval, &ee);
         if (rc == 0) {
             l->n++;
             continue;
@@ -165,13 +196,21 @@ int tbgw_json_conv_new_ex(const json_t *conv, const json_t *entry, const char *p
     const json_t *di = json_object_get(conv, "deviceInfo");
     int rc =
         di ? tbgw_devinfo_new(di, fp, 0, &c->dev, err) : tbgw_err_set(err, TBGW_EINVAL, "%s: missing", fp);
+    const json_t *ue = json_object_get(conv, "useEval");
+    if (!rc && ue && !json_is_boolean(ue))
+        rc = tbgw_err_set(err, TBGW_EINVAL, "%s.useEval: expected true or false", path);
+    c->use_eval = json_is_true(ue);
+    if (!rc && c->use_eval) {
+        c->ev = calloc(1, sizeof *c->ev);
+        if (!c->ev || !(c->ev->ctx = tbgw_py_ctx_new(NULL))) rc = TBGW_ENOMEM;
+    }
     if (!rc) {
         snprintf(fp, sizeof fp, "%s.attributes", path);
-        rc = list_init(&c->attrs, json_object_get(conv, "attributes"), fp, tolerate, err);
+        rc = list_init(&c->attrs, json_object_get(conv, "attributes"), fp, c->use_eval, tolerate, err);
     }
     if (!rc) {
         snprintf(fp, sizeof fp, "%s.timeseries", path);
-        rc = list_init(&c->ts, json_object_get(conv, "timeseries"), fp, tolerate, err);
+        rc = list_init(&c->ts, json_object_get(conv, "timeseries"), fp, c->use_eval, tolerate, err);
     }
     c->use_received_ts = json_is_true(json_object_get(conv, "useReceivedTs"));
     if (!rc) {
@@ -204,8 +243,10 @@ typedef struct conv_ctx {
     const char *topic;
     int64_t recv_ts;
     tbgw_converted *head; /* records of this message, one per device */
-    tbgw_buf scratch, key, name;
-    size_t added;         /* datapoints produced from this message */
+    tbgw_buf scratch, key, name, text;
+    size_t added;       /* datapoints produced from this message */
+    char eval_err[300]; /* first useEval error (when nobody is told through the report hook) */
+    const char *device;
     char missing[96];     /* first value expression that found nothing */
     char wrong_type[200]; /* first value that could not be cast (sent as text) */
 } conv_ctx;
@@ -258,11 +299,38 @@ static int add_all(conv_ctx *x, tbgw_converted *r, const json_t *item, int telem
     return 0;
 }
 
+/* useEval: the rendered text is evaluated (reference: str(value) substituted, then eval) */
+static int eval_value(conv_ctx *x, dp_cfg *d, const json_t *item, const char *key, tbgw_value *v) {
+    tbgw_buf_reset(&x->text);
+    int rc = tbgw_expr_render(d->value, item, TBGW_FMT_PY, TBGW_MISSING_FAIL, &x->text);
+    if (rc) return rc;
+    const char *text = tbgw_buf_cstr(&x->text);
+    if (!text) return TBGW_ENOMEM;
+    tbgw_err err = {0};
+    rc = tbgw_py_eval_cast(x->c->ev->ctx, &d->py, text, d->cast, v, &x->scratch, &err);
+    if (rc != TBGW_EINVAL) return rc;
+    int64_t now = tbgw_now_ms();
+    int due = !d->py.logged_ms || now - d->py.logged_ms >= 60000;
+    if (due) d->py.logged_ms = now;
+    const json_eval *ev = x->c->ev;
+    if (ev->fn)
+        ev->fn(ev->ud, x->device, key, err.msg, due);
+    else if (!x->eval_err[0])
+        snprintf(x->eval_err, sizeof x->eval_err, "%s: useEval of \"%.60s\": %s", key, text, err.msg);
+    return TBGW_EINVAL;
+}
+
+void tbgw_json_conv_on_eval_error(tbgw_json_conv *c, tbgw_json_eval_report fn, void *ud) {
+    if (!c->ev) return;
+    c->ev->fn = fn;
+    c->ev->ud = ud;
+}
+
 static int add_list(conv_ctx *x, tbgw_converted *r, const dp_list *l, const json_t *item, int telemetry) {
     int64_t base_ts = telemetry ? payload_ts(x, item) : 0;
     int rc = l->all ? add_all(x, r, item, telemetry, base_ts) : 0;
     for (size_t i = 0; i < l->n && !rc; i++) {
-        const dp_cfg *d = &l->items[i];
+        dp_cfg *d = &l->items[i];
         tbgw_buf_reset(&x->key);
         if (d->key_re) {
             if (!x->topic || !tbgw_regex_search(d->key_re, x->topic, &x->key)) continue;
@@ -273,8 +341,10 @@ static int add_list(conv_ctx *x, tbgw_converted *r, const dp_list *l, const json
         if (!key) return TBGW_ENOMEM;
         if (!*key) continue;
         tbgw_value v;
-        int erc = tbgw_expr_eval(d->value, item, d->cast, &v, &x->scratch);
-        if (erc == TBGW_ENOENT) { /* missing keys are skipped (reference: "None") */
+        int erc = d->use_eval ? eval_value(x, d, item, key, &v)
+                              : tbgw_expr_eval(d->value, item, d->cast, &v, &x->scratch);
+        if (erc == TBGW_EINVAL && d->use_eval) continue; /* reported; only this key is skipped */
+        if (erc == TBGW_ENOENT) {                        /* missing keys are skipped (reference: "None") */
             if (!x->missing[0]) snprintf(x->missing, sizeof x->missing, "%s", tbgw_expr_text(d->value));
             continue;
         }
@@ -305,6 +375,7 @@ static int convert_item(conv_ctx *x, const json_t *item, tbgw_err *err) {
     if (!rc && !r) rc = TBGW_ENOMEM;
     free(name);
     free(profile);
+    x->device = r ? r->device_name : NULL;
     if (!rc) rc = add_list(x, r, &x->c->attrs, item, 0);
     if (!rc) rc = add_list(x, r, &x->c->ts, item, 1);
     return rc;
@@ -316,6 +387,7 @@ int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const jso
     tbgw_buf_init(&x.scratch);
     tbgw_buf_init(&x.key);
     tbgw_buf_init(&x.name);
+    tbgw_buf_init(&x.text);
     int rc = 0, bad = 0;
     if (json_is_array(payload)) {
         size_t i;
@@ -339,6 +411,7 @@ int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const jso
     tbgw_buf_free(&x.scratch);
     tbgw_buf_free(&x.key);
     tbgw_buf_free(&x.name);
+    tbgw_buf_free(&x.text);
     /* keep records with data only; on error nothing of this message is kept */
     int n = 0;
     tbgw_converted *keep = NULL, **kt = &keep;
@@ -358,7 +431,9 @@ int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const jso
     if (bad && n == 0) return TBGW_EINVAL;
     /* not fatal, but worth a (once per topic) warning: nothing found, or a value of the wrong type */
     if (!bad && err && !err->code) {
-        if (x.added == 0 && x.missing[0])
+        if (x.eval_err[0])
+            tbgw_err_set(err, TBGW_EINVAL, "%s", x.eval_err);
+        else if (x.added == 0 && x.missing[0])
             tbgw_err_set(err, TBGW_ENOENT, "no configured key found in the payload (e.g. %s)", x.missing);
         else if (x.wrong_type[0])
             tbgw_err_set(err, TBGW_EINVAL, "%s", x.wrong_type);

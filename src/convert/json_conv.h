@@ -35,6 +35,15 @@ void tbgw_json_conv_free(tbgw_json_conv *c);
 int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const json_t *payload,
                            int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err);
 
+/* `useEval: true` (spec §5.2): a datapoint's rendered value text is evaluated as a Python
+ * expression (convert/py_cast.h). A key whose evaluation fails is skipped (the reference loses the
+ * whole message); fn is called for each failure with due = 1 at most once a minute per key, so the
+ * caller can count every failure and log the due ones. Without fn the first failure of a message
+ * is reported in convert's err (non-fatal, TBGW_EINVAL). */
+typedef void (*tbgw_json_eval_report)(void *ud, const char *device, const char *key, const char *msg,
+                                      int due);
+void tbgw_json_conv_on_eval_error(tbgw_json_conv *c, tbgw_json_eval_report fn, void *ud);
+
 /* Evaluates a device name/profile pair the way the converter does (used by connect/disconnect
  * requests). Returns 0 and malloc'ed strings (profile may be NULL when not configured); the caller
  * frees both on every return. TBGW_ENOENT = the name is empty. */

@@ -180,20 +180,82 @@ void tbgw_doc_locate(const tbgw_doc *d, const char *dotted, int *line, int *col)
     *col = 1;
 }
 
-int tbgw_doc_error(const tbgw_doc *d, tbgw_err *err, const char *dotted, const char *fmt, ...) {
+/* "dotted.path@N" (a byte offset inside that string value) -> the path in field, the offset */
+static long split_offset(const char *dotted, char *field, size_t cap) {
+    snprintf(field, cap, "%s", dotted ? dotted : "");
+    char *at = strrchr(field, '@');
+    if (!at || !at[1] || strspn(at + 1, "0123456789") != strlen(at + 1)) return -1;
+    *at = 0;
+    return strtol(at + 1, NULL, 10);
+}
+
+int tbgw_doc_error(const tbgw_doc *d, tbgw_err *err, const char *dotted_in, const char *fmt, ...) {
     char msg[400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     int line, col;
+    char field[256];
+    long offset = split_offset(dotted_in, field, sizeof field);
+    const char *dotted = dotted_in ? field : NULL;
     if (!d) /* not from a file (e.g. remote configuration) */
         return dotted && *dotted ? tbgw_err_set(err, TBGW_EINVAL, "%s: %s", dotted, msg)
                                  : tbgw_err_set(err, TBGW_EINVAL, "%s", msg);
     tbgw_doc_locate(d, dotted, &line, &col);
+    if (offset >= 0 && !d->is_yaml)
+        tbgw_json_string_pos(d->text, d->len, line, col, (size_t)offset, &line, &col);
     if (dotted && *dotted)
         return tbgw_err_set(err, TBGW_EINVAL, "%s:%d:%d: %s: %s", d->path, line, col, dotted, msg);
     return tbgw_err_set(err, TBGW_EINVAL, "%s:%d:%d: %s", d ? d->path : "?", line, col, msg);
+}
+
+/* columns count bytes, like the scanner above */
+int tbgw_json_string_pos(const char *text, size_t len, int line, int col, size_t offset, int *oline,
+                         int *ocol) {
+    *oline = line;
+    *ocol = col;
+    if (!text || line < 1 || col < 1) return -1;
+    size_t i = 0;
+    for (int l = 1; i < len && l < line; i++)
+        if (text[i] == '\n') l++;
+    i += (size_t)(col - 1);
+    if (i >= len || text[i] != '"') return -1;
+    /* positions name the key of an object member: move on to its value */
+    size_t j = i + 1;
+    while (j < len && text[j] != '"') j += text[j] == '\\' ? 2 : 1;
+    size_t k = j + 1;
+    while (k < len && strchr(" \t\r\n", text[k])) k++;
+    if (k < len && text[k] == ':') {
+        k++;
+        while (k < len && strchr(" \t\r\n", text[k])) k++;
+        if (k >= len || text[k] != '"') return -1;
+        for (size_t q = i; q < k; q++) {
+            if (text[q] == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        *oline = line;
+        i = k;
+    }
+    size_t start = ++i, decoded = 0;
+    while (i < len && text[i] != '"' && decoded < offset) {
+        if (text[i] == '\\' && i + 1 < len && text[i + 1] == 'u') { /* \uXXXX: 1 to 3 bytes of UTF-8 */
+            char hex[5] = {0};
+            for (int h = 0; h < 4 && i + 2 + (size_t)h < len; h++) hex[h] = text[i + 2 + (size_t)h];
+            unsigned long cp = strtoul(hex, NULL, 16);
+            decoded += cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
+            i += 6;
+        } else {
+            decoded++;
+            i += text[i] == '\\' && i + 1 < len ? 2 : 1;
+        }
+    }
+    *ocol = col + 1 + (int)(i - start);
+    return 0;
 }
 
 void tbgw_doc_prefix_error(const tbgw_doc *d, tbgw_err *err) {
@@ -204,10 +266,19 @@ void tbgw_doc_prefix_error(const tbgw_doc *d, tbgw_err *err) {
         memcpy(field, err->msg, (size_t)(colon - err->msg));
         field[colon - err->msg] = 0;
     }
+    /* "dotted.path@N": the error is at byte N of that string value (an expression inside it) */
+    char whole[256];
+    memcpy(whole, field, sizeof whole);
+    long offset = split_offset(whole, field, sizeof field);
     int line, col;
     tbgw_doc_locate(d, field[0] ? field : NULL, &line, &col);
+    if (offset >= 0 && !d->is_yaml)
+        tbgw_json_string_pos(d->text, d->len, line, col, (size_t)offset, &line, &col);
     char msg[sizeof err->msg + 600];
-    snprintf(msg, sizeof msg, "%s:%d:%d: %s", d->path, line, col, err->msg);
+    if (offset >= 0)
+        snprintf(msg, sizeof msg, "%s:%d:%d: %s%s", d->path, line, col, field, colon);
+    else
+        snprintf(msg, sizeof msg, "%s:%d:%d: %s", d->path, line, col, err->msg);
     snprintf(err->msg, sizeof err->msg, "%s", msg);
 }
 

@@ -33,6 +33,12 @@ int tbgw_json_locate(const char *text, size_t len, const char *dotted, int *line
 /* Formats "file:line:col: <dotted>: msg" into err. dotted may be NULL. */
 int tbgw_doc_error(const tbgw_doc *d, tbgw_err *err, const char *dotted, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* Turns a message starting with "dotted.path: ..." into "file:line:col: dotted.path: ..." in place. */
+/* Turns a message starting with "dotted.path: ..." into "file:line:col: dotted.path: ..." in place.
+ * "dotted.path@N: ..." points at byte N of that string value (e.g. a syntax error inside an
+ * expression): the column is the one of that byte in the file (escapes counted as written). */
 void tbgw_doc_prefix_error(const tbgw_doc *d, tbgw_err *err);
+/* The position of the offset-th decoded byte of the JSON string whose opening quote is at
+ * line:col of text. 0 if found (else the position stays line:col). */
+int tbgw_json_string_pos(const char *text, size_t len, int line, int col, size_t offset, int *oline,
+                         int *ocol);
 #endif

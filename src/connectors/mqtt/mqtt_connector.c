@@ -359,6 +359,20 @@ static void network_turn(mq_conn *c) {
     maybe_flush(c, 0);
 }
 
+/* useEval failures: every one counted, logged once a minute per key */
+static void on_eval_error(void *ud, const char *device, const char *key, const char *msg, int due) {
+    mq_conn *c = ud;
+    c->host->stat_add(c->host, TBGW_STAT_CONVERTER_ERRORS, 1);
+    if (due)
+        TBGW_WARNF(c->host->conv_log,
+                   "device %s, key %s: useEval failed: %s (key skipped; repeated errors of this key "
+                   "are logged once a minute)",
+                   device ? device : "?", key, msg);
+    else
+        TBGW_DEBUGF(c->host->conv_log, "device %s, key %s: useEval failed: %s", device ? device : "?", key,
+                    msg);
+}
+
 /* ------------------------------------------------------------------ connector ops */
 
 static int mq_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw_err *err) {
@@ -370,6 +384,9 @@ static int mq_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw
         free(c);
         return rc;
     }
+    for (size_t i = 0; i < c->cfg.n_maps; i++)
+        if (c->cfg.maps[i].kind == MQ_CONV_JSON)
+            tbgw_json_conv_on_eval_error(c->cfg.maps[i].json, on_eval_error, c);
     tbgw_backoff_init(&c->backoff, 1000, 30000);
     tbgw_buf_init(&c->scratch);
     c->batch_tail = &c->batch;
