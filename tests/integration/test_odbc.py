@@ -187,6 +187,25 @@ class Odbc(GatewayTestCase):
         wait_for(lambda: self.values("ODBC b", "value") == [7], 15, what="data once the database opens")
         self.assertTrue(gw.proc.poll() is None)
 
+    def test_hanging_query_is_cancelled(self):
+        """A statement running past polling.queryTimeout is cancelled (SQLCancel from the watchdog, as
+        the SQLite driver ignores SQL_ATTR_QUERY_TIMEOUT), logged with its SQL state and answered;
+        polling goes on."""
+        self.sql("INSERT INTO ts_kv VALUES ('h', 1, NULL, NULL, 1, NULL)")
+        cfg = self.reference()
+        cfg["polling"]["queryTimeout"] = 1
+        cfg["serverSideRpc"]["methods"].append(
+            {"name": "forever", "result": True,
+             "query": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"})
+        gw = self.start(cfg)
+        wait_for(lambda: self.values("ODBC h", "value") == [1], 15, what="first row")
+        t0 = time.time()
+        self.assertEqual(self.rpc("ODBC h", 1, "forever"), {"success": False})
+        self.assertLess(time.time() - t0, 5)
+        self.assertRegex(gw.log(), r"RPC forever failed: \[[0-9A-Z]{5}\]")
+        self.sql("INSERT INTO ts_kv VALUES ('h', 2, NULL, NULL, 2, NULL)")
+        wait_for(lambda: self.values("ODBC h", "value") == [1, 2], 15, what="polling after the cancelled query")
+        self.assertTrue(gw.proc.poll() is None)
 
 if __name__ == "__main__":
     main()

@@ -3,11 +3,14 @@
  * RPCs and attribute updates as SQL statements or procedure calls with bound parameters. Every
  * statement carries SQL_ATTR_QUERY_TIMEOUT, so a hanging query cannot stall the connector. */
 #include <errno.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <tbgw/connector.h>
@@ -24,6 +27,17 @@ typedef struct attr_update {
     const char *query;
     const json_t *args;
 } attr_update;
+
+/* Cancels a statement that runs past its timeout, for drivers that do not honour
+ * SQL_ATTR_QUERY_TIMEOUT in every wait (SQLite's lock waits): SQLCancel from a second thread. */
+typedef struct watchdog {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    SQLHSTMT st;
+    struct timespec deadline;
+    int quit, running;
+} watchdog;
 
 typedef struct odbcc {
     const tbgw_host *h;
@@ -50,8 +64,59 @@ typedef struct odbcc {
     int64_t total;
     char it_path[1200];
     tbgw_py_ctx *py;
+    watchdog wd;
     volatile int stop;
 } odbcc;
+
+static void *wd_main(void *arg) {
+    watchdog *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->quit) {
+        if (!w->st) {
+            pthread_cond_wait(&w->cv, &w->mu);
+            continue;
+        }
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &w->deadline) == ETIMEDOUT && w->st) {
+            SQLCancel(w->st);
+            w->st = NULL;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static void wd_start(watchdog *w) {
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    w->running = pthread_create(&w->th, NULL, wd_main, w) == 0;
+}
+
+static void wd_stop(watchdog *w) {
+    if (!w->running) return;
+    pthread_mutex_lock(&w->mu);
+    w->quit = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->th, NULL);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    w->running = 0;
+}
+
+/* Arms the watchdog for st (NULL disarms). */
+static void wd_arm(watchdog *w, SQLHSTMT st, int seconds) {
+    if (!w->running || (st && seconds <= 0)) return;
+    pthread_mutex_lock(&w->mu);
+    w->st = st;
+    clock_gettime(CLOCK_MONOTONIC, &w->deadline);
+    w->deadline.tv_sec += seconds;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
 
 /* ---- configuration ---- */
 
@@ -305,6 +370,7 @@ static int exec_sql(odbcc *c, const char *sql, const json_t *args, json_t **row,
     int ok = ps && SQL_SUCCEEDED(SQLPrepare(st, (SQLCHAR *)sql, SQL_NTS));
     for (size_t i = 0; ok && i < n; i++)
         ok = odbc_bind_json(st, (SQLUSMALLINT)(i + 1), json_array_get(args, i), &ps[i]) == 0;
+    wd_arm(&c->wd, st, c->query_timeout_s);
     SQLRETURN rc = ok ? SQLExecute(st) : SQL_ERROR;
     ok = SQL_SUCCEEDED(rc) || rc == SQL_NO_DATA;
     if (!ok) odbc_diag(SQL_HANDLE_STMT, st, diag, dn);
@@ -319,6 +385,7 @@ static int exec_sql(odbcc *c, const char *sql, const json_t *args, json_t **row,
         if (!*row) *row = json_object();
         odbc_names_free(nc, names, types);
     }
+    wd_arm(&c->wd, NULL, 0);
     for (size_t i = 0; ps && i < n; i++) odbc_param_free(&ps[i]);
     free(ps);
     SQLFreeHandle(SQL_HANDLE_STMT, st);
@@ -442,8 +509,10 @@ static int poll_once(odbcc *c) {
         json_decref(bound);
         return -1;
     }
+    wd_arm(&c->wd, c->poll, c->query_timeout_s);
     SQLRETURN rc = SQLExecute(c->poll);
     if (!SQL_SUCCEEDED(rc) && rc != SQL_NO_DATA) {
+        wd_arm(&c->wd, NULL, 0);
         odbc_diag(SQL_HANDLE_STMT, c->poll, diag, sizeof diag);
         TBGW_ERRORF(c->h->log, "polling.query failed: %s", diag);
         c->h->stat_add(c->h, TBGW_STAT_CONNECTOR_ERRORS, 1);
@@ -477,6 +546,7 @@ static int poll_once(odbcc *c) {
             TBGW_ERRORF(c->h->log, "fetching rows failed: %s", diag);
         }
     }
+    wd_arm(&c->wd, NULL, 0);
     flush(c, &chain, &tail);
     odbc_names_free(nc, names, types);
     SQLFreeStmt(c->poll, SQL_CLOSE);
@@ -494,6 +564,7 @@ static int oc_run(void *self) {
     tbgw_backoff bo;
     tbgw_backoff_init(&bo, c->reconnect_ms < 1000 ? c->reconnect_ms : 1000, c->reconnect_ms);
     c->h->set_state(c->h, TBGW_CONN_STARTING, NULL);
+    wd_start(&c->wd);
     while (!c->stop) {
         if (!c->connected) {
             if (connect_db(c) != 0) {
@@ -515,6 +586,7 @@ static int oc_run(void *self) {
         if (!c->stop) pause_ms(c, r < 0 ? 0 : c->period_ms);
     }
     disconnect(c);
+    wd_stop(&c->wd);
     return 0;
 }
 
