@@ -23,12 +23,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static odbc_mapping ref, other;
     static tbgw_py_ctx *ctx;
     if (!ctx) {
-        ref = make("{\"device\": {\"type\": \"postgres\", \"name\": \"'ODBC ' + entity_id\"}, \"attributes\": \"*\","
-                   "\"timeseries\": [{\"name\": \"value\", \"value\": "
-                   "\"[i for i in [str_v, long_v, dbl_v,bool_v] if i is not None][0]\"}]}");
-        other = make("{\"device\": {\"type\": \"kind or 'x'\", \"name\": \"str(id) + '-' + str(len(str(v)))\"},"
-                     "\"attributes\": [{\"nameExpression\": \"'a' + str(id)\", \"column\": \"v\"},"
-                     "{\"name\": \"twice\", \"value\": \"v * 2\"}], \"timeseries\": \"*\"}");
+        ref = make(
+            "{\"device\": {\"type\": \"postgres\", \"name\": \"'ODBC ' + entity_id\"}, \"attributes\": \"*\","
+            "\"timeseries\": [{\"name\": \"value\", \"value\": "
+            "\"[i for i in [str_v, long_v, dbl_v,bool_v] if i is not None][0]\"}]}");
+        other =
+            make("{\"device\": {\"type\": \"kind or 'x'\", \"name\": \"str(id) + '-' + str(len(str(v)))\"},"
+                 "\"attributes\": [{\"nameExpression\": \"'a' + str(id)\", \"column\": \"v\"},"
+                 "{\"name\": \"twice\", \"value\": \"v * 2\"}], \"timeseries\": \"*\"}");
         tbgw_py_limits lim = {.max_steps = 100000, .max_memory = 1 << 20};
         ctx = tbgw_py_ctx_new(&lim);
         if (!ctx) abort();

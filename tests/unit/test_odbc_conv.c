@@ -47,10 +47,11 @@ static void test_reference_mapping(void **state) {
     assert_int_equal(odbc_mapping_parse(mj, &m, NULL, NULL, &err), 0);
     tbgw_py_ctx *ctx = tbgw_py_ctx_new(NULL);
     size_t errs = 0;
-    tbgw_converted *r = convert(&m, ctx,
-                                "{\"bool_v\": null, \"str_v\": null, \"dbl_v\": null, \"long_v\": 9007199254740993,"
-                                " \"entity_id\": \"E1\", \"ts\": 1700000000123}",
-                                &errs, &err);
+    tbgw_converted *r =
+        convert(&m, ctx,
+                "{\"bool_v\": null, \"str_v\": null, \"dbl_v\": null, \"long_v\": 9007199254740993,"
+                " \"entity_id\": \"E1\", \"ts\": 1700000000123}",
+                &errs, &err);
     assert_non_null(r);
     assert_string_equal(r->device_name, "ODBC E1");
     assert_string_equal(r->device_type, "postgres");
@@ -65,8 +66,10 @@ static void test_reference_mapping(void **state) {
     assert_int_equal(find(r->attributes, r->n_attributes, "long_v")->v.type, TBGW_V_INT);
     tbgw_converted_free(r);
     /* every value NULL: the comprehension's [0] raises, the item is dropped, attributes remain */
-    r = convert(&m, ctx, "{\"bool_v\": null, \"str_v\": null, \"dbl_v\": null, \"long_v\": null, \"entity_id\": \"E2\"}",
-                &errs, &err);
+    r = convert(
+        &m, ctx,
+        "{\"bool_v\": null, \"str_v\": null, \"dbl_v\": null, \"long_v\": null, \"entity_id\": \"E2\"}",
+        &errs, &err);
     assert_non_null(r);
     assert_int_equal(r->n_telemetry, 0);
     assert_int_equal(errs, 1);
@@ -90,11 +93,12 @@ static void warn_count(void *ud, const char *dotted, const char *msg) {
 static void test_expressions_and_errors(void **state) {
     (void)state;
     json_error_t je;
-    json_t *mj = json_loads("{\"device\": {\"name\": \"dev\", \"type\": \"kind or 'none'\"},"
-                            " \"attributes\": [{\"nameExpression\": \"'a_' + str(id)\", \"column\": \"v\"}],"
-                            " \"timeseries\": [{\"name\": \"twice\", \"value\": \"v * 2\"}, {\"name\": \"x\"},"
-                            " {\"value\": \"1\"}, {\"name\": \"bad\", \"value\": \"v +\"}]}",
-                            0, &je);
+    json_t *mj =
+        json_loads("{\"device\": {\"name\": \"dev\", \"type\": \"kind or 'none'\"},"
+                   " \"attributes\": [{\"nameExpression\": \"'a_' + str(id)\", \"column\": \"v\"}],"
+                   " \"timeseries\": [{\"name\": \"twice\", \"value\": \"v * 2\"}, {\"name\": \"x\"},"
+                   " {\"value\": \"1\"}, {\"name\": \"bad\", \"value\": \"v +\"}]}",
+                   0, &je);
     odbc_mapping m;
     tbgw_err err = {0};
     int warnings = 0;
@@ -103,7 +107,8 @@ static void test_expressions_and_errors(void **state) {
     assert_int_equal(m.ts.n, 1);
     tbgw_py_ctx *ctx = tbgw_py_ctx_new(NULL);
     size_t errs = 0;
-    tbgw_converted *r = convert(&m, ctx, "{\"dev\": \"D\", \"kind\": \"meter\", \"id\": 7, \"v\": 1.25}", &errs, &err);
+    tbgw_converted *r =
+        convert(&m, ctx, "{\"dev\": \"D\", \"kind\": \"meter\", \"id\": 7, \"v\": 1.25}", &errs, &err);
     assert_non_null(r);
     assert_string_equal(r->device_type, "meter");
     assert_string_equal(r->attributes[0].key, "a_7");

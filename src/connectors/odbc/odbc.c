@@ -210,7 +210,8 @@ static int oc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
     if (!json_is_string(json_object_get(conn, "str")))
         return tbgw_err_set(err, TBGW_EINVAL, "connection.str: expected the ODBC connection string");
     if (!json_is_string(json_object_get(poll, "query")))
-        return tbgw_err_set(err, TBGW_EINVAL, "polling.query: expected SQL with one ? for the iterator value");
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "polling.query: expected SQL with one ? for the iterator value");
     if (!json_is_string(json_object_get(it, "column")))
         return tbgw_err_set(err, TBGW_EINVAL, "polling.iterator.column: expected the iterator column's name");
     if (!json_object_get(it, "value") && !json_is_string(json_object_get(it, "query")))
@@ -295,13 +296,15 @@ static void iterator_path(odbcc *c) {
         if (!SQL_SUCCEEDED(SQLGetInfo(c->dbc, what[i], parts[i], sizeof parts[i], &len))) parts[i][0] = 0;
     }
     char key[1400];
-    snprintf(key, sizeof key, "%s%s%s%s%s", parts[0], parts[1], parts[2], c->h->name ? c->h->name : "", c->it_col);
+    snprintf(key, sizeof key, "%s%s%s%s%s", parts[0], parts[1], parts[2], c->h->name ? c->h->name : "",
+             c->it_col);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha1(), NULL);
     char hex[2 * EVP_MAX_MD_SIZE + 1] = "";
     for (unsigned i = 0; i < mdlen; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    snprintf(c->it_path, sizeof c->it_path, "%s/odbc/%s.json", c->h->config_dir ? c->h->config_dir : ".", hex);
+    snprintf(c->it_path, sizeof c->it_path, "%s/odbc/%s.json", c->h->config_dir ? c->h->config_dir : ".",
+             hex);
 }
 
 static void set_conn_attr(odbcc *c, SQLINTEGER attr, SQLULEN v) {
@@ -409,7 +412,8 @@ static int iterator_load(odbcc *c) {
 }
 
 static void iterator_save(odbcc *c) {
-    json_t *j = json_pack("{s:s,s:O,s:I}", "name", c->it_col, "value", c->it_value, "total", (json_int_t)c->total);
+    json_t *j =
+        json_pack("{s:s,s:O,s:I}", "name", c->it_col, "value", c->it_value, "total", (json_int_t)c->total);
     char *text = j ? json_dumps(j, JSON_SORT_KEYS | JSON_INDENT(2)) : NULL;
     char dir[1200];
     snprintf(dir, sizeof dir, "%s", c->it_path);
@@ -448,7 +452,8 @@ static int iterator_init(odbcc *c) {
     if (first && !json_is_null(first)) c->it_value = json_incref(first);
     json_decref(row);
     if (!c->it_value) {
-        TBGW_INFOF(c->h->log, "polling.iterator.query gave no value yet (empty table?); asked again after %lld ms",
+        TBGW_INFOF(c->h->log,
+                   "polling.iterator.query gave no value yet (empty table?); asked again after %lld ms",
                    (long long)c->period_ms);
         return 1;
     }
@@ -608,7 +613,8 @@ static int valid_name(const char *s) {
 
 static void call_sql(char *out, size_t n, const char *proc, size_t nargs) {
     int k = snprintf(out, n, "{CALL %s", proc);
-    for (size_t i = 0; i < nargs && k > 0 && (size_t)k < n; i++) k += snprintf(out + k, n - (size_t)k, i ? ",?" : " (?");
+    for (size_t i = 0; i < nargs && k > 0 && (size_t)k < n; i++)
+        k += snprintf(out + k, n - (size_t)k, i ? ",?" : " (?");
     snprintf(out + k, n - (size_t)k, "%s}", nargs ? ")" : "");
 }
 
@@ -633,7 +639,8 @@ static int reserved_rpc(odbcc *c, const tbgw_rpc_req *r) {
     char *proc = ps ? kv_get(ps, "procedure_name") : NULL, *query = ps ? kv_get(ps, "query") : NULL;
     char *values = ps ? kv_get(ps, "value") : NULL, *wr = ps ? kv_get(ps, "with_result") : NULL;
     json_t *args = json_array();
-    for (char *save = NULL, *t = values ? strtok_r(values, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+    for (char *save = NULL, *t = values ? strtok_r(values, ",", &save) : NULL; t;
+         t = strtok_r(NULL, ",", &save))
         json_array_append_new(args, json_string(t));
     int with_result = wr && strcasecmp(wr, "true") == 0;
     char sql[1024], diag[700] = "";
@@ -648,7 +655,8 @@ static int reserved_rpc(odbcc *c, const tbgw_rpc_req *r) {
         snprintf(diag, sizeof diag, "expected params \"procedure_name=<name>;\" or \"query=<sql>;\"");
     }
     if (rc == 0)
-        reply = with_result ? json_pack("{s:o}", "result", row) : json_pack("{s:{s:b}}", "result", "success", 1);
+        reply =
+            with_result ? json_pack("{s:o}", "result", row) : json_pack("{s:{s:b}}", "result", "success", 1);
     else {
         char msg[800];
         snprintf(msg, sizeof msg, "Error during executing reserved RPC %s", diag);
@@ -681,7 +689,8 @@ static int oc_rpc(void *self, const tbgw_rpc_req *r) {
         if (c->override_cfg && json_is_object(r->params)) json_object_update(m, (json_t *)r->params);
     }
     const json_t *args = json_object_get(m, "args");
-    if (!json_is_array(args)) args = json_is_array(json_object_get(m, "params")) ? json_object_get(m, "params") : NULL;
+    if (!json_is_array(args))
+        args = json_is_array(json_object_get(m, "params")) ? json_object_get(m, "params") : NULL;
     const char *query = json_string_value(json_object_get(m, "query"));
     int with_result = json_is_true(json_object_get(m, "result"));
     char sql[1024], diag[700] = "";
@@ -730,9 +739,11 @@ static int oc_attr_update(void *self, const tbgw_attr_update *u) {
     json_object_foreach((json_t *)u->data, k, v) {
         for (size_t i = 0; i < c->n_aus; i++) {
             attr_update *a = &c->aus[i];
-            if (regexec(&a->dev, u->device, 0, NULL, 0) != 0 || regexec(&a->key, k, 0, NULL, 0) != 0) continue;
+            if (regexec(&a->dev, u->device, 0, NULL, 0) != 0 || regexec(&a->key, k, 0, NULL, 0) != 0)
+                continue;
             if (!c->connected) {
-                TBGW_WARNF(c->h->log, "attribute update %s of %s: not connected to the database", k, u->device);
+                TBGW_WARNF(c->h->log, "attribute update %s of %s: not connected to the database", k,
+                           u->device);
                 continue;
             }
             json_t *args = update_args(a, u->device, k, v);

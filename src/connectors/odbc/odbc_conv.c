@@ -28,7 +28,8 @@ void odbc_mapping_free(odbc_mapping *m) {
 }
 
 /* Compiles the string member key of o; "dotted@offset: error" on a syntax error. */
-static int compile_member(const json_t *o, const char *key, const char *dotted, tbgw_py **out, tbgw_err *err) {
+static int compile_member(const json_t *o, const char *key, const char *dotted, tbgw_py **out,
+                          tbgw_err *err) {
     const char *src = json_string_value(json_object_get(o, key));
     if (!src) return 0;
     tbgw_err e = {0};
@@ -46,8 +47,8 @@ static int parse_section(const json_t *v, const char *dotted, odbc_section *s, o
         return 0;
     }
     if (!json_is_array(v))
-        return tbgw_err_set(err, TBGW_EINVAL, "%s: expected \"*\" or a list of {name|nameExpression, column|value}",
-                            dotted);
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "%s: expected \"*\" or a list of {name|nameExpression, column|value}", dotted);
     s->items = calloc(json_array_size(v) + 1, sizeof *s->items);
     if (!s->items) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     size_t i;
@@ -84,7 +85,8 @@ int odbc_mapping_parse(const json_t *m, odbc_mapping *out, odbc_warn_fn warn, vo
     memset(out, 0, sizeof *out);
     const json_t *dev = json_object_get(m, "device");
     if (!json_is_object(m) || !json_is_string(json_object_get(dev, "name")))
-        return tbgw_err_set(err, TBGW_EINVAL, "mapping.device.name: expected a Python expression over the row's columns");
+        return tbgw_err_set(err, TBGW_EINVAL,
+                            "mapping.device.name: expected a Python expression over the row's columns");
     int rc = compile_member(dev, "name", "mapping.device", &out->dev_name, err);
     if (rc != 0) return rc;
     const char *type = json_string_value(json_object_get(dev, "type"));
@@ -95,8 +97,10 @@ int odbc_mapping_parse(const json_t *m, odbc_mapping *out, odbc_warn_fn warn, vo
         tbgw_err e = {0};
         if (tbgw_py_compile(type, strlen(type), 0, &out->dev_type, &e, NULL) != 0) out->dev_type = NULL;
     }
-    if ((rc = parse_section(json_object_get(m, "attributes"), "mapping.attributes", &out->attrs, warn, ud, err)) ||
-        (rc = parse_section(json_object_get(m, "timeseries"), "mapping.timeseries", &out->ts, warn, ud, err))) {
+    if ((rc = parse_section(json_object_get(m, "attributes"), "mapping.attributes", &out->attrs, warn, ud,
+                            err)) ||
+        (rc = parse_section(json_object_get(m, "timeseries"), "mapping.timeseries", &out->ts, warn, ud,
+                            err))) {
         odbc_mapping_free(out);
         return rc;
     }
@@ -138,8 +142,7 @@ static int eval_text(const tbgw_py *e, tbgw_py_ctx *ctx, tbgw_buf *b, tbgw_err *
     const tbgw_py_val *v;
     if (tbgw_py_eval(e, ctx, &v, err) != 0) return TBGW_EINVAL;
     tbgw_buf_reset(b);
-    if (tbgw_py_text(ctx, v, b) != 0)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s", tbgw_py_last_error(ctx));
+    if (tbgw_py_text(ctx, v, b) != 0) return tbgw_err_set(err, TBGW_EINVAL, "%s", tbgw_py_last_error(ctx));
     return 0;
 }
 
@@ -165,8 +168,8 @@ static void add_json(conv_state *st, int telemetry, const char *key, const json_
     free(tmp);
 }
 
-static void convert_item(conv_state *st, const odbc_item *it, int telemetry, tbgw_py_ctx *ctx, const json_t *row,
-                         tbgw_buf *kb, tbgw_buf *scratch) {
+static void convert_item(conv_state *st, const odbc_item *it, int telemetry, tbgw_py_ctx *ctx,
+                         const json_t *row, tbgw_buf *kb, tbgw_buf *scratch) {
     tbgw_err e = {0};
     const char *key = it->name;
     if (it->name_expr) {

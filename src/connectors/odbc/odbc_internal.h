@@ -12,10 +12,10 @@
 
 /* One entry of mapping.attributes / mapping.timeseries. */
 typedef struct odbc_item {
-    char *name;        /* literal key, or NULL */
+    char *name;         /* literal key, or NULL */
     tbgw_py *name_expr; /* nameExpression */
-    char *column;      /* value from this column, or NULL */
-    tbgw_py *value;    /* value expression */
+    char *column;       /* value from this column, or NULL */
+    tbgw_py *value;     /* value expression */
 } odbc_item;
 
 typedef struct odbc_section {
@@ -26,8 +26,8 @@ typedef struct odbc_section {
 
 typedef struct odbc_mapping {
     tbgw_py *dev_name;
-    tbgw_py *dev_type;    /* NULL: the type is the constant type_text */
-    char *type_text;      /* as written ("default" when absent) */
+    tbgw_py *dev_type; /* NULL: the type is the constant type_text */
+    char *type_text;   /* as written ("default" when absent) */
     odbc_section attrs, ts;
 } odbc_mapping;
 

@@ -117,7 +117,8 @@ json_t *odbc_get_column(SQLHSTMT st, SQLUSMALLINT col, SQLSMALLINT sqltype, int 
         if (ind == SQL_NULL_DATA) return json_null();
         int n = snprintf(text, sizeof text, "%04d-%02u-%02uT%02u:%02u:%02u", t.year, t.month, t.day, t.hour,
                          t.minute, t.second);
-        if (t.fraction / 1000 && n > 0) snprintf(text + n, sizeof text - (size_t)n, ".%06u", t.fraction / 1000);
+        if (t.fraction / 1000 && n > 0)
+            snprintf(text + n, sizeof text - (size_t)n, ".%06u", t.fraction / 1000);
         return json_string(text);
     }
     case SQL_GUID:
@@ -151,14 +152,15 @@ int odbc_bind_json(SQLHSTMT st, SQLUSMALLINT idx, const json_t *v, odbc_param *p
         ctype = SQL_C_CHAR, sqltype = SQL_VARCHAR, ptr = NULL, size = 1;
         p->ind = SQL_NULL_DATA;
     } else {
-        p->s = json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        p->s =
+            json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         if (!p->s) return -1;
         p->ind = (SQLLEN)strlen(p->s);
         size = p->ind ? (SQLULEN)p->ind : 1;
         ctype = SQL_C_CHAR, sqltype = SQL_VARCHAR, ptr = p->s;
     }
-    SQLRETURN rc = SQLBindParameter(st, idx, SQL_PARAM_INPUT, ctype, sqltype, size, 0, ptr, p->s ? p->ind + 1 : 0,
-                                    &p->ind);
+    SQLRETURN rc = SQLBindParameter(st, idx, SQL_PARAM_INPUT, ctype, sqltype, size, 0, ptr,
+                                    p->s ? p->ind + 1 : 0, &p->ind);
     return SQL_SUCCEEDED(rc) ? 0 : -1;
 }
 
@@ -191,7 +193,8 @@ int odbc_describe(SQLHSTMT st, SQLSMALLINT *ncols, char ***names, SQLSMALLINT **
         SQLCHAR name[256] = "";
         SQLSMALLINT nl = 0, dt = 0, dd = 0, nullable = 0;
         SQLULEN sz = 0;
-        if (!SQL_SUCCEEDED(SQLDescribeCol(st, (SQLUSMALLINT)(i + 1), name, sizeof name, &nl, &dt, &sz, &dd, &nullable)))
+        if (!SQL_SUCCEEDED(
+                SQLDescribeCol(st, (SQLUSMALLINT)(i + 1), name, sizeof name, &nl, &dt, &sz, &dd, &nullable)))
             snprintf((char *)name, sizeof name, "col%d", i);
         (*names)[i] = strdup((char *)name);
         (*types)[i] = dt;
