@@ -8,9 +8,10 @@ import hashlib
 import json
 import os
 import sqlite3
+import subprocess
 import time
 
-from tbgwtest import SOURCE_DIR, GatewayTestCase, wait_for, main
+from tbgwtest import SOURCE_DIR, TBGW_BIN, GatewayTestCase, wait_for, main
 
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "odbc.json")
 
@@ -206,6 +207,34 @@ class Odbc(GatewayTestCase):
         self.sql("INSERT INTO ts_kv VALUES ('h', 2, NULL, NULL, 2, NULL)")
         wait_for(lambda: self.values("ODBC h", "value") == [1, 2], 15, what="polling after the cancelled query")
         self.assertEqual(gw.stop(), 0)  # a clean exit (and no leak under ASan)
+    def test_dsn_and_configuration_mistakes(self):
+        """A DSN from an odbc.ini (ODBCINI); a broken mapping item is reported with file:line:column and
+        skipped while the rest runs; a configuration without polling.query is refused, naming it."""
+        ini = os.path.join(self.workdir, "odbc.ini")
+        with open(ini, "w") as f:
+            f.write("[gwtest]\nDriver = SQLite3\nDatabase = %s\n" % self.db)
+        self.sql("INSERT INTO ts_kv VALUES ('d', 1, NULL, NULL, 4, NULL)")
+        cfg = self.reference()
+        cfg["connection"]["str"] = "DSN=gwtest"
+        cfg["mapping"]["timeseries"].append({"name": "broken", "value": "long_v +"})
+        gw = self.gateway(connectors=[{"type": "odbc", "name": "ODBC", "config": cfg}])
+        p = subprocess.run([TBGW_BIN, "-c", gw.config_path, "--check-config"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        out = p.stdout.decode()
+        with open(os.path.join(gw.cfgdir, "ODBC.json")) as f:
+            lines = f.read().split("\n")
+        ln = next(i for i, line in enumerate(lines) if "long_v +" in line)
+        col = lines[ln].index("long_v +") + 1 + len("long_v +")
+        self.assertIn("ODBC.json:%d:%d: mapping.timeseries[1].value" % (ln + 1, col), out)
+        gw.start(env={"ODBCINI": ini})
+        wait_for(lambda: self.values("ODBC d", "value") == [4], 15, what="a row through the DSN")
+        self.assertEqual(gw.stop(), 0)
+        del cfg["polling"]["query"]
+        bad = self.gateway(connectors=[{"type": "odbc", "name": "Bad", "config": cfg}])
+        p = subprocess.run([TBGW_BIN, "-c", bad.config_path, "--check-config"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        self.assertRegex(p.stdout.decode(), r"Bad\.json:\d+:\d+: polling\.query: expected SQL")
+
 
 if __name__ == "__main__":
     main()

@@ -71,7 +71,15 @@ static int parse_section(const json_t *v, const char *dotted, odbc_section *s, o
         }
         if (ie.code) {
             item_free(&it);
-            if (warn) warn(ud, path, ie.msg);
+            /* "mapping.timeseries[1].value@4: SyntaxError ..." points into the expression */
+            const char *colon = strstr(ie.msg, ": ");
+            size_t pl = strlen(path);
+            if (colon && strncmp(ie.msg, path, pl) == 0 && (size_t)(colon - ie.msg) < sizeof path) {
+                snprintf(path, sizeof path, "%.*s", (int)(colon - ie.msg), ie.msg);
+                if (warn) warn(ud, path, colon + 2);
+            } else if (warn) {
+                warn(ud, path, ie.msg);
+            }
             continue;
         }
         it.name = name && !it.name_expr ? strdup(name) : NULL;
