@@ -4,6 +4,8 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 CTEST_ARGS ?= --output-on-failure
+# what `make run` needs: the gateway (and its modules), the demo's plugin connector, the Modbus slave
+DEMO_TARGETS ?= tbgw test_connector bench_modbus_slave
 
 .PHONY: all deps build asan fuzz test test-fast test-asan fuzz-smoke run bench package format format-check clean
 
@@ -38,7 +40,9 @@ test-asan: asan
 test-fast: build
 	@cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
 
-run: build
+# One status line for the build (the whole output goes to $(BUILD)/build.log), then the demo.
+run: deps
+	@bash scripts/quiet-build.sh $(BUILD) $(JOBS) $(DEMO_TARGETS)
 	@bash scripts/demo.sh
 
 # The Debian package (a Release build of its own): build-pkg/tbgw_<version>_<arch>.deb

@@ -9,14 +9,17 @@ PKGS=(
   libjansson-dev libyaml-dev libuv1-dev libssl-dev libpcre2-dev
   libsqlite3-dev sqlite3
   libmodbus-dev socat
+  libsnmp-dev snmpd snmp
   libcmocka-dev libfuzzer-14-dev libclang-rt-14-dev
-  libmicrohttpd-dev curl
+  libmicrohttpd-dev libcurl4-openssl-dev curl wrk
   dpkg-dev file binutils man-db
   libstrophe-dev prosody lua-unbound python3-slixmpp
   libwebsockets-dev python3-websockets
   libcurl4-openssl-dev python3-pyftpdlib vsftpd openssh-server openssh-client
   unixodbc-dev unixodbc odbcinst libsqliteodbc odbc-postgresql postgresql
+  python3-serial can-utils
   openssl procps python3 python3-paho-mqtt python3-pymodbus python3-serial-asyncio python3-cryptography
+  knxd knxd-tools
 )
 
 # Node.js runs the npm-based test peers (node-opcua); the image may already ship a newer node.

@@ -75,7 +75,7 @@ static int mc_convert(void *self, const char *topic, const uint8_t *payload, siz
             uint64_t u = 0;
             for (size_t i = 0; i < json_array_size(regs); i++)
                 u = u << 16 | (uint16_t)json_integer_value(json_array_get(regs, i));
-            v = c->scale == 1 ? tbgw_value_int((int64_t)u) : tbgw_value_double((double)u * c->scale);
+            v = c->scale == 1 ? tbgw_value_uint(u) : tbgw_value_double((double)u * c->scale);
         } else if (json_is_array(bits) && json_array_size(bits) < sizeof text) {
             size_t i;
             for (i = 0; i < json_array_size(bits); i++)

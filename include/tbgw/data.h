@@ -19,6 +19,10 @@ typedef enum tbgw_vtype {
     TBGW_V_DOUBLE,
     TBGW_V_STRING,
     TBGW_V_JSON, /* s holds compact JSON text of an array or object */
+    /* Added after ABI 1 (appended so earlier values keep their numbers): */
+    TBGW_V_UINT,   /* u64: an unsigned integer above INT64_MAX (smaller ones are TBGW_V_INT) */
+    TBGW_V_NUMBER, /* s holds the exact JSON text of a number no other type holds (an integer beyond
+                    * 64 bits, a real beyond the double range); written as that bare number */
 } tbgw_vtype;
 
 typedef struct tbgw_value {
@@ -28,6 +32,7 @@ typedef struct tbgw_value {
         int64_t i;
         double d;
         const char *s;
+        uint64_t u64;
     } u;
 } tbgw_value;
 
@@ -49,6 +54,21 @@ static inline tbgw_value tbgw_value_double(double d) {
     tbgw_value v = {TBGW_V_DOUBLE, {0}};
     v.u.d = d;
     return v;
+}
+/* Any unsigned integer: TBGW_V_INT when it fits int64, else TBGW_V_UINT. */
+static inline tbgw_value tbgw_value_uint(uint64_t u) {
+    tbgw_value v = {TBGW_V_INT, {0}};
+    if (u > (uint64_t)INT64_MAX) {
+        v.type = TBGW_V_UINT;
+        v.u.u64 = u;
+    } else {
+        v.u.i = (int64_t)u;
+    }
+    return v;
+}
+/* Values whose s points to text (copied when the value is added to a record). */
+static inline int tbgw_value_has_text(const tbgw_value *v) {
+    return v->type == TBGW_V_STRING || v->type == TBGW_V_JSON || v->type == TBGW_V_NUMBER;
 }
 /* The string is copied when the value is added to a record. */
 static inline tbgw_value tbgw_value_string(const char *s) {
@@ -104,14 +124,17 @@ int tbgw_converted_add_telemetry(tbgw_converted *c, int64_t ts, const char *key,
                                  const tbgw_report_strategy *rs);
 int tbgw_converted_add_attribute(tbgw_converted *c, const char *key, const tbgw_value *v,
                                  const tbgw_report_strategy *rs);
-/* Converts a jansson value (objects/arrays become TBGW_V_JSON text). NaN/inf reals are refused (-1). */
+/* Converts a jansson value (objects/arrays become TBGW_V_JSON text in the shortest-double JSON form).
+ * Numbers jansson cannot hold, as parsed by the gateway's JSON reader, become TBGW_V_UINT or
+ * TBGW_V_NUMBER. NaN/inf reals are refused (-1). */
 int tbgw_value_from_json(const json_t *j, tbgw_value *out, char **tmp_text);
 /* Arena string copy owned by c. */
 const char *tbgw_converted_strdup(tbgw_converted *c, const char *s);
 int tbgw_converted_set_device(tbgw_converted *c, const char *device_name, const char *device_type);
 size_t tbgw_converted_count(const tbgw_converted *c); /* telemetry + attribute datapoints */
 
-/* Equality for ON_CHANGE: doubles within 0.001 are equal; int and double compare numerically. */
+/* Equality for ON_CHANGE: doubles within 0.001 are equal; int, uint and double compare numerically;
+ * TBGW_V_NUMBER texts compare as text. */
 int tbgw_value_equal(const tbgw_value *a, const tbgw_value *b);
 
 /* Current wall-clock time in epoch milliseconds. */

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/json.h"
+
 typedef enum step_kind { STEP_KEY, STEP_INDEX, STEP_WILD, STEP_DESC } step_kind;
 
 typedef struct path_step {
@@ -340,37 +342,22 @@ int tbgw_expr_is_single(const tbgw_expr *e) {
     return e->n_parts == 1 && e->n_ph == 1;
 }
 
-/* Python repr() of a float: shortest round-trip digits, exponent outside [1e-4, 1e16). */
-static int fmt_py_double(tbgw_buf *out, double d) {
-    if (isnan(d)) return tbgw_buf_puts(out, "nan");
-    if (isinf(d)) return tbgw_buf_puts(out, d < 0 ? "-inf" : "inf");
-    if (d == 0) return tbgw_buf_puts(out, signbit(d) ? "-0.0" : "0.0");
-    char tmp[64];
-    int p = 1;
-    for (; p <= 17; p++) {
-        snprintf(tmp, sizeof tmp, "%.*e", p - 1, d);
-        if (strtod(tmp, NULL) == d) break;
-    }
-    int exp10 = atoi(strchr(tmp, 'e') + 1);
-    if (exp10 < -4 || exp10 >= 16) {
-        /* tmp is already "d.ddde+XX"; Python writes at least two exponent digits, like C */
-        return tbgw_buf_puts(out, tmp);
-    }
-    int decimals = p - 1 - exp10;
-    if (decimals < 1) decimals = 1;
-    snprintf(tmp, sizeof tmp, "%.*f", decimals, d);
-    return tbgw_buf_puts(out, tmp);
-}
-
 int tbgw_fmt_json(tbgw_buf *out, const json_t *v, tbgw_fmt fmt) {
     switch (json_typeof(v)) {
-    case JSON_STRING:
+    case JSON_STRING: {
+        size_t n;
+        const char *num = tbgw_json_number_of(v, &n);
+        if (num) return tbgw_buf_append(out, num, n); /* Python writes an int's digits too */
         if (fmt == TBGW_FMT_JSON) return tbgw_buf_json_strn(out, json_string_value(v), json_string_length(v));
         return tbgw_buf_append(out, json_string_value(v), json_string_length(v));
+    }
     case JSON_INTEGER:
         return tbgw_buf_i64(out, json_integer_value(v));
     case JSON_REAL: {
-        if (fmt == TBGW_FMT_PY) return fmt_py_double(out, json_real_value(v));
+        if (fmt == TBGW_FMT_PY) {
+            char t[TBGW_DOUBLE_MAX];
+            return tbgw_buf_append(out, t, tbgw_fmt_double(t, json_real_value(v)));
+        }
         tbgw_value dv = tbgw_value_double(json_real_value(v));
         return tbgw_buf_json_value(out, &dv);
     }
@@ -380,13 +367,8 @@ int tbgw_fmt_json(tbgw_buf *out, const json_t *v, tbgw_fmt fmt) {
         return tbgw_buf_puts(out, fmt == TBGW_FMT_PY ? "False" : "false");
     case JSON_NULL:
         return tbgw_buf_puts(out, fmt == TBGW_FMT_PY ? "None" : "null");
-    default: {
-        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-        if (!t) return TBGW_ENOMEM;
-        int rc = tbgw_buf_puts(out, t);
-        free(t);
-        return rc;
-    }
+    default:
+        return tbgw_buf_json(out, v, 0);
     }
 }
 
@@ -480,6 +462,62 @@ static int double_to_int(double d, tbgw_value *out) {
     return 0;
 }
 
+/* Python int() of a digit string beyond int64: exact (TBGW_V_UINT, or TBGW_V_NUMBER keeping the
+ * digits). Surrounding whitespace is allowed; the value points into s. */
+static int big_int_text(const char *s, tbgw_value *out) {
+    while (isspace((unsigned char)*s)) s++;
+    size_t n = 0;
+    while (s[n] && !isspace((unsigned char)s[n])) n++;
+    for (size_t k = n; s[k]; k++)
+        if (!isspace((unsigned char)s[k])) return -1;
+    int64_t i;
+    uint64_t u;
+    int kind = tbgw_int_text(s, n, &i, &u);
+    if (kind == 1) {
+        *out = tbgw_value_uint(u);
+        return 0;
+    }
+    if (kind != 2 || s[s[0] == '-'] == '0') return -1; /* no leading zeros in JSON */
+    out->type = TBGW_V_NUMBER;
+    out->u.s = s; /* trailing whitespace is JSON whitespace */
+    return 0;
+}
+
+/* A number node (a number jansson cannot hold) cast like the reference casts a Python int/float. */
+static int cast_number_node(const char *num, size_t n, tbgw_cast cast, tbgw_value *out) {
+    int64_t i;
+    uint64_t u;
+    int kind = tbgw_int_text(num, n, &i, &u);
+    double d = strtod(num, NULL);
+    switch (cast) {
+    case TBGW_CAST_RAW:
+    case TBGW_CAST_INT:
+        if (kind == 1) {
+            *out = tbgw_value_uint(u);
+            return 0;
+        }
+        if (kind == 2 || cast == TBGW_CAST_RAW) {
+            out->type = TBGW_V_NUMBER;
+            out->u.s = num;
+            return 0;
+        }
+        break;
+    case TBGW_CAST_DOUBLE:
+        if (isfinite(d)) {
+            *out = tbgw_value_double(d);
+            return 0;
+        }
+        break;
+    case TBGW_CAST_BOOL:
+        *out = tbgw_value_bool(d != 0);
+        return 0;
+    default:
+        break;
+    }
+    *out = tbgw_value_string(num);
+    return 0;
+}
+
 int tbgw_cast_text(const char *s, tbgw_cast cast, tbgw_value *out) {
     double d;
     switch (cast) {
@@ -494,6 +532,7 @@ int tbgw_cast_text(const char *s, tbgw_cast cast, tbgw_value *out) {
                 return 0;
             }
         }
+        if (errno == ERANGE && !big_int_text(s, out)) return 0;
         if (!parse_double(s, &d) && !double_to_int(d, out)) return 0;
         break;
     }
@@ -521,6 +560,9 @@ int tbgw_cast_text(const char *s, tbgw_cast cast, tbgw_value *out) {
 int tbgw_cast_json(const json_t *v, tbgw_cast cast, tbgw_value *out, tbgw_buf *scratch) {
     tbgw_buf_reset(scratch);
     if (!v || json_is_null(v)) return TBGW_ENOENT;
+    size_t num_len;
+    const char *num = tbgw_json_number_of(v, &num_len);
+    if (num) return cast_number_node(num, num_len, cast, out);
     int is_num = json_is_number(v), is_bool = json_is_boolean(v);
     double d = is_num ? json_number_value(v) : 0;
     switch (cast) {

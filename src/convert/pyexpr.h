@@ -88,8 +88,9 @@ const char *tbgw_py_last_error(const tbgw_py_ctx *c);
 /* JSON of the value (json.dumps rules: tuples are arrays, dict keys become strings; ints beyond
  * 64 bits become reals). bytes, functions and NaN/inf give TBGW_EINVAL with err. */
 int tbgw_py_to_json(tbgw_py_ctx *c, const tbgw_py_val *v, json_t **out, tbgw_err *err);
-/* A datapoint value: None/bool/int/float/str directly, ints beyond 64 bits as exact JSON numbers,
- * lists/tuples/dicts as JSON (TBGW_V_JSON); text lives in scratch. NaN/inf, bytes and the like
+/* A datapoint value: None/bool/int/float/str directly, ints above INT64_MAX that fit 64 bits as
+ * TBGW_V_UINT, larger ones as their exact digits (TBGW_V_NUMBER), lists/tuples/dicts as JSON
+ * (TBGW_V_JSON); text lives in scratch. NaN/inf, bytes and the like
  * give TBGW_EINVAL with err. */
 int tbgw_py_to_value(tbgw_py_ctx *c, const tbgw_py_val *v, tbgw_value *out, tbgw_buf *scratch, tbgw_err *err);
 

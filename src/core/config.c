@@ -14,6 +14,7 @@
 #include "convert/report_cfg.h"
 #include "core/registry.h"
 #include "util/buf.h"
+#include "util/json.h"
 #include "util/log_config.h"
 
 typedef enum ftype { F_BOOL, F_INT, F_NUM, F_STR, F_OBJ, F_ARR, F_ANY, F_STR_OR_OBJ } ftype;
@@ -552,7 +553,7 @@ static void load_connector(tbgw_config *c, const json_t *e, int idx, tbgw_conn_e
     json_t *inline_cfg = json_object_get(e, "configurationJson");
     tbgw_err err;
     if (json_is_object(inline_cfg)) {
-        char *text = json_dumps(inline_cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        char *text = tbgw_json_dumps(inline_cfg, 2);
         char label[512];
         if (md)
             snprintf(label, sizeof label, "%s (%s.configurationJson)", md->path, path);

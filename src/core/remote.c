@@ -14,6 +14,7 @@
 #include "core/gateway_int.h"
 #include "platform/tb_codec.h"
 #include "util/fileio.h"
+#include "util/json.h"
 #include "util/log_config.h"
 #include "util/time.h"
 
@@ -106,7 +107,7 @@ void tbgw_remote_on_ready(tbgw_gateway *gw) {
 /* ---- writing the configuration ------------------------------------------------------------ */
 
 static int write_json(tbgw_gateway *gw, const char *path, const json_t *j) {
-    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = tbgw_json_dumps(j, 2);
     int rc = text ? tbgw_file_write_atomic(path, text, strlen(text), BACKUPS) : TBGW_ENOMEM;
     free(text);
     if (rc) TBGW_ERRORF(gw->log, "cannot write %s: %s", path, strerror(errno));
@@ -335,7 +336,7 @@ static void apply_section(tbgw_gateway *gw, const char *key, const char *section
     json_object_set_new(cand, section, nv);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.candidate", gw->cfg->doc->path);
-    char *text = json_dumps(cand, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = tbgw_json_dumps(cand, 2);
     int ok = text && tbgw_file_write_atomic(tmp, text, strlen(text), 0) == 0;
     char *errtext = NULL;
     size_t errsize = 0;

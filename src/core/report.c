@@ -71,7 +71,7 @@ static void set_value(entry *e, const tbgw_value *v) {
     free(e->vtext);
     e->vtext = NULL;
     e->v = *v;
-    if (v->type == TBGW_V_STRING || v->type == TBGW_V_JSON) {
+    if (tbgw_value_has_text(v)) {
         e->vtext = strdup(v->u.s ? v->u.s : "");
         e->v.u.s = e->vtext;
     }

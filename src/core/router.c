@@ -8,6 +8,7 @@
 #include "core/gateway_int.h"
 #include "core/mgmt.h"
 #include "platform/tb_codec.h"
+#include "util/json.h"
 #include "util/time.h"
 
 #define UNKNOWN_DEVICE_WAIT_MS  5000
@@ -258,7 +259,7 @@ void tbgw_router_attr_request(tbgw_gateway *gw, in_item *it) {
     json_t *req = json_pack("{s:O,s:s,s:b,s:I}", "keys", it->json, "device",
                             tbgw_devices_platform_name(&gw->devs, it->device), "client", it->client, "id",
                             (json_int_t)p->id);
-    char *s = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = req ? tbgw_json_dumps(req, 0) : NULL;
     json_decref(req);
     if (s && tbgw_gw_publish(gw, TB_TOPIC_GW_ATTR_REQUEST, s, strlen(s), 1))
         p->deadline = 0; /* not connected: answer "no data" on the next tick */

@@ -18,6 +18,7 @@
 
 #include "core/config.h"
 #include "core/gateway.h"
+#include "doctor/doctor_knx.h"
 #include "proto/opcua/ua_client.h"
 #include "storage/common.h"
 #include "util/doc.h"
@@ -367,6 +368,8 @@ static void check_connector(dr_report *r, const char *cfg_dir, const tbgw_conn_e
         }
     } else if (strcmp(e->type, "opcua") == 0) {
         check_opcua(r, check, cfg_dir, json_object_get(root, "server"));
+    } else if (strcmp(e->type, "knx") == 0) {
+        dr_check_knx(r, check, e->name, json_object_get(root, "client"));
     } else {
         /* Any device with a serial port named in it (serial, CAN over slcan, custom serial connectors). */
         size_t i, found = 0;

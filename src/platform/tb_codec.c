@@ -9,6 +9,7 @@
 
 #include "util/buf.h"
 #include "util/hmap.h"
+#include "util/json.h"
 
 typedef struct dev_acc {
     const char *name; /* platform name */
@@ -50,15 +51,11 @@ static int merge_attrs(const packer *p, const dev_acc *d, tbgw_buf *out) {
     }
     tbgw_buf_putc(out, '}');
     if (d->n_attr > 1) { /* duplicate keys: the later record wins */
-        json_t *j = json_loadb(out->p, out->len, 0, NULL);
+        json_t *j = tbgw_json_loadb(out->p, out->len, 0, NULL);
         if (j) {
-            char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            tbgw_buf_reset(out);
+            tbgw_buf_json(out, j, 0);
             json_decref(j);
-            if (s) {
-                tbgw_buf_reset(out);
-                tbgw_buf_puts(out, s);
-                free(s);
-            }
         }
     }
     return out->oom ? TBGW_ENOMEM : 0;
@@ -310,7 +307,7 @@ int tb_codec_parse_down(const char *topic, const void *payload, size_t len, tb_d
         return fail(err, errlen, "unexpected topic %s", topic);
     if (d->topic_id < 0) return fail(err, errlen, "topic %s: request id is not a number", topic);
     json_error_t je;
-    d->root = json_loadb(payload, len, JSON_DECODE_ANY, &je);
+    d->root = tbgw_json_loadb(payload, len, JSON_DECODE_ANY, &je);
     if (!d->root) {
         snprintf(err, errlen, "%s: invalid JSON at %d:%d: %s", topic, je.line, je.column, je.text);
         return TBGW_EPROTO;
@@ -387,7 +384,7 @@ char *tb_codec_rpc_reply(const char *device, int64_t id, const json_t *content, 
         } else {
             obj = json_pack("{s:b}", "success", success);
         }
-        char *s = json_dumps(obj, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        char *s = obj ? tbgw_json_dumps(obj, 0) : NULL;
         json_decref(obj);
         data = json_string(s ? s : "");
         free(s);
@@ -398,11 +395,11 @@ char *tb_codec_rpc_reply(const char *device, int64_t id, const json_t *content, 
     if (device) {
         snprintf(topic_buf, topic_len, "%s", TB_TOPIC_GW_RPC);
         json_t *msg = json_pack("{s:s,s:I,s:o}", "device", device, "id", (json_int_t)id, "data", data);
-        out = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        out = msg ? tbgw_json_dumps(msg, 0) : NULL;
         json_decref(msg);
     } else {
         snprintf(topic_buf, topic_len, "%s%lld", TB_TOPIC_ME_RPC_RESPONSE, (long long)id);
-        out = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        out = data ? tbgw_json_dumps(data, 0) : NULL;
         json_decref(data);
     }
     return out;

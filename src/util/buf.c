@@ -1,5 +1,6 @@
 #include "util/buf.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,17 +136,140 @@ int tbgw_buf_i64(tbgw_buf *b, int64_t v) {
     return tbgw_buf_append(b, p, (size_t)(e - p));
 }
 
+int tbgw_buf_u64(tbgw_buf *b, uint64_t u) {
+    char tmp[24];
+    char *e = tmp + sizeof tmp, *p = e;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    return tbgw_buf_append(b, p, (size_t)(e - p));
+}
+
+/* Writes sign, digits and exponent the way Python's float_repr_style "short" does: positional
+ * notation while the decimal point position decpt (value = 0.DIGITS x 10^decpt) is in (-4, 16],
+ * else d.ddde+XX with at least two exponent digits. */
+static size_t py_layout(char *out, int neg, const char *dig, int nd, int decpt) {
+    char *o = out;
+    if (neg) *o++ = '-';
+    if (decpt <= -4 || decpt > 16) {
+        *o++ = dig[0];
+        if (nd > 1) {
+            *o++ = '.';
+            memcpy(o, dig + 1, (size_t)nd - 1);
+            o += nd - 1;
+        }
+        int e = decpt - 1;
+        *o++ = 'e';
+        *o++ = e < 0 ? '-' : '+';
+        if (e < 0) e = -e;
+        if (e >= 100) *o++ = (char)('0' + e / 100);
+        *o++ = (char)('0' + e / 10 % 10);
+        *o++ = (char)('0' + e % 10);
+    } else if (decpt <= 0) {
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = decpt; i < 0; i++) *o++ = '0';
+        memcpy(o, dig, (size_t)nd);
+        o += nd;
+    } else if (decpt >= nd) {
+        memcpy(o, dig, (size_t)nd);
+        o += nd;
+        for (int i = nd; i < decpt; i++) *o++ = '0';
+        *o++ = '.';
+        *o++ = '0';
+    } else {
+        memcpy(o, dig, (size_t)decpt);
+        o += decpt;
+        *o++ = '.';
+        memcpy(o, dig + decpt, (size_t)(nd - decpt));
+        o += nd - decpt;
+    }
+    *o = 0;
+    return (size_t)(o - out);
+}
+
+/* Fast path for values with at most 15 significant digits between 1e-4 and 1e15 (what sensors
+ * send: 12.5, 21.37): the fewest decimals k for which the integer M = round(|d| * 10^k) reads back
+ * as M / 10^k == |d|. Both are exact doubles and IEEE division rounds correctly, so that is exactly
+ * what reading the decimal text gives; with at most 15 digits no other string of that length reads
+ * back, so the result is the shortest one, as printf finds it. Returns 0 when it does not apply. */
+static size_t fmt_short_decimal(char *out, double d) {
+    static const double p10[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    double a = fabs(d);
+    if (!(a >= 1e-4 && a < 1e15)) return 0;
+    for (int k = 0; k < 16; k++) {
+        double m = round(a * p10[k]);
+        if (m >= 1e15) return 0; /* more than 15 digits */
+        if (m / p10[k] != a) continue;
+        char tmp[20], dig[20];
+        int nd = 0;
+        for (uint64_t u = (uint64_t)m; u; u /= 10) tmp[nd++] = (char)('0' + u % 10);
+        for (int i = 0; i < nd; i++) dig[i] = tmp[nd - 1 - i];
+        int decpt = nd - k;
+        while (nd > 1 && dig[nd - 1] == '0') nd--;
+        return py_layout(out, signbit(d) != 0, dig, nd, decpt);
+    }
+    return 0;
+}
+
+size_t tbgw_fmt_double(char out[TBGW_DOUBLE_MAX], double d) {
+    if (isnan(d)) return (size_t)snprintf(out, TBGW_DOUBLE_MAX, "%s", "nan");
+    if (isinf(d)) return (size_t)snprintf(out, TBGW_DOUBLE_MAX, "%s", d < 0 ? "-inf" : "inf");
+    if (d == 0) return (size_t)snprintf(out, TBGW_DOUBLE_MAX, "%s", signbit(d) ? "-0.0" : "0.0");
+    size_t n = fmt_short_decimal(out, d);
+    if (n) return n;
+    /* The shortest digits that read back: 15 significant digits always suffice when a string of 15
+     * or fewer does for a normal double (trailing zeros are dropped below); otherwise 16, else 17. printf
+     * rounds correctly, and the nearest string of a length is the one that reads back if any does. */
+    char e[40];
+    int prec = fabs(d) < DBL_MIN ? 1 : 15; /* subnormals carry fewer digits: search from 1 */
+    for (; prec < 17; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec - 1, d);
+        if (strtod(e, NULL) == d) break;
+    }
+    if (prec == 17) snprintf(e, sizeof e, "%.16e", d);
+    const char *p = e;
+    int neg = *p == '-';
+    if (neg) p++;
+    char dig[20];
+    int nd = 0;
+    for (; *p && *p != 'e'; p++)
+        if (*p != '.') dig[nd++] = *p;
+    while (nd > 1 && dig[nd - 1] == '0') nd--;
+    int exp10 = atoi(p + 1);
+    return py_layout(out, neg, dig, nd, exp10 + 1);
+}
+
 static int buf_double(tbgw_buf *b, double d) {
     if (!isfinite(d)) return tbgw_buf_puts(b, "null");
-    char tmp[40];
-    /* Shortest representation that round-trips, like the reference's JSON encoder. */
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d) break;
+    char tmp[TBGW_DOUBLE_MAX];
+    size_t n = tbgw_fmt_double(tmp, d);
+    return tbgw_buf_append(b, tmp, n);
+}
+
+/* 1 when s is one JSON number token (surrounding whitespace allowed). */
+static int json_number_text(const char *s) {
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
+    if (*s == '-') s++;
+    if (*s == '0')
+        s++;
+    else if (*s >= '1' && *s <= '9')
+        while (*s >= '0' && *s <= '9') s++;
+    else
+        return 0;
+    if (*s == '.') {
+        if (*++s < '0' || *s > '9') return 0;
+        while (*s >= '0' && *s <= '9') s++;
     }
-    /* Keep a float recognisable as such: 25 -> 25.0 */
-    if (!strpbrk(tmp, ".eEn")) strcat(tmp, ".0");
-    return tbgw_buf_puts(b, tmp);
+    if (*s == 'e' || *s == 'E') {
+        if (*++s == '+' || *s == '-') s++;
+        if (*s < '0' || *s > '9') return 0;
+        while (*s >= '0' && *s <= '9') s++;
+    }
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
+    return *s == 0;
 }
 
 int tbgw_buf_json_value(tbgw_buf *b, const tbgw_value *v) {
@@ -162,6 +286,11 @@ int tbgw_buf_json_value(tbgw_buf *b, const tbgw_value *v) {
         return tbgw_buf_json_str(b, v->u.s ? v->u.s : "");
     case TBGW_V_JSON:
         return tbgw_buf_puts(b, v->u.s ? v->u.s : "null");
+    case TBGW_V_UINT:
+        return tbgw_buf_u64(b, v->u.u64);
+    case TBGW_V_NUMBER: /* a text that is not a JSON number (a plugin's mistake) goes as a string */
+        if (!v->u.s || !*v->u.s) return tbgw_buf_puts(b, "null");
+        return json_number_text(v->u.s) ? tbgw_buf_puts(b, v->u.s) : tbgw_buf_json_str(b, v->u.s);
     }
     return TBGW_EINVAL;
 }

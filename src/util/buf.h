@@ -24,9 +24,17 @@ int tbgw_buf_printf(tbgw_buf *b, const char *fmt, ...) __attribute__((format(pri
 /* Appends s as a quoted, escaped JSON string. */
 int tbgw_buf_json_str(tbgw_buf *b, const char *s);
 int tbgw_buf_json_strn(tbgw_buf *b, const char *s, size_t n);
-/* Appends a value as JSON (doubles printed shortest round-trip; NaN/inf as null). */
+/* Appends a value as JSON (doubles as tbgw_fmt_double; NaN/inf as null). */
 int tbgw_buf_json_value(tbgw_buf *b, const tbgw_value *v);
 int tbgw_buf_i64(tbgw_buf *b, int64_t v);
+int tbgw_buf_u64(tbgw_buf *b, uint64_t v);
+
+/* Room for any tbgw_fmt_double text with its NUL ("-2.2250738585072014e-308"). */
+#define TBGW_DOUBLE_MAX 32
+/* Python repr() of a double: the shortest digits that read back to d, in Python's layout ("7.1",
+ * "25.0", "0.30000000000000004", "1e+16", "1e-07", "nan", "inf"). Returns the length. Every JSON
+ * writer uses it (non-finite values are written as null there). */
+size_t tbgw_fmt_double(char out[TBGW_DOUBLE_MAX], double d);
 /* NUL-terminates and returns p (never NULL unless oom). */
 const char *tbgw_buf_cstr(tbgw_buf *b);
 

@@ -6,6 +6,8 @@
 #include <tbgw/data.h>
 #include <tbgw/err.h>
 
+#include "util/json.h"
+
 typedef struct tbgw_arena {
     struct tbgw_arena *next;
     size_t used, cap;
@@ -88,7 +90,7 @@ static int kv_push(tbgw_converted *c, tbgw_kv **arr, size_t *n, size_t *cap, int
     kv->v = *v;
     kv->rs = rs;
     if (!kv->key) return TBGW_ENOMEM;
-    if ((v->type == TBGW_V_STRING || v->type == TBGW_V_JSON)) {
+    if (tbgw_value_has_text(v)) {
         kv->v.u.s = tbgw_converted_strdup(c, v->u.s ? v->u.s : (v->type == TBGW_V_JSON ? "null" : ""));
         if (!kv->v.u.s) return TBGW_ENOMEM;
     }
@@ -131,12 +133,29 @@ int tbgw_value_from_json(const json_t *j, tbgw_value *out, char **tmp_text) {
         *out = tbgw_value_double(d);
         return 0;
     }
-    case JSON_STRING:
-        *out = tbgw_value_string(json_string_value(j));
+    case JSON_STRING: {
+        size_t n;
+        const char *num = tbgw_json_number_of(j, &n);
+        if (!num) {
+            *out = tbgw_value_string(json_string_value(j));
+            return 0;
+        }
+        int64_t i;
+        uint64_t u;
+        int kind = tbgw_int_text(num, n, &i, &u);
+        if (kind == 0)
+            *out = tbgw_value_int(i);
+        else if (kind == 1)
+            *out = tbgw_value_uint(u);
+        else {
+            out->type = TBGW_V_NUMBER;
+            out->u.s = num; /* NUL-terminated inside the node */
+        }
         return 0;
+    }
     case JSON_OBJECT:
     case JSON_ARRAY: {
-        char *t = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        char *t = tbgw_json_dumps(j, 0);
         if (!t) return TBGW_ENOMEM;
         out->type = TBGW_V_JSON;
         out->u.s = t;
@@ -147,14 +166,18 @@ int tbgw_value_from_json(const json_t *j, tbgw_value *out, char **tmp_text) {
     return -1;
 }
 
+static double num_of(const tbgw_value *v) {
+    return v->type == TBGW_V_INT ? (double)v->u.i : v->type == TBGW_V_UINT ? (double)v->u.u64 : v->u.d;
+}
+
 int tbgw_value_equal(const tbgw_value *a, const tbgw_value *b) {
-    int an = a->type == TBGW_V_INT || a->type == TBGW_V_DOUBLE;
-    int bn = b->type == TBGW_V_INT || b->type == TBGW_V_DOUBLE;
+    int an = a->type == TBGW_V_INT || a->type == TBGW_V_DOUBLE || a->type == TBGW_V_UINT;
+    int bn = b->type == TBGW_V_INT || b->type == TBGW_V_DOUBLE || b->type == TBGW_V_UINT;
     if (an && bn) {
-        if (a->type == TBGW_V_INT && b->type == TBGW_V_INT) return a->u.i == b->u.i;
-        double x = a->type == TBGW_V_INT ? (double)a->u.i : a->u.d;
-        double y = b->type == TBGW_V_INT ? (double)b->u.i : b->u.d;
-        return fabs(x - y) < 0.001;
+        if (a->type == b->type && a->type == TBGW_V_INT) return a->u.i == b->u.i;
+        if (a->type == b->type && a->type == TBGW_V_UINT) return a->u.u64 == b->u.u64;
+        if (a->type != TBGW_V_DOUBLE && b->type != TBGW_V_DOUBLE) return 0; /* int vs uint: disjoint */
+        return fabs(num_of(a) - num_of(b)) < 0.001;
     }
     if (a->type != b->type) return 0;
     switch (a->type) {
@@ -164,6 +187,7 @@ int tbgw_value_equal(const tbgw_value *a, const tbgw_value *b) {
         return a->u.b == b->u.b;
     case TBGW_V_STRING:
     case TBGW_V_JSON:
+    case TBGW_V_NUMBER:
         return strcmp(a->u.s ? a->u.s : "", b->u.s ? b->u.s : "") == 0;
     default:
         return 0;

@@ -180,12 +180,18 @@ void tbgw_doc_locate(const tbgw_doc *d, const char *dotted, int *line, int *col)
     *col = 1;
 }
 
-/* "dotted.path@N" (a byte offset inside that string value) -> the path in field, the offset */
-static long split_offset(const char *dotted, char *field, size_t cap) {
+/* "dotted.path@N" (a byte offset inside that string value) -> the path in field, the offset; only
+ * when the path without "@N" names a value of d (a key may contain '@' itself) */
+static long split_offset(const tbgw_doc *d, const char *dotted, char *field, size_t cap) {
     snprintf(field, cap, "%s", dotted ? dotted : "");
     char *at = strrchr(field, '@');
-    if (!at || !at[1] || strspn(at + 1, "0123456789") != strlen(at + 1)) return -1;
+    if (!d || d->is_yaml || !at || !at[1] || strspn(at + 1, "0123456789") != strlen(at + 1)) return -1;
     *at = 0;
+    int line, col;
+    if (tbgw_json_locate(d->text, d->len, field, &line, &col) != 0) {
+        *at = '@';
+        return -1;
+    }
     return strtol(at + 1, NULL, 10);
 }
 
@@ -197,7 +203,7 @@ int tbgw_doc_error(const tbgw_doc *d, tbgw_err *err, const char *dotted_in, cons
     va_end(ap);
     int line, col;
     char field[256];
-    long offset = split_offset(dotted_in, field, sizeof field);
+    long offset = split_offset(d, dotted_in, field, sizeof field);
     const char *dotted = dotted_in ? field : NULL;
     if (!d) /* not from a file (e.g. remote configuration) */
         return dotted && *dotted ? tbgw_err_set(err, TBGW_EINVAL, "%s: %s", dotted, msg)
@@ -269,7 +275,7 @@ void tbgw_doc_prefix_error(const tbgw_doc *d, tbgw_err *err) {
     /* "dotted.path@N": the error is at byte N of that string value (an expression inside it) */
     char whole[256];
     memcpy(whole, field, sizeof whole);
-    long offset = split_offset(whole, field, sizeof field);
+    long offset = split_offset(d, whole, field, sizeof field);
     int line, col;
     tbgw_doc_locate(d, field[0] ? field : NULL, &line, &col);
     if (offset >= 0 && !d->is_yaml)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "convert/bytes_conv.h"
 #include "convert/expr.h"
+#include "util/json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -19,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         *nl = 0;
         body_text = nl + 1;
     }
-    json_t *body = json_loads(body_text, JSON_DECODE_ANY, NULL);
+    json_t *body = tbgw_json_loads(body_text, JSON_DECODE_ANY, NULL);
     tbgw_expr *e = NULL;
     tbgw_err err = {0};
     if (!tbgw_expr_compile(s, &e, &err)) {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "convert/bytes_conv.h"
 #include "convert/json_conv.h"
+#include "util/json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -44,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json_decref(c);
     }
     tbgw_converted *out = NULL;
-    json_t *p = json_loadb((const char *)data, size, JSON_DECODE_ANY, NULL);
+    json_t *p =
+        tbgw_json_loadb(data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL); /* as the MQTT connector */
     if (p) {
         for (size_t i = 0; i < 2; i++) tbgw_json_conv_convert(jc[i], "s/x/d", p, 1, &out, &err);
         json_decref(p);

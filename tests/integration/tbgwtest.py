@@ -116,6 +116,7 @@ class Platform:
         self.answer_limits = answer_limits
         self.lock = threading.Lock()
         self.messages = []  # (topic, parsed json or raw bytes)
+        self.raw_messages = []  # (topic, payload bytes as received)
         self.client = None
 
     def start(self):
@@ -159,6 +160,7 @@ class Platform:
             payload = msg.payload
         with self.lock:
             self.messages.append((msg.topic, payload))
+            self.raw_messages.append((msg.topic, msg.payload))
         if msg.topic.startswith("v1/devices/me/rpc/request/") and isinstance(payload, dict) \
                 and payload.get("method") == "getSessionLimits" and self.answer_limits:
             rid = msg.topic.rsplit("/", 1)[1]
@@ -168,9 +170,15 @@ class Platform:
         with self.lock:
             return [(t, p) for (t, p) in self.messages if topic is None or t == topic]
 
+    def raw(self, topic=None):
+        """Payloads exactly as they arrived (bytes), for checking number texts."""
+        with self.lock:
+            return [p for (t, p) in self.raw_messages if topic is None or t == topic]
+
     def clear(self):
         with self.lock:
             self.messages = []
+            self.raw_messages = []
 
     def telemetry(self, device=None):
         """Flattened device telemetry: list of (device, ts, values)."""

@@ -6,7 +6,6 @@ Polling and subscription modes deliver the right values, multiply [7, 8] returns
 server restart in subscription mode, and rescans that keep the subscription (a node added later
 arrives, nothing else is sent again). Skipped when node-opcua is not installed."""
 
-import copy
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ from tbgwtest import GatewayTestCase, SOURCE_DIR, free_port, wait_for, main
 
 PEERS = os.path.join(SOURCE_DIR, "tests", "peers")
 HAVE_PEER = os.path.isdir(os.path.join(PEERS, "node_modules", "node-opcua")) and shutil.which("node")
-REFERENCE = os.path.join(SOURCE_DIR, "..", "shared", "reference-configs", "opcua.json")
+REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "opcua.json")
 
 
 class OpcuaServer:
@@ -120,26 +119,8 @@ def revoke_server_cert(folder):
 
 def reference_config(url, subscriptions=False):
     """The reference's example config, pointed at the test server."""
-    if os.path.exists(REFERENCE):
-        with open(REFERENCE) as f:
-            cfg = json.load(f)
-    else:  # the same shape, for checkouts without the shared folder
-        cfg = {"server": {"security": "Basic128Rsa15", "identity": {"type": "anonymous"}},
-               "mapping": [{"deviceNodeSource": "path", "deviceNodePattern": "Root\\.Objects\\.MyObject",
-                            "deviceInfo": {"deviceNameExpression": "Demo Device",
-                                           "deviceNameExpressionSource": "constant",
-                                           "deviceProfileExpression": "default",
-                                           "deviceProfileExpressionSource": "constant"},
-                            "attributes": [{"key": "frequency", "type": "path", "value": "${Frequency}"},
-                                           {"key": "power", "type": "path", "value": "${Power}"}],
-                            "timeseries": [{"key": "temperature", "type": "path", "value": "${Temperature}"},
-                                           {"key": "humidity", "type": "path", "value": "${Humidity}"},
-                                           {"key": "relay", "type": "path", "value": "${Relay}"}],
-                            "rpc_methods": [{"method": "multiply", "arguments": [{"type": "integer", "value": 2},
-                                                                                 {"type": "integer", "value": 4}]}],
-                            "attributes_updates": [{"key": "relay", "type": "path",
-                                                    "value": "Root\\.Objects\\.MyObject\\.Relay"}]}]}
-    cfg = copy.deepcopy(cfg)
+    with open(REFERENCE) as f:
+        cfg = json.load(f)
     cfg["server"]["url"] = url
     cfg["server"]["pollPeriodInMillis"] = 300
     cfg["server"]["enableSubscriptions"] = subscriptions
@@ -185,6 +166,94 @@ class OpcuaConnector(GatewayTestCase):
         self.platform.publish("v1/gateway/attributes", {"device": "Demo Device", "data": {"relay": True}})
         wait_for(lambda: [v for _, _, v in self.platform.telemetry("Demo Device") if v.get("relay") is True], 15,
                  what="relay written and polled back")
+        self.assertEqual(gw.stop(), 0)
+
+    def test_typed_method_arguments(self):
+        """Arguments are encoded as the method's InputArguments declare them (multiply takes Int32 here);
+        values that do not fit get an error naming the argument."""
+        srv = self.server(extra=["--multiply", "Int32"])
+        cfg = reference_config(srv.url)
+        cfg["mapping"][0]["rpc_methods"] += [{"method": m, "arguments": []} for m in ("scale", "greet", "sum", "echo", "configure")]
+        gw = self.gateway(connectors=[opcua_connector(cfg)]).start()
+        wait_for(lambda: self.platform.telemetry("Demo Device"), 20, what="OPC-UA telemetry")
+
+        def result(rid, method, params):
+            return self.rpc(rid, method, params)["data"]["result"]
+
+        self.assertEqual(result(1, "multiply", [7, 8]), {"result": 56})
+        self.assertEqual(result(2, "multiply", None), {"result": 8})  # the configured arguments 2 and 4
+        self.assertEqual(result(3, "multiply", [7, 3000000000]),
+                         {"error": "multiply: argument 2 'b' (Int32): 3000000000 out of range (-2147483648..2147483647)"})
+        self.assertEqual(result(4, "multiply", ["x", 2]),
+                         {"error": "multiply: argument 1 'a' (Int32): \"x\" expected an integer"})
+        self.assertEqual(result(5, "multiply", [1, 2, 3]), {"error": "multiply takes 2 arguments, got 3"})
+        self.assertEqual(result(6, "multiply", ["6", 7.0]), {"result": 42})  # integral text and reals fit
+        # by the declared names; a name not given takes the configured argument (b = 4)
+        self.assertEqual(result(61, "multiply", {"b": 3, "a": 5}), {"result": 15})
+        self.assertEqual(result(62, "multiply", {"a": 5}), {"result": 20})
+        self.assertEqual(result(63, "multiply", {"a": 5, "c": 1}), {"error": "multiply has no argument 'c'"})
+        self.assertEqual(result(7, "scale", [1000, 0.5]), {"result": 500.0})
+        self.assertEqual(result(8, "scale", [-1, 2]),
+                         {"error": "scale: argument 1 'raw' (UInt16): -1 out of range (0..65535)"})
+        self.assertEqual(result(9, "greet", ["tbgw"]), {"result": "hello tbgw"})
+        self.assertEqual(result(10, "sum", [[1, 2, 3]]), {"result": 6})
+        self.assertEqual(result(11, "sum", [4, 5]), {"result": 9})  # the only argument is a list
+        self.assertEqual(result(12, "sum", [[1, "z"]]),
+                         {"error": "sum: argument 1 'values' (Int32[]): [1,\"z\"] element 2: expected an integer"})
+        echo = [True, -5, 200, -300, 60000, -70000, 4000000000, -5000000000, 9000000000000000000, 1.5, 2.25,
+                "text", "2024-01-02T03:04:05Z", "0a0bff"]
+        self.assertEqual(result(13, "echo", echo),
+                         {"result": echo[:12] + ["2024-01-02T03:04:05+00:00", "0a0bff"]})
+        self.assertEqual(result(14, "echo", ["yes"] + echo[1:]),
+                         {"error": "echo: argument 1 'boolean' (Boolean): \"yes\" expected true or false"})
+        self.assertEqual(result(15, "echo", echo[:2] + [256] + echo[3:]),
+                         {"error": "echo: argument 3 'byte' (Byte): 256 out of range (0..255)"})
+        self.assertEqual(result(16, "echo", echo[:9] + [1e39] + echo[10:]),
+                         {"error": "echo: argument 10 'float' (Float): 1e+39 out of range of Float"})
+        self.assertEqual(result(17, "echo", echo[:13]), {"error": "echo: argument 14 'bytestring' (ByteString) is missing"})
+        # a custom enumeration goes as Int32, Duration as Double: found through their supertypes
+        self.assertEqual(result(18, "configure", [2, 1500]), {"result": "mode 2 (Int32) after 1500 ms (Double)"})
+        self.assertEqual(result(19, "configure", [2.5, 1]),
+                         {"error": "configure: argument 1 'mode' (Int32): 2.5 expected an integer"})
+        self.assertEqual(gw.stop(), 0)
+
+    def test_reserved_get_set_forms(self):
+        """get/set params as the reference's users write them: node ids of every kind with and without
+        ns=, keys, relative and absolute paths, the delimiters ' ', '=', ';', '; ' and stray spaces."""
+        srv = self.server()
+        gw = self.gateway(connectors=[opcua_connector(reference_config(srv.url))]).start()
+        wait_for(lambda: self.platform.telemetry("Demo Device"), 20, what="OPC-UA telemetry")
+        rid = [100]
+
+        def result(method, params):
+            rid[0] += 1
+            return self.rpc(rid[0], method, params)["data"]["result"]
+
+        cases = [  # (set params, get params, value read back)
+            ("ns=1;i=9; 456.34", "ns=1;i=9", 456.34),
+            ("ns=1;i=9;457.5", " ns=1;i=9; ", 457.5),
+            ("ns=1;i=9 458", "ns=1;i=9;", 458),
+            ("ns=1;s=Power; 241.5", "ns=1;s=Power", 241.5),
+            ("ns=1;s=Power=242.5", "power", 242.5),
+            ("ns=1;s=Frequency 61", "frequency", 61),
+            ("ns=1;g=72962b91-fa75-4ae6-8d28-b404dc7daf63;=8", "ns=1;g=72962b91-fa75-4ae6-8d28-b404dc7daf63", 8),
+            ("ns=1;b=dGJndw== changed", "ns=1;b=dGJndw==", "changed"),
+            ("Power 243.5", "Power", 243.5),
+            ("Power=244.5", "${Power}", 244.5),
+            ("Power;245.5", "Root\\.Objects\\.MyObject\\.Power", 245.5),
+            ("  Root\\.Objects\\.MyObject\\.Frequency ;= 62 ; ", "Frequency", 62),
+            ("${ns=1;s=Power} 246.5", "${ns=1;s=Power}", 246.5),
+            ("ns=1; s=Power; 247.5", "ns=1; s=Power", 247.5),
+        ]
+        for set_params, get_params, value in cases:
+            self.assertEqual(result("set", set_params), {"value": value}, set_params)
+            self.assertEqual(result("get", get_params), {"value": value}, get_params)
+        # a namespace-0 node without ns=: the server's state (0 = Running)
+        self.assertEqual(result("get", "i=2259"), {"value": 0})
+        self.assertEqual(result("get", "ns=1;s=NoSuchNode"), {"error": "BadNodeIdUnknown"})
+        self.assertEqual(result("set", "ns=1;i=9"),
+                         {"error": "Method set requires parameters 'path value', 'path=value' or 'path;value'"})
+        self.assertEqual(result("set", "NoSuchNode 1"), {"error": "Node not found"})
         self.assertEqual(gw.stop(), 0)
 
     def test_subscriptions_and_server_restart(self):

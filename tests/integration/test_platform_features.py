@@ -6,9 +6,9 @@ import os
 import subprocess
 import time
 
-from tbgwtest import GatewayTestCase, TBGW_BIN, test_connector, wait_for, main
+from tbgwtest import GatewayTestCase, SOURCE_DIR, TBGW_BIN, test_connector, wait_for, main
 
-REF = os.path.join(os.environ.get("TBGW_SOURCE_DIR", "."), "..", "shared", "reference-configs")
+REF = os.path.join(SOURCE_DIR, "tests", "data", "reference")
 
 
 class Features(GatewayTestCase):

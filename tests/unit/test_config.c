@@ -57,8 +57,7 @@ static void test_reference_config_loads(void **state) {
     (void)state;
     const char *src = getenv("TBGW_SOURCE_DIR");
     char path[512];
-    snprintf(path, sizeof path, "%s/../shared/reference-configs/tb_gateway.json", src ? src : "..");
-    if (access(path, R_OK) != 0) skip();
+    snprintf(path, sizeof path, "%s/tests/data/reference/tb_gateway.json", src ? src : "..");
     tbgw_config *c;
     int errors;
     char *out = load_errors(path, &c, &errors);

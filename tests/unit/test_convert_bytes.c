@@ -77,7 +77,7 @@ static char *convert(const char *cfg, const char *topic, const void *p, size_t n
 
 static void test_reference_mapping(void **st) {
     (void)st;
-    /* mapping[2] of reference-configs/mqtt.json */
+    /* mapping[2] of tests/data/reference/mqtt.json */
     const char *cfg =
         "{\"type\":\"bytes\",\"deviceInfo\":{\"deviceNameExpressionSource\":\"message\","
         "\"deviceNameExpression\":\"[0:4]\",\"deviceProfileExpressionSource\":\"constant\","

@@ -103,7 +103,7 @@ static void test_reference_key_with_space_and_int_cast(void **st) {
 
 static void test_reference_mqtt_json_mappings(void **st) {
     (void)st;
-    /* mapping[0] and mapping[1] of reference-configs/mqtt.json */
+    /* mapping[0] and mapping[1] of tests/data/reference/mqtt.json */
     const char *m0 =
         "{\"type\":\"json\",\"deviceInfo\":{\"deviceNameExpressionSource\":\"constant\","
         "\"deviceNameExpression\":\"Demo Device\",\"deviceProfileExpressionSource\":\"constant\","

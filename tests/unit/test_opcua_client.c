@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "proto/opcua/ua_argument.h"
 #include "proto/opcua/ua_client.h"
 #include "proto/opcua/ua_internal.h"
 #include "proto/opcua/ua_secure.h"
@@ -157,6 +158,45 @@ static void test_services(void **state) {
     free(outs);
     tbgw_ua_variant_clear(&args[0]);
     tbgw_ua_variant_clear(&args[1]);
+
+    /* the InputArguments property of sum declares Int32[] values; multiply's a and b are Int64 */
+    const char *methods[2] = {"ns=1;s=sum", "ns=1;s=multiply"};
+    for (int m = 0; m < 2; m++) {
+        tbgw_ua_nodeid mid = sid(methods[m]), prop;
+        tbgw_ua_qname ia[1] = {{0, {14, (uint8_t *)"InputArguments"}}};
+        assert_int_equal(tbgw_ua_translate(c, &mid, ia, 1, &prop, &st), 0);
+        assert_int_equal(st, 0);
+        tbgw_ua_datavalue pv;
+        assert_int_equal(tbgw_ua_read(c, &prop, 1, TBGW_UA_ATTR_VALUE, &pv), 0);
+        tbgw_ua_argument *decl;
+        size_t ndecl;
+        assert_int_equal(tbgw_ua_arguments_from_variant(&pv.value, &decl, &ndecl), 0);
+        if (m == 0) {
+            assert_int_equal(ndecl, 1);
+            assert_string_equal(decl[0].name, "values");
+            assert_int_equal(tbgw_ua_builtin_of_datatype(&decl[0].data_type), TBGW_UA_INT32);
+            assert_int_equal(decl[0].value_rank, 1);
+        } else {
+            assert_int_equal(ndecl, 2);
+            assert_string_equal(decl[1].name, "b");
+            assert_int_equal(tbgw_ua_builtin_of_datatype(&decl[1].data_type), TBGW_UA_INT64);
+            assert_int_equal(decl[1].value_rank, -1);
+        }
+        tbgw_ua_arguments_free(decl, ndecl);
+        tbgw_ua_datavalue_clear(&pv);
+        tbgw_ua_nodeid_clear(&prop);
+        tbgw_ua_nodeid_clear(&mid);
+    }
+
+    /* inverse HasSubtype: Duration (i=290) is a subtype of Double (i=11) */
+    tbgw_ua_nodeid duration = tbgw_ua_nodeid_num(0, 290);
+    tbgw_ua_ref *sup;
+    size_t nsup;
+    assert_int_equal(tbgw_ua_browse_inverse(c, &duration, TBGW_UA_NS0_HAS_SUBTYPE, &sup, &nsup), 0);
+    assert_int_equal(nsup, 1);
+    assert_int_equal(sup[0].is_forward, 0);
+    assert_int_equal(sup[0].node.id.num, TBGW_UA_DOUBLE);
+    tbgw_ua_refs_free(sup, nsup);
 
     for (int i = 0; i < 4; i++) tbgw_ua_nodeid_clear(&ids[i]);
     tbgw_ua_nodeid_clear(&relay);

@@ -306,7 +306,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* The reference's example config (reference-configs/opcua.json shape), pointed at the test server. */
+/* The reference's example config (tests/data/reference/opcua.json shape), pointed at the test server. */
 static json_t *example_config(const char *url, int subscriptions) {
     json_error_t je;
     json_t *cfg = json_loads(
@@ -735,16 +735,15 @@ static void test_config_errors(void **state) {
     }
     /* the reference's example config is accepted as is */
     char path[1024];
-    snprintf(path, sizeof path, "%s/../shared/reference-configs/opcua.json",
+    snprintf(path, sizeof path, "%s/tests/data/reference/opcua.json",
              getenv("TBGW_SOURCE_DIR") ? getenv("TBGW_SOURCE_DIR") : ".");
     json_t *ref = json_load_file(path, 0, NULL);
-    if (ref) {
-        tbgw_err err = {0};
-        void *self = NULL;
-        assert_int_equal(tbgw_connector_opcua.create(&f.host, ref, &self, &err), 0);
-        tbgw_connector_opcua.destroy(self);
-        json_decref(ref);
-    }
+    assert_non_null(ref);
+    tbgw_err err = {0};
+    void *self = NULL;
+    assert_int_equal(tbgw_connector_opcua.create(&f.host, ref, &self, &err), 0);
+    tbgw_connector_opcua.destroy(self);
+    json_decref(ref);
     fake_free(&f);
 }
 

@@ -214,8 +214,22 @@ static void t_strict_and_results(void **st) {
     assert_int_equal(tbgw_py_compile(src, strlen(src), 0, &e, &err, NULL), 0);
     assert_int_equal(tbgw_py_eval(e, ctx, &v, &err), 0);
     assert_int_equal(tbgw_py_to_value(ctx, v, &tv, &scratch, &err), 0);
-    assert_int_equal(tv.type, TBGW_V_JSON);
+    assert_int_equal(tv.type, TBGW_V_NUMBER); /* an exact JSON integer */
     assert_string_equal(tv.u.s, "1180591620717411303424");
+    tbgw_py_free(e);
+    src = "2**64 - 1";
+    assert_int_equal(tbgw_py_compile(src, strlen(src), 0, &e, &err, NULL), 0);
+    assert_int_equal(tbgw_py_eval(e, ctx, &v, &err), 0);
+    assert_int_equal(tbgw_py_to_value(ctx, v, &tv, &scratch, &err), 0);
+    assert_int_equal(tv.type, TBGW_V_UINT);
+    assert_true(tv.u.u64 == UINT64_MAX);
+    tbgw_value num = {TBGW_V_NUMBER, {0}};
+    num.u.s = "-123456789012345678901234567890";
+    tbgw_buf rb;
+    tbgw_buf_init(&rb);
+    tbgw_py_repr(ctx, tbgw_py_from_value(ctx, &num), &rb);
+    assert_string_equal(tbgw_buf_cstr(&rb), "-123456789012345678901234567890");
+    tbgw_buf_free(&rb);
     tbgw_buf_free(&scratch);
     tbgw_py_free(e);
     /* apply: int(float('5.7')) as the MQTT useEval cast does */

@@ -17,6 +17,7 @@
 
 #include "connectors/ftp/ftp_internal.h"
 #include "util/buf.h"
+#include "util/json.h"
 #include "util/time.h"
 
 /* What is remembered of one file (also in the state file, for PARTIAL across restarts). */
@@ -499,7 +500,7 @@ static int write_file(ftpc *c, const char *rel, const char *value, int override)
         tbgw_buf_init(&j);
         replace_all(&j, value, "'", "\"");
         json_error_t je;
-        json_t *v = json_loads(tbgw_buf_cstr(&j), JSON_DECODE_ANY, &je);
+        json_t *v = tbgw_json_loads(tbgw_buf_cstr(&j), JSON_DECODE_ANY, &je);
         int rc = v ? upload_text(c, rel, tbgw_buf_cstr(&j)) : -1;
         if (!v) TBGW_ERRORF(c->h->log, "%s: the value is not JSON (%s); not written", rel, je.text);
         json_decref(v);
@@ -530,7 +531,7 @@ static int fc_attr_update(void *self, const tbgw_attr_update *u) {
     if (json_is_string(val))
         snprintf(sval, sizeof sval, "%s", json_string_value(val));
     else {
-        char *t = json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
+        char *t = val ? tbgw_json_dumps(val, 0) : NULL;
         snprintf(sval, sizeof sval, "%s", t ? t : "");
         free(t);
     }
@@ -655,7 +656,7 @@ static int fc_rpc(void *self, const tbgw_rpc_req *r) {
         const char *mf = json_string_value(json_object_get(e, "methodFilter"));
         if (!df || !mf || !full_match(df, r->device) || !full_match(mf, r->method)) continue;
         /* ${params}: the request's params (as text) */
-        char *pt = ps ? NULL : json_dumps(r->params, JSON_ENCODE_ANY | JSON_COMPACT);
+        char *pt = ps || !r->params ? NULL : tbgw_json_dumps(r->params, 0);
         const char *params = ps ? ps : pt ? pt : "";
         tbgw_buf ve;
         tbgw_buf_init(&ve);

@@ -8,6 +8,7 @@
 #include "connectors/ftp/ftp_internal.h"
 #include "convert/text_slice.h"
 #include "util/buf.h"
+#include "util/json.h"
 
 /* ---- the old flat format ---- */
 
@@ -337,7 +338,7 @@ out:
 
 tbgw_converted *ftp_convert_json(const ftp_path *p, const char *text, size_t len) {
     json_error_t je;
-    json_t *j = json_loadb(text, len, 0, &je);
+    json_t *j = tbgw_json_loadb(text, len, 0, &je);
     if (!j) return NULL;
     tbgw_converted *chain = NULL, **tail = &chain;
     if (json_is_array(j)) {

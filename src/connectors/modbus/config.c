@@ -113,6 +113,7 @@ static int parse_spec(const json_t *o, const char *path, int count, int byte_lit
     if (get_double(o, "multiplier", &s->multiplier) < 0)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.multiplier: expected a number", path);
     s->multiplier_is_int = json_is_integer(json_object_get(o, "multiplier"));
+    s->divider_is_int = json_is_integer(json_object_get(o, "divider"));
     if (get_int(o, "round", &rnd) < 0)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.round: expected an integer", path);
     s->round_digits = (int)rnd;

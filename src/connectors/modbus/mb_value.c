@@ -1,10 +1,12 @@
 #include "connectors/modbus/mb_value.h"
-
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "util/json.h"
 
 static const struct {
     const char *name;
@@ -130,11 +132,21 @@ static uint16_t double_to_half(double d) {
     return (uint16_t)(sign | (uint16_t)(exp << 10) | (uint16_t)m);
 }
 
+/* Python's round(v, digits): the exact binary value rounded to a decimal, halves to even, read back.
+ * Fast path when v * 10^digits is far enough from a half that its own rounding cannot matter; the
+ * division then gives the double nearest the decimal, as reading it would. */
 static double round_to(double v, int digits) {
     if (!isfinite(v) || digits < 0 || digits > 15) return v;
-    double p = pow(10, digits);
-    double r = round(v * p) / p;
-    return isfinite(r) ? r : v;
+    if (fabs(v) >= 4503599627370496.0) return v; /* 2^52: every double is whole */
+    double p = pow(10, digits), x = v * p;
+    double f = fabs(x - trunc(x));
+    if (fabs(x) < 4503599627370496.0 && fabs(f - 0.5) > fabs(x) * 4.5e-16 + 1e-300) {
+        double r = round(x) / p;
+        return isfinite(r) ? r : v;
+    }
+    char t[400];
+    snprintf(t, sizeof t, "%.*f", digits, v);
+    return strtod(t, NULL);
 }
 
 /* Payload bytes as the reference's decoder sees them (numbers and text; bits map through
@@ -244,8 +256,7 @@ static json_t *decode_number(const tbgw_mbv_spec *s, const uint8_t *p, size_t n,
     case MBV_64INT:
         return json_integer((int64_t)u);
     case MBV_64UINT:
-        if (u > (uint64_t)INT64_MAX) return json_real((double)u);
-        return json_integer((json_int_t)u);
+        return tbgw_json_u64(u); /* above 2^63: an exact integer, never a double */
     case MBV_16FLOAT:
         return json_real(half_to_double((uint16_t)u));
     case MBV_32FLOAT: {
@@ -262,24 +273,81 @@ static json_t *decode_number(const tbgw_mbv_spec *s, const uint8_t *p, size_t n,
     }
 }
 
+/* An exact 128-bit product as JSON: an integer, or a number node when beyond int64. */
+static json_t *json_i128(__int128 r) {
+    if (r >= INT64_MIN && r <= INT64_MAX) return json_integer((json_int_t)r);
+    char tmp[48], *e = tmp + sizeof tmp, *p = e;
+    unsigned __int128 m = r < 0 ? (unsigned __int128)0 - (unsigned __int128)r : (unsigned __int128)r;
+    do {
+        *--p = (char)('0' + (int)(m % 10));
+        m /= 10;
+    } while (m);
+    if (r < 0) *--p = '-';
+    return tbgw_json_number_text(p, (size_t)(e - p));
+}
+
+static int bitlen(unsigned __int128 x) {
+    int b = 0;
+    for (; x; x >>= 1) b++;
+    return b;
+}
+
+/* n / d correctly rounded to a double, as Python's int / int (d > 0, |n| < 2^65). Above 2^53 the
+ * double of n is already rounded, and dividing it would round twice (1 ulp off for about a quarter
+ * of 64-bit values): take a 53-bit quotient from the exact integers and round it once. */
+static double int_div(__int128 n, uint64_t d) {
+    int neg = n < 0;
+    unsigned __int128 a = neg ? (unsigned __int128)(-n) : (unsigned __int128)n;
+    if (a < ((unsigned __int128)1 << 53) && d < (1ull << 53)) return (double)n / (double)d;
+    unsigned __int128 q = a / d, r = a % d, m, lhs, rhs;
+    int t = 53 - bitlen(q); /* scale so that the quotient has 53 bits */
+    if (t >= 0) {
+        unsigned __int128 x = a << t;
+        m = x / d;
+        lhs = 2 * (x % d);
+        rhs = d;
+    } else {
+        int sh = -t;
+        m = q >> sh;
+        unsigned __int128 rem = q & (((unsigned __int128)1 << sh) - 1);
+        lhs = 2 * (rem * d + r);
+        rhs = (unsigned __int128)d << sh;
+    }
+    if (lhs > rhs || (lhs == rhs && (m & 1))) m++; /* nearest, ties to even */
+    double out = ldexp((double)m, -t);
+    return neg ? -out : out;
+}
+
+/* divider / multiplier, with Python's arithmetic on integers: int * int exact, int / int rounded
+ * once. */
 static json_t *apply_scaling(const tbgw_mbv_spec *s, int fc, json_t *v) {
     if (fc != 3 && fc != 4) return v;
-    if (!json_is_number(v)) return v;
+    if (!tbgw_json_is_number(v)) return v;
+    double d = tbgw_json_number_double(v);
+    size_t nl;
+    const char *num = tbgw_json_number_of(v, &nl);
+    int64_t i = json_integer_value(v);
+    uint64_t u = 0;
+    int kind = num ? tbgw_int_text(num, nl, &i, &u) : json_is_integer(v) ? 0 : -1; /* 0 int64, 1 uint64 */
+    int is_int = kind == 0 || kind == 1;
+    __int128 n = kind == 1 ? (__int128)u : (__int128)i;
+    json_t *r = NULL;
     if (s->divider != 0) {
-        double d = json_number_value(v) / s->divider;
-        json_decref(v);
-        v = json_real(d);
+        double dv = s->divider;
+        if (is_int && (n >= ((__int128)1 << 53) || n <= -((__int128)1 << 53)) && s->divider_is_int &&
+            fabs(dv) < 9007199254740992.0)
+            r = json_real(int_div(dv < 0 ? -n : n, (uint64_t)fabs(dv)));
+        else
+            r = json_real(d / dv);
     } else if (s->multiplier != 0) {
-        json_int_t r;
-        if (json_is_integer(v) && s->multiplier_is_int && fabs(s->multiplier) < 9e18 &&
-            !__builtin_mul_overflow(json_integer_value(v), (json_int_t)s->multiplier, &r)) {
-            json_decref(v);
-            v = json_integer(r);
-        } else {
-            double d = json_number_value(v) * s->multiplier;
-            json_decref(v);
-            v = json_real(d);
-        }
+        if (is_int && s->multiplier_is_int && fabs(s->multiplier) < 9e18)
+            r = json_i128(n * (__int128)(int64_t)s->multiplier);
+        else
+            r = json_real(d * s->multiplier);
+    }
+    if (r) {
+        json_decref(v);
+        v = r;
     }
     return v;
 }
@@ -322,19 +390,9 @@ json_t *tbgw_mbv_decode(const tbgw_mbv_spec *s, int fc, const uint8_t *data, siz
 }
 
 static void pyfloat(double d, char *out, size_t cap) {
-    if (isnan(d)) {
-        snprintf(out, cap, "nan");
-        return;
-    }
-    if (isinf(d)) {
-        snprintf(out, cap, d > 0 ? "inf" : "-inf");
-        return;
-    }
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(out, cap, "%.*g", prec, d);
-        if (strtod(out, NULL) == d) break;
-    }
-    if (!strpbrk(out, ".e")) strncat(out, ".0", cap - strlen(out) - 1);
+    char t[TBGW_DOUBLE_MAX];
+    tbgw_fmt_double(t, d);
+    snprintf(out, cap, "%s", t);
 }
 
 void tbgw_mbv_pystr(const json_t *v, char *out, size_t cap) {
@@ -348,6 +406,8 @@ void tbgw_mbv_pystr(const json_t *v, char *out, size_t cap) {
         snprintf(out, cap, "%lld", (long long)json_integer_value(v));
     else if (json_is_real(v))
         pyfloat(json_real_value(v), out, cap);
+    else if (tbgw_json_number_of(v, NULL))
+        snprintf(out, cap, "%s", tbgw_json_number_of(v, NULL));
     else if (json_is_string(v))
         snprintf(out, cap, "%s", json_string_value(v));
     else if (json_is_array(v)) {
@@ -366,7 +426,7 @@ void tbgw_mbv_pystr(const json_t *v, char *out, size_t cap) {
 static int truthy(const json_t *v) {
     if (json_is_array(v)) return json_array_size(v) ? truthy(json_array_get(v, 0)) : 0;
     if (json_is_boolean(v)) return json_is_true(v);
-    if (json_is_number(v)) return json_number_value(v) != 0;
+    if (tbgw_json_is_number(v)) return tbgw_json_number_double(v) != 0;
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         return !strcasecmp(s, "true") || !strcasecmp(s, "on") || (strtod(s, NULL) != 0);
@@ -400,11 +460,34 @@ static int num_of(const json_t *v, double *d, int64_t *i, int *is_int) {
         *is_int = 1;
         return 0;
     }
+    size_t nl;
+    const char *num = tbgw_json_number_of(v, &nl);
+    uint64_t u;
+    if (num) { /* beyond int64: a uint64 keeps its bits in *i, larger ones go through the double */
+        *is_int = tbgw_int_text(num, nl, i, &u) == 1;
+        *d = strtod(num, NULL);
+        if (*is_int)
+            *i = (int64_t)u;
+        else
+            *i = clamp_i64(*d);
+        return 0;
+    }
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         char *end;
+        errno = 0;
         long long ll = strtoll(s, &end, 0);
-        if (*s && !*end) {
+        if (*s && !*end && errno == ERANGE && *s != '-') {
+            errno = 0;
+            u = strtoull(s, &end, 0);
+            if (!errno) {
+                *i = (int64_t)u;
+                *d = (double)u;
+                *is_int = 1;
+                return 0;
+            }
+        }
+        if (*s && !*end && !errno) {
             *i = ll;
             *d = (double)ll;
             *is_int = 1;

@@ -35,8 +35,9 @@ typedef struct tbgw_mbv_spec {
     double divider;  /* 0 = none */
     double multiplier;
     int multiplier_is_int;
-    int round_digits; /* default 6 */
-    json_t *variants; /* borrowed object or NULL */
+    int divider_is_int; /* a JSON integer in the configuration: Python int / int */
+    int round_digits;   /* default 6 */
+    json_t *variants;   /* borrowed object or NULL */
 } tbgw_mbv_spec;
 
 /* Resolves a type name (case-insensitive; aliases int/long/integer/uint/float/double use count*16,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "connectors/modbus/mbc.h"
+#include "util/json.h"
 #include "util/time.h"
 
 static void finish_poll(mbc_slave *sl);
@@ -205,7 +206,7 @@ static void custom_uplink(mbc_slave *sl) {
     json_t *doc =
         json_pack("{s:s,s:s,s:I,s:i,s:o}", "deviceName", sl->device_name, "deviceType", sl->device_type, "ts",
                   (json_int_t)sl->poll_ts, "unitId", (int)sl->unit, "data", data);
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    char *text = doc ? tbgw_json_dumps(doc, 0) : NULL;
     json_decref(doc);
     if (!text) return;
     tbgw_converted *chain = NULL;

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "connectors/modbus/mbc.h"
+#include "util/json.h"
 #include "util/time.h"
 
 typedef struct mbc_rpc mbc_rpc;
@@ -274,7 +275,7 @@ static json_t *parse_kv_params(const char *s) {
 /* A string value from get/set params: JSON-looking text becomes that JSON, else the string itself. */
 static json_t *value_from_text(const char *t) {
     json_error_t e;
-    json_t *v = json_loads(t, JSON_DECODE_ANY, &e);
+    json_t *v = tbgw_json_loads(t, JSON_DECODE_ANY, &e);
     return v ? v : json_string(t);
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include "connectors/mqtt/mqtt_internal.h"
+#include "util/json.h"
 #include "util/time.h"
 
 #define MQ_BURST       1024 /* packets read per turn before emitting and servicing downlink */
@@ -137,7 +138,7 @@ static void convert_one(mq_conn *c, const mq_mapping *m, const char *topic, cons
         if (!*parsed) {
             json_error_t je;
             *parsed = 1;
-            *body = json_loadb((const char *)p, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+            *body = tbgw_json_loadb(p, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
             if (!*body) {
                 char what[300];
                 snprintf(what, sizeof what, "invalid JSON at line %d column %d: %s", je.line, je.column,

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include "connectors/mqtt/mqtt_internal.h"
+#include "util/json.h"
 #include "util/time.h"
 
 #define MQ_ATTR_REQ_TTL_MS 60000 /* pending attribute requests are forgotten after this */
@@ -44,7 +45,7 @@ static char *render(const tbgw_expr *e, const json_t *root, const char *json_pre
 /* ------------------------------------------------------------------ device requests */
 
 static json_t *parse_body(const uint8_t *p, size_t len) {
-    return json_loadb((const char *)p, len, JSON_DECODE_ANY, NULL);
+    return tbgw_json_loadb(p, len, JSON_DECODE_ANY, NULL);
 }
 
 static int device_request(mq_conn *c, const mq_dev_req *r, const char *topic, const json_t *body,
@@ -202,7 +203,7 @@ int mq_on_attribute_response(void *self, uint64_t cookie, const char *device, co
     if (pa->n_keys == 1) {
         const json_t *v = json_object_get(data, pa->keys[0]);
         json_object_set_new(root, "attributeKey", json_string(pa->keys[0]));
-        value_text = json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+        value_text = tbgw_json_dumps(v ? v : json_null(), 0);
         json_object_set_new(root, "attributeValue", json_string(value_text ? value_text : "null"));
     } else {
         tbgw_buf kb;
@@ -210,7 +211,7 @@ int mq_on_attribute_response(void *self, uint64_t cookie, const char *device, co
         for (size_t i = 0; i < pa->n_keys; i++) tbgw_buf_printf(&kb, "%s%s", i ? "," : "", pa->keys[i]);
         json_object_set_new(root, "attributeKey", json_string(tbgw_buf_cstr(&kb)));
         tbgw_buf_free(&kb);
-        value_text = json_dumps(data, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        value_text = tbgw_json_dumps(data, 0);
     }
     char *topic = render(r->topic_expr, root, NULL);
     char *body =
@@ -435,7 +436,7 @@ int mq_handle_rpc_response(mq_conn *c, const char *topic, const uint8_t *payload
     text[len] = 0;
     for (size_t i = 0; i < len; i++)
         if (text[i] == '\'') text[i] = '"';
-    json_t *content = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+    json_t *content = tbgw_json_loadb(text, len, JSON_DECODE_ANY, NULL);
     if (!content) content = json_stringn(text, len);
     if (!content) content = json_string("<binary response>");
     TBGW_DEBUGF(c->host->log, "RPC response on %s", topic);

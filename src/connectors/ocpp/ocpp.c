@@ -10,6 +10,7 @@
 
 #include "connectors/ocpp/ocpp_internal.h"
 #include "util/buf.h"
+#include "util/json.h"
 #include "util/time.h"
 
 #define MAX_FRAME       (64 * 1024)
@@ -244,7 +245,7 @@ static void call_done(session *s, const char *uid, json_t *content) {
     if (p->has_rpc)
         reply_rpc(s->c, p, content);
     else {
-        char *t = json_dumps(content, JSON_COMPACT);
+        char *t = content ? tbgw_json_dumps(content, 0) : NULL;
         TBGW_INFOF(s->c->h->log, "charge point %s answered %s: %s", s->id, p->action, t ? t : "");
         free(t);
         json_decref(content);

@@ -7,6 +7,7 @@
 
 #include "connectors/ocpp/ocpp_internal.h"
 #include "util/buf.h"
+#include "util/json.h"
 
 /* ---- frames ---- */
 
@@ -20,7 +21,7 @@ int ocpp_frame_parse(const char *text, size_t len, ocpp_frame *f, char *why, siz
     memset(f, 0, sizeof *f);
     if (uid_out && uid_len) uid_out[0] = 0;
     json_error_t je;
-    json_t *r = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *r = tbgw_json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!r) {
         snprintf(why, why_len, "ProtocolError: not JSON (%s at %d)", je.text, je.position);
         return -1;
@@ -73,7 +74,7 @@ int ocpp_frame_parse(const char *text, size_t len, ocpp_frame *f, char *why, siz
 }
 
 static char *dump(json_t *a) {
-    char *s = json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    char *s = a ? tbgw_json_dumps(a, 0) : NULL;
     json_decref(a);
     return s;
 }
@@ -197,7 +198,7 @@ json_t *ocpp_parse_embedded(const json_t *payload) {
         const char *s = json_string_value(v);
         if (!s) continue;
         json_error_t je;
-        json_t *j = json_loads(s, 0, &je);
+        json_t *j = tbgw_json_loads(s, 0, &je);
         if (j && (json_is_object(j) || json_is_array(j)))
             json_object_set_new(o, k, j);
         else

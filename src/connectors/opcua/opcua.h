@@ -3,6 +3,7 @@
  *   opcua_nodes.c     node expressions: node ids, absolute and relative browse paths (regex per segment)
  *   opcua_values.c    Variant -> tbgw_value / JSON, JSON -> Variant
  *   opcua_rpc.c       attribute updates, reserved get/set, method calls, connector RPCs
+ *   opcua_args.c      get/set params text, method arguments typed as the method declares them
  *   opcua_connector.c lifecycle, scanning, polling and subscriptions */
 #ifndef TBGW_CONNECTORS_OPCUA_H
 #define TBGW_CONNECTORS_OPCUA_H
@@ -11,7 +12,9 @@
 #include <stdint.h>
 #include <tbgw/connector.h>
 
+#include "proto/opcua/ua_argument.h"
 #include "proto/opcua/ua_client.h"
+#include "util/json.h"
 
 typedef enum opcua_src {
     OPCUA_SRC_PATH = 0,
@@ -131,7 +134,33 @@ int opcua_variant_from_arg(const json_t *arg, tbgw_ua_variant *out);
 /* Parses RPC text ("true", "12", "1.5", other) into JSON. */
 json_t *opcua_json_from_text(const char *s);
 
+/* ---- RPC inputs (opcua_args.c) ---- */
+
+/* The node a `get` names: params without surrounding spaces and trailing ';' (NULL when empty). */
+char *opcua_get_target(const char *params);
+/* Splits `set` params into the node (a node id, a datapoint key or a browse path) and the value
+ * text: "ns=3;i=9; 456.34", "ns=2;s=Temp 25", "i=2258=7", "Temp=25", "Temp;25", "Temp 25",
+ * "Root\.Objects\.Dev\.Temp 25". Spaces and ';' around both are dropped. Returns 0 (both
+ * malloc'ed) or TBGW_EINVAL. */
+int opcua_set_split(const char *params, char **target, char **value);
+/* Encodes one RPC value as the declared argument a (the index-th, counted from 0) whose DataType is
+ * encoded as the built-in type (tbgw_ua_builtin_of_datatype, or of a supertype): range checks,
+ * scalar or array per ValueRank. type 0 (BaseDataType, Number, unknown) takes the JSON type.
+ * TBGW_EINVAL with err naming the argument, its type and the reason. */
+int opcua_arg_from_json(const json_t *j, const tbgw_ua_argument *a, uint8_t type, size_t index,
+                        tbgw_ua_variant *out, char *err, size_t errlen);
+
 /* ---- runtime ---- */
+
+/* The input arguments a method declares (its InputArguments property), read once per session. */
+typedef struct opcua_method_sig {
+    tbgw_ua_nodeid method;
+    int known; /* 0: no readable InputArguments; values then take their JSON types */
+    tbgw_ua_argument *args;
+    uint8_t *types; /* built-in type of each argument's DataType (0: as JSON says) */
+    size_t n;
+    struct opcua_method_sig *next;
+} opcua_method_sig;
 
 typedef struct opcua_dp {
     const opcua_dp_cfg *cfg;
@@ -178,7 +207,8 @@ typedef struct opcua_conn {
     int scanning, in_yield;
     int announce_all; /* the next scan reports every device as connected (new session) */
     int64_t last_yield_ms;
-    uint64_t scans; /* completed scans */
+    uint64_t scans;         /* completed scans */
+    opcua_method_sig *sigs; /* of the current session */
 } opcua_conn;
 
 /* Introspection for tests and benchmarks; call on the connector thread (e.g. from host callbacks). */
@@ -193,5 +223,6 @@ void opcua_scan_info_get(const void *self, opcua_scan_info *out);
 opcua_device *opcua_find_device(opcua_conn *oc, const char *name);
 int opcua_on_attribute_update(void *self, const tbgw_attr_update *u);
 int opcua_on_rpc(void *self, const tbgw_rpc_req *r);
+void opcua_sigs_free(opcua_conn *oc);
 
 #endif

@@ -106,7 +106,7 @@ static int parse_dp(const json_t *e, opcua_dp_cfg *d, const char *sub, tbgw_err 
     if (json_is_string(val))
         d->value = strdup(json_string_value(val));
     else if (val && d->type == OPCUA_SRC_CONST)
-        d->value = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+        d->value = tbgw_json_dumps(val, 0);
     else
         return tbgw_err_set(err, TBGW_EINVAL, "%s.value: expected a string", sub);
     if (!d->value) return TBGW_ENOMEM;

@@ -471,7 +471,7 @@ static void add_constants(opcua_conn *oc, opcua_device *only, int64_t now) {
             opcua_dp *dp = &oc->devs[i].dps[k];
             if (dp->cfg->type != OPCUA_SRC_CONST) continue;
             tbgw_converted *c = pending_for(&oc->devs[i]);
-            json_t *j = json_loads(dp->cfg->value, JSON_DECODE_ANY, NULL);
+            json_t *j = tbgw_json_loads(dp->cfg->value, JSON_DECODE_ANY, NULL);
             tbgw_value v = tbgw_value_string(dp->cfg->value);
             char *tmp = NULL;
             if (j) tbgw_value_from_json(j, &v, &tmp);
@@ -661,6 +661,7 @@ static int session_up(opcua_conn *oc) {
     }
     /* a new session has no subscription: every node is subscribed again, every device announced */
     forget_items(oc);
+    opcua_sigs_free(oc); /* the server may have restarted with other methods */
     oc->sub_lost = 0;
     oc->announce_all = 1;
     oc->next_poll_ms = tbgw_mono_ms();
@@ -782,6 +783,7 @@ static int conn_run(void *self) {
     free_devices(oc);
     opcua_cache_free(oc->cache);
     oc->cache = NULL;
+    opcua_sigs_free(oc);
     tbgw_ua_client_free(oc->client);
     oc->client = NULL;
     set_state(oc, rc ? TBGW_CONN_FAILED : TBGW_CONN_STOPPED, rc ? oc->last_error : NULL);
@@ -797,6 +799,7 @@ static void conn_destroy(void *self) {
     if (!oc) return;
     free_devices(oc);
     opcua_cache_free(oc->cache);
+    opcua_sigs_free(oc);
     tbgw_ua_client_free(oc->client);
     opcua_cfg_free(&oc->cfg);
     free(oc);

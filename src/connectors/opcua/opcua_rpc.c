@@ -123,10 +123,11 @@ static const char *param_text(const json_t *p) {
 }
 
 static void rpc_get(opcua_conn *oc, opcua_device *d, const tbgw_rpc_req *r) {
-    const char *what = param_text(r->params);
-    if (!what || !*what) return reply_error(oc, r, "Method get requires a key, path or node id parameter");
+    char *what = opcua_get_target(param_text(r->params));
+    if (!what) return reply_error(oc, r, "Method get requires a key, path or node id parameter");
     tbgw_ua_nodeid node;
     int n = find_node(oc, d, what, &node);
+    free(what);
     if (n <= 0) return reply_error(oc, r, "Node not found");
     tbgw_ua_datavalue dv;
     int rc = tbgw_ua_read(oc->client, &node, 1, TBGW_UA_ATTR_VALUE, &dv);
@@ -140,27 +141,10 @@ static void rpc_get(opcua_conn *oc, opcua_device *d, const tbgw_rpc_req *r) {
     tbgw_ua_datavalue_clear(&dv);
 }
 
-/* Splits "path value", "path=value" or "path;value". */
-static int split_set(const char *s, char **path, char **value) {
-    while (isspace((unsigned char)*s)) s++;
-    const char *sep = strpbrk(s, "=; ");
-    if (!sep || sep == s) return -1;
-    *path = strndup(s, (size_t)(sep - s));
-    const char *v = sep + 1;
-    while (isspace((unsigned char)*v) || *v == '=' || *v == ';') v++;
-    *value = strdup(v);
-    if (!*path || !*value || !**value) {
-        free(*path);
-        free(*value);
-        return -1;
-    }
-    return 0;
-}
-
 static void rpc_set(opcua_conn *oc, opcua_device *d, const tbgw_rpc_req *r) {
     char *path = NULL, *text = NULL;
     const char *s = json_string_value(r->params);
-    if (!s || split_set(s, &path, &text))
+    if (!s || opcua_set_split(s, &path, &text))
         return reply_error(oc, r,
                            "Method set requires parameters 'path value', 'path=value' or 'path;value'");
     json_t *value = opcua_json_from_text(text);
@@ -201,70 +185,235 @@ static int find_method(opcua_conn *oc, opcua_device *d, const char *name, tbgw_u
     return found;
 }
 
-/* Arguments: RPC params (a list, or one value) override the configured ones position by position;
- * a configured argument's type is applied to the value replacing it. */
-static int build_args(const opcua_rpc_cfg *rc, const json_t *params, tbgw_ua_variant **out, size_t *n) {
-    json_t *plist = NULL;
-    if (json_is_array(params))
-        plist = json_incref((json_t *)params);
-    else if (json_is_object(params) && json_is_array(json_object_get(params, "arguments")))
-        plist = json_incref(json_object_get(params, "arguments"));
-    else if (params && !json_is_null(params) && !json_is_object(params))
-        plist = json_pack("[O]", params);
-    size_t np = plist ? json_array_size(plist) : 0, nc = json_array_size(rc->args);
-    size_t total = np > nc ? np : nc;
-    *out = calloc(total ? total : 1, sizeof **out);
-    *n = 0;
-    if (!*out) return json_decref(plist), TBGW_ENOMEM;
-    int err = 0;
-    for (size_t i = 0; i < total && !err; i++) {
-        const json_t *conf = json_array_get(rc->args, i);
-        const json_t *p = i < np ? json_array_get(plist, i) : NULL;
-        if (json_is_object(p) && json_object_get(p, "value")) p = json_object_get(p, "value");
-        if (p && json_is_object(conf) && json_object_get(conf, "type")) {
-            json_t *tmp = json_pack("{s:O,s:O}", "type", json_object_get(conf, "type"), "value", p);
-            err = opcua_variant_from_arg(tmp, &(*out)[i]);
-            if (err) err = opcua_variant_from_json(p, &(*out)[i]);
-            json_decref(tmp);
-        } else if (p) {
-            err = opcua_variant_from_json(p, &(*out)[i]);
-        } else {
-            err = opcua_variant_from_arg(conf, &(*out)[i]);
-        }
-        if (!err) (*n)++;
+void opcua_sigs_free(opcua_conn *oc) {
+    for (opcua_method_sig *s = oc->sigs, *nx; s; s = nx) {
+        nx = s->next;
+        tbgw_ua_nodeid_clear(&s->method);
+        tbgw_ua_arguments_free(s->args, s->n);
+        free(s->types);
+        free(s);
     }
-    json_decref(plist);
+    oc->sigs = NULL;
+}
+
+/* The built-in type values of a DataType are encoded with: known types directly, others (custom
+ * enumerations, subtypes of Double, ...) through their supertypes (inverse HasSubtype), up to 8
+ * levels. 0 when it ends at BaseDataType or Number, or the server does not tell. */
+static uint8_t datatype_builtin(opcua_conn *oc, const tbgw_ua_nodeid *dt) {
+    uint8_t t = tbgw_ua_builtin_of_datatype(dt);
+    tbgw_ua_nodeid cur;
+    if (t || (dt->ns == 0 && dt->type == TBGW_UA_ID_NUMERIC && dt->num <= TBGW_UA_DIAGNOSTICINFO + 6) ||
+        tbgw_ua_nodeid_copy(&cur, dt))
+        return t;
+    for (int depth = 0; depth < 8 && t == 0; depth++) {
+        tbgw_ua_ref *refs;
+        size_t n;
+        if (tbgw_ua_browse_inverse(oc->client, &cur, TBGW_UA_NS0_HAS_SUBTYPE, &refs, &n)) break;
+        int next = n > 0 && refs[0].node.server_index == 0;
+        if (next) {
+            tbgw_ua_nodeid_clear(&cur);
+            next = tbgw_ua_nodeid_copy(&cur, &refs[0].node.id) == 0;
+        }
+        tbgw_ua_refs_free(refs, n);
+        if (!next) break;
+        t = tbgw_ua_builtin_of_datatype(&cur);
+        if (cur.ns == 0 && cur.type == TBGW_UA_ID_NUMERIC && cur.num <= TBGW_UA_DIAGNOSTICINFO + 6) break;
+    }
+    tbgw_ua_nodeid_clear(&cur);
+    return t;
+}
+
+static int status_good(uint32_t st) {
+    return (st & 0xC0000000u) == 0;
+}
+
+/* The method's declared input arguments, read through its InputArguments property once per session.
+ * NULL only when the client failed (nothing is remembered then). */
+static const opcua_method_sig *method_sig(opcua_conn *oc, const tbgw_ua_nodeid *meth, const char *name) {
+    for (opcua_method_sig *s = oc->sigs; s; s = s->next)
+        if (tbgw_ua_nodeid_equal(&s->method, meth)) return s;
+    opcua_method_sig *sig = calloc(1, sizeof *sig);
+    if (!sig || tbgw_ua_nodeid_copy(&sig->method, meth)) {
+        free(sig);
+        return NULL;
+    }
+    static const char prop_name[] = "InputArguments";
+    tbgw_ua_qname q = {0, {(int32_t)(sizeof prop_name - 1), (uint8_t *)(uintptr_t)prop_name}};
+    tbgw_ua_nodeid prop = tbgw_ua_nodeid_num(0, 0);
+    uint32_t st = 0;
+    int rc = tbgw_ua_translate(oc->client, meth, &q, 1, &prop, &st);
+    if (rc == 0 && status_good(st)) {
+        tbgw_ua_datavalue dv;
+        rc = tbgw_ua_read(oc->client, &prop, 1, TBGW_UA_ATTR_VALUE, &dv);
+        if (rc == 0 && (!(dv.mask & TBGW_UA_DV_STATUS) || status_good(dv.status))) {
+            if (tbgw_ua_arguments_from_variant(&dv.value, &sig->args, &sig->n) == 0 &&
+                (sig->types = calloc(sig->n ? sig->n : 1, 1)) != NULL) {
+                sig->known = 1;
+                for (size_t i = 0; i < sig->n; i++)
+                    sig->types[i] = datatype_builtin(oc, &sig->args[i].data_type);
+            } else
+                TBGW_WARNF(oc->host->log,
+                           "method %s: InputArguments not understood; arguments keep their JSON types", name);
+        }
+        if (rc == 0) tbgw_ua_datavalue_clear(&dv);
+        tbgw_ua_nodeid_clear(&prop);
+    }
+    if (rc && !client_ready(oc)) {
+        tbgw_ua_nodeid_clear(&sig->method);
+        free(sig);
+        return NULL;
+    }
+    sig->next = oc->sigs;
+    oc->sigs = sig;
+    return sig;
+}
+
+/* The RPC params as a list of values: a list, {"arguments":[...]}, or one value; NULL for none. */
+static json_t *param_list(const json_t *params) {
+    if (json_is_array(params)) return json_incref((json_t *)params);
+    if (json_is_object(params) && json_is_array(json_object_get(params, "arguments")))
+        return json_incref(json_object_get(params, "arguments"));
+    if (params && !json_is_null(params) && !json_is_object(params)) return json_pack("[O]", params);
+    return NULL;
+}
+
+/* One argument without a declared type: a configured argument's type applies to the value
+ * replacing it, else the value's JSON type. */
+static int untyped_arg(const json_t *conf, const json_t *p, tbgw_ua_variant *out) {
+    if (!p) return opcua_variant_from_arg(conf, out);
+    if (!json_is_object(conf) || !json_object_get(conf, "type")) return opcua_variant_from_json(p, out);
+    json_t *tmp = json_pack("{s:O,s:O}", "type", json_object_get(conf, "type"), "value", p);
+    int err = tmp ? opcua_variant_from_arg(tmp, out) : TBGW_ENOMEM;
+    if (err && err != TBGW_ENOMEM) err = opcua_variant_from_json(p, out);
+    json_decref(tmp);
     return err;
 }
 
-/* On failure *error points to a constant, to the client's last error, or into nb. */
+/* {"a": 7, "b": 8}: values by the declared argument names, the configured ones for names not given.
+ * NULL with err set for a name the method does not declare. */
+static json_t *named_values(const opcua_rpc_cfg *rc, const json_t *params, const opcua_method_sig *sig,
+                            char *err, size_t errlen) {
+    const char *key;
+    const json_t *val;
+    json_object_foreach((json_t *)params, key, val) {
+        size_t i = 0;
+        while (i < sig->n && strcmp(sig->args[i].name, key) != 0) i++;
+        if (i == sig->n) {
+            snprintf(err, errlen, "%s has no argument '%s'", rc->method, key);
+            return NULL;
+        }
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < sig->n; i++) {
+        const json_t *v = json_object_get(params, sig->args[i].name);
+        const json_t *conf = json_array_get(rc->args, i);
+        if (!v) v = json_is_object(conf) ? json_object_get(conf, "value") : conf;
+        json_array_append_new(list, v ? json_incref((json_t *)v) : json_null());
+    }
+    return list;
+}
+
+/* The values given for the method's arguments, as a list (NULL: none given, or a bad name). */
+static json_t *rpc_values(const opcua_rpc_cfg *rc, const json_t *params, const opcua_method_sig *sig,
+                          char *err, size_t errlen) {
+    int typed = sig && sig->known;
+    if (typed && json_is_object(params) && !json_object_get(params, "arguments"))
+        return named_values(rc, params, sig, err, errlen);
+    json_t *plist = param_list(params);
+    if (typed && sig->n == 1 && sig->args[0].value_rank >= 0 && json_array_size(plist) > 0 &&
+        !json_is_array(json_array_get(plist, 0))) {
+        /* one list argument: [1, 2, 3] is that list */
+        json_t *wrapped = json_pack("[O]", plist);
+        json_decref(plist);
+        plist = wrapped;
+    }
+    return plist;
+}
+
+/* Arguments: RPC params (a list, or one value) override the configured ones position by position.
+ * With a known signature every value is encoded as its declared argument. On TBGW_EINVAL err says
+ * which argument and why. */
+static int build_args(const opcua_rpc_cfg *rc, const json_t *params, const opcua_method_sig *sig,
+                      tbgw_ua_variant **out, size_t *n, char *err, size_t errlen) {
+    json_t *plist = rpc_values(rc, params, sig, err, errlen);
+    if (!plist && json_is_object(params) && !json_object_get(params, "arguments") && sig && sig->known)
+        return TBGW_EINVAL; /* err names the unknown key */
+    size_t np = plist ? json_array_size(plist) : 0, nc = json_array_size(rc->args);
+    size_t total = np > nc ? np : nc;
+    *n = 0;
+    *out = NULL;
+    int typed = sig && sig->known;
+    if (typed && total != sig->n) {
+        if (total > sig->n)
+            snprintf(err, errlen, "%s takes %zu argument%s, got %zu", rc->method, sig->n,
+                     sig->n == 1 ? "" : "s", total);
+        else
+            snprintf(err, errlen, "%s: argument %zu '%s' (%s) is missing", rc->method, total + 1,
+                     sig->args[total].name,
+                     sig->types[total] ? tbgw_ua_type_name(sig->types[total]) : "any type");
+        json_decref(plist);
+        return TBGW_EINVAL;
+    }
+    *out = calloc(total ? total : 1, sizeof **out);
+    if (!*out) return json_decref(plist), TBGW_ENOMEM;
+    int e = 0;
+    for (size_t i = 0; i < total && !e; i++) {
+        const json_t *conf = json_array_get(rc->args, i);
+        const json_t *p = i < np ? json_array_get(plist, i) : NULL;
+        if (json_is_object(p) && json_object_get(p, "value")) p = json_object_get(p, "value");
+        if (typed) {
+            const json_t *v = p ? p : json_is_object(conf) ? json_object_get(conf, "value") : conf;
+            char why[200] = "";
+            e = opcua_arg_from_json(v, &sig->args[i], sig->types[i], i, &(*out)[i], why, sizeof why);
+            if (e == TBGW_EINVAL) snprintf(err, errlen, "%s: %s", rc->method, why);
+        } else {
+            e = untyped_arg(conf, p, &(*out)[i]);
+            if (e == TBGW_EINVAL) snprintf(err, errlen, "%s: argument %zu: invalid value", rc->method, i + 1);
+        }
+        if (!e) (*n)++;
+    }
+    json_decref(plist);
+    return e;
+}
+
+static json_t *outputs_json(const tbgw_ua_variant *outs, size_t nout) {
+    if (nout == 0) return json_null();
+    if (nout == 1) return opcua_variant_to_json(&outs[0]);
+    json_t *result = json_array();
+    for (size_t i = 0; i < nout; i++) json_array_append_new(result, opcua_variant_to_json(&outs[i]));
+    return result;
+}
+
+/* Calls the configured method on the device; on failure NULL with the reason in err. */
 static json_t *call_method(opcua_conn *oc, opcua_device *d, const opcua_rpc_cfg *rc, const json_t *params,
-                           const char **error, char nb[16]) {
+                           char *err, size_t errlen) {
     tbgw_ua_nodeid meth;
-    *error = NULL;
     int found = find_method(oc, d, rc->method, &meth);
     if (found <= 0) {
-        *error = found < 0 ? tbgw_ua_client_last_error(oc->client) : "Method not found";
+        snprintf(err, errlen, "%s", found < 0 ? tbgw_ua_client_last_error(oc->client) : "Method not found");
         return NULL;
     }
+    const opcua_method_sig *sig = method_sig(oc, &meth, rc->method);
     tbgw_ua_variant *args = NULL, *outs = NULL;
     size_t n = 0, nout = 0;
     uint32_t st = 0;
     json_t *result = NULL;
-    if (build_args(rc, params, &args, &n))
-        *error = "Invalid method arguments";
+    char nb[16];
+    int brc = sig ? build_args(rc, params, sig, &args, &n, err, errlen) : TBGW_EIO;
+    if (!sig)
+        snprintf(err, errlen, "%s", tbgw_ua_client_last_error(oc->client));
+    else if (brc == TBGW_ENOMEM)
+        snprintf(err, errlen, "out of memory");
+    else if (brc)
+        ; /* err names the argument */
     else if (tbgw_ua_call(oc->client, &d->node, &meth, args, n, &st, &outs, &nout))
-        *error = tbgw_ua_client_last_error(oc->client);
+        snprintf(err, errlen, "%s", tbgw_ua_client_last_error(oc->client));
     else if (st & 0x80000000u)
-        *error = tbgw_ua_status_name(st, nb);
-    else if (nout == 0)
-        result = json_null();
-    else if (nout == 1)
-        result = opcua_variant_to_json(&outs[0]);
-    else {
-        result = json_array();
-        for (size_t i = 0; i < nout; i++) json_array_append_new(result, opcua_variant_to_json(&outs[i]));
-    }
+        snprintf(err, errlen, "%s", tbgw_ua_status_name(st, nb));
+    else
+        result = outputs_json(outs, nout);
+    if (!result && brc == TBGW_EINVAL)
+        TBGW_WARNF(oc->host->log, "RPC %s for %s refused: %s", rc->method, d->name, err);
     for (size_t i = 0; i < n; i++) tbgw_ua_variant_clear(&args[i]);
     for (size_t i = 0; i < nout; i++) tbgw_ua_variant_clear(&outs[i]);
     free(args);
@@ -281,17 +430,11 @@ static const opcua_rpc_cfg *find_rpc_cfg(const opcua_device *d, const char *meth
 
 static void connector_rpc(opcua_conn *oc, const tbgw_rpc_req *r) {
     json_t *last = NULL;
-    const char *error = "Requested rpc method is not found in config";
-    char errtext[256];
+    char error[256] = "Requested rpc method is not found in config";
     for (size_t i = 0; i < oc->n_devs; i++) {
         const opcua_rpc_cfg *rc = find_rpc_cfg(&oc->devs[i], r->method);
         if (!rc) continue;
-        char nb[16];
-        json_t *res = call_method(oc, &oc->devs[i], rc, r->params, &error, nb);
-        if (!res && error) { /* keep the text: nb goes out of scope */
-            snprintf(errtext, sizeof errtext, "%s", error);
-            error = errtext;
-        }
+        json_t *res = call_method(oc, &oc->devs[i], rc, r->params, error, sizeof error);
         if (res) {
             json_decref(last);
             last = res;
@@ -328,13 +471,12 @@ int opcua_on_rpc(void *self, const tbgw_rpc_req *r) {
             reply_error(oc, r, "Requested rpc method is not found in config");
             return 0;
         }
-        const char *error = NULL;
-        char nb[16];
-        json_t *res = call_method(oc, d, rc, r->params, &error, nb);
+        char error[256] = "Method call failed";
+        json_t *res = call_method(oc, d, rc, r->params, error, sizeof error);
         if (res)
             reply(oc, r, json_pack("{s:o}", "result", res));
         else
-            reply_error(oc, r, error ? error : "Method call failed");
+            reply_error(oc, r, error);
     }
     return 0;
 }

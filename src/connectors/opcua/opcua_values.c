@@ -31,23 +31,10 @@ static const char *status_doc(uint32_t st) {
     return "";
 }
 
-/* Shortest text that reads back as the same double (Python repr style). */
+/* Shortest text that reads back as the same double (Python repr). */
 static void put_double(tbgw_buf *b, double d) {
-    if (isnan(d)) {
-        tbgw_buf_puts(b, "nan");
-        return;
-    }
-    if (isinf(d)) {
-        tbgw_buf_puts(b, d > 0 ? "inf" : "-inf");
-        return;
-    }
-    char tmp[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d) break;
-    }
-    tbgw_buf_puts(b, tmp);
-    if (!strpbrk(tmp, ".eEn")) tbgw_buf_puts(b, ".0");
+    char tmp[TBGW_DOUBLE_MAX];
+    tbgw_buf_append(b, tmp, tbgw_fmt_double(tmp, d));
 }
 
 static void put_datetime(tbgw_buf *b, int64_t dt) {
@@ -184,7 +171,7 @@ int opcua_value_convert(const tbgw_ua_datavalue *dv, const char *node_text, tbgw
         }
         tbgw_buf_free(&b);
         if (!arr) return TBGW_ENOMEM;
-        *tmp = json_dumps(arr, JSON_COMPACT);
+        *tmp = tbgw_json_dumps(arr, 0);
         json_decref(arr);
         if (!*tmp) return TBGW_ENOMEM;
         out->type = TBGW_V_JSON;
@@ -206,7 +193,7 @@ int opcua_value_convert(const tbgw_ua_datavalue *dv, const char *node_text, tbgw
     case TBGW_UA_UINT16:
     case TBGW_UA_UINT32:
     case TBGW_UA_UINT64:
-        *out = s->u > INT64_MAX ? tbgw_value_double((double)s->u) : tbgw_value_int((int64_t)s->u);
+        *out = tbgw_value_uint(s->u); /* exact above 2^63 too */
         return 0;
     case TBGW_UA_FLOAT:
     case TBGW_UA_DOUBLE:
@@ -238,7 +225,7 @@ static json_t *scalar_json(uint8_t type, const tbgw_ua_scalar *s) {
     case TBGW_UA_UINT16:
     case TBGW_UA_UINT32:
     case TBGW_UA_UINT64:
-        return s->u > INT64_MAX ? json_real((double)s->u) : json_integer((json_int_t)s->u);
+        return tbgw_json_u64(s->u);
     case TBGW_UA_FLOAT:
     case TBGW_UA_DOUBLE:
         return isfinite(s->d) ? json_real(s->d) : json_null();
@@ -309,7 +296,7 @@ int opcua_variant_from_json(const json_t *j, tbgw_ua_variant *out) {
             else if (type == TBGW_UA_BOOLEAN)
                 out->v[i].u = json_is_true(e);
             else {
-                char *txt = json_is_string(e) ? strdup(json_string_value(e)) : json_dumps(e, JSON_ENCODE_ANY);
+                char *txt = json_is_string(e) ? strdup(json_string_value(e)) : tbgw_json_dumps(e, 0);
                 out->v[i].s.len = -1;
                 if (txt && tbgw_ua_bytes_set(&out->v[i].s, txt, strlen(txt)) == 0) {
                     free(txt);
@@ -323,7 +310,7 @@ int opcua_variant_from_json(const json_t *j, tbgw_ua_variant *out) {
         }
         return 0;
     }
-    char *txt = json_dumps(j, JSON_COMPACT);
+    char *txt = tbgw_json_dumps(j, 0);
     int rc = txt ? set_str(out, txt) : TBGW_ENOMEM;
     free(txt);
     return rc;
@@ -331,8 +318,9 @@ int opcua_variant_from_json(const json_t *j, tbgw_ua_variant *out) {
 
 int opcua_variant_cast(const json_t *j, uint8_t type, tbgw_ua_variant *out) {
     memset(out, 0, sizeof *out);
-    char *owned = json_is_string(j) ? NULL : json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
-    const char *s = json_is_string(j) ? json_string_value(j) : owned;
+    int text = json_is_string(j) && !tbgw_json_number_of(j, NULL); /* number nodes as their digits */
+    char *owned = text ? NULL : tbgw_json_dumps(j, 0);
+    const char *s = text ? json_string_value(j) : owned;
     if (!s) return TBGW_ENOMEM;
     while (isspace((unsigned char)*s)) s++;
     tbgw_ua_scalar sc;
@@ -353,6 +341,9 @@ int opcua_variant_cast(const json_t *j, uint8_t type, tbgw_ua_variant *out) {
     case TBGW_UA_INT16:
     case TBGW_UA_INT32:
     case TBGW_UA_INT64: {
+        sc.i = strtoll(s, &end, 10); /* exact for integer texts */
+        if (end != s && !*end && !errno) break;
+        errno = 0;
         double d = strtod(s, &end);
         if (end == s || *end || errno || d != floor(d)) rc = TBGW_EINVAL;
         sc.i = (int64_t)d;
@@ -362,6 +353,9 @@ int opcua_variant_cast(const json_t *j, uint8_t type, tbgw_ua_variant *out) {
     case TBGW_UA_UINT16:
     case TBGW_UA_UINT32:
     case TBGW_UA_UINT64: {
+        sc.u = *s == '-' ? 0 : strtoull(s, &end, 10); /* exact for integer texts */
+        if (*s != '-' && end != s && !*end && !errno) break;
+        errno = 0;
         double d = strtod(s, &end);
         if (end == s || *end || errno || d < 0 || d != floor(d)) rc = TBGW_EINVAL;
         sc.u = (uint64_t)d;
@@ -414,8 +408,12 @@ json_t *opcua_json_from_text(const char *s) {
         char *end;
         errno = 0;
         long long ll = strtoll(t, &end, 10);
+        int64_t i;
+        uint64_t u;
         if (*t && !*end && !errno)
             j = json_integer(ll);
+        else if (tbgw_int_text(t, n, &i, &u) > 0)
+            j = tbgw_json_number_text(t, n); /* beyond int64: keep the digits */
         else {
             double d = strtod(t, &end);
             if (*t && !*end && !errno && isfinite(d))

@@ -13,6 +13,7 @@
 #include "convert/expr.h"
 #include "util/backoff.h"
 #include "util/buf.h"
+#include "util/json.h"
 #include "util/time.h"
 
 typedef struct xname {
@@ -199,24 +200,7 @@ static xdev *learned(xc *c, const char *device) {
 
 /* json.dumps(v) as Python writes it by default: ASCII only, ", " and ": " between items. */
 static int py_dumps(tbgw_buf *out, const json_t *v) {
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-    if (!s) return TBGW_ENOMEM;
-    int in_str = 0;
-    for (const char *p = s; *p; p++) {
-        tbgw_buf_putc(out, *p);
-        if (in_str) {
-            if (*p == '\\' && p[1])
-                tbgw_buf_putc(out, *++p);
-            else if (*p == '"')
-                in_str = 0;
-        } else if (*p == '"') {
-            in_str = 1;
-        } else if (*p == ',' || *p == ':') {
-            tbgw_buf_putc(out, ' ');
-        }
-    }
-    free(s);
-    return out->oom ? TBGW_ENOMEM : 0;
+    return tbgw_buf_json_py(out, v);
 }
 
 static int resolve_py_json(void *ud, const char *placeholder, const tbgw_path *path, tbgw_buf *out) {

@@ -5,6 +5,7 @@
 #include "connectors/xmpp/xmpp_internal.h"
 #include "convert/text_slice.h"
 #include "util/buf.h"
+#include "util/json.h"
 
 /* Renders a template over a JSON body as the reference's str() replacement; 0 unless it failed. */
 static int render(const tbgw_expr *e, const json_t *body, tbgw_buf *out) {
@@ -86,7 +87,7 @@ out:
 /* Converts one message body of device d; NULL when it yields no device. */
 tbgw_converted *tbgw_xmpp_convert(const xdev *d, const char *body) {
     json_error_t je;
-    json_t *j = json_loads(body, JSON_DECODE_ANY, &je);
+    json_t *j = tbgw_json_loads(body, JSON_DECODE_ANY, &je);
     tbgw_converted *rec = NULL;
     if (json_is_object(j) || json_is_array(j))
         rec = convert_json(d, j);

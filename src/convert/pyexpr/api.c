@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "convert/pyexpr/internal.h"
+#include "util/json.h"
 
 /* ---- compile ---- */
 
@@ -218,10 +219,27 @@ tbgw_py_val *tbgw_py_from_value(tbgw_py_ctx *x, const tbgw_value *tv) {
     case TBGW_V_STRING:
         return tbgw_py_str(x, tv->u.s, strlen(tv->u.s));
     case TBGW_V_JSON: {
-        json_t *j = json_loads(tv->u.s, JSON_DECODE_ANY, NULL);
+        json_t *j = tbgw_json_loads(tv->u.s, JSON_DECODE_ANY, NULL);
         tbgw_py_val *r = j ? tbgw_py_from_json(x, j) : NULL;
         json_decref(j);
         return r;
+    }
+    case TBGW_V_UINT:
+    case TBGW_V_NUMBER: { /* exact integers beyond int64; other number texts as floats */
+        char tmp[32];
+        const char *t = tv->u.s;
+        if (tv->type == TBGW_V_UINT) {
+            snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)tv->u.u64);
+            t = tmp;
+        }
+        int rc_, neg = *t == '-';
+        size_t n = strlen(t + neg);
+        pv v = pv_none();
+        if (strspn(t + neg, "0123456789") == n && n)
+            GUARDED(x, v = big_parse(x, t + neg, n, 10); if (neg) v = num_unary(x, UOP_NEG, v));
+        else
+            GUARDED(x, v = pv_float(strtod(t, NULL)));
+        return rc_ ? NULL : box(x, v);
     }
     }
     return NULL;
@@ -513,21 +531,32 @@ int tbgw_py_to_value(tbgw_py_ctx *x, const tbgw_py_val *v, tbgw_value *out, tbgw
         *out = tbgw_value_string(scratch->p + at);
         return 0;
     }
-    case PT_BIG:
+    case PT_BIG: { /* beyond int64: TBGW_V_UINT when it fits 64 unsigned bits, else the exact digits */
+        const py_big *b = v->u.big;
+        if (!b->neg && b->n <= 2) {
+            *out = tbgw_value_uint((uint64_t)b->d[0] | (b->n > 1 ? (uint64_t)b->d[1] << 32 : 0));
+            return 0;
+        }
+        size_t at = scratch->len;
+        int rc_;
+        GUARDED(x, big_to_str(x, v->u.big, 10, scratch));
+        if (rc_) return tbgw_err_set(err, TBGW_EINVAL, "%s", x->errmsg);
+        tbgw_buf_putc(scratch, 0);
+        if (scratch->oom) return TBGW_ENOMEM;
+        out->type = TBGW_V_NUMBER;
+        out->u.s = scratch->p + at;
+        return 0;
+    }
     case PT_LIST:
     case PT_TUPLE:
     case PT_DICT:
     case PT_ITER: {
         size_t at = scratch->len;
-        if (v->t == PT_BIG) {
-            int rc_;
-            GUARDED(x, big_to_str(x, v->u.big, 10, scratch));
-            if (rc_) return tbgw_err_set(err, TBGW_EINVAL, "%s", x->errmsg);
-        } else {
+        {
             json_t *j = NULL;
             int rc = tbgw_py_to_json(x, v, &j, err);
             if (rc) return rc;
-            char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+            char *s = tbgw_json_dumps(j, 0);
             json_decref(j);
             if (!s) return TBGW_ENOMEM;
             tbgw_buf_puts(scratch, s);

@@ -588,8 +588,9 @@ static pv b_enumerate(X *x, pv self, const py_args *a) {
 }
 
 static pv b_zip(X *x, pv self, const py_args *a) {
-    static const char *const kw[] = {"strict", NULL};
-    py_args_max(x, a, "zip", SIZE_MAX, kw);
+    for (size_t k = 0; k < a->nkw; k++)
+        if (strcmp(a->kwn[k].u.s->s, "strict"))
+            py_type_error(x, "'%s' is an invalid keyword argument for zip()", a->kwn[k].u.s->s);
     size_t n = SIZE_MAX;
     py_list **its = py_alloc(x, (a->n + 1) * sizeof *its);
     for (size_t i = 0; i < a->n; i++) {

@@ -504,7 +504,10 @@ pv py_percent(X *x, pv fmt, pv args) {
     const py_str *s = fmt.u.s;
     py_list one = {1, 1, &args, NULL};
     const py_list *al = args.t == PT_TUPLE ? args.u.l : &one;
-    int mapping = args.t == PT_DICT;
+    /* CPython: any argument with item access (but a tuple or str) works as the mapping, and then
+     * unused arguments are no error */
+    int mapping = args.t == PT_DICT || args.t == PT_LIST || args.t == PT_RANGE || args.t == PT_BYTES ||
+                  args.t == PT_BYTEARRAY;
     size_t ai = 0;
     int used_map = 0;
     tbgw_buf *out = py_buf(x);
@@ -678,8 +681,13 @@ static void format_text(X *x, fmt_state *st, const char *s, size_t n, int level,
             py_raise(x, "ValueError", "Single '}' encountered in format string");
         } else if (c == '{') {
             size_t j = i + 1;
-            int depth = 1;
+            int depth = 1, in_name = 1;
             while (j < n && depth) {
+                if (in_name && s[j] == '[') { /* an index in the field name: braces inside do not count */
+                    while (j < n && s[j] != ']') j++;
+                    if (j >= n) py_raise(x, "ValueError", "expected '}' before end of string");
+                }
+                if (s[j] == ':' || s[j] == '!') in_name = 0;
                 if (s[j] == '{') depth++;
                 if (s[j] == '}') depth--;
                 if (depth) j++;

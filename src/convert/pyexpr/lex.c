@@ -350,8 +350,12 @@ void py_lex(py_lexer *lx, size_t from, size_t to, py_tok **out, size_t *n) {
             break;
         }
         unsigned char c = (unsigned char)s[i];
-        if (c == '\n' && cnt == 0) { /* blank lines before the expression */
-            i++;
+        if (c == '\n' &&
+            cnt == 0) { /* blank lines before the expression; the first line may not be indented */
+            size_t j = ++i;
+            while (j < to && (s[j] == ' ' || s[j] == '\t' || s[j] == '\f')) j++;
+            if (j > i && j < to && s[j] != '\n' && s[j] != '#' && s[j - 1] != '\f')
+                py_syntax(lx, i, "unexpected indent");
             continue;
         }
         if (c == '\n') {

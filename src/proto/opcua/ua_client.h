@@ -30,6 +30,7 @@ enum {
     TBGW_UA_NS0_OBJECTS = 85,
     TBGW_UA_NS0_HIERARCHICAL = 33,
     TBGW_UA_NS0_HAS_COMPONENT = 47,
+    TBGW_UA_NS0_HAS_SUBTYPE = 45,
     TBGW_UA_NS0_NAMESPACE_ARRAY = 2255,
     TBGW_UA_NS0_SERVER_STATE = 2259,
 };
@@ -110,6 +111,10 @@ int tbgw_ua_browse(tbgw_ua_client *c, const tbgw_ua_nodeid *node, tbgw_ua_ref **
  * that code. yield may be NULL. */
 int tbgw_ua_browse_ex(tbgw_ua_client *c, const tbgw_ua_nodeid *node, tbgw_ua_ref **refs, size_t *n,
                       int (*yield)(void *ctx), void *ctx);
+/* Browse inverse references of type ref_type (ns=0 numeric id, subtypes included) of node: e.g.
+ * HasSubtype (45) gives a DataType's supertype. */
+int tbgw_ua_browse_inverse(tbgw_ua_client *c, const tbgw_ua_nodeid *node, uint32_t ref_type,
+                           tbgw_ua_ref **refs, size_t *n);
 /* Reads attribute attr of n nodes into out[n] (each cleared by the caller). */
 int tbgw_ua_read(tbgw_ua_client *c, const tbgw_ua_nodeid *nodes, size_t n, uint32_t attr,
                  tbgw_ua_datavalue *out);

@@ -99,8 +99,21 @@ int tbgw_ua_browse(tbgw_ua_client *c, const tbgw_ua_nodeid *node, tbgw_ua_ref **
     return tbgw_ua_browse_ex(c, node, refs, n, NULL, NULL);
 }
 
+static int browse_refs(tbgw_ua_client *c, const tbgw_ua_nodeid *node, uint32_t ref_type, int inverse,
+                       tbgw_ua_ref **refs, size_t *n, int (*yield)(void *ctx), void *ctx);
+
 int tbgw_ua_browse_ex(tbgw_ua_client *c, const tbgw_ua_nodeid *node, tbgw_ua_ref **refs, size_t *n,
                       int (*yield)(void *ctx), void *ctx) {
+    return browse_refs(c, node, TBGW_UA_NS0_HIERARCHICAL, 0, refs, n, yield, ctx);
+}
+
+int tbgw_ua_browse_inverse(tbgw_ua_client *c, const tbgw_ua_nodeid *node, uint32_t ref_type,
+                           tbgw_ua_ref **refs, size_t *n) {
+    return browse_refs(c, node, ref_type, 1, refs, n, NULL, NULL);
+}
+
+static int browse_refs(tbgw_ua_client *c, const tbgw_ua_nodeid *node, uint32_t ref_type, int inverse,
+                       tbgw_ua_ref **refs, size_t *n, int (*yield)(void *ctx), void *ctx) {
     *refs = NULL;
     *n = 0;
     tbgw_buf b;
@@ -112,9 +125,9 @@ int tbgw_ua_browse_ex(tbgw_ua_client *c, const tbgw_ua_nodeid *node, tbgw_ua_ref
     tbgw_ua_enc_u32(&b, 1000); /* requestedMaxReferencesPerNode */
     tbgw_ua_enc_i32(&b, 1);
     tbgw_ua_enc_nodeid(&b, node);
-    tbgw_ua_enc_u32(&b, 0); /* Forward */
-    tbgw_ua_nodeid hier = tbgw_ua_nodeid_num(0, TBGW_UA_NS0_HIERARCHICAL);
-    tbgw_ua_enc_nodeid(&b, &hier);
+    tbgw_ua_enc_u32(&b, inverse ? 1 : 0); /* BrowseDirection Forward / Inverse */
+    tbgw_ua_nodeid rt = tbgw_ua_nodeid_num(0, ref_type);
+    tbgw_ua_enc_nodeid(&b, &rt);
     tbgw_ua_enc_u8(&b, 1);   /* includeSubtypes */
     tbgw_ua_enc_u32(&b, 0);  /* nodeClassMask: all */
     tbgw_ua_enc_u32(&b, 63); /* resultMask: all */

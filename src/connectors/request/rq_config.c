@@ -1,0 +1,359 @@
+/* Request connector configuration (spec §7.5): host, security, mapping[], attributeUpdates[],
+ * serverSideRpc[]. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "util/json.h"
+#include "connectors/request/request.h"
+#include "convert/cfg_util.h"
+
+char *rq_join_url(const char *host, const char *url) {
+    if (!strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8)) return strdup(url);
+    size_t n = strlen(host) + strlen(url) + 2;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s%s%s", host, url[0] == '/' ? "" : "/", url);
+    return s;
+}
+
+static int compile(const json_t *o, const char *k, const char *path, int required, tbgw_expr **out,
+                   tbgw_err *err) {
+    const char *s;
+    *out = NULL;
+    int rc = tbgw_cfg_str(o, k, path, required, NULL, &s, err);
+    if (rc || !s) return rc;
+    char fp[300];
+    snprintf(fp, sizeof fp, "%s.%s", path, k);
+    return tbgw_err_prefix(err, tbgw_expr_compile(s, out, err), fp, ':');
+}
+
+static int compile_re(const json_t *o, const char *k, const char *path, const char *dflt, tbgw_regex **out,
+                      tbgw_err *err) {
+    const char *s;
+    int rc = tbgw_cfg_str(o, k, path, dflt == NULL, dflt, &s, err);
+    if (rc) return rc;
+    char fp[300];
+    snprintf(fp, sizeof fp, "%s.%s", path, k);
+    return tbgw_regex_compile(s, out, fp, err);
+}
+
+static int headers(const json_t *o, const char *k, const char *path, json_t **out, int *json_body,
+                   tbgw_err *err) {
+    const json_t *h = json_object_get(o, k);
+    *out = NULL;
+    if (json_is_null(h) || !h) return 0;
+    if (!json_is_object(h)) return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected an object", path, k);
+    *out = json_incref((json_t *)h);
+    const char *name;
+    json_t *v;
+    json_object_foreach((json_t *)h, name, v) {
+        if (json_is_string(v) && !strcasecmp(name, "Content-Type") &&
+            strcasestr(json_string_value(v), "json") && json_body)
+            *json_body = 1;
+    }
+    return 0;
+}
+
+static int method(const json_t *o, const char *k, const char *path, char **out, tbgw_err *err) {
+    const char *s;
+    int rc = tbgw_cfg_str(o, k, path, 0, "GET", &s, err);
+    if (rc) return rc;
+    if (!*s || strlen(s) > 16 ||
+        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != strlen(s))
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: \"%s\" is not an HTTP method", path, k, s);
+    if (!(*out = strdup(s))) return TBGW_ENOMEM;
+    for (char *p = *out; *p; p++)
+        if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
+    return 0;
+}
+
+void rq_out_clear(rq_out *o) {
+    tbgw_regex_free(o->dev_filter);
+    tbgw_regex_free(o->name_filter);
+    tbgw_expr_free(o->url);
+    tbgw_expr_free(o->value);
+    tbgw_expr_free(o->resp_value);
+    free(o->method);
+    json_decref(o->headers);
+    memset(o, 0, sizeof *o);
+}
+
+int rq_out_parse(rq_out *o, const json_t *e, const char *path, int rpc, tbgw_err *err) {
+    int rc;
+    int64_t tries;
+    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
+    if ((rc = compile_re(e, "deviceNameFilter", path, ".*", &o->dev_filter, err)) ||
+        (rc = compile_re(e, rpc ? "methodFilter" : "attributeFilter", path, rpc ? NULL : ".*",
+                         &o->name_filter, err)) ||
+        (rc = compile(e, "requestUrlExpression", path, 1, &o->url, err)) ||
+        (rc = compile(e, "requestValueExpression", path, 0, &o->value, err)) ||
+        (rc = compile(e, "responseValueExpression", path, 0, &o->resp_value, err)) ||
+        (rc = method(e, "httpMethod", path, &o->method, err)) ||
+        (rc = headers(e, "httpHeaders", path, &o->headers, &o->json_body, err)) ||
+        (rc = tbgw_cfg_seconds_ms(e, "timeout", path, 1000, &o->timeout_ms, err)) ||
+        (rc = tbgw_cfg_seconds_ms(e, "responseTimeout", path, 0, &o->resp_timeout_ms, err)) ||
+        (rc = tbgw_cfg_int(e, "tries", path, 1, 1, 100, &tries, err)) ||
+        (rc = tbgw_cfg_bool(e, "allowRedirects", path, 0, &o->redirects, err)))
+        return rc;
+    o->tries = (int)tries;
+    return 0;
+}
+
+static void map_clear(rq_map *m) {
+    free(m->url);
+    free(m->method);
+    json_decref(m->headers);
+    free(m->body);
+    tbgw_path_free(m->unpack);
+    for (size_t i = 0; i < m->n_subs; i++) {
+        free(m->subs[i].key);
+        tbgw_expr_free(m->subs[i].url);
+    }
+    free(m->subs);
+    tbgw_json_conv_free(m->json);
+    tbgw_custom_conv_free(m->conv);
+}
+
+static int parse_subs(rq_map *m, const json_t *subs, const char *path, const tbgw_host *host, tbgw_err *err) {
+    if (!subs || json_is_null(subs)) return 0;
+    if (!json_is_object(subs))
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.subRequests: expected an object", path);
+    if (!(m->subs = calloc(json_object_size(subs) + 1, sizeof *m->subs))) return TBGW_ENOMEM;
+    const char *key;
+    json_t *s;
+    json_object_foreach((json_t *)subs, key, s) {
+        char sp[300];
+        snprintf(sp, sizeof sp, "%s.subRequests.%s", path, key);
+        rq_sub *r = &m->subs[m->n_subs++];
+        if (!(r->key = strdup(key))) return TBGW_ENOMEM;
+        if (!json_is_object(s)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", sp);
+        int rc = compile(s, "url", sp, 1, &r->url, err);
+        if (rc) return rc;
+        if (json_object_get(s, "processingFunction")) {
+            r->unsupported = 1;
+            tbgw_err w = {0};
+            tbgw_err_set(
+                &w, TBGW_EINVAL,
+                "%s.processingFunction: Python processing functions are not supported; this sub-request "
+                "is skipped (the rest of the mapping runs)",
+                sp);
+            tbgw_cfg_skip_entry(host, &w);
+        }
+    }
+    return 0;
+}
+
+/* The request converter's names (deviceNameJsonExpression, telemetry) in the JSON converter's form. */
+static json_t *adapt_converter(const json_t *conv) {
+    json_t *c = json_deep_copy(conv);
+    if (!c) return NULL;
+    if (!json_object_get(c, "deviceInfo")) {
+        const json_t *n = json_object_get(conv, "deviceNameJsonExpression");
+        const json_t *t = json_object_get(conv, "deviceTypeJsonExpression");
+        json_t *di = json_object();
+        json_object_set_new(di, "deviceNameExpressionSource", json_string("message"));
+        if (n) json_object_set(di, "deviceNameExpression", (json_t *)n);
+        if (t) {
+            json_object_set_new(di, "deviceProfileExpressionSource", json_string("message"));
+            json_object_set(di, "deviceProfileExpression", (json_t *)t);
+        }
+        json_object_set_new(c, "deviceInfo", di);
+    }
+    if (!json_object_get(c, "timeseries") && json_object_get(conv, "telemetry"))
+        json_object_set(c, "timeseries", json_object_get(conv, "telemetry"));
+    if (!json_object_get(c, "extensionConfig") && json_object_get(conv, "extension-config"))
+        json_object_set(c, "extensionConfig", json_object_get(conv, "extension-config"));
+    return c;
+}
+
+static int parse_converter(rq_map *m, const json_t *conv, const char *path, const tbgw_host *host,
+                           tbgw_err *err) {
+    char cp[300];
+    snprintf(cp, sizeof cp, "%s.converter", path);
+    if (!json_is_object(conv)) return tbgw_err_set(err, TBGW_EINVAL, "%s: missing or not an object", cp);
+    const char *type;
+    int rc = tbgw_cfg_str(conv, "type", cp, 0, "json", &type, err);
+    if (rc) return rc;
+    json_t *c = adapt_converter(conv);
+    if (!c) return TBGW_ENOMEM;
+    if (!strcasecmp(type, "custom")) {
+        m->custom = 1;
+        rc = tbgw_custom_conv_new(c, "request", host ? host->config_dir : NULL, cp,
+                                  host ? host->conv_log : NULL, &m->conv, err);
+        if (rc == TBGW_ENOENT) { /* like the reference: logged, the endpoint is not polled */
+            size_t l = strlen(err->msg);
+            snprintf(err->msg + l, sizeof err->msg - l, "; this mapping is not polled");
+            tbgw_cfg_skip_entry(host, err);
+            m->disabled = 1;
+            memset(err, 0, sizeof *err);
+            rc = 0;
+        }
+    } else if (!strcasecmp(type, "json")) {
+        if (!json_object_get(json_object_get(c, "deviceInfo"), "deviceNameExpression"))
+            rc = tbgw_err_set(err, TBGW_EINVAL, "%s.deviceNameJsonExpression: missing", cp);
+        else
+            rc = tbgw_json_conv_new(c, NULL, cp, &m->json, err);
+    } else {
+        rc = tbgw_err_set(err, TBGW_EINVAL, "%s.type: expected \"json\" or \"custom\"", cp);
+    }
+    json_decref(c);
+    return rc;
+}
+
+static int parse_body(rq_map *m, const json_t *content) {
+    if (!content || json_is_null(content)) return 0;
+    if (json_is_string(content)) {
+        m->body = strdup(json_string_value(content));
+    } else {
+        m->body = tbgw_json_dumps(content, 0);
+    }
+    if (!m->body) return TBGW_ENOMEM;
+    m->body_len = strlen(m->body);
+    return 0;
+}
+
+static int parse_map(rq_map *m, const json_t *e, const char *path, const rq_config *cfg,
+                     const tbgw_host *host, tbgw_err *err) {
+    const char *url, *unpack;
+    int rc;
+    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
+    if ((rc = tbgw_cfg_str(e, "url", path, 1, NULL, &url, err)) ||
+        (rc = method(e, "httpMethod", path, &m->method, err)) ||
+        (rc = headers(e, "httpHeaders", path, &m->headers, NULL, err)) ||
+        (rc = tbgw_cfg_bool(e, "allowRedirects", path, 0, &m->redirects, err)) ||
+        (rc = tbgw_cfg_seconds_ms(e, "timeout", path, 1000, &m->timeout_ms, err)) ||
+        (rc = tbgw_cfg_seconds_ms(e, "scanPeriod", path, 10000, &m->period_ms, err)) ||
+        (rc = tbgw_cfg_str(e, "dataUnpackExpression", path, 0, "", &unpack, err)))
+        return rc;
+    if (!(m->url = rq_join_url(cfg->host, url))) return TBGW_ENOMEM;
+    if (m->period_ms < 1) m->period_ms = 1;
+    if ((rc = parse_body(m, json_object_get(e, "content")))) return rc;
+    if (*unpack) {
+        size_t n = strlen(unpack);
+        char *inner = n > 3 && !strncmp(unpack, "${", 2) && unpack[n - 1] == '}' ? strndup(unpack + 2, n - 3)
+                                                                                 : strdup(unpack);
+        if (!inner) return TBGW_ENOMEM;
+        char fp[300];
+        snprintf(fp, sizeof fp, "%s.dataUnpackExpression", path);
+        rc = tbgw_err_prefix(err, tbgw_path_compile(inner, &m->unpack, err), fp, ':');
+        free(inner);
+        if (rc) return rc;
+    }
+    if ((rc = parse_subs(m, json_object_get(e, "subRequests"), path, host, err))) return rc;
+    return parse_converter(m, json_object_get(e, "converter"), path, host, err);
+}
+
+static int parse_security(rq_config *cfg, const json_t *sec, tbgw_err *err) {
+    if (!sec || json_is_null(sec)) return 0;
+    if (!json_is_object(sec)) return tbgw_err_set(err, TBGW_EINVAL, "security: expected an object");
+    const char *type, *user, *pass;
+    int rc;
+    if ((rc = tbgw_cfg_str(sec, "type", "security", 0, "anonymous", &type, err))) return rc;
+    if (!strcasecmp(type, "anonymous")) return 0;
+    if (strcasecmp(type, "basic"))
+        return tbgw_err_set(err, TBGW_EINVAL, "security.type: expected \"anonymous\" or \"basic\"");
+    const char *eu = getenv("REQUEST_BASIC_USERNAME"), *ep = getenv("REQUEST_BASIC_PASSWORD");
+    if (eu && ep) {
+        user = eu;
+        pass = ep;
+    } else if ((rc = tbgw_cfg_str(sec, "username", "security", 1, NULL, &user, err)) ||
+               (rc = tbgw_cfg_str(sec, "password", "security", 1, NULL, &pass, err))) {
+        return rc;
+    }
+    cfg->user = strdup(user);
+    cfg->pass = strdup(pass);
+    return cfg->user && cfg->pass ? 0 : TBGW_ENOMEM;
+}
+
+/* An entry that cannot be used is reported and skipped (tbgw_cfg_skip_entry); out of memory stops. */
+static int skip(const tbgw_host *host, int rc, tbgw_err *ee, tbgw_err *err) {
+    if (rc == TBGW_ENOMEM || tbgw_cfg_skip_entry(host, ee))
+        return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int parse_outs(const json_t *arr, const char *name, int rpc, rq_out **out, size_t *n,
+                      const tbgw_host *host, tbgw_err *err) {
+    if (!arr || json_is_null(arr)) return 0;
+    if (!json_is_array(arr)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected a list", name);
+    if (!(*out = calloc(json_array_size(arr) + 1, sizeof **out))) return TBGW_ENOMEM;
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) {
+        char p[64];
+        tbgw_err ee = {0};
+        snprintf(p, sizeof p, "%s[%zu]", name, i);
+        int rc = rq_out_parse(&(*out)[*n], e, p, rpc, &ee);
+        if (!rc) {
+            (*n)++;
+            continue;
+        }
+        rq_out_clear(&(*out)[*n]);
+        if ((rc = skip(host, rc, &ee, err))) return rc;
+    }
+    return 0;
+}
+
+int rq_config_parse(rq_config *cfg, const json_t *json, const tbgw_host *host, tbgw_err *err) {
+    const char *h;
+    int rc;
+    memset(cfg, 0, sizeof *cfg);
+    if (!json_is_object(json)) return tbgw_err_set(err, TBGW_EINVAL, "expected a JSON object");
+    if ((rc = tbgw_cfg_str(json, "host", "", 1, NULL, &h, err))) return rc;
+    if (!strncasecmp(h, "http://", 7) || !strncasecmp(h, "https://", 8) || strstr(h, "://"))
+        cfg->host = strdup(h);
+    else if ((cfg->host = malloc(strlen(h) + 8)))
+        sprintf(cfg->host, "http://%s", h);
+    if (!cfg->host) return TBGW_ENOMEM;
+    size_t hl = strlen(cfg->host);
+    while (hl > 0 && cfg->host[hl - 1] == '/') cfg->host[--hl] = 0;
+    if ((rc = tbgw_cfg_bool(json, "SSLVerify", "", 0, &cfg->verify, err)) ||
+        (rc = parse_security(cfg, json_object_get(json, "security"), err)))
+        goto fail;
+    const json_t *maps = json_object_get(json, "mapping");
+    if (maps && !json_is_array(maps)) {
+        rc = tbgw_err_set(err, TBGW_EINVAL, "mapping: expected a list");
+        goto fail;
+    }
+    if (!(cfg->maps = calloc(json_array_size(maps) + 1, sizeof *cfg->maps))) {
+        rc = TBGW_ENOMEM;
+        goto fail;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(maps, i, e) {
+        char p[48];
+        tbgw_err ee = {0};
+        snprintf(p, sizeof p, "mapping[%zu]", i);
+        rc = parse_map(&cfg->maps[cfg->n_maps], e, p, cfg, host, &ee);
+        if (!rc) {
+            cfg->n_maps++;
+            continue;
+        }
+        map_clear(&cfg->maps[cfg->n_maps]);
+        memset(&cfg->maps[cfg->n_maps], 0, sizeof cfg->maps[0]);
+        if ((rc = skip(host, rc, &ee, err))) goto fail;
+    }
+    if ((rc = parse_outs(json_object_get(json, "attributeUpdates"), "attributeUpdates", 0, &cfg->upds,
+                         &cfg->n_upds, host, err)) ||
+        (rc = parse_outs(json_object_get(json, "serverSideRpc"), "serverSideRpc", 1, &cfg->rpcs, &cfg->n_rpcs,
+                         host, err)))
+        goto fail;
+    return 0;
+fail:
+    rq_config_free(cfg);
+    return rc;
+}
+
+void rq_config_free(rq_config *cfg) {
+    for (size_t i = 0; i < cfg->n_maps; i++) map_clear(&cfg->maps[i]);
+    for (size_t i = 0; i < cfg->n_upds; i++) rq_out_clear(&cfg->upds[i]);
+    for (size_t i = 0; i < cfg->n_rpcs; i++) rq_out_clear(&cfg->rpcs[i]);
+    free(cfg->maps);
+    free(cfg->upds);
+    free(cfg->rpcs);
+    free(cfg->host);
+    free(cfg->user);
+    free(cfg->pass);
+    memset(cfg, 0, sizeof *cfg);
+}

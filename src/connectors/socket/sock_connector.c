@@ -1,0 +1,142 @@
+/* The Socket connector (spec §7.6): a TCP or UDP server for devices that send raw bytes; values are
+ * byte slices of each message. One epoll loop on the connector thread serves every connection. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/socket/sock.h"
+#include "util/time.h"
+
+static void sock_free(sock *s) {
+    if (!s) return;
+    sock_downlink_free(s);
+    sock_config_free(&s->cfg);
+    tbgw_buf_free(&s->scratch);
+    free(s);
+}
+
+static int op_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw_err *err) {
+    sock *s = calloc(1, sizeof *s);
+    if (!s) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    s->host = host;
+    s->ep = -1;
+    tbgw_buf_init(&s->scratch);
+    int rc = sock_config_parse(&s->cfg, cfg, host, err);
+    if (rc < 0) {
+        sock_free(s);
+        return rc;
+    }
+    if (s->cfg.old_format)
+        TBGW_WARNF(host->log,
+                   "Old Socket connector configuration format detected. Automatic conversion is applied.");
+    if (!s->cfg.n_devices)
+        TBGW_WARNF(host->log, "socket: no devices configured; every message will be dropped");
+    *self = s;
+    return 0;
+}
+
+static void set_state(sock *s, tbgw_conn_state st, const char *text) {
+    if (st == s->state) return;
+    s->state = st;
+    snprintf(s->last_error, sizeof s->last_error, "%s", text ? text : "");
+    if (s->host->set_state) s->host->set_state(s->host, st, text);
+}
+
+static void free_chain(sock *s) {
+    tbgw_converted_free(s->chain);
+    s->chain = NULL;
+    s->chain_tail = &s->chain;
+    s->chain_len = 0;
+}
+
+static int op_run(void *self) {
+    sock *s = self;
+    const tbgw_host *h = s->host;
+    tbgw_err err = {0};
+    s->chain = NULL;
+    s->chain_tail = &s->chain;
+    s->chain_len = 0;
+    s->pause_until = 0;
+    if (sock_io_open(s, &err) < 0) {
+        TBGW_ERRORF(h->log, "%s", err.msg);
+        set_state(s, TBGW_CONN_FAILED, err.msg);
+        sock_io_close(s);
+        return err.code ? err.code : TBGW_EIO;
+    }
+    set_state(s, TBGW_CONN_CONNECTED, NULL);
+    int rc = 0;
+    int64_t last_expire = tbgw_mono_ms();
+    while (!s->stop) {
+        if (h->wait(h, 0)) break;
+        /* 10 ms bounds the downlink latency until the core offers a descriptor to wait on */
+        if ((rc = sock_io_turn(s, 10)) < 0) break;
+        int64_t now = tbgw_mono_ms();
+        if (now - last_expire >= 100) {
+            sock_io_expire(s, now);
+            sock_downlink_expire(s, now);
+            last_expire = now;
+        }
+    }
+    sock_flush(s);
+    free_chain(s);
+    sock_io_close(s);
+    sock_downlink_free(s);
+    TBGW_INFOF(
+        h->log,
+        "socket stopped: %llu message(s), %llu byte(s), %llu converted, %llu unmatched, %llu dropped, "
+        "%llu conversion error(s), %llu refused connection(s), %llu pause(s) of clients over their rate",
+        (unsigned long long)s->cnt.messages, (unsigned long long)s->cnt.bytes,
+        (unsigned long long)s->cnt.converted, (unsigned long long)s->cnt.unmatched,
+        (unsigned long long)s->cnt.emit_drops, (unsigned long long)s->cnt.conv_errors,
+        (unsigned long long)(s->cnt.refused_peers + s->cnt.rejected_conns),
+        (unsigned long long)s->cnt.throttled);
+    set_state(s, TBGW_CONN_STOPPED, NULL);
+    return rc;
+}
+
+static void op_stop(void *self) {
+    sock *s = self;
+    s->stop = 1;
+}
+
+static void op_destroy(void *self) {
+    sock_free(self);
+}
+
+static int op_attr(void *self, const tbgw_attr_update *u) {
+    sock *s = self;
+    return s->srv ? sock_on_attribute_update(s, u) : 0;
+}
+
+static int op_rpc(void *self, const tbgw_rpc_req *r) {
+    sock *s = self;
+    if (!s->srv) {
+        s->host->rpc_reply(s->host, r->handle, json_pack("{s:s}", "error", "connector is not running"), 0);
+        return 0;
+    }
+    return sock_on_rpc(s, r);
+}
+
+static int op_attr_resp(void *self, uint64_t cookie, const char *device, const json_t *data) {
+    sock *s = self;
+    return s->srv ? sock_on_attribute_response(s, cookie, device, data) : 0;
+}
+
+static void op_status(void *self, tbgw_connector_status *out) {
+    sock *s = self;
+    out->state = s->state;
+    snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
+}
+
+const tbgw_connector_ops tbgw_connector_socket = {
+    .abi = TBGW_CONNECTOR_ABI,
+    .type = "socket",
+    .create = op_create,
+    .run = op_run,
+    .stop = op_stop,
+    .destroy = op_destroy,
+    .on_attribute_update = op_attr,
+    .on_rpc = op_rpc,
+    .on_attribute_response = op_attr_resp,
+    .status = op_status,
+};
