@@ -118,6 +118,30 @@ class OdbcPostgres(GatewayTestCase):
         self.assertEqual(self.rpc(dev, 4, "get", "procedure_name=procedureOne;"), {"result": {"success": True}})
         self.assertEqual(gw.stop(), 0)  # a clean exit (and no leak under ASan)
 
+    def test_server_restart_reconnects(self):
+        """The server goes away mid-run: the failed poll is logged with its SQL state, the connector
+        reconnects with backoff (reconnectPeriod caps it) and carries on from its iterator."""
+        pg = self.pg
+        pg.psql("CREATE TABLE m (id int, v int)")
+        pg.psql("INSERT INTO m VALUES (1, 10)")
+        cfg = {"connection": {"str": self.conn_str(), "reconnectPeriod": 1},
+               "polling": {"query": "SELECT id, v FROM m WHERE id > ? ORDER BY id", "period": 0.3,
+                           "iterator": {"column": "id", "value": 0}},
+               "mapping": {"device": {"name": "'M'"}, "timeseries": [{"name": "v", "column": "v"}]}}
+        gw = self.gateway(connectors=[{"type": "odbc", "name": "PG", "config": cfg}]).start()
+        wait_for(lambda: [x["v"] for _, _, x in self.platform.telemetry("M")] == [10], 20, what="first row")
+        pg.stop()
+        gw.wait_log("polling.query failed: [", 15)
+        time.sleep(1.5)
+        subprocess.run(as_postgres([PG_BIN + "/pg_ctl", "-D", pg.dir + "/data", "-w", "-l", pg.dir + "/log", "-o",
+                                    "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" % (pg.port, pg.dir),
+                                    "start"]), check=True, capture_output=True)
+        pg.psql("INSERT INTO m VALUES (2, 20)")
+        wait_for(lambda: [x["v"] for _, _, x in self.platform.telemetry("M")] == [10, 20], 20,
+                 what="the row after the restart")
+        self.assertIn("cannot connect to the database: [", gw.log())
+        self.assertEqual(gw.stop(), 0)
+
 
 if __name__ == "__main__":
     main()
