@@ -198,12 +198,20 @@ class Odbc(GatewayTestCase):
         cfg["serverSideRpc"]["methods"].append(
             {"name": "forever", "result": True,
              "query": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"})
-        gw = self.start(cfg)
+        hang = {"connection": {"str": "Driver=SQLite3;Database=%s" % self.db},
+                "polling": {"query": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
+                                     " SELECT x AS id FROM c WHERE x < ?", "period": 0.3, "queryTimeout": 1,
+                            "iterator": {"column": "id", "value": 0}},
+                "mapping": {"device": {"name": "'never'"}, "timeseries": "*"}}
+        gw = self.gateway(connectors=[{"type": "odbc", "name": "ODBC", "config": cfg},
+                                      {"type": "odbc", "name": "Hang", "config": hang}]).start()
         wait_for(lambda: self.values("ODBC h", "value") == [1], 15, what="first row")
+        gw.wait_log("[connector.Hang] polling.query failed: [", 10)
         t0 = time.time()
         self.assertEqual(self.rpc("ODBC h", 1, "forever"), {"success": False})
         self.assertLess(time.time() - t0, 5)
         self.assertRegex(gw.log(), r"RPC forever failed: \[[0-9A-Z]{5}\]")
+        self.assertIn("(timed out after 1 s, cancelled)", gw.log())
         self.sql("INSERT INTO ts_kv VALUES ('h', 2, NULL, NULL, 2, NULL)")
         wait_for(lambda: self.values("ODBC h", "value") == [1, 2], 15, what="polling after the cancelled query")
         self.assertEqual(gw.stop(), 0)  # a clean exit (and no leak under ASan)

@@ -36,7 +36,7 @@ typedef struct watchdog {
     pthread_cond_t cv;
     SQLHSTMT st;
     struct timespec deadline;
-    int quit, running;
+    int quit, running, fired;
 } watchdog;
 
 typedef struct odbcc {
@@ -79,6 +79,7 @@ static void *wd_main(void *arg) {
         if (pthread_cond_timedwait(&w->cv, &w->mu, &w->deadline) == ETIMEDOUT && w->st) {
             SQLCancel(w->st);
             w->st = NULL;
+            w->fired = 1;
         }
     }
     pthread_mutex_unlock(&w->mu);
@@ -107,10 +108,22 @@ static void wd_stop(watchdog *w) {
     w->running = 0;
 }
 
+/* " (timed out after N s, cancelled)" when the watchdog cancelled the last statement, else "". */
+static const char *wd_note(watchdog *w, int seconds, char *buf, size_t n) {
+    if (!w->running) return "";
+    pthread_mutex_lock(&w->mu);
+    int fired = w->fired;
+    pthread_mutex_unlock(&w->mu);
+    if (!fired) return "";
+    snprintf(buf, n, " (timed out after %d s, cancelled)", seconds);
+    return buf;
+}
+
 /* Arms the watchdog for st (NULL disarms). */
 static void wd_arm(watchdog *w, SQLHSTMT st, int seconds) {
     if (!w->running || (st && seconds <= 0)) return;
     pthread_mutex_lock(&w->mu);
+    if (st) w->fired = 0;
     w->st = st;
     clock_gettime(CLOCK_MONOTONIC, &w->deadline);
     w->deadline.tv_sec += seconds;
@@ -376,7 +389,11 @@ static int exec_sql(odbcc *c, const char *sql, const json_t *args, json_t **row,
     wd_arm(&c->wd, st, c->query_timeout_s);
     SQLRETURN rc = ok ? SQLExecute(st) : SQL_ERROR;
     ok = SQL_SUCCEEDED(rc) || rc == SQL_NO_DATA;
-    if (!ok) odbc_diag(SQL_HANDLE_STMT, st, diag, dn);
+    if (!ok) {
+        char d[600], note[64];
+        odbc_diag(SQL_HANDLE_STMT, st, d, sizeof d);
+        snprintf(diag, dn, "%s%s", d, wd_note(&c->wd, c->query_timeout_s, note, sizeof note));
+    }
     if (ok && row) {
         SQLSMALLINT nc = 0;
         char **names;
@@ -518,8 +535,10 @@ static int poll_once(odbcc *c) {
     SQLRETURN rc = SQLExecute(c->poll);
     if (!SQL_SUCCEEDED(rc) && rc != SQL_NO_DATA) {
         wd_arm(&c->wd, NULL, 0);
+        char note[64];
         odbc_diag(SQL_HANDLE_STMT, c->poll, diag, sizeof diag);
-        TBGW_ERRORF(c->h->log, "polling.query failed: %s", diag);
+        TBGW_ERRORF(c->h->log, "polling.query failed: %s%s", diag,
+                    wd_note(&c->wd, c->query_timeout_s, note, sizeof note));
         c->h->stat_add(c->h, TBGW_STAT_CONNECTOR_ERRORS, 1);
         odbc_param_free(&p);
         json_decref(bound);
@@ -547,8 +566,10 @@ static int poll_once(odbcc *c) {
             if (rows % BATCH_ROWS == 0 && c->h->wait(c->h, 0)) c->stop = 1;
         }
         if (rc == SQL_ERROR) {
+            char note[64];
             odbc_diag(SQL_HANDLE_STMT, c->poll, diag, sizeof diag);
-            TBGW_ERRORF(c->h->log, "fetching rows failed: %s", diag);
+            TBGW_ERRORF(c->h->log, "fetching rows failed: %s%s", diag,
+                        wd_note(&c->wd, c->query_timeout_s, note, sizeof note));
         }
     }
     wd_arm(&c->wd, NULL, 0);
