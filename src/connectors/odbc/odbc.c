@@ -163,9 +163,9 @@ static int full_regex(regex_t *re, const char *pat) {
 }
 
 static int parse_rpc(odbcc *c, const json_t *rpc, tbgw_err *err) {
+    if (!c->methods && !(c->methods = json_object())) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     c->enable_unknown = json_is_true(json_object_get(rpc, "enableUnknownRpc"));
     c->override_cfg = json_is_true(json_object_get(rpc, "overrideRpcConfig"));
-    c->methods = json_object();
     size_t i;
     const json_t *m;
     json_array_foreach(json_object_get(rpc, "methods"), i, m) {
@@ -185,7 +185,7 @@ static int parse_rpc(odbcc *c, const json_t *rpc, tbgw_err *err) {
             json_object_set(e, "args", json_object_get(e, "params")); /* legacy name */
         json_object_set_new(c->methods, name, e);
     }
-    return err ? 0 : 0;
+    return 0;
 }
 
 static int parse_attr_updates(odbcc *c, const json_t *list) {
@@ -233,6 +233,10 @@ static int oc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
     if (!c) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     c->h = h;
     c->cfg = json_deep_copy(cfg);
+    if (!c->cfg) {
+        free(c);
+        return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    }
     conn = json_object_get(c->cfg, "connection"), poll = json_object_get(c->cfg, "polling");
     it = json_object_get(poll, "iterator");
     c->conn_str = json_string_value(json_object_get(conn, "str"));
@@ -691,6 +695,7 @@ static int reserved_rpc(odbcc *c, const tbgw_rpc_req *r) {
 
 static int oc_rpc(void *self, const tbgw_rpc_req *r) {
     odbcc *c = self;
+    if (!r->method) return c->h->rpc_reply(c->h, r->handle, reply_success(0), -1);
     if (!c->connected) {
         TBGW_WARNF(c->h->log, "RPC %s: not connected to the database", r->method);
         return c->h->rpc_reply(c->h, r->handle, reply_success(0), -1);
