@@ -2,6 +2,7 @@
  * column (optionally persisted across restarts), maps each row onto a device record, and runs
  * RPCs and attribute updates as SQL statements or procedure calls with bound parameters. Every
  * statement carries SQL_ATTR_QUERY_TIMEOUT, so a hanging query cannot stall the connector. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <regex.h>
@@ -217,7 +218,15 @@ static int parse_attr_updates(odbcc *c, const json_t *list) {
     return 0;
 }
 
+/* The driver manager and the drivers it loads keep process-wide state (unixODBC's profile cache,
+ * drivers' thread-local data and exit handlers); they stay mapped when this module is unloaded. */
+static void pin_driver_manager(void) {
+    const char *libs[] = {"libodbc.so.2", "libodbcinst.so.2"};
+    for (int i = 0; i < 2; i++) (void)dlopen(libs[i], RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 static int oc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_err *err) {
+    pin_driver_manager();
     const json_t *conn = json_object_get(cfg, "connection"), *poll = json_object_get(cfg, "polling");
     const json_t *it = json_object_get(poll, "iterator");
     if (!json_is_string(json_object_get(conn, "str")))
@@ -352,6 +361,7 @@ static int connect_db(odbcc *c) {
     SQLSMALLINT outlen = 0;
     SQLRETURN rc = SQLDriverConnect(c->dbc, NULL, (SQLCHAR *)c->conn_str, SQL_NTS, out, sizeof out, &outlen,
                                     SQL_DRIVER_NOPROMPT);
+    pin_driver_manager(); /* libodbcinst is loaded by the first connect */
     if (!SQL_SUCCEEDED(rc)) {
         char d[600];
         odbc_diag(SQL_HANDLE_DBC, c->dbc, d, sizeof d);
