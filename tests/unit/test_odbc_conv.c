@@ -118,6 +118,11 @@ static void test_expressions_and_errors(void **state) {
     assert_non_null(r); /* None or 'none' */
     assert_string_equal(r->device_type, "none");
     tbgw_converted_free(r);
+    /* ts as text (an untyped expression column) is the telemetry time */
+    r = convert(&m, ctx, "{\"dev\": \"D\", \"id\": 7, \"v\": 1, \"ts\": \"1700000000555\"}", &errs, &err);
+    assert_non_null(r);
+    assert_true(r->telemetry[0].ts == 1700000000555LL);
+    tbgw_converted_free(r);
     r = convert(&m, ctx, "{\"dev\": \"D\", \"kind\": \"\", \"id\": 7, \"v\": null}", &errs, &err);
     assert_null(r); /* None * 2 fails (that item only), the NULL column is skipped: no datapoint */
     assert_int_equal(err.code, TBGW_ENOENT);

@@ -212,6 +212,20 @@ static void convert_section(conv_state *st, const odbc_section *s, int telemetry
     for (size_t i = 0; i < s->n; i++) convert_item(st, &s->items[i], telemetry, ctx, row, kb, scratch);
 }
 
+/* The row's "ts" column (epoch ms) as the telemetry time: an integer, a real or integer text (drivers
+ * report untyped expressions as text); anything else keeps dflt. */
+static int64_t row_ts(const json_t *ts, int64_t dflt) {
+    if (json_is_integer(ts)) return json_integer_value(ts) > 0 ? (int64_t)json_integer_value(ts) : dflt;
+    if (json_is_real(ts))
+        return json_real_value(ts) >= 1 && json_real_value(ts) < 9.2e18 ? (int64_t)json_real_value(ts) : dflt;
+    const char *s = json_string_value(ts);
+    if (!s || !*s) return dflt;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    return *end == 0 && errno == 0 && v > 0 ? (int64_t)v : dflt;
+}
+
 tbgw_converted *odbc_convert_row(const odbc_mapping *m, tbgw_py_ctx *ctx, const json_t *row,
                                  size_t *item_errors, tbgw_err *err) {
     tbgw_py_ctx_reset(ctx);
@@ -241,8 +255,7 @@ tbgw_converted *odbc_convert_row(const odbc_mapping *m, tbgw_py_ctx *ctx, const 
         goto out;
     }
     conv_state st = {rec, tbgw_now_ms(), item_errors};
-    const json_t *ts = json_object_get(row, "ts");
-    if (json_is_integer(ts) && json_integer_value(ts) > 0) st.ts = json_integer_value(ts);
+    st.ts = row_ts(json_object_get(row, "ts"), st.ts);
     convert_section(&st, &m->attrs, 0, ctx, row, &kb, &scratch);
     convert_section(&st, &m->ts, 1, ctx, row, &kb, &scratch);
     if (tbgw_converted_count(rec) == 0) {
