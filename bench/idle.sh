@@ -3,8 +3,18 @@
 # RSS after 5 s, time from exec to the first telemetry on the platform, CPU over SECONDS.
 # Usage: bench/idle.sh [SECONDS]   (from the repository root, after `make build`)
 # PMAP=1 lists the largest mappings (PMAP_LINES=N of them); STRACE=1 counts 10 s of system calls.
+#
+# bench/idle.sh --connectors [SECONDS] [CALLS]: the gateway with MQTT + Modbus + OPC-UA connectors
+# idle (quiet broker, one slave polled every 10 s, 100 subscribed OPC-UA nodes that do not change):
+# context switches per second of every thread over SECONDS (30), then platform -> device -> platform
+# RPC latency of each connector at idle, p50/p99 over CALLS (100) calls (bench/idle_connectors.py;
+# needs the bench_modbus_slave and bench_opcua_peer targets built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--connectors" ]; then
+  shift
+  exec /usr/bin/python3 bench/idle_connectors.py "${1:-30}" "${2:-100}"
+fi
 secs=${1:-30}
 work=$(mktemp -d)
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

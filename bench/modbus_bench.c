@@ -27,6 +27,7 @@
 
 #include "proto/modbus/mb_loop.h"
 #include "util/time.h"
+#include "util/wakefd.h"
 
 extern const tbgw_connector_ops tbgw_connector_modbus;
 
@@ -209,6 +210,7 @@ static int b_noop_disc(const tbgw_host *h, const char *d) {
 
 static int b_wait(const tbgw_host *h, int timeout_ms) {
     bhost *b = (bhost *)h;
+    tbgw_wakefd_drain(h->downlink_fd);
     pthread_mutex_lock(&b->mu);
     int go = b->pending_rpc;
     b->pending_rpc = 0;
@@ -227,8 +229,12 @@ static int b_wait(const tbgw_host *h, int timeout_ms) {
         tbgw_connector_modbus.on_rpc(b->conn, &r);
         json_decref(p);
     }
-    if (timeout_ms > 0) tbgw_sleep_ms(timeout_ms);
+    if (timeout_ms > 0) tbgw_wakefd_wait(h->downlink_fd, timeout_ms);
     return b->stop;
+}
+
+static int b_dispatch(const tbgw_host *h) {
+    return b_wait(h, 0);
 }
 
 static void *b_run(void *arg) {
@@ -300,6 +306,8 @@ static void part_b(int n, double secs) {
     b.h.emit = b_emit;
     b.h.rpc_reply = b_reply;
     b.h.wait = b_wait;
+    b.h.dispatch = b_dispatch;
+    b.h.downlink_fd = tbgw_wakefd_new();
     b.h.device_connected = b_noop_dev;
     b.h.device_disconnected = b_noop_disc;
     b.nslaves = n;
@@ -329,6 +337,7 @@ static void part_b(int n, double secs) {
         b.rpc_sent_us = mono_us();
         snprintf(b.rpc_device, sizeof b.rpc_device, "S%d", (int)(handle * 7919 % (uint64_t)n));
         b.pending_rpc = 1;
+        tbgw_wakefd_kick(b.h.downlink_fd);
         pthread_mutex_unlock(&b.mu);
     }
     double wall = (double)(tbgw_mono_ms() - t0) / 1000.0, cpu = cpu_s() - c0;
@@ -341,6 +350,7 @@ static void part_b(int n, double secs) {
     pthread_mutex_unlock(&b.mu);
     long rss = rss_kb();
     b.stop = 1;
+    tbgw_wakefd_kick(b.h.downlink_fd);
     tbgw_connector_modbus.stop(b.conn);
     pthread_join(th, NULL);
     tbgw_connector_modbus.destroy(b.conn);

@@ -20,6 +20,7 @@
 
 #include "../tests/unit/opcua_peer.h"
 #include "util/time.h"
+#include "util/wakefd.h"
 #include <tbgw/connector.h>
 
 extern const tbgw_connector_ops tbgw_connector_opcua;
@@ -94,6 +95,7 @@ static int b_reply(const tbgw_host *h, uint64_t handle, json_t *content, int suc
 /* Dispatches the queued RPCs on the connector thread, as the core does inside host->wait. */
 static int b_wait(const tbgw_host *h, int ms) {
     bench_host *b = (bench_host *)h;
+    tbgw_wakefd_drain(h->downlink_fd);
     pthread_mutex_lock(&b->mu);
     int from = b->next_dispatch, to = b->n_rpcs; /* what is queued now, like the core's inbox */
     b->next_dispatch = to;
@@ -104,8 +106,12 @@ static int b_wait(const tbgw_host *h, int ms) {
         tbgw_connector_opcua.on_rpc(b->self, &r);
         json_decref(params);
     }
-    if (ms > 0) tbgw_sleep_ms(ms);
+    if (ms > 0) tbgw_wakefd_wait(h->downlink_fd, ms);
     return b->stop;
+}
+
+static int b_dispatch(const tbgw_host *h) {
+    return b_wait(h, 0);
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -255,6 +261,8 @@ int main(int argc, char **argv) {
     b.host.device_disconnected = b_disconnected;
     b.host.rpc_reply = b_reply;
     b.host.wait = b_wait;
+    b.host.dispatch = b_dispatch;
+    b.host.downlink_fd = tbgw_wakefd_new();
     b.host.stat_add = b_stat;
     b.host.set_state = b_state;
     pthread_mutex_init(&b.mu, NULL);
@@ -297,6 +305,7 @@ int main(int argc, char **argv) {
         while (tbgw_mono_ms() - m0 < secs * 1000) {
             pthread_mutex_lock(&b.mu);
             if (b.n_rpcs < MAX_RPCS) b.sent[b.n_rpcs++] = tbgw_mono_ms();
+            tbgw_wakefd_kick(b.host.downlink_fd);
             pthread_mutex_unlock(&b.mu);
             tbgw_sleep_ms(500);
         }
@@ -333,6 +342,7 @@ int main(int argc, char **argv) {
     free(lat);
     long rss = rss_kb();
     b.stop = 1;
+    tbgw_wakefd_kick(b.host.downlink_fd);
     tbgw_connector_opcua.stop(self);
     pthread_join(th, NULL);
     tbgw_connector_opcua.destroy(self);

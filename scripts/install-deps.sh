@@ -33,7 +33,11 @@ install_peers() {
   local dir
   dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/peers"
   [ -f "$dir/package.json" ] || return 0
-  [ -d "$dir/node_modules/node-opcua" ] && return 0
+  # installed, and not older than the lock file (a peer added since is installed too)
+  if [ -f "$dir/node_modules/.package-lock.json" ] && [ ! "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ] \
+     && [ -d "$dir/node_modules/node-opcua" ] && [ -d "$dir/node_modules/@bacnet-js/client" ]; then
+    return 0
+  fi
   echo "install-deps: npm packages for test peers in $dir" >&2
   if [ -f "$dir/package-lock.json" ]; then
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)

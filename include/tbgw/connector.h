@@ -1,10 +1,19 @@
 /* The connector interface. A connector speaks one southbound protocol; the core owns threads,
  * restarts, storage, the platform session and routing. See docs/ARCHITECTURE.md.
  *
- * Threading: create/destroy run on the core thread. run() runs on the connector's own thread and
- * must call host->wait() regularly (at least every 100 ms): downlink callbacks (on_attribute_update,
- * on_rpc, on_attribute_response) are invoked from inside wait(), on the connector thread, so a
- * connector needs no locks for its own state. stop() may be called from any thread. */
+ * Threading: create/destroy run on the core thread. run() runs on the connector's own thread.
+ * Downlink callbacks (on_attribute_update, on_rpc, on_attribute_response) are invoked from inside
+ * host->wait() or host->dispatch(), on the connector thread, so a connector needs no locks for its
+ * own state. stop() may be called from any thread.
+ *
+ * Two ways to wait for work (both stay supported in ABI 1):
+ * - Simple connectors call host->wait(h, timeout_ms) between their own steps: it sleeps until downlink
+ *   work is queued, a stop is requested or the timeout passes, and dispatches what is queued.
+ * - Connectors with their own event loop put host->downlink_fd (an eventfd) into their poll/epoll set
+ *   next to their I/O descriptors, sleep until one of them is readable or their next timer is due,
+ *   and call host->dispatch(h) whenever downlink_fd is readable (calling it more often is harmless).
+ *   dispatch() never blocks; it returns 1 once a stop was requested (downlink_fd then stays readable),
+ *   so the loop needs no other wake-up and no periodic timer of its own. */
 #ifndef TBGW_CONNECTOR_H
 #define TBGW_CONNECTOR_H
 
@@ -119,6 +128,15 @@ struct tbgw_host {
      * The core adds file:line:column, logs it as a warning, counts it and lists it under
      * --check-config. Callable from create() and run(). */
     void (*config_warning)(const tbgw_host *h, const char *dotted, const char *msg);
+
+    /* ---- appended in ABI 1 (hosts are created by the core, so plugins built before these fields
+     * existed keep working; a plugin that uses them needs a core built from this header) ---- */
+    /* Readable (POLLIN/EPOLLIN, level-triggered) while downlink work is queued for this connector or a
+     * stop was requested. Owned by the core: never read, write or close it. */
+    int downlink_fd;
+    /* Dispatches the downlink work queued now, on the calling (connector) thread, without waiting.
+     * Returns 1 when the connector should stop, else 0. Equivalent to wait(h, 0). */
+    int (*dispatch)(const tbgw_host *h);
 };
 
 #ifdef __cplusplus

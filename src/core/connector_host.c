@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <tbgw/log.h>
 
 #include "core/gateway_int.h"
 #include "core/registry.h"
 #include "util/time.h"
+#include "util/wakefd.h"
 
 static conn_inst *CI(const tbgw_host *h) {
     return (conn_inst *)h->core;
@@ -135,17 +137,25 @@ static void abs_deadline(struct timespec *ts, int ms) {
     }
 }
 
-static int h_wait(const tbgw_host *h, int timeout_ms) {
+/* Makes downlink_fd readable (under ci->mu). One write per batch: nothing is written while the
+ * descriptor is still readable from an earlier one. */
+static void arm_locked(conn_inst *ci) {
+    if (ci->efd_armed || ci->efd < 0) return;
+    tbgw_wakefd_kick(ci->efd);
+    ci->efd_armed = 1;
+}
+
+static int h_dispatch(const tbgw_host *h) {
     conn_inst *ci = CI(h);
-    struct timespec dl;
-    abs_deadline(&dl, timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&ci->mu);
-    while (!ci->inbox_head && !ci->stop && timeout_ms > 0)
-        if (pthread_cond_timedwait(&ci->cv, &ci->mu, &dl) == ETIMEDOUT) break;
     dn_item *list = ci->inbox_head;
     ci->inbox_head = ci->inbox_tail = NULL;
     ci->inbox_len = 0;
     int stop = ci->stop;
+    if (ci->efd_armed && !stop) { /* a stop keeps the descriptor readable */
+        tbgw_wakefd_drain(ci->efd);
+        ci->efd_armed = 0;
+    }
     pthread_mutex_unlock(&ci->mu);
     while (list) {
         dn_item *next = list->next;
@@ -156,6 +166,11 @@ static int h_wait(const tbgw_host *h, int timeout_ms) {
         list = next;
     }
     return stop;
+}
+
+static int h_wait(const tbgw_host *h, int timeout_ms) {
+    if (timeout_ms > 0) tbgw_wakefd_wait(CI(h)->efd, timeout_ms);
+    return h_dispatch(h);
 }
 
 static void h_stat_add(const tbgw_host *h, tbgw_stat stat, uint64_t n) {
@@ -210,12 +225,15 @@ void tbgw_conn_post(conn_inst *ci, dn_item *it) {
         ci->inbox_head = it;
     ci->inbox_tail = it;
     ci->inbox_len++;
-    pthread_cond_signal(&ci->cv);
+    arm_locked(ci);
     pthread_mutex_unlock(&ci->mu);
 }
 
 static void *conn_thread(void *arg) {
     conn_inst *ci = arg;
+    char tname[16]; /* the connector's name, as the reference names its connector threads */
+    snprintf(tname, sizeof tname, "%s", ci->entry->name);
+    pthread_setname_np(pthread_self(), tname);
     tbgw_backoff bo;
     tbgw_backoff_init(&bo, 1000, 60000);
     for (;;) {
@@ -275,6 +293,12 @@ conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&ci->cv, &ca);
     pthread_condattr_destroy(&ca);
+    ci->efd = tbgw_wakefd_new();
+    if (ci->efd < 0) {
+        tbgw_err_set(err, TBGW_EIO, "connector \"%s\": eventfd: %s", e->name, strerror(errno));
+        tbgw_conn_free(ci);
+        return NULL;
+    }
     char lname[128];
     tbgw_host *h = &ci->host;
     h->abi = TBGW_CONNECTOR_ABI;
@@ -296,6 +320,8 @@ conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char
     h->set_state = h_set_state;
     h->config_warning = h_config_warning;
     h->core = ci;
+    h->downlink_fd = ci->efd;
+    h->dispatch = h_dispatch;
     int rc = ops->create(h, e->doc->root, &ci->self, err);
     if (rc) {
         if (err->code == 0) tbgw_err_set(err, rc, "invalid configuration");
@@ -313,11 +339,12 @@ int tbgw_conn_start(conn_inst *ci) {
 }
 
 int tbgw_conn_stop(conn_inst *ci, int timeout_ms) {
-    if (!ci->thread_started) return 0;
-    pthread_mutex_lock(&ci->mu);
+    pthread_mutex_lock(&ci->mu); /* final: downlink_fd stays readable, every dispatch() answers 1 */
     ci->stop = 1;
+    arm_locked(ci);
     pthread_cond_broadcast(&ci->cv);
     pthread_mutex_unlock(&ci->mu);
+    if (!ci->thread_started) return 0;
     if (ci->ops->stop) ci->ops->stop(ci->self);
     struct timespec dl;
     abs_deadline(&dl, timeout_ms);
@@ -349,6 +376,7 @@ void tbgw_conn_free(conn_inst *ci) {
     }
     pthread_mutex_destroy(&ci->mu);
     pthread_cond_destroy(&ci->cv);
+    if (ci->efd >= 0) close(ci->efd);
     if (ci->owns_entry) {
         tbgw_config_entry_free(ci->entry);
         free(ci->entry);

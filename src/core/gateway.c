@@ -217,10 +217,44 @@ static void on_async(uv_async_t *a) {
     pump(gw);
 }
 
-/* Group commit: before the loop sleeps, make what was appended durable. */
+static void on_tick(uv_timer_t *t);
+
+/* The earliest deadline of the core's periodic work (monotonic ms): the tick runs only then, so an
+ * idle gateway sleeps until I/O, a hand-off from a connector or something that is really due. */
+static int64_t tick_due(tbgw_gateway *gw, int64_t now) {
+    int64_t due = now + 3600000;
+#define GW_AT(x)                                                                                             \
+    do {                                                                                                     \
+        int64_t t_ = (x);                                                                                    \
+        if (t_ < due) due = t_;                                                                              \
+    } while (0)
+    if (gw->limits_req_id && !gw->ready) GW_AT(gw->limits_deadline + 1);
+    int64_t rep = tbgw_report_next_due(gw->report); /* wall clock */
+    if (rep != INT64_MAX) GW_AT(now + (rep - tbgw_now_ms()));
+    GW_AT(tbgw_router_next_due(gw));
+    GW_AT(tbgw_mgmt_next_due(gw, now));
+    if (gw->devs.dirty) GW_AT(now + 100); /* saves of connected_devices.json are coalesced */
+    if (gw->cfg->check_connectors_s > 0 && !gw->stopping) GW_AT(gw->next_file_check);
+    if (gw->draining) GW_AT(gw->drain_deadline + 1);
+    if (gw->st->ops->sync_due) GW_AT(gw->st->ops->sync_due(gw->st));
+#undef GW_AT
+    return due;
+}
+
+/* (Re)arms the one-shot tick for the earliest deadline unless it is armed for an earlier time. */
+static void arm_tick(tbgw_gateway *gw) {
+    int64_t now = tbgw_mono_ms();
+    int64_t due = tick_due(gw, now);
+    if (gw->tick_at && gw->tick_at <= due && uv_is_active((uv_handle_t *)&gw->tick_timer)) return;
+    gw->tick_at = due;
+    uv_timer_start(&gw->tick_timer, on_tick, (uint64_t)(due > now ? due - now : 0), 0);
+}
+
+/* Before the loop sleeps: group commit (make what was appended durable), then the next tick. */
 static void on_prepare(uv_prepare_t *p) {
     tbgw_gateway *gw = p->data;
     gw->st->ops->sync(gw->st);
+    arm_tick(gw);
 }
 
 /* ---- platform publishing --------------------------------------------------------------------- */
@@ -230,6 +264,7 @@ int tbgw_gw_publish(tbgw_gateway *gw, const char *topic, const char *payload, si
     tb_limit_take(&gw->dev_limits.l[0], 1);
     int rc = tb_client_publish(gw->tb, topic, payload, len, qos, &mid);
     if (rc == 0) gw->cnt.msgs_pushed++;
+    if (rc == 0) tb_client_push(gw->tb); /* replies and requests leave now; data packs are coalesced */
     return rc;
 }
 
@@ -721,6 +756,7 @@ static void on_stats_timer(uv_timer_t *t) {
 static void on_tick(uv_timer_t *t) {
     tbgw_gateway *gw = t->data;
     int64_t now = tbgw_mono_ms();
+    gw->tick_at = 0; /* on_prepare arms the next one */
     if (gw->limits_req_id && !gw->ready && now > gw->limits_deadline) {
         TBGW_WARNF(gw->log, "no answer to getSessionLimits within %d ms; continuing with defaults",
                    gw->cfg->session_limits_timeout_ms);
@@ -866,7 +902,7 @@ int tbgw_gateway_run(tbgw_gateway *gw) {
     uv_signal_start(&gw->sig_term, on_signal, SIGTERM);
     uv_signal_start(&gw->sig_int, on_signal, SIGINT);
     uv_prepare_start(&gw->prepare, on_prepare);
-    uv_timer_start(&gw->tick_timer, on_tick, 100, 100);
+    arm_tick(gw);
     for (size_t i = 0; i < gw->n_conns; i++) {
         if (!gw->conns[i]) continue;
         if (tbgw_conn_start(gw->conns[i]))

@@ -58,8 +58,10 @@ struct conn_inst {
     pthread_cond_t cv;
     dn_item *inbox_head, *inbox_tail;
     size_t inbox_len;
-    int stop;     /* set under mu */
-    int finished; /* thread left its loop */
+    int efd;       /* host.downlink_fd: an eventfd, readable while the inbox is non-empty or stop is set */
+    int efd_armed; /* under mu: efd holds a count (readable) */
+    int stop;      /* set under mu */
+    int finished;  /* thread left its loop */
     tbgw_conn_state state;
     char last_error[256];
     uint64_t stats[TBGW_STAT__COUNT];           /* atomic adds */
@@ -177,6 +179,7 @@ struct tbgw_gateway {
     int64_t limits_req_id, limits_deadline;
     int64_t own_req_counter, attr_req_counter, own_attr_req_counter;
     int64_t next_file_check;
+    int64_t tick_at; /* monotonic ms the tick timer is armed for (0 = not armed) */
     size_t max_payload;
     size_t max_inflight, inflight_msgs;
     traffic_limits dev_limits, own_limits;
@@ -203,6 +206,8 @@ void tbgw_router_on_message(struct tbgw_gateway *gw, const char *topic, const vo
 void tbgw_router_rpc_reply(struct tbgw_gateway *gw, in_item *it);
 void tbgw_router_attr_request(struct tbgw_gateway *gw, in_item *it);
 void tbgw_router_tick(struct tbgw_gateway *gw, int64_t now);
+/* The earliest RPC or attribute request deadline (monotonic ms; INT64_MAX = none). */
+int64_t tbgw_router_next_due(const struct tbgw_gateway *gw);
 void tbgw_router_session_lost(struct tbgw_gateway *gw);
 void tbgw_router_dispatch_waiting(struct tbgw_gateway *gw, const char *device);
 void tbgw_router_free(struct tbgw_gateway *gw);

@@ -433,6 +433,32 @@ void tbgw_mgmt_tick(tbgw_gateway *gw, int64_t now) {
     if (m->metrics) snapshot(m);
 }
 
+int64_t tbgw_mgmt_next_due(tbgw_gateway *gw, int64_t now) {
+    tbgw_mgmt *m = gw->mgmt;
+    int64_t due = INT64_MAX;
+    if (!m) return due;
+#define MG_AT(x)                                                                                             \
+    do {                                                                                                     \
+        int64_t t_ = (x);                                                                                    \
+        if (t_ < due) due = t_;                                                                              \
+    } while (0)
+    if (gw->ready) MG_AT(m->err_last_send + ERRORS_SEND_MS);
+    if (gw->ready && (m->n_rconns || __atomic_load_n(&m->remote_level, __ATOMIC_RELAXED) != TBGW_NONE)) {
+        /* lines are queued from any thread without waking the loop: looked at once a second */
+        pthread_mutex_lock(&m->mu);
+        size_t q = m->q_len;
+        pthread_mutex_unlock(&m->mu);
+        MG_AT(q >= LOG_LINES_PER_MSG ? now : q ? m->last_flush + LOG_FLUSH_MS : now + LOG_FLUSH_MS);
+    }
+    if (gw->cfg->inactivity_check && gw->ready)
+        MG_AT(m->inact_last +
+              (int64_t)(gw->cfg->inactivity_period_s > 0 ? gw->cfg->inactivity_period_s : 1) * 1000);
+    if (m->reboot_at) MG_AT(m->reboot_at);
+    if (m->metrics) MG_AT(now + 100); /* the /metrics snapshot */
+#undef MG_AT
+    return due;
+}
+
 static void load_remote_conns(tbgw_mgmt *m, const tbgw_config *cfg) {
     m->rconns = calloc(cfg->n_conns + 1, sizeof *m->rconns);
     if (!m->rconns) return;

@@ -23,6 +23,8 @@ void tbgw_mgmt_free(struct tbgw_gateway *gw);
 int tbgw_mgmt_accept(struct tbgw_gateway *gw, struct conn_inst *ci, const char *device, size_t datapoints);
 /* Every core tick (100 ms): remote log batches, error counters, inactivity, metrics snapshot. */
 void tbgw_mgmt_tick(struct tbgw_gateway *gw, int64_t mono_now);
+/* When tbgw_mgmt_tick has work next (monotonic ms; INT64_MAX = none). */
+int64_t tbgw_mgmt_next_due(struct tbgw_gateway *gw, int64_t mono_now);
 /* RemoteLoggingLevel changed (TBGW_NONE and above: off). */
 void tbgw_mgmt_remote_level(struct tbgw_gateway *gw, int level);
 /* Gateway RPCs handled here (gateway_reboot, remote shell). Returns 1 when handled (replied). */

@@ -343,6 +343,15 @@ void tbgw_router_on_message(tbgw_gateway *gw, const char *topic, const void *pay
     tb_down_free(&m);
 }
 
+int64_t tbgw_router_next_due(const tbgw_gateway *gw) {
+    int64_t due = INT64_MAX;
+    for (const pending_rpc *p = gw->rpcs; p; p = p->next)
+        if (p->deadline < due) due = p->deadline;
+    for (const pending_attr *p = gw->attrs; p; p = p->next)
+        if (p->deadline < due) due = p->deadline;
+    return due;
+}
+
 void tbgw_router_tick(tbgw_gateway *gw, int64_t now) {
     for (pending_rpc **pp = &gw->rpcs; *pp;) {
         pending_rpc *p = *pp;

@@ -12,6 +12,7 @@
 #include <tbgw/log.h>
 
 #include "util/backoff.h"
+#include "util/tcp.h"
 
 typedef enum { ST_IDLE, ST_CONNECTING, ST_WAIT_CONNACK, ST_CONNECTED, ST_BACKOFF, ST_STOPPED } cstate;
 
@@ -296,9 +297,18 @@ static void update_poll(tb_client *c) {
     }
 }
 
+/* mosquitto_loop_misc sends PINGREQ once keep_alive seconds passed without traffic: called every
+ * quarter of it (every 500 ms while waiting for CONNACK, for its deadline). */
+static uint64_t misc_period(const tb_client *c) {
+    if (c->st == ST_WAIT_CONNACK) return 500;
+    int ka = c->cfg->keep_alive;
+    return ka <= 0 ? 60000 : ka < 2 ? 500 : (uint64_t)ka * 250;
+}
+
 static void on_misc(uv_timer_t *t) {
     tb_client *c = t->data;
     if (!c->mosq) return;
+    uv_timer_set_repeat(t, misc_period(c));
     if (c->st == ST_WAIT_CONNACK && uv_now(c->loop) > (uint64_t)c->connack_deadline) {
         mark_lost(c, "%s", "no CONNACK within 10 s (is this an MQTT broker?)");
         handle_lost(c);
@@ -488,6 +498,10 @@ int tb_client_publish(tb_client *c, const char *topic, const void *payload, size
     /* anything else (no memory, connection gone): end the session; the next one re-sends */
     mark_lost(c, "publish failed: %s", mosquitto_strerror(rc));
     return TBGW_EIO;
+}
+
+void tb_client_push(tb_client *c) {
+    if (c->mosq) tbgw_tcp_push(mosquitto_socket(c->mosq));
 }
 
 int tb_client_is_connected(const tb_client *c) {

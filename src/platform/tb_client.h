@@ -22,6 +22,8 @@ tb_client *tb_client_new(uv_loop_t *loop, const tbgw_config *cfg, const tb_clien
 void tb_client_start(tb_client *c);
 /* Returns 0 and the message id, or a negative TBGW_E* (not connected, too large, ...). */
 int tb_client_publish(tb_client *c, const char *topic, const void *payload, size_t len, int qos, int *mid);
+/* Sends what the socket holds back now (after a latency-critical publish: RPC replies, requests). */
+void tb_client_push(tb_client *c);
 int tb_client_is_connected(const tb_client *c);
 /* Server limits from CONNACK (0 = none). */
 int tb_client_server_max_packet(const tb_client *c);

@@ -812,6 +812,13 @@ static int file_sync(tbgw_storage *bs) {
     return do_fsync(s);
 }
 
+static int64_t file_sync_due(tbgw_storage *bs) {
+    file_storage *s = (file_storage *)bs;
+    if (s->dur.policy != TBGW_FSYNC_INTERVAL) return INT64_MAX;
+    if (!s->dirty_data && !s->dirty_state && !s->dirty_dir && !s->npend) return INT64_MAX;
+    return s->last_fsync_ms + s->dur.interval_ms;
+}
+
 static void file_stats(tbgw_storage *bs, tbgw_storage_stats *out) {
     file_storage *s = (file_storage *)bs;
     *out = s->st;
@@ -850,6 +857,7 @@ const tbgw_storage_ops tbgw_storage_file_ops = {
     .commit = file_commit,
     .rewind = file_rewind,
     .sync = file_sync,
+    .sync_due = file_sync_due,
     .stats = file_stats,
     .close = file_close,
 };

@@ -304,6 +304,14 @@ static int sql_sync(tbgw_storage *bs) {
     return rc;
 }
 
+static int64_t sql_sync_due(tbgw_storage *bs) {
+    sql_storage *s = (sql_storage *)bs;
+    int64_t due = s->records ? s->next_ttl_ms : INT64_MAX; /* the TTL sweep, while records are stored */
+    if (s->dur.policy == TBGW_FSYNC_INTERVAL && s->unsynced && s->last_ckpt_ms + s->dur.interval_ms < due)
+        due = s->last_ckpt_ms + s->dur.interval_ms;
+    return due;
+}
+
 static uint64_t file_size(const char *path, const char *suffix) {
     char buf[4096];
     struct stat st;
@@ -594,6 +602,7 @@ const tbgw_storage_ops tbgw_storage_sqlite_ops = {
     .commit = sql_commit,
     .rewind = sql_rewind,
     .sync = sql_sync,
+    .sync_due = sql_sync_due,
     .stats = sql_stats,
     .close = sql_close,
 };

@@ -56,6 +56,9 @@ typedef struct tbgw_storage_ops {
     int (*commit)(tbgw_storage *s, const tbgw_pack *pack);
     void (*rewind)(tbgw_storage *s);
     int (*sync)(tbgw_storage *s); /* group commit: called before the core loop sleeps */
+    /* Monotonic ms by which sync() wants to run again although nothing else wakes the loop (a
+     * deferred interval flush, a TTL sweep); INT64_MAX = not before the next append. NULL = never. */
+    int64_t (*sync_due)(tbgw_storage *s);
     void (*stats)(tbgw_storage *s, tbgw_storage_stats *out);
     void (*close)(tbgw_storage *s);
 } tbgw_storage_ops;

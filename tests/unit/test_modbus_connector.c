@@ -19,6 +19,7 @@
 
 #include "proto/modbus/mb_loop.h"
 #include "util/time.h"
+#include "util/wakefd.h"
 
 extern const tbgw_connector_ops tbgw_connector_modbus;
 
@@ -209,6 +210,7 @@ static uint64_t stat_get(thost *t, tbgw_stat stat) {
 static int h_wait(const tbgw_host *h, int timeout_ms) {
     thost *t = (thost *)h;
     dl_item items[16];
+    tbgw_wakefd_drain(h->downlink_fd); /* before taking the queue: a later kick stays readable */
     pthread_mutex_lock(&t->mu);
     int n = t->n_dl;
     memcpy(items, t->dl, sizeof items);
@@ -231,6 +233,10 @@ static int h_wait(const tbgw_host *h, int timeout_ms) {
     }
     if (timeout_ms > 0) tbgw_sleep_ms(timeout_ms > 5 ? 5 : timeout_ms);
     return stop_flag;
+}
+
+static int h_dispatch(const tbgw_host *h) {
+    return h_wait(h, 0);
 }
 
 static void *run_main(void *arg) {
@@ -257,6 +263,8 @@ static void host_init(thost *t) {
     t->h.device_disconnected = h_disconnected;
     t->h.rpc_reply = h_reply;
     t->h.wait = h_wait;
+    t->h.dispatch = h_dispatch;
+    t->h.downlink_fd = tbgw_wakefd_new();
     t->h.stat_add = h_stat_add;
     t->h.config_warning = h_config_warning;
     t->warnings = json_array();
@@ -279,8 +287,10 @@ static void host_start(thost *t, const char *cfg_text) {
 
 static void host_stop(thost *t) {
     stop_flag = 1;
+    tbgw_wakefd_kick(t->h.downlink_fd);
     tbgw_connector_modbus.stop(t->conn);
     pthread_join(t->th, NULL);
+    close(t->h.downlink_fd);
     tbgw_connector_modbus.destroy(t->conn);
     json_decref(t->records);
     json_decref(t->replies);
@@ -299,6 +309,7 @@ static void send_dl(thost *t, int is_rpc, const char *device, const char *method
     d->params = params;
     d->handle = handle;
     pthread_mutex_unlock(&t->mu);
+    tbgw_wakefd_kick(t->h.downlink_fd);
 }
 
 /* Waits for the reply to handle; returns it as compact JSON text (caller frees). */

@@ -9,11 +9,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "connectors/opcua/opcua.h"
 #include "opcua_peer.h"
 #include "util/buf.h"
 #include "util/time.h"
+#include "util/wakefd.h"
 #include <tbgw/connector.h>
 
 extern const tbgw_connector_ops tbgw_connector_opcua;
@@ -104,6 +106,7 @@ static int f_reply(const tbgw_host *h, uint64_t handle, json_t *content, int suc
 
 static int f_wait(const tbgw_host *h, int timeout_ms) {
     fake *f = (fake *)h;
+    tbgw_wakefd_drain(h->downlink_fd); /* before taking the queue: a later kick stays readable */
     opcua_scan_info info;
     opcua_scan_info_get(f->self, &info);
     pthread_mutex_lock(&f->mu);
@@ -130,6 +133,10 @@ static int f_wait(const tbgw_host *h, int timeout_ms) {
     }
     if (timeout_ms > 0) tbgw_sleep_ms(timeout_ms < 20 ? timeout_ms : 20);
     return f->stop;
+}
+
+static int f_dispatch(const tbgw_host *h) {
+    return f_wait(h, 0);
 }
 
 static void f_stat(const tbgw_host *h, tbgw_stat s, uint64_t n) {
@@ -165,6 +172,8 @@ static void fake_init(fake *f) {
     f->host.device_disconnected = f_disconnected;
     f->host.rpc_reply = f_reply;
     f->host.wait = f_wait;
+    f->host.dispatch = f_dispatch;
+    f->host.downlink_fd = tbgw_wakefd_new();
     f->host.stat_add = f_stat;
     f->host.set_state = f_state;
     f->host.config_warning = f_warning;
@@ -178,6 +187,7 @@ static void fake_init(fake *f) {
 }
 
 static void fake_free(fake *f) {
+    close(f->host.downlink_fd);
     json_decref(f->records);
     json_decref(f->replies);
     json_decref(f->connected);
@@ -203,6 +213,7 @@ static void enqueue(fake *f, int is_rpc, const char *device, const char *method,
     f->q[f->nq].handle = handle;
     f->nq++;
     pthread_mutex_unlock(&f->mu);
+    tbgw_wakefd_kick(f->host.downlink_fd);
 }
 
 /* Waits until a reply for handle arrives; returns its compact JSON text (caller frees). */
@@ -268,8 +279,9 @@ static int count_values(fake *f, const char *device, const char *section, const 
     return n;
 }
 
-/* The connector's scan info as of its last host->wait. */
+/* The connector's scan info as of its last host->wait (a kick makes it dispatch, so refresh, soon). */
 static opcua_scan_info scan_info(fake *f) {
+    tbgw_wakefd_kick(f->host.downlink_fd);
     pthread_mutex_lock(&f->mu);
     opcua_scan_info i = f->info;
     pthread_mutex_unlock(&f->mu);
@@ -346,6 +358,7 @@ static void start(fake *f, json_t *cfg, pthread_t *th) {
 
 static void finish(fake *f, pthread_t th) {
     f->stop = 1;
+    tbgw_wakefd_kick(f->host.downlink_fd);
     tbgw_connector_opcua.stop(f->self);
     pthread_join(th, NULL);
     tbgw_connector_opcua.destroy(f->self);

@@ -19,9 +19,14 @@ static json_t *upgrade_items(const json_t *list, int attributes) {
     json_array_foreach(list, i, e) {
         json_t *c = json_deep_copy(e);
         const char *t = json_string_value(json_object_get(c, "type"));
-        if (attributes && !t) json_object_set_new(c, "type", json_string("string"));
-        if (t && strcmp(t, "int") == 0) json_object_set_new(c, "type", json_string("integer"));
-        if (!attributes && t && strcmp(t, "str") == 0) json_object_set_new(c, "type", json_string("string"));
+        const char *to = NULL; /* decided before the old value is replaced (and freed) */
+        if (!t)
+            to = attributes ? "string" : NULL;
+        else if (strcmp(t, "int") == 0)
+            to = "integer";
+        else if (!attributes && strcmp(t, "str") == 0)
+            to = "string";
+        if (to) json_object_set_new(c, "type", json_string(to));
         json_array_append_new(out, c);
     }
     return out;

@@ -126,6 +126,7 @@ int64_t mbc_poll_next_ms(mbc *m, int64_t now_mono);
 int mbc_on_rpc(mbc *m, const tbgw_rpc_req *r);
 int mbc_on_attribute_update(mbc *m, const tbgw_attr_update *u);
 void mbc_rpc_expire(mbc *m, int64_t now_mono);
+int64_t mbc_rpc_next_deadline(const mbc *m); /* monotonic ms; INT64_MAX when none is pending */
 void mbc_rpc_free_all(mbc *m);
 /* slave.c: the gateway's own Modbus server */
 int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err);

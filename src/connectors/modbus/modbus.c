@@ -69,6 +69,11 @@ static int op_run(void *self) {
     const tbgw_host *h = m->host;
     m->loop = tbgw_mb_loop_new(h->log);
     if (!m->loop) return TBGW_ENOMEM;
+    if (tbgw_mb_loop_watch(m->loop, h->downlink_fd) < 0) {
+        tbgw_mb_loop_free(m->loop);
+        m->loop = NULL;
+        return TBGW_EIO;
+    }
     tbgw_err err = {0};
     if (m->server_enabled && mbc_server_start(m, &err) < 0) {
         TBGW_ERRORF(h->log, "%s", err.msg);
@@ -93,13 +98,17 @@ static int op_run(void *self) {
                m->server ? ", serving slave mode" : "");
     int rc = 0;
     while (!m->stop) {
-        if (h->wait(h, 0)) break;
+        if (h->dispatch(h)) break;
         now = tbgw_mono_ms();
         mbc_poll_due(m, now);
         mbc_rpc_expire(m, now);
         set_state(m);
-        int64_t wait = mbc_poll_next_ms(m, tbgw_mono_ms());
-        if (wait > 10) wait = 10; /* downlink latency bound: host->wait runs at least every 10 ms */
+        /* sleep until I/O, downlink (the host's descriptor is in the loop's epoll set), the next poll
+         * or the next RPC deadline; the loop itself shortens this for its own request timers */
+        now = tbgw_mono_ms();
+        int64_t wait = mbc_poll_next_ms(m, now);
+        int64_t rpc_due = mbc_rpc_next_deadline(m);
+        if (rpc_due != INT64_MAX && rpc_due - now < wait) wait = rpc_due - now < 0 ? 0 : rpc_due - now;
         if (tbgw_mb_loop_run(m->loop, (int)wait) < 0) {
             rc = TBGW_EIO;
             break;

@@ -315,7 +315,7 @@ void mbc_poll_due(mbc *m, int64_t now) {
 }
 
 int64_t mbc_poll_next_ms(mbc *m, int64_t now) {
-    int64_t best = 1000;
+    int64_t best = 3600000; /* nothing polled: only I/O, downlink or an RPC deadline wakes the loop */
     for (size_t i = 0; i < m->n_slaves; i++) {
         mbc_slave *sl = &m->slaves[i];
         if (!sl->n_blocks) continue;

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <tbgw/connkit.h>
+
 #include "connectors/modbus/mbc.h"
 #include "util/json.h"
 #include "util/time.h"
@@ -248,23 +250,12 @@ static mbc_slave *find_slave(mbc *m, const char *device) {
 
 /* "type=16int;functionCode=3;objectsCount=1;address=5;value=7;" -> JSON object. NULL when malformed. */
 static json_t *parse_kv_params(const char *s) {
-    json_t *o = json_object();
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
-        while (*tok == ' ') tok++;
-        if (!*tok) continue;
-        char *eq = strchr(tok, '=');
-        if (!eq || eq == tok) {
-            json_decref(o);
-            return NULL;
-        }
-        *eq = 0;
-        json_object_set_new(o, tok, json_string(eq + 1));
-    }
+    tbgw_params p;
+    if (tbgw_params_parse(s, 0, &p, NULL)) return NULL;
+    json_t *o = tbgw_params_object(&p);
+    tbgw_params_free(&p);
     static const char *required[] = {"type", "functionCode", "objectsCount", "address"};
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; o && i < 4; i++)
         if (!json_object_get(o, required[i])) {
             json_decref(o);
             return NULL;
@@ -462,6 +453,13 @@ int mbc_on_attribute_update(mbc *m, const tbgw_attr_update *u) {
         }
     }
     return 0;
+}
+
+int64_t mbc_rpc_next_deadline(const mbc *m) {
+    int64_t due = INT64_MAX;
+    for (const mbc_rpc *r = m->rpcs; r; r = r->next)
+        if (!r->replied && r->deadline < due) due = r->deadline;
+    return due;
 }
 
 void mbc_rpc_expire(mbc *m, int64_t now) {

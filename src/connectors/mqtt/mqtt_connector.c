@@ -1,9 +1,12 @@
 /* The MQTT connector (spec §7.1): a libmosquitto client driven from the connector thread.
  *
- * run() owns the client: it polls the broker socket (≤10 ms), reads every pending packet, converts
- * the messages, hands the records of one read burst to the core in a single emit(), and calls
- * host->wait(0) each turn so downlink callbacks (attribute updates, RPC, attribute responses) run on
- * this same thread. No locks are needed; stop() only sets a flag. */
+ * run() owns the client (libmosquitto without its own thread: mosquitto_socket +
+ * mosquitto_loop_read/write/misc). It sleeps in poll() on the broker socket, the host's downlink
+ * descriptor and its next timer (reconnect, coalescing window, request deadlines, keep-alive), reads
+ * every pending packet, converts the messages, hands the records of one read burst to the core in a
+ * single emit(), and calls host->dispatch() each turn so downlink callbacks (attribute updates, RPC,
+ * attribute responses) run on this same thread. No locks are needed; stop() only sets a flag (the
+ * host's stop request also makes the downlink descriptor readable, which wakes the loop). */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -13,6 +16,7 @@
 #include <time.h>
 #include "connectors/mqtt/mqtt_internal.h"
 #include "util/json.h"
+#include "util/tcp.h"
 #include "util/time.h"
 
 #define MQ_BURST       1024 /* packets read per turn before emitting and servicing downlink */
@@ -44,6 +48,7 @@ int mq_publish(mq_conn *c, const char *topic, const char *payload, size_t len, i
         TBGW_WARNF(c->host->log, "publish to %s failed: %s", topic, mosquitto_strerror(rc));
         return TBGW_EIO;
     }
+    tbgw_tcp_push(mosquitto_socket(c->mosq)); /* downlink to a device leaves at once (not behind PUBACKs) */
     return 0;
 }
 
@@ -311,8 +316,9 @@ static void try_connect(mq_conn *c) {
 }
 
 /* Reads every packet available now (bounded), then hands the converted records to the core.
- * A short burst is followed by a 1 ms gather pause, so that at moderate rates one wake-up serves
- * several messages instead of one (less CPU per message for at most 1 ms more latency). */
+ * A short burst that left records to emit is followed by a 1 ms gather pause, so that at moderate
+ * rates one wake-up serves several messages instead of one (less CPU per message for at most 1 ms
+ * more latency). */
 static void read_burst(mq_conn *c) {
     int i = 0;
     for (; i < MQ_BURST; i++) {
@@ -328,35 +334,65 @@ static void read_burst(mq_conn *c) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || mosquitto_socket(c->mosq) < 0) break;
     }
     maybe_flush(c, 0);
-    if (i < 8) {
+    if (i < 8 && c->batch) { /* only records wait to be coalesced: RPC answers and requests do not */
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
 }
 
+/* The earliest monotonic ms at which the loop has something to do without I/O: a reconnect, the
+ * end of a read pause or of the coalescing window, a request deadline, libmosquitto's keep-alive. */
+static int64_t next_due(mq_conn *c, int sock, int64_t now) {
+    int64_t due = now + 3600000;
+    if (sock < 0)
+        due = c->next_connect;
+    else if (c->read_pause_until > now && c->read_pause_until < due)
+        due = c->read_pause_until;
+    if (c->batch) {
+        int64_t left_us = MQ_COALESCE_US - (mono_us() - c->batch_since_us);
+        int64_t at = now + (left_us <= 0 ? 0 : (left_us + 999) / 1000);
+        if (at < due) due = at;
+    }
+    for (const mq_pending_rpc *r = c->rpcs; r; r = r->next)
+        if (r->deadline < due) due = r->deadline;
+    for (const mq_pending_attr *a = c->attrs; a; a = a->next)
+        if (a->deadline < due) due = a->deadline;
+    if (sock >= 0) { /* mosquitto_loop_misc: PINGREQ after keepalive idle seconds, a quarter early */
+        int64_t ka = c->cfg.keepalive > 0 ? (int64_t)c->cfg.keepalive * 250 : 15000;
+        if (c->last_misc + ka < due) due = c->last_misc + ka;
+    }
+    return due;
+}
+
+/* One turn: sleeps on the broker socket, the downlink descriptor and the next timer, then does
+ * what became due. */
 static void network_turn(mq_conn *c) {
     int sock = mosquitto_socket(c->mosq);
+    int64_t now = tbgw_mono_ms();
     if (sock < 0) {
         flush_batch(c);
         if (c->connected) on_disconnect(c->mosq, c, MOSQ_ERR_CONN_LOST, NULL);
-        if (tbgw_mono_ms() >= c->next_connect) try_connect(c);
-        return;
+        if (now >= c->next_connect) try_connect(c);
+        sock = mosquitto_socket(c->mosq);
     }
-    struct pollfd pfd = {.fd = sock, .events = tbgw_mono_ms() >= c->read_pause_until ? POLLIN : 0};
-    if (mosquitto_want_write(c->mosq)) pfd.events |= POLLOUT;
-    int timeout = 10;
-    if (c->batch) { /* wake up when the coalescing window of the pending batch ends */
-        int64_t left = MQ_COALESCE_US - (mono_us() - c->batch_since_us);
-        timeout = left <= 0 ? 0 : (int)((left + 999) / 1000);
+    struct pollfd pfd[2] = {{.fd = c->host->downlink_fd, .events = POLLIN}, {.fd = sock, .events = 0}};
+    if (sock >= 0) {
+        if (now >= c->read_pause_until) pfd[1].events |= POLLIN;
+        if (mosquitto_want_write(c->mosq)) pfd[1].events |= POLLOUT;
     }
-    int n = poll(&pfd, 1, timeout);
-    if (n > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) read_burst(c);
+    int64_t left = next_due(c, sock, now) - now;
+    int n = poll(pfd, sock >= 0 ? 2 : 1, left <= 0 ? 0 : left > 3600000 ? 3600000 : (int)left);
+    if (n > 0 && sock >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) read_burst(c);
     if (mosquitto_socket(c->mosq) >= 0 && mosquitto_want_write(c->mosq)) {
         int rc = mosquitto_loop_write(c->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN && c->connected)
             on_disconnect(c->mosq, c, rc, NULL);
     }
-    if (mosquitto_socket(c->mosq) >= 0) mosquitto_loop_misc(c->mosq);
+    now = tbgw_mono_ms();
+    if (mosquitto_socket(c->mosq) >= 0 && now - c->last_misc >= 1000) {
+        mosquitto_loop_misc(c->mosq);
+        c->last_misc = now;
+    }
     maybe_flush(c, 0);
 }
 
@@ -405,12 +441,8 @@ static int mq_run(void *self) {
     }
     c->next_connect = 0;
     while (!atomic_load(&c->stop)) {
-        if (h->wait(h, 0)) break;
+        if (h->dispatch(h)) break;
         network_turn(c);
-        if (mosquitto_socket(c->mosq) < 0 && !atomic_load(&c->stop)) {
-            int64_t left = c->next_connect - tbgw_mono_ms();
-            if (h->wait(h, left > 50 ? 50 : left > 0 ? (int)left : 0)) break;
-        }
         mq_check_timeouts(c);
     }
     flush_batch(c);

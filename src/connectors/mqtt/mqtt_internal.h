@@ -129,6 +129,7 @@ typedef struct mq_conn {
     size_t batch_n;
     int64_t batch_since_us;   /* monotonic time the oldest record of the batch was converted */
     int64_t read_pause_until; /* monotonic ms: the core was saturated, let the broker hold messages */
+    int64_t last_misc;        /* monotonic ms of the last mosquitto_loop_misc */
     uint64_t saturated;       /* emits refused by the core */
     tbgw_buf scratch;
 } mq_conn;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <tbgw/connkit.h>
 #include "connectors/mqtt/mqtt_internal.h"
 #include "util/json.h"
 #include "util/time.h"
@@ -275,7 +276,7 @@ static void reply_error(mq_conn *c, uint64_t handle, const char *fmt, ...) {
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     TBGW_WARNF(c->host->log, "%s", text);
-    c->host->rpc_reply(c->host, handle, json_pack("{s:s}", "error", text), 0);
+    tbgw_rpc_failed(c->host, handle, "%s", text);
 }
 
 static int rpc_pending_uses(const mq_conn *c, const char *topic) {
@@ -326,24 +327,17 @@ static int run_rpc(mq_conn *c, const tbgw_rpc_req *r, const rpc_exec *x) {
 /* Reserved get/set: params
  * "requestTopicExpression=..;responseTopicExpression=..;value=..;responseTimeout=..". */
 static int rpc_get_set(mq_conn *c, const tbgw_rpc_req *r) {
-    char *req = NULL, *resp = NULL, *value = NULL;
-    int64_t timeout = 0;
-    char *copy = strdup(json_string_value(r->params)), *save = NULL;
-    if (!copy) return TBGW_ENOMEM;
-    for (char *part = strtok_r(copy, ";", &save); part; part = strtok_r(NULL, ";", &save)) {
-        char *eq = strchr(part, '=');
-        if (!eq) continue;
-        *eq = 0;
-        while (*part == ' ') part++;
-        if (!strcmp(part, "requestTopicExpression"))
-            req = eq + 1;
-        else if (!strcmp(part, "responseTopicExpression"))
-            resp = eq + 1;
-        else if (!strcmp(part, "value"))
-            value = eq + 1;
-        else if (!strcmp(part, "responseTimeout"))
-            timeout = strtoll(eq + 1, NULL, 10);
+    tbgw_params p;
+    tbgw_err perr = {0};
+    if (tbgw_params_parse(json_string_value(r->params), TBGW_PARAMS_LENIENT, &p, &perr)) {
+        reply_error(c, r->handle, "RPC %s: %s", r->method, perr.msg);
+        return 0;
     }
+    const char *req = tbgw_params_get(&p, "requestTopicExpression");
+    const char *resp = tbgw_params_get(&p, "responseTopicExpression");
+    const char *value = tbgw_params_get(&p, "value");
+    int64_t timeout = 0;
+    tbgw_params_int(&p, "responseTimeout", &timeout);
     int rc = 0;
     tbgw_expr *ereq = NULL, *eresp = NULL, *eval = NULL;
     if (!req) {
@@ -361,7 +355,7 @@ out:
     tbgw_expr_free(ereq);
     tbgw_expr_free(eresp);
     tbgw_expr_free(eval);
-    free(copy);
+    tbgw_params_free(&p);
     return rc;
 }
 

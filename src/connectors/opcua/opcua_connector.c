@@ -16,7 +16,6 @@
 #define RETRY_SCAN_MS      5000 /* a node not found or not subscribed is looked for again this soon */
 #define YIELD_MS           5    /* a scan serves publishing and downlink at least this often */
 #define CREATE_BATCH       500  /* monitored items per CreateMonitoredItems request */
-#define DOWNLINK_SLICE_MS  10   /* longest wait for publish responses before downlink is looked at */
 
 /* ------------------------------------------------------------------ devices */
 
@@ -93,7 +92,7 @@ static int scan_yield(void *ctx) {
         if (oc->next_poll_ms < now) oc->next_poll_ms = now + oc->cfg.poll_period_ms;
     }
     flush(oc);
-    if (rc == 0 && oc->n_devs > 0 && oc->host->wait(oc->host, 0)) oc->stop = 1;
+    if (rc == 0 && oc->n_devs > 0 && oc->host->dispatch(oc->host)) oc->stop = 1;
     if (oc->stop)
         rc = TBGW_ESTOPPED;
     else if (rc == 0 && !tbgw_ua_client_connected(oc->client))
@@ -642,12 +641,14 @@ static void set_state(opcua_conn *oc, tbgw_conn_state st, const char *text) {
     oc->host->set_state(oc->host, st, text);
 }
 
-/* Waits ms in steps of at most 100 ms through host->wait. Returns 1 when asked to stop. */
+/* Waits ms through host->wait (which returns early to dispatch downlink or for a stop). Returns 1
+ * when asked to stop. */
 static int idle(opcua_conn *oc, int64_t ms) {
     int64_t end = tbgw_mono_ms() + ms;
     do {
         int64_t left = end - tbgw_mono_ms();
-        if (oc->stop || oc->host->wait(oc->host, (int)(left > 100 ? 100 : left < 0 ? 0 : left))) return 1;
+        if (oc->stop || oc->host->wait(oc->host, (int)(left > INT32_MAX ? INT32_MAX : left < 0 ? 0 : left)))
+            return 1;
     } while (tbgw_mono_ms() < end);
     return 0;
 }
@@ -691,20 +692,21 @@ static int turn(opcua_conn *oc) {
         schedule_scan(oc, tbgw_mono_ms());
         if (rc) return rc;
     }
-    if (oc->cfg.subscriptions) {
-        /* short slices: downlink is dispatched by host->wait between them, so this bounds the wait
-         * of an RPC or attribute update (like the Modbus connector's 10 ms) */
-        rc = tbgw_ua_client_poll(oc->client, DOWNLINK_SLICE_MS);
-        flush(oc);
-        return rc;
-    }
-    if (now >= oc->next_poll_ms) {
+    if (!oc->cfg.subscriptions && now >= oc->next_poll_ms) {
         rc = poll_once(oc);
         oc->next_poll_ms += oc->cfg.poll_period_ms;
         if (oc->next_poll_ms < now) oc->next_poll_ms = now + oc->cfg.poll_period_ms;
         if (rc) return rc;
     }
-    return tbgw_ua_client_poll(oc->client, 0);
+    /* sleep until a publish response (or other message) arrives, downlink is queued (the host's
+     * descriptor is the client's wake descriptor), or the next scan, poll or client timer is due */
+    int64_t due = tbgw_ua_client_next_due(oc->client);
+    if (oc->next_scan_ms < due) due = oc->next_scan_ms;
+    if (!oc->cfg.subscriptions && oc->next_poll_ms < due) due = oc->next_poll_ms;
+    int64_t left = due - tbgw_mono_ms();
+    rc = tbgw_ua_client_poll(oc->client, left <= 0 ? 0 : left > 3600000 ? 3600000 : (int)left);
+    flush(oc);
+    return rc;
 }
 
 static int conn_run(void *self) {
@@ -735,6 +737,7 @@ static int conn_run(void *self) {
     cc.ctx = oc;
     oc->client = tbgw_ua_client_new(&cc);
     if (!oc->client) return TBGW_ENOMEM;
+    tbgw_ua_client_set_wake_fd(oc->client, oc->host->downlink_fd);
     if (!oc->cfg.cert_identity && oc->cfg.security && strcmp(oc->cfg.security, "None") != 0)
         TBGW_INFOF(oc->host->log,
                    "security policy %s is not in effect: the identity carries no certificates, "
@@ -776,7 +779,7 @@ static int conn_run(void *self) {
             oc->host->stat_add(oc->host, TBGW_STAT_BYTES_RECEIVED, bytes - oc->bytes_reported);
             oc->bytes_reported = bytes;
         }
-        if (oc->host->wait(oc->host, oc->cfg.subscriptions ? 0 : 50)) break;
+        if (oc->host->dispatch(oc->host)) break;
     }
     for (size_t i = 0; i < oc->n_devs; i++) oc->host->device_disconnected(oc->host, oc->devs[i].name);
     tbgw_ua_client_disconnect(oc->client);

@@ -5,13 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <tbgw/connkit.h>
 
 #include "connectors/opcua/opcua.h"
 
 #define BAD_TYPE_MISMATCH 0x80740000u
 
 static void reply(opcua_conn *oc, const tbgw_rpc_req *r, json_t *result) {
-    oc->host->rpc_reply(oc->host, r->handle, json_pack("{s:o}", "result", result), -1);
+    tbgw_rpc_result(oc->host, r->handle, result);
 }
 
 static void reply_error(opcua_conn *oc, const tbgw_rpc_req *r, const char *text) {

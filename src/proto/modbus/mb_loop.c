@@ -75,6 +75,17 @@ tbgw_mb_loop *tbgw_mb_loop_new(tbgw_logger *log) {
     return l;
 }
 
+static void watched_io(mb_handler *h, uint32_t events) {
+    (void)h;
+    (void)events; /* readiness only ends the wait; the owner of the descriptor services it */
+}
+
+static mb_handler watched_handler = {watched_io};
+
+int tbgw_mb_loop_watch(tbgw_mb_loop *l, int fd) {
+    return mb_epoll_add(l, fd, &watched_handler, EPOLLIN);
+}
+
 static void conn_close(tbgw_mb_conn *c) {
     if (c->ssl) {
         SSL_free(c->ssl);

@@ -70,6 +70,10 @@ tbgw_mb_loop *tbgw_mb_loop_new(tbgw_logger *log);
 void tbgw_mb_loop_free(tbgw_mb_loop *l);
 /* One turn: waits up to timeout_ms (less when a deadline is nearer) and processes I/O and timers. */
 int tbgw_mb_loop_run(tbgw_mb_loop *l, int timeout_ms);
+/* Adds a foreign descriptor (e.g. the host's downlink eventfd) to the loop's wait: when it becomes
+ * readable, tbgw_mb_loop_run returns; its owner services it (level-triggered, so it must be drained
+ * or removed from the loop by closing it after tbgw_mb_loop_free). */
+int tbgw_mb_loop_watch(tbgw_mb_loop *l, int fd);
 const tbgw_mb_counters *tbgw_mb_loop_counters(const tbgw_mb_loop *l);
 
 /* No I/O happens here; the connection opens on the first request. Owned by the loop. */

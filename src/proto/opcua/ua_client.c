@@ -67,6 +67,8 @@ struct tbgw_ua_client {
     unsigned n_missing;
     int drop_publish; /* test hook: notifications to treat as lost */
     int64_t last_pub_ms, keepalive_ms, last_activity_ms;
+    int wake_fd; /* tbgw_ua_client_set_wake_fd; -1 = none */
+    int in_poll; /* inside tbgw_ua_client_poll: wake_fd readable ends the wait */
     uint32_t last_status;
     char last_error[256];
     uint64_t bytes_in;
@@ -113,6 +115,7 @@ tbgw_ua_client *tbgw_ua_client_new(const tbgw_ua_client_cfg *cfg) {
     tbgw_ua_client *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->cfg = *cfg;
+    c->wake_fd = -1;
     c->url = dupstr(cfg->url);
     c->app_uri = dupstr(cfg->app_uri ? cfg->app_uri : "urn:tbgw:client");
     c->username = dupstr(cfg->username);
@@ -312,9 +315,10 @@ static int64_t read_frame(tbgw_ua_client *c, int64_t deadline) {
             return tbgw_ua_client_fail(c, TBGW_EIO, 0, "recv: %s", strerror(errno));
         int left = (int)(deadline - tbgw_mono_ms());
         if (left <= 0) return 0;
-        struct pollfd pfd = {c->fd, POLLIN, 0};
-        int pr = poll(&pfd, 1, left);
+        struct pollfd pfd[2] = {{c->fd, POLLIN, 0}, {c->wake_fd, POLLIN, 0}};
+        int pr = poll(pfd, c->in_poll && c->wake_fd >= 0 ? 2 : 1, left);
         if (pr == 0) return 0;
+        if (pr > 0 && !pfd[0].revents) return 0; /* woken: the caller has other work */
         if (pr < 0 && errno != EINTR) return tbgw_ua_client_fail(c, TBGW_EIO, 0, "poll: %s", strerror(errno));
     }
 }
@@ -1175,6 +1179,18 @@ static int keep_alive(tbgw_ua_client *c) {
     return 0;
 }
 
+void tbgw_ua_client_set_wake_fd(tbgw_ua_client *c, int fd) {
+    c->wake_fd = fd;
+}
+
+int64_t tbgw_ua_client_next_due(const tbgw_ua_client *c) {
+    if (c->fd < 0 || !c->session_ok) return tbgw_mono_ms();
+    int64_t due = c->renew_at;
+    int64_t own = c->n_subs > 0 ? c->last_pub_ms + c->keepalive_ms * 3 + c->cfg.timeout_ms + 1
+                                : c->last_activity_ms + (int64_t)(c->cfg.session_timeout_ms / 3) + 1;
+    return own < due ? own : due;
+}
+
 int tbgw_ua_client_poll(tbgw_ua_client *c, int timeout_ms) {
     if (c->fd < 0 || !c->session_ok) return tbgw_ua_client_fail(c, TBGW_EIO, 0x80AE0000u, "not connected");
     int rc = keep_alive(c);
@@ -1189,6 +1205,7 @@ int tbgw_ua_client_poll(tbgw_ua_client *c, int timeout_ms) {
     int64_t deadline = tbgw_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     tbgw_buf msg;
     tbgw_buf_init(&msg);
+    c->in_poll = 1;
     for (;;) {
         uint32_t rid = 0;
         rc = recv_message(c, deadline, &msg, &rid);
@@ -1197,11 +1214,14 @@ int tbgw_ua_client_poll(tbgw_ua_client *c, int timeout_ms) {
             if (rc == 1) handle_publish(c, &msg);
             if (c->n_subs > 0 && c->n_pub < c->pub_target && (rc = send_publish(c)) != 0) break;
         }
-        if (tbgw_mono_ms() >= deadline) {
+        int64_t now = tbgw_mono_ms();
+        if (now >= deadline) {
             rc = 0;
             break;
         }
+        deadline = now; /* something arrived: take what is already readable, then return */
     }
+    c->in_poll = 0;
     tbgw_buf_free(&msg);
     if (rc >= 0) republish_missing(c);
     if (rc < 0 || c->fd < 0) {

@@ -91,6 +91,13 @@ const char *tbgw_ua_client_last_error(const tbgw_ua_client *c);
 /* Services publishing, channel renewal and keep-alive for up to timeout_ms; data changes are handed
  * to cfg->on_data. Returns 0 or an error (the client is then disconnected). */
 int tbgw_ua_client_poll(tbgw_ua_client *c, int timeout_ms);
+/* While tbgw_ua_client_poll waits, fd becoming readable ends the wait early (it is not read); it
+ * returns after the messages already received are handled, too. -1 = none (the default). Service
+ * calls (Read, Write, Browse, ...) are never cut short by it. */
+void tbgw_ua_client_set_wake_fd(tbgw_ua_client *c, int fd);
+/* The monotonic ms by which tbgw_ua_client_poll must be called again for the client's own timers
+ * (secure channel renewal, the publish keep-alive check or the session keep-alive read). */
+int64_t tbgw_ua_client_next_due(const tbgw_ua_client *c);
 
 /* ---- services; all return 0 or a negative TBGW_E* (TBGW_EPROTO with last_status for a Bad
  * service result). Per-operation status codes are returned in the outputs. ---- */

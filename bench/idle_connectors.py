@@ -1,0 +1,227 @@
+#!/usr/bin/python3
+"""Idle gateway with the MQTT, Modbus and OPC-UA connectors (bench/idle.sh --connectors).
+
+Peers on 127.0.0.1: a platform mosquitto, an external mosquitto (quiet: one telemetry message at
+start registers the MQTT device), a libmodbus slave (bench_modbus_slave) polled every 10 s, and the C
+OPC UA bench server (bench_opcua_peer) with 100 subscribed Double nodes that do not change.
+
+1. Context switches per second of all gateway threads over SECONDS (from
+   /proc/<pid>/task/*/status voluntary_ctxt_switches + nonvoluntary_ctxt_switches), per thread too.
+2. Platform -> device -> platform RPC latency at idle, 100 calls per connector, one at a time:
+   Modbus reserved `get` (a holding register), OPC-UA reserved `get` (a node), MQTT two-way RPC
+   answered by an echo device on the external broker. Prints p50/p99/max in ms.
+
+Usage: bench/idle_connectors.py [SECONDS] [CALLS]; TBGW_BIN / BUILD select the binaries."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("BUILD", os.path.join(ROOT, "build"))
+TBGW = os.environ.get("TBGW_BIN", os.path.join(BUILD, "tbgw"))
+SECS = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+CALLS = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+NODES = 100
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d not up" % port)
+
+
+def ctxt(pid):
+    """{tid: (name, switches)} of every thread of pid."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                st = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        n = int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"])
+        out[tid] = (st["Name"].strip(), n)
+    return out
+
+
+class Client:
+    def __init__(self, port, name, on_message):
+        self.c = mqtt.Client(client_id=name)
+        self.c.on_message = on_message
+        self.c.connect("127.0.0.1", port, 60)
+        self.c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as ThingsBoard's transport
+        self.c.loop_start()
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="tbgw-idle-")
+    procs = []
+
+    def spawn(argv, **kw):
+        p = subprocess.Popen(argv, **kw)
+        procs.append(p)
+        return p
+
+    try:
+        plat, ext, mb = free_port(), free_port(), free_port()
+        for name, port in (("plat", plat), ("ext", ext)):
+            with open(os.path.join(work, name + ".conf"), "w") as f:
+                f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
+                        "set_tcp_nodelay true\n" % port)
+            spawn(["mosquitto", "-c", os.path.join(work, name + ".conf")])
+            wait_port(port)
+        spawn([os.path.join(BUILD, "bench_modbus_slave"), "tcp", str(mb), "-h", "0=1234"],
+              stdout=subprocess.DEVNULL)
+        wait_port(mb)
+        ua = spawn([os.path.join(BUILD, "bench_opcua_peer"), "0", str(NODES), "3600000"],
+                   stdout=subprocess.PIPE, text=True)
+        ua_port = int(ua.stdout.readline().split()[1])
+
+        # the echo device on the external broker: answers every RPC request with its params
+        def echo(c, u, m):
+            parts = m.topic.split("/")  # rpc/req/<device>/<id>
+            c.publish("rpc/resp/%s/%s" % (parts[2], parts[3]), m.payload, qos=0)
+        dev = Client(ext, "echo-device", echo)
+        dev.c.subscribe("rpc/req/+/+", qos=0)
+
+        mqtt_cfg = {"broker": {"host": "127.0.0.1", "port": ext, "clientId": "tbgw-idle", "version": 5},
+                    "mapping": [{"topicFilter": "sensors/+", "converter": {
+                        "type": "json", "deviceInfo": {"deviceNameExpressionSource": "topic",
+                                                       "deviceNameExpression": "(?<=sensors/).+"},
+                        "timeseries": [{"type": "double", "key": "t", "value": "${t}"}]}}],
+                    "requestsMapping": {"serverSideRpc": [{
+                        "type": "twoWay", "deviceNameFilter": ".*", "methodFilter": "echo",
+                        "requestTopicExpression": "rpc/req/${deviceName}/${requestId}",
+                        "responseTopicExpression": "rpc/resp/${deviceName}/${requestId}",
+                        "responseTimeout": 5000, "valueExpression": "${params}"}]}}
+        mb_cfg = {"master": {"slaves": [{
+            "host": "127.0.0.1", "port": mb, "type": "tcp", "method": "socket", "unitId": 1,
+            "deviceName": "MB", "deviceType": "modbus", "timeout": 2, "pollPeriod": 10000,
+            "timeseries": [{"tag": "r0", "type": "16int", "functionCode": 3, "objectsCount": 1, "address": 0}]}]}}
+        ua_cfg = {"server": {"url": "opc.tcp://127.0.0.1:%d" % ua_port, "enableSubscriptions": True},
+                  "mapping": [{"deviceNodePattern": "Root\\.Objects\\.Many",
+                               "deviceInfo": {"deviceNameExpression": "Many",
+                                              "deviceNameExpressionSource": "constant"},
+                               "timeseries": [{"key": "v%d" % i, "type": "path", "value": "${V%d}" % i}
+                                              for i in range(NODES)]}]}
+        for name, cfg in (("mqtt.json", mqtt_cfg), ("modbus.json", mb_cfg), ("opcua.json", ua_cfg)):
+            with open(os.path.join(work, name), "w") as f:
+                json.dump(cfg, f)
+        gw_cfg = {"thingsboard": {"host": "127.0.0.1", "port": plat, "security": {"accessToken": "t"},
+                                  "sessionLimitsTimeoutMs": 0},
+                  "storage": {"type": "memory"},
+                  "connectors": [{"type": "mqtt", "name": "MQTT", "configuration": "mqtt.json"},
+                                 {"type": "modbus", "name": "Modbus", "configuration": "modbus.json"},
+                                 {"type": "opcua", "name": "OPCUA", "configuration": "opcua.json"}]}
+        with open(os.path.join(work, "tb_gateway.json"), "w") as f:
+            json.dump(gw_cfg, f)
+
+        lock = threading.Condition()
+        seen, replies = set(), {}
+
+        def on_platform(c, u, m):
+            try:
+                p = json.loads(m.payload)
+            except ValueError:
+                return
+            with lock:
+                if m.topic == "v1/gateway/telemetry":
+                    seen.update(p.keys())
+                elif m.topic == "v1/gateway/rpc":
+                    replies[p.get("id")] = (time.perf_counter(), p)
+                lock.notify_all()
+        platform = Client(plat, "platform", on_platform)
+        platform.c.subscribe("v1/#", qos=1)
+        time.sleep(0.2)
+
+        log = open(os.path.join(work, "tbgw.log"), "w")
+        gw = spawn([TBGW, "-c", os.path.join(work, "tb_gateway.json")], stdout=log, stderr=log,
+                   env=dict(os.environ, TBGW_LOG_LEVEL="WARNING"))
+        ok, end = False, time.time() + 20
+        while not ok and time.time() < end:  # until the connector has subscribed
+            dev.c.publish("sensors/MqttDev", json.dumps({"t": 1.5}), qos=1)
+            with lock:
+                ok = lock.wait_for(lambda: {"MB", "Many", "MqttDev"} <= seen, 0.5)
+        if not ok:
+            raise RuntimeError("devices seen on the platform: %s (log: %s)" % (sorted(seen), open(log.name).read()))
+        time.sleep(3)  # first values delivered, subscriptions settled
+
+        a = ctxt(gw.pid)
+        t0 = time.time()
+        time.sleep(SECS)
+        b = ctxt(gw.pid)
+        dt = time.time() - t0
+        total = 0
+        print("context switches per second over %d s (all threads of the gateway):" % SECS)
+        for tid, (name, n) in sorted(b.items(), key=lambda kv: int(kv[0])):
+            d = n - a.get(tid, (name, 0))[1]
+            total += d
+            print("  %-16s %7.2f/s" % (name + "[" + tid + "]", d / dt))
+        print("  %-16s %7.2f/s" % ("total", total / dt))
+        print("RSS: %s" % [l.split(":")[1].strip() for l in open("/proc/%d/status" % gw.pid) if l.startswith("VmRSS")][0])
+
+        calls = [("Modbus get", "MB", "get", "type=16int;functionCode=3;objectsCount=1;address=0;"),
+                 ("OPC-UA get", "Many", "get", "ns=1;s=V0"),
+                 ("MQTT two-way", "MqttDev", "echo", {"v": 1})]
+        rid = 0
+        print("RPC platform -> device -> platform, %d calls each, at idle:" % CALLS)
+        for label, device, method, params in calls:
+            lat, errors = [], 0
+            for _ in range(CALLS):
+                rid += 1
+                msg = json.dumps({"device": device, "data": {"id": rid, "method": method, "params": params}})
+                t = time.perf_counter()
+                platform.c.publish("v1/gateway/rpc", msg, qos=1)
+                with lock:
+                    if not lock.wait_for(lambda: rid in replies, 6):
+                        errors += 1
+                        continue
+                    t1, p = replies[rid]
+                if "error" in json.dumps(p.get("data")):
+                    errors += 1
+                lat.append((t1 - t) * 1000)
+                time.sleep(0.02)
+            lat.sort()
+            if lat:
+                print("  %-13s p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  (%d errors) e.g. %s" % (
+                    label, lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], lat[-1], errors,
+                    json.dumps(replies[rid][1].get("data"))[:80]))
+            else:
+                print("  %-13s no replies" % label)
+        gw.terminate()
+        gw.wait(10)
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,546 @@
+/* BACnet/IP endpoint: transactions, segmentation (receiving side), foreign-device registration. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proto/bacnet/bn_client.h"
+#include "util/time.h"
+
+#define MAX_SEGMENTED (256 * 1024)
+
+typedef struct txn {
+    uint8_t invoke;
+    uint8_t service;
+    bn_addr dst;
+    uint8_t *frame; /* the request as sent, for retries */
+    size_t frame_len;
+    int64_t deadline;
+    int tries;
+    bn_done_fn cb;
+    void *ud;
+    uint8_t *seg; /* reassembled segmented ACK */
+    size_t seg_len;
+    int seg_next; /* next expected sequence number, -1 = not segmenting */
+    size_t idx;   /* position in act */
+    struct txn *next_in_bucket;
+} txn;
+
+/* Invoke ids are unique per peer: transactions are found by (peer, invoke id) in a hash table. */
+#define N_BUCKETS 4096
+
+struct bn_client {
+    int fd;
+    bn_client_opts o;
+    bn_handlers h;
+    uint16_t port;
+    txn *bucket[N_BUCKETS];
+    txn **act; /* every pending transaction */
+    size_t n_act, cap_act;
+    uint8_t next_invoke;
+    int64_t fd_renew_at;
+    uint32_t self_ip;
+    bn_client_stats st;
+};
+
+static size_t bucket_of(const bn_addr *a, uint8_t invoke) {
+    uint32_t h = a->ip * 2654435761u ^ ((uint32_t)a->port << 8) ^ ((uint32_t)a->net << 20) ^ invoke;
+    if (a->net && a->mac_len) h ^= (uint32_t)a->mac[a->mac_len - 1] << 12;
+    return (h ^ (h >> 15)) % N_BUCKETS;
+}
+
+static txn *lookup(const bn_client *c, const bn_addr *a, uint8_t invoke) {
+    for (txn *t = c->bucket[bucket_of(a, invoke)]; t; t = t->next_in_bucket)
+        if (t->invoke == invoke && bn_addr_equal(&t->dst, a)) return t;
+    return NULL;
+}
+
+/* Unlinks and frees t (its callback has run or will not). */
+static void txn_drop(bn_client *c, txn *t) {
+    txn **pp = &c->bucket[bucket_of(&t->dst, t->invoke)];
+    while (*pp && *pp != t) pp = &(*pp)->next_in_bucket;
+    if (*pp) *pp = t->next_in_bucket;
+    c->act[t->idx] = c->act[--c->n_act];
+    c->act[t->idx]->idx = t->idx;
+    free(t->frame);
+    free(t->seg);
+    free(t);
+}
+
+void bn_addr_format(const bn_addr *a, char *out, size_t cap) {
+    if (a->net) {
+        uint64_t station = 0;
+        for (unsigned i = 0; i < a->mac_len && i < 8; i++) station = (station << 8) | a->mac[i];
+        snprintf(out, cap, "%u:%llu", a->net, (unsigned long long)station);
+        return;
+    }
+    if (a->port == BN_DEFAULT_PORT)
+        snprintf(out, cap, "%u.%u.%u.%u", a->ip >> 24, (a->ip >> 16) & 255, (a->ip >> 8) & 255, a->ip & 255);
+    else
+        snprintf(out, cap, "%u.%u.%u.%u:%u", a->ip >> 24, (a->ip >> 16) & 255, (a->ip >> 8) & 255,
+                 a->ip & 255, a->port);
+}
+
+int bn_addr_equal(const bn_addr *a, const bn_addr *b) {
+    if (a->ip != b->ip || a->port != b->port || a->net != b->net) return 0;
+    if (!a->net) return 1;
+    return a->mac_len == b->mac_len && memcmp(a->mac, b->mac, a->mac_len) == 0;
+}
+
+void bn_result_text(const bn_result *r, char *out, size_t cap) {
+    switch (r->status) {
+    case BN_OK:
+        snprintf(out, cap, "ok");
+        break;
+    case BN_E_TIMEOUT:
+        snprintf(out, cap, "no answer (timeout)");
+        break;
+    case BN_E_ERROR:
+        snprintf(out, cap, "error: %s/%s", bn_error_class_name(r->eclass), bn_error_code_name(r->ecode));
+        break;
+    case BN_E_REJECT:
+        snprintf(out, cap, "rejected: %s", bn_reject_name(r->reason));
+        break;
+    case BN_E_ABORT:
+        snprintf(out, cap, "aborted: %s", bn_abort_name(r->reason));
+        break;
+    case BN_E_DECODE:
+        snprintf(out, cap, "malformed answer");
+        break;
+    case BN_E_SEND:
+        snprintf(out, cap, "cannot send");
+        break;
+    default:
+        snprintf(out, cap, "cancelled");
+        break;
+    }
+}
+
+static int send_to(bn_client *c, uint32_t ip, uint16_t port, const uint8_t *p, size_t n) {
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(ip);
+    sa.sin_port = htons(port);
+    ssize_t r = sendto(c->fd, p, n, 0, (struct sockaddr *)&sa, sizeof sa);
+    if (r != (ssize_t)n) return -1;
+    c->st.tx_frames++;
+    return 0;
+}
+
+static uint32_t local_ip_towards(uint32_t ip, uint16_t port) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    if (s < 0) return 0;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(ip);
+    sa.sin_port = htons(port);
+    uint32_t out = 0;
+    socklen_t sl = sizeof sa;
+    if (connect(s, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(s, (struct sockaddr *)&sa, &sl) == 0)
+        out = ntohl(sa.sin_addr.s_addr);
+    close(s);
+    return out;
+}
+
+static void register_fd(bn_client *c) {
+    uint8_t f[6];
+    size_t n = bn_bvll_register_fd(f, c->o.ttl);
+    send_to(c, c->o.bbmd_ip, c->o.bbmd_port, f, n);
+    int64_t every = c->o.ttl > 2 ? (int64_t)c->o.ttl * 1000 / 2 : 1000;
+    c->fd_renew_at = tbgw_mono_ms() + every;
+}
+
+bn_client *bn_client_open(const bn_client_opts *o, const bn_handlers *h, char *errtext, size_t cap) {
+    bn_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(errtext, cap, "out of memory");
+        return NULL;
+    }
+    c->o = *o;
+    if (h) c->h = *h;
+    if (!c->o.timeout_ms) c->o.timeout_ms = 3000;
+    if (c->o.retries < 0) c->o.retries = 0;
+    if (!c->o.max_apdu) c->o.max_apdu = BN_MAX_APDU;
+    c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        snprintf(errtext, cap, "socket: %s", strerror(errno));
+        free(c);
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(c->fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
+    setsockopt(c->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* answers of many devices polled at once arrive in bursts: room for a few hundred frames */
+    int rcvbuf = 4 << 20;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(o->bind_ip);
+    sa.sin_port = htons(o->port);
+    if (bind(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        snprintf(errtext, cap, "bind to UDP port %u: %s", o->port, strerror(errno));
+        close(c->fd);
+        free(c);
+        return NULL;
+    }
+    socklen_t sl = sizeof sa;
+    getsockname(c->fd, (struct sockaddr *)&sa, &sl);
+    c->port = ntohs(sa.sin_port);
+    if (c->o.bbmd_ip) {
+        c->self_ip = o->bind_ip ? o->bind_ip : local_ip_towards(o->bbmd_ip, o->bbmd_port);
+        register_fd(c);
+    }
+    return c;
+}
+
+static void finish(bn_client *c, txn *t, bn_result *r) {
+    bn_done_fn cb = t->cb;
+    void *ud = t->ud;
+    r->service = t->service;
+    uint8_t *seg = t->seg; /* the data of a segmented answer lives until the callback returns */
+    t->seg = NULL;
+    txn_drop(c, t);
+    if (cb) cb(ud, r);
+    free(seg);
+}
+
+void bn_client_close(bn_client *c) {
+    if (!c) return;
+    while (c->n_act) {
+        bn_result r = {.status = BN_E_CANCELLED};
+        finish(c, c->act[c->n_act - 1], &r);
+    }
+    free(c->act);
+    if (c->o.bbmd_ip && c->self_ip) {
+        uint8_t f[10];
+        size_t n = bn_bvll_delete_fdt(f, c->self_ip, c->port);
+        send_to(c, c->o.bbmd_ip, c->o.bbmd_port, f, n);
+    }
+    close(c->fd);
+    free(c);
+}
+
+int bn_client_fd(const bn_client *c) {
+    return c->fd;
+}
+
+uint16_t bn_client_port(const bn_client *c) {
+    return c->port;
+}
+
+void bn_client_get_stats(const bn_client *c, bn_client_stats *out) {
+    *out = c->st;
+}
+
+/* Frames an APDU to dst (NPDU routing when dst is behind a router) and sends it. */
+static int send_apdu(bn_client *c, const bn_addr *dst, int expecting_reply, const uint8_t *apdu, size_t n,
+                     uint8_t *frame, size_t *frame_len) {
+    uint8_t local[BN_MAX_FRAME];
+    uint8_t *f = frame ? frame : local;
+    bn_w w;
+    bn_w_init(&w, f, BN_MAX_FRAME);
+    bn_put(&w, "\0\0\0\0", 4);
+    bn_npdu_encode(&w, expecting_reply, dst->net, dst->mac, dst->mac_len);
+    bn_put(&w, apdu, n);
+    if (w.overflow) return -1;
+    bn_bvll_finish(f, w.len, BN_BVLC_UNICAST);
+    if (frame_len) *frame_len = w.len;
+    return send_to(c, dst->ip, dst->port, f, w.len);
+}
+
+int bn_client_send_unconfirmed(bn_client *c, const bn_addr *dst, const uint8_t *apdu, size_t n, int global) {
+    if (dst) return send_apdu(c, dst, 0, apdu, n, NULL, NULL);
+    return bn_client_broadcast(c, BN_DEFAULT_PORT, apdu, n, global);
+}
+
+int bn_client_broadcast(bn_client *c, uint16_t port, const uint8_t *apdu, size_t n, int global) {
+    uint8_t f[BN_MAX_FRAME];
+    bn_w w;
+    bn_w_init(&w, f, sizeof f);
+    bn_put(&w, "\0\0\0\0", 4);
+    bn_npdu_encode(&w, 0, global ? 0xFFFF : 0, NULL, 0);
+    bn_put(&w, apdu, n);
+    if (w.overflow) return -1;
+    if (c->o.bbmd_ip) {
+        bn_bvll_finish(f, w.len, BN_BVLC_DISTRIBUTE);
+        return send_to(c, c->o.bbmd_ip, c->o.bbmd_port, f, w.len);
+    }
+    bn_bvll_finish(f, w.len, BN_BVLC_BROADCAST);
+    return send_to(c, c->o.broadcast_ip ? c->o.broadcast_ip : 0xFFFFFFFFu, port ? port : BN_DEFAULT_PORT, f,
+                   w.len);
+}
+
+int bn_client_request(bn_client *c, const bn_addr *dst, uint8_t service, const uint8_t *req, size_t n,
+                      unsigned peer_max_apdu, bn_done_fn cb, void *ud) {
+    if (peer_max_apdu < 50) peer_max_apdu = 50;
+    if (n + 4 > peer_max_apdu || n + 4 > BN_MAX_APDU) return -1;
+    int id = -1;
+    for (int k = 0; k < 256 && id < 0; k++) {
+        uint8_t cand = (uint8_t)(c->next_invoke + k);
+        if (!lookup(c, dst, cand)) id = cand;
+    }
+    if (id < 0) return -2; /* 256 requests pending to that peer */
+    c->next_invoke = (uint8_t)(id + 1);
+    if (c->n_act == c->cap_act) {
+        size_t cap = c->cap_act ? c->cap_act * 2 : 64;
+        txn **na = realloc(c->act, cap * sizeof *na);
+        if (!na) return -1;
+        c->act = na;
+        c->cap_act = cap;
+    }
+    uint8_t apdu[BN_MAX_APDU], frame[BN_MAX_FRAME];
+    bn_w w;
+    bn_w_init(&w, apdu, sizeof apdu);
+    bn_apdu_confirmed(&w, (uint8_t)id, service, c->o.max_apdu);
+    bn_put(&w, req, n);
+    if (w.overflow) return -1;
+    txn *t = calloc(1, sizeof *t);
+    if (!t) return -1;
+    t->invoke = (uint8_t)id;
+    t->dst = *dst;
+    t->service = service;
+    t->cb = cb;
+    t->ud = ud;
+    t->seg_next = -1;
+    size_t flen = 0;
+    send_apdu(c, dst, 1, apdu, w.len, frame, &flen); /* a failed send is retried by the timer */
+    t->frame = malloc(flen ? flen : 1);
+    if (!t->frame || !flen) {
+        free(t->frame);
+        free(t);
+        return -1;
+    }
+    memcpy(t->frame, frame, flen);
+    t->frame_len = flen;
+    t->deadline = tbgw_mono_ms() + c->o.timeout_ms;
+    size_t b = bucket_of(dst, t->invoke);
+    t->next_in_bucket = c->bucket[b];
+    c->bucket[b] = t;
+    t->idx = c->n_act;
+    c->act[c->n_act++] = t;
+    return 0;
+}
+
+size_t bn_client_pending(const bn_client *c, const bn_addr *dst) {
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_act; i++)
+        if (!dst || bn_addr_equal(&c->act[i]->dst, dst)) n++;
+    return n;
+}
+
+void bn_client_cancel(bn_client *c, void *ud) {
+    for (size_t i = c->n_act; i-- > 0;)
+        if (i < c->n_act && c->act[i]->ud == ud) {
+            bn_result r = {.status = BN_E_CANCELLED};
+            finish(c, c->act[i], &r);
+        }
+}
+
+static void bad(bn_client *c, const bn_addr *src, const char *what) {
+    c->st.malformed++;
+    if (c->h.malformed) c->h.malformed(c->h.ud, src, what);
+}
+
+static void seg_ack(bn_client *c, txn *t, uint8_t seq, int nak) {
+    uint8_t a[4];
+    bn_w w;
+    bn_w_init(&w, a, sizeof a);
+    bn_apdu_segment_ack(&w, t->invoke, seq, 1, nak);
+    send_apdu(c, &t->dst, 0, a, w.len, NULL, NULL);
+}
+
+static void on_complex_ack(bn_client *c, const bn_addr *src, txn *t, const bn_apdu *a) {
+    bn_result r = {.status = BN_OK};
+    if (!a->segmented) {
+        r.data = a->data;
+        r.len = a->len;
+        finish(c, t, &r);
+        return;
+    }
+    c->st.segments++;
+    if (a->seq == 0 && t->seg_next < 0) t->seg_next = 0;
+    if (t->seg_next < 0 || a->seq != (uint8_t)t->seg_next) {
+        if (t->seg_next > 0) seg_ack(c, t, (uint8_t)(t->seg_next - 1), 1);
+        return;
+    }
+    if (t->seg_len + a->len > MAX_SEGMENTED) {
+        bad(c, src, "segmented answer too long");
+        r.status = BN_E_DECODE;
+        finish(c, t, &r);
+        return;
+    }
+    uint8_t *nb = realloc(t->seg, t->seg_len + a->len + 1);
+    if (!nb) {
+        r.status = BN_E_DECODE;
+        finish(c, t, &r);
+        return;
+    }
+    t->seg = nb;
+    memcpy(t->seg + t->seg_len, a->data, a->len);
+    t->seg_len += a->len;
+    t->seg_next++;
+    seg_ack(c, t, a->seq, 0);
+    t->deadline = tbgw_mono_ms() + c->o.timeout_ms;
+    if (a->more_follows) return;
+    r.data = t->seg;
+    r.len = t->seg_len;
+    finish(c, t, &r);
+}
+
+static void on_answer(bn_client *c, const bn_addr *src, const bn_apdu *a) {
+    txn *t = lookup(c, src, a->invoke_id);
+    if (!t) return; /* late or foreign answer */
+    bn_result r = {.status = BN_OK};
+    switch (a->type) {
+    case BN_PDU_SIMPLE_ACK:
+        finish(c, t, &r);
+        return;
+    case BN_PDU_COMPLEX_ACK:
+        if (a->service != t->service) {
+            bad(c, src, "answer for another service");
+            return;
+        }
+        on_complex_ack(c, src, t, a);
+        return;
+    case BN_PDU_ERROR:
+        r.status = BN_E_ERROR;
+        if (bn_error_decode(a->data, a->len, &r.eclass, &r.ecode) != 0) {
+            bad(c, src, "malformed Error PDU");
+            r.status = BN_E_DECODE;
+        }
+        finish(c, t, &r);
+        return;
+    case BN_PDU_REJECT:
+        r.status = BN_E_REJECT;
+        r.reason = a->reason;
+        finish(c, t, &r);
+        return;
+    case BN_PDU_ABORT:
+        r.status = BN_E_ABORT;
+        r.reason = a->reason;
+        finish(c, t, &r);
+        return;
+    default:
+        return;
+    }
+}
+
+static void on_request(bn_client *c, const bn_addr *src, const bn_apdu *a) {
+    uint8_t out[BN_MAX_APDU];
+    bn_w w;
+    bn_w_init(&w, out, sizeof out);
+    if (a->segmented) {
+        /* we do not take segmented requests */
+        bn_put_u8(&w, 0x71);
+        bn_put_u8(&w, a->invoke_id);
+        bn_put_u8(&w, 4); /* segmentation-not-supported */
+    } else if (c->h.confirmed) {
+        c->h.confirmed(c->h.ud, src, a, &w);
+    }
+    if (w.overflow || w.len == 0) {
+        bn_w_init(&w, out, sizeof out);
+        bn_apdu_reject(&w, a->invoke_id, 9);
+    }
+    send_apdu(c, src, 0, out, w.len, NULL, NULL);
+}
+
+void bn_client_input(bn_client *c, const bn_addr *from, const uint8_t *p, size_t n) {
+    c->st.rx_frames++;
+    bn_bvll b;
+    if (bn_bvll_decode(p, n, &b) != 0) {
+        bad(c, from, "not a BACnet/IP frame");
+        return;
+    }
+    bn_addr src = *from;
+    if (b.func == BN_BVLC_FORWARDED) {
+        src.ip = b.orig_ip;
+        src.port = b.orig_port;
+    }
+    if (!b.npdu) return; /* BVLC-Result and other BBMD messages */
+    bn_npdu np;
+    if (bn_npdu_decode(b.npdu, b.npdu_len, &np) != 0) {
+        bad(c, &src, "malformed NPDU");
+        return;
+    }
+    if (np.netmsg) return;                    /* network layer messages: nothing to do for an end device */
+    if (np.dnet && np.dnet != 0xFFFF) return; /* for another network */
+    if (np.snet) {
+        src.net = np.snet;
+        src.mac_len = np.slen;
+        memcpy(src.mac, np.sadr, np.slen);
+    }
+    bn_apdu a;
+    if (bn_apdu_decode(np.apdu, np.apdu_len, &a) != 0) {
+        bad(c, &src, "malformed APDU");
+        return;
+    }
+    switch (a.type) {
+    case BN_PDU_UNCONFIRMED:
+        if (c->h.unconfirmed) c->h.unconfirmed(c->h.ud, &src, a.service, a.data, a.len);
+        return;
+    case BN_PDU_CONFIRMED:
+        on_request(c, &src, &a);
+        return;
+    case BN_PDU_SEGMENT_ACK:
+        return; /* we never send segmented messages */
+    default:
+        on_answer(c, &src, &a);
+        return;
+    }
+}
+
+static void run_timers(bn_client *c) {
+    int64_t now = tbgw_mono_ms();
+    for (size_t i = c->n_act; i-- > 0;) {
+        if (i >= c->n_act) continue; /* a callback finished others */
+        txn *t = c->act[i];
+        if (now < t->deadline) continue;
+        if (t->tries < c->o.retries && t->seg_next < 0) {
+            t->tries++;
+            c->st.retries++;
+            send_to(c, t->dst.ip, t->dst.port, t->frame, t->frame_len);
+            t->deadline = now + c->o.timeout_ms;
+            continue;
+        }
+        c->st.timeouts++;
+        bn_result r = {.status = BN_E_TIMEOUT};
+        finish(c, t, &r);
+    }
+    if (c->o.bbmd_ip && now >= c->fd_renew_at) register_fd(c);
+}
+
+int bn_client_poll(bn_client *c, int timeout_ms) {
+    return bn_client_poll_with(c, timeout_ms, -1, NULL);
+}
+
+int bn_client_poll_with(bn_client *c, int timeout_ms, int extra_fd, int *extra_ready) {
+    struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = extra_fd, .events = POLLIN}};
+    int64_t next = -1, now = tbgw_mono_ms();
+    for (size_t i = 0; i < c->n_act; i++)
+        if (next < 0 || c->act[i]->deadline < next) next = c->act[i]->deadline;
+    if (next >= 0 && next - now < timeout_ms) timeout_ms = next > now ? (int)(next - now) : 0;
+    int r = poll(pfd, extra_fd >= 0 ? 2 : 1, timeout_ms);
+    if (extra_ready) *extra_ready = r > 0 && extra_fd >= 0 && (pfd[1].revents & (POLLIN | POLLERR | POLLHUP));
+    if (r > 0 && (pfd[0].revents & POLLIN)) {
+        for (int k = 0; k < 1024; k++) {
+            uint8_t buf[BN_MAX_FRAME + 64];
+            struct sockaddr_in sa;
+            socklen_t sl = sizeof sa;
+            ssize_t n = recvfrom(c->fd, buf, sizeof buf, 0, (struct sockaddr *)&sa, &sl);
+            if (n < 0) break;
+            bn_addr from = {.ip = ntohl(sa.sin_addr.s_addr), .port = ntohs(sa.sin_port)};
+            bn_client_input(c, &from, buf, (size_t)n);
+        }
+    }
+    run_timers(c);
+    return r < 0 && errno != EINTR ? -1 : 0;
+}

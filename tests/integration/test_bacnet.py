@@ -1,0 +1,241 @@
+"""BACnet/IP connector against devices of another BACnet stack (tests/peers/bacnet_device.js on
+@bacnet-js/client), each on its own free loopback UDP port; discovery is a unicast Who-Is to each
+configured device address, and a broadcast for the entry whose address is a pattern (that device
+listens on 0.0.0.0 and its own port, so the subnet broadcast 127.0.0.255 reaches it). The reference's bacnet.json (addresses pointed at the test devices, its
+entries unchanged) plus a device that rejects ReadPropertyMultiple, "*" discovery from the
+objectList, priority writes and relinquish, the reserved RPCs and a device going away."""
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+
+from tbgwtest import SOURCE_DIR, GatewayTestCase, free_port, wait_for, main
+
+PEERS = os.path.join(SOURCE_DIR, "tests", "peers")
+REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "bacnet.json")
+
+
+def free_udp_port():
+    import socket
+    while True:
+        p = free_port()
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
+
+
+class Devices:
+    def __init__(self, spec):
+        self.spec = spec
+        self.events = queue.Queue()
+        self.writes = queue.Queue()
+        self.proc = subprocess.Popen(["node", os.path.join(PEERS, "bacnet_device.js"), json.dumps(spec)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, start_new_session=True, cwd=PEERS)
+        threading.Thread(target=self._read, daemon=True).start()
+        ready = set()
+        while len(ready) < len(spec):
+            ev = self.events.get(timeout=20)
+            if "ready" in ev:
+                ready.add(ev["ready"])
+
+    def _read(self):
+        for line in self.proc.stdout:
+            ev = json.loads(line)
+            (self.writes if "write" in ev else self.events).put(ev)
+
+    def command(self, text):
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def write(self, timeout=10):
+        return self.writes.get(timeout=timeout)["write"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class Bacnet(GatewayTestCase):
+    def setUp(self):
+        super().setUp()
+        self.pa, self.pb, self.pc, self.pg = free_udp_port(), free_udp_port(), free_udp_port(), free_udp_port()
+        self.dev = Devices([
+            {"port": self.pa, "instance": 1234, "name": "test emulator device", "cov": True, "objects": [
+                {"type": 0, "instance": 1, "name": "temp", "value": 21.537},
+                {"type": 5, "instance": 1, "name": "state", "value": 1},
+                {"type": 1, "instance": 1, "name": "brightness", "value": 0},
+                {"type": 1, "instance": 2, "name": "level", "value": 56},
+                {"type": 4, "instance": 1, "name": "switch", "value": 0}]},
+            {"port": self.pb, "instance": 77, "name": "no rpm", "rpm": False, "objects": [
+                {"type": 0, "instance": 1, "name": "pressure", "value": 3.14159},
+                {"type": 19, "instance": 2, "name": "mode", "value": 2}]},
+            {"port": self.pc, "host": "0.0.0.0", "instance": 500, "name": "big", "segmented": True, "objects": [
+                {"type": 2, "instance": i, "name": "v%d" % i, "value": i + 0.5} for i in range(60)]},
+        ])
+        self.extra.append(self.dev)
+
+    def config(self):
+        with open(REFERENCE) as f:
+            cfg = json.load(f)
+        cfg["application"].update({"host": "127.0.0.1", "port": self.pg, "apduTimeout": 500,
+                                   "numberOfApduRetries": 1})
+        ref = cfg["devices"][0]
+        ref.update({"host": "127.0.0.1", "port": str(self.pa)})  # mask "24" kept: it must not matter
+        ref["useCov"] = True  # tbgw's option; device 77 (no COV) has it too and stays polled
+        ref["attributeUpdates"].append({"key": "setpoint", "objectType": "analogOutput", "objectId": 2,
+                                        "propertyId": "presentValue", "priority": 8})
+        cfg["devices"].append({
+            "deviceInfo": {"deviceNameExpression": "Plant ${objectId} ${objectName}",
+                           "deviceProfileExpression": "plant"},
+            "host": "127.0.0.1", "port": self.pb, "deviceId": "70-80", "pollPeriod": 300, "useCov": True,
+            "timeseries": "*",
+            "attributes": [{"key": "${objectName}", "objectType": "analog-input", "objectId": "1",
+                            "propertyId": ["presentValue", "objectName", "description"]}]})
+        cfg["devices"].append({
+            "deviceInfo": {"deviceNameExpression": "Big", "deviceNameExpressionSource": "constant"},
+            "address": "127.0.0.X:%d" % self.pc, "pollPeriod": 1000,  # a pattern: found by a broadcast Who-Is
+            "timeseries": [{"key": "${objectName}", "objectType": "analogValue", "objectId": "*",
+                            "propertyId": "presentValue"}]})
+        return cfg
+
+    def rpc(self, device, rid, method, params):
+        self.platform.publish("v1/gateway/rpc", {"device": device, "data": {"id": rid, "method": method,
+                                                                             "params": params}})
+        return wait_for(lambda: [p for t, p in self.platform.all("v1/gateway/rpc") if p.get("id") == rid], 10,
+                        what="rpc reply %d" % rid)[0]["data"]
+
+    def test_reference_config_end_to_end(self):
+        gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": self.config()}]).start()
+        gw.wait_log("BACnet/IP device 599", timeout=10)
+        name = "BACnet Device test emulator device"
+        attrs = wait_for(lambda: self.platform.attributes(name).get(name, {}).get("temperature"), 15,
+                         what="temperature attribute")
+        self.assertEqual(attrs, 21.54)
+        tel = wait_for(lambda: [v for d, _, v in self.platform.telemetry(name) if "state" in v], 10, what="state")
+        self.assertEqual(tel[0]["state"], "1")
+
+        # the device without ReadPropertyMultiple: polled with ReadProperty; "*" from its objectList
+        plant = "Plant 77 no rpm"
+        got = wait_for(lambda: [v for d, _, v in self.platform.telemetry(plant) if "pressure" in v and "mode" in v],
+                       15, what="plant telemetry")
+        self.assertEqual(got[0], {"pressure": 3.14, "mode": "2"})
+        pa = wait_for(lambda: self.platform.attributes(plant).get(plant, {}).get("pressure.description"), 10,
+                      what="plant attributes")
+        self.assertEqual(pa, "object pressure")
+        self.assertEqual(self.platform.attributes(plant)[plant]["pressure.presentValue"], 3.14)
+        self.assertIn("does not take ReadPropertyMultiple", gw.log())
+
+        # found by broadcast (the application's subnet, 127.0.0.255, on the entry's port); a segmented
+        # objectList (60 objects in 3 segments, each acknowledged) and "*" by type
+        big = wait_for(lambda: [v for d, _, v in self.platform.telemetry("Big") if len(v) == 60], 15,
+                       what="60 values of the segmented device")
+        self.assertEqual(big[0]["v0"], 0.5)
+        self.assertEqual(big[0]["v59"], 59.5)
+        seg = wait_for(lambda: self._event("segmented"), 5, what="segmented answer acknowledged")
+        self.assertEqual(seg["segmented"], {"segments": 3, "acks": 3})
+
+        # COV: a change reaches the platform at once, not after the 10 s poll period
+        wait_for(lambda: "no COV subscription for object 0,1" in gw.log(), 10, what="COV refused by device 77")
+        sub = wait_for(lambda: self._event("subscribe"), 10, what="COV subscription")
+        self.assertEqual(sub["subscribe"]["lifetime"], 300)
+        time.sleep(0.3)
+        t0 = time.time()
+        self.dev.command("set 1234 0 1 30.456")
+        wait_for(lambda: self.platform.attributes(name).get(name, {}).get("temperature") == 30.46, 5,
+                 what="temperature by COV")
+        self.assertLess(time.time() - t0, 3)
+
+        # attribute updates: no priority in the reference entry; priority 8 in the added one; null relinquishes
+        self.platform.publish("v1/gateway/attributes", {"device": name, "data": {"brightness": 75}})
+        w = self.dev.write()
+        self.assertEqual((w["type"], w["object"], w["value"], w["priority"]), (1, 1, 75, 16))
+        self.platform.publish("v1/gateway/attributes", {"device": name, "data": {"setpoint": 12.5}})
+        w = self.dev.write()
+        self.assertEqual((w["object"], w["value"], w["priority"]), (2, 12.5, 8))
+        self.platform.publish("v1/gateway/attributes", {"device": name, "data": {"setpoint": None}})
+        w = self.dev.write()
+        self.assertEqual((w["object"], w["value"], w["priority"]), (2, None, 8))
+
+        # RPC of the reference config
+        self.assertEqual(self.rpc(name, 1, "set_state", 1), {"result": "{'value': 1}"})
+        w = self.dev.write()
+        self.assertEqual((w["type"], w["object"], w["value"]), (4, 1, 1))
+        self.assertEqual(self.rpc(name, 2, "get_state", None), {"result": "{'value': '56.0'}"})
+        # reserved get / set
+        r = self.rpc(name, 3, "get", "objectType=analogInput;objectId=1;propertyId=presentValue;")
+        self.assertEqual(r, {"result": "{'value': '30.45599937438965'}"})  # str() of the Real as Python prints it
+        r = self.rpc(name, 4, "set", "objectType=analogOutput;objectId=2;propertyId=presentValue;priority=5;value=42;")
+        self.assertEqual(r, {"result": "{'value': '42'}"})
+        w = self.dev.write()
+        self.assertEqual((w["object"], w["value"], w["priority"]), (2, 42, 5))
+        self.assertEqual(self.rpc(name, 5, "get_state", None), {"result": "{'value': '42.0'}"})
+        r = self.rpc(name, 6, "get", "objectType=analogInput;objectId=99;propertyId=presentValue;")
+        self.assertEqual(r, {"result": "{'error': 'error: object/unknown-object'}"})
+        # the reference's error texts
+        self.assertEqual(self.rpc(name, 7, "nope", None),
+                         {"result": {"error": "Neither of configured device rpc methods match with nope"}})
+        self.assertEqual(self.rpc(name, 8, "set", None), {"result": {"error": "No params section found in RPC request"}})
+        self.assertIn("does not match with the schema: get objectType=<objectType>;",
+                      self.rpc(name, 9, "get", "objectType=1;")["result"]["error"])
+        self.assertEqual(self.rpc(name, 10, "get", "objectType=device;objectId=1;propertyId=objectName;"),
+                         {"result": {"error": "The objectType must be from '['analogInput', 'analogOutput', "
+                                              "'analogValue', 'binaryInput', 'binaryOutput', 'binaryValue'], "
+                                              "but got'device"}})
+
+        # a device going away: marked inactive (the other keeps its values flowing), then back
+        self.dev.command("stop 77")
+        gw.wait_log("device Plant 77 no rpm (127.0.0.1:%d) stopped answering" % self.pb, timeout=10)
+        before = len(self.platform.telemetry(name))
+        self.platform.publish("v1/gateway/attributes", {"device": name, "data": {"brightness": 5}})
+        self.assertEqual(self.dev.write()["value"], 5)  # the silent device does not hold the others up
+        self.dev.command("set 77 0 1 7.777")
+        self.dev.command("start 77")
+        wait_for(lambda: [v for d, _, v in self.platform.telemetry(plant) if v.get("pressure") == 7.78], 20,
+                 what="plant telemetry after it came back")
+        self.assertIn("answers again", gw.log())
+        self.assertGreaterEqual(len(self.platform.telemetry(name)), before)
+        self.assertEqual(gw.stop(), 0)
+
+    def test_own_device_and_foreign_device_mode(self):
+        cfg = self.config()
+        cfg["devices"] = cfg["devices"][:1]
+        cfg["foreignDevice"] = {"address": "127.0.0.1:%d" % self.pb, "ttl": 2}  # device 77 plays the BBMD
+        gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": cfg}]).start()
+        gw.wait_log("registered as a foreign device", timeout=10)
+        regs = [wait_for(lambda: self._event("register"), 10, what="registration")]
+        self.assertEqual(regs[0]["register"], 2)
+        regs.append(wait_for(lambda: self._event("register"), 5, what="renewal before the TTL ends"))
+        # the gateway's own device object answers Who-Is and ReadProperty (another stack asking)
+        self.dev.command("probe 1234 %d 599" % self.pg)
+        iam = wait_for(lambda: self._event("iam"), 10, what="I-Am of the gateway")
+        self.assertEqual(iam["iam"]["deviceId"], 599)
+        name = wait_for(lambda: self._event("read"), 10, what="objectName of the gateway")
+        self.assertEqual(name["read"], ["TB_gateway"])
+        self.assertEqual(gw.stop(), 0)
+
+    def _event(self, kind):
+        """The first not yet taken peer event of that kind (others are kept for later calls)."""
+        stash = self.__dict__.setdefault("_stash", [])
+        while True:
+            try:
+                stash.append(self.dev.events.get_nowait())
+            except queue.Empty:
+                break
+        for i, ev in enumerate(stash):
+            if kind in ev:
+                return stash.pop(i)
+        return None
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+// BACnet/IP devices for the integration tests, on the @bacnet-js/client stack (not ours).
+// usage: node bacnet_device.js '<json spec>'
+// spec: [{"port": 47900, "host": "127.0.0.1", "instance": 1234, "name": "dev", "rpm": true,
+//         "objects": [{"type": 0, "instance": 1, "name": "temp", "value": 21.5}, ...]}]
+// Each device answers Who-Is, ReadProperty, ReadPropertyMultiple (unless "rpm": false: then the stack
+// answers it with an Error "unrecognized service") and WriteProperty (priority array, Null
+// relinquishes). stdout: one JSON line per event ({"ready": ...}, {"write": ...}, {"whois": ...}).
+// stdin: "stop <instance>" closes that device's socket, "start <instance>" opens it again,
+// "set <instance> <type> <objInstance> <json value>" changes a present value, "probe <instance>
+// <port> <deviceInstance>" sends a Who-Is and a ReadProperty(objectName) to another device.
+// A Register-Foreign-Device is answered with a successful BVLC-Result ({"register": ttl}).
+'use strict';
+const Bacnet = require('@bacnet-js/client');
+const C = Bacnet.default || Bacnet;
+const E = require('@bacnet-js/client/dist/lib/enum.js');
+const T = E.ApplicationTag;
+const P = E.PropertyIdentifier;
+const Services = require('@bacnet-js/client/dist/lib/services/index.js');
+
+const spec = JSON.parse(process.argv[2]);
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+
+function pvTag(type) {
+  if (type <= 2) return T.REAL;
+  if (type <= 5) return T.ENUMERATED;
+  if (type === 40) return T.CHARACTER_STRING;
+  return T.UNSIGNED_INTEGER;
+}
+
+function makeDevice(d) {
+  const objects = new Map();
+  const key = (t, i) => t + ':' + i;
+  objects.set(key(8, d.instance), { type: 8, instance: d.instance, name: d.name });
+  for (const o of d.objects) {
+    o.priority = new Array(16).fill(null);
+    o.relinquish = o.value;
+    objects.set(key(o.type, o.instance), o);
+  }
+  const read = (oid, prop, index) => {
+    const o = objects.get(key(oid.type, oid.instance === 4194303 ? d.instance : oid.instance));
+    if (!o) return { err: [E.ErrorClass.OBJECT, E.ErrorCode.UNKNOWN_OBJECT] };
+    switch (prop) {
+      case P.OBJECT_NAME: return [{ type: T.CHARACTER_STRING, value: o.name }];
+      case P.OBJECT_IDENTIFIER: return [{ type: T.OBJECTIDENTIFIER, value: { type: o.type, instance: o.instance } }];
+      case P.OBJECT_TYPE: return [{ type: T.ENUMERATED, value: o.type }];
+    }
+    if (o.type === 8) {
+      switch (prop) {
+        case P.OBJECT_LIST: {
+          const all = [...objects.values()].map((x) => ({ type: T.OBJECTIDENTIFIER, value: { type: x.type, instance: x.instance } }));
+          if (index === 0) return [{ type: T.UNSIGNED_INTEGER, value: all.length }];
+          if (index !== undefined && index !== 0xFFFFFFFF) {
+            if (index > all.length) return { err: [E.ErrorClass.PROPERTY, E.ErrorCode.INVALID_ARRAY_INDEX] };
+            return [all[index - 1]];
+          }
+          return all;
+        }
+        case P.VENDOR_IDENTIFIER: return [{ type: T.UNSIGNED_INTEGER, value: 260 }];
+        case P.SEGMENTATION_SUPPORTED: return [{ type: T.ENUMERATED, value: 3 }];
+        case P.MAX_APDU_LENGTH_ACCEPTED: return [{ type: T.UNSIGNED_INTEGER, value: 1476 }];
+      }
+      return { err: [E.ErrorClass.PROPERTY, E.ErrorCode.UNKNOWN_PROPERTY] };
+    }
+    switch (prop) {
+      case P.PRESENT_VALUE: {
+        const active = o.priority.find((v) => v !== null);
+        const v = active === undefined ? o.relinquish : active;
+        return [{ type: pvTag(o.type), value: v }];
+      }
+      case P.STATUS_FLAGS: return [{ type: T.BIT_STRING, value: { bitsUsed: 4, value: [0] } }];
+      case P.DESCRIPTION: return [{ type: T.CHARACTER_STRING, value: o.description || ('object ' + o.name) }];
+      case P.PRIORITY_ARRAY:
+        return o.priority.map((v) => (v === null ? { type: T.NULL, value: null } : { type: pvTag(o.type), value: v }));
+      case P.RELINQUISH_DEFAULT: return [{ type: pvTag(o.type), value: o.relinquish }];
+      case P.OUT_OF_SERVICE: return [{ type: T.BOOLEAN, value: false }];
+    }
+    return { err: [E.ErrorClass.PROPERTY, E.ErrorCode.UNKNOWN_PROPERTY] };
+  };
+
+  let client = null;
+  // The stack sends no segmented answers: a "segmented" device splits its encoded objectList answer
+  // into 128-octet segments itself, one per SegmentACK (window size 1), and says so on stdout.
+  let seg = null;
+  const sendSeg = () => {
+    const i = seg.next;
+    const last = i === seg.chunks.length - 1;
+    const apdu = Buffer.concat([Buffer.from([last ? 0x38 : 0x3C, seg.invokeId, i, 1, 12]), seg.chunks[i]]);
+    const frame = Buffer.concat([Buffer.from([0x81, 0x0A, 0, 0, 0x01, 0x00]), apdu]);
+    frame.writeUInt16BE(frame.length, 2);
+    client._transport.send(frame, frame.length, seg.receiver);
+  };
+  const sendSegmented = (m, oid, property, v) => {
+    const buf = { buffer: Buffer.alloc(65536), offset: 0 };
+    Services.ReadProperty.encodeAcknowledge(buf, oid, property.id, 0xFFFFFFFF, v);
+    const body = buf.buffer.subarray(0, buf.offset);
+    const chunks = [];
+    for (let o = 0; o < body.length; o += 128) chunks.push(body.subarray(o, o + 128));
+    seg = { receiver: m.header.sender.address, invokeId: m.invokeId, chunks, next: 0, acks: 0 };
+    sendSeg();
+  };
+  const onRaw = (msg) => {
+    // SegmentACK (PDU type 4) of the segmented answer in flight
+    if (!seg || msg.length < 10 || msg[0] !== 0x81 || msg[4] !== 0x01 || (msg[6] >> 4) !== 4 || msg[7] !== seg.invokeId) return;
+    seg.acks++;
+    if (msg[8] !== seg.next) return;
+    if (seg.next === seg.chunks.length - 1) {
+      out({ segmented: { segments: seg.chunks.length, acks: seg.acks }, instance: d.instance });
+      seg = null;
+      return;
+    }
+    seg.next++;
+    sendSeg();
+  };
+  // a handler that throws answers with an Error instead of taking the process down
+  const guard = (fn) => (m) => {
+    try {
+      fn(m);
+    } catch (e) {
+      out({ error: String(e), instance: d.instance });
+      client.errorResponse(m.header.sender, m.service, m.invokeId, E.ErrorClass.DEVICE, E.ErrorCode.OTHER);
+    }
+  };
+  const open = () => {
+    client = new C({ port: d.port, interface: d.host || '127.0.0.1', broadcastAddress: '127.255.255.255' });
+    client.on('error', (e) => out({ error: String(e), instance: d.instance }));
+    if (d.segmented) {
+      client._transport.on('message', onRaw);
+      // the stack mistakes a SegmentACK for a segment and throws: it never sees them here
+      client._processSegment = () => {};
+    }
+    client.on('whoIs', (m) => {
+      const p = m.payload || {};
+      if (p.lowLimit !== undefined && (d.instance < p.lowLimit || d.instance > p.highLimit)) return;
+      out({ whois: d.instance, from: m.header.sender.address });
+      client.iAmResponse(m.header.sender, d.instance, d.segmented ? 0 : 3, 260);
+    });
+    client.on('readProperty', guard((m) => {
+      const { objectId, property } = m.payload;
+      const v = read(objectId, property.id, property.index);
+      if (v.err) return client.errorResponse(m.header.sender, m.service, m.invokeId, v.err[0], v.err[1]);
+      const oid = { type: objectId.type, instance: objectId.instance === 4194303 ? d.instance : objectId.instance };
+      if (d.segmented && property.id === P.OBJECT_LIST && (property.index === undefined || property.index === 0xFFFFFFFF)) {
+        return sendSegmented(m, oid, property, v);
+      }
+      client.readPropertyResponse(m.header.sender, m.invokeId, oid, property, v);
+    }));
+    if (d.rpm !== false) {
+      client.on('readPropertyMultiple', guard((m) => {
+        const values = m.payload.properties.map((spec) => {
+          let props = spec.properties;
+          if (props.length === 1 && props[0].id === P.ALL) {
+            props = [P.OBJECT_NAME, P.PRESENT_VALUE, P.STATUS_FLAGS, P.DESCRIPTION].map((id) => ({ id, index: 0xFFFFFFFF }));
+          }
+          return {
+            objectId: spec.objectId,
+            values: props.map((pr) => {
+              const v = read(spec.objectId, pr.id, pr.index);
+              if (v.err) {
+                return { property: pr, value: [{ value: { type: 'BacnetError', errorClass: v.err[0], errorCode: v.err[1] } }] };
+              }
+              return { property: pr, value: v };
+            }),
+          };
+        });
+        client.readPropertyMultipleResponse(m.header.sender, m.invokeId, values);
+      }));
+    }
+    if (d.cov) {
+      client.on('subscribeCov', guard((m) => {
+        const p = m.payload;
+        const oid = p.monitoredObjectId;
+        const i = subs.findIndex((x) => x.pid === p.subscriberProcessId && x.type === oid.type && x.instance === oid.instance);
+        if (i >= 0) subs.splice(i, 1);
+        if (!p.cancellationRequest) {
+          subs.push({ receiver: { address: m.header.sender.address }, pid: p.subscriberProcessId, type: oid.type, instance: oid.instance });
+        }
+        out({ subscribe: { type: oid.type, instance: oid.instance, lifetime: p.lifetime, confirmed: p.issueConfirmedNotifications }, instance: d.instance });
+        client.simpleAckResponse(m.header.sender, m.service, m.invokeId);
+      }));
+    }
+    client.on('writeProperty', guard((m) => {
+      const { objectId, value } = m.payload;
+      const o = objects.get(key(objectId.type, objectId.instance));
+      if (!o || o.type === 8) {
+        return client.errorResponse(m.header.sender, m.service, m.invokeId, E.ErrorClass.OBJECT, E.ErrorCode.UNKNOWN_OBJECT);
+      }
+      if (value.property.id !== P.PRESENT_VALUE) {
+        return client.errorResponse(m.header.sender, m.service, m.invokeId, E.ErrorClass.PROPERTY, E.ErrorCode.WRITE_ACCESS_DENIED);
+      }
+      const item = value.value[0];
+      const isNull = item.type === T.NULL;
+      if (!isNull && item.type !== pvTag(o.type)) {
+        return client.errorResponse(m.header.sender, m.service, m.invokeId, E.ErrorClass.PROPERTY, E.ErrorCode.INVALID_DATA_TYPE);
+      }
+      o.priority[value.priority - 1] = isNull ? null : item.value;
+      notify(o);
+      out({ write: { instance: d.instance, type: o.type, object: o.instance, priority: value.priority, value: isNull ? null : item.value, tag: item.type } });
+      client.simpleAckResponse(m.header.sender, m.service, m.invokeId);
+    }));
+    client.on('iAm', (m) => out({ iam: m.payload, from: m.header.sender.address, instance: d.instance }));
+    client.on('registerForeignDevice', (m) => {
+      out({ register: m.payload.ttl, from: m.header.sender.address, instance: d.instance });
+      client.resultResponse(m.header.sender, 0x0000);
+    });
+    client.on('listening', () => out({ ready: d.instance, port: d.port }));
+  };
+  const close = () => {
+    if (client) client.close();
+    client = null;
+  };
+  // COV subscribers: notified (unconfirmed) when a present value changes
+  const subs = [];
+  const notify = (o) => {
+    for (const sub of subs) {
+      if (sub.type !== o.type || sub.instance !== o.instance) continue;
+      client.unconfirmedCOVNotification(sub.receiver, sub.pid, d.instance, { type: o.type, instance: o.instance }, 300, [
+        { property: { id: P.PRESENT_VALUE, index: 0xFFFFFFFF }, value: read(o, P.PRESENT_VALUE) },
+        { property: { id: P.STATUS_FLAGS, index: 0xFFFFFFFF }, value: read(o, P.STATUS_FLAGS) },
+      ]);
+    }
+  };
+  const set = (type, inst, v) => {
+    const o = objects.get(key(type, inst));
+    if (o) {
+      o.relinquish = v;
+      notify(o);
+    }
+  };
+  open();
+  // asks another device (the gateway) who it is and for its objectName
+  const probe = (port, inst) => {
+    const addr = { address: '127.0.0.1:' + port };
+    client.whoIs(addr);
+    client.readProperty(addr, { type: 8, instance: inst }, P.OBJECT_NAME).then(
+      (v) => out({ read: v.values.map((x) => x.value), instance: d.instance }),
+      (e) => out({ read_error: String(e), instance: d.instance }));
+  };
+  return { open, close, set, probe };
+}
+
+const devices = new Map();
+for (const d of spec) devices.set(d.instance, makeDevice(d));
+
+let buf = '';
+process.stdin.on('data', (chunk) => {
+  buf += chunk;
+  let nl;
+  while ((nl = buf.indexOf('\n')) >= 0) {
+    const line = buf.slice(0, nl).trim();
+    buf = buf.slice(nl + 1);
+    const [cmd, inst, ...rest] = line.split(' ');
+    const dev = devices.get(Number(inst));
+    if (!dev) continue;
+    if (cmd === 'stop') { dev.close(); out({ stopped: Number(inst) }); }
+    if (cmd === 'start') dev.open();
+    if (cmd === 'probe') dev.probe(Number(rest[0]), Number(rest[1]));
+    if (cmd === 'set') dev.set(Number(rest[0]), Number(rest[1]), JSON.parse(rest.slice(2).join(' ')));
+  }
+});
+process.stdin.on('end', () => process.exit(0));

@@ -1,0 +1,320 @@
+/* The connector kit (tbgw/connkit.h) and the host's downlink descriptor. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <pthread.h>
+#include <cmocka.h>
+#include <tbgw/connkit.h>
+
+#include "core/config.h"
+#include "core/gateway_int.h"
+#include "util/doc.h"
+#include "util/time.h"
+
+/* ---- a host that records replies and statistics -------------------------------------------- */
+
+typedef struct rec_host {
+    tbgw_host h;
+    json_t *content;
+    int success, replies;
+    uint64_t errors;
+} rec_host;
+
+static int rh_reply(const tbgw_host *h, uint64_t handle, json_t *content, int success) {
+    rec_host *r = (rec_host *)h;
+    (void)handle;
+    json_decref(r->content);
+    r->content = content;
+    r->success = success;
+    r->replies++;
+    return 0;
+}
+
+static void rh_stat(const tbgw_host *h, tbgw_stat s, uint64_t n) {
+    if (s == TBGW_STAT_CONNECTOR_ERRORS) ((rec_host *)h)->errors += n;
+}
+
+static void rh_init(rec_host *r) {
+    memset(r, 0, sizeof *r);
+    r->h.abi = TBGW_CONNECTOR_ABI;
+    r->h.log = tbgw_logger_get("connector.kit");
+    r->h.rpc_reply = rh_reply;
+    r->h.stat_add = rh_stat;
+}
+
+static void assert_content(rec_host *r, const char *want, int success) {
+    char *got = json_dumps(r->content, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    assert_string_equal(got ? got : "null", want);
+    free(got);
+    assert_int_equal(r->success, success);
+}
+
+/* ---- parameters ----------------------------------------------------------------------------- */
+
+static void test_params(void **st) {
+    (void)st;
+    tbgw_params p;
+    tbgw_err err = {0};
+    assert_int_equal(
+        tbgw_params_parse("type=16int; functionCode=3;;objectsCount=1;address = 5;value=a=b", 0, &p, &err),
+        0);
+    assert_int_equal(p.n, 5);
+    assert_string_equal(tbgw_params_get(&p, "type"), "16int");
+    assert_string_equal(tbgw_params_get(&p, "functionCode"), "3");
+    assert_string_equal(tbgw_params_get(&p, "address"), " 5");
+    assert_string_equal(tbgw_params_get(&p, "value"), "a=b");
+    int64_t v = 0;
+    assert_int_equal(tbgw_params_int(&p, "address", &v), 0);
+    assert_int_equal(v, 5);
+    assert_int_equal(tbgw_params_int(&p, "type", &v), TBGW_EINVAL);
+    assert_int_equal(tbgw_params_int(&p, "missing", &v), TBGW_ENOENT);
+    json_t *o = tbgw_params_object(&p);
+    assert_string_equal(json_string_value(json_object_get(o, "objectsCount")), "1");
+    json_decref(o);
+    tbgw_params_free(&p);
+
+    assert_int_equal(tbgw_params_parse("key=a;key=b;", 0, &p, &err), 0); /* a later key overrides */
+    assert_int_equal(p.n, 1);
+    assert_string_equal(tbgw_params_get(&p, "key"), "b");
+    tbgw_params_free(&p);
+
+    assert_int_equal(tbgw_params_parse("", 0, &p, &err), 0);
+    assert_int_equal(p.n, 0);
+    assert_int_equal(tbgw_params_parse("key=a;junk;", 0, &p, &err), TBGW_EINVAL);
+    assert_non_null(strstr(err.msg, "\"junk\" is not key=value"));
+    assert_int_equal(p.n, 0);
+    assert_int_equal(tbgw_params_parse("key=a;junk;", TBGW_PARAMS_LENIENT, &p, &err), 0);
+    assert_int_equal(p.n, 1);
+    tbgw_params_free(&p);
+    assert_int_equal(tbgw_params_parse(" =x", TBGW_PARAMS_LENIENT, &p, &err), TBGW_EINVAL);
+    assert_non_null(strstr(err.msg, "has no key"));
+    assert_int_equal(tbgw_params_parse(NULL, 0, &p, &err), TBGW_EINVAL);
+}
+
+/* ---- RPC reply forms ------------------------------------------------------------------------ */
+
+static void test_rpc_replies(void **st) {
+    (void)st;
+    rec_host r;
+    rh_init(&r);
+    tbgw_rpc_value(&r.h, 1, json_integer(25));
+    assert_content(&r, "{\"result\":{\"value\":25}}", -1);
+    tbgw_rpc_result(&r.h, 1, json_string("ok"));
+    assert_content(&r, "{\"result\":\"ok\"}", -1);
+    tbgw_rpc_error(&r.h, 1, "Device %s not found", "X");
+    assert_content(&r, "{\"error\":\"Device X not found\"}", -1);
+    tbgw_rpc_failed(&r.h, 1, "timeout");
+    assert_content(&r, "{\"error\":\"timeout\"}", 0);
+    tbgw_rpc_success(&r.h, 1, 1);
+    assert_content(&r, "null", 1);
+    assert_int_equal(r.replies, 5);
+    json_decref(r.content);
+}
+
+/* ---- configuration walk --------------------------------------------------------------------- */
+
+static void test_getters(void **st) {
+    (void)st;
+    json_t *o =
+        json_pack("{s:s,s:i,s:f,s:b,s:f,s:n}", "s", "x", "i", 7, "r", 10.0, "b", 1, "half", 1.5, "nul");
+    tbgw_err err = {0};
+    const char *s;
+    int64_t i;
+    int b;
+    double d;
+    assert_int_equal(tbgw_cfg_get_str(o, NULL, "s", "d", &s, &err), 0);
+    assert_string_equal(s, "x");
+    assert_int_equal(tbgw_cfg_get_str(o, NULL, "nope", "d", &s, &err), 0);
+    assert_string_equal(s, "d");
+    assert_int_equal(tbgw_cfg_get_str(o, "a.b[1]", "i", "d", &s, &err), TBGW_EINVAL);
+    assert_string_equal(err.msg, "a.b[1].i: expected a string, got an integer");
+    assert_int_equal(tbgw_cfg_get_int(o, NULL, "i", 0, 0, 10, &i, &err), 0);
+    assert_int_equal(i, 7);
+    assert_int_equal(tbgw_cfg_get_int(o, NULL, "r", 0, 0, 100, &i, &err), 0); /* 10.0 is an integer */
+    assert_int_equal(i, 10);
+    assert_int_equal(tbgw_cfg_get_int(o, NULL, "nul", 3, 0, 100, &i, &err), 0);
+    assert_int_equal(i, 3);
+    assert_int_equal(tbgw_cfg_get_int(o, NULL, "half", 0, 0, 100, &i, &err), TBGW_EINVAL);
+    assert_string_equal(err.msg, "half: expected an integer, got a number");
+    assert_int_equal(tbgw_cfg_get_int(o, "x", "i", 0, 8, 9, &i, &err), TBGW_EINVAL);
+    assert_string_equal(err.msg, "x.i: 7 is out of range 8..9");
+    assert_int_equal(tbgw_cfg_get_bool(o, NULL, "b", 0, &b, &err), 0);
+    assert_int_equal(b, 1);
+    assert_int_equal(tbgw_cfg_get_bool(o, NULL, "s", 0, &b, &err), TBGW_EINVAL);
+    assert_int_equal(tbgw_cfg_get_num(o, NULL, "half", 0, 0, 2, &d, &err), 0);
+    assert_true(d == 1.5);
+    assert_int_equal(tbgw_cfg_get_num(o, NULL, "half", 0, 2, 3, &d, &err), TBGW_EINVAL);
+    json_decref(o);
+}
+
+static const char *DEVICES =
+    "{\n"
+    "  \"devices\": [\n"
+    "    {\"deviceName\": \"A\", \"deviceType\": \"meter\",\n"
+    "     \"reportStrategy\": {\"type\": \"ON_CHANGE\"},\n"
+    "     \"timeseries\": [{\"key\": \"t\", \"type\": \"int\"},\n"
+    "                    {\"type\": \"int\"},\n"
+    "                    {\"tag\": \"p\", \"reportStrategy\": {\"type\": \"BOGUS\"}},\n"
+    "                    {\"tag\": \"q\", \"reportStrategy\": {\"type\": \"ON_REPORT_PERIOD\", "
+    "\"reportPeriod\": 500}}],\n"
+    "     \"attributeUpdates\": [{\"attributeOnThingsBoard\": \"sp\"}],\n"
+    "     \"rpc\": [{\"method\": \"reset\"}, 5]},\n"
+    "    {\"deviceType\": \"nameless\"},\n"
+    "    {\"name\": \"B\", \"attributes\": {\"not\": \"a list\"}},\n"
+    "    \"text\"\n"
+    "  ]\n"
+    "}\n";
+
+typedef struct devs {
+    tbgw_cfg_device v[4];
+    size_t n;
+} devs;
+
+static int dev_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud, tbgw_err *err) {
+    devs *d = ud;
+    assert_int_equal(index, d->n);
+    if (tbgw_cfg_device_parse(w, e, path, &d->v[d->n], err) < 0) return TBGW_EINVAL;
+    d->n++;
+    return 0;
+}
+
+/* A host made by the core for a connector file: skipped entries are reported with file:line:col. */
+static conn_inst *core_instance(const char *text, tbgw_doc **doc, tbgw_conn_entry *e) {
+    tbgw_err err = {0};
+    *doc = tbgw_doc_parse_json("kit.json", text, strlen(text), &err);
+    assert_non_null(*doc);
+    memset(e, 0, sizeof *e);
+    e->type = "modbus";
+    e->name = "Kit";
+    e->id = "kit";
+    e->doc = *doc;
+    const char *mtext = "{\"master\":{\"slaves\":[]}}";
+    tbgw_doc *mdoc = tbgw_doc_parse_json("modbus.json", mtext, strlen(mtext), &err);
+    e->doc = mdoc;
+    conn_inst *ci = tbgw_conn_new(NULL, e, ".", &err);
+    assert_non_null(ci);
+    e->doc = *doc; /* the kit reads positions from the entry's document */
+    tbgw_doc_free(mdoc);
+    return ci;
+}
+
+static void test_devices_and_keys(void **st) {
+    (void)st;
+    tbgw_doc *doc;
+    tbgw_conn_entry e;
+    conn_inst *ci = core_instance(DEVICES, &doc, &e);
+    tbgw_err err = {0};
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, &ci->host, &err);
+    char where[128];
+    assert_string_equal(tbgw_cfg_where(&w, "devices[0].timeseries[1]", where, sizeof where), "kit.json:6:21");
+    devs d = {.n = 0};
+    int n = tbgw_cfg_each(&w, doc->root, NULL, "devices", dev_entry, &d);
+    assert_int_equal(n, 1); /* A; the nameless one, B (attributes not a list) and "text" are skipped */
+    assert_int_equal(d.n, 1);
+    tbgw_cfg_device *a = &d.v[0];
+    assert_string_equal(a->name, "A");
+    assert_string_equal(a->type, "meter");
+    assert_true(a->has_rs && a->rs.type == TBGW_RS_ON_CHANGE);
+    assert_int_equal(a->timeseries.n, 2); /* t and q; the nameless key and p (bad strategy) skipped */
+    assert_string_equal(a->timeseries.v[0].key, "t");
+    assert_string_equal(a->timeseries.v[0].type, "int");
+    assert_false(a->timeseries.v[0].has_rs);
+    assert_string_equal(a->timeseries.v[1].key, "q");
+    assert_true(a->timeseries.v[1].has_rs && a->timeseries.v[1].rs.period_ms == 500);
+    assert_string_equal(a->timeseries.v[1].path, "devices[0].timeseries[3]");
+    assert_int_equal(a->attribute_updates.n, 1);
+    assert_string_equal(a->attribute_updates.v[0].key, "sp");
+    assert_int_equal(a->rpc.n, 1);
+    assert_string_equal(a->rpc.v[0].key, "reset");
+    /* skipped: 2 keys + 1 rpc entry of A, the nameless device, B, "text" */
+    assert_int_equal(w.skipped, 6);
+    assert_int_equal(ci->stats[TBGW_STAT_CONNECTOR_ERRORS], 6);
+    assert_int_equal(err.code, 0); /* nothing refuses the connector */
+    tbgw_cfg_device_free(a);
+
+    /* a section that is not a list refuses the connector */
+    json_t *bad = json_pack("{s:s}", "devices", "none");
+    assert_int_equal(tbgw_cfg_each(&w, bad, "x", "devices", dev_entry, &d), TBGW_EINVAL);
+    assert_string_equal(err.msg, "x.devices: expected a list, got a string");
+    json_decref(bad);
+    e.doc = NULL;
+    tbgw_conn_free(ci);
+    tbgw_doc_free(doc);
+}
+
+/* ---- the downlink descriptor ---------------------------------------------------------------- */
+
+static int readable(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 1;
+}
+
+static dn_item *attr_item(void) {
+    dn_item *it = calloc(1, sizeof *it);
+    it->kind = DN_ATTR_UPDATE;
+    it->device = strdup("D");
+    it->data = json_pack("{s:i}", "k", 1);
+    return it;
+}
+
+static void *post_later(void *arg) {
+    tbgw_sleep_ms(50);
+    tbgw_conn_post(arg, attr_item());
+    return NULL;
+}
+
+static void test_downlink_fd(void **st) {
+    (void)st;
+    tbgw_doc *doc;
+    tbgw_conn_entry e;
+    conn_inst *ci = core_instance("{}", &doc, &e);
+    const tbgw_host *h = &ci->host;
+    assert_true(h->downlink_fd >= 0);
+    assert_non_null(h->dispatch);
+    assert_false(readable(h->downlink_fd));
+    for (int i = 0; i < 3; i++) tbgw_conn_post(ci, attr_item());
+    assert_true(readable(h->downlink_fd));
+    assert_int_equal(ci->inbox_len, 3);
+    assert_int_equal(h->dispatch(h), 0); /* the Modbus connector ignores updates while not running */
+    assert_int_equal(ci->inbox_len, 0);
+    assert_false(readable(h->downlink_fd));
+    assert_int_equal(h->dispatch(h), 0); /* nothing queued: harmless */
+    /* wait() sleeps until work is posted (not the whole timeout) */
+    pthread_t th;
+    int64_t t0 = tbgw_mono_ms();
+    pthread_create(&th, NULL, post_later, ci);
+    assert_int_equal(h->wait(h, 5000), 0);
+    int64_t took = tbgw_mono_ms() - t0;
+    pthread_join(th, NULL);
+    assert_true(took >= 40 && took < 2000);
+    assert_false(readable(h->downlink_fd));
+    t0 = tbgw_mono_ms();
+    assert_int_equal(h->wait(h, 30), 0); /* nothing: the timeout */
+    assert_true(tbgw_mono_ms() - t0 >= 25);
+    /* a stop keeps the descriptor readable and every dispatch answers 1 */
+    assert_int_equal(tbgw_conn_stop(ci, 100), 0); /* never started: only the request */
+    assert_true(readable(h->downlink_fd));
+    tbgw_conn_post(ci, attr_item()); /* dropped once stopping */
+    assert_int_equal(ci->inbox_len, 0);
+    assert_int_equal(h->dispatch(h), 1);
+    assert_true(readable(h->downlink_fd));
+    assert_int_equal(h->wait(h, 1000), 1);
+    e.doc = NULL;
+    tbgw_conn_free(ci);
+    tbgw_doc_free(doc);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_params),      cmocka_unit_test(test_rpc_replies),
+        cmocka_unit_test(test_getters),     cmocka_unit_test(test_devices_and_keys),
+        cmocka_unit_test(test_downlink_fd),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
