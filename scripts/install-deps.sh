@@ -16,6 +16,7 @@ PKGS=(
   libstrophe-dev prosody lua-unbound python3-slixmpp
   libwebsockets-dev python3-websockets
   libcurl4-openssl-dev python3-pyftpdlib vsftpd openssh-server openssh-client
+  unixodbc-dev unixodbc odbcinst libsqliteodbc odbc-postgresql postgresql
   python3-serial can-utils
   openssl procps python3 python3-paho-mqtt python3-pymodbus python3-serial-asyncio python3-cryptography
   knxd knxd-tools

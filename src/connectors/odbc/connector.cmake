@@ -1,0 +1,2 @@
+pkg_check_modules(ODBC REQUIRED IMPORTED_TARGET odbc)
+list(APPEND TBGW_CONNECTOR_LIBS PkgConfig::ODBC PkgConfig::SSL)
