@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <tbgw/connector.h>
 
+#include "util/json.h"
 #include "connectors/odbc/odbc_internal.h"
 #include "connectors/odbc/odbc_sql.h"
 #include "util/backoff.h"
@@ -445,7 +446,7 @@ static int iterator_load(odbcc *c) {
 static void iterator_save(odbcc *c) {
     json_t *j =
         json_pack("{s:s,s:O,s:I}", "name", c->it_col, "value", c->it_value, "total", (json_int_t)c->total);
-    char *text = j ? json_dumps(j, JSON_SORT_KEYS | JSON_INDENT(2)) : NULL;
+    char *text = j ? tbgw_json_dumps(j, 2) : NULL; /* the iterator value may be any size */
     char dir[1200];
     snprintf(dir, sizeof dir, "%s", c->it_path);
     char *slash = strrchr(dir, '/');

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json.h"
 #include "connectors/odbc/odbc_sql.h"
 #include "util/buf.h"
 
@@ -152,8 +153,7 @@ int odbc_bind_json(SQLHSTMT st, SQLUSMALLINT idx, const json_t *v, odbc_param *p
         ctype = SQL_C_CHAR, sqltype = SQL_VARCHAR, ptr = NULL, size = 1;
         p->ind = SQL_NULL_DATA;
     } else {
-        p->s =
-            json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        p->s = json_is_string(v) ? strdup(json_string_value(v)) : tbgw_json_dumps(v, 0);
         if (!p->s) return -1;
         p->ind = (SQLLEN)strlen(p->s);
         size = p->ind ? (SQLULEN)p->ind : 1;
