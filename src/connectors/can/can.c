@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include <tbgw/connector.h>
+#include <tbgw/connkit.h>
 
 #include "connectors/can/can_internal.h"
 #include "util/time.h"
@@ -388,24 +389,15 @@ static int reply(canc *c, const tbgw_rpc_req *r, json_t *content) {
 
 /* Reserved set: "k=v;..." as the downlink options and the data (numbers and booleans coerced). */
 static int rpc_set(canc *c, can_dev *d, const tbgw_rpc_req *r) {
+    tbgw_params kv = {0};
+    tbgw_err perr;
     const char *p = json_string_value(r->params);
-    json_t *o = json_object();
-    if (p) {
-        char *copy = strdup(p), *save = NULL;
-        for (char *kv = copy ? strtok_r(copy, ";", &save) : NULL; kv; kv = strtok_r(NULL, ";", &save)) {
-            char *eq = strchr(kv, '=');
-            if (!eq) continue;
-            *eq = 0;
-            while (*kv == ' ') kv++;
-            char *end;
-            long long n = strtoll(eq + 1, &end, 0);
-            if (strcmp(kv, "value") == 0 && eq[1] && !*end)
-                json_object_set_new(o, kv, json_integer(n));
-            else
-                json_object_set_new(o, kv, json_string(eq + 1));
-        }
-        free(copy);
-    }
+    json_t *o = p && tbgw_params_parse(p, TBGW_PARAMS_LENIENT, &kv, &perr) == 0 ? tbgw_params_object(&kv)
+                                                                                : json_object();
+    int64_t n;
+    if (tbgw_params_int(&kv, "value", &n) == 0)
+        json_object_set_new(o, "value", json_integer(n)); /* a number */
+    tbgw_params_free(&kv);
     can_down opt;
     tbgw_err err = {0};
     int ok = can_down_parse(o, NULL, d->strict, &opt, &err) == 0 && send_down(c, &opt, o, &err) == 0;

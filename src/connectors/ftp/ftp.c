@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <pcre2.h>
 #include <tbgw/connector.h>
+#include <tbgw/connkit.h>
 
 #include "connectors/ftp/ftp_internal.h"
 #include "util/buf.h"
@@ -596,24 +597,6 @@ static int do_write(ftpc *c, const tbgw_rpc_req *r, const char *path, const char
     return c->h->rpc_reply(c->h, r->handle, content, 1);
 }
 
-/* "a=b;c=d;" -> value of key */
-static int kv_get(const char *s, const char *key, char *out, size_t n) {
-    size_t kl = strlen(key);
-    for (const char *p = s; p && *p;) {
-        while (*p == ' ' || *p == ';') p++;
-        if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
-            const char *v = p + kl + 1, *end = strchr(v, ';');
-            size_t l = end ? (size_t)(end - v) : strlen(v);
-            if (l >= n) l = n - 1;
-            memcpy(out, v, l);
-            out[l] = 0;
-            return 0;
-        }
-        p = strchr(p, ';');
-    }
-    return -1;
-}
-
 /* "path;value" with quotes around either stripped. */
 static void path_value(const char *s, char *path, size_t pn, char *value, size_t vn) {
     const char *semi = strchr(s, ';');
@@ -642,12 +625,23 @@ static int fc_rpc(void *self, const tbgw_rpc_req *r) {
         return reply_error(c, r, "unknown method %s (read or write)", r->method);
     }
     if (strcmp(r->method, "get") == 0 || strcmp(r->method, "set") == 0) {
-        if (!ps || kv_get(ps, "filePath", path, sizeof path) != 0)
-            return reply_error(c, r, "expected params \"filePath=<path>;\"");
-        if (strcmp(r->method, "get") == 0) return do_read(c, r, path);
-        if (kv_get(ps, "value", value, sizeof value) != 0)
-            return reply_error(c, r, "expected params \"filePath=<path>;value=<value>;\"");
-        return do_write(c, r, path, value);
+        tbgw_params kv = {0};
+        tbgw_err err;
+        const char *fp = ps && tbgw_params_parse(ps, TBGW_PARAMS_LENIENT, &kv, &err) == 0
+                             ? tbgw_params_get(&kv, "filePath")
+                             : NULL;
+        const char *val = tbgw_params_get(&kv, "value");
+        int rc;
+        if (!fp)
+            rc = reply_error(c, r, "expected params \"filePath=<path>;\"");
+        else if (strcmp(r->method, "get") == 0)
+            rc = do_read(c, r, fp);
+        else if (!val)
+            rc = reply_error(c, r, "expected params \"filePath=<path>;value=<value>;\"");
+        else
+            rc = do_write(c, r, fp, val);
+        tbgw_params_free(&kv);
+        return rc;
     }
     size_t i;
     const json_t *e;

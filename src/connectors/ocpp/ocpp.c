@@ -7,6 +7,7 @@
 
 #include <libwebsockets.h>
 #include <tbgw/connector.h>
+#include <tbgw/connkit.h>
 
 #include "connectors/ocpp/ocpp_internal.h"
 #include "util/buf.h"
@@ -637,24 +638,15 @@ static int rpc_error(oc *c, const tbgw_rpc_req *r, const char *msg) {
 
 /* Reserved set: "value=...;" (and other k=v pairs) as a DataTransfer whose data is the value. */
 static int rpc_set(oc *c, session *s, const tbgw_rpc_req *r) {
+    tbgw_params kv = {0};
+    tbgw_err err;
     const char *p = json_string_value(r->params);
-    char value[1024] = "";
-    int found = 0;
-    if (p) {
-        char *copy = strdup(p), *save = NULL;
-        for (char *kv = copy ? strtok_r(copy, ";", &save) : NULL; kv; kv = strtok_r(NULL, ";", &save)) {
-            char *eq = strchr(kv, '=');
-            if (!eq) continue;
-            *eq = 0;
-            while (*kv == ' ') kv++;
-            if (strcmp(kv, "value") == 0) {
-                snprintf(value, sizeof value, "%s", eq + 1);
-                found = 1;
-            }
-        }
-        free(copy);
-    }
-    if (!found) return rpc_error(c, r, "expected params \"value=...;\"");
+    const char *v =
+        p && tbgw_params_parse(p, TBGW_PARAMS_LENIENT, &kv, &err) == 0 ? tbgw_params_get(&kv, "value") : NULL;
+    char value[1024];
+    snprintf(value, sizeof value, "%s", v ? v : "");
+    tbgw_params_free(&kv);
+    if (!v) return rpc_error(c, r, "expected params \"value=...;\"");
     json_t *pl = json_pack("{s:s,s:s}", "vendor_id", "1", "data", value);
     call(s, "DataTransfer", pl, 1, r->handle);
     json_decref(pl);

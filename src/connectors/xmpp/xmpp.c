@@ -8,6 +8,7 @@
 
 #include <strophe.h>
 #include <tbgw/connector.h>
+#include <tbgw/connkit.h>
 
 #include "connectors/xmpp/xmpp_internal.h"
 #include "convert/expr.h"
@@ -388,23 +389,12 @@ static int reply(xc *c, const tbgw_rpc_req *r, json_t *content) {
 
 /* Reserved set: "k=v;k2=v2;" sent as the JSON object of those pairs. */
 static int rpc_set(xc *c, const tbgw_rpc_req *r, xdev *d) {
+    tbgw_params kv = {0};
+    tbgw_err err;
     const char *p = json_string_value(r->params);
-    json_t *obj = json_object();
-    if (p) {
-        char *copy = strdup(p), *save = NULL;
-        for (char *kv = copy ? strtok_r(copy, ";", &save) : NULL; kv; kv = strtok_r(NULL, ";", &save)) {
-            char *eq = strchr(kv, '=');
-            if (!eq) continue;
-            *eq = 0;
-            char *k = kv, *v = eq + 1;
-            while (*k == ' ') k++;
-            for (char *e = k + strlen(k); e > k && e[-1] == ' ';) *--e = 0;
-            while (*v == ' ') v++;
-            for (char *e = v + strlen(v); e > v && e[-1] == ' ';) *--e = 0;
-            if (*k) json_object_set_new(obj, k, json_string(v));
-        }
-        free(copy);
-    }
+    json_t *obj = p && tbgw_params_parse(p, TBGW_PARAMS_LENIENT, &kv, &err) == 0 ? tbgw_params_object(&kv)
+                                                                                 : json_object();
+    tbgw_params_free(&kv);
     if (json_object_size(obj) == 0) {
         json_decref(obj);
         return reply(c, r,
