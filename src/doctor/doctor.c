@@ -90,13 +90,11 @@ static tbgw_config *check_config(dr_report *r, const char *path) {
     int errors = rep.errors;
     if (cfg) errors += tbgw_gateway_check_connectors(cfg, mem, &rep.warnings);
     if (mem) fclose(mem);
-    size_t lines = 0;
     for (char *save = NULL, *l = buf ? strtok_r(buf, "\n", &save) : NULL; l;
          l = strtok_r(NULL, "\n", &save)) {
         int warn = strncmp(l, "warning: ", 9) == 0;
         dr_add(r, warn ? DR_WARN : DR_FAIL, "config",
                warn ? "see the message" : "correct the file at that position", "%s", warn ? l + 9 : l);
-        lines++;
     }
     free(buf);
     if (!cfg)
@@ -111,7 +109,6 @@ static tbgw_config *check_config(dr_report *r, const char *path) {
         dr_add(r, DR_FAIL, "config", "correct the errors above", "%s: %d error(s) in connector files", path,
                errors);
     }
-    (void)lines;
     return cfg;
 }
 

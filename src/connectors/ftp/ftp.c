@@ -566,24 +566,13 @@ static int fc_attr_update(void *self, const tbgw_attr_update *u) {
     return 0;
 }
 
-static int reply_error(ftpc *c, const tbgw_rpc_req *r, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int reply_error(ftpc *c, const tbgw_rpc_req *r, const char *fmt, ...) {
-    char msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return c->h->rpc_reply(c->h, r->handle, json_pack("{s:s}", "error", msg), -1);
-}
-
 static int do_read(ftpc *c, const tbgw_rpc_req *r, const char *path) {
     tbgw_buf b;
     tbgw_buf_init(&b);
     int rc = download(c, path, 0, &b);
     if (rc != 0) {
         tbgw_buf_free(&b);
-        return reply_error(c, r, "cannot read %s", path);
+        return tbgw_rpc_error(c->h, r->handle, "cannot read %s", path);
     }
     json_t *content = json_pack("{s:s%}", "result", b.p ? b.p : "", b.len);
     tbgw_buf_free(&b);
@@ -591,7 +580,7 @@ static int do_read(ftpc *c, const tbgw_rpc_req *r, const char *path) {
 }
 
 static int do_write(ftpc *c, const tbgw_rpc_req *r, const char *path, const char *value) {
-    if (write_file(c, path, value, 1) != 0) return reply_error(c, r, "cannot write %s", path);
+    if (write_file(c, path, value, 1) != 0) return tbgw_rpc_error(c->h, r->handle, "cannot write %s", path);
     json_t *content = strlen(value) < 80 ? json_pack("{s:{s:s}}", "result", "value", value)
                                          : json_pack("{s:b}", "result", 1);
     return c->h->rpc_reply(c->h, r->handle, content, 1);
@@ -616,13 +605,15 @@ static int fc_rpc(void *self, const tbgw_rpc_req *r) {
     if (!r->device) { /* ftp_read / ftp_write */
         const char *ve = json_string_value(json_object_get(r->params, "valueExpression"));
         if (!ve) ve = ps;
-        if (!ve) return reply_error(c, r, "%s: expected params {\"valueExpression\": ...}", r->method);
+        if (!ve)
+            return tbgw_rpc_error(c->h, r->handle, "%s: expected params {\"valueExpression\": ...}",
+                                  r->method);
         if (strcmp(r->method, "read") == 0) return do_read(c, r, ve);
         if (strcmp(r->method, "write") == 0) {
             path_value(ve, path, sizeof path, value, sizeof value);
             return do_write(c, r, path, value);
         }
-        return reply_error(c, r, "unknown method %s (read or write)", r->method);
+        return tbgw_rpc_error(c->h, r->handle, "unknown method %s (read or write)", r->method);
     }
     if (strcmp(r->method, "get") == 0 || strcmp(r->method, "set") == 0) {
         tbgw_params kv = {0};
@@ -633,11 +624,11 @@ static int fc_rpc(void *self, const tbgw_rpc_req *r) {
         const char *val = tbgw_params_get(&kv, "value");
         int rc;
         if (!fp)
-            rc = reply_error(c, r, "expected params \"filePath=<path>;\"");
+            rc = tbgw_rpc_error(c->h, r->handle, "expected params \"filePath=<path>;\"");
         else if (strcmp(r->method, "get") == 0)
             rc = do_read(c, r, fp);
         else if (!val)
-            rc = reply_error(c, r, "expected params \"filePath=<path>;value=<value>;\"");
+            rc = tbgw_rpc_error(c->h, r->handle, "expected params \"filePath=<path>;value=<value>;\"");
         else
             rc = do_write(c, r, fp, val);
         tbgw_params_free(&kv);
@@ -667,7 +658,7 @@ static int fc_rpc(void *self, const tbgw_rpc_req *r) {
         tbgw_buf_free(&ve);
         return rc;
     }
-    return reply_error(c, r, "no serverSideRpc entry for method %s", r->method);
+    return tbgw_rpc_error(c->h, r->handle, "no serverSideRpc entry for method %s", r->method);
 }
 
 const tbgw_connector_ops tbgw_connector_ftp = {

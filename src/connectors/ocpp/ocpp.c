@@ -632,10 +632,6 @@ static int is_cs_action(const char *m) {
     return 0;
 }
 
-static int rpc_error(oc *c, const tbgw_rpc_req *r, const char *msg) {
-    return c->h->rpc_reply(c->h, r->handle, json_pack("{s:s}", "error", msg), -1);
-}
-
 /* Reserved set: "value=...;" (and other k=v pairs) as a DataTransfer whose data is the value. */
 static int rpc_set(oc *c, session *s, const tbgw_rpc_req *r) {
     tbgw_params kv = {0};
@@ -646,7 +642,7 @@ static int rpc_set(oc *c, session *s, const tbgw_rpc_req *r) {
     char value[1024];
     snprintf(value, sizeof value, "%s", v ? v : "");
     tbgw_params_free(&kv);
-    if (!v) return rpc_error(c, r, "expected params \"value=...;\"");
+    if (!v) return tbgw_rpc_error(c->h, r->handle, "%s", "expected params \"value=...;\"");
     json_t *pl = json_pack("{s:s,s:s}", "vendor_id", "1", "data", value);
     call(s, "DataTransfer", pl, 1, r->handle);
     json_decref(pl);
@@ -655,9 +651,9 @@ static int rpc_set(oc *c, session *s, const tbgw_rpc_req *r) {
 
 static int oc_rpc(void *self, const tbgw_rpc_req *r) {
     oc *c = self;
-    if (!r->device) return rpc_error(c, r, "Unsupported connector RPC");
+    if (!r->device) return tbgw_rpc_error(c->h, r->handle, "Unsupported connector RPC");
     session *s = by_device(c, r->device);
-    if (!s) return rpc_error(c, r, "no charge point connected as that device");
+    if (!s) return tbgw_rpc_error(c->h, r->handle, "no charge point connected as that device");
     if (strcmp(r->method, "set") == 0) return rpc_set(c, s, r);
     size_t i;
     const json_t *e;
@@ -676,7 +672,7 @@ static int oc_rpc(void *self, const tbgw_rpc_req *r) {
         json_decref(vars);
         if (!ok) {
             tbgw_buf_free(&out);
-            return rpc_error(c, r, "valueExpression could not be rendered");
+            return tbgw_rpc_error(c->h, r->handle, "valueExpression could not be rendered");
         }
         const json_t *wr = json_object_get(e, "withResponse");
         int with = !wr || json_is_true(wr);
@@ -693,7 +689,7 @@ static int oc_rpc(void *self, const tbgw_rpc_req *r) {
         json_decref(pl);
         return 0;
     }
-    return rpc_error(c, r, "Method not found");
+    return tbgw_rpc_error(c->h, r->handle, "Method not found");
 }
 
 const tbgw_connector_ops tbgw_connector_ocpp = {
