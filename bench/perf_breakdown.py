@@ -44,6 +44,8 @@ def classify(frames):
                 return bucket
         return "kernel: interrupts, other"
     for s, d in user:  # innermost first
+        if "libmosquitto" in d:  # its packet reading and handling, below the connector's callback
+            return "MQTT client library"
         for bucket, rx in USER:
             if re.match(rx, s):
                 return bucket
