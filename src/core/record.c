@@ -1,6 +1,5 @@
 #include "core/record.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <tbgw/err.h>
@@ -115,70 +114,17 @@ static int add_group(rec_builder *rb, size_t from, char *done, tbgw_buf *m, tbgw
     return 0;
 }
 
-/* The encoder's five buffers, kept per thread between records: encoding a record then allocates
- * nothing (the core encodes one record per converted message). Buffers that grew beyond
- * SCRATCH_KEEP for a large record are released afterwards. */
-#define SCRATCH_KEEP 16384
-typedef struct rec_scratch {
-    tbgw_buf m, g, tel, attr, out;
-    int busy;
-} rec_scratch;
-
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_free(void *p) {
-    rec_scratch *s = p;
-    tbgw_buf_free(&s->m);
-    tbgw_buf_free(&s->g);
-    tbgw_buf_free(&s->tel);
-    tbgw_buf_free(&s->attr);
-    tbgw_buf_free(&s->out);
-    free(s);
-}
-
-static void scratch_init(void) {
-    pthread_key_create(&scratch_key, scratch_free);
-}
-
-static rec_scratch *scratch_get(void) {
-    pthread_once(&scratch_once, scratch_init);
-    rec_scratch *s = pthread_getspecific(scratch_key);
-    if (!s) {
-        s = calloc(1, sizeof *s);
-        if (s && pthread_setspecific(scratch_key, s)) {
-            free(s);
-            s = NULL;
-        }
-    }
-    if (!s || s->busy) return NULL; /* re-entered from a sink: local buffers */
-    s->busy = 1;
-    return s;
-}
-
-static void scratch_release(tbgw_buf *b, int keep) {
-    if (keep && !b->oom && b->cap <= SCRATCH_KEEP) {
-        tbgw_buf_reset(b);
-        return;
-    }
-    tbgw_buf_free(b);
-    tbgw_buf_init(b);
-}
-
+/* The encoder's buffers come from the thread's scratch pool: encoding a record (the core encodes
+ * one per converted message) allocates nothing once the pool is warm. */
 int tbgw_record_encode(const tbgw_converted *c, uint8_t flags, size_t max_payload, tbgw_record_sink sink,
                        void *ud) {
     rec_builder rb = {.c = c, .flags = flags, .sink = sink, .ud = ud};
     tbgw_buf m, g;
-    tbgw_buf_init(&m);
-    tbgw_buf_init(&g);
-    rec_scratch *sc = scratch_get();
-    if (sc) {
-        m = sc->m;
-        g = sc->g;
-        rb.tel = sc->tel;
-        rb.attr = sc->attr;
-        rb.out = sc->out;
-    }
+    tbgw_buf_scratch_take(&m);
+    tbgw_buf_scratch_take(&g);
+    tbgw_buf_scratch_take(&rb.tel);
+    tbgw_buf_scratch_take(&rb.attr);
+    tbgw_buf_scratch_take(&rb.out);
     size_t overhead = strlen(c->device_name) * 2 + 48; /* {"name":[ ... ]} with escaping slack */
     rb.limit = max_payload > overhead + 64 ? max_payload - overhead : 64;
     int rc = add_attributes(&rb, &m);
@@ -192,20 +138,11 @@ int tbgw_record_encode(const tbgw_converted *c, uint8_t flags, size_t max_payloa
     }
     if (!rc) rc = flush(&rb);
     if (done != small) free(done);
-    int keep = sc != NULL;
-    scratch_release(&m, keep);
-    scratch_release(&g, keep);
-    scratch_release(&rb.tel, keep);
-    scratch_release(&rb.attr, keep);
-    scratch_release(&rb.out, keep);
-    if (sc) {
-        sc->m = m;
-        sc->g = g;
-        sc->tel = rb.tel;
-        sc->attr = rb.attr;
-        sc->out = rb.out;
-        sc->busy = 0;
-    }
+    tbgw_buf_scratch_give(&m);
+    tbgw_buf_scratch_give(&g);
+    tbgw_buf_scratch_give(&rb.tel);
+    tbgw_buf_scratch_give(&rb.attr);
+    tbgw_buf_scratch_give(&rb.out);
     return rc;
 }
 
