@@ -6,7 +6,8 @@
 # relay subscribe and publish with QoS 1 always), BENCH_REPEAT (3 alternating relay/tbgw flat-out runs
 # per QoS), BENCH_DEVICES (100), BENCH_RATES ("1000 5000 10000", devices at QoS 1), BENCH_RELAY_RATES
 # (fixed rates the relay runs at too, for its CPU: "1000"), BENCH_RATE_SECONDS (5), BENCH_STORAGE
-# (memory|file|sqlite), BENCH_PERF (perf record --call-graph dwarf (bench/perf_breakdown.py sorts it), perf stat and per-thread context switches of tbgw
+# (memory|file|sqlite), BENCH_TBGW_MAX_PAYLOAD (the gateway's maxPayloadSizeBytes, default the
+# platform's 65536 like the relay's packs), BENCH_LOG_LEVEL (the gateway's, WARNING), BENCH_PERF (perf record --call-graph dwarf (bench/perf_breakdown.py sorts it), perf stat and per-thread context switches of tbgw
 # in the flat-out and fixed-rate runs and of the relay at its fixed rates, into bench/results/), BUILD.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [ -f "$WORK/tbgw.log" ] && cp "$WORK/tbgw.log" "$OUT/tbgw.log" # the gateway's log of the last run
+  for b in external platform; do [ -f "$WORK/$b.log" ] && cp "$WORK/$b.log" "$OUT/broker-$b.log"; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -39,7 +41,12 @@ start_broker() { # name port
 listener $2 127.0.0.1
 allow_anonymous true
 persistence false
-log_dest none
+user root
+log_dest file $WORK/$1.log
+log_type error
+log_type warning
+log_type notice
+connection_messages false
 max_queued_messages 10000000
 max_inflight_messages 0
 CONF
@@ -65,7 +72,7 @@ write_tbgw_config() {
   mkdir -p "$WORK/data"
   cat >"$WORK/cfg/tb_gateway.json" <<CONF
 {"thingsboard": {"host": "127.0.0.1", "port": $PLAT, "security": {"type": "accessToken", "accessToken": "BENCH"},
-                 "statistics": {"enable": false}, "minPackSendDelayMS": 5},
+                 "statistics": {"enable": false}, "minPackSendDelayMS": 5, "maxPayloadSizeBytes": ${BENCH_TBGW_MAX_PAYLOAD:-$MAXP}},
  "storage": $STORAGE_JSON,
  "connectors": [{"type": "mqtt", "name": "Bench MQTT", "configuration": "bench_mqtt.json"}]}
 CONF
@@ -113,7 +120,7 @@ row() { # label messages sink-json cpu rss
 cpu_per_m() { /usr/bin/python3 -c "print('%.2f' % ((($2-$1)/1e9) / max($3,1) * 1e6))"; }
 
 start_tbgw() {
-  TBGW_LOG_LEVEL=WARNING "$BUILD/tbgw" -c "$WORK/cfg/tb_gateway.json" >>"$WORK/tbgw.log" 2>&1 &
+  TBGW_LOG_LEVEL=${BENCH_LOG_LEVEL:-WARNING} "$BUILD/tbgw" -c "$WORK/cfg/tb_gateway.json" >>"$WORK/tbgw.log" 2>&1 &
   GP=$!; PIDS+=($GP)
   for _ in $(seq 100); do grep -q "session limits" "$WORK/tbgw.log" 2>/dev/null && break; sleep 0.05; done
   sleep 0.5
