@@ -156,10 +156,11 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 # 0. the bench's own ceiling, no forwarder: (a) the load generator into the external broker, the sink
 # subscribed there to the device messages (one message per record: harder for the sink than packs);
 # (b) packs of the relay's size and format published straight to the platform broker, for the sink
-declare -A CEIL_IN
+declare -A CEIL_IN LOADGEN_RATE
 for q in $QOSES; do
   R=$(run_case "$N" 0 "$q" "$EXT" "-s bench/#")
   CEIL_IN[$q]=$(json_get "$R" values_per_s)
+  LOADGEN_RATE[$q]=$(json_get "$(cat "$WORK/loadgen.out")" rate) # messages/s the generator wrote
   row "ceiling: loadgen (QoS $q) -> broker -> sink, no forwarder" "$N" "$R" - -
 done
 R=$(run_case "$N" 0 1 "$PLAT" "" "$PLAT" "-k $(( MAXP * 8 / 10 )) -t relay/telemetry")
@@ -231,7 +232,7 @@ ratio() { /usr/bin/python3 -c "print('%.2f' % (float('$1') / max(float('$2'), 1e
 {
   echo
   for q in $QOSES; do
-    echo "Devices QoS $q, medians of $REPEAT flat-out runs: bare relay ${RELAY_MED[$q]} values/s (${RELAY_CPU_MED[$q]} CPU s/1M), tbgw ${TBGW_MED[$q]} values/s (${TBGW_CPU_MED[$q]} CPU s/1M) = **$(ratio "${TBGW_MED[$q]}" "${RELAY_MED[$q]}")x the relay**; the bench's ceiling without a forwarder ${CEIL_IN[$q]} values/s in, $CEIL_OUT out = $(ratio "${CEIL_IN[$q]}" "${RELAY_MED[$q]}")x / $(ratio "$CEIL_OUT" "${RELAY_MED[$q]}")x the relay, $(ratio "${CEIL_IN[$q]}" "${TBGW_MED[$q]}")x / $(ratio "$CEIL_OUT" "${TBGW_MED[$q]}")x tbgw."
+    echo "Devices QoS $q, medians of $REPEAT flat-out runs: bare relay ${RELAY_MED[$q]} values/s (${RELAY_CPU_MED[$q]} CPU s/1M), tbgw ${TBGW_MED[$q]} values/s (${TBGW_CPU_MED[$q]} CPU s/1M) = **$(ratio "${TBGW_MED[$q]}" "${RELAY_MED[$q]}")x the relay**; the bench's ceiling without a forwarder ${CEIL_IN[$q]} values/s in (the generator alone wrote $(( ${LOADGEN_RATE[$q]} * 4 )) values/s), $CEIL_OUT out = $(ratio "${CEIL_IN[$q]}" "${RELAY_MED[$q]}")x / $(ratio "$CEIL_OUT" "${RELAY_MED[$q]}")x the relay, $(ratio "${CEIL_IN[$q]}" "${TBGW_MED[$q]}")x / $(ratio "$CEIL_OUT" "${TBGW_MED[$q]}")x tbgw."
   done
   for rate in $RELAY_RATES_FIXED; do
     [ -n "${TBGW_FIXED_CPU[$rate]:-}" ] && echo "At $rate msg/s: tbgw ${TBGW_FIXED_CPU[$rate]} CPU s/1M, the relay ${RELAY_FIXED_CPU[$rate]} = **$(ratio "${TBGW_FIXED_CPU[$rate]}" "${RELAY_FIXED_CPU[$rate]}")x the relay's CPU**."
