@@ -58,6 +58,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     free(lines);
     free(text);
-    tbgw_converted_free(ftp_convert_json(&js, (const char *)data, size));
+    tbgw_converted_free(ftp_convert_json(&js, (const char *)data, size, NULL));
     return 0;
 }

@@ -99,7 +99,7 @@ static void test_sliced_table_json(void **state) {
         path_of("{\"path\": \"j/x.json\", \"readMode\": \"FULL\", \"devicePatternName\": \"${dev}\", "
                 "\"timeseries\": [{\"type\": \"integer\", \"key\": \"v\", \"value\": \"${v}\"}]}");
     const char *text = "[{\"dev\":\"J1\",\"v\":5,\"ts\":1700000000000},{\"dev\":\"J2\",\"v\":\"7\"}]";
-    c = ftp_convert_json(&j, text, strlen(text));
+    c = ftp_convert_json(&j, text, strlen(text), NULL);
     assert_non_null(c);
     assert_int_equal(c->telemetry[0].v.type, TBGW_V_INT);
     assert_int_equal(c->telemetry[0].v.u.i, 5);
