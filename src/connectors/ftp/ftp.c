@@ -26,8 +26,10 @@
 typedef struct fstate {
     char *path;
     long long mtime, size;
-    long long offset; /* PARTIAL: bytes already converted (complete lines only) */
-    char *header;     /* PARTIAL tables: the header line */
+    long long offset;           /* PARTIAL: bytes already converted (complete lines only) */
+    char *header;               /* PARTIAL tables: the header line */
+    char tail[FTP_STREAM_TAIL]; /* PARTIAL: the bytes before offset, compared when resuming */
+    size_t tail_len;
     struct fstate *next;
 } fstate;
 
@@ -171,6 +173,13 @@ static void state_load(ftpc *c) {
         f->offset = json_integer_value(json_object_get(v, "offset"));
         const char *hd = json_string_value(json_object_get(v, "header"));
         if (hd) f->header = strdup(hd);
+        const char *tl = json_string_value(json_object_get(v, "tail")); /* hex */
+        size_t tn = tl ? strlen(tl) / 2 : 0;
+        for (size_t i = 0; i < tn && i < FTP_STREAM_TAIL; i++) {
+            unsigned b;
+            if (sscanf(tl + 2 * i, "%2x", &b) != 1) break;
+            f->tail[f->tail_len++] = (char)b;
+        }
     }
     json_decref(j);
 }
@@ -178,11 +187,14 @@ static void state_load(ftpc *c) {
 /* Written to a temporary file and renamed, so a crash leaves the old or the new state. */
 static void state_save(ftpc *c) {
     json_t *files = json_object();
-    for (fstate *f = c->files; f; f = f->next)
+    for (fstate *f = c->files; f; f = f->next) {
+        char hex[2 * FTP_STREAM_TAIL + 1] = "";
+        for (size_t i = 0; i < f->tail_len; i++) snprintf(hex + 2 * i, 3, "%02x", (unsigned char)f->tail[i]);
         json_object_set_new(files, f->path,
-                            json_pack("{s:I,s:I,s:I,s:s?}", "mtime", (json_int_t)f->mtime, "size",
+                            json_pack("{s:I,s:I,s:I,s:s?,s:s}", "mtime", (json_int_t)f->mtime, "size",
                                       (json_int_t)f->size, "offset", (json_int_t)f->offset, "header",
-                                      f->header));
+                                      f->header, "tail", hex));
+    }
     json_t *j = json_pack("{s:o}", "files", files);
     char dir[1024], tmp[1100];
     snprintf(dir, sizeof dir, "%s", c->state_path);
@@ -275,14 +287,15 @@ typedef struct reading {
     ftpc *c;
     const char *rel;
     fstate *f;
-    long long from; /* the file offset the stream starts at */
-    long long skip; /* bytes to drop first (a server that cannot resume) */
-    int check_nl;   /* resumed one byte early: that byte must be the '\n' ending the last line read */
-    int replaced;   /* it was not: the file was replaced */
-    int json;       /* buffered whole */
-    capped whole;   /* json */
-    ftp_stream st;  /* txt, csv */
-    int paused;     /* a batch was refused: the transfer waits until retry_at */
+    long long from;     /* the file offset the stream starts at */
+    long long skip;     /* bytes to drop first (a server that cannot resume) */
+    const char *expect; /* resumed early: these bytes (the end of what was read before) come first */
+    size_t expect_len, expect_pos;
+    int replaced;  /* it was not: the file was replaced */
+    int json;      /* buffered whole */
+    capped whole;  /* json */
+    ftp_stream st; /* txt, csv */
+    int paused;    /* a batch was refused: the transfer waits until retry_at */
     int64_t retry_at, saved_at;
     unsigned long long bytes;
 } reading;
@@ -299,13 +312,14 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud) {
         size_t s = (long long)k < x->skip ? k : (size_t)x->skip;
         d += s, k -= s, x->skip -= (long long)s;
     }
-    if (x->check_nl && k) {
-        if (*d != '\n') {
+    if (x->expect_pos < x->expect_len && k) {
+        size_t m = x->expect_len - x->expect_pos < k ? x->expect_len - x->expect_pos : k;
+        if (memcmp(d, x->expect + x->expect_pos, m) != 0) {
             x->replaced = 1;
             return 0;
         }
-        x->check_nl = 0;
-        d++, k--;
+        x->expect_pos += m;
+        d += m, k -= m;
     }
     if (x->json) return to_capped((char *)d, 1, k, &x->whole) == k ? len : 0;
     int rc = ftp_stream_feed(&x->st, d, k);
@@ -435,9 +449,16 @@ static void expand(ftpc *c, CURL *h, const char *prefix, const char *rest, json_
     json_decref(names);
 }
 
+/* curl hands the MDTM/SIZE answers of a NOBODY request over as header-like text. */
+static size_t discard(char *p, size_t sz, size_t n, void *ud) {
+    (void)p, (void)ud;
+    return sz * n;
+}
+
 /* MDTM and SIZE of a file: 0, or -1 when it does not exist or the server does not tell. */
 static int file_info(ftpc *c, const char *rel, long long *mtime, long long *size) {
     prepare(c, c->curl, rel);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(c->curl, CURLOPT_NOBODY, 1L);
     curl_easy_setopt(c->curl, CURLOPT_FILETIME, 1L);
     if (perform(c, c->curl, "stat", rel) != 0) return -1;
@@ -475,7 +496,6 @@ static int upload_text(ftpc *c, const char *rel, const char *text) {
 
 static int emit_batch(void *ud, tbgw_converted *chain) {
     ftpc *c = ud;
-    size_t n = tbgw_converted_count(chain);
     int rc = c->h->emit(c->h, chain);
     if (rc == TBGW_EAGAIN) {
         if (c->refused++ % 100 == 0)
@@ -483,7 +503,6 @@ static int emit_batch(void *ud, tbgw_converted *chain) {
                        (unsigned long long)c->refused);
         return rc;
     }
-    c->h->stat_add(c->h, TBGW_STAT_CONV_PROCESSED, n);
     return 0;
 }
 
@@ -491,6 +510,8 @@ static int emit_batch(void *ud, tbgw_converted *chain) {
 static void progress_save(reading *x) {
     fstate *f = x->f;
     f->offset = x->from + x->st.consumed;
+    memcpy(f->tail, x->st.tail, x->st.tail_len);
+    f->tail_len = x->st.tail_len;
     if (x->st.header && (!f->header || strcmp(f->header, x->st.header) != 0)) {
         free(f->header);
         f->header = strdup(x->st.header);
@@ -515,11 +536,22 @@ static int read_file(ftpc *c, const ftp_path *p, const char *rel, fstate *f, cha
     x.json = kind == 'j';
     tbgw_buf_init(&x.whole.b);
     x.whole.limit = p->max_bytes < FTP_JSON_MAX ? p->max_bytes : FTP_JSON_MAX;
-    if (!x.json) ftp_stream_init(&x.st, p, kind, !partial, from == 0, from ? f->header : NULL, emit_batch, c);
-    long long start = from > 0 ? from - 1 : 0;
+    if (!x.json) {
+        ftp_stream_init(&x.st, p, kind, !partial, from == 0, from ? f->header : NULL, emit_batch, c);
+        if (from) {
+            memcpy(x.st.tail, f->tail, f->tail_len);
+            x.st.tail_len = f->tail_len;
+        }
+    }
+    /* resumed a little early: the bytes before the position must be those read before (a state file
+     * without them: the '\n' that ended the last line) */
+    x.expect = from && f->tail_len ? f->tail : "\n";
+    x.expect_len = !from ? 0 : f->tail_len ? f->tail_len : 1;
+    if ((long long)x.expect_len > from) x.expect_len = (size_t)from;
+    long long start = from - (long long)x.expect_len;
     CURLcode rc;
     for (int attempt = 0;; attempt++) {
-        x.check_nl = start > 0;
+        x.expect_pos = 0;
         prepare(c, c->curl, rel);
         curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &x);
@@ -559,6 +591,9 @@ static int read_file(ftpc *c, const ftp_path *p, const char *rel, fstate *f, cha
                 c->h->stat_add(c->h, TBGW_STAT_CONVERTER_ERRORS, 1);
                 TBGW_ERRORF(c->h->log, "%s:%d:%d: not JSON: %s", rel, je.line, je.column, je.text);
             }
+            size_t n = 0;
+            for (const tbgw_converted *r = chain; r; r = r->next) n++;
+            c->h->stat_add(c->h, TBGW_STAT_CONV_PROCESSED, n);
             if (chain) emit_batch(c, chain); /* one document, one hand-over */
         }
     } else if (!c->stop) {
@@ -577,7 +612,10 @@ static int read_file(ftpc *c, const ftp_path *p, const char *rel, fstate *f, cha
         else if (x.st.long_lines)
             report_long_lines(c, &x, 0);
     }
-    if (!x.json) ftp_stream_free(&x.st);
+    if (!x.json) {
+        c->h->stat_add(c->h, TBGW_STAT_CONV_PROCESSED, x.st.rows);
+        ftp_stream_free(&x.st);
+    }
     tbgw_buf_free(&x.whole.b);
     return out;
 }
@@ -601,6 +639,7 @@ static void poll_file(ftpc *c, const ftp_path *p, const char *rel) {
     if (partial && f->offset == 0) {
         free(f->header);
         f->header = NULL;
+        f->tail_len = 0;
     }
     int rc = partial && size == f->offset && size > 0
                  ? 0 /* touched, nothing appended */

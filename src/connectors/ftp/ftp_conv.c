@@ -276,7 +276,43 @@ out:
     return rec;
 }
 
-#define MAX_COLUMNS 256
+#define MAX_COLUMNS  256
+#define MERGE_WINDOW 16  /* the devices of the last records a line may be merged into */
+#define MERGE_MAX    128 /* datapoints in one merged record at most */
+
+/* Whether merging rec into t would put one key twice into an attribute set or a {"ts","values"} group
+ * (lines without a timestamp column share the millisecond they were read in). */
+static int clash(const tbgw_converted *t, const tbgw_converted *rec) {
+    for (size_t i = 0; i < rec->n_attributes; i++)
+        for (size_t j = 0; j < t->n_attributes; j++)
+            if (strcmp(rec->attributes[i].key, t->attributes[j].key) == 0) return 1;
+    for (size_t i = 0; i < rec->n_telemetry; i++)
+        for (size_t j = 0; j < t->n_telemetry; j++)
+            if (rec->telemetry[i].ts == t->telemetry[j].ts &&
+                strcmp(rec->telemetry[i].key, t->telemetry[j].key) == 0)
+                return 1;
+    return 0;
+}
+
+/* Adds rec's datapoints to t (the same device): one record per device and batch instead of one per
+ * line keeps a queued batch small. 0, or -1 when t keeps nothing of rec. */
+static int merge_into(tbgw_converted *t, const tbgw_converted *rec) {
+    if (tbgw_converted_count(t) + tbgw_converted_count(rec) > MERGE_MAX || clash(t, rec)) return -1;
+    size_t nt = t->n_telemetry, na = t->n_attributes;
+    for (size_t i = 0; i < rec->n_telemetry; i++) {
+        const tbgw_kv *kv = &rec->telemetry[i];
+        if (tbgw_converted_add_telemetry(t, kv->ts, kv->key, &kv->v, kv->rs)) goto undo;
+    }
+    for (size_t i = 0; i < rec->n_attributes; i++) {
+        const tbgw_kv *kv = &rec->attributes[i];
+        if (tbgw_converted_add_attribute(t, kv->key, &kv->v, kv->rs)) goto undo;
+    }
+    return 0;
+undo: /* out of memory: rec is kept as a record of its own */
+    t->n_telemetry = nt;
+    t->n_attributes = na;
+    return -1;
+}
 
 tbgw_converted *ftp_convert_lines(const ftp_path *p, char kind, const char *header, char **lines, size_t n,
                                   size_t from) {
@@ -289,7 +325,8 @@ tbgw_converted *ftp_convert_lines(const ftp_path *p, char kind, const char *head
         if (!hcopy) return NULL;
         nn = split(hcopy, p->delimiter, names, MAX_COLUMNS);
     }
-    tbgw_converted *chain = NULL, **tail = &chain;
+    tbgw_converted *chain = NULL, **tail = &chain, *recent[MERGE_WINDOW];
+    size_t n_recent = 0;
     for (size_t i = from; i < n; i++) {
         if (!lines[i][0]) continue;
         char *copy = strdup(lines[i]);
@@ -304,10 +341,20 @@ tbgw_converted *ftp_convert_lines(const ftp_path *p, char kind, const char *head
             rec = convert_line(p, NULL, cells[0]);
         }
         free(copy);
-        if (rec) {
-            *tail = rec;
-            tail = &rec->next;
+        if (!rec) continue;
+        tbgw_converted *t = NULL; /* the newest record of the same device */
+        for (size_t k = n_recent; k-- > 0 && !t;)
+            if (strcmp(recent[k]->device_name, rec->device_name) == 0 &&
+                strcmp(recent[k]->device_type, rec->device_type) == 0)
+                t = recent[k];
+        if (t && merge_into(t, rec) == 0) {
+            tbgw_converted_free(rec);
+            continue;
         }
+        *tail = rec;
+        tail = &rec->next;
+        if (n_recent == MERGE_WINDOW) memmove(recent, recent + 1, --n_recent * sizeof *recent);
+        recent[n_recent++] = rec;
     }
     free(hcopy);
     return chain;
@@ -395,7 +442,21 @@ void ftp_stream_free(ftp_stream *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* Keeps the last FTP_STREAM_TAIL bytes of what the position moves over. */
+static void keep_tail(ftp_stream *s, const char *p, size_t n) {
+    if (n >= FTP_STREAM_TAIL) {
+        memcpy(s->tail, p + n - FTP_STREAM_TAIL, FTP_STREAM_TAIL);
+        s->tail_len = FTP_STREAM_TAIL;
+        return;
+    }
+    size_t keep = s->tail_len + n > FTP_STREAM_TAIL ? FTP_STREAM_TAIL - n : s->tail_len;
+    memmove(s->tail, s->tail + s->tail_len - keep, keep);
+    memcpy(s->tail + keep, p, n);
+    s->tail_len = keep + n;
+}
+
 static void consume(ftp_stream *s, size_t n) {
+    keep_tail(s, s->pend.p, n);
     memmove(s->pend.p, s->pend.p + n, s->pend.len - n);
     s->pend.len -= n;
     s->consumed += (long long)n;
@@ -464,6 +525,7 @@ int ftp_stream_feed(ftp_stream *s, const char *data, size_t n) {
     if (s->skipping) { /* the rest of an over-long line */
         const char *nl = memchr(data, '\n', n);
         size_t k = nl ? (size_t)(nl - data) + 1 : n;
+        keep_tail(s, data, k);
         s->consumed += (long long)k;
         data += k;
         n -= k;

@@ -59,6 +59,7 @@ tbgw_converted *ftp_convert_json(const ftp_path *p, const char *text, size_t len
  * header from the first line when the stream starts at the file's beginning. */
 #define FTP_STREAM_BATCH    (64 * 1024)   /* complete lines converted once this many bytes are pending */
 #define FTP_STREAM_MAX_LINE (1024 * 1024) /* a longer line is skipped (counted in long_lines) */
+#define FTP_STREAM_TAIL     64            /* bytes before the position kept, to recognise the file */
 
 /* Hands a converted batch on: 0, or TBGW_EAGAIN when it was refused (the lines stay pending). */
 typedef int (*ftp_emit_fn)(void *ud, tbgw_converted *chain);
@@ -74,7 +75,9 @@ typedef struct ftp_stream {
     tbgw_buf scratch; /* the lines of a batch, NUL-terminated */
     char **lines;     /* into scratch */
     size_t lines_cap;
-    long long consumed;            /* bytes of the stream converted (header and skipped lines included) */
+    long long consumed;         /* bytes of the stream converted (header and skipped lines included) */
+    char tail[FTP_STREAM_TAIL]; /* the last bytes consumed (those before the position) */
+    size_t tail_len;
     int skipping;                  /* dropping an over-long line up to its '\n' */
     unsigned long long rows;       /* lines converted */
     unsigned long long long_lines; /* lines skipped as longer than FTP_STREAM_MAX_LINE */
@@ -84,7 +87,8 @@ typedef struct ftp_stream {
 } ftp_stream;
 
 /* header: the table's header remembered from an earlier read (NULL = read it from the first line when
- * need_header, which tables starting at offset 0 set). */
+ * need_header, which tables starting at offset 0 set). s->tail may then be set to the bytes before the
+ * stream's start. */
 void ftp_stream_init(ftp_stream *s, const ftp_path *p, char kind, int last_line, int need_header,
                      const char *header, ftp_emit_fn emit, void *ud);
 /* Appends received bytes; converts the complete lines once FTP_STREAM_BATCH bytes are pending. 0, or
