@@ -3,13 +3,14 @@
 mosquitto "platform" (a subscriber counting the "value" datapoints): rows/s, gateway CPU per row and
 peak RSS (VmHWM), for a small and a large file in separate gateway processes (the file is streamed, so
 the peak RSS should not grow with the file). Then 1 MB is appended to the large file: only the new
-rows arrive, and the gateway reads about 1 MB from its sockets (/proc/<pid>/io rchar), not the file.
+rows arrive, and the server sends about 1 MB (its RETR log lines), not the file again.
 
 usage: /usr/bin/python3 bench/ftp_bench.py [--small-mb 10] [--large-mb 100]
 Needs a build in ./build (tbgw and modules/) or TBGW_BIN / TBGW_BUILD_DIR."""
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -50,12 +51,10 @@ def write_rows(path, first, mb, mode="w"):
     return n
 
 
-def rchar(pid):
-    with open("/proc/%d/io" % pid) as f:
-        for line in f:
-            if line.startswith("rchar:"):
-                return int(line.split()[1])
-    return 0
+def retr_bytes(log):
+    """Bytes of every RETR pyftpdlib logged as done (" RETR /data/bench.csv completed=1 bytes=N ...")."""
+    with open(log, "rb") as f:
+        return [int(m) for m in re.findall(rb" RETR \S+ completed=\d+ bytes=(\d+)", f.read())]
 
 
 def run(work, broker, plat, mb, append_mb=0):
@@ -64,9 +63,11 @@ def run(work, broker, plat, mb, append_mb=0):
     csv = os.path.join(root, "data", "bench.csv")
     rows = write_rows(csv, 0, mb)
     port = free_port()
-    ftpd = subprocess.Popen(["/usr/bin/python3", "-m", "pyftpdlib", "-i", "127.0.0.1", "-p", str(port), "-d", root,
-                             "-u", "u", "-P", "p"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    ftpd_log = os.path.join(work, "ftpd-%d.log" % mb)
+    with open(ftpd_log, "wb") as logf:
+        ftpd = subprocess.Popen(["/usr/bin/python3", "-m", "pyftpdlib", "-i", "127.0.0.1", "-p", str(port), "-d",
+                                 root, "-u", "u", "-P", "p"], stdout=subprocess.DEVNULL, stderr=logf,
+                                start_new_session=True)
     wait_port(port)
     cfg = {"parameters": {"host": "127.0.0.1", "port": port, "security": {"type": "basic", "username": "u",
                                                                           "password": "p"}},
@@ -93,17 +94,17 @@ def run(work, broker, plat, mb, append_mb=0):
         if extra:
             print("  %d rows more than the file has" % extra)
         if append_mb:
-            before, io0, cpu0 = plat.get(), rchar(gw.proc.pid), cpu
+            before, n_retr, cpu0 = plat.get(), len(retr_bytes(ftpd_log)), cpu
             t0 = time.time()
             new = write_rows(csv, rows, append_mb, mode="a")
             wait_for(lambda: plat.get() - before >= new, 120, interval=0.1, what="the appended rows")
             elapsed = time.time() - t0
             time.sleep(2.5)  # two more polls: nothing else arrives
             cpu, hwm = proc_stats(gw.proc.pid)
-            print("append %d MB: %d new rows, %d arrived (%.2f s after the write, poll period 1 s), gateway "
-                  "read %.2f MB from its sockets, CPU %.2f s, peak RSS %d kB" %
-                  (append_mb, new, plat.get() - before, elapsed, (rchar(gw.proc.pid) - io0) / 1048576.0,
-                   cpu - cpu0, hwm))
+            sent = retr_bytes(ftpd_log)[n_retr:]
+            print("append %d MB: %d new rows, %d arrived (%.2f s after the write, poll period 1 s); the server "
+                  "sent %d bytes in %d RETR; gateway CPU %.2f s, peak RSS %d kB" %
+                  (append_mb, new, plat.get() - before, elapsed, sum(sent), len(sent), cpu - cpu0, hwm))
         gw.stop(30)
     finally:
         gw.kill()
