@@ -65,9 +65,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         sliced = make("{\"path\": \"fol/a.txt\", \"readMode\": \"PARTIAL\", \"txtFileDataView\": \"SLICED\", "
                       "\"devicePatternName\": \"[0:2]\", \"timeseries\": [{\"key\": \"[0:1]\", \"value\": "
                       "\"[-2:]\"}, {\"key\": \"ts\", \"value\": \"[3]\"}]}");
-        table = make("{\"path\": \"d/x.csv\", \"readMode\": \"PARTIAL\", \"devicePatternName\": \"${name}\", "
-                     "\"timeseries\": [{\"key\": \"t\", \"value\": \"${temp}\"}, {\"key\": \"ts\", \"value\": "
-                     "\"${ts}\"}], \"attributes\": [{\"key\": \"a\", \"value\": \"${temp}\"}]}");
+        table =
+            make("{\"path\": \"d/x.csv\", \"readMode\": \"PARTIAL\", \"devicePatternName\": \"${name}\", "
+                 "\"timeseries\": [{\"key\": \"t\", \"value\": \"${temp}\"}, {\"key\": \"ts\", \"value\": "
+                 "\"${ts}\"}], \"attributes\": [{\"key\": \"a\", \"value\": \"${temp}\"}]}");
         ready = 1;
     }
     size_t n_cuts = size ? data[0] % 8 : 0;

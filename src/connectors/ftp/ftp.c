@@ -282,7 +282,7 @@ static void prepare(ftpc *c, CURL *h, const char *rel) {
     curl_easy_setopt(h, CURLOPT_FTP_CREATE_MISSING_DIRS, (long)CURLFTP_CREATE_DIR);
 }
 
-/* What a streamed read of one file needs in its callbacks (c->xfer during the transfer). */
+/* What a streamed read of one file needs in its write callback and in run_multi. */
 typedef struct reading {
     ftpc *c;
     const char *rel;
