@@ -224,6 +224,50 @@ class Bacnet(GatewayTestCase):
         self.assertEqual(name["read"], ["TB_gateway"])
         self.assertEqual(gw.stop(), 0)
 
+    def test_router_names_and_segmented_write(self):
+        """A device on network 2001 behind a router (the router side of the peer works on raw frames;
+        the router's own device object and the remote device are the npm stack): Who-Is-Router-To-
+        Network finds the router, the Who-Is goes through it, the router's objectName / instance /
+        vendor name the device; the remote device takes segmented requests (max APDU 128), so a
+        1000-character write goes in segments with a window of 4."""
+        pr = free_udp_port()
+        routed = Devices([
+            {"host": "127.0.0.2", "port": self.pg, "instance": 4000, "name": "Router R1", "vendor": 7,
+             "router": {"net": 2001, "stations": {"10": pr}}, "objects": []},
+            {"port": pr, "instance": 1500, "name": "remote dev", "maxApdu": 128, "segmentation": 2, "objects": [
+                {"type": 0, "instance": 1, "name": "temp", "value": 19.25},
+                {"type": 2, "instance": 1, "name": "text", "value": 1.5}]},
+        ])
+        self.extra.append(routed)
+        cfg = self.config()
+        cfg["application"]["devicesDiscoverPeriodSeconds"] = 60  # the router's answer sends the Who-Is
+        cfg["devices"] = [{
+            "deviceInfo": {"deviceNameExpression": "${routerName} / ${objectName}",
+                           "deviceProfileExpression": "r${routerVendorId} id${routerId} at ${routerAddress}"},
+            "address": "2001:10", "pollPeriod": 500,
+            "timeseries": [{"key": "temp", "objectType": "analogInput", "objectId": 1, "propertyId": "presentValue"}],
+            "serverSideRpc": [{"method": "set_text", "requestType": "writeProperty",
+                               "objectType": "analogValue", "objectId": 1, "propertyId": "description"}]}]
+        gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": cfg}]).start()
+        name = "Router R1 / remote dev"
+        tel = wait_for(lambda: [v for d, _, v in self.platform.telemetry(name) if "temp" in v], 20,
+                       what="telemetry of the routed device")
+        self.assertEqual(tel[0]["temp"], 19.25)
+        self.assertIn({"device": name, "type": "r7 id4000 at 127.0.0.2:%d" % self.pg},
+                      [p for _, p in self.platform.all("v1/gateway/connect")])
+        self.assertIn("network 2001 is reached through the router at 127.0.0.2:%d" % self.pg, gw.log())
+        stash = []
+        while not routed.events.empty():
+            stash.append(routed.events.get_nowait())
+        self.assertTrue([e for e in stash if "whoIsRouter" in e], stash)
+        self.assertTrue([e for e in stash if "routed" in e])
+        text = "".join(chr(ord("a") + i % 26) for i in range(1000))
+        self.assertEqual(self.rpc(name, 1, "set_text", text), {"result": "{'value': '%s'}" % text})
+        w = routed.write()
+        self.assertEqual((w["instance"], w["type"], w["property"], w["value"]), (1500, 2, "description", text))
+        self.assertEqual(w["segments"], 9)  # 1000+ octets in segments of 122 (128 - the 6-octet header)
+        self.assertEqual(gw.stop(), 0)
+
     def _event(self, kind):
         """The first not yet taken peer event of that kind (others are kept for later calls)."""
         stash = self.__dict__.setdefault("_stash", [])

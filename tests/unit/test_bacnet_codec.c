@@ -455,7 +455,7 @@ static void test_client_segmented_and_retry(void **st) {
     bn_w_init(&w, req, sizeof req);
     bn_rp_request(&w, 8, 1, 76, BN_ARRAY_ALL);
     done d = {0};
-    assert_int_equal(bn_client_request(c, &dst, BN_SVC_READ_PROPERTY, req, w.len, 1476, on_done, &d), 0);
+    assert_int_equal(bn_client_request(c, &dst, BN_SVC_READ_PROPERTY, req, w.len, 1476, 0, on_done, &d), 0);
     uint8_t buf[1500];
     struct sockaddr_in from;
     ssize_t n = peer_recv(ps, buf, sizeof buf, &from, c);
@@ -486,7 +486,7 @@ static void test_client_segmented_and_retry(void **st) {
 
     /* no answer: one retry, then a timeout */
     done t = {0};
-    assert_int_equal(bn_client_request(c, &dst, BN_SVC_READ_PROPERTY, req, w.len, 1476, on_done, &t), 0);
+    assert_int_equal(bn_client_request(c, &dst, BN_SVC_READ_PROPERTY, req, w.len, 1476, 0, on_done, &t), 0);
     assert_true(peer_recv(ps, buf, sizeof buf, &from, c) > 0);
     assert_true(peer_recv(ps, buf, sizeof buf, &from, c) > 0); /* the retry */
     for (int i = 0; i < 100 && !t.calls; i++) bn_client_poll(c, 5);
