@@ -106,7 +106,8 @@ class Bacnet(GatewayTestCase):
             "deviceInfo": {"deviceNameExpression": "Big", "deviceNameExpressionSource": "constant"},
             "address": "127.0.0.X:%d" % self.pc, "pollPeriod": 1000,  # a pattern: found by a broadcast Who-Is
             "timeseries": [{"key": "${objectName}", "objectType": "analogValue", "objectId": "*",
-                            "propertyId": "presentValue"}]})
+                            "propertyId": "presentValue"},
+                           {"key": "d", "objectType": "analogValue", "objectId": 1, "propertyId": "descriptionList"}]})
         return cfg
 
     def rpc(self, device, rid, method, params):
@@ -118,6 +119,9 @@ class Bacnet(GatewayTestCase):
     def test_reference_config_end_to_end(self):
         gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": self.config()}]).start()
         gw.wait_log("BACnet/IP device 599", timeout=10)
+        # a proprietary property without loadProprietaryDevices: that key is skipped with the reason
+        self.assertRegex(gw.log(), r"\.json:\d+:\d+: devices\[2\]\.timeseries\[1\]\.propertyId: 'descriptionList' is a "
+                                   r"proprietary property of vendor 7: set loadProprietaryDevices")
         name = "BACnet Device test emulator device"
         attrs = wait_for(lambda: self.platform.attributes(name).get(name, {}).get("temperature"), 15,
                          what="temperature attribute")
@@ -234,18 +238,22 @@ class Bacnet(GatewayTestCase):
         routed = Devices([
             {"host": "127.0.0.2", "port": self.pg, "instance": 4000, "name": "Router R1", "vendor": 7,
              "router": {"net": 2001, "stations": {"10": pr}}, "objects": []},
-            {"port": pr, "instance": 1500, "name": "remote dev", "maxApdu": 128, "segmentation": 2, "objects": [
-                {"type": 0, "instance": 1, "name": "temp", "value": 19.25},
+            {"port": pr, "instance": 1500, "name": "remote dev", "maxApdu": 128, "segmentation": 2, "vendor": 7,
+             "objects": [
+                {"type": 0, "instance": 1, "name": "temp", "value": 19.25, "descriptionList": ["Room 1", "North"]},
                 {"type": 2, "instance": 1, "name": "text", "value": 1.5}]},
         ])
         self.extra.append(routed)
         cfg = self.config()
         cfg["application"]["devicesDiscoverPeriodSeconds"] = 60  # the router's answer sends the Who-Is
+        cfg["loadProprietaryDevices"] = True  # top level, where the reference reads it
         cfg["devices"] = [{
             "deviceInfo": {"deviceNameExpression": "${routerName} / ${objectName}",
                            "deviceProfileExpression": "r${routerVendorId} id${routerId} at ${routerAddress}"},
             "address": "2001:10", "pollPeriod": 500,
-            "timeseries": [{"key": "temp", "objectType": "analogInput", "objectId": 1, "propertyId": "presentValue"}],
+            "timeseries": [{"key": "temp", "objectType": "analogInput", "objectId": 1, "propertyId": "presentValue"},
+                           {"key": "info", "objectType": "analogInput", "objectId": 1,  # Siemens' proprietary
+                            "propertyId": ["objectName", "descriptionList"]}],
             "serverSideRpc": [{"method": "set_text", "requestType": "writeProperty",
                                "objectType": "analogValue", "objectId": 1, "propertyId": "description"}]}]
         gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": cfg}]).start()
@@ -253,6 +261,8 @@ class Bacnet(GatewayTestCase):
         tel = wait_for(lambda: [v for d, _, v in self.platform.telemetry(name) if "temp" in v], 20,
                        what="telemetry of the routed device")
         self.assertEqual(tel[0]["temp"], 19.25)
+        self.assertEqual(tel[0]["info.descriptionList"], "['Room 1', 'North']")
+        self.assertEqual(tel[0]["info.objectName"], "temp")
         self.assertIn({"device": name, "type": "r7 id4000 at 127.0.0.2:%d" % self.pg},
                       [p for _, p in self.platform.all("v1/gateway/connect")])
         self.assertIn("network 2001 is reached through the router at 127.0.0.2:%d" % self.pg, gw.log())

@@ -12,7 +12,8 @@
 // "maxApdu" / "segmentation" / "vendor" change what the I-Am says (a device that takes segmented
 // requests: "maxApdu": 128, "segmentation": 2); segments of requests received are counted and
 // reported with the write they carried ({"write": {..., "segments": n}}). A description is
-// writable too (a CharacterString).
+// writable too (a CharacterString). An object with "descriptionList" answers the Siemens
+// proprietary property 3121 with it.
 // A router ("router": {"net": 2001, "stations": {"10": <port of a device on 127.0.0.1>}}, with
 // "host" another loopback address such as 127.0.0.2 and "port" the gateway's port): its own device
 // object answers at host:port; a second socket on 0.0.0.0:port takes the broadcasts. It answers
@@ -87,6 +88,8 @@ function makeDevice(d) {
         return o.priority.map((v) => (v === null ? { type: T.NULL, value: null } : { type: pvTag(o.type), value: v }));
       case P.RELINQUISH_DEFAULT: return [{ type: pvTag(o.type), value: o.relinquish }];
       case P.OUT_OF_SERVICE: return [{ type: T.BOOLEAN, value: false }];
+      case 3121: // Siemens (vendor 7) descriptionList, an array of CharacterStrings
+        if (o.descriptionList) return o.descriptionList.map((t) => ({ type: T.CHARACTER_STRING, value: t }));
     }
     return { err: [E.ErrorClass.PROPERTY, E.ErrorCode.UNKNOWN_PROPERTY] };
   };

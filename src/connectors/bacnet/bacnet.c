@@ -27,7 +27,7 @@ typedef struct rq {
 } rq;
 
 static void dev_setup(bnc_device *d);
-static void who_is(bnc_conn *c, const bn_addr *dst, const bnc_devcfg *dc, uint16_t bport);
+static void who_is(bnc_conn *c, const bn_addr *dst, const bnc_devcfg *dc, uint16_t bport, int global);
 static void start_cycle(bnc_device *d);
 
 /* ---- requests ---- */
@@ -701,7 +701,7 @@ static void tick_routers(bnc_conn *c, int64_t now) {
 
 /* ---- discovery ---- */
 
-static void who_is(bnc_conn *c, const bn_addr *dst, const bnc_devcfg *dc, uint16_t bport) {
+static void who_is(bnc_conn *c, const bn_addr *dst, const bnc_devcfg *dc, uint16_t bport, int global) {
     uint8_t buf[32];
     bn_w w;
     bn_w_init(&w, buf, sizeof buf);
@@ -714,7 +714,7 @@ static void who_is(bnc_conn *c, const bn_addr *dst, const bnc_devcfg *dc, uint16
     if (dst)
         bn_client_send_unconfirmed(c->cl, dst, buf, w.len, 0);
     else
-        bn_client_broadcast(c->cl, bport, buf, w.len, 0);
+        bn_client_broadcast(c->cl, bport, buf, w.len, global);
 }
 
 /* A device on a remote network: Who-Is through its router when one is known (to the station, or
@@ -725,7 +725,7 @@ static void remote_who_is(bnc_conn *c, const bnc_devcfg *dc, int *asked) {
     if (bn_client_router_to(c->cl, dc->net, &ra) == 0) {
         bn_addr a = {.net = dc->net, .mac_len = dc->mac_len};
         memcpy(a.mac, dc->mac, dc->mac_len);
-        who_is(c, &a, dc, 0);
+        who_is(c, &a, dc, 0, 0);
         return;
     }
     if (*asked) return;
@@ -746,7 +746,7 @@ static void on_route(void *ud, uint16_t net, const bn_addr *router) {
 
 /* One broadcast per distinct device port (47808 for patterns with port "*"). */
 static void discover(bnc_conn *c) {
-    uint16_t sent[16];
+    uint32_t sent[16];
     size_t n_sent = 0;
     int asked_routers = 0;
     for (size_t i = 0; i < c->cfg.n_devs; i++) {
@@ -755,13 +755,16 @@ static void discover(bnc_conn *c) {
             remote_who_is(c, dc, &asked_routers);
         } else if (dc->unicast) {
             bn_addr a = {.ip = dc->ip, .port = dc->port};
-            who_is(c, &a, dc, 0);
+            who_is(c, &a, dc, 0, 0);
         } else {
+            /* "*" and "a.b.X.X" a local broadcast; "*:*", "a.b.X.X:port" a global one (DNET
+             * 0xFFFF: routers pass it on), as the reference's who-is addresses */
+            uint32_t key = dc->port | (uint32_t)dc->global << 16;
             int dup = 0;
-            for (size_t k = 0; k < n_sent; k++) dup |= sent[k] == dc->port;
+            for (size_t k = 0; k < n_sent; k++) dup |= sent[k] == key;
             if (!dup && n_sent < 16) {
-                sent[n_sent++] = dc->port;
-                who_is(c, NULL, NULL, dc->port);
+                sent[n_sent++] = key;
+                who_is(c, NULL, NULL, dc->port, dc->global);
             }
         }
         for (size_t k = 0; k < dc->n_alt; k++) {
@@ -770,7 +773,7 @@ static void discover(bnc_conn *c) {
             if (sscanf(dc->alt[k], "%u.%u.%u.%u:%u", &a, &b, &cc, &dd, &port) >= 4 && a < 256 && b < 256 &&
                 cc < 256 && dd < 256 && port > 0 && port < 65536) {
                 bn_addr x = {.ip = (a << 24) | (b << 16) | (cc << 8) | dd, .port = (uint16_t)port};
-                who_is(c, &x, dc, 0);
+                who_is(c, &x, dc, 0, 0);
             }
             (void)host;
         }
@@ -927,7 +930,7 @@ static int64_t tick_devices(bnc_conn *c, int64_t now) {
             }
             start_cycle(d);
         } else if (d->state == BNC_INACTIVE && now >= d->retry_at) {
-            who_is(c, &d->addr, NULL, 0);
+            who_is(c, &d->addr, NULL, 0, 0);
             start_cycle(d);
         }
         if (d->inflight) continue;

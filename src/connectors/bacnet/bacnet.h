@@ -45,6 +45,7 @@ typedef struct bnc_devcfg {
     uint32_t ip;   /* when the address names one host */
     uint16_t port;
     int unicast;  /* Who-Is can go to ip:port */
+    int global;   /* a pattern with a ':' (not net:*): Who-Is as a global broadcast, as the reference */
     uint16_t net; /* "net:station" / "net:*": a device behind a router (station bytes in mac) */
     uint8_t mac[8], mac_len;
     int need_router; /* a name/profile template uses ${routerName}, ${routerId}, ... */

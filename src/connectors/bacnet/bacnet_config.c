@@ -515,16 +515,19 @@ static int devcfg_address(const json_t *jd, bnc_devcfg *d) {
     int port_ok = jport(pj, BN_DEFAULT_PORT, &d->port) == 0 && (!port[0] || pj);
     json_decref(pj);
     d->unicast = port_ok && parse_ipv4(host, &d->ip) == 0;
+    d->global = !d->unicast && strchr(pat, ':') != NULL;
     /* "net:station" or "net:*": a device on a remote network, reached through its router */
     char *end;
     unsigned long net = strtoul(host, &end, 10);
     if (!d->unicast && host[0] && !*end && isdigit((unsigned char)host[0]) && net >= 1 && net <= 65534) {
         if (strcmp(port, "*") == 0) {
             d->net = (uint16_t)net;
+            d->global = 0;
         } else if (port[0] && isdigit((unsigned char)port[0])) {
             unsigned long long st = strtoull(port, &end, 10);
             if (!*end) {
                 d->net = (uint16_t)net;
+                d->global = 0;
                 uint8_t be[8];
                 int k = 0;
                 do {
@@ -826,11 +829,11 @@ int bnc_config_parse(const tbgw_host *h, const json_t *cfg, bnc_config *out, tbg
         bnc_config_free(out);
         return TBGW_EINVAL;
     }
-    /* the reference reads loadProprietaryDevices from the top level only, its example has it in
-     * application: both are honoured, application first */
-    const json_t *lp = json_object_get(json_object_get(out->root, "application"), "loadProprietaryDevices");
-    if (!lp) lp = json_object_get(out->root, "loadProprietaryDevices");
-    out->proprietary = json_is_true(lp);
+    /* the reference reads loadProprietaryDevices from the top level only, its example has it (false)
+     * in application: true in either place loads them */
+    out->proprietary =
+        json_is_true(json_object_get(json_object_get(out->root, "application"), "loadProprietaryDevices")) ||
+        json_is_true(json_object_get(out->root, "loadProprietaryDevices"));
     const json_t *devs = json_object_get(out->root, "devices");
     if (devs && !json_is_array(devs)) {
         bnc_config_free(out);
