@@ -234,7 +234,7 @@ class Bacnet(GatewayTestCase):
         Network finds the router, the Who-Is goes through it, the router's objectName / instance /
         vendor name the device; the remote device takes segmented requests (max APDU 128), so a
         1000-character write goes in segments with a window of 4."""
-        pr = free_udp_port()
+        pr, pr2 = free_udp_port(), free_udp_port()
         routed = Devices([
             {"host": "127.0.0.2", "port": self.pg, "instance": 4000, "name": "Router R1", "vendor": 7,
              "router": {"net": 2001, "stations": {"10": pr}}, "objects": []},
@@ -242,11 +242,19 @@ class Bacnet(GatewayTestCase):
              "objects": [
                 {"type": 0, "instance": 1, "name": "temp", "value": 19.25, "descriptionList": ["Room 1", "North"]},
                 {"type": 2, "instance": 1, "name": "text", "value": 1.5}]},
+            # a second router whose own device object does not answer Who-Is
+            {"host": "127.0.0.3", "port": self.pg, "instance": 4001, "name": "Mute", "silent": True,
+             "router": {"net": 2002, "stations": {"20": pr2}}, "objects": []},
+            {"port": pr2, "instance": 1600, "name": "remote two", "objects": []},
         ])
         self.extra.append(routed)
         cfg = self.config()
         cfg["application"]["devicesDiscoverPeriodSeconds"] = 60  # the router's answer sends the Who-Is
         cfg["loadProprietaryDevices"] = True  # top level, where the reference reads it
+        cfg["application"]["deviceDiscoveryTimeoutInSec"] = 1  # how long a router's I-Am is waited for
+        # loopback's broadcast address is 127.255.255.255 (127.0.0.255 reaches one socket only): both
+        # routers, on 0.0.0.0 and the gateway's port, hear the Who-Is-Router-To-Network
+        cfg["application"]["mask"] = "8"
         cfg["devices"] = [{
             "deviceInfo": {"deviceNameExpression": "${routerName} / ${objectName}",
                            "deviceProfileExpression": "r${routerVendorId} id${routerId} at ${routerAddress}"},
@@ -255,7 +263,9 @@ class Bacnet(GatewayTestCase):
                            {"key": "info", "objectType": "analogInput", "objectId": 1,  # Siemens' proprietary
                             "propertyId": ["objectName", "descriptionList"]}],
             "serverSideRpc": [{"method": "set_text", "requestType": "writeProperty",
-                               "objectType": "analogValue", "objectId": 1, "propertyId": "description"}]}]
+                               "objectType": "analogValue", "objectId": 1, "propertyId": "description"}]},
+            {"deviceInfo": {"deviceNameExpression": "${routerName} / ${objectName}"}, "address": "2002:*",
+             "timeseries": []}]
         gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": cfg}]).start()
         name = "Router R1 / remote dev"
         tel = wait_for(lambda: [v for d, _, v in self.platform.telemetry(name) if "temp" in v], 20,
@@ -271,6 +281,10 @@ class Bacnet(GatewayTestCase):
             stash.append(routed.events.get_nowait())
         self.assertTrue([e for e in stash if "whoIsRouter" in e], stash)
         self.assertTrue([e for e in stash if "routed" in e])
+        # the router that does not answer: its devices are named with the router tags left as they are
+        wait_for(lambda: {"device": "${routerName} / remote two", "type": "default"} in
+                 [p for _, p in self.platform.all("v1/gateway/connect")], 10, what="device behind the mute router")
+        self.assertIn("router 127.0.0.3:%d did not answer Who-Is" % self.pg, gw.log())
         text = "".join(chr(ord("a") + i % 26) for i in range(1000))
         self.assertEqual(self.rpc(name, 1, "set_text", text), {"result": "{'value': '%s'}" % text})
         w = routed.write()

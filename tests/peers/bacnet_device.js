@@ -13,7 +13,7 @@
 // requests: "maxApdu": 128, "segmentation": 2); segments of requests received are counted and
 // reported with the write they carried ({"write": {..., "segments": n}}). A description is
 // writable too (a CharacterString). An object with "descriptionList" answers the Siemens
-// proprietary property 3121 with it.
+// proprietary property 3121 with it. "silent": true leaves Who-Is unanswered.
 // A router ("router": {"net": 2001, "stations": {"10": <port of a device on 127.0.0.1>}}, with
 // "host" another loopback address such as 127.0.0.2 and "port" the gateway's port): its own device
 // object answers at host:port; a second socket on 0.0.0.0:port takes the broadcasts. It answers
@@ -155,6 +155,7 @@ function makeDevice(d) {
     client.on('whoIs', (m) => {
       const p = m.payload || {};
       if (p.lowLimit !== undefined && (d.instance < p.lowLimit || d.instance > p.highLimit)) return;
+      if (d.silent) return out({ whoisIgnored: d.instance });
       out({ whois: d.instance, from: m.header.sender.address, net: m.header.sender.net });
       const segmentation = d.segmentation !== undefined ? d.segmentation : d.segmented ? 0 : 3;
       if (!d.maxApdu) return client.iAmResponse(m.header.sender, d.instance, segmentation, d.vendor || 260);
@@ -312,6 +313,7 @@ function makeDevice(d) {
     cl._transport.removeAllListeners('message');
     cl._transport.on('message', (msg, addr) => { if (!fromOuter(msg, addr)) cl._receiveData(msg, addr); });
     const bcast = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    bcast.on('error', (e) => out({ error: 'broadcast socket: ' + String(e), instance: d.instance }));
     bcast.on('message', (msg, rinfo) => fromOuter(msg, rinfo.address + ':' + rinfo.port));
     bcast.bind(d.port, '0.0.0.0');
     // from the remote network: answers for the gateway's network get SNET/SADR of the station
