@@ -642,17 +642,19 @@ static bnc_router *router_for(bnc_conn *c, uint16_t net) {
     bn_addr ra;
     if (bn_client_router_to(c->cl, net, &ra) != 0) return NULL;
     bnc_router *r = router_find(c, &ra);
-    if (r) return r;
-    bnc_router **nr = realloc(c->routers, (c->n_routers + 1) * sizeof *nr);
-    if (!nr) return NULL;
-    c->routers = nr;
-    r = calloc(1, sizeof *r);
-    if (!r) return NULL;
-    r->addr = ra;
-    bn_addr_format(&ra, r->addr_text, sizeof r->addr_text);
+    if (r && r->state != BNC_ROUTER_FAILED) return r;
+    if (!r) { /* a router that did not answer is asked again for the next device behind it */
+        bnc_router **nr = realloc(c->routers, (c->n_routers + 1) * sizeof *nr);
+        if (!nr) return NULL;
+        c->routers = nr;
+        r = calloc(1, sizeof *r);
+        if (!r) return NULL;
+        r->addr = ra;
+        bn_addr_format(&ra, r->addr_text, sizeof r->addr_text);
+        c->routers[c->n_routers++] = r;
+    }
     r->state = BNC_ROUTER_ASKING;
     r->deadline = tbgw_mono_ms() + c->cfg.app.discovery_timeout_ms;
-    c->routers[c->n_routers++] = r;
     uint8_t buf[8];
     bn_w w;
     bn_w_init(&w, buf, sizeof buf);
