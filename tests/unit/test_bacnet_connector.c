@@ -166,7 +166,9 @@ static void test_config_routers_and_proprietary(void **st) {
         "{\"address\":\"7:*\",\"deviceInfo\":{\"deviceNameExpression\":\"n\",\"deviceProfileExpression\":"
         "\"${routerAddress}\"}},{\"address\":\"3:1234\",\"deviceInfo\":{\"deviceNameExpression\":\"${"
         "routerId}"
-        "\",\"deviceNameExpressionSource\":\"constant\"}}]";
+        "\",\"deviceNameExpressionSource\":\"constant\"}},{\"address\":\"*:*\",\"deviceInfo\":{"
+        "\"deviceNameExpression\":\"a\"}},"
+        "{\"address\":\"10.0.X.X\",\"deviceInfo\":{\"deviceNameExpression\":\"b\"}}]";
     char text[2048];
     tbgw_host h = host();
     bnc_config c;
@@ -196,6 +198,10 @@ static void test_config_routers_and_proprietary(void **st) {
     assert_int_equal(c.devs[2].mac_len, 2);
     assert_memory_equal(c.devs[2].mac, ((uint8_t[]){0x04, 0xD2}), 2);
     assert_false(c.devs[2].need_router); /* a constant name */
+    /* Who-Is of patterns as the reference: with a port a global broadcast, without one a local one */
+    assert_true(c.devs[3].global && !c.devs[3].net);
+    assert_false(c.devs[4].global);
+    assert_false(c.devs[1].global || c.devs[0].global);
     bnc_config_free(&c);
     json_decref(j);
     warnings = 0;

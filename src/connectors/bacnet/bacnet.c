@@ -589,7 +589,10 @@ static void rescan(bnc_device *d) {
 
 /* Naming after the I-Am: the router's info first when the templates want it, then objectName. */
 static void dev_name(bnc_device *d) {
-    if (d->router && d->router->state < BNC_ROUTER_DONE) return; /* router_settled continues */
+    if (d->router && d->router->state < BNC_ROUTER_DONE) { /* router_settled continues */
+        d->router->waiters++;
+        return;
+    }
     if (d->cfg->need_object_name)
         read_property(d, RQ_NAME, 8, d->iam.inst, 77, BN_ARRAY_ALL);
     else
@@ -605,6 +608,7 @@ static void router_settled(bnc_conn *c, bnc_router *r) {
     else
         TBGW_INFOF(c->h->log, "router %s: device %u \"%s\", vendor %u", r->addr_text, r->inst,
                    r->name ? r->name : "", r->vendor);
+    r->waiters = 0;
     for (size_t i = 0; i < c->n_devs; i++) {
         bnc_device *d = c->devs[i];
         if (d->router == r && d->state == BNC_NAMING && !d->name && d->inflight == 0) dev_name(d);
@@ -692,12 +696,7 @@ static void tick_routers(bnc_conn *c, int64_t now) {
     for (size_t i = 0; i < c->n_routers; i++) {
         bnc_router *r = c->routers[i];
         if (r->state == BNC_ROUTER_ASKING && now >= r->deadline) r->state = BNC_ROUTER_FAILED;
-        int waiting = 0;
-        for (size_t k = 0; k < c->n_devs && !waiting; k++) {
-            bnc_device *d = c->devs[k];
-            waiting = d->router == r && d->state == BNC_NAMING && !d->name && d->inflight == 0;
-        }
-        if (waiting && r->state >= BNC_ROUTER_DONE) router_settled(c, r);
+        if (r->waiters && r->state >= BNC_ROUTER_DONE) router_settled(c, r);
     }
 }
 

@@ -151,6 +151,7 @@ typedef struct bnc_router {
     uint32_t inst, vendor;
     char *name;
     int64_t deadline;
+    size_t waiters; /* devices waiting for the router's info */
 } bnc_router;
 
 typedef struct bnc_device {
