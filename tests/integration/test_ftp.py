@@ -278,6 +278,23 @@ class Ftp(GatewayTestCase):
         self.assertLess(time.time() - t0, 1.0 * SLOW)
         self.assertEqual(gw.stop(), 0)
 
+    def test_bad_entries_are_reported_and_skipped(self):
+        """A path, an attribute update and an RPC entry with mistakes: each is reported with its place in
+        the file and skipped; the rest works."""
+        self.srv.write("big/data.csv", "name,seq\nd,1\n")
+        self.srv.write("fol/x.txt", "content")
+        cfg = self.csv_cfg()
+        cfg["paths"].insert(0, {"path": "a.csv", "devicePatternName": "x", "pollPeriod": "often"})
+        cfg["requestsMapping"]["serverSideRpc"].insert(0, {"deviceNameFilter": "(", "methodFilter": "read"})
+        cfg["requestsMapping"]["attributeUpdates"] = [{"deviceNameFilter": ".*", "path": "x.txt"}]
+        gw = self.start(cfg)
+        wait_for(lambda: self.count() == 1, 15, what="the good path")
+        self.assertEqual(self.rpc("d", 1, "read", "fol/x.txt"), {"result": "content"})
+        log = gw.log()
+        self.assertRegex(log, r"FTP\.json:\d+:\d+: paths\[0\]: paths\[0\]\.pollPeriod: expected a number")
+        self.assertRegex(log, r"FTP\.json:\d+:\d+: requestsMapping\.serverSideRpc\[0\]: .*deviceNameFilter: ")
+        self.assertRegex(log, r"FTP\.json:\d+:\d+: requestsMapping\.attributeUpdates\[0\]: .*valueExpression")
+
     def test_dead_server_is_retried(self):
         self.srv.stop()
         cfg = self.config()

@@ -33,6 +33,12 @@ typedef struct fstate {
     struct fstate *next;
 } fstate;
 
+/* An attributeUpdates or serverSideRpc entry, its filters compiled (strings borrowed from cfg). */
+typedef struct ftp_req {
+    pcre2_code *device, *method; /* method: serverSideRpc only */
+    const char *path, *expr, *mode;
+} ftp_req;
+
 typedef struct ftpc {
     const tbgw_host *h;
     json_t *cfg; /* the configuration in the new format */
@@ -41,6 +47,8 @@ typedef struct ftpc {
     int tls, sftp;
     ftp_path *paths;
     size_t n_paths;
+    ftp_req *updates, *rpcs;
+    size_t n_updates, n_rpcs;
     int64_t *next_poll;
     const char *ca, *hostkey; /* parameters.caCert, parameters.hostKeySha256 */
     int insecure;
@@ -59,6 +67,15 @@ static void fc_destroy(void *self) {
     ftpc *c = self;
     for (size_t i = 0; i < c->n_paths; i++) ftp_path_free(&c->paths[i]);
     free(c->paths);
+    for (int t = 0; t < 2; t++) {
+        ftp_req *v = t ? c->rpcs : c->updates;
+        size_t n = t ? c->n_rpcs : c->n_updates;
+        for (size_t i = 0; i < n; i++) {
+            pcre2_code_free(v[i].device);
+            pcre2_code_free(v[i].method);
+        }
+        free(v);
+    }
     free(c->next_poll);
     while (c->files) {
         fstate *f = c->files;
@@ -80,6 +97,55 @@ static int path_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t ind
     }
     c->n_paths++;
     return 0;
+}
+
+/* A regular expression matched against the whole text (Python's re.fullmatch). */
+static pcre2_code *fullmatch_compile(const json_t *e, const char *path, const char *key, tbgw_err *err) {
+    const char *text;
+    if (tbgw_cfg_get_str(e, path, key, NULL, &text, err)) return NULL;
+    if (!text) {
+        tbgw_err_set(err, TBGW_EINVAL, "%s.%s: missing (a regular expression)", path, key);
+        return NULL;
+    }
+    int ec;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)text, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_ANCHORED | PCRE2_ENDANCHORED, &ec, &off, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(ec, msg, sizeof msg);
+        tbgw_err_set(err, TBGW_EINVAL, "%s.%s: %s at character %zu", path, key, (const char *)msg,
+                     (size_t)off);
+    }
+    return re;
+}
+
+static int req_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud, tbgw_err *err) {
+    (void)w, (void)index;
+    ftpc *c = ud;
+    int rpc = strstr(path, "serverSideRpc") != NULL;
+    ftp_req q = {0};
+    if (!(q.device = fullmatch_compile(e, path, "deviceNameFilter", err))) return -1;
+    if (rpc && !(q.method = fullmatch_compile(e, path, "methodFilter", err))) goto bad;
+    if (tbgw_cfg_get_str(e, path, "valueExpression", rpc ? "${params}" : NULL, &q.expr, err) ||
+        tbgw_cfg_get_str(e, path, "path", NULL, &q.path, err) ||
+        tbgw_cfg_get_str(e, path, "writingMode", "WRITE", &q.mode, err))
+        goto bad;
+    if (!rpc && (!q.path || !q.expr)) {
+        tbgw_err_set(err, TBGW_EINVAL, "%s: expected \"path\" and \"valueExpression\" strings", path);
+        goto bad;
+    }
+    ftp_req **v = rpc ? &c->rpcs : &c->updates;
+    size_t *n = rpc ? &c->n_rpcs : &c->n_updates;
+    ftp_req *g = realloc(*v, (*n + 1) * sizeof *g);
+    if (!g) goto bad;
+    *v = g;
+    g[(*n)++] = q;
+    return 0;
+bad:
+    pcre2_code_free(q.device);
+    pcre2_code_free(q.method);
+    return -1;
 }
 
 static int fc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_err *err) {
@@ -133,6 +199,11 @@ static int fc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
     tbgw_cfg w;
     tbgw_cfg_init(&w, h, err);
     if (tbgw_cfg_each(&w, c->cfg, "", "paths", path_entry, c) < 0) goto fail;
+    const json_t *rm = json_object_get(c->cfg, "requestsMapping"); /* top-level keys in the old format */
+    const char *rp = json_object_get(cfg, "requestsMapping") ? "requestsMapping" : "";
+    if (tbgw_cfg_each(&w, rm, rp, "attributeUpdates", req_entry, c) < 0 ||
+        tbgw_cfg_each(&w, rm, rp, "serverSideRpc", req_entry, c) < 0)
+        goto fail;
     snprintf(c->state_path, sizeof c->state_path, "%s/ftp/%s.state.json", h->config_dir ? h->config_dir : ".",
              h->id ? h->id : h->name);
     *self = c;
@@ -724,16 +795,10 @@ static int fc_run(void *self) {
 
 /* ---- downlink ---- */
 
-static int full_match(const char *pattern, const char *s) {
-    int ec;
-    PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_ANCHORED | PCRE2_ENDANCHORED, &ec, &off, NULL);
-    if (!re) return 0;
+static int full_match(const pcre2_code *re, const char *s) {
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     int rc = md ? pcre2_match(re, (PCRE2_SPTR)s, PCRE2_ZERO_TERMINATED, 0, 0, md, NULL) : -1;
     pcre2_match_data_free(md);
-    pcre2_code_free(re);
     return rc >= 0;
 }
 
@@ -792,21 +857,17 @@ static int fc_attr_update(void *self, const tbgw_attr_update *u) {
         snprintf(sval, sizeof sval, "%s", t ? t : "");
         free(t);
     }
-    size_t i;
-    const json_t *e;
-    json_array_foreach(json_object_get(json_object_get(c->cfg, "requestsMapping"), "attributeUpdates"), i,
-                       e) {
-        const char *filter = json_string_value(json_object_get(e, "deviceNameFilter"));
-        const char *path = json_string_value(json_object_get(e, "path"));
-        const char *expr = json_string_value(json_object_get(e, "valueExpression"));
-        if (!filter || !path || !expr || !full_match(filter, u->device)) continue;
+    for (size_t i = 0; i < c->n_updates; i++) {
+        const ftp_req *e = &c->updates[i];
+        const char *path = e->path, *expr = e->expr;
+        if (!full_match(e->device, u->device)) continue;
         tbgw_buf p1, p2, e1, e2;
         tbgw_buf_init(&p1), tbgw_buf_init(&p2), tbgw_buf_init(&e1), tbgw_buf_init(&e2);
         replace_all(&p1, path, "${attributeKey}", key);
         replace_all(&p2, tbgw_buf_cstr(&p1), "${attributeValue}", sval);
         replace_all(&e1, expr, "${attributeKey}", key);
         replace_all(&e2, tbgw_buf_cstr(&e1), "${attributeValue}", sval);
-        const char *mode = json_string_value(json_object_get(e, "writingMode"));
+        const char *mode = e->mode;
         json_t *files = json_array();
         expand(c, c->dl, "", tbgw_buf_cstr(&p2), files);
         size_t j;
@@ -889,19 +950,15 @@ static int fc_rpc(void *self, const tbgw_rpc_req *r) {
         tbgw_params_free(&kv);
         return rc;
     }
-    size_t i;
-    const json_t *e;
-    json_array_foreach(json_object_get(json_object_get(c->cfg, "requestsMapping"), "serverSideRpc"), i, e) {
-        const char *df = json_string_value(json_object_get(e, "deviceNameFilter"));
-        const char *mf = json_string_value(json_object_get(e, "methodFilter"));
-        if (!df || !mf || !full_match(df, r->device) || !full_match(mf, r->method)) continue;
+    for (size_t i = 0; i < c->n_rpcs; i++) {
+        const ftp_req *e = &c->rpcs[i];
+        if (!full_match(e->device, r->device) || !full_match(e->method, r->method)) continue;
         /* ${params}: the request's params (as text) */
         char *pt = ps || !r->params ? NULL : tbgw_json_dumps(r->params, 0);
         const char *params = ps ? ps : pt ? pt : "";
         tbgw_buf ve;
         tbgw_buf_init(&ve);
-        const char *tmpl = json_string_value(json_object_get(e, "valueExpression"));
-        replace_all(&ve, tmpl ? tmpl : "${params}", "${params}", params);
+        replace_all(&ve, e->expr, "${params}", params);
         free(pt);
         int rc;
         if (strcmp(r->method, "write") == 0) {
