@@ -22,6 +22,8 @@ from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler, ThrottledDTPHandler
 from pyftpdlib.servers import FTPServer
 port, root, rate = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+if "norest" in sys.argv[4:]:  # a server without REST: no resumed transfers
+    FTPHandler.proto_cmds = {k: v for k, v in FTPHandler.proto_cmds.items() if k != "REST"}
 auth = DummyAuthorizer()
 auth.add_user("admin", "admin", root, perm="elradfmwMT")
 FTPHandler.authorizer = auth
@@ -54,12 +56,12 @@ def vm_hwm_kb(pid):
 
 
 class FtpServer:
-    def __init__(self, workdir, rate=0, name="ftproot"):
+    def __init__(self, workdir, rate=0, name="ftproot", rest=True):
         self.root = os.path.join(workdir, name)
         os.makedirs(os.path.join(self.root, "fol"))
         self.port = free_port()
-        if rate:
-            cmd = ["/usr/bin/python3", "-c", THROTTLED, str(self.port), self.root, str(rate)]
+        if rate or not rest:
+            cmd = ["/usr/bin/python3", "-c", THROTTLED, str(self.port), self.root, str(rate)] + ([] if rest else ["norest"])
         else:
             cmd = ["/usr/bin/python3", "-m", "pyftpdlib", "-i", "127.0.0.1", "-p", str(self.port), "-d", self.root,
                    "-u", "admin", "-P", "admin", "-w"]
@@ -261,6 +263,20 @@ class Ftp(GatewayTestCase):
         self.assertEqual(sorted(self.seqs()), list(range(250000)))
         self.assertEqual(gw.stop(), 0)
 
+    def test_server_without_rest(self):
+        """A server that refuses REST: PARTIAL reads the file from the start, skips what was read before
+        and still sends only the appended rows."""
+        self.srv = FtpServer(self.workdir, name="norestroot", rest=False)
+        self.extra.append(self.srv)
+        self.srv.write("big/data.csv", "name,seq\n" + "".join("d,%d\n" % i for i in range(40)))  # > 64 bytes
+        gw = self.start(self.csv_cfg())
+        wait_for(lambda: sorted(self.seqs()) == list(range(40)), 15, what="the first rows")
+        self.srv.write("big/data.csv", "d,40\nd,41\n", append=True)
+        wait_for(lambda: len(self.seqs()) >= 42, 15, what="the appended rows")
+        time.sleep(1.5)
+        self.assertEqual(sorted(self.seqs()), list(range(42)))
+        self.assertIn("cannot resume", gw.log())
+
     def test_idle_connector_sleeps(self):
         """Between polls (60 s) the connector sleeps on the downlink descriptor: few context switches,
         and an RPC is still answered at once."""
@@ -377,9 +393,24 @@ class SecureTransports(GatewayTestCase):
         params = {"protocol": "sftp", "host": "127.0.0.1", "port": port,
                   "security": {"type": "key", "username": user, "privateKey": os.path.join(d, "client")}}
         path = os.path.join(d, "root", "fol").lstrip("/") + "/*.txt"  # absolute on the server, without the first /
-        gw = self.gateway(connectors=[{"type": "ftp", "name": "SFTP", "config": self.sliced_cfg(params, path)}]).start()
+        csv = os.path.join(d, "root", "log.csv")
+        with open(csv, "w") as f:
+            f.write("name,seq\n" + "".join("s,%d\n" % i for i in range(30)))
+        cfg = self.sliced_cfg(params, path)
+        cfg["paths"].append({"devicePatternName": "${name}", "path": csv.lstrip("/"), "readMode": "PARTIAL",
+                             "pollPeriod": 1, "timeseries": [{"key": "seq", "value": "${seq}"}]})
+        gw = self.gateway(connectors=[{"type": "ftp", "name": "SFTP", "config": cfg}]).start()
         tel = wait_for(lambda: [v for d_, _, v in self.platform.telemetry("secure")], 15, what="SFTP telemetry")
         self.assertEqual(tel[0], {"v": "7"})
+        seqs = lambda: sorted(int(v["seq"]) for d_, _, v in self.platform.telemetry("s"))  # noqa: E731
+        wait_for(lambda: seqs() == list(range(30)), 15, what="the csv over SFTP")
+        with open(csv, "a") as f:  # PARTIAL over SFTP: resumed with a seek, only the new rows
+            f.write("s,30\ns,31\n")
+        st = os.stat(csv)
+        os.utime(csv, (st.st_atime, st.st_mtime + 2))
+        wait_for(lambda: len(seqs()) >= 32, 15, what="the appended rows over SFTP")
+        time.sleep(1.5)
+        self.assertEqual(seqs(), list(range(32)))
         self.assertTrue(gw.proc.poll() is None)
 
 
