@@ -6,19 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "connectors/ftp/ftp_internal.h"
+#include "ftp_fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static ftp_path make(const char *json) {
-    json_error_t je;
-    json_t *e = json_loads(json, 0, &je);
-    ftp_path p;
-    tbgw_err err;
-    if (!e || ftp_path_parse(e, "p", &p, &err) != 0) abort();
-    json_decref(e);
-    return p;
-}
 
 typedef struct sink {
     unsigned seed;
@@ -62,13 +52,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static ftp_path sliced, table;
     static int ready;
     if (!ready) {
-        sliced = make("{\"path\": \"fol/a.txt\", \"readMode\": \"PARTIAL\", \"txtFileDataView\": \"SLICED\", "
-                      "\"devicePatternName\": \"[0:2]\", \"timeseries\": [{\"key\": \"[0:1]\", \"value\": "
-                      "\"[-2:]\"}, {\"key\": \"ts\", \"value\": \"[3]\"}]}");
-        table =
-            make("{\"path\": \"d/x.csv\", \"readMode\": \"PARTIAL\", \"devicePatternName\": \"${name}\", "
-                 "\"timeseries\": [{\"key\": \"t\", \"value\": \"${temp}\"}, {\"key\": \"ts\", \"value\": "
-                 "\"${ts}\"}], \"attributes\": [{\"key\": \"a\", \"value\": \"${temp}\"}]}");
+        sliced = ftp_fuzz_path(
+            "{\"path\": \"fol/a.txt\", \"readMode\": \"PARTIAL\", \"txtFileDataView\": \"SLICED\", "
+            "\"devicePatternName\": \"[0:2]\", \"timeseries\": [{\"key\": \"[0:1]\", \"value\": "
+            "\"[-2:]\"}, {\"key\": \"ts\", \"value\": \"[3]\"}]}");
+        table = ftp_fuzz_path(
+            "{\"path\": \"d/x.csv\", \"readMode\": \"PARTIAL\", \"devicePatternName\": \"${name}\", "
+            "\"timeseries\": [{\"key\": \"t\", \"value\": \"${temp}\"}, {\"key\": \"ts\", \"value\": "
+            "\"${ts}\"}], \"attributes\": [{\"key\": \"a\", \"value\": \"${temp}\"}]}");
         ready = 1;
     }
     size_t n_cuts = size ? data[0] % 8 : 0;

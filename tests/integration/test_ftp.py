@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 
+from test_idle import switches
 from tbgwtest import SLOW, SANITIZED, SOURCE_DIR, GatewayTestCase, free_port, wait_for, wait_port, main
 
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "ftp.json")
@@ -33,18 +34,6 @@ if rate:
 FTPServer(("127.0.0.1", port), FTPHandler).serve_forever()
 """
 
-
-def switches(pid):
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 def vm_hwm_kb(pid):
@@ -303,6 +292,9 @@ class Ftp(GatewayTestCase):
         cfg["paths"].insert(0, {"path": "a.csv", "devicePatternName": "x", "pollPeriod": "often"})
         cfg["requestsMapping"]["serverSideRpc"].insert(0, {"deviceNameFilter": "(", "methodFilter": "read"})
         cfg["requestsMapping"]["attributeUpdates"] = [{"deviceNameFilter": ".*", "path": "x.txt"}]
+        cfg["paths"].append({"path": "j/bad.json", "devicePatternName": "${dev}", "readMode": "FULL", "pollPeriod": 1,
+                             "timeseries": [{"key": "v", "value": "${v}"}]})
+        self.srv.write("j/bad.json", '{"dev": "J",\n "v": }')
         gw = self.start(cfg)
         wait_for(lambda: self.count() == 1, 15, what="the good path")
         self.assertEqual(self.rpc("d", 1, "read", "fol/x.txt"), {"result": "content"})
@@ -310,6 +302,7 @@ class Ftp(GatewayTestCase):
         self.assertRegex(log, r"FTP\.json:\d+:\d+: paths\[0\]: paths\[0\]\.pollPeriod: expected a number")
         self.assertRegex(log, r"FTP\.json:\d+:\d+: requestsMapping\.serverSideRpc\[0\]: .*deviceNameFilter: ")
         self.assertRegex(log, r"FTP\.json:\d+:\d+: requestsMapping\.attributeUpdates\[0\]: .*valueExpression")
+        gw.wait_log("j/bad.json:2:7: not JSON")  # a file that does not parse: its line and column
 
     def test_dead_server_is_retried(self):
         self.srv.stop()
