@@ -33,7 +33,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 os.environ.setdefault("TBGW_BIN", os.path.join(os.path.dirname(__file__), "..", "build", "tbgw"))
 os.environ.setdefault("TBGW_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "build"))
-from tbgwtest import Broker, Gateway, Platform, test_connector, wait_for  # noqa: E402
+from tbgwtest import Broker, Gateway, Platform, SilentPort, test_connector, wait_for  # noqa: E402
 
 
 class FirstTelemetry(Platform):
@@ -57,31 +57,6 @@ class FirstTelemetry(Platform):
                 self.got.set()
             return
         super()._on_message(client, userdata, msg)
-
-
-class Blackhole:
-    """Holds a port with a listener whose accept queue is full: further SYNs are dropped."""
-
-    def __init__(self, port):
-        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", port))
-        self.ls.listen(0)
-        self.fill = []
-        for _ in range(3):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setblocking(False)
-            try:
-                s.connect(("127.0.0.1", port))
-            except BlockingIOError:
-                pass
-            self.fill.append(s)
-        time.sleep(0.05)
-
-    def close(self):
-        for s in self.fill:
-            s.close()
-        self.ls.close()
 
 
 def accepting(port):
@@ -138,7 +113,7 @@ def run_outage(length, runs, mode, reconnect_max):
             b.stop()
             a0.append(attempts(gw))
             if mode == "silent":
-                holes.append(Blackhole(b.port))
+                holes.append(SilentPort(b.port))
         time.sleep(max(0.0, length - (time.time() - t_down)))
         lat, per_min = [], []
         ups = []

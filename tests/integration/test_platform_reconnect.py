@@ -4,35 +4,9 @@ was closed during the outage (connections refused) or held by a host that does n
 dropped: the non-blocking connect gives up after 5 s instead of the kernel's two minutes of SYN
 retries). Not timed tightly: delivery within 12 s of the return."""
 
-import socket
 import time
 
-from tbgwtest import GatewayTestCase, main, test_connector, wait_for
-
-
-class SilentPort:
-    """A listener with a full accept queue: connection attempts get no answer at all."""
-
-    def __init__(self, port):
-        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", port))
-        self.ls.listen(0)
-        self.fill = []
-        for _ in range(3):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setblocking(False)
-            try:
-                s.connect(("127.0.0.1", port))
-            except BlockingIOError:
-                pass
-            self.fill.append(s)
-        time.sleep(0.05)
-
-    def close(self):
-        for s in self.fill:
-            s.close()
-        self.ls.close()
+from tbgwtest import GatewayTestCase, SilentPort, main, test_connector, wait_for
 
 
 class Reconnect(GatewayTestCase):
