@@ -18,7 +18,7 @@ void tbgw_buf_free(tbgw_buf *b) {
 }
 
 #define SCRATCH_SLOTS 16
-#define SCRATCH_KEEP  16384
+#define SCRATCH_KEEP  4096
 typedef struct scratch_pool {
     size_t n;
     char *p[SCRATCH_SLOTS];
