@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mqtt_frame.h"
+
 #define OUT_BATCH   32768
 #define MAX_UNACKED 20000
 
@@ -98,20 +100,10 @@ static int pump_in(int timeout_ms) {
     if (r < 0) return errno == EINTR || errno == EAGAIN ? 0 : -1;
     in_len += (size_t)r;
     size_t off = 0;
-    for (;;) { /* complete packets: fixed header, remaining length, body */
-        size_t i = off + 1, rl = 0, mul = 1;
-        int complete = 0;
-        while (i < in_len && i < off + 5) {
-            rl += (in[i] & 127) * mul;
-            mul *= 128;
-            if (!(in[i++] & 128)) {
-                complete = 1;
-                break;
-            }
-        }
-        if (!complete || in_len - i < rl) break;
+    size_t body, rl;
+    while (mqtt_frame(in, in_len, off, &body, &rl)) {
         if ((in[off] & 0xF0) == 0x40) acked++;
-        off = i + rl;
+        off = body + rl;
     }
     memmove(in, in + off, in_len - off);
     in_len -= off;

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mqtt_frame.h"
+
 #define HIST_MS 60000
 
 static long expected, values, messages;
@@ -184,18 +186,8 @@ static int raw_run(int port, const char *filter, long idle_ms, long total_s) {
             if (r <= 0) break;
             in_len += (size_t)r;
             size_t off = 0, na = 0;
-            for (;;) {
-                size_t i = off + 1, len = 0, mul = 1;
-                int complete = 0;
-                while (i < in_len && i < off + 5) {
-                    len += (in[i] & 127) * mul;
-                    mul *= 128;
-                    if (!(in[i++] & 128)) {
-                        complete = 1;
-                        break;
-                    }
-                }
-                if (!complete || in_len - i < len) break;
+            size_t i, len;
+            while (mqtt_frame(in, in_len, off, &i, &len)) {
                 uint8_t type = in[off] & 0xF0;
                 if (type == 0x90) { /* SUBACK */
                     if (!atomic_load(&ready)) fprintf(stderr, "sink: ready\n");
