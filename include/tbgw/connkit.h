@@ -11,12 +11,15 @@
  *   key lists (timeseries, attributes, attributeUpdates, rpc) with per-key report strategies.
  * - tbgw_rpc_*: the RPC reply forms of the spec (gateway.md §1.7).
  * - tbgw_params_*: the reserved get/set parameter strings ("type=16int;address=3;value=7;").
+ * - tbgw_host_poll: the sleep of a connector's own loop on its descriptors, host->downlink_fd and its
+ *   next timer, with the downlink dispatched when it is due.
  *
  * Threading: the tbgw_cfg calls run in create() (core thread), the RPC calls on the connector
  * thread (inside on_rpc or later), like the host calls they wrap. */
 #ifndef TBGW_CONNKIT_H
 #define TBGW_CONNKIT_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -153,6 +156,17 @@ int tbgw_params_int(const tbgw_params *p, const char *key, int64_t *out);
 /* {"k1":"v1",...} (new reference). */
 json_t *tbgw_params_object(const tbgw_params *p);
 void tbgw_params_free(tbgw_params *p);
+
+/* ---- waiting ---------------------------------------------------------------------------------- */
+
+/* Sleeps in one poll() on fds[0..n) (may be NULL when n is 0; entries with fd < 0 are ignored, as by
+ * poll) and host->downlink_fd until one is ready or timeout_ms passes (< 0: no timeout; the next
+ * timer of the loop is what a connector passes), fills fds[].revents, and dispatches the downlink
+ * work when downlink_fd is readable. Returns 1 when the connector should stop (at once, whatever the
+ * timeout), else 0 (EINTR included), or TBGW_EIO when poll() fails. A host without a downlink
+ * descriptor (dispatch NULL) gets poll() slices of at most 20 ms with host->wait(h, 0) between them.
+ * Connector thread only. */
+int tbgw_host_poll(const tbgw_host *h, struct pollfd *fds, size_t n, int64_t timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,7 @@
 #include <tbgw/connkit.h>
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -411,4 +412,29 @@ void tbgw_params_free(tbgw_params *p) {
     free(p->v);
     p->v = NULL;
     p->n = 0;
+}
+
+/* ---- waiting ------------------------------------------------------------------------------------ */
+
+int tbgw_host_poll(const tbgw_host *h, struct pollfd *fds, size_t n, int64_t timeout_ms) {
+    if (timeout_ms > INT32_MAX) timeout_ms = INT32_MAX;
+    if (!h->dispatch || h->downlink_fd < 0) { /* a host without the descriptor: slices */
+        if (!n) return h->wait(h, timeout_ms < 0 || timeout_ms > 20 ? 20 : (int)timeout_ms);
+        int r = poll(fds, (nfds_t)n, timeout_ms < 0 || timeout_ms > 20 ? 20 : (int)timeout_ms);
+        if (r < 0 && errno != EINTR) return TBGW_EIO;
+        if (r < 0)
+            for (size_t i = 0; i < n; i++) fds[i].revents = 0;
+        return h->wait(h, 0);
+    }
+    struct pollfd local[16], *pf = n < 16 ? local : malloc((n + 1) * sizeof *pf);
+    if (!pf) return TBGW_ENOMEM;
+    if (n) memcpy(pf, fds, n * sizeof *pf);
+    pf[n] = (struct pollfd){.fd = h->downlink_fd, .events = POLLIN};
+    int r = poll(pf, (nfds_t)n + 1, timeout_ms < 0 ? -1 : (int)timeout_ms);
+    int err = r < 0 ? errno : 0;
+    for (size_t i = 0; i < n; i++) fds[i].revents = r > 0 ? pf[i].revents : 0;
+    int ready = r > 0 && pf[n].revents;
+    if (pf != local) free(pf);
+    if (r < 0 && err != EINTR) return TBGW_EIO;
+    return ready ? h->dispatch(h) : 0;
 }
