@@ -466,6 +466,8 @@ static void polls_due(canc *c, int64_t now, int64_t *next) {
     }
 }
 
+/* The connector thread sleeps in one poll() on the bus descriptor and host->downlink_fd until a
+ * frame, downlink work (dispatched at once) or the next polling frame or reopen is due. */
 static int cc_run(void *self) {
     canc *c = self;
     for (size_t i = 0; i < c->n_devs; i++) c->h->device_connected(c->h, c->devs[i].name, c->devs[i].type);
@@ -474,26 +476,31 @@ static int cc_run(void *self) {
         if (!c->bus && now >= c->reopen_at) {
             if (c->reconnect_count >= 0 && c->attempts > c->reconnect_count) {
                 c->h->set_state(c->h, TBGW_CONN_FAILED, "reconnectCount reached");
-                while (!c->stop && !c->h->wait(c->h, 1000)) {
+                while (!c->stop && tbgw_host_poll(c->h, NULL, 0, -1) == 0) {
                 }
                 break;
             }
             bus_open(c);
         }
-        int64_t next = now + 50;
+        int64_t next = INT64_MAX;
         polls_due(c, now, &next);
+        if (!c->bus && c->reopen_at < next) next = c->reopen_at;
+        int64_t timeout = -1;
+        if (next != INT64_MAX) {
+            timeout = next - tbgw_mono_ms();
+            if (timeout < 0) timeout = 0;
+        }
         struct pollfd pf = {.fd = c->bus ? c->bus->fd : -1, .events = POLLIN};
-        int timeout = (int)(next - tbgw_mono_ms());
-        if (timeout < 0) timeout = 0;
-        if (timeout > 50) timeout = 50;
-        int n = poll(&pf, 1, timeout);
-        if (n > 0 && c->bus) {
+        int r = tbgw_host_poll(c->h, &pf, 1, timeout);
+        if (r == 1) break;
+        if (r < 0) tbgw_sleep_ms(10); /* poll() failing (ENOMEM): no busy loop */
+        /* the downlink may have lost the bus meanwhile (a failed write): then its revents are stale */
+        if (r == 0 && pf.revents && c->bus && c->bus->fd == pf.fd) {
             if (pf.revents & (POLLERR | POLLHUP | POLLNVAL))
                 bus_lost(c, "the device went away");
             else if (c->bus->read(c->bus, on_frame, c) != 0)
                 bus_lost(c, strerror(errno));
         }
-        if (c->h->wait(c->h, 0)) break;
     }
     return 0;
 }

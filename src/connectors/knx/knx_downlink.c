@@ -258,6 +258,13 @@ void kx_rpc_expire(kx *k, int64_t now) {
     }
 }
 
+int64_t kx_rpc_next_ms(const kx *k, int64_t now) {
+    int64_t t = INT64_MAX;
+    for (const kx_rpc *x = k->pending; x; x = x->next)
+        if (x->sent && x->deadline < t) t = x->deadline;
+    return t == INT64_MAX ? INT64_MAX : t > now ? t - now : 0;
+}
+
 void kx_rpc_fail_all(kx *k, const char *why) {
     while (k->pending) {
         kx_rpc *x = k->pending;

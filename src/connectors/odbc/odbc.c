@@ -15,12 +15,14 @@
 
 #include <openssl/evp.h>
 #include <tbgw/connector.h>
+#include <tbgw/connkit.h>
 
 #include "util/json.h"
 #include "connectors/odbc/odbc_internal.h"
 #include "connectors/odbc/odbc_sql.h"
 #include "util/backoff.h"
 #include "util/fileio.h"
+#include "util/time.h"
 
 #define BATCH_ROWS 100
 
@@ -290,13 +292,16 @@ static void oc_stop(void *self) {
     ((odbcc *)self)->stop = 1;
 }
 
-/* Waits ms while serving downlink; 1 when stopping. */
+/* Sleeps ms on host->downlink_fd, serving downlink work the moment it is queued; 1 when stopping.
+ * ODBC has no descriptor of its own: statements run synchronously, bounded by the query timeout. */
 static int pause_ms(odbcc *c, int64_t ms) {
-    int64_t end = tbgw_now_ms() + ms;
+    int64_t end = tbgw_mono_ms() + ms;
     do {
-        int64_t left = end - tbgw_now_ms();
-        if (c->h->wait(c->h, (int)(left > 100 ? 100 : left < 0 ? 0 : left))) c->stop = 1;
-    } while (!c->stop && tbgw_now_ms() < end);
+        int64_t left = end - tbgw_mono_ms();
+        int r = tbgw_host_poll(c->h, NULL, 0, left < 0 ? 0 : left);
+        if (r == 1) c->stop = 1;
+        if (r < 0) tbgw_sleep_ms(10); /* poll() failing (ENOMEM): no busy loop */
+    } while (!c->stop && tbgw_mono_ms() < end);
     return c->stop;
 }
 
@@ -611,7 +616,7 @@ static int oc_run(void *self) {
             if (connect_db(c) != 0) {
                 if (!c->reconnect) {
                     c->h->set_state(c->h, TBGW_CONN_FAILED, "cannot connect and reconnect is off");
-                    while (!c->stop) pause_ms(c, 1000); /* RPCs still get their "not connected" answer */
+                    while (!c->stop) pause_ms(c, 60000); /* RPCs still get their "not connected" answer */
                     break;
                 }
                 int64_t d = tbgw_backoff_next(&bo);

@@ -1,6 +1,8 @@
 /* The SNMP connector (connectors spec §4): every device has its own net-snmp session (single-session
  * API, asynchronous requests) and its own poll period; all sessions are served by one poll() loop on
- * the connector thread, so a dead agent's timeouts never delay another device. */
+ * the connector thread, so a dead agent's timeouts never delay another device. The loop sleeps on
+ * the sessions' sockets and host->downlink_fd until an answer, downlink work, the next poll or
+ * net-snmp's next retransmission (snmp_sess_select_info2) is due. */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <poll.h>
@@ -10,6 +12,8 @@
 #include <string.h>
 
 #include <net-snmp/library/large_fd_set.h>
+
+#include <tbgw/connkit.h>
 
 #include "util/json.h"
 #include "connectors/snmp/snmpc.h"
@@ -505,24 +509,28 @@ static int on_attr(snmp *s, const tbgw_attr_update *u) {
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
-static void serve(snmp *s, int timeout_ms) {
+/* Sleeps in one poll() on every session's socket and host->downlink_fd until an answer, downlink
+ * work (dispatched at once) or the next timer (timeout_ms, < 0: none); reads what arrived. 1 when
+ * the connector should stop. */
+static int serve(snmp *s, int64_t timeout_ms) {
     struct pollfd *pf = calloc(s->n_devs + 1, sizeof *pf);
     snmp_dev **owner = calloc(s->n_devs + 1, sizeof *owner);
     if (!pf || !owner) {
         free(pf);
         free(owner);
-        tbgw_sleep_ms(timeout_ms);
-        return;
+        return tbgw_host_poll(s->host, NULL, 0, timeout_ms < 0 || timeout_ms > 100 ? 100 : timeout_ms);
     }
-    nfds_t n = 0;
+    size_t n = 0;
     for (size_t i = 0; i < s->n_devs; i++)
         if (s->devs[i].sess && s->devs[i].fd >= 0) {
             pf[n].fd = s->devs[i].fd;
             pf[n].events = POLLIN;
             owner[n++] = &s->devs[i];
         }
-    int r = poll(pf, n, timeout_ms);
-    for (nfds_t i = 0; r > 0 && i < n; i++) {
+    int r = tbgw_host_poll(s->host, pf, n, timeout_ms);
+    if (r < 0) tbgw_sleep_ms(10); /* poll() failing (ENOMEM): no busy loop */
+    /* sessions are only closed by the loop itself, so owner[] is still valid after a dispatch */
+    for (size_t i = 0; r == 0 && i < n; i++) {
         if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP)) || !owner[i]->sess) continue;
         NETSNMP_LARGE_FD_ZERO(&s->fdset);
         NETSNMP_LARGE_FD_SET(pf[i].fd, &s->fdset);
@@ -530,6 +538,17 @@ static void serve(snmp *s, int timeout_ms) {
     }
     free(pf);
     free(owner);
+    return r == 1;
+}
+
+/* Milliseconds until net-snmp's next retransmission or timeout of d's session (INT64_MAX: none). */
+static int64_t session_timer_ms(snmp *s, snmp_dev *d) {
+    int numfds = 0, block = 1;
+    struct timeval tv = {0, 0};
+    NETSNMP_LARGE_FD_ZERO(&s->fdset);
+    snmp_sess_select_info2(d->sess, &numfds, &s->fdset, &tv, &block);
+    if (block) return INT64_MAX;
+    return (int64_t)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
 }
 
 /* Disconnected when no device answers (every one without a session or failing), else connected. */
@@ -559,23 +578,35 @@ static int op_run(void *self) {
     s->state = TBGW_CONN_CONNECTED;
     TBGW_INFOF(h->log, "snmp: polling %zu device(s)", s->n_devs);
     while (!s->stop) {
-        if (h->wait(h, 0)) {
-            s->stop = 1;
-            break;
-        }
         now = tbgw_mono_ms();
-        int64_t next = now + 10;
+        int64_t next = INT64_MAX;
         for (size_t i = 0; i < s->n_devs; i++) {
             snmp_dev *d = &s->devs[i];
             sessions_tick(s, d, now);
-            if (!d->sess) continue;
+            if (!d->sess) {
+                /* a host name being resolved (a thread; rare): looked at every 20 ms */
+                int64_t due = atomic_load(&d->resolve_state) ? now + 20 : d->next_open;
+                if (due < next) next = due;
+                continue;
+            }
             if (now >= d->next_poll && !d->cycle_left) start_cycle(s, d, now);
             if (d->queue) snmp_sess_timeout(d->sess);
-            if (d->next_poll < next) next = d->next_poll;
+            if (!d->cycle_left && d->next_poll < next) next = d->next_poll;
+            if (d->queue) {
+                int64_t t = session_timer_ms(s, d);
+                if (t != INT64_MAX && now + t < next) next = now + t;
+            }
         }
         update_state(s);
-        int64_t wait = next - tbgw_mono_ms();
-        serve(s, wait < 0 ? 0 : wait > 10 ? 10 : (int)wait);
+        int64_t wait = -1;
+        if (next != INT64_MAX) {
+            wait = next - tbgw_mono_ms();
+            if (wait < 0) wait = 0;
+        }
+        if (serve(s, wait)) {
+            s->stop = 1;
+            break;
+        }
     }
     for (size_t i = 0; i < s->n_devs; i++) {
         snmp_dev *d = &s->devs[i];

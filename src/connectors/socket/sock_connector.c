@@ -1,5 +1,6 @@
 /* The Socket connector (spec §7.6): a TCP or UDP server for devices that send raw bytes; values are
- * byte slices of each message. One epoll loop on the connector thread serves every connection. */
+ * byte slices of each message. One epoll loop on the connector thread serves every connection and
+ * host->downlink_fd, and sleeps until I/O, downlink work or its next deadline. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,16 +66,16 @@ static int op_run(void *self) {
     }
     set_state(s, TBGW_CONN_CONNECTED, NULL);
     int rc = 0;
-    int64_t last_expire = tbgw_mono_ms();
     while (!s->stop) {
-        if (h->wait(h, 0)) break;
-        /* 10 ms bounds the downlink latency until the core offers a descriptor to wait on */
-        if ((rc = sock_io_turn(s, 10)) < 0) break;
         int64_t now = tbgw_mono_ms();
-        if (now - last_expire >= 100) {
-            sock_io_expire(s, now);
-            sock_downlink_expire(s, now);
-            last_expire = now;
+        int64_t next = sock_io_expire(s, now), dl = sock_downlink_expire(s, now);
+        if (dl < next) next = dl;
+        int64_t timeout = next == INT64_MAX ? -1 : next > now ? next - now : 0;
+        int r = sock_io_turn(s, timeout);
+        if (r == 1) break;
+        if (r < 0) {
+            rc = r;
+            break;
         }
     }
     sock_flush(s);

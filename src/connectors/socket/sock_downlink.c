@@ -178,10 +178,12 @@ int sock_on_attribute_response(sock *s, uint64_t cookie, const char *device, con
     return 0;
 }
 
-void sock_downlink_expire(sock *s, int64_t now) {
+int64_t sock_downlink_expire(sock *s, int64_t now) {
+    int64_t next = INT64_MAX;
     for (sock_pending_attr **pp = &s->attrs; *pp;) {
         sock_pending_attr *pa = *pp;
         if (now < pa->deadline) {
+            if (pa->deadline < next) next = pa->deadline;
             pp = &pa->next;
             continue;
         }
@@ -189,6 +191,7 @@ void sock_downlink_expire(sock *s, int64_t now) {
         free(pa->key);
         free(pa);
     }
+    return next;
 }
 
 void sock_downlink_free(sock *s) {
