@@ -59,6 +59,11 @@ class Adapter:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
 
 
 class Can(GatewayTestCase):
