@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tbgw/connkit.h>
+
 #include "connectors/socket/sock.h"
 #include "util/time.h"
 
@@ -112,7 +114,7 @@ static int op_attr(void *self, const tbgw_attr_update *u) {
 static int op_rpc(void *self, const tbgw_rpc_req *r) {
     sock *s = self;
     if (!s->srv) {
-        s->host->rpc_reply(s->host, r->handle, json_pack("{s:s}", "error", "connector is not running"), 0);
+        tbgw_rpc_failed(s->host, r->handle, "connector is not running");
         return 0;
     }
     return sock_on_rpc(s, r);

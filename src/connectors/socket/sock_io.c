@@ -73,11 +73,11 @@ static int ep_ctl(sock *s, int op, sock_conn *c, uint32_t events) {
 static void rpc_done(sock *s, uint64_t rpc, int with_reply, const char *error) {
     const tbgw_host *h = s->host;
     if (error)
-        h->rpc_reply(h, rpc, json_pack("{s:s}", "error", error), 0);
+        tbgw_rpc_failed(h, rpc, "%s", error);
     else if (with_reply)
-        h->rpc_reply(h, rpc, json_pack("{s:s}", "result", "ok"), -1);
+        tbgw_rpc_result(h, rpc, json_string("ok"));
     else
-        h->rpc_reply(h, rpc, NULL, 1);
+        tbgw_rpc_success(h, rpc, 1);
 }
 
 static void conn_free(sock *s, sock_conn *c, const char *error) {
