@@ -401,9 +401,9 @@ void snmp_op_done(snmp_op *op, int ok, const char *error) {
         break;
     case OP_RPC:
         if (ok)
-            h->rpc_reply(h, op->rpc, json_pack("{s:o}", "result", rpc_result(op->result)), -1);
+            tbgw_rpc_result(h, op->rpc, rpc_result(op->result));
         else
-            h->rpc_reply(h, op->rpc, json_pack("{s:s}", "error", error), 0);
+            tbgw_rpc_failed(h, op->rpc, "%s", error);
         break;
     case OP_ATTR:
         if (ok)
@@ -427,8 +427,7 @@ static void submit_downlink(snmp_dev *d, const snmp_item *it, snmp_item *owned, 
     const tbgw_host *h = d->s->host;
     snmp_op *op = calloc(1, sizeof *op);
     if (!op || !d->sess) {
-        if (kind == OP_RPC)
-            h->rpc_reply(h, rpc, json_pack("{s:s}", "error", op ? d->open_error : "out of memory"), 0);
+        if (kind == OP_RPC) tbgw_rpc_failed(h, rpc, "%s", op ? d->open_error : "out of memory");
         if (owned) {
             snmp_item_free(owned);
             free(owned);
@@ -445,23 +444,22 @@ static void submit_downlink(snmp_dev *d, const snmp_item *it, snmp_item *owned, 
     snmp_dev_kick(d);
 }
 
-/* Reserved get/set: params "method=get;oid=1.3.6...;" (set: also value=..; optional type=..). */
+/* Reserved get/set: params "method=get;oid=1.3.6...;" (set: also value=..; optional type=..); segments
+ * without '=' are ignored. */
 static int reserved_rpc(snmp *s, snmp_dev *d, const tbgw_rpc_req *r) {
     const tbgw_host *h = s->host;
-    json_t *o = json_object();
-    char *dup = strdup(json_is_string(r->params) ? json_string_value(r->params) : "");
-    for (char *save = NULL, *tok = strtok_r(dup, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
-        char *eq = strchr(tok, '=');
-        if (!eq || strchr(eq + 1, '=') || eq == tok || !eq[1]) continue;
-        *eq = 0;
-        json_object_set_new(o, tok, json_string(eq + 1));
-    }
-    free(dup);
+    tbgw_params kv = {0};
+    tbgw_err err = {0};
+    if (tbgw_params_parse(json_is_string(r->params) ? json_string_value(r->params) : "", TBGW_PARAMS_LENIENT,
+                          &kv, &err) < 0)
+        return tbgw_rpc_failed(h, r->handle, "params: %s", err.msg), 0;
+    json_t *o = tbgw_params_object(&kv);
+    tbgw_params_free(&kv);
+    if (!o) return tbgw_rpc_failed(h, r->handle, "out of memory"), 0;
     if (!json_object_get(o, "method")) json_object_set_new(o, "method", json_string(r->method));
     snmp_item *it = calloc(1, sizeof *it);
-    tbgw_err err = {0};
     if (!it || snmp_item_parse(o, "params", 3, it, &err) < 0) {
-        h->rpc_reply(h, r->handle, json_pack("{s:s}", "error", it ? err.msg : "out of memory"), 0);
+        tbgw_rpc_failed(h, r->handle, "%s", it ? err.msg : "out of memory");
         if (it) snmp_item_free(it);
         free(it);
         json_decref(o);
@@ -478,7 +476,7 @@ static int on_rpc(snmp *s, const tbgw_rpc_req *r) {
     const tbgw_host *h = s->host;
     snmp_dev *d = find_dev(s, r->device);
     if (!d) {
-        h->rpc_reply(h, r->handle, json_pack("{s:s}", "error", "device not found"), 0);
+        tbgw_rpc_failed(h, r->handle, "device not found");
         return TBGW_ENOENT;
     }
     if (!strcmp(r->method, "get") || !strcmp(r->method, "set")) return reserved_rpc(s, d, r);
@@ -487,10 +485,8 @@ static int on_rpc(snmp *s, const tbgw_rpc_req *r) {
             submit_downlink(d, &d->cfg->rpcs[i], NULL, r->params, OP_RPC, r->handle);
             return 0;
         }
-    char m[300];
-    snprintf(m, sizeof m, "no serverSideRpcRequests entry of %s matches method '%s'", d->cfg->name,
-             r->method);
-    h->rpc_reply(h, r->handle, json_pack("{s:s}", "error", m), 0);
+    tbgw_rpc_failed(h, r->handle, "no serverSideRpcRequests entry of %s matches method '%s'", d->cfg->name,
+                    r->method);
     return TBGW_ENOENT;
 }
 
