@@ -54,6 +54,11 @@ const char *tbgw_cfg_where(const tbgw_cfg *w, const char *path, char *buf, size_
  * <msg>; the entry is skipped", one connectorsErrors, listed by --check-config; hosts without it get
  * the same line on their logger), w->skipped + 1. */
 void tbgw_cfg_skip(tbgw_cfg *w, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* tbgw_cfg_skip for a message relative to the entry at path that starts with the field it is about
+ * ("value: bad type", "polling.period: ...", "expression@4: ..."): reported at path.field (the
+ * field's own line:column), the rest of the message as the reason; a message without a leading field
+ * is reported at path. */
+void tbgw_cfg_skip_msg(tbgw_cfg *w, const char *path, const char *msg);
 /* A connector-level error: fills w->err with "path: <msg>" and returns TBGW_EINVAL. */
 int tbgw_cfg_fail(tbgw_cfg *w, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -131,6 +136,8 @@ int tbgw_rpc_failed(const tbgw_host *h, uint64_t handle, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* {"success": true|false} as a JSON string (one-way requests). */
 int tbgw_rpc_success(const tbgw_host *h, uint64_t handle, int ok);
+/* {"success": true|false} as an object (the reply of CAN and ODBC requests, not success_sent). */
+int tbgw_rpc_success_object(const tbgw_host *h, uint64_t handle, int ok);
 
 /* ---- reserved get/set parameters ------------------------------------------------------------- */
 

@@ -60,6 +60,26 @@ void tbgw_cfg_skip(tbgw_cfg *w, const char *path, const char *fmt, ...) {
     if (h->stat_add) h->stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
 }
 
+void tbgw_cfg_skip_msg(tbgw_cfg *w, const char *path, const char *msg) {
+    size_t n = 0;
+    while (isalnum((unsigned char)msg[n]) || msg[n] == '_' || msg[n] == '.' || msg[n] == '[' || msg[n] == ']')
+        n++;
+    size_t at = n; /* "field@N": N is a character offset inside the field's string */
+    if (n && msg[n] == '@' && isdigit((unsigned char)msg[n + 1]))
+        for (n++; isdigit((unsigned char)msg[n]);) n++;
+    if (!at || msg[n] != ':' || msg[n + 1] != ' ' || msg[0] == '.' || msg[0] == '[') {
+        tbgw_cfg_skip(w, path, "%s", msg);
+        return;
+    }
+    char field[300];
+    snprintf(field, sizeof field, "%s%s%.*s", path && *path ? path : "", path && *path ? "." : "", (int)at,
+             msg);
+    if (n > at)
+        tbgw_cfg_skip(w, field, "%s (at character %.*s)", msg + n + 2, (int)(n - at - 1), msg + at + 1);
+    else
+        tbgw_cfg_skip(w, field, "%s", msg + n + 2);
+}
+
 int tbgw_cfg_fail(tbgw_cfg *w, const char *path, const char *fmt, ...) {
     char msg[400];
     va_list ap;
@@ -323,6 +343,10 @@ int tbgw_rpc_failed(const tbgw_host *h, uint64_t handle, const char *fmt, ...) {
 
 int tbgw_rpc_success(const tbgw_host *h, uint64_t handle, int ok) {
     return h->rpc_reply(h, handle, NULL, ok ? 1 : 0);
+}
+
+int tbgw_rpc_success_object(const tbgw_host *h, uint64_t handle, int ok) {
+    return h->rpc_reply(h, handle, json_pack("{s:b}", "success", ok ? 1 : 0), -1);
 }
 
 /* ---- reserved get/set parameters ------------------------------------------------------------- */

@@ -119,9 +119,9 @@ class SnmpIntegration(GatewayTestCase):
         gw = self.gateway(connectors=[snmp_connector(devs)]).start()
         self.assertEqual(self.latest("Half", "name")[1], "agent")
         log = gw.log()
-        for want in (r"devices\[0\]\.telemetry\[0\]: method: 'fetch' unknown",
-                     r"devices\[0\]\.telemetry\[1\]: key: required string",
-                     r"devices\[0\]\.attributeUpdateRequests\[0\]: attributeFilter: required string"):
+        for want in (r"devices\[0\]\.telemetry\[0\]\.method: 'fetch' unknown",
+                     r"devices\[0\]\.telemetry\[1\]\.key: required string",
+                     r"devices\[0\]\.attributeUpdateRequests\[0\]\.attributeFilter: required string"):
             self.assertRegex(log, r"SNMP\.json:\d+:\d+: " + want)
         self.assertEqual(gw.stop(), 0)
 

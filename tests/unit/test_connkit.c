@@ -24,6 +24,7 @@ typedef struct rec_host {
     json_t *content;
     int success, replies;
     uint64_t errors;
+    char dotted[200], msg[300]; /* the last config_warning */
 } rec_host;
 
 static int rh_reply(const tbgw_host *h, uint64_t handle, json_t *content, int success) {
@@ -38,6 +39,12 @@ static int rh_reply(const tbgw_host *h, uint64_t handle, json_t *content, int su
 
 static void rh_stat(const tbgw_host *h, tbgw_stat s, uint64_t n) {
     if (s == TBGW_STAT_CONNECTOR_ERRORS) ((rec_host *)h)->errors += n;
+}
+
+static void rh_warn(const tbgw_host *h, const char *dotted, const char *msg) {
+    rec_host *r = (rec_host *)h;
+    snprintf(r->dotted, sizeof r->dotted, "%s", dotted ? dotted : "");
+    snprintf(r->msg, sizeof r->msg, "%s", msg);
 }
 
 static void rh_init(rec_host *r) {
@@ -113,11 +120,39 @@ static void test_rpc_replies(void **st) {
     assert_content(&r, "{\"error\":\"timeout\"}", 0);
     tbgw_rpc_success(&r.h, 1, 1);
     assert_content(&r, "null", 1);
-    assert_int_equal(r.replies, 5);
+    tbgw_rpc_success_object(&r.h, 1, 0);
+    assert_content(&r, "{\"success\":false}", -1);
+    assert_int_equal(r.replies, 6);
     json_decref(r.content);
 }
 
 /* ---- configuration walk --------------------------------------------------------------------- */
+
+/* tbgw_cfg_skip_msg: reported at the field the message starts with */
+static void test_skip_msg(void **st) {
+    (void)st;
+    rec_host r;
+    rh_init(&r);
+    r.h.config_warning = rh_warn;
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, &r.h, NULL);
+    tbgw_cfg_skip_msg(&w, "devices[0].attributes[1]", "value: 'quaternion' is not a type");
+    assert_string_equal(r.dotted, "devices[0].attributes[1].value");
+    assert_string_equal(r.msg, "'quaternion' is not a type");
+    tbgw_cfg_skip_msg(&w, "m[2]", "polling.dataInHex: not hex");
+    assert_string_equal(r.dotted, "m[2].polling.dataInHex");
+    tbgw_cfg_skip_msg(&w, "m[2]", "expression@4: unexpected '*'");
+    assert_string_equal(r.dotted, "m[2].expression");
+    assert_string_equal(r.msg, "unexpected '*' (at character 4)");
+    tbgw_cfg_skip_msg(&w, "m[2]", "out of memory");
+    assert_string_equal(r.dotted, "m[2]");
+    assert_string_equal(r.msg, "out of memory");
+    tbgw_cfg_skip_msg(&w, "m[2]", "a b: c");
+    assert_string_equal(r.dotted, "m[2]");
+    tbgw_cfg_skip_msg(&w, "", "key: missing");
+    assert_string_equal(r.dotted, "key");
+    assert_int_equal(w.skipped, 6);
+}
 
 static void test_getters(void **st) {
     (void)st;
@@ -376,9 +411,10 @@ static void test_host_poll(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_params),      cmocka_unit_test(test_rpc_replies),
-        cmocka_unit_test(test_getters),     cmocka_unit_test(test_devices_and_keys),
-        cmocka_unit_test(test_downlink_fd), cmocka_unit_test(test_host_poll),
+        cmocka_unit_test(test_params),           cmocka_unit_test(test_rpc_replies),
+        cmocka_unit_test(test_getters),          cmocka_unit_test(test_skip_msg),
+        cmocka_unit_test(test_devices_and_keys), cmocka_unit_test(test_downlink_fd),
+        cmocka_unit_test(test_host_poll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -187,12 +187,15 @@ static int item_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t ind
     (void)w, (void)index;
     items_ctx *x = ud;
     snmp_item *it = &x->items[x->n];
-    if (snmp_item_parse(e, path, x->downlink, it, err) < 0) {
-        /* the kit names the entry: the message relative to it */
+    tbgw_err ierr = {0};
+    int rc = snmp_item_parse(e, path, x->downlink, it, &ierr);
+    if (rc == TBGW_ENOMEM) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    if (rc < 0) {
+        /* reported at the field it names (the message starts with the entry's path) */
         size_t pl = strlen(path);
-        if (!strncmp(err->msg, path, pl) && err->msg[pl] == '.')
-            memmove(err->msg, err->msg + pl + 1, strlen(err->msg + pl + 1) + 1);
-        return TBGW_EINVAL;
+        const char *m = !strncmp(ierr.msg, path, pl) && ierr.msg[pl] == '.' ? ierr.msg + pl + 1 : ierr.msg;
+        tbgw_cfg_skip_msg(w, path, m);
+        return 0;
     }
     it->is_attr = x->is_attr;
     x->n++;
