@@ -128,12 +128,6 @@ static int op_rpc(void *self, const tbgw_rpc_req *r) {
     return kx_on_rpc(k, r);
 }
 
-static void op_status(void *self, tbgw_connector_status *out) {
-    kx *k = self;
-    out->state = k->state;
-    snprintf(out->last_error, sizeof out->last_error, "%s", k->last_error);
-}
-
 const tbgw_connector_ops tbgw_connector_knx = {
     .abi = TBGW_CONNECTOR_ABI,
     .type = "knx",
@@ -143,5 +137,4 @@ const tbgw_connector_ops tbgw_connector_knx = {
     .destroy = op_destroy,
     .on_attribute_update = op_attr,
     .on_rpc = op_rpc,
-    .status = op_status,
 };

@@ -1,7 +1,10 @@
 /* ODBC connector (docs/connectors/odbc.md): polls a database through unixODBC with an iterator
  * column (optionally persisted across restarts), maps each row onto a device record, and runs
  * RPCs and attribute updates as SQL statements or procedure calls with bound parameters. Every
- * statement carries SQL_ATTR_QUERY_TIMEOUT, so a hanging query cannot stall the connector. */
+ * statement carries SQL_ATTR_QUERY_TIMEOUT (and a watchdog cancels it past that), so a hanging query
+ * cannot stall the connector: statements run synchronously on the connector thread, and downlink
+ * queued meanwhile waits at most polling.queryTimeout (30 s by default) or one batch of 100 rows;
+ * between polls the thread sleeps on host->downlink_fd and serves downlink the moment it arrives. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -361,9 +364,13 @@ static int connect_db(odbcc *c) {
         disconnect(c);
         return -1;
     }
+    /* the connect runs on the connector thread: without connection.attributes.timeout it is bounded
+     * by the query timeout too (for drivers that honour it), so downlink is not held for minutes */
     const json_t *t = json_object_get(c->conn_attrs, "timeout");
     if (json_is_integer(t) && json_integer_value(t) > 0)
         set_conn_attr(c, SQL_ATTR_LOGIN_TIMEOUT, (SQLULEN)json_integer_value(t));
+    else if (c->query_timeout_s > 0)
+        set_conn_attr(c, SQL_ATTR_LOGIN_TIMEOUT, (SQLULEN)c->query_timeout_s);
     SQLCHAR out[1024];
     SQLSMALLINT outlen = 0;
     SQLRETURN rc = SQLDriverConnect(c->dbc, NULL, (SQLCHAR *)c->conn_str, SQL_NTS, out, sizeof out, &outlen,

@@ -671,12 +671,6 @@ static int op_attr(void *self, const tbgw_attr_update *u) {
     return on_attr(self, u);
 }
 
-static void op_status(void *self, tbgw_connector_status *out) {
-    snmp *s = self;
-    out->state = s->state;
-    snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
-}
-
 const tbgw_connector_ops tbgw_connector_snmp = {
     .abi = TBGW_CONNECTOR_ABI,
     .type = "snmp",
@@ -686,5 +680,4 @@ const tbgw_connector_ops tbgw_connector_snmp = {
     .destroy = op_destroy,
     .on_attribute_update = op_attr,
     .on_rpc = op_rpc,
-    .status = op_status,
 };

@@ -194,7 +194,6 @@ typedef struct sock {
     int64_t last_warn;
     uint64_t warn_suppressed;
     tbgw_conn_state state;
-    char last_error[256];
     tbgw_buf scratch;
 } sock;
 

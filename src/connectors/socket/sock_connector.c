@@ -41,7 +41,6 @@ static int op_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw
 static void set_state(sock *s, tbgw_conn_state st, const char *text) {
     if (st == s->state) return;
     s->state = st;
-    snprintf(s->last_error, sizeof s->last_error, "%s", text ? text : "");
     if (s->host->set_state) s->host->set_state(s->host, st, text);
 }
 
@@ -125,12 +124,6 @@ static int op_attr_resp(void *self, uint64_t cookie, const char *device, const j
     return s->srv ? sock_on_attribute_response(s, cookie, device, data) : 0;
 }
 
-static void op_status(void *self, tbgw_connector_status *out) {
-    sock *s = self;
-    out->state = s->state;
-    snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
-}
-
 const tbgw_connector_ops tbgw_connector_socket = {
     .abi = TBGW_CONNECTOR_ABI,
     .type = "socket",
@@ -141,5 +134,4 @@ const tbgw_connector_ops tbgw_connector_socket = {
     .on_attribute_update = op_attr,
     .on_rpc = op_rpc,
     .on_attribute_response = op_attr_resp,
-    .status = op_status,
 };
