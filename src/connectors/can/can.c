@@ -173,9 +173,15 @@ static int device_entry(tbgw_cfg *w, const json_t *d, const char *path, size_t i
     if (!dv->name || !dv->type) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     for (int ts = 0; ts < 2; ts++) {
         item_ctx x = {c, dv, ts};
-        /* a section that is not a list is tolerated as before: nothing in it */
-        if (json_is_array(json_object_get(d, ts ? "timeseries" : "attributes")))
-            tbgw_cfg_each(w, d, path, ts ? "timeseries" : "attributes", item_entry, &x);
+        const char *sect = ts ? "timeseries" : "attributes";
+        const json_t *list = json_object_get(d, sect);
+        if (json_is_array(list)) {
+            tbgw_cfg_each(w, d, path, sect, item_entry, &x);
+        } else if (list && !json_is_null(list)) { /* tolerated as before, but said: nothing in it */
+            char sp[160];
+            snprintf(sp, sizeof sp, "%s.%s", path, sect);
+            tbgw_cfg_skip(w, sp, "expected a list; the section is ignored");
+        }
     }
     return 0;
 }
