@@ -90,7 +90,7 @@ static int op_run(void *self) {
         int64_t pw = kx_poll_next_ms(k, now), rw = kx_rpc_next_ms(k, now);
         if (pw < wait) wait = pw;
         if (rw < wait) wait = rw;
-        struct pollfd pfd = {.fd = knx_client_fd(k->client), .events = POLLIN};
+        struct pollfd pfd = {.fd = knx_client_fd(k->client), .events = knx_client_events(k->client)};
         int r = tbgw_host_poll(h, &pfd, 1, wait);
         if (r == 1) break;
         if (r < 0) tbgw_sleep_ms(10); /* poll() failing (ENOMEM): no busy loop */
