@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <net-snmp/library/large_fd_set.h>
 
@@ -18,6 +19,7 @@
 #include "util/json.h"
 #include "connectors/snmp/snmpc.h"
 #include "util/time.h"
+#include "util/wakefd.h"
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 static tbgw_logger *lib_log;
@@ -101,6 +103,7 @@ static void *resolve_thread(void *arg) {
     }
     if (ai) freeaddrinfo(ai);
     atomic_store(&d->resolve_state, 2);
+    if (d->s->resolved_fd >= 0) tbgw_wakefd_kick(d->s->resolved_fd); /* the loop joins it at once */
     return NULL;
 }
 
@@ -509,14 +512,19 @@ static int on_attr(snmp *s, const tbgw_attr_update *u) {
  * work (dispatched at once) or the next timer (timeout_ms, < 0: none); reads what arrived. 1 when
  * the connector should stop. */
 static int serve(snmp *s, int64_t timeout_ms) {
-    struct pollfd *pf = calloc(s->n_devs + 1, sizeof *pf);
-    snmp_dev **owner = calloc(s->n_devs + 1, sizeof *owner);
+    struct pollfd *pf = calloc(s->n_devs + 2, sizeof *pf);
+    snmp_dev **owner = calloc(s->n_devs + 2, sizeof *owner);
     if (!pf || !owner) {
         free(pf);
         free(owner);
         return tbgw_host_poll(s->host, NULL, 0, timeout_ms < 0 || timeout_ms > 100 ? 100 : timeout_ms);
     }
     size_t n = 0;
+    if (s->resolved_fd >= 0) { /* slot 0: a resolver thread finished */
+        pf[n].fd = s->resolved_fd;
+        pf[n].events = POLLIN;
+        owner[n++] = NULL;
+    }
     for (size_t i = 0; i < s->n_devs; i++)
         if (s->devs[i].sess && s->devs[i].fd >= 0) {
             pf[n].fd = s->devs[i].fd;
@@ -527,6 +535,10 @@ static int serve(snmp *s, int64_t timeout_ms) {
     if (r < 0) tbgw_sleep_ms(10); /* poll() failing (ENOMEM): no busy loop */
     /* sessions are only closed by the loop itself, so owner[] is still valid after a dispatch */
     for (size_t i = 0; r == 0 && i < n; i++) {
+        if (!owner[i]) {
+            if (pf[i].revents) tbgw_wakefd_drain(pf[i].fd);
+            continue;
+        }
         if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP)) || !owner[i]->sess) continue;
         NETSNMP_LARGE_FD_ZERO(&s->fdset);
         NETSNMP_LARGE_FD_SET(pf[i].fd, &s->fdset);
@@ -580,8 +592,9 @@ static int op_run(void *self) {
             snmp_dev *d = &s->devs[i];
             sessions_tick(s, d, now);
             if (!d->sess) {
-                /* a host name being resolved (a thread; rare): looked at every 20 ms */
-                int64_t due = atomic_load(&d->resolve_state) ? now + 20 : d->next_open;
+                /* a host name being resolved: the thread kicks resolved_fd when it is done */
+                int64_t due = atomic_load(&d->resolve_state) ? (s->resolved_fd >= 0 ? INT64_MAX : now + 20)
+                                                             : d->next_open;
                 if (due < next) next = due;
                 continue;
             }
@@ -623,6 +636,7 @@ static int op_run(void *self) {
 
 static void snmp_free(snmp *s) {
     if (!s) return;
+    if (s->resolved_fd >= 0) close(s->resolved_fd);
     free(s->devs);
     snmp_config_free(&s->cfg);
     free(s);
@@ -633,11 +647,13 @@ static int op_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw
     snmp *s = calloc(1, sizeof *s);
     if (!s) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     s->host = host;
+    s->resolved_fd = -1;
     int rc = snmp_config_parse(&s->cfg, cfg, host, err);
     if (rc < 0) {
         free(s);
         return rc;
     }
+    s->resolved_fd = tbgw_wakefd_new(); /* -1: resolutions are looked at every 20 ms instead */
     s->n_devs = s->cfg.n_devices;
     s->devs = calloc(s->n_devs + 1, sizeof *s->devs);
     if (!s->devs) {
