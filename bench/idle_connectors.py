@@ -25,6 +25,9 @@ import time
 
 import paho.mqtt.client as mqtt
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from idle_setup import latency_line, thread_switches  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", os.path.join(ROOT, "build"))
 TBGW = os.environ.get("TBGW_BIN", os.path.join(BUILD, "tbgw"))
@@ -50,20 +53,6 @@ def wait_port(port, timeout=10):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("port %d not up" % port)
-
-
-def ctxt(pid):
-    """{tid: (name, switches)} of every thread of pid."""
-    out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                st = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        n = int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"])
-        out[tid] = (st["Name"].strip(), n)
-    return out
 
 
 class Client:
@@ -168,10 +157,10 @@ def main():
             raise RuntimeError("devices seen on the platform: %s (log: %s)" % (sorted(seen), open(log.name).read()))
         time.sleep(3)  # first values delivered, subscriptions settled
 
-        a = ctxt(gw.pid)
+        a = thread_switches(gw.pid)
         t0 = time.time()
         time.sleep(SECS)
-        b = ctxt(gw.pid)
+        b = thread_switches(gw.pid)
         dt = time.time() - t0
         total = 0
         print("context switches per second over %d s (all threads of the gateway):" % SECS)
@@ -203,13 +192,7 @@ def main():
                     errors += 1
                 lat.append((t1 - t) * 1000)
                 time.sleep(0.02)
-            lat.sort()
-            if lat:
-                print("  %-13s p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  (%d errors) e.g. %s" % (
-                    label, lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], lat[-1], errors,
-                    json.dumps(replies[rid][1].get("data"))[:80]))
-            else:
-                print("  %-13s no replies" % label)
+            print(latency_line(label, lat, errors, json.dumps(replies[rid][1].get("data")) if rid in replies else ""))
         gw.terminate()
         gw.wait(10)
     finally:

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Idle gateway with the Socket, SNMP, KNX, CAN and ODBC connectors against their real peers
-(bench/idle.sh --peers; peers and configuration in tests/integration/idle_peers.py): a connected,
+(bench/idle.sh --peers; peers and configuration in tests/integration/idle_setup.py): a connected,
 silent TCP device; snmpd, knxd (a bus device) and a SQLite file polled every 10 s; an slcan adapter
 on a socat pty pair with no polling frames.
 
@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 os.environ.setdefault("TBGW_BIN", os.path.join(HERE, "..", "build", "tbgw"))
 os.environ.setdefault("TBGW_BUILD_DIR", os.path.join(HERE, "..", "build"))
 from tbgwtest import Broker, Gateway, Platform, wait_port  # noqa: E402
-from idle_peers import NAMES, IdlePeers, rates  # noqa: E402
+from idle_setup import NAMES, IdlePeers, latency_line, rates  # noqa: E402
 
 SECS = int(sys.argv[1]) if len(sys.argv) > 1 else 30
 CALLS = int(sys.argv[2]) if len(sys.argv) > 2 else 100
@@ -126,13 +126,7 @@ def main():
                     errors += 1
                 lat.append((t1 - t) * 1000)
                 time.sleep(0.02)
-            lat.sort()
-            if lat:
-                print("  %-13s p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  (%d errors) e.g. %s" % (
-                    label, lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], lat[-1], errors,
-                    str(last)[:60]))
-            else:
-                print("  %-13s no replies" % label)
+            print(latency_line(label, lat, errors, str(last)))
         print("load average after: %s" % open("/proc/loadavg").read().split()[:3])
     finally:
         if gw:

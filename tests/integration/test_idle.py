@@ -9,7 +9,7 @@ import time
 
 from tbgwtest import BUILD_DIR, SLOW, Broker, GatewayTestCase, test_connector, wait_for, main
 from test_modbus import LMB, Peer, free_port, slave_cfg, modbus_connector
-from idle_peers import NAMES as IDLE_NAMES, IdlePeers, rates, rpc_reply
+from idle_setup import NAMES as IDLE_NAMES, IdlePeers, rates, rpc_reply
 
 
 def switches(pid):
@@ -69,7 +69,7 @@ class Idle(GatewayTestCase):
 
 
     def test_socket_snmp_knx_can_odbc_sleep_and_answer_at_once(self):
-        """The Socket, SNMP, KNX, CAN and ODBC connectors against their real peers (idle_peers.py:
+        """The Socket, SNMP, KNX, CAN and ODBC connectors against their real peers (idle_setup.py:
         a connected silent TCP device, snmpd, knxd and SQLite polled every 10 s, an slcan adapter):
         their threads sleep between polls, and an RPC to each goes to its peer and back at once."""
         peers = IdlePeers(self.workdir)

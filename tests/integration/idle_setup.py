@@ -175,6 +175,15 @@ def thread_switches(pid):
     return out
 
 
+def latency_line(label, lat, errors, example):
+    """One line of a latency report: p50/p99/max of lat (ms), the errors, an example reply."""
+    lat = sorted(lat)
+    if not lat:
+        return "  %-13s no replies" % label
+    return "  %-13s p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  (%d errors) e.g. %s" % (
+        label, lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], lat[-1], errors, example[:70])
+
+
 def rates(pid, seconds):
     """Context switches per second of each thread over seconds: [(name, tid, rate)]."""
     a = thread_switches(pid)
