@@ -517,7 +517,7 @@ static int serve(snmp *s, int64_t timeout_ms) {
     if (!pf || !owner) {
         free(pf);
         free(owner);
-        return tbgw_host_poll(s->host, NULL, 0, timeout_ms < 0 || timeout_ms > 100 ? 100 : timeout_ms);
+        return tbgw_host_poll(s->host, NULL, 0, timeout_ms < 0 || timeout_ms > 100 ? 100 : timeout_ms) == 1;
     }
     size_t n = 0;
     if (s->resolved_fd >= 0) { /* slot 0: a resolver thread finished */
