@@ -87,7 +87,8 @@ static void test_request_reference_config(void **st) {
     assert_string_equal(cfg.maps[0].body, "{\"name\":\"morpheus\",\"job\":\"leader\"}");
     assert_true(cfg.maps[1].custom);
     assert_int_equal(cfg.maps[2].n_subs, 1);
-    assert_true(cfg.maps[2].subs[0].unsupported); /* Python processingFunction */
+    assert_false(cfg.maps[2].subs[0].unsupported); /* the reference's processingFunction compiles */
+    assert_string_equal(tbgw_py_def_name(cfg.maps[2].subs[0].fn), "process_data");
     assert_string_equal(cfg.user, "user");
     assert_int_equal(cfg.n_upds, 1);
     assert_int_equal(cfg.upds[0].tries, 3);
@@ -159,7 +160,15 @@ static void test_config_errors(void **st) {
         0,
         "{\"host\":\"h\",\"mapping\":[{\"url\":\"a\",\"subRequests\":{\"k\":{\"url\":\"u\","
         "\"processingFunction\":\"def f(): pass\"}},\"converter\":{\"deviceNameJsonExpression\":\"d\"}}]}",
-        "mapping[0].subRequests.k.processingFunction: Python processing functions are not supported", 1);
+        "mapping[0].subRequests.k.processingFunction@9: only a function whose body is one `return "
+        "<expression>` is supported",
+        1);
+    expect_warning(
+        0,
+        "{\"host\":\"h\",\"mapping\":[{\"url\":\"a\",\"subRequests\":{\"k\":{\"url\":\"u\","
+        "\"processingFunction\":\"def f(d): return d\"}},\"converter\":{\"deviceNameJsonExpression\":"
+        "\"d\"}}]}",
+        "mapping[0].subRequests.k.processingFunction: f() takes 1 parameter(s); it is called with two", 1);
     expect_warning(1, "{\"server\":{},\"mapping\":[{\"endpoint\":\"/a\",\"converter\":{}}]}",
                    "mapping[0].HTTPMethods: missing", 0);
     expect_warning(1, "{\"server\":{},\"mapping\":[{\"endpoint\":\"/a\",\"HTTPMethods\":[\"FETCH\"]}]}",

@@ -12,6 +12,7 @@
 #include "convert/dl_tmpl.h"
 #include "convert/expr.h"
 #include "convert/json_conv.h"
+#include "convert/pyexpr.h"
 #include "convert/source_expr.h"
 #include "util/backoff.h"
 #include "util/buf.h"
@@ -20,7 +21,8 @@
 typedef struct rq_sub { /* mapping.subRequests.<key> */
     char *key;
     tbgw_expr *url;
-    int unsupported; /* has a processingFunction (Python): skipped */
+    tbgw_py_def *fn; /* processingFunction, called with (the answer, the key) */
+    int unsupported; /* its processingFunction cannot run here: the sub-request is skipped */
 } rq_sub;
 
 typedef struct rq_map { /* one polled endpoint */
@@ -73,7 +75,8 @@ typedef struct rq_conn {
     atomic_int stop;
     tbgw_connector_status st;
     uint64_t emitted, refused;
-    rq_map **heap; /* endpoints waiting for their next poll, earliest next_due first */
+    tbgw_py_ctx *py; /* processingFunction calls (connector thread) */
+    rq_map **heap;   /* endpoints waiting for their next poll, earliest next_due first */
     size_t n_heap;
 } rq_conn;
 

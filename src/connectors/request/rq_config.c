@@ -108,6 +108,7 @@ static void map_clear(rq_map *m) {
     for (size_t i = 0; i < m->n_subs; i++) {
         free(m->subs[i].key);
         tbgw_expr_free(m->subs[i].url);
+        tbgw_py_def_free(m->subs[i].fn);
     }
     free(m->subs);
     tbgw_json_conv_free(m->json);
@@ -129,15 +130,34 @@ static int parse_subs(rq_map *m, const json_t *subs, const char *path, const tbg
         if (!json_is_object(s)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", sp);
         int rc = compile(s, "url", sp, 1, &r->url, err);
         if (rc) return rc;
-        if (json_object_get(s, "processingFunction")) {
-            r->unsupported = 1;
-            tbgw_err w = {0};
-            tbgw_err_set(
-                &w, TBGW_EINVAL,
-                "%s.processingFunction: Python processing functions are not supported; this sub-request "
-                "is skipped (the rest of the mapping runs)",
-                sp);
-            tbgw_cfg_skip_entry(host, &w);
+        const json_t *fn = json_object_get(s, "processingFunction");
+        if (fn && !json_is_null(fn)) {
+            tbgw_err fe = {0};
+            size_t off = 0;
+            if (!json_is_string(fn)) {
+                tbgw_err_set(&fe, TBGW_EINVAL, "%s.processingFunction: expected a string (Python source)",
+                             sp);
+            } else if ((rc = tbgw_py_compile_def(json_string_value(fn), json_string_length(fn), 0, &r->fn,
+                                                 &fe, &off))) {
+                if (rc == TBGW_ENOMEM) return rc;
+                char why[sizeof fe.msg];
+                snprintf(why, sizeof why, "%s", fe.msg);
+                tbgw_err_set(&fe, TBGW_EINVAL, "%s.processingFunction@%zu: %s", sp, off, why);
+            } else if (tbgw_py_def_arity(r->fn) != 2) {
+                tbgw_err_set(&fe, TBGW_EINVAL,
+                             "%s.processingFunction: %s() takes %zu parameter(s); it is called with two (the "
+                             "answer and the key)",
+                             sp, tbgw_py_def_name(r->fn), tbgw_py_def_arity(r->fn));
+            }
+            if (fe.code) {
+                size_t l = strlen(fe.msg);
+                snprintf(fe.msg + l, sizeof fe.msg - l,
+                         "; this sub-request is skipped (the rest of the mapping runs)");
+                tbgw_py_def_free(r->fn);
+                r->fn = NULL;
+                r->unsupported = 1;
+                tbgw_cfg_skip_entry(host, &fe);
+            }
         }
     }
     return 0;

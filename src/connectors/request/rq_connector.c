@@ -147,6 +147,7 @@ static void rq_destroy(void *self) {
     atomic_store(&c->stop, 1);
     tbgw_http_client_free(c->http);
     rq_config_free(&c->cfg);
+    tbgw_py_ctx_free(c->py);
     free(c->heap);
     free(c);
 }
