@@ -80,6 +80,14 @@ int tbgw_http_client_poll(tbgw_http_client *c, int timeout_ms) {
     return c->mod->poll(c->impl, timeout_ms);
 }
 
+int tbgw_http_client_poll_fd(tbgw_http_client *c, int timeout_ms, int extra_fd, int *extra_ready) {
+    return c->mod->poll_fd(c->impl, timeout_ms, extra_fd, extra_ready);
+}
+
 size_t tbgw_http_client_running(const tbgw_http_client *c) {
     return c->mod->running(c->impl);
+}
+
+void tbgw_http_client_wakeup(tbgw_http_client *c) {
+    c->mod->wakeup(c->impl);
 }

@@ -5,7 +5,8 @@
  * Threads: requests are decoded, converted and emitted on the server's worker threads (the
  * converters are reentrant; a custom converter is called under a mutex). Answers that wait for the
  * platform (responseExpected, attribute requests) are parked in `pending` and completed on the
- * connector thread, which also runs the downlink and the outgoing requests. */
+ * connector thread, which also runs the downlink and the outgoing requests: it sleeps on
+ * host->downlink_fd, the outgoing transfers and the earliest parked deadline at once. */
 #ifndef TBGW_REST_H
 #define TBGW_REST_H
 
@@ -105,8 +106,9 @@ typedef struct rs_conn {
     tbgw_http_client *http;
     atomic_int stop;
     tbgw_connector_status st;
-    pthread_mutex_t mu; /* pending, next_cookie, refusal log */
+    pthread_mutex_t mu; /* pending, wake_at, next_cookie, refusal log */
     rs_pending *pending;
+    int64_t wake_at; /* when the connector thread wakes up next at the latest (monotonic ms) */
     uint64_t next_cookie;
     struct {
         char client[48];
@@ -130,6 +132,9 @@ int rs_handle(void *ud, const tbgw_http_request *rq, tbgw_http_reply *out);
 int rs_server_start(rs_conn *c, tbgw_err *err);
 void rs_server_stop(rs_conn *c);
 void rs_pending_expire(rs_conn *c, int64_t now);
+/* The earliest deadline of the parked requests (INT64_MAX: none), which the connector thread sleeps
+ * until; a request parked later with an earlier deadline wakes it up (tbgw_http_client_wakeup). */
+int64_t rs_pending_arm(rs_conn *c);
 /* Completes parked requests: a responseAttribute update, an attribute response. */
 void rs_pending_attribute(rs_conn *c, const char *device, const char *key, const json_t *value);
 void rs_pending_attr_response(rs_conn *c, uint64_t cookie, const char *device, const json_t *data);

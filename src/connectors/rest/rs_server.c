@@ -132,8 +132,21 @@ static int park(rs_conn *c, const tbgw_http_request *rq, const rs_endpoint *ep, 
     pthread_mutex_lock(&c->mu);
     p->next = c->pending;
     c->pending = p;
+    int wake = p->deadline < c->wake_at; /* the connector thread sleeps past this deadline */
+    if (wake) c->wake_at = p->deadline;
     pthread_mutex_unlock(&c->mu);
+    if (wake && c->http) tbgw_http_client_wakeup(c->http);
     return 0;
+}
+
+int64_t rs_pending_arm(rs_conn *c) {
+    pthread_mutex_lock(&c->mu);
+    int64_t next = INT64_MAX;
+    for (const rs_pending *p = c->pending; p; p = p->next)
+        if (p->deadline < next) next = p->deadline;
+    c->wake_at = next;
+    pthread_mutex_unlock(&c->mu);
+    return next;
 }
 
 static void pending_free(rs_pending *p) {
