@@ -18,6 +18,7 @@
 #include "convert/custom_conv.h"
 #include "convert/dl_tmpl.h"
 #include "convert/expr.h"
+#include "convert/http_out.h"
 #include "convert/json_conv.h"
 #include "convert/source_expr.h"
 #include "modules/http/http_module.h"
@@ -62,16 +63,6 @@ enum {
 };
 unsigned rs_method_bit(const char *m);
 
-typedef struct rs_out { /* requestsMapping.attributeUpdates[] / serverSideRpc[] (or a reserved get/set) */
-    tbgw_regex *dev_filter, *name_filter;
-    tbgw_expr *url, *value;
-    char *method;
-    json_t *headers;
-    int json_body, verify, redirects, tries;
-    int64_t timeout_ms, resp_timeout_ms;
-    char *user, *pass, *cert, *key;
-} rs_out;
-
 typedef struct rs_config {
     char host[64];
     int port, ssl;
@@ -80,7 +71,7 @@ typedef struct rs_config {
     unsigned threads, max_connections, conn_timeout_s;
     rs_endpoint *eps;
     size_t n_eps;
-    rs_out *upds, *rpcs;
+    tbgw_http_out *upds, *rpcs; /* requestsMapping.attributeUpdates[], serverSideRpc[] */
     size_t n_upds, n_rpcs;
 } rs_config;
 
@@ -121,8 +112,8 @@ typedef struct rs_conn {
 /* rs_config.c */
 int rs_config_parse(rs_config *cfg, const json_t *json, const tbgw_host *host, tbgw_err *err);
 void rs_config_free(rs_config *cfg);
-int rs_out_parse(rs_out *o, const json_t *e, const char *path, int rpc, tbgw_err *err);
-void rs_out_clear(rs_out *o);
+/* The REST connector's names for the outgoing requests' fields. */
+extern const tbgw_http_out_dialect rs_dialect;
 /* Path parameters of a matching endpoint into params (an object). 1 = match. */
 int rs_route_match(const rs_endpoint *ep, const char *path, json_t *params);
 
