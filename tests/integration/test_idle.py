@@ -106,17 +106,24 @@ class Idle(GatewayTestCase):
         rate = (switches(gw.proc.pid) - a) / secs
         # before downlink_fd both connector threads woke up every 10 ms: 193/s measured
         self.assertLess(rate, 5.0 * SLOW, "context switches per second at idle: %.1f" % rate)
-        for rid, device in enumerate(["Q-1", "R-1"], 1):
-            t0 = time.time()
-            self.platform.publish("v1/gateway/rpc", {"device": device, "data": {"id": rid, "method": "echo",
-                                                                                "params": {}}})
-            got = wait_for(lambda: [p for t, p in self.platform.all("v1/gateway/rpc") if p.get("id") == rid], 10,
-                           what="reply %d" % rid)
-            latency = time.time() - t0
-            self.assertLess(latency, 1.0 * SLOW)  # not after the next poll (10 s)
-            print("idle: %.1f context switches/s; RPC to %s answered in %.0f ms" % (rate, device, latency * 1000))
-            want = {"path": "/echo/" + device}
-            self.assertEqual(got[0]["data"], {"result": {"value": want}} if device == "Q-1" else {"result": want})
+        rid = 0
+        for device in ["Q-1", "R-1"]:
+            lat = []
+            for _ in range(20):
+                rid += 1
+                t0 = time.time()
+                self.platform.publish("v1/gateway/rpc", {"device": device, "data": {"id": rid, "method": "echo",
+                                                                                    "params": {}}})
+                got = wait_for(lambda: [p for t, p in self.platform.all("v1/gateway/rpc") if p.get("id") == rid],
+                               10, interval=0.001, what="reply %d" % rid)
+                lat.append(time.time() - t0)
+                want = {"path": "/echo/" + device}
+                self.assertEqual(got[0]["data"], {"result": {"value": want}} if device == "Q-1" else {"result": want})
+            lat.sort()
+            print("idle: %.1f context switches/s; RPC to %s (platform -> HTTP API -> platform; the test brokers run "
+                  "without set_tcp_nodelay, bench/idle_connectors.py with it) p50 %.1f ms, "
+                  "max %.1f ms" % (rate, device, lat[len(lat) // 2] * 1000, lat[-1] * 1000))
+            self.assertLess(lat[len(lat) // 2], 1.0 * SLOW)  # not after the next poll (10 s)
         self.assertEqual(gw.stop(), 0)
 
 
