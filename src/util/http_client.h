@@ -56,6 +56,11 @@ int tbgw_http_client_poll(tbgw_http_client *c, int timeout_ms);
  * was readable, or no wait happened (timeout 0) — dispatch then. */
 int tbgw_http_client_poll_fd(tbgw_http_client *c, int timeout_ms, int extra_fd, int *extra_ready);
 size_t tbgw_http_client_running(const tbgw_http_client *c);
+/* One turn of a connector loop around the client: waits until due (monotonic ms; INT64_MAX: no timer
+ * of the caller's own), a transfer's activity or extra_fd; with extra_fd < 0 (a host without
+ * downlink_fd) at most slice_ms, and *extra_ready is then 1 (the caller dispatches every turn). */
+int tbgw_http_client_poll_until(tbgw_http_client *c, int64_t due, int extra_fd, int slice_ms,
+                                int *extra_ready);
 /* Ends the owner's current (or next) wait early: the one call other threads may make. */
 void tbgw_http_client_wakeup(tbgw_http_client *c);
 

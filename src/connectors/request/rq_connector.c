@@ -7,7 +7,6 @@
  * between its polls. Finished transfers are converted on this thread, and host->dispatch runs
  * attribute updates and RPC here too. All transfers progress concurrently, so a slow or dead endpoint
  * holds only its own schedule. */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,15 +126,7 @@ static int rq_run(void *self) {
     while (!atomic_load(&c->stop)) {
         if (evented ? ready && h->dispatch(h) : h->wait(h, 0)) break;
         int64_t next = start_due(c, tbgw_mono_ms());
-        int64_t wait = -1; /* nothing scheduled: only activity wakes us */
-        if (next != INT64_MAX) {
-            wait = next - tbgw_mono_ms();
-            wait = wait < 0 ? 0 : wait > INT_MAX ? INT_MAX : wait;
-        }
-        if (evented)
-            tbgw_http_client_poll_fd(c->http, (int)wait, h->downlink_fd, &ready);
-        else
-            tbgw_http_client_poll(c->http, wait < 0 || wait > RQ_TURN_MS ? RQ_TURN_MS : (int)wait);
+        tbgw_http_client_poll_until(c->http, next, evented ? h->downlink_fd : -1, RQ_TURN_MS, &ready);
     }
     atomic_store(&c->stop, 1);
     tbgw_http_client_free(c->http); /* aborts what is in flight */

@@ -6,7 +6,6 @@
  * requests' sockets until one is ready or the earliest parked request's deadline (a request parked
  * meanwhile with an earlier one wakes it up); host->dispatch runs the downlink, parked requests past
  * their timeout get 408. */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,15 +57,8 @@ static int rs_run(void *self) {
     while (!atomic_load(&c->stop)) {
         if (evented ? ready && h->dispatch(h) : h->wait(h, 0)) break;
         rs_pending_expire(c, tbgw_mono_ms());
-        int64_t next = rs_pending_arm(c), wait = -1;
-        if (next != INT64_MAX) {
-            wait = next - tbgw_mono_ms();
-            wait = wait < 0 ? 0 : wait > INT_MAX ? INT_MAX : wait;
-        }
-        if (evented)
-            tbgw_http_client_poll_fd(c->http, (int)wait, h->downlink_fd, &ready);
-        else
-            tbgw_http_client_poll(c->http, wait < 0 || wait > RS_TURN_MS ? RS_TURN_MS : (int)wait);
+        tbgw_http_client_poll_until(c->http, rs_pending_arm(c), evented ? h->downlink_fd : -1, RS_TURN_MS,
+                                    &ready);
     }
     atomic_store(&c->stop, 1);
     rs_server_stop(c);
