@@ -17,8 +17,9 @@ typedef struct tbgw_arena {
     char mem[];
 } tbgw_arena;
 
-#define FIRST_CHUNK 960 /* bytes of the first chunk (and the least of any later one) */
-#define KV_FIRST    4   /* list entries taken from the arena before a list gets its own array */
+#define FIRST_CHUNK  960  /* the least bytes of a later chunk */
+#define RECORD_BLOCK 1024 /* a record with its first chunk: within glibc's per-thread cache (1032) */
+#define KV_FIRST     4    /* list entries taken from the arena before a list gets its own array */
 
 static void *arena_alloc(tbgw_converted *c, size_t n) {
     n = (n + 7) & ~(size_t)7;
@@ -58,13 +59,14 @@ int tbgw_converted_set_device(tbgw_converted *c, const char *device_name, const 
 
 tbgw_converted *tbgw_converted_new(const char *device_name, const char *device_type) {
     size_t off = (sizeof(tbgw_converted) + 15) & ~(size_t)15;
-    tbgw_converted *c = malloc(off + sizeof(tbgw_arena) + FIRST_CHUNK);
+    _Static_assert(RECORD_BLOCK > sizeof(tbgw_converted) + 15 + sizeof(tbgw_arena) + 512, "record block");
+    tbgw_converted *c = malloc(RECORD_BLOCK);
     if (!c) return NULL;
     memset(c, 0, sizeof *c);
     tbgw_arena *a = (tbgw_arena *)(void *)((char *)c + off);
     a->next = NULL;
     a->used = 0;
-    a->cap = FIRST_CHUNK;
+    a->cap = RECORD_BLOCK - off - sizeof(tbgw_arena);
     a->embedded = 1;
     c->arena = a;
     if (tbgw_converted_set_device(c, device_name, device_type)) {
