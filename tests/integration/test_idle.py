@@ -4,7 +4,8 @@ few context switches per second (the connectors wait on their I/O, the host's do
 and their next timer; the core on I/O and what is due). Downlink still arrives at once: an RPC to
 the Modbus device and one to the test connector are answered although no poll or round is due.
 The same for the HTTP connectors: a REST server nobody calls and a Request connector polling every
-10 s sleep on their downlink descriptor and their timers, and answer RPCs at once."""
+10 s sleep on their downlink descriptor and their timers, and answer RPCs at once. And for Socket,
+SNMP, KNX, CAN and ODBC against their real peers (idle_setup.py)."""
 
 import http.client
 import json
@@ -14,20 +15,14 @@ import time
 from httpapi import Api, json_reply
 from tbgwtest import BUILD_DIR, SLOW, Broker, GatewayTestCase, free_port, test_connector, wait_for, wait_port, main
 from test_modbus import LMB, Peer, free_port, slave_cfg, modbus_connector
-from idle_setup import NAMES as IDLE_NAMES, IdlePeers, rates, rpc_reply
+from idle_setup import NAMES as IDLE_NAMES, IdlePeers, rates, rpc_reply, thread_switches
 
 
 def switches(pid):
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+    """Context switches of every thread of pid together."""
+    return sum(n for _, n in thread_switches(pid).values())
+
+
 
 
 def idle_rate(pid, settle=1.0, secs=4.0):
