@@ -290,6 +290,25 @@ class Bacnet(GatewayTestCase):
         w = routed.write()
         self.assertEqual((w["instance"], w["type"], w["property"], w["value"]), (1500, 2, "description", text))
         self.assertEqual(w["segments"], 9)  # 1000+ octets in segments of 122 (128 - the 6-octet header)
+
+        # the router goes away: its route is forgotten and looked for again; the device behind it is
+        # marked inactive, and polled again through the router once that answers again
+        while not routed.events.empty():
+            routed.events.get_nowait()
+        routed.command("stop 4000")
+        gw.wait_log("network 2001: the router at 127.0.0.2:%d no longer answers; forgotten, looking for a router "
+                    "again" % self.pg, timeout=10)
+        gw.wait_log("device %s (2001:10) stopped answering" % name, timeout=10)
+        routed.command("set 1500 0 1 23.5")
+        routed.command("start 4000")
+        wait_for(lambda: [v for d, _, v in self.platform.telemetry(name) if v.get("temp") == 23.5], 20,
+                 what="telemetry through the router after it came back")
+        events = []
+        while not routed.events.empty():
+            events.append(routed.events.get_nowait())
+        self.assertTrue([e for e in events if "whoIsRouter" in e and e["instance"] == 4000], events)
+        self.assertEqual(gw.log().count("network 2001 is reached through the router at 127.0.0.2:%d" % self.pg), 2)
+        self.assertIn("device %s (2001:10) answers again" % name, gw.log())
         self.assertEqual(gw.stop(), 0)
 
     def _event(self, kind):

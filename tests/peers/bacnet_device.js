@@ -242,9 +242,10 @@ function makeDevice(d) {
     });
     client.on('listening', () => out({ ready: d.instance, port: d.port }));
   };
-  const close = () => {
+  const close = () => { // a router goes away whole: its broadcast and remote-network sockets too
     if (client) client.close();
     client = null;
+    for (const sk of routerSockets.splice(0)) sk.close();
   };
   // ---- the router: raw NPDU handling around the stack's socket ----
   const OUTER_NET = 1; // the gateway's network as this router numbers it
@@ -282,6 +283,7 @@ function makeDevice(d) {
     return b;
   };
   let inner = null;
+  const routerSockets = [];
   const routerOn = (cl) => {
     const R = d.router;
     const stations = new Map(Object.entries(R.stations).map(([mac, port]) => [Number(mac), Number(port)]));
@@ -316,6 +318,7 @@ function makeDevice(d) {
     bcast.on('error', (e) => out({ error: 'broadcast socket: ' + String(e), instance: d.instance }));
     bcast.on('message', (msg, rinfo) => fromOuter(msg, rinfo.address + ':' + rinfo.port));
     bcast.bind(d.port, '0.0.0.0');
+    routerSockets.push(bcast);
     // from the remote network: answers for the gateway's network get SNET/SADR of the station
     inner = dgram.createSocket({ type: 'udp4' });
     inner.on('message', (msg, rinfo) => {
@@ -327,6 +330,7 @@ function makeDevice(d) {
       sendOuter(frame(n.ctl & 0x04, R.net, [mac], n.body), ip + ':' + port);
     });
     inner.bind(0, '127.0.0.1');
+    routerSockets.push(inner);
   };
   // COV subscribers: notified (unconfirmed) when a present value changes
   const subs = [];
