@@ -311,6 +311,32 @@ class Bacnet(GatewayTestCase):
         self.assertIn("device %s (2001:10) answers again" % name, gw.log())
         self.assertEqual(gw.stop(), 0)
 
+    def test_objectlist_index_rescanned(self):
+        """A device that cannot segment gives its objectList index by index; an entry whose read
+        failed is read again after devicesRescanObjectsPeriodSeconds and its object then polled."""
+        port = free_udp_port()
+        flaky = Devices([{"port": port, "instance": 88, "name": "flaky", "rpm": False, "flakyIndex": 3, "objects": [
+            {"type": 0, "instance": 1, "name": "pressure", "value": 1.25},
+            {"type": 19, "instance": 2, "name": "mode", "value": 3}]}])
+        self.extra.append(flaky)
+        cfg = self.config()
+        cfg["application"]["devicesRescanObjectsPeriodSeconds"] = 1
+        cfg["devices"] = [{"deviceInfo": {"deviceNameExpression": "Flaky", "deviceNameExpressionSource": "constant"},
+                           "host": "127.0.0.1", "port": port, "pollPeriod": 300, "timeseries": "*"}]
+        gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": cfg}]).start()
+        first = wait_for(lambda: [v for d, _, v in self.platform.telemetry("Flaky") if "pressure" in v], 15,
+                         what="telemetry without the object whose entry failed")
+        self.assertNotIn("mode", first[0])
+        seen = []
+        while not seen or "flaky" not in seen[-1]:
+            seen.append(flaky.events.get(timeout=5))
+        self.assertEqual(seen[-1]["flaky"], 3)
+        gw.wait_log("device Flaky: reading 1 objectList entries again", timeout=10)
+        got = wait_for(lambda: [v for d, _, v in self.platform.telemetry("Flaky") if "mode" in v], 10,
+                       what="the object of the entry read again")
+        self.assertEqual(got[0], {"pressure": 1.25, "mode": "3"})
+        self.assertEqual(gw.stop(), 0)
+
     def _event(self, kind):
         """The first not yet taken peer event of that kind (others are kept for later calls)."""
         stash = self.__dict__.setdefault("_stash", [])

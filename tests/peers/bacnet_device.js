@@ -13,7 +13,8 @@
 // requests: "maxApdu": 128, "segmentation": 2); segments of requests received are counted and
 // reported with the write they carried ({"write": {..., "segments": n}}). A description is
 // writable too (a CharacterString). An object with "descriptionList" answers the Siemens
-// proprietary property 3121 with it. "silent": true leaves Who-Is unanswered.
+// proprietary property 3121 with it. "silent": true leaves Who-Is unanswered. "flakyIndex": k answers
+// the first ReadProperty of objectList[k] with an Error (device/other), later ones as usual.
 // A router ("router": {"net": 2001, "stations": {"10": <port of a device on 127.0.0.1>}}, with
 // "host" another loopback address such as 127.0.0.2 and "port" the gateway's port): its own device
 // object answers at host:port; a second socket on 0.0.0.0:port takes the broadcasts. It answers
@@ -65,6 +66,11 @@ function makeDevice(d) {
           const all = [...objects.values()].map((x) => ({ type: T.OBJECTIDENTIFIER, value: { type: x.type, instance: x.instance } }));
           if (index === 0) return [{ type: T.UNSIGNED_INTEGER, value: all.length }];
           if (index !== undefined && index !== 0xFFFFFFFF) {
+            if (index === d.flakyIndex) { // fails once, then answers
+              d.flakyIndex = undefined;
+              out({ flaky: index, instance: d.instance });
+              return { err: [E.ErrorClass.DEVICE, E.ErrorCode.OTHER] };
+            }
             if (index > all.length) return { err: [E.ErrorClass.PROPERTY, E.ErrorCode.INVALID_ARRAY_INDEX] };
             return [all[index - 1]];
           }
