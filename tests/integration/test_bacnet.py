@@ -337,6 +337,59 @@ class Bacnet(GatewayTestCase):
         self.assertEqual(got[0], {"pressure": 1.25, "mode": "3"})
         self.assertEqual(gw.stop(), 0)
 
+    def test_ede_file_base64_and_old_format(self):
+        """Devices from an EDE file next to the config (edeFilePath), from base64 EDE content
+        (edeConfig) and from the old format (top-level general), each on its own connector, found
+        and polled on the npm devices."""
+        pe, pb64, pold = free_udp_port(), free_udp_port(), free_udp_port()
+        devs = Devices([
+            {"port": pe, "instance": 3001, "name": "boiler", "objects": [
+                {"type": 0, "instance": 1, "name": "flow", "value": 61.237},
+                {"type": 4, "instance": 2, "name": "pump", "value": 1}]},
+            {"port": pb64, "instance": 3002, "name": "chiller", "objects": [
+                {"type": 2, "instance": 7, "name": "setp", "value": 6.5}]},
+            {"port": pold, "instance": 3003, "name": "legacy", "objects": [
+                {"type": 5, "instance": 1, "name": "state", "value": 0},
+                {"type": 1, "instance": 2, "name": "out", "value": 40}]}])
+        self.extra.append(devs)
+        ports = [free_udp_port() for _ in range(3)]
+        app = lambda p: {"objectName": "TB_gateway", "host": "127.0.0.1", "port": p, "objectIdentifier": 599 + p % 100,
+                         "apduTimeout": 500, "numberOfApduRetries": 1}
+        ede = ("#Engineering-Data-Exchange - B.I.G.-EU\nPROJECT_NAME;plant\n"
+               "# keyname;device obj.-instance;object-name;object-type;object-instance;description\n"
+               "d;3001;Boiler;8;3001;the boiler\nt;3001;Flow temp;0;1;\np;3001;Pump;4;2;\nc;3001;Cal;6;1;\n")
+        ede64 = ("# keyname,device obj.-instance,object-name,object-type,object-instance\n"
+                 "d,3002,Chiller,8,3002\ns,3002,Setpoint,2,7\n")
+        import base64
+        old = {"general": dict(app(ports[2]), address="127.0.0.1:%d" % ports[2]),
+               "devices": [{"deviceName": "Legacy ${objectName}", "deviceType": "old",
+                            "address": "127.0.0.1:%d" % pold, "pollPeriod": 500,
+                            "timeseries": [{"key": "state", "objectId": "binaryValue:1", "propertyId": "presentValue"}],
+                            "rpc": [{"method": "get_out", "requestType": "readProperty", "objectId": "analogOutput:2",
+                                     "propertyId": "presentValue"}]}]}
+        del old["general"]["host"], old["general"]["port"]
+        gw = self.gateway(connectors=[
+            {"type": "bacnet", "name": "EDE file", "config": {"application": app(ports[0]), "edeFilePath": "plant.csv"}},
+            {"type": "bacnet", "name": "EDE b64",
+             "config": {"application": app(ports[1]), "edeConfig": base64.b64encode(ede64.encode()).decode()}},
+            {"type": "bacnet", "name": "Old", "config": old}], extra_files={"plant.csv": ede}).start()
+        # EDE devices have address "*": found when their I-Am comes (a device announces itself)
+        for inst, port in ((3001, ports[0]), (3002, ports[1])):
+            gw.wait_log('("TB_gateway") on UDP port %d' % port, timeout=10)
+            devs.command("announce %d %d" % (inst, port))
+        got = wait_for(lambda: [v for d, _, v in self.platform.telemetry("Boiler") if "Flow temp" in v], 20,
+                       what="telemetry of the EDE file device")
+        self.assertEqual(got[0], {"Flow temp": 61.24, "Pump": "1"})
+        got = wait_for(lambda: [v for d, _, v in self.platform.telemetry("Chiller") if "Setpoint" in v], 20,
+                       what="telemetry of the base64 EDE device")
+        self.assertEqual(got[0], {"Setpoint": 6.5})
+        got = wait_for(lambda: [v for d, _, v in self.platform.telemetry("Legacy legacy") if "state" in v], 20,
+                       what="telemetry of the old-format device")
+        self.assertEqual(got[0], {"state": "0"})
+        self.assertIn({"device": "Legacy legacy", "type": "old"}, [p for _, p in self.platform.all("v1/gateway/connect")])
+        self.assertEqual(self.rpc("Legacy legacy", 1, "get_out", None), {"result": "{'value': '40.0'}"})
+        self.assertEqual(gw.stop(), 0)
+
     def _event(self, kind):
         """The first not yet taken peer event of that kind (others are kept for later calls)."""
         stash = self.__dict__.setdefault("_stash", [])

@@ -7,7 +7,8 @@
 // relinquishes). stdout: one JSON line per event ({"ready": ...}, {"write": ...}, {"whois": ...}).
 // stdin: "stop <instance>" closes that device's socket, "start <instance>" opens it again,
 // "set <instance> <type> <objInstance> <json value>" changes a present value, "probe <instance>
-// <port> <deviceInstance>" sends a Who-Is and a ReadProperty(objectName) to another device.
+// <port> <deviceInstance>" sends a Who-Is and a ReadProperty(objectName) to another device,
+// "announce <instance> <port>" an I-Am to 127.0.0.1:port.
 // A Register-Foreign-Device is answered with a successful BVLC-Result ({"register": ttl}).
 // "maxApdu" / "segmentation" / "vendor" change what the I-Am says (a device that takes segmented
 // requests: "maxApdu": 128, "segmentation": 2); segments of requests received are counted and
@@ -365,7 +366,12 @@ function makeDevice(d) {
       (v) => out({ read: v.values.map((x) => x.value), instance: d.instance }),
       (e) => out({ read_error: String(e), instance: d.instance }));
   };
-  return { open, close, set, probe };
+  // an I-Am of its own accord (as a device does when it starts) to 127.0.0.1:port
+  const announce = (port) => {
+    const segmentation = d.segmentation !== undefined ? d.segmentation : d.segmented ? 0 : 3;
+    client.iAmResponse({ address: '127.0.0.1:' + port }, d.instance, segmentation, d.vendor || 260);
+  };
+  return { open, close, set, probe, announce };
 }
 
 const devices = new Map();
@@ -384,6 +390,7 @@ process.stdin.on('data', (chunk) => {
     if (cmd === 'stop') { dev.close(); out({ stopped: Number(inst) }); }
     if (cmd === 'start') dev.open();
     if (cmd === 'probe') dev.probe(Number(rest[0]), Number(rest[1]));
+    if (cmd === 'announce') dev.announce(Number(rest[0]));
     if (cmd === 'set') dev.set(Number(rest[0]), Number(rest[1]), JSON.parse(rest.slice(2).join(' ')));
   }
 });
