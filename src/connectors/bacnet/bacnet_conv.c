@@ -9,54 +9,10 @@
 
 #define MAX_ITEMS 512
 
-/* Python repr of a float: the shortest text that reads back to the same double, ".0" for integers. */
+/* Python repr of a float ("40.0", "0.1", "1e+16"). */
 static void py_float(tbgw_buf *b, double d) {
-    if (isnan(d)) {
-        tbgw_buf_puts(b, "nan");
-        return;
-    }
-    if (isinf(d)) {
-        tbgw_buf_puts(b, d > 0 ? "inf" : "-inf");
-        return;
-    }
-    /* the shortest digits that read back to the same double */
-    char s[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(s, sizeof s, "%.*e", prec - 1, d);
-        if (strtod(s, NULL) == d) break;
-    }
-    const char *p = s;
-    if (*p == '-') tbgw_buf_putc(b, *p++);
-    char dig[24];
-    size_t n = 0;
-    for (; *p && *p != 'e'; p++)
-        if (*p >= '0' && *p <= '9' && n < sizeof dig - 1) dig[n++] = *p;
-    while (n > 1 && dig[n - 1] == '0') n--;
-    dig[n] = 0;
-    int e = *p == 'e' ? atoi(p + 1) : 0;
-    char out[48];
-    if (e >= -4 && e < 16) { /* Python's repr: positional from 1e-4 up to 1e16 */
-        size_t o = 0;
-        if (e < 0) {
-            o += (size_t)snprintf(out, sizeof out, "0.");
-            for (int k = -1; k > e; k--) out[o++] = '0';
-            memcpy(out + o, dig, n + 1);
-        } else {
-            for (int k = 0; k <= e; k++) out[o++] = (size_t)k < n ? dig[k] : '0';
-            out[o++] = '.';
-            if ((size_t)e + 1 < n) {
-                memcpy(out + o, dig + e + 1, n - (size_t)e - 1);
-                o += n - (size_t)e - 1;
-            } else {
-                out[o++] = '0';
-            }
-            out[o] = 0;
-        }
-    } else { /* 1e+16, 1.5e-05 */
-        snprintf(out, sizeof out, "%c%s%se%c%02d", dig[0], n > 1 ? "." : "", dig + 1, e < 0 ? '-' : '+',
-                 e < 0 ? -e : e);
-    }
-    tbgw_buf_puts(b, out);
+    char s[TBGW_DOUBLE_MAX];
+    tbgw_buf_append(b, s, tbgw_fmt_double(s, d));
 }
 
 /* Appends a character string as UTF-8 (charset 0 UTF-8, 4 UCS-2, 5 ISO 8859-1; others raw). */
