@@ -390,6 +390,41 @@ class Bacnet(GatewayTestCase):
         self.assertEqual(self.rpc("Legacy legacy", 1, "get_out", None), {"result": "{'value': '40.0'}"})
         self.assertEqual(gw.stop(), 0)
 
+    def test_cov_lifetime_renewal_and_confirmed_notifications(self):
+        """covLifetime (tbgw's, default 300 s): the subscriptions are renewed at half the lifetime, so
+        they never lapse on the device; a device that sends confirmed notifications gets its
+        SimpleACK and the value reaches the platform at once."""
+        port = free_udp_port()
+        dev = Devices([{"port": port, "instance": 91, "name": "cov dev", "cov": True, "covConfirmed": True,
+                        "objects": [{"type": 0, "instance": 1, "name": "t", "value": 1.5}]}])
+        self.extra.append(dev)
+        cfg = self.config()
+        cfg["devices"] = [{"deviceInfo": {"deviceNameExpression": "Cov", "deviceNameExpressionSource": "constant"},
+                           "host": "127.0.0.1", "port": port, "pollPeriod": 60000, "useCov": True, "covLifetime": 2,
+                           "timeseries": [{"key": "t", "objectType": "analogInput", "objectId": 1,
+                                           "propertyId": "presentValue"}]}]
+        gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": cfg}]).start()
+        wait_for(lambda: [v for d, _, v in self.platform.telemetry("Cov") if v.get("t") == 1.5], 15, what="first poll")
+        subs = []
+        while len(subs) < 3:
+            ev = dev.events.get(timeout=5)
+            if "subscribe" in ev:
+                subs.append((time.time(), ev["subscribe"]))
+        self.assertEqual([s["lifetime"] for _, s in subs], [2, 2, 2])
+        self.assertEqual({(s["type"], s["instance"], s["confirmed"]) for _, s in subs}, {(0, 1, False)})
+        gaps = [b[0] - a[0] for a, b in zip(subs, subs[1:])]
+        self.assertTrue(all(0.7 < g < 1.6 for g in gaps), gaps)  # renewed at half the 2 s lifetime
+        dev.command("set 91 0 1 7.25")  # no poll for a minute: only the notification can bring it
+        wait_for(lambda: [v for d, _, v in self.platform.telemetry("Cov") if v.get("t") == 7.25], 5,
+                 what="value by a confirmed COV notification")
+        acked = []
+        while not acked:
+            ev = dev.events.get(timeout=5)
+            if "covAcked" in ev or "covError" in ev:
+                acked.append(ev)
+        self.assertEqual(acked[0].get("covAcked"), 1, acked)
+        self.assertEqual(gw.stop(), 0)
+
     def _event(self, kind):
         """The first not yet taken peer event of that kind (others are kept for later calls)."""
         stash = self.__dict__.setdefault("_stash", [])

@@ -16,6 +16,7 @@
 // writable too (a CharacterString). An object with "descriptionList" answers the Siemens
 // proprietary property 3121 with it. "silent": true leaves Who-Is unanswered. "flakyIndex": k answers
 // the first ReadProperty of objectList[k] with an Error (device/other), later ones as usual.
+// "covConfirmed": true sends confirmed COV notifications ({"covAcked": ...} when acknowledged).
 // A router ("router": {"net": 2001, "stations": {"10": <port of a device on 127.0.0.1>}}, with
 // "host" another loopback address such as 127.0.0.2 and "port" the gateway's port): its own device
 // object answers at host:port; a second socket on 0.0.0.0:port takes the broadcasts. It answers
@@ -344,10 +345,18 @@ function makeDevice(d) {
   const notify = (o) => {
     for (const sub of subs) {
       if (sub.type !== o.type || sub.instance !== o.instance) continue;
-      client.unconfirmedCOVNotification(sub.receiver, sub.pid, d.instance, { type: o.type, instance: o.instance }, 300, [
+      const values = [
         { property: { id: P.PRESENT_VALUE, index: 0xFFFFFFFF }, value: read(o, P.PRESENT_VALUE) },
         { property: { id: P.STATUS_FLAGS, index: 0xFFFFFFFF }, value: read(o, P.STATUS_FLAGS) },
-      ]);
+      ];
+      const oid = { type: o.type, instance: o.instance };
+      if (d.covConfirmed) { // the gateway's SimpleACK settles the promise
+        client.confirmedCOVNotification(sub.receiver, oid, sub.pid, d.instance, 300, values).then(
+          () => out({ covAcked: o.instance, instance: d.instance }),
+          (e) => out({ covError: String(e), instance: d.instance }));
+      } else {
+        client.unconfirmedCOVNotification(sub.receiver, sub.pid, d.instance, oid, 300, values);
+      }
     }
   };
   const set = (type, inst, v) => {
