@@ -781,6 +781,97 @@ static void test_client_router_messages(void **st) {
     close(ps);
 }
 
+typedef struct served {
+    int calls;
+    uint8_t service, invoke;
+    size_t len;
+    uint8_t data[512];
+} served;
+
+static void on_confirmed(void *ud, const bn_addr *src, const bn_apdu *req, bn_w *w) {
+    (void)src;
+    served *s = ud;
+    s->calls++;
+    s->service = req->service;
+    s->invoke = req->invoke_id;
+    s->len = req->len;
+    if (req->len <= sizeof s->data) memcpy(s->data, req->data, req->len);
+    bn_apdu_simple_ack(w, req->invoke_id, req->service);
+}
+
+/* A segmented request to us (clause 5.4.5): each segment acknowledged with window size 1 (the
+ * server bit set), an out-of-order one answered with a NAK for the last one received, the whole
+ * request served once the last segment is in; a request too long is aborted (buffer-overflow). */
+static void test_client_segmented_request_to_us(void **st) {
+    (void)st;
+    uint16_t pport;
+    int ps = peer_socket(&pport);
+    bn_client_opts o = {.bind_ip = 0x7F000001, .port = 0, .timeout_ms = 150, .retries = 1};
+    served sv = {0};
+    bn_handlers hd = {.ud = &sv, .confirmed = on_confirmed};
+    char why[100];
+    bn_client *c = bn_client_open(&o, &hd, why, sizeof why);
+    assert_non_null(c);
+    struct sockaddr_in to = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001), .sin_port = htons(bn_client_port(c))};
+    uint8_t body[30];
+    for (size_t i = 0; i < sizeof body; i++) body[i] = (uint8_t)(0xA0 + i);
+    /* Confirmed-Request, SEG|MOR|SA (0x0E), max APDU 1476, invoke 0x21, seq, proposed window 4,
+     * WriteProperty (15), then 10 octets of the request per segment; the last without MOR (0x0A) */
+    uint8_t seg[3][16];
+    for (int k = 0; k < 3; k++) {
+        const uint8_t h[] = {k < 2 ? 0x0E : 0x0A, 0x05, 0x21, (uint8_t)k, 0x04, 0x0F};
+        memcpy(seg[k], h, 6);
+        memcpy(seg[k] + 6, body + 10 * k, 10);
+    }
+    uint8_t buf[1500];
+    struct sockaddr_in from;
+    peer_send(ps, &to, seg[0], 16);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 10);
+    assert_memory_equal(buf + 6, ((uint8_t[]){0x41, 0x21, 0x00, 0x01}), 4); /* SegmentACK 0, window 1 */
+    peer_send(ps, &to, seg[2], 16);                                         /* segment 1 lost */
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 10);
+    assert_memory_equal(buf + 6, ((uint8_t[]){0x43, 0x21, 0x00, 0x01}), 4); /* NAK: 0 is the last in */
+    peer_send(ps, &to, seg[1], 16);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 10);
+    assert_memory_equal(buf + 6, ((uint8_t[]){0x41, 0x21, 0x01, 0x01}), 4);
+    assert_int_equal(sv.calls, 0);
+    peer_send(ps, &to, seg[2], 16);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 10);
+    assert_memory_equal(buf + 6, ((uint8_t[]){0x41, 0x21, 0x02, 0x01}), 4);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 9);
+    assert_memory_equal(buf + 6, ((uint8_t[]){0x20, 0x21, 0x0F}), 3); /* SimpleACK of the whole */
+    assert_int_equal(sv.calls, 1);
+    assert_int_equal(sv.service, 15);
+    assert_int_equal(sv.len, sizeof body);
+    assert_memory_equal(sv.data, body, sizeof body);
+    bn_client_stats cs;
+    bn_client_get_stats(c, &cs);
+    assert_int_equal(cs.segments_received, 1);
+    /* a late duplicate of a finished request is ignored */
+    peer_send(ps, &to, seg[2], 16);
+    for (int i = 0; i < 5; i++) bn_client_poll(c, 5);
+    struct pollfd pf = {.fd = ps, .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 20), 0);
+    /* more than BN_MAX_REQUEST octets: aborted with buffer-overflow (1), from the server */
+    uint8_t big[1400] = {0x0E, 0x05, 0x22, 0x00, 0x04, 0x0F};
+    int aborted = 0;
+    for (int k = 0; k < 20 && !aborted; k++) {
+        big[3] = (uint8_t)k;
+        peer_send(ps, &to, big, sizeof big);
+        ssize_t n = peer_recv(ps, buf, sizeof buf, &from, c);
+        assert_true(n == 10 || n == 9);
+        if (n == 9) {
+            assert_memory_equal(buf + 6, ((uint8_t[]){0x71, 0x22, 0x01}), 3);
+            aborted = k;
+        }
+    }
+    assert_int_equal(aborted, BN_MAX_REQUEST / (sizeof big - 6));
+    assert_int_equal(sv.calls, 1);
+    bn_client_close(c);
+    close(ps);
+}
+
 static void test_addr_format(void **st) {
     (void)st;
     char t[48];
@@ -810,6 +901,7 @@ int main(void) {
         cmocka_unit_test(test_client_segmented_and_retry),
         cmocka_unit_test(test_client_routes_and_segmented_request),
         cmocka_unit_test(test_client_router_messages),
+        cmocka_unit_test(test_client_segmented_request_to_us),
         cmocka_unit_test(test_addr_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,8 +52,20 @@ typedef struct route {
     int64_t busy_until; /* Router-Busy-To-Network */
 } route;
 
+/* A segmented request to us being reassembled (clause 5.4.5, window size 1). */
+#define MAX_RX_SEG 8
+typedef struct rxseg {
+    bn_addr src;
+    bn_apdu first; /* header of segment 0 (invoke id, service, what the requester accepts) */
+    uint8_t *buf;
+    size_t len;
+    int next; /* next expected sequence number, 0 = slot free */
+    int64_t deadline;
+} rxseg;
+
 struct bn_client {
     int fd;
+    rxseg rx[MAX_RX_SEG];
     bn_client_opts o;
     bn_handlers h;
     uint16_t port;
@@ -246,6 +258,7 @@ void bn_client_close(bn_client *c) {
         finish(c, c->act[c->n_act - 1], &r);
     }
     free(c->act);
+    for (int i = 0; i < MAX_RX_SEG; i++) free(c->rx[i].buf);
     if (c->o.bbmd_ip && c->self_ip) {
         uint8_t f[10];
         size_t n = bn_bvll_delete_fdt(f, c->self_ip, c->port);
@@ -631,23 +644,105 @@ static void on_segment_ack(bn_client *c, const bn_addr *src, const bn_apdu *a) {
     send_window(c, t, a->nak); /* after a NAK: the segments from the one missing */
 }
 
-static void on_request(bn_client *c, const bn_addr *src, const bn_apdu *a) {
+/* Answers a whole confirmed request to us (the owner writes the reply APDU). */
+static void serve_request(bn_client *c, const bn_addr *src, const bn_apdu *a) {
     uint8_t out[BN_MAX_APDU];
     bn_w w;
     bn_w_init(&w, out, sizeof out);
-    if (a->segmented) {
-        /* we do not take segmented requests */
-        bn_put_u8(&w, 0x71);
-        bn_put_u8(&w, a->invoke_id);
-        bn_put_u8(&w, 4); /* segmentation-not-supported */
-    } else if (c->h.confirmed) {
-        c->h.confirmed(c->h.ud, src, a, &w);
-    }
+    if (c->h.confirmed) c->h.confirmed(c->h.ud, src, a, &w);
     if (w.overflow || w.len == 0) {
         bn_w_init(&w, out, sizeof out);
         bn_apdu_reject(&w, a->invoke_id, 9);
     }
     send_apdu(c, src, 0, out, w.len, NULL, NULL);
+}
+
+/* SegmentACK or Abort of the server side of a segmented request. */
+static void rx_reply(bn_client *c, const bn_addr *src, uint8_t invoke, uint8_t seq, int nak,
+                     int abort_reason) {
+    uint8_t o[4];
+    size_t n = 4;
+    if (abort_reason >= 0) {
+        o[0] = 0x71; /* Abort, from the server */
+        o[1] = invoke;
+        o[2] = (uint8_t)abort_reason;
+        n = 3;
+    } else {
+        o[0] = (uint8_t)(0x41 | (nak ? 0x02 : 0)); /* SegmentACK, from the server */
+        o[1] = invoke;
+        o[2] = seq;
+        o[3] = 1; /* actual window size */
+    }
+    send_apdu(c, src, 0, o, n, NULL, NULL);
+}
+
+/* A segment of a request to us (clause 5.4.5): each in-order segment acknowledged (window 1), an
+ * out-of-order one answered with a negative SegmentACK for the last one received; the last one
+ * completes the request. */
+static void on_request_segment(bn_client *c, const bn_addr *src, const bn_apdu *a) {
+    rxseg *r = NULL, *free_slot = NULL;
+    for (int i = 0; i < MAX_RX_SEG && !r; i++) {
+        if (c->rx[i].next && c->rx[i].first.invoke_id == a->invoke_id && bn_addr_equal(&c->rx[i].src, src))
+            r = &c->rx[i];
+        else if (!c->rx[i].next && !free_slot)
+            free_slot = &c->rx[i];
+    }
+    if (!r) {
+        if (a->seq != 0) return; /* a segment of something already over */
+        if (!free_slot) {
+            rx_reply(c, src, a->invoke_id, 0, 0, 9); /* out-of-resources */
+            return;
+        }
+        r = free_slot;
+        r->src = *src;
+        r->first = *a;
+        r->len = 0;
+    } else if (a->seq != (uint8_t)r->next) {
+        if (a->seq == 0 && r->next == 1) { /* the first segment again: our ACK was lost */
+            rx_reply(c, src, a->invoke_id, 0, 0, -1);
+            return;
+        }
+        rx_reply(c, src, a->invoke_id, (uint8_t)(r->next - 1), 1, -1);
+        return;
+    }
+    if (r->len + a->len > BN_MAX_REQUEST) {
+        rx_reply(c, src, a->invoke_id, 0, 0, 1); /* buffer-overflow */
+        r->next = 0;
+        return;
+    }
+    uint8_t *nb = realloc(r->buf, r->len + a->len + 1);
+    if (!nb) {
+        rx_reply(c, src, a->invoke_id, 0, 0, 9);
+        r->next = 0;
+        return;
+    }
+    r->buf = nb;
+    memcpy(r->buf + r->len, a->data, a->len);
+    r->len += a->len;
+    rx_reply(c, src, a->invoke_id, a->seq, 0, -1);
+    r->next = a->seq + 1;
+    r->deadline = tbgw_mono_ms() + (int64_t)c->o.timeout_ms * 4;
+    if (a->more_follows) {
+        if (r->next > 255) { /* more than 256 segments cannot be numbered */
+            rx_reply(c, src, a->invoke_id, 0, 0, 1);
+            r->next = 0;
+        }
+        return;
+    }
+    c->st.segments_received++;
+    bn_apdu whole = r->first;
+    whole.segmented = whole.more_follows = 0;
+    whole.data = r->buf;
+    whole.len = r->len;
+    r->next = 0; /* the slot is free again; the buffer stays for the next one */
+    serve_request(c, src, &whole);
+}
+
+static void on_request(bn_client *c, const bn_addr *src, const bn_apdu *a) {
+    if (a->segmented)
+        on_request_segment(c, src, a);
+    else
+        serve_request(c, src, a);
 }
 
 /* Tells the owner about a router's network message: "router <addr> <text>". */
@@ -828,6 +923,8 @@ static void run_timers(bn_client *c) {
         bn_result r = {.status = BN_E_TIMEOUT};
         finish(c, t, &r);
     }
+    for (int i = 0; i < MAX_RX_SEG; i++) /* a segmented request whose next segment never came */
+        if (c->rx[i].next && now >= c->rx[i].deadline) c->rx[i].next = 0;
     if (c->o.bbmd_ip && now >= c->fd_renew_at) register_fd(c);
 }
 

@@ -135,6 +135,7 @@ void bn_client_input(bn_client *c, const bn_addr *from, const uint8_t *p, size_t
 
 typedef struct bn_client_stats {
     uint64_t rx_frames, tx_frames, malformed, timeouts, retries, segments, segments_sent;
+    uint64_t segments_received; /* segmented requests to us reassembled */
 } bn_client_stats;
 void bn_client_get_stats(const bn_client *c, bn_client_stats *out);
 
