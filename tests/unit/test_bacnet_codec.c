@@ -872,6 +872,42 @@ static void test_client_segmented_request_to_us(void **st) {
     close(ps);
 }
 
+/* Who-Is as a local broadcast (Original-Broadcast-NPDU, no DNET) and as a global one (DNET 0xFFFF,
+ * DLEN 0, hop count 255: clause 6.2.2), to the configured broadcast address and port. */
+static void test_client_broadcasts(void **st) {
+    (void)st;
+    uint16_t pport;
+    int ps = peer_socket(&pport);
+    bn_client_opts o = {.bind_ip = 0x7F000001, .port = 0, .broadcast_ip = 0x7F000001};
+    char why[100];
+    bn_client *c = bn_client_open(&o, NULL, why, sizeof why);
+    assert_non_null(c);
+    const uint8_t who_is[] = {0x10, 0x08};
+    uint8_t buf[64];
+    struct sockaddr_in from;
+    assert_int_equal(bn_client_broadcast(c, pport, who_is, 2, 0), 0);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 8);
+    assert_memory_equal(buf, ((uint8_t[]){0x81, 0x0B, 0x00, 0x08, 0x01, 0x00, 0x10, 0x08}), 8);
+    assert_int_equal(bn_client_broadcast(c, pport, who_is, 2, 1), 0);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 12);
+    assert_memory_equal(
+        buf, ((uint8_t[]){0x81, 0x0B, 0x00, 0x0C, 0x01, 0x20, 0xFF, 0xFF, 0x00, 0xFF, 0x10, 0x08}), 12);
+    /* a remote broadcast on network 2001 through its router ("2001:*"): DNET 2001, DLEN 0 */
+    const uint8_t iar[] = {0x81, 0x0A, 0x00, 0x09, 0x01, 0x80, 0x01, 0x07, 0xD1};
+    struct sockaddr_in to = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001), .sin_port = htons(bn_client_port(c))};
+    sendto(ps, iar, sizeof iar, 0, (struct sockaddr *)&to, sizeof to);
+    bn_addr r;
+    for (int i = 0; i < 50 && bn_client_router_to(c, 2001, &r) != 0; i++) bn_client_poll(c, 5);
+    bn_addr remote = {.net = 2001};
+    assert_int_equal(bn_client_send_unconfirmed(c, &remote, who_is, 2, 0), 0);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 12);
+    assert_memory_equal(
+        buf, ((uint8_t[]){0x81, 0x0A, 0x00, 0x0C, 0x01, 0x20, 0x07, 0xD1, 0x00, 0xFF, 0x10, 0x08}), 12);
+    bn_client_close(c);
+    close(ps);
+}
+
 static void test_addr_format(void **st) {
     (void)st;
     char t[48];
@@ -902,6 +938,7 @@ int main(void) {
         cmocka_unit_test(test_client_routes_and_segmented_request),
         cmocka_unit_test(test_client_router_messages),
         cmocka_unit_test(test_client_segmented_request_to_us),
+        cmocka_unit_test(test_client_broadcasts),
         cmocka_unit_test(test_addr_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

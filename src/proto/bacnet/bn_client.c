@@ -647,8 +647,9 @@ static void on_segment_ack(bn_client *c, const bn_addr *src, const bn_apdu *a) {
 /* Answers a whole confirmed request to us (the owner writes the reply APDU). */
 static void serve_request(bn_client *c, const bn_addr *src, const bn_apdu *a) {
     uint8_t out[BN_MAX_APDU];
+    unsigned fits = bn_max_apdu_decode(a->max_apdu_code); /* what the requester takes */
     bn_w w;
-    bn_w_init(&w, out, sizeof out);
+    bn_w_init(&w, out, fits < sizeof out ? fits : sizeof out);
     if (c->h.confirmed) c->h.confirmed(c->h.ud, src, a, &w);
     if (w.overflow || w.len == 0) {
         bn_w_init(&w, out, sizeof out);
