@@ -425,6 +425,35 @@ class Bacnet(GatewayTestCase):
         self.assertEqual(acked[0].get("covAcked"), 1, acked)
         self.assertEqual(gw.stop(), 0)
 
+    def test_adaptive_poll_period(self):
+        """A device slower than its pollPeriod: each cycle starts when the last one is over (no
+        overlapping reads, no timeouts, not marked inactive); when it is fast again the period
+        goes back to pollPeriod."""
+        port = free_udp_port()
+        dev = Devices([{"port": port, "instance": 92, "name": "slow", "rpm": False, "delay": 700,
+                        "objects": [{"type": 0, "instance": 1, "name": "t", "value": 2.5}]}])
+        self.extra.append(dev)
+        cfg = self.config()
+        cfg["application"].update({"apduTimeout": 2000, "numberOfApduRetries": 0})
+        cfg["devices"] = [{"deviceInfo": {"deviceNameExpression": "Slow", "deviceNameExpressionSource": "constant"},
+                           "host": "127.0.0.1", "port": port, "pollPeriod": 200,
+                           "timeseries": [{"key": "t", "objectType": "analogInput", "objectId": 1,
+                                           "propertyId": "presentValue"}]}]
+        gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": cfg}]).start()
+        wait_for(lambda: self.platform.telemetry("Slow"), 15, what="first value")
+        n0 = len(self.platform.telemetry("Slow"))
+        time.sleep(3)
+        slow = len(self.platform.telemetry("Slow")) - n0
+        self.assertTrue(2 <= slow <= 5, slow)  # one per 700 ms cycle, not one per 200 ms
+        dev.command("delay 92 0")
+        time.sleep(1)
+        n1 = len(self.platform.telemetry("Slow"))
+        time.sleep(3)
+        fast = len(self.platform.telemetry("Slow")) - n1
+        self.assertGreaterEqual(fast, 9, fast)  # back to about one per 200 ms
+        self.assertNotIn("stopped answering", gw.log())
+        self.assertEqual(gw.stop(), 0)
+
     def _event(self, kind):
         """The first not yet taken peer event of that kind (others are kept for later calls)."""
         stash = self.__dict__.setdefault("_stash", [])

@@ -16,6 +16,7 @@
 // writable too (a CharacterString). An object with "descriptionList" answers the Siemens
 // proprietary property 3121 with it. "silent": true leaves Who-Is unanswered. "flakyIndex": k answers
 // the first ReadProperty of objectList[k] with an Error (device/other), later ones as usual.
+// "delay": ms answers each ReadProperty that much later ("delay <instance> <ms>" changes it).
 // "covConfirmed": true sends confirmed COV notifications ({"covAcked": ...} when acknowledged).
 // A router ("router": {"net": 2001, "stations": {"10": <port of a device on 127.0.0.1>}}, with
 // "host" another loopback address such as 127.0.0.2 and "port" the gateway's port): its own device
@@ -174,6 +175,10 @@ function makeDevice(d) {
       client.sendBvlc(m.header.sender, buffer);
     });
     client.on('readProperty', guard((m) => {
+      if (d.delay && !m.delayed) { // a slow device: the answer after d.delay ms
+        m.delayed = true;
+        return setTimeout(() => client && client.emit('readProperty', m), d.delay);
+      }
       const { objectId, property } = m.payload;
       const v = read(objectId, property.id, property.index);
       if (v.err) return client.errorResponse(m.header.sender, m.service, m.invokeId, v.err[0], v.err[1]);
@@ -400,6 +405,7 @@ process.stdin.on('data', (chunk) => {
     if (cmd === 'start') dev.open();
     if (cmd === 'probe') dev.probe(Number(rest[0]), Number(rest[1]));
     if (cmd === 'announce') dev.announce(Number(rest[0]));
+    if (cmd === 'delay') { const d = spec.find((x) => x.instance === Number(inst)); d.delay = Number(rest[0]); }
     if (cmd === 'set') dev.set(Number(rest[0]), Number(rest[1]), JSON.parse(rest.slice(2).join(' ')));
   }
 });
