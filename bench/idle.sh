@@ -9,11 +9,19 @@
 # context switches per second of every thread over SECONDS (30), then platform -> device -> platform
 # RPC latency of each connector at idle, p50/p99 over CALLS (100) calls (bench/idle_connectors.py;
 # needs the bench_modbus_slave and bench_opcua_peer targets built).
+#
+# bench/idle.sh --peers [SECONDS] [CALLS]: the same figures for the Socket, SNMP, KNX, CAN and ODBC
+# connectors against their real peers (a connected silent TCP device; snmpd, knxd and a SQLite file
+# polled every 10 s; an slcan adapter on a socat pty pair) (bench/idle_peers.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--connectors" ]; then
   shift
   exec /usr/bin/python3 bench/idle_connectors.py "${1:-30}" "${2:-100}"
+fi
+if [ "${1:-}" = "--peers" ]; then
+  shift
+  exec /usr/bin/python3 bench/idle_peers.py "${1:-30}" "${2:-100}"
 fi
 secs=${1:-30}
 work=$(mktemp -d)

@@ -1,18 +1,23 @@
 #!/usr/bin/python3
-"""Idle gateway with the MQTT, Modbus and OPC-UA connectors (bench/idle.sh --connectors).
+"""Idle gateway with the MQTT, Modbus, OPC-UA, Request and REST connectors (bench/idle.sh --connectors).
 
 Peers on 127.0.0.1: a platform mosquitto, an external mosquitto (quiet: one telemetry message at
-start registers the MQTT device), a libmodbus slave (bench_modbus_slave) polled every 10 s, and the C
-OPC UA bench server (bench_opcua_peer) with 100 subscribed Double nodes that do not change.
+start registers the MQTT device), a libmodbus slave (bench_modbus_slave) polled every 10 s, the C
+OPC UA bench server (bench_opcua_peer) with 100 subscribed Double nodes that do not change, and a
+device HTTP API (bench_http_bare -b: answers a JSON body to every path) that the Request connector
+polls every 10 s and both HTTP connectors send their RPCs to; one POST to the REST connector at start
+registers its device.
 
 1. Context switches per second of all gateway threads over SECONDS (from
    /proc/<pid>/task/*/status voluntary_ctxt_switches + nonvoluntary_ctxt_switches), per thread too.
 2. Platform -> device -> platform RPC latency at idle, 100 calls per connector, one at a time:
    Modbus reserved `get` (a holding register), OPC-UA reserved `get` (a node), MQTT two-way RPC
-   answered by an echo device on the external broker. Prints p50/p99/max in ms.
+   answered by an echo device on the external broker, Request and REST `serverSideRpc` GETs to the
+   device API. Prints p50/p99/max in ms.
 
 Usage: bench/idle_connectors.py [SECONDS] [CALLS]; TBGW_BIN / BUILD select the binaries."""
 
+import http.client
 import json
 import os
 import shutil
@@ -24,6 +29,9 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from idle_setup import latency_line, thread_switches  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", os.path.join(ROOT, "build"))
@@ -52,20 +60,6 @@ def wait_port(port, timeout=10):
     raise RuntimeError("port %d not up" % port)
 
 
-def ctxt(pid):
-    """{tid: (name, switches)} of every thread of pid."""
-    out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                st = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        n = int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"])
-        out[tid] = (st["Name"].strip(), n)
-    return out
-
-
 class Client:
     def __init__(self, port, name, on_message):
         self.c = mqtt.Client(client_id=name)
@@ -85,7 +79,7 @@ def main():
         return p
 
     try:
-        plat, ext, mb = free_port(), free_port(), free_port()
+        plat, ext, mb, api, rest = free_port(), free_port(), free_port(), free_port(), free_port()
         for name, port in (("plat", plat), ("ext", ext)):
             with open(os.path.join(work, name + ".conf"), "w") as f:
                 f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
@@ -98,6 +92,9 @@ def main():
         ua = spawn([os.path.join(BUILD, "bench_opcua_peer"), "0", str(NODES), "3600000"],
                    stdout=subprocess.PIPE, text=True)
         ua_port = int(ua.stdout.readline().split()[1])
+        spawn([os.path.join(BUILD, "bench_http_bare"), "-p", str(api), "-b", '{"v": 1}', "-P", "10000"],
+              stderr=subprocess.DEVNULL)
+        wait_port(api)
 
         # the echo device on the external broker: answers every RPC request with its params
         def echo(c, u, m):
@@ -126,7 +123,22 @@ def main():
                                               "deviceNameExpressionSource": "constant"},
                                "timeseries": [{"key": "v%d" % i, "type": "path", "value": "${V%d}" % i}
                                               for i in range(NODES)]}]}
-        for name, cfg in (("mqtt.json", mqtt_cfg), ("modbus.json", mb_cfg), ("opcua.json", ua_cfg)):
+        rq_cfg = {"host": "http://127.0.0.1:%d" % api,
+                  "mapping": [{"url": "poll", "scanPeriod": 10, "converter": {
+                      "type": "json", "deviceNameJsonExpression": "ReqDev",
+                      "telemetry": [{"key": "v", "type": "int", "value": "${v}"}]}}],
+                  "serverSideRpc": [{"deviceNameFilter": ".*", "methodFilter": "echo", "httpMethod": "GET",
+                                     "requestUrlExpression": "echo/${deviceName}/${requestId}", "timeout": 2}]}
+        rs_cfg = {"server": {"host": "127.0.0.1", "port": rest},
+                  "mapping": [{"endpoint": "/data", "HTTPMethods": ["POST"], "converter": {
+                      "type": "json", "deviceInfo": {"deviceNameExpressionSource": "constant",
+                                                     "deviceNameExpression": "RestDev"},
+                      "timeseries": [{"type": "int", "key": "v", "value": "${v}"}]}}],
+                  "requestsMapping": {"serverSideRpc": [{
+                      "deviceNameFilter": ".*", "methodFilter": "echo", "HTTPMethod": "GET", "timeout": 2,
+                      "requestUrlExpression": "http://127.0.0.1:%d/echo/${deviceName}/${requestId}" % api}]}}
+        for name, cfg in (("mqtt.json", mqtt_cfg), ("modbus.json", mb_cfg), ("opcua.json", ua_cfg),
+                          ("request.json", rq_cfg), ("rest.json", rs_cfg)):
             with open(os.path.join(work, name), "w") as f:
                 json.dump(cfg, f)
         gw_cfg = {"thingsboard": {"host": "127.0.0.1", "port": plat, "security": {"accessToken": "t"},
@@ -134,7 +146,9 @@ def main():
                   "storage": {"type": "memory"},
                   "connectors": [{"type": "mqtt", "name": "MQTT", "configuration": "mqtt.json"},
                                  {"type": "modbus", "name": "Modbus", "configuration": "modbus.json"},
-                                 {"type": "opcua", "name": "OPCUA", "configuration": "opcua.json"}]}
+                                 {"type": "opcua", "name": "OPCUA", "configuration": "opcua.json"},
+                                 {"type": "request", "name": "Request", "configuration": "request.json"},
+                                 {"type": "rest", "name": "REST", "configuration": "rest.json"}]}
         with open(os.path.join(work, "tb_gateway.json"), "w") as f:
             json.dump(gw_cfg, f)
 
@@ -160,18 +174,23 @@ def main():
         gw = spawn([TBGW, "-c", os.path.join(work, "tb_gateway.json")], stdout=log, stderr=log,
                    env=dict(os.environ, TBGW_LOG_LEVEL="WARNING"))
         ok, end = False, time.time() + 20
+        wait_port(rest)
+        post = http.client.HTTPConnection("127.0.0.1", rest, timeout=5)
+        post.request("POST", "/data", body='{"v": 2}', headers={"Content-Type": "application/json"})
+        post.getresponse().read()
+        post.close()
         while not ok and time.time() < end:  # until the connector has subscribed
             dev.c.publish("sensors/MqttDev", json.dumps({"t": 1.5}), qos=1)
             with lock:
-                ok = lock.wait_for(lambda: {"MB", "Many", "MqttDev"} <= seen, 0.5)
+                ok = lock.wait_for(lambda: {"MB", "Many", "MqttDev", "ReqDev", "RestDev"} <= seen, 0.5)
         if not ok:
             raise RuntimeError("devices seen on the platform: %s (log: %s)" % (sorted(seen), open(log.name).read()))
         time.sleep(3)  # first values delivered, subscriptions settled
 
-        a = ctxt(gw.pid)
+        a = thread_switches(gw.pid)
         t0 = time.time()
         time.sleep(SECS)
-        b = ctxt(gw.pid)
+        b = thread_switches(gw.pid)
         dt = time.time() - t0
         total = 0
         print("context switches per second over %d s (all threads of the gateway):" % SECS)
@@ -184,7 +203,9 @@ def main():
 
         calls = [("Modbus get", "MB", "get", "type=16int;functionCode=3;objectsCount=1;address=0;"),
                  ("OPC-UA get", "Many", "get", "ns=1;s=V0"),
-                 ("MQTT two-way", "MqttDev", "echo", {"v": 1})]
+                 ("MQTT two-way", "MqttDev", "echo", {"v": 1}),
+                 ("Request RPC", "ReqDev", "echo", {}),
+                 ("REST RPC", "RestDev", "echo", {})]
         rid = 0
         print("RPC platform -> device -> platform, %d calls each, at idle:" % CALLS)
         for label, device, method, params in calls:
@@ -203,13 +224,7 @@ def main():
                     errors += 1
                 lat.append((t1 - t) * 1000)
                 time.sleep(0.02)
-            lat.sort()
-            if lat:
-                print("  %-13s p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  (%d errors) e.g. %s" % (
-                    label, lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], lat[-1], errors,
-                    json.dumps(replies[rid][1].get("data"))[:80]))
-            else:
-                print("  %-13s no replies" % label)
+            print(latency_line(label, lat, errors, json.dumps(replies[rid][1].get("data")) if rid in replies else ""))
         gw.terminate()
         gw.wait(10)
     finally:

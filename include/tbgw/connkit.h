@@ -11,12 +11,15 @@
  *   key lists (timeseries, attributes, attributeUpdates, rpc) with per-key report strategies.
  * - tbgw_rpc_*: the RPC reply forms of the spec (gateway.md §1.7).
  * - tbgw_params_*: the reserved get/set parameter strings ("type=16int;address=3;value=7;").
+ * - tbgw_host_poll: the sleep of a connector's own loop on its descriptors, host->downlink_fd and its
+ *   next timer, with the downlink dispatched when it is due.
  *
  * Threading: the tbgw_cfg calls run in create() (core thread), the RPC calls on the connector
  * thread (inside on_rpc or later), like the host calls they wrap. */
 #ifndef TBGW_CONNKIT_H
 #define TBGW_CONNKIT_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -51,6 +54,11 @@ const char *tbgw_cfg_where(const tbgw_cfg *w, const char *path, char *buf, size_
  * <msg>; the entry is skipped", one connectorsErrors, listed by --check-config; hosts without it get
  * the same line on their logger), w->skipped + 1. */
 void tbgw_cfg_skip(tbgw_cfg *w, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* tbgw_cfg_skip for a message relative to the entry at path that starts with the field it is about
+ * ("value: bad type", "polling.period: ...", "expression@4: ..."): reported at path.field (the
+ * field's own line:column), the rest of the message as the reason; a message without a leading field
+ * is reported at path. */
+void tbgw_cfg_skip_msg(tbgw_cfg *w, const char *path, const char *msg);
 /* A connector-level error: fills w->err with "path: <msg>" and returns TBGW_EINVAL. */
 int tbgw_cfg_fail(tbgw_cfg *w, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -128,6 +136,8 @@ int tbgw_rpc_failed(const tbgw_host *h, uint64_t handle, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* {"success": true|false} as a JSON string (one-way requests). */
 int tbgw_rpc_success(const tbgw_host *h, uint64_t handle, int ok);
+/* {"success": true|false} as an object (the reply of CAN and ODBC requests, not success_sent). */
+int tbgw_rpc_success_object(const tbgw_host *h, uint64_t handle, int ok);
 
 /* ---- reserved get/set parameters ------------------------------------------------------------- */
 
@@ -153,6 +163,17 @@ int tbgw_params_int(const tbgw_params *p, const char *key, int64_t *out);
 /* {"k1":"v1",...} (new reference). */
 json_t *tbgw_params_object(const tbgw_params *p);
 void tbgw_params_free(tbgw_params *p);
+
+/* ---- waiting ---------------------------------------------------------------------------------- */
+
+/* Sleeps in one poll() on fds[0..n) (may be NULL when n is 0; entries with fd < 0 are ignored, as by
+ * poll) and host->downlink_fd until one is ready or timeout_ms passes (< 0: no timeout; the next
+ * timer of the loop is what a connector passes), fills fds[].revents, and dispatches the downlink
+ * work when downlink_fd is readable. Returns 1 when the connector should stop (at once, whatever the
+ * timeout), else 0 (EINTR included), or TBGW_EIO when poll() fails. A host without a downlink
+ * descriptor (dispatch NULL) gets poll() slices of at most 20 ms with host->wait(h, 0) between them.
+ * Connector thread only. */
+int tbgw_host_poll(const tbgw_host *h, struct pollfd *fds, size_t n, int64_t timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,7 @@
 #include <tbgw/connkit.h>
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,6 +58,26 @@ void tbgw_cfg_skip(tbgw_cfg *w, const char *path, const char *fmt, ...) {
         TBGW_WARNF(h->log, "%s%s%s: %s; the entry is skipped", where, *where ? ": " : "", path ? path : "",
                    msg);
     if (h->stat_add) h->stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
+}
+
+void tbgw_cfg_skip_msg(tbgw_cfg *w, const char *path, const char *msg) {
+    size_t n = 0;
+    while (isalnum((unsigned char)msg[n]) || msg[n] == '_' || msg[n] == '.' || msg[n] == '[' || msg[n] == ']')
+        n++;
+    size_t at = n; /* "field@N": N is a character offset inside the field's string */
+    if (n && msg[n] == '@' && isdigit((unsigned char)msg[n + 1]))
+        for (n++; isdigit((unsigned char)msg[n]);) n++;
+    if (!at || msg[n] != ':' || msg[n + 1] != ' ' || msg[0] == '.' || msg[0] == '[') {
+        tbgw_cfg_skip(w, path, "%s", msg);
+        return;
+    }
+    char field[300];
+    snprintf(field, sizeof field, "%s%s%.*s", path && *path ? path : "", path && *path ? "." : "", (int)at,
+             msg);
+    if (n > at)
+        tbgw_cfg_skip(w, field, "%s (at character %.*s)", msg + n + 2, (int)(n - at - 1), msg + at + 1);
+    else
+        tbgw_cfg_skip(w, field, "%s", msg + n + 2);
 }
 
 int tbgw_cfg_fail(tbgw_cfg *w, const char *path, const char *fmt, ...) {
@@ -324,6 +345,10 @@ int tbgw_rpc_success(const tbgw_host *h, uint64_t handle, int ok) {
     return h->rpc_reply(h, handle, NULL, ok ? 1 : 0);
 }
 
+int tbgw_rpc_success_object(const tbgw_host *h, uint64_t handle, int ok) {
+    return h->rpc_reply(h, handle, json_pack("{s:b}", "success", ok ? 1 : 0), -1);
+}
+
 /* ---- reserved get/set parameters ------------------------------------------------------------- */
 
 static int params_set(tbgw_params *p, const char *k, size_t kl, const char *v, size_t vl) {
@@ -411,4 +436,29 @@ void tbgw_params_free(tbgw_params *p) {
     free(p->v);
     p->v = NULL;
     p->n = 0;
+}
+
+/* ---- waiting ------------------------------------------------------------------------------------ */
+
+int tbgw_host_poll(const tbgw_host *h, struct pollfd *fds, size_t n, int64_t timeout_ms) {
+    if (timeout_ms > INT32_MAX) timeout_ms = INT32_MAX;
+    if (!h->dispatch || h->downlink_fd < 0) { /* a host without the descriptor: slices */
+        if (!n) return h->wait(h, timeout_ms < 0 || timeout_ms > 20 ? 20 : (int)timeout_ms);
+        int r = poll(fds, (nfds_t)n, timeout_ms < 0 || timeout_ms > 20 ? 20 : (int)timeout_ms);
+        if (r < 0 && errno != EINTR) return TBGW_EIO;
+        if (r < 0)
+            for (size_t i = 0; i < n; i++) fds[i].revents = 0;
+        return h->wait(h, 0);
+    }
+    struct pollfd local[16], *pf = n < 16 ? local : malloc((n + 1) * sizeof *pf);
+    if (!pf) return TBGW_ENOMEM;
+    if (n) memcpy(pf, fds, n * sizeof *pf);
+    pf[n] = (struct pollfd){.fd = h->downlink_fd, .events = POLLIN};
+    int r = poll(pf, (nfds_t)n + 1, timeout_ms < 0 ? -1 : (int)timeout_ms);
+    int err = r < 0 ? errno : 0;
+    for (size_t i = 0; i < n; i++) fds[i].revents = r > 0 ? pf[i].revents : 0;
+    int ready = r > 0 && pf[n].revents;
+    if (pf != local) free(pf);
+    if (r < 0 && err != EINTR) return TBGW_EIO;
+    return ready ? h->dispatch(h) : 0;
 }

@@ -59,6 +59,11 @@ class Adapter:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
 
 
 class Can(GatewayTestCase):
@@ -138,12 +143,17 @@ class Can(GatewayTestCase):
         cfg["devices"][0]["attributes"].append({"key": "broken", "nodeId": 41, "value": "4:1:quaternion"})
         cfg["devices"][0]["attributes"].append({"key": "badexpr", "nodeId": 41, "value": "4:1:int",
                                                 "expression": "value +* 2"})
+        cfg["devices"].append({"attributes": [{"key": "x", "nodeId": 7, "value": "0:1:int"}]})
+        cfg["devices"].append({"name": "Other", "attributes": {"key": "y"}})
         gw = self.start(cfg)
         wait_for(lambda: self.platform.attributes("Car").get("Car", {}).get("isDriverDoorOpened") is not None, 10,
                  what="the good entries still work")
         log = gw.log()
-        self.assertIn("attributes[1].value", log)
-        self.assertIn("attributes[2].expression", log)
+        # each at its own file:line:column; a device without a name is skipped, the others stay
+        self.assertRegex(log, r"CAN\.json:\d+:\d+: devices\[0\]\.attributes\[1\]\.value: ")
+        self.assertRegex(log, r"CAN\.json:\d+:\d+: devices\[0\]\.attributes\[2\]\.expression: .*\(at character \d+\)")
+        self.assertRegex(log, r"CAN\.json:\d+:\d+: devices\[1\]: name: expected a string")
+        self.assertRegex(log, r"CAN\.json:\d+:\d+: devices\[2\]\.attributes: expected a list")
 
 
 class VCan(GatewayTestCase):

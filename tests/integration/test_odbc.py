@@ -225,6 +225,8 @@ class Odbc(GatewayTestCase):
         cfg = self.reference()
         cfg["connection"]["str"] = "DSN=gwtest"
         cfg["mapping"]["timeseries"].append({"name": "broken", "value": "long_v +"})
+        cfg["attributeUpdates"] = [{"deviceNameFilter": ".*", "attributeFilter": "x"},
+                                   {"query": "SELECT 1", "attributeFilter": "(("}]
         gw = self.gateway(connectors=[{"type": "odbc", "name": "ODBC", "config": cfg}])
         p = subprocess.run([TBGW_BIN, "-c", gw.config_path, "--check-config"], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=30)
@@ -234,6 +236,8 @@ class Odbc(GatewayTestCase):
         ln = next(i for i, line in enumerate(lines) if "long_v +" in line)
         col = lines[ln].index("long_v +") + 1 + len("long_v +")
         self.assertIn("ODBC.json:%d:%d: mapping.timeseries[1].value" % (ln + 1, col), out)
+        self.assertRegex(out, r"ODBC\.json:\d+:\d+: attributeUpdates\[0\]: query: expected SQL")
+        self.assertRegex(out, r"ODBC\.json:\d+:\d+: attributeUpdates\[1\]: attributeFilter: not a valid")
         gw.start(env={"ODBCINI": ini})
         wait_for(lambda: self.values("ODBC d", "value") == [4], 15, what="a row through the DSN")
         self.assertEqual(gw.stop(), 0)

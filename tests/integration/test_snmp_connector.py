@@ -107,6 +107,36 @@ class SnmpIntegration(GatewayTestCase):
         data = msgs[0]["data"]
         return json.loads(data) if isinstance(data, str) else data
 
+    def test_host_name_resolved_off_the_loop(self):
+        """A device given by host name: resolved in a helper thread that wakes the loop when done, so
+        the first poll follows at once (localhost is 127.0.0.1 in the test machines' /etc/hosts)."""
+        a = self.agent()
+        devs = [{"deviceName": "Named", "ip": "localhost", "port": a.port, "community": "public", "pollPeriod": 60000,
+                 "telemetry": [{"key": "name", "method": "get", "oid": SYS_NAME}]}]
+        t0 = time.time()
+        gw = self.gateway(connectors=[snmp_connector(devs)]).start()
+        self.assertEqual(self.latest("Named", "name", timeout=10)[1], "agent")
+        self.assertLess(time.time() - t0, 5 * SLOW)
+        self.assertEqual(gw.stop(), 0)
+
+    def test_broken_entries_are_skipped_with_their_position(self):
+        """An unknown method, an entry without its key and an attribute update without its filter are
+        each reported with file:line:column and skipped; the good entry is still polled."""
+        a = self.agent()
+        devs = [{"deviceName": "Half", "ip": "127.0.0.1", "port": a.port, "community": "public", "pollPeriod": 300,
+                 "telemetry": [{"key": "bad", "method": "fetch", "oid": SYS_NAME},
+                               {"method": "get", "oid": SYS_NAME},
+                               {"key": "name", "method": "get", "oid": SYS_NAME}],
+                 "attributeUpdateRequests": [{"method": "set", "oid": SYS_CONTACT}]}]
+        gw = self.gateway(connectors=[snmp_connector(devs)]).start()
+        self.assertEqual(self.latest("Half", "name")[1], "agent")
+        log = gw.log()
+        for want in (r"devices\[0\]\.telemetry\[0\]\.method: 'fetch' unknown",
+                     r"devices\[0\]\.telemetry\[1\]\.key: required string",
+                     r"devices\[0\]\.attributeUpdateRequests\[0\]\.attributeFilter: required string"):
+            self.assertRegex(log, r"SNMP\.json:\d+:\d+: " + want)
+        self.assertEqual(gw.stop(), 0)
+
     def test_reference_config(self):
         a = self.agent()
         with open(os.path.join(REF, "snmp.json")) as f:

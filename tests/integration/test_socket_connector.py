@@ -144,6 +144,34 @@ class SocketIntegration(GatewayTestCase):
         c.close()
         self.assertEqual(gw.stop(), 0)
 
+    def test_broken_entries_are_skipped_with_their_position(self):
+        """A key without a name, bad byte bounds, an RPC with an unknown codec and an attribute update
+        without its name are each reported with file:line:column and skipped; the rest works."""
+        port = free_port()
+        cfg = ref_config("socket.json", port)
+        dev = cfg["devices"][0]
+        dev["telemetry"].insert(0, {"byteFrom": 0, "byteTo": 2})
+        dev["telemetry"].append({"key": "bad", "byteFrom": "x"})
+        dev["serverSideRpc"].insert(0, {"methodRPC": "rpcMethod1", "encoding": "klingon"})
+        dev["attributeUpdates"].insert(0, {"encoding": "utf-8"})
+        gw = self.start_gateway(cfg)
+        wait_port(port)
+        c = socket.create_connection(("127.0.0.1", port))
+        c.sendall(b"hello")
+        wait_for(lambda: self.values("Device Example", "temp"), 10, what="telemetry")
+        self.assertEqual(self.platform.telemetry("Device Example")[0][2], {"temp": "hello", "hum": "he"})
+        data = self.rpc("Device Example", 1, "rpcMethod1", "on")
+        self.assertEqual(recv_exact(c, 2), b"on")
+        self.assertEqual(data, {"result": "ok"})
+        log = gw.log()
+        for want in (r"devices\[0\]\.telemetry\[0\]: key: missing",
+                     r"devices\[0\]\.telemetry\[3\]: byteFrom/byteTo: expected integers",
+                     r"devices\[0\]\.serverSideRpc\[0\]: encoding: unknown encoding 'klingon'",
+                     r"devices\[0\]\.attributeUpdates\[0\]: attributeOnThingsBoard: required"):
+            self.assertRegex(log, r"Socket\.json:\d+:\d+: " + want)
+        c.close()
+        self.assertEqual(gw.stop(), 0)
+
     def test_downlink_new_connection_and_reserved_set(self):
         port = free_port()
         cfg = ref_config("socket.json", port)

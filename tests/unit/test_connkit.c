@@ -8,6 +8,7 @@
 #include <string.h>
 #include <poll.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <tbgw/connkit.h>
 
@@ -23,6 +24,7 @@ typedef struct rec_host {
     json_t *content;
     int success, replies;
     uint64_t errors;
+    char dotted[200], msg[300]; /* the last config_warning */
 } rec_host;
 
 static int rh_reply(const tbgw_host *h, uint64_t handle, json_t *content, int success) {
@@ -37,6 +39,12 @@ static int rh_reply(const tbgw_host *h, uint64_t handle, json_t *content, int su
 
 static void rh_stat(const tbgw_host *h, tbgw_stat s, uint64_t n) {
     if (s == TBGW_STAT_CONNECTOR_ERRORS) ((rec_host *)h)->errors += n;
+}
+
+static void rh_warn(const tbgw_host *h, const char *dotted, const char *msg) {
+    rec_host *r = (rec_host *)h;
+    snprintf(r->dotted, sizeof r->dotted, "%s", dotted ? dotted : "");
+    snprintf(r->msg, sizeof r->msg, "%s", msg);
 }
 
 static void rh_init(rec_host *r) {
@@ -112,11 +120,39 @@ static void test_rpc_replies(void **st) {
     assert_content(&r, "{\"error\":\"timeout\"}", 0);
     tbgw_rpc_success(&r.h, 1, 1);
     assert_content(&r, "null", 1);
-    assert_int_equal(r.replies, 5);
+    tbgw_rpc_success_object(&r.h, 1, 0);
+    assert_content(&r, "{\"success\":false}", -1);
+    assert_int_equal(r.replies, 6);
     json_decref(r.content);
 }
 
 /* ---- configuration walk --------------------------------------------------------------------- */
+
+/* tbgw_cfg_skip_msg: reported at the field the message starts with */
+static void test_skip_msg(void **st) {
+    (void)st;
+    rec_host r;
+    rh_init(&r);
+    r.h.config_warning = rh_warn;
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, &r.h, NULL);
+    tbgw_cfg_skip_msg(&w, "devices[0].attributes[1]", "value: 'quaternion' is not a type");
+    assert_string_equal(r.dotted, "devices[0].attributes[1].value");
+    assert_string_equal(r.msg, "'quaternion' is not a type");
+    tbgw_cfg_skip_msg(&w, "m[2]", "polling.dataInHex: not hex");
+    assert_string_equal(r.dotted, "m[2].polling.dataInHex");
+    tbgw_cfg_skip_msg(&w, "m[2]", "expression@4: unexpected '*'");
+    assert_string_equal(r.dotted, "m[2].expression");
+    assert_string_equal(r.msg, "unexpected '*' (at character 4)");
+    tbgw_cfg_skip_msg(&w, "m[2]", "out of memory");
+    assert_string_equal(r.dotted, "m[2]");
+    assert_string_equal(r.msg, "out of memory");
+    tbgw_cfg_skip_msg(&w, "m[2]", "a b: c");
+    assert_string_equal(r.dotted, "m[2]");
+    tbgw_cfg_skip_msg(&w, "", "key: missing");
+    assert_string_equal(r.dotted, "key");
+    assert_int_equal(w.skipped, 6);
+}
 
 static void test_getters(void **st) {
     (void)st;
@@ -310,11 +346,75 @@ static void test_downlink_fd(void **st) {
     tbgw_doc_free(doc);
 }
 
+/* tbgw_host_poll: sleeps on the connector's descriptors and downlink_fd, dispatches, stops at once. */
+static void test_host_poll(void **st) {
+    (void)st;
+    tbgw_doc *doc;
+    tbgw_conn_entry e;
+    conn_inst *ci = core_instance("{}", &doc, &e);
+    const tbgw_host *h = &ci->host;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct pollfd pf[2] = {{.fd = p[0], .events = POLLIN}, {.fd = -1, .events = POLLIN}};
+    /* nothing: the timeout */
+    int64_t t0 = tbgw_mono_ms();
+    assert_int_equal(tbgw_host_poll(h, pf, 2, 30), 0);
+    assert_true(tbgw_mono_ms() - t0 >= 25);
+    assert_int_equal(pf[0].revents, 0);
+    /* the connector's descriptor */
+    assert_int_equal(write(p[1], "x", 1), 1);
+    t0 = tbgw_mono_ms();
+    assert_int_equal(tbgw_host_poll(h, pf, 2, 5000), 0);
+    assert_true(tbgw_mono_ms() - t0 < 1000);
+    assert_true(pf[0].revents & POLLIN);
+    char c;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    /* downlink posted later: woken at once and dispatched */
+    pthread_t th;
+    t0 = tbgw_mono_ms();
+    pthread_create(&th, NULL, post_later, ci);
+    assert_int_equal(tbgw_host_poll(h, pf, 1, 5000), 0);
+    int64_t took = tbgw_mono_ms() - t0;
+    pthread_join(th, NULL);
+    assert_true(took >= 40 && took < 2000);
+    assert_int_equal(pf[0].revents, 0);
+    assert_int_equal(ci->inbox_len, 0);
+    assert_false(readable(h->downlink_fd));
+    /* no descriptors of its own: the downlink descriptor alone */
+    t0 = tbgw_mono_ms();
+    pthread_create(&th, NULL, post_later, ci);
+    assert_int_equal(tbgw_host_poll(h, NULL, 0, -1), 0);
+    pthread_join(th, NULL);
+    assert_true(tbgw_mono_ms() - t0 < 2000);
+    assert_int_equal(ci->inbox_len, 0);
+    /* a host without the descriptor: slices with wait() */
+    tbgw_host old = *h;
+    old.dispatch = NULL;
+    assert_int_equal(write(p[1], "y", 1), 1);
+    assert_int_equal(tbgw_host_poll(&old, pf, 1, 5000), 0);
+    assert_true(pf[0].revents & POLLIN);
+    t0 = tbgw_mono_ms();
+    assert_int_equal(tbgw_host_poll(&old, NULL, 0, 5000), 0);
+    assert_true(tbgw_mono_ms() - t0 < 1000); /* one slice */
+    /* a stop ends any sleep at once */
+    assert_int_equal(tbgw_conn_stop(ci, 100), 0);
+    t0 = tbgw_mono_ms();
+    assert_int_equal(tbgw_host_poll(h, pf, 1, -1), 1);
+    assert_int_equal(tbgw_host_poll(h, NULL, 0, 60000), 1);
+    assert_true(tbgw_mono_ms() - t0 < 1000);
+    close(p[0]);
+    close(p[1]);
+    e.doc = NULL;
+    tbgw_conn_free(ci);
+    tbgw_doc_free(doc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_params),      cmocka_unit_test(test_rpc_replies),
-        cmocka_unit_test(test_getters),     cmocka_unit_test(test_devices_and_keys),
-        cmocka_unit_test(test_downlink_fd),
+        cmocka_unit_test(test_params),           cmocka_unit_test(test_rpc_replies),
+        cmocka_unit_test(test_getters),          cmocka_unit_test(test_skip_msg),
+        cmocka_unit_test(test_devices_and_keys), cmocka_unit_test(test_downlink_fd),
+        cmocka_unit_test(test_host_poll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -357,10 +357,12 @@ static void test_tcp_tunnel(void **st) {
     knx_client_cb cb = {&r, on_telegram, on_sent, on_state};
     knx_client *c = knx_client_new(&cfg, &cb, tbgw_logger_get("test.knx"));
     knx_client_step(c, 0);
+    assert_int_equal(knx_client_events(c), POLLIN | POLLOUT); /* the connect's completion is awaited */
     int fd = accept(ls, NULL, NULL);
     assert_true(fd >= 0);
     usleep(2000);
     knx_client_step(c, 1); /* connected: CONNECT_REQUEST with "this connection" HPAIs */
+    assert_int_equal(knx_client_events(c), POLLIN);
     knx_frame f;
     uint8_t b[256];
     tcp_frame(fd, KNX_CONNECT_REQ, &f, b, sizeof b);

@@ -117,10 +117,6 @@ static void test_config_errors(void **st) {
         "devices[0].encoding: unknown encoding 'klingon'");
     bad("{\"socket\":{},\"devices\":[{\"deviceName\":\"d\",\"address\":\"(*:*\"}]}",
         "devices[0].address: '(*:*' is not a valid address pattern");
-    bad("{\"socket\":{},\"devices\":[{\"deviceName\":\"d\",\"address\":\"*\",\"serverSideRpc\":[{"
-        "\"methodRPC\":"
-        "\"m\",\"encoding\":\"nope\"}]}]}",
-        "devices[0].serverSideRpc[0].encoding: unknown encoding");
     /* bad per-key entries are skipped, not fatal */
     json_t *j =
         json_loads("{\"socket\":{},\"devices\":[{\"deviceName\":\"d\",\"address\":\"1.2.3.4:*\","
@@ -150,6 +146,20 @@ static void test_config_errors(void **st) {
     /* a literal address is the downlink target until the device sends; a wildcard one has none */
     assert_string_equal(c.devices[0].last_peer, "");
     assert_true(sock_device_matches(&c.devices[0], "1.2.3.4:80", 10));
+    sock_config_free(&c);
+    json_decref(j);
+    /* downlink entries too: a bad encoding or a missing name skips that entry only */
+    j = json_loads(
+        "{\"socket\":{},\"devices\":[{\"deviceName\":\"d\",\"address\":\"*\",\"serverSideRpc\":[{"
+        "\"methodRPC\":\"m\",\"encoding\":\"nope\"},{\"encoding\":\"hex\"},{\"methodRPC\":\"ok\"}],"
+        "\"attributeUpdates\":[{\"attributeOnThingsBoard\":\"a\",\"encoding\":\"nope\"},"
+        "{\"attributeOnThingsBoard\":\"b\"}]}]}",
+        0, NULL);
+    assert_int_equal(sock_config_parse(&c, j, &host, &err), 0);
+    assert_int_equal((int)c.devices[0].n_rpcs, 1);
+    assert_string_equal(c.devices[0].rpcs[0].method, "ok");
+    assert_int_equal((int)c.devices[0].n_attr_updates, 1);
+    assert_string_equal(c.devices[0].attr_updates[0].attr, "b");
     sock_config_free(&c);
     json_decref(j);
     j = json_loads("{\"socket\":{},\"devices\":[{\"deviceName\":\"x\",\"address\":\"10.0.0.5:4000\"}]}", 0,

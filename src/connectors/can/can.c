@@ -80,41 +80,34 @@ static void cc_destroy(void *self) {
     free(c);
 }
 
-static int parse_item(canc *c, can_dev *d, const json_t *e, int is_ts, const char *path, tbgw_err *err) {
+/* An attributes[]/timeseries[] entry; errors relative to the entry (the kit names it). */
+static int parse_item(tbgw_cfg *w, canc *c, can_dev *d, const json_t *e, int is_ts, const char *path,
+                      tbgw_err *err) {
     const char *key = json_string_value(json_object_get(e, "key"));
     const json_t *node = json_object_get(e, "nodeId");
-    if (!key) return tbgw_err_set(err, TBGW_EINVAL, "%s.key: expected a string", path);
+    if (!key) return tbgw_err_set(err, TBGW_EINVAL, "key: expected a string");
     if (!json_is_integer(node) || json_integer_value(node) < 0)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.nodeId: expected the arbitration id (an integer)", path);
+        return tbgw_err_set(err, TBGW_EINVAL, "nodeId: expected the arbitration id (an integer)");
     can_item it = {0};
     it.is_ts = is_ts;
     it.dev = d;
     it.node = (uint32_t)json_integer_value(node);
     it.ext = json_is_true(json_object_get(e, "isExtendedId"));
     if ((!it.ext && it.node > 0x7FF) || it.node > 0x1FFFFFFF)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.nodeId: %u does not fit a%s id", path, it.node,
+        return tbgw_err_set(err, TBGW_EINVAL, "nodeId: %u does not fit a%s id", it.node,
                             it.ext ? "n extended" : " standard (11-bit; set isExtendedId)");
-    char why[400];
-    tbgw_err e2 = {0};
-    if (can_value_parse(json_object_get(e, "value"), &it.spec, &e2) != 0) {
-        snprintf(why, sizeof why, "%s", e2.msg);
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s", path, why);
-    }
+    if (can_value_parse(json_object_get(e, "value"), &it.spec, err) != 0) return TBGW_EINVAL;
     const json_t *cmd = json_object_get(e, "command");
     if (cmd) {
-        if (can_cmd_parse(cmd, &it.cmd, &e2) != 0) {
-            snprintf(why, sizeof why, "%s", e2.msg);
-            return tbgw_err_set(err, TBGW_EINVAL, "%s.%s", path, why);
-        }
+        if (can_cmd_parse(cmd, &it.cmd, err) != 0) return TBGW_EINVAL;
         it.has_cmd = 1;
     }
     const char *ex = json_string_value(json_object_get(e, "expression"));
     if (ex && *ex) {
         size_t off = 0;
-        if (tbgw_py_compile(ex, strlen(ex), d->strict ? TBGW_PY_STRICT : 0, &it.expr, &e2, &off) != 0) {
-            snprintf(why, sizeof why, "%s", e2.msg);
-            return tbgw_err_set(err, TBGW_EINVAL, "%s.expression@%zu: %s", path, off, why);
-        }
+        tbgw_err e2 = {0};
+        if (tbgw_py_compile(ex, strlen(ex), d->strict ? TBGW_PY_STRICT : 0, &it.expr, &e2, &off) != 0)
+            return tbgw_err_set(err, TBGW_EINVAL, "expression@%zu: %s", off, e2.msg);
     }
     const json_t *poll = json_object_get(e, "polling");
     if (json_is_object(poll)) {
@@ -122,9 +115,9 @@ static int parse_item(canc *c, can_dev *d, const json_t *e, int is_ts, const cha
         can_poll p = {0};
         int n = hex ? can_hex(hex, p.msg.data, CAN_MAX_DATA) : 0;
         if (n < 0 || n > (json_is_true(json_object_get(e, "isFd")) ? 64 : 8)) {
-            TBGW_WARNF(c->h->log,
-                       "%s.polling.dataInHex: \"%s\" is not a frame's hex bytes; no polling for it", path,
-                       hex ? hex : "");
+            char pp[160];
+            snprintf(pp, sizeof pp, "%s.polling.dataInHex", path);
+            tbgw_cfg_skip(w, pp, "\"%s\" is not a frame's hex bytes; no polling for it", hex ? hex : "");
         } else {
             const char *type = json_string_value(json_object_get(poll, "type"));
             const json_t *per = json_object_get(poll, "period");
@@ -141,6 +134,55 @@ static int parse_item(canc *c, can_dev *d, const json_t *e, int is_ts, const cha
     }
     it.key = strdup(key);
     c->items[c->n_items++] = it;
+    return 0;
+}
+
+typedef struct item_ctx {
+    canc *c;
+    can_dev *d;
+    int is_ts;
+} item_ctx;
+
+static int item_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud, tbgw_err *err) {
+    (void)index;
+    item_ctx *x = ud;
+    tbgw_err ierr = {0};
+    if (parse_item(w, x->c, x->d, e, x->is_ts, path, &ierr) < 0) {
+        if (ierr.code == TBGW_ENOMEM) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+        tbgw_cfg_skip_msg(w, path, ierr.msg); /* at the field named (one bad key: reported, skipped) */
+    }
+    return 0;
+}
+
+/* devices[] entry: a device without a name is reported and skipped, so is each bad key inside. */
+static int device_entry(tbgw_cfg *w, const json_t *d, const char *path, size_t index, void *ud,
+                        tbgw_err *err) {
+    (void)index;
+    canc *c = ud;
+    const char *name = json_string_value(json_object_get(d, "name"));
+    if (!name) return tbgw_err_set(err, TBGW_EINVAL, "name: expected a string (the device is skipped)");
+    can_dev *dv = &c->devs[c->n_devs++];
+    dv->name = strdup(name);
+    const char *type = json_string_value(json_object_get(d, "type"));
+    dv->type = strdup(type ? type : "can");
+    const json_t *st = json_object_get(d, "strictEval");
+    dv->strict = !st || json_is_true(st);
+    dv->unknown_rpc = json_is_true(json_object_get(d, "enableUnknownRpc"));
+    dv->override_rpc = dv->unknown_rpc || json_is_true(json_object_get(d, "overrideRpcConfig"));
+    dv->cfg = d;
+    if (!dv->name || !dv->type) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    for (int ts = 0; ts < 2; ts++) {
+        item_ctx x = {c, dv, ts};
+        const char *sect = ts ? "timeseries" : "attributes";
+        const json_t *list = json_object_get(d, sect);
+        if (json_is_array(list)) {
+            tbgw_cfg_each(w, d, path, sect, item_entry, &x);
+        } else if (list && !json_is_null(list)) { /* tolerated as before, but said: nothing in it */
+            char sp[160];
+            snprintf(sp, sizeof sp, "%s.%s", path, sect);
+            tbgw_cfg_skip(w, sp, "expected a list; the section is ignored");
+        }
+    }
     return 0;
 }
 
@@ -170,8 +212,8 @@ static int cc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
     const json_t *cnt = json_object_get(cfg, "reconnectCount");
     c->reconnect_count = json_is_integer(cnt) ? (long)json_integer_value(cnt) : -1;
     devs = json_object_get(c->cfg, "devices");
-    size_t total = 0, i, j;
-    const json_t *d, *e;
+    size_t total = 0, i;
+    const json_t *d;
     json_array_foreach(devs, i, d) total +=
         json_array_size(json_object_get(d, "attributes")) + json_array_size(json_object_get(d, "timeseries"));
     c->devs = calloc(json_array_size(devs) + 1, sizeof *c->devs);
@@ -182,31 +224,11 @@ static int cc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
         cc_destroy(c);
         return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     }
-    json_array_foreach(devs, i, d) {
-        const char *name = json_string_value(json_object_get(d, "name"));
-        if (!name) {
-            TBGW_ERRORF(h->log, "devices[%zu].name: expected a string; device skipped", i);
-            continue;
-        }
-        can_dev *dv = &c->devs[c->n_devs++];
-        dv->name = strdup(name);
-        const char *type = json_string_value(json_object_get(d, "type"));
-        dv->type = strdup(type ? type : "can");
-        const json_t *st = json_object_get(d, "strictEval");
-        dv->strict = !st || json_is_true(st);
-        dv->unknown_rpc = json_is_true(json_object_get(d, "enableUnknownRpc"));
-        dv->override_rpc = dv->unknown_rpc || json_is_true(json_object_get(d, "overrideRpcConfig"));
-        dv->cfg = d;
-        for (int ts = 0; ts < 2; ts++) {
-            const char *sect = ts ? "timeseries" : "attributes";
-            json_array_foreach(json_object_get(d, sect), j, e) {
-                char path[96];
-                snprintf(path, sizeof path, "devices[%zu].%s[%zu]", i, sect, j);
-                tbgw_err ierr = {0};
-                if (parse_item(c, dv, e, ts, path, &ierr) != 0) /* one bad key: reported, skipped */
-                    TBGW_ERRORF(h->log, "%s; key skipped", ierr.msg);
-            }
-        }
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, h, err);
+    if (tbgw_cfg_each(&w, c->cfg, NULL, "devices", device_entry, c) < 0) {
+        cc_destroy(c);
+        return TBGW_EINVAL;
     }
     *self = c;
     return 0;
@@ -384,7 +406,7 @@ static int cc_attr_update(void *self, const tbgw_attr_update *u) {
 }
 
 static int reply(canc *c, const tbgw_rpc_req *r, json_t *content) {
-    return c->h->rpc_reply(c->h, r->handle, content, -1);
+    return c->h->rpc_reply(c->h, r->handle, content, -1); /* the forms of the reference's CAN connector */
 }
 
 /* Reserved set: "k=v;..." as the downlink options and the data (numbers and booleans coerced). */
@@ -404,13 +426,13 @@ static int rpc_set(canc *c, can_dev *d, const tbgw_rpc_req *r) {
     can_down_free(&opt);
     json_decref(o);
     if (!ok) return reply(c, r, json_pack("{s:s}", "set", err.msg));
-    return reply(c, r, json_pack("{s:{s:b}}", "result", "success", 1));
+    return tbgw_rpc_result(c->h, r->handle, json_pack("{s:b}", "success", 1));
 }
 
 static int cc_rpc(void *self, const tbgw_rpc_req *r) {
     canc *c = self;
     can_dev *d = dev_named(c, r->device);
-    if (!d) return reply(c, r, json_pack("{s:s}", "error", "Unsupported connector RPC"));
+    if (!d) return tbgw_rpc_error(c->h, r->handle, "Unsupported connector RPC");
     if (strcmp(r->method, "set") == 0) return rpc_set(c, d, r);
     const json_t *entry = NULL, *e;
     size_t i;
@@ -418,7 +440,7 @@ static int cc_rpc(void *self, const tbgw_rpc_req *r) {
         const char *m = json_string_value(json_object_get(e, "method"));
         if (m && strcmp(m, r->method) == 0) entry = e;
     }
-    if (!entry && !d->unknown_rpc) return reply(c, r, json_pack("{s:s}", "error", "Method not found"));
+    if (!entry && !d->unknown_rpc) return tbgw_rpc_error(c->h, r->handle, "Method not found");
     can_down base, opt;
     tbgw_err err = {0};
     int merged = d->override_rpc;
@@ -441,12 +463,11 @@ static int cc_rpc(void *self, const tbgw_rpc_req *r) {
     int answer = opt.response;
     if (ok && merged && json_is_object(r->params)) can_down_free(&opt);
     can_down_free(&base);
-    if (!ok) return reply(c, r, json_pack("{s:s}", "error", err.msg));
+    if (!ok) return tbgw_rpc_error(c->h, r->handle, "%s", err.msg);
     if (!sent) TBGW_ERRORF(c->h->log, "%s: RPC %s not sent: %s", d->name, r->method, err.msg);
     if (answer)
-        return reply(c, r,
-                     sent ? json_pack("{s:b}", "success", 1)
-                          : json_pack("{s:b,s:s}", "success", 0, "error", err.msg));
+        return sent ? tbgw_rpc_success_object(c->h, r->handle, 1)
+                    : reply(c, r, json_pack("{s:b,s:s}", "success", 0, "error", err.msg));
     return 0; /* response off: no reply, as configured */
 }
 
@@ -466,6 +487,8 @@ static void polls_due(canc *c, int64_t now, int64_t *next) {
     }
 }
 
+/* The connector thread sleeps in one poll() on the bus descriptor and host->downlink_fd until a
+ * frame, downlink work (dispatched at once) or the next polling frame or reopen is due. */
 static int cc_run(void *self) {
     canc *c = self;
     for (size_t i = 0; i < c->n_devs; i++) c->h->device_connected(c->h, c->devs[i].name, c->devs[i].type);
@@ -474,26 +497,31 @@ static int cc_run(void *self) {
         if (!c->bus && now >= c->reopen_at) {
             if (c->reconnect_count >= 0 && c->attempts > c->reconnect_count) {
                 c->h->set_state(c->h, TBGW_CONN_FAILED, "reconnectCount reached");
-                while (!c->stop && !c->h->wait(c->h, 1000)) {
+                while (!c->stop && tbgw_host_poll(c->h, NULL, 0, -1) == 0) {
                 }
                 break;
             }
             bus_open(c);
         }
-        int64_t next = now + 50;
+        int64_t next = INT64_MAX;
         polls_due(c, now, &next);
+        if (!c->bus && c->reopen_at < next) next = c->reopen_at;
+        int64_t timeout = -1;
+        if (next != INT64_MAX) {
+            timeout = next - tbgw_mono_ms();
+            if (timeout < 0) timeout = 0;
+        }
         struct pollfd pf = {.fd = c->bus ? c->bus->fd : -1, .events = POLLIN};
-        int timeout = (int)(next - tbgw_mono_ms());
-        if (timeout < 0) timeout = 0;
-        if (timeout > 50) timeout = 50;
-        int n = poll(&pf, 1, timeout);
-        if (n > 0 && c->bus) {
+        int r = tbgw_host_poll(c->h, &pf, 1, timeout);
+        if (r == 1) break;
+        if (r < 0) tbgw_sleep_ms(10); /* poll() failing (ENOMEM): no busy loop */
+        /* the downlink may have lost the bus meanwhile (a failed write): then its revents are stale */
+        if (r == 0 && pf.revents && c->bus && c->bus->fd == pf.fd) {
             if (pf.revents & (POLLERR | POLLHUP | POLLNVAL))
                 bus_lost(c, "the device went away");
             else if (c->bus->read(c->bus, on_frame, c) != 0)
                 bus_lost(c, strerror(errno));
         }
-        if (c->h->wait(c->h, 0)) break;
     }
     return 0;
 }

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <tbgw/connkit.h>
+
 #include "connectors/knx/knx_conn.h"
 #include "convert/report_cfg.h"
 
@@ -41,23 +43,17 @@ static int get_bool(const json_t *o, const char *key, int dflt) {
     return dflt;
 }
 
-/* A tolerated configuration mistake: to host->config_warning (the core adds file:line:column, logs,
- * counts it and lists it under --check-config) or, without one, to the log. */
-static void vwarn_at(kx *k, const char *dotted, const char *fmt, va_list ap) {
-    char msg[400];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    if (k->host->config_warning)
-        k->host->config_warning(k->host, dotted, msg);
-    else
-        TBGW_WARNF(k->host->log, "%s: %s; the entry is skipped", dotted, msg);
-}
-
-/* A skipped entry (or a setting replaced by the reference's default). */
+/* A skipped entry (or a setting replaced by the reference's default), through the kit: to
+ * host->config_warning (file:line:column, counted, listed by --check-config) or the log. */
 __attribute__((format(printf, 3, 4))) static void skip_warn(kx *k, const char *dotted, const char *fmt, ...) {
+    char msg[400];
     va_list ap;
     va_start(ap, fmt);
-    vwarn_at(k, dotted, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, k->host, NULL);
+    tbgw_cfg_skip(&w, dotted, "%s", msg);
 }
 
 /* The DPT under key of o, or NULL after reporting it (path = the entry's dotted path). */

@@ -124,6 +124,8 @@ int kx_on_rpc(kx *k, const tbgw_rpc_req *r);
 void kx_rpc_sent(kx *k, uint64_t id, int ok, const char *why);
 void kx_rpc_telegram(kx *k, const knx_ldata *ld);
 void kx_rpc_expire(kx *k, int64_t now);
+/* Milliseconds until the next sent RPC times out (INT64_MAX: none). */
+int64_t kx_rpc_next_ms(const kx *k, int64_t now);
 void kx_rpc_fail_all(kx *k, const char *why);
 
 /* Tags of queued telegrams. */

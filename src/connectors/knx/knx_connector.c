@@ -1,10 +1,12 @@
-/* The KNX connector (spec connectors.md §9) on tbgw's own KNXnet/IP client (src/proto/knx): one
- * thread polls the client's UDP socket in slices of at most 10 ms and calls host->wait(h, 0) each
- * turn, where downlink (attribute updates, RPC) is dispatched. */
-#include <poll.h>
+/* The KNX connector (spec connectors.md §9) on tbgw's own KNXnet/IP client (src/proto/knx): the
+ * connector thread sleeps in one poll() on the client's UDP socket and host->downlink_fd until a
+ * telegram, downlink work (attribute updates, RPC, dispatched at once) or the next timer of the
+ * client, the polls or the RPC deadlines (at most 1 s). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <tbgw/connkit.h>
 
 #include "connectors/knx/knx_conn.h"
 #include "util/time.h"
@@ -79,22 +81,19 @@ static int op_run(void *self) {
     k->connected = 0;
     TBGW_INFOF(h->log, "knx: %zu device(s), %zu group address(es) listened to", k->n_devices, k->n_gas);
     while (!k->stop) {
-        if (h->wait(h, 0)) break;
         int64_t now = tbgw_mono_ms();
         knx_client_step(k->client, now);
         kx_poll_due(k, now);
         kx_rpc_expire(k, now);
         now = tbgw_mono_ms();
         int64_t wait = knx_client_next_ms(k->client, now);
-        int64_t pw = kx_poll_next_ms(k, now);
+        int64_t pw = kx_poll_next_ms(k, now), rw = kx_rpc_next_ms(k, now);
         if (pw < wait) wait = pw;
-        if (wait > 10) wait = 10; /* downlink latency bound: host->wait runs at least every 10 ms */
-        int fd = knx_client_fd(k->client);
-        if (fd >= 0) {
-            struct pollfd pfd = {.fd = fd, .events = POLLIN};
-            poll(&pfd, 1, (int)wait);
-        } else if (wait > 0)
-            tbgw_sleep_ms(wait);
+        if (rw < wait) wait = rw;
+        struct pollfd pfd = {.fd = knx_client_fd(k->client), .events = knx_client_events(k->client)};
+        int r = tbgw_host_poll(h, &pfd, 1, wait);
+        if (r == 1) break;
+        if (r < 0) tbgw_sleep_ms(10); /* poll() failing (ENOMEM): no busy loop */
     }
     kx_rpc_fail_all(k, "connector stopped");
     knx_client *c = k->client;
@@ -129,12 +128,6 @@ static int op_rpc(void *self, const tbgw_rpc_req *r) {
     return kx_on_rpc(k, r);
 }
 
-static void op_status(void *self, tbgw_connector_status *out) {
-    kx *k = self;
-    out->state = k->state;
-    snprintf(out->last_error, sizeof out->last_error, "%s", k->last_error);
-}
-
 const tbgw_connector_ops tbgw_connector_knx = {
     .abi = TBGW_CONNECTOR_ABI,
     .type = "knx",
@@ -144,5 +137,4 @@ const tbgw_connector_ops tbgw_connector_knx = {
     .destroy = op_destroy,
     .on_attribute_update = op_attr,
     .on_rpc = op_rpc,
-    .status = op_status,
 };

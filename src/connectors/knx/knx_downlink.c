@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <tbgw/connkit.h>
+
 #include "connectors/knx/knx_conn.h"
 #include "util/time.h"
 
@@ -133,30 +135,19 @@ static void reserved_rpc(kx *k, const tbgw_rpc_req *r) {
     if (!json_is_string(r->params))
         return reply_error(k, r->handle, "%s: params must be \"groupAddress=..;dataType=..;[value=..;]\"",
                            r->method);
-    char ga_s[64] = "", type[64] = "", rt[16] = "", value[256] = "";
-    int has_value = 0;
-    const char *s = json_string_value(r->params);
-    while (*s) {
-        const char *e = strchr(s, ';');
-        size_t n = e ? (size_t)(e - s) : strlen(s);
-        const char *eq = memchr(s, '=', n);
-        if (eq && eq > s && eq + 1 < s + n && !memchr(eq + 1, '=', (size_t)(s + n - eq - 1))) {
-            size_t kl = (size_t)(eq - s), vl = (size_t)(s + n - eq - 1);
-            char *dst = NULL;
-            size_t cap = 0;
-            if (kl == 12 && !strncmp(s, "groupAddress", kl))
-                dst = ga_s, cap = sizeof ga_s;
-            else if (kl == 8 && !strncmp(s, "dataType", kl))
-                dst = type, cap = sizeof type;
-            else if (kl == 11 && !strncmp(s, "requestType", kl))
-                dst = rt, cap = sizeof rt;
-            else if (kl == 5 && !strncmp(s, "value", kl))
-                dst = value, cap = sizeof value, has_value = 1;
-            if (dst) snprintf(dst, cap, "%.*s", (int)vl, eq + 1);
-        }
-        s += n;
-        if (*s == ';') s++;
-    }
+    tbgw_params kv = {0};
+    tbgw_err perr = {0};
+    if (tbgw_params_parse(json_string_value(r->params), TBGW_PARAMS_LENIENT, &kv, &perr) < 0)
+        return reply_error(k, r->handle, "%s: %s", r->method, perr.msg);
+    char ga_s[64], type[64], rt[16], value[256];
+    const char *v_ga = tbgw_params_get(&kv, "groupAddress"), *v_type = tbgw_params_get(&kv, "dataType");
+    const char *v_rt = tbgw_params_get(&kv, "requestType"), *v_value = tbgw_params_get(&kv, "value");
+    snprintf(ga_s, sizeof ga_s, "%s", v_ga ? v_ga : "");
+    snprintf(type, sizeof type, "%s", v_type ? v_type : "");
+    snprintf(rt, sizeof rt, "%s", v_rt ? v_rt : "");
+    snprintf(value, sizeof value, "%s", v_value ? v_value : "");
+    int has_value = v_value != NULL;
+    tbgw_params_free(&kv);
     uint16_t ga;
     if (!*ga_s || knx_ga_parse(ga_s, &ga) < 0)
         return reply_error(k, r->handle, "%s: groupAddress missing or malformed (\"%s\")", r->method, ga_s);
@@ -256,6 +247,13 @@ void kx_rpc_expire(kx *k, int64_t now) {
         reply(k, x->handle, "None", -1); /* no response in time: what the reference answers */
         free_rpc(x);
     }
+}
+
+int64_t kx_rpc_next_ms(const kx *k, int64_t now) {
+    int64_t t = INT64_MAX;
+    for (const kx_rpc *x = k->pending; x; x = x->next)
+        if (x->sent && x->deadline < t) t = x->deadline;
+    return t == INT64_MAX ? INT64_MAX : t > now ? t - now : 0;
 }
 
 void kx_rpc_fail_all(kx *k, const char *why) {

@@ -1,7 +1,10 @@
 /* ODBC connector (docs/connectors/odbc.md): polls a database through unixODBC with an iterator
  * column (optionally persisted across restarts), maps each row onto a device record, and runs
  * RPCs and attribute updates as SQL statements or procedure calls with bound parameters. Every
- * statement carries SQL_ATTR_QUERY_TIMEOUT, so a hanging query cannot stall the connector. */
+ * statement carries SQL_ATTR_QUERY_TIMEOUT (and a watchdog cancels it past that), so a hanging query
+ * cannot stall the connector: statements run synchronously on the connector thread, and downlink
+ * queued meanwhile waits at most polling.queryTimeout (30 s by default) or one batch of 100 rows;
+ * between polls the thread sleeps on host->downlink_fd and serves downlink the moment it arrives. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -15,12 +18,14 @@
 
 #include <openssl/evp.h>
 #include <tbgw/connector.h>
+#include <tbgw/connkit.h>
 
 #include "util/json.h"
 #include "connectors/odbc/odbc_internal.h"
 #include "connectors/odbc/odbc_sql.h"
 #include "util/backoff.h"
 #include "util/fileio.h"
+#include "util/time.h"
 
 #define BATCH_ROWS 100
 
@@ -135,9 +140,11 @@ static void wd_arm(watchdog *w, SQLHSTMT st, int seconds) {
 
 /* ---- configuration ---- */
 
+/* A tolerated mistake at dotted, through the kit (file:line:column, counted, --check-config). */
 static void warn_cb(void *ud, const char *dotted, const char *msg) {
-    const tbgw_host *h = ud;
-    if (h->config_warning) h->config_warning(h, dotted, msg);
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, ud, NULL);
+    tbgw_cfg_skip(&w, dotted, "%s", msg);
 }
 
 static void oc_destroy(void *self) {
@@ -179,7 +186,7 @@ static int parse_rpc(odbcc *c, const json_t *rpc, tbgw_err *err) {
         if (!name) {
             char path[64];
             snprintf(path, sizeof path, "serverSideRpc.methods[%zu]", i);
-            warn_cb((void *)c->h, path, "expected a procedure name or {\"name\": ...}; skipped");
+            warn_cb((void *)c->h, path, "expected a procedure name or {\"name\": ...}");
             continue;
         }
         json_t *e = json_deep_copy(m);
@@ -190,33 +197,32 @@ static int parse_rpc(odbcc *c, const json_t *rpc, tbgw_err *err) {
     return 0;
 }
 
-static int parse_attr_updates(odbcc *c, const json_t *list) {
-    c->aus = calloc(json_array_size(list) + 1, sizeof *c->aus);
-    if (!c->aus) return TBGW_ENOMEM;
-    size_t i;
-    const json_t *e;
-    json_array_foreach(list, i, e) {
-        char path[64];
-        snprintf(path, sizeof path, "attributeUpdates[%zu]", i);
-        attr_update *a = &c->aus[c->n_aus];
-        a->query = json_string_value(json_object_get(e, "query"));
-        a->args = json_object_get(e, "args");
-        if (!a->query) {
-            warn_cb((void *)c->h, path, "expected \"query\" (SQL with ? parameters); skipped");
-            continue;
-        }
-        if (full_regex(&a->dev, json_string_value(json_object_get(e, "deviceNameFilter"))) != 0) {
-            warn_cb((void *)c->h, path, "deviceNameFilter is not a valid regular expression; skipped");
-            continue;
-        }
-        if (full_regex(&a->key, json_string_value(json_object_get(e, "attributeFilter"))) != 0) {
-            regfree(&a->dev);
-            warn_cb((void *)c->h, path, "attributeFilter is not a valid regular expression; skipped");
-            continue;
-        }
-        c->n_aus++;
+static int attr_update_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud,
+                             tbgw_err *err) {
+    (void)w, (void)path;
+    odbcc *c = ud;
+    attr_update *a = &c->aus[index];
+    a->query = json_string_value(json_object_get(e, "query"));
+    a->args = json_object_get(e, "args");
+    if (!a->query) return tbgw_err_set(err, TBGW_EINVAL, "query: expected SQL with ? parameters");
+    if (full_regex(&a->dev, json_string_value(json_object_get(e, "deviceNameFilter"))) != 0)
+        return tbgw_err_set(err, TBGW_EINVAL, "deviceNameFilter: not a valid regular expression");
+    if (full_regex(&a->key, json_string_value(json_object_get(e, "attributeFilter"))) != 0) {
+        regfree(&a->dev);
+        return tbgw_err_set(err, TBGW_EINVAL, "attributeFilter: not a valid regular expression");
     }
+    c->n_aus = index + 1;
     return 0;
+}
+
+/* attributeUpdates[]: a bad entry is reported with its position and skipped. */
+static int parse_attr_updates(odbcc *c, const json_t *cfg, tbgw_err *err) {
+    c->aus = calloc(json_array_size(json_object_get(cfg, "attributeUpdates")) + 1, sizeof *c->aus);
+    if (!c->aus) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, c->h, err);
+    int n = tbgw_cfg_each(&w, cfg, NULL, "attributeUpdates", attr_update_entry, c);
+    return n < 0 ? n : 0;
 }
 
 /* The driver manager and the drivers it loads keep process-wide state (unixODBC's profile cache,
@@ -267,15 +273,15 @@ static int oc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
         if (strcmp(k, "autocommit") && strcmp(k, "timeout") && strcmp(k, "readonly") && strcmp(k, "ansi")) {
             char path[300];
             snprintf(path, sizeof path, "connection.attributes.%s", k);
-            warn_cb((void *)h, path, "unknown connection attribute; ignored");
+            warn_cb((void *)h, path, "unknown connection attribute");
         }
     }
     const char *enc = json_string_value(json_object_get(conn, "encoding"));
     if (enc && strcasecmp(enc, "utf-8") && strcasecmp(enc, "utf8"))
-        warn_cb((void *)h, "connection.encoding", "only utf-8 text is supported; utf-8 is used");
+        warn_cb((void *)h, "connection.encoding", "only utf-8 text is supported: utf-8 is used");
     int r = odbc_mapping_parse(json_object_get(c->cfg, "mapping"), &c->map, warn_cb, (void *)h, err);
     if (r == 0) r = parse_rpc(c, json_object_get(c->cfg, "serverSideRpc"), err);
-    if (r == 0) r = parse_attr_updates(c, json_object_get(c->cfg, "attributeUpdates"));
+    if (r == 0) r = parse_attr_updates(c, c->cfg, err);
     c->py = r == 0 ? tbgw_py_ctx_new(NULL) : NULL;
     if (r != 0 || !c->py) {
         if (r == 0) r = tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
@@ -290,13 +296,16 @@ static void oc_stop(void *self) {
     ((odbcc *)self)->stop = 1;
 }
 
-/* Waits ms while serving downlink; 1 when stopping. */
+/* Sleeps ms on host->downlink_fd, serving downlink work the moment it is queued; 1 when stopping.
+ * ODBC has no descriptor of its own: statements run synchronously, bounded by the query timeout. */
 static int pause_ms(odbcc *c, int64_t ms) {
-    int64_t end = tbgw_now_ms() + ms;
+    int64_t end = tbgw_mono_ms() + ms;
     do {
-        int64_t left = end - tbgw_now_ms();
-        if (c->h->wait(c->h, (int)(left > 100 ? 100 : left < 0 ? 0 : left))) c->stop = 1;
-    } while (!c->stop && tbgw_now_ms() < end);
+        int64_t left = end - tbgw_mono_ms();
+        int r = tbgw_host_poll(c->h, NULL, 0, left < 0 ? 0 : left);
+        if (r == 1) c->stop = 1;
+        if (r < 0) tbgw_sleep_ms(10); /* poll() failing (ENOMEM): no busy loop */
+    } while (!c->stop && tbgw_mono_ms() < end);
     return c->stop;
 }
 
@@ -355,9 +364,13 @@ static int connect_db(odbcc *c) {
         disconnect(c);
         return -1;
     }
+    /* the connect runs on the connector thread: without connection.attributes.timeout it is bounded
+     * by the query timeout too (for drivers that honour it), so downlink is not held for minutes */
     const json_t *t = json_object_get(c->conn_attrs, "timeout");
     if (json_is_integer(t) && json_integer_value(t) > 0)
         set_conn_attr(c, SQL_ATTR_LOGIN_TIMEOUT, (SQLULEN)json_integer_value(t));
+    else if (c->query_timeout_s > 0)
+        set_conn_attr(c, SQL_ATTR_LOGIN_TIMEOUT, (SQLULEN)c->query_timeout_s);
     SQLCHAR out[1024];
     SQLSMALLINT outlen = 0;
     SQLRETURN rc = SQLDriverConnect(c->dbc, NULL, (SQLCHAR *)c->conn_str, SQL_NTS, out, sizeof out, &outlen,
@@ -611,7 +624,7 @@ static int oc_run(void *self) {
             if (connect_db(c) != 0) {
                 if (!c->reconnect) {
                     c->h->set_state(c->h, TBGW_CONN_FAILED, "cannot connect and reconnect is off");
-                    while (!c->stop) pause_ms(c, 1000); /* RPCs still get their "not connected" answer */
+                    while (!c->stop) pause_ms(c, 60000); /* RPCs still get their "not connected" answer */
                     break;
                 }
                 int64_t d = tbgw_backoff_next(&bo);
@@ -633,10 +646,6 @@ static int oc_run(void *self) {
 
 /* ---- downlink ---- */
 
-static json_t *reply_success(int ok) {
-    return json_pack("{s:b}", "success", ok);
-}
-
 /* Procedure and method names go into "{CALL name (...)}": only identifiers are accepted. */
 static int valid_name(const char *s) {
     if (!s || !*s) return 0;
@@ -654,33 +663,29 @@ static void call_sql(char *out, size_t n, const char *proc, size_t nargs) {
     snprintf(out + k, n - (size_t)k, "%s}", nargs ? ")" : "");
 }
 
-/* "k1=v1;k2=v2;" -> value of key (split on the first '=', so a query may hold '='). */
-static char *kv_get(const char *s, const char *key) {
-    size_t kl = strlen(key);
-    for (const char *p = s; p && *p;) {
-        while (*p == ' ' || *p == ';') p++;
-        const char *end = strchr(p, ';');
-        if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
-            const char *v = p + kl + 1;
-            size_t l = end ? (size_t)(end - v) : strlen(v);
-            return l ? strndup(v, l) : NULL;
-        }
-        p = end;
-    }
-    return NULL;
+/* The value of key in the reserved params, NULL when absent or empty. */
+static const char *param(const tbgw_params *p, const char *key) {
+    const char *v = tbgw_params_get(p, key);
+    return v && *v ? v : NULL;
 }
 
+/* Reserved get/set: "procedure_name=<name>;" or "query=<sql>;" (a query may hold '='), "value=a,b;"
+ * bound in order, "with_result=true;" answers the first row. */
 static int reserved_rpc(odbcc *c, const tbgw_rpc_req *r) {
     const char *ps = json_string_value(r->params);
-    char *proc = ps ? kv_get(ps, "procedure_name") : NULL, *query = ps ? kv_get(ps, "query") : NULL;
-    char *values = ps ? kv_get(ps, "value") : NULL, *wr = ps ? kv_get(ps, "with_result") : NULL;
+    tbgw_params kv = {0};
+    tbgw_err perr = {0};
+    if (ps && tbgw_params_parse(ps, TBGW_PARAMS_LENIENT, &kv, &perr) < 0) tbgw_params_free(&kv);
+    const char *proc = param(&kv, "procedure_name"), *query = param(&kv, "query"),
+               *wr = param(&kv, "with_result");
+    char *values = param(&kv, "value") ? strdup(param(&kv, "value")) : NULL;
     json_t *args = json_array();
     for (char *save = NULL, *t = values ? strtok_r(values, ",", &save) : NULL; t;
          t = strtok_r(NULL, ",", &save))
         json_array_append_new(args, json_string(t));
     int with_result = wr && strcasecmp(wr, "true") == 0;
     char sql[1024], diag[700] = "";
-    json_t *row = NULL, *reply;
+    json_t *row = NULL;
     int rc = -1;
     if (query) {
         rc = exec_sql(c, query, args, with_result ? &row : NULL, diag, sizeof diag);
@@ -690,26 +695,24 @@ static int reserved_rpc(odbcc *c, const tbgw_rpc_req *r) {
     } else {
         snprintf(diag, sizeof diag, "expected params \"procedure_name=<name>;\" or \"query=<sql>;\"");
     }
-    if (rc == 0)
-        reply =
-            with_result ? json_pack("{s:o}", "result", row) : json_pack("{s:{s:b}}", "result", "success", 1);
-    else {
-        char msg[800];
-        snprintf(msg, sizeof msg, "Error during executing reserved RPC %s", diag);
-        reply = json_pack("{s:s}", r->method, msg);
-        TBGW_ERRORF(c->h->log, "RPC %s: %s", r->method, diag);
-    }
-    free(proc), free(query), free(values), free(wr);
+    if (rc != 0) TBGW_ERRORF(c->h->log, "RPC %s: %s", r->method, diag);
+    int sent = rc != 0 ? c->h->rpc_reply(
+                             c->h, r->handle,
+                             json_pack("{s:s+}", r->method, "Error during executing reserved RPC ", diag), -1)
+               : with_result ? tbgw_rpc_result(c->h, r->handle, row)
+                             : tbgw_rpc_result(c->h, r->handle, json_pack("{s:b}", "success", 1));
+    free(values);
+    tbgw_params_free(&kv);
     json_decref(args);
-    return c->h->rpc_reply(c->h, r->handle, reply, -1);
+    return sent;
 }
 
 static int oc_rpc(void *self, const tbgw_rpc_req *r) {
     odbcc *c = self;
-    if (!r->method) return c->h->rpc_reply(c->h, r->handle, reply_success(0), -1);
+    if (!r->method) return tbgw_rpc_success_object(c->h, r->handle, 0);
     if (!c->connected) {
         TBGW_WARNF(c->h->log, "RPC %s: not connected to the database", r->method);
-        return c->h->rpc_reply(c->h, r->handle, reply_success(0), -1);
+        return tbgw_rpc_success_object(c->h, r->handle, 0);
     }
     if (strcmp(r->method, "get") == 0 || strcmp(r->method, "set") == 0) return reserved_rpc(c, r);
     const json_t *mc = json_object_get(c->methods, r->method);
@@ -717,7 +720,7 @@ static int oc_rpc(void *self, const tbgw_rpc_req *r) {
     if (!mc) {
         if (!c->enable_unknown) {
             TBGW_WARNF(c->h->log, "RPC %s: unknown method (serverSideRpc.methods)", r->method);
-            return c->h->rpc_reply(c->h, r->handle, reply_success(0), -1);
+            return tbgw_rpc_success_object(c->h, r->handle, 0);
         }
         m = json_object();
         if (json_is_object(r->params)) json_object_update(m, (json_t *)r->params);
@@ -745,9 +748,10 @@ static int oc_rpc(void *self, const tbgw_rpc_req *r) {
     if (rc != 0) {
         TBGW_ERRORF(c->h->log, "RPC %s failed: %s", r->method, diag);
         c->h->stat_add(c->h, TBGW_STAT_CONNECTOR_ERRORS, 1);
-        return c->h->rpc_reply(c->h, r->handle, reply_success(0), -1);
+        return tbgw_rpc_success_object(c->h, r->handle, 0);
     }
-    return c->h->rpc_reply(c->h, r->handle, with_result ? row : reply_success(1), -1);
+    return with_result ? c->h->rpc_reply(c->h, r->handle, row, -1)
+                       : tbgw_rpc_success_object(c->h, r->handle, 1);
 }
 
 /* args entries "${deviceName}", "${attributeKey}", "${attributeValue}" bind those; others as given. */

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <tbgw/connkit.h>
+
 #include "connectors/snmp/snmpc.h"
 #include "convert/report_cfg.h"
 
@@ -175,32 +177,41 @@ void snmp_item_free(snmp_item *it) {
     memset(it, 0, sizeof *it);
 }
 
-static int parse_items(const tbgw_host *h, const json_t *arr, const char *path, int downlink, int is_attr,
-                       snmp_item **items, size_t *n) {
-    if (!arr) return 0;
-    if (!json_is_array(arr)) {
-        TBGW_ERRORF(h->log, "%s: expected a list; ignored", path);
+typedef struct items_ctx {
+    snmp_item *items;
+    size_t n;
+    int downlink, is_attr;
+} items_ctx;
+
+static int item_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud, tbgw_err *err) {
+    (void)w, (void)index;
+    items_ctx *x = ud;
+    snmp_item *it = &x->items[x->n];
+    tbgw_err ierr = {0};
+    int rc = snmp_item_parse(e, path, x->downlink, it, &ierr);
+    if (rc == TBGW_ENOMEM) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    if (rc < 0) {
+        /* reported at the field it names (the message starts with the entry's path) */
+        size_t pl = strlen(path);
+        const char *m = !strncmp(ierr.msg, path, pl) && ierr.msg[pl] == '.' ? ierr.msg + pl + 1 : ierr.msg;
+        tbgw_cfg_skip_msg(w, path, m);
         return 0;
     }
-    snmp_item *ni = realloc(*items, (*n + json_array_size(arr) + 1) * sizeof *ni);
-    if (!ni) return TBGW_ENOMEM;
-    *items = ni;
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) {
-        char p[256];
-        snprintf(p, sizeof p, "%s[%zu]", path, i);
-        tbgw_err err = {0};
-        snmp_item *it = &(*items)[*n];
-        if (snmp_item_parse(e, p, downlink, it, &err) < 0) {
-            TBGW_ERRORF(h->log, "%s; entry skipped", err.msg);
-            snmp_item_free(it);
-            continue;
-        }
-        it->is_attr = is_attr;
-        (*n)++;
-    }
+    it->is_attr = x->is_attr;
+    x->n++;
     return 0;
+}
+
+/* o[section] appended to *items: a bad entry is reported with its position and skipped. */
+static int parse_items(tbgw_cfg *w, const json_t *o, const char *path, const char *section, int downlink,
+                       int is_attr, snmp_item **items, size_t *n) {
+    snmp_item *ni = realloc(*items, (*n + json_array_size(json_object_get(o, section)) + 1) * sizeof *ni);
+    if (!ni) return tbgw_err_set(w->err, TBGW_ENOMEM, "out of memory");
+    items_ctx x = {ni, *n, downlink, is_attr};
+    int rc = tbgw_cfg_each(w, o, path, section, item_entry, &x);
+    *items = x.items;
+    *n = x.n;
+    return rc < 0 ? rc : 0;
 }
 
 static int parse_version(const json_t *o, const char *path, snmp_dev_cfg *d, tbgw_err *err) {
@@ -339,8 +350,9 @@ static int parse_converter(const tbgw_host *h, snmp_dev_cfg *d, const json_t *o,
     return 0;
 }
 
-static int parse_device(const tbgw_host *h, snmp_dev_cfg *d, const json_t *o, const char *path,
-                        tbgw_err *err) {
+static int parse_device(tbgw_cfg *w, snmp_dev_cfg *d, const json_t *o, const char *path) {
+    const tbgw_host *h = w->host;
+    tbgw_err *err = w->err;
     const char *name = get_str(o, "deviceName"), *ip = get_str(o, "ip");
     if (!name) return tbgw_err_set(err, TBGW_EINVAL, "%s.deviceName: required string", path);
     if (!ip || !*ip) return tbgw_err_set(err, TBGW_EINVAL, "%s.ip: required string", path);
@@ -376,19 +388,12 @@ static int parse_device(const tbgw_host *h, snmp_dev_cfg *d, const json_t *o, co
     }
     if (tbgw_rs_parse_in(json_object_get(o, "reportStrategy"), path, &d->rs, err) < 0) return TBGW_EINVAL;
     d->has_rs = d->rs.type != TBGW_RS_UNSET;
-    char p[256];
     int rc;
-    snprintf(p, sizeof p, "%s.attributes", path);
-    if ((rc = parse_items(h, json_object_get(o, "attributes"), p, 0, 1, &d->items, &d->n_items))) return rc;
-    snprintf(p, sizeof p, "%s.telemetry", path);
-    if ((rc = parse_items(h, json_object_get(o, "telemetry"), p, 0, 0, &d->items, &d->n_items))) return rc;
-    snprintf(p, sizeof p, "%s.attributeUpdateRequests", path);
-    if ((rc = parse_items(h, json_object_get(o, "attributeUpdateRequests"), p, 1, 0, &d->attr_updates,
-                          &d->n_attr_updates)))
+    if ((rc = parse_items(w, o, path, "attributes", 0, 1, &d->items, &d->n_items))) return rc;
+    if ((rc = parse_items(w, o, path, "telemetry", 0, 0, &d->items, &d->n_items))) return rc;
+    if ((rc = parse_items(w, o, path, "attributeUpdateRequests", 1, 0, &d->attr_updates, &d->n_attr_updates)))
         return rc;
-    snprintf(p, sizeof p, "%s.serverSideRpcRequests", path);
-    if ((rc = parse_items(h, json_object_get(o, "serverSideRpcRequests"), p, 2, 0, &d->rpcs, &d->n_rpcs)))
-        return rc;
+    if ((rc = parse_items(w, o, path, "serverSideRpcRequests", 2, 0, &d->rpcs, &d->n_rpcs))) return rc;
     return parse_converter(h, d, o, path);
 }
 
@@ -417,13 +422,15 @@ int snmp_config_parse(snmp_cfg *c, const json_t *cfg, const tbgw_host *h, tbgw_e
     if (!json_is_array(devs)) return tbgw_err_set(err, TBGW_EINVAL, "devices: required list");
     c->devices = calloc(json_array_size(devs) + 1, sizeof *c->devices);
     if (!c->devices) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, h, err);
     int rc = 0;
     for (size_t i = 0; !rc && i < json_array_size(devs); i++) {
         char p[64];
         snprintf(p, sizeof p, "devices[%zu]", i);
         c->n_devices++;
         rc = json_is_object(json_array_get(devs, i))
-                 ? parse_device(h, &c->devices[i], json_array_get(devs, i), p, err)
+                 ? parse_device(&w, &c->devices[i], json_array_get(devs, i), p)
                  : tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", p);
     }
     if (rc < 0) {

@@ -1,6 +1,8 @@
 /* The SNMP connector (connectors spec §4): every device has its own net-snmp session (single-session
  * API, asynchronous requests) and its own poll period; all sessions are served by one poll() loop on
- * the connector thread, so a dead agent's timeouts never delay another device. */
+ * the connector thread, so a dead agent's timeouts never delay another device. The loop sleeps on
+ * the sessions' sockets and host->downlink_fd until an answer, downlink work, the next poll or
+ * net-snmp's next retransmission (snmp_sess_select_info2) is due. */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <poll.h>
@@ -8,12 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <net-snmp/library/large_fd_set.h>
+
+#include <tbgw/connkit.h>
 
 #include "util/json.h"
 #include "connectors/snmp/snmpc.h"
 #include "util/time.h"
+#include "util/wakefd.h"
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 static tbgw_logger *lib_log;
@@ -97,6 +103,7 @@ static void *resolve_thread(void *arg) {
     }
     if (ai) freeaddrinfo(ai);
     atomic_store(&d->resolve_state, 2);
+    if (d->s->resolved_fd >= 0) tbgw_wakefd_kick(d->s->resolved_fd); /* the loop joins it at once */
     return NULL;
 }
 
@@ -397,9 +404,9 @@ void snmp_op_done(snmp_op *op, int ok, const char *error) {
         break;
     case OP_RPC:
         if (ok)
-            h->rpc_reply(h, op->rpc, json_pack("{s:o}", "result", rpc_result(op->result)), -1);
+            tbgw_rpc_result(h, op->rpc, rpc_result(op->result));
         else
-            h->rpc_reply(h, op->rpc, json_pack("{s:s}", "error", error), 0);
+            tbgw_rpc_failed(h, op->rpc, "%s", error);
         break;
     case OP_ATTR:
         if (ok)
@@ -423,8 +430,7 @@ static void submit_downlink(snmp_dev *d, const snmp_item *it, snmp_item *owned, 
     const tbgw_host *h = d->s->host;
     snmp_op *op = calloc(1, sizeof *op);
     if (!op || !d->sess) {
-        if (kind == OP_RPC)
-            h->rpc_reply(h, rpc, json_pack("{s:s}", "error", op ? d->open_error : "out of memory"), 0);
+        if (kind == OP_RPC) tbgw_rpc_failed(h, rpc, "%s", op ? d->open_error : "out of memory");
         if (owned) {
             snmp_item_free(owned);
             free(owned);
@@ -441,23 +447,22 @@ static void submit_downlink(snmp_dev *d, const snmp_item *it, snmp_item *owned, 
     snmp_dev_kick(d);
 }
 
-/* Reserved get/set: params "method=get;oid=1.3.6...;" (set: also value=..; optional type=..). */
+/* Reserved get/set: params "method=get;oid=1.3.6...;" (set: also value=..; optional type=..); segments
+ * without '=' are ignored. */
 static int reserved_rpc(snmp *s, snmp_dev *d, const tbgw_rpc_req *r) {
     const tbgw_host *h = s->host;
-    json_t *o = json_object();
-    char *dup = strdup(json_is_string(r->params) ? json_string_value(r->params) : "");
-    for (char *save = NULL, *tok = strtok_r(dup, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
-        char *eq = strchr(tok, '=');
-        if (!eq || strchr(eq + 1, '=') || eq == tok || !eq[1]) continue;
-        *eq = 0;
-        json_object_set_new(o, tok, json_string(eq + 1));
-    }
-    free(dup);
+    tbgw_params kv = {0};
+    tbgw_err err = {0};
+    if (tbgw_params_parse(json_is_string(r->params) ? json_string_value(r->params) : "", TBGW_PARAMS_LENIENT,
+                          &kv, &err) < 0)
+        return tbgw_rpc_failed(h, r->handle, "params: %s", err.msg), 0;
+    json_t *o = tbgw_params_object(&kv);
+    tbgw_params_free(&kv);
+    if (!o) return tbgw_rpc_failed(h, r->handle, "out of memory"), 0;
     if (!json_object_get(o, "method")) json_object_set_new(o, "method", json_string(r->method));
     snmp_item *it = calloc(1, sizeof *it);
-    tbgw_err err = {0};
     if (!it || snmp_item_parse(o, "params", 3, it, &err) < 0) {
-        h->rpc_reply(h, r->handle, json_pack("{s:s}", "error", it ? err.msg : "out of memory"), 0);
+        tbgw_rpc_failed(h, r->handle, "%s", it ? err.msg : "out of memory");
         if (it) snmp_item_free(it);
         free(it);
         json_decref(o);
@@ -474,7 +479,7 @@ static int on_rpc(snmp *s, const tbgw_rpc_req *r) {
     const tbgw_host *h = s->host;
     snmp_dev *d = find_dev(s, r->device);
     if (!d) {
-        h->rpc_reply(h, r->handle, json_pack("{s:s}", "error", "device not found"), 0);
+        tbgw_rpc_failed(h, r->handle, "device not found");
         return TBGW_ENOENT;
     }
     if (!strcmp(r->method, "get") || !strcmp(r->method, "set")) return reserved_rpc(s, d, r);
@@ -483,10 +488,8 @@ static int on_rpc(snmp *s, const tbgw_rpc_req *r) {
             submit_downlink(d, &d->cfg->rpcs[i], NULL, r->params, OP_RPC, r->handle);
             return 0;
         }
-    char m[300];
-    snprintf(m, sizeof m, "no serverSideRpcRequests entry of %s matches method '%s'", d->cfg->name,
-             r->method);
-    h->rpc_reply(h, r->handle, json_pack("{s:s}", "error", m), 0);
+    tbgw_rpc_failed(h, r->handle, "no serverSideRpcRequests entry of %s matches method '%s'", d->cfg->name,
+                    r->method);
     return TBGW_ENOENT;
 }
 
@@ -505,24 +508,37 @@ static int on_attr(snmp *s, const tbgw_attr_update *u) {
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
-static void serve(snmp *s, int timeout_ms) {
-    struct pollfd *pf = calloc(s->n_devs + 1, sizeof *pf);
-    snmp_dev **owner = calloc(s->n_devs + 1, sizeof *owner);
+/* Sleeps in one poll() on every session's socket and host->downlink_fd until an answer, downlink
+ * work (dispatched at once) or the next timer (timeout_ms, < 0: none); reads what arrived. 1 when
+ * the connector should stop. */
+static int serve(snmp *s, int64_t timeout_ms) {
+    struct pollfd *pf = calloc(s->n_devs + 2, sizeof *pf);
+    snmp_dev **owner = calloc(s->n_devs + 2, sizeof *owner);
     if (!pf || !owner) {
         free(pf);
         free(owner);
-        tbgw_sleep_ms(timeout_ms);
-        return;
+        return tbgw_host_poll(s->host, NULL, 0, timeout_ms < 0 || timeout_ms > 100 ? 100 : timeout_ms) == 1;
     }
-    nfds_t n = 0;
+    size_t n = 0;
+    if (s->resolved_fd >= 0) { /* slot 0: a resolver thread finished */
+        pf[n].fd = s->resolved_fd;
+        pf[n].events = POLLIN;
+        owner[n++] = NULL;
+    }
     for (size_t i = 0; i < s->n_devs; i++)
         if (s->devs[i].sess && s->devs[i].fd >= 0) {
             pf[n].fd = s->devs[i].fd;
             pf[n].events = POLLIN;
             owner[n++] = &s->devs[i];
         }
-    int r = poll(pf, n, timeout_ms);
-    for (nfds_t i = 0; r > 0 && i < n; i++) {
+    int r = tbgw_host_poll(s->host, pf, n, timeout_ms);
+    if (r < 0) tbgw_sleep_ms(10); /* poll() failing (ENOMEM): no busy loop */
+    /* sessions are only closed by the loop itself, so owner[] is still valid after a dispatch */
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        if (!owner[i]) {
+            if (pf[i].revents) tbgw_wakefd_drain(pf[i].fd);
+            continue;
+        }
         if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP)) || !owner[i]->sess) continue;
         NETSNMP_LARGE_FD_ZERO(&s->fdset);
         NETSNMP_LARGE_FD_SET(pf[i].fd, &s->fdset);
@@ -530,6 +546,17 @@ static void serve(snmp *s, int timeout_ms) {
     }
     free(pf);
     free(owner);
+    return r == 1;
+}
+
+/* Milliseconds until net-snmp's next retransmission or timeout of d's session (INT64_MAX: none). */
+static int64_t session_timer_ms(snmp *s, snmp_dev *d) {
+    int numfds = 0, block = 1;
+    struct timeval tv = {0, 0};
+    NETSNMP_LARGE_FD_ZERO(&s->fdset);
+    snmp_sess_select_info2(d->sess, &numfds, &s->fdset, &tv, &block);
+    if (block) return INT64_MAX;
+    return (int64_t)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
 }
 
 /* Disconnected when no device answers (every one without a session or failing), else connected. */
@@ -559,23 +586,36 @@ static int op_run(void *self) {
     s->state = TBGW_CONN_CONNECTED;
     TBGW_INFOF(h->log, "snmp: polling %zu device(s)", s->n_devs);
     while (!s->stop) {
-        if (h->wait(h, 0)) {
-            s->stop = 1;
-            break;
-        }
         now = tbgw_mono_ms();
-        int64_t next = now + 10;
+        int64_t next = INT64_MAX;
         for (size_t i = 0; i < s->n_devs; i++) {
             snmp_dev *d = &s->devs[i];
             sessions_tick(s, d, now);
-            if (!d->sess) continue;
+            if (!d->sess) {
+                /* a host name being resolved: the thread kicks resolved_fd when it is done */
+                int64_t due = atomic_load(&d->resolve_state) ? (s->resolved_fd >= 0 ? INT64_MAX : now + 20)
+                                                             : d->next_open;
+                if (due < next) next = due;
+                continue;
+            }
             if (now >= d->next_poll && !d->cycle_left) start_cycle(s, d, now);
             if (d->queue) snmp_sess_timeout(d->sess);
-            if (d->next_poll < next) next = d->next_poll;
+            if (!d->cycle_left && d->next_poll < next) next = d->next_poll;
+            if (d->queue) {
+                int64_t t = session_timer_ms(s, d);
+                if (t != INT64_MAX && now + t < next) next = now + t;
+            }
         }
         update_state(s);
-        int64_t wait = next - tbgw_mono_ms();
-        serve(s, wait < 0 ? 0 : wait > 10 ? 10 : (int)wait);
+        int64_t wait = -1;
+        if (next != INT64_MAX) {
+            wait = next - tbgw_mono_ms();
+            if (wait < 0) wait = 0;
+        }
+        if (serve(s, wait)) {
+            s->stop = 1;
+            break;
+        }
     }
     for (size_t i = 0; i < s->n_devs; i++) {
         snmp_dev *d = &s->devs[i];
@@ -596,6 +636,7 @@ static int op_run(void *self) {
 
 static void snmp_free(snmp *s) {
     if (!s) return;
+    if (s->resolved_fd >= 0) close(s->resolved_fd);
     free(s->devs);
     snmp_config_free(&s->cfg);
     free(s);
@@ -606,11 +647,13 @@ static int op_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw
     snmp *s = calloc(1, sizeof *s);
     if (!s) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     s->host = host;
+    s->resolved_fd = -1;
     int rc = snmp_config_parse(&s->cfg, cfg, host, err);
     if (rc < 0) {
         free(s);
         return rc;
     }
+    s->resolved_fd = tbgw_wakefd_new(); /* -1: resolutions are looked at every 20 ms instead */
     s->n_devs = s->cfg.n_devices;
     s->devs = calloc(s->n_devs + 1, sizeof *s->devs);
     if (!s->devs) {
@@ -644,12 +687,6 @@ static int op_attr(void *self, const tbgw_attr_update *u) {
     return on_attr(self, u);
 }
 
-static void op_status(void *self, tbgw_connector_status *out) {
-    snmp *s = self;
-    out->state = s->state;
-    snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
-}
-
 const tbgw_connector_ops tbgw_connector_snmp = {
     .abi = TBGW_CONNECTOR_ABI,
     .type = "snmp",
@@ -659,5 +696,4 @@ const tbgw_connector_ops tbgw_connector_snmp = {
     .destroy = op_destroy,
     .on_attribute_update = op_attr,
     .on_rpc = op_rpc,
-    .status = op_status,
 };

@@ -181,6 +181,7 @@ typedef struct snmp {
     snmp_dev *devs;
     size_t n_devs;
     netsnmp_large_fd_set fdset;
+    int resolved_fd; /* wakefd kicked by a resolver thread when it is done (in the loop's poll set) */
     tbgw_conn_state state;
     char last_error[256];
     uint64_t vb_errors;

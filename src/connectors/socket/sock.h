@@ -178,6 +178,7 @@ typedef struct sock {
     sock_cfg cfg;
     atomic_int stop;
     int ep;
+    int dl_in_epoll;   /* host->downlink_fd is in the epoll set */
     sock_conn *srv;    /* listening TCP socket or the UDP socket */
     tbgw_hmap clients; /* "ip:port" -> sock_conn (accepted TCP connections) */
     size_t n_clients;
@@ -193,21 +194,24 @@ typedef struct sock {
     int64_t last_warn;
     uint64_t warn_suppressed;
     tbgw_conn_state state;
-    char last_error[256];
     tbgw_buf scratch;
 } sock;
 
 /* sock_io.c */
 int sock_io_open(sock *s, tbgw_err *err);
 void sock_io_close(sock *s);
-/* One turn of the loop: waits up to timeout_ms for socket events and serves them. */
-int sock_io_turn(sock *s, int timeout_ms);
+/* One turn of the loop: sleeps until socket events, downlink work (host->downlink_fd is in the epoll
+ * set) or timeout_ms (< 0: none), serves them and dispatches the downlink. 1 when the connector
+ * should stop, 0, or TBGW_EIO. */
+int sock_io_turn(sock *s, int64_t timeout_ms);
 /* Queues bytes for a peer "ip:port" (sa may be NULL: resolved from peer): into its open TCP
  * connection, else a new connection (TCP) or a datagram from the server socket (UDP). With has_rpc
  * the RPC is answered exactly once: when the write completed, or with the error. */
 int sock_io_send(sock *s, const char *peer, const struct sockaddr_storage *sa, socklen_t salen, const void *p,
                  size_t n, int has_rpc, uint64_t rpc, int with_reply);
-void sock_io_expire(sock *s, int64_t now_mono);
+/* Ends outgoing connections past their deadline; the next timer of the I/O (deadline, resume of a
+ * throttled client, end of a pause; INT64_MAX: none). */
+int64_t sock_io_expire(sock *s, int64_t now_mono);
 /* Rate-limited warning (at most one per second; the rest are counted). */
 void sock_warn(sock *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -227,7 +231,8 @@ int sock_on_attribute_update(sock *s, const tbgw_attr_update *u);
 int sock_on_rpc(sock *s, const tbgw_rpc_req *r);
 int sock_on_attribute_response(sock *s, uint64_t cookie, const char *device, const json_t *data);
 void sock_request_attributes(sock *s, size_t dev, char **names, size_t n, int client);
-void sock_downlink_expire(sock *s, int64_t now_mono);
+/* Forgets attribute requests the platform did not answer in time; the next deadline (INT64_MAX). */
+int64_t sock_downlink_expire(sock *s, int64_t now_mono);
 void sock_downlink_free(sock *s);
 
 #endif

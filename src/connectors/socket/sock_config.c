@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <tbgw/connkit.h>
+
 #include "connectors/socket/sock.h"
 #include "convert/report_cfg.h"
 
@@ -85,74 +87,77 @@ static int parse_enc(const json_t *o, const char *key, const sock_enc *dflt, soc
     }
     if (!json_is_string(v) || sock_enc_parse(json_string_value(v), out) < 0)
         return tbgw_err_set(err, TBGW_EINVAL,
-                            "%s.%s: unknown encoding %s%s%s (expected a Python codec name such as "
+                            "%s%s%s: unknown encoding %s%s%s (expected a Python codec name such as "
                             "utf-8, hex, ascii, latin-1, utf-16, utf-16-be)",
-                            path, key, json_is_string(v) ? "'" : "",
+                            path ? path : "", path ? "." : "", key, json_is_string(v) ? "'" : "",
                             json_is_string(v) ? json_string_value(v) : "?", json_is_string(v) ? "'" : "");
     return 0;
 }
 
-/* telemetry[] / attributes[]: a bad entry is reported and skipped. */
-static int parse_keys(const tbgw_host *h, const json_t *arr, const char *path, sock_key **out, size_t *n,
-                      tbgw_err *err) {
+static int key_bytes(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud, tbgw_err *err) {
+    (void)w, (void)path, (void)index, (void)ud;
+    int64_t x;
+    if (get_int(e, "byteFrom", &x) < 0 || get_int(e, "byteTo", &x) < 0)
+        return tbgw_err_set(err, TBGW_EINVAL, "byteFrom/byteTo: expected integers");
+    return 0;
+}
+
+/* telemetry[] / attributes[] of the device at path: a bad entry is reported and skipped. */
+static int parse_keys(tbgw_cfg *w, const json_t *dev, const char *path, const char *section, sock_key **out,
+                      size_t *n) {
+    static const char *const names[] = {"key", NULL};
     *out = NULL;
     *n = 0;
-    if (!arr || json_is_null(arr)) return 0;
-    if (!json_is_array(arr)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected a list", path);
-    *out = calloc(json_array_size(arr) + 1, sizeof **out);
-    if (!*out) return TBGW_ENOMEM;
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) {
-        char p[256];
-        snprintf(p, sizeof p, "%s[%zu]", path, i);
-        const char *key = get_str(e, "key");
+    tbgw_cfg_keys keys;
+    int rc = tbgw_cfg_keys_parse(w, dev, path, section, names, key_bytes, NULL, &keys);
+    if (rc < 0) return rc;
+    *out = calloc(keys.n + 1, sizeof **out);
+    if (!*out) rc = TBGW_ENOMEM;
+    for (size_t i = 0; rc >= 0 && i < keys.n; i++) {
+        const tbgw_cfg_key *ck = &keys.v[i];
+        sock_key *k = &(*out)[(*n)++];
         int64_t from = 0, to = -1;
-        int rf = json_is_object(e) ? get_int(e, "byteFrom", &from) : -1;
-        int rt = json_is_object(e) ? get_int(e, "byteTo", &to) : -1;
-        if (!key || rf < 0 || rt < 0) {
-            TBGW_ERRORF(h->log, "%s: %s; entry skipped", p,
-                        !json_is_object(e) ? "expected an object"
-                        : !key             ? "key: required string"
-                                           : "byteFrom/byteTo: expected integers");
-            continue;
-        }
-        sock_key *k = &(*out)[*n];
-        tbgw_err e2 = {0};
-        if (tbgw_rs_parse_in(json_object_get(e, "reportStrategy"), p, &k->rs, &e2) < 0) {
-            TBGW_ERRORF(h->log, "%s; entry skipped", e2.msg);
-            continue;
-        }
-        k->has_rs = k->rs.type != TBGW_RS_UNSET;
+        int rf = get_int(ck->cfg, "byteFrom", &from), rt = get_int(ck->cfg, "byteTo", &to);
+        k->rs = ck->rs;
+        k->has_rs = ck->has_rs;
         k->slice.has_from = rf == 1;
         k->slice.from = from;
         /* byteTo -1 means "to the end" (the reference replaces it by len(data)) */
         k->slice.has_to = rt == 1 && to != -1;
         k->slice.to = to;
-        k->key = strdup(key);
-        if (!k->key) return TBGW_ENOMEM;
-        (*n)++;
+        k->key = ck->key;
+        keys.v[i].key = NULL; /* moved */
     }
-    return 0;
+    tbgw_cfg_keys_free(&keys);
+    return rc < 0 ? rc : 0;
 }
 
-static int parse_attr_req(const tbgw_host *h, const json_t *e, const char *p, sock_attr_req *r) {
+static void free_attr_req(sock_attr_req *r) {
+    free(r->equal);
+    free(r->names);
+    free(r->literal_name);
+}
+
+/* attributeRequests[] entry (index: its slot in d->attr_reqs). */
+static int parse_attr_req(tbgw_cfg *w, const json_t *e, const char *p, size_t index, void *ud,
+                          tbgw_err *err) {
+    (void)w, (void)p;
+    sock_device *d = ud;
+    sock_attr_req *r = &d->attr_reqs[index];
+    memset(r, 0, sizeof *r);
     const char *type = get_str(e, "type");
     const char *rx = get_str(e, "requestExpression");
     const char *nx = get_str(e, "attributeNameExpression");
     char msg[200] = "";
     if (!type || (strcasecmp(type, "shared") && strcasecmp(type, "client"))) {
-        TBGW_ERRORF(h->log, "%s.type: expected shared or client; entry skipped", p);
-        return -1;
+        return tbgw_err_set(err, TBGW_EINVAL, "type: expected shared or client");
     }
     r->client = !strcasecmp(type, "client");
     if (!rx || !*rx) {
-        TBGW_ERRORF(h->log, "%s.requestExpression: required non-empty string; entry skipped", p);
-        return -1;
+        return tbgw_err_set(err, TBGW_EINVAL, "requestExpression: required non-empty string");
     }
     if (!nx) {
-        TBGW_ERRORF(h->log, "%s.attributeNameExpression: required string; entry skipped", p);
-        return -1;
+        return tbgw_err_set(err, TBGW_EINVAL, "attributeNameExpression: required string");
     }
     const char *open = strstr(rx, "${");
     if (open && strchr(open, '}')) {
@@ -160,12 +165,10 @@ static int parse_attr_req(const tbgw_host *h, const json_t *e, const char *p, so
         sock_slice *sl = NULL;
         size_t n = 0;
         if (!eq || sock_slices_find(rx, &sl, &n, msg, sizeof msg) <= 0) {
-            TBGW_ERRORF(
-                h->log,
-                "%s.requestExpression: '%s' is not valid (expected ${[from:to]==text}%s%s); entry skipped", p,
-                rx, *msg ? ": " : "", msg);
             free(sl);
-            return -1;
+            return tbgw_err_set(err, TBGW_EINVAL,
+                                "requestExpression: '%s' is not valid (expected ${[from:to]==text}%s%s)", rx,
+                                *msg ? ": " : "", msg);
         }
         r->cond = sl[0];
         free(sl);
@@ -181,79 +184,65 @@ static int parse_attr_req(const tbgw_host *h, const json_t *e, const char *p, so
     }
     int rc = sock_slices_find(nx, &r->names, &r->n_names, msg, sizeof msg);
     if (rc < 0) {
-        TBGW_ERRORF(h->log, "%s.attributeNameExpression: %s; entry skipped", p, msg);
-        return -1;
+        free_attr_req(r);
+        return tbgw_err_set(err, TBGW_EINVAL, "attributeNameExpression: %s", msg);
     }
     if (rc == 0) {
         if (!*nx) {
-            TBGW_ERRORF(h->log, "%s.attributeNameExpression: empty; entry skipped", p);
-            return -1;
+            free_attr_req(r);
+            return tbgw_err_set(err, TBGW_EINVAL, "attributeNameExpression: empty");
         }
         r->literal_name = strdup(nx);
     }
-    return r->equal ? 0 : TBGW_ENOMEM;
+    if (r->equal) return 0;
+    free_attr_req(r);
+    return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
 }
 
-static void free_attr_req(sock_attr_req *r) {
-    free(r->equal);
-    free(r->names);
-    free(r->literal_name);
+static int parse_attr_update(tbgw_cfg *w, const json_t *e, const char *p, size_t index, void *ud,
+                             tbgw_err *err) {
+    (void)w, (void)p;
+    sock_device *d = ud;
+    const char *attr = get_str(e, "attributeOnThingsBoard");
+    if (!attr) return tbgw_err_set(err, TBGW_EINVAL, "attributeOnThingsBoard: required string");
+    sock_attr_update *u = &d->attr_updates[index];
+    if (parse_enc(e, "encoding", &d->enc, &u->enc, NULL, err) < 0) return TBGW_EINVAL;
+    if (!(u->attr = strdup(attr))) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    d->n_attr_updates = index + 1;
+    return 0;
 }
 
-static int parse_downlink(const tbgw_host *h, sock_device *d, const json_t *o, const char *path,
-                          tbgw_err *err) {
-    size_t i;
-    json_t *e;
-    const json_t *a = json_object_get(o, "attributeRequests");
-    d->attr_reqs = calloc(json_array_size(a) + 1, sizeof *d->attr_reqs);
+static int parse_rpc(tbgw_cfg *w, const json_t *e, const char *p, size_t index, void *ud, tbgw_err *err) {
+    (void)w, (void)p;
+    sock_device *d = ud;
+    const char *m = get_str(e, "methodRPC");
+    const char *proc = get_str(e, "methodProcessing");
+    if (!m) return tbgw_err_set(err, TBGW_EINVAL, "methodRPC: required string");
+    if (proc && strcasecmp(proc, "write"))
+        return tbgw_err_set(err, TBGW_EINVAL, "methodProcessing: '%s' unknown (expected write)", proc);
+    sock_rpc_cfg *r = &d->rpcs[index];
+    if (parse_enc(e, "encoding", &d->enc, &r->enc, NULL, err) < 0) return TBGW_EINVAL;
+    r->write = 1;
+    const json_t *wr = json_object_get(e, "withResponse");
+    r->with_response = json_is_true(wr) || (json_is_string(wr) && !strcasecmp(json_string_value(wr), "true"));
+    if (!(r->method = strdup(m))) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    d->n_rpcs = index + 1;
+    return 0;
+}
+
+/* attributeRequests, attributeUpdates, serverSideRpc: a bad entry is reported and skipped. */
+static int parse_downlink(tbgw_cfg *w, sock_device *d, const json_t *o, const char *path) {
+    d->attr_reqs = calloc(json_array_size(json_object_get(o, "attributeRequests")) + 1, sizeof *d->attr_reqs);
     d->attr_updates =
         calloc(json_array_size(json_object_get(o, "attributeUpdates")) + 1, sizeof *d->attr_updates);
     d->rpcs = calloc(json_array_size(json_object_get(o, "serverSideRpc")) + 1, sizeof *d->rpcs);
-    if (!d->attr_reqs || !d->attr_updates || !d->rpcs) return TBGW_ENOMEM;
-    json_array_foreach(a, i, e) {
-        char p[256];
-        snprintf(p, sizeof p, "%s.attributeRequests[%zu]", path, i);
-        sock_attr_req *r = &d->attr_reqs[d->n_attr_reqs];
-        if (parse_attr_req(h, e, p, r) == 0)
-            d->n_attr_reqs++;
-        else
-            free_attr_req(r), memset(r, 0, sizeof *r);
-    }
-    json_array_foreach(json_object_get(o, "attributeUpdates"), i, e) {
-        char p[256];
-        snprintf(p, sizeof p, "%s.attributeUpdates[%zu]", path, i);
-        const char *attr = get_str(e, "attributeOnThingsBoard");
-        if (!attr) {
-            TBGW_ERRORF(h->log, "%s.attributeOnThingsBoard: required string; entry skipped", p);
-            continue;
-        }
-        sock_attr_update *u = &d->attr_updates[d->n_attr_updates];
-        if (parse_enc(e, "encoding", &d->enc, &u->enc, p, err) < 0) return TBGW_EINVAL;
-        if (!(u->attr = strdup(attr))) return TBGW_ENOMEM;
-        d->n_attr_updates++;
-    }
-    json_array_foreach(json_object_get(o, "serverSideRpc"), i, e) {
-        char p[256];
-        snprintf(p, sizeof p, "%s.serverSideRpc[%zu]", path, i);
-        const char *m = get_str(e, "methodRPC");
-        const char *proc = get_str(e, "methodProcessing");
-        if (!m) {
-            TBGW_ERRORF(h->log, "%s.methodRPC: required string; entry skipped", p);
-            continue;
-        }
-        if (proc && strcasecmp(proc, "write")) {
-            TBGW_ERRORF(h->log, "%s.methodProcessing: '%s' unknown (expected write); entry skipped", p, proc);
-            continue;
-        }
-        sock_rpc_cfg *r = &d->rpcs[d->n_rpcs];
-        if (parse_enc(e, "encoding", &d->enc, &r->enc, p, err) < 0) return TBGW_EINVAL;
-        r->write = 1;
-        const json_t *wr = json_object_get(e, "withResponse");
-        r->with_response =
-            json_is_true(wr) || (json_is_string(wr) && !strcasecmp(json_string_value(wr), "true"));
-        if (!(r->method = strdup(m))) return TBGW_ENOMEM;
-        d->n_rpcs++;
-    }
+    if (!d->attr_reqs || !d->attr_updates || !d->rpcs)
+        return tbgw_err_set(w->err, TBGW_ENOMEM, "out of memory");
+    int n = tbgw_cfg_each(w, o, path, "attributeRequests", parse_attr_req, d);
+    if (n < 0) return n;
+    d->n_attr_reqs = (size_t)n;
+    if ((n = tbgw_cfg_each(w, o, path, "attributeUpdates", parse_attr_update, d)) < 0) return n;
+    if ((n = tbgw_cfg_each(w, o, path, "serverSideRpc", parse_rpc, d)) < 0) return n;
     return 0;
 }
 
@@ -308,8 +297,9 @@ static int parse_converter(const tbgw_host *h, sock_device *d, const json_t *o, 
     return rc < 0 ? rc : 0;
 }
 
-static int parse_device(const tbgw_host *h, sock_device *d, const json_t *o, const char *path,
-                        tbgw_err *err) {
+static int parse_device(tbgw_cfg *w, sock_device *d, const json_t *o, const char *path) {
+    const tbgw_host *h = w->host;
+    tbgw_err *err = w->err;
     const char *name = get_str(o, "deviceName");
     const char *filter = get_str(o, "addressFilter");
     if (!filter || !*filter) filter = get_str(o, "address");
@@ -331,15 +321,11 @@ static int parse_device(const tbgw_host *h, sock_device *d, const json_t *o, con
     if (parse_enc(o, "encoding", NULL, &d->enc, path, err) < 0) return TBGW_EINVAL;
     if (tbgw_rs_parse_in(json_object_get(o, "reportStrategy"), path, &d->rs, err) < 0) return TBGW_EINVAL;
     d->has_rs = d->rs.type != TBGW_RS_UNSET;
-    char p[256];
-    snprintf(p, sizeof p, "%s.telemetry", path);
-    int rc = parse_keys(h, json_object_get(o, "telemetry"), p, &d->telemetry, &d->n_telemetry, err);
+    int rc = parse_keys(w, o, path, "telemetry", &d->telemetry, &d->n_telemetry);
     if (rc < 0) return rc;
-    snprintf(p, sizeof p, "%s.attributes", path);
-    rc = parse_keys(h, json_object_get(o, "attributes"), p, &d->attributes, &d->n_attributes, err);
-    if (rc < 0) return rc;
+    if ((rc = parse_keys(w, o, path, "attributes", &d->attributes, &d->n_attributes)) < 0) return rc;
     if ((rc = parse_converter(h, d, o, path, err)) < 0) return rc;
-    return parse_downlink(h, d, o, path, err);
+    return parse_downlink(w, d, o, path);
 }
 
 static void free_device(sock_device *d) {
@@ -398,6 +384,8 @@ static int parse_socket(sock_cfg *c, const json_t *s, tbgw_err *err) {
 int sock_config_parse(sock_cfg *c, const json_t *in, const tbgw_host *h, tbgw_err *err) {
     memset(c, 0, sizeof *c);
     if (!json_is_object(in)) return tbgw_err_set(err, TBGW_EINVAL, "expected an object");
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, h, err);
     json_t *cfg = sock_config_upgrade(in, &c->old_format);
     if (!cfg) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     int rc = parse_socket(c, json_object_get(cfg, "socket"), err);
@@ -416,7 +404,7 @@ int sock_config_parse(sock_cfg *c, const json_t *in, const tbgw_host *h, tbgw_er
             break;
         }
         c->n_devices++;
-        rc = parse_device(h, &c->devices[i], o, p, err);
+        rc = parse_device(&w, &c->devices[i], o, p);
     }
     json_decref(cfg);
     if (rc < 0) {

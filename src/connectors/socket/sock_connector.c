@@ -1,8 +1,11 @@
 /* The Socket connector (spec §7.6): a TCP or UDP server for devices that send raw bytes; values are
- * byte slices of each message. One epoll loop on the connector thread serves every connection. */
+ * byte slices of each message. One epoll loop on the connector thread serves every connection and
+ * host->downlink_fd, and sleeps until I/O, downlink work or its next deadline. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <tbgw/connkit.h>
 
 #include "connectors/socket/sock.h"
 #include "util/time.h"
@@ -38,7 +41,6 @@ static int op_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw
 static void set_state(sock *s, tbgw_conn_state st, const char *text) {
     if (st == s->state) return;
     s->state = st;
-    snprintf(s->last_error, sizeof s->last_error, "%s", text ? text : "");
     if (s->host->set_state) s->host->set_state(s->host, st, text);
 }
 
@@ -65,16 +67,16 @@ static int op_run(void *self) {
     }
     set_state(s, TBGW_CONN_CONNECTED, NULL);
     int rc = 0;
-    int64_t last_expire = tbgw_mono_ms();
     while (!s->stop) {
-        if (h->wait(h, 0)) break;
-        /* 10 ms bounds the downlink latency until the core offers a descriptor to wait on */
-        if ((rc = sock_io_turn(s, 10)) < 0) break;
         int64_t now = tbgw_mono_ms();
-        if (now - last_expire >= 100) {
-            sock_io_expire(s, now);
-            sock_downlink_expire(s, now);
-            last_expire = now;
+        int64_t next = sock_io_expire(s, now), dl = sock_downlink_expire(s, now);
+        if (dl < next) next = dl;
+        int64_t timeout = next == INT64_MAX ? -1 : next > now ? next - now : 0;
+        int r = sock_io_turn(s, timeout);
+        if (r == 1) break;
+        if (r < 0) {
+            rc = r;
+            break;
         }
     }
     sock_flush(s);
@@ -111,7 +113,7 @@ static int op_attr(void *self, const tbgw_attr_update *u) {
 static int op_rpc(void *self, const tbgw_rpc_req *r) {
     sock *s = self;
     if (!s->srv) {
-        s->host->rpc_reply(s->host, r->handle, json_pack("{s:s}", "error", "connector is not running"), 0);
+        tbgw_rpc_failed(s->host, r->handle, "connector is not running");
         return 0;
     }
     return sock_on_rpc(s, r);
@@ -120,12 +122,6 @@ static int op_rpc(void *self, const tbgw_rpc_req *r) {
 static int op_attr_resp(void *self, uint64_t cookie, const char *device, const json_t *data) {
     sock *s = self;
     return s->srv ? sock_on_attribute_response(s, cookie, device, data) : 0;
-}
-
-static void op_status(void *self, tbgw_connector_status *out) {
-    sock *s = self;
-    out->state = s->state;
-    snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
 }
 
 const tbgw_connector_ops tbgw_connector_socket = {
@@ -138,5 +134,4 @@ const tbgw_connector_ops tbgw_connector_socket = {
     .on_attribute_update = op_attr,
     .on_rpc = op_rpc,
     .on_attribute_response = op_attr_resp,
-    .status = op_status,
 };

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <tbgw/connkit.h>
+
 #include "connectors/socket/sock.h"
 #include "convert/expr.h"
 #include "util/time.h"
@@ -34,7 +36,7 @@ static int device_send(sock *s, sock_device *d, const tbgw_buf *b, int has_rpc, 
         snprintf(m, sizeof m, "device %s has not sent anything yet: its address is unknown", d->name);
         TBGW_WARNF(s->host->log, "%s", m);
         s->cnt.downlink_errors++;
-        if (has_rpc) s->host->rpc_reply(s->host, rpc, json_pack("{s:s}", "error", m), 0);
+        if (has_rpc) tbgw_rpc_failed(s->host, rpc, "%s", m);
         return TBGW_ENOENT;
     }
     return sock_io_send(s, d->last_peer, d->last_salen ? &d->last_sa : NULL, d->last_salen, b->p ? b->p : "",
@@ -68,33 +70,29 @@ int sock_on_attribute_update(sock *s, const tbgw_attr_update *u) {
     return 0;
 }
 
-/* Reserved `set`: params "address=..;port=..;value=..;". */
+/* Reserved `set`: params "address=..;port=..;value=..;" (an empty value counts as missing). */
 static int rpc_set(sock *s, const tbgw_rpc_req *r) {
     const tbgw_host *h = s->host;
     const char *ps = json_string_value(r->params);
-    char *addr = NULL, *port = NULL, *value = NULL;
-    char *dup = strdup(ps ? ps : "");
-    for (char *save = NULL, *tok = strtok_r(dup, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
-        char *eq = strchr(tok, '=');
-        if (!eq || strchr(eq + 1, '=') || eq == tok || !eq[1]) continue;
-        *eq = 0;
-        if (!strcmp(tok, "address")) addr = eq + 1;
-        if (!strcmp(tok, "port")) port = eq + 1;
-        if (!strcmp(tok, "value")) value = eq + 1;
+    tbgw_params kv = {0};
+    tbgw_err err = {0};
+    if (tbgw_params_parse(ps ? ps : "", TBGW_PARAMS_LENIENT, &kv, &err) < 0) {
+        tbgw_rpc_failed(h, r->handle, "%s", err.msg);
+        return 0;
     }
-    char *end = NULL;
-    long pn = port ? strtol(port, &end, 10) : -1;
-    if (!addr || !port || !value) {
-        h->rpc_reply(h, r->handle,
-                     json_pack("{s:s}", "error", "Not enough params (address=..;port=..;value=..;)"), 0);
-    } else if (*end || pn < 1 || pn > 65535) {
-        h->rpc_reply(h, r->handle, json_pack("{s:s}", "error", "Param \"port\" have to be int type"), 0);
+    const char *addr = tbgw_params_get(&kv, "address"), *value = tbgw_params_get(&kv, "value");
+    int64_t pn = -1;
+    int prc = tbgw_params_int(&kv, "port", &pn);
+    if (!addr || !*addr || !value || !*value || prc == TBGW_ENOENT) {
+        tbgw_rpc_failed(h, r->handle, "Not enough params (address=..;port=..;value=..;)");
+    } else if (prc < 0 || pn < 1 || pn > 65535) {
+        tbgw_rpc_failed(h, r->handle, "Param \"port\" have to be int type");
     } else {
         char peer[128];
-        snprintf(peer, sizeof peer, "%s:%ld", addr, pn);
+        snprintf(peer, sizeof peer, "%s:%lld", addr, (long long)pn);
         sock_io_send(s, peer, NULL, 0, value, strlen(value), 1, r->handle, 1);
     }
-    free(dup);
+    tbgw_params_free(&kv);
     return 0;
 }
 
@@ -103,7 +101,7 @@ int sock_on_rpc(sock *s, const tbgw_rpc_req *r) {
     if (!strcmp(r->method, "set")) return rpc_set(s, r);
     sock_device *d = find_device(s, r->device);
     if (!d) {
-        h->rpc_reply(h, r->handle, json_pack("{s:s}", "error", "device not found"), 0);
+        tbgw_rpc_failed(h, r->handle, "device not found");
         return TBGW_ENOENT;
     }
     for (size_t i = 0; i < d->n_rpcs; i++) {
@@ -112,9 +110,7 @@ int sock_on_rpc(sock *s, const tbgw_rpc_req *r) {
         tbgw_buf b;
         tbgw_buf_init(&b);
         if (encode_value(&rc->enc, r->params, &b) < 0) {
-            char m[200];
-            snprintf(m, sizeof m, "params cannot be encoded as %s", rc->enc.name);
-            h->rpc_reply(h, r->handle, json_pack("{s:s}", "error", m), 0);
+            tbgw_rpc_failed(h, r->handle, "params cannot be encoded as %s", rc->enc.name);
         } else {
             TBGW_DEBUGF(h->log, "rpc %s (%zu bytes) to %s at %s", r->method, b.len, d->name, d->last_peer);
             device_send(s, d, &b, 1, r->handle, rc->with_response);
@@ -122,9 +118,8 @@ int sock_on_rpc(sock *s, const tbgw_rpc_req *r) {
         tbgw_buf_free(&b);
         return 0;
     }
-    char m[300];
-    snprintf(m, sizeof m, "no serverSideRpc entry of device %s has methodRPC '%s'", d->name, r->method);
-    h->rpc_reply(h, r->handle, json_pack("{s:s}", "error", m), 0);
+    tbgw_rpc_failed(h, r->handle, "no serverSideRpc entry of device %s has methodRPC '%s'", d->name,
+                    r->method);
     return TBGW_ENOENT;
 }
 
@@ -178,10 +173,12 @@ int sock_on_attribute_response(sock *s, uint64_t cookie, const char *device, con
     return 0;
 }
 
-void sock_downlink_expire(sock *s, int64_t now) {
+int64_t sock_downlink_expire(sock *s, int64_t now) {
+    int64_t next = INT64_MAX;
     for (sock_pending_attr **pp = &s->attrs; *pp;) {
         sock_pending_attr *pa = *pp;
         if (now < pa->deadline) {
+            if (pa->deadline < next) next = pa->deadline;
             pp = &pa->next;
             continue;
         }
@@ -189,6 +186,7 @@ void sock_downlink_expire(sock *s, int64_t now) {
         free(pa->key);
         free(pa);
     }
+    return next;
 }
 
 void sock_downlink_free(sock *s) {

@@ -14,6 +14,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <tbgw/connkit.h>
+
 #include "connectors/socket/sock.h"
 #include "util/time.h"
 
@@ -71,11 +73,11 @@ static int ep_ctl(sock *s, int op, sock_conn *c, uint32_t events) {
 static void rpc_done(sock *s, uint64_t rpc, int with_reply, const char *error) {
     const tbgw_host *h = s->host;
     if (error)
-        h->rpc_reply(h, rpc, json_pack("{s:s}", "error", error), 0);
+        tbgw_rpc_failed(h, rpc, "%s", error);
     else if (with_reply)
-        h->rpc_reply(h, rpc, json_pack("{s:s}", "result", "ok"), -1);
+        tbgw_rpc_result(h, rpc, json_string("ok"));
     else
-        h->rpc_reply(h, rpc, NULL, 1);
+        tbgw_rpc_success(h, rpc, 1);
 }
 
 static void conn_free(sock *s, sock_conn *c, const char *error) {
@@ -157,6 +159,12 @@ int sock_io_open(sock *s, tbgw_err *err) {
     s->srv->fd = fd;
     tbgw_buf_init(&s->srv->out);
     ep_ctl(s, EPOLL_CTL_ADD, s->srv, EPOLLIN);
+    if (s->host->dispatch && s->host->downlink_fd >= 0) { /* downlink work wakes the loop (data.ptr NULL) */
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->host->downlink_fd, &ev))
+            return tbgw_err_set(err, TBGW_EIO, "epoll_ctl(downlink descriptor): %s", strerror(errno));
+        s->dl_in_epoll = 1;
+    }
     tbgw_hmap_init(&s->clients);
     TBGW_INFOF(s->host->log, "%s socket is up on %s:%d (%zu device(s))", c->udp ? "UDP" : "TCP", c->bind_addr,
                c->port, c->n_devices);
@@ -181,6 +189,7 @@ void sock_io_close(sock *s) {
     }
     if (s->ep >= 0) close(s->ep);
     s->ep = -1;
+    s->dl_in_epoll = 0;
     free(s->rbuf);
     s->rbuf = NULL;
 }
@@ -379,23 +388,30 @@ static int on_client_writable(sock *s, sock_conn *c) {
     return 1;
 }
 
-int sock_io_turn(sock *s, int timeout_ms) {
+int sock_io_turn(sock *s, int64_t timeout_ms) {
+    const tbgw_host *h = s->host;
+    if (timeout_ms > INT32_MAX) timeout_ms = INT32_MAX;
+    if (!s->dl_in_epoll) { /* a host without the downlink descriptor: slices with wait() */
+        if (h->wait(h, 0)) return 1;
+        if (timeout_ms < 0 || timeout_ms > 10) timeout_ms = 10;
+    }
     int64_t now = tbgw_mono_ms();
-    if (s->pause_until > now) {
+    if (s->pause_until > now) { /* the core is saturated: only downlink until the pause ends */
         int64_t w = s->pause_until - now;
-        tbgw_sleep_ms(w < timeout_ms ? w : timeout_ms);
-        return 0;
+        return tbgw_host_poll(h, NULL, 0, timeout_ms >= 0 && timeout_ms < w ? timeout_ms : w) == 1;
     }
-    if (s->throttled) {
-        resume_throttled(s, now);
-        if (s->throttled && timeout_ms > 10) timeout_ms = 10;
-    }
+    if (s->throttled) resume_throttled(s, now);
     struct epoll_event evs[MAX_EVENTS];
-    int n = epoll_wait(s->ep, evs, MAX_EVENTS, timeout_ms);
+    int n = epoll_wait(s->ep, evs, MAX_EVENTS, (int)timeout_ms);
     if (n < 0) return errno == EINTR ? 0 : TBGW_EIO;
+    int downlink = 0;
     for (int i = 0; i < n; i++) {
         sock_conn *c = evs[i].data.ptr;
         uint32_t ev = evs[i].events;
+        if (!c) {
+            downlink = 1;
+            continue;
+        }
         switch (c->kind) {
         case SOCK_LISTEN:
             accept_all(s);
@@ -416,18 +432,26 @@ int sock_io_turn(sock *s, int timeout_ms) {
         }
     }
     sock_flush(s);
-    return 0;
+    /* after the I/O events: a dispatch may close connections evs[] still points to */
+    return downlink && h->dispatch(h) ? 1 : 0;
 }
 
-void sock_io_expire(sock *s, int64_t now) {
-    for (sock_conn *c = s->outs, *next; c; c = next) {
-        next = c->next_out;
+int64_t sock_io_expire(sock *s, int64_t now) {
+    int64_t next = INT64_MAX;
+    for (sock_conn *c = s->outs, *nx; c; c = nx) {
+        nx = c->next_out;
         if (now >= c->deadline) {
             char m[160];
             snprintf(m, sizeof m, "writing to %s timed out", c->peer);
             conn_free(s, c, m);
+        } else if (c->deadline < next) {
+            next = c->deadline;
         }
     }
+    for (const sock_conn *c = s->throttled; c; c = c->next_throttled)
+        if (c->resume_at < next) next = c->resume_at;
+    if (s->pause_until > now && s->pause_until < next) next = s->pause_until;
+    return next;
 }
 
 static int resolve(const char *peer, struct sockaddr_storage *sa, socklen_t *salen, int udp) {

@@ -729,6 +729,9 @@ void knx_client_reset(knx_client *c, const char *why) {
 int knx_client_fd(const knx_client *c) {
     return c->fd;
 }
+short knx_client_events(const knx_client *c) {
+    return (short)(POLLIN | (c->st == ST_TCP ? POLLOUT : 0));
+}
 int knx_client_connected(const knx_client *c) {
     return c->st == ST_UP;
 }

@@ -4,8 +4,8 @@
  * ROUTING_INDICATION, ROUTING_BUSY pauses), and gateway search (SEARCH_REQUEST on the multicast
  * group, responses logged; the first one is used when no gateway address is configured).
  *
- * Non-blocking: the owner polls knx_client_fd() for input and calls knx_client_step() whenever it
- * is readable or knx_client_next_ms() has passed. Callbacks run inside knx_client_step(). */
+ * Non-blocking: the owner polls knx_client_fd() for knx_client_events() and calls knx_client_step()
+ * whenever it is ready or knx_client_next_ms() has passed. Callbacks run inside knx_client_step(). */
 #ifndef TBGW_PROTO_KNX_CLIENT_H
 #define TBGW_PROTO_KNX_CLIENT_H
 
@@ -58,6 +58,8 @@ typedef struct knx_client knx_client;
 knx_client *knx_client_new(const knx_client_cfg *cfg, const knx_client_cb *cb, tbgw_logger *log);
 void knx_client_free(knx_client *c);    /* disconnects politely; NULL is a no-op */
 int knx_client_fd(const knx_client *c); /* -1 while there is no socket */
+/* The poll() events to wait for on knx_client_fd(): POLLIN, plus POLLOUT while a TCP connect runs. */
+short knx_client_events(const knx_client *c);
 int knx_client_connected(const knx_client *c);
 /* Reads every pending datagram and runs the timers. */
 void knx_client_step(knx_client *c, int64_t now_ms);
