@@ -215,6 +215,7 @@ class Bacnet(GatewayTestCase):
         cfg = self.config()
         cfg["devices"] = cfg["devices"][:1]
         cfg["foreignDevice"] = {"address": "127.0.0.1:%d" % self.pb, "ttl": 2}  # device 77 plays the BBMD
+        cfg["application"]["devicesDiscoverPeriodSeconds"] = 1
         gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": cfg}]).start()
         gw.wait_log("registered as a foreign device", timeout=10)
         regs = [wait_for(lambda: self._event("register"), 10, what="registration")]
@@ -226,7 +227,23 @@ class Bacnet(GatewayTestCase):
         self.assertEqual(iam["iam"]["deviceId"], 599)
         name = wait_for(lambda: self._event("read"), 10, what="objectName of the gateway")
         self.assertEqual(name["read"], ["TB_gateway"])
+        # discovery repeats every devicesDiscoverPeriodSeconds (1 s here): Who-Is again and again
+        # (through the BBMD for broadcasts; device 1234's is a unicast)
+        first = wait_for(lambda: self._event("whois"), 10, what="a Who-Is")
+        again = wait_for(lambda: self._event("whois"), 5, what="the next discovery round")
+        self.assertEqual((first["whois"], again["whois"]), (1234, 1234))
+        # a malformed frame: dropped, logged with its source, counted
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.sendto(b"\x81\x0a\x00\x07\x01\x00\x30", ("127.0.0.1", self.pg))  # a ComplexACK cut short
+        src = "127.0.0.1:%d" % s.getsockname()[1]
+        s.close()
+        gw.wait_log("malformed APDU from %s (dropped)" % src, timeout=5)
         self.assertEqual(gw.stop(), 0)
+        # closing deletes the gateway's entry in the BBMD's foreign-device table
+        fdt = wait_for(lambda: self._event("deleteFdt"), 5, what="Delete-Foreign-Device-Table-Entry")
+        self.assertTrue(fdt["deleteFdt"].endswith(":%d" % self.pg), fdt)
 
     def test_router_names_and_segmented_write(self):
         """A device on network 2001 behind a router (the router side of the peer works on raw frames;

@@ -9,7 +9,8 @@
 // "set <instance> <type> <objInstance> <json value>" changes a present value, "probe <instance>
 // <port> <deviceInstance>" sends a Who-Is and a ReadProperty(objectName) to another device,
 // "announce <instance> <port>" an I-Am to 127.0.0.1:port.
-// A Register-Foreign-Device is answered with a successful BVLC-Result ({"register": ttl}).
+// A Register-Foreign-Device is answered with a successful BVLC-Result ({"register": ttl}); a
+// Delete-Foreign-Device-Table-Entry is reported ({"deleteFdt": "ip:port"}).
 // "maxApdu" / "segmentation" / "vendor" change what the I-Am says (a device that takes segmented
 // requests: "maxApdu": 128, "segmentation": 2); segments of requests received are counted and
 // reported with the write they carried ({"write": {..., "segments": n}}). A description is
@@ -249,6 +250,11 @@ function makeDevice(d) {
       client.simpleAckResponse(m.header.sender, m.service, m.invokeId);
     }));
     client.on('iAm', (m) => out({ iam: m.payload, from: m.header.sender.address, instance: d.instance }));
+    client._transport.on('message', (msg, addr) => { // Delete-Foreign-Device-Table-Entry (BVLC 0x08)
+      if (msg.length === 10 && msg[0] === 0x81 && msg[1] === 0x08) {
+        out({ deleteFdt: [...msg.subarray(4, 8)].join('.') + ':' + msg.readUInt16BE(8), from: addr, instance: d.instance });
+      }
+    });
     client.on('registerForeignDevice', (m) => {
       out({ register: m.payload.ttl, from: m.header.sender.address, instance: d.instance });
       client.resultResponse(m.header.sender, 0x0000);
