@@ -471,6 +471,31 @@ class Bacnet(GatewayTestCase):
         self.assertNotIn("stopped answering", gw.log())
         self.assertEqual(gw.stop(), 0)
 
+    def test_rpm_batches_by_max_apdu(self):
+        """ReadPropertyMultiple batches as the reference computes them: floor(floor(maxAPDU / 26) /
+        maxPropsPerObject) objects per request; a device whose I-Am says max APDU 206, each object read
+        for presentValue and the objectName of its key: floor(7 / 2) = 3."""
+        port = free_udp_port()
+        dev = Devices([{"port": port, "instance": 93, "name": "small", "maxApdu": 206, "reportRpm": True,
+                        "objects": [{"type": 2, "instance": i, "name": "v%d" % i, "value": i} for i in range(15)]}])
+        self.extra.append(dev)
+        cfg = self.config()
+        cfg["devices"] = [{"deviceInfo": {"deviceNameExpression": "Small", "deviceNameExpressionSource": "constant"},
+                           "host": "127.0.0.1", "port": port, "pollPeriod": 60000,
+                           "timeseries": [{"key": "${objectName}", "objectType": "analogValue", "objectId": "*",
+                                           "propertyId": "presentValue"}]}]
+        gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": cfg}]).start()
+        got = wait_for(lambda: [v for d, _, v in self.platform.telemetry("Small") if len(v) == 15], 15,
+                       what="15 values")
+        self.assertEqual(got[0]["v14"], 14.0)
+        sizes = []
+        while len(sizes) < 5:
+            ev = dev.events.get(timeout=5)
+            if "rpm" in ev:
+                sizes.append(ev["rpm"])
+        self.assertEqual(sizes, [3, 3, 3, 3, 3])
+        self.assertEqual(gw.stop(), 0)
+
     def _event(self, kind):
         """The first not yet taken peer event of that kind (others are kept for later calls)."""
         stash = self.__dict__.setdefault("_stash", [])

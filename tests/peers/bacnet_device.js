@@ -17,6 +17,7 @@
 // writable too (a CharacterString). An object with "descriptionList" answers the Siemens
 // proprietary property 3121 with it. "silent": true leaves Who-Is unanswered. "flakyIndex": k answers
 // the first ReadProperty of objectList[k] with an Error (device/other), later ones as usual.
+// "reportRpm": true reports the number of objects of each ReadPropertyMultiple ({"rpm": n}).
 // "delay": ms answers each ReadProperty that much later ("delay <instance> <ms>" changes it).
 // "covConfirmed": true sends confirmed COV notifications ({"covAcked": ...} when acknowledged).
 // A router ("router": {"net": 2001, "stations": {"10": <port of a device on 127.0.0.1>}}, with
@@ -191,6 +192,7 @@ function makeDevice(d) {
     }));
     if (d.rpm !== false) {
       client.on('readPropertyMultiple', guard((m) => {
+        if (d.reportRpm) out({ rpm: m.payload.properties.length, instance: d.instance });
         const values = m.payload.properties.map((spec) => {
           let props = spec.properties;
           if (props.length === 1 && props[0].id === P.ALL) {
