@@ -203,6 +203,8 @@ class Bacnet(GatewayTestCase):
         before = len(self.platform.telemetry(name))
         self.platform.publish("v1/gateway/attributes", {"device": name, "data": {"brightness": 5}})
         self.assertEqual(self.dev.write()["value"], 5)  # the silent device does not hold the others up
+        # retried with a backoff (1 s doubling to 60 s, with jitter), each failed retry logged
+        gw.wait_log("device Plant 77 no rpm (127.0.0.1:%d) still not answering; next retry in " % self.pb, timeout=10)
         self.dev.command("set 77 0 1 7.777")
         self.dev.command("start 77")
         wait_for(lambda: [v for d, _, v in self.platform.telemetry(plant) if v.get("pressure") == 7.78], 20,

@@ -192,6 +192,9 @@ static void finish_cycle(bnc_device *d) {
         if (d->state != BNC_INACTIVE)
             TBGW_WARNF(c->h->log, "device %s (%s) stopped answering; marked inactive, retrying in %lld ms",
                        d->name, d->addr_text, (long long)wait);
+        else
+            TBGW_DEBUGF(c->h->log, "device %s (%s) still not answering; next retry in %lld ms", d->name,
+                        d->addr_text, (long long)wait);
         d->state = BNC_INACTIVE;
         d->retry_at = now + wait;
         clear_results(d);
