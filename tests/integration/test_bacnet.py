@@ -310,6 +310,19 @@ class Bacnet(GatewayTestCase):
         self.assertEqual((w["instance"], w["type"], w["property"], w["value"]), (1500, 2, "description", text))
         self.assertEqual(w["segments"], 9)  # 1000+ octets in segments of 122 (128 - the 6-octet header)
 
+        # the router says it is busy: the requests through it wait (no timeouts, the device is not
+        # marked inactive although apduTimeout is 500 ms), and go once it says it is available
+        routed.command("busy 4000")
+        gw.wait_log("router 127.0.0.2:%d is busy for network 2001: requests to it wait" % self.pg, timeout=5)
+        time.sleep(0.3)
+        held = len(self.platform.telemetry(name))
+        time.sleep(2)
+        self.assertLessEqual(len(self.platform.telemetry(name)) - held, 1)  # 4 cycles at 500 ms without it
+        routed.command("available 4000")
+        gw.wait_log("router 127.0.0.2:%d takes messages again for network 2001" % self.pg, timeout=5)
+        wait_for(lambda: len(self.platform.telemetry(name)) >= held + 3, 10, what="polls after the router is available")
+        self.assertNotIn("stopped answering", gw.log())
+
         # the router goes away: its route is forgotten and looked for again; the device behind it is
         # marked inactive, and polled again through the router once that answers again
         while not routed.events.empty():

@@ -20,6 +20,8 @@
 // "reportRpm": true reports the number of objects of each ReadPropertyMultiple ({"rpm": n}).
 // "delay": ms answers each ReadProperty that much later ("delay <instance> <ms>" changes it).
 // "covConfirmed": true sends confirmed COV notifications ({"covAcked": ...} when acknowledged).
+// "busy <instance>" / "available <instance>" make a router send Router-Busy-To-Network /
+// Router-Available-To-Network for its network to the gateway.
 // A router ("router": {"net": 2001, "stations": {"10": <port of a device on 127.0.0.1>}}, with
 // "host" another loopback address such as 127.0.0.2 and "port" the gateway's port): its own device
 // object answers at host:port; a second socket on 0.0.0.0:port takes the broadcasts. It answers
@@ -304,7 +306,17 @@ function makeDevice(d) {
     return b;
   };
   let inner = null;
+  let lastOuter = null;
   const routerSockets = [];
+  // Router-Busy-To-Network (0x04) / Router-Available-To-Network (0x05) for its network, to the
+  // last station that sent it a unicast frame
+  const routerSays = (type) => {
+    if (!d.router || !lastOuter || !client) return;
+    const [ip, port] = lastOuter.split(':');
+    const f = Buffer.from([0x81, 0x0A, 0, 9, 0x01, 0x80, type, d.router.net >> 8, d.router.net & 255]);
+    client._transport._server.send(f, Number(port || 47808), ip);
+    out({ said: type, to: lastOuter, instance: d.instance });
+  };
   const routerOn = (cl) => {
     const R = d.router;
     const stations = new Map(Object.entries(R.stations).map(([mac, port]) => [Number(mac), Number(port)]));
@@ -312,6 +324,7 @@ function makeDevice(d) {
     const sendOuter = (f, addr) => { const [ip, port] = addr.split(':'); cl._transport._server.send(f, Number(port || 47808), ip); };
     // from the gateway's network: network messages and frames for the remote network
     const fromOuter = (msg, addr) => {
+      if (msg.length >= 6 && msg[0] === 0x81 && msg[1] === 0x0A) lastOuter = addr; // the gateway
       if (msg.length < 6 || msg[0] !== 0x81 || (msg[1] !== 0x0A && msg[1] !== 0x0B)) return false;
       const n = parseNpdu(msg, 4);
       if (!n) return false;
@@ -393,7 +406,7 @@ function makeDevice(d) {
     const segmentation = d.segmentation !== undefined ? d.segmentation : d.segmented ? 0 : 3;
     client.iAmResponse({ address: '127.0.0.1:' + port }, d.instance, segmentation, d.vendor || 260);
   };
-  return { open, close, set, probe, announce };
+  return { open, close, set, probe, announce, busy: () => routerSays(0x04), available: () => routerSays(0x05) };
 }
 
 const devices = new Map();
@@ -413,6 +426,8 @@ process.stdin.on('data', (chunk) => {
     if (cmd === 'start') dev.open();
     if (cmd === 'probe') dev.probe(Number(rest[0]), Number(rest[1]));
     if (cmd === 'announce') dev.announce(Number(rest[0]));
+    if (cmd === 'busy') dev.busy();
+    if (cmd === 'available') dev.available();
     if (cmd === 'delay') { const d = spec.find((x) => x.instance === Number(inst)); d.delay = Number(rest[0]); }
     if (cmd === 'set') dev.set(Number(rest[0]), Number(rest[1]), JSON.parse(rest.slice(2).join(' ')));
   }
