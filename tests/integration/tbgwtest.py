@@ -44,6 +44,28 @@ def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout * SLOW, what))
 
 
+def switches(pid, thread=None):
+    """Context switches (voluntary + involuntary) so far of the threads of pid, or only of those named
+    thread (a connector's thread carries the connector's name, cut to 15 characters)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                st = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        if thread is None or st["Name"].strip() == thread[:15]:
+            total += int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"])
+    return total
+
+
+def wake_rate(pid, thread=None, secs=3.0):
+    """Context switches per second of pid's threads (or of the thread named thread) over secs."""
+    a = switches(pid, thread)
+    time.sleep(secs)
+    return (switches(pid, thread) - a) / secs
+
+
 def wait_port(port, timeout=10.0):
     def ok():
         try:

@@ -4,24 +4,10 @@ few context switches per second (the connectors wait on their I/O, the host's do
 and their next timer; the core on I/O and what is due). Downlink still arrives at once: an RPC to
 the Modbus device and one to the test connector are answered although no poll or round is due."""
 
-import os
 import time
 
-from tbgwtest import BUILD_DIR, SLOW, Broker, GatewayTestCase, test_connector, wait_for, main
+from tbgwtest import SLOW, Broker, GatewayTestCase, switches, test_connector, wait_for, main
 from test_modbus import LMB, Peer, free_port, slave_cfg, modbus_connector
-
-
-def switches(pid):
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 class Idle(GatewayTestCase):

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from tbgwtest import SOURCE_DIR, GatewayTestCase, free_port, wait_for, wait_port, main
+from tbgwtest import SLOW, SOURCE_DIR, GatewayTestCase, free_port, wait_for, wait_port, wake_rate, main
 
 PEERS = os.path.join(SOURCE_DIR, "tests", "peers")
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "xmpp.json")
@@ -162,6 +162,16 @@ class Xmpp(GatewayTestCase):
         self.assertEqual(reply["data"], {"error": "Method not found"})
         time.sleep(0.5)
         self.assertFalse(self.platform.telemetry("EVIL"))
+
+        # idle, the connector thread sleeps on its socket and the downlink descriptor (about one look
+        # a second at libstrophe's timers) and an RPC still goes out at once
+        rate = wake_rate(gw.proc.pid, "XMPP")
+        self.assertLess(rate, 10.0 * SLOW, "XMPP thread context switches per second at idle: %.1f" % rate)
+        t0 = time.time()
+        reply = self.rpc("SN-1", 11, "set", "value=6;")
+        self.assertEqual(reply["data"], {"result": {"success": True}})
+        self.assertLess(time.time() - t0, 1.0 * SLOW)
+        self.assertEqual(dev.receive()["body"], '{"value": "6"}')
 
         # the server restarts: the connector logs in again and data flows
         self.server.stop()

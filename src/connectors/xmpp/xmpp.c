@@ -2,6 +2,7 @@
  * thread. Chat messages from the configured device JIDs are converted as the reference's
  * XmppUplinkConverter does (JSON bodies through ${...} templates, other bodies by character slices);
  * attribute updates and RPCs go to the device as chat messages. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@ typedef struct xc {
     xmpp_ctx_t *ctx;
     xmpp_conn_t *conn;
     int connected;
-    int64_t reconnect_at;
+    int64_t reconnect_at, last_attempt; /* the next connection attempt, the last one made */
     tbgw_backoff backoff;
     volatile int stop;
 } xc;
@@ -291,6 +292,15 @@ static void on_conn(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error, xmpp_str
     c->h->set_state(c->h, TBGW_CONN_DISCONNECTED, why);
 }
 
+/* libstrophe hands the socket of a session only to this callback (each new socket of a connection
+ * attempt); the connector thread polls it itself. TCP keepalive stays as libstrophe sets it. */
+static _Thread_local int strophe_sock = -1;
+
+static int on_socket(xmpp_conn_t *conn, void *sock) {
+    strophe_sock = *(int *)sock;
+    return xmpp_sockopt_cb_keepalive(conn, sock);
+}
+
 static void strophe_log(void *ud, xmpp_log_level_t level, const char *area, const char *msg) {
     xc *c = ud;
     if (level >= XMPP_LEVEL_ERROR)
@@ -308,6 +318,8 @@ static void start_session(xc *c) {
     xmpp_conn_set_pass(c->conn, c->password);
     if (c->cafile) xmpp_conn_set_cafile(c->conn, c->cafile);
     xmpp_conn_set_certfail_handler(c->conn, on_certfail);
+    xmpp_conn_set_sockopt_callback(c->conn, on_socket);
+    strophe_sock = -1;
     c->h->set_state(c->h, TBGW_CONN_STARTING, NULL);
     if (xmpp_connect_client(c->conn, c->host, (unsigned short)c->port, on_conn, c) != XMPP_EOK) {
         int64_t d = tbgw_backoff_next(&c->backoff);
@@ -317,6 +329,37 @@ static void start_session(xc *c) {
     }
 }
 
+/* One turn: sleeps on the session's socket, the downlink descriptor and the next timer (the next
+ * reconnection; libstrophe keeps its own timers private, so a session being set up is looked at every
+ * 100 ms and an established one every second), dispatches downlink, then lets libstrophe write what is
+ * queued, read what arrived and fire its timers. Returns 1 when the connector should stop. */
+static int turn(xc *c) {
+    int64_t now = tbgw_mono_ms();
+    struct pollfd pfd[2] = {{.fd = c->h->downlink_fd, .events = POLLIN}, {.fd = -1}};
+    int timeout;
+    if (c->conn && !xmpp_conn_is_disconnected(c->conn) && strophe_sock >= 0) {
+        pfd[1].fd = strophe_sock;
+        pfd[1].events = xmpp_conn_is_connecting(c->conn) ? POLLOUT : POLLIN;
+        if (xmpp_conn_send_queue_len(c->conn) > 0) pfd[1].events |= POLLOUT;
+        timeout = c->connected ? 1000 : 100;
+    } else if (c->conn && !xmpp_conn_is_disconnected(c->conn)) {
+        timeout = 100; /* an attempt without a socket yet */
+    } else {
+        int64_t left = c->reconnect_at - now;
+        timeout = c->last_attempt == c->reconnect_at ? 1000
+                  : left <= 0                        ? 0
+                  : left > 60000                     ? 60000
+                                                     : (int)left;
+    }
+    int n = poll(pfd, 2, timeout);
+    if (n > 0 && (pfd[0].revents & POLLIN) && c->h->dispatch(c->h)) return 1;
+    /* a TLS record (up to 16 KiB) may be left decrypted inside the library after one 4 KiB read, with
+     * nothing more on the socket: a readable socket gets four reads */
+    int reads = n > 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) ? 4 : 1;
+    for (int i = 0; i < reads; i++) xmpp_run_once(c->ctx, 0);
+    return 0;
+}
+
 static int xc_run(void *self) {
     xc *c = self;
     xmpp_initialize();
@@ -324,14 +367,13 @@ static int xc_run(void *self) {
     c->ctx = xmpp_ctx_new(NULL, &log);
     if (!c->ctx) return TBGW_ENOMEM;
     c->reconnect_at = 0;
-    int64_t last_conn = -1;
+    c->last_attempt = -1;
     while (!c->stop) {
-        if (!c->connected && tbgw_mono_ms() >= c->reconnect_at && last_conn != c->reconnect_at) {
-            last_conn = c->reconnect_at;
+        if (!c->connected && tbgw_mono_ms() >= c->reconnect_at && c->last_attempt != c->reconnect_at) {
+            c->last_attempt = c->reconnect_at;
             start_session(c);
         }
-        xmpp_run_once(c->ctx, 50);
-        if (c->h->wait(c->h, 0)) break;
+        if (turn(c)) break;
     }
     if (c->conn) {
         if (c->connected) xmpp_disconnect(c->conn);
