@@ -64,14 +64,38 @@ int tbgw_cfg_get_bool(const json_t *o, const char *path, const char *key, int de
 int tbgw_cfg_get_num(const json_t *o, const char *path, const char *key, double def, double min, double max,
                      double *out, tbgw_err *err);
 
-/* Called for each entry of an array; a negative return (with err filled) skips the entry. */
+/* Numbers as the reference's files carry them (it reads them with Python's int() / float(), and the
+ * UI writes some as strings): what tbgw_cfg_get_int_ex / _num_ex accept beyond JSON numbers. */
+#define TBGW_CFG_NUM_STRING 1u /* "502", " 2.5": a string holding the number */
+#define TBGW_CFG_NUM_TRUNC  2u /* int_ex: 4000.7 is 4000 (else only integral numbers like 10.0) */
+#define TBGW_CFG_NUM_BOOL   4u /* true / false as 1 / 0 */
+int tbgw_cfg_get_int_ex(const json_t *o, const char *path, const char *key, int64_t def, int64_t min,
+                        int64_t max, unsigned flags, int64_t *out, tbgw_err *err);
+int tbgw_cfg_get_num_ex(const json_t *o, const char *path, const char *key, double def, double min,
+                        double max, unsigned flags, double *out, tbgw_err *err);
+
+/* Called for each entry of an array; a negative return (with err filled) skips the entry. err may name
+ * the entry relative to it ("key: missing") or, as the shared converters write them, by a full path
+ * inside it ("<path>.timeseries[1].value: missing", "<path>.value@4: ..."): the skip is then reported
+ * at that field. TBGW_ENOMEM is never tolerated: it ends the walk. */
 typedef int (*tbgw_cfg_entry_fn)(tbgw_cfg *w, const json_t *entry, const char *path, size_t index, void *ud,
                                  tbgw_err *err);
 /* Walks parent[key] (a missing key is an empty list): entries that are not objects or that fn
  * refuses are reported and skipped. Returns the number accepted, or TBGW_EINVAL (w->err filled) when
- * parent[key] is not an array — a broken section refuses the connector. */
+ * parent[key] is not an array — a broken section refuses the connector — or TBGW_ENOMEM. */
 int tbgw_cfg_each(tbgw_cfg *w, const json_t *parent, const char *parent_path, const char *key,
                   tbgw_cfg_entry_fn fn, void *ud);
+
+/* Parses one entry into slot (zeroed memory of the list's element size). */
+typedef int (*tbgw_cfg_slot_fn)(tbgw_cfg *w, const json_t *entry, const char *path, void *slot, void *ud,
+                                tbgw_err *err);
+/* A list of connector structs: allocates *items for parent[key] (elements of size bytes) and parses
+ * each object entry into the next slot with fn (through tbgw_cfg_each: bad entries reported and
+ * skipped); a refused slot is released with drop (may be NULL) and zeroed. *items stays NULL for an
+ * empty or missing list. Returns the number parsed, TBGW_EINVAL (not a list) or TBGW_ENOMEM, *items
+ * holding the slots parsed so far for the caller to free. */
+int tbgw_cfg_list(tbgw_cfg *w, const json_t *parent, const char *parent_path, const char *key, size_t size,
+                  void **items, size_t *n, tbgw_cfg_slot_fn fn, void (*drop)(void *slot), void *ud);
 
 /* ---- device and key entries ------------------------------------------------------------------ */
 

@@ -2,6 +2,7 @@
 #include <tbgw/connkit.h>
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,6 +70,22 @@ int tbgw_cfg_fail(tbgw_cfg *w, const char *path, const char *fmt, ...) {
     return tbgw_err_set(w->err, TBGW_EINVAL, "%s", msg);
 }
 
+/* Reports a refused entry at ep: at the field inside it when msg starts with its full path
+ * ("<ep>.value: missing", "<ep>[2]: ...", "<ep>.value@4: ..."), as the shared parsers write them. */
+static void skip_at(tbgw_cfg *w, const char *ep, const char *msg) {
+    size_t el = strlen(ep);
+    const char *colon = strstr(msg, ": ");
+    if (colon && !strncmp(msg, ep, el) && (msg + el == colon || strchr(".[@", msg[el])) &&
+        !memchr(msg, ' ', (size_t)(colon - msg)) && (size_t)(colon - msg) < 300) {
+        char field[300];
+        memcpy(field, msg, (size_t)(colon - msg));
+        field[colon - msg] = 0;
+        tbgw_cfg_skip(w, field, "%s", colon + 2);
+        return;
+    }
+    tbgw_cfg_skip(w, ep, "%s", msg);
+}
+
 static void join(char *out, size_t len, const char *path, const char *key) {
     if (path && *path)
         snprintf(out, len, "%s.%s", path, key);
@@ -112,37 +129,85 @@ int tbgw_cfg_get_str(const json_t *o, const char *path, const char *key, const c
     return 0;
 }
 
-int tbgw_cfg_get_int(const json_t *o, const char *path, const char *key, int64_t def, int64_t min,
-                     int64_t max, int64_t *out, tbgw_err *err) {
+static int range_err(tbgw_err *err, const char *path, const char *key, long long x, long long min,
+                     long long max) {
+    char p[256];
+    join(p, sizeof p, path, key);
+    if (max == INT64_MAX)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s: %lld is below the minimum %lld", p, x, min);
+    return tbgw_err_set(err, TBGW_EINVAL, "%s: %lld is out of range %lld..%lld", p, x, min, max);
+}
+
+/* A string holding a number (spaces around it allowed): 0, or -1 when it holds none. */
+static int str_num(const char *s, double *d, int64_t *i, int *is_int) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    while (isspace((unsigned char)*end)) end++;
+    if (end != s && !*end && errno == 0) {
+        *i = x;
+        *d = (double)x;
+        *is_int = 1;
+        return 0;
+    }
+    double v = strtod(s, &end);
+    while (isspace((unsigned char)*end)) end++;
+    if (end == s || *end || !isfinite(v)) return -1;
+    *d = v;
+    *is_int = 0;
+    return 0;
+}
+
+int tbgw_cfg_get_int_ex(const json_t *o, const char *path, const char *key, int64_t def, int64_t min,
+                        int64_t max, unsigned flags, int64_t *out, tbgw_err *err) {
     const json_t *v = json_object_get(o, key);
     *out = def;
     if (!v || json_is_null(v)) return 0;
     int64_t x;
+    double d = 0;
+    int is_int = 0, have = 0;
     if (json_is_integer(v)) {
         x = json_integer_value(v);
-    } else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
-               fabs(json_real_value(v)) < 9e15) {
-        x = (int64_t)json_real_value(v); /* 10.0 written by a tool */
-    } else {
-        return wrong(err, path, key, "an integer", v);
+        is_int = have = 1;
+    } else if (json_is_real(v)) {
+        d = json_real_value(v);
+        have = 1;
+    } else if ((flags & TBGW_CFG_NUM_BOOL) && json_is_boolean(v)) {
+        x = json_is_true(v);
+        is_int = have = 1;
+    } else if ((flags & TBGW_CFG_NUM_STRING) && json_is_string(v)) {
+        have = str_num(json_string_value(v), &d, &x, &is_int) == 0;
     }
-    if (x < min || x > max) {
-        char p[256];
-        join(p, sizeof p, path, key);
-        return tbgw_err_set(err, TBGW_EINVAL, "%s: %lld is out of range %lld..%lld", p, (long long)x,
-                            (long long)min, (long long)max);
+    if (have && !is_int) { /* 10.0 written by a tool; 4000.7 only when truncation is asked for */
+        if (!(fabs(d) < 9e15) || (d != floor(d) && !(flags & TBGW_CFG_NUM_TRUNC))) have = 0;
+        x = (int64_t)d;
     }
+    if (!have) return wrong(err, path, key, "an integer", v);
+    if (x < min || x > max) return range_err(err, path, key, (long long)x, (long long)min, (long long)max);
     *out = x;
     return 0;
 }
 
-int tbgw_cfg_get_num(const json_t *o, const char *path, const char *key, double def, double min, double max,
-                     double *out, tbgw_err *err) {
+int tbgw_cfg_get_int(const json_t *o, const char *path, const char *key, int64_t def, int64_t min,
+                     int64_t max, int64_t *out, tbgw_err *err) {
+    return tbgw_cfg_get_int_ex(o, path, key, def, min, max, 0, out, err);
+}
+
+int tbgw_cfg_get_num_ex(const json_t *o, const char *path, const char *key, double def, double min,
+                        double max, unsigned flags, double *out, tbgw_err *err) {
     const json_t *v = json_object_get(o, key);
     *out = def;
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_number(v)) return wrong(err, path, key, "a number", v);
-    double x = json_number_value(v);
+    double x;
+    int64_t i;
+    int is_int;
+    if (json_is_number(v))
+        x = json_number_value(v);
+    else if ((flags & TBGW_CFG_NUM_BOOL) && json_is_boolean(v))
+        x = json_is_true(v);
+    else if (!(flags & TBGW_CFG_NUM_STRING) || !json_is_string(v) ||
+             str_num(json_string_value(v), &x, &i, &is_int) < 0)
+        return wrong(err, path, key, "a number", v);
     if (!(x >= min && x <= max)) {
         char p[256];
         join(p, sizeof p, path, key);
@@ -150,6 +215,11 @@ int tbgw_cfg_get_num(const json_t *o, const char *path, const char *key, double 
     }
     *out = x;
     return 0;
+}
+
+int tbgw_cfg_get_num(const json_t *o, const char *path, const char *key, double def, double min, double max,
+                     double *out, tbgw_err *err) {
+    return tbgw_cfg_get_num_ex(o, path, key, def, min, max, 0, out, err);
 }
 
 int tbgw_cfg_get_bool(const json_t *o, const char *path, const char *key, int def, int *out, tbgw_err *err) {
@@ -178,13 +248,49 @@ int tbgw_cfg_each(tbgw_cfg *w, const json_t *parent, const char *parent_path, co
             continue;
         }
         tbgw_err err = {0};
-        if (fn && fn(w, e, ep, (size_t)accepted, ud, &err) < 0) {
-            tbgw_cfg_skip(w, ep, "%s", err.msg[0] ? err.msg : "invalid entry");
+        int rc = fn ? fn(w, e, ep, (size_t)accepted, ud, &err) : 0;
+        if (rc == TBGW_ENOMEM || (rc < 0 && err.code == TBGW_ENOMEM))
+            return tbgw_err_set(w->err, TBGW_ENOMEM, "%s: out of memory", ep);
+        if (rc < 0) {
+            skip_at(w, ep, err.msg[0] ? err.msg : "invalid entry");
             continue;
         }
         accepted++;
     }
     return accepted;
+}
+
+typedef struct list_ctx {
+    char *base;
+    size_t size, *n;
+    tbgw_cfg_slot_fn fn;
+    void (*drop)(void *slot);
+    void *ud;
+} list_ctx;
+
+static int list_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud, tbgw_err *err) {
+    list_ctx *l = ud;
+    void *slot = l->base + index * l->size;
+    int rc = l->fn(w, e, path, slot, l->ud, err);
+    if (rc < 0) {
+        if (l->drop) l->drop(slot);
+        memset(slot, 0, l->size);
+        return rc;
+    }
+    *l->n = index + 1;
+    return 0;
+}
+
+int tbgw_cfg_list(tbgw_cfg *w, const json_t *parent, const char *parent_path, const char *key, size_t size,
+                  void **items, size_t *n, tbgw_cfg_slot_fn fn, void (*drop)(void *slot), void *ud) {
+    *items = NULL;
+    *n = 0;
+    const json_t *arr = json_object_get(parent, key);
+    size_t cnt = json_is_array(arr) ? json_array_size(arr) : 0;
+    list_ctx l = {NULL, size, n, fn, drop, ud};
+    if (cnt && !(l.base = calloc(cnt, size))) return tbgw_err_set(w->err, TBGW_ENOMEM, "out of memory");
+    *items = l.base;
+    return tbgw_cfg_each(w, parent, parent_path, key, list_entry, &l);
 }
 
 /* ---- device and key entries ------------------------------------------------------------------ */
