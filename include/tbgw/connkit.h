@@ -51,6 +51,10 @@ const char *tbgw_cfg_where(const tbgw_cfg *w, const char *path, char *buf, size_
  * <msg>; the entry is skipped", one connectorsErrors, listed by --check-config; hosts without it get
  * the same line on their logger), w->skipped + 1. */
 void tbgw_cfg_skip(tbgw_cfg *w, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Reports the entry at path as skipped for msg, an error message as parsers write it: at the field inside
+ * the entry when msg starts with one ("<path>.value: missing", "<path>.value@4: ...": as tbgw_cfg_each
+ * does for a refused entry), else at path with msg as the reason. */
+void tbgw_cfg_skip_err(tbgw_cfg *w, const char *path, const char *msg);
 /* A connector-level error: fills w->err with "path: <msg>" and returns TBGW_EINVAL. */
 int tbgw_cfg_fail(tbgw_cfg *w, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -70,9 +70,7 @@ int tbgw_cfg_fail(tbgw_cfg *w, const char *path, const char *fmt, ...) {
     return tbgw_err_set(w->err, TBGW_EINVAL, "%s", msg);
 }
 
-/* Reports a refused entry at ep: at the field inside it when msg starts with its full path
- * ("<ep>.value: missing", "<ep>[2]: ...", "<ep>.value@4: ..."), as the shared parsers write them. */
-static void skip_at(tbgw_cfg *w, const char *ep, const char *msg) {
+void tbgw_cfg_skip_err(tbgw_cfg *w, const char *ep, const char *msg) {
     size_t el = strlen(ep);
     const char *colon = strstr(msg, ": ");
     if (colon && !strncmp(msg, ep, el) && (msg + el == colon || strchr(".[@", msg[el])) &&
@@ -252,7 +250,7 @@ int tbgw_cfg_each(tbgw_cfg *w, const json_t *parent, const char *parent_path, co
         if (rc == TBGW_ENOMEM || (rc < 0 && err.code == TBGW_ENOMEM))
             return tbgw_err_set(w->err, TBGW_ENOMEM, "%s: out of memory", ep);
         if (rc < 0) {
-            skip_at(w, ep, err.msg[0] ? err.msg : "invalid entry");
+            tbgw_cfg_skip_err(w, ep, err.msg[0] ? err.msg : "invalid entry");
             continue;
         }
         accepted++;
