@@ -32,6 +32,8 @@ import time
 import paho.mqtt.client as mqtt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from tbgwtest import thread_switches as ctxt  # noqa: E402 (the test harness's /proc reader)
 BUILD = os.environ.get("BUILD", os.path.join(ROOT, "build"))
 TBGW = os.environ.get("TBGW_BIN", os.path.join(BUILD, "tbgw"))
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
@@ -60,20 +62,6 @@ def wait_port(port, timeout=10):
     raise RuntimeError("port %d not up" % port)
 
 
-def ctxt(pid):
-    """{tid: (name, switches)} of every thread of pid."""
-    out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                st = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        n = int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"])
-        out[tid] = (st["Name"].strip(), n)
-    return out
-
-
 class Client:
     def __init__(self, port, name, on_message):
         self.c = mqtt.Client(client_id=name)
@@ -81,6 +69,58 @@ class Client:
         self.c.connect("127.0.0.1", port, 60)
         self.c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as ThingsBoard's transport
         self.c.loop_start()
+
+
+def cleanup(procs, work):
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def write_gateway(work, plat, connectors):
+    """tb_gateway.json in work (memory storage, the platform broker at plat) with one file per connector
+    (type, name, configuration)."""
+    entries = []
+    for type_, name, cfg in connectors:
+        with open(os.path.join(work, type_ + ".json"), "w") as f:
+            json.dump(cfg, f)
+        entries.append({"type": type_, "name": name, "configuration": type_ + ".json"})
+    gw_cfg = {"thingsboard": {"host": "127.0.0.1", "port": plat, "security": {"accessToken": "t"},
+                              "sessionLimitsTimeoutMs": 0},
+              "storage": {"type": "memory"}, "connectors": entries}
+    with open(os.path.join(work, "tb_gateway.json"), "w") as f:
+        json.dump(gw_cfg, f)
+
+
+class PlatformView:
+    """The platform side: device names seen in telemetry and attributes, RPC replies with their time."""
+
+    def __init__(self, port):
+        self.lock = threading.Condition()
+        self.seen, self.replies = set(), {}
+        self.client = Client(port, "platform", self.on_message)
+        self.client.c.subscribe("v1/#", qos=1)
+
+    def on_message(self, c, u, m):
+        try:
+            p = json.loads(m.payload)
+        except ValueError:
+            return
+        with self.lock:
+            if m.topic in ("v1/gateway/telemetry", "v1/gateway/attributes"):
+                self.seen.update(p.keys())
+            elif m.topic == "v1/gateway/rpc":
+                self.replies[p.get("id")] = (time.perf_counter(), p)
+            self.lock.notify_all()
+
+    def wait_seen(self, names, timeout):
+        with self.lock:
+            return self.lock.wait_for(lambda: set(names) <= self.seen, timeout)
 
 
 def report_switches(pid):
@@ -100,7 +140,7 @@ def report_switches(pid):
     print("RSS: %s" % [l.split(":")[1].strip() for l in open("/proc/%d/status" % pid) if l.startswith("VmRSS")][0])
 
 
-def rpc_latency(platform, lock, replies, calls):
+def rpc_latency(view, calls):
     """CALLS platform RPCs per (label, device, method, params), one at a time: p50/p99/max in ms."""
     print("RPC platform -> device -> platform, %d calls each, at idle:" % CALLS)
     rid = 1000
@@ -110,12 +150,12 @@ def rpc_latency(platform, lock, replies, calls):
             rid += 1
             msg = json.dumps({"device": device, "data": {"id": rid, "method": method, "params": params}})
             t = time.perf_counter()
-            platform.c.publish("v1/gateway/rpc", msg, qos=1)
-            with lock:
-                if not lock.wait_for(lambda: rid in replies, 6):
+            view.client.c.publish("v1/gateway/rpc", msg, qos=1)
+            with view.lock:
+                if not view.lock.wait_for(lambda: rid in view.replies, 6):
                     errors += 1
                     continue
-                t1, p = replies[rid]
+                t1, p = view.replies[rid]
             if "error" in json.dumps(p.get("data")):
                 errors += 1
             lat.append((t1 - t) * 1000)
@@ -124,14 +164,12 @@ def rpc_latency(platform, lock, replies, calls):
         if lat:
             print("  %-13s p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  (%d errors) e.g. %s" % (
                 label, lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], lat[-1], errors,
-                json.dumps(replies[rid][1].get("data"))[:80]))
+                json.dumps(view.replies[rid][1].get("data"))[:80]))
         else:
             print("  %-13s no replies" % label)
 
 
 def main_xmpp_ocpp():
-    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-    os.environ.setdefault("TBGW_SOURCE_DIR", ROOT)
     from test_ocpp import BASIC, ChargePoint, Loop  # the test peers, reused as they are
     from test_xmpp import Device, Prosody
     work = tempfile.mkdtemp(prefix="tbgw-idle-")
@@ -150,32 +188,8 @@ def main_xmpp_ocpp():
         with open(os.path.join(ROOT, "tests", "data", "reference", "ocpp.json")) as f:
             ocpp_cfg = json.load(f)
         ocpp_cfg["centralSystem"].update({"host": "127.0.0.1", "port": ocpp_port})
-        for name, cfg in (("xmpp.json", xmpp_cfg), ("ocpp.json", ocpp_cfg)):
-            with open(os.path.join(work, name), "w") as f:
-                json.dump(cfg, f)
-        gw_cfg = {"thingsboard": {"host": "127.0.0.1", "port": plat, "security": {"accessToken": "t"},
-                                  "sessionLimitsTimeoutMs": 0},
-                  "storage": {"type": "memory"},
-                  "connectors": [{"type": "xmpp", "name": "XMPP", "configuration": "xmpp.json"},
-                                 {"type": "ocpp", "name": "OCPP", "configuration": "ocpp.json"}]}
-        with open(os.path.join(work, "tb_gateway.json"), "w") as f:
-            json.dump(gw_cfg, f)
-        lock = threading.Condition()
-        seen, replies = set(), {}
-
-        def on_platform(c, u, m):
-            try:
-                p = json.loads(m.payload)
-            except ValueError:
-                return
-            with lock:
-                if m.topic in ("v1/gateway/telemetry", "v1/gateway/attributes"):
-                    seen.update(p.keys())
-                elif m.topic == "v1/gateway/rpc":
-                    replies[p.get("id")] = (time.perf_counter(), p)
-                lock.notify_all()
-        platform = Client(plat, "platform", on_platform)
-        platform.c.subscribe("v1/#", qos=1)
+        write_gateway(work, plat, [("xmpp", "XMPP", xmpp_cfg), ("ocpp", "OCPP", ocpp_cfg)])
+        view = PlatformView(plat)
         time.sleep(0.2)
         log = open(os.path.join(work, "tbgw.log"), "w")
         gw = subprocess.Popen([TBGW, "-c", os.path.join(work, "tb_gateway.json")], stdout=log, stderr=log,
@@ -189,12 +203,11 @@ def main_xmpp_ocpp():
         aio = Loop()
         cp = aio.run(ChargePoint(ocpp_port, "bidon/hello/CP_1", auth=BASIC).connect())
         aio.run(cp.call("BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "X1"}))
-        with lock:
-            if not lock.wait_for(lambda: "SN-1" in seen, 20):
-                raise RuntimeError("no XMPP data on the platform (log: %s)" % open(log.name).read())
+        if not view.wait_seen(["SN-1"], 20):
+            raise RuntimeError("no XMPP data on the platform (log: %s)" % open(log.name).read())
         time.sleep(3)
         report_switches(gw.pid)
-        rpc_latency(platform, lock, replies, [("XMPP set", "SN-1", "set", "value=5;"),
+        rpc_latency(view, [("XMPP set", "SN-1", "set", "value=5;"),
                                               ("OCPP Reset", "Acme X1", "Reset", {"type": "Soft"})])
         gw.terminate()
         gw.wait(10)
@@ -205,14 +218,7 @@ def main_xmpp_ocpp():
             dev.stop()
         if server:
             server.stop()
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        cleanup(procs, work)
 
 
 def main():
@@ -266,34 +272,9 @@ def main():
                                               "deviceNameExpressionSource": "constant"},
                                "timeseries": [{"key": "v%d" % i, "type": "path", "value": "${V%d}" % i}
                                               for i in range(NODES)]}]}
-        for name, cfg in (("mqtt.json", mqtt_cfg), ("modbus.json", mb_cfg), ("opcua.json", ua_cfg)):
-            with open(os.path.join(work, name), "w") as f:
-                json.dump(cfg, f)
-        gw_cfg = {"thingsboard": {"host": "127.0.0.1", "port": plat, "security": {"accessToken": "t"},
-                                  "sessionLimitsTimeoutMs": 0},
-                  "storage": {"type": "memory"},
-                  "connectors": [{"type": "mqtt", "name": "MQTT", "configuration": "mqtt.json"},
-                                 {"type": "modbus", "name": "Modbus", "configuration": "modbus.json"},
-                                 {"type": "opcua", "name": "OPCUA", "configuration": "opcua.json"}]}
-        with open(os.path.join(work, "tb_gateway.json"), "w") as f:
-            json.dump(gw_cfg, f)
-
-        lock = threading.Condition()
-        seen, replies = set(), {}
-
-        def on_platform(c, u, m):
-            try:
-                p = json.loads(m.payload)
-            except ValueError:
-                return
-            with lock:
-                if m.topic == "v1/gateway/telemetry":
-                    seen.update(p.keys())
-                elif m.topic == "v1/gateway/rpc":
-                    replies[p.get("id")] = (time.perf_counter(), p)
-                lock.notify_all()
-        platform = Client(plat, "platform", on_platform)
-        platform.c.subscribe("v1/#", qos=1)
+        write_gateway(work, plat, [("mqtt", "MQTT", mqtt_cfg), ("modbus", "Modbus", mb_cfg),
+                                   ("opcua", "OPCUA", ua_cfg)])
+        view = PlatformView(plat)
         time.sleep(0.2)
 
         log = open(os.path.join(work, "tbgw.log"), "w")
@@ -302,28 +283,21 @@ def main():
         ok, end = False, time.time() + 20
         while not ok and time.time() < end:  # until the connector has subscribed
             dev.c.publish("sensors/MqttDev", json.dumps({"t": 1.5}), qos=1)
-            with lock:
-                ok = lock.wait_for(lambda: {"MB", "Many", "MqttDev"} <= seen, 0.5)
+            ok = view.wait_seen(["MB", "Many", "MqttDev"], 0.5)
         if not ok:
-            raise RuntimeError("devices seen on the platform: %s (log: %s)" % (sorted(seen), open(log.name).read()))
+            raise RuntimeError("devices seen on the platform: %s (log: %s)" % (sorted(view.seen),
+                                                                              open(log.name).read()))
         time.sleep(3)  # first values delivered, subscriptions settled
 
         report_switches(gw.pid)
         calls = [("Modbus get", "MB", "get", "type=16int;functionCode=3;objectsCount=1;address=0;"),
                  ("OPC-UA get", "Many", "get", "ns=1;s=V0"),
                  ("MQTT two-way", "MqttDev", "echo", {"v": 1})]
-        rpc_latency(platform, lock, replies, calls)
+        rpc_latency(view, calls)
         gw.terminate()
         gw.wait(10)
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        cleanup(procs, work)
 
 
 if __name__ == "__main__":

@@ -214,14 +214,20 @@ static void item_drop(void *slot) {
     free(((item *)slot)->name);
 }
 
+/* A walk on a host that records its config warnings. */
+static void warn_host(rec_host *r, tbgw_cfg *w, tbgw_err *err) {
+    rh_init(r);
+    r->h.config_warning = rec_warning;
+    memset(err, 0, sizeof *err);
+    tbgw_cfg_init(w, &r->h, err);
+}
+
 static void test_list(void **st) {
     (void)st;
     rec_host r;
-    rh_init(&r);
-    r.h.config_warning = rec_warning;
-    tbgw_err err = {0};
+    tbgw_err err;
     tbgw_cfg w;
-    tbgw_cfg_init(&w, &r.h, &err);
+    warn_host(&r, &w, &err);
     json_t *o = json_loads("{\"items\": [{\"name\": \"a\", \"n\": 1}, {\"name\": 5}, {\"name\": \"b\", "
                            "\"n\": 70}, 3, {\"name\": \"c\", \"n\": 7}, {\"name\": \"d\", \"n\": 2}], "
                            "\"none\": [], \"bad\": {}}",
@@ -262,11 +268,9 @@ static int field_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t in
 static void test_skip_at_field(void **st) {
     (void)st;
     rec_host r;
-    rh_init(&r);
-    r.h.config_warning = rec_warning;
-    tbgw_err err = {0};
+    tbgw_err err;
     tbgw_cfg w;
-    tbgw_cfg_init(&w, &r.h, &err);
+    warn_host(&r, &w, &err);
     json_t *o = json_loads("{\"k\": [{}]}", 0, NULL);
     assert_int_equal(tbgw_cfg_each(&w, o, "m[1]", "k", field_entry, NULL), 0);
     assert_string_equal(last_warning, "m[1].k[0].value@3: bad expression"); /* located at the field */
