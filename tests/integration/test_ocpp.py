@@ -14,7 +14,7 @@ import time
 
 import websockets
 
-from tbgwtest import SLOW, SOURCE_DIR, GatewayTestCase, free_port, wait_for, wake_rate, main
+from tbgwtest import SLOW, SOURCE_DIR, TBGW_BIN, GatewayTestCase, free_port, wait_for, wake_rate, main
 
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "ocpp.json")
 BASIC = "Basic " + base64.b64encode(b"admin:admin").decode()
@@ -260,6 +260,25 @@ class OcppTls(OcppCase):
     def test_reference_config_over_tls(self):
         self.reference_flow()
         self.assertIn("(TLS)", self.gw.log())
+
+
+class OcppConfig(GatewayTestCase):
+    def test_bad_entries_reported_with_their_place(self):
+        """A charge point entry or one key that cannot be used is reported with file:line:column (by
+        --check-config too) and skipped; the rest of the file is used."""
+        with open(REFERENCE) as f:
+            cfg = json.load(f)
+        cfg["chargePoints"][0]["attributes"].append({"key": "k", "value": "${x}"})  # no messageTypeFilter
+        cfg["chargePoints"].append({"idRegexpPattern": "("})
+        gw = self.gateway(connectors=[{"type": "ocpp", "name": "OCPP", "config": cfg}])
+        check = subprocess.run([TBGW_BIN, "--check-config", "-c", gw.config_path], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=30)
+        self.assertEqual(check.returncode, 0, check.stdout)
+        n_attrs = len(cfg["chargePoints"][0]["attributes"]) - 1
+        self.assertRegex(check.stdout, r"warning: \S*OCPP\.json:\d+:\d+: chargePoints\[0\]\.attributes\[%d\]"
+                                       r"\.messageTypeFilter: expected" % n_attrs)
+        self.assertRegex(check.stdout, r"warning: \S*OCPP\.json:\d+:\d+: chargePoints\[%d\]\.idRegexpPattern: bad "
+                                       r"regular expression" % (len(cfg["chargePoints"]) - 1))
 
 
 if __name__ == "__main__":

@@ -83,12 +83,20 @@ static void oc_destroy(void *self) {
     free(c);
 }
 
+static int cp_entry(tbgw_cfg *w, const json_t *e, const char *path, void *slot, void *ud, tbgw_err *err) {
+    (void)ud;
+    return ocpp_cp_parse(w, e, path, slot, err);
+}
+
+static void cp_drop(void *slot) {
+    ocpp_cp_free(slot);
+}
+
 static int oc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_err *err) {
     const json_t *cs = json_object_get(cfg, "centralSystem");
     if (!json_is_object(cs)) return tbgw_err_set(err, TBGW_EINVAL, "centralSystem: expected an object");
-    const json_t *port = json_object_get(cs, "port");
-    if (port && (!json_is_integer(port) || json_integer_value(port) < 0 || json_integer_value(port) > 65535))
-        return tbgw_err_set(err, TBGW_EINVAL, "centralSystem.port: expected 0..65535");
+    int64_t port;
+    if (tbgw_cfg_get_int(cs, "centralSystem", "port", 9000, 0, 65535, &port, err)) return TBGW_EINVAL;
     const json_t *cps = json_object_get(cfg, "chargePoints");
     if (!json_is_array(cps)) return tbgw_err_set(err, TBGW_EINVAL, "chargePoints: expected a list");
     oc *c = calloc(1, sizeof *c);
@@ -97,7 +105,7 @@ static int oc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
     c->cfg = json_deep_copy(cfg);
     cs = json_object_get(c->cfg, "centralSystem");
     c->host = json_string_value(json_object_get(cs, "host"));
-    c->port = port ? (int)json_integer_value(port) : 9000;
+    c->port = (int)port;
     const json_t *conn = json_object_get(cs, "connection");
     const char *ct = json_string_value(json_object_get(conn, "type"));
     if (ct && strcmp(ct, "tls") == 0) {
@@ -113,20 +121,13 @@ static int oc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
         return tbgw_err_set(err, TBGW_EINVAL, "centralSystem.connection.type: expected insecure or tls");
     }
     c->security = json_object_get(cs, "security");
-    cps = json_object_get(c->cfg, "chargePoints");
-    c->cps = calloc(json_array_size(cps) ? json_array_size(cps) : 1, sizeof *c->cps);
-    size_t i;
-    const json_t *e;
-    json_array_foreach(cps, i, e) {
-        char path[64];
-        snprintf(path, sizeof path, "chargePoints[%zu]", i);
-        tbgw_err perr = {0};
-        if (ocpp_cp_parse(e, path, &c->cps[c->n_cps], &perr) != 0) {
-            TBGW_ERRORF(h->log, "%s; charge point entry skipped", perr.msg);
-            ocpp_cp_free(&c->cps[c->n_cps]);
-            continue;
-        }
-        c->n_cps++;
+    tbgw_cfg w; /* a charge point entry that cannot be used is reported and skipped */
+    tbgw_cfg_init(&w, h, err);
+    int rc = tbgw_cfg_list(&w, c->cfg, NULL, "chargePoints", sizeof *c->cps, (void **)&c->cps, &c->n_cps,
+                           cp_entry, cp_drop, NULL);
+    if (rc < 0) {
+        oc_destroy(c);
+        return rc;
     }
     *self = c;
     return 0;
