@@ -177,8 +177,10 @@ int tbgw_cfg_get_int_ex(const json_t *o, const char *path, const char *key, int6
         have = str_num(json_string_value(v), &d, &x, &is_int) == 0;
     }
     if (have && !is_int) { /* 10.0 written by a tool; 4000.7 only when truncation is asked for */
-        if (!(fabs(d) < 9e15) || (d != floor(d) && !(flags & TBGW_CFG_NUM_TRUNC))) have = 0;
-        x = (int64_t)d;
+        if (!(fabs(d) < 9e15) || (d != floor(d) && !(flags & TBGW_CFG_NUM_TRUNC)))
+            have = 0;
+        else
+            x = (int64_t)d;
     }
     if (!have) return wrong(err, path, key, "an integer", v);
     if (x < min || x > max) return range_err(err, path, key, (long long)x, (long long)min, (long long)max);
