@@ -1,7 +1,8 @@
 /* Fuzzes the BACnet stack's decoding of received datagrams: BVLL, NPDU, APDU and every service
  * decoder the connector uses (I-Am, Who-Is, ReadProperty(-ACK), ReadPropertyMultiple-ACK, Error,
  * COV notification), the tag codec, and the conversion of a property value to a platform value.
- * Also feeds the datagram to a real endpoint (bound to an ephemeral loopback port). */
+ * Also feeds the datagram to a real endpoint (bound to an ephemeral loopback port): network-layer
+ * messages (I-Am-Router-To-Network into its router cache) and SegmentACKs of segmented requests. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bn_bvll bv;
     if (bn_bvll_decode(data, size, &bv) == 0 && bv.npdu) {
         bn_npdu np;
-        if (bn_npdu_decode(bv.npdu, bv.npdu_len, &np) == 0) apdu_services(np.apdu, np.apdu_len, &b);
+        if (bn_npdu_decode(bv.npdu, bv.npdu_len, &np) == 0) {
+            uint16_t nets[8];
+            if (np.netmsg)
+                bn_npdu_i_am_router_decode(np.apdu, np.apdu_len, nets, 8);
+            else
+                apdu_services(np.apdu, np.apdu_len, &b);
+        }
     }
     /* the raw bytes as an APDU and as a property value */
     apdu_services(data, size, &b);
@@ -65,6 +72,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tbgw_buf_free(&b);
     if (cl) {
         bn_addr from = {.ip = 0x7F000001, .port = 9};
+        /* a segmented request in flight to that address, for the SegmentACKs among the inputs */
+        if (bn_client_pending(cl, &from) == 0) {
+            static uint8_t req[400];
+            bn_client_request(cl, &from, BN_SVC_WRITE_PROPERTY, req, sizeof req, 50, 1, NULL, NULL);
+        }
         bn_client_input(cl, &from, data, size);
     }
     return 0;

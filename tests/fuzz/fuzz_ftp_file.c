@@ -4,38 +4,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "connectors/ftp/ftp_internal.h"
+#include "ftp_fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static ftp_path make(const char *json) {
-    json_error_t je;
-    json_t *e = json_loads(json, 0, &je);
-    ftp_path p;
-    tbgw_err err;
-    if (!e || ftp_path_parse(e, "p", &p, &err) != 0) abort();
-    json_decref(e);
-    return p;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static ftp_path sliced, table, js;
     static int ready;
     if (!ready) {
-        sliced = make(
+        sliced = ftp_fuzz_path(
             "{\"path\": \"fol/*_hello*.txt\", \"readMode\": \"FULL\", \"txtFileDataView\": \"SLICED\", "
             "\"devicePatternName\": \"[0:2]\", \"attributes\": [{\"key\": \"temp\", \"value\": \"[1:]\"}], "
             "\"timeseries\": [{\"key\": \"[0:1]\", \"value\": \"[-2:]\"}, {\"key\": \"ts\", \"value\": "
             "\"[3]\"}]}");
-        table = make("{\"path\": \"d/x.csv\", \"readMode\": \"PARTIAL\", \"devicePatternName\": \"${name}\", "
-                     "\"timeseries\": [{\"key\": \"t_${name}\", \"value\": \"${temp} C\"}, {\"key\": \"ts\", "
-                     "\"value\": "
-                     "\"${ts}\"}]}");
-        js = make("{\"path\": \"j/x.json\", \"readMode\": \"FULL\", \"devicePatternName\": \"${dev}\", "
-                  "\"timeseries\": "
-                  "[{\"type\": \"integer\", \"key\": \"v\", \"value\": \"${v}\"}, {\"type\": \"double\", "
-                  "\"key\": \"d\", "
-                  "\"value\": \"${a.b[0]}\"}]}");
+        table = ftp_fuzz_path(
+            "{\"path\": \"d/x.csv\", \"readMode\": \"PARTIAL\", \"devicePatternName\": \"${name}\", "
+            "\"timeseries\": [{\"key\": \"t_${name}\", \"value\": \"${temp} C\"}, {\"key\": \"ts\", "
+            "\"value\": "
+            "\"${ts}\"}]}");
+        js = ftp_fuzz_path(
+            "{\"path\": \"j/x.json\", \"readMode\": \"FULL\", \"devicePatternName\": \"${dev}\", "
+            "\"timeseries\": "
+            "[{\"type\": \"integer\", \"key\": \"v\", \"value\": \"${v}\"}, {\"type\": \"double\", "
+            "\"key\": \"d\", "
+            "\"value\": \"${a.b[0]}\"}]}");
         ready = 1;
     }
     char *text = malloc(size + 1);
@@ -58,6 +50,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     free(lines);
     free(text);
-    tbgw_converted_free(ftp_convert_json(&js, (const char *)data, size));
+    tbgw_converted_free(ftp_convert_json(&js, (const char *)data, size, NULL));
     return 0;
 }

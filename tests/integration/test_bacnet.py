@@ -106,7 +106,8 @@ class Bacnet(GatewayTestCase):
             "deviceInfo": {"deviceNameExpression": "Big", "deviceNameExpressionSource": "constant"},
             "address": "127.0.0.X:%d" % self.pc, "pollPeriod": 1000,  # a pattern: found by a broadcast Who-Is
             "timeseries": [{"key": "${objectName}", "objectType": "analogValue", "objectId": "*",
-                            "propertyId": "presentValue"}]})
+                            "propertyId": "presentValue"},
+                           {"key": "d", "objectType": "analogValue", "objectId": 1, "propertyId": "descriptionList"}]})
         return cfg
 
     def rpc(self, device, rid, method, params):
@@ -118,6 +119,9 @@ class Bacnet(GatewayTestCase):
     def test_reference_config_end_to_end(self):
         gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": self.config()}]).start()
         gw.wait_log("BACnet/IP device 599", timeout=10)
+        # a proprietary property without loadProprietaryDevices: that key is skipped with the reason
+        self.assertRegex(gw.log(), r"\.json:\d+:\d+: devices\[2\]\.timeseries\[1\]\.propertyId: 'descriptionList' is a "
+                                   r"proprietary property of vendor 7: set loadProprietaryDevices")
         name = "BACnet Device test emulator device"
         attrs = wait_for(lambda: self.platform.attributes(name).get(name, {}).get("temperature"), 15,
                          what="temperature attribute")
@@ -222,6 +226,70 @@ class Bacnet(GatewayTestCase):
         self.assertEqual(iam["iam"]["deviceId"], 599)
         name = wait_for(lambda: self._event("read"), 10, what="objectName of the gateway")
         self.assertEqual(name["read"], ["TB_gateway"])
+        self.assertEqual(gw.stop(), 0)
+
+    def test_router_names_and_segmented_write(self):
+        """A device on network 2001 behind a router (the router side of the peer works on raw frames;
+        the router's own device object and the remote device are the npm stack): Who-Is-Router-To-
+        Network finds the router, the Who-Is goes through it, the router's objectName / instance /
+        vendor name the device; the remote device takes segmented requests (max APDU 128), so a
+        1000-character write goes in segments with a window of 4."""
+        pr, pr2 = free_udp_port(), free_udp_port()
+        routed = Devices([
+            {"host": "127.0.0.2", "port": self.pg, "instance": 4000, "name": "Router R1", "vendor": 7,
+             "router": {"net": 2001, "stations": {"10": pr}}, "objects": []},
+            {"port": pr, "instance": 1500, "name": "remote dev", "maxApdu": 128, "segmentation": 2, "vendor": 7,
+             "objects": [
+                {"type": 0, "instance": 1, "name": "temp", "value": 19.25, "descriptionList": ["Room 1", "North"]},
+                {"type": 2, "instance": 1, "name": "text", "value": 1.5}]},
+            # a second router whose own device object does not answer Who-Is
+            {"host": "127.0.0.3", "port": self.pg, "instance": 4001, "name": "Mute", "silent": True,
+             "router": {"net": 2002, "stations": {"20": pr2}}, "objects": []},
+            {"port": pr2, "instance": 1600, "name": "remote two", "objects": []},
+        ])
+        self.extra.append(routed)
+        cfg = self.config()
+        cfg["application"]["devicesDiscoverPeriodSeconds"] = 60  # the router's answer sends the Who-Is
+        cfg["loadProprietaryDevices"] = True  # top level, where the reference reads it
+        cfg["application"]["deviceDiscoveryTimeoutInSec"] = 1  # how long a router's I-Am is waited for
+        # loopback's broadcast address is 127.255.255.255 (127.0.0.255 reaches one socket only): both
+        # routers, on 0.0.0.0 and the gateway's port, hear the Who-Is-Router-To-Network
+        cfg["application"]["mask"] = "8"
+        cfg["devices"] = [{
+            "deviceInfo": {"deviceNameExpression": "${routerName} / ${objectName}",
+                           "deviceProfileExpression": "r${routerVendorId} id${routerId} at ${routerAddress}"},
+            "address": "2001:10", "pollPeriod": 500,
+            "timeseries": [{"key": "temp", "objectType": "analogInput", "objectId": 1, "propertyId": "presentValue"},
+                           {"key": "info", "objectType": "analogInput", "objectId": 1,  # Siemens' proprietary
+                            "propertyId": ["objectName", "descriptionList"]}],
+            "serverSideRpc": [{"method": "set_text", "requestType": "writeProperty",
+                               "objectType": "analogValue", "objectId": 1, "propertyId": "description"}]},
+            {"deviceInfo": {"deviceNameExpression": "${routerName} / ${objectName}"}, "address": "2002:*",
+             "timeseries": []}]
+        gw = self.gateway(connectors=[{"type": "bacnet", "name": "BACnet", "config": cfg}]).start()
+        name = "Router R1 / remote dev"
+        tel = wait_for(lambda: [v for d, _, v in self.platform.telemetry(name) if "temp" in v], 20,
+                       what="telemetry of the routed device")
+        self.assertEqual(tel[0]["temp"], 19.25)
+        self.assertEqual(tel[0]["info.descriptionList"], "['Room 1', 'North']")
+        self.assertEqual(tel[0]["info.objectName"], "temp")
+        self.assertIn({"device": name, "type": "r7 id4000 at 127.0.0.2:%d" % self.pg},
+                      [p for _, p in self.platform.all("v1/gateway/connect")])
+        self.assertIn("network 2001 is reached through the router at 127.0.0.2:%d" % self.pg, gw.log())
+        stash = []
+        while not routed.events.empty():
+            stash.append(routed.events.get_nowait())
+        self.assertTrue([e for e in stash if "whoIsRouter" in e], stash)
+        self.assertTrue([e for e in stash if "routed" in e])
+        # the router that does not answer: its devices are named with the router tags left as they are
+        wait_for(lambda: {"device": "${routerName} / remote two", "type": "default"} in
+                 [p for _, p in self.platform.all("v1/gateway/connect")], 10, what="device behind the mute router")
+        self.assertIn("router 127.0.0.3:%d did not answer Who-Is" % self.pg, gw.log())
+        text = "".join(chr(ord("a") + i % 26) for i in range(1000))
+        self.assertEqual(self.rpc(name, 1, "set_text", text), {"result": "{'value': '%s'}" % text})
+        w = routed.write()
+        self.assertEqual((w["instance"], w["type"], w["property"], w["value"]), (1500, 2, "description", text))
+        self.assertEqual(w["segments"], 9)  # 1000+ octets in segments of 122 (128 - the 6-octet header)
         self.assertEqual(gw.stop(), 0)
 
     def _event(self, kind):

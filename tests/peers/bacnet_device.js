@@ -9,13 +9,28 @@
 // "set <instance> <type> <objInstance> <json value>" changes a present value, "probe <instance>
 // <port> <deviceInstance>" sends a Who-Is and a ReadProperty(objectName) to another device.
 // A Register-Foreign-Device is answered with a successful BVLC-Result ({"register": ttl}).
+// "maxApdu" / "segmentation" / "vendor" change what the I-Am says (a device that takes segmented
+// requests: "maxApdu": 128, "segmentation": 2); segments of requests received are counted and
+// reported with the write they carried ({"write": {..., "segments": n}}). A description is
+// writable too (a CharacterString). An object with "descriptionList" answers the Siemens
+// proprietary property 3121 with it. "silent": true leaves Who-Is unanswered.
+// A router ("router": {"net": 2001, "stations": {"10": <port of a device on 127.0.0.1>}}, with
+// "host" another loopback address such as 127.0.0.2 and "port" the gateway's port): its own device
+// object answers at host:port; a second socket on 0.0.0.0:port takes the broadcasts. It answers
+// Who-Is-Router-To-Network with I-Am-Router-To-Network ({"whoIsRouter": ...}), forwards frames for
+// its network (DNET, or a global broadcast) to the station's device with SNET/SADR of the sender,
+// and the answers back with SNET = net and SADR = the station ({"routed": ...}). The stack itself
+// cannot route (it drops network-layer messages), so this part works on the raw frames.
 'use strict';
+const dgram = require('dgram');
 const Bacnet = require('@bacnet-js/client');
 const C = Bacnet.default || Bacnet;
 const E = require('@bacnet-js/client/dist/lib/enum.js');
 const T = E.ApplicationTag;
 const P = E.PropertyIdentifier;
 const Services = require('@bacnet-js/client/dist/lib/services/index.js');
+const NPDU = require('@bacnet-js/client/dist/lib/npdu.js');
+const APDU = require('@bacnet-js/client/dist/lib/apdu.js');
 
 const spec = JSON.parse(process.argv[2]);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -55,7 +70,7 @@ function makeDevice(d) {
           }
           return all;
         }
-        case P.VENDOR_IDENTIFIER: return [{ type: T.UNSIGNED_INTEGER, value: 260 }];
+        case P.VENDOR_IDENTIFIER: return [{ type: T.UNSIGNED_INTEGER, value: d.vendor || 260 }];
         case P.SEGMENTATION_SUPPORTED: return [{ type: T.ENUMERATED, value: 3 }];
         case P.MAX_APDU_LENGTH_ACCEPTED: return [{ type: T.UNSIGNED_INTEGER, value: 1476 }];
       }
@@ -73,11 +88,14 @@ function makeDevice(d) {
         return o.priority.map((v) => (v === null ? { type: T.NULL, value: null } : { type: pvTag(o.type), value: v }));
       case P.RELINQUISH_DEFAULT: return [{ type: pvTag(o.type), value: o.relinquish }];
       case P.OUT_OF_SERVICE: return [{ type: T.BOOLEAN, value: false }];
+      case 3121: // Siemens (vendor 7) descriptionList, an array of CharacterStrings
+        if (o.descriptionList) return o.descriptionList.map((t) => ({ type: T.CHARACTER_STRING, value: t }));
     }
     return { err: [E.ErrorClass.PROPERTY, E.ErrorCode.UNKNOWN_PROPERTY] };
   };
 
   let client = null;
+  let reqSegments = 0;
   // The stack sends no segmented answers: a "segmented" device splits its encoded objectList answer
   // into 128-octet segments itself, one per SegmentACK (window size 1), and says so on stdout.
   let seg = null;
@@ -123,6 +141,12 @@ function makeDevice(d) {
   const open = () => {
     client = new C({ port: d.port, interface: d.host || '127.0.0.1', broadcastAddress: '127.255.255.255' });
     client.on('error', (e) => out({ error: String(e), instance: d.instance }));
+    // segments of confirmed requests (PDU type 0 with the segmented bit)
+    client._transport.prependListener('message', (msg) => { // before the stack hands on the write
+      const n = msg.length > 6 && msg[0] === 0x81 ? parseNpdu(msg, 4) : null;
+      if (n && !(n.ctl & 0x80) && n.body.length && (n.body[0] >> 4) === 0 && (n.body[0] & 0x08)) reqSegments++;
+    });
+    if (d.router) routerOn(client);
     if (d.segmented) {
       client._transport.on('message', onRaw);
       // the stack mistakes a SegmentACK for a segment and throws: it never sees them here
@@ -131,8 +155,15 @@ function makeDevice(d) {
     client.on('whoIs', (m) => {
       const p = m.payload || {};
       if (p.lowLimit !== undefined && (d.instance < p.lowLimit || d.instance > p.highLimit)) return;
-      out({ whois: d.instance, from: m.header.sender.address });
-      client.iAmResponse(m.header.sender, d.instance, d.segmented ? 0 : 3, 260);
+      if (d.silent) return out({ whoisIgnored: d.instance });
+      out({ whois: d.instance, from: m.header.sender.address, net: m.header.sender.net });
+      const segmentation = d.segmentation !== undefined ? d.segmentation : d.segmented ? 0 : 3;
+      if (!d.maxApdu) return client.iAmResponse(m.header.sender, d.instance, segmentation, d.vendor || 260);
+      const buffer = client._getApduBuffer(m.header.sender);
+      NPDU.encode(buffer, E.NpduControlPriority.NORMAL_MESSAGE, m.header.sender);
+      APDU.encodeUnconfirmedServiceRequest(buffer, E.PduType.UNCONFIRMED_REQUEST, E.UnconfirmedServiceChoice.I_AM);
+      Services.IAm.encode(buffer, d.instance, d.maxApdu, segmentation, d.vendor || 260);
+      client.sendBvlc(m.header.sender, buffer);
     });
     client.on('readProperty', guard((m) => {
       const { objectId, property } = m.payload;
@@ -184,6 +215,12 @@ function makeDevice(d) {
       if (!o || o.type === 8) {
         return client.errorResponse(m.header.sender, m.service, m.invokeId, E.ErrorClass.OBJECT, E.ErrorCode.UNKNOWN_OBJECT);
       }
+      if (value.property.id === P.DESCRIPTION && value.value[0] && value.value[0].type === T.CHARACTER_STRING) {
+        o.description = value.value[0].value;
+        out({ write: { instance: d.instance, type: o.type, object: o.instance, property: 'description', value: o.description, segments: reqSegments } });
+        reqSegments = 0;
+        return client.simpleAckResponse(m.header.sender, m.service, m.invokeId);
+      }
       if (value.property.id !== P.PRESENT_VALUE) {
         return client.errorResponse(m.header.sender, m.service, m.invokeId, E.ErrorClass.PROPERTY, E.ErrorCode.WRITE_ACCESS_DENIED);
       }
@@ -194,7 +231,8 @@ function makeDevice(d) {
       }
       o.priority[value.priority - 1] = isNull ? null : item.value;
       notify(o);
-      out({ write: { instance: d.instance, type: o.type, object: o.instance, priority: value.priority, value: isNull ? null : item.value, tag: item.type } });
+      out({ write: { instance: d.instance, type: o.type, object: o.instance, priority: value.priority, value: isNull ? null : item.value, tag: item.type, segments: reqSegments } });
+      reqSegments = 0;
       client.simpleAckResponse(m.header.sender, m.service, m.invokeId);
     }));
     client.on('iAm', (m) => out({ iam: m.payload, from: m.header.sender.address, instance: d.instance }));
@@ -207,6 +245,88 @@ function makeDevice(d) {
   const close = () => {
     if (client) client.close();
     client = null;
+  };
+  // ---- the router: raw NPDU handling around the stack's socket ----
+  const OUTER_NET = 1; // the gateway's network as this router numbers it
+  const parseNpdu = (f, o) => {
+    if (f[o] !== 0x01) return null;
+    const ctl = f[o + 1];
+    const r = { ctl, o: o + 2 };
+    if (ctl & 0x20) {
+      r.dnet = f.readUInt16BE(r.o); const dlen = f[r.o + 2];
+      r.dadr = f.subarray(r.o + 3, r.o + 3 + dlen); r.o += 3 + dlen;
+    }
+    if (ctl & 0x08) {
+      r.snet = f.readUInt16BE(r.o); const slen = f[r.o + 2];
+      r.sadr = f.subarray(r.o + 3, r.o + 3 + slen); r.o += 3 + slen;
+    }
+    if (ctl & 0x20) r.hop = f[r.o++];
+    r.body = f.subarray(r.o); // network message (type + data) or APDU
+    return r;
+  };
+  const frame = (ctl, snet, sadr, body, dnet, dadr) => {
+    const parts = [Buffer.from([0x81, 0x0A, 0, 0, 0x01, ctl | (snet ? 0x08 : 0) | (dnet ? 0x20 : 0)])];
+    if (dnet) parts.push(Buffer.from([dnet >> 8, dnet & 255, dadr.length]), Buffer.from(dadr));
+    if (snet) parts.push(Buffer.from([snet >> 8, snet & 255, sadr.length]), Buffer.from(sadr));
+    if (dnet) parts.push(Buffer.from([255]));
+    parts.push(body);
+    const f = Buffer.concat(parts);
+    f.writeUInt16BE(f.length, 2);
+    return f;
+  };
+  const ipPortBytes = (addr) => {
+    const [ip, port] = addr.split(':');
+    const b = Buffer.alloc(6);
+    ip.split('.').forEach((x, i) => { b[i] = Number(x); });
+    b.writeUInt16BE(Number(port || 47808), 4);
+    return b;
+  };
+  let inner = null;
+  const routerOn = (cl) => {
+    const R = d.router;
+    const stations = new Map(Object.entries(R.stations).map(([mac, port]) => [Number(mac), Number(port)]));
+    const byPort = new Map([...stations].map(([mac, port]) => [port, mac]));
+    const sendOuter = (f, addr) => { const [ip, port] = addr.split(':'); cl._transport._server.send(f, Number(port || 47808), ip); };
+    // from the gateway's network: network messages and frames for the remote network
+    const fromOuter = (msg, addr) => {
+      if (msg.length < 6 || msg[0] !== 0x81 || (msg[1] !== 0x0A && msg[1] !== 0x0B)) return false;
+      const n = parseNpdu(msg, 4);
+      if (!n) return false;
+      if (n.ctl & 0x80) {
+        if (n.body[0] === 0x00) { // Who-Is-Router-To-Network
+          out({ whoIsRouter: n.body.length >= 3 ? n.body.readUInt16BE(1) : 0, from: addr, instance: d.instance });
+          const body = Buffer.from([0x01, R.net >> 8, R.net & 255]);
+          sendOuter(frame(0x80, 0, null, body), addr);
+        }
+        return true;
+      }
+      if (!n.dnet || (n.dnet !== R.net && n.dnet !== 0xFFFF)) return false;
+      const targets = n.dadr.length ? [n.dadr[n.dadr.length - 1]] : [...stations.keys()];
+      for (const mac of targets) {
+        const port = stations.get(mac);
+        if (!port) continue;
+        out({ routed: { to: mac, from: addr }, instance: d.instance });
+        inner.send(frame(n.ctl & 0x04, OUTER_NET, ipPortBytes(addr), n.body), port, '127.0.0.1');
+      }
+      return n.dnet === R.net; // a global broadcast is for the router's own device too
+    };
+    cl._transport.removeAllListeners('message');
+    cl._transport.on('message', (msg, addr) => { if (!fromOuter(msg, addr)) cl._receiveData(msg, addr); });
+    const bcast = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    bcast.on('error', (e) => out({ error: 'broadcast socket: ' + String(e), instance: d.instance }));
+    bcast.on('message', (msg, rinfo) => fromOuter(msg, rinfo.address + ':' + rinfo.port));
+    bcast.bind(d.port, '0.0.0.0');
+    // from the remote network: answers for the gateway's network get SNET/SADR of the station
+    inner = dgram.createSocket({ type: 'udp4' });
+    inner.on('message', (msg, rinfo) => {
+      const n = parseNpdu(msg, 4);
+      const mac = byPort.get(rinfo.port);
+      if (!n || mac === undefined || n.dnet !== OUTER_NET || !n.dadr || n.dadr.length !== 6) return;
+      const ip = [...n.dadr.subarray(0, 4)].join('.');
+      const port = n.dadr.readUInt16BE(4);
+      sendOuter(frame(n.ctl & 0x04, R.net, [mac], n.body), ip + ':' + port);
+    });
+    inner.bind(0, '127.0.0.1');
   };
   // COV subscribers: notified (unconfirmed) when a present value changes
   const subs = [];

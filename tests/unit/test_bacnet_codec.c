@@ -247,6 +247,32 @@ static void test_bvll_npdu(void **st) {
     assert_true(n.netmsg && n.msgtype == 0);
     const uint8_t trunc[] = {0x01, 0x20, 0x00};
     assert_int_equal(bn_npdu_decode(trunc, sizeof trunc, &n), -1);
+    /* Who-Is-Router-To-Network for network 2001; I-Am-Router-To-Network for 2001 and 3 (6.4.1, 6.4.2) */
+    W(y, 8);
+    bn_npdu_who_is_router(&y, 2001);
+    CHECK(y, 0x01, 0x80, 0x00, 0x07, 0xD1);
+    W(z, 16);
+    bn_npdu_i_am_router(&z, (const uint16_t[]){2001, 3}, 2);
+    CHECK(z, 0x01, 0x80, 0x01, 0x07, 0xD1, 0x00, 0x03);
+    assert_int_equal(bn_npdu_decode(z.p, z.len, &n), 0);
+    assert_true(n.netmsg && n.msgtype == BN_NL_I_AM_ROUTER);
+    uint16_t nets[4];
+    assert_int_equal(bn_npdu_i_am_router_decode(n.apdu, n.apdu_len, nets, 4), 2);
+    assert_true(nets[0] == 2001 && nets[1] == 3);
+    assert_int_equal(bn_npdu_i_am_router_decode(n.apdu, n.apdu_len, nets, 1), 1);
+    assert_int_equal(bn_npdu_i_am_router_decode(n.apdu, 3, nets, 4), -1); /* half a network number */
+    assert_int_equal(bn_npdu_i_am_router_decode(n.apdu, 0, nets, 4), 0);
+    /* a segment of a confirmed request (20.1.2.11): segmented, more follows, segmented response
+     * accepted; max segments > 64, max APDU 1476; invoke 5, sequence 2, proposed window 4, WriteProperty */
+    W(sg, 8);
+    bn_apdu_confirmed_segment(&sg, 5, BN_SVC_WRITE_PROPERTY, 1476, 2, 4, 1);
+    CHECK(sg, 0x0E, 0x75, 0x05, 0x02, 0x04, 0x0F);
+    bn_apdu a;
+    assert_int_equal(bn_apdu_decode(sg.p, sg.len, &a), 0);
+    assert_true(a.segmented && a.more_follows && a.seq == 2 && a.window == 4 && a.service == 15);
+    W(sl, 8);
+    bn_apdu_confirmed_segment(&sl, 5, BN_SVC_WRITE_PROPERTY, 1476, 3, 4, 0);
+    CHECK(sl, 0x0A, 0x75, 0x05, 0x03, 0x04, 0x0F);
 }
 
 static void test_services_annex_f(void **st) {
@@ -386,6 +412,15 @@ static void test_enums(void **st) {
     assert_int_equal(bn_property_parse("presentValue"), 85);
     assert_int_equal(bn_property_parse("present-value"), 85);
     assert_int_equal(bn_property_parse("objectList"), 76);
+    /* the reference's Siemens extension (vendor 7): only through the vendor table */
+    assert_int_equal(bn_property_parse("descriptionList"), -1);
+    assert_int_equal(bn_vendor_property_parse(7, "descriptionList"), 3121);
+    assert_int_equal(bn_vendor_property_parse(0, "description-list"), 3121);
+    assert_int_equal(bn_vendor_property_parse(8, "descriptionList"), -1);
+    assert_string_equal(bn_vendor_property_name(7, 3121), "descriptionList");
+    assert_null(bn_vendor_property_name(7, 3122));
+    assert_int_equal(bn_vendor_property_owner("descriptionList"), 7);
+    assert_int_equal(bn_vendor_property_owner("presentValue"), 0);
     assert_int_equal(bn_property_parse("statusFlags"), 111);
     assert_int_equal(bn_property_parse("propertyList"), 371);
     assert_int_equal(bn_property_parse("weeklySchedule"), 123);
@@ -455,7 +490,7 @@ static void test_client_segmented_and_retry(void **st) {
     bn_w_init(&w, req, sizeof req);
     bn_rp_request(&w, 8, 1, 76, BN_ARRAY_ALL);
     done d = {0};
-    assert_int_equal(bn_client_request(c, &dst, BN_SVC_READ_PROPERTY, req, w.len, 1476, on_done, &d), 0);
+    assert_int_equal(bn_client_request(c, &dst, BN_SVC_READ_PROPERTY, req, w.len, 1476, 0, on_done, &d), 0);
     uint8_t buf[1500];
     struct sockaddr_in from;
     ssize_t n = peer_recv(ps, buf, sizeof buf, &from, c);
@@ -486,7 +521,7 @@ static void test_client_segmented_and_retry(void **st) {
 
     /* no answer: one retry, then a timeout */
     done t = {0};
-    assert_int_equal(bn_client_request(c, &dst, BN_SVC_READ_PROPERTY, req, w.len, 1476, on_done, &t), 0);
+    assert_int_equal(bn_client_request(c, &dst, BN_SVC_READ_PROPERTY, req, w.len, 1476, 0, on_done, &t), 0);
     assert_true(peer_recv(ps, buf, sizeof buf, &from, c) > 0);
     assert_true(peer_recv(ps, buf, sizeof buf, &from, c) > 0); /* the retry */
     for (int i = 0; i < 100 && !t.calls; i++) bn_client_poll(c, 5);
@@ -500,6 +535,119 @@ static void test_client_segmented_and_retry(void **st) {
     for (int i = 0; i < 5; i++) bn_client_poll(c, 5);
     bn_client_get_stats(c, &cs);
     assert_int_equal(cs.malformed, 1);
+    bn_client_close(c);
+    close(ps);
+}
+
+/* A frame from the peer as the station 10 of network 2001 behind it (SNET/SADR). */
+static void peer_send_routed(int s, const struct sockaddr_in *to, const uint8_t *apdu, size_t n) {
+    uint8_t f[1500] = {0x81, 0x0A, 0, 0, 0x01, 0x08, 0x07, 0xD1, 0x01, 0x0A};
+    memcpy(f + 10, apdu, n);
+    bn_bvll_finish(f, n + 10, BN_BVLC_UNICAST);
+    sendto(s, f, n + 10, 0, (const struct sockaddr *)to, sizeof *to);
+}
+
+typedef struct routes_seen {
+    int calls;
+    uint16_t net;
+    bn_addr router;
+} routes_seen;
+
+static void on_route(void *ud, uint16_t net, const bn_addr *router) {
+    routes_seen *r = ud;
+    r->calls++;
+    r->net = net;
+    r->router = *router;
+}
+
+/* I-Am-Router-To-Network fills the router cache; a request to a station of that network goes to the
+ * router with DNET/DADR, in segments (the peer's max APDU is 128): a window at a time after each
+ * SegmentACK, the missing ones again after a NAK, everything again when no SegmentACK comes. */
+static void test_client_routes_and_segmented_request(void **st) {
+    (void)st;
+    uint16_t pport;
+    int ps = peer_socket(&pport);
+    bn_client_opts o = {.bind_ip = 0x7F000001, .port = 0, .timeout_ms = 150, .retries = 1};
+    routes_seen rs = {0};
+    bn_handlers hd = {.ud = &rs, .route = on_route};
+    char why[100];
+    bn_client *c = bn_client_open(&o, &hd, why, sizeof why);
+    assert_non_null(c);
+    bn_client_set_window(c, 2);
+    struct sockaddr_in to = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001), .sin_port = htons(bn_client_port(c))};
+    bn_addr router;
+    assert_int_equal(bn_client_router_to(c, 2001, &router), -1);
+    uint8_t req[300];
+    for (size_t i = 0; i < sizeof req; i++) req[i] = (uint8_t)i;
+    bn_addr dst = {.net = 2001, .mac_len = 1, .mac = {10}};
+    done d = {0};
+    assert_true(bn_client_request(c, &dst, BN_SVC_WRITE_PROPERTY, req, sizeof req, 128, 1, on_done, &d) < 0);
+    const uint8_t iar[] = {0x81, 0x0A, 0x00, 0x09, 0x01, 0x80, 0x01, 0x07, 0xD1};
+    sendto(ps, iar, sizeof iar, 0, (struct sockaddr *)&to, sizeof to);
+    for (int i = 0; i < 50 && !rs.calls; i++) bn_client_poll(c, 5);
+    assert_int_equal(rs.calls, 1);
+    assert_int_equal(rs.net, 2001);
+    assert_int_equal(rs.router.port, pport);
+    assert_int_equal(bn_client_router_to(c, 2001, &router), 0);
+    assert_int_equal(router.ip, 0x7F000001);
+    /* too large for a peer that takes no segments */
+    assert_true(bn_client_request(c, &dst, BN_SVC_WRITE_PROPERTY, req, sizeof req, 128, 0, on_done, &d) < 0);
+    assert_int_equal(bn_client_request(c, &dst, BN_SVC_WRITE_PROPERTY, req, sizeof req, 128, 1, on_done, &d),
+                     0);
+    uint8_t buf[1500];
+    struct sockaddr_in from;
+    /* segment 0 alone: NPDU to 2001/10, then 0x0E, max APDU, invoke, seq 0, window 2, service, 122 octets */
+    ssize_t n = peer_recv(ps, buf, sizeof buf, &from, c);
+    assert_int_equal(n, 4 + 7 + 6 + 122);
+    assert_memory_equal(buf + 4, ((uint8_t[]){0x01, 0x24, 0x07, 0xD1, 0x01, 0x0A, 0xFF}), 7);
+    uint8_t invoke = buf[13];
+    assert_memory_equal(buf + 11, ((uint8_t[]){0x0E, 0x75, invoke, 0x00, 0x02, 0x0F}), 6);
+    assert_memory_equal(buf + 17, req, 122);
+    /* SegmentACK 0 (server): segments 1 and 2 (the last: no more-follows bit, 56 octets) */
+    peer_send_routed(ps, &from, (uint8_t[]){0x41, invoke, 0x00, 0x02}, 4);
+    n = peer_recv(ps, buf, sizeof buf, &from, c);
+    assert_int_equal(n, 17 + 122);
+    assert_memory_equal(buf + 11, ((uint8_t[]){0x0E, 0x75, invoke, 0x01, 0x02, 0x0F}), 6);
+    assert_memory_equal(buf + 17, req + 122, 122);
+    n = peer_recv(ps, buf, sizeof buf, &from, c);
+    assert_int_equal(n, 17 + 56);
+    assert_memory_equal(buf + 11, ((uint8_t[]){0x0A, 0x75, invoke, 0x02, 0x02, 0x0F}), 6);
+    assert_memory_equal(buf + 17, req + 244, 56);
+    /* a NAK for 1 (segment 2 lost): segment 2 again */
+    peer_send_routed(ps, &from, (uint8_t[]){0x43, invoke, 0x01, 0x02}, 4);
+    n = peer_recv(ps, buf, sizeof buf, &from, c);
+    assert_int_equal(n, 17 + 56);
+    assert_int_equal(buf[14], 2);
+    /* the final SegmentACK, then the SimpleACK */
+    peer_send_routed(ps, &from, (uint8_t[]){0x41, invoke, 0x02, 0x02}, 4);
+    peer_send_routed(ps, &from, (uint8_t[]){0x20, invoke, 0x0F}, 3);
+    for (int i = 0; i < 50 && !d.calls; i++) bn_client_poll(c, 5);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.r.status, BN_OK);
+    bn_client_stats cs;
+    bn_client_get_stats(c, &cs);
+    assert_int_equal(cs.segments_sent, 4);
+
+    /* no SegmentACK at all: segment 0 once more (one retry), then a timeout */
+    done t = {0};
+    assert_int_equal(bn_client_request(c, &dst, BN_SVC_WRITE_PROPERTY, req, sizeof req, 128, 1, on_done, &t),
+                     0);
+    n = peer_recv(ps, buf, sizeof buf, &from, c);
+    assert_true(n == 139 && buf[14] == 0);
+    n = peer_recv(ps, buf, sizeof buf, &from, c);
+    assert_true(n == 139 && buf[14] == 0);
+    for (int i = 0; i < 100 && !t.calls; i++) bn_client_poll(c, 5);
+    assert_int_equal(t.r.status, BN_E_TIMEOUT);
+    /* a route learned from the source network of a frame from another address moves the route */
+    struct sockaddr_in other = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001)};
+    int ps2 = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_int_equal(bind(ps2, (struct sockaddr *)&other, sizeof other), 0);
+    peer_send_routed(ps2, &to, (uint8_t[]){0x10, 0x08}, 2); /* a Who-Is from 2001:10 */
+    for (int i = 0; i < 50 && rs.calls < 2; i++) bn_client_poll(c, 5);
+    assert_int_equal(rs.calls, 2);
+    assert_int_not_equal(rs.router.port, pport);
+    close(ps2);
     bn_client_close(c);
     close(ps);
 }
@@ -531,6 +679,7 @@ int main(void) {
         cmocka_unit_test(test_apdu_and_texts),
         cmocka_unit_test(test_enums),
         cmocka_unit_test(test_client_segmented_and_retry),
+        cmocka_unit_test(test_client_routes_and_segmented_request),
         cmocka_unit_test(test_addr_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,11 +17,12 @@
 #include "connectors/bacnet/bacnet.h"
 
 static int warnings;
+static char last_path[160], last_msg[300];
 
 static void f_warning(const tbgw_host *h, const char *dotted, const char *msg) {
     (void)h;
-    (void)dotted;
-    (void)msg;
+    snprintf(last_path, sizeof last_path, "%s", dotted);
+    snprintf(last_msg, sizeof last_msg, "%s", msg);
     warnings++;
 }
 
@@ -151,6 +152,99 @@ static void test_config_items(void **st) {
     assert_int_not_equal(bnc_config_parse(&h, bad, &c, &err), 0);
     assert_non_null(strstr(err.msg, "application.host"));
     json_decref(bad);
+}
+
+/* Devices behind routers ("net:station", "net:*"), router templates, loadProprietaryDevices. */
+static void test_config_routers_and_proprietary(void **st) {
+    (void)st;
+    const char *devs =
+        "\"devices\":[{\"address\":\"2001:10\",\"deviceInfo\":{\"deviceNameExpression\":\"${routerName} "
+        "${objectName}\"},\"timeseries\":[{\"key\":\"d\",\"objectType\":\"analogInput\",\"objectId\":1,"
+        "\"propertyId\":\"descriptionList\"},{\"key\":\"${descriptionList}\",\"objectType\":\"analogValue\","
+        "\"objectId\":2,\"propertyId\":[\"presentValue\",\"description-list\"]},{\"key\":\"x\","
+        "\"objectType\":\"analogInput\",\"objectId\":1,\"propertyId\":\"noSuchThing\"}]},"
+        "{\"address\":\"7:*\",\"deviceInfo\":{\"deviceNameExpression\":\"n\",\"deviceProfileExpression\":"
+        "\"${routerAddress}\"}},{\"address\":\"3:1234\",\"deviceInfo\":{\"deviceNameExpression\":\"${"
+        "routerId}"
+        "\",\"deviceNameExpressionSource\":\"constant\"}},{\"address\":\"*:*\",\"deviceInfo\":{"
+        "\"deviceNameExpression\":\"a\"}},"
+        "{\"address\":\"10.0.X.X\",\"deviceInfo\":{\"deviceNameExpression\":\"b\"}}]";
+    char text[2048];
+    tbgw_host h = host();
+    bnc_config c;
+    tbgw_err err = {0};
+    /* without loadProprietaryDevices: the Siemens property is refused with the reason */
+    snprintf(text, sizeof text, "{%s,%s}", ref_app, devs);
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    warnings = 0;
+    assert_int_equal(bnc_config_parse(&h, j, &c, &err), 0);
+    assert_int_equal(warnings, 3);
+    assert_string_equal(last_path, "devices[0].timeseries[2].propertyId");
+    assert_non_null(strstr(last_msg, "unknown property 'noSuchThing'"));
+    assert_false(c.proprietary);
+    const bnc_devcfg *d = &c.devs[0];
+    assert_int_equal(d->n_items, 0);
+    assert_int_equal(d->net, 2001);
+    assert_int_equal(d->mac_len, 1);
+    assert_int_equal(d->mac[0], 10);
+    assert_false(d->unicast);
+    assert_true(d->need_router);
+    assert_true(d->need_object_name);
+    assert_int_equal(c.devs[1].net, 7);
+    assert_int_equal(c.devs[1].mac_len, 0); /* remote broadcast */
+    assert_true(c.devs[1].need_router);
+    assert_int_equal(c.devs[2].net, 3);
+    assert_int_equal(c.devs[2].mac_len, 2);
+    assert_memory_equal(c.devs[2].mac, ((uint8_t[]){0x04, 0xD2}), 2);
+    assert_false(c.devs[2].need_router); /* a constant name */
+    /* Who-Is of patterns as the reference: with a port a global broadcast, without one a local one */
+    assert_true(c.devs[3].global && !c.devs[3].net);
+    assert_false(c.devs[4].global);
+    assert_false(c.devs[1].global || c.devs[0].global);
+    bnc_config_free(&c);
+    json_decref(j);
+    warnings = 0;
+    last_msg[0] = 0;
+    snprintf(text, sizeof text, "{\"application\":{\"host\":\"127.0.0.1\",\"objectIdentifier\":1},%s}", devs);
+    j = json_loads(text, 0, NULL);
+    assert_int_equal(bnc_config_parse(&h, j, &c, &err), 0);
+    assert_int_equal(warnings, 3);
+    bnc_config_free(&c);
+    json_decref(j);
+
+    /* with it (top level, as the reference reads it; application is honoured too) */
+    for (int where = 0; where < 2; where++) {
+        if (where == 0)
+            snprintf(text, sizeof text,
+                     "{\"application\":{\"host\":\"127.0.0.1\",\"objectIdentifier\":1},"
+                     "\"loadProprietaryDevices\":true,%s}",
+                     devs);
+        else
+            snprintf(text, sizeof text,
+                     "{\"application\":{\"host\":\"127.0.0.1\",\"objectIdentifier\":1,"
+                     "\"loadProprietaryDevices\":true},%s}",
+                     devs);
+        j = json_loads(text, 0, NULL);
+        assert_non_null(j);
+        warnings = 0;
+        assert_int_equal(bnc_config_parse(&h, j, &c, &err), 0);
+        assert_int_equal(warnings, 1); /* only noSuchThing */
+        assert_true(c.proprietary);
+        d = &c.devs[0];
+        assert_int_equal(d->n_items, 2);
+        assert_int_equal(d->items[0].props[0], 3121);
+        assert_int_equal(d->items[1].n_props, 2);
+        assert_int_equal(d->items[1].props[1], 3121);
+        assert_int_equal(d->items[1].tags[0], 3121);
+        bnc_config_free(&c);
+        json_decref(j);
+    }
+    assert_string_equal(bnc_property_name(1, 3121), "descriptionList");
+    assert_null(bnc_property_name(0, 3121));
+    assert_int_equal(bnc_property_parse(0, "descriptionList"), -1);
+    assert_int_equal(bnc_property_parse(1, "description-list"), 3121);
+    assert_int_equal(bnc_property_parse(1, "presentValue"), 85);
 }
 
 static void test_old_format(void **st) {
@@ -410,6 +504,7 @@ int main(void) {
         cmocka_unit_test(test_device_id),
         cmocka_unit_test(test_mask),
         cmocka_unit_test(test_config_items),
+        cmocka_unit_test(test_config_routers_and_proprietary),
         cmocka_unit_test(test_old_format),
         cmocka_unit_test(test_ede),
         cmocka_unit_test(test_values),

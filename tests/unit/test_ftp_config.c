@@ -75,8 +75,12 @@ static void test_sliced_table_json(void **state) {
     assert_string_equal(tel(c, "temp"), "2345"); /* characters of the first field only */
     assert_null(tel(c, "ts"));                   /* the timestamp is not a datapoint */
     assert_int_equal(c->telemetry[0].ts, 45);
-    assert_non_null(c->next);
-    assert_string_equal(tel(c->next, "temp"), "7890");
+    /* lines of one device in one batch: one record, each line's datapoints at its own timestamp */
+    assert_null(c->next);
+    assert_int_equal(c->n_telemetry, 4);
+    assert_string_equal(c->telemetry[3].key, "temp");
+    assert_string_equal(c->telemetry[3].v.u.s, "7890");
+    assert_int_equal(c->telemetry[3].ts, 90);
     tbgw_converted_free(c);
     ftp_path_free(&s);
 
@@ -99,7 +103,7 @@ static void test_sliced_table_json(void **state) {
         path_of("{\"path\": \"j/x.json\", \"readMode\": \"FULL\", \"devicePatternName\": \"${dev}\", "
                 "\"timeseries\": [{\"type\": \"integer\", \"key\": \"v\", \"value\": \"${v}\"}]}");
     const char *text = "[{\"dev\":\"J1\",\"v\":5,\"ts\":1700000000000},{\"dev\":\"J2\",\"v\":\"7\"}]";
-    c = ftp_convert_json(&j, text, strlen(text));
+    c = ftp_convert_json(&j, text, strlen(text), NULL);
     assert_non_null(c);
     assert_int_equal(c->telemetry[0].v.type, TBGW_V_INT);
     assert_int_equal(c->telemetry[0].v.u.i, 5);
@@ -112,10 +116,116 @@ static void test_sliced_table_json(void **state) {
     assert_false(ftp_glob_match("*_hello*.txt", "other.txt"));
 }
 
+typedef struct sink {
+    int refuse; /* refuse this many batches (as a saturated core) */
+    size_t records, points;
+    char devices[4096];
+} sink;
+
+static int to_sink(void *ud, tbgw_converted *chain) {
+    sink *k = ud;
+    if (k->refuse > 0) {
+        k->refuse--;
+        tbgw_converted_free(chain);
+        return TBGW_EAGAIN;
+    }
+    for (tbgw_converted *r = chain; r; r = r->next) {
+        k->records++;
+        k->points += tbgw_converted_count(r);
+        for (size_t i = 0; i < r->n_telemetry; i++) {
+            size_t l = strlen(k->devices);
+            snprintf(k->devices + l, sizeof k->devices - l, "%s=%s;", r->device_name, r->telemetry[i].v.u.s);
+        }
+    }
+    tbgw_converted_free(chain);
+    return 0;
+}
+
+/* The values one device got, in order ("1,3"). */
+static const char *vals(const sink *k, const char *dev, char *out, size_t n) {
+    out[0] = 0;
+    char want[64];
+    snprintf(want, sizeof want, "%s=", dev);
+    for (const char *p = k->devices; (p = strstr(p, want));) {
+        if (p != k->devices && p[-1] != ';') {
+            p++;
+            continue;
+        }
+        p += strlen(want);
+        size_t l = strlen(out);
+        snprintf(out + l, n - l, "%s%.*s", l ? "," : "", (int)strcspn(p, ";"), p);
+    }
+    return out;
+}
+
+/* The streamed splitter: every split of the bytes gives the same rows; a partial last line is carried
+ * (PARTIAL) or converted at the end (FULL); CRLF; a refused batch stays pending; over-long lines. */
+static void test_stream(void **state) {
+    (void)state;
+    ftp_path t = path_of("{\"path\": \"d/log.csv\", \"readMode\": \"PARTIAL\", \"devicePatternName\": "
+                         "\"${name}\", \"timeseries\": [{\"key\": \"v\", \"value\": \"${v}\"}]}");
+    const char *text = "name,v\r\nd1,1\r\nd2,2\nd1,3\nd2,4";
+    size_t len = strlen(text);
+    for (size_t cut = 1; cut < len; cut++) {
+        for (int full = 0; full < 2; full++) {
+            sink k = {0};
+            ftp_stream s;
+            ftp_stream_init(&s, &t, 'c', full, 1, NULL, to_sink, &k);
+            assert_int_equal(ftp_stream_feed(&s, text, cut), 0);
+            assert_int_equal(ftp_stream_feed(&s, text + cut, len - cut), 0);
+            assert_int_equal(ftp_stream_flush(&s, 1), 0);
+            assert_string_equal(s.header, "name,v");
+            char v1[64], v2[64];
+            assert_string_equal(vals(&k, "d1", v1, sizeof v1), "1,3");
+            if (full) {
+                assert_string_equal(vals(&k, "d2", v2, sizeof v2), "2,4");
+                assert_int_equal(s.consumed, (long long)len);
+            } else {
+                assert_string_equal(vals(&k, "d2", v2, sizeof v2), "2");
+                assert_int_equal(s.consumed, (long long)(len - strlen("d2,4")));
+            }
+            ftp_stream_free(&s);
+        }
+    }
+    /* resumed with the header remembered; a refused batch is offered again */
+    sink k = {.refuse = 2};
+    ftp_stream s;
+    ftp_stream_init(&s, &t, 'c', 0, 0, "name,v", to_sink, &k);
+    assert_int_equal(ftp_stream_feed(&s, "d3,5\nd3,6\n", 10), 0); /* under a batch: kept */
+    assert_int_equal(ftp_stream_flush(&s, 0), TBGW_EAGAIN);
+    assert_int_equal(ftp_stream_flush(&s, 0), TBGW_EAGAIN);
+    assert_int_equal(s.consumed, 0);
+    assert_int_equal(ftp_stream_flush(&s, 0), 0);
+    assert_string_equal(k.devices, "d3=5;d3=6;");
+    assert_int_equal(k.points, 2); /* one record or two: both read in the same millisecond cannot share one */
+    assert_int_equal(s.consumed, 10);
+    /* a line longer than FTP_STREAM_MAX_LINE is skipped, the next one is read */
+    char *big = malloc(FTP_STREAM_MAX_LINE + 100);
+    memset(big, 'x', FTP_STREAM_MAX_LINE + 100);
+    for (size_t off = 0; off < FTP_STREAM_MAX_LINE + 100; off += 4096)
+        assert_int_equal(
+            ftp_stream_feed(&s, big + off,
+                            4096 < FTP_STREAM_MAX_LINE + 100 - off ? 4096 : FTP_STREAM_MAX_LINE + 100 - off),
+            0);
+    assert_int_equal(ftp_stream_feed(&s, "yy\nd4,7\n", 8), 0);
+    assert_int_equal(ftp_stream_flush(&s, 1), 0);
+    assert_int_equal(s.long_lines, 1);
+    assert_int_equal(s.tail_len, FTP_STREAM_TAIL); /* the bytes before the position: "...xxyy\nd4,7\n" */
+    assert_memory_equal(s.tail + FTP_STREAM_TAIL - 8, "yy\nd4,7\n", 8);
+    assert_memory_equal(s.tail, "xxxxxxxx", 8);
+    assert_string_equal(k.devices, "d3=5;d3=6;d4=7;");
+    assert_int_equal(s.consumed, 10 + FTP_STREAM_MAX_LINE + 100 + 8);
+    assert_true(s.pend.cap < 2 * FTP_STREAM_MAX_LINE + 65536);
+    free(big);
+    ftp_stream_free(&s);
+    ftp_path_free(&t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_old_format_adapter),
         cmocka_unit_test(test_sliced_table_json),
+        cmocka_unit_test(test_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@ typedef struct rq {
 } rq;
 
 static void dev_setup(bnc_device *d);
+static void who_is(bnc_conn *c, const bn_addr *dst, const bnc_devcfg *dc, uint16_t bport, int global);
 static void start_cycle(bnc_device *d);
 
 /* ---- requests ---- */
@@ -36,7 +37,7 @@ static void on_done(void *ud, const bn_result *r);
 static int send_rq(bnc_device *d, rq *q, uint8_t service, const uint8_t *req, size_t n) {
     bnc_conn *c = d->conn;
     unsigned max = d->iam.max_apdu ? d->iam.max_apdu : 480;
-    if (bn_client_request(c->cl, &d->addr, service, req, n, max, on_done, q) != 0) {
+    if (bn_client_request(c->cl, &d->addr, service, req, n, max, bnc_takes_segments(d), on_done, q) != 0) {
         TBGW_ERRORF(c->h->log, "%s: request does not fit the device's APDU size or too many pending",
                     d->addr_text);
         free(q->specs);
@@ -114,7 +115,7 @@ typedef struct key_ctx {
 static int resolve_tag(void *ud, const char *placeholder, const tbgw_path *path, tbgw_buf *out) {
     (void)path;
     key_ctx *k = ud;
-    int p = bn_property_parse(placeholder);
+    int p = bnc_property_parse(k->pt->item->proprietary, placeholder);
     const bnc_result *r = p < 0 ? NULL : find_result(k->res, k->n, k->pt->type, k->pt->inst, (uint32_t)p);
     if (!r || bnc_value_text(r->type, r->prop, r->data, r->len, out) != 0) {
         k->missing = 1;
@@ -175,7 +176,7 @@ void bnc_convert_point(const bnc_result *res, size_t n_res, const bnc_point *pt,
             continue;
         }
         char full[512], num[16];
-        const char *pn = bn_property_name(emit[i]->prop);
+        const char *pn = bnc_property_name(it->proprietary, emit[i]->prop);
         if (!pn) snprintf(num, sizeof num, "%u", emit[i]->prop), pn = num;
         snprintf(full, sizeof full, "%s.%s", tbgw_buf_cstr(&key), pn);
         add_dp(rec, it, ts, full, emit[i], scratch);
@@ -446,6 +447,13 @@ static void dev_setup(bnc_device *d) {
         json_t *body = json_pack("{s:s,s:s,s:I,s:I}", "objectName", d->object_name ? d->object_name : "",
                                  "address", d->addr_text, "objectId", (json_int_t)d->iam.inst, "vendorId",
                                  (json_int_t)d->iam.vendor);
+        const bnc_router *r = d->router;
+        if (body && r && r->state == BNC_ROUTER_DONE) {
+            json_object_set_new(body, "routerName", json_string(r->name ? r->name : ""));
+            json_object_set_new(body, "routerId", json_integer(r->inst));
+            json_object_set_new(body, "routerVendorId", json_integer(r->vendor));
+            json_object_set_new(body, "routerAddress", json_string(r->addr_text));
+        }
         tbgw_buf b;
         tbgw_buf_init(&b);
         if (d->cfg->name_const)
@@ -577,9 +585,124 @@ static void rescan(bnc_device *d) {
     free(idx);
 }
 
+/* ---- routers (${routerName}, ${routerId}, ${routerVendorId}, ${routerAddress}) ---- */
+
+/* Naming after the I-Am: the router's info first when the templates want it, then objectName. */
+static void dev_name(bnc_device *d) {
+    if (d->router && d->router->state < BNC_ROUTER_DONE) { /* router_settled continues */
+        d->router->waiters++;
+        return;
+    }
+    if (d->cfg->need_object_name)
+        read_property(d, RQ_NAME, 8, d->iam.inst, 77, BN_ARRAY_ALL);
+    else
+        dev_setup(d);
+}
+
+/* The router answered (or gave up): the devices waiting for it go on naming. */
+static void router_settled(bnc_conn *c, bnc_router *r) {
+    if (r->state == BNC_ROUTER_FAILED)
+        TBGW_ERRORF(c->h->log,
+                    "router %s did not answer Who-Is: router templates of its devices stay unresolved",
+                    r->addr_text);
+    else
+        TBGW_INFOF(c->h->log, "router %s: device %u \"%s\", vendor %u", r->addr_text, r->inst,
+                   r->name ? r->name : "", r->vendor);
+    r->waiters = 0;
+    for (size_t i = 0; i < c->n_devs; i++) {
+        bnc_device *d = c->devs[i];
+        if (d->router == r && d->state == BNC_NAMING && !d->name && d->inflight == 0) dev_name(d);
+    }
+}
+
+static void on_router_name(void *ud, const bn_result *r) {
+    bnc_router *rt = ud;
+    if (r->status == BN_E_CANCELLED) return;
+    if (r->status == BN_OK) {
+        bn_rp_ack a;
+        tbgw_buf t;
+        tbgw_buf_init(&t);
+        if (bn_rp_ack_decode(r->data, r->len, &a) == 0 &&
+            bnc_value_text(8, 77, a.value, a.value_len, &t) == 0)
+            rt->name = strdup(tbgw_buf_cstr(&t));
+        tbgw_buf_free(&t);
+    }
+    if (!rt->name) { /* as for a device's objectName: the instance number stands in */
+        char num[16];
+        snprintf(num, sizeof num, "%u", rt->inst);
+        rt->name = strdup(num);
+    }
+    rt->state = BNC_ROUTER_DONE;
+}
+
+static bnc_router *router_find(bnc_conn *c, const bn_addr *ra) {
+    for (size_t i = 0; i < c->n_routers; i++)
+        if (c->routers[i]->addr.ip == ra->ip && c->routers[i]->addr.port == ra->port) return c->routers[i];
+    return NULL;
+}
+
+/* The router of a device's network: known, or asked now (unicast Who-Is to its address). */
+static bnc_router *router_for(bnc_conn *c, uint16_t net) {
+    bn_addr ra;
+    if (bn_client_router_to(c->cl, net, &ra) != 0) return NULL;
+    bnc_router *r = router_find(c, &ra);
+    if (r && r->state != BNC_ROUTER_FAILED) return r;
+    if (!r) { /* a router that did not answer is asked again for the next device behind it */
+        bnc_router **nr = realloc(c->routers, (c->n_routers + 1) * sizeof *nr);
+        if (!nr) return NULL;
+        c->routers = nr;
+        r = calloc(1, sizeof *r);
+        if (!r) return NULL;
+        r->addr = ra;
+        bn_addr_format(&ra, r->addr_text, sizeof r->addr_text);
+        c->routers[c->n_routers++] = r;
+    }
+    r->state = BNC_ROUTER_ASKING;
+    r->deadline = tbgw_mono_ms() + c->cfg.app.discovery_timeout_ms;
+    uint8_t buf[8];
+    bn_w w;
+    bn_w_init(&w, buf, sizeof buf);
+    bn_who_is(&w, -1, -1);
+    bn_client_send_unconfirmed(c->cl, &ra, buf, w.len, 0);
+    return r;
+}
+
+/* An I-Am from a router being asked: its instance and vendor, then its objectName. */
+static int router_i_am(bnc_conn *c, const bn_addr *src, const bn_iam *iam) {
+    if (src->net) return 0;
+    bnc_router *r = router_find(c, src);
+    if (!r || r->state != BNC_ROUTER_ASKING) return 0;
+    r->inst = iam->inst;
+    r->vendor = iam->vendor;
+    r->state = BNC_ROUTER_NAMING;
+    r->deadline = tbgw_mono_ms() + c->cfg.app.discovery_timeout_ms +
+                  (int64_t)c->cfg.app.apdu_timeout_ms * (c->cfg.app.apdu_retries + 1);
+    uint8_t buf[16];
+    bn_w w;
+    bn_w_init(&w, buf, sizeof buf);
+    bn_rp_request(&w, 8, iam->inst, 77, BN_ARRAY_ALL);
+    if (bn_client_request(c->cl, &r->addr, BN_SVC_READ_PROPERTY, buf, w.len, iam->max_apdu, 0, on_router_name,
+                          r) != 0) {
+        char num[16];
+        snprintf(num, sizeof num, "%u", r->inst);
+        r->name = strdup(num);
+        r->state = BNC_ROUTER_DONE;
+    }
+    return 1;
+}
+
+/* Routers that answered or timed out: the waiting devices go on. */
+static void tick_routers(bnc_conn *c, int64_t now) {
+    for (size_t i = 0; i < c->n_routers; i++) {
+        bnc_router *r = c->routers[i];
+        if (r->state == BNC_ROUTER_ASKING && now >= r->deadline) r->state = BNC_ROUTER_FAILED;
+        if (r->waiters && r->state >= BNC_ROUTER_DONE) router_settled(c, r);
+    }
+}
+
 /* ---- discovery ---- */
 
-static void who_is(bnc_conn *c, const bn_addr *dst, const bnc_devcfg *dc, uint16_t bport) {
+static void who_is(bnc_conn *c, const bn_addr *dst, const bnc_devcfg *dc, uint16_t bport, int global) {
     uint8_t buf[32];
     bn_w w;
     bn_w_init(&w, buf, sizeof buf);
@@ -592,24 +715,57 @@ static void who_is(bnc_conn *c, const bn_addr *dst, const bnc_devcfg *dc, uint16
     if (dst)
         bn_client_send_unconfirmed(c->cl, dst, buf, w.len, 0);
     else
-        bn_client_broadcast(c->cl, bport, buf, w.len, 0);
+        bn_client_broadcast(c->cl, bport, buf, w.len, global);
+}
+
+/* A device on a remote network: Who-Is through its router when one is known (to the station, or
+ * a remote broadcast for "net:*"), else Who-Is-Router-To-Network (once per discovery) on the
+ * application's port and 47808; the router's answer sends the Who-Is (on_route). */
+static void remote_who_is(bnc_conn *c, const bnc_devcfg *dc, int *asked) {
+    bn_addr ra;
+    if (bn_client_router_to(c->cl, dc->net, &ra) == 0) {
+        bn_addr a = {.net = dc->net, .mac_len = dc->mac_len};
+        memcpy(a.mac, dc->mac, dc->mac_len);
+        who_is(c, &a, dc, 0, 0);
+        return;
+    }
+    if (*asked) return;
+    *asked = 1;
+    bn_client_who_is_router(c->cl, c->cfg.app.port, 0);
+    if (c->cfg.app.port != BN_DEFAULT_PORT) bn_client_who_is_router(c->cl, BN_DEFAULT_PORT, 0);
+}
+
+static void on_route(void *ud, uint16_t net, const bn_addr *router) {
+    bnc_conn *c = ud;
+    char text[48];
+    bn_addr_format(router, text, sizeof text);
+    TBGW_INFOF(c->h->log, "network %u is reached through the router at %s", net, text);
+    int asked = 1;
+    for (size_t i = 0; i < c->cfg.n_devs; i++)
+        if (c->cfg.devs[i].net == net) remote_who_is(c, &c->cfg.devs[i], &asked);
 }
 
 /* One broadcast per distinct device port (47808 for patterns with port "*"). */
 static void discover(bnc_conn *c) {
-    uint16_t sent[16];
+    uint32_t sent[16];
     size_t n_sent = 0;
+    int asked_routers = 0;
     for (size_t i = 0; i < c->cfg.n_devs; i++) {
         const bnc_devcfg *dc = &c->cfg.devs[i];
-        if (dc->unicast) {
+        if (dc->net) {
+            remote_who_is(c, dc, &asked_routers);
+        } else if (dc->unicast) {
             bn_addr a = {.ip = dc->ip, .port = dc->port};
-            who_is(c, &a, dc, 0);
+            who_is(c, &a, dc, 0, 0);
         } else {
+            /* "*" and "a.b.X.X" a local broadcast; "*:*", "a.b.X.X:port" a global one (DNET
+             * 0xFFFF: routers pass it on), as the reference's who-is addresses */
+            uint32_t key = dc->port | (uint32_t)dc->global << 16;
             int dup = 0;
-            for (size_t k = 0; k < n_sent; k++) dup |= sent[k] == dc->port;
+            for (size_t k = 0; k < n_sent; k++) dup |= sent[k] == key;
             if (!dup && n_sent < 16) {
-                sent[n_sent++] = dc->port;
-                who_is(c, NULL, NULL, dc->port);
+                sent[n_sent++] = key;
+                who_is(c, NULL, NULL, dc->port, dc->global);
             }
         }
         for (size_t k = 0; k < dc->n_alt; k++) {
@@ -618,7 +774,7 @@ static void discover(bnc_conn *c) {
             if (sscanf(dc->alt[k], "%u.%u.%u.%u:%u", &a, &b, &cc, &dd, &port) >= 4 && a < 256 && b < 256 &&
                 cc < 256 && dd < 256 && port > 0 && port < 65536) {
                 bn_addr x = {.ip = (a << 24) | (b << 16) | (cc << 8) | dd, .port = (uint16_t)port};
-                who_is(c, &x, dc, 0);
+                who_is(c, &x, dc, 0, 0);
             }
             (void)host;
         }
@@ -634,6 +790,7 @@ static int cfg_matches(const bnc_devcfg *dc, const char *addr, uint32_t inst) {
 
 static void on_i_am(bnc_conn *c, const bn_addr *src, const bn_iam *iam) {
     if (iam->inst == c->cfg.app.instance && src->port == bn_client_port(c->cl)) return; /* ourselves */
+    router_i_am(c, src, iam); /* a router asked for ${routerName}: it may be a configured device too */
     char text[48];
     bn_addr_format(src, text, sizeof text);
     int known = 0;
@@ -667,10 +824,12 @@ static void on_i_am(bnc_conn *c, const bn_addr *src, const bn_iam *iam) {
         d->state = BNC_NAMING;
         tbgw_backoff_init(&d->backoff, 1000, 60000);
         c->devs[c->n_devs++] = d;
-        if (dc->need_object_name)
-            read_property(d, RQ_NAME, 8, iam->inst, 77, BN_ARRAY_ALL);
-        else
-            dev_setup(d);
+        if (dc->need_router && src->net) {
+            d->router = router_for(c, src->net);
+            if (!d->router)
+                TBGW_WARNF(c->h->log, "router not found for device %s (network %u)", text, src->net);
+        }
+        dev_name(d);
     }
 }
 
@@ -744,6 +903,11 @@ static void bc_destroy(void *self) {
     if (c->cl) bn_client_close(c->cl);
     for (size_t i = 0; i < c->n_devs; i++) dev_free(c->devs[i]);
     free(c->devs);
+    for (size_t i = 0; i < c->n_routers; i++) {
+        free(c->routers[i]->name);
+        free(c->routers[i]);
+    }
+    free(c->routers);
     bnc_config_free(&c->cfg);
     free(c);
 }
@@ -767,7 +931,7 @@ static int64_t tick_devices(bnc_conn *c, int64_t now) {
             }
             start_cycle(d);
         } else if (d->state == BNC_INACTIVE && now >= d->retry_at) {
-            who_is(c, &d->addr, NULL, 0);
+            who_is(c, &d->addr, NULL, 0, 0);
             start_cycle(d);
         }
         if (d->inflight) continue;
@@ -789,8 +953,11 @@ static int bc_run(void *self) {
                         .bbmd_ip = a->bbmd_ip,
                         .bbmd_port = a->bbmd_port,
                         .ttl = a->ttl};
-    bn_handlers hd = {
-        .ud = c, .unconfirmed = h_unconfirmed, .confirmed = h_confirmed, .malformed = h_malformed};
+    bn_handlers hd = {.ud = c,
+                      .unconfirmed = h_unconfirmed,
+                      .confirmed = h_confirmed,
+                      .malformed = h_malformed,
+                      .route = on_route};
     char why[200];
     c->cl = bn_client_open(&o, &hd, why, sizeof why);
     if (!c->cl) {
@@ -809,6 +976,7 @@ static int bc_run(void *self) {
             discover(c);
             c->next_discover = now + a->discover_ms;
         }
+        tick_routers(c, now);
         int64_t next = tick_devices(c, now);
         if (next > c->next_discover) next = c->next_discover;
         if (c->h->dispatch && c->h->downlink_fd >= 0) {

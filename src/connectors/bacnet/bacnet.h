@@ -27,6 +27,7 @@ typedef struct bnc_item {
     size_t n_props;
     uint32_t tags[BNC_MAX_PROPS]; /* properties named by ${...} in the key, read for naming */
     size_t n_tags;
+    int proprietary; /* loadProprietaryDevices: vendor property names known */
 } bnc_item;
 
 /* deviceId matcher */
@@ -43,7 +44,12 @@ typedef struct bnc_devcfg {
     char *address; /* pattern without the mask: "192.168.1.5:47809", "*", "192.168.X.X:*" */
     uint32_t ip;   /* when the address names one host */
     uint16_t port;
-    int unicast; /* Who-Is can go to ip:port */
+    int unicast;  /* Who-Is can go to ip:port */
+    int global;   /* a pattern with a ':' (not net:*): Who-Is as a global broadcast, as the reference */
+    uint16_t net; /* "net:station" / "net:*": a device behind a router (station bytes in mac) */
+    uint8_t mac[8], mac_len;
+    int need_router; /* a name/profile template uses ${routerName}, ${routerId}, ... */
+    int proprietary; /* loadProprietaryDevices (copied from the config) */
     int has_id;
     bnc_idmatch id;
     char **alt;
@@ -77,6 +83,7 @@ typedef struct bnc_config {
     bnc_app app;
     bnc_devcfg *devs;
     size_t n_devs;
+    int proprietary; /* loadProprietaryDevices */
 } bnc_config;
 
 /* Parses the connector file (new or old format; EDE import). Bad per-key entries are reported with
@@ -89,6 +96,10 @@ const char *bnc_mask_normalise(const char *mask);
 json_t *bnc_config_upgrade(const json_t *old);
 /* EDE CSV text into a devices list (NULL on a malformed file, err filled). */
 json_t *bnc_ede_devices(const char *text, char sep, tbgw_err *err);
+
+/* Property by name: the standard ones, and with proprietary the vendor extensions (descriptionList). */
+int bnc_property_parse(int proprietary, const char *name);
+const char *bnc_property_name(int proprietary, uint32_t prop);
 
 /* Address patterns (spec 2.3): does the I-Am source address string match the device pattern? */
 int bnc_address_match(const char *pattern, const char *addr);
@@ -131,6 +142,18 @@ typedef enum { BNC_NAMING, BNC_LISTING, BNC_ACTIVE, BNC_INACTIVE } bnc_state;
 
 typedef struct bnc_conn bnc_conn;
 
+/* What the router of a remote network says about itself (for ${routerName} & co). */
+typedef enum { BNC_ROUTER_ASKING, BNC_ROUTER_NAMING, BNC_ROUTER_DONE, BNC_ROUTER_FAILED } bnc_router_state;
+typedef struct bnc_router {
+    bn_addr addr;
+    char addr_text[48];
+    bnc_router_state state;
+    uint32_t inst, vendor;
+    char *name;
+    int64_t deadline;
+    size_t waiters; /* devices waiting for the router's info */
+} bnc_router;
+
 typedef struct bnc_device {
     bnc_conn *conn;
     const bnc_devcfg *cfg;
@@ -151,6 +174,7 @@ typedef struct bnc_device {
     bnc_result *res;
     size_t n_res, cap_res;
     tbgw_backoff backoff;
+    bnc_router *router; /* waited for (state NAMING) / the router's info for the templates */
     int64_t cov_renew_at;
     uint32_t cov_pid;
     size_t cov_ok, cov_refused, cov_next;
@@ -164,9 +188,16 @@ struct bnc_conn {
     bnc_device **devs;
     size_t n_devs, cap_devs;
     int64_t next_discover;
+    bnc_router **routers;
+    size_t n_routers;
     volatile int stop;
     uint64_t malformed;
 };
+
+/* The device takes segmented requests (segmentation-supported both or receive). */
+static inline int bnc_takes_segments(const bnc_device *d) {
+    return d->iam.segmentation == 0 || d->iam.segmentation == 2;
+}
 
 /* Converts one point from a set of results (bacnet.c). */
 void bnc_convert_point(const bnc_result *res, size_t n_res, const bnc_point *pt, tbgw_converted *rec,

@@ -217,19 +217,47 @@ static int add_prop(uint32_t *arr, size_t *n, uint32_t p) {
     return 0;
 }
 
-static int parse_props(const json_t *v, bnc_item *it) {
+int bnc_property_parse(int proprietary, const char *name) {
+    int p = bn_property_parse(name);
+    return p >= 0 || !proprietary ? p : bn_vendor_property_parse(0, name);
+}
+
+const char *bnc_property_name(int proprietary, uint32_t prop) {
+    const char *n = bn_property_name(prop);
+    return n || !proprietary ? n : bn_vendor_property_name(0, prop);
+}
+
+/* *bad names the property that is not known (NULL when the shape is wrong or there are too many). */
+static int parse_props(const json_t *v, bnc_item *it, const char **bad) {
+    *bad = NULL;
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
-        int p = strcmp(s, "*") == 0 ? 8 : bn_property_parse(s);
+        int p = strcmp(s, "*") == 0 ? 8 : bnc_property_parse(it->proprietary, s);
+        if (p < 0) *bad = s;
         return p < 0 ? -1 : add_prop(it->props, &it->n_props, (uint32_t)p);
     }
     size_t i;
     const json_t *e;
     json_array_foreach(v, i, e) {
-        int p = bn_property_parse(json_string_value(e));
+        int p = bnc_property_parse(it->proprietary, json_string_value(e));
+        if (p < 0) *bad = json_string_value(e);
         if (p < 0 || add_prop(it->props, &it->n_props, (uint32_t)p) != 0) return -1;
     }
     return it->n_props ? 0 : -1;
+}
+
+/* The reason a property name is not taken: a vendor's proprietary name without
+ * loadProprietaryDevices, or a name nobody knows. */
+static void warn_property(const tbgw_host *h, const char *path, const char *name, int proprietary) {
+    char p[160];
+    snprintf(p, sizeof p, "%s.propertyId", path);
+    uint32_t vendor = bn_vendor_property_owner(name);
+    if (vendor && !proprietary)
+        warn(h, p,
+             "'%s' is a proprietary property of vendor %u: set loadProprietaryDevices to true to use it",
+             name, vendor);
+    else
+        warn(h, p, "unknown property '%s' (camelCase or kebab-case name or a number expected)", name);
 }
 
 /* objectId: int, numeric string, "*", "a-b", or a list of those; ranges to instances. */
@@ -293,18 +321,22 @@ static int item_parse(const tbgw_host *h, const json_t *e, const char *path, int
     bnc_item base;
     memset(&base, 0, sizeof base);
     base.attr = attr;
+    base.proprietary = d->proprietary;
     const char *key = jstr(e, "key");
     if (!key || !*key) return warn(h, path, "key: required"), -1;
     const json_t *ot = json_object_get(e, "objectType");
     if (parse_types(ot, &base) != 0)
         return warn(h, path, "objectType: unknown object type (camelCase or kebab-case name expected)"), -1;
-    if (parse_props(json_object_get(e, "propertyId"), &base) != 0)
+    const char *bad;
+    if (parse_props(json_object_get(e, "propertyId"), &base, &bad) != 0) {
+        if (bad) return warn_property(h, path, bad, d->proprietary), -1;
         return warn(h, path, "propertyId: unknown property, or more than %d", BNC_MAX_PROPS), -1;
+    }
     tbgw_err err;
     tbgw_expr *ke = NULL;
     if (tbgw_expr_compile(key, &ke, &err) != 0) return warn(h, path, "key: %s", err.msg), -1;
     for (size_t i = 0; i < tbgw_expr_placeholders(ke); i++) {
-        int p = bn_property_parse(tbgw_expr_placeholder(ke, i));
+        int p = bnc_property_parse(d->proprietary, tbgw_expr_placeholder(ke, i));
         if (p < 0) {
             warn(h, path, "key: ${%s} is not a property name", tbgw_expr_placeholder(ke, i));
             tbgw_expr_free(ke);
@@ -344,6 +376,7 @@ static int section_parse(const tbgw_host *h, const json_t *sec, const char *path
         it.types[0] = -1;
         it.n_types = 1;
         it.inst = BNC_INST_ANY;
+        it.proprietary = d->proprietary;
         it.props[it.n_props++] = 85; /* presentValue */
         it.tags[it.n_tags++] = 77;   /* key = objectName */
         it.key = strdup("${objectName}");
@@ -431,10 +464,19 @@ static int compile_info(const json_t *info, const char *k, const char *src_k, co
     return tbgw_expr_compile(s ? s : def, out, &err);
 }
 
-static int uses_object_name(const tbgw_expr *e) {
+static int uses_tag(const tbgw_expr *e, const char *tag) {
     for (size_t i = 0; e && i < tbgw_expr_placeholders(e); i++)
-        if (strcmp(tbgw_expr_placeholder(e, i), "objectName") == 0) return 1;
+        if (strcmp(tbgw_expr_placeholder(e, i), tag) == 0) return 1;
     return 0;
+}
+
+static int uses_object_name(const tbgw_expr *e) {
+    return uses_tag(e, "objectName");
+}
+
+static int uses_router(const tbgw_expr *e) {
+    return uses_tag(e, "routerName") || uses_tag(e, "routerId") || uses_tag(e, "routerVendorId") ||
+           uses_tag(e, "routerAddress");
 }
 
 static void devcfg_free(bnc_devcfg *d) {
@@ -473,6 +515,30 @@ static int devcfg_address(const json_t *jd, bnc_devcfg *d) {
     int port_ok = jport(pj, BN_DEFAULT_PORT, &d->port) == 0 && (!port[0] || pj);
     json_decref(pj);
     d->unicast = port_ok && parse_ipv4(host, &d->ip) == 0;
+    d->global = !d->unicast && strchr(pat, ':') != NULL;
+    /* "net:station" or "net:*": a device on a remote network, reached through its router */
+    char *end;
+    unsigned long net = strtoul(host, &end, 10);
+    if (!d->unicast && host[0] && !*end && isdigit((unsigned char)host[0]) && net >= 1 && net <= 65534) {
+        if (strcmp(port, "*") == 0) {
+            d->net = (uint16_t)net;
+            d->global = 0;
+        } else if (port[0] && isdigit((unsigned char)port[0])) {
+            unsigned long long st = strtoull(port, &end, 10);
+            if (!*end) {
+                d->net = (uint16_t)net;
+                d->global = 0;
+                uint8_t be[8];
+                int k = 0;
+                do {
+                    be[k++] = (uint8_t)st;
+                    st >>= 8;
+                } while (st && k < 8);
+                for (int i = 0; i < k; i++) d->mac[i] = be[k - 1 - i];
+                d->mac_len = (uint8_t)k;
+            }
+        }
+    }
     return 0;
 }
 
@@ -508,6 +574,8 @@ static int devcfg_parse(const tbgw_host *h, const json_t *jd, size_t idx, bnc_de
         return tbgw_err_set(err, TBGW_EINVAL, "%s.deviceInfo: invalid expression", path);
     d->need_object_name = (!d->name_const && uses_object_name(d->name_expr)) ||
                           (!d->profile_const && uses_object_name(d->profile_expr));
+    d->need_router =
+        (!d->name_const && uses_router(d->name_expr)) || (!d->profile_const && uses_router(d->profile_expr));
     d->poll_ms = jint(jd, "pollPeriod", 10000);
     if (d->poll_ms < 10) d->poll_ms = 10;
     d->use_cov = json_is_true(json_object_get(jd, "useCov"));
@@ -761,6 +829,11 @@ int bnc_config_parse(const tbgw_host *h, const json_t *cfg, bnc_config *out, tbg
         bnc_config_free(out);
         return TBGW_EINVAL;
     }
+    /* the reference reads loadProprietaryDevices from the top level only, its example has it (false)
+     * in application: true in either place loads them */
+    out->proprietary =
+        json_is_true(json_object_get(json_object_get(out->root, "application"), "loadProprietaryDevices")) ||
+        json_is_true(json_object_get(out->root, "loadProprietaryDevices"));
     const json_t *devs = json_object_get(out->root, "devices");
     if (devs && !json_is_array(devs)) {
         bnc_config_free(out);
@@ -776,12 +849,14 @@ int bnc_config_parse(const tbgw_host *h, const json_t *cfg, bnc_config *out, tbg
     json_array_foreach(devs, i, jd) {
         tbgw_err derr = {0};
         bnc_devcfg *d = &out->devs[out->n_devs];
+        d->proprietary = out->proprietary;
         if (devcfg_parse(h, jd, i, d, &derr) != 0) {
             char path[32];
             snprintf(path, sizeof path, "devices[%zu]", i);
             warn(h, path, "%s; device skipped", derr.msg);
             devcfg_free(d);
             memset(d, 0, sizeof *d);
+            d->proprietary = out->proprietary;
             continue;
         }
         out->n_devs++;

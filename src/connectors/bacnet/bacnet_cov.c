@@ -55,7 +55,7 @@ static void send_next(bnc_device *d) {
         bn_w w;
         bn_w_init(&w, buf, sizeof buf);
         bn_subscribe_cov(&w, d->cov_pid, p->type, p->inst, 0, COV_LIFETIME_S, 0);
-        if (bn_client_request(c->cl, &d->addr, BN_SVC_SUBSCRIBE_COV, buf, w.len, d->iam.max_apdu,
+        if (bn_client_request(c->cl, &d->addr, BN_SVC_SUBSCRIBE_COV, buf, w.len, d->iam.max_apdu, 0,
                               on_subscribed, q) != 0) {
             free(q);
             return;

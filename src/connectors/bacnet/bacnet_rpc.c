@@ -50,13 +50,14 @@ static int schedule_write(op *o, const bn_result *r, char *why, size_t cap) {
     bn_rp_ack a;
     if (r->status == BN_OK && bn_rp_ack_decode(r->data, r->len, &a) == 0)
         elem = bnc_first_reference_type(a.value, a.value_len);
-    uint8_t buf[BN_MAX_APDU];
+    uint8_t buf[BN_MAX_REQUEST];
     bn_w w;
     bn_w_init(&w, buf, sizeof buf);
     if (encode_write(o, elem, &w, why, cap) != 0) return -1;
     o->stage = 2;
     unsigned max = o->d->iam.max_apdu ? o->d->iam.max_apdu : 480;
-    if (bn_client_request(o->c->cl, &o->d->addr, BN_SVC_WRITE_PROPERTY, buf, w.len, max, op_done, o) != 0)
+    if (bn_client_request(o->c->cl, &o->d->addr, BN_SVC_WRITE_PROPERTY, buf, w.len, max,
+                          bnc_takes_segments(o->d), op_done, o) != 0)
         return snprintf(why, cap, "request too long for the device or too many pending"), -1;
     return 0;
 }
@@ -211,7 +212,7 @@ static int start_op(bnc_device *d, uint64_t handle, int write, uint16_t type, ui
     o->prio = prio;
     o->value = value ? json_deep_copy(value) : json_null();
     snprintf(o->key, sizeof o->key, "%s", key ? key : "");
-    uint8_t buf[BN_MAX_APDU];
+    uint8_t buf[BN_MAX_REQUEST];
     bn_w w;
     bn_w_init(&w, buf, sizeof buf);
     int service = BN_SVC_READ_PROPERTY;
@@ -229,7 +230,8 @@ static int start_op(bnc_device *d, uint64_t handle, int write, uint16_t type, ui
         bn_rp_request(&w, type, inst, prop, BN_ARRAY_ALL);
     }
     unsigned max = d->iam.max_apdu ? d->iam.max_apdu : 480;
-    if (bn_client_request(d->conn->cl, &d->addr, (uint8_t)service, buf, w.len, max, op_done, o) != 0) {
+    if (bn_client_request(d->conn->cl, &d->addr, (uint8_t)service, buf, w.len, max, bnc_takes_segments(d),
+                          op_done, o) != 0) {
         json_decref(o->value);
         free(o);
         return snprintf(why, cap, "request too long for the device or too many pending"), -1;
@@ -238,8 +240,8 @@ static int start_op(bnc_device *d, uint64_t handle, int write, uint16_t type, ui
 }
 
 /* objectId of a mapping: int or numeric string within 0..4194303 (the reference's checks). */
-static int mapping_oid(const json_t *m, uint16_t *type, uint32_t *inst, uint32_t *prop, char *why,
-                       size_t cap) {
+static int mapping_oid(const json_t *m, int proprietary, uint16_t *type, uint32_t *inst, uint32_t *prop,
+                       char *why, size_t cap) {
     const char *ts = json_string_value(json_object_get(m, "objectType"));
     const json_t *id = json_object_get(m, "objectId");
     int t = bn_object_type_parse(ts);
@@ -253,7 +255,12 @@ static int mapping_oid(const json_t *m, uint16_t *type, uint32_t *inst, uint32_t
         return snprintf(why, cap, "objectId must be an integer"), -1;
     if (v < 0 || v > (long long)BN_MAX_INST)
         return snprintf(why, cap, "Such number of object id is not supported %lld", v), -1;
-    int p = bn_property_parse(json_string_value(json_object_get(m, "propertyId")));
+    const char *pn = json_string_value(json_object_get(m, "propertyId"));
+    int p = bnc_property_parse(proprietary, pn);
+    if (p < 0 && bn_vendor_property_owner(pn) && !proprietary)
+        return snprintf(why, cap, "propertyId %s is proprietary (vendor %u): loadProprietaryDevices is off",
+                        pn, bn_vendor_property_owner(pn)),
+               -1;
     if (p < 0) return snprintf(why, cap, "unknown propertyId"), -1;
     *type = (uint16_t)t;
     *inst = (uint32_t)v;
@@ -285,7 +292,7 @@ int bnc_on_attr_update(void *self, const tbgw_attr_update *u) {
         char why[160];
         uint16_t type;
         uint32_t inst, prop;
-        if (mapping_oid(m, &type, &inst, &prop, why, sizeof why) != 0) {
+        if (mapping_oid(m, d->cfg->proprietary, &type, &inst, &prop, why, sizeof why) != 0) {
             TBGW_ERRORF(c->h->log, "%s for key %s; mapping skipped", why, key);
             continue;
         }
@@ -332,7 +339,7 @@ static void run_mapping(bnc_conn *c, bnc_device *d, const tbgw_rpc_req *r, const
     char why[160];
     uint16_t type;
     uint32_t inst, prop;
-    if (mapping_oid(m, &type, &inst, &prop, why, sizeof why) != 0) {
+    if (mapping_oid(m, d->cfg->proprietary, &type, &inst, &prop, why, sizeof why) != 0) {
         reply_error(c, r->handle, "Could not find correct mapping for %s", why);
         return;
     }

@@ -72,7 +72,8 @@ static json_t *lit_value(const char **p, int depth) {
     int is_int = 1;
     for (const char *q = *p; q < end; q++) is_int &= isdigit((unsigned char)*q) || *q == '-' || *q == '+';
     *p = end;
-    return is_int ? json_integer((json_int_t)d) : json_real(d);
+    /* an integer beyond 64 bits stays a (rounded) number instead of overflowing */
+    return is_int && d > -9.2e18 && d < 9.2e18 ? json_integer((json_int_t)d) : json_real(d);
 }
 
 json_t *bnc_py_literal(const char *s) {

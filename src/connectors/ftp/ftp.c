@@ -2,6 +2,7 @@
  * (one easy handle, every transfer bounded by timeouts), converts what changed (FULL) or what was
  * appended (PARTIAL, remembered across restarts), and writes files for attribute updates and RPCs. */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +26,18 @@
 typedef struct fstate {
     char *path;
     long long mtime, size;
-    long long offset; /* PARTIAL: bytes already converted (complete lines only) */
-    char *header;     /* PARTIAL tables: the header line */
+    long long offset;           /* PARTIAL: bytes already converted (complete lines only) */
+    char *header;               /* PARTIAL tables: the header line */
+    char tail[FTP_STREAM_TAIL]; /* PARTIAL: the bytes before offset, compared when resuming */
+    size_t tail_len;
     struct fstate *next;
 } fstate;
+
+/* An attributeUpdates or serverSideRpc entry, its filters compiled (strings borrowed from cfg). */
+typedef struct ftp_req {
+    pcre2_code *device, *method; /* method: serverSideRpc only */
+    const char *path, *expr, *mode;
+} ftp_req;
 
 typedef struct ftpc {
     const tbgw_host *h;
@@ -38,8 +47,15 @@ typedef struct ftpc {
     int tls, sftp;
     ftp_path *paths;
     size_t n_paths;
+    ftp_req *updates, *rpcs;
+    size_t n_updates, n_rpcs;
     int64_t *next_poll;
-    CURL *curl;
+    const char *ca, *hostkey; /* parameters.caCert, parameters.hostKeySha256 */
+    int insecure;
+    CURL *curl; /* polling transfers, run in multi */
+    CURL *dl;   /* downlink transfers (attribute updates, RPC) */
+    CURLM *multi;
+    unsigned long long refused; /* batches the core refused (offered again) */
     fstate *files;
     char state_path[1024];
     volatile int stop;
@@ -51,6 +67,15 @@ static void fc_destroy(void *self) {
     ftpc *c = self;
     for (size_t i = 0; i < c->n_paths; i++) ftp_path_free(&c->paths[i]);
     free(c->paths);
+    for (int t = 0; t < 2; t++) {
+        ftp_req *v = t ? c->rpcs : c->updates;
+        size_t n = t ? c->n_rpcs : c->n_updates;
+        for (size_t i = 0; i < n; i++) {
+            pcre2_code_free(v[i].device);
+            pcre2_code_free(v[i].method);
+        }
+        free(v);
+    }
     free(c->next_poll);
     while (c->files) {
         fstate *f = c->files;
@@ -63,60 +88,129 @@ static void fc_destroy(void *self) {
     free(c);
 }
 
+static int path_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud, tbgw_err *err) {
+    (void)w, (void)index;
+    ftpc *c = ud;
+    if (ftp_path_parse(e, path, &c->paths[c->n_paths], err) != 0) {
+        ftp_path_free(&c->paths[c->n_paths]);
+        return -1;
+    }
+    c->n_paths++;
+    return 0;
+}
+
+/* A regular expression matched against the whole text (Python's re.fullmatch). */
+static pcre2_code *fullmatch_compile(const json_t *e, const char *path, const char *key, tbgw_err *err) {
+    const char *text;
+    if (tbgw_cfg_get_str(e, path, key, NULL, &text, err)) return NULL;
+    if (!text) {
+        tbgw_err_set(err, TBGW_EINVAL, "%s.%s: missing (a regular expression)", path, key);
+        return NULL;
+    }
+    int ec;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)text, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_ANCHORED | PCRE2_ENDANCHORED, &ec, &off, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(ec, msg, sizeof msg);
+        tbgw_err_set(err, TBGW_EINVAL, "%s.%s: %s at character %zu", path, key, (const char *)msg,
+                     (size_t)off);
+    }
+    return re;
+}
+
+static int req_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud, tbgw_err *err) {
+    (void)w, (void)index;
+    ftpc *c = ud;
+    int rpc = strstr(path, "serverSideRpc") != NULL;
+    ftp_req q = {0};
+    if (!(q.device = fullmatch_compile(e, path, "deviceNameFilter", err))) return -1;
+    if (rpc && !(q.method = fullmatch_compile(e, path, "methodFilter", err))) goto bad;
+    if (tbgw_cfg_get_str(e, path, "valueExpression", rpc ? "${params}" : NULL, &q.expr, err) ||
+        tbgw_cfg_get_str(e, path, "path", NULL, &q.path, err) ||
+        tbgw_cfg_get_str(e, path, "writingMode", "WRITE", &q.mode, err))
+        goto bad;
+    if (!rpc && (!q.path || !q.expr)) {
+        tbgw_err_set(err, TBGW_EINVAL, "%s: expected \"path\" and \"valueExpression\" strings", path);
+        goto bad;
+    }
+    ftp_req **v = rpc ? &c->rpcs : &c->updates;
+    size_t *n = rpc ? &c->n_rpcs : &c->n_updates;
+    ftp_req *g = realloc(*v, (*n + 1) * sizeof *g);
+    if (!g) goto bad;
+    *v = g;
+    g[(*n)++] = q;
+    return 0;
+bad:
+    pcre2_code_free(q.device);
+    pcre2_code_free(q.method);
+    return -1;
+}
+
 static int fc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_err *err) {
-    json_t *n = ftp_config_upgrade(cfg);
-    const json_t *par = json_object_get(n, "parameters");
-    const char *host = json_string_value(json_object_get(par, "host"));
-    if (!host || !*host) {
-        json_decref(n);
-        return tbgw_err_set(err, TBGW_EINVAL, "host: expected the FTP server's name or address");
-    }
     ftpc *c = calloc(1, sizeof *c);
-    if (!c) {
-        json_decref(n);
-        return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
-    }
+    if (!c) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     c->h = h;
-    c->cfg = n;
-    const char *proto = json_string_value(json_object_get(par, "protocol"));
-    c->sftp = proto && strcasecmp(proto, "sftp") == 0;
-    c->tls = json_is_true(json_object_get(par, "TLSSupport"));
-    const json_t *port = json_object_get(par, "port");
-    int p = json_is_integer(port) ? (int)json_integer_value(port) : c->sftp ? 22 : 21;
-    snprintf(c->base, sizeof c->base, "%s://%s:%d/", c->sftp ? "sftp" : "ftp",
-             strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, p);
+    c->cfg = ftp_config_upgrade(cfg); /* the old flat format: parameters at the top */
+    const char *pp = json_object_get(cfg, "parameters") ? "parameters" : "";
+    const json_t *par = json_object_get(c->cfg, "parameters"); /* owned by c->cfg */
+    const char *host, *proto, *st = NULL;
+    int64_t port;
+    char sp[64];
+    snprintf(sp, sizeof sp, "%s%ssecurity", pp, *pp ? "." : "");
     const json_t *sec = json_object_get(par, "security");
-    const char *st = json_string_value(json_object_get(sec, "type"));
-    if (st && strcmp(st, "basic") == 0) {
-        c->user = json_string_value(json_object_get(sec, "username"));
-        c->pass = json_string_value(json_object_get(sec, "password"));
-    } else if (st && strcmp(st, "key") == 0) {
-        c->user = json_string_value(json_object_get(sec, "username"));
-        c->key = json_string_value(json_object_get(sec, "privateKey"));
+    if (tbgw_cfg_get_str(par, pp, "host", NULL, &host, err) ||
+        tbgw_cfg_get_str(par, pp, "protocol", "ftp", &proto, err) ||
+        tbgw_cfg_get_bool(par, pp, "TLSSupport", 0, &c->tls, err) ||
+        tbgw_cfg_get_str(par, pp, "caCert", NULL, &c->ca, err) ||
+        tbgw_cfg_get_bool(par, pp, "insecure", 0, &c->insecure, err) ||
+        tbgw_cfg_get_str(par, pp, "hostKeySha256", NULL, &c->hostkey, err) ||
+        tbgw_cfg_get_str(sec, sp, "type", "anonymous", &st, err) ||
+        tbgw_cfg_get_str(sec, sp, "username", NULL, &c->user, err) ||
+        tbgw_cfg_get_str(sec, sp, "password", NULL, &c->pass, err) ||
+        tbgw_cfg_get_str(sec, sp, "privateKey", NULL, &c->key, err))
+        goto fail;
+    if (!host || !*host) {
+        tbgw_err_set(err, TBGW_EINVAL, "%s%shost: expected the FTP server's name or address", pp,
+                     *pp ? "." : "");
+        goto fail;
+    }
+    c->sftp = strcasecmp(proto, "sftp") == 0;
+    if (tbgw_cfg_get_int(par, pp, "port", c->sftp ? 22 : 21, 1, 65535, &port, err)) goto fail;
+    snprintf(c->base, sizeof c->base, "%s://%s:%d/", c->sftp ? "sftp" : "ftp",
+             strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, (int)port);
+    if (strcmp(st, "basic") == 0) {
+        c->key = NULL;
+    } else if (strcmp(st, "key") == 0) {
+        c->pass = NULL;
     } else {
         c->user = "anonymous";
         c->pass = "anonymous@";
+        c->key = NULL;
     }
-    const json_t *paths = json_object_get(n, "paths");
-    c->paths = calloc(json_array_size(paths) ? json_array_size(paths) : 1, sizeof *c->paths);
-    c->next_poll = calloc(json_array_size(paths) ? json_array_size(paths) : 1, sizeof *c->next_poll);
-    size_t i;
-    const json_t *e;
-    json_array_foreach(paths, i, e) {
-        char path[48];
-        snprintf(path, sizeof path, "paths[%zu]", i);
-        tbgw_err perr = {0};
-        if (ftp_path_parse(e, path, &c->paths[c->n_paths], &perr) != 0) {
-            TBGW_ERRORF(h->log, "%s; path skipped", perr.msg);
-            ftp_path_free(&c->paths[c->n_paths]);
-            continue;
-        }
-        c->n_paths++;
+    size_t np = json_array_size(json_object_get(c->cfg, "paths"));
+    c->paths = calloc(np ? np : 1, sizeof *c->paths);
+    c->next_poll = calloc(np ? np : 1, sizeof *c->next_poll);
+    if (!c->paths || !c->next_poll) {
+        tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+        goto fail;
     }
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, h, err);
+    if (tbgw_cfg_each(&w, c->cfg, "", "paths", path_entry, c) < 0) goto fail;
+    const json_t *rm = json_object_get(c->cfg, "requestsMapping"); /* top-level keys in the old format */
+    const char *rp = json_object_get(cfg, "requestsMapping") ? "requestsMapping" : "";
+    if (tbgw_cfg_each(&w, rm, rp, "attributeUpdates", req_entry, c) < 0 ||
+        tbgw_cfg_each(&w, rm, rp, "serverSideRpc", req_entry, c) < 0)
+        goto fail;
     snprintf(c->state_path, sizeof c->state_path, "%s/ftp/%s.state.json", h->config_dir ? h->config_dir : ".",
              h->id ? h->id : h->name);
     *self = c;
     return 0;
+fail:
+    fc_destroy(c);
+    return TBGW_EINVAL;
 }
 
 static void fc_stop(void *self) {
@@ -150,6 +244,13 @@ static void state_load(ftpc *c) {
         f->offset = json_integer_value(json_object_get(v, "offset"));
         const char *hd = json_string_value(json_object_get(v, "header"));
         if (hd) f->header = strdup(hd);
+        const char *tl = json_string_value(json_object_get(v, "tail")); /* hex */
+        size_t tn = tl ? strlen(tl) / 2 : 0;
+        for (size_t i = 0; i < tn && i < FTP_STREAM_TAIL; i++) {
+            unsigned b;
+            if (sscanf(tl + 2 * i, "%2x", &b) != 1) break;
+            f->tail[f->tail_len++] = (char)b;
+        }
     }
     json_decref(j);
 }
@@ -157,11 +258,14 @@ static void state_load(ftpc *c) {
 /* Written to a temporary file and renamed, so a crash leaves the old or the new state. */
 static void state_save(ftpc *c) {
     json_t *files = json_object();
-    for (fstate *f = c->files; f; f = f->next)
+    for (fstate *f = c->files; f; f = f->next) {
+        char hex[2 * FTP_STREAM_TAIL + 1] = "";
+        for (size_t i = 0; i < f->tail_len; i++) snprintf(hex + 2 * i, 3, "%02x", (unsigned char)f->tail[i]);
         json_object_set_new(files, f->path,
-                            json_pack("{s:I,s:I,s:I,s:s?}", "mtime", (json_int_t)f->mtime, "size",
+                            json_pack("{s:I,s:I,s:I,s:s?,s:s}", "mtime", (json_int_t)f->mtime, "size",
                                       (json_int_t)f->size, "offset", (json_int_t)f->offset, "header",
-                                      f->header));
+                                      f->header, "tail", hex));
+    }
     json_t *j = json_pack("{s:o}", "files", files);
     char dir[1024], tmp[1100];
     snprintf(dir, sizeof dir, "%s", c->state_path);
@@ -182,12 +286,30 @@ static void state_save(ftpc *c) {
     json_decref(j);
 }
 
-/* ---- transfers ---- */
+/* ---- transfers ----
+ * Polling transfers run on c->curl inside c->multi, whose wait also watches the host's downlink
+ * descriptor: attribute updates and RPCs are served while a file is being read (on their own handle,
+ * c->dl, with blocking transfers bounded by the same timeouts). */
 
-static size_t to_buf(char *p, size_t sz, size_t n, void *ud) {
-    tbgw_buf *b = ud;
-    tbgw_buf_append(b, p, sz * n);
-    return b->oom ? 0 : sz * n;
+#define FTP_JSON_MAX (64LL * 1024 * 1024) /* a JSON file is converted as a whole: at most this much */
+#define FTP_READ_MAX (16LL * 1024 * 1024) /* RPC reads and appended files are held in memory */
+#define FTP_RETRY_MS 50                   /* a refused batch is offered again after this */
+#define FTP_SAVE_MS  2000                 /* PARTIAL progress saved this often during a long read */
+
+typedef struct capped {
+    tbgw_buf b;
+    long long limit;
+    int over;
+} capped;
+
+static size_t to_capped(char *p, size_t sz, size_t n, void *ud) {
+    capped *b = ud;
+    if ((long long)(b->b.len + sz * n) > b->limit) {
+        b->over = 1;
+        return 0;
+    }
+    tbgw_buf_append(&b->b, p, sz * n);
+    return b->b.oom ? 0 : sz * n;
 }
 
 typedef struct upload {
@@ -204,8 +326,7 @@ static size_t from_buf(char *out, size_t sz, size_t n, void *ud) {
     return k;
 }
 
-static void prepare(ftpc *c, const char *rel) {
-    CURL *h = c->curl;
+static void prepare(ftpc *c, CURL *h, const char *rel) {
     curl_easy_reset(h);
     char url[1500];
     snprintf(url, sizeof url, "%s%s", c->base, rel);
@@ -218,16 +339,13 @@ static void prepare(ftpc *c, const char *rel) {
     }
     if (c->tls) {
         curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
-        const char *ca = json_string_value(json_object_get(json_object_get(c->cfg, "parameters"), "caCert"));
-        if (ca) curl_easy_setopt(h, CURLOPT_CAINFO, ca);
-        if (json_is_true(json_object_get(json_object_get(c->cfg, "parameters"), "insecure"))) {
+        if (c->ca) curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+        if (c->insecure) {
             curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
             curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
         }
     }
-    const char *hk =
-        json_string_value(json_object_get(json_object_get(c->cfg, "parameters"), "hostKeySha256"));
-    if (c->sftp && hk) curl_easy_setopt(h, CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256, hk);
+    if (c->sftp && c->hostkey) curl_easy_setopt(h, CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256, c->hostkey);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 15L);
@@ -235,39 +353,143 @@ static void prepare(ftpc *c, const char *rel) {
     curl_easy_setopt(h, CURLOPT_FTP_CREATE_MISSING_DIRS, (long)CURLFTP_CREATE_DIR);
 }
 
-static int perform(ftpc *c, const char *what, const char *rel) {
-    CURLcode rc = curl_easy_perform(c->curl);
+/* What a streamed read of one file needs in its write callback and in run_multi. */
+typedef struct reading {
+    ftpc *c;
+    const char *rel;
+    fstate *f;
+    long long from;     /* the file offset the stream starts at */
+    long long skip;     /* bytes to drop first (a server that cannot resume) */
+    const char *expect; /* resumed early: these bytes (the end of what was read before) come first */
+    size_t expect_len, expect_pos;
+    int replaced;  /* it was not: the file was replaced */
+    int json;      /* buffered whole */
+    capped whole;  /* json */
+    ftp_stream st; /* txt, csv */
+    int paused;    /* a batch was refused: the transfer waits until retry_at */
+    int64_t retry_at, saved_at;
+    unsigned long long bytes;
+} reading;
+
+static void progress_save(reading *x);
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud) {
+    reading *x = ud;
+    size_t len = sz * n, k = len;
+    if (x->paused) return CURL_WRITEFUNC_PAUSE; /* delivered again once resumed */
+    x->bytes += len;
+    const char *d = p;
+    if (x->skip) {
+        size_t s = (long long)k < x->skip ? k : (size_t)x->skip;
+        d += s, k -= s, x->skip -= (long long)s;
+    }
+    if (x->expect_pos < x->expect_len && k) {
+        size_t m = x->expect_len - x->expect_pos < k ? x->expect_len - x->expect_pos : k;
+        if (memcmp(d, x->expect + x->expect_pos, m) != 0) {
+            x->replaced = 1;
+            return 0;
+        }
+        x->expect_pos += m;
+        d += m, k -= m;
+    }
+    if (x->json) return to_capped((char *)d, 1, k, &x->whole) == k ? len : 0;
+    int rc = ftp_stream_feed(&x->st, d, k);
+    if (rc == TBGW_ENOMEM) return 0;
+    if (rc == TBGW_EAGAIN) {
+        x->paused = 1;
+        x->retry_at = tbgw_mono_ms() + FTP_RETRY_MS;
+    }
+    if (x->f && tbgw_mono_ms() - x->saved_at >= FTP_SAVE_MS) progress_save(x);
+    return len;
+}
+
+/* Waits up to ms (-1: no limit) on the downlink descriptor and dispatches what is queued. 1 = stop. */
+static int downlink_wait(ftpc *c, int ms) {
+    if (c->h->downlink_fd < 0) return c->h->wait(c->h, ms < 0 || ms > 200 ? 200 : ms);
+    struct pollfd pfd = {.fd = c->h->downlink_fd, .events = POLLIN};
+    int n = poll(&pfd, 1, ms);
+    if (n > 0 && (pfd.revents & POLLIN)) return c->h->dispatch(c->h);
+    return 0;
+}
+
+/* A transfer on the polling handle: curl multi waiting on its sockets and the downlink descriptor. */
+static CURLcode run_multi(ftpc *c, reading *x) {
+    CURLcode res = CURLE_OK;
+    if (curl_multi_add_handle(c->multi, c->curl) != CURLM_OK) return CURLE_FAILED_INIT;
+    for (;;) {
+        int running = 0;
+        if (curl_multi_perform(c->multi, &running) != CURLM_OK) {
+            res = CURLE_FAILED_INIT;
+            break;
+        }
+        if (!running) {
+            int left;
+            CURLMsg *m;
+            while ((m = curl_multi_info_read(c->multi, &left)))
+                if (m->msg == CURLMSG_DONE && m->easy_handle == c->curl) res = m->data.result;
+            break;
+        }
+        int timeout = 1000;
+        if (x && x->paused) {
+            int64_t wait = x->retry_at - tbgw_mono_ms();
+            timeout = wait < 0 ? 0 : wait > 1000 ? 1000 : (int)wait;
+        }
+        struct curl_waitfd extra = {.fd = c->h->downlink_fd, .events = CURL_WAIT_POLLIN};
+        curl_multi_poll(c->multi, &extra, c->h->downlink_fd >= 0, timeout, NULL);
+        if ((c->h->downlink_fd < 0 || (extra.revents & CURL_WAIT_POLLIN)) &&
+            (c->h->downlink_fd < 0 ? c->h->wait(c->h, 0) : c->h->dispatch(c->h))) {
+            c->stop = 1;
+        }
+        if (c->stop) {
+            res = CURLE_ABORTED_BY_CALLBACK;
+            break;
+        }
+        if (x && x->paused && tbgw_mono_ms() >= x->retry_at) {
+            if (ftp_stream_flush(&x->st, 0) == TBGW_EAGAIN) {
+                x->retry_at = tbgw_mono_ms() + FTP_RETRY_MS;
+            } else {
+                x->paused = 0;
+                curl_easy_pause(c->curl, CURLPAUSE_CONT);
+            }
+        }
+    }
+    curl_multi_remove_handle(c->multi, c->curl);
+    return res;
+}
+
+static int perform(ftpc *c, CURL *h, const char *what, const char *rel) {
+    CURLcode rc = h == c->curl ? run_multi(c, NULL) : curl_easy_perform(h);
     if (rc == CURLE_OK) return 0;
     TBGW_DEBUGF(c->h->log, "%s %s: %s", what, rel, curl_easy_strerror(rc));
     return -1;
 }
 
 /* Names in a folder (NLST), into out as a JSON array of strings. */
-static json_t *list_dir(ftpc *c, const char *dir) {
-    tbgw_buf b;
-    tbgw_buf_init(&b);
+static json_t *list_dir(ftpc *c, CURL *h, const char *dir) {
+    capped b = {.limit = FTP_READ_MAX};
+    tbgw_buf_init(&b.b);
     char rel[1024];
     snprintf(rel, sizeof rel, "%s%s", dir, *dir ? "/" : "");
-    prepare(c, rel);
-    curl_easy_setopt(c->curl, CURLOPT_DIRLISTONLY, 1L);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, to_buf);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
+    prepare(c, h, rel);
+    curl_easy_setopt(h, CURLOPT_DIRLISTONLY, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_capped);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     json_t *out = json_array();
-    if (perform(c, "list", rel) == 0) {
+    if (perform(c, h, "list", rel) == 0) {
         char *save = NULL;
-        for (char *l = strtok_r(b.p ? b.p : (char *)"", "\r\n", &save); l;
+        for (char *l = strtok_r(b.b.p ? b.b.p : (char *)"", "\r\n", &save); l;
              l = strtok_r(NULL, "\r\n", &save)) {
             const char *base = strrchr(l, '/');
             base = base ? base + 1 : l;
             if (strcmp(base, ".") && strcmp(base, "..")) json_array_append_new(out, json_string(base));
         }
     }
-    tbgw_buf_free(&b);
+    tbgw_buf_free(&b.b);
     return out;
 }
 
 /* Expands a pattern with '*' components into the files it names. */
-static void expand(ftpc *c, const char *prefix, const char *rest, json_t *out) {
+static void expand(ftpc *c, CURL *h, const char *prefix, const char *rest, json_t *out) {
     const char *slash = strchr(rest, '/');
     char comp[512];
     size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
@@ -278,12 +500,12 @@ static void expand(ftpc *c, const char *prefix, const char *rest, json_t *out) {
     if (!strchr(comp, '*')) {
         snprintf(next, sizeof next, "%s%s%s", prefix, *prefix ? "/" : "", comp);
         if (slash)
-            expand(c, next, slash + 1, out);
+            expand(c, h, next, slash + 1, out);
         else
             json_array_append_new(out, json_string(next));
         return;
     }
-    json_t *names = list_dir(c, prefix);
+    json_t *names = list_dir(c, h, prefix);
     size_t i;
     json_t *v;
     json_array_foreach(names, i, v) {
@@ -291,19 +513,26 @@ static void expand(ftpc *c, const char *prefix, const char *rest, json_t *out) {
         if (!ftp_glob_match(comp, name)) continue;
         snprintf(next, sizeof next, "%s%s%s", prefix, *prefix ? "/" : "", name);
         if (slash)
-            expand(c, next, slash + 1, out);
+            expand(c, h, next, slash + 1, out);
         else
             json_array_append_new(out, json_string(next));
     }
     json_decref(names);
 }
 
+/* curl hands the MDTM/SIZE answers of a NOBODY request over as header-like text. */
+static size_t discard(char *p, size_t sz, size_t n, void *ud) {
+    (void)p, (void)ud;
+    return sz * n;
+}
+
 /* MDTM and SIZE of a file: 0, or -1 when it does not exist or the server does not tell. */
 static int file_info(ftpc *c, const char *rel, long long *mtime, long long *size) {
-    prepare(c, rel);
+    prepare(c, c->curl, rel);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(c->curl, CURLOPT_NOBODY, 1L);
     curl_easy_setopt(c->curl, CURLOPT_FILETIME, 1L);
-    if (perform(c, "stat", rel) != 0) return -1;
+    if (perform(c, c->curl, "stat", rel) != 0) return -1;
     curl_off_t t = -1, s = -1;
     curl_easy_getinfo(c->curl, CURLINFO_FILETIME_T, &t);
     curl_easy_getinfo(c->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &s);
@@ -312,54 +541,154 @@ static int file_info(ftpc *c, const char *rel, long long *mtime, long long *size
     return s < 0 ? -1 : 0;
 }
 
-static int download(ftpc *c, const char *rel, long long from, tbgw_buf *out) {
-    prepare(c, rel);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, to_buf);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, out);
-    if (from > 0) curl_easy_setopt(c->curl, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)from);
-    return perform(c, "download", rel);
+/* A whole file into memory (RPC reads, appends), on the downlink handle. */
+static int download_small(ftpc *c, const char *rel, capped *out) {
+    out->limit = FTP_READ_MAX;
+    prepare(c, c->dl, rel);
+    curl_easy_setopt(c->dl, CURLOPT_WRITEFUNCTION, to_capped);
+    curl_easy_setopt(c->dl, CURLOPT_WRITEDATA, out);
+    int rc = perform(c, c->dl, "download", rel);
+    if (out->over)
+        TBGW_ERRORF(c->h->log, "%s: larger than %lld MiB, not read into memory", rel, FTP_READ_MAX >> 20);
+    return rc;
 }
 
 static int upload_text(ftpc *c, const char *rel, const char *text) {
-    prepare(c, rel);
+    prepare(c, c->dl, rel);
     upload u = {text, strlen(text)};
-    curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, from_buf);
-    curl_easy_setopt(c->curl, CURLOPT_READDATA, &u);
-    curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)u.left);
-    return perform(c, "upload", rel);
+    curl_easy_setopt(c->dl, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c->dl, CURLOPT_READFUNCTION, from_buf);
+    curl_easy_setopt(c->dl, CURLOPT_READDATA, &u);
+    curl_easy_setopt(c->dl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)u.left);
+    return perform(c, c->dl, "upload", rel);
 }
 
 /* ---- polling ---- */
 
-static void emit_chain(ftpc *c, tbgw_converted *chain) {
-    if (!chain) return;
-    c->h->stat_add(c->h, TBGW_STAT_CONV_PROCESSED, tbgw_converted_count(chain));
-    c->h->emit(c->h, chain);
+static int emit_batch(void *ud, tbgw_converted *chain) {
+    ftpc *c = ud;
+    int rc = c->h->emit(c->h, chain);
+    if (rc == TBGW_EAGAIN) {
+        if (c->refused++ % 100 == 0)
+            TBGW_WARNF(c->h->log, "core saturated: a batch was refused (%llu so far); the read waits",
+                       (unsigned long long)c->refused);
+        return rc;
+    }
+    return 0;
 }
 
-/* Splits text into lines (without '\n' or a trailing '\r'); *complete: bytes up to the last '\n'. */
-static char **split_lines(char *text, size_t len, size_t *n, size_t *complete) {
-    size_t cap = 64, cnt = 0;
-    char **lines = malloc(cap * sizeof *lines);
-    *complete = 0;
-    char *p = text, *end = text + len;
-    while (lines && p < end) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) break;
-        *nl = 0;
-        if (nl > p && nl[-1] == '\r') nl[-1] = 0;
-        if (cnt == cap) {
-            char **g = realloc(lines, (cap *= 2) * sizeof *g);
-            if (!g) break;
-            lines = g;
-        }
-        lines[cnt++] = p;
-        p = nl + 1;
-        *complete = (size_t)(p - text);
+/* PARTIAL: the position after the lines converted so far (and the header) into the state file. */
+static void progress_save(reading *x) {
+    fstate *f = x->f;
+    f->offset = x->from + x->st.consumed;
+    memcpy(f->tail, x->st.tail, x->st.tail_len);
+    f->tail_len = x->st.tail_len;
+    if (x->st.header && (!f->header || strcmp(f->header, x->st.header) != 0)) {
+        free(f->header);
+        f->header = strdup(x->st.header);
     }
-    *n = cnt;
-    return lines;
+    x->saved_at = tbgw_mono_ms();
+    state_save(x->c);
+}
+
+static void report_long_lines(ftpc *c, reading *x, unsigned long long before) {
+    if (x->json || x->st.long_lines == before) return;
+    unsigned long long n = x->st.long_lines - before;
+    c->h->stat_add(c->h, TBGW_STAT_CONVERTER_ERRORS, n);
+    TBGW_ERRORF(c->h->log, "%s: %llu line(s) longer than %d MiB skipped (the last at byte %lld)", x->rel, n,
+                FTP_STREAM_MAX_LINE >> 20, x->from + x->st.long_at);
+}
+
+/* One read of rel from offset from (PARTIAL) or whole: 0 when complete, 1 when the file turned out
+ * to be replaced (read it again from the start), -1 when the transfer failed. */
+static int read_file(ftpc *c, const ftp_path *p, const char *rel, fstate *f, char kind, int partial,
+                     long long from) {
+    reading x = {.c = c, .rel = rel, .f = partial ? f : NULL, .from = from, .saved_at = tbgw_mono_ms()};
+    x.json = kind == 'j';
+    tbgw_buf_init(&x.whole.b);
+    x.whole.limit = p->max_bytes < FTP_JSON_MAX ? p->max_bytes : FTP_JSON_MAX;
+    if (!x.json) {
+        ftp_stream_init(&x.st, p, kind, !partial, from == 0, from ? f->header : NULL, emit_batch, c);
+        if (from) {
+            memcpy(x.st.tail, f->tail, f->tail_len);
+            x.st.tail_len = f->tail_len;
+        }
+    }
+    /* resumed a little early: the bytes before the position must be those read before (a state file
+     * without them: the '\n' that ended the last line) */
+    x.expect = from && f->tail_len ? f->tail : "\n";
+    x.expect_len = !from ? 0 : f->tail_len ? f->tail_len : 1;
+    if ((long long)x.expect_len > from) x.expect_len = (size_t)from;
+    long long start = from - (long long)x.expect_len;
+    CURLcode rc;
+    for (int attempt = 0;; attempt++) {
+        x.expect_pos = 0;
+        prepare(c, c->curl, rel);
+        curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &x);
+        if (start && !x.skip) curl_easy_setopt(c->curl, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)start);
+        rc = run_multi(c, &x);
+        if (attempt == 0 && start && x.bytes == 0 &&
+            (rc == CURLE_FTP_COULDNT_USE_REST || rc == CURLE_BAD_DOWNLOAD_RESUME ||
+             rc == CURLE_RANGE_ERROR)) {
+            TBGW_INFOF(c->h->log,
+                       "%s: the server cannot resume (%s); reading from the start and skipping %lld "
+                       "bytes",
+                       rel, curl_easy_strerror(rc), start);
+            x.skip = start; /* again from 0, dropping what was read before */
+            continue;
+        }
+        break;
+    }
+    c->h->stat_add(c->h, TBGW_STAT_MSGS_RECEIVED, 1);
+    c->h->stat_add(c->h, TBGW_STAT_BYTES_RECEIVED, x.bytes);
+    int out = rc == CURLE_OK ? 0 : -1;
+    if (x.replaced) {
+        TBGW_INFOF(c->h->log,
+                   "%s: the file was replaced (its content before byte %lld changed); reading it "
+                   "from the start",
+                   rel, from);
+        out = 1;
+    } else if (x.json) {
+        if (x.whole.over)
+            TBGW_ERRORF(c->h->log,
+                        "%s: a JSON file is converted as a whole, and this one is over %lld bytes "
+                        "(maxFileSize, at most %lld MiB); not converted",
+                        rel, x.whole.limit, FTP_JSON_MAX >> 20);
+        else if (rc == CURLE_OK) {
+            json_error_t je;
+            tbgw_converted *chain = ftp_convert_json(p, x.whole.b.p ? x.whole.b.p : "", x.whole.b.len, &je);
+            if (je.text[0]) {
+                c->h->stat_add(c->h, TBGW_STAT_CONVERTER_ERRORS, 1);
+                TBGW_ERRORF(c->h->log, "%s:%d:%d: not JSON: %s", rel, je.line, je.column, je.text);
+            }
+            size_t n = 0;
+            for (const tbgw_converted *r = chain; r; r = r->next) n++;
+            c->h->stat_add(c->h, TBGW_STAT_CONV_PROCESSED, n);
+            if (chain) emit_batch(c, chain); /* one document, one hand-over */
+        }
+    } else if (!c->stop) {
+        /* what arrived complete is converted even when the transfer broke off; a refused batch waits */
+        unsigned long long before = x.st.long_lines;
+        while (ftp_stream_flush(&x.st, rc == CURLE_OK) == TBGW_EAGAIN)
+            if (downlink_wait(c, FTP_RETRY_MS)) {
+                c->stop = 1;
+                break;
+            }
+        report_long_lines(c, &x, before);
+    }
+    if (!x.json && out != 1) {
+        if (partial)
+            progress_save(&x);
+        else if (x.st.long_lines)
+            report_long_lines(c, &x, 0);
+    }
+    if (!x.json) {
+        c->h->stat_add(c->h, TBGW_STAT_CONV_PROCESSED, x.st.rows);
+        ftp_stream_free(&x.st);
+    }
+    tbgw_buf_free(&x.whole.b);
+    return out;
 }
 
 static void poll_file(ftpc *c, const ftp_path *p, const char *rel) {
@@ -373,49 +702,30 @@ static void poll_file(ftpc *c, const ftp_path *p, const char *rel) {
     }
     char kind = ftp_file_kind(rel);
     int partial = p->mode == FTP_PARTIAL && kind != 'j';
-    long long from = partial && size >= f->offset ? f->offset : 0;
     if (partial && size < f->offset) {
-        free(f->header); /* the file was replaced: read it again from the start */
+        TBGW_INFOF(c->h->log, "%s: shorter (%lld bytes) than what was read (%lld); reading it from the start",
+                   rel, size, f->offset);
+        f->offset = 0;
+    }
+    if (partial && f->offset == 0) {
+        free(f->header);
         f->header = NULL;
+        f->tail_len = 0;
     }
-    tbgw_buf b;
-    tbgw_buf_init(&b);
-    if (download(c, rel, from, &b) != 0) {
-        tbgw_buf_free(&b);
-        return;
+    int rc = partial && size == f->offset && size > 0
+                 ? 0 /* touched, nothing appended */
+                 : read_file(c, p, rel, f, kind, partial, partial ? f->offset : 0);
+    if (rc == 1) { /* replaced */
+        f->offset = 0;
+        free(f->header);
+        f->header = NULL;
+        rc = read_file(c, p, rel, f, kind, partial, 0);
     }
-    c->h->stat_add(c->h, TBGW_STAT_MSGS_RECEIVED, 1);
-    c->h->stat_add(c->h, TBGW_STAT_BYTES_RECEIVED, b.len);
-    if (kind == 'j') {
-        emit_chain(c, ftp_convert_json(p, b.p ? b.p : "", b.len));
-    } else {
-        size_t n, complete;
-        char **lines = split_lines(b.p ? b.p : (char *)"", b.len, &n, &complete);
-        if (!partial && complete < b.len) { /* FULL: a last line without '\n' counts too */
-            lines = realloc(lines, (n + 1) * sizeof *lines);
-            if (lines) lines[n++] = b.p + complete;
-        }
-        int table = kind == 'c' || p->view == FTP_VIEW_TABLE;
-        const char *header = NULL;
-        size_t first = 0; /* the first data line */
-        if (table) {
-            if (from == 0 && n > 0) {
-                free(f->header);
-                f->header = strdup(lines[0]);
-                first = 1;
-            }
-            header = f->header;
-        }
-        if (lines && (!table || header)) emit_chain(c, ftp_convert_lines(p, kind, header, lines, n, first));
-        free(lines);
-        if (partial) f->offset = from + (long long)complete;
-    }
+    if (rc != 0) return; /* retried at the next poll (PARTIAL from what was converted) */
     f->mtime = mtime;
     f->size = size;
     if (partial) state_save(c);
-    tbgw_buf_free(&b);
 }
-
 typedef struct ranked {
     const char *path;
     long long mtime;
@@ -429,55 +739,66 @@ static int by_mtime_desc(const void *a, const void *b) {
 
 static void poll_path(ftpc *c, const ftp_path *p) {
     json_t *files = json_array();
-    expand(c, "", p->pattern, files);
+    expand(c, c->curl, "", p->pattern, files);
     size_t n = json_array_size(files);
     ranked *r = calloc(n ? n : 1, sizeof *r);
-    for (size_t i = 0; r && i < n; i++) {
+    for (size_t i = 0; r && i < n && !c->stop; i++) {
         r[i].path = json_string_value(json_array_get(files, i));
         long long size;
         if (p->sorting && file_info(c, r[i].path, &r[i].mtime, &size) != 0) r[i].mtime = -1;
     }
     if (r && p->sorting) qsort(r, n, sizeof *r, by_mtime_desc);
-    for (size_t i = 0; r && i < n && !c->stop; i++) {
-        poll_file(c, p, r[i].path);
-        if (c->h->wait(c->h, 0)) c->stop = 1; /* downlink between files */
-    }
+    for (size_t i = 0; r && i < n && !c->stop; i++) poll_file(c, p, r[i].path);
     free(r);
     json_decref(files);
 }
 
+/* Polls each path when it is due and otherwise sleeps on the downlink descriptor until the next one
+ * is (no periodic wake-up of its own). */
 static int fc_run(void *self) {
     ftpc *c = self;
     c->curl = curl_easy_init();
-    if (!c->curl) return TBGW_ENOMEM;
+    c->dl = curl_easy_init();
+    c->multi = curl_multi_init();
+    if (!c->curl || !c->dl || !c->multi) {
+        curl_easy_cleanup(c->curl);
+        curl_easy_cleanup(c->dl);
+        curl_multi_cleanup(c->multi);
+        c->curl = c->dl = NULL;
+        c->multi = NULL;
+        return TBGW_ENOMEM;
+    }
     state_load(c);
     c->h->set_state(c->h, TBGW_CONN_CONNECTED, NULL);
     while (!c->stop) {
-        int64_t now = tbgw_mono_ms();
+        int64_t next = INT64_MAX;
         for (size_t i = 0; i < c->n_paths && !c->stop; i++) {
-            if (now < c->next_poll[i]) continue;
-            c->next_poll[i] = now + (int64_t)c->paths[i].poll_s * 1000;
-            poll_path(c, &c->paths[i]);
+            int64_t now = tbgw_mono_ms();
+            if (now >= c->next_poll[i]) {
+                c->next_poll[i] = now + (int64_t)c->paths[i].poll_s * 1000;
+                poll_path(c, &c->paths[i]);
+            }
+            if (c->next_poll[i] < next) next = c->next_poll[i];
         }
-        if (c->h->wait(c->h, 200)) break;
+        if (c->stop) break;
+        int64_t left = next == INT64_MAX ? -1 : next - tbgw_mono_ms();
+        if (left < -1) left = 0;
+        if (downlink_wait(c, left > 3600000 ? 3600000 : (int)left)) break;
     }
+    curl_multi_cleanup(c->multi);
     curl_easy_cleanup(c->curl);
-    c->curl = NULL;
+    curl_easy_cleanup(c->dl);
+    c->curl = c->dl = NULL;
+    c->multi = NULL;
     return 0;
 }
 
 /* ---- downlink ---- */
 
-static int full_match(const char *pattern, const char *s) {
-    int ec;
-    PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_ANCHORED | PCRE2_ENDANCHORED, &ec, &off, NULL);
-    if (!re) return 0;
+static int full_match(const pcre2_code *re, const char *s) {
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     int rc = md ? pcre2_match(re, (PCRE2_SPTR)s, PCRE2_ZERO_TERMINATED, 0, 0, md, NULL) : -1;
     pcre2_match_data_free(md);
-    pcre2_code_free(re);
     return rc >= 0;
 }
 
@@ -509,13 +830,13 @@ static int write_file(ftpc *c, const char *rel, const char *value, int override)
         return rc;
     }
     if (override) return upload_text(c, rel, value);
-    tbgw_buf b;
-    tbgw_buf_init(&b);
-    download(c, rel, 0, &b); /* a missing file starts empty */
-    if (b.len) tbgw_buf_putc(&b, '\n');
-    tbgw_buf_puts(&b, value);
-    int rc = upload_text(c, rel, tbgw_buf_cstr(&b));
-    tbgw_buf_free(&b);
+    capped b = {0};
+    tbgw_buf_init(&b.b);
+    download_small(c, rel, &b); /* a missing file starts empty */
+    if (b.b.len) tbgw_buf_putc(&b.b, '\n');
+    tbgw_buf_puts(&b.b, value);
+    int rc = b.over || b.b.oom ? -1 : upload_text(c, rel, tbgw_buf_cstr(&b.b));
+    tbgw_buf_free(&b.b);
     return rc;
 }
 
@@ -536,23 +857,19 @@ static int fc_attr_update(void *self, const tbgw_attr_update *u) {
         snprintf(sval, sizeof sval, "%s", t ? t : "");
         free(t);
     }
-    size_t i;
-    const json_t *e;
-    json_array_foreach(json_object_get(json_object_get(c->cfg, "requestsMapping"), "attributeUpdates"), i,
-                       e) {
-        const char *filter = json_string_value(json_object_get(e, "deviceNameFilter"));
-        const char *path = json_string_value(json_object_get(e, "path"));
-        const char *expr = json_string_value(json_object_get(e, "valueExpression"));
-        if (!filter || !path || !expr || !full_match(filter, u->device)) continue;
+    for (size_t i = 0; i < c->n_updates; i++) {
+        const ftp_req *e = &c->updates[i];
+        const char *path = e->path, *expr = e->expr;
+        if (!full_match(e->device, u->device)) continue;
         tbgw_buf p1, p2, e1, e2;
         tbgw_buf_init(&p1), tbgw_buf_init(&p2), tbgw_buf_init(&e1), tbgw_buf_init(&e2);
         replace_all(&p1, path, "${attributeKey}", key);
         replace_all(&p2, tbgw_buf_cstr(&p1), "${attributeValue}", sval);
         replace_all(&e1, expr, "${attributeKey}", key);
         replace_all(&e2, tbgw_buf_cstr(&e1), "${attributeValue}", sval);
-        const char *mode = json_string_value(json_object_get(e, "writingMode"));
+        const char *mode = e->mode;
         json_t *files = json_array();
-        expand(c, "", tbgw_buf_cstr(&p2), files);
+        expand(c, c->dl, "", tbgw_buf_cstr(&p2), files);
         size_t j;
         json_t *fv;
         json_array_foreach(files, j, fv) {
@@ -567,16 +884,15 @@ static int fc_attr_update(void *self, const tbgw_attr_update *u) {
 }
 
 static int do_read(ftpc *c, const tbgw_rpc_req *r, const char *path) {
-    tbgw_buf b;
-    tbgw_buf_init(&b);
-    int rc = download(c, path, 0, &b);
-    if (rc != 0) {
-        tbgw_buf_free(&b);
-        return tbgw_rpc_error(c->h, r->handle, "cannot read %s", path);
-    }
-    json_t *content = json_pack("{s:s%}", "result", b.p ? b.p : "", b.len);
-    tbgw_buf_free(&b);
-    return c->h->rpc_reply(c->h, r->handle, content, -1);
+    capped b = {0};
+    tbgw_buf_init(&b.b);
+    int rc = download_small(c, path, &b);
+    json_t *content = rc == 0 ? json_stringn(b.b.p ? b.b.p : "", b.b.len) : NULL;
+    tbgw_buf_free(&b.b);
+    if (rc != 0)
+        return tbgw_rpc_error(c->h, r->handle, "cannot read %s%s", path, b.over ? " (too large)" : "");
+    if (!content) return tbgw_rpc_error(c->h, r->handle, "%s is not UTF-8 text", path);
+    return tbgw_rpc_result(c->h, r->handle, content);
 }
 
 static int do_write(ftpc *c, const tbgw_rpc_req *r, const char *path, const char *value) {
@@ -634,19 +950,15 @@ static int fc_rpc(void *self, const tbgw_rpc_req *r) {
         tbgw_params_free(&kv);
         return rc;
     }
-    size_t i;
-    const json_t *e;
-    json_array_foreach(json_object_get(json_object_get(c->cfg, "requestsMapping"), "serverSideRpc"), i, e) {
-        const char *df = json_string_value(json_object_get(e, "deviceNameFilter"));
-        const char *mf = json_string_value(json_object_get(e, "methodFilter"));
-        if (!df || !mf || !full_match(df, r->device) || !full_match(mf, r->method)) continue;
+    for (size_t i = 0; i < c->n_rpcs; i++) {
+        const ftp_req *e = &c->rpcs[i];
+        if (!full_match(e->device, r->device) || !full_match(e->method, r->method)) continue;
         /* ${params}: the request's params (as text) */
         char *pt = ps || !r->params ? NULL : tbgw_json_dumps(r->params, 0);
         const char *params = ps ? ps : pt ? pt : "";
         tbgw_buf ve;
         tbgw_buf_init(&ve);
-        const char *tmpl = json_string_value(json_object_get(e, "valueExpression"));
-        replace_all(&ve, tmpl ? tmpl : "${params}", "${params}", params);
+        replace_all(&ve, e->expr, "${params}", params);
         free(pt);
         int rc;
         if (strcmp(r->method, "write") == 0) {

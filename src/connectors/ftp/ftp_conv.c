@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <tbgw/connkit.h>
+
 #include "connectors/ftp/ftp_internal.h"
 #include "convert/text_slice.h"
 #include "util/buf.h"
@@ -104,33 +106,37 @@ static int items_parse(const json_t *list, const char *path, ftp_item **out, siz
 
 int ftp_path_parse(const json_t *e, const char *path, ftp_path *p, tbgw_err *err) {
     memset(p, 0, sizeof *p);
-    const char *pat = json_string_value(json_object_get(e, "path"));
+    const char *pat, *mode, *view, *d;
+    double poll, mx;
+    int srt;
+    if (tbgw_cfg_get_str(e, path, "path", NULL, &pat, err)) return TBGW_EINVAL;
     if (!pat || !*pat) return tbgw_err_set(err, TBGW_EINVAL, "%s.path: expected dir/.../name.ext", path);
     p->pattern = strdup(pat);
-    const char *mode = json_string_value(json_object_get(e, "readMode"));
-    if (!mode || strcasecmp(mode, "FULL") == 0)
+    if (tbgw_cfg_get_str(e, path, "readMode", "FULL", &mode, err) ||
+        tbgw_cfg_get_str(e, path, "txtFileDataView", "TABLE", &view, err) ||
+        tbgw_cfg_get_str(e, path, "delimiter", ",", &d, err) ||
+        tbgw_cfg_get_num(e, path, "pollPeriod", 60, 0, 1e7, &poll, err) ||
+        tbgw_cfg_get_num(e, path, "maxFileSize", 5, 0, 1e7, &mx, err))
+        return TBGW_EINVAL;
+    if (strcasecmp(mode, "FULL") == 0)
         p->mode = FTP_FULL;
     else if (strcasecmp(mode, "PARTIAL") == 0)
         p->mode = FTP_PARTIAL;
     else
         return tbgw_err_set(err, TBGW_EINVAL, "%s.readMode: expected FULL or PARTIAL", path);
-    const char *view = json_string_value(json_object_get(e, "txtFileDataView"));
-    if (!view || strcasecmp(view, "TABLE") == 0)
+    if (strcasecmp(view, "TABLE") == 0)
         p->view = FTP_VIEW_TABLE;
     else if (strcasecmp(view, "SLICED") == 0)
         p->view = FTP_VIEW_SLICED;
     else
         return tbgw_err_set(err, TBGW_EINVAL, "%s.txtFileDataView: expected TABLE or SLICED", path);
-    const char *d = json_string_value(json_object_get(e, "delimiter"));
-    p->delimiter = d && *d ? d[0] : ',';
-    const json_t *pp = json_object_get(e, "pollPeriod");
-    p->poll_s = json_is_number(pp) ? (int)json_number_value(pp) : 60;
-    if (p->poll_s < 1) p->poll_s = 1;
-    const json_t *mx = json_object_get(e, "maxFileSize");
-    p->max_bytes = (long long)((json_is_number(mx) ? json_number_value(mx) : 5) * 1024 * 1024);
-    const json_t *srt = json_object_get(e, "with_sorting_files");
-    if (!srt) srt = json_object_get(e, "withSortingFiles"); /* the example's spelling, honoured */
-    p->sorting = !srt || json_is_true(srt);
+    p->delimiter = *d ? d[0] : ',';
+    p->poll_s = poll < 1 ? 1 : (int)poll;
+    p->max_bytes = (long long)(mx * 1024 * 1024);
+    /* with_sorting_files, or the example's spelling withSortingFiles (honoured) */
+    const char *sk = json_object_get(e, "with_sorting_files") ? "with_sorting_files" : "withSortingFiles";
+    if (tbgw_cfg_get_bool(e, path, sk, 1, &srt, err)) return TBGW_EINVAL;
+    p->sorting = srt;
     const char *name = json_string_value(json_object_get(e, "devicePatternName"));
     const char *type = json_string_value(json_object_get(e, "devicePatternType"));
     if (!name) return tbgw_err_set(err, TBGW_EINVAL, "%s.devicePatternName: expected a string", path);
@@ -270,7 +276,43 @@ out:
     return rec;
 }
 
-#define MAX_COLUMNS 256
+#define MAX_COLUMNS  256
+#define MERGE_WINDOW 16  /* the devices of the last records a line may be merged into */
+#define MERGE_MAX    128 /* datapoints in one merged record at most */
+
+/* Whether merging rec into t would put one key twice into an attribute set or a {"ts","values"} group
+ * (lines without a timestamp column share the millisecond they were read in). */
+static int clash(const tbgw_converted *t, const tbgw_converted *rec) {
+    for (size_t i = 0; i < rec->n_attributes; i++)
+        for (size_t j = 0; j < t->n_attributes; j++)
+            if (strcmp(rec->attributes[i].key, t->attributes[j].key) == 0) return 1;
+    for (size_t i = 0; i < rec->n_telemetry; i++)
+        for (size_t j = 0; j < t->n_telemetry; j++)
+            if (rec->telemetry[i].ts == t->telemetry[j].ts &&
+                strcmp(rec->telemetry[i].key, t->telemetry[j].key) == 0)
+                return 1;
+    return 0;
+}
+
+/* Adds rec's datapoints to t (the same device): one record per device and batch instead of one per
+ * line keeps a queued batch small. 0, or -1 when t keeps nothing of rec. */
+static int merge_into(tbgw_converted *t, const tbgw_converted *rec) {
+    if (tbgw_converted_count(t) + tbgw_converted_count(rec) > MERGE_MAX || clash(t, rec)) return -1;
+    size_t nt = t->n_telemetry, na = t->n_attributes;
+    for (size_t i = 0; i < rec->n_telemetry; i++) {
+        const tbgw_kv *kv = &rec->telemetry[i];
+        if (tbgw_converted_add_telemetry(t, kv->ts, kv->key, &kv->v, kv->rs)) goto undo;
+    }
+    for (size_t i = 0; i < rec->n_attributes; i++) {
+        const tbgw_kv *kv = &rec->attributes[i];
+        if (tbgw_converted_add_attribute(t, kv->key, &kv->v, kv->rs)) goto undo;
+    }
+    return 0;
+undo: /* out of memory: rec is kept as a record of its own */
+    t->n_telemetry = nt;
+    t->n_attributes = na;
+    return -1;
+}
 
 tbgw_converted *ftp_convert_lines(const ftp_path *p, char kind, const char *header, char **lines, size_t n,
                                   size_t from) {
@@ -283,7 +325,8 @@ tbgw_converted *ftp_convert_lines(const ftp_path *p, char kind, const char *head
         if (!hcopy) return NULL;
         nn = split(hcopy, p->delimiter, names, MAX_COLUMNS);
     }
-    tbgw_converted *chain = NULL, **tail = &chain;
+    tbgw_converted *chain = NULL, **tail = &chain, *recent[MERGE_WINDOW];
+    size_t n_recent = 0;
     for (size_t i = from; i < n; i++) {
         if (!lines[i][0]) continue;
         char *copy = strdup(lines[i]);
@@ -298,10 +341,20 @@ tbgw_converted *ftp_convert_lines(const ftp_path *p, char kind, const char *head
             rec = convert_line(p, NULL, cells[0]);
         }
         free(copy);
-        if (rec) {
-            *tail = rec;
-            tail = &rec->next;
+        if (!rec) continue;
+        tbgw_converted *t = NULL; /* the newest record of the same device */
+        for (size_t k = n_recent; k-- > 0 && !t;)
+            if (strcmp(recent[k]->device_name, rec->device_name) == 0 &&
+                strcmp(recent[k]->device_type, rec->device_type) == 0)
+                t = recent[k];
+        if (t && merge_into(t, rec) == 0) {
+            tbgw_converted_free(rec);
+            continue;
         }
+        *tail = rec;
+        tail = &rec->next;
+        if (n_recent == MERGE_WINDOW) memmove(recent, recent + 1, --n_recent * sizeof *recent);
+        recent[n_recent++] = rec;
     }
     free(hcopy);
     return chain;
@@ -341,9 +394,10 @@ out:
     return rec;
 }
 
-tbgw_converted *ftp_convert_json(const ftp_path *p, const char *text, size_t len) {
+tbgw_converted *ftp_convert_json(const ftp_path *p, const char *text, size_t len, json_error_t *jerr) {
     json_error_t je;
     json_t *j = tbgw_json_loadb(text, len, 0, &je);
+    if (jerr) *jerr = j ? (json_error_t){0} : je;
     if (!j) return NULL;
     tbgw_converted *chain = NULL, **tail = &chain;
     if (json_is_array(j)) {
@@ -361,4 +415,134 @@ tbgw_converted *ftp_convert_json(const ftp_path *p, const char *text, size_t len
     }
     json_decref(j);
     return chain;
+}
+
+/* ---- streamed text files ---- */
+
+void ftp_stream_init(ftp_stream *s, const ftp_path *p, char kind, int last_line, int need_header,
+                     const char *header, ftp_emit_fn emit, void *ud) {
+    memset(s, 0, sizeof *s);
+    s->p = p;
+    s->kind = kind;
+    s->table = kind == 'c' || p->view == FTP_VIEW_TABLE;
+    s->last_line = last_line;
+    s->need_header = s->table && need_header;
+    s->header = header ? strdup(header) : NULL;
+    tbgw_buf_init(&s->pend);
+    tbgw_buf_init(&s->scratch);
+    s->emit = emit;
+    s->ud = ud;
+}
+
+void ftp_stream_free(ftp_stream *s) {
+    free(s->header);
+    free(s->lines);
+    tbgw_buf_free(&s->pend);
+    tbgw_buf_free(&s->scratch);
+    memset(s, 0, sizeof *s);
+}
+
+/* Keeps the last FTP_STREAM_TAIL bytes of what the position moves over. */
+static void keep_tail(ftp_stream *s, const char *p, size_t n) {
+    if (n >= FTP_STREAM_TAIL) {
+        memcpy(s->tail, p + n - FTP_STREAM_TAIL, FTP_STREAM_TAIL);
+        s->tail_len = FTP_STREAM_TAIL;
+        return;
+    }
+    size_t keep = s->tail_len + n > FTP_STREAM_TAIL ? FTP_STREAM_TAIL - n : s->tail_len;
+    memmove(s->tail, s->tail + s->tail_len - keep, keep);
+    memcpy(s->tail + keep, p, n);
+    s->tail_len = keep + n;
+}
+
+static void consume(ftp_stream *s, size_t n) {
+    keep_tail(s, s->pend.p, n);
+    memmove(s->pend.p, s->pend.p + n, s->pend.len - n);
+    s->pend.len -= n;
+    s->consumed += (long long)n;
+}
+
+static size_t trim_cr(const char *line, size_t n) {
+    return n && line[n - 1] == '\r' ? n - 1 : n;
+}
+
+/* The first complete line (or, when whole, the pending text) becomes the table's header. */
+static int take_header(ftp_stream *s, int whole) {
+    char *nl = s->pend.len ? memchr(s->pend.p, '\n', s->pend.len) : NULL;
+    if (!nl && !(whole && s->pend.len)) return 0;
+    size_t n = nl ? (size_t)(nl - s->pend.p) : s->pend.len;
+    char *h = malloc(n + 1);
+    if (!h) return TBGW_ENOMEM;
+    size_t k = trim_cr(s->pend.p, n);
+    memcpy(h, s->pend.p, k);
+    h[k] = 0;
+    free(s->header);
+    s->header = h;
+    s->need_header = 0;
+    consume(s, nl ? n + 1 : n);
+    return 0;
+}
+
+/* Converts the pending complete lines (all pending bytes when whole) and hands them on. */
+static int convert_pending(ftp_stream *s, int whole) {
+    if (s->need_header) {
+        int rc = take_header(s, whole);
+        if (rc || s->need_header) return rc;
+    }
+    if (!s->pend.len) return 0;
+    size_t upto = s->pend.len;
+    if (!whole) {
+        const char *nl = memrchr(s->pend.p, '\n', s->pend.len);
+        if (!nl) return 0;
+        upto = (size_t)(nl - s->pend.p) + 1;
+    }
+    tbgw_buf_reset(&s->scratch);
+    if (tbgw_buf_append(&s->scratch, s->pend.p, upto)) return TBGW_ENOMEM;
+    size_t n = 0;
+    for (char *p = s->scratch.p, *end = p + upto; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *stop = nl ? nl : end;
+        if (n == s->lines_cap) {
+            size_t cap = s->lines_cap ? s->lines_cap * 2 : 256;
+            char **g = realloc(s->lines, cap * sizeof *g);
+            if (!g) return TBGW_ENOMEM;
+            s->lines = g;
+            s->lines_cap = cap;
+        }
+        p[trim_cr(p, (size_t)(stop - p))] = 0;
+        s->lines[n++] = p;
+        p = stop + 1;
+    }
+    tbgw_converted *chain =
+        !s->table || s->header ? ftp_convert_lines(s->p, s->kind, s->header, s->lines, n, 0) : NULL;
+    if (chain && s->emit(s->ud, chain) == TBGW_EAGAIN) return TBGW_EAGAIN;
+    s->rows += n;
+    consume(s, upto);
+    return 0;
+}
+
+int ftp_stream_feed(ftp_stream *s, const char *data, size_t n) {
+    if (s->skipping) { /* the rest of an over-long line */
+        const char *nl = memchr(data, '\n', n);
+        size_t k = nl ? (size_t)(nl - data) + 1 : n;
+        keep_tail(s, data, k);
+        s->consumed += (long long)k;
+        data += k;
+        n -= k;
+        if (!nl) return 0;
+        s->skipping = 0;
+    }
+    if (tbgw_buf_append(&s->pend, data, n)) return TBGW_ENOMEM;
+    int rc = s->pend.len >= FTP_STREAM_BATCH || s->need_header ? convert_pending(s, 0) : 0;
+    if (s->pend.len > FTP_STREAM_MAX_LINE && !memchr(s->pend.p, '\n', s->pend.len)) {
+        s->long_lines++;
+        s->long_at = s->consumed;
+        s->skipping = 1;
+        consume(s, s->pend.len);
+    }
+    return rc;
+}
+
+int ftp_stream_flush(ftp_stream *s, int final) {
+    return convert_pending(s, final && s->last_line);
 }

@@ -155,8 +155,18 @@ typedef struct bn_npdu {
 int bn_npdu_decode(const uint8_t *p, size_t n, bn_npdu *out);
 /* Writes an NPDU header for an APDU to dnet/dadr (dnet 0 = local; 0xFFFF = global broadcast). */
 void bn_npdu_encode(bn_w *w, int expecting_reply, uint16_t dnet, const uint8_t *dadr, uint8_t dlen);
+/* Network-layer messages (clause 6.4). */
+enum {
+    BN_NL_WHO_IS_ROUTER = 0x00,
+    BN_NL_I_AM_ROUTER = 0x01,
+};
 /* Network-layer message Who-Is-Router-To-Network (net 0 = any). */
 void bn_npdu_who_is_router(bn_w *w, uint16_t net);
+/* I-Am-Router-To-Network: the payload after the message type is a list of 2-octet network numbers.
+ * Returns how many (at most cap stored), -1 when the payload is not a whole list. */
+int bn_npdu_i_am_router_decode(const uint8_t *p, size_t n, uint16_t *nets, size_t cap);
+/* Writes an I-Am-Router-To-Network for nets (what a router answers). */
+void bn_npdu_i_am_router(bn_w *w, const uint16_t *nets, size_t n);
 
 /* ---- APDU (clause 20) ---- */
 enum {
@@ -196,6 +206,10 @@ int bn_apdu_decode(const uint8_t *p, size_t n, bn_apdu *out);
 void bn_apdu_confirmed(bn_w *w, uint8_t invoke_id, uint8_t service, unsigned max_apdu_accepted);
 void bn_apdu_unconfirmed(bn_w *w, uint8_t service);
 void bn_apdu_segment_ack(bn_w *w, uint8_t invoke_id, uint8_t seq, uint8_t window, int nak);
+/* One segment of a segmented confirmed request (clause 20.1.2): the header with sequence number and
+ * proposed window size; the caller appends the segment's part of the service request. */
+void bn_apdu_confirmed_segment(bn_w *w, uint8_t invoke_id, uint8_t service, unsigned max_apdu_accepted,
+                               uint8_t seq, uint8_t window, int more_follows);
 void bn_apdu_complex_ack(bn_w *w, uint8_t invoke_id, uint8_t service);
 void bn_apdu_simple_ack(bn_w *w, uint8_t invoke_id, uint8_t service);
 void bn_apdu_error(bn_w *w, uint8_t invoke_id, uint8_t service, uint32_t eclass, uint32_t ecode);
@@ -283,6 +297,12 @@ int bn_property_parse(const char *name);
 /* camelCase name, or NULL for a number without a name (vendor proprietary). */
 const char *bn_object_type_name(unsigned t);
 const char *bn_property_name(unsigned p);
+/* Vendor-proprietary properties known by name (the reference's shipped extension: Siemens Desigo CC,
+ * vendor 7, descriptionList = 3121). vendor 0 = any vendor of the table. -1 / NULL when unknown. */
+int bn_vendor_property_parse(uint32_t vendor, const char *name);
+const char *bn_vendor_property_name(uint32_t vendor, uint32_t prop);
+/* The vendor owning a proprietary property name (0 when none). */
+uint32_t bn_vendor_property_owner(const char *name);
 /* kebab-case form of a camelCase name into out. */
 void bn_kebab(const char *camel, char *out, size_t cap);
 

@@ -1,4 +1,5 @@
-/* BACnet/IP endpoint: transactions, segmentation (receiving side), foreign-device registration. */
+/* BACnet/IP endpoint: transactions, segmentation (both directions), router cache, foreign-device
+ * registration. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -27,12 +28,25 @@ typedef struct txn {
     uint8_t *seg; /* reassembled segmented ACK */
     size_t seg_len;
     int seg_next; /* next expected sequence number, -1 = not segmenting */
-    size_t idx;   /* position in act */
+    /* a segmented request: the whole service request, sent in chunks of `chunk` octets */
+    uint8_t *req;
+    size_t req_len, chunk;
+    int n_segs, acked, sent; /* highest acknowledged sequence number (-1 none), segments sent */
+    int req_done;            /* every segment acknowledged: waiting for the answer */
+    uint8_t window;
+    size_t idx; /* position in act */
     struct txn *next_in_bucket;
 } txn;
 
 /* Invoke ids are unique per peer: transactions are found by (peer, invoke id) in a hash table. */
-#define N_BUCKETS 4096
+#define N_BUCKETS  4096
+#define MAX_ROUTES 64
+
+typedef struct route {
+    uint16_t net;
+    uint32_t ip;
+    uint16_t port;
+} route;
 
 struct bn_client {
     int fd;
@@ -45,6 +59,9 @@ struct bn_client {
     uint8_t next_invoke;
     int64_t fd_renew_at;
     uint32_t self_ip;
+    uint8_t window;
+    route routes[MAX_ROUTES];
+    size_t n_routes;
     bn_client_stats st;
 };
 
@@ -69,6 +86,7 @@ static void txn_drop(bn_client *c, txn *t) {
     c->act[t->idx]->idx = t->idx;
     free(t->frame);
     free(t->seg);
+    free(t->req);
     free(t);
 }
 
@@ -169,6 +187,7 @@ bn_client *bn_client_open(const bn_client_opts *o, const bn_handlers *h, char *e
     if (!c->o.timeout_ms) c->o.timeout_ms = 3000;
     if (c->o.retries < 0) c->o.retries = 0;
     if (!c->o.max_apdu) c->o.max_apdu = BN_MAX_APDU;
+    c->window = 4;
     c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         snprintf(errtext, cap, "socket: %s", strerror(errno));
@@ -241,9 +260,48 @@ void bn_client_get_stats(const bn_client *c, bn_client_stats *out) {
     *out = c->st;
 }
 
+int bn_client_router_to(const bn_client *c, uint16_t net, bn_addr *router) {
+    for (size_t i = 0; i < c->n_routes; i++)
+        if (c->routes[i].net == net) {
+            memset(router, 0, sizeof *router);
+            router->ip = c->routes[i].ip;
+            router->port = c->routes[i].port;
+            return 0;
+        }
+    return -1;
+}
+
+/* Remembers that net is reached through hop; tells the owner when that is new or changed. */
+static void learn_route(bn_client *c, uint16_t net, const bn_addr *hop) {
+    if (net == 0 || net == 0xFFFF) return;
+    route *r = NULL;
+    for (size_t i = 0; i < c->n_routes && !r; i++)
+        if (c->routes[i].net == net) r = &c->routes[i];
+    if (r && r->ip == hop->ip && r->port == hop->port) return;
+    if (!r) {
+        if (c->n_routes == MAX_ROUTES) return;
+        r = &c->routes[c->n_routes++];
+    }
+    r->net = net;
+    r->ip = hop->ip;
+    r->port = hop->port;
+    if (c->h.route) {
+        bn_addr a = {.ip = hop->ip, .port = hop->port};
+        c->h.route(c->h.ud, net, &a);
+    }
+}
+
 /* Frames an APDU to dst (NPDU routing when dst is behind a router) and sends it. */
 static int send_apdu(bn_client *c, const bn_addr *dst, int expecting_reply, const uint8_t *apdu, size_t n,
                      uint8_t *frame, size_t *frame_len) {
+    bn_addr via = *dst;
+    if (dst->net && dst->net != 0xFFFF && !dst->ip) {
+        bn_addr r;
+        if (bn_client_router_to(c, dst->net, &r) != 0) return -1; /* no router known for that network */
+        via.ip = r.ip;
+        via.port = r.port;
+    }
+    dst = &via;
     uint8_t local[BN_MAX_FRAME];
     uint8_t *f = frame ? frame : local;
     bn_w w;
@@ -262,13 +320,8 @@ int bn_client_send_unconfirmed(bn_client *c, const bn_addr *dst, const uint8_t *
     return bn_client_broadcast(c, BN_DEFAULT_PORT, apdu, n, global);
 }
 
-int bn_client_broadcast(bn_client *c, uint16_t port, const uint8_t *apdu, size_t n, int global) {
-    uint8_t f[BN_MAX_FRAME];
-    bn_w w;
-    bn_w_init(&w, f, sizeof f);
-    bn_put(&w, "\0\0\0\0", 4);
-    bn_npdu_encode(&w, 0, global ? 0xFFFF : 0, NULL, 0);
-    bn_put(&w, apdu, n);
+static int broadcast_frame(bn_client *c, uint16_t port, uint8_t *f, bn_w *wp) {
+    bn_w w = *wp;
     if (w.overflow) return -1;
     if (c->o.bbmd_ip) {
         bn_bvll_finish(f, w.len, BN_BVLC_DISTRIBUTE);
@@ -279,10 +332,78 @@ int bn_client_broadcast(bn_client *c, uint16_t port, const uint8_t *apdu, size_t
                    w.len);
 }
 
+int bn_client_broadcast(bn_client *c, uint16_t port, const uint8_t *apdu, size_t n, int global) {
+    uint8_t f[BN_MAX_FRAME];
+    bn_w w;
+    bn_w_init(&w, f, sizeof f);
+    bn_put(&w, "\0\0\0\0", 4);
+    bn_npdu_encode(&w, 0, global ? 0xFFFF : 0, NULL, 0);
+    bn_put(&w, apdu, n);
+    return broadcast_frame(c, port, f, &w);
+}
+
+int bn_client_who_is_router(bn_client *c, uint16_t port, uint16_t net) {
+    uint8_t f[16];
+    bn_w w;
+    bn_w_init(&w, f, sizeof f);
+    bn_put(&w, "\0\0\0\0", 4);
+    bn_npdu_who_is_router(&w, net);
+    return broadcast_frame(c, port, f, &w);
+}
+
+void bn_client_set_window(bn_client *c, unsigned window) {
+    c->window = (uint8_t)(window < 1 ? 1 : window > 127 ? 127 : window);
+}
+
+/* Sends segment k of a segmented request. */
+static void send_segment(bn_client *c, txn *t, int k) {
+    uint8_t apdu[BN_MAX_APDU];
+    bn_w w;
+    bn_w_init(&w, apdu, sizeof apdu);
+    size_t off = (size_t)k * t->chunk;
+    size_t len = t->req_len - off < t->chunk ? t->req_len - off : t->chunk;
+    bn_apdu_confirmed_segment(&w, t->invoke, t->service, c->o.max_apdu, (uint8_t)k, t->window,
+                              k < t->n_segs - 1);
+    bn_put(&w, t->req + off, len);
+    if (w.overflow) return;
+    c->st.segments_sent++;
+    send_apdu(c, &t->dst, 1, apdu, w.len, NULL, NULL);
+}
+
+/* Sends the segments of the window after the last acknowledged one: those not sent yet, or all
+ * of them again (resend). */
+static void send_window(bn_client *c, txn *t, int resend) {
+    int last = t->acked + t->window;
+    if (last > t->n_segs - 1) last = t->n_segs - 1;
+    int first = resend || t->sent <= t->acked ? t->acked + 1 : t->sent;
+    for (int k = first; k <= last; k++) send_segment(c, t, k);
+    if (last + 1 > t->sent) t->sent = last + 1;
+    t->deadline = tbgw_mono_ms() + c->o.timeout_ms;
+}
+
+/* Starts (again) a segmented request: the first segment alone, its SegmentACK gives the window. */
+static void start_segmented(bn_client *c, txn *t) {
+    t->acked = -1;
+    t->req_done = 0;
+    send_segment(c, t, 0);
+    t->sent = 1;
+    t->deadline = tbgw_mono_ms() + c->o.timeout_ms;
+}
+
 int bn_client_request(bn_client *c, const bn_addr *dst, uint8_t service, const uint8_t *req, size_t n,
-                      unsigned peer_max_apdu, bn_done_fn cb, void *ud) {
+                      unsigned peer_max_apdu, int peer_takes_segments, bn_done_fn cb, void *ud) {
     if (peer_max_apdu < 50) peer_max_apdu = 50;
-    if (n + 4 > peer_max_apdu || n + 4 > BN_MAX_APDU) return -1;
+    if (peer_max_apdu > BN_MAX_APDU) peer_max_apdu = BN_MAX_APDU;
+    bn_addr via = *dst;
+    if (via.net && via.net != 0xFFFF && !via.ip) { /* through the router known for its network */
+        bn_addr r;
+        if (bn_client_router_to(c, via.net, &r) != 0) return -1;
+        via.ip = r.ip;
+        via.port = r.port;
+    }
+    dst = &via;
+    int segmented = n + 4 > peer_max_apdu;
+    if (segmented && (!peer_takes_segments || (n + peer_max_apdu - 7) / (peer_max_apdu - 6) > 255)) return -1;
     int id = -1;
     for (int k = 0; k < 256 && id < 0; k++) {
         uint8_t cand = (uint8_t)(c->next_invoke + k);
@@ -297,12 +418,6 @@ int bn_client_request(bn_client *c, const bn_addr *dst, uint8_t service, const u
         c->act = na;
         c->cap_act = cap;
     }
-    uint8_t apdu[BN_MAX_APDU], frame[BN_MAX_FRAME];
-    bn_w w;
-    bn_w_init(&w, apdu, sizeof apdu);
-    bn_apdu_confirmed(&w, (uint8_t)id, service, c->o.max_apdu);
-    bn_put(&w, req, n);
-    if (w.overflow) return -1;
     txn *t = calloc(1, sizeof *t);
     if (!t) return -1;
     t->invoke = (uint8_t)id;
@@ -311,17 +426,33 @@ int bn_client_request(bn_client *c, const bn_addr *dst, uint8_t service, const u
     t->cb = cb;
     t->ud = ud;
     t->seg_next = -1;
-    size_t flen = 0;
-    send_apdu(c, dst, 1, apdu, w.len, frame, &flen); /* a failed send is retried by the timer */
-    t->frame = malloc(flen ? flen : 1);
-    if (!t->frame || !flen) {
-        free(t->frame);
-        free(t);
-        return -1;
+    if (segmented) {
+        t->req = malloc(n);
+        if (!t->req) return free(t), -1;
+        memcpy(t->req, req, n);
+        t->req_len = n;
+        t->chunk = peer_max_apdu - 6;
+        t->n_segs = (int)((n + t->chunk - 1) / t->chunk);
+        t->window = c->window;
+        start_segmented(c, t);
+    } else {
+        uint8_t apdu[BN_MAX_APDU], frame[BN_MAX_FRAME];
+        bn_w w;
+        bn_w_init(&w, apdu, sizeof apdu);
+        bn_apdu_confirmed(&w, (uint8_t)id, service, c->o.max_apdu);
+        bn_put(&w, req, n);
+        size_t flen = 0;
+        if (!w.overflow) send_apdu(c, dst, 1, apdu, w.len, frame, &flen); /* a failed send is retried */
+        if (!flen) {
+            free(t);
+            return -1;
+        }
+        t->frame = malloc(flen);
+        if (!t->frame) return free(t), -1;
+        memcpy(t->frame, frame, flen);
+        t->frame_len = flen;
+        t->deadline = tbgw_mono_ms() + c->o.timeout_ms;
     }
-    memcpy(t->frame, frame, flen);
-    t->frame_len = flen;
-    t->deadline = tbgw_mono_ms() + c->o.timeout_ms;
     size_t b = bucket_of(dst, t->invoke);
     t->next_in_bucket = c->bucket[b];
     c->bucket[b] = t;
@@ -434,6 +565,26 @@ static void on_answer(bn_client *c, const bn_addr *src, const bn_apdu *a) {
     }
 }
 
+/* SegmentACK of a segmented request of ours: slides the window, or resends after a NAK. */
+static void on_segment_ack(bn_client *c, const bn_addr *src, const bn_apdu *a) {
+    txn *t = lookup(c, src, a->invoke_id);
+    if (!t || !t->req || t->req_done || !a->server) return; /* late, foreign, or not for a request */
+    int seq = a->seq;
+    if (seq < t->acked || seq >= t->sent || (seq == t->acked && !a->nak)) {
+        if (!a->nak) return; /* duplicate or out of the window */
+        seq = t->acked;
+    }
+    t->acked = seq;
+    t->tries = 0;
+    if (a->window >= 1 && a->window <= 127) t->window = a->window;
+    if (t->acked == t->n_segs - 1) { /* all there: the answer comes next */
+        t->req_done = 1;
+        t->deadline = tbgw_mono_ms() + c->o.timeout_ms;
+        return;
+    }
+    send_window(c, t, a->nak); /* after a NAK: the segments from the one missing */
+}
+
 static void on_request(bn_client *c, const bn_addr *src, const bn_apdu *a) {
     uint8_t out[BN_MAX_APDU];
     bn_w w;
@@ -471,9 +622,22 @@ void bn_client_input(bn_client *c, const bn_addr *from, const uint8_t *p, size_t
         bad(c, &src, "malformed NPDU");
         return;
     }
-    if (np.netmsg) return;                    /* network layer messages: nothing to do for an end device */
+    if (np.netmsg) {
+        /* we route nothing; I-Am-Router-To-Network fills the router cache */
+        if (np.msgtype == BN_NL_I_AM_ROUTER && (!np.dnet || np.dnet == 0xFFFF)) {
+            uint16_t nets[64];
+            int k = bn_npdu_i_am_router_decode(np.apdu, np.apdu_len, nets, 64);
+            if (k < 0) {
+                bad(c, &src, "malformed I-Am-Router-To-Network");
+                return;
+            }
+            for (int i = 0; i < k; i++) learn_route(c, nets[i], &src);
+        }
+        return;
+    }
     if (np.dnet && np.dnet != 0xFFFF) return; /* for another network */
     if (np.snet) {
+        learn_route(c, np.snet, &src); /* the frame came through the router for its source network */
         src.net = np.snet;
         src.mac_len = np.slen;
         memcpy(src.mac, np.sadr, np.slen);
@@ -491,7 +655,8 @@ void bn_client_input(bn_client *c, const bn_addr *from, const uint8_t *p, size_t
         on_request(c, &src, &a);
         return;
     case BN_PDU_SEGMENT_ACK:
-        return; /* we never send segmented messages */
+        on_segment_ack(c, &src, &a);
+        return;
     default:
         on_answer(c, &src, &a);
         return;
@@ -507,8 +672,14 @@ static void run_timers(bn_client *c) {
         if (t->tries < c->o.retries && t->seg_next < 0) {
             t->tries++;
             c->st.retries++;
-            send_to(c, t->dst.ip, t->dst.port, t->frame, t->frame_len);
-            t->deadline = now + c->o.timeout_ms;
+            if (!t->req) {
+                send_to(c, t->dst.ip, t->dst.port, t->frame, t->frame_len);
+                t->deadline = now + c->o.timeout_ms;
+            } else if (t->req_done || t->acked < 0) {
+                start_segmented(c, t); /* no answer, or no first SegmentACK: the request again */
+            } else {
+                send_window(c, t, 1); /* the unacknowledged part of the window again */
+            }
             continue;
         }
         c->st.timeouts++;

@@ -35,6 +35,9 @@ enum {
     BN_E_CANCELLED = -7,
 };
 
+/* The largest request the endpoint takes (sent in segments to a peer that accepts them). */
+#define BN_MAX_REQUEST 16384
+
 typedef struct bn_result {
     int status;
     uint8_t service;
@@ -58,6 +61,9 @@ typedef struct bn_handlers {
     void (*confirmed)(void *ud, const bn_addr *src, const bn_apdu *req, bn_w *w);
     /* A frame that could not be decoded (counted by the owner). */
     void (*malformed)(void *ud, const bn_addr *src, const char *what);
+    /* A route learned or changed: net is reached through router (an I-Am-Router-To-Network, or a
+     * frame from router with that network as its source). */
+    void (*route)(void *ud, uint16_t net, const bn_addr *router);
 } bn_handlers;
 
 typedef struct bn_client_opts {
@@ -85,11 +91,23 @@ int bn_client_send_unconfirmed(bn_client *c, const bn_addr *dst, const uint8_t *
 /* The same broadcast to another UDP port (devices on a non-standard port). */
 int bn_client_broadcast(bn_client *c, uint16_t port, const uint8_t *apdu, size_t n, int global);
 
-/* Starts a confirmed request: service and its encoded request. peer_max_apdu limits the request
- * size. cb runs exactly once (from bn_client_poll or bn_client_close). Returns 0, or <0 when the
- * request does not fit or all 256 invoke ids to that peer are in use. */
+/* Starts a confirmed request: service and its encoded request. A request larger than peer_max_apdu
+ * is sent in segments when peer_takes_segments (the peer's segmentation-supported is
+ * segmented-both or segmented-receive): a window of segments at a time, each window acknowledged by
+ * the peer's SegmentACK, resent on timeout or a negative ACK. cb runs exactly once (from
+ * bn_client_poll or bn_client_close). Returns 0, or <0 when the request does not fit (too large
+ * for an unsegmenting peer, more than 255 segments) or all 256 invoke ids to that peer are in use.
+ * A dst behind a router (net != 0) with ip 0 is sent through the router known for its network. */
 int bn_client_request(bn_client *c, const bn_addr *dst, uint8_t service, const uint8_t *req, size_t n,
-                      unsigned peer_max_apdu, bn_done_fn cb, void *ud);
+                      unsigned peer_max_apdu, int peer_takes_segments, bn_done_fn cb, void *ud);
+/* Proposed window size of segmented requests (default 4, 1..127). */
+void bn_client_set_window(bn_client *c, unsigned window);
+
+/* Routers (clause 6): Who-Is-Router-To-Network as a local broadcast on port (net 0 = any network),
+ * or through the BBMD in foreign-device mode. */
+int bn_client_who_is_router(bn_client *c, uint16_t port, uint16_t net);
+/* The router known for net: its IP and port in *router (net 0). 0, or -1 when none is known. */
+int bn_client_router_to(const bn_client *c, uint16_t net, bn_addr *router);
 /* Number of outstanding transactions to dst (all when dst is NULL). */
 size_t bn_client_pending(const bn_client *c, const bn_addr *dst);
 /* Cancels pending transactions whose ud equals ud (callbacks run with BN_E_CANCELLED). */
@@ -104,7 +122,7 @@ int bn_client_poll_with(bn_client *c, int timeout_ms, int extra_fd, int *extra_r
 void bn_client_input(bn_client *c, const bn_addr *from, const uint8_t *p, size_t n);
 
 typedef struct bn_client_stats {
-    uint64_t rx_frames, tx_frames, malformed, timeouts, retries, segments;
+    uint64_t rx_frames, tx_frames, malformed, timeouts, retries, segments, segments_sent;
 } bn_client_stats;
 void bn_client_get_stats(const bn_client *c, bn_client_stats *out);
 

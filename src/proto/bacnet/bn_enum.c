@@ -325,6 +325,36 @@ int bn_property_parse(const char *name) {
     return -1;
 }
 
+/* ---- vendor-proprietary properties ---- */
+
+static const struct {
+    uint32_t vendor, id;
+    const char *name;
+} vendor_props[] = {
+    {7, 3121, "descriptionList"}, /* Siemens Building Technologies (Desigo CC) */
+};
+
+int bn_vendor_property_parse(uint32_t vendor, const char *name) {
+    if (!name) return -1;
+    for (size_t i = 0; i < sizeof vendor_props / sizeof vendor_props[0]; i++)
+        if ((vendor == 0 || vendor_props[i].vendor == vendor) && name_eq(vendor_props[i].name, name))
+            return (int)vendor_props[i].id;
+    return -1;
+}
+
+const char *bn_vendor_property_name(uint32_t vendor, uint32_t prop) {
+    for (size_t i = 0; i < sizeof vendor_props / sizeof vendor_props[0]; i++)
+        if ((vendor == 0 || vendor_props[i].vendor == vendor) && vendor_props[i].id == prop)
+            return vendor_props[i].name;
+    return NULL;
+}
+
+uint32_t bn_vendor_property_owner(const char *name) {
+    for (size_t i = 0; name && i < sizeof vendor_props / sizeof vendor_props[0]; i++)
+        if (name_eq(vendor_props[i].name, name)) return vendor_props[i].vendor;
+    return 0;
+}
+
 /* ---- error, reject and abort texts ---- */
 
 static const char *const error_classes[] = {"device",   "object",   "property", "resources",

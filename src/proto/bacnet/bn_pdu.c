@@ -128,6 +128,23 @@ void bn_npdu_who_is_router(bn_w *w, uint16_t net) {
     if (net) bn_put_u16(w, net);
 }
 
+int bn_npdu_i_am_router_decode(const uint8_t *p, size_t n, uint16_t *nets, size_t cap) {
+    if (n % 2) return -1;
+    size_t k = 0;
+    for (size_t o = 0; o + 1 < n; o += 2) {
+        if (k < cap) nets[k] = (uint16_t)((p[o] << 8) | p[o + 1]);
+        k++;
+    }
+    return (int)(k < cap ? k : cap);
+}
+
+void bn_npdu_i_am_router(bn_w *w, const uint16_t *nets, size_t n) {
+    bn_put_u8(w, 0x01);
+    bn_put_u8(w, 0x80);
+    bn_put_u8(w, BN_NL_I_AM_ROUTER);
+    for (size_t i = 0; i < n; i++) bn_put_u16(w, nets[i]);
+}
+
 /* ---- APDU ---- */
 
 static const unsigned max_apdu_sizes[] = {50, 128, 206, 480, 1024, 1476};
@@ -226,6 +243,16 @@ void bn_apdu_confirmed(bn_w *w, uint8_t invoke_id, uint8_t service, unsigned max
     bn_put_u8(w, 0x02);                                                  /* segmented response accepted */
     bn_put_u8(w, (uint8_t)(0x70 | bn_max_apdu_code(max_apdu_accepted))); /* more than 64 segments */
     bn_put_u8(w, invoke_id);
+    bn_put_u8(w, service);
+}
+
+void bn_apdu_confirmed_segment(bn_w *w, uint8_t invoke_id, uint8_t service, unsigned max_apdu_accepted,
+                               uint8_t seq, uint8_t window, int more_follows) {
+    bn_put_u8(w, (uint8_t)(0x0A | (more_follows ? 0x04 : 0))); /* segmented, segmented response accepted */
+    bn_put_u8(w, (uint8_t)(0x70 | bn_max_apdu_code(max_apdu_accepted)));
+    bn_put_u8(w, invoke_id);
+    bn_put_u8(w, seq);
+    bn_put_u8(w, window);
     bn_put_u8(w, service);
 }
 
