@@ -299,8 +299,9 @@ class Ftp(GatewayTestCase):
         wait_for(lambda: self.count() == 1, 15, what="the good path")
         self.assertEqual(self.rpc("d", 1, "read", "fol/x.txt"), {"result": "content"})
         log = gw.log()
-        self.assertRegex(log, r"FTP\.json:\d+:\d+: paths\[0\]: paths\[0\]\.pollPeriod: expected a number")
-        self.assertRegex(log, r"FTP\.json:\d+:\d+: requestsMapping\.serverSideRpc\[0\]: .*deviceNameFilter: ")
+        # placed at the field the message names (the kit's tbgw_cfg_each)
+        self.assertRegex(log, r"FTP\.json:\d+:\d+: paths\[0\]\.pollPeriod: expected a number")
+        self.assertRegex(log, r"FTP\.json:\d+:\d+: requestsMapping\.serverSideRpc\[0\]\.deviceNameFilter: ")
         self.assertRegex(log, r"FTP\.json:\d+:\d+: requestsMapping\.attributeUpdates\[0\]: .*valueExpression")
         gw.wait_log("j/bad.json:2:7: not JSON")  # a file that does not parse: its line and column
 
