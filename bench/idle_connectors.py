@@ -1,15 +1,19 @@
 #!/usr/bin/python3
-"""Idle gateway with the MQTT, Modbus and OPC-UA connectors (bench/idle.sh --connectors).
+"""Idle gateway with the MQTT, Modbus, OPC-UA, Request and REST connectors (bench/idle.sh --connectors).
 
 Peers on 127.0.0.1: a platform mosquitto, an external mosquitto (quiet: one telemetry message at
-start registers the MQTT device), a libmodbus slave (bench_modbus_slave) polled every 10 s, and the C
-OPC UA bench server (bench_opcua_peer) with 100 subscribed Double nodes that do not change.
+start registers the MQTT device), a libmodbus slave (bench_modbus_slave) polled every 10 s, the C
+OPC UA bench server (bench_opcua_peer) with 100 subscribed Double nodes that do not change, and a
+device HTTP API (bench_http_bare -b: answers a JSON body to every path) that the Request connector
+polls every 10 s and both HTTP connectors send their RPCs to; one POST to the REST connector at start
+registers its device.
 
 1. Context switches per second of all gateway threads over SECONDS (from
    /proc/<pid>/task/*/status voluntary_ctxt_switches + nonvoluntary_ctxt_switches), per thread too.
 2. Platform -> device -> platform RPC latency at idle, 100 calls per connector, one at a time:
    Modbus reserved `get` (a holding register), OPC-UA reserved `get` (a node), MQTT two-way RPC
-   answered by an echo device on the external broker. Prints p50/p99/max in ms.
+   answered by an echo device on the external broker, Request and REST `serverSideRpc` GETs to the
+   device API. Prints p50/p99/max in ms.
 
 bench/idle_connectors.py --xmpp-ocpp [SECONDS] [CALLS]: the same two figures for the XMPP and OCPP
 connectors on their reference configs: prosody with one device account (tests/peers/xmpp_device.py)
@@ -19,6 +23,7 @@ to the charge point whose CALLRESULT is the reply).
 
 Usage: bench/idle_connectors.py [--xmpp-ocpp] [SECONDS] [CALLS]; TBGW_BIN / BUILD select the binaries."""
 
+import http.client
 import json
 import os
 import shutil
@@ -231,7 +236,7 @@ def main():
         return p
 
     try:
-        plat, ext, mb = free_port(), free_port(), free_port()
+        plat, ext, mb, api, rest = free_port(), free_port(), free_port(), free_port(), free_port()
         for name, port in (("plat", plat), ("ext", ext)):
             with open(os.path.join(work, name + ".conf"), "w") as f:
                 f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
@@ -244,6 +249,9 @@ def main():
         ua = spawn([os.path.join(BUILD, "bench_opcua_peer"), "0", str(NODES), "3600000"],
                    stdout=subprocess.PIPE, text=True)
         ua_port = int(ua.stdout.readline().split()[1])
+        spawn([os.path.join(BUILD, "bench_http_bare"), "-p", str(api), "-b", '{"v": 1}', "-P", "10000"],
+              stderr=subprocess.DEVNULL)
+        wait_port(api)
 
         # the echo device on the external broker: answers every RPC request with its params
         def echo(c, u, m):
@@ -272,8 +280,23 @@ def main():
                                               "deviceNameExpressionSource": "constant"},
                                "timeseries": [{"key": "v%d" % i, "type": "path", "value": "${V%d}" % i}
                                               for i in range(NODES)]}]}
+        rq_cfg = {"host": "http://127.0.0.1:%d" % api,
+                  "mapping": [{"url": "poll", "scanPeriod": 10, "converter": {
+                      "type": "json", "deviceNameJsonExpression": "ReqDev",
+                      "telemetry": [{"key": "v", "type": "int", "value": "${v}"}]}}],
+                  "serverSideRpc": [{"deviceNameFilter": ".*", "methodFilter": "echo", "httpMethod": "GET",
+                                     "requestUrlExpression": "echo/${deviceName}/${requestId}", "timeout": 2}]}
+        rs_cfg = {"server": {"host": "127.0.0.1", "port": rest},
+                  "mapping": [{"endpoint": "/data", "HTTPMethods": ["POST"], "converter": {
+                      "type": "json", "deviceInfo": {"deviceNameExpressionSource": "constant",
+                                                     "deviceNameExpression": "RestDev"},
+                      "timeseries": [{"type": "int", "key": "v", "value": "${v}"}]}}],
+                  "requestsMapping": {"serverSideRpc": [{
+                      "deviceNameFilter": ".*", "methodFilter": "echo", "HTTPMethod": "GET", "timeout": 2,
+                      "requestUrlExpression": "http://127.0.0.1:%d/echo/${deviceName}/${requestId}" % api}]}}
         write_gateway(work, plat, [("mqtt", "MQTT", mqtt_cfg), ("modbus", "Modbus", mb_cfg),
-                                   ("opcua", "OPCUA", ua_cfg)])
+                                   ("opcua", "OPCUA", ua_cfg), ("request", "Request", rq_cfg),
+                                   ("rest", "REST", rs_cfg)])
         view = PlatformView(plat)
         time.sleep(0.2)
 
@@ -281,9 +304,14 @@ def main():
         gw = spawn([TBGW, "-c", os.path.join(work, "tb_gateway.json")], stdout=log, stderr=log,
                    env=dict(os.environ, TBGW_LOG_LEVEL="WARNING"))
         ok, end = False, time.time() + 20
+        wait_port(rest)
+        post = http.client.HTTPConnection("127.0.0.1", rest, timeout=5)
+        post.request("POST", "/data", body='{"v": 2}', headers={"Content-Type": "application/json"})
+        post.getresponse().read()
+        post.close()
         while not ok and time.time() < end:  # until the connector has subscribed
             dev.c.publish("sensors/MqttDev", json.dumps({"t": 1.5}), qos=1)
-            ok = view.wait_seen(["MB", "Many", "MqttDev"], 0.5)
+            ok = view.wait_seen(["MB", "Many", "MqttDev", "ReqDev", "RestDev"], 0.5)
         if not ok:
             raise RuntimeError("devices seen on the platform: %s (log: %s)" % (sorted(view.seen),
                                                                               open(log.name).read()))
@@ -292,7 +320,9 @@ def main():
         report_switches(gw.pid)
         calls = [("Modbus get", "MB", "get", "type=16int;functionCode=3;objectsCount=1;address=0;"),
                  ("OPC-UA get", "Many", "get", "ns=1;s=V0"),
-                 ("MQTT two-way", "MqttDev", "echo", {"v": 1})]
+                 ("MQTT two-way", "MqttDev", "echo", {"v": 1}),
+                 ("Request RPC", "ReqDev", "echo", {}),
+                 ("REST RPC", "RestDev", "echo", {})]
         rpc_latency(view, calls)
         gw.terminate()
         gw.wait(10)

@@ -8,7 +8,10 @@
  *    polls/s, poll-interval jitter, CPU of the connector process and RSS; during the run RPC writes
  *    are injected and their latency (request handed to the connector -> reply) is measured.
  *
- * usage: bench_modbus_bench [seconds_per_run (default 5)] [slave counts... (default 100 1000)] */
+ * usage: bench_modbus_bench [seconds_per_run (default 5)] [slave counts... (default 100 1000)]
+ *        bench_modbus_bench --serve N: only the slaves of B, N servers on distinct ports, for a gateway
+ *        in another process (bench/memory.py); writes their ports (native ints) to stdout, serves
+ *        until killed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -370,6 +373,13 @@ static void part_b(int n, double secs) {
 
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 2 && !strcmp(argv[1], "--serve")) {
+        struct rlimit rl = {16384, 16384};
+        setrlimit(RLIMIT_NOFILE, &rl);
+        tbgw_logger_get("bench.slaves")->level = TBGW_ERROR;
+        serve_slaves(atoi(argv[2]), STDOUT_FILENO);
+        return 0;
+    }
     double secs = argc > 1 ? atof(argv[1]) : 5;
     if (secs <= 0) secs = 5;
     tbgw_logger_get("connector.bench")->level = TBGW_ERROR;

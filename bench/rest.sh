@@ -3,14 +3,17 @@
 # converter, memory storage) at 1, 16 and 256 connections; a sink on the platform broker counts the
 # values that arrive (zero loss = every 2xx request's value arrived). The same wrk runs against
 # bench_http_bare (the HTTP module answering 200 only: the ceiling). Prints a markdown table (also
-# bench/results/rest.md). Knobs: BENCH_SECONDS (5), BENCH_CONNS ("1 16 256"), BENCH_THREADS (server
-# worker threads, 0 = one per core), BUILD (build).
+# bench/results/rest.md). Knobs: BENCH_SECONDS (3), BENCH_CONNS ("1 16 256"), BENCH_THREADS (server
+# worker threads, 0 = one per core), BENCH_REPEAT (3: bare and tbgw runs alternate that many times per
+# connection count; a summary gives the medians and their ratio, which a loaded machine shifts less
+# than one pair of runs), BUILD (build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-SECS=${BENCH_SECONDS:-5}
+SECS=${BENCH_SECONDS:-3}
 CONNS=${BENCH_CONNS:-"1 16 256"}
 THREADS=${BENCH_THREADS:-0}
+REPEAT=${BENCH_REPEAT:-3}
 OUT=bench/results
 mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/tbgw-rest-bench-XXXXXX)
@@ -106,10 +109,28 @@ run() {
   local cpu_us; cpu_us=$(/usr/bin/python3 -c "print(round(($t1 - $t0) / $HZ * 1e6 / max(1, $reqs), 1))")
   local rss; rss=$(/usr/bin/python3 -c "print(round($(rss_kb "$pid") / 1024, 1))")
   echo "| $label | $c | $rps | $p50 | $p99 | $errs | $arrived | $cpu_us | $rss |" | tee -a "$RESULTS"
+  echo "$label $c $rps $cpu_us $p50 $p99" >>"$WORK/runs"
 }
 
 for c in $CONNS; do
-  run bare "$BP" "$BARE" "$c"
-  run tbgw "$GP" "$REST" "$c"
+  for _ in $(seq "$REPEAT"); do
+    run bare "$BP" "$BARE" "$c"
+    run tbgw "$GP" "$REST" "$c"
+  done
 done
+/usr/bin/python3 - "$WORK/runs" >>"$RESULTS" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    label, c, rps, cpu, p50, p99 = line.split()
+    runs.setdefault(int(c), {}).setdefault(label, []).append((float(rps), float(cpu), float(p50), float(p99)))
+print()
+print("| connections | bare requests/s (median) | tbgw requests/s (median) | tbgw / bare | bare CPU µs/req | tbgw CPU µs/req | tbgw p50 / p99 ms |")
+print("|---|---|---|---|---|---|---|")
+for c in sorted(runs):
+    m = lambda label, i: statistics.median(r[i] for r in runs[c][label])
+    print("| %d | %d | %d | %.0f %% | %.1f | %.1f | %.2f / %.1f |" % (
+        c, m("bare", 0), m("tbgw", 0), 100 * m("tbgw", 0) / m("bare", 0), m("bare", 1), m("tbgw", 1),
+        m("tbgw", 2), m("tbgw", 3)))
+PY
 cat "$RESULTS"

@@ -86,6 +86,15 @@ int tbgw_cfg_bool(const json_t *o, const char *key, const char *path, int dflt, 
     return 0;
 }
 
+int tbgw_cfg_strdup(const json_t *o, const char *key, const char *path, int required, char **out,
+                    tbgw_err *err) {
+    const char *s;
+    *out = NULL;
+    int rc = tbgw_cfg_str(o, key, path, required, NULL, &s, err);
+    if (rc || !s) return rc;
+    return (*out = strdup(s)) ? 0 : TBGW_ENOMEM;
+}
+
 int tbgw_cfg_skip_entry(const tbgw_host *h, const tbgw_err *err) {
     if (err && err->code == TBGW_ENOMEM) return TBGW_ENOMEM;
     const char *msg = err && err->msg[0] ? err->msg : "invalid entry";

@@ -23,6 +23,9 @@ int tbgw_cfg_seconds_ms(const json_t *o, const char *key, const char *path, int6
 int tbgw_cfg_int(const json_t *o, const char *key, const char *path, int64_t dflt, int64_t lo, int64_t hi,
                  int64_t *out, tbgw_err *err);
 int tbgw_cfg_bool(const json_t *o, const char *key, const char *path, int dflt, int *out, tbgw_err *err);
+/* tbgw_cfg_str copied: *out malloc'ed, NULL when missing and not required. */
+int tbgw_cfg_strdup(const json_t *o, const char *key, const char *path, int required, char **out,
+                    tbgw_err *err);
 /* The tolerant rule for per-key entries (one timeseries/attribute/RPC/mapping entry): an entry that
  * cannot be used is reported and skipped, the connector starts with every other entry. err->msg is
  * "dotted.path: reason" as the parsers write it; it goes to host->config_warning (file:line:column,

@@ -71,6 +71,22 @@ int tbgw_py_bind(tbgw_py_ctx *c, const char *name, const tbgw_py_val *v);
 /* Binds every member of a JSON object as a name (row columns, CAN data dicts). */
 int tbgw_py_bind_json_members(tbgw_py_ctx *c, const json_t *obj);
 
+/* One-expression functions, the form configurations carry as Python source (the Request connector's
+ * processingFunction): `def name(p1, p2): return <expression>`, the body on the same line or on the
+ * next indented line (blank and comment lines around are fine). Parameters are plain names (no
+ * defaults, annotations or *args). Anything else — more statements, assignments, loops, a second
+ * def — gives TBGW_EINVAL with err naming it and its column, *err_off = its byte offset in src. */
+typedef struct tbgw_py_def tbgw_py_def;
+int tbgw_py_compile_def(const char *src, size_t len, unsigned flags, tbgw_py_def **out, tbgw_err *err,
+                        size_t *err_off);
+void tbgw_py_def_free(tbgw_py_def *f);
+const char *tbgw_py_def_name(const tbgw_py_def *f);
+size_t tbgw_py_def_arity(const tbgw_py_def *f);
+/* Calls f: binds args[i] to the i-th parameter in c (as tbgw_py_bind does, so they shadow earlier
+ * bindings) and evaluates the body. A wrong argument count is Python's TypeError. */
+int tbgw_py_call_def(const tbgw_py_def *f, tbgw_py_ctx *c, const tbgw_py_val *const *args, size_t n,
+                     const tbgw_py_val **out, tbgw_err *err);
+
 /* Evaluates e with the context's bindings. Returns 0 and *out (valid until the next reset), or
  * TBGW_EINVAL with err = the Python-style error ("NameError: name 'x' is not defined"). Values
  * from earlier evaluations stay valid until tbgw_py_ctx_reset. */

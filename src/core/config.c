@@ -464,7 +464,7 @@ static void load_thingsboard(tbgw_config *c, json_t *tb, tbgw_cfg_report *rep) {
     for (int i = 0; i < 6; i++) c->rate_limits[i] = dup_str(tb, rl_keys[i], NULL);
     c->session_limits_timeout_ms = get_int(tb, "sessionLimitsTimeoutMs", 10000);
     c->device_rpc_timeout_ms = get_int(tb, "deviceRpcTimeoutMs", 60000);
-    c->reconnect_max_ms = get_int(tb, "reconnectMaxDelayMs", 60000);
+    c->reconnect_max_ms = get_int(tb, "reconnectMaxDelayMs", 10000);
     load_security(c, tb, rep);
 }
 

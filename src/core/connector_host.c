@@ -329,6 +329,9 @@ conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char
         tbgw_conn_free(ci);
         return NULL;
     }
+    /* the parsed configuration stays; its source text is needed again only for a later warning's
+     * position (re-read then) */
+    if (!e->check_out) tbgw_doc_release_text(e->doc);
     return ci;
 }
 

@@ -16,12 +16,19 @@
 #include "core/stats.h"
 #include "platform/tb_codec.h"
 #include "util/buf.h"
+#include "util/heap.h"
 #include "util/time.h"
 
 #define GATEWAY_DEVICE_NAME "currentThingsBoardGateway"
 #define INGRESS_CAP         200000 /* datapoints queued between connectors and the core */
 
 static void pump(tbgw_gateway *gw);
+
+/* Heap trimming after a burst: records acknowledged since the last trim, delay once nothing is in
+ * flight, free memory in the arenas below which trimming is not worth the walk. */
+#define TRIM_AFTER_RECORDS 1000
+#define TRIM_DELAY_MS      1000
+#define TRIM_MIN_FREE      (512 * 1024)
 static void schedule_pump(tbgw_gateway *gw, uint64_t delay_ms);
 
 /* ---- ingress -------------------------------------------------------------------------------- */
@@ -237,6 +244,7 @@ static int64_t tick_due(tbgw_gateway *gw, int64_t now) {
     if (gw->cfg->check_connectors_s > 0 && !gw->stopping) GW_AT(gw->next_file_check);
     if (gw->draining) GW_AT(gw->drain_deadline + 1);
     if (gw->st->ops->sync_due) GW_AT(gw->st->ops->sync_due(gw->st));
+    if (gw->trim_at) GW_AT(gw->trim_at);
 #undef GW_AT
     return due;
 }
@@ -326,6 +334,24 @@ static void commit_done(tbgw_gateway *gw) {
         if (!gw->fl_head) gw->fl_tail = NULL;
         flight_free(f);
     }
+    /* A burst was delivered (nothing in flight after at least TRIM_AFTER_RECORDS acknowledged records):
+     * a trim of the heap is due shortly, so the idle gateway returns near its idle footprint. */
+    if (!gw->fl_head && !gw->trim_at && gw->cnt.events_sent - gw->trim_mark >= TRIM_AFTER_RECORDS)
+        gw->trim_at = tbgw_mono_ms() + TRIM_DELAY_MS;
+}
+
+/* Returns the heap's free memory to the system once no pack is in flight any more (a busy gateway
+ * re-arms: the trim waits until the flow stops or pauses). */
+static void heap_trim_tick(tbgw_gateway *gw, int64_t now) {
+    if (!gw->trim_at || now < gw->trim_at) return;
+    if (gw->fl_head) {
+        gw->trim_at = now + TRIM_DELAY_MS;
+        return;
+    }
+    gw->trim_at = 0;
+    gw->trim_mark = gw->cnt.events_sent;
+    size_t was = tbgw_heap_trim(TRIM_MIN_FREE);
+    if (was) TBGW_DEBUGF(gw->log, "heap trimmed after a burst (%zu kB were free in the arenas)", was / 1024);
 }
 
 /* Attributes the records of a staged pack to the connectors that own their devices. Records of
@@ -773,6 +799,7 @@ static void on_tick(uv_timer_t *t) {
     }
     if (gw->draining && now > gw->drain_deadline) uv_stop(&gw->loop);
     pump(gw);
+    heap_trim_tick(gw, now);
 }
 
 void tbgw_gw_request_stop(tbgw_gateway *gw, int restart) {

@@ -179,7 +179,9 @@ struct tbgw_gateway {
     int64_t limits_req_id, limits_deadline;
     int64_t own_req_counter, attr_req_counter, own_attr_req_counter;
     int64_t next_file_check;
-    int64_t tick_at; /* monotonic ms the tick timer is armed for (0 = not armed) */
+    int64_t tick_at;    /* monotonic ms the tick timer is armed for (0 = not armed) */
+    int64_t trim_at;    /* heap trim due (0 = none): after a burst was delivered */
+    uint64_t trim_mark; /* cnt.events_sent at the last trim */
     size_t max_payload;
     size_t max_inflight, inflight_msgs;
     traffic_limits dev_limits, own_limits;

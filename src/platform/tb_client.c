@@ -8,6 +8,7 @@
 #include <mqtt_protocol.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <tbgw/err.h>
 #include <tbgw/log.h>
 
@@ -36,10 +37,19 @@ struct tb_client {
     int server_max_packet, server_receive_max;
     int work_busy; /* a connect runs in the thread pool */
     int64_t connack_deadline;
+    int64_t tcp_deadline; /* the TCP handshake (non-blocking connect) must finish by then */
+    int tcp_pending;      /* connect() in progress: no SYN-ACK yet */
     unsigned fails;
 };
 
+/* A silent host (SYNs dropped) would hold a blocking connect() for the kernel's SYN retries (about
+ * two minutes): the TCP connect is non-blocking and given up after this, so an attempt that started
+ * while the platform was away never delays the first one after it is back by more than a backoff. */
+#define TB_TCP_CONNECT_TIMEOUT_MS 5000
+#define TB_CONNACK_TIMEOUT_MS     10000
+
 static void schedule_retry(tb_client *c);
+static int tcp_check(tb_client *c);
 
 const char *tb_client_connack_text(int rc, int v5) {
     if (!v5) {
@@ -267,7 +277,9 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     int rc = MOSQ_ERR_SUCCESS;
     if (status < 0) {
         mark_lost(c, "socket error: %s", uv_strerror(status));
-    } else {
+    } else if (tcp_check(c) == 0) {
+        /* the handshake is still running */
+    } else if (!c->lost) {
         if (events & UV_READABLE) rc = mosquitto_loop_read(c->mosq, 64);
         if (rc == MOSQ_ERR_SUCCESS && c->mosq && (events & UV_WRITABLE))
             rc = mosquitto_loop_write(c->mosq, 64);
@@ -309,8 +321,18 @@ static void on_misc(uv_timer_t *t) {
     tb_client *c = t->data;
     if (!c->mosq) return;
     uv_timer_set_repeat(t, misc_period(c));
+    if (c->st == ST_WAIT_CONNACK && tcp_check(c) == 0 && uv_now(c->loop) > (uint64_t)c->tcp_deadline) {
+        mark_lost(c, "connection timed out: host does not answer within %d s",
+                  TB_TCP_CONNECT_TIMEOUT_MS / 1000);
+        handle_lost(c);
+        return;
+    }
+    if (c->lost) {
+        handle_lost(c);
+        return;
+    }
     if (c->st == ST_WAIT_CONNACK && uv_now(c->loop) > (uint64_t)c->connack_deadline) {
-        mark_lost(c, "%s", "no CONNACK within 10 s (is this an MQTT broker?)");
+        mark_lost(c, "no CONNACK within %d s (is this an MQTT broker?)", TB_CONNACK_TIMEOUT_MS / 1000);
         handle_lost(c);
         return;
     }
@@ -325,11 +347,51 @@ static void on_misc(uv_timer_t *t) {
     update_poll(c);
 }
 
+/* Why a connection could not be made, in words that point at the setting to check. */
+static void explain_connect_error(tb_client *c, int rc, int e, char *why, size_t n) {
+    if (rc == MOSQ_ERR_EAI)
+        snprintf(why, n, "cannot resolve host name \"%s\" (check thingsboard.host)", c->cfg->host);
+    else if (rc == MOSQ_ERR_ERRNO && e == ECONNREFUSED)
+        snprintf(why, n, "connection refused: nothing listens on port %d (check thingsboard.port)",
+                 c->cfg->port);
+    else if (rc == MOSQ_ERR_ERRNO && (e == EHOSTUNREACH || e == ENETUNREACH))
+        snprintf(why, n, "host unreachable (%s)", strerror(e));
+    else if (rc == MOSQ_ERR_ERRNO && e == ETIMEDOUT)
+        snprintf(why, n, "connection timed out: host does not answer");
+    else if (rc == MOSQ_ERR_TLS)
+        snprintf(why, n, "TLS failure: %s", c->last_tls[0] ? c->last_tls : "handshake failed");
+    else if (rc == MOSQ_ERR_ERRNO)
+        snprintf(why, n, "%s", strerror(e));
+    else
+        snprintf(why, n, "%s", mosquitto_strerror(rc));
+}
+
+/* While the non-blocking connect() runs: 1 once it completed, 0 while pending, -1 (lost marked)
+ * when it failed. */
+static int tcp_check(tb_client *c) {
+    if (!c->tcp_pending) return 1;
+    int err = 0;
+    socklen_t len = sizeof err;
+    int fd = mosquitto_socket(c->mosq);
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno ? errno : EBADF;
+    if (err == 0) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0) return 0; /* still in progress */
+        c->tcp_pending = 0;
+        return 1;
+    }
+    char why[300];
+    explain_connect_error(c, MOSQ_ERR_ERRNO, err, why, sizeof why);
+    mark_lost(c, "%s", why);
+    return -1;
+}
+
 static void connect_work(uv_work_t *w) {
     tb_client *c = w->data;
     errno = 0;
-    c->work_rc =
-        mosquitto_connect_bind_v5(c->mosq, c->cfg->host, c->cfg->port, c->cfg->keep_alive, NULL, NULL);
+    /* DNS here (blocking, off the loop); the TCP connect only starts: the loop watches it */
+    c->work_rc = mosquitto_connect_bind_async(c->mosq, c->cfg->host, c->cfg->port, c->cfg->keep_alive, NULL);
     c->work_errno = errno;
 }
 
@@ -343,29 +405,15 @@ static void connect_done(uv_work_t *w, int status) {
     int rc = status ? MOSQ_ERR_UNKNOWN : c->work_rc;
     if (rc != MOSQ_ERR_SUCCESS) {
         char why[300];
-        int e = c->work_errno;
-        if (rc == MOSQ_ERR_EAI)
-            snprintf(why, sizeof why, "cannot resolve host name \"%s\" (check thingsboard.host)",
-                     c->cfg->host);
-        else if (rc == MOSQ_ERR_ERRNO && e == ECONNREFUSED)
-            snprintf(why, sizeof why,
-                     "connection refused: nothing listens on port %d (check thingsboard.port)", c->cfg->port);
-        else if (rc == MOSQ_ERR_ERRNO && (e == EHOSTUNREACH || e == ENETUNREACH))
-            snprintf(why, sizeof why, "host unreachable (%s)", strerror(e));
-        else if (rc == MOSQ_ERR_ERRNO && e == ETIMEDOUT)
-            snprintf(why, sizeof why, "connection timed out: host does not answer");
-        else if (rc == MOSQ_ERR_TLS)
-            snprintf(why, sizeof why, "TLS failure: %s", c->last_tls[0] ? c->last_tls : "handshake failed");
-        else if (rc == MOSQ_ERR_ERRNO)
-            snprintf(why, sizeof why, "%s", strerror(e));
-        else
-            snprintf(why, sizeof why, "%s", mosquitto_strerror(rc));
+        explain_connect_error(c, rc, c->work_errno, why, sizeof why);
         mark_lost(c, "%s", why);
         handle_lost(c);
         return;
     }
     c->st = ST_WAIT_CONNACK;
-    c->connack_deadline = (int64_t)uv_now(c->loop) + 10000;
+    c->tcp_pending = 1;
+    c->tcp_deadline = (int64_t)uv_now(c->loop) + TB_TCP_CONNECT_TIMEOUT_MS;
+    c->connack_deadline = (int64_t)uv_now(c->loop) + TB_CONNACK_TIMEOUT_MS;
     c->poll = calloc(1, sizeof *c->poll);
     if (!c->poll || uv_poll_init_socket(c->loop, c->poll, mosquitto_socket(c->mosq))) {
         free(c->poll);

@@ -2,7 +2,9 @@
  * when full. Nothing survives a restart. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <tbgw/log.h>
+#include <unistd.h>
 
 #include "storage/common.h"
 #include "storage/storage.h"
@@ -19,6 +21,7 @@ typedef struct mem_storage {
     size_t cap, head, count; /* head = index of the oldest uncommitted record */
     uint64_t head_seq;       /* seq of ring[head] */
     uint64_t next_peek_seq;  /* first seq not yet peeked */
+    size_t touched;          /* ring slots [0, touched) written since the ring last emptied */
     tbgw_full_policy policy;
     tbgw_storage_stats st;
     tbgw_logger *log;
@@ -87,7 +90,9 @@ static int mem_append(tbgw_storage *bs, const void *data, size_t len) {
     if (!r) return TBGW_ENOMEM;
     r->len = (uint32_t)len;
     memcpy(r->data, data, len);
-    s->ring[(s->head + s->count) % s->cap] = r;
+    size_t at = (s->head + s->count) % s->cap;
+    s->ring[at] = r;
+    if (at >= s->touched) s->touched = at + 1;
     s->count++;
     s->st.appended++;
     s->st.bytes += len;
@@ -116,12 +121,28 @@ static int mem_peek(tbgw_storage *bs, size_t max, tbgw_pack *out) {
     return 0;
 }
 
+/* An empty ring starts again at slot 0, so the slots in use (and their pages) stay bounded by the
+ * largest backlog rather than growing with everything ever stored; after a backlog of more than
+ * RING_RELEASE_SLOTS the pages of its slots (all NULL now) are given back to the system. */
+#define RING_RELEASE_SLOTS 32768
+static void ring_emptied(mem_storage *s) {
+    s->head = 0;
+    if (s->touched > RING_RELEASE_SLOTS) {
+        uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t a = ((uintptr_t)s->ring + pg - 1) & ~(pg - 1);
+        uintptr_t e = (uintptr_t)(s->ring + s->touched) & ~(pg - 1);
+        if (e > a) madvise((void *)a, e - a, MADV_DONTNEED); /* reads back as zeroes: NULL slots */
+    }
+    s->touched = 0;
+}
+
 static int mem_commit(tbgw_storage *bs, const tbgw_pack *p) {
     mem_storage *s = (mem_storage *)bs;
     while (s->count && s->head_seq <= p->last_seq) {
         drop_head(s);
         s->st.committed++;
     }
+    if (!s->count) ring_emptied(s);
     return 0;
 }
 

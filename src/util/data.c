@@ -1,4 +1,6 @@
-/* The uplink data model (include/tbgw/data.h) with a small chunk arena per record. */
+/* The uplink data model (include/tbgw/data.h) with a small chunk arena per record. A record, its first
+ * arena chunk and the first KV_FIRST entries of its telemetry and attribute lists are one allocation
+ * (a request of a few values costs one malloc and one free, however many strings it carries). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,19 +13,25 @@
 typedef struct tbgw_arena {
     struct tbgw_arena *next;
     size_t used, cap;
+    size_t embedded; /* the first chunk, allocated with its record */
     char mem[];
 } tbgw_arena;
+
+#define FIRST_CHUNK  960  /* the least bytes of a later chunk */
+#define RECORD_BLOCK 1024 /* a record with its first chunk: within glibc's per-thread cache (1032) */
+#define KV_FIRST     4    /* list entries taken from the arena before a list gets its own array */
 
 static void *arena_alloc(tbgw_converted *c, size_t n) {
     n = (n + 7) & ~(size_t)7;
     tbgw_arena *a = c->arena;
     if (!a || a->cap - a->used < n) {
-        size_t cap = n > 960 ? n : 960;
+        size_t cap = n > FIRST_CHUNK ? n : FIRST_CHUNK;
         tbgw_arena *na = malloc(sizeof *na + cap);
         if (!na) return NULL;
         na->next = a;
         na->used = 0;
         na->cap = cap;
+        na->embedded = 0;
         c->arena = na;
         a = na;
     }
@@ -50,8 +58,17 @@ int tbgw_converted_set_device(tbgw_converted *c, const char *device_name, const 
 }
 
 tbgw_converted *tbgw_converted_new(const char *device_name, const char *device_type) {
-    tbgw_converted *c = calloc(1, sizeof *c);
+    size_t off = (sizeof(tbgw_converted) + 15) & ~(size_t)15;
+    _Static_assert(RECORD_BLOCK > sizeof(tbgw_converted) + 15 + sizeof(tbgw_arena) + 512, "record block");
+    tbgw_converted *c = malloc(RECORD_BLOCK);
     if (!c) return NULL;
+    memset(c, 0, sizeof *c);
+    tbgw_arena *a = (tbgw_arena *)(void *)((char *)c + off);
+    a->next = NULL;
+    a->used = 0;
+    a->cap = RECORD_BLOCK - off - sizeof(tbgw_arena);
+    a->embedded = 1;
+    c->arena = a;
     if (tbgw_converted_set_device(c, device_name, device_type)) {
         tbgw_converted_free(c);
         return NULL;
@@ -65,11 +82,11 @@ void tbgw_converted_free(tbgw_converted *c) {
         tbgw_arena *a = c->arena;
         while (a) {
             tbgw_arena *an = a->next;
-            free(a);
+            if (!a->embedded) free(a);
             a = an;
         }
-        free(c->telemetry);
-        free(c->attributes);
+        if (c->cap_telemetry > KV_FIRST) free(c->telemetry);
+        if (c->cap_attributes > KV_FIRST) free(c->attributes);
         free(c);
         c = next;
     }
@@ -77,10 +94,13 @@ void tbgw_converted_free(tbgw_converted *c) {
 
 static int kv_push(tbgw_converted *c, tbgw_kv **arr, size_t *n, size_t *cap, int64_t ts, const char *key,
                    const tbgw_value *v, const tbgw_report_strategy *rs) {
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 8;
-        tbgw_kv *na = realloc(*arr, ncap * sizeof *na);
+    if (*n == *cap) { /* the first KV_FIRST entries live in the arena, more in an array of their own */
+        size_t ncap = *cap ? *cap * 2 : KV_FIRST;
+        tbgw_kv *na = ncap <= KV_FIRST  ? arena_alloc(c, ncap * sizeof *na)
+                      : *cap > KV_FIRST ? realloc(*arr, ncap * sizeof *na)
+                                        : malloc(ncap * sizeof *na);
         if (!na) return TBGW_ENOMEM;
+        if (*cap && *cap <= KV_FIRST) memcpy(na, *arr, *n * sizeof *na);
         *arr = na;
         *cap = ncap;
     }

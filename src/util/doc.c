@@ -161,10 +161,33 @@ static int yaml_locate(const tbgw_doc *d, const char *dotted, int *line, int *co
     return 0;
 }
 
+static char *read_file(const char *path, size_t *len, tbgw_err *err);
+
+/* The source text again after tbgw_doc_release_text (the document keeps it from then on). */
+static void need_text(const tbgw_doc *cd) {
+    tbgw_doc *d = (tbgw_doc *)cd;
+    if (!d || d->text || !d->text_released) return;
+    tbgw_err err;
+    size_t len = 0;
+    d->text = read_file(d->path, &len, &err);
+    d->len = d->text ? len : 0;
+    d->text_released = 0;
+}
+
+void tbgw_doc_release_text(tbgw_doc *d) {
+    if (!d || d->is_yaml || !d->from_file || !d->text) return;
+    free(d->text);
+    d->text = NULL;
+    d->len = 0;
+    d->text_released = 1;
+}
+
 void tbgw_doc_locate(const tbgw_doc *d, const char *dotted, int *line, int *col) {
     *line = 1;
     *col = 1;
     if (!d || !dotted) return;
+    need_text(d);
+    if (!d->is_yaml && !d->text) return;
     char tmp[512];
     snprintf(tmp, sizeof tmp, "%s", dotted);
     for (;;) {
@@ -186,6 +209,8 @@ static long split_offset(const tbgw_doc *d, const char *dotted, char *field, siz
     snprintf(field, cap, "%s", dotted ? dotted : "");
     char *at = strrchr(field, '@');
     if (!d || d->is_yaml || !at || !at[1] || strspn(at + 1, "0123456789") != strlen(at + 1)) return -1;
+    need_text(d);
+    if (!d->text) return -1;
     *at = 0;
     int line, col;
     if (tbgw_json_locate(d->text, d->len, field, &line, &col) != 0) {
@@ -350,6 +375,7 @@ tbgw_doc *tbgw_doc_load(const char *path, tbgw_err *err) {
                       ? tbgw_doc_parse_yaml(path, text, len, err)
                       : tbgw_doc_parse_json(path, text, len, err);
     free(text);
+    if (d) d->from_file = 1;
     return d;
 }
 

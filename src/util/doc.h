@@ -15,6 +15,8 @@ typedef struct tbgw_doc {
     json_t *root;
     tbgw_hmap yaml_pos; /* YAML: dotted path -> (line<<32|col) */
     int is_yaml;
+    int from_file;     /* loaded by tbgw_doc_load: the text can be read again */
+    int text_released; /* tbgw_doc_release_text: text is re-read from the file when a position is needed */
 } tbgw_doc;
 
 /* Loads a JSON file, or YAML when the name ends in .yaml/.yml. On a syntax error fills err with
@@ -24,6 +26,10 @@ tbgw_doc *tbgw_doc_load(const char *path, tbgw_err *err);
 tbgw_doc *tbgw_doc_parse_json(const char *path, const char *text, size_t len, tbgw_err *err);
 tbgw_doc *tbgw_doc_parse_yaml(const char *path, const char *text, size_t len, tbgw_err *err);
 void tbgw_doc_free(tbgw_doc *d);
+/* Frees the source text of a JSON document loaded from a file (it is as large as the file: about
+ * 2 KB per device of a big connector configuration); a later error position re-reads the file (as
+ * it is then) once. No effect on YAML or on documents not read from a file. */
+void tbgw_doc_release_text(tbgw_doc *d);
 
 /* Position of the value at a dotted path like "thingsboard.security.accessToken" or
  * "mapping[2].converter". Falls back to the closest existing parent. Lines/cols are 1-based. */

@@ -2,10 +2,12 @@
 #include "util/json.h"
 #include "util/http_client.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include "util/buf.h"
 #include "util/module.h"
+#include "util/time.h"
 
 struct tbgw_http_client {
     const tbgw_curl_module *mod;
@@ -80,6 +82,26 @@ int tbgw_http_client_poll(tbgw_http_client *c, int timeout_ms) {
     return c->mod->poll(c->impl, timeout_ms);
 }
 
+int tbgw_http_client_poll_fd(tbgw_http_client *c, int timeout_ms, int extra_fd, int *extra_ready) {
+    return c->mod->poll_fd(c->impl, timeout_ms, extra_fd, extra_ready);
+}
+
+int tbgw_http_client_poll_until(tbgw_http_client *c, int64_t due, int extra_fd, int slice_ms,
+                                int *extra_ready) {
+    int64_t wait = -1; /* nothing due: only activity ends the wait */
+    if (due != INT64_MAX) {
+        wait = due - tbgw_mono_ms();
+        wait = wait < 0 ? 0 : wait > INT_MAX ? INT_MAX : wait;
+    }
+    if (extra_fd >= 0) return c->mod->poll_fd(c->impl, (int)wait, extra_fd, extra_ready);
+    if (extra_ready) *extra_ready = 1;
+    return c->mod->poll(c->impl, wait < 0 || wait > slice_ms ? slice_ms : (int)wait);
+}
+
 size_t tbgw_http_client_running(const tbgw_http_client *c) {
     return c->mod->running(c->impl);
+}
+
+void tbgw_http_client_wakeup(tbgw_http_client *c) {
+    c->mod->wakeup(c->impl);
 }

@@ -6,7 +6,8 @@
  * for socket activity up to a timeout, advances every transfer and calls the callbacks of the finished
  * ones, on the calling thread. A slow or dead server only holds its own transfer: every transfer has
  * its own timeout and they all progress concurrently. Used by the Request connector (polling and
- * downlink) and the REST connector (outgoing attribute updates and RPC). Not thread-safe: one owner. */
+ * downlink) and the REST connector (outgoing attribute updates and RPC). Not thread-safe: one owner
+ * (tbgw_http_client_wakeup excepted). */
 #ifndef TBGW_UTIL_HTTP_CLIENT_H
 #define TBGW_UTIL_HTTP_CLIENT_H
 
@@ -49,6 +50,18 @@ int tbgw_http_client_submit(tbgw_http_client *c, const tbgw_http_req *r, tbgw_ht
 /* Waits up to timeout_ms for activity, advances the transfers and completes the finished ones.
  * Returns the number of transfers still running. */
 int tbgw_http_client_poll(tbgw_http_client *c, int timeout_ms);
+/* The same, also woken up when extra_fd (>= 0; a connector's host->downlink_fd) is readable:
+ * the loop of a connector that sleeps on its transfers and its downlink at once. timeout_ms < 0
+ * waits for activity only (retries and transfer timeouts still wake it up). *extra_ready: extra_fd
+ * was readable, or no wait happened (timeout 0) — dispatch then. */
+int tbgw_http_client_poll_fd(tbgw_http_client *c, int timeout_ms, int extra_fd, int *extra_ready);
 size_t tbgw_http_client_running(const tbgw_http_client *c);
+/* One turn of a connector loop around the client: waits until due (monotonic ms; INT64_MAX: no timer
+ * of the caller's own), a transfer's activity or extra_fd; with extra_fd < 0 (a host without
+ * downlink_fd) at most slice_ms, and *extra_ready is then 1 (the caller dispatches every turn). */
+int tbgw_http_client_poll_until(tbgw_http_client *c, int64_t due, int extra_fd, int slice_ms,
+                                int *extra_ready);
+/* Ends the owner's current (or next) wait early: the one call other threads may make. */
+void tbgw_http_client_wakeup(tbgw_http_client *c);
 
 #endif

@@ -1,5 +1,7 @@
 /* Fuzzes the Python-expression evaluator (convert/pyexpr.h): compile, evaluate with a few bound
- * names, repr/str/JSON of the result. Input: one flag byte (bit 0: strict), then the expression.
+ * names, repr/str/JSON of the result. Input: one flag byte (bit 0: strict; bit 1: the source is a
+ * one-expression function `def f(a, b): return ...`, called with a JSON object and a string), then
+ * the expression.
  * Evaluations are bounded (steps, memory, depth), so every input finishes quickly.
  *
  * With TBGW_PYEXPR_FUZZ_LOG=<file>, every input that compiles is appended to <file> as one JSON
@@ -47,6 +49,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tbgw_py *e = NULL;
     tbgw_err err;
     size_t off;
+    if (data[0] & 2) {
+        tbgw_py_def *f = NULL;
+        if (tbgw_py_compile_def(src, len, strict ? TBGW_PY_STRICT : 0, &f, &err, &off)) {
+            if (off > len) abort();
+            return 0;
+        }
+        tbgw_py_ctx_reset(ctx);
+        json_t *arg = json_pack("{s:[{s:i}],s:s}", "values", "avg", 1500, "k", "v");
+        const tbgw_py_val *args[2] = {tbgw_py_from_json(ctx, arg), tbgw_py_str(ctx, "key", 3)};
+        json_decref(arg);
+        const tbgw_py_val *v;
+        if (!tbgw_py_call_def(f, ctx, args, 2, &v, &err)) {
+            json_t *j = NULL;
+            if (!tbgw_py_to_json(ctx, v, &j, &err)) json_decref(j);
+        }
+        tbgw_py_def_free(f);
+        return 0;
+    }
     if (tbgw_py_compile(src, len, strict ? TBGW_PY_STRICT : 0, &e, &err, &off)) return 0;
     if (off > len) abort();
     log_input(src, len, strict);

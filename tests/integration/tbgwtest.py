@@ -133,6 +133,31 @@ class Broker:
         self.proc = None
 
 
+class SilentPort:
+    """A listener with a full accept queue: connection attempts get no answer at all."""
+
+    def __init__(self, port):
+        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", port))
+        self.ls.listen(0)
+        self.fill = []
+        for _ in range(3):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            self.fill.append(s)
+        time.sleep(0.05)
+
+    def close(self):
+        for s in self.fill:
+            s.close()
+        self.ls.close()
+
+
 class Platform:
     """Plays ThingsBoard on a broker: records uplink, answers getSessionLimits."""
 

@@ -5,6 +5,7 @@ an endpoint that never answers does not delay another endpoint's polls."""
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import time
@@ -49,7 +50,9 @@ class RequestConnectorTest(GatewayTestCase):
             ("GET", "/devices"): json_reply([
                 {"id": 1, "type": "UMG", "serialNr": "S-1", "name": "meter one", "description": "hall"},
                 {"id": 2, "type": "UMG", "serialNr": "S-2", "name": "meter two", "description": "roof"}]),
-            ("GET", "/devices/*"): json_reply({"values": [{"avg": 1500}]}),
+            # the cumPwr sub-request: /devices/<id>/hist/values/ActiveEnergy/SUM13/3600?...
+            ("GET", "/devices/*"): lambda h, b: (200, "application/json", {
+                "values": [{"avg": 1500 if h.path.startswith("/devices/1/") else 12345}]}),
             ("POST", "/sensor/SD8500/send_data"): json_reply({}),
             ("GET", "/sensor/SD8500/request/echo/*"): echo,
             ("POST", "/sensor/SD8500/request/no-reply/*"): json_reply("done"),
@@ -61,6 +64,10 @@ class RequestConnectorTest(GatewayTestCase):
         with open(REFERENCE) as f:
             conf = json.load(f)
         conf["host"] = "http://127.0.0.1:%d" % api.port
+        # a processingFunction beyond one `return <expression>` is refused with its position; the
+        # reference entry next to it (cumPwr) and the rest of the mapping run
+        conf["mapping"][2]["subRequests"]["loop"] = {
+            "url": "/${id}/loop", "processingFunction": "def f(data, key):\n    for x in data:\n        pass"}
         gw = self.start_gateway(conf)
 
         # mapping[0] getdata: templates, a constant device name and type, GET with the content as body
@@ -84,20 +91,33 @@ class RequestConnectorTest(GatewayTestCase):
         self.assertEqual(tel["Temperature"], 40.0)
         self.assertEqual(tel["Pressure"], 10.0)
         self.assertEqual((tel["deviceStatus"], tel["OUT2"], tel["OUT1"]), (9, 1, 1))
-        # mapping[2] /devices: one device per list element, typed values; the sub-request with a Python
-        # processingFunction is not run (reported at start), the rest of the mapping is
+        # mapping[2] /devices: one device per list element, typed values; the cumPwr sub-request's
+        # processingFunction (the reference's own source) runs on each element's answer
         wait_for(lambda: attrs(self.platform, "2-UMG"), 10, what="devices list")
         self.assertEqual(attrs(self.platform, "1-UMG"),
                          {"id": 1, "type": "UMG", "serialNr": "S-1", "name": "meter one", "description": "hall"})
-        self.assertEqual(api.got("GET", "/devices/"), [])
-        self.assertIn("processingFunction: Python processing functions are not supported", gw.log())
+        cum = lambda dev: [v["cumPwr"] for _, _, v in self.platform.telemetry(dev) if "cumPwr" in v]
+        self.assertEqual(wait_for(lambda: cum("1-UMG"), 10, what="cumPwr of 1-UMG")[0], 1.5)
+        self.assertEqual(wait_for(lambda: cum("2-UMG"), 10, what="cumPwr of 2-UMG")[0], 12.345)
+        sub = api.got("GET", "/devices/1/hist/values/ActiveEnergy/SUM13/3600")
+        self.assertTrue(sub and sub[0]["path"].endswith("?start=RELATIVE_-1HOUR&end=RELATIVE_-1HOUR&online=false"
+                                                        "&aggregate=false"), sub)
+        self.assertEqual(api.got("GET", "/devices/1/loop"), [])
+        self.assertIn("mapping[2].subRequests.loop.processingFunction: only a function whose body is one "
+                      "`return <expression>` is supported", gw.log())
         # the configuration check names it with its position, as a warning
         chk = subprocess.run([TBGW_BIN, "--check-config", "-c", gw.config_path], capture_output=True, text=True,
                              timeout=30)
         out = chk.stdout + chk.stderr
         self.assertEqual(chk.returncode, 0, out)
-        self.assertRegex(out, r"Request_Connector\.json:\d+:\d+: mapping\[2\]\.subRequests\.cumPwr\.processingFunction")
+        self.assertRegex(out, r"Request_Connector\.json:\d+:\d+: mapping\[2\]\.subRequests\.loop\.processingFunction: "
+                              r"only a function whose body is one `return <expression>` is supported")
         self.assertIn("0 error(s), 1 warning(s)", out)
+        # the position is that of `for` inside the JSON string in the connector's file
+        m = re.search(r"(\S+Request_Connector\.json):(\d+):(\d+): mapping\[2\]\.subRequests\.loop", out)
+        with open(m.group(1) if os.path.isabs(m.group(1)) else os.path.join(gw.cfgdir, m.group(1))) as f:
+            line = f.read().split("\n")[int(m.group(2)) - 1]
+        self.assertEqual(line[int(m.group(3)) - 1:].split("\\n")[0], "for x in data:")
         connects = [p for _, p in self.platform.all("v1/gateway/connect")]
         self.assertIn({"device": "SD8500", "type": "SD"}, connects)
         self.assertIn({"device": "1-UMG", "type": "GridVis"}, connects)

@@ -12,7 +12,7 @@ import threading
 import time
 
 from httpapi import Api, json_reply, make_cert
-from tbgwtest import BUILD_DIR, SOURCE_DIR, GatewayTestCase, free_port, wait_for, wait_port, main
+from tbgwtest import BUILD_DIR, SLOW, SOURCE_DIR, GatewayTestCase, free_port, wait_for, wait_port, main
 
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "rest.json")
 PLUGIN = os.path.join(BUILD_DIR, "plugins", "http_custom_converters.so")
@@ -228,6 +228,9 @@ class RestConnectorTest(GatewayTestCase):
         t0 = time.monotonic()
         self.assertEqual(curl("-k", "-d", '{"name": "W-2", "v": 1}', url + "/wait"), (408, "too late"))
         self.assertGreater(time.monotonic() - t0, 1.3)
+        # on time: the connector thread sleeps until the parked request's deadline (it was woken up
+        # when the request was parked)
+        self.assertLess(time.monotonic() - t0, 1.5 + 0.5 * SLOW)
         # a slow client is dropped after connectionTimeout without holding other requests
         s = socket.create_connection(("127.0.0.1", port))
         s.sendall(b"\x16\x03\x01")  # a TLS record header, then nothing

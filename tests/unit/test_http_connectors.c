@@ -87,7 +87,8 @@ static void test_request_reference_config(void **st) {
     assert_string_equal(cfg.maps[0].body, "{\"name\":\"morpheus\",\"job\":\"leader\"}");
     assert_true(cfg.maps[1].custom);
     assert_int_equal(cfg.maps[2].n_subs, 1);
-    assert_true(cfg.maps[2].subs[0].unsupported); /* Python processingFunction */
+    assert_false(cfg.maps[2].subs[0].unsupported); /* the reference's processingFunction compiles */
+    assert_string_equal(tbgw_py_def_name(cfg.maps[2].subs[0].fn), "process_data");
     assert_string_equal(cfg.user, "user");
     assert_int_equal(cfg.n_upds, 1);
     assert_int_equal(cfg.upds[0].tries, 3);
@@ -159,7 +160,15 @@ static void test_config_errors(void **st) {
         0,
         "{\"host\":\"h\",\"mapping\":[{\"url\":\"a\",\"subRequests\":{\"k\":{\"url\":\"u\","
         "\"processingFunction\":\"def f(): pass\"}},\"converter\":{\"deviceNameJsonExpression\":\"d\"}}]}",
-        "mapping[0].subRequests.k.processingFunction: Python processing functions are not supported", 1);
+        "mapping[0].subRequests.k.processingFunction@9: only a function whose body is one `return "
+        "<expression>` is supported",
+        1);
+    expect_warning(
+        0,
+        "{\"host\":\"h\",\"mapping\":[{\"url\":\"a\",\"subRequests\":{\"k\":{\"url\":\"u\","
+        "\"processingFunction\":\"def f(d): return d\"}},\"converter\":{\"deviceNameJsonExpression\":"
+        "\"d\"}}]}",
+        "mapping[0].subRequests.k.processingFunction: f() takes 1 parameter(s); it is called with two", 1);
     expect_warning(1, "{\"server\":{},\"mapping\":[{\"endpoint\":\"/a\",\"converter\":{}}]}",
                    "mapping[0].HTTPMethods: missing", 0);
     expect_warning(1, "{\"server\":{},\"mapping\":[{\"endpoint\":\"/a\",\"HTTPMethods\":[\"FETCH\"]}]}",
@@ -348,6 +357,71 @@ static void test_request_responses(void **st) {
     json_decref(j);
 }
 
+/* The outgoing requests' shared parser (convert/http_out.h) under both files' field names. */
+static void test_http_out(void **st) {
+    (void)st;
+    char why[300];
+    tbgw_http_out o;
+    /* reserved set, Request names: value= becomes requestValueExpression, defaults fill the rest */
+    json_t *p =
+        json_string("requestUrlExpression=sensor/${deviceName};httpMethod=post;value=17;junk;empty=;");
+    tbgw_rpc_req r = {.handle = 1, .device = "D", .id = 3, .method = "set", .params = p};
+    json_t *def = json_pack("{s:f,s:i,s:s}", "timeout", 0.5, "tries", 3, "methodFilter", ".*");
+    assert_int_equal(tbgw_http_out_reserved(&o, &r, 1, &rq_dialect, def, "schema", why, sizeof why), 0);
+    assert_string_equal(o.method, "POST");
+    assert_int_equal(o.timeout_ms, 500);
+    assert_int_equal(o.tries, 3);
+    assert_non_null(o.value);
+    assert_string_equal(tbgw_expr_text(o.value), "17");
+    tbgw_http_out_clear(&o);
+    /* a set without a value, a get without a URL: the schema text */
+    json_decref(p);
+    r.params = p = json_string("requestUrlExpression=x;");
+    assert_int_equal(tbgw_http_out_reserved(&o, &r, 1, &rq_dialect, def, "schema!", why, sizeof why),
+                     TBGW_EINVAL);
+    assert_string_equal(why, "schema!");
+    json_decref(p);
+    r.params = NULL;
+    assert_int_equal(tbgw_http_out_reserved(&o, &r, 0, &rs_dialect, NULL, "none", why, sizeof why),
+                     TBGW_EINVAL);
+    assert_string_equal(why, "none");
+    json_decref(def);
+    /* REST names: valueExpression, HTTPMethod (default POST), per-entry security */
+    json_t *e =
+        json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:{s:s}}", "requestUrlExpression", "http://h/${deviceName}",
+                  "valueExpression", "${params}", "methodFilter", "echo", "security", "type", "basic",
+                  "username", "u", "password", "p", "httpHeaders", "content-type", "application/json");
+    assert_int_equal(tbgw_http_out_parse(&o, e, "x", 1, &rs_dialect, NULL), 0);
+    assert_string_equal(o.method, "POST");
+    assert_string_equal(o.user, "u");
+    assert_true(o.json_body);
+    assert_true(tbgw_http_out_match(&o, 1, "any", "echo") == &o);
+    assert_null(tbgw_http_out_match(&o, 1, "any", "echo2"));
+    tbgw_http_out_clear(&o);
+    /* the Request file has no per-entry security (ignored) and needs a methodFilter for RPC */
+    tbgw_err err = {0};
+    assert_int_equal(tbgw_http_out_parse(&o, e, "serverSideRpc[0]", 1, &rq_dialect, &err), 0);
+    assert_null(o.user);
+    assert_string_equal(o.method, "GET");
+    assert_null(o.value); /* requestValueExpression, not valueExpression */
+    tbgw_http_out_clear(&o);
+    json_object_del(e, "methodFilter");
+    assert_int_equal(tbgw_http_out_parse(&o, e, "serverSideRpc[0]", 1, &rq_dialect, &err), TBGW_EINVAL);
+    assert_non_null(strstr(err.msg, "serverSideRpc[0].methodFilter"));
+    tbgw_http_out_clear(&o);
+    json_object_set_new(e, "HTTPMethod", json_string("GE T"));
+    assert_int_equal(tbgw_http_out_parse(&o, e, "u[1]", 0, &rs_dialect, &err), TBGW_EINVAL);
+    assert_string_equal(err.msg, "u[1].HTTPMethod: \"GE T\" is not an HTTP method");
+    tbgw_http_out_clear(&o);
+    json_decref(e);
+    char *u = tbgw_http_join_url("http://h:1", "a/b");
+    assert_string_equal(u, "http://h:1/a/b");
+    free(u);
+    u = tbgw_http_join_url("http://h:1", "HTTPS://x/y");
+    assert_string_equal(u, "HTTPS://x/y");
+    free(u);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_reference_config),
@@ -356,6 +430,7 @@ int main(void) {
         cmocka_unit_test(test_templates),
         cmocka_unit_test(test_rest_requests),
         cmocka_unit_test(test_request_responses),
+        cmocka_unit_test(test_http_out),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

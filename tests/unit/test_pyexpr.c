@@ -12,6 +12,7 @@
 #include <string.h>
 #include "convert/pyexpr.h"
 #include "util/doc.h"
+#include "util/json.h"
 
 /* evaluates src with optional bindings (JSON object text); returns "OK repr" / "ERR msg" (static) */
 static const char *run(tbgw_py_ctx *c, const char *src, size_t len, const json_t *binds, int strict) {
@@ -267,13 +268,97 @@ static void t_positions(void **st) {
     tbgw_doc_free(d);
 }
 
+/* def name(params): return <expr> — the Request connector's processingFunction */
+static const char *call_def(const char *src, const char *data_json, const char *key) {
+    static char out[4096];
+    tbgw_err err = {0};
+    tbgw_py_def *f = NULL;
+    size_t off = 0;
+    tbgw_py_ctx_reset(ctx);
+    if (tbgw_py_compile_def(src, strlen(src), 0, &f, &err, &off)) {
+        snprintf(out, sizeof out, "ERR@%zu %s", off, err.msg);
+        return out;
+    }
+    json_t *j = json_loads(data_json, JSON_DECODE_ANY, NULL);
+    const tbgw_py_val *args[2] = {tbgw_py_from_json(ctx, j), tbgw_py_str(ctx, key, strlen(key))};
+    json_decref(j);
+    const tbgw_py_val *v;
+    if (tbgw_py_call_def(f, ctx, args, 2, &v, &err)) {
+        snprintf(out, sizeof out, "ERR %s", err.msg);
+    } else {
+        json_t *r = NULL;
+        if (tbgw_py_to_json(ctx, v, &r, &err)) {
+            snprintf(out, sizeof out, "ERR %s", err.msg);
+        } else {
+            char *t = tbgw_json_dumps(r, 0);
+            snprintf(out, sizeof out, "OK %s", t);
+            free(t);
+            json_decref(r);
+        }
+    }
+    tbgw_py_def_free(f);
+    return out;
+}
+
+static void t_def(void **state) {
+    (void)state;
+    /* the reference request.json entry, exactly */
+    const char *ref = "def process_data(data, key): return {key: float(data[\"values\"][0][\"avg\"])/1000.0}";
+    assert_string_equal(call_def(ref, "{\"values\":[{\"avg\":12345}]}", "cumPwr"), "OK {\"cumPwr\":12.345}");
+    assert_string_equal(call_def(ref, "{\"values\":[{\"avg\":\"1500\"}]}", "k"), "OK {\"k\":1.5}");
+    /* the body on the next indented line, blank and comment lines around, parameters split */
+    assert_string_equal(call_def("\n# scale\ndef f(d,\n      k):  # the answer and its key\n\n"
+                                 "    return {k: d['v'] * 2}\n\n",
+                                 "{\"v\":21}", "x"),
+                        "OK {\"x\":42}");
+    assert_string_equal(call_def("def f(d, k): return d", "[1,2]", "x"), "OK [1,2]");
+    /* parameters shadow other bindings; runtime errors are Python's */
+    assert_string_equal(call_def(ref, "{\"values\":[]}", "k"), "ERR IndexError: list index out of range");
+    assert_string_equal(call_def("def f(a): return a", "1", "k"),
+                        "ERR TypeError: f() takes 1 positional argument but 2 were given");
+    /* refused forms name the column (1-based) and the offset */
+    assert_string_equal(call_def("def f(d, k):\n    x = 1\n    return x", "1", "k"),
+                        "ERR@17 only a function whose body is one `return <expression>` is supported (more "
+                        "statements, assignments and loops are not) (column 18)");
+    assert_string_equal(call_def("def f(d, k):\n    return d\n    return k", "1", "k"),
+                        "ERR@25 only a function whose body is one `return <expression>` is supported (more "
+                        "statements, assignments and loops are not) (column 26)");
+    assert_string_equal(call_def("def f(d, k): return d; k", "1", "k"),
+                        "ERR@21 only a function whose body is one `return <expression>` is supported (more "
+                        "statements, assignments and loops are not) (column 22)");
+    assert_string_equal(call_def("def f(d, k):\nreturn d", "1", "k"),
+                        "ERR@13 IndentationError: expected an indented block after the function definition "
+                        "(column 14)");
+    assert_string_equal(call_def("def f(d, k=1): return d", "1", "k"),
+                        "ERR@10 default values and annotations of parameters are not supported (column 11)");
+    assert_string_equal(call_def("def f(*a): return a", "1", "k"),
+                        "ERR@6 *args and **kwargs are not supported (column 7)");
+    assert_string_equal(call_def("def f(__d): return 1", "1", "k"),
+                        "ERR@6 names starting with '__' are not allowed (column 7)");
+    assert_string_equal(call_def("def f(d, d): return 1", "1", "k"),
+                        "ERR@9 SyntaxError: duplicate argument in function definition (column 10)");
+    assert_string_equal(call_def("lambda d, k: d", "1", "k"),
+                        "ERR@0 expected a function `def name(parameters): return <expression>` (column 1)");
+    assert_string_equal(call_def("def f(d, k): for x in d: pass", "1", "k"),
+                        "ERR@13 only a function whose body is one `return <expression>` is supported (more "
+                        "statements, assignments and loops are not) (column 14)");
+    assert_int_equal(call_def("def f(d, k): return", "1", "k")[0], 'E');
+    assert_int_equal(call_def("def f(d, k): return __import__('os')", "1", "k")[0], 'E');
+    tbgw_py_def *f = NULL;
+    tbgw_err err;
+    assert_int_equal(tbgw_py_compile_def(ref, strlen(ref), 0, &f, &err, NULL), 0);
+    assert_string_equal(tbgw_py_def_name(f), "process_data");
+    assert_int_equal(tbgw_py_def_arity(f), 2);
+    tbgw_py_def_free(f);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--stdin")) return stdin_mode();
     ctx = tbgw_py_ctx_new(NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_basics),    cmocka_unit_test(t_errors),
         cmocka_unit_test(t_bindings),  cmocka_unit_test(t_strict_and_results),
-        cmocka_unit_test(t_positions),
+        cmocka_unit_test(t_positions), cmocka_unit_test(t_def),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tbgw_py_ctx_free(ctx);

@@ -285,6 +285,12 @@ int mbc_plan_blocks(mbc_slave *sl, int gap) {
         p->block = (int)sl->n_blocks - 1;
         p->block_off = 0;
     }
+    /* planned with one block per point at most; adjacent registers usually merge into a few blocks of
+     * ~300 bytes each, so give the rest back (3 KB per slave of 10 registers) */
+    if (sl->n_blocks < n) {
+        mbc_block *fit = realloc(sl->blocks, (sl->n_blocks ? sl->n_blocks : 1) * sizeof *fit);
+        if (fit) sl->blocks = fit;
+    }
     return 0;
 }
 

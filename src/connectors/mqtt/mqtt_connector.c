@@ -424,7 +424,7 @@ static int mq_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw
     for (size_t i = 0; i < c->cfg.n_maps; i++)
         if (c->cfg.maps[i].kind == MQ_CONV_JSON)
             tbgw_json_conv_on_eval_error(c->cfg.maps[i].json, on_eval_error, c);
-    tbgw_backoff_init(&c->backoff, 1000, 30000);
+    tbgw_backoff_init(&c->backoff, 1000, 10000); /* as the platform session: back within seconds */
     tbgw_buf_init(&c->scratch);
     c->batch_tail = &c->batch;
     c->next_cookie = 1;

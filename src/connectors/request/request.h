@@ -11,7 +11,9 @@
 #include "convert/custom_conv.h"
 #include "convert/dl_tmpl.h"
 #include "convert/expr.h"
+#include "convert/http_out.h"
 #include "convert/json_conv.h"
+#include "convert/pyexpr.h"
 #include "convert/source_expr.h"
 #include "util/backoff.h"
 #include "util/buf.h"
@@ -20,7 +22,8 @@
 typedef struct rq_sub { /* mapping.subRequests.<key> */
     char *key;
     tbgw_expr *url;
-    int unsupported; /* has a processingFunction (Python): skipped */
+    tbgw_py_def *fn; /* processingFunction, called with (the answer, the key) */
+    int unsupported; /* its processingFunction cannot run here: the sub-request is skipped */
 } rq_sub;
 
 typedef struct rq_map { /* one polled endpoint */
@@ -46,23 +49,13 @@ typedef struct rq_map { /* one polled endpoint */
     size_t heap_pos; /* index in rq_conn.heap + 1; 0 = not scheduled (in flight or disabled) */
 } rq_map;
 
-typedef struct rq_out { /* attributeUpdates[] / serverSideRpc[] entry (or a reserved get/set) */
-    tbgw_regex *dev_filter, *name_filter; /* attributeFilter / methodFilter */
-    tbgw_expr *url, *value,
-        *resp_value; /* requestUrlExpression, requestValueExpression, responseValueExpression */
-    char *method;
-    json_t *headers;
-    int64_t timeout_ms, resp_timeout_ms;
-    int tries, redirects, json_body;
-} rq_out;
-
 typedef struct rq_config {
     char *host; /* with scheme, no trailing '/' */
     int verify;
     char *user, *pass;
     rq_map *maps;
     size_t n_maps;
-    rq_out *upds, *rpcs;
+    tbgw_http_out *upds, *rpcs; /* attributeUpdates[], serverSideRpc[] */
     size_t n_upds, n_rpcs;
 } rq_config;
 
@@ -73,17 +66,18 @@ typedef struct rq_conn {
     atomic_int stop;
     tbgw_connector_status st;
     uint64_t emitted, refused;
-    rq_map **heap; /* endpoints waiting for their next poll, earliest next_due first */
+    tbgw_py_ctx *py; /* processingFunction calls (connector thread) */
+    rq_map **heap;   /* endpoints waiting for their next poll, earliest next_due first */
     size_t n_heap;
 } rq_conn;
 
 /* rq_config.c */
 int rq_config_parse(rq_config *cfg, const json_t *json, const tbgw_host *host, tbgw_err *err);
 void rq_config_free(rq_config *cfg);
-int rq_out_parse(rq_out *o, const json_t *e, const char *path, int rpc, tbgw_err *err);
-void rq_out_clear(rq_out *o);
+/* The Request connector's names for the outgoing requests' fields. */
+extern const tbgw_http_out_dialect rq_dialect;
 /* Absolute URL: http(s) URLs as they are, else host + "/" + url. malloc'ed. */
-char *rq_join_url(const char *host, const char *url);
+#define rq_join_url tbgw_http_join_url
 
 /* rq_connector.c: puts m (not in flight) on the schedule at m->next_due. */
 void rq_schedule(rq_conn *c, rq_map *m);
@@ -97,7 +91,7 @@ void rq_poll_feed(rq_conn *c, rq_map *m, const tbgw_http_resp *r);
 /* rq_downlink.c */
 int rq_on_attribute_update(void *self, const tbgw_attr_update *u);
 int rq_on_rpc(void *self, const tbgw_rpc_req *r);
-/* Fills common request fields of an outgoing call (auth, TLS verification). */
+/* Fills common request fields of an outgoing request (auth, TLS verification). */
 void rq_req_auth(const rq_conn *c, tbgw_http_req *req);
 
 #endif

@@ -8,96 +8,11 @@
 #include "connectors/request/request.h"
 #include "convert/cfg_util.h"
 
-char *rq_join_url(const char *host, const char *url) {
-    if (!strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8)) return strdup(url);
-    size_t n = strlen(host) + strlen(url) + 2;
-    char *s = malloc(n);
-    if (s) snprintf(s, n, "%s%s%s", host, url[0] == '/' ? "" : "/", url);
-    return s;
-}
-
-static int compile(const json_t *o, const char *k, const char *path, int required, tbgw_expr **out,
-                   tbgw_err *err) {
-    const char *s;
-    *out = NULL;
-    int rc = tbgw_cfg_str(o, k, path, required, NULL, &s, err);
-    if (rc || !s) return rc;
-    char fp[300];
-    snprintf(fp, sizeof fp, "%s.%s", path, k);
-    return tbgw_err_prefix(err, tbgw_expr_compile(s, out, err), fp, ':');
-}
-
-static int compile_re(const json_t *o, const char *k, const char *path, const char *dflt, tbgw_regex **out,
-                      tbgw_err *err) {
-    const char *s;
-    int rc = tbgw_cfg_str(o, k, path, dflt == NULL, dflt, &s, err);
-    if (rc) return rc;
-    char fp[300];
-    snprintf(fp, sizeof fp, "%s.%s", path, k);
-    return tbgw_regex_compile(s, out, fp, err);
-}
-
-static int headers(const json_t *o, const char *k, const char *path, json_t **out, int *json_body,
-                   tbgw_err *err) {
-    const json_t *h = json_object_get(o, k);
-    *out = NULL;
-    if (json_is_null(h) || !h) return 0;
-    if (!json_is_object(h)) return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected an object", path, k);
-    *out = json_incref((json_t *)h);
-    const char *name;
-    json_t *v;
-    json_object_foreach((json_t *)h, name, v) {
-        if (json_is_string(v) && !strcasecmp(name, "Content-Type") &&
-            strcasestr(json_string_value(v), "json") && json_body)
-            *json_body = 1;
-    }
-    return 0;
-}
-
-static int method(const json_t *o, const char *k, const char *path, char **out, tbgw_err *err) {
-    const char *s;
-    int rc = tbgw_cfg_str(o, k, path, 0, "GET", &s, err);
-    if (rc) return rc;
-    if (!*s || strlen(s) > 16 ||
-        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != strlen(s))
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: \"%s\" is not an HTTP method", path, k, s);
-    if (!(*out = strdup(s))) return TBGW_ENOMEM;
-    for (char *p = *out; *p; p++)
-        if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
-    return 0;
-}
-
-void rq_out_clear(rq_out *o) {
-    tbgw_regex_free(o->dev_filter);
-    tbgw_regex_free(o->name_filter);
-    tbgw_expr_free(o->url);
-    tbgw_expr_free(o->value);
-    tbgw_expr_free(o->resp_value);
-    free(o->method);
-    json_decref(o->headers);
-    memset(o, 0, sizeof *o);
-}
-
-int rq_out_parse(rq_out *o, const json_t *e, const char *path, int rpc, tbgw_err *err) {
-    int rc;
-    int64_t tries;
-    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
-    if ((rc = compile_re(e, "deviceNameFilter", path, ".*", &o->dev_filter, err)) ||
-        (rc = compile_re(e, rpc ? "methodFilter" : "attributeFilter", path, rpc ? NULL : ".*",
-                         &o->name_filter, err)) ||
-        (rc = compile(e, "requestUrlExpression", path, 1, &o->url, err)) ||
-        (rc = compile(e, "requestValueExpression", path, 0, &o->value, err)) ||
-        (rc = compile(e, "responseValueExpression", path, 0, &o->resp_value, err)) ||
-        (rc = method(e, "httpMethod", path, &o->method, err)) ||
-        (rc = headers(e, "httpHeaders", path, &o->headers, &o->json_body, err)) ||
-        (rc = tbgw_cfg_seconds_ms(e, "timeout", path, 1000, &o->timeout_ms, err)) ||
-        (rc = tbgw_cfg_seconds_ms(e, "responseTimeout", path, 0, &o->resp_timeout_ms, err)) ||
-        (rc = tbgw_cfg_int(e, "tries", path, 1, 1, 100, &tries, err)) ||
-        (rc = tbgw_cfg_bool(e, "allowRedirects", path, 0, &o->redirects, err)))
-        return rc;
-    o->tries = (int)tries;
-    return 0;
-}
+const tbgw_http_out_dialect rq_dialect = {.method_key = "httpMethod",
+                                          .value_key = "requestValueExpression",
+                                          .default_method = "GET",
+                                          .response_value = 1,
+                                          .method_filter_required = 1};
 
 static void map_clear(rq_map *m) {
     free(m->url);
@@ -108,6 +23,7 @@ static void map_clear(rq_map *m) {
     for (size_t i = 0; i < m->n_subs; i++) {
         free(m->subs[i].key);
         tbgw_expr_free(m->subs[i].url);
+        tbgw_py_def_free(m->subs[i].fn);
     }
     free(m->subs);
     tbgw_json_conv_free(m->json);
@@ -127,17 +43,36 @@ static int parse_subs(rq_map *m, const json_t *subs, const char *path, const tbg
         rq_sub *r = &m->subs[m->n_subs++];
         if (!(r->key = strdup(key))) return TBGW_ENOMEM;
         if (!json_is_object(s)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", sp);
-        int rc = compile(s, "url", sp, 1, &r->url, err);
+        int rc = tbgw_http_cfg_template(s, "url", sp, 1, &r->url, err);
         if (rc) return rc;
-        if (json_object_get(s, "processingFunction")) {
-            r->unsupported = 1;
-            tbgw_err w = {0};
-            tbgw_err_set(
-                &w, TBGW_EINVAL,
-                "%s.processingFunction: Python processing functions are not supported; this sub-request "
-                "is skipped (the rest of the mapping runs)",
-                sp);
-            tbgw_cfg_skip_entry(host, &w);
+        const json_t *fn = json_object_get(s, "processingFunction");
+        if (fn && !json_is_null(fn)) {
+            tbgw_err fe = {0};
+            size_t off = 0;
+            if (!json_is_string(fn)) {
+                tbgw_err_set(&fe, TBGW_EINVAL, "%s.processingFunction: expected a string (Python source)",
+                             sp);
+            } else if ((rc = tbgw_py_compile_def(json_string_value(fn), json_string_length(fn), 0, &r->fn,
+                                                 &fe, &off))) {
+                if (rc == TBGW_ENOMEM) return rc;
+                char why[sizeof fe.msg];
+                snprintf(why, sizeof why, "%s", fe.msg);
+                tbgw_err_set(&fe, TBGW_EINVAL, "%s.processingFunction@%zu: %s", sp, off, why);
+            } else if (tbgw_py_def_arity(r->fn) != 2) {
+                tbgw_err_set(&fe, TBGW_EINVAL,
+                             "%s.processingFunction: %s() takes %zu parameter(s); it is called with two (the "
+                             "answer and the key)",
+                             sp, tbgw_py_def_name(r->fn), tbgw_py_def_arity(r->fn));
+            }
+            if (fe.code) {
+                size_t l = strlen(fe.msg);
+                snprintf(fe.msg + l, sizeof fe.msg - l,
+                         "; this sub-request is skipped (the rest of the mapping runs)");
+                tbgw_py_def_free(r->fn);
+                r->fn = NULL;
+                r->unsupported = 1;
+                tbgw_cfg_skip_entry(host, &fe);
+            }
         }
     }
     return 0;
@@ -218,8 +153,8 @@ static int parse_map(rq_map *m, const json_t *e, const char *path, const rq_conf
     int rc;
     if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
     if ((rc = tbgw_cfg_str(e, "url", path, 1, NULL, &url, err)) ||
-        (rc = method(e, "httpMethod", path, &m->method, err)) ||
-        (rc = headers(e, "httpHeaders", path, &m->headers, NULL, err)) ||
+        (rc = tbgw_http_cfg_method(e, "httpMethod", path, "GET", &m->method, err)) ||
+        (rc = tbgw_http_cfg_headers(e, path, &m->headers, NULL, err)) ||
         (rc = tbgw_cfg_bool(e, "allowRedirects", path, 0, &m->redirects, err)) ||
         (rc = tbgw_cfg_seconds_ms(e, "timeout", path, 1000, &m->timeout_ms, err)) ||
         (rc = tbgw_cfg_seconds_ms(e, "scanPeriod", path, 10000, &m->period_ms, err)) ||
@@ -272,28 +207,6 @@ static int skip(const tbgw_host *host, int rc, tbgw_err *ee, tbgw_err *err) {
     return 0;
 }
 
-static int parse_outs(const json_t *arr, const char *name, int rpc, rq_out **out, size_t *n,
-                      const tbgw_host *host, tbgw_err *err) {
-    if (!arr || json_is_null(arr)) return 0;
-    if (!json_is_array(arr)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected a list", name);
-    if (!(*out = calloc(json_array_size(arr) + 1, sizeof **out))) return TBGW_ENOMEM;
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) {
-        char p[64];
-        tbgw_err ee = {0};
-        snprintf(p, sizeof p, "%s[%zu]", name, i);
-        int rc = rq_out_parse(&(*out)[*n], e, p, rpc, &ee);
-        if (!rc) {
-            (*n)++;
-            continue;
-        }
-        rq_out_clear(&(*out)[*n]);
-        if ((rc = skip(host, rc, &ee, err))) return rc;
-    }
-    return 0;
-}
-
 int rq_config_parse(rq_config *cfg, const json_t *json, const tbgw_host *host, tbgw_err *err) {
     const char *h;
     int rc;
@@ -334,10 +247,10 @@ int rq_config_parse(rq_config *cfg, const json_t *json, const tbgw_host *host, t
         memset(&cfg->maps[cfg->n_maps], 0, sizeof cfg->maps[0]);
         if ((rc = skip(host, rc, &ee, err))) goto fail;
     }
-    if ((rc = parse_outs(json_object_get(json, "attributeUpdates"), "attributeUpdates", 0, &cfg->upds,
-                         &cfg->n_upds, host, err)) ||
-        (rc = parse_outs(json_object_get(json, "serverSideRpc"), "serverSideRpc", 1, &cfg->rpcs, &cfg->n_rpcs,
-                         host, err)))
+    if ((rc = tbgw_http_out_parse_list(json_object_get(json, "attributeUpdates"), "attributeUpdates", 0,
+                                       &rq_dialect, host, &cfg->upds, &cfg->n_upds, err)) ||
+        (rc = tbgw_http_out_parse_list(json_object_get(json, "serverSideRpc"), "serverSideRpc", 1,
+                                       &rq_dialect, host, &cfg->rpcs, &cfg->n_rpcs, err)))
         goto fail;
     return 0;
 fail:
@@ -347,11 +260,9 @@ fail:
 
 void rq_config_free(rq_config *cfg) {
     for (size_t i = 0; i < cfg->n_maps; i++) map_clear(&cfg->maps[i]);
-    for (size_t i = 0; i < cfg->n_upds; i++) rq_out_clear(&cfg->upds[i]);
-    for (size_t i = 0; i < cfg->n_rpcs; i++) rq_out_clear(&cfg->rpcs[i]);
+    tbgw_http_out_free_list(cfg->upds, cfg->n_upds);
+    tbgw_http_out_free_list(cfg->rpcs, cfg->n_rpcs);
     free(cfg->maps);
-    free(cfg->upds);
-    free(cfg->rpcs);
     free(cfg->host);
     free(cfg->user);
     free(cfg->pass);

@@ -1,17 +1,19 @@
 /* The Request connector (spec §7.5): polls HTTP endpoints and turns platform requests into HTTP
  * requests.
  *
- * run() owns one libcurl multi handle: every due endpoint is started on it, curl_multi_poll waits for
- * activity (at most 10 ms, less when a poll or a retry is due sooner), finished transfers are converted
- * on this thread, and host->wait(0) each turn runs attribute updates and RPC here too. All transfers
- * progress concurrently, so a slow or dead endpoint holds only its own schedule. */
+ * run() owns one libcurl multi handle: every due endpoint is started on it, and curl_multi_poll sleeps
+ * on the transfers' sockets and host->downlink_fd together until one is ready or the next poll (or a
+ * retry, or a transfer timeout) is due — no fixed slices, so an idle connector does not wake up
+ * between its polls. Finished transfers are converted on this thread, and host->dispatch runs
+ * attribute updates and RPC here too. All transfers progress concurrently, so a slow or dead endpoint
+ * holds only its own schedule. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "connectors/request/request.h"
 #include "util/time.h"
 
-#define RQ_TURN_MS 10
+#define RQ_TURN_MS 10 /* hosts without downlink_fd */
 
 /* ------------------------------------------------------------------ schedule (binary min-heap) */
 
@@ -86,15 +88,13 @@ static int rq_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw
     return 0;
 }
 
-/* Starts the due polls; returns the earliest next due time (monotonic ms). */
+/* Starts the due polls; returns the earliest next due time (monotonic ms), INT64_MAX when none. */
 static int64_t start_due(rq_conn *c, int64_t now) {
     while (c->n_heap && c->heap[0]->next_due <= now) {
         rq_poll_start(c, heap_pop(c)); /* a failure to start puts it back on the schedule */
         now = tbgw_mono_ms();
     }
-    int64_t next = now + RQ_TURN_MS;
-    if (c->n_heap && c->heap[0]->next_due < next) next = c->heap[0]->next_due;
-    return next;
+    return c->n_heap ? c->heap[0]->next_due : INT64_MAX;
 }
 
 static int rq_run(void *self) {
@@ -119,12 +119,14 @@ static int rq_run(void *self) {
     c->st.state = TBGW_CONN_STARTING;
     h->set_state(h, TBGW_CONN_STARTING, NULL);
     TBGW_INFOF(h->log, "polling %zu endpoint(s) of %s", c->cfg.n_maps, c->cfg.host);
+    /* hosts of ABI 1 have downlink_fd: sleep on the transfers, the downlink and the next due poll at
+     * once; an older host gets RQ_TURN_MS slices with wait(0) in between */
+    int evented = h->dispatch && h->downlink_fd >= 0;
+    int ready = 1;
     while (!atomic_load(&c->stop)) {
-        if (h->wait(h, 0)) break;
-        now = tbgw_mono_ms();
-        int64_t next = start_due(c, now);
-        int64_t wait = next - tbgw_mono_ms();
-        tbgw_http_client_poll(c->http, wait <= 0 ? 0 : wait > RQ_TURN_MS ? RQ_TURN_MS : (int)wait);
+        if (evented ? ready && h->dispatch(h) : h->wait(h, 0)) break;
+        int64_t next = start_due(c, tbgw_mono_ms());
+        tbgw_http_client_poll_until(c->http, next, evented ? h->downlink_fd : -1, RQ_TURN_MS, &ready);
     }
     atomic_store(&c->stop, 1);
     tbgw_http_client_free(c->http); /* aborts what is in flight */
@@ -147,6 +149,7 @@ static void rq_destroy(void *self) {
     atomic_store(&c->stop, 1);
     tbgw_http_client_free(c->http);
     rq_config_free(&c->cfg);
+    tbgw_py_ctx_free(c->py);
     free(c->heap);
     free(c);
 }

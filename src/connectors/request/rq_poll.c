@@ -112,6 +112,37 @@ static void finish(rq_poll *p) {
     poll_free(p);
 }
 
+/* processingFunction(answer, key): its result replaces the answer (a dict is merged into the element
+ * like an object answer, None adds nothing). Takes v; NULL when the function fails (logged, counted). */
+static json_t *process(rq_conn *c, const rq_poll *p, const rq_sub *sub, json_t *v) {
+    tbgw_err err = {0};
+    json_t *res = NULL;
+    if (!c->py && !(c->py = tbgw_py_ctx_new(NULL))) {
+        json_decref(v);
+        return NULL;
+    }
+    tbgw_py_ctx_reset(c->py);
+    const tbgw_py_val *args[2] = {tbgw_py_from_json(c->py, v),
+                                  tbgw_py_str(c->py, sub->key, strlen(sub->key))};
+    const tbgw_py_val *out;
+    int rc = !args[0] || !args[1] ? tbgw_err_set(&err, TBGW_ENOMEM, "MemoryError: out of memory")
+                                  : tbgw_py_call_def(sub->fn, c->py, args, 2, &out, &err);
+    if (!rc) rc = tbgw_py_to_json(c->py, out, &res, &err);
+    json_decref(v);
+    tbgw_py_ctx_reset(c->py);
+    if (rc) {
+        c->host->stat_add(c->host, TBGW_STAT_CONVERTER_ERRORS, 1);
+        TBGW_WARNF(c->host->conv_log, "sub-request %s of %s: processingFunction %s() failed: %s", sub->key,
+                   p->m->url, tbgw_py_def_name(sub->fn), err.msg);
+        return NULL;
+    }
+    if (json_is_null(res)) {
+        json_decref(res);
+        return NULL;
+    }
+    return res;
+}
+
 static void on_sub_done(void *ud, const tbgw_http_resp *r) {
     rq_subreq *s = ud;
     rq_poll *p = s->p;
@@ -120,6 +151,7 @@ static void on_sub_done(void *ud, const tbgw_http_resp *r) {
         c->host->stat_add(c->host, TBGW_STAT_BYTES_RECEIVED, r->len);
         json_t *v = tbgw_json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
         if (!v) v = json_stringn(r->body, r->len);
+        if (v && s->sub->fn) v = process(c, p, s->sub, v);
         if (json_is_object(v))
             json_object_update(s->item, v); /* the reference merges the answer into the item */
         else if (v)

@@ -5,7 +5,8 @@
  * Threads: requests are decoded, converted and emitted on the server's worker threads (the
  * converters are reentrant; a custom converter is called under a mutex). Answers that wait for the
  * platform (responseExpected, attribute requests) are parked in `pending` and completed on the
- * connector thread, which also runs the downlink and the outgoing requests. */
+ * connector thread, which also runs the downlink and the outgoing requests: it sleeps on
+ * host->downlink_fd, the outgoing transfers and the earliest parked deadline at once. */
 #ifndef TBGW_REST_H
 #define TBGW_REST_H
 
@@ -17,6 +18,7 @@
 #include "convert/custom_conv.h"
 #include "convert/dl_tmpl.h"
 #include "convert/expr.h"
+#include "convert/http_out.h"
 #include "convert/json_conv.h"
 #include "convert/source_expr.h"
 #include "modules/http/http_module.h"
@@ -61,16 +63,6 @@ enum {
 };
 unsigned rs_method_bit(const char *m);
 
-typedef struct rs_out { /* requestsMapping.attributeUpdates[] / serverSideRpc[] (or a reserved get/set) */
-    tbgw_regex *dev_filter, *name_filter;
-    tbgw_expr *url, *value;
-    char *method;
-    json_t *headers;
-    int json_body, verify, redirects, tries;
-    int64_t timeout_ms, resp_timeout_ms;
-    char *user, *pass, *cert, *key;
-} rs_out;
-
 typedef struct rs_config {
     char host[64];
     int port, ssl;
@@ -79,7 +71,7 @@ typedef struct rs_config {
     unsigned threads, max_connections, conn_timeout_s;
     rs_endpoint *eps;
     size_t n_eps;
-    rs_out *upds, *rpcs;
+    tbgw_http_out *upds, *rpcs; /* requestsMapping.attributeUpdates[], serverSideRpc[] */
     size_t n_upds, n_rpcs;
 } rs_config;
 
@@ -105,8 +97,9 @@ typedef struct rs_conn {
     tbgw_http_client *http;
     atomic_int stop;
     tbgw_connector_status st;
-    pthread_mutex_t mu; /* pending, next_cookie, refusal log */
+    pthread_mutex_t mu; /* pending, wake_at, next_cookie, refusal log */
     rs_pending *pending;
+    int64_t wake_at; /* when the connector thread wakes up next at the latest (monotonic ms) */
     uint64_t next_cookie;
     struct {
         char client[48];
@@ -119,8 +112,8 @@ typedef struct rs_conn {
 /* rs_config.c */
 int rs_config_parse(rs_config *cfg, const json_t *json, const tbgw_host *host, tbgw_err *err);
 void rs_config_free(rs_config *cfg);
-int rs_out_parse(rs_out *o, const json_t *e, const char *path, int rpc, tbgw_err *err);
-void rs_out_clear(rs_out *o);
+/* The REST connector's names for the outgoing requests' fields. */
+extern const tbgw_http_out_dialect rs_dialect;
 /* Path parameters of a matching endpoint into params (an object). 1 = match. */
 int rs_route_match(const rs_endpoint *ep, const char *path, json_t *params);
 
@@ -130,6 +123,9 @@ int rs_handle(void *ud, const tbgw_http_request *rq, tbgw_http_reply *out);
 int rs_server_start(rs_conn *c, tbgw_err *err);
 void rs_server_stop(rs_conn *c);
 void rs_pending_expire(rs_conn *c, int64_t now);
+/* The earliest deadline of the parked requests (INT64_MAX: none), which the connector thread sleeps
+ * until; a request parked later with an earlier deadline wakes it up (tbgw_http_client_wakeup). */
+int64_t rs_pending_arm(rs_conn *c);
 /* Completes parked requests: a responseAttribute update, an attribute response. */
 void rs_pending_attribute(rs_conn *c, const char *device, const char *key, const json_t *value);
 void rs_pending_attr_response(rs_conn *c, uint64_t cookie, const char *device, const json_t *data);

@@ -14,49 +14,10 @@ unsigned rs_method_bit(const char *m) {
     return 0;
 }
 
-static int compile(const json_t *o, const char *k, const char *path, int required, tbgw_expr **out,
-                   tbgw_err *err) {
-    const char *s;
-    *out = NULL;
-    int rc = tbgw_cfg_str(o, k, path, required, NULL, &s, err);
-    if (rc || !s) return rc;
-    char fp[300];
-    snprintf(fp, sizeof fp, "%s.%s", path, k);
-    return tbgw_err_prefix(err, tbgw_expr_compile(s, out, err), fp, ':');
-}
-
-static int dup_str(const json_t *o, const char *k, const char *path, int required, char **out,
-                   tbgw_err *err) {
-    const char *s;
-    *out = NULL;
-    int rc = tbgw_cfg_str(o, k, path, required, NULL, &s, err);
-    if (rc || !s) return rc;
-    return (*out = strdup(s)) ? 0 : TBGW_ENOMEM;
-}
-
-/* "security": {"type": "anonymous"} | {"type": "basic", "username", "password"} (| "cert" when allowed). */
-static int parse_security(const json_t *e, const char *path, int allow_cert, char **user, char **pass,
-                          char **cert, char **key, tbgw_err *err) {
-    const json_t *sec = json_object_get(e, "security");
-    char sp[300];
-    snprintf(sp, sizeof sp, "%s.security", path);
-    if (!sec || json_is_null(sec)) return 0;
-    if (!json_is_object(sec)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", sp);
-    const char *type;
-    int rc = tbgw_cfg_str(sec, "type", sp, 0, "anonymous", &type, err);
-    if (rc) return rc;
-    if (!strcasecmp(type, "anonymous")) return 0;
-    if (!strcasecmp(type, "basic")) {
-        if ((rc = dup_str(sec, "username", sp, 1, user, err))) return rc;
-        return dup_str(sec, "password", sp, 1, pass, err);
-    }
-    if (allow_cert && !strcasecmp(type, "cert")) {
-        if ((rc = dup_str(sec, "cert", sp, 1, cert, err))) return rc;
-        return dup_str(sec, "key", sp, 0, key, err);
-    }
-    return tbgw_err_set(err, TBGW_EINVAL, "%s.type: expected \"anonymous\" or \"basic\"%s", sp,
-                        allow_cert ? " or \"cert\"" : "");
-}
+const tbgw_http_out_dialect rs_dialect = {.method_key = "HTTPMethod",
+                                          .value_key = "valueExpression",
+                                          .default_method = "POST",
+                                          .entry_security = 1};
 
 static int parse_methods(const json_t *e, const char *key, const char *path, unsigned *out, tbgw_err *err) {
     const json_t *m = json_object_get(e, key);
@@ -75,7 +36,7 @@ static int parse_methods(const json_t *e, const char *key, const char *path, uns
 }
 
 static int parse_route(rs_endpoint *ep, const json_t *e, const char *path, tbgw_err *err) {
-    int rc = dup_str(e, "endpoint", path, 1, &ep->path, err);
+    int rc = tbgw_cfg_strdup(e, "endpoint", path, 1, &ep->path, err);
     if (rc) return rc;
     if (ep->path[0] != '/') return tbgw_err_set(err, TBGW_EINVAL, "%s.endpoint: must start with '/'", path);
     size_t n = 1;
@@ -141,9 +102,9 @@ static int parse_data_ep(rs_endpoint *ep, const json_t *e, const char *path, con
     if (resp && !json_is_object(resp)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", rp);
     if ((rc = tbgw_cfg_bool(resp, "responseExpected", rp, 0, &ep->response_expected, err)) ||
         (rc = tbgw_cfg_seconds_ms(resp, "timeout", rp, 120000, &ep->timeout_ms, err)) ||
-        (rc = dup_str(resp, "responseAttribute", rp, 0, &ep->resp_attr, err)) ||
-        (rc = dup_str(resp, "successResponse", rp, 0, &ep->success, err)) ||
-        (rc = dup_str(resp, "unsuccessfulResponse", rp, 0, &ep->unsuccess, err)))
+        (rc = tbgw_cfg_strdup(resp, "responseAttribute", rp, 0, &ep->resp_attr, err)) ||
+        (rc = tbgw_cfg_strdup(resp, "successResponse", rp, 0, &ep->success, err)) ||
+        (rc = tbgw_cfg_strdup(resp, "unsuccessfulResponse", rp, 0, &ep->unsuccess, err)))
         return rc;
     if (ep->response_expected && !ep->resp_attr)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.responseAttribute: required when responseExpected is true",
@@ -183,14 +144,14 @@ static int parse_ep(rs_endpoint *ep, const json_t *e, const char *path, rs_kind 
     if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
     if ((rc = parse_route(ep, e, path, err)) ||
         (rc = parse_methods(e, "HTTPMethods", path, &ep->methods, err)) ||
-        (rc = parse_security(e, path, 0, &ep->user, &ep->pass, NULL, NULL, err)))
+        (rc = tbgw_http_cfg_security(e, path, 0, &ep->user, &ep->pass, NULL, NULL, err)))
         return rc;
     if (kind == RS_DATA) return parse_data_ep(ep, e, path, host, err);
     const char *scope;
     if ((rc = tbgw_cfg_str(e, "type", path, 0, "shared", &scope, err)) ||
         (rc = tbgw_cfg_seconds_ms(e, "timeout", path, 10000, &ep->timeout_ms, err)) ||
-        (rc = compile(e, "deviceNameExpression", path, 1, &ep->dev_expr, err)) ||
-        (rc = compile(e, "attributeNameExpression", path, 1, &ep->attr_expr, err)))
+        (rc = tbgw_http_cfg_template(e, "deviceNameExpression", path, 1, &ep->dev_expr, err)) ||
+        (rc = tbgw_http_cfg_template(e, "attributeNameExpression", path, 1, &ep->attr_expr, err)))
         return rc;
     if (strcasecmp(scope, "shared") && strcasecmp(scope, "client"))
         return tbgw_err_set(err, TBGW_EINVAL, "%s.type: expected \"shared\" or \"client\"", path);
@@ -212,63 +173,6 @@ static void ep_clear(rs_endpoint *ep) {
     tbgw_expr_free(ep->dev_expr);
     tbgw_expr_free(ep->attr_expr);
     pthread_mutex_destroy(&ep->conv_mu);
-}
-
-void rs_out_clear(rs_out *o) {
-    tbgw_regex_free(o->dev_filter);
-    tbgw_regex_free(o->name_filter);
-    tbgw_expr_free(o->url);
-    tbgw_expr_free(o->value);
-    free(o->method);
-    json_decref(o->headers);
-    free(o->user);
-    free(o->pass);
-    free(o->cert);
-    free(o->key);
-    memset(o, 0, sizeof *o);
-}
-
-static int compile_re(const json_t *o, const char *k, const char *path, tbgw_regex **out, tbgw_err *err) {
-    const char *s;
-    int rc = tbgw_cfg_str(o, k, path, 0, ".*", &s, err);
-    if (rc) return rc;
-    char fp[300];
-    snprintf(fp, sizeof fp, "%s.%s", path, k);
-    return tbgw_regex_compile(s, out, fp, err);
-}
-
-int rs_out_parse(rs_out *o, const json_t *e, const char *path, int rpc, tbgw_err *err) {
-    int rc;
-    int64_t tries;
-    const char *m;
-    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
-    if ((rc = compile_re(e, "deviceNameFilter", path, &o->dev_filter, err)) ||
-        (rc = compile_re(e, rpc ? "methodFilter" : "attributeFilter", path, &o->name_filter, err)) ||
-        (rc = compile(e, "requestUrlExpression", path, 1, &o->url, err)) ||
-        (rc = compile(e, "valueExpression", path, 0, &o->value, err)) ||
-        (rc = tbgw_cfg_str(e, "HTTPMethod", path, 0, "POST", &m, err)) ||
-        (rc = tbgw_cfg_bool(e, "SSLVerify", path, 0, &o->verify, err)) ||
-        (rc = tbgw_cfg_bool(e, "allowRedirects", path, 0, &o->redirects, err)) ||
-        (rc = tbgw_cfg_seconds_ms(e, "timeout", path, 1000, &o->timeout_ms, err)) ||
-        (rc = tbgw_cfg_seconds_ms(e, "responseTimeout", path, 0, &o->resp_timeout_ms, err)) ||
-        (rc = tbgw_cfg_int(e, "tries", path, 1, 1, 100, &tries, err)) ||
-        (rc = parse_security(e, path, 1, &o->user, &o->pass, &o->cert, &o->key, err)))
-        return rc;
-    if (!rs_method_bit(m))
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.HTTPMethod: \"%s\" is not an HTTP method", path, m);
-    if (!(o->method = strdup(m))) return TBGW_ENOMEM;
-    for (char *p = o->method; *p; p++)
-        if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
-    o->tries = (int)tries;
-    const json_t *h = json_object_get(e, "httpHeaders");
-    if (h && !json_is_null(h)) {
-        if (!json_is_object(h))
-            return tbgw_err_set(err, TBGW_EINVAL, "%s.httpHeaders: expected an object", path);
-        o->headers = json_incref((json_t *)h);
-        const char *ct = json_string_value(json_object_get(h, "Content-Type"));
-        o->json_body = ct && strcasestr(ct, "json");
-    }
-    return 0;
 }
 
 static int parse_list(const json_t *arr, const char *name, size_t *n, tbgw_err *err) {
@@ -318,27 +222,6 @@ static int skip(const tbgw_host *host, int rc, tbgw_err *ee, tbgw_err *err) {
     return 0;
 }
 
-static int parse_outs(const json_t *arr, const char *name, int rpc, rs_out **out, size_t *n,
-                      const tbgw_host *host, tbgw_err *err) {
-    size_t cnt;
-    int rc = parse_list(arr, name, &cnt, err);
-    if (rc) return rc;
-    if (!(*out = calloc(cnt + 1, sizeof **out))) return TBGW_ENOMEM;
-    for (size_t i = 0; i < cnt; i++) {
-        char p[80];
-        tbgw_err ee = {0};
-        snprintf(p, sizeof p, "%s[%zu]", name, i);
-        rc = rs_out_parse(&(*out)[*n], json_array_get(arr, i), p, rpc, &ee);
-        if (!rc) {
-            (*n)++;
-            continue;
-        }
-        rs_out_clear(&(*out)[*n]);
-        if ((rc = skip(host, rc, &ee, err))) return rc;
-    }
-    return 0;
-}
-
 int rs_config_parse(rs_config *cfg, const json_t *json, const tbgw_host *host, tbgw_err *err) {
     memset(cfg, 0, sizeof *cfg);
     if (!json_is_object(json)) return tbgw_err_set(err, TBGW_EINVAL, "expected a JSON object");
@@ -376,10 +259,11 @@ int rs_config_parse(rs_config *cfg, const json_t *json, const tbgw_host *host, t
         memset(&cfg->eps[cfg->n_eps], 0, sizeof cfg->eps[0]);
         if ((rc = skip(host, rc, &ee, err))) goto fail;
     }
-    if ((rc = parse_outs(json_object_get(rm, "attributeUpdates"), "requestsMapping.attributeUpdates", 0,
-                         &cfg->upds, &cfg->n_upds, host, err)) ||
-        (rc = parse_outs(json_object_get(rm, "serverSideRpc"), "requestsMapping.serverSideRpc", 1, &cfg->rpcs,
-                         &cfg->n_rpcs, host, err)))
+    if ((rc = tbgw_http_out_parse_list(json_object_get(rm, "attributeUpdates"),
+                                       "requestsMapping.attributeUpdates", 0, &rs_dialect, host, &cfg->upds,
+                                       &cfg->n_upds, err)) ||
+        (rc = tbgw_http_out_parse_list(json_object_get(rm, "serverSideRpc"), "requestsMapping.serverSideRpc",
+                                       1, &rs_dialect, host, &cfg->rpcs, &cfg->n_rpcs, err)))
         goto fail;
     return 0;
 fail:
@@ -389,11 +273,9 @@ fail:
 
 void rs_config_free(rs_config *cfg) {
     for (size_t i = 0; i < cfg->n_eps; i++) ep_clear(&cfg->eps[i]);
-    for (size_t i = 0; i < cfg->n_upds; i++) rs_out_clear(&cfg->upds[i]);
-    for (size_t i = 0; i < cfg->n_rpcs; i++) rs_out_clear(&cfg->rpcs[i]);
+    tbgw_http_out_free_list(cfg->upds, cfg->n_upds);
+    tbgw_http_out_free_list(cfg->rpcs, cfg->n_rpcs);
     free(cfg->eps);
-    free(cfg->upds);
-    free(cfg->rpcs);
     free(cfg->cert_file);
     free(cfg->key_file);
     memset(cfg, 0, sizeof *cfg);

@@ -2,15 +2,17 @@
  * requests for attribute updates and RPC.
  *
  * run() starts the server (the HTTP module's worker threads decode, convert and emit requests), then
- * loops on the connector thread: host->wait(0) runs the downlink, parked requests past their timeout
- * get 408, and curl_multi_poll (at most 10 ms) drives the outgoing requests. */
+ * loops on the connector thread: curl_multi_poll sleeps on host->downlink_fd and the outgoing
+ * requests' sockets until one is ready or the earliest parked request's deadline (a request parked
+ * meanwhile with an earlier one wakes it up); host->dispatch runs the downlink, parked requests past
+ * their timeout get 408. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "connectors/rest/rest.h"
 #include "util/time.h"
 
-#define RS_TURN_MS 10
+#define RS_TURN_MS 10 /* hosts without downlink_fd */
 
 static int rs_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw_err *err) {
     rs_conn *c = calloc(1, sizeof *c);
@@ -48,10 +50,15 @@ static int rs_run(void *self) {
         return TBGW_EIO; /* the host restarts the connector with backoff */
     }
     set_state(c, TBGW_CONN_CONNECTED, NULL);
+    /* hosts of ABI 1 have downlink_fd: sleep until downlink work, an outgoing transfer's activity or
+     * the earliest parked deadline; an older host gets RS_TURN_MS slices with wait(0) in between */
+    int evented = h->dispatch && h->downlink_fd >= 0;
+    int ready = 1;
     while (!atomic_load(&c->stop)) {
-        if (h->wait(h, 0)) break;
+        if (evented ? ready && h->dispatch(h) : h->wait(h, 0)) break;
         rs_pending_expire(c, tbgw_mono_ms());
-        tbgw_http_client_poll(c->http, RS_TURN_MS);
+        tbgw_http_client_poll_until(c->http, rs_pending_arm(c), evented ? h->downlink_fd : -1, RS_TURN_MS,
+                                    &ready);
     }
     atomic_store(&c->stop, 1);
     rs_server_stop(c);

@@ -79,11 +79,11 @@ static void put_kvs(json_t *data, const tbgw_http_kv *kv, size_t n) {
 
 /* Request data (spec §7.4): path params + body (JSON object, first element of a JSON list, form
  * fields, or {"text": body}) + query params (last: they win). GET uses the query only. NULL with *status
- * and why set when the body is malformed JSON. */
-static json_t *request_data(const tbgw_http_request *rq, json_t *params, unsigned *status, char *why,
+ * and why set when the body is malformed JSON. A JSON object body becomes the data itself (the path
+ * params fill the keys it lacks), so the common request builds no second object. */
+static json_t *request_data(const tbgw_http_request *rq, const json_t *params, unsigned *status, char *why,
                             size_t wl) {
-    json_t *data = json_object();
-    json_object_update(data, params);
+    json_t *data = NULL;
     int is_json = rq->ctype && strcasestr(rq->ctype, "json");
     if (strcasecmp(rq->method, "GET") && rq->body_len) {
         json_error_t je;
@@ -95,19 +95,29 @@ static json_t *request_data(const tbgw_http_request *rq, json_t *params, unsigne
             b = first;
         }
         if (json_is_object(b)) {
-            json_object_update(data, b);
+            data = b;
+            b = NULL;
+            if (params) json_object_update_missing(data, (json_t *)params);
         } else if (!b && is_json) {
             snprintf(why, wl, "malformed JSON at line %d column %d (byte %d): %s", je.line, je.column,
                      je.position, je.text);
             *status = 400;
-            json_decref(data);
             return NULL;
-        } else if (rq->n_form) {
-            put_kvs(data, rq->form, rq->n_form);
         } else {
-            json_object_set_new(data, "text", json_stringn(rq->body, rq->body_len));
+            data = params ? json_copy((json_t *)params) : json_object();
+            if (rq->n_form)
+                put_kvs(data, rq->form, rq->n_form);
+            else
+                json_object_set_new(data, "text", json_stringn(rq->body, rq->body_len));
         }
         json_decref(b);
+    } else {
+        data = params ? json_copy((json_t *)params) : json_object();
+    }
+    if (!data) {
+        snprintf(why, wl, "out of memory");
+        *status = 503;
+        return NULL;
     }
     put_kvs(data, rq->query, rq->n_query);
     return data;
@@ -132,8 +142,21 @@ static int park(rs_conn *c, const tbgw_http_request *rq, const rs_endpoint *ep, 
     pthread_mutex_lock(&c->mu);
     p->next = c->pending;
     c->pending = p;
+    int wake = p->deadline < c->wake_at; /* the connector thread sleeps past this deadline */
+    if (wake) c->wake_at = p->deadline;
     pthread_mutex_unlock(&c->mu);
+    if (wake && c->http) tbgw_http_client_wakeup(c->http);
     return 0;
+}
+
+int64_t rs_pending_arm(rs_conn *c) {
+    pthread_mutex_lock(&c->mu);
+    int64_t next = INT64_MAX;
+    for (const rs_pending *p = c->pending; p; p = p->next)
+        if (p->deadline < next) next = p->deadline;
+    c->wake_at = next;
+    pthread_mutex_unlock(&c->mu);
+    return next;
 }
 
 static void pending_free(rs_pending *p) {
@@ -327,20 +350,15 @@ static int data_request(rs_conn *c, const tbgw_http_request *rq, rs_endpoint *ep
 int rs_handle(void *ud, const tbgw_http_request *rq, tbgw_http_reply *out) {
     rs_conn *c = ud;
     c->host->stat_add(c->host, TBGW_STAT_BYTES_RECEIVED, rq->body_len);
-    json_t *params = json_object();
     rs_endpoint *ep = NULL;
-    for (size_t i = 0; i < c->cfg.n_eps && !ep; i++) {
-        json_object_clear(params);
-        if (rs_route_match(&c->cfg.eps[i], rq->path, params)) ep = &c->cfg.eps[i];
-    }
-    if (!ep) {
-        json_decref(params);
-        return refuse(c, rq, out, 404, NULL, "no such endpoint");
-    }
-    if (ep->user && (!rq->user || strcmp(rq->user, ep->user) || strcmp(rq->password, ep->pass))) {
-        json_decref(params);
+    for (size_t i = 0; i < c->cfg.n_eps && !ep; i++)
+        if (rs_route_match(&c->cfg.eps[i], rq->path, NULL)) ep = &c->cfg.eps[i];
+    if (!ep) return refuse(c, rq, out, 404, NULL, "no such endpoint");
+    if (ep->user && (!rq->user || strcmp(rq->user, ep->user) || strcmp(rq->password, ep->pass)))
         return refuse(c, rq, out, 401, ep, rq->user ? "wrong credentials" : "credentials required");
-    }
+    json_t *params = NULL; /* only endpoints with {var} segments have path parameters */
+    for (size_t i = 0; i < ep->n_segs && !params; i++)
+        if (ep->segs[i].var && (params = json_object())) rs_route_match(ep, rq->path, params);
     unsigned status = 0;
     char why[300];
     json_t *data = request_data(rq, params, &status, why, sizeof why);

@@ -59,11 +59,17 @@ static const struct {
     {"yield", T_KW_OTHER},
 };
 
-static int is_id_start(unsigned char c) {
+int py_is_id_start(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
 }
-static int is_id(unsigned char c) {
-    return is_id_start(c) || (c >= '0' && c <= '9');
+int py_is_id(unsigned char c) {
+    return py_is_id_start(c) || (c >= '0' && c <= '9');
+}
+
+int py_keyword(const char *s, size_t n) {
+    for (size_t k = 0; k < sizeof kws / sizeof kws[0]; k++)
+        if (strlen(kws[k].w) == n && !memcmp(kws[k].w, s, n)) return kws[k].t;
+    return 0;
 }
 
 void py_put_utf8(tbgw_buf *b, uint32_t cp) {
@@ -237,7 +243,8 @@ static size_t lex_number(py_lexer *lx, size_t i, size_t to, py_tok *t) {
         break;
     }
     if (i < to && (s[i] == 'j' || s[i] == 'J')) py_syntax(lx, st, "complex numbers are not supported");
-    if (i < to && is_id(s[i]) && !(s[i] == 'i' || s[i] == 'e' || s[i] == 'o' || s[i] == 'a' || s[i] == 'n'))
+    if (i < to && py_is_id(s[i]) &&
+        !(s[i] == 'i' || s[i] == 'e' || s[i] == 'o' || s[i] == 'a' || s[i] == 'n'))
         py_syntax(lx, st, "invalid decimal literal");
     clean[nc] = 0;
     if (!nc || (base != 10 && is_float)) py_syntax(lx, st, "invalid number literal");
@@ -381,15 +388,14 @@ void py_lex(py_lexer *lx, size_t from, size_t to, py_tok **out, size_t *n) {
             }
             py_syntax(lx, i, "invalid syntax (a statement or a second line is not an expression)");
         }
-        if (is_id_start(c)) {
+        if (py_is_id_start(c)) {
             size_t j = i;
-            while (j < to && is_id((unsigned char)s[j])) j++;
+            while (j < to && py_is_id((unsigned char)s[j])) j++;
             if (j < to && (s[j] == '\'' || s[j] == '"') && prefix_ok(s + i, j - i)) {
                 i = lex_string(lx, j, i, to, s + i, j - i, t);
             } else {
-                t->t = T_NAME;
-                for (size_t k = 0; k < sizeof kws / sizeof kws[0]; k++)
-                    if (strlen(kws[k].w) == j - i && !memcmp(kws[k].w, s + i, j - i)) t->t = kws[k].t;
+                int kw = py_keyword(s + i, j - i);
+                t->t = kw ? kw : T_NAME;
                 i = j;
             }
         } else if (c >= '0' && c <= '9') {

@@ -1,4 +1,4 @@
-/* Tokenizer of Python expressions (used by parse.c only). */
+/* Tokenizer of Python expressions (used by parse.c; def.c uses the identifier helpers). */
 #ifndef TBGW_CONVERT_PYEXPR_LEX_H
 #define TBGW_CONVERT_PYEXPR_LEX_H
 
@@ -59,6 +59,11 @@ typedef struct py_lexer {
 void py_lex(py_lexer *lx, size_t from, size_t to, py_tok **out, size_t *n);
 /* Decodes a string literal body with escapes (raw: none). bytes: only ASCII allowed. */
 pv py_decode_literal(py_lexer *lx, size_t a, size_t b, int raw, int bytes);
+/* Identifier characters (ASCII letters, '_', digits after the first, any non-ASCII byte). */
+int py_is_id_start(unsigned char c);
+int py_is_id(unsigned char c);
+/* The keyword token of s[0, n) (T_FALSE ... T_KW_OTHER), or 0 for a plain name. */
+int py_keyword(const char *s, size_t n);
 _Noreturn void py_syntax(py_lexer *lx, size_t pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

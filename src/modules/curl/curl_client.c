@@ -4,6 +4,7 @@
 #include "modules/curl/curl_module.h"
 
 #include <curl/curl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_MAX_BODY   (16u << 20)
+#define CURL_NO_TIMER_MS   1000 /* longest wait while transfers run and libcurl names no timeout */
 
 typedef struct xfer {
     struct xfer *next, *prev;
@@ -276,37 +278,69 @@ static int restart_parked(tbgw_http_client *c, int timeout_ms) {
     return (int)(next - now);
 }
 
-static int poll_client(void *p, int timeout_ms) {
-    tbgw_http_client *c = p;
-    int still = 0;
-    timeout_ms = restart_parked(c, timeout_ms);
-    if (c->running) {
-        curl_multi_perform(c->m, &still);
-        if (timeout_ms > 0) {
-            long curl_to = -1;
-            curl_multi_timeout(c->m, &curl_to);
-            int to = timeout_ms;
-            if (curl_to >= 0 && curl_to < to) to = (int)curl_to;
-            curl_multi_poll(c->m, NULL, 0, to, NULL);
-        }
-        curl_multi_perform(c->m, &still);
-    } else if (timeout_ms > 0) {
-        curl_multi_poll(c->m, NULL, 0, timeout_ms, NULL);
-    }
+/* Completes the transfers libcurl reports done; returns how many. */
+static int drain(tbgw_http_client *c) {
     CURLMsg *msg;
-    int left;
+    int left, n = 0;
     while ((msg = curl_multi_info_read(c->m, &left))) {
         if (msg->msg != CURLMSG_DONE) continue;
         xfer *x = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         if (x) complete(c, x, msg->data.result);
+        n++;
     }
+    return n;
+}
+
+/* Waits (at most timeout_ms; < 0: no limit but the transfers' own timers) for socket activity of the
+ * transfers or for extra_fd (>= 0) to become readable, then advances the transfers and completes the
+ * finished ones. *extra_ready (may be NULL) tells whether extra_fd was readable; it is 1 as well when
+ * no wait happened, so the caller never misses work. A transfer that finishes in the first step is
+ * completed before any wait (and there is no wait then: its callback may have work for the caller). */
+static int poll_fd(void *p, int timeout_ms, int extra_fd, int *extra_ready) {
+    tbgw_http_client *c = p;
+    int still = 0;
+    struct curl_waitfd w = {.fd = extra_fd, .events = CURL_WAIT_POLLIN, .revents = 0};
+    unsigned nw = extra_fd >= 0 ? 1u : 0u;
+    if (timeout_ms < 0) timeout_ms = INT_MAX;
+    timeout_ms = restart_parked(c, timeout_ms);
+    int waited = 0;
+    if (c->running) {
+        curl_multi_perform(c->m, &still);
+        if (drain(c)) timeout_ms = 0;
+    }
+    if (c->running && timeout_ms > 0) {
+        long curl_to = -1;
+        curl_multi_timeout(c->m, &curl_to);
+        int to = timeout_ms;
+        if (curl_to >= 0 && curl_to < to) to = (int)curl_to;
+        /* -1: libcurl has no timer stored, which does not mean it needs none (TLS, resolver) */
+        if (curl_to < 0 && to > CURL_NO_TIMER_MS) to = CURL_NO_TIMER_MS;
+        if (to > 0) {
+            curl_multi_poll(c->m, nw ? &w : NULL, nw, to, NULL);
+            waited = 1;
+        }
+        curl_multi_perform(c->m, &still);
+    } else if (!c->running && timeout_ms > 0) {
+        curl_multi_poll(c->m, nw ? &w : NULL, nw, timeout_ms, NULL);
+        waited = 1;
+    }
+    if (extra_ready) *extra_ready = !waited || (w.revents & CURL_WAIT_POLLIN) != 0;
+    drain(c);
     return (int)c->running;
+}
+
+static void wakeup(void *p) {
+    curl_multi_wakeup(((tbgw_http_client *)p)->m);
+}
+
+static int poll_client(void *p, int timeout_ms) {
+    return poll_fd(p, timeout_ms < 0 ? 0 : timeout_ms, -1, NULL);
 }
 
 static size_t running(const void *p) {
     return ((const tbgw_http_client *)p)->running;
 }
 
-__attribute__((visibility("default")))
-const tbgw_curl_module tbgw_curl_module_v1 = {client_new, client_free, submit, poll_client, running};
+__attribute__((visibility("default"))) const tbgw_curl_module tbgw_curl_module_v1 = {
+    client_new, client_free, submit, poll_client, running, poll_fd, wakeup};

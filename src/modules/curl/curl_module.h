@@ -44,6 +44,11 @@ typedef struct tbgw_curl_module {
     int (*submit)(void *client, const tbgw_curl_req *r, tbgw_http_done_fn fn, void *ud); /* 0 or < 0 */
     int (*poll)(void *client, int timeout_ms);
     size_t (*running)(const void *client);
+    /* poll() that also wakes up when extra_fd (>= 0) is readable; timeout_ms < 0: no limit but the
+     * transfers' own timers. *extra_ready: extra_fd was readable (or no wait happened). */
+    int (*poll_fd)(void *client, int timeout_ms, int extra_fd, int *extra_ready);
+    /* Ends the current (or next) wait of poll/poll_fd early; the one call that any thread may make. */
+    void (*wakeup)(void *client);
 } tbgw_curl_module;
 
 #endif

@@ -160,14 +160,26 @@ static int is_form(const char *ct) {
                   !strncasecmp(ct, "multipart/form-data", 19));
 }
 
+/* "a.b.c.d:port" (no printf: this runs for every request) */
 static void client_text(struct MHD_Connection *c, char *out, size_t n) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    snprintf(out, n, "?");
-    if (!ci || !ci->client_addr) return;
-    const struct sockaddr_in *sa = (const struct sockaddr_in *)ci->client_addr;
-    char a[INET_ADDRSTRLEN];
-    if (sa->sin_family == AF_INET && inet_ntop(AF_INET, &sa->sin_addr, a, sizeof a))
-        snprintf(out, n, "%s:%u", a, ntohs(sa->sin_port));
+    const struct sockaddr_in *sa = ci ? (const struct sockaddr_in *)ci->client_addr : NULL;
+    if (n < 22 || !sa || sa->sin_family != AF_INET) {
+        snprintf(out, n, "?");
+        return;
+    }
+    const unsigned char *a = (const unsigned char *)&sa->sin_addr;
+    unsigned vals[5] = {a[0], a[1], a[2], a[3], ntohs(sa->sin_port)};
+    char *p = out;
+    for (int i = 0; i < 5; i++) {
+        char d[6];
+        int k = 0;
+        unsigned v = vals[i];
+        do d[k++] = (char)('0' + v % 10);
+        while ((v /= 10));
+        while (k) *p++ = d[--k];
+        *p++ = i < 3 ? '.' : i == 3 ? ':' : 0;
+    }
 }
 
 static void refuse(server *s, struct MHD_Connection *c, unsigned status, const char *why) {
