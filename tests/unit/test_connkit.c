@@ -141,9 +141,9 @@ static void test_skip_msg(void **st) {
     assert_string_equal(r.msg, "'quaternion' is not a type");
     tbgw_cfg_skip_msg(&w, "m[2]", "polling.dataInHex: not hex");
     assert_string_equal(r.dotted, "m[2].polling.dataInHex");
-    tbgw_cfg_skip_msg(&w, "m[2]", "expression@4: unexpected '*'");
-    assert_string_equal(r.dotted, "m[2].expression");
-    assert_string_equal(r.msg, "unexpected '*' (at character 4)");
+    tbgw_cfg_skip_msg(&w, "m[2]", "expression@4: unexpected '*'"); /* at that character */
+    assert_string_equal(r.dotted, "m[2].expression@4");
+    assert_string_equal(r.msg, "unexpected '*'");
     tbgw_cfg_skip_msg(&w, "m[2]", "out of memory");
     assert_string_equal(r.dotted, "m[2]");
     assert_string_equal(r.msg, "out of memory");
@@ -185,6 +185,131 @@ static void test_getters(void **st) {
     assert_int_equal(tbgw_cfg_get_num(o, NULL, "half", 0, 0, 2, &d, &err), 0);
     assert_true(d == 1.5);
     assert_int_equal(tbgw_cfg_get_num(o, NULL, "half", 0, 2, 3, &d, &err), TBGW_EINVAL);
+    json_decref(o);
+
+    /* numbers as the reference's files carry them */
+    o = json_pack("{s:s,s:s,s:s,s:f,s:b,s:i}", "port", " 502", "t", "2.5", "junk", "12a", "trunc", 4000.7,
+                  "yes", 1, "neg", -1);
+    assert_int_equal(tbgw_cfg_get_int(o, "srv", "port", 0, 0, 65535, &i, &err), TBGW_EINVAL);
+    assert_string_equal(err.msg, "srv.port: expected an integer, got a string");
+    assert_int_equal(tbgw_cfg_get_int_ex(o, "srv", "port", 0, 0, 65535, TBGW_CFG_NUM_STRING, &i, &err), 0);
+    assert_int_equal(i, 502);
+    assert_int_equal(tbgw_cfg_get_int_ex(o, NULL, "junk", 0, 0, 100, TBGW_CFG_NUM_STRING, &i, &err),
+                     TBGW_EINVAL);
+    assert_string_equal(err.msg, "junk: expected an integer, got a string");
+    assert_int_equal(tbgw_cfg_get_int_ex(o, NULL, "t", 0, 0, 100, TBGW_CFG_NUM_STRING, &i, &err),
+                     TBGW_EINVAL);
+    assert_int_equal(
+        tbgw_cfg_get_int_ex(o, NULL, "t", 0, 0, 100, TBGW_CFG_NUM_STRING | TBGW_CFG_NUM_TRUNC, &i, &err), 0);
+    assert_int_equal(i, 2);
+    assert_int_equal(tbgw_cfg_get_int(o, NULL, "trunc", 0, 0, 1 << 20, &i, &err), TBGW_EINVAL);
+    assert_int_equal(tbgw_cfg_get_int_ex(o, NULL, "trunc", 0, 0, 1 << 20, TBGW_CFG_NUM_TRUNC, &i, &err), 0);
+    assert_int_equal(i, 4000);
+    assert_int_equal(tbgw_cfg_get_int(o, NULL, "yes", 0, 0, 1, &i, &err), TBGW_EINVAL);
+    assert_int_equal(tbgw_cfg_get_int_ex(o, NULL, "yes", 0, 0, 1, TBGW_CFG_NUM_BOOL, &i, &err), 0);
+    assert_int_equal(i, 1);
+    assert_int_equal(tbgw_cfg_get_int(o, "x", "neg", 0, 1, INT64_MAX, &i, &err), TBGW_EINVAL);
+    assert_string_equal(err.msg, "x.neg: -1 is below the minimum 1");
+    assert_int_equal(tbgw_cfg_get_num(o, NULL, "t", 0, 0, 10, &d, &err), TBGW_EINVAL);
+    assert_string_equal(err.msg, "t: expected a number, got a string");
+    assert_int_equal(tbgw_cfg_get_num_ex(o, NULL, "t", 0, 0, 10, TBGW_CFG_NUM_STRING, &d, &err), 0);
+    assert_true(d == 2.5);
+    assert_int_equal(tbgw_cfg_get_num_ex(o, NULL, "junk", 0, 0, 10, TBGW_CFG_NUM_STRING, &d, &err),
+                     TBGW_EINVAL);
+    json_decref(o);
+}
+
+/* ---- a list of connector structs ------------------------------------------------------------- */
+
+typedef struct item {
+    char *name;
+    int64_t n;
+} item;
+
+static int warnings;
+static char last_warning[400];
+
+static void rec_warning(const tbgw_host *h, const char *dotted, const char *msg) {
+    (void)h;
+    warnings++;
+    snprintf(last_warning, sizeof last_warning, "%s: %s", dotted ? dotted : "", msg);
+}
+
+static int item_parse(tbgw_cfg *w, const json_t *e, const char *path, void *slot, void *ud, tbgw_err *err) {
+    (void)w, (void)ud;
+    item *it = slot;
+    const char *name;
+    if (tbgw_cfg_get_str(e, path, "name", NULL, &name, err) < 0) return TBGW_EINVAL;
+    it->name = strdup(name ? name : "?"); /* freed by item_drop when the entry is refused below */
+    if (tbgw_cfg_get_int(e, path, "n", 0, 0, 9, &it->n, err) < 0) return TBGW_EINVAL;
+    if (it->n == 7) return tbgw_err_set(err, TBGW_EINVAL, "seven: not wanted"); /* relative to the entry */
+    return 0;
+}
+
+static void item_drop(void *slot) {
+    free(((item *)slot)->name);
+}
+
+/* A walk on a host that records its config warnings. */
+static void warn_host(rec_host *r, tbgw_cfg *w, tbgw_err *err) {
+    rh_init(r);
+    r->h.config_warning = rec_warning;
+    memset(err, 0, sizeof *err);
+    tbgw_cfg_init(w, &r->h, err);
+}
+
+static void test_list(void **st) {
+    (void)st;
+    rec_host r;
+    tbgw_err err;
+    tbgw_cfg w;
+    warn_host(&r, &w, &err);
+    json_t *o = json_loads("{\"items\": [{\"name\": \"a\", \"n\": 1}, {\"name\": 5}, {\"name\": \"b\", "
+                           "\"n\": 70}, 3, {\"name\": \"c\", \"n\": 7}, {\"name\": \"d\", \"n\": 2}], "
+                           "\"none\": [], \"bad\": {}}",
+                           0, NULL);
+    item *items;
+    size_t n;
+    assert_int_equal(
+        tbgw_cfg_list(&w, o, "top", "items", sizeof *items, (void **)&items, &n, item_parse, item_drop, NULL),
+        2);
+    assert_int_equal(n, 2);
+    assert_string_equal(items[0].name, "a");
+    assert_string_equal(items[1].name, "d");
+    assert_int_equal(items[1].n, 2);
+    assert_int_equal(warnings, 4);
+    assert_int_equal(w.skipped, 4);
+    /* the last one refused: reported at the entry, its message relative to it */
+    assert_string_equal(last_warning, "top.items[4]: seven: not wanted");
+    for (size_t i = 0; i < n; i++) item_drop(&items[i]);
+    free(items);
+    assert_int_equal(
+        tbgw_cfg_list(&w, o, "top", "none", sizeof *items, (void **)&items, &n, item_parse, item_drop, NULL),
+        0);
+    assert_null(items);
+    assert_int_equal(
+        tbgw_cfg_list(&w, o, "top", "bad", sizeof *items, (void **)&items, &n, item_parse, item_drop, NULL),
+        TBGW_EINVAL);
+    assert_string_equal(err.msg, "top.bad: expected a list, got an object");
+    free(items);
+    json_decref(o);
+}
+
+static int field_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud,
+                       tbgw_err *err) {
+    (void)w, (void)e, (void)index, (void)ud;
+    return tbgw_err_set(err, TBGW_EINVAL, "%s.value@3: bad expression", path); /* a full path inside */
+}
+
+static void test_skip_at_field(void **st) {
+    (void)st;
+    rec_host r;
+    tbgw_err err;
+    tbgw_cfg w;
+    warn_host(&r, &w, &err);
+    json_t *o = json_loads("{\"k\": [{}]}", 0, NULL);
+    assert_int_equal(tbgw_cfg_each(&w, o, "m[1]", "k", field_entry, NULL), 0);
+    assert_string_equal(last_warning, "m[1].k[0].value@3: bad expression"); /* located at the field */
     json_decref(o);
 }
 
@@ -414,7 +539,8 @@ int main(void) {
         cmocka_unit_test(test_params),           cmocka_unit_test(test_rpc_replies),
         cmocka_unit_test(test_getters),          cmocka_unit_test(test_skip_msg),
         cmocka_unit_test(test_devices_and_keys), cmocka_unit_test(test_downlink_fd),
-        cmocka_unit_test(test_host_poll),
+        cmocka_unit_test(test_host_poll),        cmocka_unit_test(test_list),
+        cmocka_unit_test(test_skip_at_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
