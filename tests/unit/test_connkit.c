@@ -534,13 +534,64 @@ static void test_host_poll(void **st) {
     tbgw_doc_free(doc);
 }
 
+/* host->offer: a chain the full ingress queue refuses stays the caller's (not dropped, not counted);
+ * host->emit drops and counts it; once there is room the same chain is taken. */
+static tbgw_converted *one_value(const char *dev, int64_t v) {
+    tbgw_converted *c = tbgw_converted_new(dev, NULL);
+    tbgw_value x = {TBGW_V_INT, {.i = v}};
+    assert_int_equal(tbgw_converted_add_telemetry(c, 1, "v", &x, NULL), 0);
+    return c;
+}
+
+static void test_offer_keeps_refused(void **st) {
+    (void)st;
+    static struct tbgw_gateway gw; /* only the ingress queue is used */
+    memset(&gw, 0, sizeof gw);
+    pthread_mutex_init(&gw.in_mu, NULL);
+    assert_int_equal(uv_loop_init(&gw.loop), 0);
+    assert_int_equal(uv_async_init(&gw.loop, &gw.async, NULL), 0);
+    gw.in_cap = 1;
+    tbgw_doc *doc;
+    tbgw_conn_entry e;
+    conn_inst *ci = core_instance("{}", &doc, &e);
+    ci->gw = &gw;
+    const tbgw_host *h = &ci->host;
+    assert_non_null(h->offer);
+    assert_int_equal(h->offer(h, one_value("a", 1)), 0); /* taken: the queue holds 1 datapoint */
+    tbgw_converted *b = one_value("b", 2);
+    assert_int_equal(h->offer(h, b), TBGW_EAGAIN); /* refused: b is still ours */
+    assert_string_equal(b->device_name, "b");
+    assert_int_equal(gw.cnt.ingress_drops, 0);
+    assert_int_equal(gw.cnt.ingress_refused, 1);
+    assert_int_equal(ci->stats[TBGW_STAT_CONV_DROPPED], 0);
+    assert_int_equal(h->emit(h, one_value("c", 3)), TBGW_EAGAIN); /* emit: dropped and counted */
+    assert_int_equal(gw.cnt.ingress_drops, 1);
+    assert_int_equal(ci->stats[TBGW_STAT_CONV_DROPPED], 1);
+    gw.in_cap = 10; /* room again: the kept chain is taken as it is */
+    assert_int_equal(h->offer(h, b), 0);
+    assert_int_equal(gw.in_weight, 2);
+    assert_string_equal(gw.in_tail->data->device_name, "b");
+    while (gw.in_head) {
+        in_item *it = gw.in_head;
+        gw.in_head = it->next;
+        tbgw_in_free(it);
+    }
+    uv_close((uv_handle_t *)&gw.async, NULL);
+    uv_run(&gw.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&gw.loop);
+    pthread_mutex_destroy(&gw.in_mu);
+    e.doc = NULL;
+    tbgw_conn_free(ci);
+    tbgw_doc_free(doc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_params),           cmocka_unit_test(test_rpc_replies),
         cmocka_unit_test(test_getters),          cmocka_unit_test(test_skip_msg),
         cmocka_unit_test(test_devices_and_keys), cmocka_unit_test(test_downlink_fd),
         cmocka_unit_test(test_host_poll),        cmocka_unit_test(test_list),
-        cmocka_unit_test(test_skip_at_field),
+        cmocka_unit_test(test_skip_at_field),    cmocka_unit_test(test_offer_keeps_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -132,6 +132,7 @@ typedef struct mq_conn {
     int64_t read_pause_until; /* monotonic ms: the core was saturated, let the broker hold messages */
     int64_t last_misc;        /* monotonic ms of the last mosquitto_loop_misc */
     uint64_t saturated;       /* emits refused by the core */
+    int held;                 /* the batch was refused: kept, offered again after read_pause_until */
     tbgw_buf scratch;
 } mq_conn;
 
