@@ -292,6 +292,34 @@ class Odbc(GatewayTestCase):
         self.assertIn("NoSuchConverter", p.stdout.decode())
         self.assertNotEqual(p.returncode, 0)
 
+    def test_encodings(self):
+        """connection.decoding.char: text the driver gives as bytes of another encoding (latin-1 stored
+        in SQLite) arrives as UTF-8; connection.encoding: text parameters are written in that encoding
+        (checked as bytes in the database); an unknown encoding is a configuration error."""
+        self.sql("CREATE TABLE enc (id INTEGER, dev TEXT, s TEXT)")
+        self.sql("CREATE TABLE out (k TEXT, v TEXT)")
+        self.sql("INSERT INTO enc VALUES (1, 'L', CAST(X'436166E920C37C' AS TEXT))")  # "Café Ã|" in latin-1
+        cfg = {"connection": {"str": "Driver=SQLite3;Database=%s" % self.db, "encoding": "latin-1",
+                              "decoding": {"char": "latin-1", "metadata": "cp1252"}},
+               "polling": {"query": "SELECT * FROM enc WHERE id > ? ORDER BY id", "period": 0.3,
+                           "iterator": {"column": "id", "value": 0}},
+               "mapping": {"device": {"name": "dev"}, "timeseries": [{"name": "s", "column": "s"}]},
+               "serverSideRpc": {"methods": [{"name": "put", "query": "INSERT INTO out VALUES (?, ?)",
+                                              "args": ["k", "v"]}], "overrideRpcConfig": True}}
+        gw = self.start(cfg)
+        wait_for(lambda: self.values("L", "s"), 15, what="the latin-1 row")
+        self.assertEqual(self.values("L", "s"), ["Café Ã|"])
+        self.assertEqual(self.rpc("L", 1, "put", {"args": ["é", "Grüße"]}), {"success": True})
+        self.assertEqual(self.sql("SELECT hex(k), hex(v) FROM out"), [("E9", "4772FCDF65")])
+        self.assertIn("connection.decoding.metadata: column names are always read as UTF-8", gw.log())
+        self.assertEqual(gw.stop(), 0)
+        cfg["connection"]["decoding"]["char"] = "klingon-8"
+        bad = self.gateway(connectors=[{"type": "odbc", "name": "Bad", "config": cfg}])
+        p = subprocess.run([TBGW_BIN, "-c", bad.config_path, "--check-config"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        self.assertIn('connection.decoding.char: unknown encoding "klingon-8"', p.stdout.decode())
+        self.assertNotEqual(p.returncode, 0)
+
     def test_dsn_and_configuration_mistakes(self):
         """A DSN from an odbc.ini (ODBCINI); a broken mapping item is reported with file:line:column and
         skipped while the rest runs; a configuration without polling.query is refused, naming it."""

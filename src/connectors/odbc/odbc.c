@@ -74,6 +74,8 @@ typedef struct odbcc {
     int64_t total;
     char it_path[1200];
     tbgw_py_ctx *py;
+    odbc_codec cx; /* connection.encoding / decoding */
+    int cx_open;
     watchdog wd;
     volatile int stop;
 } odbcc;
@@ -154,6 +156,7 @@ static void oc_destroy(void *self) {
     odbcc *c = self;
     odbc_mapping_free(&c->map);
     tbgw_custom_conv_free(c->custom);
+    if (c->cx_open) odbc_codec_close(&c->cx);
     for (size_t i = 0; i < c->n_aus; i++) regfree(&c->aus[i].dev), regfree(&c->aus[i].key);
     free(c->aus);
     json_decref(c->methods);
@@ -302,11 +305,16 @@ static int oc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
             warn_cb((void *)h, path, "unknown connection attribute");
         }
     }
-    const char *enc = json_string_value(json_object_get(conn, "encoding"));
-    if (enc && strcasecmp(enc, "utf-8") && strcasecmp(enc, "utf8"))
-        warn_cb((void *)h, "connection.encoding", "only utf-8 text is supported: utf-8 is used");
+    const json_t *dec = json_object_get(conn, "decoding");
+    if (dec && !json_is_object(dec))
+        warn_cb((void *)h, "connection.decoding", "expected {\"char\", \"wchar\", \"metadata\"}: ignored");
+    const char *meta = json_string_value(json_object_get(dec, "metadata"));
+    if (meta && *meta && strncasecmp(meta, "utf", 3))
+        warn_cb((void *)h, "connection.decoding.metadata", "column names are always read as UTF-8");
     const json_t *mapping = json_object_get(c->cfg, "mapping");
-    int r = parse_converter(c, err);
+    int r = odbc_codec_open(&c->cx, conn, err);
+    c->cx_open = r == 0;
+    if (r == 0) r = parse_converter(c, err);
     c->has_map = !c->custom || json_is_string(json_object_get(json_object_get(mapping, "device"), "name"));
     if (r == 0 && c->has_map) r = odbc_mapping_parse(mapping, &c->map, warn_cb, (void *)h, err);
     if (r == 0) r = parse_rpc(c, json_object_get(c->cfg, "serverSideRpc"), err);
@@ -442,7 +450,7 @@ static int exec_sql(odbcc *c, const char *sql, const json_t *args, json_t **row,
     odbc_param *ps = calloc(n + 1, sizeof *ps);
     int ok = ps && SQL_SUCCEEDED(SQLPrepare(st, (SQLCHAR *)sql, SQL_NTS));
     for (size_t i = 0; ok && i < n; i++)
-        ok = odbc_bind_json(st, (SQLUSMALLINT)(i + 1), json_array_get(args, i), &ps[i]) == 0;
+        ok = odbc_bind_json(st, (SQLUSMALLINT)(i + 1), json_array_get(args, i), &c->cx, &ps[i]) == 0;
     wd_arm(&c->wd, st, c->query_timeout_s);
     SQLRETURN rc = ok ? SQLExecute(st) : SQL_ERROR;
     ok = SQL_SUCCEEDED(rc) || rc == SQL_NO_DATA;
@@ -458,7 +466,7 @@ static int exec_sql(odbcc *c, const char *sql, const json_t *args, json_t **row,
         int bad = 0;
         *row = NULL;
         if (odbc_describe(st, &nc, &names, &types) == 0 && nc > 0 && SQL_SUCCEEDED(SQLFetch(st)))
-            *row = odbc_fetch_row(st, nc, names, types, &bad);
+            *row = odbc_fetch_row(st, nc, names, types, &c->cx, &bad);
         if (!*row) *row = json_object();
         odbc_names_free(nc, names, types);
     }
@@ -610,7 +618,7 @@ static int poll_once(odbcc *c) {
     }
     odbc_param p;
     json_t *bound = json_incref(c->it_value);
-    if (odbc_bind_json(c->poll, 1, bound, &p) != 0) {
+    if (odbc_bind_json(c->poll, 1, bound, &c->cx, &p) != 0) {
         odbc_diag(SQL_HANDLE_STMT, c->poll, diag, sizeof diag);
         TBGW_ERRORF(c->h->log, "polling.query: cannot bind the iterator value: %s", diag);
         json_decref(bound);
@@ -640,7 +648,7 @@ static int poll_once(odbcc *c) {
             rows++;
             c->h->stat_add(c->h, TBGW_STAT_MSGS_RECEIVED, 1);
             int bad = 0;
-            json_t *row = odbc_fetch_row(c->poll, nc, names, types, &bad);
+            json_t *row = odbc_fetch_row(c->poll, nc, names, types, &c->cx, &bad);
             if (!row) {
                 c->h->stat_add(c->h, TBGW_STAT_CONV_DROPPED, 1);
                 TBGW_WARNF(c->h->log, "row %lld cannot be read; skipped", rows);
