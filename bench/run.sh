@@ -2,13 +2,19 @@
 # Benchmark: two mosquitto brokers on loopback (external + platform), a C load generator, a sink on
 # the platform broker, and either tbgw (MQTT connector, memory storage) or the bare relay in between.
 # Prints a markdown table (also bench/results/latest.md). Knobs: BENCH_MESSAGES (flat-out run, default
-# 200000), BENCH_REPEAT (3 alternating relay/tbgw flat-out runs), BENCH_DEVICES (100), BENCH_RATES
-# ("1000 5000 10000"), BENCH_RATE_SECONDS (5), BENCH_STORAGE (memory|file|sqlite), BENCH_PERF (perf
-# record during rate runs), BUILD (build).
+# 100000), BENCH_QOS (QoS of the devices' publishes in the flat-out runs, "0 1"; the gateway and the
+# relay subscribe and publish with QoS 1 always), BENCH_REPEAT (3 alternating relay/tbgw flat-out runs
+# per QoS), BENCH_DEVICES (100), BENCH_RATES ("1000 5000 10000", devices at QoS 1), BENCH_RELAY_RATES
+# (fixed rates the relay runs at too, for its CPU: "1000"), BENCH_RATE_SECONDS (5), BENCH_STORAGE
+# (memory|file|sqlite), BENCH_TBGW_MAX_PAYLOAD (the gateway's maxPayloadSizeBytes, default the
+# platform's 65536 like the relay's packs), BENCH_LOG_LEVEL (the gateway's, WARNING), BENCH_PERF (perf record --call-graph dwarf (bench/perf_breakdown.py sorts it), perf stat and per-thread context switches of tbgw
+# in the flat-out and fixed-rate runs and of the relay at its fixed rates, into bench/results/), BUILD.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-N=${BENCH_MESSAGES:-200000}
+N=${BENCH_MESSAGES:-100000}
+QOSES=${BENCH_QOS:-"0 1"}
+RELAY_RATES_FIXED=${BENCH_RELAY_RATES:-1000}
 D=${BENCH_DEVICES:-100}
 RATES=${BENCH_RATES:-"1000 5000 10000"}
 RATE_SECONDS=${BENCH_RATE_SECONDS:-5}
@@ -22,6 +28,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [ -f "$WORK/tbgw.log" ] && cp "$WORK/tbgw.log" "$OUT/tbgw.log" # the gateway's log of the last run
+  for b in external platform; do [ -f "$WORK/$b.log" ] && cp "$WORK/$b.log" "$OUT/broker-$b.log"; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -34,7 +41,12 @@ start_broker() { # name port
 listener $2 127.0.0.1
 allow_anonymous true
 persistence false
-log_dest none
+user root
+log_dest file $WORK/$1.log
+log_type error
+log_type warning
+log_type notice
+connection_messages false
 max_queued_messages 10000000
 max_inflight_messages 0
 CONF
@@ -60,7 +72,7 @@ write_tbgw_config() {
   mkdir -p "$WORK/data"
   cat >"$WORK/cfg/tb_gateway.json" <<CONF
 {"thingsboard": {"host": "127.0.0.1", "port": $PLAT, "security": {"type": "accessToken", "accessToken": "BENCH"},
-                 "statistics": {"enable": false}, "minPackSendDelayMS": 5},
+                 "statistics": {"enable": false}, "minPackSendDelayMS": 5, "maxPayloadSizeBytes": ${BENCH_TBGW_MAX_PAYLOAD:-$MAXP}},
  "storage": $STORAGE_JSON,
  "connectors": [{"type": "mqtt", "name": "Bench MQTT", "configuration": "bench_mqtt.json"}]}
 CONF
@@ -75,87 +87,157 @@ CONF
 CONF
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU time of a process in ns: the sum over its threads' schedstat (ns resolution; /proc/<pid>/stat
+# counts in 10 ms ticks, too coarse for the short fixed-rate runs). The bench's processes keep their
+# threads for the whole run.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d", s}'; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 json_get() { /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
-# run_case <label> <messages> <rate> : sink + loadgen, prints the sink's JSON
+# run_case <messages> <rate> <device qos> [sink port] [sink args] [loadgen port] [loadgen args]:
+# sink + loadgen, prints the sink's JSON
 run_case() {
-  local values=$(( $2 * 4 ))
-  "$BUILD/bench_sink" -p "$PLAT" -n "$values" -i 5000 -t 600 -m "$MAXP" >"$WORK/sink.out" 2>"$WORK/sink.err" &
+  local values=$(( $1 * 4 )) sport=${4:-$PLAT} sargs=${5:-} lport=${6:-$EXT} largs=${7:-}
+  # shellcheck disable=SC2086
+  "$BUILD/bench_sink" -p "$sport" -n "$values" -i 5000 -t 600 -m "$MAXP" $sargs >"$WORK/sink.out" 2>"$WORK/sink.err" &
   local sp=$!
   for _ in $(seq 100); do grep -q ready "$WORK/sink.err" 2>/dev/null && break; sleep 0.05; done
-  "$BUILD/bench_loadgen" -p "$EXT" -n "$2" -d "$D" -r "$3" -q 1 >"$WORK/loadgen.out"
+  # shellcheck disable=SC2086
+  "$BUILD/bench_loadgen" -p "$lport" -n "$1" -d "$D" -r "$2" -q "$3" $largs >"$WORK/loadgen.out"
   wait "$sp"
   cat "$WORK/sink.out"
 }
 
-HZ=$(getconf CLK_TCK)
 RESULTS="$OUT/latest.md"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 {
-  echo "| run | messages | values received / sent | values/s | p50 ms | p99 ms | max ms | tbgw CPU s per 1M values | tbgw peak RSS MB |"
+  echo "| run | messages | values received / sent | values/s | p50 ms | p99 ms | max ms | CPU s per 1M values | peak RSS MB |"
   echo "|---|---|---|---|---|---|---|---|---|"
 } >"$RESULTS"
+row() { # label messages sink-json cpu rss
+  echo "| $1 | $2 | $(json_get "$3" values) / $(($2*4)) | $(json_get "$3" values_per_s) | $(json_get "$3" p50_ms) | $(json_get "$3" p99_ms) | $(json_get "$3" max_ms) | $4 | $5 |" >>"$RESULTS"
+}
+cpu_per_m() { /usr/bin/python3 -c "print('%.2f' % ((($2-$1)/1e9) / max($3,1) * 1e6))"; }
 
 start_tbgw() {
-  TBGW_LOG_LEVEL=WARNING "$BUILD/tbgw" -c "$WORK/cfg/tb_gateway.json" >>"$WORK/tbgw.log" 2>&1 &
+  TBGW_LOG_LEVEL=${BENCH_LOG_LEVEL:-WARNING} "$BUILD/tbgw" -c "$WORK/cfg/tb_gateway.json" >>"$WORK/tbgw.log" 2>&1 &
   GP=$!; PIDS+=($GP)
   for _ in $(seq 100); do grep -q "session limits" "$WORK/tbgw.log" 2>/dev/null && break; sleep 0.05; done
   sleep 0.5
 }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
-# 1. flat out, alternating the bare relay and tbgw REPEAT times (the machine is shared: take medians)
-REPEAT=${BENCH_REPEAT:-3}
-write_tbgw_config
-RELAY_RATES=(); TBGW_RATES=()
-for i in $(seq "$REPEAT"); do
+start_relay() {
   "$BUILD/bench_relay" -s "$EXT" -d "$PLAT" -m $(( MAXP * 8 / 10 )) &
   RP=$!; PIDS+=($RP)
   sleep 0.5
-  R=$(run_case relay "$N" 0)
-  kill "$RP"; wait "$RP" 2>/dev/null || true
-  RELAY_RATES+=("$(json_get "$R" values_per_s)")
-  echo "| bare relay, flat out (run $i) | $N | $(json_get "$R" values) / $((N*4)) | $(json_get "$R" values_per_s) | $(json_get "$R" p50_ms) | $(json_get "$R" p99_ms) | $(json_get "$R" max_ms) | - | - |" >>"$RESULTS"
-  start_tbgw
-  c0=$(cpu_ticks "$GP")
-  R=$(run_case tbgw "$N" 0)
-  c1=$(cpu_ticks "$GP")
-  V=$(json_get "$R" values)
-  CPU_PER_M=$(/usr/bin/python3 -c "print('%.2f' % ((($c1-$c0)/$HZ) / max($V,1) * 1e6))")
-  TBGW_RATES+=("$(json_get "$R" values_per_s)")
-  echo "| tbgw, flat out (run $i) | $N | $V / $((N*4)) | $(json_get "$R" values_per_s) | $(json_get "$R" p50_ms) | $(json_get "$R" p99_ms) | $(json_get "$R" max_ms) | $CPU_PER_M | $(( $(hwm_kb "$GP") / 1024 )) |" >>"$RESULTS"
-  kill "$GP"; wait "$GP" 2>/dev/null || true
-done
-RELAY_RATE=$(median "${RELAY_RATES[@]}")
-TBGW_RATE=$(median "${TBGW_RATES[@]}")
+}
+# BENCH_PERF: perf record -g of the measured process (bench/results/perf-<label>.data) and perf stat of
+# its context switches, plus the voluntary/involuntary switches of each of its threads
+# (bench/results/ctxsw-<label>.txt)
+ctxsw() { for t in /proc/"$1"/task/*; do echo "$(cat "$t/comm") $(awk '/voluntary_ctxt_switches/ {printf "%s ", $2}' "$t/status")"; done; }
+prof_start() { # pid label
+  PERFP=""; PSTATP=""
+  [ -n "${BENCH_PERF:-}" ] || return 0
+  ctxsw "$1" >"$WORK/ctx0"
+  perf record --call-graph dwarf,8192 -F 2000 -p "$1" -o "$OUT/perf-$2.data" >/dev/null 2>&1 &
+  PERFP=$!
+  perf stat -e context-switches,cpu-migrations,task-clock -p "$1" -o "$OUT/perfstat-$2.txt" >/dev/null 2>&1 &
+  PSTATP=$!
+  sleep 0.3
+}
+prof_stop() { # pid label messages
+  [ -n "$PERFP" ] || return 0
+  kill -INT "$PERFP" "$PSTATP"; wait "$PERFP" "$PSTATP" 2>/dev/null || true
+  ctxsw "$1" >"$WORK/ctx1"
+  { echo "# thread: voluntary involuntary context switches during the run (before -> after), $3 messages"
+    paste -d' ' "$WORK/ctx0" "$WORK/ctx1"; } >"$OUT/ctxsw-$2.txt"
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# 2. tbgw at fixed rates (latency)
+# 0. the bench's own ceiling, no forwarder: (a) the load generator into the external broker, the sink
+# subscribed there to the device messages (one message per record: harder for the sink than packs);
+# (b) packs of the relay's size and format published straight to the platform broker, for the sink
+declare -A CEIL_IN LOADGEN_RATE
+for q in $QOSES; do
+  R=$(run_case "$N" 0 "$q" "$EXT" "-s bench/#")
+  CEIL_IN[$q]=$(json_get "$R" values_per_s)
+  LOADGEN_RATE[$q]=$(json_get "$(cat "$WORK/loadgen.out")" rate) # messages/s the generator wrote
+  row "ceiling: loadgen (QoS $q) -> broker -> sink, no forwarder" "$N" "$R" - -
+done
+R=$(run_case "$N" 0 1 "$PLAT" "" "$PLAT" "-k $(( MAXP * 8 / 10 )) -t relay/telemetry")
+CEIL_OUT=$(json_get "$R" values_per_s)
+row "ceiling: packs (QoS 1) -> platform broker -> sink" "$N" "$R" - -
+
+# 1. flat out, alternating the bare relay and tbgw REPEAT times per device QoS (the machine is
+# shared: take medians)
+REPEAT=${BENCH_REPEAT:-3}
+write_tbgw_config
+declare -A RELAY_MED TBGW_MED TBGW_CPU_MED RELAY_CPU_MED
+for q in $QOSES; do
+  RELAY_RATES=(); TBGW_RATES=(); TBGW_CPUS=(); RELAY_CPUS=()
+  for i in $(seq "$REPEAT"); do
+    start_relay
+    c0=$(cpu_ns "$RP")
+    R=$(run_case "$N" 0 "$q")
+    c1=$(cpu_ns "$RP")
+    kill "$RP"; wait "$RP" 2>/dev/null || true
+    CPU_PER_M=$(cpu_per_m "$c0" "$c1" "$(json_get "$R" values)")
+    RELAY_RATES+=("$(json_get "$R" values_per_s)"); RELAY_CPUS+=("$CPU_PER_M")
+    row "bare relay, devices QoS $q, flat out (run $i)" "$N" "$R" "$CPU_PER_M" -
+    start_tbgw
+    prof_start "$GP" "tbgw-flat-qos$q"
+    c0=$(cpu_ns "$GP")
+    R=$(run_case "$N" 0 "$q")
+    c1=$(cpu_ns "$GP")
+    prof_stop "$GP" "tbgw-flat-qos$q" "$N"
+    CPU_PER_M=$(cpu_per_m "$c0" "$c1" "$(json_get "$R" values)")
+    TBGW_RATES+=("$(json_get "$R" values_per_s)"); TBGW_CPUS+=("$CPU_PER_M")
+    row "tbgw, devices QoS $q, flat out (run $i)" "$N" "$R" "$CPU_PER_M" "$(( $(hwm_kb "$GP") / 1024 ))"
+    kill "$GP"; wait "$GP" 2>/dev/null || true
+  done
+  RELAY_MED[$q]=$(median "${RELAY_RATES[@]}"); TBGW_MED[$q]=$(median "${TBGW_RATES[@]}")
+  RELAY_CPU_MED[$q]=$(median "${RELAY_CPUS[@]}"); TBGW_CPU_MED[$q]=$(median "${TBGW_CPUS[@]}")
+done
+
+# 2. fixed rates (devices at QoS 1): the relay's CPU at the same rate, then tbgw (latency, CPU)
+declare -A RELAY_FIXED_CPU
+for rate in $RELAY_RATES_FIXED; do
+  M=$(( rate * RATE_SECONDS ))
+  start_relay
+  prof_start "$RP" "relay-$rate"
+  c0=$(cpu_ns "$RP")
+  R=$(run_case "$M" "$rate" 1)
+  c1=$(cpu_ns "$RP")
+  prof_stop "$RP" "relay-$rate" "$M"
+  kill "$RP"; wait "$RP" 2>/dev/null || true
+  RELAY_FIXED_CPU[$rate]=$(cpu_per_m "$c0" "$c1" "$(json_get "$R" values)")
+  row "bare relay, $rate msg/s" "$M" "$R" "${RELAY_FIXED_CPU[$rate]}" -
+done
 start_tbgw
 IDLE_RSS=$(awk '/VmRSS/ {print $2}' "/proc/$GP/status")
+declare -A TBGW_FIXED_CPU
 for rate in $RATES; do
   M=$(( rate * RATE_SECONDS ))
-  PERFP=""
-  if [ -n "${BENCH_PERF:-}" ]; then # profile the gateway during this run: perf report -i bench/results/perf-<rate>.data
-    perf record -g -p "$GP" -o "$OUT/perf-$rate.data" >/dev/null 2>&1 &
-    PERFP=$!
-  fi
-  c0=$(cpu_ticks "$GP")
-  R=$(run_case tbgw "$M" "$rate")
-  c1=$(cpu_ticks "$GP")
-  V=$(json_get "$R" values)
-  CPU_PER_M=$(/usr/bin/python3 -c "print('%.2f' % ((($c1-$c0)/$HZ) / max($V,1) * 1e6))")
-  if [ -n "$PERFP" ]; then kill -INT "$PERFP"; wait "$PERFP" 2>/dev/null || true; fi
-  echo "| tbgw, $rate msg/s | $M | $V / $((M*4)) | $(json_get "$R" values_per_s) | $(json_get "$R" p50_ms) | $(json_get "$R" p99_ms) | $(json_get "$R" max_ms) | $CPU_PER_M | $(( $(hwm_kb "$GP") / 1024 )) |" >>"$RESULTS"
+  prof_start "$GP" "tbgw-$rate"
+  c0=$(cpu_ns "$GP")
+  R=$(run_case "$M" "$rate" 1)
+  c1=$(cpu_ns "$GP")
+  TBGW_FIXED_CPU[$rate]=$(cpu_per_m "$c0" "$c1" "$(json_get "$R" values)")
+  prof_stop "$GP" "tbgw-$rate" "$M"
+  row "tbgw, $rate msg/s" "$M" "$R" "${TBGW_FIXED_CPU[$rate]}" "$(( $(hwm_kb "$GP") / 1024 ))"
 done
 kill "$GP"; wait "$GP" 2>/dev/null || true
 cp "$WORK/tbgw.log" "$OUT/tbgw.log"
 
-RATIO=$(/usr/bin/python3 -c "print('%.0f%%' % (100.0 * float('$TBGW_RATE') / max(float('$RELAY_RATE'), 1)))")
+ratio() { /usr/bin/python3 -c "print('%.2f' % (float('$1') / max(float('$2'), 1e-9)))"; }
 {
   echo
-  echo "Medians of $REPEAT flat-out runs: bare relay $RELAY_RATE values/s, tbgw $TBGW_RATE values/s = $RATIO of the relay."
+  for q in $QOSES; do
+    echo "Devices QoS $q, medians of $REPEAT flat-out runs: bare relay ${RELAY_MED[$q]} values/s (${RELAY_CPU_MED[$q]} CPU s/1M), tbgw ${TBGW_MED[$q]} values/s (${TBGW_CPU_MED[$q]} CPU s/1M) = **$(ratio "${TBGW_MED[$q]}" "${RELAY_MED[$q]}")x the relay**; the bench's ceiling without a forwarder ${CEIL_IN[$q]} values/s in (the generator alone wrote $(( ${LOADGEN_RATE[$q]} * 4 )) values/s), $CEIL_OUT out = $(ratio "${CEIL_IN[$q]}" "${RELAY_MED[$q]}")x / $(ratio "$CEIL_OUT" "${RELAY_MED[$q]}")x the relay, $(ratio "${CEIL_IN[$q]}" "${TBGW_MED[$q]}")x / $(ratio "$CEIL_OUT" "${TBGW_MED[$q]}")x tbgw."
+  done
+  for rate in $RELAY_RATES_FIXED; do
+    [ -n "${TBGW_FIXED_CPU[$rate]:-}" ] && echo "At $rate msg/s: tbgw ${TBGW_FIXED_CPU[$rate]} CPU s/1M, the relay ${RELAY_FIXED_CPU[$rate]} = **$(ratio "${TBGW_FIXED_CPU[$rate]}" "${RELAY_FIXED_CPU[$rate]}")x the relay's CPU**."
+  done
   echo "tbgw idle RSS: $(( IDLE_RSS / 1024 )) MB."
-  echo "($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $STORAGE storage, $N messages x 4 values over $D devices, QoS 1 on both brokers)"
+  echo "($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $LOAD_BEFORE before / $(cut -d' ' -f1-3 /proc/loadavg) after, $STORAGE storage, $N messages x 4 values over $D devices; the gateway and the relay subscribe and publish with QoS 1)"
 } >>"$RESULTS"
 cat "$RESULTS"

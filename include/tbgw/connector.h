@@ -137,6 +137,11 @@ struct tbgw_host {
     /* Dispatches the downlink work queued now, on the calling (connector) thread, without waiting.
      * Returns 1 when the connector should stop, else 0. Equivalent to wait(h, 0). */
     int (*dispatch)(const tbgw_host *h);
+    /* Like emit(), but a chain the saturated core refuses (TBGW_EAGAIN) stays the caller's, not
+     * dropped or counted: a connector whose source can wait (unread socket data, a file offset)
+     * keeps it and offers it again later, so nothing it has acknowledged is lost. Any other return
+     * took ownership, as emit() does. May be NULL in hosts older than this field: use emit(). */
+    int (*offer)(const tbgw_host *h, tbgw_converted *chain);
 };
 
 #ifdef __cplusplus

@@ -54,10 +54,13 @@ const char *tbgw_cfg_where(const tbgw_cfg *w, const char *path, char *buf, size_
  * <msg>; the entry is skipped", one connectorsErrors, listed by --check-config; hosts without it get
  * the same line on their logger), w->skipped + 1. */
 void tbgw_cfg_skip(tbgw_cfg *w, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* tbgw_cfg_skip for a message relative to the entry at path that starts with the field it is about
- * ("value: bad type", "polling.period: ...", "expression@4: ..."): reported at path.field (the
- * field's own line:column), the rest of the message as the reason; a message without a leading field
- * is reported at path. */
+/* tbgw_cfg_skip for an error message as parsers write it, reported at the field it names: msg either
+ * starts with the entry's own path (tbgw_cfg_skip_err: "<path>.value: missing", as tbgw_cfg_each
+ * reports a refused entry) or with a field relative to it (tbgw_cfg_skip_msg: "value: bad type",
+ * "polling.period: ..."). A field "name@N" (N a character offset inside that string value, as the
+ * expression parsers write) is reported at that character's line:column. A message without a leading
+ * field is reported at path as the reason. */
+void tbgw_cfg_skip_err(tbgw_cfg *w, const char *path, const char *msg);
 void tbgw_cfg_skip_msg(tbgw_cfg *w, const char *path, const char *msg);
 /* A connector-level error: fills w->err with "path: <msg>" and returns TBGW_EINVAL. */
 int tbgw_cfg_fail(tbgw_cfg *w, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -72,14 +75,38 @@ int tbgw_cfg_get_bool(const json_t *o, const char *path, const char *key, int de
 int tbgw_cfg_get_num(const json_t *o, const char *path, const char *key, double def, double min, double max,
                      double *out, tbgw_err *err);
 
-/* Called for each entry of an array; a negative return (with err filled) skips the entry. */
+/* Numbers as the reference's files carry them (it reads them with Python's int() / float(), and the
+ * UI writes some as strings): what tbgw_cfg_get_int_ex / _num_ex accept beyond JSON numbers. */
+#define TBGW_CFG_NUM_STRING 1u /* "502", " 2.5": a string holding the number */
+#define TBGW_CFG_NUM_TRUNC  2u /* int_ex: 4000.7 is 4000 (else only integral numbers like 10.0) */
+#define TBGW_CFG_NUM_BOOL   4u /* true / false as 1 / 0 */
+int tbgw_cfg_get_int_ex(const json_t *o, const char *path, const char *key, int64_t def, int64_t min,
+                        int64_t max, unsigned flags, int64_t *out, tbgw_err *err);
+int tbgw_cfg_get_num_ex(const json_t *o, const char *path, const char *key, double def, double min,
+                        double max, unsigned flags, double *out, tbgw_err *err);
+
+/* Called for each entry of an array; a negative return (with err filled) skips the entry. err may name
+ * the entry relative to it ("key: missing") or, as the shared converters write them, by a full path
+ * inside it ("<path>.timeseries[1].value: missing", "<path>.value@4: ..."): the skip is then reported
+ * at that field. TBGW_ENOMEM is never tolerated: it ends the walk. */
 typedef int (*tbgw_cfg_entry_fn)(tbgw_cfg *w, const json_t *entry, const char *path, size_t index, void *ud,
                                  tbgw_err *err);
 /* Walks parent[key] (a missing key is an empty list): entries that are not objects or that fn
  * refuses are reported and skipped. Returns the number accepted, or TBGW_EINVAL (w->err filled) when
- * parent[key] is not an array — a broken section refuses the connector. */
+ * parent[key] is not an array — a broken section refuses the connector — or TBGW_ENOMEM. */
 int tbgw_cfg_each(tbgw_cfg *w, const json_t *parent, const char *parent_path, const char *key,
                   tbgw_cfg_entry_fn fn, void *ud);
+
+/* Parses one entry into slot (zeroed memory of the list's element size). */
+typedef int (*tbgw_cfg_slot_fn)(tbgw_cfg *w, const json_t *entry, const char *path, void *slot, void *ud,
+                                tbgw_err *err);
+/* A list of connector structs: allocates *items for parent[key] (elements of size bytes) and parses
+ * each object entry into the next slot with fn (through tbgw_cfg_each: bad entries reported and
+ * skipped); a refused slot is released with drop (may be NULL) and zeroed. *items stays NULL for an
+ * empty or missing list. Returns the number parsed, TBGW_EINVAL (not a list) or TBGW_ENOMEM, *items
+ * holding the slots parsed so far for the caller to free. */
+int tbgw_cfg_list(tbgw_cfg *w, const json_t *parent, const char *parent_path, const char *key, size_t size,
+                  void **items, size_t *n, tbgw_cfg_slot_fn fn, void (*drop)(void *slot), void *ud);
 
 /* ---- device and key entries ------------------------------------------------------------------ */
 

@@ -62,11 +62,11 @@ int tbgw_devinfo_new(const json_t *di, const char *path, int need_profile, tbgw_
 
 static char *eval_dup(const tbgw_src_expr *e, const char *topic, const json_t *body) {
     tbgw_buf b;
-    tbgw_buf_init(&b);
+    tbgw_buf_scratch_take(&b);
     int rc = tbgw_src_expr_eval(e, topic, body, &b);
     const char *s = rc ? NULL : tbgw_buf_cstr(&b);
     char *r = s ? strdup(s) : NULL;
-    tbgw_buf_free(&b);
+    tbgw_buf_scratch_give(&b);
     return r;
 }
 

@@ -384,10 +384,10 @@ static int convert_item(conv_ctx *x, const json_t *item, tbgw_err *err) {
 int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const json_t *payload,
                            int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err) {
     conv_ctx x = {.c = c, .topic = topic, .recv_ts = recv_ts_ms, .added = 0};
-    tbgw_buf_init(&x.scratch);
-    tbgw_buf_init(&x.key);
-    tbgw_buf_init(&x.name);
-    tbgw_buf_init(&x.text);
+    tbgw_buf_scratch_take(&x.scratch);
+    tbgw_buf_scratch_take(&x.key);
+    tbgw_buf_scratch_take(&x.name);
+    tbgw_buf_scratch_take(&x.text);
     int rc = 0, bad = 0;
     if (json_is_array(payload)) {
         size_t i;
@@ -408,10 +408,10 @@ int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const jso
     } else {
         rc = tbgw_err_set(err, TBGW_EINVAL, "payload: expected a JSON object or a list of objects");
     }
-    tbgw_buf_free(&x.scratch);
-    tbgw_buf_free(&x.key);
-    tbgw_buf_free(&x.name);
-    tbgw_buf_free(&x.text);
+    tbgw_buf_scratch_give(&x.scratch);
+    tbgw_buf_scratch_give(&x.key);
+    tbgw_buf_scratch_give(&x.name);
+    tbgw_buf_scratch_give(&x.text);
     /* keep records with data only; on error nothing of this message is kept */
     int n = 0;
     tbgw_converted *keep = NULL, **kt = &keep;

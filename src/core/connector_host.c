@@ -43,20 +43,31 @@ static in_item *in_new(const tbgw_host *h, in_kind k) {
     return it;
 }
 
-static int h_emit(const tbgw_host *h, tbgw_converted *chain) {
+/* keep: a refused chain goes back to the caller (offer) instead of being dropped (emit) */
+static int push_data(const tbgw_host *h, tbgw_converted *chain, int keep) {
     conn_inst *ci = CI(h);
     if (!chain) return 0;
     in_item *it = in_new(h, IN_DATA);
     if (!it) {
+        if (keep) return TBGW_EAGAIN;
         tbgw_converted_free(chain);
         return TBGW_ENOMEM;
     }
     it->data = chain;
     for (tbgw_converted *c = chain; c; c = c->next) it->weight += tbgw_converted_count(c);
     size_t n = it->weight;
-    int rc = tbgw_gw_ingress_push(ci->gw, it);
+    int rc = tbgw_gw_ingress_push(ci->gw, it, keep);
+    if (rc == TBGW_EAGAIN && keep) return rc;
     if (rc) __atomic_add_fetch(&ci->stats[TBGW_STAT_CONV_DROPPED], n, __ATOMIC_RELAXED);
     return rc;
+}
+
+static int h_emit(const tbgw_host *h, tbgw_converted *chain) {
+    return push_data(h, chain, 0);
+}
+
+static int h_offer(const tbgw_host *h, tbgw_converted *chain) {
+    return push_data(h, chain, 1);
 }
 
 static int h_device_connected(const tbgw_host *h, const char *device, const char *type) {
@@ -65,7 +76,7 @@ static int h_device_connected(const tbgw_host *h, const char *device, const char
     if (!it) return TBGW_ENOMEM;
     it->device = strdup(device);
     it->type = strdup(type && *type ? type : "default");
-    return tbgw_gw_ingress_push(CI(h)->gw, it);
+    return tbgw_gw_ingress_push(CI(h)->gw, it, 0);
 }
 
 static int h_device_disconnected(const tbgw_host *h, const char *device) {
@@ -73,7 +84,7 @@ static int h_device_disconnected(const tbgw_host *h, const char *device) {
     in_item *it = in_new(h, IN_DEV_DISCONNECT);
     if (!it) return TBGW_ENOMEM;
     it->device = strdup(device);
-    return tbgw_gw_ingress_push(CI(h)->gw, it);
+    return tbgw_gw_ingress_push(CI(h)->gw, it, 0);
 }
 
 static int h_rpc_reply(const tbgw_host *h, uint64_t handle, json_t *content, int success) {
@@ -85,7 +96,7 @@ static int h_rpc_reply(const tbgw_host *h, uint64_t handle, json_t *content, int
     it->handle = handle;
     it->json = content;
     it->success = success;
-    return tbgw_gw_ingress_push(CI(h)->gw, it);
+    return tbgw_gw_ingress_push(CI(h)->gw, it, 0);
 }
 
 static int h_request_attributes(const tbgw_host *h, const char *device, const char *const *keys,
@@ -98,7 +109,7 @@ static int h_request_attributes(const tbgw_host *h, const char *device, const ch
     for (size_t i = 0; i < n_keys; i++) json_array_append_new(it->json, json_string(keys[i]));
     it->client = client_scope;
     it->cookie = cookie;
-    return tbgw_gw_ingress_push(CI(h)->gw, it);
+    return tbgw_gw_ingress_push(CI(h)->gw, it, 0);
 }
 
 static void dispatch(conn_inst *ci, dn_item *it) {
@@ -319,6 +330,7 @@ conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char
     h->stat_add = h_stat_add;
     h->set_state = h_set_state;
     h->config_warning = h_config_warning;
+    h->offer = h_offer;
     h->core = ci;
     h->downlink_fd = ci->efd;
     h->dispatch = h_dispatch;

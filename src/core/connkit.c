@@ -60,26 +60,6 @@ void tbgw_cfg_skip(tbgw_cfg *w, const char *path, const char *fmt, ...) {
     if (h->stat_add) h->stat_add(h, TBGW_STAT_CONNECTOR_ERRORS, 1);
 }
 
-void tbgw_cfg_skip_msg(tbgw_cfg *w, const char *path, const char *msg) {
-    size_t n = 0;
-    while (isalnum((unsigned char)msg[n]) || msg[n] == '_' || msg[n] == '.' || msg[n] == '[' || msg[n] == ']')
-        n++;
-    size_t at = n; /* "field@N": N is a character offset inside the field's string */
-    if (n && msg[n] == '@' && isdigit((unsigned char)msg[n + 1]))
-        for (n++; isdigit((unsigned char)msg[n]);) n++;
-    if (!at || msg[n] != ':' || msg[n + 1] != ' ' || msg[0] == '.' || msg[0] == '[') {
-        tbgw_cfg_skip(w, path, "%s", msg);
-        return;
-    }
-    char field[300];
-    snprintf(field, sizeof field, "%s%s%.*s", path && *path ? path : "", path && *path ? "." : "", (int)at,
-             msg);
-    if (n > at)
-        tbgw_cfg_skip(w, field, "%s (at character %.*s)", msg + n + 2, (int)(n - at - 1), msg + at + 1);
-    else
-        tbgw_cfg_skip(w, field, "%s", msg + n + 2);
-}
-
 int tbgw_cfg_fail(tbgw_cfg *w, const char *path, const char *fmt, ...) {
     char msg[400];
     va_list ap;
@@ -88,6 +68,44 @@ int tbgw_cfg_fail(tbgw_cfg *w, const char *path, const char *fmt, ...) {
     va_end(ap);
     if (path && *path) return tbgw_err_set(w->err, TBGW_EINVAL, "%s: %s", path, msg);
     return tbgw_err_set(w->err, TBGW_EINVAL, "%s", msg);
+}
+
+/* A leading "field[@N]: " of msg (relative to the entry at ep, or starting with ep itself when
+ * absolute) becomes the reported path, the rest the reason; else the whole msg is reported at ep. */
+static void skip_field(tbgw_cfg *w, const char *ep, const char *msg, int absolute) {
+    ep = ep ? ep : "";
+    size_t el = strlen(ep), from = 0;
+    if (absolute) {
+        if (!el || strncmp(msg, ep, el) || !msg[el] || !strchr(".[@:", msg[el])) {
+            tbgw_cfg_skip(w, ep, "%s", msg);
+            return;
+        }
+        from = el + (msg[el] == '.');
+    }
+    const char *f = msg + from;
+    size_t n = 0;
+    while (isalnum((unsigned char)f[n]) || (f[n] && strchr("_.[]", f[n]))) n++;
+    if (f[n] == '@' && isdigit((unsigned char)f[n + 1]))
+        for (n++; isdigit((unsigned char)f[n]);) n++;
+    if (f[n] != ':' || f[n + 1] != ' ' || (!absolute && (!n || f[0] == '.' || f[0] == '[')) ||
+        from + n >= 300) {
+        tbgw_cfg_skip(w, ep, "%s", msg);
+        return;
+    }
+    char field[600];
+    if (absolute)
+        snprintf(field, sizeof field, "%.*s", (int)(from + n), msg);
+    else
+        snprintf(field, sizeof field, "%s%s%.*s", ep, el ? "." : "", (int)n, f);
+    tbgw_cfg_skip(w, field, "%s", f + n + 2);
+}
+
+void tbgw_cfg_skip_err(tbgw_cfg *w, const char *ep, const char *msg) {
+    skip_field(w, ep, msg, 1);
+}
+
+void tbgw_cfg_skip_msg(tbgw_cfg *w, const char *path, const char *msg) {
+    skip_field(w, path, msg, 0);
 }
 
 static void join(char *out, size_t len, const char *path, const char *key) {
@@ -133,37 +151,87 @@ int tbgw_cfg_get_str(const json_t *o, const char *path, const char *key, const c
     return 0;
 }
 
-int tbgw_cfg_get_int(const json_t *o, const char *path, const char *key, int64_t def, int64_t min,
-                     int64_t max, int64_t *out, tbgw_err *err) {
+static int range_err(tbgw_err *err, const char *path, const char *key, long long x, long long min,
+                     long long max) {
+    char p[256];
+    join(p, sizeof p, path, key);
+    if (max == INT64_MAX)
+        return tbgw_err_set(err, TBGW_EINVAL, "%s: %lld is below the minimum %lld", p, x, min);
+    return tbgw_err_set(err, TBGW_EINVAL, "%s: %lld is out of range %lld..%lld", p, x, min, max);
+}
+
+/* A string holding a number (spaces around it allowed): 0, or -1 when it holds none. */
+static int str_num(const char *s, double *d, int64_t *i, int *is_int) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    while (isspace((unsigned char)*end)) end++;
+    if (end != s && !*end && errno == 0) {
+        *i = x;
+        *d = (double)x;
+        *is_int = 1;
+        return 0;
+    }
+    double v = strtod(s, &end);
+    while (isspace((unsigned char)*end)) end++;
+    if (end == s || *end || !isfinite(v)) return -1;
+    *d = v;
+    *is_int = 0;
+    return 0;
+}
+
+int tbgw_cfg_get_int_ex(const json_t *o, const char *path, const char *key, int64_t def, int64_t min,
+                        int64_t max, unsigned flags, int64_t *out, tbgw_err *err) {
     const json_t *v = json_object_get(o, key);
     *out = def;
     if (!v || json_is_null(v)) return 0;
     int64_t x;
+    double d = 0;
+    int is_int = 0, have = 0;
     if (json_is_integer(v)) {
         x = json_integer_value(v);
-    } else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
-               fabs(json_real_value(v)) < 9e15) {
-        x = (int64_t)json_real_value(v); /* 10.0 written by a tool */
-    } else {
-        return wrong(err, path, key, "an integer", v);
+        is_int = have = 1;
+    } else if (json_is_real(v)) {
+        d = json_real_value(v);
+        have = 1;
+    } else if ((flags & TBGW_CFG_NUM_BOOL) && json_is_boolean(v)) {
+        x = json_is_true(v);
+        is_int = have = 1;
+    } else if ((flags & TBGW_CFG_NUM_STRING) && json_is_string(v)) {
+        have = str_num(json_string_value(v), &d, &x, &is_int) == 0;
     }
-    if (x < min || x > max) {
-        char p[256];
-        join(p, sizeof p, path, key);
-        return tbgw_err_set(err, TBGW_EINVAL, "%s: %lld is out of range %lld..%lld", p, (long long)x,
-                            (long long)min, (long long)max);
+    if (have && !is_int) { /* 10.0 written by a tool; 4000.7 only when truncation is asked for */
+        if (!(fabs(d) < 9e15) || (d != floor(d) && !(flags & TBGW_CFG_NUM_TRUNC)))
+            have = 0;
+        else
+            x = (int64_t)d;
     }
+    if (!have) return wrong(err, path, key, "an integer", v);
+    if (x < min || x > max) return range_err(err, path, key, (long long)x, (long long)min, (long long)max);
     *out = x;
     return 0;
 }
 
-int tbgw_cfg_get_num(const json_t *o, const char *path, const char *key, double def, double min, double max,
-                     double *out, tbgw_err *err) {
+int tbgw_cfg_get_int(const json_t *o, const char *path, const char *key, int64_t def, int64_t min,
+                     int64_t max, int64_t *out, tbgw_err *err) {
+    return tbgw_cfg_get_int_ex(o, path, key, def, min, max, 0, out, err);
+}
+
+int tbgw_cfg_get_num_ex(const json_t *o, const char *path, const char *key, double def, double min,
+                        double max, unsigned flags, double *out, tbgw_err *err) {
     const json_t *v = json_object_get(o, key);
     *out = def;
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_number(v)) return wrong(err, path, key, "a number", v);
-    double x = json_number_value(v);
+    double x;
+    int64_t i;
+    int is_int;
+    if (json_is_number(v))
+        x = json_number_value(v);
+    else if ((flags & TBGW_CFG_NUM_BOOL) && json_is_boolean(v))
+        x = json_is_true(v);
+    else if (!(flags & TBGW_CFG_NUM_STRING) || !json_is_string(v) ||
+             str_num(json_string_value(v), &x, &i, &is_int) < 0)
+        return wrong(err, path, key, "a number", v);
     if (!(x >= min && x <= max)) {
         char p[256];
         join(p, sizeof p, path, key);
@@ -171,6 +239,11 @@ int tbgw_cfg_get_num(const json_t *o, const char *path, const char *key, double 
     }
     *out = x;
     return 0;
+}
+
+int tbgw_cfg_get_num(const json_t *o, const char *path, const char *key, double def, double min, double max,
+                     double *out, tbgw_err *err) {
+    return tbgw_cfg_get_num_ex(o, path, key, def, min, max, 0, out, err);
 }
 
 int tbgw_cfg_get_bool(const json_t *o, const char *path, const char *key, int def, int *out, tbgw_err *err) {
@@ -199,13 +272,49 @@ int tbgw_cfg_each(tbgw_cfg *w, const json_t *parent, const char *parent_path, co
             continue;
         }
         tbgw_err err = {0};
-        if (fn && fn(w, e, ep, (size_t)accepted, ud, &err) < 0) {
-            tbgw_cfg_skip(w, ep, "%s", err.msg[0] ? err.msg : "invalid entry");
+        int rc = fn ? fn(w, e, ep, (size_t)accepted, ud, &err) : 0;
+        if (rc == TBGW_ENOMEM || (rc < 0 && err.code == TBGW_ENOMEM))
+            return tbgw_err_set(w->err, TBGW_ENOMEM, "%s: out of memory", ep);
+        if (rc < 0) {
+            tbgw_cfg_skip_err(w, ep, err.msg[0] ? err.msg : "invalid entry");
             continue;
         }
         accepted++;
     }
     return accepted;
+}
+
+typedef struct list_ctx {
+    char *base;
+    size_t size, *n;
+    tbgw_cfg_slot_fn fn;
+    void (*drop)(void *slot);
+    void *ud;
+} list_ctx;
+
+static int list_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud, tbgw_err *err) {
+    list_ctx *l = ud;
+    void *slot = l->base + index * l->size;
+    int rc = l->fn(w, e, path, slot, l->ud, err);
+    if (rc < 0) {
+        if (l->drop) l->drop(slot);
+        memset(slot, 0, l->size);
+        return rc;
+    }
+    *l->n = index + 1;
+    return 0;
+}
+
+int tbgw_cfg_list(tbgw_cfg *w, const json_t *parent, const char *parent_path, const char *key, size_t size,
+                  void **items, size_t *n, tbgw_cfg_slot_fn fn, void (*drop)(void *slot), void *ud) {
+    *items = NULL;
+    *n = 0;
+    const json_t *arr = json_object_get(parent, key);
+    size_t cnt = json_is_array(arr) ? json_array_size(arr) : 0;
+    list_ctx l = {NULL, size, n, fn, drop, ud};
+    if (cnt && !(l.base = calloc(cnt, size))) return tbgw_err_set(w->err, TBGW_ENOMEM, "out of memory");
+    *items = l.base;
+    return tbgw_cfg_each(w, parent, parent_path, key, list_entry, &l);
 }
 
 /* ---- device and key entries ------------------------------------------------------------------ */

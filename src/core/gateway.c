@@ -33,11 +33,16 @@ static void schedule_pump(tbgw_gateway *gw, uint64_t delay_ms);
 
 /* ---- ingress -------------------------------------------------------------------------------- */
 
-int tbgw_gw_ingress_push(tbgw_gateway *gw, in_item *it) {
+int tbgw_gw_ingress_push(tbgw_gateway *gw, in_item *it, int keep) {
     pthread_mutex_lock(&gw->in_mu);
     if (it->kind == IN_DATA && gw->in_weight + it->weight > gw->in_cap) {
         pthread_mutex_unlock(&gw->in_mu);
-        __atomic_add_fetch(&gw->cnt.ingress_drops, it->weight, __ATOMIC_RELAXED);
+        if (keep) { /* the records go back to the connector, only the wrapper is freed */
+            it->data = NULL;
+            __atomic_add_fetch(&gw->cnt.ingress_refused, 1, __ATOMIC_RELAXED);
+        } else {
+            __atomic_add_fetch(&gw->cnt.ingress_drops, it->weight, __ATOMIC_RELAXED);
+        }
         tbgw_in_free(it);
         return TBGW_EAGAIN;
     }

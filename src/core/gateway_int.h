@@ -148,6 +148,7 @@ typedef struct traffic_limits {
 typedef struct tbgw_counters {
     uint64_t events_produced, events_sent, msgs_pushed, msgs_received, attr_produced, ts_produced;
     uint64_t storage_drops, ingress_drops, bad_records, downlink_errors;
+    uint64_t ingress_refused; /* batches offered while the ingress queue was full (kept by their connector) */
     uint64_t records_appended; /* records storage accepted */
 } tbgw_counters;
 
@@ -241,7 +242,8 @@ int tbgw_remote_apply_connector(struct tbgw_gateway *gw, const char *name, const
                                 char *errbuf, size_t errlen);
 
 /* gateway.c: the ingress queue (thread-safe). Takes ownership of it; TBGW_EAGAIN when full. */
-int tbgw_gw_ingress_push(struct tbgw_gateway *gw, in_item *it);
+/* keep: a refused IN_DATA item's records stay with the caller (host->offer) */
+int tbgw_gw_ingress_push(struct tbgw_gateway *gw, in_item *it, int keep);
 void tbgw_in_free(in_item *it);
 
 #endif

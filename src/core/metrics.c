@@ -125,6 +125,9 @@ void tbgw_metrics_render(const tbgw_metrics_snap *s, tbgw_buf *b) {
            s->storage_refused);
     metric(b, "tbgw_ingress_dropped_total", "counter",
            "Datapoints dropped because the ingress queue was full", s->ingress_dropped);
+    metric(b, "tbgw_ingress_refused_total", "counter",
+           "Batches refused while the ingress queue was full and kept by their connector for later",
+           s->ingress_refused);
     metric(b, "tbgw_filtered_records_total", "counter", "Records dropped by device filtering",
            s->filtered_records);
     metric(b, "tbgw_filtered_datapoints_total", "counter", "Datapoints dropped by device filtering",

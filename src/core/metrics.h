@@ -26,6 +26,7 @@ typedef struct tbgw_metrics_snap {
     int platform_connected;
     uint64_t msgs_sent, msgs_received, events_produced;
     uint64_t storage_refused, ingress_dropped, bad_records, downlink_errors;
+    uint64_t ingress_refused;
     uint64_t filtered_records, filtered_datapoints, log_errors;
     uint64_t storage_records, storage_bytes, storage_disk_bytes, storage_dropped, storage_appended,
         storage_committed;

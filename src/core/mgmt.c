@@ -374,6 +374,7 @@ static void snapshot(tbgw_mgmt *m) {
     s->events_produced = gw->cnt.events_produced;
     s->storage_refused = gw->cnt.storage_drops;
     s->ingress_dropped = __atomic_load_n(&gw->cnt.ingress_drops, __ATOMIC_RELAXED);
+    s->ingress_refused = __atomic_load_n(&gw->cnt.ingress_refused, __ATOMIC_RELAXED);
     s->bad_records = gw->cnt.bad_records;
     s->downlink_errors = gw->cnt.downlink_errors;
     s->filtered_records = m->filtered_records;

@@ -114,12 +114,17 @@ static int add_group(rec_builder *rb, size_t from, char *done, tbgw_buf *m, tbgw
     return 0;
 }
 
+/* The encoder's buffers come from the thread's scratch pool: encoding a record (the core encodes
+ * one per converted message) allocates nothing once the pool is warm. */
 int tbgw_record_encode(const tbgw_converted *c, uint8_t flags, size_t max_payload, tbgw_record_sink sink,
                        void *ud) {
     rec_builder rb = {.c = c, .flags = flags, .sink = sink, .ud = ud};
     tbgw_buf m, g;
-    tbgw_buf_init(&m);
-    tbgw_buf_init(&g);
+    tbgw_buf_scratch_take(&m);
+    tbgw_buf_scratch_take(&g);
+    tbgw_buf_scratch_take(&rb.tel);
+    tbgw_buf_scratch_take(&rb.attr);
+    tbgw_buf_scratch_take(&rb.out);
     size_t overhead = strlen(c->device_name) * 2 + 48; /* {"name":[ ... ]} with escaping slack */
     rb.limit = max_payload > overhead + 64 ? max_payload - overhead : 64;
     int rc = add_attributes(&rb, &m);
@@ -133,11 +138,11 @@ int tbgw_record_encode(const tbgw_converted *c, uint8_t flags, size_t max_payloa
     }
     if (!rc) rc = flush(&rb);
     if (done != small) free(done);
-    tbgw_buf_free(&m);
-    tbgw_buf_free(&g);
-    tbgw_buf_free(&rb.tel);
-    tbgw_buf_free(&rb.attr);
-    tbgw_buf_free(&rb.out);
+    tbgw_buf_scratch_give(&m);
+    tbgw_buf_scratch_give(&g);
+    tbgw_buf_scratch_give(&rb.tel);
+    tbgw_buf_scratch_give(&rb.attr);
+    tbgw_buf_scratch_give(&rb.out);
     return rc;
 }
 

@@ -2,6 +2,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,59 @@ void tbgw_buf_init(tbgw_buf *b) {
 void tbgw_buf_free(tbgw_buf *b) {
     free(b->p);
     memset(b, 0, sizeof *b);
+}
+
+#define SCRATCH_SLOTS 16
+#define SCRATCH_KEEP  4096
+typedef struct scratch_pool {
+    size_t n;
+    char *p[SCRATCH_SLOTS];
+    size_t cap[SCRATCH_SLOTS];
+} scratch_pool;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_pool_free(void *v) {
+    scratch_pool *sp = v;
+    for (size_t i = 0; i < sp->n; i++) free(sp->p[i]);
+    free(sp);
+}
+
+static void scratch_key_init(void) {
+    pthread_key_create(&scratch_key, scratch_pool_free);
+}
+
+static scratch_pool *scratch_pool_get(int create) {
+    pthread_once(&scratch_once, scratch_key_init);
+    scratch_pool *sp = pthread_getspecific(scratch_key);
+    if (!sp && create && (sp = calloc(1, sizeof *sp)) && pthread_setspecific(scratch_key, sp)) {
+        free(sp);
+        sp = NULL;
+    }
+    return sp;
+}
+
+void tbgw_buf_scratch_take(tbgw_buf *b) {
+    tbgw_buf_init(b);
+    scratch_pool *sp = scratch_pool_get(0);
+    if (!sp || !sp->n) return;
+    sp->n--;
+    b->p = sp->p[sp->n];
+    b->cap = sp->cap[sp->n];
+    b->p[0] = 0;
+}
+
+void tbgw_buf_scratch_give(tbgw_buf *b) {
+    scratch_pool *sp = b->p && !b->oom && b->cap <= SCRATCH_KEEP ? scratch_pool_get(1) : NULL;
+    if (sp && sp->n < SCRATCH_SLOTS) {
+        sp->p[sp->n] = b->p;
+        sp->cap[sp->n] = b->cap;
+        sp->n++;
+    } else {
+        free(b->p);
+    }
+    tbgw_buf_init(b);
 }
 
 void tbgw_buf_reset(tbgw_buf *b) {

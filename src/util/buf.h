@@ -20,6 +20,13 @@ int tbgw_buf_reserve(tbgw_buf *b, size_t extra);
 int tbgw_buf_append(tbgw_buf *b, const void *data, size_t n);
 int tbgw_buf_puts(tbgw_buf *b, const char *s);
 int tbgw_buf_putc(tbgw_buf *b, char c);
+/* Per-thread pool of scratch storage for buffers that live for one call of a hot path (one record
+ * encoded, one message converted): tbgw_buf_scratch_take initialises b with storage from the calling
+ * thread's pool (empty, with capacity) or as tbgw_buf_init; tbgw_buf_scratch_give returns its storage
+ * to the pool (up to 16 buffers of at most 4 KB each, larger ones are freed: at most 64 KB per thread) and
+ * re-initialises b. The pool is freed when the thread exits. */
+void tbgw_buf_scratch_take(tbgw_buf *b);
+void tbgw_buf_scratch_give(tbgw_buf *b);
 int tbgw_buf_printf(tbgw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a quoted, escaped JSON string. */
 int tbgw_buf_json_str(tbgw_buf *b, const char *s);

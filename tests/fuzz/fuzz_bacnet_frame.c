@@ -2,7 +2,8 @@
  * decoder the connector uses (I-Am, Who-Is, ReadProperty(-ACK), ReadPropertyMultiple-ACK, Error,
  * COV notification), the tag codec, and the conversion of a property value to a platform value.
  * Also feeds the datagram to a real endpoint (bound to an ephemeral loopback port): network-layer
- * messages (I-Am-Router-To-Network into its router cache) and SegmentACKs of segmented requests. */
+ * messages (I-Am-Router-To-Network into its router cache, Router-Busy/Available, Reject-Message-
+ * To-Network), SegmentACKs of segmented requests and segments of requests to it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -22,7 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             "\"${data.temp}\"}]}",
             0, &je);
         tbgw_err err;
-        if (!e || ocpp_cp_parse(e, "cp", &cp, &err) != 0) abort();
+        tbgw_cfg w;
+        tbgw_cfg_init(&w, NULL, &err);
+        if (!e || ocpp_cp_parse(&w, e, "cp", &cp, &err) != 0) abort();
         ready = 1; /* e stays referenced by cp */
     }
     ocpp_frame f;

@@ -20,7 +20,7 @@ import threading
 import time
 
 from knxbus import Knxd, KnxBus, dpt9
-from tbgwtest import free_port, wait_for, wait_port
+from tbgwtest import free_port, thread_switches, wait_for, wait_port
 from test_can import Adapter
 from test_snmp_connector import SYS_NAME, Snmpd
 
@@ -160,19 +160,6 @@ class IdlePeers:
             except Exception:
                 pass
         self.parts = []
-
-
-def thread_switches(pid):
-    """{tid: (name, voluntary + involuntary context switches)} of every thread of pid."""
-    out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                st = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        out[tid] = (st["Name"].strip(), int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"]))
-    return out
 
 
 def latency_line(label, lat, errors, example):

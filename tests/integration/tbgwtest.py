@@ -44,6 +44,32 @@ def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout * SLOW, what))
 
 
+def thread_switches(pid):
+    """{tid: (name, context switches so far, voluntary + involuntary)} of every thread of pid; a
+    connector's thread carries the connector's name, cut to 15 characters."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                st = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        out[tid] = (st["Name"].strip(), int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"]))
+    return out
+
+
+def switches(pid, thread=None):
+    """Context switches so far of the threads of pid, or only of those named thread."""
+    return sum(n for name, n in thread_switches(pid).values() if thread is None or name == thread[:15])
+
+
+def wake_rate(pid, thread=None, secs=3.0):
+    """Context switches per second of pid's threads (or of the thread named thread) over secs."""
+    a = switches(pid, thread)
+    time.sleep(secs)
+    return (switches(pid, thread) - a) / secs
+
+
 def wait_port(port, timeout=10.0):
     def ok():
         try:

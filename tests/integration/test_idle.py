@@ -9,28 +9,18 @@ SNMP, KNX, CAN and ODBC against their real peers (idle_setup.py)."""
 
 import http.client
 import json
-import os
 import time
 
 from httpapi import Api, json_reply
-from tbgwtest import BUILD_DIR, SLOW, Broker, GatewayTestCase, free_port, test_connector, wait_for, wait_port, main
+from tbgwtest import SLOW, Broker, GatewayTestCase, test_connector, wait_for, wait_port, wake_rate, main
 from test_modbus import LMB, Peer, free_port, slave_cfg, modbus_connector
-from idle_setup import NAMES as IDLE_NAMES, IdlePeers, rates, rpc_reply, thread_switches
-
-
-def switches(pid):
-    """Context switches of every thread of pid together."""
-    return sum(n for _, n in thread_switches(pid).values())
-
-
+from idle_setup import NAMES as IDLE_NAMES, IdlePeers, rates, rpc_reply
 
 
 def idle_rate(pid, settle=1.0, secs=4.0):
     """Context switches per second of all the gateway's threads over secs, after settle seconds."""
     time.sleep(settle)
-    a = switches(pid)
-    time.sleep(secs)
-    return (switches(pid) - a) / secs
+    return wake_rate(pid, None, secs)
 
 
 class Idle(GatewayTestCase):

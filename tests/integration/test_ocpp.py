@@ -10,10 +10,11 @@ import os
 import ssl
 import subprocess
 import threading
+import time
 
 import websockets
 
-from tbgwtest import SOURCE_DIR, GatewayTestCase, free_port, wait_for, main
+from tbgwtest import SLOW, SOURCE_DIR, TBGW_BIN, GatewayTestCase, free_port, wait_for, wake_rate, main
 
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "ocpp.json")
 BASIC = "Basic " + base64.b64encode(b"admin:admin").decode()
@@ -180,12 +181,21 @@ class OcppCase(GatewayTestCase):
         self.rpc("Acme X1", 4, "set", "value=42;")
         self.assertEqual(cp.calls[-1][3], {"vendorId": "1", "data": "42"})
         self.assertEqual(self.rpc("Acme X1", 5, "nope", {}), {"error": "Method not found"})
+        return cp
 
 
 
 class Ocpp(OcppCase):
     def test_reference_config_end_to_end(self):
-        self.reference_flow()
+        cp = self.reference_flow()
+        # idle with a charge point connected, the connector thread sleeps in lws on its sockets, the
+        # downlink descriptor and its call deadlines; an RPC still goes out at once
+        rate = wake_rate(self.gw.proc.pid, "OCPP")
+        self.assertLess(rate, 10.0 * SLOW, "OCPP thread context switches per second at idle: %.1f" % rate)
+        t0 = time.time()
+        self.assertEqual(self.rpc("Acme X1", 6, "Reset", {"type": "Hard"})["result"]["status"], "Accepted")
+        self.assertLess(time.time() - t0, 1.0 * SLOW)
+        self.assertEqual(cp.calls[-1][2:], ["Reset", {"type": "Hard"}])
 
     def test_authorization_subprotocol_and_ids(self):
         with self.assertRaises(Exception):
@@ -250,6 +260,25 @@ class OcppTls(OcppCase):
     def test_reference_config_over_tls(self):
         self.reference_flow()
         self.assertIn("(TLS)", self.gw.log())
+
+
+class OcppConfig(GatewayTestCase):
+    def test_bad_entries_reported_with_their_place(self):
+        """A charge point entry or one key that cannot be used is reported with file:line:column (by
+        --check-config too) and skipped; the rest of the file is used."""
+        with open(REFERENCE) as f:
+            cfg = json.load(f)
+        cfg["chargePoints"][0]["attributes"].append({"key": "k", "value": "${x}"})  # no messageTypeFilter
+        cfg["chargePoints"].append({"idRegexpPattern": "("})
+        gw = self.gateway(connectors=[{"type": "ocpp", "name": "OCPP", "config": cfg}])
+        check = subprocess.run([TBGW_BIN, "--check-config", "-c", gw.config_path], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=30)
+        self.assertEqual(check.returncode, 0, check.stdout)
+        n_attrs = len(cfg["chargePoints"][0]["attributes"]) - 1
+        self.assertRegex(check.stdout, r"warning: \S*OCPP\.json:\d+:\d+: chargePoints\[0\]\.attributes\[%d\]"
+                                       r"\.messageTypeFilter: expected" % n_attrs)
+        self.assertRegex(check.stdout, r"warning: \S*OCPP\.json:\d+:\d+: chargePoints\[%d\]\.idRegexpPattern: bad "
+                                       r"regular expression" % (len(cfg["chargePoints"]) - 1))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from tbgwtest import SOURCE_DIR, GatewayTestCase, free_port, wait_for, wait_port, main
+from tbgwtest import SLOW, SOURCE_DIR, TBGW_BIN, GatewayTestCase, free_port, wait_for, wait_port, wake_rate, main
 
 PEERS = os.path.join(SOURCE_DIR, "tests", "peers")
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "reference", "xmpp.json")
@@ -163,6 +163,16 @@ class Xmpp(GatewayTestCase):
         time.sleep(0.5)
         self.assertFalse(self.platform.telemetry("EVIL"))
 
+        # idle, the connector thread sleeps on its socket and the downlink descriptor (about one look
+        # a second at libstrophe's timers) and an RPC still goes out at once
+        rate = wake_rate(gw.proc.pid, "XMPP")
+        self.assertLess(rate, 10.0 * SLOW, "XMPP thread context switches per second at idle: %.1f" % rate)
+        t0 = time.time()
+        reply = self.rpc("SN-1", 11, "set", "value=6;")
+        self.assertEqual(reply["data"], {"result": {"success": True}})
+        self.assertLess(time.time() - t0, 1.0 * SLOW)
+        self.assertEqual(dev.receive()["body"], '{"value": "6"}')
+
         # the server restarts: the connector logs in again and data flows
         self.server.stop()
         gw.wait_log("XMPP session ended", timeout=10)
@@ -176,6 +186,25 @@ class Xmpp(GatewayTestCase):
         gw = self.gateway_for(ca=False)
         gw.wait_log("server certificate refused", timeout=20)
         self.assertNotIn("connected to the XMPP server", gw.log())
+
+
+class XmppConfig(GatewayTestCase):
+    def test_bad_entries_reported_with_their_place(self):
+        """A device entry or one key that cannot be used is reported with file:line:column (by
+        --check-config too) and skipped; the rest of the file is used."""
+        with open(REFERENCE) as f:
+            cfg = json.load(f)
+        cfg["devices"][0]["attributes"].append({"key": "k"})  # no value template
+        cfg["devices"].append({"jid": "nobody"})
+        gw = self.gateway(connectors=[{"type": "xmpp", "name": "XMPP", "config": cfg}])
+        check = subprocess.run([TBGW_BIN, "--check-config", "-c", gw.config_path], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=30)
+        self.assertEqual(check.returncode, 0, check.stdout)
+        self.assertRegex(check.stdout, r"warning: \S*XMPP\.json:\d+:\d+: devices\[0\]\.attributes\[%d\]\.value: "
+                                       r"expected a string" % (len(cfg["devices"][0]["attributes"]) - 1))
+        self.assertRegex(check.stdout, r"warning: \S*XMPP\.json:\d+:\d+: devices\[%d\]\.jid: expected the device's "
+                                       r"full JID" % (len(cfg["devices"]) - 1))
+        self.assertIn("0 error(s), 2 warning(s)", check.stdout)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,21 @@
 // relinquishes). stdout: one JSON line per event ({"ready": ...}, {"write": ...}, {"whois": ...}).
 // stdin: "stop <instance>" closes that device's socket, "start <instance>" opens it again,
 // "set <instance> <type> <objInstance> <json value>" changes a present value, "probe <instance>
-// <port> <deviceInstance>" sends a Who-Is and a ReadProperty(objectName) to another device.
-// A Register-Foreign-Device is answered with a successful BVLC-Result ({"register": ttl}).
+// <port> <deviceInstance>" sends a Who-Is and a ReadProperty(objectName) to another device,
+// "announce <instance> <port>" an I-Am to 127.0.0.1:port.
+// A Register-Foreign-Device is answered with a successful BVLC-Result ({"register": ttl}); a
+// Delete-Foreign-Device-Table-Entry is reported ({"deleteFdt": "ip:port"}).
 // "maxApdu" / "segmentation" / "vendor" change what the I-Am says (a device that takes segmented
 // requests: "maxApdu": 128, "segmentation": 2); segments of requests received are counted and
 // reported with the write they carried ({"write": {..., "segments": n}}). A description is
 // writable too (a CharacterString). An object with "descriptionList" answers the Siemens
-// proprietary property 3121 with it. "silent": true leaves Who-Is unanswered.
+// proprietary property 3121 with it. "silent": true leaves Who-Is unanswered. "flakyIndex": k answers
+// the first ReadProperty of objectList[k] with an Error (device/other), later ones as usual.
+// "reportRpm": true reports the number of objects of each ReadPropertyMultiple ({"rpm": n}).
+// "delay": ms answers each ReadProperty that much later ("delay <instance> <ms>" changes it).
+// "covConfirmed": true sends confirmed COV notifications ({"covAcked": ...} when acknowledged).
+// "busy <instance>" / "available <instance>" make a router send Router-Busy-To-Network /
+// Router-Available-To-Network for its network to the gateway.
 // A router ("router": {"net": 2001, "stations": {"10": <port of a device on 127.0.0.1>}}, with
 // "host" another loopback address such as 127.0.0.2 and "port" the gateway's port): its own device
 // object answers at host:port; a second socket on 0.0.0.0:port takes the broadcasts. It answers
@@ -65,6 +73,11 @@ function makeDevice(d) {
           const all = [...objects.values()].map((x) => ({ type: T.OBJECTIDENTIFIER, value: { type: x.type, instance: x.instance } }));
           if (index === 0) return [{ type: T.UNSIGNED_INTEGER, value: all.length }];
           if (index !== undefined && index !== 0xFFFFFFFF) {
+            if (index === d.flakyIndex) { // fails once, then answers
+              d.flakyIndex = undefined;
+              out({ flaky: index, instance: d.instance });
+              return { err: [E.ErrorClass.DEVICE, E.ErrorCode.OTHER] };
+            }
             if (index > all.length) return { err: [E.ErrorClass.PROPERTY, E.ErrorCode.INVALID_ARRAY_INDEX] };
             return [all[index - 1]];
           }
@@ -166,6 +179,10 @@ function makeDevice(d) {
       client.sendBvlc(m.header.sender, buffer);
     });
     client.on('readProperty', guard((m) => {
+      if (d.delay && !m.delayed) { // a slow device: the answer after d.delay ms
+        m.delayed = true;
+        return setTimeout(() => client && client.emit('readProperty', m), d.delay);
+      }
       const { objectId, property } = m.payload;
       const v = read(objectId, property.id, property.index);
       if (v.err) return client.errorResponse(m.header.sender, m.service, m.invokeId, v.err[0], v.err[1]);
@@ -177,6 +194,7 @@ function makeDevice(d) {
     }));
     if (d.rpm !== false) {
       client.on('readPropertyMultiple', guard((m) => {
+        if (d.reportRpm) out({ rpm: m.payload.properties.length, instance: d.instance });
         const values = m.payload.properties.map((spec) => {
           let props = spec.properties;
           if (props.length === 1 && props[0].id === P.ALL) {
@@ -236,15 +254,21 @@ function makeDevice(d) {
       client.simpleAckResponse(m.header.sender, m.service, m.invokeId);
     }));
     client.on('iAm', (m) => out({ iam: m.payload, from: m.header.sender.address, instance: d.instance }));
+    client._transport.on('message', (msg, addr) => { // Delete-Foreign-Device-Table-Entry (BVLC 0x08)
+      if (msg.length === 10 && msg[0] === 0x81 && msg[1] === 0x08) {
+        out({ deleteFdt: [...msg.subarray(4, 8)].join('.') + ':' + msg.readUInt16BE(8), from: addr, instance: d.instance });
+      }
+    });
     client.on('registerForeignDevice', (m) => {
       out({ register: m.payload.ttl, from: m.header.sender.address, instance: d.instance });
       client.resultResponse(m.header.sender, 0x0000);
     });
     client.on('listening', () => out({ ready: d.instance, port: d.port }));
   };
-  const close = () => {
+  const close = () => { // a router goes away whole: its broadcast and remote-network sockets too
     if (client) client.close();
     client = null;
+    for (const sk of routerSockets.splice(0)) sk.close();
   };
   // ---- the router: raw NPDU handling around the stack's socket ----
   const OUTER_NET = 1; // the gateway's network as this router numbers it
@@ -282,6 +306,17 @@ function makeDevice(d) {
     return b;
   };
   let inner = null;
+  let lastOuter = null;
+  const routerSockets = [];
+  // Router-Busy-To-Network (0x04) / Router-Available-To-Network (0x05) for its network, to the
+  // last station that sent it a unicast frame
+  const routerSays = (type) => {
+    if (!d.router || !lastOuter || !client) return;
+    const [ip, port] = lastOuter.split(':');
+    const f = Buffer.from([0x81, 0x0A, 0, 9, 0x01, 0x80, type, d.router.net >> 8, d.router.net & 255]);
+    client._transport._server.send(f, Number(port || 47808), ip);
+    out({ said: type, to: lastOuter, instance: d.instance });
+  };
   const routerOn = (cl) => {
     const R = d.router;
     const stations = new Map(Object.entries(R.stations).map(([mac, port]) => [Number(mac), Number(port)]));
@@ -289,6 +324,7 @@ function makeDevice(d) {
     const sendOuter = (f, addr) => { const [ip, port] = addr.split(':'); cl._transport._server.send(f, Number(port || 47808), ip); };
     // from the gateway's network: network messages and frames for the remote network
     const fromOuter = (msg, addr) => {
+      if (msg.length >= 6 && msg[0] === 0x81 && msg[1] === 0x0A) lastOuter = addr; // the gateway
       if (msg.length < 6 || msg[0] !== 0x81 || (msg[1] !== 0x0A && msg[1] !== 0x0B)) return false;
       const n = parseNpdu(msg, 4);
       if (!n) return false;
@@ -316,6 +352,7 @@ function makeDevice(d) {
     bcast.on('error', (e) => out({ error: 'broadcast socket: ' + String(e), instance: d.instance }));
     bcast.on('message', (msg, rinfo) => fromOuter(msg, rinfo.address + ':' + rinfo.port));
     bcast.bind(d.port, '0.0.0.0');
+    routerSockets.push(bcast);
     // from the remote network: answers for the gateway's network get SNET/SADR of the station
     inner = dgram.createSocket({ type: 'udp4' });
     inner.on('message', (msg, rinfo) => {
@@ -327,16 +364,25 @@ function makeDevice(d) {
       sendOuter(frame(n.ctl & 0x04, R.net, [mac], n.body), ip + ':' + port);
     });
     inner.bind(0, '127.0.0.1');
+    routerSockets.push(inner);
   };
   // COV subscribers: notified (unconfirmed) when a present value changes
   const subs = [];
   const notify = (o) => {
     for (const sub of subs) {
       if (sub.type !== o.type || sub.instance !== o.instance) continue;
-      client.unconfirmedCOVNotification(sub.receiver, sub.pid, d.instance, { type: o.type, instance: o.instance }, 300, [
+      const values = [
         { property: { id: P.PRESENT_VALUE, index: 0xFFFFFFFF }, value: read(o, P.PRESENT_VALUE) },
         { property: { id: P.STATUS_FLAGS, index: 0xFFFFFFFF }, value: read(o, P.STATUS_FLAGS) },
-      ]);
+      ];
+      const oid = { type: o.type, instance: o.instance };
+      if (d.covConfirmed) { // the gateway's SimpleACK settles the promise
+        client.confirmedCOVNotification(sub.receiver, oid, sub.pid, d.instance, 300, values).then(
+          () => out({ covAcked: o.instance, instance: d.instance }),
+          (e) => out({ covError: String(e), instance: d.instance }));
+      } else {
+        client.unconfirmedCOVNotification(sub.receiver, sub.pid, d.instance, oid, 300, values);
+      }
     }
   };
   const set = (type, inst, v) => {
@@ -355,7 +401,12 @@ function makeDevice(d) {
       (v) => out({ read: v.values.map((x) => x.value), instance: d.instance }),
       (e) => out({ read_error: String(e), instance: d.instance }));
   };
-  return { open, close, set, probe };
+  // an I-Am of its own accord (as a device does when it starts) to 127.0.0.1:port
+  const announce = (port) => {
+    const segmentation = d.segmentation !== undefined ? d.segmentation : d.segmented ? 0 : 3;
+    client.iAmResponse({ address: '127.0.0.1:' + port }, d.instance, segmentation, d.vendor || 260);
+  };
+  return { open, close, set, probe, announce, busy: () => routerSays(0x04), available: () => routerSays(0x05) };
 }
 
 const devices = new Map();
@@ -374,6 +425,10 @@ process.stdin.on('data', (chunk) => {
     if (cmd === 'stop') { dev.close(); out({ stopped: Number(inst) }); }
     if (cmd === 'start') dev.open();
     if (cmd === 'probe') dev.probe(Number(rest[0]), Number(rest[1]));
+    if (cmd === 'announce') dev.announce(Number(rest[0]));
+    if (cmd === 'busy') dev.busy();
+    if (cmd === 'available') dev.available();
+    if (cmd === 'delay') { const d = spec.find((x) => x.instance === Number(inst)); d.delay = Number(rest[0]); }
     if (cmd === 'set') dev.set(Number(rest[0]), Number(rest[1]), JSON.parse(rest.slice(2).join(' ')));
   }
 });

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -652,6 +653,261 @@ static void test_client_routes_and_segmented_request(void **st) {
     close(ps);
 }
 
+typedef struct net_news {
+    int lost, notes;
+    uint16_t lost_net;
+    char why[96], note[192];
+} net_news;
+
+static void on_route_lost(void *ud, uint16_t net, const bn_addr *router, const char *why) {
+    (void)router;
+    net_news *r = ud;
+    r->lost++;
+    r->lost_net = net;
+    snprintf(r->why, sizeof r->why, "%s", why);
+}
+
+static void on_note(void *ud, const bn_addr *router, const char *text) {
+    (void)router;
+    net_news *r = ud;
+    r->notes++;
+    snprintf(r->note, sizeof r->note, "%s", text);
+}
+
+/* Sends a network-layer message (NPDU control 0x80, clause 6.4) from the router socket. */
+static void router_says(int s, const struct sockaddr_in *to, const uint8_t *msg, size_t n, bn_client *c) {
+    uint8_t f[64] = {0x81, 0x0A, 0, 0, 0x01, 0x80};
+    memcpy(f + 6, msg, n);
+    bn_bvll_finish(f, n + 6, BN_BVLC_UNICAST);
+    sendto(s, f, n + 6, 0, (const struct sockaddr *)to, sizeof *to);
+    for (int i = 0; i < 5; i++) bn_client_poll(c, 5);
+}
+
+/* Router-Busy-To-Network holds the requests through that router (no retry used up) until its
+ * Router-Available-To-Network; Reject-Message-To-Network ends them with its reason and forgets a
+ * network the router cannot reach; a route through which nothing came while a request timed out
+ * is forgotten, one that carried a frame meanwhile is kept. */
+static void test_client_router_messages(void **st) {
+    (void)st;
+    uint16_t pport;
+    int ps = peer_socket(&pport);
+    bn_client_opts o = {.bind_ip = 0x7F000001, .port = 0, .timeout_ms = 100, .retries = 1};
+    net_news nn = {0};
+    bn_handlers hd = {.ud = &nn, .route_lost = on_route_lost, .network_note = on_note};
+    char why[100];
+    bn_client *c = bn_client_open(&o, &hd, why, sizeof why);
+    assert_non_null(c);
+    struct sockaddr_in to = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001), .sin_port = htons(bn_client_port(c))};
+    const uint8_t iar[] = {0x01, 0x07, 0xD1}; /* I-Am-Router-To-Network 2001 */
+    router_says(ps, &to, iar, sizeof iar, c);
+    bn_addr router;
+    assert_int_equal(bn_client_router_to(c, 2001, &router), 0);
+    uint8_t req[16];
+    bn_w w;
+    bn_w_init(&w, req, sizeof req);
+    bn_rp_request(&w, 0, 1, 85, BN_ARRAY_ALL);
+    bn_addr dst = {.net = 2001, .mac_len = 1, .mac = {10}};
+    uint8_t buf[1500];
+    struct sockaddr_in from;
+
+    /* Router-Busy-To-Network 2001: a request waits longer than its timeout and retry */
+    router_says(ps, &to, (const uint8_t[]){0x04, 0x07, 0xD1}, 3, c);
+    char expect[192];
+    snprintf(
+        expect, sizeof expect,
+        "router 127.0.0.1:%u is busy for network 2001: requests to it wait (30 s at most, or until it is "
+        "available)",
+        pport);
+    assert_string_equal(nn.note, expect);
+    done d = {0};
+    assert_int_equal(bn_client_request(c, &dst, BN_SVC_READ_PROPERTY, req, w.len, 1476, 0, on_done, &d), 0);
+    struct pollfd pf = {.fd = ps, .events = POLLIN};
+    for (int i = 0; i < 40; i++) bn_client_poll(c, 10); /* 400 ms: 4 timeouts' worth */
+    assert_int_equal(poll(&pf, 1, 0), 0);               /* nothing sent */
+    assert_int_equal(d.calls, 0);
+    /* Router-Available-To-Network with no list (every network): the request goes, as a first try */
+    router_says(ps, &to, (const uint8_t[]){0x05}, 1, c);
+    ssize_t n = peer_recv(ps, buf, sizeof buf, &from, c);
+    assert_true(n > 11);
+    assert_memory_equal(buf + 4, ((uint8_t[]){0x01, 0x24, 0x07, 0xD1, 0x01, 0x0A, 0xFF}), 7);
+    peer_send_routed(ps, &from, (uint8_t[]){0x20, buf[13], 0x0C}, 3); /* SimpleACK */
+    for (int i = 0; i < 20 && !d.calls; i++) bn_client_poll(c, 5);
+    assert_int_equal(d.r.status, BN_OK);
+    bn_client_stats cs;
+    bn_client_get_stats(c, &cs);
+    assert_int_equal(cs.retries, 0);
+
+    /* Reject-Message-To-Network, reason 1 (not directly connected), network 2001 */
+    done e = {0};
+    assert_int_equal(bn_client_request(c, &dst, BN_SVC_READ_PROPERTY, req, w.len, 1476, 0, on_done, &e), 0);
+    assert_true(peer_recv(ps, buf, sizeof buf, &from, c) > 0);
+    router_says(ps, &to, (const uint8_t[]){0x03, 0x01, 0x07, 0xD1}, 4, c);
+    assert_int_equal(e.calls, 1);
+    assert_int_equal(e.r.status, BN_E_NETWORK);
+    char text[80];
+    bn_result_text(&e.r, text, sizeof text);
+    assert_string_equal(text, "rejected by the router: not-directly-connected");
+    assert_int_equal(nn.lost, 1);
+    assert_int_equal(nn.lost_net, 2001);
+    assert_string_equal(nn.why, "rejected a message to it: not-directly-connected");
+    assert_int_equal(bn_client_router_to(c, 2001, &router), -1);
+
+    /* the router goes silent: the request times out and the route is forgotten */
+    router_says(ps, &to, iar, sizeof iar, c);
+    assert_int_equal(bn_client_router_to(c, 2001, &router), 0);
+    done f = {0};
+    assert_int_equal(bn_client_request(c, &dst, BN_SVC_READ_PROPERTY, req, w.len, 1476, 0, on_done, &f), 0);
+    for (int i = 0; i < 100 && !f.calls; i++) bn_client_poll(c, 5);
+    assert_int_equal(f.r.status, BN_E_TIMEOUT);
+    assert_int_equal(nn.lost, 2);
+    assert_string_equal(nn.why, "no longer answers");
+    assert_int_equal(bn_client_router_to(c, 2001, &router), -1);
+    /* ... but a route that carried a frame meanwhile (the device is silent, not the router) stays */
+    router_says(ps, &to, iar, sizeof iar, c);
+    done g = {0};
+    assert_int_equal(bn_client_request(c, &dst, BN_SVC_READ_PROPERTY, req, w.len, 1476, 0, on_done, &g), 0);
+    poll(NULL, 0, 2);
+    peer_send_routed(ps, &to, (uint8_t[]){0x10, 0x08}, 2); /* a Who-Is from 2001:10 */
+    for (int i = 0; i < 100 && !g.calls; i++) bn_client_poll(c, 5);
+    assert_int_equal(g.r.status, BN_E_TIMEOUT);
+    assert_int_equal(nn.lost, 2);
+    assert_int_equal(bn_client_router_to(c, 2001, &router), 0);
+    /* an odd network list is counted as malformed */
+    router_says(ps, &to, (const uint8_t[]){0x04, 0x07}, 2, c);
+    bn_client_get_stats(c, &cs);
+    assert_int_equal(cs.malformed, 1);
+    bn_client_close(c);
+    close(ps);
+}
+
+typedef struct served {
+    int calls;
+    uint8_t service, invoke;
+    size_t len;
+    uint8_t data[512];
+} served;
+
+static void on_confirmed(void *ud, const bn_addr *src, const bn_apdu *req, bn_w *w) {
+    (void)src;
+    served *s = ud;
+    s->calls++;
+    s->service = req->service;
+    s->invoke = req->invoke_id;
+    s->len = req->len;
+    if (req->len <= sizeof s->data) memcpy(s->data, req->data, req->len);
+    bn_apdu_simple_ack(w, req->invoke_id, req->service);
+}
+
+/* A segmented request to us (clause 5.4.5): each segment acknowledged with window size 1 (the
+ * server bit set), an out-of-order one answered with a NAK for the last one received, the whole
+ * request served once the last segment is in; a request too long is aborted (buffer-overflow). */
+static void test_client_segmented_request_to_us(void **st) {
+    (void)st;
+    uint16_t pport;
+    int ps = peer_socket(&pport);
+    bn_client_opts o = {.bind_ip = 0x7F000001, .port = 0, .timeout_ms = 150, .retries = 1};
+    served sv = {0};
+    bn_handlers hd = {.ud = &sv, .confirmed = on_confirmed};
+    char why[100];
+    bn_client *c = bn_client_open(&o, &hd, why, sizeof why);
+    assert_non_null(c);
+    struct sockaddr_in to = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001), .sin_port = htons(bn_client_port(c))};
+    uint8_t body[30];
+    for (size_t i = 0; i < sizeof body; i++) body[i] = (uint8_t)(0xA0 + i);
+    /* Confirmed-Request, SEG|MOR|SA (0x0E), max APDU 1476, invoke 0x21, seq, proposed window 4,
+     * WriteProperty (15), then 10 octets of the request per segment; the last without MOR (0x0A) */
+    uint8_t seg[3][16];
+    for (int k = 0; k < 3; k++) {
+        const uint8_t h[] = {k < 2 ? 0x0E : 0x0A, 0x05, 0x21, (uint8_t)k, 0x04, 0x0F};
+        memcpy(seg[k], h, 6);
+        memcpy(seg[k] + 6, body + 10 * k, 10);
+    }
+    uint8_t buf[1500];
+    struct sockaddr_in from;
+    peer_send(ps, &to, seg[0], 16);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 10);
+    assert_memory_equal(buf + 6, ((uint8_t[]){0x41, 0x21, 0x00, 0x01}), 4); /* SegmentACK 0, window 1 */
+    peer_send(ps, &to, seg[2], 16);                                         /* segment 1 lost */
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 10);
+    assert_memory_equal(buf + 6, ((uint8_t[]){0x43, 0x21, 0x00, 0x01}), 4); /* NAK: 0 is the last in */
+    peer_send(ps, &to, seg[1], 16);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 10);
+    assert_memory_equal(buf + 6, ((uint8_t[]){0x41, 0x21, 0x01, 0x01}), 4);
+    assert_int_equal(sv.calls, 0);
+    peer_send(ps, &to, seg[2], 16);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 10);
+    assert_memory_equal(buf + 6, ((uint8_t[]){0x41, 0x21, 0x02, 0x01}), 4);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 9);
+    assert_memory_equal(buf + 6, ((uint8_t[]){0x20, 0x21, 0x0F}), 3); /* SimpleACK of the whole */
+    assert_int_equal(sv.calls, 1);
+    assert_int_equal(sv.service, 15);
+    assert_int_equal(sv.len, sizeof body);
+    assert_memory_equal(sv.data, body, sizeof body);
+    bn_client_stats cs;
+    bn_client_get_stats(c, &cs);
+    assert_int_equal(cs.segments_received, 1);
+    /* a late duplicate of a finished request is ignored */
+    peer_send(ps, &to, seg[2], 16);
+    for (int i = 0; i < 5; i++) bn_client_poll(c, 5);
+    struct pollfd pf = {.fd = ps, .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 20), 0);
+    /* more than BN_MAX_REQUEST octets: aborted with buffer-overflow (1), from the server */
+    uint8_t big[1400] = {0x0E, 0x05, 0x22, 0x00, 0x04, 0x0F};
+    int aborted = 0;
+    for (int k = 0; k < 20 && !aborted; k++) {
+        big[3] = (uint8_t)k;
+        peer_send(ps, &to, big, sizeof big);
+        ssize_t n = peer_recv(ps, buf, sizeof buf, &from, c);
+        assert_true(n == 10 || n == 9);
+        if (n == 9) {
+            assert_memory_equal(buf + 6, ((uint8_t[]){0x71, 0x22, 0x01}), 3);
+            aborted = k;
+        }
+    }
+    assert_int_equal(aborted, BN_MAX_REQUEST / (sizeof big - 6));
+    assert_int_equal(sv.calls, 1);
+    bn_client_close(c);
+    close(ps);
+}
+
+/* Who-Is as a local broadcast (Original-Broadcast-NPDU, no DNET) and as a global one (DNET 0xFFFF,
+ * DLEN 0, hop count 255: clause 6.2.2), to the configured broadcast address and port. */
+static void test_client_broadcasts(void **st) {
+    (void)st;
+    uint16_t pport;
+    int ps = peer_socket(&pport);
+    bn_client_opts o = {.bind_ip = 0x7F000001, .port = 0, .broadcast_ip = 0x7F000001};
+    char why[100];
+    bn_client *c = bn_client_open(&o, NULL, why, sizeof why);
+    assert_non_null(c);
+    const uint8_t who_is[] = {0x10, 0x08};
+    uint8_t buf[64];
+    struct sockaddr_in from;
+    assert_int_equal(bn_client_broadcast(c, pport, who_is, 2, 0), 0);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 8);
+    assert_memory_equal(buf, ((uint8_t[]){0x81, 0x0B, 0x00, 0x08, 0x01, 0x00, 0x10, 0x08}), 8);
+    assert_int_equal(bn_client_broadcast(c, pport, who_is, 2, 1), 0);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 12);
+    assert_memory_equal(
+        buf, ((uint8_t[]){0x81, 0x0B, 0x00, 0x0C, 0x01, 0x20, 0xFF, 0xFF, 0x00, 0xFF, 0x10, 0x08}), 12);
+    /* a remote broadcast on network 2001 through its router ("2001:*"): DNET 2001, DLEN 0 */
+    const uint8_t iar[] = {0x81, 0x0A, 0x00, 0x09, 0x01, 0x80, 0x01, 0x07, 0xD1};
+    struct sockaddr_in to = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001), .sin_port = htons(bn_client_port(c))};
+    sendto(ps, iar, sizeof iar, 0, (struct sockaddr *)&to, sizeof to);
+    bn_addr r;
+    for (int i = 0; i < 50 && bn_client_router_to(c, 2001, &r) != 0; i++) bn_client_poll(c, 5);
+    bn_addr remote = {.net = 2001};
+    assert_int_equal(bn_client_send_unconfirmed(c, &remote, who_is, 2, 0), 0);
+    assert_int_equal(peer_recv(ps, buf, sizeof buf, &from, c), 12);
+    assert_memory_equal(
+        buf, ((uint8_t[]){0x81, 0x0A, 0x00, 0x0C, 0x01, 0x20, 0x07, 0xD1, 0x00, 0xFF, 0x10, 0x08}), 12);
+    bn_client_close(c);
+    close(ps);
+}
+
 static void test_addr_format(void **st) {
     (void)st;
     char t[48];
@@ -680,6 +936,9 @@ int main(void) {
         cmocka_unit_test(test_enums),
         cmocka_unit_test(test_client_segmented_and_retry),
         cmocka_unit_test(test_client_routes_and_segmented_request),
+        cmocka_unit_test(test_client_router_messages),
+        cmocka_unit_test(test_client_segmented_request_to_us),
+        cmocka_unit_test(test_client_broadcasts),
         cmocka_unit_test(test_addr_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

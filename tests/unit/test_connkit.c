@@ -141,9 +141,9 @@ static void test_skip_msg(void **st) {
     assert_string_equal(r.msg, "'quaternion' is not a type");
     tbgw_cfg_skip_msg(&w, "m[2]", "polling.dataInHex: not hex");
     assert_string_equal(r.dotted, "m[2].polling.dataInHex");
-    tbgw_cfg_skip_msg(&w, "m[2]", "expression@4: unexpected '*'");
-    assert_string_equal(r.dotted, "m[2].expression");
-    assert_string_equal(r.msg, "unexpected '*' (at character 4)");
+    tbgw_cfg_skip_msg(&w, "m[2]", "expression@4: unexpected '*'"); /* at that character */
+    assert_string_equal(r.dotted, "m[2].expression@4");
+    assert_string_equal(r.msg, "unexpected '*'");
     tbgw_cfg_skip_msg(&w, "m[2]", "out of memory");
     assert_string_equal(r.dotted, "m[2]");
     assert_string_equal(r.msg, "out of memory");
@@ -185,6 +185,131 @@ static void test_getters(void **st) {
     assert_int_equal(tbgw_cfg_get_num(o, NULL, "half", 0, 0, 2, &d, &err), 0);
     assert_true(d == 1.5);
     assert_int_equal(tbgw_cfg_get_num(o, NULL, "half", 0, 2, 3, &d, &err), TBGW_EINVAL);
+    json_decref(o);
+
+    /* numbers as the reference's files carry them */
+    o = json_pack("{s:s,s:s,s:s,s:f,s:b,s:i}", "port", " 502", "t", "2.5", "junk", "12a", "trunc", 4000.7,
+                  "yes", 1, "neg", -1);
+    assert_int_equal(tbgw_cfg_get_int(o, "srv", "port", 0, 0, 65535, &i, &err), TBGW_EINVAL);
+    assert_string_equal(err.msg, "srv.port: expected an integer, got a string");
+    assert_int_equal(tbgw_cfg_get_int_ex(o, "srv", "port", 0, 0, 65535, TBGW_CFG_NUM_STRING, &i, &err), 0);
+    assert_int_equal(i, 502);
+    assert_int_equal(tbgw_cfg_get_int_ex(o, NULL, "junk", 0, 0, 100, TBGW_CFG_NUM_STRING, &i, &err),
+                     TBGW_EINVAL);
+    assert_string_equal(err.msg, "junk: expected an integer, got a string");
+    assert_int_equal(tbgw_cfg_get_int_ex(o, NULL, "t", 0, 0, 100, TBGW_CFG_NUM_STRING, &i, &err),
+                     TBGW_EINVAL);
+    assert_int_equal(
+        tbgw_cfg_get_int_ex(o, NULL, "t", 0, 0, 100, TBGW_CFG_NUM_STRING | TBGW_CFG_NUM_TRUNC, &i, &err), 0);
+    assert_int_equal(i, 2);
+    assert_int_equal(tbgw_cfg_get_int(o, NULL, "trunc", 0, 0, 1 << 20, &i, &err), TBGW_EINVAL);
+    assert_int_equal(tbgw_cfg_get_int_ex(o, NULL, "trunc", 0, 0, 1 << 20, TBGW_CFG_NUM_TRUNC, &i, &err), 0);
+    assert_int_equal(i, 4000);
+    assert_int_equal(tbgw_cfg_get_int(o, NULL, "yes", 0, 0, 1, &i, &err), TBGW_EINVAL);
+    assert_int_equal(tbgw_cfg_get_int_ex(o, NULL, "yes", 0, 0, 1, TBGW_CFG_NUM_BOOL, &i, &err), 0);
+    assert_int_equal(i, 1);
+    assert_int_equal(tbgw_cfg_get_int(o, "x", "neg", 0, 1, INT64_MAX, &i, &err), TBGW_EINVAL);
+    assert_string_equal(err.msg, "x.neg: -1 is below the minimum 1");
+    assert_int_equal(tbgw_cfg_get_num(o, NULL, "t", 0, 0, 10, &d, &err), TBGW_EINVAL);
+    assert_string_equal(err.msg, "t: expected a number, got a string");
+    assert_int_equal(tbgw_cfg_get_num_ex(o, NULL, "t", 0, 0, 10, TBGW_CFG_NUM_STRING, &d, &err), 0);
+    assert_true(d == 2.5);
+    assert_int_equal(tbgw_cfg_get_num_ex(o, NULL, "junk", 0, 0, 10, TBGW_CFG_NUM_STRING, &d, &err),
+                     TBGW_EINVAL);
+    json_decref(o);
+}
+
+/* ---- a list of connector structs ------------------------------------------------------------- */
+
+typedef struct item {
+    char *name;
+    int64_t n;
+} item;
+
+static int warnings;
+static char last_warning[400];
+
+static void rec_warning(const tbgw_host *h, const char *dotted, const char *msg) {
+    (void)h;
+    warnings++;
+    snprintf(last_warning, sizeof last_warning, "%s: %s", dotted ? dotted : "", msg);
+}
+
+static int item_parse(tbgw_cfg *w, const json_t *e, const char *path, void *slot, void *ud, tbgw_err *err) {
+    (void)w, (void)ud;
+    item *it = slot;
+    const char *name;
+    if (tbgw_cfg_get_str(e, path, "name", NULL, &name, err) < 0) return TBGW_EINVAL;
+    it->name = strdup(name ? name : "?"); /* freed by item_drop when the entry is refused below */
+    if (tbgw_cfg_get_int(e, path, "n", 0, 0, 9, &it->n, err) < 0) return TBGW_EINVAL;
+    if (it->n == 7) return tbgw_err_set(err, TBGW_EINVAL, "seven: not wanted"); /* relative to the entry */
+    return 0;
+}
+
+static void item_drop(void *slot) {
+    free(((item *)slot)->name);
+}
+
+/* A walk on a host that records its config warnings. */
+static void warn_host(rec_host *r, tbgw_cfg *w, tbgw_err *err) {
+    rh_init(r);
+    r->h.config_warning = rec_warning;
+    memset(err, 0, sizeof *err);
+    tbgw_cfg_init(w, &r->h, err);
+}
+
+static void test_list(void **st) {
+    (void)st;
+    rec_host r;
+    tbgw_err err;
+    tbgw_cfg w;
+    warn_host(&r, &w, &err);
+    json_t *o = json_loads("{\"items\": [{\"name\": \"a\", \"n\": 1}, {\"name\": 5}, {\"name\": \"b\", "
+                           "\"n\": 70}, 3, {\"name\": \"c\", \"n\": 7}, {\"name\": \"d\", \"n\": 2}], "
+                           "\"none\": [], \"bad\": {}}",
+                           0, NULL);
+    item *items;
+    size_t n;
+    assert_int_equal(
+        tbgw_cfg_list(&w, o, "top", "items", sizeof *items, (void **)&items, &n, item_parse, item_drop, NULL),
+        2);
+    assert_int_equal(n, 2);
+    assert_string_equal(items[0].name, "a");
+    assert_string_equal(items[1].name, "d");
+    assert_int_equal(items[1].n, 2);
+    assert_int_equal(warnings, 4);
+    assert_int_equal(w.skipped, 4);
+    /* the last one refused: reported at the entry, its message relative to it */
+    assert_string_equal(last_warning, "top.items[4]: seven: not wanted");
+    for (size_t i = 0; i < n; i++) item_drop(&items[i]);
+    free(items);
+    assert_int_equal(
+        tbgw_cfg_list(&w, o, "top", "none", sizeof *items, (void **)&items, &n, item_parse, item_drop, NULL),
+        0);
+    assert_null(items);
+    assert_int_equal(
+        tbgw_cfg_list(&w, o, "top", "bad", sizeof *items, (void **)&items, &n, item_parse, item_drop, NULL),
+        TBGW_EINVAL);
+    assert_string_equal(err.msg, "top.bad: expected a list, got an object");
+    free(items);
+    json_decref(o);
+}
+
+static int field_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud,
+                       tbgw_err *err) {
+    (void)w, (void)e, (void)index, (void)ud;
+    return tbgw_err_set(err, TBGW_EINVAL, "%s.value@3: bad expression", path); /* a full path inside */
+}
+
+static void test_skip_at_field(void **st) {
+    (void)st;
+    rec_host r;
+    tbgw_err err;
+    tbgw_cfg w;
+    warn_host(&r, &w, &err);
+    json_t *o = json_loads("{\"k\": [{}]}", 0, NULL);
+    assert_int_equal(tbgw_cfg_each(&w, o, "m[1]", "k", field_entry, NULL), 0);
+    assert_string_equal(last_warning, "m[1].k[0].value@3: bad expression"); /* located at the field */
     json_decref(o);
 }
 
@@ -409,12 +534,64 @@ static void test_host_poll(void **st) {
     tbgw_doc_free(doc);
 }
 
+/* host->offer: a chain the full ingress queue refuses stays the caller's (not dropped, not counted);
+ * host->emit drops and counts it; once there is room the same chain is taken. */
+static tbgw_converted *one_value(const char *dev, int64_t v) {
+    tbgw_converted *c = tbgw_converted_new(dev, NULL);
+    tbgw_value x = {TBGW_V_INT, {.i = v}};
+    assert_int_equal(tbgw_converted_add_telemetry(c, 1, "v", &x, NULL), 0);
+    return c;
+}
+
+static void test_offer_keeps_refused(void **st) {
+    (void)st;
+    static struct tbgw_gateway gw; /* only the ingress queue is used */
+    memset(&gw, 0, sizeof gw);
+    pthread_mutex_init(&gw.in_mu, NULL);
+    assert_int_equal(uv_loop_init(&gw.loop), 0);
+    assert_int_equal(uv_async_init(&gw.loop, &gw.async, NULL), 0);
+    gw.in_cap = 1;
+    tbgw_doc *doc;
+    tbgw_conn_entry e;
+    conn_inst *ci = core_instance("{}", &doc, &e);
+    ci->gw = &gw;
+    const tbgw_host *h = &ci->host;
+    assert_non_null(h->offer);
+    assert_int_equal(h->offer(h, one_value("a", 1)), 0); /* taken: the queue holds 1 datapoint */
+    tbgw_converted *b = one_value("b", 2);
+    assert_int_equal(h->offer(h, b), TBGW_EAGAIN); /* refused: b is still ours */
+    assert_string_equal(b->device_name, "b");
+    assert_int_equal(gw.cnt.ingress_drops, 0);
+    assert_int_equal(gw.cnt.ingress_refused, 1);
+    assert_int_equal(ci->stats[TBGW_STAT_CONV_DROPPED], 0);
+    assert_int_equal(h->emit(h, one_value("c", 3)), TBGW_EAGAIN); /* emit: dropped and counted */
+    assert_int_equal(gw.cnt.ingress_drops, 1);
+    assert_int_equal(ci->stats[TBGW_STAT_CONV_DROPPED], 1);
+    gw.in_cap = 10; /* room again: the kept chain is taken as it is */
+    assert_int_equal(h->offer(h, b), 0);
+    assert_int_equal(gw.in_weight, 2);
+    assert_string_equal(gw.in_tail->data->device_name, "b");
+    while (gw.in_head) {
+        in_item *it = gw.in_head;
+        gw.in_head = it->next;
+        tbgw_in_free(it);
+    }
+    uv_close((uv_handle_t *)&gw.async, NULL);
+    uv_run(&gw.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&gw.loop);
+    pthread_mutex_destroy(&gw.in_mu);
+    e.doc = NULL;
+    tbgw_conn_free(ci);
+    tbgw_doc_free(doc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_params),           cmocka_unit_test(test_rpc_replies),
         cmocka_unit_test(test_getters),          cmocka_unit_test(test_skip_msg),
         cmocka_unit_test(test_devices_and_keys), cmocka_unit_test(test_downlink_fd),
-        cmocka_unit_test(test_host_poll),
+        cmocka_unit_test(test_host_poll),        cmocka_unit_test(test_list),
+        cmocka_unit_test(test_skip_at_field),    cmocka_unit_test(test_offer_keeps_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

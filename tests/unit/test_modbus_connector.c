@@ -1108,7 +1108,7 @@ static void test_config_errors(void **st) {
                           "master.slaves[0].rpc.m.functionCode: expected one of 1, 2, 3, 4, 5, 6, 15, 16");
     expect_config_warning("{\"master\":{\"slaves\":[{\"deviceName\":\"a\",\"unitId\":1,\"rpc\":[{\"tag\":"
                           "\"r\",\"type\":\"16int\",\"functionCode\":3,\"address\":70000}]}]}}",
-                          "master.slaves[0].rpc[0].address: required integer 0..65535");
+                          "master.slaves[0].rpc[0].address: 70000 is out of range 0..65535");
 }
 
 int main(void) {

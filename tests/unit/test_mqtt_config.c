@@ -213,7 +213,7 @@ static void test_errors(void **st) {
     (void)st;
     bad("{}", "broker: expected an object");
     bad("{\"broker\":{}}", "broker.host: missing");
-    bad("{\"broker\":{\"host\":\"h\",\"port\":70000}}", "broker.port: expected 1..65535");
+    bad("{\"broker\":{\"host\":\"h\",\"port\":70000}}", "broker.port: 70000 is out of range 1..65535");
     bad("{\"broker\":{\"host\":\"h\",\"security\":{\"type\":\"kerberos\"}}}",
         "broker.security.type: expected one of anonymous, basic, certificates");
     skipped("{\"broker\":{\"host\":\"h\"},\"mapping\":[{\"topicFilter\":\"ok\",\"converter\":{\"type\":"
@@ -228,7 +228,7 @@ static void test_errors(void **st) {
         "{\"broker\":{\"host\":\"h\"},\"mapping\":[{\"topicFilter\":\"t\",\"subscriptionQos\":3,"
         "\"converter\":{}},{\"topicFilter\":\"ok\",\"converter\":{\"type\":\"json\",\"deviceInfo\":{"
         "\"deviceNameExpression\":\"d\",\"deviceNameExpressionSource\":\"constant\"},\"timeseries\":[]}}]}",
-        "mapping[0].subscriptionQos: expected 0..2");
+        "mapping[0].subscriptionQos: 3 is out of range 0..2");
     skipped("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"serverSideRpc\":[{\"deviceNameFilter\":\"("
             "\"},{\"deviceNameFilter\":\".*\",\"methodFilter\":\"m\",\"requestTopicExpression\":\"t\","
             "\"valueExpression\":\"v\"}]}}",
@@ -254,7 +254,7 @@ static void test_errors(void **st) {
             "\"constant\"},\"timeseries\":[{\"key\":\"a\",\"value\":\"${a}\"},{\"key\":\"b\"}]}}]}",
             "mapping[0].converter.timeseries[1].value: missing");
     bad("{\"broker\":{\"host\":\"h\"},\"requestsMapping\":{\"connectRequests\":{\"a\":1}}}",
-        "requestsMapping.connectRequests: expected a list");
+        "requestsMapping.connectRequests: expected a list, got an object");
 }
 
 static void test_missing_plugin_disables_mapping(void **st) {

@@ -680,7 +680,7 @@ static void test_config_errors(void **state) {
         {"{\"server\":{},\"mapping\":[]}", "server.url: expected a string like opc.tcp://host:4840"},
         {"{\"server\":{\"url\":\"x\"}}", "mapping: expected an array"},
         {"{\"server\":{\"url\":\"x\",\"timeoutInMillis\":\"a\"},\"mapping\":[]}",
-         "server.timeoutInMillis: expected a number"},
+         "server.timeoutInMillis: expected an integer, got a string"},
         {"{\"server\":{\"url\":\"x\",\"identity\":{\"type\":\"cert.PEM\",\"cert\":\"c.pem\",\"privateKey\":"
          "\"k.pem\",\"crl\":\"r.crl\"}},\"mapping\":[]}",
          "server.identity.crl: a certificate revocation list needs caCert (the CA it belongs to)"},

@@ -192,6 +192,9 @@ static void finish_cycle(bnc_device *d) {
         if (d->state != BNC_INACTIVE)
             TBGW_WARNF(c->h->log, "device %s (%s) stopped answering; marked inactive, retrying in %lld ms",
                        d->name, d->addr_text, (long long)wait);
+        else
+            TBGW_DEBUGF(c->h->log, "device %s (%s) still not answering; next retry in %lld ms", d->name,
+                        d->addr_text, (long long)wait);
         d->state = BNC_INACTIVE;
         d->retry_at = now + wait;
         clear_results(d);
@@ -740,9 +743,32 @@ static void on_route(void *ud, uint16_t net, const bn_addr *router) {
     char text[48];
     bn_addr_format(router, text, sizeof text);
     TBGW_INFOF(c->h->log, "network %u is reached through the router at %s", net, text);
+    for (size_t i = 0; i < c->n_devs; i++) { /* a newer router for the network takes over */
+        bn_addr *a = &c->devs[i]->addr;
+        if (a->net == net) a->ip = router->ip, a->port = router->port;
+    }
     int asked = 1;
     for (size_t i = 0; i < c->cfg.n_devs; i++)
         if (c->cfg.devs[i].net == net) remote_who_is(c, &c->cfg.devs[i], &asked);
+}
+
+/* The router for net went away (or cannot reach it): forgotten; a Who-Is-Router-To-Network looks
+ * for one again, and the devices behind it are retried with their backoff meanwhile. */
+static void on_route_lost(void *ud, uint16_t net, const bn_addr *router, const char *why) {
+    bnc_conn *c = ud;
+    char text[48];
+    bn_addr_format(router, text, sizeof text);
+    TBGW_WARNF(c->h->log, "network %u: the router at %s %s; forgotten, looking for a router again", net, text,
+               why);
+    int asked = 0;
+    for (size_t i = 0; i < c->cfg.n_devs; i++)
+        if (c->cfg.devs[i].net == net) remote_who_is(c, &c->cfg.devs[i], &asked);
+}
+
+static void on_network_note(void *ud, const bn_addr *router, const char *text) {
+    (void)router;
+    bnc_conn *c = ud;
+    TBGW_WARNF(c->h->log, "%s", text);
 }
 
 /* One broadcast per distinct device port (47808 for patterns with port "*"). */
@@ -796,7 +822,15 @@ static void on_i_am(bnc_conn *c, const bn_addr *src, const bn_iam *iam) {
     int known = 0;
     for (size_t i = 0; i < c->n_devs; i++) {
         bnc_device *d = c->devs[i];
-        if (d->iam.inst != iam->inst || !bn_addr_equal(&d->addr, src)) continue;
+        if (d->iam.inst != iam->inst) continue;
+        if (!bn_addr_equal(&d->addr, src)) {
+            /* behind a router: the same station through another router is the same device */
+            bn_addr a = d->addr;
+            if (!a.net || a.net != src->net) continue;
+            a.ip = src->ip, a.port = src->port;
+            if (!bn_addr_equal(&a, src)) continue;
+            d->addr = a;
+        }
         known = 1;
         if (d->state == BNC_INACTIVE && d->inflight == 0) {
             d->retry_at = 0; /* poll it now */
@@ -931,6 +965,11 @@ static int64_t tick_devices(bnc_conn *c, int64_t now) {
             }
             start_cycle(d);
         } else if (d->state == BNC_INACTIVE && now >= d->retry_at) {
+            bn_addr ra;
+            if (d->addr.net && bn_client_router_to(c->cl, d->addr.net, &ra) != 0) { /* its router is gone */
+                bn_client_who_is_router(c->cl, c->cfg.app.port, 0);
+                if (c->cfg.app.port != BN_DEFAULT_PORT) bn_client_who_is_router(c->cl, BN_DEFAULT_PORT, 0);
+            }
             who_is(c, &d->addr, NULL, 0, 0);
             start_cycle(d);
         }
@@ -957,7 +996,9 @@ static int bc_run(void *self) {
                       .unconfirmed = h_unconfirmed,
                       .confirmed = h_confirmed,
                       .malformed = h_malformed,
-                      .route = on_route};
+                      .route = on_route,
+                      .route_lost = on_route_lost,
+                      .network_note = on_network_note};
     char why[200];
     c->cl = bn_client_open(&o, &hd, why, sizeof why);
     if (!c->cl) {

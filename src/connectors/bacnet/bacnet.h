@@ -61,6 +61,7 @@ typedef struct bnc_devcfg {
     bnc_item *items;
     size_t n_items;
     int use_cov;
+    uint32_t cov_lifetime_s;           /* covLifetime: SubscribeCOV lifetime, renewed at half */
     const json_t *attr_updates, *rpcs; /* borrowed from the connector's config copy */
 } bnc_devcfg;
 

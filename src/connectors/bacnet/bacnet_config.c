@@ -579,6 +579,8 @@ static int devcfg_parse(const tbgw_host *h, const json_t *jd, size_t idx, bnc_de
     d->poll_ms = jint(jd, "pollPeriod", 10000);
     if (d->poll_ms < 10) d->poll_ms = 10;
     d->use_cov = json_is_true(json_object_get(jd, "useCov"));
+    int64_t life = jint(jd, "covLifetime", 300);
+    d->cov_lifetime_s = (uint32_t)(life < 2 ? 2 : life > 86400 ? 86400 : life);
     size_t cap = 0;
     char p[80];
     snprintf(p, sizeof p, "%s.attributes", path);

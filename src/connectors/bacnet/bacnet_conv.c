@@ -9,24 +9,10 @@
 
 #define MAX_ITEMS 512
 
-/* Python repr of a float: the shortest text that reads back to the same double, ".0" for integers. */
+/* Python repr of a float ("40.0", "0.1", "1e+16"). */
 static void py_float(tbgw_buf *b, double d) {
-    if (isnan(d)) {
-        tbgw_buf_puts(b, "nan");
-        return;
-    }
-    if (isinf(d)) {
-        tbgw_buf_puts(b, d > 0 ? "inf" : "-inf");
-        return;
-    }
-    char s[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(s, sizeof s, "%.*g", prec, d);
-        if (strtod(s, NULL) == d) break;
-    }
-    /* Python switches to exponent form at 1e16 and below 1e-4; %g does so at the precision */
-    if (!strpbrk(s, ".en")) strcat(s, ".0");
-    tbgw_buf_puts(b, s);
+    char s[TBGW_DOUBLE_MAX];
+    tbgw_buf_append(b, s, tbgw_fmt_double(s, d));
 }
 
 /* Appends a character string as UTF-8 (charset 0 UTF-8, 4 UCS-2, 5 ISO 8859-1; others raw). */

@@ -8,8 +8,6 @@
 #include "connectors/bacnet/bacnet.h"
 #include "util/time.h"
 
-#define COV_LIFETIME_S 300
-
 typedef struct cov_rq {
     bnc_device *d;
     uint16_t type;
@@ -54,7 +52,7 @@ static void send_next(bnc_device *d) {
         uint8_t buf[32];
         bn_w w;
         bn_w_init(&w, buf, sizeof buf);
-        bn_subscribe_cov(&w, d->cov_pid, p->type, p->inst, 0, COV_LIFETIME_S, 0);
+        bn_subscribe_cov(&w, d->cov_pid, p->type, p->inst, 0, d->cfg->cov_lifetime_s, 0);
         if (bn_client_request(c->cl, &d->addr, BN_SVC_SUBSCRIBE_COV, buf, w.len, d->iam.max_apdu, 0,
                               on_subscribed, q) != 0) {
             free(q);
@@ -67,7 +65,7 @@ static void send_next(bnc_device *d) {
 void bnc_cov_tick(bnc_device *d, int64_t now) {
     if (!d->cfg->use_cov || d->state != BNC_ACTIVE || now < d->cov_renew_at || d->cov_inflight) return;
     if (!d->cov_pid) d->cov_pid = (uint32_t)(d->conn->n_devs + 1);
-    d->cov_renew_at = now + COV_LIFETIME_S * 1000 / 2;
+    d->cov_renew_at = now + (int64_t)d->cfg->cov_lifetime_s * 1000 / 2;
     d->cov_ok = d->cov_refused = 0;
     d->cov_next = 0;
     send_next(d);

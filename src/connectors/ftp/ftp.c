@@ -567,8 +567,11 @@ static int upload_text(ftpc *c, const char *rel, const char *text) {
 
 static int emit_batch(void *ud, tbgw_converted *chain) {
     ftpc *c = ud;
-    int rc = c->h->emit(c->h, chain);
+    /* offer: a refused batch comes back, is freed here and converted again from the same lines
+     * later, so it is neither lost nor counted as dropped */
+    int rc = c->h->offer ? c->h->offer(c->h, chain) : c->h->emit(c->h, chain);
     if (rc == TBGW_EAGAIN) {
+        if (c->h->offer) tbgw_converted_free(chain);
         if (c->refused++ % 100 == 0)
             TBGW_WARNF(c->h->log, "core saturated: a batch was refused (%llu so far); the read waits",
                        (unsigned long long)c->refused);

@@ -1,58 +1,40 @@
 /* Parsing and validation of the Modbus connector file (spec §7.2). No I/O. */
-#include <math.h>
+#include <float.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <tbgw/connkit.h>
 
-#include "convert/cfg_util.h"
 #include "convert/report_cfg.h"
 
 #include "connectors/modbus/mbc.h"
 #include "util/buf.h"
 
-/* Integer from a JSON number or numeric string; 1 when present, 0 when absent, -1 when malformed. */
-static int get_int(const json_t *o, const char *key, int64_t *out) {
-    const json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) return 0;
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-        return 1;
-    }
-    if (json_is_real(v)) {
-        double d = json_real_value(v);
-        if (!(d > -9e18 && d < 9e18)) return -1;
-        *out = (int64_t)d;
-        return 1;
-    }
-    if (json_is_boolean(v)) {
-        *out = json_is_true(v);
-        return 1;
-    }
-    if (json_is_string(v)) {
-        char *end;
-        long long x = strtoll(json_string_value(v), &end, 10);
-        if (*json_string_value(v) && !*end) {
-            *out = x;
-            return 1;
-        }
-    }
-    return -1;
+/* Numbers as the reference reads them (Python int() / float()): also numeric strings, booleans, and
+ * fractions cut off. Field errors name path.key (tbgw_cfg_get_int_ex / _num_ex). */
+#define MB_NUM (TBGW_CFG_NUM_STRING | TBGW_CFG_NUM_TRUNC | TBGW_CFG_NUM_BOOL)
+
+static int get_int(const json_t *o, const char *path, const char *key, int64_t def, int64_t lo, int64_t hi,
+                   int64_t *out, tbgw_err *err) {
+    return tbgw_cfg_get_int_ex(o, path, key, def, lo, hi, MB_NUM, out, err);
 }
 
-static int get_double(const json_t *o, const char *key, double *out) {
+/* A required integer lo..hi: "path.key: required integer lo..hi" when absent. */
+static int need_int(const json_t *o, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out,
+                    tbgw_err *err) {
     const json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) return 0;
-    if (json_is_number(v)) {
-        *out = json_number_value(v);
-        return 1;
-    }
-    if (json_is_string(v)) {
-        char *end;
-        *out = strtod(json_string_value(v), &end);
-        return (*json_string_value(v) && !*end) ? 1 : -1;
-    }
-    return -1;
+    if (!v || json_is_null(v))
+        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: required integer %lld..%lld", path, key, (long long)lo,
+                            (long long)hi);
+    return get_int(o, path, key, 0, lo, hi, out, err);
+}
+
+static int get_double(const json_t *o, const char *path, const char *key, double def, double *out,
+                      tbgw_err *err) {
+    return tbgw_cfg_get_num_ex(o, path, key, def, -DBL_MAX, DBL_MAX, TBGW_CFG_NUM_STRING | TBGW_CFG_NUM_BOOL,
+                               out, err);
 }
 
 static const char *get_str(const json_t *o, const char *key) {
@@ -100,22 +82,19 @@ static int parse_spec(const json_t *o, const char *path, int count, int byte_lit
             path, type);
     if (order_little(o, "byteOrder", byte_little, &s->byte_little, path, err) < 0) return TBGW_EINVAL;
     if (order_little(o, "wordOrder", word_little, &s->word_little, path, err) < 0) return TBGW_EINVAL;
-    int64_t bit = -1, rnd = 6;
-    if (get_int(o, "bit", &bit) < 0 || bit < -1 || bit > 15)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.bit: expected an integer 0..15", path);
+    int64_t bit, rnd;
+    if (get_int(o, path, "bit", -1, -1, 15, &bit, err) < 0) return TBGW_EINVAL; /* -1: the whole value */
     s->bit = (int)bit;
     const char *btt = get_str(o, "bitTargetType");
     if (btt && strcasecmp(btt, "bool") && strcasecmp(btt, "int"))
         return tbgw_err_set(err, TBGW_EINVAL, "%s.bitTargetType: expected one of bool, int", path);
     s->bit_int = btt && !strcasecmp(btt, "int");
-    if (get_double(o, "divider", &s->divider) < 0)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.divider: expected a number", path);
-    if (get_double(o, "multiplier", &s->multiplier) < 0)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.multiplier: expected a number", path);
+    if (get_double(o, path, "divider", s->divider, &s->divider, err) < 0 ||
+        get_double(o, path, "multiplier", s->multiplier, &s->multiplier, err) < 0)
+        return TBGW_EINVAL;
     s->multiplier_is_int = json_is_integer(json_object_get(o, "multiplier"));
     s->divider_is_int = json_is_integer(json_object_get(o, "divider"));
-    if (get_int(o, "round", &rnd) < 0)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.round: expected an integer", path);
+    if (get_int(o, path, "round", 6, INT_MIN, INT_MAX, &rnd, err) < 0) return TBGW_EINVAL;
     s->round_digits = (int)rnd;
     const json_t *var = json_object_get(o, "variants");
     if (var && !json_is_object(var) && !json_is_null(var))
@@ -124,21 +103,26 @@ static int parse_spec(const json_t *o, const char *path, int count, int byte_lit
     return 0;
 }
 
+/* objectsCount, or its older names registersCount / registerCount (the first one present). */
 static int objects_count(const json_t *o, const char *path, int *out, tbgw_err *err) {
-    int64_t c = 1;
-    int r = get_int(o, "objectsCount", &c);
-    if (r == 0) r = get_int(o, "registersCount", &c);
-    if (r == 0) r = get_int(o, "registerCount", &c);
-    if (r < 0 || c < 1 || c > 2000)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.objectsCount: expected an integer 1..2000", path);
+    static const char *const names[] = {"objectsCount", "registersCount", "registerCount"};
+    const char *key = names[0];
+    for (size_t i = 0; i < 3; i++)
+        if (json_object_get(o, names[i]) && !json_is_null(json_object_get(o, names[i]))) {
+            key = names[i];
+            break;
+        }
+    int64_t c;
+    if (get_int(o, path, key, 1, 1, 2000, &c, err) < 0) return TBGW_EINVAL;
     *out = (int)c;
     return 0;
 }
 
 static int parse_fc(const json_t *o, const char *path, int writes_ok, int *fc, tbgw_err *err) {
     int64_t f = 0;
-    if (get_int(o, "functionCode", &f) <= 0)
+    if (!json_object_get(o, "functionCode") || json_is_null(json_object_get(o, "functionCode")))
         return tbgw_err_set(err, TBGW_EINVAL, "%s.functionCode: required integer", path);
+    if (get_int(o, path, "functionCode", 0, INT64_MIN, INT64_MAX, &f, err) < 0) return TBGW_EINVAL;
     int ok = (f >= 1 && f <= 4) || (writes_ok && (f == 5 || f == 6 || f == 15 || f == 16));
     if (!ok)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.functionCode: expected one of %s", path,
@@ -153,8 +137,7 @@ int mbc_parse_write(const json_t *o, const char *path, int byte_little, int word
     const char *tag = get_str(o, "tag");
     int64_t addr = -1;
     if (parse_fc(o, path, 1, &w->fc, err) < 0) return TBGW_EINVAL;
-    if (get_int(o, "address", &addr) <= 0 || addr < 0 || addr > 65535)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.address: required integer 0..65535", path);
+    if (need_int(o, path, "address", 0, 65535, &addr, err) < 0) return TBGW_EINVAL;
     if (objects_count(o, path, &w->count, err) < 0) return TBGW_EINVAL;
     if (parse_spec(o, path, w->count, byte_little, word_little, &w->spec, err) < 0) return TBGW_EINVAL;
     const json_t *rp = json_object_get(o, "repack");
@@ -224,7 +207,7 @@ static int parse_point(mbc_slave *sl, const json_t *o, const char *path, int is_
     if (parse_spec(o, path, p.count, bl, wl, &p.spec, err) < 0) return TBGW_EINVAL;
     if (mbc_parse_report_strategy(o, path, &p.rs, &p.has_rs, err) < 0) return TBGW_EINVAL;
     p.is_attr = is_attr;
-    int64_t a0 = 0, a1 = 0, mpr = 16;
+    int64_t a0 = 0, a1 = 0, mpr;
     const json_t *addr = json_object_get(o, "address");
     const char *as = json_is_string(addr) ? json_string_value(addr) : NULL;
     int is_range = as && strchr(as + 1, '-');
@@ -234,11 +217,12 @@ static int parse_point(mbc_slave *sl, const json_t *o, const char *path, int is_
         if (*end != '-') goto bad_addr;
         a1 = strtoll(end + 1, &end, 10);
         if (*end || a1 < a0) goto bad_addr;
-        if (get_int(o, "maxRegistersPerRequest", &mpr) < 0 || mpr < 1 || mpr > maxc)
-            return tbgw_err_set(err, TBGW_EINVAL, "%s.maxRegistersPerRequest: expected an integer 1..%d",
-                                path, maxc);
+        if (get_int(o, path, "maxRegistersPerRequest", 16, 1, maxc, &mpr, err) < 0) return TBGW_EINVAL;
     } else {
-        if (get_int(o, "address", &a0) <= 0) goto bad_addr;
+        tbgw_err ignored;
+        if (!addr || json_is_null(addr) ||
+            get_int(o, path, "address", 0, INT64_MIN, INT64_MAX, &a0, &ignored) < 0)
+            goto bad_addr;
         a1 = a0;
         mpr = maxc;
     }
@@ -310,22 +294,24 @@ int mbc_plan_blocks(mbc_slave *sl, int gap) {
     return 0;
 }
 
-static int parse_list(mbc_slave *sl, const json_t *o, const char *path, const char *key, int is_attr,
-                      int fc_override, int bl, int wl, tbgw_err *err) {
-    const json_t *arr = json_object_get(o, key);
-    if (!arr || json_is_null(arr)) return 0;
-    if (!json_is_array(arr)) return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected a list", path, key);
-    size_t i;
-    const json_t *e;
-    json_array_foreach(arr, i, e) {
-        char p[160];
-        snprintf(p, sizeof p, "%s.%s[%zu]", path, key, i);
-        tbgw_err ee = {0, ""};
-        int rc = json_is_object(e) ? parse_point(sl, e, p, is_attr, fc_override, bl, wl, &ee)
-                                   : tbgw_err_set(&ee, TBGW_EINVAL, "%s: expected an object", p);
-        if (rc < 0 && tbgw_cfg_skip_entry(sl->m->host, &ee) < 0) return tbgw_err_set(err, rc, "%s", ee.msg);
-    }
-    return 0;
+typedef struct list_ctx {
+    mbc_slave *sl;
+    int is_attr, fc_override, bl, wl;
+} list_ctx;
+
+static int point_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud,
+                       tbgw_err *err) {
+    (void)w, (void)index;
+    list_ctx *l = ud;
+    return parse_point(l->sl, e, path, l->is_attr, l->fc_override, l->bl, l->wl, err);
+}
+
+/* timeseries / attributes: a bad entry is reported with its file:line:column and skipped. */
+static int parse_list(tbgw_cfg *w, mbc_slave *sl, const json_t *o, const char *path, const char *key,
+                      int is_attr, int fc_override, int bl, int wl) {
+    list_ctx l = {sl, is_attr, fc_override, bl, wl};
+    int rc = tbgw_cfg_each(w, o, path, key, point_entry, &l);
+    return rc < 0 ? rc : 0;
 }
 
 /* An rpc entry that cannot be used keeps its method name, so that calling it answers the reason at
@@ -338,63 +324,73 @@ static int keep_broken(mbc_write *w, const char *tag, const tbgw_err *why) {
 }
 
 /* One attributeUpdates/rpc entry; a broken one is reported and skipped (rpc: kept as broken when it has
- * a name). Returns 1 when *w was filled, 0 when skipped, <0 on out of memory. */
-static int parse_write_entry(const tbgw_host *h, const json_t *e, const char *p, const char *name, int is_rpc,
-                             int bl, int wl, mbc_write *w) {
+ * a name). Returns 1 when *out was filled, 0 when skipped, <0 on out of memory. */
+static int parse_write_entry(tbgw_cfg *w, const json_t *e, const char *p, const char *name, int is_rpc,
+                             int bl, int wl, mbc_write *out) {
     tbgw_err ee = {0, ""};
-    int rc = json_is_object(e) ? mbc_parse_write(e, p, bl, wl, w, &ee)
+    int rc = json_is_object(e) ? mbc_parse_write(e, p, bl, wl, out, &ee)
                                : tbgw_err_set(&ee, TBGW_EINVAL, "%s: expected an object", p);
-    if (rc == 0 && !name && !w->tag[0]) {
-        free(w->tag);
+    if (rc == 0 && !name && !out->tag[0]) {
+        free(out->tag);
         rc = tbgw_err_set(&ee, TBGW_EINVAL, "%s.tag: required string", p);
     }
     if (rc == 0) {
         if (name) {
-            free(w->tag);
-            w->tag = strdup(name);
-            if (!w->tag) return TBGW_ENOMEM;
+            free(out->tag);
+            out->tag = strdup(name);
+            if (!out->tag) return TBGW_ENOMEM;
         }
         return 1;
     }
-    if (tbgw_cfg_skip_entry(h, &ee) < 0) return TBGW_ENOMEM;
+    if (ee.code == TBGW_ENOMEM) return TBGW_ENOMEM;
+    tbgw_cfg_skip_err(w, p, ee.msg);
     if (!name && json_is_object(e)) name = get_str(e, "tag");
     if (!is_rpc || !name || !*name) return 0;
-    return keep_broken(w, name, &ee) < 0 ? TBGW_ENOMEM : 1;
+    return keep_broken(out, name, &ee) < 0 ? TBGW_ENOMEM : 1;
+}
+
+typedef struct writes_ctx {
+    mbc_write *v;
+    size_t *n;
+    int is_rpc, bl, wl;
+} writes_ctx;
+
+static int write_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t index, void *ud,
+                       tbgw_err *err) {
+    (void)index;
+    writes_ctx *x = ud;
+    int rc = parse_write_entry(w, e, path, NULL, x->is_rpc, x->bl, x->wl, &x->v[*x->n]);
+    if (rc < 0) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    *x->n += (size_t)rc;
+    return 0; /* reported by parse_write_entry */
 }
 
 /* attributeUpdates (a list) or rpc (a list of {tag,...} or an object {method: cfg}). */
-static int parse_writes(const tbgw_host *h, const json_t *o, const char *path, const char *key, int bl,
-                        int wl, mbc_write **out, size_t *n, tbgw_err *err) {
+static int parse_writes(tbgw_cfg *w, const json_t *o, const char *path, const char *key, int bl, int wl,
+                        mbc_write **out, size_t *n) {
     int is_rpc = !strcmp(key, "rpc");
     const json_t *v = json_object_get(o, key);
     *out = NULL;
     *n = 0;
     if (!v || json_is_null(v)) return 0;
-    size_t cnt = json_is_array(v) ? json_array_size(v) : json_is_object(v) ? json_object_size(v) : (size_t)-1;
-    if (cnt == (size_t)-1)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected a list or an object", path, key);
+    if (!json_is_array(v) && !json_is_object(v))
+        return tbgw_err_set(w->err, TBGW_EINVAL, "%s.%s: expected a list or an object", path, key);
+    size_t cnt = json_is_array(v) ? json_array_size(v) : json_object_size(v);
     *out = calloc(cnt ? cnt : 1, sizeof **out);
-    if (!*out) return TBGW_ENOMEM;
+    if (!*out) return tbgw_err_set(w->err, TBGW_ENOMEM, "out of memory");
     if (json_is_array(v)) {
-        size_t i;
-        const json_t *e;
-        json_array_foreach(v, i, e) {
-            char p[160];
-            snprintf(p, sizeof p, "%s.%s[%zu]", path, key, i);
-            int rc = parse_write_entry(h, e, p, NULL, is_rpc, bl, wl, &(*out)[*n]);
-            if (rc < 0) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
-            *n += (size_t)rc;
-        }
-    } else {
-        const char *k;
-        const json_t *e;
-        json_object_foreach((json_t *)v, k, e) {
-            char p[200];
-            snprintf(p, sizeof p, "%s.%s.%s", path, key, k);
-            int rc = parse_write_entry(h, e, p, k, is_rpc, bl, wl, &(*out)[*n]);
-            if (rc < 0) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
-            *n += (size_t)rc;
-        }
+        writes_ctx x = {*out, n, is_rpc, bl, wl};
+        int rc = tbgw_cfg_each(w, o, path, key, write_entry, &x);
+        return rc < 0 ? rc : 0;
+    }
+    const char *k;
+    const json_t *e;
+    json_object_foreach((json_t *)v, k, e) {
+        char p[200];
+        snprintf(p, sizeof p, "%s.%s.%s", path, key, k);
+        int rc = parse_write_entry(w, e, p, k, is_rpc, bl, wl, &(*out)[*n]);
+        if (rc < 0) return tbgw_err_set(w->err, TBGW_ENOMEM, "out of memory");
+        *n += (size_t)rc;
     }
     return 0;
 }
@@ -441,13 +437,12 @@ int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, 
             return tbgw_err_set(err, TBGW_EINVAL, "%s.port: the serial device path is required", path);
         copy_str(ep->path, sizeof ep->path, port);
     } else {
-        v = 502;
-        if (get_int(o, "port", &v) < 0 || v < 0 || v > 65535)
-            return tbgw_err_set(err, TBGW_EINVAL, "%s.port: expected an integer 0..65535", path);
+        if (get_int(o, path, "port", 502, 0, 65535, &v, err) < 0) return TBGW_EINVAL;
         ep->port = (int)v;
     }
-    double t = 30;
-    if (get_double(o, "timeout", &t) < 0 || t <= 0)
+    double t;
+    if (get_double(o, path, "timeout", 30, &t, err) < 0) return TBGW_EINVAL;
+    if (t <= 0)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.timeout: expected a positive number of seconds", path);
     ep->timeout_ms = (int64_t)(t * 1000);
     static const struct {
@@ -457,10 +452,7 @@ int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, 
     } ints[] = {{"baudrate", 19200, 50, 4000000}, {"bytesize", 8, 5, 8}, {"stopbits", 1, 1, 2}};
     int *dst[] = {&ep->baudrate, &ep->bytesize, &ep->stopbits};
     for (size_t i = 0; i < 3; i++) {
-        v = ints[i].d;
-        if (get_int(o, ints[i].k, &v) < 0 || v < ints[i].lo || v > ints[i].hi)
-            return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected an integer %d..%d", path, ints[i].k,
-                                ints[i].lo, ints[i].hi);
+        if (get_int(o, path, ints[i].k, ints[i].d, ints[i].lo, ints[i].hi, &v, err) < 0) return TBGW_EINVAL;
         *dst[i] = (int)v;
     }
     if (ep->transport == TBGW_MB_SERIAL && !tbgw_mb_baud_supported(ep->baudrate))
@@ -471,12 +463,10 @@ int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, 
     ep->parity = par && *par ? (char)(par[0] >= 'a' ? par[0] - 32 : par[0]) : 'N';
     if (ep->parity != 'N' && ep->parity != 'E' && ep->parity != 'O')
         return tbgw_err_set(err, TBGW_EINVAL, "%s.parity: expected one of N, E, O", path);
-    v = 0;
-    get_int(o, "handleLocalEcho", &v);
+    tbgw_err ignored; /* handleLocalEcho: anything that is not a number is off, as before */
+    get_int(o, path, "handleLocalEcho", 0, INT64_MIN, INT64_MAX, &v, &ignored);
     ep->handle_local_echo = v != 0;
-    v = 0;
-    if (get_int(o, "delayBetweenRequestsMs", &v) < 0 || v < 0)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.delayBetweenRequestsMs: expected an integer >= 0", path);
+    if (get_int(o, path, "delayBetweenRequestsMs", 0, 0, INT64_MAX, &v, err) < 0) return TBGW_EINVAL;
     ep->delay_between_ms = v;
     const json_t *tls = json_object_get(o, "tls");
     if (!tls) tls = json_object_get(o, "security");
@@ -536,17 +526,14 @@ static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path,
     sl->m = m;
     if (mbc_parse_endpoint(o, path, &sl->ep, err) < 0) return TBGW_EINVAL;
     int64_t unit = -1, v;
-    if (get_int(o, "unitId", &unit) <= 0 || unit < 0 || unit > 255)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.unitId: required integer 0..255", path);
+    if (need_int(o, path, "unitId", 0, 255, &unit, err) < 0) return TBGW_EINVAL;
     sl->unit = (uint8_t)unit;
     const char *dn = get_str(o, "deviceName");
     if (!dn || !*dn) return tbgw_err_set(err, TBGW_EINVAL, "%s.deviceName: required string", path);
     sl->device_name = strdup(dn);
     sl->device_type = strdup(get_str(o, "deviceType") ? get_str(o, "deviceType") : "default");
     if (!sl->device_name || !sl->device_type) return TBGW_ENOMEM;
-    v = 5000;
-    if (get_int(o, "pollPeriod", &v) < 0 || v < 1)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.pollPeriod: expected a positive integer (ms)", path);
+    if (get_int(o, path, "pollPeriod", 5000, 1, INT64_MAX, &v, err) < 0) return TBGW_EINVAL; /* ms */
     sl->poll_ms = v;
     const json_t *rj = json_object_get(o, "retries");
     sl->retries = json_is_boolean(rj) ? (json_is_true(rj) ? 3 : 0) : 3;
@@ -555,17 +542,13 @@ static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path,
         return tbgw_err_set(err, TBGW_EINVAL, "%s.retries: expected a boolean or an integer 0..100", path);
     static const char *flags[] = {"retryOnEmpty", "retryOnInvalid", "repack"};
     int *dst[] = {&sl->retry_on_empty, &sl->retry_on_invalid, &sl->repack};
-    for (size_t f = 0; f < 3; f++) {
-        const json_t *fj = json_object_get(o, flags[f]);
-        if (fj && !json_is_boolean(fj) && !json_is_null(fj))
-            return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected true or false", path, flags[f]);
-        *dst[f] = json_is_true(fj);
-    }
-    int64_t at = 500, ac = 2, wa = 30000;
-    if (get_int(o, "connectAttemptTimeMs", &at) < 0 || get_int(o, "connectAttemptCount", &ac) < 0 ||
-        get_int(o, "waitAfterFailedAttemptsMs", &wa) < 0)
-        return tbgw_err_set(err, TBGW_EINVAL,
-                            "%s: connectAttempt* and waitAfterFailedAttemptsMs must be integers", path);
+    for (size_t f = 0; f < 3; f++)
+        if (tbgw_cfg_get_bool(o, path, flags[f], 0, dst[f], err) < 0) return TBGW_EINVAL;
+    int64_t at, ac, wa;
+    if (get_int(o, path, "connectAttemptTimeMs", 500, INT64_MIN, INT64_MAX, &at, err) < 0 ||
+        get_int(o, path, "connectAttemptCount", 2, INT64_MIN, INT64_MAX, &ac, err) < 0 ||
+        get_int(o, path, "waitAfterFailedAttemptsMs", 30000, INT64_MIN, INT64_MAX, &wa, err) < 0)
+        return TBGW_EINVAL;
     sl->attempt_ms = at < 500 ? 500 : at;
     sl->attempt_count = ac < 2 ? 2 : (int)ac;
     sl->wait_after_ms = wa < 30000 ? 30000 : wa;
@@ -576,12 +559,15 @@ static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path,
         return TBGW_EINVAL;
     sl->byte_little = bl;
     sl->word_little = wl;
-    if (parse_list(sl, o, path, "timeseries", 0, 0, bl, wl, err) < 0) return TBGW_EINVAL;
-    if (parse_list(sl, o, path, "attributes", 1, 0, bl, wl, err) < 0) return TBGW_EINVAL;
-    if (parse_writes(m->host, o, path, "attributeUpdates", bl, wl, &sl->attr_updates, &sl->n_attr_updates,
-                     err) < 0)
-        return TBGW_EINVAL;
-    if (parse_writes(m->host, o, path, "rpc", bl, wl, &sl->rpcs, &sl->n_rpcs, err) < 0) return TBGW_EINVAL;
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, m->host, err);
+    int rc;
+    if ((rc = parse_list(&w, sl, o, path, "timeseries", 0, 0, bl, wl)) < 0 ||
+        (rc = parse_list(&w, sl, o, path, "attributes", 1, 0, bl, wl)) < 0 ||
+        (rc = parse_writes(&w, o, path, "attributeUpdates", bl, wl, &sl->attr_updates, &sl->n_attr_updates)) <
+            0 ||
+        (rc = parse_writes(&w, o, path, "rpc", bl, wl, &sl->rpcs, &sl->n_rpcs)) < 0)
+        return rc;
     if (parse_custom_converters(m, sl, o, path, err) < 0) return TBGW_EINVAL;
     return mbc_plan_blocks(sl, m->block_gap);
 }
@@ -597,9 +583,8 @@ int mbc_slave_add(mbc *m, const json_t *o, const char *path, tbgw_err *err) {
 
 int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err) {
     if (!json_is_object(cfg)) return tbgw_err_set(err, TBGW_EINVAL, "modbus: expected a JSON object");
-    int64_t gap = 0;
-    if (get_int(cfg, "blockReadGap", &gap) < 0 || gap < 0 || gap > 100)
-        return tbgw_err_set(err, TBGW_EINVAL, "blockReadGap: expected an integer 0..100");
+    int64_t gap;
+    if (get_int(cfg, NULL, "blockReadGap", 0, 0, 100, &gap, err) < 0) return TBGW_EINVAL;
     m->block_gap = (int)gap;
     const json_t *master = json_object_get(cfg, "master");
     const json_t *slaves = json_object_get(master, "slaves");

@@ -6,8 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <tbgw/connkit.h>
+
 #include "connectors/modbus/mbc.h"
-#include "convert/cfg_util.h"
 
 static const struct {
     const char *section;
@@ -95,6 +96,22 @@ static int parse_identity(mbc *m, const json_t *sec, tbgw_err *err) {
     return 0;
 }
 
+typedef struct seed_ctx {
+    mbc *m;
+    json_t *out; /* the polled device's list the item is copied to */
+    int read_fc, copy_fc, bl, wl, repack;
+} seed_ctx;
+
+/* One item of a values table; one that cannot be used is reported with its own path and left out. */
+static int seed_entry(tbgw_cfg *w, const json_t *item, const char *path, size_t index, void *ud,
+                      tbgw_err *err) {
+    (void)w, (void)index;
+    seed_ctx *x = ud;
+    if (seed_value(x->m, item, path, x->read_fc, x->bl, x->wl, x->repack, err) < 0) return TBGW_EINVAL;
+    copy_item(x->out, item, x->copy_fc);
+    return 0;
+}
+
 int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
     if (!json_is_true(json_object_get(sec, "sendDataToThingsBoard")))
         return 0; /* server not started at all */
@@ -133,29 +150,27 @@ int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
     if (json_object_get(sec, "reportStrategy"))
         json_object_set(dev, "reportStrategy", json_object_get(sec, "reportStrategy"));
     const json_t *values = json_object_get(sec, "values");
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, m->host, err);
     for (size_t t = 0; t < sizeof TABLES / sizeof TABLES[0]; t++) {
         const json_t *tab = json_object_get(values, TABLES[t].section);
+        char tp[96];
+        snprintf(tp, sizeof tp, "slave.values.%s%s", TABLES[t].section, json_is_array(tab) ? "[0]" : "");
         if (json_is_array(tab)) tab = json_array_get(tab, 0); /* older layout: a list holding one object */
         if (!json_is_object(tab)) continue;
         static const char *kinds[] = {"timeseries", "attributes", "attributeUpdates", "rpc"};
         for (size_t k = 0; k < 4; k++) {
-            const json_t *list = json_object_get(tab, kinds[k]);
-            if (!json_is_array(list)) continue;
-            size_t i;
-            const json_t *item;
-            json_array_foreach(list, i, item) {
-                char path[160];
-                snprintf(path, sizeof path, "slave.values.%s.%s[%zu]", TABLES[t].section, kinds[k], i);
-                tbgw_err ee = {0, ""};
-                /* one item that cannot be used is reported with its own path and left out */
-                if (seed_value(m, item, path, TABLES[t].read_fc, bl, wl, repack, &ee) < 0) {
-                    if (tbgw_cfg_skip_entry(m->host, &ee) < 0) {
-                        json_decref(dev);
-                        return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
-                    }
-                    continue;
-                }
-                copy_item(json_object_get(dev, kinds[k]), item, k < 2 ? TABLES[t].read_fc : 0);
+            if (!json_is_array(json_object_get(tab, kinds[k]))) continue;
+            seed_ctx x = {m,
+                          json_object_get(dev, kinds[k]),
+                          TABLES[t].read_fc,
+                          k < 2 ? TABLES[t].read_fc : 0,
+                          bl,
+                          wl,
+                          repack};
+            if (tbgw_cfg_each(&w, tab, tp, kinds[k], seed_entry, &x) == TBGW_ENOMEM) {
+                json_decref(dev);
+                return TBGW_ENOMEM;
             }
         }
     }

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <tbgw/connkit.h>
+
 #include "connectors/mqtt/mqtt_internal.h"
 #include "convert/cfg_util.h"
 
@@ -77,47 +79,25 @@ json_t *mq_config_adapt(const json_t *in) {
 
 /* ------------------------------------------------------------------ helpers */
 
+/* The connector's own copy of a string field (the adapted document is freed after parsing). */
 static int get_str(const json_t *o, const char *k, const char *path, int required, const char *dflt,
                    char **out, tbgw_err *err) {
-    const json_t *v = json_object_get(o, k);
+    const char *v;
     *out = NULL;
-    if (!v || json_is_null(v)) {
-        if (required) return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: missing", path, k);
-        if (dflt && !(*out = strdup(dflt))) return TBGW_ENOMEM;
-        return 0;
-    }
-    if (!json_is_string(v)) return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected a string", path, k);
-    return (*out = strdup(json_string_value(v))) ? 0 : TBGW_ENOMEM;
+    if (tbgw_cfg_get_str(o, path, k, NULL, &v, err)) return TBGW_EINVAL;
+    if (!v && required) return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: missing", path, k);
+    if (!v) v = dflt;
+    return !v || (*out = strdup(v)) ? 0 : TBGW_ENOMEM;
 }
 
+/* Integers may be written as strings ("1883"), as the reference reads them with int(). */
 static int get_int(const json_t *o, const char *k, const char *path, int64_t dflt, int64_t lo, int64_t hi,
                    int64_t *out, tbgw_err *err) {
-    const json_t *v = json_object_get(o, k);
-    *out = dflt;
-    if (!v || json_is_null(v)) return 0;
-    if (json_is_integer(v))
-        *out = json_integer_value(v);
-    else if (json_is_real(v) && json_real_value(v) == (double)(int64_t)json_real_value(v))
-        *out = (int64_t)json_real_value(v);
-    else if (json_is_string(v) && *json_string_value(v)) {
-        char *end;
-        *out = strtoll(json_string_value(v), &end, 10);
-        if (*end) return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected an integer", path, k);
-    } else
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected an integer", path, k);
-    if (*out < lo || *out > hi)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected %lld..%lld", path, k, (long long)lo,
-                            (long long)hi);
-    return 0;
+    return tbgw_cfg_get_int_ex(o, path, k, dflt, lo, hi, TBGW_CFG_NUM_STRING, out, err);
 }
 
 static int get_bool(const json_t *o, const char *k, const char *path, int dflt, int *out, tbgw_err *err) {
-    const json_t *v = json_object_get(o, k);
-    *out = dflt;
-    if (!v || json_is_null(v)) return 0;
-    if (!json_is_boolean(v)) return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected true or false", path, k);
-    *out = json_is_true(v);
-    return 0;
+    return tbgw_cfg_get_bool(o, path, k, dflt, out, err);
 }
 
 static int compile_tmpl(const json_t *o, const char *k, const char *path, int required, tbgw_expr **out,
@@ -236,9 +216,11 @@ static int parse_qos(const json_t *o, const char *k, const char *path, int dflt,
     return rc;
 }
 
-static int parse_mapping(mq_mapping *m, const json_t *e, const char *path, const tbgw_host *host,
+static int parse_mapping(tbgw_cfg *w, const json_t *e, const char *path, void *slot, void *ud,
                          tbgw_err *err) {
-    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
+    (void)ud;
+    mq_mapping *m = slot;
+    const tbgw_host *host = w->host;
     int rc = get_str(e, "topicFilter", path, 1, NULL, &m->topic_filter, err);
     if (!rc) rc = parse_qos(e, "subscriptionQos", path, 1, &m->qos, err);
     if (rc) return rc;
@@ -274,10 +256,10 @@ static int parse_mapping(mq_mapping *m, const json_t *e, const char *path, const
     return tbgw_err_set(err, TBGW_EINVAL, "%s.type: expected one of json, bytes, custom", cp);
 }
 
-static int parse_dev_req(mq_dev_req *r, const json_t *e, const char *path, const tbgw_host *host,
+static int parse_dev_req(tbgw_cfg *w, const json_t *e, const char *path, void *slot, void *ud,
                          tbgw_err *err) {
-    (void)host; /* the list walker's uniform signature */
-    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
+    (void)w, (void)ud; /* the list walker's uniform signature */
+    mq_dev_req *r = slot;
     int rc = get_str(e, "topicFilter", path, 1, NULL, &r->topic_filter, err);
     char fp[300];
     snprintf(fp, sizeof fp, "%s.deviceInfo", path);
@@ -287,10 +269,11 @@ static int parse_dev_req(mq_dev_req *r, const json_t *e, const char *path, const
     return rc;
 }
 
-static int parse_attr_req(mq_attr_req *r, const json_t *e, const char *path, const tbgw_host *host,
+static int parse_attr_req(tbgw_cfg *w, const json_t *e, const char *path, void *slot, void *ud,
                           tbgw_err *err) {
+    mq_attr_req *r = slot;
     mq_dev_req base = {0};
-    int rc = parse_dev_req(&base, e, path, host, err);
+    int rc = parse_dev_req(w, e, path, &base, ud, err);
     r->topic_filter = base.topic_filter;
     r->dev = base.dev;
     if (rc) return rc;
@@ -325,10 +308,10 @@ out:
     return rc;
 }
 
-static int parse_attr_upd(mq_attr_upd *u, const json_t *e, const char *path, const tbgw_host *host,
+static int parse_attr_upd(tbgw_cfg *w, const json_t *e, const char *path, void *slot, void *ud,
                           tbgw_err *err) {
-    (void)host; /* the list walker's uniform signature */
-    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
+    (void)w, (void)ud; /* the list walker's uniform signature */
+    mq_attr_upd *u = slot;
     const json_t *af = json_object_get(e, "attributeFilter");
     if (json_is_string(af) && !json_string_length(af))
         return tbgw_err_set(err, TBGW_EINVAL,
@@ -344,9 +327,9 @@ static int parse_attr_upd(mq_attr_upd *u, const json_t *e, const char *path, con
     return rc;
 }
 
-static int parse_rpc(mq_rpc_cfg *r, const json_t *e, const char *path, const tbgw_host *host, tbgw_err *err) {
-    (void)host; /* the list walker's uniform signature */
-    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
+static int parse_rpc(tbgw_cfg *w, const json_t *e, const char *path, void *slot, void *ud, tbgw_err *err) {
+    (void)w, (void)ud; /* the list walker's uniform signature */
+    mq_rpc_cfg *r = slot;
     int rc = compile_re(e, "deviceNameFilter", path, &r->dev_filter, err);
     if (!rc) rc = compile_re(e, "methodFilter", path, &r->method_filter, err);
     if (!rc) rc = compile_tmpl(e, "requestTopicExpression", path, 1, &r->req_topic, err);
@@ -365,46 +348,21 @@ static int parse_rpc(mq_rpc_cfg *r, const json_t *e, const char *path, const tbg
     return rc;
 }
 
-static void free_mapping(mq_mapping *m);
-static void free_dev_req(mq_dev_req *r);
-static void free_attr_req(mq_attr_req *r);
-static void free_attr_upd(mq_attr_upd *u);
-static void free_rpc(mq_rpc_cfg *r);
+static void free_mapping(void *slot);
+static void free_dev_req(void *slot);
+static void free_attr_req(void *slot);
+static void free_attr_upd(void *slot);
+static void free_rpc(void *slot);
 
-/* Allocates *arr for the JSON list under key and parses each element with fn. An element that cannot be
- * used is freed with free_fn, reported and skipped (tbgw_cfg_skip_entry); out of memory stops. */
-#define PARSE_LIST(obj, key, prefix, arr, n, fn, free_fn, ...)                                               \
-    do {                                                                                                     \
-        const json_t *l_ = json_object_get(obj, key);                                                        \
-        if (!l_ || json_is_null(l_) || (json_is_object(l_) && !json_object_size(l_))) break; /* {} = none */ \
-        if (!json_is_array(l_)) {                                                                            \
-            rc = tbgw_err_set(err, TBGW_EINVAL, "%s%s: expected a list", prefix, key);                       \
-            break;                                                                                           \
-        }                                                                                                    \
-        arr = calloc(json_array_size(l_) + 1, sizeof *(arr));                                                \
-        if (!(arr)) {                                                                                        \
-            rc = TBGW_ENOMEM;                                                                                \
-            break;                                                                                           \
-        }                                                                                                    \
-        size_t i_;                                                                                           \
-        json_t *e_;                                                                                          \
-        json_array_foreach(l_, i_, e_) {                                                                     \
-            char p_[200];                                                                                    \
-            snprintf(p_, sizeof p_, "%s%s[%zu]", prefix, key, i_);                                           \
-            tbgw_err ee_ = {0, ""};                                                                          \
-            int erc_ = fn(&(arr)[n], e_, p_, __VA_ARGS__, &ee_);                                             \
-            if (!erc_) {                                                                                     \
-                (n)++;                                                                                       \
-                continue;                                                                                    \
-            }                                                                                                \
-            free_fn(&(arr)[n]);                                                                              \
-            memset(&(arr)[n], 0, sizeof *(arr));                                                             \
-            if ((rc = tbgw_cfg_skip_entry(host, &ee_))) {                                                    \
-                tbgw_err_set(err, rc, "%s", ee_.msg);                                                        \
-                break;                                                                                       \
-            }                                                                                                \
-        }                                                                                                    \
-    } while (0)
+/* One list of entries under obj[key] into *arr (through the kit's tbgw_cfg_list: an entry that cannot be
+ * used is released, reported with its file:line:column and skipped); an empty object is no list. */
+static int parse_list(tbgw_cfg *w, const json_t *obj, const char *path, const char *key, size_t size,
+                      void *arr, size_t *n, tbgw_cfg_slot_fn fn, void (*drop)(void *slot)) {
+    const json_t *l = json_object_get(obj, key);
+    if (json_is_object(l) && !json_object_size(l)) return 0; /* {} = none */
+    int rc = tbgw_cfg_list(w, obj, path, key, size, (void **)arr, n, fn, drop, NULL);
+    return rc < 0 ? rc : 0;
+}
 
 int mq_config_parse(mq_config *cfg, const json_t *in, const tbgw_host *host, tbgw_err *err) {
     memset(cfg, 0, sizeof *cfg);
@@ -412,46 +370,54 @@ int mq_config_parse(mq_config *cfg, const json_t *in, const tbgw_host *host, tbg
     json_t *j = mq_config_adapt(in);
     if (!j) return TBGW_ENOMEM;
     int rc = parse_broker(cfg, json_object_get(j, "broker"), host ? host->config_dir : NULL, err);
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, host, err);
     if (!rc) {
         const json_t *maps = json_object_get(j, "mapping");
         if (maps && !json_is_array(maps))
             rc = tbgw_err_set(err, TBGW_EINVAL, "mapping: expected a list");
         else
-            PARSE_LIST(j, "mapping", "", cfg->maps, cfg->n_maps, parse_mapping, free_mapping, host);
+            rc = parse_list(&w, j, NULL, "mapping", sizeof *cfg->maps, &cfg->maps, &cfg->n_maps,
+                            parse_mapping, free_mapping);
     }
     const json_t *rm = json_object_get(j, "requestsMapping");
-    const char *rp = "requestsMapping.";
+    const char *rp = "requestsMapping";
     if (!rc)
-        PARSE_LIST(rm, "connectRequests", rp, cfg->connects, cfg->n_connects, parse_dev_req, free_dev_req,
-                   host);
+        rc = parse_list(&w, rm, rp, "connectRequests", sizeof *cfg->connects, &cfg->connects,
+                        &cfg->n_connects, parse_dev_req, free_dev_req);
     if (!rc)
-        PARSE_LIST(rm, "disconnectRequests", rp, cfg->disconnects, cfg->n_disconnects, parse_dev_req,
-                   free_dev_req, host);
+        rc = parse_list(&w, rm, rp, "disconnectRequests", sizeof *cfg->disconnects, &cfg->disconnects,
+                        &cfg->n_disconnects, parse_dev_req, free_dev_req);
     if (!rc)
-        PARSE_LIST(rm, "attributeRequests", rp, cfg->attr_reqs, cfg->n_attr_reqs, parse_attr_req,
-                   free_attr_req, host);
+        rc = parse_list(&w, rm, rp, "attributeRequests", sizeof *cfg->attr_reqs, &cfg->attr_reqs,
+                        &cfg->n_attr_reqs, parse_attr_req, free_attr_req);
     if (!rc)
-        PARSE_LIST(rm, "attributeUpdates", rp, cfg->attr_upds, cfg->n_attr_upds, parse_attr_upd,
-                   free_attr_upd, host);
-    if (!rc) PARSE_LIST(rm, "serverSideRpc", rp, cfg->rpcs, cfg->n_rpcs, parse_rpc, free_rpc, host);
+        rc = parse_list(&w, rm, rp, "attributeUpdates", sizeof *cfg->attr_upds, &cfg->attr_upds,
+                        &cfg->n_attr_upds, parse_attr_upd, free_attr_upd);
+    if (!rc)
+        rc = parse_list(&w, rm, rp, "serverSideRpc", sizeof *cfg->rpcs, &cfg->rpcs, &cfg->n_rpcs, parse_rpc,
+                        free_rpc);
     json_decref(j);
     if (rc) mq_config_free(cfg);
     return rc;
 }
 
-static void free_mapping(mq_mapping *m) {
+static void free_mapping(void *slot) {
+    mq_mapping *m = slot;
     free(m->topic_filter);
     tbgw_json_conv_free(m->json);
     tbgw_bytes_conv_free(m->bytes);
     tbgw_custom_conv_free(m->custom);
 }
 
-static void free_dev_req(mq_dev_req *r) {
+static void free_dev_req(void *slot) {
+    mq_dev_req *r = slot;
     free(r->topic_filter);
     tbgw_devinfo_free(r->dev);
 }
 
-static void free_attr_req(mq_attr_req *r) {
+static void free_attr_req(void *slot) {
+    mq_attr_req *r = slot;
     free(r->topic_filter);
     tbgw_devinfo_free(r->dev);
     tbgw_expr_free(r->name_expr);
@@ -462,14 +428,16 @@ static void free_attr_req(mq_attr_req *r) {
     tbgw_expr_free(r->value_expr);
 }
 
-static void free_attr_upd(mq_attr_upd *u) {
+static void free_attr_upd(void *slot) {
+    mq_attr_upd *u = slot;
     tbgw_regex_free(u->dev_filter);
     tbgw_regex_free(u->attr_filter);
     tbgw_expr_free(u->topic_expr);
     tbgw_expr_free(u->value_expr);
 }
 
-static void free_rpc(mq_rpc_cfg *r) {
+static void free_rpc(void *slot) {
+    mq_rpc_cfg *r = slot;
     tbgw_regex_free(r->dev_filter);
     tbgw_regex_free(r->method_filter);
     tbgw_expr_free(r->req_topic);

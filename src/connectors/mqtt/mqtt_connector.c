@@ -19,10 +19,13 @@
 #include "util/tcp.h"
 #include "util/time.h"
 
-#define MQ_BURST       1024 /* packets read per turn before emitting and servicing downlink */
-#define MQ_EMIT_BATCH  256  /* records per emit */
-#define MQ_SEEN_MAX    1024 /* distinct topics remembered for "log malformed payload once" */
-#define MQ_COALESCE_US 2000 /* records wait at most this long for more before being emitted */
+#define MQ_BURST      1024 /* packets read per turn before emitting and servicing downlink */
+#define MQ_EMIT_BATCH 256  /* records per emit */
+#define MQ_SEEN_MAX   1024 /* distinct topics remembered for "log malformed payload once" */
+#ifndef MQ_COALESCE_US
+#define MQ_COALESCE_US 5000 /* records wait at most this long for more before being emitted */
+#endif
+#define MQ_SHORT_BURST 8 /* a read burst of fewer packets than this means a moderate rate: gather */
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 static void lib_init(void) {
@@ -101,19 +104,33 @@ static int64_t mono_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void flush_batch(mq_conn *c) {
+/* Hands the batch to the core. keep: a batch the saturated core refuses stays here (host->offer) and
+ * the broker socket is not read until the core takes it, so the messages libmosquitto has already
+ * acknowledged to the broker are not lost and the rest wait at the broker; without keep (at stop,
+ * or an older host) a refused batch is dropped and counted. */
+static void flush_batch(mq_conn *c, int keep) {
     if (!c->batch) return;
-    tbgw_converted *b = c->batch;
+    keep = keep && c->host->offer;
+    if (keep && c->held && tbgw_mono_ms() < c->read_pause_until) return;
+    tbgw_converted *b = c->batch, **tail = c->batch_tail;
+    size_t n = c->batch_n;
     c->batch = NULL;
     c->batch_tail = &c->batch;
     c->batch_n = 0;
-    int rc = c->host->emit(c->host, b);
+    int rc = keep ? c->host->offer(c->host, b) : c->host->emit(c->host, b);
+    c->held = 0;
     if (rc == TBGW_EAGAIN) {
-        /* stop reading for a moment: unread messages stay queued (and unacknowledged) at the broker */
-        c->read_pause_until = tbgw_mono_ms() + 50;
+        c->read_pause_until = tbgw_mono_ms() + (keep ? 20 : 50);
+        if (keep) {
+            c->batch = b;
+            c->batch_tail = tail;
+            c->batch_n = n;
+            c->held = 1;
+        }
         if (c->saturated++ % 100 == 0)
-            TBGW_WARNF(c->host->log, "core saturated: a batch was refused (%llu so far); pausing reads",
-                       (unsigned long long)c->saturated);
+            TBGW_WARNF(c->host->log, "core saturated: a batch was refused (%llu so far); %s",
+                       (unsigned long long)c->saturated,
+                       keep ? "it is kept and reads pause until the core takes it" : "it was dropped");
     }
 }
 
@@ -131,7 +148,7 @@ static void batch_add(mq_conn *c, tbgw_converted *chain) {
 /* Emits when the batch is full or its oldest record waited MQ_COALESCE_US (or force). */
 static void maybe_flush(mq_conn *c, int force) {
     if (c->batch && (force || c->batch_n >= MQ_EMIT_BATCH || mono_us() - c->batch_since_us >= MQ_COALESCE_US))
-        flush_batch(c);
+        flush_batch(c, 1);
 }
 
 static void convert_one(mq_conn *c, const mq_mapping *m, const char *topic, const uint8_t *p, size_t len,
@@ -185,7 +202,7 @@ static void dispatch(mq_conn *c, const char *topic, const uint8_t *p, size_t len
     }
     json_decref(body);
     if (matched) {
-        if (c->batch_n >= MQ_EMIT_BATCH) flush_batch(c);
+        if (c->batch_n >= MQ_EMIT_BATCH) flush_batch(c, 1);
         return;
     }
     if (mq_handle_requests(c, topic, p, len)) return;
@@ -316,12 +333,14 @@ static void try_connect(mq_conn *c) {
 }
 
 /* Reads every packet available now (bounded), then hands the converted records to the core.
- * A short burst that left records to emit is followed by a 1 ms gather pause, so that at moderate
- * rates one wake-up serves several messages instead of one (less CPU per message for at most 1 ms
- * more latency). */
+ * A short burst that left records to emit starts a gather: the broker socket is not watched until
+ * the coalescing window of the oldest record ends, then everything that arrived meanwhile is read
+ * in one burst and emitted at once. At moderate rates one wake-up (and one hand-off to the core)
+ * then serves several messages instead of one, for at most MQ_COALESCE_US more latency; at high
+ * rates bursts are long and nothing waits. */
 static void read_burst(mq_conn *c) {
     int i = 0;
-    for (; i < MQ_BURST; i++) {
+    for (; i < MQ_BURST && !c->held; i++) { /* a refused batch: the rest waits at the broker */
         errno = 0;
         int rc = mosquitto_loop_read(c->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS) {
@@ -334,10 +353,8 @@ static void read_burst(mq_conn *c) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || mosquitto_socket(c->mosq) < 0) break;
     }
     maybe_flush(c, 0);
-    if (i < 8 && c->batch) { /* only records wait to be coalesced: RPC answers and requests do not */
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
+    /* only records wait to be gathered: RPC answers and requests do not start a gather */
+    c->gathering = i < MQ_SHORT_BURST && c->batch != NULL;
 }
 
 /* The earliest monotonic ms at which the loop has something to do without I/O: a reconnect, the
@@ -348,7 +365,9 @@ static int64_t next_due(mq_conn *c, int sock, int64_t now) {
         due = c->next_connect;
     else if (c->read_pause_until > now && c->read_pause_until < due)
         due = c->read_pause_until;
-    if (c->batch) {
+    if (c->batch && c->held) {
+        if (c->read_pause_until < due) due = c->read_pause_until; /* the refused batch is offered again */
+    } else if (c->batch) {
         int64_t left_us = MQ_COALESCE_US - (mono_us() - c->batch_since_us);
         int64_t at = now + (left_us <= 0 ? 0 : (left_us + 999) / 1000);
         if (at < due) due = at;
@@ -370,19 +389,24 @@ static void network_turn(mq_conn *c) {
     int sock = mosquitto_socket(c->mosq);
     int64_t now = tbgw_mono_ms();
     if (sock < 0) {
-        flush_batch(c);
+        flush_batch(c, 1);
         if (c->connected) on_disconnect(c->mosq, c, MOSQ_ERR_CONN_LOST, NULL);
         if (now >= c->next_connect) try_connect(c);
         sock = mosquitto_socket(c->mosq);
     }
+    if (c->gathering && !c->batch) c->gathering = 0; /* the batch left (full, or by a forced flush) */
     struct pollfd pfd[2] = {{.fd = c->host->downlink_fd, .events = POLLIN}, {.fd = sock, .events = 0}};
     if (sock >= 0) {
-        if (now >= c->read_pause_until) pfd[1].events |= POLLIN;
+        if (now >= c->read_pause_until && !c->gathering && !c->held) pfd[1].events |= POLLIN;
         if (mosquitto_want_write(c->mosq)) pfd[1].events |= POLLOUT;
     }
     int64_t left = next_due(c, sock, now) - now;
     int n = poll(pfd, sock >= 0 ? 2 : 1, left <= 0 ? 0 : left > 3600000 ? 3600000 : (int)left);
-    if (n > 0 && sock >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) read_burst(c);
+    if (n > 0 && sock >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+        read_burst(c);
+    } else if (c->gathering && !c->held && sock >= 0 && mono_us() - c->batch_since_us >= MQ_COALESCE_US) {
+        read_burst(c); /* the window ended: what arrived meanwhile joins the batch before it leaves */
+    }
     if (mosquitto_socket(c->mosq) >= 0 && mosquitto_want_write(c->mosq)) {
         int rc = mosquitto_loop_write(c->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN && c->connected)
@@ -445,7 +469,7 @@ static int mq_run(void *self) {
         network_turn(c);
         mq_check_timeouts(c);
     }
-    flush_batch(c);
+    flush_batch(c, 0);
     if (c->connected) {
         mosquitto_disconnect(c->mosq);
         c->connected = 0;

@@ -128,9 +128,11 @@ typedef struct mq_conn {
     tbgw_converted **batch_tail;
     size_t batch_n;
     int64_t batch_since_us;   /* monotonic time the oldest record of the batch was converted */
+    int gathering;            /* a short burst left records: the socket waits for the window's end */
     int64_t read_pause_until; /* monotonic ms: the core was saturated, let the broker hold messages */
     int64_t last_misc;        /* monotonic ms of the last mosquitto_loop_misc */
     uint64_t saturated;       /* emits refused by the core */
+    int held;                 /* the batch was refused: kept, offered again after read_pause_until */
     tbgw_buf scratch;
 } mq_conn;
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 #include <tbgw/connector.h>
@@ -67,7 +68,7 @@ typedef struct oc {
     size_t n_cps;
     struct lws_context *ctx;
     session *sessions;
-    lws_sorted_usec_list_t tick;
+    lws_sorted_usec_list_t tick; /* the earliest deadline of our CALLs in flight */
     unsigned call_seq;
     volatile int stop;
 } oc;
@@ -82,12 +83,20 @@ static void oc_destroy(void *self) {
     free(c);
 }
 
+static int cp_entry(tbgw_cfg *w, const json_t *e, const char *path, void *slot, void *ud, tbgw_err *err) {
+    (void)ud;
+    return ocpp_cp_parse(w, e, path, slot, err);
+}
+
+static void cp_drop(void *slot) {
+    ocpp_cp_free(slot);
+}
+
 static int oc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_err *err) {
     const json_t *cs = json_object_get(cfg, "centralSystem");
     if (!json_is_object(cs)) return tbgw_err_set(err, TBGW_EINVAL, "centralSystem: expected an object");
-    const json_t *port = json_object_get(cs, "port");
-    if (port && (!json_is_integer(port) || json_integer_value(port) < 0 || json_integer_value(port) > 65535))
-        return tbgw_err_set(err, TBGW_EINVAL, "centralSystem.port: expected 0..65535");
+    int64_t port;
+    if (tbgw_cfg_get_int(cs, "centralSystem", "port", 9000, 0, 65535, &port, err)) return TBGW_EINVAL;
     const json_t *cps = json_object_get(cfg, "chargePoints");
     if (!json_is_array(cps)) return tbgw_err_set(err, TBGW_EINVAL, "chargePoints: expected a list");
     oc *c = calloc(1, sizeof *c);
@@ -96,7 +105,7 @@ static int oc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
     c->cfg = json_deep_copy(cfg);
     cs = json_object_get(c->cfg, "centralSystem");
     c->host = json_string_value(json_object_get(cs, "host"));
-    c->port = port ? (int)json_integer_value(port) : 9000;
+    c->port = (int)port;
     const json_t *conn = json_object_get(cs, "connection");
     const char *ct = json_string_value(json_object_get(conn, "type"));
     if (ct && strcmp(ct, "tls") == 0) {
@@ -112,20 +121,13 @@ static int oc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
         return tbgw_err_set(err, TBGW_EINVAL, "centralSystem.connection.type: expected insecure or tls");
     }
     c->security = json_object_get(cs, "security");
-    cps = json_object_get(c->cfg, "chargePoints");
-    c->cps = calloc(json_array_size(cps) ? json_array_size(cps) : 1, sizeof *c->cps);
-    size_t i;
-    const json_t *e;
-    json_array_foreach(cps, i, e) {
-        char path[64];
-        snprintf(path, sizeof path, "chargePoints[%zu]", i);
-        tbgw_err perr = {0};
-        if (ocpp_cp_parse(e, path, &c->cps[c->n_cps], &perr) != 0) {
-            TBGW_ERRORF(h->log, "%s; charge point entry skipped", perr.msg);
-            ocpp_cp_free(&c->cps[c->n_cps]);
-            continue;
-        }
-        c->n_cps++;
+    tbgw_cfg w; /* a charge point entry that cannot be used is reported and skipped */
+    tbgw_cfg_init(&w, h, err);
+    int rc = tbgw_cfg_list(&w, c->cfg, NULL, "chargePoints", sizeof *c->cps, (void **)&c->cps, &c->n_cps,
+                           cp_entry, cp_drop, NULL);
+    if (rc < 0) {
+        oc_destroy(c);
+        return rc;
     }
     *self = c;
     return 0;
@@ -208,6 +210,18 @@ static void reply_rpc(oc *c, pending *p, json_t *content) {
         json_decref(content);
 }
 
+static void on_tick(lws_sorted_usec_list_t *sul);
+
+/* Schedules the timer at the earliest deadline of the CALLs in flight (none: it stays asleep). */
+static void arm_tick(oc *c) {
+    int64_t due = INT64_MAX;
+    for (session *s = c->sessions; s; s = s->next)
+        if (s->in_flight && s->calls && s->calls->deadline < due) due = s->calls->deadline;
+    if (due == INT64_MAX) return;
+    int64_t left = due - tbgw_mono_ms();
+    lws_sul_schedule(c->ctx, 0, &c->tick, on_tick, (left > 0 ? left : 0) * LWS_US_PER_MS);
+}
+
 /* Sends the next of our CALLs when none is in flight. */
 static void next_call(session *s) {
     if (s->in_flight || !s->calls) return;
@@ -216,6 +230,7 @@ static void next_call(session *s) {
     p->deadline = tbgw_mono_ms() + CALL_TIMEOUT_MS;
     queue_text(s, p->text);
     p->text = NULL;
+    arm_tick(s->c);
 }
 
 static void call(session *s, const char *action, const json_t *payload, int has_rpc, uint64_t handle) {
@@ -481,6 +496,19 @@ static int cb_ocpp(struct lws *wsi, enum lws_callback_reasons reason, void *user
     }
 }
 
+/* The host's downlink descriptor, adopted (as a duplicate, which lws closes) as a raw file: lws sleeps
+ * on it next to its sockets and timers, and downlink is dispatched as soon as it is readable. */
+static int cb_downlink(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
+    (void)user, (void)in, (void)len;
+    oc *c = lws_context_user(lws_get_context(wsi));
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION) return -1; /* not a subprotocol for clients */
+    if (reason == LWS_CALLBACK_RAW_RX_FILE && c->h->dispatch(c->h)) {
+        c->stop = 1;
+        lws_cancel_service(c->ctx);
+    }
+    return 0;
+}
+
 /* protocols[0] also takes upgrades that asked for no known subprotocol: they are refused. */
 static int cb_refuse(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
     (void)user, (void)in, (void)len;
@@ -496,10 +524,11 @@ static const struct lws_protocols protocols[] = {
     {"tbgw-no-subprotocol", cb_refuse, 0, 0, 0, NULL, 0},
     {"ocpp1.6", cb_ocpp, sizeof(pss), MAX_FRAME, 0, NULL, 0},
     {"ocpp2.0.1", cb_ocpp, sizeof(pss), MAX_FRAME, 0, NULL, 0},
+    {"tbgw-downlink", cb_downlink, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-/* Every 20 ms: timeouts of our CALLs, and a turn of the loop for downlink. */
+/* Our CALLs that were not answered in time. */
 static void on_tick(lws_sorted_usec_list_t *sul) {
     oc *c = lws_container_of(sul, oc, tick);
     int64_t now = tbgw_mono_ms();
@@ -514,7 +543,7 @@ static void on_tick(lws_sorted_usec_list_t *sul) {
             next_call(s);
         }
     }
-    lws_sul_schedule(c->ctx, 0, &c->tick, on_tick, 20 * LWS_US_PER_MS);
+    arm_tick(c);
 }
 
 static void lws_log(int level, const char *line) {
@@ -545,12 +574,18 @@ static int oc_run(void *self) {
     }
     TBGW_INFOF(c->h->log, "central system listening on %s:%d (%s)", c->host ? c->host : "*", c->port,
                c->tls ? "TLS" : "plain");
-    c->h->set_state(c->h, TBGW_CONN_CONNECTED, NULL);
-    lws_sul_schedule(c->ctx, 0, &c->tick, on_tick, 20 * LWS_US_PER_MS);
-    while (!c->stop) {
-        if (lws_service(c->ctx, 0) < 0) break;
-        if (c->h->wait(c->h, 0)) break;
+    lws_sock_file_fd_type fd = {.filefd = dup(c->h->downlink_fd)};
+    if (fd.filefd < 0 || !lws_adopt_descriptor_vhost(lws_get_vhost_by_name(c->ctx, "default"),
+                                                     LWS_ADOPT_RAW_FILE_DESC, fd, "tbgw-downlink", NULL)) {
+        if (fd.filefd >= 0) close(fd.filefd);
+        lws_context_destroy(c->ctx);
+        c->ctx = NULL;
+        c->h->set_state(c->h, TBGW_CONN_FAILED, "cannot watch the downlink descriptor");
+        return TBGW_EIO;
     }
+    c->h->set_state(c->h, TBGW_CONN_CONNECTED, NULL);
+    while (!c->stop)
+        if (lws_service(c->ctx, 0) < 0) break;
     lws_context_destroy(c->ctx);
     c->ctx = NULL;
     while (c->sessions) session_free(c->sessions);

@@ -6,6 +6,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <jansson.h>
 #include <pcre2.h>
+#include <tbgw/connkit.h>
 #include <tbgw/data.h>
 
 #include "convert/expr.h"
@@ -74,8 +75,9 @@ tbgw_converted *ocpp_convert(const ocpp_cp_cfg *cp, const char *device, const ch
  * replaced by it (as the reference does for "data"). New reference. */
 json_t *ocpp_parse_embedded(const json_t *payload);
 
-/* Parses a chargePoints[] entry; 0, or an error naming path. */
-int ocpp_cp_parse(const json_t *e, const char *path, ocpp_cp_cfg *out, tbgw_err *err);
+/* Parses a chargePoints[] entry; 0, or an error naming path. Bad attributes / timeseries entries are
+ * reported through w and skipped. */
+int ocpp_cp_parse(tbgw_cfg *w, const json_t *e, const char *path, ocpp_cp_cfg *out, tbgw_err *err);
 void ocpp_cp_free(ocpp_cp_cfg *cp);
 /* Whether the charge point id (the URL path without its slashes) and the peer match the entry. */
 int ocpp_cp_matches(const ocpp_cp_cfg *cp, const char *id, const char *peer_host, int peer_port);

@@ -340,34 +340,50 @@ static void key_free(ocpp_key *k) {
     tbgw_expr_free(k->value);
 }
 
-static int keys_parse(const json_t *list, const char *path, ocpp_key **out, size_t *n, tbgw_err *err) {
-    size_t cnt = json_array_size(list), i;
-    *out = calloc(cnt ? cnt : 1, sizeof **out);
-    if (!*out) return TBGW_ENOMEM;
-    const json_t *e;
-    json_array_foreach(list, i, e) {
-        char p[200];
-        snprintf(p, sizeof p, "%s[%zu]", path, i);
-        ocpp_key *k = &(*out)[(*n)++];
-        const char *filter = json_string_value(json_object_get(e, "messageTypeFilter"));
-        if (!filter)
-            return tbgw_err_set(err, TBGW_EINVAL, "%s.messageTypeFilter: expected \"Action,Action\"", p);
-        char *copy = strdup(filter), *save = NULL;
-        k->actions = calloc(strlen(filter) / 2 + 2, sizeof *k->actions);
-        for (char *a = strtok_r(copy, ",", &save); a && k->actions; a = strtok_r(NULL, ",", &save)) {
-            while (*a == ' ') a++;
-            for (char *z = a + strlen(a); z > a && z[-1] == ' ';) *--z = 0;
-            if (*a) k->actions[k->n_actions++] = strdup(a);
-        }
+static void key_drop(void *slot) {
+    key_free(slot);
+}
+
+static int key_parse(tbgw_cfg *w, const json_t *e, const char *p, void *slot, void *ud, tbgw_err *err) {
+    (void)w, (void)ud;
+    ocpp_key *k = slot;
+    const char *filter = json_string_value(json_object_get(e, "messageTypeFilter"));
+    if (!filter) return tbgw_err_set(err, TBGW_EINVAL, "%s.messageTypeFilter: expected \"Action,Action\"", p);
+    char *copy = strdup(filter), *save = NULL;
+    k->actions = calloc(strlen(filter) / 2 + 2, sizeof *k->actions);
+    if (!copy || !k->actions) {
         free(copy);
-        if (compile_tmpl(e, "key", NULL, p, &k->key, err) ||
-            compile_tmpl(e, "value", NULL, p, &k->value, err))
-            return TBGW_EINVAL;
+        return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     }
+    for (char *a = strtok_r(copy, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+        while (*a == ' ') a++;
+        for (char *z = a + strlen(a); z > a && z[-1] == ' ';) *--z = 0;
+        if (*a) k->actions[k->n_actions++] = strdup(a);
+    }
+    free(copy);
+    if (compile_tmpl(e, "key", NULL, p, &k->key, err) || compile_tmpl(e, "value", NULL, p, &k->value, err))
+        return TBGW_EINVAL;
     return 0;
 }
 
-int ocpp_cp_parse(const json_t *e, const char *path, ocpp_cp_cfg *cp, tbgw_err *err) {
+/* attributes / timeseries of a charge point: a bad entry is reported and skipped; a section that is not
+ * a list is reported and ignored (it always was). */
+static int keys_parse(tbgw_cfg *w, const json_t *e, const char *path, const char *key, ocpp_key **out,
+                      size_t *n) {
+    *out = NULL;
+    *n = 0;
+    const json_t *l = json_object_get(e, key);
+    if (l && !json_is_null(l) && !json_is_array(l)) {
+        char p[256];
+        snprintf(p, sizeof p, "%s.%s", path, key);
+        tbgw_cfg_skip(w, p, "expected a list; the section is ignored");
+        return 0;
+    }
+    int rc = tbgw_cfg_list(w, e, path, key, sizeof **out, (void **)out, n, key_parse, key_drop, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+int ocpp_cp_parse(tbgw_cfg *w, const json_t *e, const char *path, ocpp_cp_cfg *cp, tbgw_err *err) {
     memset(cp, 0, sizeof *cp);
     cp->cfg = e;
     const char *id = json_string_value(json_object_get(e, "idRegexpPattern"));
@@ -390,10 +406,9 @@ int ocpp_cp_parse(const json_t *e, const char *path, ocpp_cp_cfg *cp, tbgw_err *
     if (compile_tmpl(e, "deviceNameExpression", "${Vendor} ${Model}", path, &cp->name, err) ||
         compile_tmpl(e, "deviceTypeExpression", "default", path, &cp->type, err))
         return TBGW_EINVAL;
-    snprintf(p, sizeof p, "%s.attributes", path);
-    if (keys_parse(json_object_get(e, "attributes"), p, &cp->attrs, &cp->n_attrs, err)) return TBGW_EINVAL;
-    snprintf(p, sizeof p, "%s.timeseries", path);
-    if (keys_parse(json_object_get(e, "timeseries"), p, &cp->ts, &cp->n_ts, err)) return TBGW_EINVAL;
+    if (keys_parse(w, e, path, "attributes", &cp->attrs, &cp->n_attrs) ||
+        keys_parse(w, e, path, "timeseries", &cp->ts, &cp->n_ts))
+        return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     const char *ext = json_string_value(json_object_get(e, "extension"));
     if (ext && strcmp(ext, "OcppUplinkConverter") != 0)
         return tbgw_err_set(err, TBGW_EINVAL,

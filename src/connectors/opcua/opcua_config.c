@@ -6,31 +6,19 @@
 #include <string.h>
 #include <strings.h>
 
+#include <tbgw/connkit.h>
+
 #include "connectors/opcua/opcua.h"
-#include "convert/cfg_util.h"
 #include "convert/report_cfg.h"
 
 static char *dup_or_null(const char *s) {
     return s ? strdup(s) : NULL;
 }
 
+/* Whole milliseconds and counts; a fraction is cut off, as before (the reference reads them with int()). */
 static int get_int(const json_t *o, const char *key, int64_t def, int64_t min, int64_t *out, const char *path,
                    tbgw_err *err) {
-    const json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) {
-        *out = def;
-        return 0;
-    }
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-    } else if (json_is_real(v)) {
-        *out = (int64_t)json_real_value(v);
-    } else {
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected a number", path, key);
-    }
-    if (*out < min)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.%s: expected a number >= %lld", path, key, (long long)min);
-    return 0;
+    return tbgw_cfg_get_int_ex(o, path, key, def, min, INT64_MAX, TBGW_CFG_NUM_TRUNC, out, err);
 }
 
 static int get_src(const json_t *o, const char *key, opcua_src def, opcua_src *out, const char *path,
@@ -97,7 +85,6 @@ static void free_dp(opcua_dp_cfg *d) {
 }
 
 static int parse_dp(const json_t *e, opcua_dp_cfg *d, const char *sub, tbgw_err *err) {
-    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", sub);
     const char *key = json_string_value(json_object_get(e, "key"));
     const json_t *val = json_object_get(e, "value");
     if (!key || !*key) return tbgw_err_set(err, TBGW_EINVAL, "%s.key: expected a non-empty string", sub);
@@ -128,40 +115,10 @@ static int parse_dp(const json_t *e, opcua_dp_cfg *d, const char *sub, tbgw_err 
     return 0;
 }
 
-/* One list of per-key entries: each element is parsed with parse into slot *n; one that cannot be used
- * is freed with drop, reported and skipped. Only out of memory fails the list. */
-typedef int (*entry_parse_fn)(const json_t *e, void *slot, const char *path, tbgw_err *err);
-typedef void (*entry_free_fn)(void *slot);
-
-static int parse_entries(const tbgw_host *h, const json_t *arr, const char *path, void **items, size_t size,
-                         size_t *n, entry_parse_fn parse, entry_free_fn drop, tbgw_err *err) {
-    *items = NULL;
-    *n = 0;
-    if (!arr || json_is_null(arr)) return 0;
-    if (!json_is_array(arr)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an array", path);
-    size_t cnt = json_array_size(arr);
-    if (cnt == 0) return 0;
-    char *base = calloc(cnt, size);
-    if (!base) return TBGW_ENOMEM;
-    *items = base;
-    for (size_t i = 0; i < cnt; i++) {
-        char sub[256];
-        snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-        void *slot = base + *n * size;
-        tbgw_err ee = {0, ""};
-        int rc = parse(json_array_get(arr, i), slot, sub, &ee);
-        if (rc == 0) {
-            (*n)++;
-            continue;
-        }
-        drop(slot);
-        memset(slot, 0, size);
-        if ((rc = tbgw_cfg_skip_entry(h, &ee)) != 0) return tbgw_err_set(err, rc, "%s", ee.msg);
-    }
-    return 0;
-}
-
-static int dp_parse(const json_t *e, void *slot, const char *path, tbgw_err *err) {
+/* The per-key lists (attributes, timeseries, rpc_methods, attributes_updates) go through tbgw_cfg_list:
+ * an entry that cannot be used is released, reported with its file:line:column and skipped. */
+static int dp_parse(tbgw_cfg *w, const json_t *e, const char *path, void *slot, void *ud, tbgw_err *err) {
+    (void)w, (void)ud;
     return parse_dp(e, slot, path, err);
 }
 
@@ -169,9 +126,9 @@ static void dp_free(void *slot) {
     free_dp(slot);
 }
 
-static int rpc_parse(const json_t *e, void *slot, const char *sub, tbgw_err *err) {
+static int rpc_parse(tbgw_cfg *w, const json_t *e, const char *sub, void *slot, void *ud, tbgw_err *err) {
+    (void)w, (void)ud;
     opcua_rpc_cfg *r = slot;
-    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", sub);
     const char *meth = json_string_value(json_object_get(e, "method"));
     if (!meth || !*meth) return tbgw_err_set(err, TBGW_EINVAL, "%s.method: expected a non-empty string", sub);
     const json_t *args = json_object_get(e, "arguments");
@@ -188,9 +145,9 @@ static void rpc_free(void *slot) {
     json_decref(r->args);
 }
 
-static int upd_parse(const json_t *e, void *slot, const char *sub, tbgw_err *err) {
+static int upd_parse(tbgw_cfg *w, const json_t *e, const char *sub, void *slot, void *ud, tbgw_err *err) {
+    (void)w, (void)ud;
     opcua_upd_cfg *u = slot;
-    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", sub);
     const char *key = json_string_value(json_object_get(e, "key"));
     const char *val = json_string_value(json_object_get(e, "value"));
     if (!key || !*key) return tbgw_err_set(err, TBGW_EINVAL, "%s.key: expected a non-empty string", sub);
@@ -226,10 +183,15 @@ static void free_mapping(opcua_mapping *m) {
     memset(m, 0, sizeof *m);
 }
 
-static int parse_mapping(const tbgw_host *h, const json_t *e, opcua_mapping *m, size_t idx, tbgw_err *err) {
-    char path[128];
-    snprintf(path, sizeof path, "mapping[%zu]", idx);
-    if (!json_is_object(e)) return tbgw_err_set(err, TBGW_EINVAL, "%s: expected an object", path);
+static void mapping_free(void *slot) {
+    free_mapping(slot);
+}
+
+/* One device mapping; one that cannot be used is reported and skipped, like one key. */
+static int parse_mapping(tbgw_cfg *w, const json_t *e, const char *path, void *slot, void *ud,
+                         tbgw_err *err) {
+    (void)ud;
+    opcua_mapping *m = slot;
     const char *pattern = json_string_value(json_object_get(e, "deviceNodePattern"));
     if (!pattern || !*pattern)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.deviceNodePattern: expected a browse path or node id",
@@ -258,8 +220,8 @@ static int parse_mapping(const tbgw_host *h, const json_t *e, opcua_mapping *m, 
     static const struct {
         const char *key;
         size_t items, count, size;
-        entry_parse_fn parse;
-        entry_free_fn drop;
+        tbgw_cfg_slot_fn parse;
+        void (*drop)(void *slot);
     } lists[] = {
         {"attributes", offsetof(opcua_mapping, attrs), offsetof(opcua_mapping, n_attrs), sizeof(opcua_dp_cfg),
          dp_parse, dp_free},
@@ -271,11 +233,14 @@ static int parse_mapping(const tbgw_host *h, const json_t *e, opcua_mapping *m, 
          sizeof(opcua_upd_cfg), upd_parse, upd_free},
     };
     for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {
-        snprintf(sub, sizeof sub, "%s.%s", path, lists[l].key);
-        int rc = parse_entries(h, json_object_get(e, lists[l].key), sub,
-                               (void **)((char *)m + lists[l].items), lists[l].size,
-                               (size_t *)((char *)m + lists[l].count), lists[l].parse, lists[l].drop, err);
-        if (rc) return rc;
+        /* a per-key list that is not a list refuses the mapping (reported at the list, skipped) */
+        tbgw_err lerr = {0};
+        tbgw_cfg lw = {w->host, &lerr, 0};
+        int rc =
+            tbgw_cfg_list(&lw, e, path, lists[l].key, lists[l].size, (void **)((char *)m + lists[l].items),
+                          (size_t *)((char *)m + lists[l].count), lists[l].parse, lists[l].drop, NULL);
+        w->skipped += lw.skipped;
+        if (rc < 0) return tbgw_err_set(err, rc, "%s", lerr.msg);
     }
     if (parse_rs(json_object_get(e, "reportStrategy"), &m->rs, &m->has_rs, path, err)) return TBGW_EINVAL;
     if (!m->pattern || !m->name_expr || !m->profile_expr) return TBGW_ENOMEM;
@@ -389,10 +354,8 @@ int opcua_cfg_parse(const json_t *j, const char *config_dir, const tbgw_host *h,
     const json_t *f = json_object_get(srv, "reconnectBackoffFactor");
     cfg->reconnect_factor = json_is_number(f) ? json_number_value(f) : 2.0;
     if (cfg->reconnect_factor < 1.0) cfg->reconnect_factor = 1.0;
-    const json_t *es = json_object_get(srv, "enableSubscriptions");
-    if (es && !json_is_boolean(es))
-        return tbgw_err_set(err, TBGW_EINVAL, "server.enableSubscriptions: expected a boolean");
-    cfg->subscriptions = es ? json_is_true(es) : 1;
+    if (tbgw_cfg_get_bool(srv, "server", "enableSubscriptions", 1, &cfg->subscriptions, err))
+        return TBGW_EINVAL;
     cfg->app_uri = dup_or_null(json_string_value(json_object_get(srv, "uri")));
     cfg->security = dup_or_null(json_string_value(json_object_get(srv, "security")));
     if (parse_identity(json_object_get(srv, "identity"), config_dir, cfg, err)) return TBGW_EINVAL;
@@ -409,21 +372,13 @@ int opcua_cfg_parse(const json_t *j, const char *config_dir, const tbgw_host *h,
     const json_t *maps = json_object_get(j, "mapping");
     if (!maps) maps = json_object_get(srv, "mapping");
     if (!json_is_array(maps)) return tbgw_err_set(err, TBGW_EINVAL, "mapping: expected an array");
-    size_t n = json_array_size(maps);
-    cfg->maps = calloc(n ? n : 1, sizeof *cfg->maps);
-    if (!cfg->maps || !cfg->url) return TBGW_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        /* one device mapping that cannot be used is reported and skipped, like one key */
-        opcua_mapping *m = &cfg->maps[cfg->n_maps];
-        tbgw_err ee = {0, ""};
-        if ((rc = parse_mapping(h, json_array_get(maps, i), m, i, &ee)) == 0) {
-            cfg->n_maps++;
-            continue;
-        }
-        free_mapping(m);
-        if ((rc = tbgw_cfg_skip_entry(h, &ee)) != 0) return tbgw_err_set(err, rc, "%s", ee.msg);
-    }
-    return 0;
+    if (!cfg->url) return TBGW_ENOMEM;
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, h, err);
+    int top = json_object_get(j, "mapping") != NULL;
+    rc = tbgw_cfg_list(&w, top ? j : srv, top ? NULL : "server", "mapping", sizeof *cfg->maps,
+                       (void **)&cfg->maps, &cfg->n_maps, parse_mapping, mapping_free, NULL);
+    return rc < 0 ? rc : 0;
 }
 
 void opcua_cfg_free(opcua_cfg *cfg) {

@@ -345,8 +345,10 @@ int opcua_variant_cast(const json_t *j, uint8_t type, tbgw_ua_variant *out) {
         if (end != s && !*end && !errno) break;
         errno = 0;
         double d = strtod(s, &end);
-        if (end == s || *end || errno || d != floor(d)) rc = TBGW_EINVAL;
-        sc.i = (int64_t)d;
+        if (end == s || *end || errno || d != floor(d) || !(fabs(d) < 9.2e18))
+            rc = TBGW_EINVAL;
+        else
+            sc.i = (int64_t)d;
         break;
     }
     case TBGW_UA_BYTE:
@@ -357,8 +359,10 @@ int opcua_variant_cast(const json_t *j, uint8_t type, tbgw_ua_variant *out) {
         if (*s != '-' && end != s && !*end && !errno) break;
         errno = 0;
         double d = strtod(s, &end);
-        if (end == s || *end || errno || d < 0 || d != floor(d)) rc = TBGW_EINVAL;
-        sc.u = (uint64_t)d;
+        if (end == s || *end || errno || d < 0 || d != floor(d) || !(d < 1.8e19))
+            rc = TBGW_EINVAL;
+        else
+            sc.u = (uint64_t)d;
         break;
     }
     case TBGW_UA_FLOAT:

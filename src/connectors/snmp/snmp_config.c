@@ -191,10 +191,7 @@ static int item_entry(tbgw_cfg *w, const json_t *e, const char *path, size_t ind
     int rc = snmp_item_parse(e, path, x->downlink, it, &ierr);
     if (rc == TBGW_ENOMEM) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     if (rc < 0) {
-        /* reported at the field it names (the message starts with the entry's path) */
-        size_t pl = strlen(path);
-        const char *m = !strncmp(ierr.msg, path, pl) && ierr.msg[pl] == '.' ? ierr.msg + pl + 1 : ierr.msg;
-        tbgw_cfg_skip_msg(w, path, m);
+        tbgw_cfg_skip_err(w, path, ierr.msg); /* at the field it names (the message starts with the path) */
         return 0;
     }
     it->is_attr = x->is_attr;

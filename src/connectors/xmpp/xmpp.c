@@ -2,6 +2,7 @@
  * thread. Chat messages from the configured device JIDs are converted as the reference's
  * XmppUplinkConverter does (JSON bodies through ${...} templates, other bodies by character slices);
  * attribute updates and RPCs go to the device as chat messages. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@ typedef struct xc {
     xmpp_ctx_t *ctx;
     xmpp_conn_t *conn;
     int connected;
-    int64_t reconnect_at;
+    int64_t reconnect_at, last_attempt; /* the next connection attempt, the last one made */
     tbgw_backoff backoff;
     volatile int stop;
 } xc;
@@ -53,43 +54,34 @@ static int compile(const json_t *o, const char *k, const char *path, tbgw_expr *
     return 0;
 }
 
-static int keys_parse(const json_t *list, const char *path, xkey **out, size_t *n, const tbgw_host *h) {
-    size_t cnt = json_array_size(list), i;
-    *out = calloc(cnt ? cnt : 1, sizeof **out);
-    if (!*out) return TBGW_ENOMEM;
-    const json_t *e;
-    json_array_foreach(list, i, e) {
-        char p[256];
-        snprintf(p, sizeof p, "%s[%zu]", path, i);
-        tbgw_err err = {0};
-        xkey *k = &(*out)[*n];
-        if (compile(e, "key", p, &k->key, &err) || compile(e, "value", p, &k->value, &err)) {
-            /* one bad entry is reported and skipped */
-            TBGW_ERRORF(h->log, "%s; entry skipped", err.msg);
-            tbgw_expr_free(k->key);
-            tbgw_expr_free(k->value);
-            memset(k, 0, sizeof *k);
-            continue;
-        }
-        (*n)++;
-    }
-    return 0;
+static void key_drop(void *slot) {
+    xkey *k = slot;
+    tbgw_expr_free(k->key);
+    tbgw_expr_free(k->value);
 }
 
-static void dev_free(xdev *d) {
+static int key_parse(tbgw_cfg *w, const json_t *e, const char *path, void *slot, void *ud, tbgw_err *err) {
+    (void)w, (void)ud;
+    xkey *k = slot;
+    return compile(e, "key", path, &k->key, err) || compile(e, "value", path, &k->value, err) ? TBGW_EINVAL
+                                                                                              : 0;
+}
+
+static void dev_free(void *slot) {
+    xdev *d = slot;
     free(d->jid);
     tbgw_expr_free(d->name);
     tbgw_expr_free(d->type);
-    for (size_t i = 0; i < d->n_attrs; i++)
-        tbgw_expr_free(d->attrs[i].key), tbgw_expr_free(d->attrs[i].value);
-    for (size_t i = 0; i < d->n_ts; i++) tbgw_expr_free(d->ts[i].key), tbgw_expr_free(d->ts[i].value);
+    for (size_t i = 0; i < d->n_attrs; i++) key_drop(&d->attrs[i]);
+    for (size_t i = 0; i < d->n_ts; i++) key_drop(&d->ts[i]);
     free(d->attrs);
     free(d->ts);
 }
 
-static int dev_parse(xc *c, const json_t *jd, size_t idx, xdev *d, tbgw_err *err) {
-    char path[64];
-    snprintf(path, sizeof path, "devices[%zu]", idx);
+/* One devices[] entry; a bad one (or a bad key inside) is reported with file:line:column and skipped. */
+static int dev_parse(tbgw_cfg *w, const json_t *jd, const char *path, void *slot, void *ud, tbgw_err *err) {
+    (void)ud;
+    xdev *d = slot;
     const char *jid = json_string_value(json_object_get(jd, "jid"));
     if (!jid || !strchr(jid, '@'))
         return tbgw_err_set(err, TBGW_EINVAL, "%s.jid: expected the device's full JID (user@domain/resource)",
@@ -101,16 +93,18 @@ static int dev_parse(xc *c, const json_t *jd, size_t idx, xdev *d, tbgw_err *err
     if (compile(jd, "deviceNameExpression", path, &d->name, err) ||
         compile(jd, "deviceTypeExpression", path, &d->type, err))
         return TBGW_EINVAL;
-    d->jid = strdup(jid);
+    if (!(d->jid = strdup(jid))) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     d->cfg = jd;
-    char p[80];
-    snprintf(p, sizeof p, "%s.attributes", path);
-    if (keys_parse(json_object_get(jd, "attributes"), p, &d->attrs, &d->n_attrs, c->h)) return TBGW_ENOMEM;
-    snprintf(p, sizeof p, "%s.timeseries", path);
-    const json_t *ts = json_object_get(jd, "timeseries");
-    if (!ts) ts = json_object_get(jd, "telemetry");
-    if (keys_parse(ts, p, &d->ts, &d->n_ts, c->h)) return TBGW_ENOMEM;
-    return 0;
+    const char *ts = json_object_get(jd, "timeseries") ? "timeseries" : "telemetry";
+    tbgw_err lerr = {0}; /* a key list that is not a list refuses the device */
+    tbgw_cfg lw = {w->host, &lerr, 0};
+    int rc = tbgw_cfg_list(&lw, jd, path, "attributes", sizeof *d->attrs, (void **)&d->attrs, &d->n_attrs,
+                           key_parse, key_drop, NULL);
+    if (rc >= 0)
+        rc = tbgw_cfg_list(&lw, jd, path, ts, sizeof *d->ts, (void **)&d->ts, &d->n_ts, key_parse, key_drop,
+                           NULL);
+    w->skipped += lw.skipped;
+    return rc < 0 ? tbgw_err_set(err, rc, "%s", lerr.msg) : 0;
 }
 
 static void xc_destroy(void *self);
@@ -122,11 +116,11 @@ static int xc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
     const char *pw = json_string_value(json_object_get(srv, "password"));
     if (!jid || !strchr(jid, '@')) return tbgw_err_set(err, TBGW_EINVAL, "server.jid: expected user@domain");
     if (!pw) return tbgw_err_set(err, TBGW_EINVAL, "server.password: expected a string");
-    const json_t *port = json_object_get(srv, "port");
-    if (port && (!json_is_integer(port) || json_integer_value(port) <= 0 || json_integer_value(port) > 65535))
-        return tbgw_err_set(err, TBGW_EINVAL, "server.port: expected 1..65535");
+    int64_t port;
+    if (tbgw_cfg_get_int(srv, "server", "port", 0, 1, 65535, &port, err)) return TBGW_EINVAL; /* 0: SRV */
     const json_t *devs = json_object_get(cfg, "devices");
-    if (devs && !json_is_array(devs)) return tbgw_err_set(err, TBGW_EINVAL, "devices: expected a list");
+    if (devs && !json_is_null(devs) && !json_is_array(devs))
+        return tbgw_err_set(err, TBGW_EINVAL, "devices: expected a list");
     xc *c = calloc(1, sizeof *c);
     if (!c) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     c->h = h;
@@ -136,7 +130,7 @@ static int xc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
     c->password = json_string_value(json_object_get(srv, "password"));
     c->host = json_string_value(json_object_get(srv, "host"));
     c->cafile = json_string_value(json_object_get(srv, "caCert"));
-    c->port = port ? (int)json_integer_value(port) : 0;
+    c->port = (int)port;
     if (json_is_true(json_object_get(srv, "use_ssl"))) c->flags |= XMPP_CONN_FLAG_LEGACY_SSL;
     if (json_is_true(json_object_get(srv, "disable_starttls"))) c->flags |= XMPP_CONN_FLAG_DISABLE_TLS;
     const json_t *force = json_object_get(srv, "force_starttls");
@@ -144,19 +138,13 @@ static int xc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
         !(c->flags & (XMPP_CONN_FLAG_DISABLE_TLS | XMPP_CONN_FLAG_LEGACY_SSL)))
         c->flags |= XMPP_CONN_FLAG_MANDATORY_TLS;
     if (json_is_true(json_object_get(srv, "insecure"))) c->flags |= XMPP_CONN_FLAG_TRUST_TLS;
-    devs = json_object_get(c->cfg, "devices");
-    c->devs = calloc(json_array_size(devs) ? json_array_size(devs) : 1, sizeof *c->devs);
-    size_t i;
-    const json_t *jd;
-    json_array_foreach(devs, i, jd) {
-        tbgw_err derr = {0};
-        if (dev_parse(c, jd, i, &c->devs[c->n_devs], &derr) != 0) {
-            TBGW_ERRORF(h->log, "%s; device skipped", derr.msg);
-            dev_free(&c->devs[c->n_devs]);
-            memset(&c->devs[c->n_devs], 0, sizeof c->devs[c->n_devs]);
-            continue;
-        }
-        c->n_devs++;
+    tbgw_cfg w;
+    tbgw_cfg_init(&w, h, err);
+    int rc = tbgw_cfg_list(&w, c->cfg, NULL, "devices", sizeof *c->devs, (void **)&c->devs, &c->n_devs,
+                           dev_parse, dev_free, NULL);
+    if (rc < 0) {
+        xc_destroy(c);
+        return rc;
     }
     tbgw_backoff_init(&c->backoff, 1000, 30000);
     *self = c;
@@ -291,6 +279,15 @@ static void on_conn(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error, xmpp_str
     c->h->set_state(c->h, TBGW_CONN_DISCONNECTED, why);
 }
 
+/* libstrophe hands the socket of a session only to this callback (each new socket of a connection
+ * attempt); the connector thread polls it itself. TCP keepalive stays as libstrophe sets it. */
+static _Thread_local int strophe_sock = -1;
+
+static int on_socket(xmpp_conn_t *conn, void *sock) {
+    strophe_sock = *(int *)sock;
+    return xmpp_sockopt_cb_keepalive(conn, sock);
+}
+
 static void strophe_log(void *ud, xmpp_log_level_t level, const char *area, const char *msg) {
     xc *c = ud;
     if (level >= XMPP_LEVEL_ERROR)
@@ -308,6 +305,8 @@ static void start_session(xc *c) {
     xmpp_conn_set_pass(c->conn, c->password);
     if (c->cafile) xmpp_conn_set_cafile(c->conn, c->cafile);
     xmpp_conn_set_certfail_handler(c->conn, on_certfail);
+    xmpp_conn_set_sockopt_callback(c->conn, on_socket);
+    strophe_sock = -1;
     c->h->set_state(c->h, TBGW_CONN_STARTING, NULL);
     if (xmpp_connect_client(c->conn, c->host, (unsigned short)c->port, on_conn, c) != XMPP_EOK) {
         int64_t d = tbgw_backoff_next(&c->backoff);
@@ -317,6 +316,37 @@ static void start_session(xc *c) {
     }
 }
 
+/* One turn: sleeps on the session's socket, the downlink descriptor and the next timer (the next
+ * reconnection; libstrophe keeps its own timers private, so a session being set up is looked at every
+ * 100 ms and an established one every second), dispatches downlink, then lets libstrophe write what is
+ * queued, read what arrived and fire its timers. Returns 1 when the connector should stop. */
+static int turn(xc *c) {
+    int64_t now = tbgw_mono_ms();
+    struct pollfd pfd[2] = {{.fd = c->h->downlink_fd, .events = POLLIN}, {.fd = -1}};
+    int timeout;
+    if (c->conn && !xmpp_conn_is_disconnected(c->conn) && strophe_sock >= 0) {
+        pfd[1].fd = strophe_sock;
+        pfd[1].events = xmpp_conn_is_connecting(c->conn) ? POLLOUT : POLLIN;
+        if (xmpp_conn_send_queue_len(c->conn) > 0) pfd[1].events |= POLLOUT;
+        timeout = c->connected ? 1000 : 100;
+    } else if (c->conn && !xmpp_conn_is_disconnected(c->conn)) {
+        timeout = 100; /* an attempt without a socket yet */
+    } else {
+        int64_t left = c->reconnect_at - now;
+        timeout = c->last_attempt == c->reconnect_at ? 1000
+                  : left <= 0                        ? 0
+                  : left > 60000                     ? 60000
+                                                     : (int)left;
+    }
+    int n = poll(pfd, 2, timeout);
+    if (n > 0 && (pfd[0].revents & POLLIN) && c->h->dispatch(c->h)) return 1;
+    /* a TLS record (up to 16 KiB) may be left decrypted inside the library after one 4 KiB read, with
+     * nothing more on the socket: a readable socket gets four reads */
+    int reads = n > 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) ? 4 : 1;
+    for (int i = 0; i < reads; i++) xmpp_run_once(c->ctx, 0);
+    return 0;
+}
+
 static int xc_run(void *self) {
     xc *c = self;
     xmpp_initialize();
@@ -324,14 +354,13 @@ static int xc_run(void *self) {
     c->ctx = xmpp_ctx_new(NULL, &log);
     if (!c->ctx) return TBGW_ENOMEM;
     c->reconnect_at = 0;
-    int64_t last_conn = -1;
+    c->last_attempt = -1;
     while (!c->stop) {
-        if (!c->connected && tbgw_mono_ms() >= c->reconnect_at && last_conn != c->reconnect_at) {
-            last_conn = c->reconnect_at;
+        if (!c->connected && tbgw_mono_ms() >= c->reconnect_at && c->last_attempt != c->reconnect_at) {
+            c->last_attempt = c->reconnect_at;
             start_session(c);
         }
-        xmpp_run_once(c->ctx, 50);
-        if (c->h->wait(c->h, 0)) break;
+        if (turn(c)) break;
     }
     if (c->conn) {
         if (c->connected) xmpp_disconnect(c->conn);

@@ -159,12 +159,17 @@ void bn_npdu_encode(bn_w *w, int expecting_reply, uint16_t dnet, const uint8_t *
 enum {
     BN_NL_WHO_IS_ROUTER = 0x00,
     BN_NL_I_AM_ROUTER = 0x01,
+    BN_NL_REJECT = 0x03,           /* Reject-Message-To-Network: reason, DNET */
+    BN_NL_ROUTER_BUSY = 0x04,      /* Router-Busy-To-Network: list of DNETs (none = all) */
+    BN_NL_ROUTER_AVAILABLE = 0x05, /* Router-Available-To-Network: list of DNETs (none = all) */
 };
 /* Network-layer message Who-Is-Router-To-Network (net 0 = any). */
 void bn_npdu_who_is_router(bn_w *w, uint16_t net);
 /* I-Am-Router-To-Network: the payload after the message type is a list of 2-octet network numbers.
  * Returns how many (at most cap stored), -1 when the payload is not a whole list. */
 int bn_npdu_i_am_router_decode(const uint8_t *p, size_t n, uint16_t *nets, size_t cap);
+/* Reject-Message-To-Network (clause 6.4.4): the reason octet and the network. 0, or -1 when short. */
+int bn_npdu_reject_decode(const uint8_t *p, size_t n, uint8_t *reason, uint16_t *net);
 /* Writes an I-Am-Router-To-Network for nets (what a router answers). */
 void bn_npdu_i_am_router(bn_w *w, const uint16_t *nets, size_t n);
 
@@ -222,6 +227,8 @@ const char *bn_error_class_name(uint32_t c);
 const char *bn_error_code_name(uint32_t c);
 const char *bn_reject_name(uint32_t r);
 const char *bn_abort_name(uint32_t r);
+/* Reject-Message-To-Network reasons (clause 6.4.4): "not-directly-connected", "router-busy", ... */
+const char *bn_network_reject_name(uint32_t r);
 
 /* ---- services ---- */
 typedef struct bn_iam {

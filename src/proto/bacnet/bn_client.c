@@ -22,6 +22,8 @@ typedef struct txn {
     uint8_t *frame; /* the request as sent, for retries */
     size_t frame_len;
     int64_t deadline;
+    int64_t started; /* first sent (a route with no frame since then is forgotten on timeout) */
+    int held;        /* not sent yet: its router is busy */
     int tries;
     bn_done_fn cb;
     void *ud;
@@ -46,10 +48,24 @@ typedef struct route {
     uint16_t net;
     uint32_t ip;
     uint16_t port;
+    int64_t heard;      /* last frame from that network (or the router's I-Am-Router-To-Network) */
+    int64_t busy_until; /* Router-Busy-To-Network */
 } route;
+
+/* A segmented request to us being reassembled (clause 5.4.5, window size 1). */
+#define MAX_RX_SEG 8
+typedef struct rxseg {
+    bn_addr src;
+    bn_apdu first; /* header of segment 0 (invoke id, service, what the requester accepts) */
+    uint8_t *buf;
+    size_t len;
+    int next; /* next expected sequence number, 0 = slot free */
+    int64_t deadline;
+} rxseg;
 
 struct bn_client {
     int fd;
+    rxseg rx[MAX_RX_SEG];
     bn_client_opts o;
     bn_handlers h;
     uint16_t port;
@@ -132,6 +148,9 @@ void bn_result_text(const bn_result *r, char *out, size_t cap) {
         break;
     case BN_E_SEND:
         snprintf(out, cap, "cannot send");
+        break;
+    case BN_E_NETWORK:
+        snprintf(out, cap, "rejected by the router: %s", bn_network_reject_name(r->reason));
         break;
     default:
         snprintf(out, cap, "cancelled");
@@ -239,6 +258,7 @@ void bn_client_close(bn_client *c) {
         finish(c, c->act[c->n_act - 1], &r);
     }
     free(c->act);
+    for (int i = 0; i < MAX_RX_SEG; i++) free(c->rx[i].buf);
     if (c->o.bbmd_ip && c->self_ip) {
         uint8_t f[10];
         size_t n = bn_bvll_delete_fdt(f, c->self_ip, c->port);
@@ -271,13 +291,33 @@ int bn_client_router_to(const bn_client *c, uint16_t net, bn_addr *router) {
     return -1;
 }
 
+static route *find_route(bn_client *c, uint16_t net) {
+    for (size_t i = 0; i < c->n_routes; i++)
+        if (c->routes[i].net == net) return &c->routes[i];
+    return NULL;
+}
+
+/* The route a frame to dst (behind a router, sent to ip:port) takes, when it is in the cache. */
+static route *route_of(bn_client *c, const bn_addr *dst) {
+    if (!dst->net || dst->net == 0xFFFF) return NULL;
+    route *r = find_route(c, dst->net);
+    return r && r->ip == dst->ip && r->port == dst->port ? r : NULL;
+}
+
+static int route_busy(bn_client *c, const bn_addr *dst, int64_t now) {
+    route *r = route_of(c, dst);
+    return r && r->busy_until > now;
+}
+
 /* Remembers that net is reached through hop; tells the owner when that is new or changed. */
 static void learn_route(bn_client *c, uint16_t net, const bn_addr *hop) {
     if (net == 0 || net == 0xFFFF) return;
-    route *r = NULL;
-    for (size_t i = 0; i < c->n_routes && !r; i++)
-        if (c->routes[i].net == net) r = &c->routes[i];
-    if (r && r->ip == hop->ip && r->port == hop->port) return;
+    route *r = find_route(c, net);
+    int64_t now = tbgw_mono_ms();
+    if (r && r->ip == hop->ip && r->port == hop->port) {
+        r->heard = now;
+        return;
+    }
     if (!r) {
         if (c->n_routes == MAX_ROUTES) return;
         r = &c->routes[c->n_routes++];
@@ -285,10 +325,20 @@ static void learn_route(bn_client *c, uint16_t net, const bn_addr *hop) {
     r->net = net;
     r->ip = hop->ip;
     r->port = hop->port;
+    r->heard = now;
+    r->busy_until = 0;
     if (c->h.route) {
         bn_addr a = {.ip = hop->ip, .port = hop->port};
         c->h.route(c->h.ud, net, &a);
     }
+}
+
+/* Drops the route to net (the owner looks for a router again). */
+static void forget_route(bn_client *c, route *r, const char *why) {
+    bn_addr a = {.ip = r->ip, .port = r->port};
+    uint16_t net = r->net;
+    *r = c->routes[--c->n_routes];
+    if (c->h.route_lost) c->h.route_lost(c->h.ud, net, &a, why);
 }
 
 /* Frames an APDU to dst (NPDU routing when dst is behind a router) and sends it. */
@@ -312,6 +362,7 @@ static int send_apdu(bn_client *c, const bn_addr *dst, int expecting_reply, cons
     if (w.overflow) return -1;
     bn_bvll_finish(f, w.len, BN_BVLC_UNICAST);
     if (frame_len) *frame_len = w.len;
+    if (route_busy(c, dst, tbgw_mono_ms())) return 1; /* held: the router is busy */
     return send_to(c, dst->ip, dst->port, f, w.len);
 }
 
@@ -434,7 +485,13 @@ int bn_client_request(bn_client *c, const bn_addr *dst, uint8_t service, const u
         t->chunk = peer_max_apdu - 6;
         t->n_segs = (int)((n + t->chunk - 1) / t->chunk);
         t->window = c->window;
-        start_segmented(c, t);
+        if (route_busy(c, dst, tbgw_mono_ms())) {
+            t->held = 1;
+            t->acked = -1;
+            t->deadline = tbgw_mono_ms() + c->o.timeout_ms;
+        } else {
+            start_segmented(c, t);
+        }
     } else {
         uint8_t apdu[BN_MAX_APDU], frame[BN_MAX_FRAME];
         bn_w w;
@@ -442,7 +499,8 @@ int bn_client_request(bn_client *c, const bn_addr *dst, uint8_t service, const u
         bn_apdu_confirmed(&w, (uint8_t)id, service, c->o.max_apdu);
         bn_put(&w, req, n);
         size_t flen = 0;
-        if (!w.overflow) send_apdu(c, dst, 1, apdu, w.len, frame, &flen); /* a failed send is retried */
+        /* a failed send is retried; a frame for a busy router waits */
+        if (!w.overflow) t->held = send_apdu(c, dst, 1, apdu, w.len, frame, &flen) == 1;
         if (!flen) {
             free(t);
             return -1;
@@ -453,6 +511,7 @@ int bn_client_request(bn_client *c, const bn_addr *dst, uint8_t service, const u
         t->frame_len = flen;
         t->deadline = tbgw_mono_ms() + c->o.timeout_ms;
     }
+    t->started = tbgw_mono_ms();
     size_t b = bucket_of(dst, t->invoke);
     t->next_in_bucket = c->bucket[b];
     c->bucket[b] = t;
@@ -585,23 +644,191 @@ static void on_segment_ack(bn_client *c, const bn_addr *src, const bn_apdu *a) {
     send_window(c, t, a->nak); /* after a NAK: the segments from the one missing */
 }
 
-static void on_request(bn_client *c, const bn_addr *src, const bn_apdu *a) {
+/* Answers a whole confirmed request to us (the owner writes the reply APDU). */
+static void serve_request(bn_client *c, const bn_addr *src, const bn_apdu *a) {
     uint8_t out[BN_MAX_APDU];
+    unsigned fits = bn_max_apdu_decode(a->max_apdu_code); /* what the requester takes */
     bn_w w;
-    bn_w_init(&w, out, sizeof out);
-    if (a->segmented) {
-        /* we do not take segmented requests */
-        bn_put_u8(&w, 0x71);
-        bn_put_u8(&w, a->invoke_id);
-        bn_put_u8(&w, 4); /* segmentation-not-supported */
-    } else if (c->h.confirmed) {
-        c->h.confirmed(c->h.ud, src, a, &w);
-    }
+    bn_w_init(&w, out, fits < sizeof out ? fits : sizeof out);
+    if (c->h.confirmed) c->h.confirmed(c->h.ud, src, a, &w);
     if (w.overflow || w.len == 0) {
         bn_w_init(&w, out, sizeof out);
         bn_apdu_reject(&w, a->invoke_id, 9);
     }
     send_apdu(c, src, 0, out, w.len, NULL, NULL);
+}
+
+/* SegmentACK or Abort of the server side of a segmented request. */
+static void rx_reply(bn_client *c, const bn_addr *src, uint8_t invoke, uint8_t seq, int nak,
+                     int abort_reason) {
+    uint8_t o[4];
+    size_t n = 4;
+    if (abort_reason >= 0) {
+        o[0] = 0x71; /* Abort, from the server */
+        o[1] = invoke;
+        o[2] = (uint8_t)abort_reason;
+        n = 3;
+    } else {
+        o[0] = (uint8_t)(0x41 | (nak ? 0x02 : 0)); /* SegmentACK, from the server */
+        o[1] = invoke;
+        o[2] = seq;
+        o[3] = 1; /* actual window size */
+    }
+    send_apdu(c, src, 0, o, n, NULL, NULL);
+}
+
+/* A segment of a request to us (clause 5.4.5): each in-order segment acknowledged (window 1), an
+ * out-of-order one answered with a negative SegmentACK for the last one received; the last one
+ * completes the request. */
+static void on_request_segment(bn_client *c, const bn_addr *src, const bn_apdu *a) {
+    rxseg *r = NULL, *free_slot = NULL;
+    for (int i = 0; i < MAX_RX_SEG && !r; i++) {
+        if (c->rx[i].next && c->rx[i].first.invoke_id == a->invoke_id && bn_addr_equal(&c->rx[i].src, src))
+            r = &c->rx[i];
+        else if (!c->rx[i].next && !free_slot)
+            free_slot = &c->rx[i];
+    }
+    if (!r) {
+        if (a->seq != 0) return; /* a segment of something already over */
+        if (!free_slot) {
+            rx_reply(c, src, a->invoke_id, 0, 0, 9); /* out-of-resources */
+            return;
+        }
+        r = free_slot;
+        r->src = *src;
+        r->first = *a;
+        r->len = 0;
+    } else if (a->seq != (uint8_t)r->next) {
+        if (a->seq == 0 && r->next == 1) { /* the first segment again: our ACK was lost */
+            rx_reply(c, src, a->invoke_id, 0, 0, -1);
+            return;
+        }
+        rx_reply(c, src, a->invoke_id, (uint8_t)(r->next - 1), 1, -1);
+        return;
+    }
+    if (r->len + a->len > BN_MAX_REQUEST) {
+        rx_reply(c, src, a->invoke_id, 0, 0, 1); /* buffer-overflow */
+        r->next = 0;
+        return;
+    }
+    uint8_t *nb = realloc(r->buf, r->len + a->len + 1);
+    if (!nb) {
+        rx_reply(c, src, a->invoke_id, 0, 0, 9);
+        r->next = 0;
+        return;
+    }
+    r->buf = nb;
+    memcpy(r->buf + r->len, a->data, a->len);
+    r->len += a->len;
+    rx_reply(c, src, a->invoke_id, a->seq, 0, -1);
+    r->next = a->seq + 1;
+    r->deadline = tbgw_mono_ms() + (int64_t)c->o.timeout_ms * 4;
+    if (a->more_follows) {
+        if (r->next > 255) { /* more than 256 segments cannot be numbered */
+            rx_reply(c, src, a->invoke_id, 0, 0, 1);
+            r->next = 0;
+        }
+        return;
+    }
+    c->st.segments_received++;
+    bn_apdu whole = r->first;
+    whole.segmented = whole.more_follows = 0;
+    whole.data = r->buf;
+    whole.len = r->len;
+    r->next = 0; /* the slot is free again; the buffer stays for the next one */
+    serve_request(c, src, &whole);
+}
+
+static void on_request(bn_client *c, const bn_addr *src, const bn_apdu *a) {
+    if (a->segmented)
+        on_request_segment(c, src, a);
+    else
+        serve_request(c, src, a);
+}
+
+/* Tells the owner about a router's network message: "router <addr> <text>". */
+static void note(bn_client *c, const bn_addr *router, const char *what, uint16_t net, const char *why) {
+    if (!c->h.network_note) return;
+    char text[192], rt[48];
+    bn_addr_format(router, rt, sizeof rt);
+    snprintf(text, sizeof text, "router %s %s network %u%s%s", rt, what, net, why[0] ? ": " : "", why);
+    c->h.network_note(c->h.ud, router, text);
+}
+
+/* Router-Busy / Router-Available-To-Network: nets (none = every network through that router). */
+static void set_busy(bn_client *c, const bn_addr *router, const uint16_t *nets, int k, int busy) {
+    int64_t now = tbgw_mono_ms();
+    for (size_t i = 0; i < c->n_routes; i++) {
+        route *r = &c->routes[i];
+        int listed = k == 0;
+        for (int j = 0; j < k && !listed; j++) listed = nets[j] == r->net;
+        if (!listed || r->ip != router->ip || r->port != router->port) continue;
+        r->heard = now;
+        r->busy_until = busy ? now + BN_ROUTER_BUSY_MS : 0;
+        note(c, router, busy ? "is busy for" : "takes messages again for", r->net,
+             busy ? "requests to it wait (30 s at most, or until it is available)" : "");
+        if (busy) continue;
+        for (size_t t = 0; t < c->n_act; t++) /* what waited goes now */
+            if (c->act[t]->held && route_of(c, &c->act[t]->dst) == r) c->act[t]->deadline = now;
+    }
+}
+
+/* Ends every request to net through router with the router's reject reason. */
+static void fail_network(bn_client *c, const bn_addr *router, uint16_t net, uint8_t reason) {
+    for (size_t i = c->n_act; i-- > 0;) {
+        if (i >= c->n_act) continue;
+        txn *t = c->act[i];
+        if (t->dst.net != net || t->dst.ip != router->ip || t->dst.port != router->port) continue;
+        bn_result r = {.status = BN_E_NETWORK, .reason = reason};
+        finish(c, t, &r);
+    }
+}
+
+/* Network-layer messages (clause 6.4): we route nothing. I-Am-Router-To-Network fills the router
+ * cache; Router-Busy holds the requests through that router, Router-Available lets them go;
+ * Reject-Message-To-Network ends the requests to that network (and forgets its route when the
+ * router cannot reach it). Other messages are skipped. */
+static void on_network_message(bn_client *c, const bn_addr *src, const bn_npdu *np) {
+    uint16_t nets[64];
+    int k;
+    switch (np->msgtype) {
+    case BN_NL_I_AM_ROUTER:
+    case BN_NL_ROUTER_BUSY:
+    case BN_NL_ROUTER_AVAILABLE:
+        k = bn_npdu_i_am_router_decode(np->apdu, np->apdu_len, nets, 64);
+        if (k < 0) {
+            bad(c, src, "malformed network-layer message (odd network list)");
+            return;
+        }
+        if (np->msgtype == BN_NL_I_AM_ROUTER)
+            for (int i = 0; i < k; i++) learn_route(c, nets[i], src);
+        else
+            set_busy(c, src, nets, k, np->msgtype == BN_NL_ROUTER_BUSY);
+        return;
+    case BN_NL_REJECT: {
+        uint8_t reason;
+        uint16_t net;
+        if (bn_npdu_reject_decode(np->apdu, np->apdu_len, &reason, &net) != 0) {
+            bad(c, src, "malformed Reject-Message-To-Network");
+            return;
+        }
+        if (reason == 2) { /* router-busy */
+            set_busy(c, src, &net, 1, 1);
+            return;
+        }
+        note(c, src, "rejected a message to", net, bn_network_reject_name(reason));
+        fail_network(c, src, net, reason);
+        route *r = find_route(c, net);
+        if (r && r->ip == src->ip && r->port == src->port && (reason == 1 || reason == 6)) {
+            char why[96];
+            snprintf(why, sizeof why, "rejected a message to it: %s", bn_network_reject_name(reason));
+            forget_route(c, r, why);
+        }
+        return;
+    }
+    default:
+        return;
+    }
 }
 
 void bn_client_input(bn_client *c, const bn_addr *from, const uint8_t *p, size_t n) {
@@ -623,16 +850,7 @@ void bn_client_input(bn_client *c, const bn_addr *from, const uint8_t *p, size_t
         return;
     }
     if (np.netmsg) {
-        /* we route nothing; I-Am-Router-To-Network fills the router cache */
-        if (np.msgtype == BN_NL_I_AM_ROUTER && (!np.dnet || np.dnet == 0xFFFF)) {
-            uint16_t nets[64];
-            int k = bn_npdu_i_am_router_decode(np.apdu, np.apdu_len, nets, 64);
-            if (k < 0) {
-                bad(c, &src, "malformed I-Am-Router-To-Network");
-                return;
-            }
-            for (int i = 0; i < k; i++) learn_route(c, nets[i], &src);
-        }
+        if (!np.dnet || np.dnet == 0xFFFF) on_network_message(c, &src, &np);
         return;
     }
     if (np.dnet && np.dnet != 0xFFFF) return; /* for another network */
@@ -669,6 +887,23 @@ static void run_timers(bn_client *c) {
         if (i >= c->n_act) continue; /* a callback finished others */
         txn *t = c->act[i];
         if (now < t->deadline) continue;
+        if (route_busy(c, &t->dst, now)) { /* held while its router is busy: no retry counted */
+            route *r = route_of(c, &t->dst);
+            t->deadline = r->busy_until;
+            if (!t->req_done && t->seg_next < 0) t->held = 1;
+            continue;
+        }
+        if (t->held) { /* the router is available again: sent now, as a first attempt */
+            t->held = 0;
+            t->started = now;
+            if (t->req) {
+                start_segmented(c, t);
+            } else {
+                send_to(c, t->dst.ip, t->dst.port, t->frame, t->frame_len);
+                t->deadline = now + c->o.timeout_ms;
+            }
+            continue;
+        }
         if (t->tries < c->o.retries && t->seg_next < 0) {
             t->tries++;
             c->st.retries++;
@@ -683,9 +918,14 @@ static void run_timers(bn_client *c) {
             continue;
         }
         c->st.timeouts++;
+        route *rt = route_of(c, &t->dst);
+        if (rt && rt->heard < t->started) /* nothing came through that router since: it is gone */
+            forget_route(c, rt, "no longer answers");
         bn_result r = {.status = BN_E_TIMEOUT};
         finish(c, t, &r);
     }
+    for (int i = 0; i < MAX_RX_SEG; i++) /* a segmented request whose next segment never came */
+        if (c->rx[i].next && now >= c->rx[i].deadline) c->rx[i].next = 0;
     if (c->o.bbmd_ip && now >= c->fd_renew_at) register_fd(c);
 }
 

@@ -33,6 +33,7 @@ enum {
     BN_E_DECODE = -5, /* malformed answer */
     BN_E_SEND = -6,
     BN_E_CANCELLED = -7,
+    BN_E_NETWORK = -8, /* Reject-Message-To-Network from the router: reason */
 };
 
 /* The largest request the endpoint takes (sent in segments to a peer that accepts them). */
@@ -64,6 +65,13 @@ typedef struct bn_handlers {
     /* A route learned or changed: net is reached through router (an I-Am-Router-To-Network, or a
      * frame from router with that network as its source). */
     void (*route)(void *ud, uint16_t net, const bn_addr *router);
+    /* A route forgotten: nothing came through the router for net while a request to that network
+     * went unanswered through all its retries, or the router rejected a message to net as not
+     * reachable. why is a clear text. */
+    void (*route_lost)(void *ud, uint16_t net, const bn_addr *router, const char *why);
+    /* Other network-layer news worth a log line (a router busy or available again, a rejected
+     * message). */
+    void (*network_note)(void *ud, const bn_addr *router, const char *text);
 } bn_handlers;
 
 typedef struct bn_client_opts {
@@ -103,6 +111,10 @@ int bn_client_request(bn_client *c, const bn_addr *dst, uint8_t service, const u
 /* Proposed window size of segmented requests (default 4, 1..127). */
 void bn_client_set_window(bn_client *c, unsigned window);
 
+/* Router-Busy-To-Network (clause 6.6.3.6): requests to a network whose router said it is busy are
+ * held (not sent, no retry counted) until its Router-Available-To-Network, at most 30 s. */
+#define BN_ROUTER_BUSY_MS 30000
+
 /* Routers (clause 6): Who-Is-Router-To-Network as a local broadcast on port (net 0 = any network),
  * or through the BBMD in foreign-device mode. */
 int bn_client_who_is_router(bn_client *c, uint16_t port, uint16_t net);
@@ -123,6 +135,7 @@ void bn_client_input(bn_client *c, const bn_addr *from, const uint8_t *p, size_t
 
 typedef struct bn_client_stats {
     uint64_t rx_frames, tx_frames, malformed, timeouts, retries, segments, segments_sent;
+    uint64_t segments_received; /* segmented requests to us reassembled */
 } bn_client_stats;
 void bn_client_get_stats(const bn_client *c, bn_client_stats *out);
 

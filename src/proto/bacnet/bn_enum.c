@@ -437,3 +437,13 @@ const char *bn_reject_name(uint32_t r) {
 const char *bn_abort_name(uint32_t r) {
     return r < sizeof abort_reasons / sizeof abort_reasons[0] ? abort_reasons[r] : "proprietary";
 }
+
+static const char *const network_reject_reasons[] = {
+    "other",          "not-directly-connected", "router-busy", "unknown-network-message", "message-too-long",
+    "security-error", "addressing-error",
+};
+
+const char *bn_network_reject_name(uint32_t r) {
+    return r < sizeof network_reject_reasons / sizeof network_reject_reasons[0] ? network_reject_reasons[r]
+                                                                                : "unknown";
+}

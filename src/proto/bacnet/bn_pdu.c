@@ -138,6 +138,13 @@ int bn_npdu_i_am_router_decode(const uint8_t *p, size_t n, uint16_t *nets, size_
     return (int)(k < cap ? k : cap);
 }
 
+int bn_npdu_reject_decode(const uint8_t *p, size_t n, uint8_t *reason, uint16_t *net) {
+    if (n < 3) return -1;
+    *reason = p[0];
+    *net = (uint16_t)((p[1] << 8) | p[2]);
+    return 0;
+}
+
 void bn_npdu_i_am_router(bn_w *w, const uint16_t *nets, size_t n) {
     bn_put_u8(w, 0x01);
     bn_put_u8(w, 0x80);
