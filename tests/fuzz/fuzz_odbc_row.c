@@ -1,6 +1,7 @@
 /* Fuzzes the ODBC connector's row conversion: the input is a result row as JSON ({column: value}),
  * mapped with the reference configuration's mapping and with one using nameExpressions and "*"
- * telemetry; the same bytes are also read as DECIMAL text. */
+ * telemetry, and in the whole-mapping "*" mode (deviceName, attributes, telemetry columns as JSON
+ * text); the same bytes are also read as DECIMAL text. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static odbc_mapping make(const char *json) {
     json_error_t je;
-    json_t *m = json_loads(json, 0, &je);
+    json_t *m = json_loads(json, JSON_DECODE_ANY, &je);
     odbc_mapping out;
     tbgw_err err;
     if (!m || odbc_mapping_parse(m, &out, NULL, NULL, &err) != 0) abort();
@@ -20,7 +21,7 @@ static odbc_mapping make(const char *json) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static odbc_mapping ref, other;
+    static odbc_mapping ref, other, whole;
     static tbgw_py_ctx *ctx;
     if (!ctx) {
         ref = make(
@@ -31,6 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             make("{\"device\": {\"type\": \"kind or 'x'\", \"name\": \"str(id) + '-' + str(len(str(v)))\"},"
                  "\"attributes\": [{\"nameExpression\": \"'a' + str(id)\", \"column\": \"v\"},"
                  "{\"name\": \"twice\", \"value\": \"v * 2\"}], \"timeseries\": \"*\"}");
+        whole = make("\"*\"");
         tbgw_py_limits lim = {.max_steps = 100000, .max_memory = 1 << 20};
         ctx = tbgw_py_ctx_new(&lim);
         if (!ctx) abort();
@@ -44,8 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_error_t je;
     json_t *row = json_loadb(text, size, 0, &je);
     if (json_is_object(row)) {
-        odbc_mapping *ms[2] = {&ref, &other};
-        for (int i = 0; i < 2; i++) {
+        odbc_mapping *ms[3] = {&ref, &other, &whole};
+        for (int i = 0; i < 3; i++) {
             size_t item_errors = 0;
             tbgw_err err = {0};
             tbgw_converted *rec = odbc_convert_row(ms[i], ctx, row, &item_errors, &err);

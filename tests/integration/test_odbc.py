@@ -52,6 +52,13 @@ class Odbc(GatewayTestCase):
         return wait_for(lambda: [p for t, p in self.platform.all("v1/gateway/rpc") if p.get("id") == rid], 15,
                         what="rpc reply %d" % rid)[0]["data"]
 
+    def own_attributes(self, device):
+        """The device's attributes without the connectorName/connectorType the gateway adds."""
+        attrs = dict(self.platform.attributes(device)[device])
+        for k in ("connectorName", "connectorType"):
+            attrs.pop(k, None)
+        return attrs
+
     def values(self, device, key):
         return [v[key] for d, _, v in self.platform.telemetry(device) if key in v]
 
@@ -215,6 +222,104 @@ class Odbc(GatewayTestCase):
         self.sql("INSERT INTO ts_kv VALUES ('h', 2, NULL, NULL, 2, NULL)")
         wait_for(lambda: self.values("ODBC h", "value") == [1, 2], 15, what="polling after the cancelled query")
         self.assertEqual(gw.stop(), 0)  # a clean exit (and no leak under ASan)
+
+    def test_whole_mapping(self):
+        """"mapping": "*": every row carries deviceName (deviceType), and attributes and telemetry (or
+        timeseries) as JSON text; they pass through with their JSON types. A row without deviceName or
+        with a column that is not JSON is skipped and counted; the others go on."""
+        self.sql("CREATE TABLE feed (id INTEGER, deviceName TEXT, deviceType TEXT, attributes TEXT,"
+                 " telemetry TEXT, timeseries TEXT, ts BIGINT)")
+        rows = [(1, "W1", "meter", '{"model": "X", "fw": 3}', '{"temp": 21.5, "on": true, "big": 9007199254740993}',
+                 None, 5000),
+                (2, "W1", None, None, '[{"ts": 6000, "values": {"temp": 22}}, {"ts": 7000, "values": {"temp": 23}}]',
+                 None, None),
+                (3, None, None, '{"a": 1}', None, None, None),
+                (4, "W2", None, "not json", '{"x": 1}', None, None),
+                (5, "W2", None, '[{"k1": "v"}, {"k2": null}]', None, '{"level": 7}', 8000)]
+        for r in rows:
+            self.sql("INSERT INTO feed VALUES (?,?,?,?,?,?,?)", r)
+        cfg = {"connection": {"str": "Driver=SQLite3;Database=%s" % self.db},
+               "polling": {"query": "SELECT * FROM feed WHERE id > ? ORDER BY id", "period": 0.3,
+                           "iterator": {"column": "id", "value": 0}},
+               "mapping": "*"}
+        gw = self.start(cfg)
+        wait_for(lambda: self.platform.telemetry("W2"), 15, what="row 5")
+        time.sleep(0.5)
+        self.assertEqual(self.platform.telemetry("W1"), [("W1", 5000, {"temp": 21.5, "on": True, "big": 9007199254740993}),
+                                                         ("W1", 6000, {"temp": 22}), ("W1", 7000, {"temp": 23})])
+        self.assertEqual(self.own_attributes("W1"), {"model": "X", "fw": 3})
+        self.assertEqual(self.platform.telemetry("W2"), [("W2", 8000, {"level": 7})])
+        self.assertEqual(self.own_attributes("W2"), {"k1": "v"})
+        self.assertIn({"device": "W1", "type": "meter"}, [p for _, p in self.platform.all("v1/gateway/connect")])
+        self.assertIn({"device": "W2", "type": "default"}, [p for _, p in self.platform.all("v1/gateway/connect")])
+        log = gw.log()
+        self.assertIn("row skipped: device name: the row has no deviceName text column", log)
+        self.assertIn("row skipped: column attributes: not JSON", log)
+        self.assertEqual(gw.stop(), 0)
+
+    def test_custom_converter(self):
+        """"converter" names a custom uplink converter (examples/odbc_custom_converter, found among the
+        plugins): it gets every row as a JSON object and the device name from mapping.device.name as
+        the topic; what it returns reaches the platform. An unknown converter is a configuration error."""
+        self.sql("CREATE TABLE m (id INTEGER, dev TEXT, model TEXT, temp_c10 INTEGER, hum REAL, note TEXT, ts BIGINT)")
+        self.sql("INSERT INTO m VALUES (1, 'c1', 'TH-2', 215, 40.5, 'ignored', 1234)")
+        self.sql("INSERT INTO m VALUES (2, NULL, 'TH-2', 1, 1, NULL, 1235)")  # no device name: skipped
+        cfg = {"connection": {"str": "Driver=SQLite3;Database=%s" % self.db},
+               "polling": {"query": "SELECT * FROM m WHERE id > ? ORDER BY id", "period": 0.3,
+                           "iterator": {"column": "id", "value": 0}},
+               "mapping": {"device": {"name": "'Conv ' + dev"}},
+               "converter": {"type": "custom", "extension": "OdbcRowConverter",
+                             "extensionConfig": {"attributes": ["model"], "scale": {"temp_c10": 0.1},
+                                                 "deviceType": "thermo"}}}
+        gw = self.start(cfg)
+        wait_for(lambda: self.platform.telemetry("Conv c1"), 15, what="the converted row")
+        (dev, ts, values), = self.platform.telemetry("Conv c1")
+        self.assertEqual(ts, 1234)
+        self.assertEqual(values["id"], 1)
+        self.assertAlmostEqual(values["temp_c10"], 21.5)
+        self.assertEqual(values["hum"], 40.5)
+        self.assertNotIn("note", values)
+        self.assertEqual(self.own_attributes("Conv c1"), {"model": "TH-2"})
+        self.assertIn({"device": "Conv c1", "type": "thermo"}, [p for _, p in self.platform.all("v1/gateway/connect")])
+        self.assertIn("row skipped: device name:", gw.log())
+        self.assertEqual(gw.stop(), 0)
+        # the reference's form: "converter": "<ClassName>"; an unknown one is refused, naming the field
+        cfg["converter"] = "NoSuchConverter"
+        bad = self.gateway(connectors=[{"type": "odbc", "name": "Bad", "config": cfg}])
+        p = subprocess.run([TBGW_BIN, "-c", bad.config_path, "--check-config"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        self.assertIn("converter", p.stdout.decode())
+        self.assertIn("NoSuchConverter", p.stdout.decode())
+        self.assertNotEqual(p.returncode, 0)
+
+    def test_encodings(self):
+        """connection.decoding.char: text the driver gives as bytes of another encoding (latin-1 stored
+        in SQLite) arrives as UTF-8; connection.encoding: text parameters are written in that encoding
+        (checked as bytes in the database); an unknown encoding is a configuration error."""
+        self.sql("CREATE TABLE enc (id INTEGER, dev TEXT, s TEXT)")
+        self.sql("CREATE TABLE out (k TEXT, v TEXT)")
+        self.sql("INSERT INTO enc VALUES (1, 'L', CAST(X'436166E920C37C' AS TEXT))")  # "Café Ã|" in latin-1
+        cfg = {"connection": {"str": "Driver=SQLite3;Database=%s" % self.db, "encoding": "latin-1",
+                              "decoding": {"char": "latin-1", "metadata": "cp1252"}},
+               "polling": {"query": "SELECT * FROM enc WHERE id > ? ORDER BY id", "period": 0.3,
+                           "iterator": {"column": "id", "value": 0}},
+               "mapping": {"device": {"name": "dev"}, "timeseries": [{"name": "s", "column": "s"}]},
+               "serverSideRpc": {"methods": [{"name": "put", "query": "INSERT INTO out VALUES (?, ?)",
+                                              "args": ["k", "v"]}], "overrideRpcConfig": True}}
+        gw = self.start(cfg)
+        wait_for(lambda: self.values("L", "s"), 15, what="the latin-1 row")
+        self.assertEqual(self.values("L", "s"), ["Café Ã|"])
+        self.assertEqual(self.rpc("L", 1, "put", {"args": ["é", "Grüße"]}), {"success": True})
+        self.assertEqual(self.sql("SELECT hex(k), hex(v) FROM out"), [("E9", "4772FCDF65")])
+        self.assertIn("connection.decoding.metadata: column names are always read as UTF-8", gw.log())
+        self.assertEqual(gw.stop(), 0)
+        cfg["connection"]["decoding"]["char"] = "klingon-8"
+        bad = self.gateway(connectors=[{"type": "odbc", "name": "Bad", "config": cfg}])
+        p = subprocess.run([TBGW_BIN, "-c", bad.config_path, "--check-config"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        self.assertIn('connection.decoding.char: unknown encoding "klingon-8"', p.stdout.decode())
+        self.assertNotEqual(p.returncode, 0)
+
     def test_dsn_and_configuration_mistakes(self):
         """A DSN from an odbc.ini (ODBCINI); a broken mapping item is reported with file:line:column and
         skipped while the rest runs; a configuration without polling.query is refused, naming it."""

@@ -90,8 +90,18 @@ class OdbcPostgres(GatewayTestCase):
                  "polling": {"query": "SELECT * FROM t WHERE id > ? ORDER BY id", "period": 0.3,
                              "iterator": {"column": "id", "query": "SELECT 0"}},
                  "mapping": {"device": {"name": "'Types'"}, "timeseries": "*"}}
+        # encoding "utf-16le": text parameters are bound as SQL_C_WCHAR (UTF-16 text); decoding.wchar
+        # applies to columns the driver reports as wide, which psqlodbc does not do for a connection
+        # made through the ANSI calls, so its text columns stay narrow UTF-8 and are unaffected
+        wide = {"connection": {"str": self.conn_str(), "encoding": "utf-16le", "decoding": {"wchar": "utf-16le"}},
+                "polling": {"query": "SELECT id, txt FROM t WHERE id > ? ORDER BY id", "period": 0.3,
+                            "iterator": {"column": "id", "value": 0}},
+                "mapping": {"device": {"name": "'Wide'"}, "timeseries": "*"},
+                "serverSideRpc": {"methods": [{"name": "put", "query": "INSERT INTO calls (name, a) VALUES ('wide', ?)",
+                                               "args": ["Grüße €"]}]}}
         gw = self.gateway(connectors=[{"type": "odbc", "name": "PG", "config": ref},
-                                      {"type": "odbc", "name": "PG types", "config": types}]).start()
+                                      {"type": "odbc", "name": "PG types", "config": types},
+                                      {"type": "odbc", "name": "PG wide", "config": wide}]).start()
         dev = "ODBC 0B2F6A4E-1C1D-4E5F-9A7B-3C2D1E0F9A8B"
         wait_for(lambda: len(self.platform.telemetry(dev)) >= 2, 20, what="reference rows")
         self.assertEqual([v["value"] for _, _, v in self.platform.telemetry(dev)], [42, "1"])  # psqlodbc: BoolsAsChar
@@ -116,6 +126,10 @@ class OdbcPostgres(GatewayTestCase):
         self.assertEqual(pg.psql("SELECT name, a, b, c FROM calls ORDER BY name, b").split("\n"),
                          ["one|||", "two|One|2|3", "two|x'); DROP TABLE calls; --|5|0.25"])
         self.assertEqual(self.rpc(dev, 4, "get", "procedure_name=procedureOne;"), {"result": {"success": True}})
+        wait_for(lambda: self.platform.telemetry("Wide"), 20, what="the row read as wide text")
+        self.assertEqual(self.platform.telemetry("Wide")[0][2], {"id": 1, "txt": "ünï"})
+        self.assertEqual(self.rpc("Wide", 5, "put"), {"success": True})
+        self.assertEqual(pg.psql("SELECT a FROM calls WHERE name = 'wide'"), "Grüße €")
         self.assertEqual(gw.stop(), 0)  # a clean exit (and no leak under ASan)
 
     def test_server_restart_reconnects(self):

@@ -1,6 +1,7 @@
 /* ODBC connector: the reference configuration's mapping applied to rows (the list comprehension,
  * "*" with NULL columns, the literal device type), expressions for names, values and types,
- * broken rows and items, mapping errors with their position, DECIMAL text as numbers. */
+ * broken rows and items, mapping errors with their position, DECIMAL text as numbers, the whole-mapping
+ * "*" mode and column-name items. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -139,6 +140,61 @@ static void test_expressions_and_errors(void **state) {
     tbgw_py_ctx_free(ctx);
 }
 
+static void test_whole_mapping_and_column_names(void **state) {
+    (void)state;
+    json_t *star = json_string("*");
+    odbc_mapping m;
+    tbgw_err err = {0};
+    assert_int_equal(odbc_mapping_parse(star, &m, NULL, NULL, &err), 0);
+    assert_true(m.whole);
+    json_decref(star);
+    tbgw_py_ctx *ctx = tbgw_py_ctx_new(NULL);
+    size_t errs = 0;
+    tbgw_converted *r = convert(&m, ctx,
+                                "{\"deviceName\": \"D\", \"deviceType\": \"k\", \"ts\": 77,"
+                                " \"attributes\": \"{\\\"a\\\": 1}\","
+                                " \"timeseries\": \"[{\\\"ts\\\": 5, \\\"values\\\": {\\\"t\\\": 2.5}},"
+                                " {\\\"u\\\": \\\"x\\\"}]\"}",
+                                &errs, &err);
+    assert_non_null(r);
+    assert_string_equal(r->device_name, "D");
+    assert_string_equal(r->device_type, "k");
+    assert_int_equal(r->n_attributes, 1);
+    assert_int_equal(find(r->attributes, r->n_attributes, "a")->v.u.i, 1);
+    assert_int_equal(r->n_telemetry, 2);
+    const tbgw_kv *t = find(r->telemetry, r->n_telemetry, "t"), *u = find(r->telemetry, r->n_telemetry, "u");
+    assert_int_equal(t->ts, 5);
+    assert_true(t->v.type == TBGW_V_DOUBLE && t->v.u.d == 2.5);
+    assert_int_equal(u->ts, 77);
+    assert_string_equal(u->v.u.s, "x");
+    tbgw_converted_free(r);
+    /* no deviceName, a column that is not JSON, a JSON string: broken rows */
+    const char *broken[] = {"{\"attributes\": \"{}\"}", "{\"deviceName\": \"D\", \"telemetry\": \"{x\"}",
+                            "{\"deviceName\": \"D\", \"telemetry\": \"\\\"s\\\"\"}"};
+    for (int i = 0; i < 3; i++) {
+        tbgw_err e = {0};
+        assert_null(convert(&m, ctx, broken[i], &errs, &e));
+        assert_int_equal(e.code, TBGW_EINVAL);
+    }
+    tbgw_err e = {0};
+    assert_null(convert(&m, ctx, "{\"deviceName\": \"D\"}", &errs, &e));
+    assert_int_equal(e.code, TBGW_ENOENT);
+    odbc_mapping_free(&m);
+    /* a list item that is a column name: the key is the column's name */
+    json_error_t je;
+    json_t *mj =
+        json_loads("{\"device\": {\"name\": \"'n'\"}, \"timeseries\": [\"v\", \"missing\"]}", 0, &je);
+    assert_int_equal(odbc_mapping_parse(mj, &m, NULL, NULL, &err), 0);
+    r = convert(&m, ctx, "{\"v\": 3}", &errs, &err);
+    assert_non_null(r);
+    assert_int_equal(r->n_telemetry, 1);
+    assert_int_equal(find(r->telemetry, 1, "v")->v.u.i, 3);
+    tbgw_converted_free(r);
+    odbc_mapping_free(&m);
+    json_decref(mj);
+    tbgw_py_ctx_free(ctx);
+}
+
 static void test_decimal(void **state) {
     (void)state;
     struct {
@@ -164,6 +220,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_mapping),
         cmocka_unit_test(test_expressions_and_errors),
+        cmocka_unit_test(test_whole_mapping_and_column_names),
         cmocka_unit_test(test_decimal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@
 
 #include "util/json.h"
 #include "connectors/odbc/odbc_internal.h"
+#include "convert/custom_conv.h"
 #include "connectors/odbc/odbc_sql.h"
 #include "util/backoff.h"
 #include "util/fileio.h"
@@ -58,7 +59,9 @@ typedef struct odbcc {
     const json_t *it_value_cfg;
     int persistent;
     odbc_mapping map;
-    json_t *methods; /* name -> {args, query, result} */
+    int has_map;              /* 0: a custom converter without mapping.device.name */
+    tbgw_custom_conv *custom; /* "converter": rows go to this plugin */
+    json_t *methods;          /* name -> {args, query, result} */
     int enable_unknown, override_cfg;
     attr_update *aus;
     size_t n_aus;
@@ -71,6 +74,8 @@ typedef struct odbcc {
     int64_t total;
     char it_path[1200];
     tbgw_py_ctx *py;
+    odbc_codec cx; /* connection.encoding / decoding */
+    int cx_open;
     watchdog wd;
     volatile int stop;
 } odbcc;
@@ -150,6 +155,8 @@ static void warn_cb(void *ud, const char *dotted, const char *msg) {
 static void oc_destroy(void *self) {
     odbcc *c = self;
     odbc_mapping_free(&c->map);
+    tbgw_custom_conv_free(c->custom);
+    if (c->cx_open) odbc_codec_close(&c->cx);
     for (size_t i = 0; i < c->n_aus; i++) regfree(&c->aus[i].dev), regfree(&c->aus[i].key);
     free(c->aus);
     json_decref(c->methods);
@@ -232,6 +239,28 @@ static void pin_driver_manager(void) {
     for (int i = 0; i < 2; i++) (void)dlopen(libs[i], RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
+/* "converter": a custom uplink converter's name (as the reference) or a converter object
+ * ({"type": "custom", "extension": <Name>, "extensionConfig": ...}). It gets the mapping too. */
+static int parse_converter(odbcc *c, tbgw_err *err) {
+    const json_t *cv = json_object_get(c->cfg, "converter");
+    if (!cv || (json_is_string(cv) && !*json_string_value(cv))) return 0;
+    json_t *conv =
+        json_is_string(cv) ? json_pack("{s:s,s:s}", "type", "custom", "extension", json_string_value(cv))
+        : json_is_object(cv) && json_is_string(json_object_get(cv, "extension")) ? json_deep_copy(cv)
+                                                                                 : NULL;
+    if (!conv)
+        return tbgw_err_set(
+            err, TBGW_EINVAL,
+            "converter: expected a converter name or {\"type\": \"custom\", \"extension\": <name>}");
+    const json_t *mapping = json_object_get(c->cfg, "mapping");
+    if (mapping && !json_object_get(conv, "mapping")) json_object_set(conv, "mapping", (json_t *)mapping);
+    const tbgw_host *h = c->h;
+    int rc = tbgw_custom_conv_new(conv, "odbc", h->config_dir ? h->config_dir : ".", "converter", h->conv_log,
+                                  &c->custom, err);
+    json_decref(conv);
+    return rc < 0 ? rc : 0;
+}
+
 static int oc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_err *err) {
     pin_driver_manager();
     const json_t *conn = json_object_get(cfg, "connection"), *poll = json_object_get(cfg, "polling");
@@ -276,10 +305,18 @@ static int oc_create(const tbgw_host *h, const json_t *cfg, void **self, tbgw_er
             warn_cb((void *)h, path, "unknown connection attribute");
         }
     }
-    const char *enc = json_string_value(json_object_get(conn, "encoding"));
-    if (enc && strcasecmp(enc, "utf-8") && strcasecmp(enc, "utf8"))
-        warn_cb((void *)h, "connection.encoding", "only utf-8 text is supported: utf-8 is used");
-    int r = odbc_mapping_parse(json_object_get(c->cfg, "mapping"), &c->map, warn_cb, (void *)h, err);
+    const json_t *dec = json_object_get(conn, "decoding");
+    if (dec && !json_is_object(dec))
+        warn_cb((void *)h, "connection.decoding", "expected {\"char\", \"wchar\", \"metadata\"}: ignored");
+    const char *meta = json_string_value(json_object_get(dec, "metadata"));
+    if (meta && *meta && strncasecmp(meta, "utf", 3))
+        warn_cb((void *)h, "connection.decoding.metadata", "column names are always read as UTF-8");
+    const json_t *mapping = json_object_get(c->cfg, "mapping");
+    int r = odbc_codec_open(&c->cx, conn, err);
+    c->cx_open = r == 0;
+    if (r == 0) r = parse_converter(c, err);
+    c->has_map = !c->custom || json_is_string(json_object_get(json_object_get(mapping, "device"), "name"));
+    if (r == 0 && c->has_map) r = odbc_mapping_parse(mapping, &c->map, warn_cb, (void *)h, err);
     if (r == 0) r = parse_rpc(c, json_object_get(c->cfg, "serverSideRpc"), err);
     if (r == 0) r = parse_attr_updates(c, c->cfg, err);
     c->py = r == 0 ? tbgw_py_ctx_new(NULL) : NULL;
@@ -413,7 +450,7 @@ static int exec_sql(odbcc *c, const char *sql, const json_t *args, json_t **row,
     odbc_param *ps = calloc(n + 1, sizeof *ps);
     int ok = ps && SQL_SUCCEEDED(SQLPrepare(st, (SQLCHAR *)sql, SQL_NTS));
     for (size_t i = 0; ok && i < n; i++)
-        ok = odbc_bind_json(st, (SQLUSMALLINT)(i + 1), json_array_get(args, i), &ps[i]) == 0;
+        ok = odbc_bind_json(st, (SQLUSMALLINT)(i + 1), json_array_get(args, i), &c->cx, &ps[i]) == 0;
     wd_arm(&c->wd, st, c->query_timeout_s);
     SQLRETURN rc = ok ? SQLExecute(st) : SQL_ERROR;
     ok = SQL_SUCCEEDED(rc) || rc == SQL_NO_DATA;
@@ -429,7 +466,7 @@ static int exec_sql(odbcc *c, const char *sql, const json_t *args, json_t **row,
         int bad = 0;
         *row = NULL;
         if (odbc_describe(st, &nc, &names, &types) == 0 && nc > 0 && SQL_SUCCEEDED(SQLFetch(st)))
-            *row = odbc_fetch_row(st, nc, names, types, &bad);
+            *row = odbc_fetch_row(st, nc, names, types, &c->cx, &bad);
         if (!*row) *row = json_object();
         odbc_names_free(nc, names, types);
     }
@@ -514,10 +551,37 @@ static void flush(odbcc *c, tbgw_converted **chain, tbgw_converted **tail) {
     *chain = *tail = NULL;
 }
 
+/* A row through the custom converter: the row as JSON text, the device name as the topic. */
+static tbgw_converted *custom_row(odbcc *c, const json_t *row, tbgw_err *err) {
+    tbgw_buf name;
+    tbgw_buf_init(&name);
+    tbgw_converted *rec = NULL;
+    char *text = NULL;
+    if (c->has_map && odbc_device_name(&c->map, c->py, row, &name, err) != 0) goto out;
+    if (!(text = tbgw_json_dumps(row, 0))) {
+        tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+        goto out;
+    }
+    const char *topic = c->has_map ? tbgw_buf_cstr(&name) : c->h->name ? c->h->name : "";
+    int n = tbgw_custom_conv_convert(c->custom, topic, (const uint8_t *)text, strlen(text), &rec, err);
+    if (n < 0) {
+        if (!err->code) tbgw_err_set(err, n, "custom converter failed");
+        tbgw_converted_free(rec);
+        rec = NULL;
+    } else if (!rec) {
+        tbgw_err_set(err, TBGW_ENOENT, "no datapoint");
+    }
+out:
+    free(text);
+    tbgw_buf_free(&name);
+    return rec;
+}
+
 static void handle_row(odbcc *c, json_t *row, tbgw_converted **chain, tbgw_converted **tail, size_t *nb) {
     size_t item_errors = 0;
     tbgw_err e = {0};
-    tbgw_converted *rec = odbc_convert_row(&c->map, c->py, row, &item_errors, &e);
+    tbgw_converted *rec =
+        c->custom ? custom_row(c, row, &e) : odbc_convert_row(&c->map, c->py, row, &item_errors, &e);
     if (item_errors) c->h->stat_add(c->h, TBGW_STAT_CONVERTER_ERRORS, item_errors);
     if (!rec && e.code != TBGW_ENOENT) {
         c->h->stat_add(c->h, TBGW_STAT_CONV_DROPPED, 1);
@@ -534,6 +598,7 @@ static void handle_row(odbcc *c, json_t *row, tbgw_converted **chain, tbgw_conve
         (*tail)->next = rec;
     else
         *chain = rec;
+    while (rec->next) rec = rec->next; /* a converter may give several records */
     *tail = rec;
     if (++*nb >= BATCH_ROWS) {
         flush(c, chain, tail);
@@ -553,7 +618,7 @@ static int poll_once(odbcc *c) {
     }
     odbc_param p;
     json_t *bound = json_incref(c->it_value);
-    if (odbc_bind_json(c->poll, 1, bound, &p) != 0) {
+    if (odbc_bind_json(c->poll, 1, bound, &c->cx, &p) != 0) {
         odbc_diag(SQL_HANDLE_STMT, c->poll, diag, sizeof diag);
         TBGW_ERRORF(c->h->log, "polling.query: cannot bind the iterator value: %s", diag);
         json_decref(bound);
@@ -583,7 +648,7 @@ static int poll_once(odbcc *c) {
             rows++;
             c->h->stat_add(c->h, TBGW_STAT_MSGS_RECEIVED, 1);
             int bad = 0;
-            json_t *row = odbc_fetch_row(c->poll, nc, names, types, &bad);
+            json_t *row = odbc_fetch_row(c->poll, nc, names, types, &c->cx, &bad);
             if (!row) {
                 c->h->stat_add(c->h, TBGW_STAT_CONV_DROPPED, 1);
                 TBGW_WARNF(c->h->log, "row %lld cannot be read; skipped", rows);

@@ -47,8 +47,9 @@ static int parse_section(const json_t *v, const char *dotted, odbc_section *s, o
         return 0;
     }
     if (!json_is_array(v))
-        return tbgw_err_set(err, TBGW_EINVAL,
-                            "%s: expected \"*\" or a list of {name|nameExpression, column|value}", dotted);
+        return tbgw_err_set(
+            err, TBGW_EINVAL,
+            "%s: expected \"*\" or a list of column names or {name|nameExpression, column|value}", dotted);
     s->items = calloc(json_array_size(v) + 1, sizeof *s->items);
     if (!s->items) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     size_t i;
@@ -58,6 +59,16 @@ static int parse_section(const json_t *v, const char *dotted, odbc_section *s, o
         snprintf(path, sizeof path, "%s[%zu]", dotted, i);
         odbc_item it = {0};
         tbgw_err ie = {0};
+        if (json_is_string(e) && *json_string_value(e)) { /* a column name: the key is the column's */
+            it.name = strdup(json_string_value(e));
+            it.column = strdup(json_string_value(e));
+            if (!it.name || !it.column) {
+                item_free(&it);
+                return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+            }
+            s->items[s->n++] = it;
+            continue;
+        }
         const char *name = json_string_value(json_object_get(e, "name"));
         const char *col = json_string_value(json_object_get(e, "column"));
         if (!json_is_object(e))
@@ -91,6 +102,10 @@ static int parse_section(const json_t *v, const char *dotted, odbc_section *s, o
 
 int odbc_mapping_parse(const json_t *m, odbc_mapping *out, odbc_warn_fn warn, void *ud, tbgw_err *err) {
     memset(out, 0, sizeof *out);
+    if (json_is_string(m) && strcmp(json_string_value(m), "*") == 0) {
+        out->whole = 1;
+        return 0;
+    }
     const json_t *dev = json_object_get(m, "device");
     if (!json_is_object(m) || !json_is_string(json_object_get(dev, "name")))
         return tbgw_err_set(err, TBGW_EINVAL,
@@ -226,8 +241,94 @@ static int64_t row_ts(const json_t *ts, int64_t dflt) {
     return *end == 0 && errno == 0 && v > 0 ? (int64_t)v : dflt;
 }
 
+/* One attributes/telemetry column of the whole-mapping mode (see odbc_internal.h). */
+static int add_whole(conv_state *st, int telemetry, const char *col, const json_t *v, int depth,
+                     tbgw_err *err) {
+    if (!v || json_is_null(v)) return 0;
+    if (json_is_string(v)) {
+        json_error_t je;
+        json_t *j = json_loads(json_string_value(v), JSON_DECODE_ANY, &je);
+        if (!j)
+            return tbgw_err_set(err, TBGW_EINVAL, "column %s: not JSON (%s at column %d)", col, je.text,
+                                je.column);
+        int rc = json_is_string(j) ? tbgw_err_set(err, TBGW_EINVAL, "column %s: expected a JSON object", col)
+                                   : add_whole(st, telemetry, col, j, depth, err);
+        json_decref(j);
+        return rc;
+    }
+    if (depth > 2) return tbgw_err_set(err, TBGW_EINVAL, "column %s: nested too deeply", col);
+    if (json_is_array(v)) {
+        size_t i;
+        const json_t *e;
+        json_array_foreach(v, i, e) {
+            if (json_is_string(e) || add_whole(st, telemetry, col, e, depth + 1, err) != 0)
+                return err->code
+                           ? err->code
+                           : tbgw_err_set(err, TBGW_EINVAL, "column %s[%zu]: expected an object", col, i);
+        }
+        return 0;
+    }
+    if (!json_is_object(v)) return tbgw_err_set(err, TBGW_EINVAL, "column %s: expected a JSON object", col);
+    const json_t *values = json_object_get(v, "values");
+    if (telemetry && json_is_object(values)) {
+        const json_t *ts = json_object_get(v, "ts");
+        int64_t saved = st->ts;
+        if (json_is_integer(ts) && json_integer_value(ts) > 0) st->ts = (int64_t)json_integer_value(ts);
+        const char *k;
+        const json_t *x;
+        json_object_foreach((json_t *)values, k, x) add_json(st, 1, k, x);
+        st->ts = saved;
+        return 0;
+    }
+    const char *k;
+    const json_t *x;
+    json_object_foreach((json_t *)v, k, x) add_json(st, telemetry, k, x);
+    return 0;
+}
+
+tbgw_converted *odbc_convert_whole(const json_t *row, tbgw_err *err) {
+    const json_t *name = json_object_get(row, "deviceName"), *type = json_object_get(row, "deviceType");
+    if (!json_is_string(name) || !*json_string_value(name)) {
+        tbgw_err_set(err, TBGW_EINVAL, "device name: the row has no deviceName text column");
+        return NULL;
+    }
+    const char *t = json_is_string(type) && *json_string_value(type) ? json_string_value(type) : "default";
+    tbgw_converted *rec = tbgw_converted_new(json_string_value(name), t);
+    if (!rec) {
+        tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+        return NULL;
+    }
+    size_t dummy = 0;
+    conv_state st = {rec, row_ts(json_object_get(row, "ts"), tbgw_now_ms()), &dummy};
+    const json_t *tele = json_object_get(row, "telemetry");
+    const char *tcol = "telemetry";
+    if (!tele || json_is_null(tele)) tele = json_object_get(row, "timeseries"), tcol = "timeseries";
+    if (add_whole(&st, 0, "attributes", json_object_get(row, "attributes"), 0, err) != 0 ||
+        add_whole(&st, 1, tcol, tele, 0, err) != 0) {
+        tbgw_converted_free(rec);
+        return NULL;
+    }
+    if (tbgw_converted_count(rec) == 0) {
+        tbgw_converted_free(rec);
+        tbgw_err_set(err, TBGW_ENOENT, "no datapoint");
+        return NULL;
+    }
+    return rec;
+}
+
+int odbc_device_name(const odbc_mapping *m, tbgw_py_ctx *ctx, const json_t *row, tbgw_buf *out,
+                     tbgw_err *err) {
+    tbgw_py_ctx_reset(ctx);
+    if (tbgw_py_bind_json_members(ctx, row) != 0) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    tbgw_err e = {0};
+    if (eval_text(m->dev_name, ctx, out, &e) != 0 || out->len == 0)
+        return tbgw_err_set(err, TBGW_EINVAL, "device name: %s", e.code ? e.msg : "empty");
+    return 0;
+}
+
 tbgw_converted *odbc_convert_row(const odbc_mapping *m, tbgw_py_ctx *ctx, const json_t *row,
                                  size_t *item_errors, tbgw_err *err) {
+    if (m->whole) return odbc_convert_whole(row, err);
     tbgw_py_ctx_reset(ctx);
     if (tbgw_py_bind_json_members(ctx, row) != 0) {
         tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
