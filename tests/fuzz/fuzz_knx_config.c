@@ -3,21 +3,12 @@
 #include <stdint.h>
 #include <tbgw/connector.h>
 
+#include "stub_host.h"
+
 extern const tbgw_connector_ops tbgw_connector_knx;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    json_t *cfg = json_loadb((const char *)data, size, 0, NULL);
-    if (!cfg) return 0;
-    static tbgw_host host;
-    host.abi = TBGW_CONNECTOR_ABI;
-    host.log = tbgw_logger_get("fuzz");
-    host.log->level = TBGW_NONE;
-    host.conv_log = host.log;
-    tbgw_err err;
-    void *self = NULL;
-    if (tbgw_connector_knx.create(&host, cfg, &self, &err) == 0) tbgw_connector_knx.destroy(self);
-    json_decref(cfg);
-    return 0;
+    return stub_fuzz_create(&tbgw_connector_knx, data, size);
 }

@@ -51,6 +51,17 @@ static inline tbgw_host *stub_host(void) {
     return &h;
 }
 
+/* A configuration-parser target: create + destroy of the connector on any JSON document. */
+static inline int stub_fuzz_create(const tbgw_connector_ops *ops, const uint8_t *data, size_t size) {
+    json_t *cfg = json_loadb((const char *)data, size, 0, NULL);
+    if (!cfg) return 0;
+    tbgw_err err;
+    void *self = NULL;
+    if (ops->create(stub_host(), cfg, &self, &err) == 0) ops->destroy(self);
+    json_decref(cfg);
+    return 0;
+}
+
 /* 1 when data mentions "custom" in any case (custom converters would dlopen names from the input). */
 static inline int mentions_custom(const uint8_t *data, size_t size) {
     for (size_t i = 0; i + 6 <= size; i++) {

@@ -63,6 +63,15 @@ def switches(pid, thread=None):
     return sum(n for name, n in thread_switches(pid).values() if thread is None or name == thread[:15])
 
 
+def rss_kb(pid):
+    """Resident set size of pid in kB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def wake_rate(pid, thread=None, secs=3.0):
     """Context switches per second of pid's threads (or of the thread named thread) over secs."""
     a = switches(pid, thread)

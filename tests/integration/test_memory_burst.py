@@ -10,17 +10,9 @@ import time
 import unittest
 
 import tbgwtest
-from tbgwtest import Broker, GatewayTestCase, main, wait_for
+from tbgwtest import Broker, GatewayTestCase, main, rss_kb, wait_for
 
 MESSAGES = 50000
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class MemoryBurst(GatewayTestCase):

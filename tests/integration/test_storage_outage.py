@@ -9,17 +9,9 @@
 import os
 import time
 
-from tbgwtest import Broker, GatewayTestCase, Platform, test_connector, wait_for, main, SANITIZED, SLOW
+from tbgwtest import Broker, GatewayTestCase, Platform, test_connector, wait_for, main, rss_kb, SANITIZED, SLOW
 
 OUTAGE_S = 10
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class StorageOutage(GatewayTestCase):

@@ -7,6 +7,7 @@
 
 #include "connectors/odbc/odbc_internal.h"
 #include "util/buf.h"
+#include "util/json.h"
 
 static void item_free(odbc_item *it) {
     free(it->name);
@@ -247,7 +248,7 @@ static int add_whole(conv_state *st, int telemetry, const char *col, const json_
     if (!v || json_is_null(v)) return 0;
     if (json_is_string(v)) {
         json_error_t je;
-        json_t *j = json_loads(json_string_value(v), JSON_DECODE_ANY, &je);
+        json_t *j = tbgw_json_loads(json_string_value(v), JSON_DECODE_ANY, &je);
         if (!j)
             return tbgw_err_set(err, TBGW_EINVAL, "column %s: not JSON (%s at column %d)", col, je.text,
                                 je.column);
