@@ -361,6 +361,18 @@ static void on_list_answer(bnc_device *d, rq *q, const bn_result *r) {
     list_next(d);
 }
 
+/* The objectName (device object, property 77) of a ReadProperty answer as text (malloc'ed), or NULL. */
+static char *object_name_of(const bn_result *r) {
+    bn_rp_ack a;
+    tbgw_buf t;
+    tbgw_buf_init(&t);
+    char *name = NULL;
+    if (bn_rp_ack_decode(r->data, r->len, &a) == 0 && bnc_value_text(8, 77, a.value, a.value_len, &t) == 0)
+        name = strdup(tbgw_buf_cstr(&t));
+    tbgw_buf_free(&t);
+    return name;
+}
+
 static void on_done(void *ud, const bn_result *r) {
     rq *q = ud;
     bnc_device *d = q->d;
@@ -368,15 +380,7 @@ static void on_done(void *ud, const bn_result *r) {
     if (r->status != BN_E_CANCELLED) {
         switch (q->kind) {
         case RQ_NAME:
-            if (r->status == BN_OK) {
-                bn_rp_ack a;
-                tbgw_buf t;
-                tbgw_buf_init(&t);
-                if (bn_rp_ack_decode(r->data, r->len, &a) == 0 &&
-                    bnc_value_text(8, 77, a.value, a.value_len, &t) == 0)
-                    d->object_name = strdup(tbgw_buf_cstr(&t));
-                tbgw_buf_free(&t);
-            }
+            if (r->status == BN_OK) d->object_name = object_name_of(r);
             if (!d->object_name) {
                 /* as the reference: the instance number stands in for the name */
                 char num[16];
@@ -621,15 +625,7 @@ static void router_settled(bnc_conn *c, bnc_router *r) {
 static void on_router_name(void *ud, const bn_result *r) {
     bnc_router *rt = ud;
     if (r->status == BN_E_CANCELLED) return;
-    if (r->status == BN_OK) {
-        bn_rp_ack a;
-        tbgw_buf t;
-        tbgw_buf_init(&t);
-        if (bn_rp_ack_decode(r->data, r->len, &a) == 0 &&
-            bnc_value_text(8, 77, a.value, a.value_len, &t) == 0)
-            rt->name = strdup(tbgw_buf_cstr(&t));
-        tbgw_buf_free(&t);
-    }
+    if (r->status == BN_OK) rt->name = object_name_of(r);
     if (!rt->name) { /* as for a device's objectName: the instance number stands in */
         char num[16];
         snprintf(num, sizeof num, "%u", rt->inst);
