@@ -22,13 +22,13 @@
 #define GATEWAY_DEVICE_NAME "currentThingsBoardGateway"
 #define INGRESS_CAP         200000 /* datapoints queued between connectors and the core */
 
-static void pump(tbgw_gateway *gw);
-
 /* Heap trimming after a burst: records acknowledged since the last trim, delay once nothing is in
  * flight, free memory in the arenas below which trimming is not worth the walk. */
 #define TRIM_AFTER_RECORDS 1000
 #define TRIM_DELAY_MS      1000
 #define TRIM_MIN_FREE      (512 * 1024)
+
+static void pump(tbgw_gateway *gw);
 static void schedule_pump(tbgw_gateway *gw, uint64_t delay_ms);
 
 /* ---- ingress -------------------------------------------------------------------------------- */
