@@ -1,36 +1,30 @@
-/* The MQTT connector (spec §7.1): a libmosquitto client driven from the connector thread.
+/* The MQTT connector (spec §7.1): the gateway's own non-blocking MQTT client (proto/mqtt) driven
+ * from the connector thread.
  *
- * run() owns the client (libmosquitto without its own thread: mosquitto_socket +
- * mosquitto_loop_read/write/misc). It sleeps in poll() on the broker socket, the host's downlink
- * descriptor and its next timer (reconnect, coalescing window, request deadlines, keep-alive), reads
- * every pending packet, converts the messages, hands the records of one read burst to the core in a
- * single emit(), and calls host->dispatch() each turn so downlink callbacks (attribute updates, RPC,
- * attribute responses) run on this same thread. No locks are needed; stop() only sets a flag (the
- * host's stop request also makes the downlink descriptor readable, which wakes the loop). */
+ * run() owns the session. It sleeps in poll() on the broker socket, the host's downlink descriptor
+ * and its next timer (reconnect, coalescing window, request deadlines, keep-alive, connect timeout),
+ * reads what is pending with one read(), converts the messages framed from it, hands the records of
+ * one read burst to the core in a single emit(), writes the acknowledgements of the burst and any
+ * downlink publishes in one write(), and calls host->dispatch() each turn so downlink callbacks
+ * (attribute updates, RPC, attribute responses) run on this same thread. No locks are needed; stop() only
+ * sets a flag (the host's stop request also makes the downlink descriptor readable, which wakes the loop). */
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "connectors/mqtt/mqtt_internal.h"
 #include "util/json.h"
-#include "util/tcp.h"
 #include "util/time.h"
 
-#define MQ_BURST      1024 /* packets read per turn before emitting and servicing downlink */
 #define MQ_EMIT_BATCH 256  /* records per emit */
 #define MQ_SEEN_MAX   1024 /* distinct topics remembered for "log malformed payload once" */
 #ifndef MQ_COALESCE_US
 #define MQ_COALESCE_US 5000 /* records wait at most this long for more before being emitted */
 #endif
-#define MQ_SHORT_BURST 8 /* a read burst of fewer packets than this means a moderate rate: gather */
-
-static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-static void lib_init(void) {
-    mosquitto_lib_init();
-}
+#define MQ_SHORT_BURST        8 /* a read burst of fewer packets than this means a moderate rate: gather */
+#define MQ_CONNECT_TIMEOUT_MS 10000 /* TCP connect + TLS handshake + CONNACK */
 
 /* ------------------------------------------------------------------ helpers used by requests */
 
@@ -43,31 +37,45 @@ static void trace_frame(mq_conn *c, const char *dir, const char *topic, const vo
     TBGW_TRACEF(c->host->log, "%s %s (%zu bytes): %s%s", dir, topic, len, hex, len > n ? "..." : "");
 }
 
+static const char *session_strerror(int rc) {
+    switch (rc) {
+    case TBGW_EIO:
+        return "not connected to the broker";
+    case TBGW_EFULL:
+        return "too many messages waiting for the broker";
+    case TBGW_EINVAL:
+        return "invalid topic";
+    default:
+        return tbgw_strerror(rc);
+    }
+}
+
+/* Queued in the session's output buffer; it leaves with the write at the end of this turn (the
+ * socket has TCP_NODELAY: a downlink to a device does not wait behind anything). */
 int mq_publish(mq_conn *c, const char *topic, const char *payload, size_t len, int qos, int retain) {
-    if (!c->mosq) return TBGW_EIO;
+    if (!c->sess_ready) return TBGW_EIO;
     trace_frame(c, "publish", topic, payload, len);
-    int rc = mosquitto_publish(c->mosq, NULL, topic, (int)len, payload, qos, retain != 0);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        TBGW_WARNF(c->host->log, "publish to %s failed: %s", topic, mosquitto_strerror(rc));
+    int rc = mqtt_session_publish(&c->sess, topic, payload, len, qos, retain != 0);
+    if (rc) {
+        TBGW_WARNF(c->host->log, "publish to %s failed: %s", topic, session_strerror(rc));
         return TBGW_EIO;
     }
-    tbgw_tcp_push(mosquitto_socket(c->mosq)); /* downlink to a device leaves at once (not behind PUBACKs) */
     return 0;
 }
 
 int mq_subscribe(mq_conn *c, const char *topic, int qos) {
-    if (!c->mosq || !c->connected) return TBGW_EIO;
-    int rc = mosquitto_subscribe(c->mosq, NULL, topic, qos);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        TBGW_WARNF(c->host->log, "subscribe to %s failed: %s", topic, mosquitto_strerror(rc));
+    if (!c->sess_ready || !c->connected) return TBGW_EIO;
+    int rc = mqtt_session_subscribe(&c->sess, topic, qos);
+    if (rc) {
+        TBGW_WARNF(c->host->log, "subscribe to %s failed: %s", topic, session_strerror(rc));
         return TBGW_EIO;
     }
-    TBGW_DEBUGF(c->host->log, "subscribed to %s (qos %d)", topic, qos);
+    TBGW_DEBUGF(c->host->log, "subscribing to %s (qos %d)", topic, qos);
     return 0;
 }
 
 void mq_unsubscribe(mq_conn *c, const char *topic) {
-    if (c->mosq && c->connected) mosquitto_unsubscribe(c->mosq, NULL, topic);
+    if (c->sess_ready && c->connected) mqtt_session_unsubscribe(&c->sess, topic);
 }
 
 void mq_malformed(mq_conn *c, const char *topic, const char *what) {
@@ -104,10 +112,11 @@ static int64_t mono_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Hands the batch to the core. keep: a batch the saturated core refuses stays here (host->offer) and
- * the broker socket is not read until the core takes it, so the messages libmosquitto has already
- * acknowledged to the broker are not lost and the rest wait at the broker; without keep (at stop,
- * or an older host) a refused batch is dropped and counted. */
+/* Hands the batch to the core. keep: a batch the saturated core refuses stays here (host->offer),
+ * the session stops framing packets (what was read stays in its buffer, not yet acknowledged) and
+ * the broker socket is not read until the core takes it, so nothing already acknowledged to the
+ * broker is lost and the rest waits at the broker; without keep (at stop, or an older host) a
+ * refused batch is dropped and counted. */
 static void flush_batch(mq_conn *c, int keep) {
     if (!c->batch) return;
     keep = keep && c->host->offer;
@@ -119,6 +128,7 @@ static void flush_batch(mq_conn *c, int keep) {
     c->batch_n = 0;
     int rc = keep ? c->host->offer(c->host, b) : c->host->emit(c->host, b);
     c->held = 0;
+    if (c->sess_ready) mqtt_session_pause(&c->sess, 0);
     if (rc == TBGW_EAGAIN) {
         c->read_pause_until = tbgw_mono_ms() + (keep ? 20 : 50);
         if (keep) {
@@ -127,6 +137,7 @@ static void flush_batch(mq_conn *c, int keep) {
             c->batch_n = n;
             c->held = 1;
         }
+        if (c->held && c->sess_ready) mqtt_session_pause(&c->sess, 1);
         if (c->saturated++ % 100 == 0)
             TBGW_WARNF(c->host->log, "core saturated: a batch was refused (%llu so far); %s",
                        (unsigned long long)c->saturated,
@@ -210,10 +221,10 @@ static void dispatch(mq_conn *c, const char *topic, const uint8_t *p, size_t len
     TBGW_DEBUGF(h->log, "message on %s matches no mapping or request", topic);
 }
 
-static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg) {
-    (void)m;
-    mq_conn *c = ud;
-    dispatch(c, msg->topic, msg->payload ? msg->payload : (const void *)"", (size_t)msg->payloadlen);
+static void on_message(void *ud, const char *topic, const uint8_t *payload, size_t len, int qos, int retain) {
+    (void)qos;
+    (void)retain;
+    dispatch(ud, topic, payload, len);
 }
 
 /* ------------------------------------------------------------------ connection */
@@ -238,19 +249,17 @@ static void schedule_reconnect(mq_conn *c) {
     c->next_connect = tbgw_mono_ms() + tbgw_backoff_next(&c->backoff);
 }
 
-static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *props) {
-    (void)m;
-    (void)flags;
-    (void)props;
+static void on_connack(void *ud, int code, const char *reason) {
     mq_conn *c = ud;
-    if (rc != 0) {
-        char text[200];
+    if (code != 0) {
+        char text[300];
         snprintf(text, sizeof text, "broker %s:%d refused the connection: %s", c->cfg.host, c->cfg.port,
-                 c->cfg.version == 5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc));
+                 reason);
         TBGW_ERRORF(c->host->log, "%s", text);
         c->host->stat_add(c->host, TBGW_STAT_CONNECTOR_ERRORS, 1);
         set_state(c, TBGW_CONN_DISCONNECTED, text);
-        return; /* libmosquitto closes the socket; the run loop reconnects */
+        c->refused = 1; /* the session closes the socket and reports it lost: the state keeps this text */
+        return;
     }
     c->connected = 1;
     tbgw_backoff_reset(&c->backoff);
@@ -259,106 +268,98 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
     subscribe_all(c);
 }
 
-static void on_disconnect(struct mosquitto *m, void *ud, int rc, const mosquitto_property *props) {
-    (void)m;
-    (void)props;
+static void on_suback(void *ud, const char *filter, int code) {
     mq_conn *c = ud;
-    int was = c->connected;
-    c->connected = 0;
-    if (atomic_load(&c->stop)) return;
-    char text[200];
-    snprintf(text, sizeof text, "disconnected from %s:%d: %s", c->cfg.host, c->cfg.port,
-             rc ? mosquitto_strerror(rc) : "by request");
-    if (was) TBGW_WARNF(c->host->log, "%s", text);
-    set_state(c, TBGW_CONN_DISCONNECTED, text);
-    schedule_reconnect(c);
+    if (code >= 0x80) {
+        c->host->stat_add(c->host, TBGW_STAT_CONNECTOR_ERRORS, 1);
+        TBGW_ERRORF(c->host->log, "broker %s:%d refused the subscription to %s: %s", c->cfg.host, c->cfg.port,
+                    filter, c->cfg.version == 5 ? mqtt_reason_text(code) : "failure");
+    } else {
+        TBGW_DEBUGF(c->host->log, "subscribed to %s (granted qos %d)", filter, code);
+    }
 }
 
-static int setup_tls(mq_conn *c) {
-    const mq_config *cfg = &c->cfg;
-    int rc;
-    if (cfg->ca_cert) {
-        rc = mosquitto_tls_set(c->mosq, cfg->ca_cert, NULL, cfg->cert, cfg->key, NULL);
-        if (!rc) rc = mosquitto_tls_opts_set(c->mosq, 1, "tlsv1.2", NULL);
-        if (!rc && cfg->tls_insecure) rc = mosquitto_tls_insecure_set(c->mosq, true);
-    } else {
-        /* no CA: TLS without verification of the broker (reference behaviour) */
-        rc = mosquitto_tls_set(c->mosq, NULL, "/etc/ssl/certs", cfg->cert, cfg->key, NULL);
-        if (!rc) rc = mosquitto_tls_opts_set(c->mosq, 0, "tlsv1.2", NULL);
-        if (!rc) rc = mosquitto_tls_insecure_set(c->mosq, true);
-    }
-    if (rc) TBGW_ERRORF(c->host->log, "TLS setup failed: %s", mosquitto_strerror(rc));
-    return rc ? TBGW_EINVAL : 0;
+static void on_lost(void *ud, const char *why, int protocol_error) {
+    mq_conn *c = ud;
+    int was = c->connected, refused = c->refused;
+    c->connected = 0;
+    c->refused = 0;
+    if (protocol_error) c->host->stat_add(c->host, TBGW_STAT_CONNECTOR_ERRORS, 1);
+    schedule_reconnect(c);
+    if (atomic_load(&c->stop) || refused) return;
+    char text[sizeof c->st.last_error];
+    snprintf(text, sizeof text, "%s %s:%d: %s", was ? "disconnected from" : "cannot connect to", c->cfg.host,
+             c->cfg.port, why);
+    if (was || protocol_error)
+        TBGW_WARNF(c->host->log, "%s", text);
+    else
+        TBGW_DEBUGF(c->host->log, "%s", text);
+    set_state(c, TBGW_CONN_DISCONNECTED, text);
 }
 
 static int setup_client(mq_conn *c) {
-    pthread_once(&lib_once, lib_init);
     const mq_config *cfg = &c->cfg;
-    int clean = cfg->version == 5 ? cfg->clean_start : cfg->clean_session;
-    c->mosq = mosquitto_new(cfg->client_id, clean != 0, c);
-    if (!c->mosq) return TBGW_ENOMEM;
-    int proto = cfg->version == 5   ? MQTT_PROTOCOL_V5
-                : cfg->version == 4 ? MQTT_PROTOCOL_V311
-                                    : MQTT_PROTOCOL_V31;
-    mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, proto);
-    mosquitto_connect_v5_callback_set(c->mosq, on_connect);
-    mosquitto_disconnect_v5_callback_set(c->mosq, on_disconnect);
-    mosquitto_message_callback_set(c->mosq, on_message);
-    if (cfg->username && mosquitto_username_pw_set(c->mosq, cfg->username, cfg->password)) return TBGW_EINVAL;
-    if (cfg->tls) return setup_tls(c);
+    mqtt_session_cfg sc = {
+        .host = cfg->host,
+        .port = cfg->port,
+        .client_id = cfg->client_id,
+        .version = cfg->version,
+        .keepalive = cfg->keepalive,
+        .clean = cfg->version == 5 ? cfg->clean_start : cfg->clean_session,
+        .session_expiry = cfg->version == 5 ? (uint32_t)cfg->session_expiry : 0,
+        .username = cfg->username,
+        .password = cfg->username ? cfg->password : NULL,
+        .tls = cfg->tls,
+        /* no CA: TLS without verification of the broker (reference behaviour) */
+        .tls_insecure = cfg->tls_insecure || !cfg->ca_cert,
+        .ca_file = cfg->ca_cert,
+        .cert_file = cfg->cert,
+        .key_file = cfg->key,
+        .connect_timeout_ms = MQ_CONNECT_TIMEOUT_MS,
+    };
+    mqtt_session_cb cb = {.ud = c,
+                          .on_connack = on_connack,
+                          .on_message = on_message,
+                          .on_suback = on_suback,
+                          .on_lost = on_lost};
+    char err[300];
+    if (mqtt_session_init(&c->sess, &sc, &cb, err, sizeof err)) {
+        TBGW_ERRORF(c->host->log, "%s", err);
+        mqtt_session_free(&c->sess);
+        return TBGW_EINVAL;
+    }
+    c->sess_ready = 1;
     return 0;
 }
 
+/* Starts a connection attempt; it completes (or fails) in later turns without blocking the loop. */
 static void try_connect(mq_conn *c) {
-    const mq_config *cfg = &c->cfg;
-    int rc;
     set_state(c, TBGW_CONN_STARTING, NULL);
-    if (cfg->version == 5 && cfg->session_expiry > 0) {
-        mosquitto_property *props = NULL;
-        mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
-                                     (uint32_t)cfg->session_expiry);
-        rc = mosquitto_connect_bind_v5(c->mosq, cfg->host, cfg->port, cfg->keepalive, NULL, props);
-        mosquitto_property_free_all(&props);
-    } else {
-        rc = mosquitto_connect_async(c->mosq, cfg->host, cfg->port, cfg->keepalive);
-    }
-    if (rc != MOSQ_ERR_SUCCESS) {
-        char text[200];
-        snprintf(text, sizeof text, "cannot connect to %s:%d: %s", cfg->host, cfg->port,
-                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+    if (mqtt_session_start(&c->sess, tbgw_mono_ms())) {
+        char text[sizeof c->st.last_error];
+        snprintf(text, sizeof text, "cannot connect to %s:%d: %s", c->cfg.host, c->cfg.port, c->sess.err);
         TBGW_DEBUGF(c->host->log, "%s", text);
         set_state(c, TBGW_CONN_DISCONNECTED, text);
         schedule_reconnect(c);
     }
 }
 
-/* Reads every packet available now (bounded), then hands the converted records to the core.
- * A short burst that left records to emit starts a gather: the broker socket is not watched until
- * the coalescing window of the oldest record ends, then everything that arrived meanwhile is read
- * in one burst and emitted at once. At moderate rates one wake-up (and one hand-off to the core)
- * then serves several messages instead of one, for at most MQ_COALESCE_US more latency; at high
- * rates bursts are long and nothing waits. */
-static void read_burst(mq_conn *c) {
-    int i = 0;
-    for (; i < MQ_BURST && !c->held; i++) { /* a refused batch: the rest waits at the broker */
-        errno = 0;
-        int rc = mosquitto_loop_read(c->mosq, 1);
-        if (rc != MOSQ_ERR_SUCCESS) {
-            if (c->connected)
-                on_disconnect(c->mosq, c, rc, NULL);
-            else
-                schedule_reconnect(c);
-            break;
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK || mosquitto_socket(c->mosq) < 0) break;
-    }
+/* Reads what is pending (one read()), converts every message framed from it and hands the records
+ * to the core. A short burst that left records to emit starts a gather: the broker socket is not
+ * watched until the coalescing window of the oldest record ends, then everything that arrived
+ * meanwhile is read in one burst and emitted at once. At moderate rates one wake-up (and one
+ * hand-off to the core) then serves several messages instead of one, for at most MQ_COALESCE_US
+ * more latency; at high rates bursts are long and nothing waits. */
+static void read_burst(mq_conn *c, short revents) {
+    int n = mqtt_session_io(&c->sess, revents, tbgw_mono_ms());
     maybe_flush(c, 0);
     /* only records wait to be gathered: RPC answers and requests do not start a gather */
-    c->gathering = i < MQ_SHORT_BURST && c->batch != NULL;
+    c->gathering = n < MQ_SHORT_BURST && c->batch != NULL;
 }
 
 /* The earliest monotonic ms at which the loop has something to do without I/O: a reconnect, the
- * end of a read pause or of the coalescing window, a request deadline, libmosquitto's keep-alive. */
+ * end of a read pause or of the coalescing window, a request deadline, the session's keep-alive or
+ * connect timeout. */
 static int64_t next_due(mq_conn *c, int sock, int64_t now) {
     int64_t due = now + 3600000;
     if (sock < 0)
@@ -376,48 +377,43 @@ static int64_t next_due(mq_conn *c, int sock, int64_t now) {
         if (r->deadline < due) due = r->deadline;
     for (const mq_pending_attr *a = c->attrs; a; a = a->next)
         if (a->deadline < due) due = a->deadline;
-    if (sock >= 0) { /* mosquitto_loop_misc: PINGREQ after keepalive idle seconds, a quarter early */
-        int64_t ka = c->cfg.keepalive > 0 ? (int64_t)c->cfg.keepalive * 250 : 15000;
-        if (c->last_misc + ka < due) due = c->last_misc + ka;
-    }
+    int64_t s = mqtt_session_due(&c->sess);
+    if (s < due) due = s;
     return due;
 }
 
 /* One turn: sleeps on the broker socket, the downlink descriptor and the next timer, then does
  * what became due. */
 static void network_turn(mq_conn *c) {
-    int sock = mosquitto_socket(c->mosq);
+    int sock = mqtt_session_fd(&c->sess);
     int64_t now = tbgw_mono_ms();
     if (sock < 0) {
         flush_batch(c, 1);
-        if (c->connected) on_disconnect(c->mosq, c, MOSQ_ERR_CONN_LOST, NULL);
         if (now >= c->next_connect) try_connect(c);
-        sock = mosquitto_socket(c->mosq);
+        sock = mqtt_session_fd(&c->sess);
     }
     if (c->gathering && !c->batch) c->gathering = 0; /* the batch left (full, or by a forced flush) */
-    struct pollfd pfd[2] = {{.fd = c->host->downlink_fd, .events = POLLIN}, {.fd = sock, .events = 0}};
-    if (sock >= 0) {
-        if (now >= c->read_pause_until && !c->gathering && !c->held) pfd[1].events |= POLLIN;
-        if (mosquitto_want_write(c->mosq)) pfd[1].events |= POLLOUT;
+    if (!c->held && sock >= 0) {
+        int n = mqtt_session_process(&c->sess, now); /* packets a pause left in the buffer */
+        if (n) maybe_flush(c, 0);
     }
+    mqtt_session_flush(&c->sess, now); /* downlink queued by dispatch(), acknowledgements */
+    sock = mqtt_session_fd(&c->sess);
+    struct pollfd pfd[2] = {{.fd = c->host->downlink_fd, .events = POLLIN}, {.fd = sock, .events = 0}};
+    if (sock >= 0)
+        pfd[1].events =
+            mqtt_session_events(&c->sess, now >= c->read_pause_until && !c->gathering && !c->held);
     int64_t left = next_due(c, sock, now) - now;
     int n = poll(pfd, sock >= 0 ? 2 : 1, left <= 0 ? 0 : left > 3600000 ? 3600000 : (int)left);
-    if (n > 0 && sock >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-        read_burst(c);
+    if (n > 0 && sock >= 0 && pfd[1].revents) {
+        read_burst(c, pfd[1].revents);
     } else if (c->gathering && !c->held && sock >= 0 && mono_us() - c->batch_since_us >= MQ_COALESCE_US) {
-        read_burst(c); /* the window ended: what arrived meanwhile joins the batch before it leaves */
-    }
-    if (mosquitto_socket(c->mosq) >= 0 && mosquitto_want_write(c->mosq)) {
-        int rc = mosquitto_loop_write(c->mosq, 1);
-        if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN && c->connected)
-            on_disconnect(c->mosq, c, rc, NULL);
+        read_burst(c, POLLIN); /* the window ended: what arrived meanwhile joins the batch before it leaves */
     }
     now = tbgw_mono_ms();
-    if (mosquitto_socket(c->mosq) >= 0 && now - c->last_misc >= 1000) {
-        mosquitto_loop_misc(c->mosq);
-        c->last_misc = now;
-    }
+    mqtt_session_tick(&c->sess, now);
     maybe_flush(c, 0);
+    mqtt_session_flush(&c->sess, now); /* the acknowledgements of this burst: one write */
 }
 
 /* useEval failures: every one counted, logged once a minute per key */
@@ -459,7 +455,7 @@ static int mq_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw
 static int mq_run(void *self) {
     mq_conn *c = self;
     const tbgw_host *h = c->host;
-    if (!c->mosq && setup_client(c)) {
+    if (!c->sess_ready && setup_client(c)) {
         set_state(c, TBGW_CONN_FAILED, "cannot set up the MQTT client");
         return TBGW_EINVAL;
     }
@@ -471,7 +467,7 @@ static int mq_run(void *self) {
     }
     flush_batch(c, 0);
     if (c->connected) {
-        mosquitto_disconnect(c->mosq);
+        mqtt_session_disconnect(&c->sess);
         c->connected = 0;
     }
     set_state(c, TBGW_CONN_STOPPED, NULL);
@@ -486,7 +482,7 @@ static void mq_stop(void *self) {
 static void mq_destroy(void *self) {
     mq_conn *c = self;
     if (!c) return;
-    if (c->mosq) mosquitto_destroy(c->mosq);
+    if (c->sess_ready) mqtt_session_free(&c->sess);
     mq_pending_free(c);
     mq_config_free(&c->cfg);
     for (size_t i = 0; i < c->seen.n; i++) free(c->seen.topics[i]);

@@ -3,8 +3,6 @@
 #define TBGW_MQTT_INTERNAL_H
 
 #include <jansson.h>
-#include <mosquitto.h>
-#include <mqtt_protocol.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <tbgw/connector.h>
@@ -13,6 +11,7 @@
 #include "convert/expr.h"
 #include "convert/json_conv.h"
 #include "convert/source_expr.h"
+#include "proto/mqtt/mqtt_session.h"
 #include "util/backoff.h"
 #include "util/buf.h"
 
@@ -112,7 +111,8 @@ typedef struct mq_seen {
 typedef struct mq_conn {
     const tbgw_host *host;
     mq_config cfg;
-    struct mosquitto *mosq;
+    mqtt_session sess;
+    int sess_ready; /* sess initialised (TLS context loaded) */
     atomic_int stop;
     int connected;
     tbgw_backoff backoff;
@@ -130,9 +130,9 @@ typedef struct mq_conn {
     int64_t batch_since_us;   /* monotonic time the oldest record of the batch was converted */
     int gathering;            /* a short burst left records: the socket waits for the window's end */
     int64_t read_pause_until; /* monotonic ms: the core was saturated, let the broker hold messages */
-    int64_t last_misc;        /* monotonic ms of the last mosquitto_loop_misc */
     uint64_t saturated;       /* emits refused by the core */
     int held;                 /* the batch was refused: kept, offered again after read_pause_until */
+    int refused;              /* the broker refused the CONNECT: its reason stays the state's text */
     tbgw_buf scratch;
 } mq_conn;
 
