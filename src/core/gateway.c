@@ -865,6 +865,9 @@ tbgw_gateway *tbgw_gateway_new(tbgw_config *cfg, char **argv) {
     gw->log = tbgw_logger_get("service");
     gw->slog = tbgw_logger_get("storage");
     gw->in_cap = INGRESS_CAP;
+    /* TBGW_INGRESS_CAP: a smaller queue makes the core refuse batches early (tests of the saturation path) */
+    const char *icap = getenv("TBGW_INGRESS_CAP");
+    if (icap && atol(icap) > 0) gw->in_cap = (size_t)atol(icap);
     gw->max_payload = (size_t)cfg->max_payload_size;
     gw->max_inflight = 100;
     pthread_mutex_init(&gw->in_mu, NULL);
