@@ -4,7 +4,7 @@ of the gateway (bench/run.sh with BENCH_PERF=1) and sorts every sample into one 
 chain: system calls by kind (kernel samples under read / write / poll / futex / nanosleep /
 setsockopt), scheduler and wake-ups, then user code by the innermost gateway function it runs under
 (JSON parse, converter, connector dispatch and hand-off, record/storage, packer, publish, the MQTT
-client library, allocator).
+client (libmosquitto, or the connector's own in src/proto/mqtt), allocator).
 
 Usage: perf script -i perf.data | bench/perf_breakdown.py [--cpu-seconds S --messages N]
 With the CPU seconds of the run and its message count it also prints microseconds per message."""
@@ -30,6 +30,8 @@ USER = [  # (bucket, regex on a user frame), the innermost frame that matches de
     ("publish to the platform", r"^(pump_one|pump|tb_client_publish|commit_done|on_publish|mem_commit|flight_free|tb_client_push|on_poll|update_poll)$"),
     ("connector dispatch, hand-off", r"^(dispatch|on_message|read_burst|batch_add|flush_batch|maybe_flush|h_emit|tbgw_gw_ingress_push|h_stat_add|network_turn|next_due|mq_run|h_dispatch|trace_frame)$"),
 ]
+MQTT_OWN = r"^(mqtt_session_|mqtt_frame_next|mqtt_parse_|mqtt_props_parse|mqtt_enc_|rd_props|read_step|make_room|tcp_connected|tls_step)"
+MQTT_OWN_STATIC = r"^(on_publish|on_ack|on_connack|on_suback|handle|drop|fill_window|out_find|out_remove|qos2_)"
 LIBS = [("MQTT client library", "libmosquitto"), ("JSON library (unattributed)", "libjansson"),
         ("libuv", "libuv"), ("allocator (unattributed)", None)]
 
@@ -43,8 +45,12 @@ def classify(frames):
             if any(r.match(s) for s in kernel):
                 return bucket
         return "kernel: interrupts, other"
+    in_session = any(s.startswith("mqtt_session_") for s, _ in user)
     for s, d in user:  # innermost first
         if "libmosquitto" in d:  # its packet reading and handling, below the connector's callback
+            return "MQTT client library"
+        # the connector's own client (src/proto/mqtt): framing, decoding, acknowledgements
+        if re.match(MQTT_OWN, s) or (in_session and re.match(MQTT_OWN_STATIC, s)):
             return "MQTT client library"
         for bucket, rx in USER:
             if re.match(rx, s):

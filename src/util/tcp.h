@@ -1,4 +1,4 @@
-/* TCP helpers shared by the MQTT sessions. */
+/* TCP helpers for the platform session (libmosquitto). */
 #ifndef TBGW_UTIL_TCP_H
 #define TBGW_UTIL_TCP_H
 
