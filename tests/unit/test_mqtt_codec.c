@@ -374,11 +374,74 @@ static void test_session(void **st) {
     close(l);
 }
 
+/* Runs the session's loop (I/O and timers) for ms milliseconds or until lost changes. */
+static void run_for(mqtt_session *s, rec *r, int ms) {
+    int lost = r->lost;
+    int64_t end = tbgw_mono_ms() + ms;
+    while (tbgw_mono_ms() < end && r->lost == lost) {
+        int64_t now = tbgw_mono_ms();
+        mqtt_session_flush(s, now);
+        struct pollfd p = {.fd = mqtt_session_fd(s), .events = mqtt_session_events(s, 1)};
+        if (p.fd < 0) break;
+        if (poll(&p, 1, 10) > 0) mqtt_session_io(s, p.revents, tbgw_mono_ms());
+        mqtt_session_tick(s, tbgw_mono_ms());
+        mqtt_session_flush(s, tbgw_mono_ms());
+    }
+}
+
+/* keep-alive: a PINGREQ after keepalive seconds without a write; no PINGRESP within keepalive
+ * seconds drops the connection. A broker that never sends CONNACK hits the connect timeout. */
+static void test_keepalive_and_timeouts(void **st) {
+    (void)st;
+    int port;
+    int l = listener(&port);
+    rec r = {0};
+    mqtt_session s;
+    mqtt_session_cfg cfg = {.host = "127.0.0.1",
+                            .port = port,
+                            .client_id = "k",
+                            .version = MQTT_V5,
+                            .keepalive = 1,
+                            .clean = 1,
+                            .connect_timeout_ms = 300};
+    mqtt_session_cb cb = {.ud = &r, .on_connack = r_connack, .on_message = r_message, .on_lost = r_lost};
+    char err[200];
+    assert_int_equal(mqtt_session_init(&s, &cfg, &cb, err, sizeof err), 0);
+    r.s = &s;
+    assert_int_equal(mqtt_session_start(&s, tbgw_mono_ms()), 0);
+    int fd = accept_connect(l, &s, &r, 0);
+    uint8_t in[64];
+    run_for(&s, &r, 1200);
+    ssize_t n = peer_read(fd, in, sizeof in);
+    assert_int_equal(n, 2);
+    assert_int_equal(in[0], 0xC0); /* PINGREQ */
+    const uint8_t resp[] = {0xD0, 0};
+    assert_int_equal(send(fd, resp, 2, 0), 2);
+    run_for(&s, &r, 300);
+    assert_int_equal(s.ping_sent, 0);
+    assert_int_equal(r.lost, 0);
+    run_for(&s, &r, 3000); /* the next PINGREQ stays unanswered */
+    assert_int_equal(r.lost, 1);
+    assert_non_null(strstr(s.err, "keep-alive timeout"));
+    close(fd);
+    /* a broker that accepts but never answers CONNECT */
+    assert_int_equal(mqtt_session_start(&s, tbgw_mono_ms()), 0);
+    int64_t t0 = tbgw_mono_ms();
+    run_for(&s, &r, 3000);
+    assert_int_equal(r.lost, 2);
+    assert_true(tbgw_mono_ms() - t0 < 1500);
+    assert_non_null(strstr(s.err, "timed out after 300 ms"));
+    int a = accept(l, NULL, NULL);
+    if (a >= 0) close(a);
+    mqtt_session_free(&s);
+    close(l);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connect_encoding), cmocka_unit_test(test_publish_roundtrip),
         cmocka_unit_test(test_v5_properties),    cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_session),
+        cmocka_unit_test(test_session),          cmocka_unit_test(test_keepalive_and_timeouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
