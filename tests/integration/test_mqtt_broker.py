@@ -1,5 +1,6 @@
 """MQTT connector broker handling: basic authentication with MQTT 3.1.1, reconnection with
-re-subscription after the external broker restarts, refused credentials, and TLS with a CA."""
+re-subscription after the external broker restarts, refused credentials, TLS with a CA, and TLS with a
+client certificate and the broker's name checked."""
 
 import json
 import os
@@ -132,6 +133,56 @@ class BrokerHandling(GatewayTestCase):
             publish(port, "th/S", {"t": 3}, tls_ca=os.path.join(d, "ca.crt"))
             tel = wait_for(lambda: self.platform.telemetry("S"), 10, what="telemetry over TLS")
             self.assertEqual(tel[0][2], {"t": 3.0})
+            self.assertEqual(gw.stop(), 0)
+        finally:
+            broker.stop()
+
+    def test_tls_client_certificate_and_name_check(self):
+        """A broker that requires a client certificate; the broker's certificate names another host, so
+        the name check refuses it until `insecure` lifts that check."""
+        d = os.path.join(self.workdir, "mtls")
+        os.makedirs(d)
+
+        def run(*args):
+            subprocess.run(args, cwd=d, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+            "-keyout", "ca.key", "-out", "ca.crt")
+        for name, cn in (("server", "broker.invalid"), ("client", "gw")):
+            run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + cn, "-keyout", name + ".key",
+                "-out", name + ".csr")
+            with open(os.path.join(d, name + ".cnf"), "w") as f:
+                f.write("subjectAltName=DNS:%s\n" % cn)
+            run("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", name + ".cnf", "-out", name + ".crt")
+        broker = Mosquitto(self.workdir, "mtls", ["allow_anonymous true", "cafile %s/ca.crt" % d,
+                                                  "certfile %s/server.crt" % d, "keyfile %s/server.key" % d,
+                                                  "require_certificate true"])
+        port = broker.port
+        broker.start()
+        try:
+            sec = {"type": "certificates", "pathToCACert": os.path.join(d, "ca.crt"),
+                   "pathToClientCert": os.path.join(d, "client.crt"),
+                   "pathToPrivateKey": os.path.join(d, "client.key")}
+            conf = {"broker": {"host": "127.0.0.1", "port": port, "security": sec}, "mapping": mapping()}
+            gw = self.gateway(connectors=[{"type": "mqtt", "name": "Ext", "config": conf}]).start()
+            gw.wait_log("certificate verification", 15)  # 127.0.0.1 is not broker.invalid
+            self.assertNotIn("connected to 127.0.0.1:%d as" % port, gw.log())
+            self.assertEqual(gw.stop(), 0)
+            sec["insecure"] = True
+            gw = self.gateway(connectors=[{"type": "mqtt", "name": "Ext2", "config": conf}]).start()
+            gw.wait_log("connected to 127.0.0.1:%d" % port, 15)
+            time.sleep(0.3)
+            c = mqtt.Client(client_id="pub-mtls")
+            c.tls_set(ca_certs=os.path.join(d, "ca.crt"), certfile=os.path.join(d, "client.crt"),
+                      keyfile=os.path.join(d, "client.key"))
+            c.tls_insecure_set(True)
+            c.connect("127.0.0.1", port, 30)
+            c.loop_start()
+            c.publish("th/M", json.dumps({"t": 4}), qos=1).wait_for_publish(5)
+            c.loop_stop()
+            c.disconnect()
+            tel = wait_for(lambda: self.platform.telemetry("M"), 10, what="telemetry over mutual TLS")
+            self.assertEqual(tel[0][2], {"t": 4.0})
             self.assertEqual(gw.stop(), 0)
         finally:
             broker.stop()
