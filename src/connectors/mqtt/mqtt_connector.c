@@ -25,6 +25,7 @@
 #endif
 #define MQ_SHORT_BURST        8 /* a read burst of fewer packets than this means a moderate rate: gather */
 #define MQ_CONNECT_TIMEOUT_MS 10000 /* TCP connect + TLS handshake + CONNACK */
+#define MQ_RELEASE_MS         1     /* wait at a window's end for what our acknowledgements release */
 
 /* ------------------------------------------------------------------ helpers used by requests */
 
@@ -357,6 +358,24 @@ static void read_burst(mq_conn *c, short revents) {
     c->gathering = n < MQ_SHORT_BURST && c->batch != NULL;
 }
 
+/* The end of a gather window: what arrived meanwhile joins the batch before it leaves. A broker with
+ * Nagle's algorithm on (mosquitto's default) sends the first message of the window at once and holds
+ * the rest until our ACK, which the kernel delays until our next write: so the acknowledgements are
+ * written first and what that releases (within MQ_RELEASE_MS) is taken into the same batch, instead
+ * of waiting for the next window. */
+static void window_end(mq_conn *c) {
+    int64_t now = tbgw_mono_ms();
+    int n = mqtt_session_io(&c->sess, POLLIN, now);
+    if (n > 0 && !c->held && c->sess.wpos < c->sess.wbuf.len) {
+        mqtt_session_flush(&c->sess, now);
+        struct pollfd p = {.fd = mqtt_session_fd(&c->sess), .events = POLLIN};
+        if (p.fd >= 0 && poll(&p, 1, MQ_RELEASE_MS) > 0)
+            n += mqtt_session_io(&c->sess, p.revents, tbgw_mono_ms());
+    }
+    maybe_flush(c, 0);
+    c->gathering = n < MQ_SHORT_BURST && c->batch != NULL;
+}
+
 /* The earliest monotonic ms at which the loop has something to do without I/O: a reconnect, the
  * end of a read pause or of the coalescing window, a request deadline, the session's keep-alive or
  * connect timeout. */
@@ -408,7 +427,7 @@ static void network_turn(mq_conn *c) {
     if (n > 0 && sock >= 0 && pfd[1].revents) {
         read_burst(c, pfd[1].revents);
     } else if (c->gathering && !c->held && sock >= 0 && mono_us() - c->batch_since_us >= MQ_COALESCE_US) {
-        read_burst(c, POLLIN); /* the window ended: what arrived meanwhile joins the batch before it leaves */
+        window_end(c);
     }
     now = tbgw_mono_ms();
     mqtt_session_tick(&c->sess, now);
