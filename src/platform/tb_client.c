@@ -13,6 +13,7 @@
 #include <tbgw/log.h>
 
 #include "util/backoff.h"
+#include "proto/mqtt/mqtt_codec.h"
 #include "util/tcp.h"
 
 typedef enum { ST_IDLE, ST_CONNECTING, ST_WAIT_CONNACK, ST_CONNECTED, ST_BACKOFF, ST_STOPPED } cstate;
@@ -52,54 +53,7 @@ static void schedule_retry(tb_client *c);
 static int tcp_check(tb_client *c);
 
 const char *tb_client_connack_text(int rc, int v5) {
-    if (!v5) {
-        switch (rc) {
-        case 1:
-            return "unacceptable protocol version";
-        case 2:
-            return "client identifier rejected";
-        case 3:
-            return "server unavailable";
-        case 4:
-            return "bad user name or password";
-        case 5:
-            return "not authorized";
-        default:
-            return "refused";
-        }
-    }
-    switch (rc) {
-    case MQTT_RC_UNSPECIFIED:
-        return "unspecified error";
-    case MQTT_RC_MALFORMED_PACKET:
-        return "malformed packet";
-    case MQTT_RC_PROTOCOL_ERROR:
-        return "protocol error";
-    case MQTT_RC_IMPLEMENTATION_SPECIFIC:
-        return "implementation specific error";
-    case MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION:
-        return "unsupported protocol version";
-    case MQTT_RC_CLIENTID_NOT_VALID:
-        return "client identifier not valid";
-    case MQTT_RC_BAD_USERNAME_OR_PASSWORD:
-        return "bad user name or password";
-    case MQTT_RC_NOT_AUTHORIZED:
-        return "not authorized";
-    case MQTT_RC_SERVER_UNAVAILABLE:
-        return "server unavailable";
-    case MQTT_RC_SERVER_BUSY:
-        return "server busy";
-    case MQTT_RC_BANNED:
-        return "banned";
-    case MQTT_RC_BAD_AUTHENTICATION_METHOD:
-        return "bad authentication method";
-    case MQTT_RC_QUOTA_EXCEEDED:
-        return "quota exceeded";
-    case MQTT_RC_CONNECTION_RATE_EXCEEDED:
-        return "connection rate exceeded";
-    default:
-        return "refused";
-    }
+    return mqtt_connack_text(v5 ? MQTT_V5 : MQTT_V311, rc);
 }
 
 static int has_outer_space(const char *s) {

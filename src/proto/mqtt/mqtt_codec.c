@@ -292,14 +292,17 @@ int mqtt_parse_suback(const mqtt_frame *f, int version, mqtt_suback *o, const ch
 /* ------------------------------------------------------------------ texts */
 
 const char *mqtt_connack_text(int version, int code) {
-    if (version == MQTT_V5) return mqtt_reason_text(code);
+    if (version == MQTT_V5) {
+        const char *t = mqtt_reason_text(code);
+        return strcmp(t, "unknown reason code") ? t : "refused";
+    }
     switch (code) {
     case 0:
         return "connection accepted";
     case 1:
         return "unacceptable protocol version";
     case 2:
-        return "identifier rejected";
+        return "client identifier rejected";
     case 3:
         return "server unavailable";
     case 4:
@@ -307,7 +310,7 @@ const char *mqtt_connack_text(int version, int code) {
     case 5:
         return "not authorized";
     default:
-        return "unknown return code";
+        return "refused";
     }
 }
 

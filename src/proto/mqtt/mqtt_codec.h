@@ -99,7 +99,8 @@ int mqtt_parse_publish(const mqtt_frame *f, int version, mqtt_publish *out, cons
 int mqtt_parse_ack(const mqtt_frame *f, int version, mqtt_ack *out, const char **why);
 int mqtt_parse_suback(const mqtt_frame *f, int version, mqtt_suback *out, const char **why);
 
-/* Text of a CONNACK code (v3 return codes 1..5) or of a v5 reason code. */
+/* Text of a refusing CONNACK code (v3 return codes 1..5, v5 reason codes; "refused" for others) and
+ * of a v5 reason code (DISCONNECT, SUBACK, ...). */
 const char *mqtt_connack_text(int version, int code);
 const char *mqtt_reason_text(int code);
 
