@@ -132,6 +132,14 @@ static void drop(mqtt_session *s, const char *why, int protocol_error) {
     if (s->cb.on_lost) s->cb.on_lost(s->cb.ud, text, protocol_error);
 }
 
+/* A TLS failure: OpenSSL's reason (or errno's) ends the connection. */
+static void drop_tls(mqtt_session *s, const char *what) {
+    tls_err_text(s, what);
+    char t[sizeof s->err];
+    snprintf(t, sizeof t, "%s", s->err);
+    drop(s, t, 0);
+}
+
 void mqtt_session_free(mqtt_session *s) {
     close_conn(s);
     free(s->rbuf);
@@ -253,10 +261,7 @@ static void tls_step(mqtt_session *s, int64_t now) {
             drop(s, t, 0);
             return;
         }
-        tls_err_text(s, "TLS handshake failed");
-        char t[sizeof s->err];
-        snprintf(t, sizeof t, "%s", s->err);
-        drop(s, t, 0);
+        drop_tls(s, "TLS handshake failed");
     }
 }
 
@@ -312,10 +317,7 @@ void mqtt_session_flush(mqtt_session *s, int64_t now) {
             if (r <= 0) {
                 int e = SSL_get_error(s->ssl, r);
                 if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) return;
-                tls_err_text(s, "TLS write failed");
-                char t[sizeof s->err];
-                snprintf(t, sizeof t, "%s", s->err);
-                drop(s, t, 0);
+                drop_tls(s, "TLS write failed");
                 return;
             }
             w = r;
@@ -744,10 +746,7 @@ static void read_step(mqtt_session *s, int64_t now) {
                 drop(s, "the broker closed the connection", 0);
                 return;
             }
-            tls_err_text(s, "TLS read failed");
-            char t[sizeof s->err];
-            snprintf(t, sizeof t, "%s", s->err);
-            drop(s, t, 0);
+            drop_tls(s, "TLS read failed");
             return;
         }
         n = r;
