@@ -437,11 +437,76 @@ static void test_keepalive_and_timeouts(void **st) {
     close(l);
 }
 
+static size_t last_len;
+static void r_len(void *ud, const char *topic, const uint8_t *p, size_t len, int qos, int retain) {
+    r_message(ud, topic, p, len, qos, retain);
+    last_len = len;
+}
+
+/* Send all of a large buffer while driving the session (the socket buffers are smaller). */
+static void send_driving(int fd, mqtt_session *s, rec *r, const uint8_t *p, size_t n) {
+    size_t off = 0;
+    int64_t end = tbgw_mono_ms() + 5000;
+    while (off < n && tbgw_mono_ms() < end && r->lost == 0) {
+        ssize_t w = send(fd, p + off, n - off, MSG_DONTWAIT);
+        if (w > 0) off += (size_t)w;
+        struct pollfd q = {.fd = mqtt_session_fd(s), .events = mqtt_session_events(s, 1)};
+        if (q.fd < 0) break;
+        if (poll(&q, 1, 5) > 0) mqtt_session_io(s, q.revents, tbgw_mono_ms());
+    }
+}
+
+/* A packet larger than the read buffer grows it (and the buffer is released once drained); one
+ * larger than max_packet drops the connection with an error naming the sizes. */
+static void test_large_packets(void **st) {
+    (void)st;
+    int port;
+    int l = listener(&port);
+    rec r = {0};
+    mqtt_session s;
+    mqtt_session_cfg cfg = {.host = "127.0.0.1",
+                            .port = port,
+                            .client_id = "big",
+                            .version = MQTT_V311,
+                            .keepalive = 60,
+                            .clean = 1,
+                            .max_packet = 200000};
+    mqtt_session_cb cb = {.ud = &r, .on_connack = r_connack, .on_message = r_len, .on_lost = r_lost};
+    char err[200];
+    assert_int_equal(mqtt_session_init(&s, &cfg, &cb, err, sizeof err), 0);
+    r.s = &s;
+    assert_int_equal(mqtt_session_start(&s, tbgw_mono_ms()), 0);
+    int fd = accept_connect(l, &s, &r, 0);
+    static char payload[300000];
+    memset(payload, 'p', sizeof payload);
+    tbgw_buf b;
+    tbgw_buf_init(&b);
+    assert_int_equal(mqtt_enc_publish(&b, MQTT_V311, "big/1", payload, 100000, 0, 0, 0, 0), 0);
+    send_driving(fd, &s, &r, (const uint8_t *)b.p, b.len);
+    DRIVE(&s, r.delivered == 1);
+    assert_int_equal(r.delivered, 1);
+    assert_int_equal(last_len, 100000);
+    assert_string_equal(r.topics[0], "big/1");
+    assert_int_equal(s.rcap, 0); /* drained: the grown buffer was given back */
+    tbgw_buf_reset(&b);
+    assert_int_equal(mqtt_enc_publish(&b, MQTT_V311, "big/2", payload, sizeof payload, 0, 0, 0, 0), 0);
+    send_driving(fd, &s, &r, (const uint8_t *)b.p, 16);
+    DRIVE(&s, r.lost == 1);
+    assert_int_equal(r.lost, 1);
+    assert_non_null(strstr(s.err, "more than the limit of 200000"));
+    assert_int_equal(s.protocol_errors, 1);
+    tbgw_buf_free(&b);
+    close(fd);
+    mqtt_session_free(&s);
+    close(l);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connect_encoding), cmocka_unit_test(test_publish_roundtrip),
         cmocka_unit_test(test_v5_properties),    cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_session),          cmocka_unit_test(test_keepalive_and_timeouts),
+        cmocka_unit_test(test_large_packets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,12 +100,7 @@ static void close_conn(mqtt_session *s) {
     if (s->ai) freeaddrinfo(s->ai);
     s->ai = s->ai_next = NULL;
     s->state = MQS_IDLE;
-    s->rlen = s->rpos = 0;
-    if (s->rcap > MQS_READ_CHUNK + 1) { /* give a grown buffer back */
-        free(s->rbuf);
-        s->rbuf = NULL;
-        s->rcap = 0;
-    }
+    s->rlen = s->rpos = 0; /* the buffer itself stays: a callback may still point into it */
     tbgw_buf_free(&s->wbuf);
     tbgw_buf_init(&s->wbuf);
     s->wpos = 0;
@@ -699,7 +694,14 @@ int mqtt_session_process(mqtt_session *s, int64_t now) {
         s->rpos += f.total;
         delivered += handle(s, &f);
     }
-    if (s->state >= MQS_CONNACK && s->rpos == s->rlen) s->rpos = s->rlen = 0;
+    if (s->rpos == s->rlen) {
+        s->rpos = s->rlen = 0;
+        if (s->rcap > MQS_READ_CHUNK + 1) { /* drained after a large packet: give the buffer back */
+            free(s->rbuf);
+            s->rbuf = NULL;
+            s->rcap = 0;
+        }
+    }
     (void)now;
     return delivered;
 }
