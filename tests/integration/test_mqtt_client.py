@@ -1,7 +1,8 @@
 """The MQTT connector's own client under pressure:
   - saturation: the core refuses batches (a tiny ingress queue, TBGW_INGRESS_CAP) while a device
-    floods the external broker; the connector keeps the refused batch, stops framing and reading,
-    and nothing is lost: every value arrives on the platform;
+    floods the external broker, with the platform there or away during the flood (then back); the
+    connector keeps the refused batch, stops framing and reading, and nothing is lost: every value
+    arrives on the platform;
   - a v5 session with sessionExpiryInterval > 0 whose broker stops answering (TCP connects that get
     no answer at all): the connect attempt does not block the connector, an RPC to its device is
     answered at once, the attempt times out and is retried, and once the broker is back the
@@ -14,7 +15,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from tbgwtest import Broker, GatewayTestCase, SilentPort, wait_for, main
+from tbgwtest import Broker, GatewayTestCase, Platform, SilentPort, wait_for, main
 
 N_FLOOD = 20000
 
@@ -26,6 +27,12 @@ class MqttClient(GatewayTestCase):
         return b
 
     def test_saturated_core_loses_nothing(self):
+        self.flood_and_check(platform_away=False)
+
+    def test_saturated_core_with_the_platform_away(self):
+        self.flood_and_check(platform_away=True)
+
+    def flood_and_check(self, platform_away):
         ext = self.ext_broker()
         conf = {"broker": {"host": "127.0.0.1", "port": ext.port, "clientId": "gw-sat"},
                 "mapping": [{"topicFilter": "sat/+", "subscriptionQos": 1, "converter": {
@@ -37,9 +44,17 @@ class MqttClient(GatewayTestCase):
         gw.start(env={"TBGW_INGRESS_CAP": "300", "TBGW_LOG_LEVEL": "INFO"})
         gw.wait_log("connected to 127.0.0.1:%d" % ext.port, 15)
         time.sleep(0.5)
+        port = self.broker.port
+        if platform_away:  # the flood goes to the storage; the platform comes back afterwards
+            self.platform.stop()
+            self.broker.stop()
         lines = "".join(json.dumps({"seq": i}) + "\n" for i in range(N_FLOOD))
         subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(ext.port), "-q", "1", "-t", "sat/D",
                         "-l"], input=lines.encode(), check=True, timeout=120)
+        if platform_away:
+            time.sleep(1)
+            self.broker = Broker(self.workdir, port=port, name="platform", persistent=True).start()
+            self.platform = Platform(self.broker).start()
 
         def seqs():
             return {v["seq"] for _, _, v in self.platform.telemetry("D")}
