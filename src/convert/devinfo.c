@@ -60,18 +60,29 @@ int tbgw_devinfo_new(const json_t *di, const char *path, int need_profile, tbgw_
     return 0;
 }
 
-static char *eval_dup(const tbgw_src_expr *e, const char *topic, const json_t *body) {
+static char *eval_dup(const tbgw_src_expr *e, const char *topic, const tbgw_jsrc *body) {
     tbgw_buf b;
     tbgw_buf_scratch_take(&b);
-    int rc = tbgw_src_expr_eval(e, topic, body, &b);
+    int rc = tbgw_src_expr_eval_src(e, topic, body, &b);
     const char *s = rc ? NULL : tbgw_buf_cstr(&b);
     char *r = s ? strdup(s) : NULL;
     tbgw_buf_scratch_give(&b);
     return r;
 }
 
+int tbgw_devinfo_is_plain(const tbgw_devinfo *d) {
+    return (!d->name.tmpl || tbgw_expr_is_plain(d->name.tmpl)) &&
+           (!d->has_profile || !d->profile.tmpl || tbgw_expr_is_plain(d->profile.tmpl));
+}
+
 int tbgw_devinfo_eval(const tbgw_devinfo *d, const char *topic, const json_t *body, char **name,
                       char **profile) {
+    tbgw_jsrc src = {.tree = body};
+    return tbgw_devinfo_eval_src(d, topic, &src, name, profile);
+}
+
+int tbgw_devinfo_eval_src(const tbgw_devinfo *d, const char *topic, const tbgw_jsrc *body, char **name,
+                          char **profile) {
     *name = eval_dup(&d->name, topic, body);
     *profile = NULL;
     if (!*name) return TBGW_ENOMEM;
