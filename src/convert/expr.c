@@ -22,6 +22,7 @@ typedef struct path_step {
 struct tbgw_path {
     char *text;
     char *first_token; /* first whitespace-separated token, tried as a top-level key */
+    size_t first_len;
     path_step *steps;
     size_t n_steps;
 };
@@ -118,6 +119,7 @@ int tbgw_path_compile(const char *text, tbgw_path **out, tbgw_err *err) {
     size_t tl = 0;
     while (s[tl] && !isspace((unsigned char)s[tl])) tl++;
     p->first_token = strndup(s, tl);
+    p->first_len = tl;
     if (!p->text || !p->first_token) {
         tbgw_path_free(p);
         return TBGW_ENOMEM;
@@ -393,7 +395,7 @@ int tbgw_expr_is_plain(const tbgw_expr *e) {
 /* tbgw_path_get on tokens (plain paths only): the token, or -1 */
 static long path_tok(const tbgw_path *p, const tbgw_jdoc *d, size_t root) {
     if (d->tok[root].type == JSON_OBJECT && p->first_token[0]) {
-        long v = tbgw_jdoc_member(d, root, p->first_token, strlen(p->first_token));
+        long v = tbgw_jdoc_member(d, root, p->first_token, p->first_len);
         if (v >= 0) return v;
     }
     long t = (long)root;

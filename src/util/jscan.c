@@ -200,7 +200,7 @@ static int scan_string(jscratch *js, const char *s, size_t n, size_t *i, int key
         w = unescape(s + b, j - b, o);
     else
         memcpy(o, s + b, j - b);
-    if (w < 0 || (key && memchr(o, 0, (size_t)w))) return -1;
+    if (w < 0 || (key && esc && memchr(o, 0, (size_t)w))) return -1; /* raw text holds no NUL */
     o[w] = 0;
     tk->s = (uint32_t)js->slen;
     tk->n = (uint32_t)w;
@@ -371,7 +371,8 @@ long tbgw_jdoc_member(const tbgw_jdoc *d, size_t o, const char *key, size_t klen
     if (o >= d->n || t[o].type != JSON_OBJECT) return -1;
     long found = -1;
     for (size_t k = o + 1; k < t[o].next; k = t[k + 1].next)
-        if (t[k].n == klen && !memcmp(d->str + t[k].s, key, klen)) found = (long)k + 1;
+        if (t[k].n == klen && (!klen || (d->str[t[k].s] == key[0] && !memcmp(d->str + t[k].s, key, klen))))
+            found = (long)k + 1;
     return found;
 }
 
