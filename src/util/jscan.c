@@ -12,8 +12,8 @@
 #include "util/utf8.h"
 
 /* Storage above these sizes is freed after the message instead of being kept for the next one. */
-#define KEEP_TOKENS 4096
-#define KEEP_STR    (64 * 1024)
+#define KEEP_TOKENS 1024
+#define KEEP_STR    (16 * 1024)
 
 typedef struct jscratch {
     tbgw_jtok *tok;

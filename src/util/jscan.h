@@ -6,11 +6,12 @@
  * an object's duplicate key resolves to its last value (as json_object_set replaces), integers are
  * exact int64, reals are strtod of their text, and a number jansson cannot hold is a number node
  * (util/json.h). Whatever it refuses (invalid JSON, but also an object key holding \u0000, nesting
- * beyond TBGW_JSCAN_MAX_DEPTH, a text of 2 GB or more) is left to tbgw_json_loadb, which then either
+ * beyond TBGW_JSCAN_MAX_DEPTH, a text of 4 GB or more) is left to tbgw_json_loadb, which then either
  * parses it or names the error's line and column.
  *
  * The index lives in a per-thread scratch (grown to the largest message seen, no allocation per
- * message); a tbgw_jdoc is valid until tbgw_jscan_done, on the thread that scanned it. */
+ * message; kept between messages up to 1024 tokens and 16 KB of text, larger storage is freed after
+ * the message); a tbgw_jdoc is valid until tbgw_jscan_done, on the thread that scanned it. */
 #ifndef TBGW_UTIL_JSCAN_H
 #define TBGW_UTIL_JSCAN_H
 
