@@ -104,29 +104,6 @@ static long hex4(const char *p) {
     return v;
 }
 
-static size_t put_utf8(char *o, uint32_t cp) {
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | cp >> 6);
-        o[1] = (char)(0x80 | (cp & 63));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | cp >> 12);
-        o[1] = (char)(0x80 | (cp >> 6 & 63));
-        o[2] = (char)(0x80 | (cp & 63));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | cp >> 18);
-    o[1] = (char)(0x80 | (cp >> 12 & 63));
-    o[2] = (char)(0x80 | (cp >> 6 & 63));
-    o[3] = (char)(0x80 | (cp & 63));
-    return 4;
-}
-
 /* Decodes the escapes of p[0..n) (already checked to be well-formed) into o; -1 for a lone or
  * mismatched surrogate. */
 static long unescape(const char *p, size_t n, char *o) {
@@ -157,7 +134,7 @@ static long unescape(const char *p, size_t n, char *o) {
             k += 6;
             cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
         }
-        w += put_utf8(o + w, cp);
+        w += tbgw_utf8_put(o + w, cp);
     }
     return (long)w;
 }
