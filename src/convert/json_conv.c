@@ -391,16 +391,15 @@ static int add_list(conv_ctx *x, tbgw_converted *r, const dp_list *l, const tbgw
 }
 
 static int convert_item(conv_ctx *x, const tbgw_jsrc *item, tbgw_err *err) {
-    char *name = NULL, *profile = NULL;
-    int rc = tbgw_devinfo_eval_src(x->c->dev, x->topic, item, &name, &profile);
+    const char *name = NULL, *profile = NULL;
+    /* the profile's text is in x->text until record_for has copied it (useEval reuses x->text) */
+    int rc = tbgw_devinfo_eval_buf(x->c->dev, x->topic, item, &x->name, &x->text, &name, &profile);
     if (rc == TBGW_ENOENT) {
         tbgw_err_set(err, TBGW_EINVAL, "device name is empty (topic %s)", x->topic ? x->topic : "-");
         rc = TBGW_EINVAL;
     }
     tbgw_converted *r = rc ? NULL : record_for(x, name, profile);
     if (!rc && !r) rc = TBGW_ENOMEM;
-    free(name);
-    free(profile);
     x->device = r ? r->device_name : NULL;
     if (!rc) rc = add_list(x, r, &x->c->attrs, item, 0);
     if (!rc) rc = add_list(x, r, &x->c->ts, item, 1);

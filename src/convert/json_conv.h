@@ -13,6 +13,7 @@
 #include <tbgw/data.h>
 #include <tbgw/err.h>
 #include "convert/expr.h"
+#include "util/buf.h"
 
 typedef struct tbgw_json_conv tbgw_json_conv;
 
@@ -66,8 +67,10 @@ int tbgw_devinfo_new(const json_t *device_info, const char *path, int need_profi
 void tbgw_devinfo_free(tbgw_devinfo *d);
 int tbgw_devinfo_eval(const tbgw_devinfo *d, const char *topic, const json_t *body, char **name,
                       char **profile);
-int tbgw_devinfo_eval_src(const tbgw_devinfo *d, const char *topic, const tbgw_jsrc *body, char **name,
-                          char **profile);
+/* tbgw_devinfo_eval on a tree or a scanned text, into the caller's buffers (reset first): *name and *profile
+ * (NULL when not configured) point into them. */
+int tbgw_devinfo_eval_buf(const tbgw_devinfo *d, const char *topic, const tbgw_jsrc *body, tbgw_buf *name_buf,
+                          tbgw_buf *profile_buf, const char **name, const char **profile);
 /* 1 when every `${}` of the name and profile has a plain path (tbgw_expr_is_plain). */
 int tbgw_devinfo_is_plain(const tbgw_devinfo *d);
 /* 0 when the device name comes from a topic regex that does not match topic (the name is then the

@@ -343,13 +343,19 @@ void tbgw_jscan_done(tbgw_jdoc *doc) {
     memset(doc, 0, sizeof *doc);
 }
 
+/* keys are short: a byte loop beats a call to memcmp */
+static int same_bytes(const char *a, const char *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
 long tbgw_jdoc_member(const tbgw_jdoc *d, size_t o, const char *key, size_t klen) {
     const tbgw_jtok *t = d->tok;
     if (o >= d->n || t[o].type != JSON_OBJECT) return -1;
     long found = -1;
     for (size_t k = o + 1; k < t[o].next; k = t[k + 1].next)
-        if (t[k].n == klen && (!klen || (d->str[t[k].s] == key[0] && !memcmp(d->str + t[k].s, key, klen))))
-            found = (long)k + 1;
+        if (t[k].n == klen && same_bytes(d->str + t[k].s, key, klen)) found = (long)k + 1;
     return found;
 }
 
