@@ -1,9 +1,16 @@
-/* MQTT stream framing for the bench's minimal clients (bench_loadgen, bench_sink -s). */
+/* MQTT framing and encoding shared by the bench's own minimal clients and servers (bench_loadgen,
+ * bench_source, bench_sink -s / --serve), and the device message they all send or expect. */
 #ifndef TBGW_BENCH_MQTT_FRAME_H
 #define TBGW_BENCH_MQTT_FRAME_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* At most this many QoS 1 messages are unacknowledged at the load side. */
+#define BENCH_MAX_UNACKED 20000
 
 /* Whether a whole packet (fixed header, remaining length, body) starts at in[off] of the len bytes
  * read so far; if so *body is the index of its body and *body_len its length. */
@@ -20,6 +27,80 @@ static inline int mqtt_frame(const uint8_t *in, size_t len, size_t off, size_t *
         }
     }
     return 0;
+}
+
+/* Reads a variable byte integer at p[*i] (of n bytes), advancing *i; -1 when malformed or short. */
+static inline long mqtt_varint(const uint8_t *p, size_t n, size_t *i) {
+    long v = 0, mul = 1;
+    for (int k = 0; k < 4 && *i < n; k++) {
+        uint8_t b = p[(*i)++];
+        v += (b & 127) * mul;
+        if (!(b & 128)) return v;
+        mul *= 128;
+    }
+    return -1;
+}
+
+/* A growing output buffer. */
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} mqtt_buf;
+
+static inline void mqtt_put(mqtt_buf *b, const void *p, size_t n) {
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2;
+        b->p = realloc(b->p, b->cap);
+        if (!b->p) {
+            fprintf(stderr, "bench: out of memory\n");
+            exit(1);
+        }
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+static inline void mqtt_put_u8(mqtt_buf *b, uint8_t v) {
+    mqtt_put(b, &v, 1);
+}
+
+static inline void mqtt_put_u16(mqtt_buf *b, uint16_t v) {
+    uint8_t x[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+    mqtt_put(b, x, 2);
+}
+
+static inline void mqtt_put_varint(mqtt_buf *b, size_t v) {
+    do {
+        uint8_t x = v % 128;
+        v /= 128;
+        mqtt_put_u8(b, v ? x | 0x80 : x);
+    } while (v);
+}
+
+/* PUBLISH (MQTT 3.1.1, or 5 with an empty property list); returns the offset of the payload in b. */
+static inline size_t mqtt_put_publish(mqtt_buf *b, int v5, const char *topic, const void *payload, size_t len,
+                                      int qos, uint16_t id) {
+    size_t tl = strlen(topic);
+    mqtt_put_u8(b, (uint8_t)(0x30 | (qos << 1)));
+    mqtt_put_varint(b, 2 + tl + (qos ? 2 : 0) + (v5 ? 1 : 0) + len);
+    mqtt_put_u16(b, (uint16_t)tl);
+    mqtt_put(b, topic, tl);
+    if (qos) mqtt_put_u16(b, id);
+    if (v5) mqtt_put_u8(b, 0);
+    size_t at = b->len;
+    mqtt_put(b, payload, len);
+    return at;
+}
+
+/* The bench's device message number i of D devices: topic bench/dev<i % D>/data, payload
+ * {"ts":<ts, epoch ms>,"v1":..,"v2":..,"v3":..,"v4":..}, the ts first (at BENCH_TS_AT). Returns the
+ * payload's length. */
+#define BENCH_TS_AT 6
+static inline int bench_message(char *topic, size_t tn, char *payload, size_t pn, long i, long devices,
+                                long long ts) {
+    snprintf(topic, tn, "bench/dev%ld/data", i % devices);
+    return snprintf(payload, pn, "{\"ts\":%lld,\"v1\":%ld.5,\"v2\":%ld,\"v3\":%s,\"v4\":\"s%ld\"}", ts,
+                    i % 1000, i, (i & 1) ? "true" : "false", i % 97);
 }
 
 #endif
