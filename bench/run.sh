@@ -14,7 +14,8 @@
 # the bench's own servers (bench_source streams the device messages to the forwarder, bench_sink --serve
 # is the platform's broker), so that the load side is far faster than the forwarders: it measures and
 # prints that ceiling first (BENCH_CEIL_MESSAGES, default 5 x BENCH_MESSAGES), then alternates the
-# relay and tbgw flat out BENCH_REPEAT times per device QoS.
+# relay and tbgw flat out BENCH_REPEAT times per device QoS. BENCH_RELAY_MQTT5=1: the relay subscribes
+# over MQTT 5 there (announcing libmosquitto's Receive Maximum 20 like the gateway), 3.1.1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -261,7 +262,8 @@ direct_case() {
   so=$!; PIDS+=($so)
   for _ in $(seq 100); do grep -q ready "$WORK/dsink.err" && grep -q listening "$WORK/dsrc.err" && break; sleep 0.05; done
   if [ "$fwd" = relay ]; then
-    "$BUILD/bench_relay" -s "$ds" -d "$dp" -m $(( MAXP * 8 / 10 )) &
+    # shellcheck disable=SC2046
+    "$BUILD/bench_relay" -s "$ds" -d "$dp" -m $(( MAXP * 8 / 10 )) $([ -n "${BENCH_RELAY_MQTT5:-}" ] && echo -5) &
     FWP=$!; PIDS+=($FWP)
   else
     write_tbgw_config "$ds" "$dp" "$WORK/cfg-direct"
@@ -281,11 +283,11 @@ direct_case() {
   R=$(cat "$WORK/dsink.out"); SRC=$(cat "$WORK/dsrc.out")
   CPU_PER_M=$(cpu_per_m "$c0" "$c1" "$(json_get "$R" values)")
   LOAD_CPUS+=("$(/usr/bin/python3 -c "import json; a = json.loads('$SRC'); b = json.loads('$R'); print('%.2f' % ((a['cpu_s'] + b['cpu_s']) / max(b['values'], 1) * 1e6))")")
-  [ "$fwd" = tbgw ] && cat "$WORK/tbgw-direct.log" >>"$WORK/tbgw.log"
+  [ "$fwd" = tbgw ] && TBGW_WINDOW[$q]=$(json_get "$SRC" max_inflight) && cat "$WORK/tbgw-direct.log" >>"$WORK/tbgw.log"
   return 0
 }
 if [ "$PEERS" != broker ]; then
-  declare -A DCEIL_IN DSRC_RATE DRELAY_MED DTBGW_MED DRELAY_CPU_MED DTBGW_CPU_MED
+  declare -A DCEIL_IN DSRC_RATE DRELAY_MED DTBGW_MED DRELAY_CPU_MED DTBGW_CPU_MED TBGW_WINDOW
   LOAD_CPUS=() # CPU s per 1M values of bench_source + bench_sink --serve during the forwarder runs
   for q in $QOSES; do
     ds=$(free_port)
@@ -298,6 +300,22 @@ if [ "$PEERS" != broker ]; then
     DSRC_RATE[$q]=$(json_get "$(cat "$WORK/dsrc.out")" rate)
     row "direct ceiling: bench_source (QoS $q) -> sink reader, no forwarder" "$CEIL_N" "$R" - -
   done
+  # QoS 1 at the in-flight window a forwarder announces (MQTT 5 Receive Maximum; libmosquitto's
+  # default, 20, is what the gateway's MQTT 5 client announces unless configured otherwise): a
+  # round trip per window, the bound such a forwarder meets from any broker
+  CEIL_WIN=${BENCH_CEIL_INFLIGHT:-20}
+  DCEIL_WIN=""
+  if [[ " $QOSES " == *" 1 "* ]]; then
+    ds=$(free_port)
+    : >"$WORK/dsrc.err"
+    "$BUILD/bench_source" -p "$ds" -n "$CEIL_N" -d "$D" -q 1 >"$WORK/dsrc.out" 2>"$WORK/dsrc.err" &
+    so=$!; PIDS+=($so)
+    for _ in $(seq 100); do grep -q listening "$WORK/dsrc.err" 2>/dev/null && break; sleep 0.05; done
+    R=$("$BUILD/bench_sink" -p "$ds" -n $(( CEIL_N * 4 )) -i 5000 -t 600 -s "bench/#" -R "$CEIL_WIN" 2>/dev/null)
+    wait "$so" || true
+    DCEIL_WIN=$(json_get "$R" values_per_s)
+    row "direct ceiling: bench_source (QoS 1) -> sink reader announcing Receive Maximum $CEIL_WIN" "$CEIL_N" "$R" - -
+  fi
   dp=$(free_port)
   "$BUILD/bench_sink" --serve -p "$dp" -n $(( CEIL_N * 4 )) -i 5000 -t 600 -m "$MAXP" >"$WORK/dsink.out" 2>"$WORK/dsink.err" &
   sk=$!; PIDS+=($sk)
@@ -345,7 +363,12 @@ lower() { /usr/bin/python3 -c "print(min(float('$1'), float('$2')))"; }
     echo "Direct (bench_source -> forwarder -> bench_sink --serve):"
     for q in $QOSES; do
       c=$(lower "${DCEIL_IN[$q]}" "$DCEIL_OUT")
-      echo "Devices QoS $q: load side ceiling ${DCEIL_IN[$q]} values/s in (the source wrote $(( ${DSRC_RATE[$q]} * 4 )) values/s), $DCEIL_OUT out = $(cratio "$c" "${DRELAY_MED[$q]}") the relay, $(cratio "$c" "${DTBGW_MED[$q]}") tbgw; medians of $REPEAT flat-out runs: bare relay ${DRELAY_MED[$q]} values/s (${DRELAY_CPU_MED[$q]} CPU s/1M), tbgw ${DTBGW_MED[$q]} values/s (${DTBGW_CPU_MED[$q]} CPU s/1M) = **$(ratio "${DTBGW_MED[$q]}" "${DRELAY_MED[$q]}")x the relay**."
+      ct=$c; win=""
+      if [ "$q" = 1 ] && [ -n "$DCEIL_WIN" ]; then
+        ct=$(lower "$DCEIL_WIN" "$DCEIL_OUT")
+        win=" (tbgw let ${TBGW_WINDOW[$q]:-?} messages be in flight: against the ceiling at $CEIL_WIN in flight, $DCEIL_WIN values/s)"
+      fi
+      echo "Devices QoS $q: load side ceiling ${DCEIL_IN[$q]} values/s in (the source wrote $(( ${DSRC_RATE[$q]} * 4 )) values/s), $DCEIL_OUT out = $(cratio "$c" "${DRELAY_MED[$q]}") the relay, $(cratio "$ct" "${DTBGW_MED[$q]}") tbgw$win; medians of $REPEAT flat-out runs: bare relay ${DRELAY_MED[$q]} values/s (${DRELAY_CPU_MED[$q]} CPU s/1M), tbgw ${DTBGW_MED[$q]} values/s (${DTBGW_CPU_MED[$q]} CPU s/1M) = **$(ratio "${DTBGW_MED[$q]}" "${DRELAY_MED[$q]}")x the relay**."
     done
     echo "The load side (bench_source + bench_sink --serve) took $(median "${LOAD_CPUS[@]}") CPU s per 1M values in those runs (median; $(printf '%s ' "${LOAD_CPUS[@]}")), against the forwarders' figures above."
   fi

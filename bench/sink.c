@@ -6,7 +6,8 @@
  *                                  the load generator's output without a forwarder, for the bench's
  *                                  ceiling; read by a minimal MQTT 3.1.1 client of its own that reads
  *                                  in 64 KB chunks, writes one batch of PUBACKs per chunk and does not
- *                                  parse JSON, so that it is not what bounds that run)
+ *                                  parse JSON, so that it is not what bounds that run; with -R n it
+ *                                  speaks MQTT 5 and announces Receive Maximum n)
  *        bench_sink -p port -a   (only answers getSessionLimits, until killed)
  *        bench_sink --serve -p port -n expected_values [-i ..] [-t ..] [-m ..]
  *                                (is the platform broker itself, for one gateway or relay: counts as
@@ -315,7 +316,7 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
 }
 
 /* -s: subscribes filter with QoS 1 over a session of its own and counts until done. */
-static int raw_run(int port, const char *filter, long idle_ms, long total_s) {
+static int raw_run(int port, const char *filter, long recv_max, long idle_ms, long total_s) {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -326,34 +327,35 @@ static int raw_run(int port, const char *filter, long idle_ms, long total_s) {
     static uint8_t in[1 << 17], acks[1 << 16];
     char id[32];
     int idl = snprintf(id, sizeof id, "sink-%d", (int)getpid());
-    size_t fl = strlen(filter), n = 0;
-    uint8_t pkt[512];
-    if (fl > 400) return 2;
-    /* CONNECT (3.1.1, clean session, keep-alive 60 s), then SUBSCRIBE filter QoS 1 */
-    pkt[n++] = 0x10;
-    pkt[n++] = (uint8_t)(12 + idl);
-    memcpy(pkt + n, "\0\4MQTT\4\2\0\74", 10);
-    n += 10;
-    pkt[n++] = 0;
-    pkt[n++] = (uint8_t)idl;
-    memcpy(pkt + n, id, (size_t)idl);
-    n += (size_t)idl;
-    size_t rl = 2 + 2 + fl + 1;
-    pkt[n++] = 0x82;
-    if (rl > 127) {
-        pkt[n++] = (uint8_t)(rl % 128 | 0x80);
-        pkt[n++] = (uint8_t)(rl / 128);
-    } else {
-        pkt[n++] = (uint8_t)rl;
+    size_t fl = strlen(filter);
+    int v5 = recv_max > 0;
+    mqtt_buf pkt = {0};
+    /* CONNECT (3.1.1, or 5 announcing Receive Maximum recv_max; clean session, keep-alive 60 s), then
+     * SUBSCRIBE filter QoS 1 */
+    mqtt_put_u8(&pkt, 0x10);
+    mqtt_put_varint(&pkt, 10 + (v5 ? 4 : 0) + 2 + (size_t)idl);
+    mqtt_put_u16(&pkt, 4);
+    mqtt_put(&pkt, "MQTT", 4);
+    mqtt_put_u8(&pkt, v5 ? 5 : 4);
+    mqtt_put_u8(&pkt, 0x02);
+    mqtt_put_u16(&pkt, 60);
+    if (v5) {
+        mqtt_put_u8(&pkt, 3);
+        mqtt_put_u8(&pkt, 0x21);
+        mqtt_put_u16(&pkt, (uint16_t)recv_max);
     }
-    pkt[n++] = 0;
-    pkt[n++] = 1;
-    pkt[n++] = (uint8_t)(fl >> 8);
-    pkt[n++] = (uint8_t)fl;
-    memcpy(pkt + n, filter, fl);
-    n += fl;
-    pkt[n++] = 1;
-    if (write_all(fd, pkt, n)) return 1;
+    mqtt_put_u16(&pkt, (uint16_t)idl);
+    mqtt_put(&pkt, id, (size_t)idl);
+    mqtt_put_u8(&pkt, 0x82);
+    mqtt_put_varint(&pkt, 2 + (v5 ? 1 : 0) + 2 + fl + 1);
+    mqtt_put_u16(&pkt, 1);
+    if (v5) mqtt_put_u8(&pkt, 0);
+    mqtt_put_u16(&pkt, (uint16_t)fl);
+    mqtt_put(&pkt, filter, fl);
+    mqtt_put_u8(&pkt, 1);
+    int wrc = write_all(fd, pkt.p, pkt.len);
+    free(pkt.p);
+    if (wrc) return 1;
     size_t in_len = 0;
     int64_t start = wall_ms();
     for (;;) {
@@ -374,6 +376,11 @@ static int raw_run(int port, const char *filter, long idle_ms, long total_s) {
                 } else if (type == 0x30 && len >= 2) {
                     int qos = (in[off] >> 1) & 3;
                     size_t tl = (size_t)in[i] << 8 | in[i + 1], h = 2 + tl + (qos ? 2 : 0);
+                    if (v5 && h < len) { /* the property list */
+                        size_t at = i + h;
+                        long pl = mqtt_varint(in, i + len, &at);
+                        h = pl < 0 ? len + 1 : at - i + (size_t)pl;
+                    }
                     if (h <= len) {
                         account_raw(in + i + h, len - h, now);
                         if (qos == 1 && na + 4 <= sizeof acks) {
@@ -566,8 +573,9 @@ int main(int argc, char **argv) {
     int port = 1883, opt;
     long idle_ms = 3000, total_s = 300;
     int answer_only = 0, serve = 0;
+    long recv_max = 0;
     static const struct option longopts[] = {{"serve", no_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
-    while ((opt = getopt_long(argc, argv, "p:n:i:t:m:as:S", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "p:n:i:t:m:as:SR:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'p':
             port = atoi(optarg);
@@ -590,6 +598,10 @@ int main(int argc, char **argv) {
         case 'S':
             serve = 1;
             break;
+        case 'R': /* -s over MQTT 5, announcing this Receive Maximum */
+            recv_max = atol(optarg);
+            if (recv_max < 0 || recv_max > 65535) recv_max = 0;
+            break;
         case 'a': /* only answer getSessionLimits, until killed */
             answer_only = 1;
             break;
@@ -599,7 +611,8 @@ int main(int argc, char **argv) {
         }
     }
     if (raw_filter || serve) {
-        int rc = serve ? serve_run(port, idle_ms, total_s) : raw_run(port, raw_filter, idle_ms, total_s);
+        int rc =
+            serve ? serve_run(port, idle_ms, total_s) : raw_run(port, raw_filter, recv_max, idle_ms, total_s);
         if (rc) return rc;
         print_result();
         return 0;
