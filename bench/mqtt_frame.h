@@ -92,6 +92,71 @@ static inline size_t mqtt_put_publish(mqtt_buf *b, int v5, const char *topic, co
     return at;
 }
 
+/* The server side of CONNECT (body p of len bytes: 00 04 MQTT level flags keep-alive [properties]):
+ * appends the CONNACK (accepted) to out; *recv_max becomes the MQTT 5 Receive Maximum the client
+ * announced, if it did. Returns whether the client speaks MQTT 5, -1 if the packet is too short. */
+static inline int mqtt_connect_accept(const uint8_t *p, size_t len, mqtt_buf *out, long *recv_max) {
+    if (len < 10) return -1;
+    int v5 = p[6] == 5;
+    if (v5) {
+        size_t i = 10;
+        long pl = mqtt_varint(p, len, &i);
+        size_t end = pl >= 0 && i + (size_t)pl <= len ? i + (size_t)pl : i;
+        while (i < end) { /* properties: only Receive Maximum (0x21) matters here */
+            uint8_t id = p[i++];
+            if (id == 0x21 && i + 2 <= end) {
+                long rm = p[i] << 8 | p[i + 1];
+                if (rm > 0) *recv_max = rm;
+                i += 2;
+            } else if (id == 0x11 || id == 0x27) {
+                i += 4;
+            } else if (id == 0x17 || id == 0x19) {
+                i += 1;
+            } else if (id == 0x22) {
+                i += 2;
+            } else if ((id == 0x15 || id == 0x16) && i + 2 <= end) {
+                i += 2 + (size_t)(p[i] << 8 | p[i + 1]);
+            } else if (id == 0x26 && i + 2 <= end) {
+                i += 2 + (size_t)(p[i] << 8 | p[i + 1]);
+                if (i + 2 <= end) i += 2 + (size_t)(p[i] << 8 | p[i + 1]);
+            } else {
+                break;
+            }
+        }
+    }
+    const uint8_t ack4[] = {0x20, 2, 0, 0}, ack5[] = {0x20, 3, 0, 0, 0};
+    if (v5)
+        mqtt_put(out, ack5, sizeof ack5);
+    else
+        mqtt_put(out, ack4, sizeof ack4);
+    return v5;
+}
+
+/* The server side of SUBSCRIBE (body p: id [properties] (filter, options)+): appends the SUBACK
+ * granting each filter the QoS it asked, up to 1. Returns the QoS granted to the first filter, -1 if
+ * there was none. */
+static inline int mqtt_subscribe_accept(const uint8_t *p, size_t len, int v5, mqtt_buf *out) {
+    if (len < 2) return -1;
+    size_t i = 2, nc = 0;
+    uint8_t codes[64];
+    if (v5) {
+        long pl = mqtt_varint(p, len, &i);
+        i += pl > 0 ? (size_t)pl : 0;
+    }
+    while (i + 2 <= len && nc < sizeof codes) {
+        i += 2 + (size_t)(p[i] << 8 | p[i + 1]);
+        if (i >= len) break;
+        uint8_t q = p[i++] & 3;
+        codes[nc++] = q > 1 ? 1 : q;
+    }
+    mqtt_put_u8(out, 0x90);
+    mqtt_put_varint(out, 2 + (v5 ? 1 : 0) + nc);
+    mqtt_put(out, p, 2);
+    if (v5) mqtt_put_u8(out, 0);
+    mqtt_put(out, codes, nc);
+    return nc ? codes[0] : -1;
+}
+
 /* The bench's device message number i of D devices: topic bench/dev<i % D>/data, payload
  * {"ts":<ts, epoch ms>,"v1":..,"v2":..,"v3":..,"v4":..}, the ts first (at BENCH_TS_AT). Returns the
  * payload's length. */

@@ -128,6 +128,7 @@ static int sk_value(scan *s, int *int_ok, long long *iv) {
     size_t i = *b == '-';
     long long v = 0;
     int digits = 1;
+    if (n - i > 18) return -1; /* beyond what the scanner reads exactly: jansson decides */
     for (size_t j = i; j < n; j++) {
         if (b[j] < '0' || b[j] > '9')
             digits = 0;
@@ -217,18 +218,8 @@ static int limits_body(char *body, size_t n) {
 
 /* Counts the values of one telemetry pack: tbgw's {"dev":[{"ts":..,"values":{..}}]} or the relay's
  * [{"ts":..,"v1":..},...]. */
-static void count_pack(const void *payload, size_t len, int64_t now) {
-    long before = values, nf = scan_pack(payload, len);
-    for (long i = 0; i < nf; i++) account_ms(found[i].ts, found[i].n, now);
-    json_t *j = nf < 0 ? json_loadb(payload, len, 0, NULL) : NULL;
-    if (!j) {
-        if (values > before) {
-            if (!first_ms) first_ms = now;
-            last_ms = now;
-            messages++;
-        }
-        return;
-    }
+/* The jansson walk: the values of a parsed pack. */
+static void count_tree(json_t *j, int64_t now) {
     if (json_is_object(j)) {
         const char *dev;
         json_t *arr;
@@ -243,7 +234,16 @@ static void count_pack(const void *payload, size_t len, int64_t now) {
         json_t *e;
         json_array_foreach(j, i, e) account(json_object_get(e, "ts"), (long)json_object_size(e) - 1, now);
     }
-    json_decref(j);
+}
+
+static void count_pack(const void *payload, size_t len, int64_t now) {
+    long before = values, nf = scan_pack(payload, len);
+    for (long i = 0; i < nf; i++) account_ms(found[i].ts, found[i].n, now);
+    if (nf < 0) {
+        json_t *j = json_loadb(payload, len, 0, NULL);
+        count_tree(j, now);
+        json_decref(j);
+    }
     if (values > before) {
         if (!first_ms) first_ms = now;
         last_ms = now;
@@ -421,31 +421,11 @@ typedef struct {
 static void serve_packet(serve_client *c, uint8_t hdr, const uint8_t *p, size_t len, int64_t now,
                          mqtt_buf *out) {
     uint8_t type = hdr & 0xF0;
-    if (type == 0x10 && len >= 7) { /* CONNECT: 00 04 MQTT level ... */
-        c->v5 = p[6] == 5;
-        const uint8_t ack4[] = {0x20, 2, 0, 0}, ack5[] = {0x20, 3, 0, 0, 0};
-        if (c->v5)
-            mqtt_put(out, ack5, sizeof ack5);
-        else
-            mqtt_put(out, ack4, sizeof ack4);
-    } else if (type == 0x80 && len >= 2) { /* SUBSCRIBE: id [props] (filter, options)+ */
-        size_t i = 2, nc = 0;
-        uint8_t codes[64];
-        if (c->v5) {
-            long pl = mqtt_varint(p, len, &i);
-            i += pl > 0 ? (size_t)pl : 0;
-        }
-        while (i + 2 <= len && nc < sizeof codes) {
-            i += 2 + (size_t)(p[i] << 8 | p[i + 1]);
-            if (i >= len) break;
-            uint8_t q = p[i++] & 3;
-            codes[nc++] = q > 1 ? 1 : q;
-        }
-        mqtt_put_u8(out, 0x90);
-        mqtt_put_varint(out, 2 + (c->v5 ? 1 : 0) + nc);
-        mqtt_put(out, p, 2);
-        if (c->v5) mqtt_put_u8(out, 0);
-        mqtt_put(out, codes, nc);
+    long rm = 0;
+    if (type == 0x10) {
+        c->v5 = mqtt_connect_accept(p, len, out, &rm) == 1;
+    } else if (type == 0x80) {
+        mqtt_subscribe_accept(p, len, c->v5, out);
     } else if (type == 0x30 && len >= 2) { /* PUBLISH */
         int qos = (hdr >> 1) & 3;
         size_t tl = (size_t)(p[0] << 8 | p[1]), i = 2 + tl;

@@ -205,61 +205,13 @@ int main(int argc, char **argv) {
         while (mqtt_frame(in, in_len, off, &b, &bl)) {
             uint8_t type = in[off] & 0xF0;
             const uint8_t *p = in + b;
-            if (type == 0x10 && bl >= 10) { /* CONNECT: 00 04 MQTT level flags keep-alive [props] */
-                v5 = p[6] == 5;
-                if (v5) {
-                    size_t i = 10;
-                    long pl = mqtt_varint(p, bl, &i);
-                    size_t end = pl >= 0 && i + (size_t)pl <= bl ? i + (size_t)pl : i;
-                    while (i < end) { /* properties: only Receive Maximum (0x21) matters here */
-                        uint8_t id = p[i++];
-                        if (id == 0x21 && i + 2 <= end) {
-                            long rm = p[i] << 8 | p[i + 1];
-                            if (rm > 0 && rm < recv_max) recv_max = rm;
-                            i += 2;
-                        } else if (id == 0x11 || id == 0x27) {
-                            i += 4;
-                        } else if (id == 0x17 || id == 0x19) {
-                            i += 1;
-                        } else if (id == 0x22) {
-                            i += 2;
-                        } else if (id == 0x15 || id == 0x16) {
-                            i += 2 + (i + 2 <= end ? (size_t)(p[i] << 8 | p[i + 1]) : 0);
-                        } else if (id == 0x26 && i + 2 <= end) {
-                            size_t kl = (size_t)(p[i] << 8 | p[i + 1]);
-                            i += 2 + kl;
-                            if (i + 2 <= end) i += 2 + (size_t)(p[i] << 8 | p[i + 1]);
-                        } else {
-                            break;
-                        }
-                    }
-                }
-                const uint8_t ack4[] = {0x20, 2, 0, 0}, ack5[] = {0x20, 3, 0, 0, 0};
-                if (v5)
-                    mqtt_put(&ctl, ack5, sizeof ack5);
-                else
-                    mqtt_put(&ctl, ack4, sizeof ack4);
-            } else if (type == 0x80 && bl >= 2) { /* SUBSCRIBE: id [props] (filter len, filter, options)+ */
-                size_t i = 2;
-                if (v5) {
-                    long pl = mqtt_varint(p, bl, &i);
-                    i += pl > 0 ? (size_t)pl : 0;
-                }
-                uint8_t codes[64];
-                size_t nc = 0;
-                while (i + 2 <= bl && nc < sizeof codes) {
-                    size_t fl = (size_t)(p[i] << 8 | p[i + 1]);
-                    i += 2 + fl;
-                    if (i >= bl) break;
-                    uint8_t q = p[i++] & 3;
-                    codes[nc++] = q > 1 ? 1 : q;
-                    if (!subscribed && nc == 1) eff_qos = q < qos ? q : qos;
-                }
-                mqtt_put_u8(&ctl, 0x90);
-                mqtt_put_varint(&ctl, 2 + (v5 ? 1 : 0) + nc);
-                mqtt_put(&ctl, p, 2);
-                if (v5) mqtt_put_u8(&ctl, 0);
-                mqtt_put(&ctl, codes, nc);
+            if (type == 0x10) {
+                long rm = 0;
+                v5 = mqtt_connect_accept(p, bl, &ctl, &rm) == 1;
+                if (rm > 0 && rm < recv_max) recv_max = rm;
+            } else if (type == 0x80) {
+                int q = mqtt_subscribe_accept(p, bl, v5, &ctl);
+                if (!subscribed && q >= 0 && q < eff_qos) eff_qos = q;
                 if (!subscribed) {
                     subscribed = 1;
                     /* the whole run, encoded once; the ts is patched per batch */
