@@ -3,6 +3,7 @@
  * and the pack scanner counts exactly what the jansson walk counts for every input jansson reads as
  * JSON without duplicate keys (the scanner gives up on anything else, and the walk counts it). */
 #define main bench_sink_main
+int bench_sink_main(int argc, char **argv);
 #include "../../bench/sink.c"
 #undef main
 
