@@ -61,7 +61,7 @@ max_queued_messages 10000000
 max_inflight_messages 0
 CONF
   mosquitto -c "$WORK/$1.conf" >/dev/null 2>&1 &
-  PIDS+=($!)
+  PIDS+=("$!")
   wait_port "$2"
 }
 
@@ -70,7 +70,7 @@ if [ "$PEERS" != direct ]; then
   start_broker external "$EXT"
   start_broker platform "$PLAT"
   "$BUILD/bench_sink" -p "$PLAT" -a -m "$MAXP" >/dev/null 2>&1 & # the platform's getSessionLimits answer
-  PIDS+=($!)
+  PIDS+=("$!")
 fi
 
 # write_tbgw_config [external port] [platform port] [directory]: the gateway's configuration
@@ -135,13 +135,13 @@ cpu_per_m() { /usr/bin/python3 -c "print('%.2f' % ((($2-$1)/1e9) / max($3,1) * 1
 
 start_tbgw() {
   TBGW_LOG_LEVEL=${BENCH_LOG_LEVEL:-WARNING} "$TBGW_EXE" -c "$WORK/cfg/tb_gateway.json" >>"$WORK/tbgw.log" 2>&1 &
-  GP=$!; PIDS+=($GP)
+  GP=$!; PIDS+=("$GP")
   for _ in $(seq 100); do grep -q "session limits" "$WORK/tbgw.log" 2>/dev/null && break; sleep 0.05; done
   sleep 0.5
 }
 start_relay() {
   "$BUILD/bench_relay" -s "$EXT" -d "$PLAT" -m $(( MAXP * 8 / 10 )) &
-  RP=$!; PIDS+=($RP)
+  RP=$!; PIDS+=("$RP")
   sleep 0.5
 }
 # BENCH_PERF: perf record -g of the measured process (bench/results/perf-<label>.data) and perf stat of
@@ -257,19 +257,19 @@ direct_case() {
   ds=$(free_port); dp=$(free_port)
   : >"$WORK/dsink.err"; : >"$WORK/dsrc.err"
   "$BUILD/bench_sink" --serve -p "$dp" -n $(( N * 4 )) -i 5000 -t 600 -m "$MAXP" >"$WORK/dsink.out" 2>"$WORK/dsink.err" &
-  sk=$!; PIDS+=($sk)
+  sk=$!; PIDS+=("$sk")
   "$BUILD/bench_source" -p "$ds" -n "$N" -d "$D" -q "$q" -w >"$WORK/dsrc.out" 2>"$WORK/dsrc.err" &
-  so=$!; PIDS+=($so)
+  so=$!; PIDS+=("$so")
   for _ in $(seq 100); do grep -q ready "$WORK/dsink.err" && grep -q listening "$WORK/dsrc.err" && break; sleep 0.05; done
   if [ "$fwd" = relay ]; then
     # shellcheck disable=SC2046
     "$BUILD/bench_relay" -s "$ds" -d "$dp" -m $(( MAXP * 8 / 10 )) $([ -n "${BENCH_RELAY_MQTT5:-}" ] && echo -5) &
-    FWP=$!; PIDS+=($FWP)
+    FWP=$!; PIDS+=("$FWP")
   else
     write_tbgw_config "$ds" "$dp" "$WORK/cfg-direct"
     : >"$WORK/tbgw-direct.log"
     TBGW_LOG_LEVEL=${BENCH_LOG_LEVEL:-WARNING} "$TBGW_EXE" -c "$WORK/cfg-direct/tb_gateway.json" >>"$WORK/tbgw-direct.log" 2>&1 &
-    FWP=$!; PIDS+=($FWP)
+    FWP=$!; PIDS+=("$FWP")
     for _ in $(seq 200); do grep -q getSessionLimits "$WORK/dsink.err" && break; sleep 0.05; done
   fi
   for _ in $(seq 200); do grep -q subscribed "$WORK/dsrc.err" && break; sleep 0.05; done
@@ -292,7 +292,7 @@ if [ "$PEERS" != broker ]; then
   for q in $QOSES; do
     ds=$(free_port)
     "$BUILD/bench_source" -p "$ds" -n "$CEIL_N" -d "$D" -q "$q" >"$WORK/dsrc.out" 2>"$WORK/dsrc.err" &
-    so=$!; PIDS+=($so)
+    so=$!; PIDS+=("$so")
     for _ in $(seq 100); do grep -q listening "$WORK/dsrc.err" 2>/dev/null && break; sleep 0.05; done
     R=$("$BUILD/bench_sink" -p "$ds" -n $(( CEIL_N * 4 )) -i 5000 -t 600 -s "bench/#" 2>/dev/null)
     wait "$so" || true
@@ -309,7 +309,7 @@ if [ "$PEERS" != broker ]; then
     ds=$(free_port)
     : >"$WORK/dsrc.err"
     "$BUILD/bench_source" -p "$ds" -n "$CEIL_N" -d "$D" -q 1 >"$WORK/dsrc.out" 2>"$WORK/dsrc.err" &
-    so=$!; PIDS+=($so)
+    so=$!; PIDS+=("$so")
     for _ in $(seq 100); do grep -q listening "$WORK/dsrc.err" 2>/dev/null && break; sleep 0.05; done
     R=$("$BUILD/bench_sink" -p "$ds" -n $(( CEIL_N * 4 )) -i 5000 -t 600 -s "bench/#" -R "$CEIL_WIN" 2>/dev/null)
     wait "$so" || true
@@ -318,7 +318,7 @@ if [ "$PEERS" != broker ]; then
   fi
   dp=$(free_port)
   "$BUILD/bench_sink" --serve -p "$dp" -n $(( CEIL_N * 4 )) -i 5000 -t 600 -m "$MAXP" >"$WORK/dsink.out" 2>"$WORK/dsink.err" &
-  sk=$!; PIDS+=($sk)
+  sk=$!; PIDS+=("$sk")
   for _ in $(seq 100); do grep -q ready "$WORK/dsink.err" 2>/dev/null && break; sleep 0.05; done
   "$BUILD/bench_loadgen" -p "$dp" -n "$CEIL_N" -d "$D" -q 1 -k $(( MAXP * 8 / 10 )) -t relay/telemetry >/dev/null
   wait "$sk" || true
