@@ -60,31 +60,51 @@ int tbgw_devinfo_new(const json_t *di, const char *path, int need_profile, tbgw_
     return 0;
 }
 
-static char *eval_dup(const tbgw_src_expr *e, const char *topic, const json_t *body) {
-    tbgw_buf b;
-    tbgw_buf_scratch_take(&b);
-    int rc = tbgw_src_expr_eval(e, topic, body, &b);
-    const char *s = rc ? NULL : tbgw_buf_cstr(&b);
-    char *r = s ? strdup(s) : NULL;
-    tbgw_buf_scratch_give(&b);
-    return r;
+static const char *eval_buf(const tbgw_src_expr *e, const char *topic, const tbgw_jsrc *body, tbgw_buf *b) {
+    tbgw_buf_reset(b);
+    return tbgw_src_expr_eval_src(e, topic, body, b) ? NULL : tbgw_buf_cstr(b);
+}
+
+int tbgw_devinfo_eval_buf(const tbgw_devinfo *d, const char *topic, const tbgw_jsrc *body, tbgw_buf *name_buf,
+                          tbgw_buf *profile_buf, const char **name, const char **profile) {
+    *profile = NULL;
+    if (!(*name = eval_buf(&d->name, topic, body, name_buf))) return TBGW_ENOMEM;
+    if (d->has_profile && !(*profile = eval_buf(&d->profile, topic, body, profile_buf))) {
+        *name = NULL;
+        return TBGW_ENOMEM;
+    }
+    return **name ? 0 : TBGW_ENOENT;
+}
+
+int tbgw_devinfo_is_plain(const tbgw_devinfo *d) {
+    return (!d->name.tmpl || tbgw_expr_is_plain(d->name.tmpl)) &&
+           (!d->has_profile || !d->profile.tmpl || tbgw_expr_is_plain(d->profile.tmpl));
+}
+
+static int devinfo_eval_src(const tbgw_devinfo *d, const char *topic, const tbgw_jsrc *body, char **name,
+                            char **profile) {
+    tbgw_buf nb, pb;
+    tbgw_buf_scratch_take(&nb);
+    tbgw_buf_scratch_take(&pb);
+    const char *n, *p;
+    int rc = tbgw_devinfo_eval_buf(d, topic, body, &nb, &pb, &n, &p);
+    *name = n ? strdup(n) : NULL;
+    *profile = p ? strdup(p) : NULL;
+    if (rc != TBGW_ENOMEM && (!*name || (p && !*profile))) rc = TBGW_ENOMEM;
+    if (rc == TBGW_ENOMEM) {
+        free(*name);
+        free(*profile);
+        *name = *profile = NULL;
+    }
+    tbgw_buf_scratch_give(&nb);
+    tbgw_buf_scratch_give(&pb);
+    return rc;
 }
 
 int tbgw_devinfo_eval(const tbgw_devinfo *d, const char *topic, const json_t *body, char **name,
                       char **profile) {
-    *name = eval_dup(&d->name, topic, body);
-    *profile = NULL;
-    if (!*name) return TBGW_ENOMEM;
-    if (d->has_profile) {
-        *profile = eval_dup(&d->profile, topic, body);
-        if (!*profile) {
-            free(*name);
-            *name = NULL;
-            return TBGW_ENOMEM;
-        }
-    }
-    if (!**name) return TBGW_ENOENT;
-    return 0;
+    tbgw_jsrc src = {.tree = body};
+    return devinfo_eval_src(d, topic, &src, name, profile);
 }
 
 int tbgw_devinfo_topic_matched(const tbgw_devinfo *d, const char *topic) {

@@ -22,6 +22,7 @@ typedef struct path_step {
 struct tbgw_path {
     char *text;
     char *first_token; /* first whitespace-separated token, tried as a top-level key */
+    size_t first_len;
     path_step *steps;
     size_t n_steps;
 };
@@ -118,6 +119,7 @@ int tbgw_path_compile(const char *text, tbgw_path **out, tbgw_err *err) {
     size_t tl = 0;
     while (s[tl] && !isspace((unsigned char)s[tl])) tl++;
     p->first_token = strndup(s, tl);
+    p->first_len = tl;
     if (!p->text || !p->first_token) {
         tbgw_path_free(p);
         return TBGW_ENOMEM;
@@ -342,23 +344,20 @@ int tbgw_expr_is_single(const tbgw_expr *e) {
     return e->n_parts == 1 && e->n_ph == 1;
 }
 
-int tbgw_fmt_json(tbgw_buf *out, const json_t *v, tbgw_fmt fmt) {
-    switch (json_typeof(v)) {
-    case JSON_STRING: {
-        size_t n;
-        const char *num = tbgw_json_number_of(v, &n);
-        if (num) return tbgw_buf_append(out, num, n); /* Python writes an int's digits too */
-        if (fmt == TBGW_FMT_JSON) return tbgw_buf_json_strn(out, json_string_value(v), json_string_length(v));
-        return tbgw_buf_append(out, json_string_value(v), json_string_length(v));
-    }
+int tbgw_fmt_jval(tbgw_buf *out, const tbgw_jval *v, tbgw_fmt fmt) {
+    switch (v->type) {
+    case JSON_STRING:
+        if (v->node) return tbgw_buf_append(out, v->s, v->n); /* Python writes an int's digits too */
+        if (fmt == TBGW_FMT_JSON) return tbgw_buf_json_strn(out, v->s, v->n);
+        return tbgw_buf_append(out, v->s, v->n);
     case JSON_INTEGER:
-        return tbgw_buf_i64(out, json_integer_value(v));
+        return tbgw_buf_i64(out, v->i);
     case JSON_REAL: {
         if (fmt == TBGW_FMT_PY) {
             char t[TBGW_DOUBLE_MAX];
-            return tbgw_buf_append(out, t, tbgw_fmt_double(t, json_real_value(v)));
+            return tbgw_buf_append(out, t, tbgw_fmt_double(t, v->d));
         }
-        tbgw_value dv = tbgw_value_double(json_real_value(v));
+        tbgw_value dv = tbgw_value_double(v->d);
         return tbgw_buf_json_value(out, &dv);
     }
     case JSON_TRUE:
@@ -368,12 +367,73 @@ int tbgw_fmt_json(tbgw_buf *out, const json_t *v, tbgw_fmt fmt) {
     case JSON_NULL:
         return tbgw_buf_puts(out, fmt == TBGW_FMT_PY ? "None" : "null");
     default:
-        return tbgw_buf_json(out, v, 0);
+        return tbgw_buf_json(out, v->j, 0);
     }
 }
 
-int tbgw_expr_render(const tbgw_expr *e, const json_t *body, tbgw_fmt fmt, tbgw_missing missing,
-                     tbgw_buf *out) {
+int tbgw_fmt_json(tbgw_buf *out, const json_t *v, tbgw_fmt fmt) {
+    tbgw_jval jv;
+    tbgw_jval_of(v, &jv);
+    return tbgw_fmt_jval(out, &jv, fmt);
+}
+
+/* ---------------------------------------------------------------- sources */
+
+int tbgw_path_is_plain(const tbgw_path *p) {
+    if (p->n_steps > 200) return 0;
+    for (size_t i = 0; i < p->n_steps; i++)
+        if (p->steps[i].kind != STEP_KEY && p->steps[i].kind != STEP_INDEX) return 0;
+    return 1;
+}
+
+int tbgw_expr_is_plain(const tbgw_expr *e) {
+    for (size_t i = 0; i < e->n_parts; i++)
+        if (e->parts[i].path && !tbgw_path_is_plain(e->parts[i].path)) return 0;
+    return 1;
+}
+
+/* tbgw_path_get on tokens (plain paths only): the token, or -1 */
+static long path_tok(const tbgw_path *p, const tbgw_jdoc *d, size_t root) {
+    if (d->tok[root].type == JSON_OBJECT && p->first_token[0]) {
+        long v = tbgw_jdoc_member(d, root, p->first_token, p->first_len);
+        if (v >= 0) return v;
+    }
+    long t = (long)root;
+    for (size_t i = 0; i < p->n_steps && t >= 0; i++) {
+        const path_step *s = &p->steps[i];
+        if (s->kind == STEP_KEY)
+            t = tbgw_jdoc_member(d, (size_t)t, s->name, strlen(s->name));
+        else if (s->kind == STEP_INDEX)
+            t = tbgw_jdoc_element(d, (size_t)t, s->index);
+        else
+            return -1;
+    }
+    return t;
+}
+
+int tbgw_path_get_src(const tbgw_path *p, const tbgw_jsrc *src, tbgw_jval *out) {
+    if (!src->doc) return tbgw_jval_of(tbgw_path_get(p, src->tree), out);
+    long t = path_tok(p, src->doc, src->tok);
+    if (t < 0) {
+        memset(out, 0, sizeof *out);
+        return TBGW_ENOENT;
+    }
+    return tbgw_jdoc_val(src->doc, (size_t)t, out);
+}
+
+int tbgw_jsrc_member(const tbgw_jsrc *src, const char *key, tbgw_jval *out) {
+    if (!src->doc)
+        return tbgw_jval_of(json_is_object(src->tree) ? json_object_get(src->tree, key) : NULL, out);
+    long t = tbgw_jdoc_member(src->doc, src->tok, key, strlen(key));
+    if (t < 0) {
+        memset(out, 0, sizeof *out);
+        return TBGW_ENOENT;
+    }
+    return tbgw_jdoc_val(src->doc, (size_t)t, out);
+}
+
+int tbgw_expr_render_src(const tbgw_expr *e, const tbgw_jsrc *src, tbgw_fmt fmt, tbgw_missing missing,
+                         tbgw_buf *out) {
     int rc = 0;
     for (size_t i = 0; i < e->n_parts && !rc; i++) {
         const expr_part *pt = &e->parts[i];
@@ -381,9 +441,11 @@ int tbgw_expr_render(const tbgw_expr *e, const json_t *body, tbgw_fmt fmt, tbgw_
             rc = tbgw_buf_puts(out, pt->lit);
             continue;
         }
-        const json_t *v = tbgw_path_get(pt->path, body);
-        if (v && !json_is_null(v)) {
-            rc = tbgw_fmt_json(out, v, fmt);
+        tbgw_jval v;
+        int found = tbgw_path_get_src(pt->path, src, &v);
+        if (found == TBGW_ENOMEM) return found;
+        if (found == 0 && v.type != JSON_NULL) {
+            rc = tbgw_fmt_jval(out, &v, fmt);
         } else if (missing == TBGW_MISSING_KEEP) {
             rc = tbgw_buf_printf(out, "${%s}", pt->ph);
         } else if (missing == TBGW_MISSING_NONE) {
@@ -393,6 +455,12 @@ int tbgw_expr_render(const tbgw_expr *e, const json_t *body, tbgw_fmt fmt, tbgw_
         }
     }
     return out->oom ? TBGW_ENOMEM : rc;
+}
+
+int tbgw_expr_render(const tbgw_expr *e, const json_t *body, tbgw_fmt fmt, tbgw_missing missing,
+                     tbgw_buf *out) {
+    tbgw_jsrc src = {.tree = body};
+    return tbgw_expr_render_src(e, &src, fmt, missing, out);
 }
 
 int tbgw_expr_render_cb(const tbgw_expr *e, tbgw_expr_resolve_fn fn, void *ud, tbgw_missing missing,
@@ -557,39 +625,38 @@ int tbgw_cast_text(const char *s, tbgw_cast cast, tbgw_value *out) {
     return 0;
 }
 
-int tbgw_cast_json(const json_t *v, tbgw_cast cast, tbgw_value *out, tbgw_buf *scratch) {
+int tbgw_cast_jval(const tbgw_jval *v, tbgw_cast cast, tbgw_value *out, tbgw_buf *scratch) {
     tbgw_buf_reset(scratch);
-    if (!v || json_is_null(v)) return TBGW_ENOENT;
-    size_t num_len;
-    const char *num = tbgw_json_number_of(v, &num_len);
-    if (num) return cast_number_node(num, num_len, cast, out);
-    int is_num = json_is_number(v), is_bool = json_is_boolean(v);
-    double d = is_num ? json_number_value(v) : 0;
+    if (!v || v->type == JSON_NULL) return TBGW_ENOENT;
+    if (v->node) return cast_number_node(v->s, v->n, cast, out);
+    int is_num = v->type == JSON_INTEGER || v->type == JSON_REAL;
+    int is_bool = v->type == JSON_TRUE || v->type == JSON_FALSE;
+    double d = is_num ? v->d : 0;
     switch (cast) {
     case TBGW_CAST_RAW:
-        if (json_is_object(v) || json_is_array(v)) {
-            if (tbgw_fmt_json(scratch, v, TBGW_FMT_JSON) || !tbgw_buf_cstr(scratch)) return TBGW_ENOMEM;
+        if (v->type == JSON_OBJECT || v->type == JSON_ARRAY) {
+            if (tbgw_fmt_jval(scratch, v, TBGW_FMT_JSON) || !tbgw_buf_cstr(scratch)) return TBGW_ENOMEM;
             out->type = TBGW_V_JSON;
             out->u.s = scratch->p;
             return 0;
         }
         if (is_bool)
-            *out = tbgw_value_bool(json_is_true(v));
-        else if (json_is_integer(v))
-            *out = tbgw_value_int(json_integer_value(v));
+            *out = tbgw_value_bool(v->type == JSON_TRUE);
+        else if (v->type == JSON_INTEGER)
+            *out = tbgw_value_int(v->i);
         else if (is_num)
             *out = tbgw_value_double(d);
         else
-            *out = tbgw_value_string(json_string_value(v));
+            *out = tbgw_value_string(v->s);
         return isfinite(d) ? 0 : TBGW_ENOENT;
     case TBGW_CAST_INT:
-        if (json_is_integer(v)) {
-            *out = tbgw_value_int(json_integer_value(v));
+        if (v->type == JSON_INTEGER) {
+            *out = tbgw_value_int(v->i);
             return 0;
         }
         if (is_num && !double_to_int(d, out)) return 0;
         if (is_bool) {
-            *out = tbgw_value_int(json_is_true(v));
+            *out = tbgw_value_int(v->type == JSON_TRUE);
             return 0;
         }
         break;
@@ -599,34 +666,49 @@ int tbgw_cast_json(const json_t *v, tbgw_cast cast, tbgw_value *out, tbgw_buf *s
             return 0;
         }
         if (is_bool) {
-            *out = tbgw_value_double(json_is_true(v) ? 1.0 : 0.0);
+            *out = tbgw_value_double(v->type == JSON_TRUE ? 1.0 : 0.0);
             return 0;
         }
         break;
     case TBGW_CAST_BOOL:
         if (is_bool || is_num) {
-            *out = tbgw_value_bool(is_bool ? json_is_true(v) : d != 0);
+            *out = tbgw_value_bool(is_bool ? v->type == JSON_TRUE : d != 0);
             return 0;
         }
         break;
     default:
         break;
     }
-    if (json_is_string(v)) return tbgw_cast_text(json_string_value(v), cast, out);
+    if (v->type == JSON_STRING) return tbgw_cast_text(v->s, cast, out);
     /* everything else becomes its text (a failed cast yields a string) */
-    if (tbgw_fmt_json(scratch, v, TBGW_FMT_PY) || !tbgw_buf_cstr(scratch)) return TBGW_ENOMEM;
+    if (tbgw_fmt_jval(scratch, v, TBGW_FMT_PY) || !tbgw_buf_cstr(scratch)) return TBGW_ENOMEM;
     *out = tbgw_value_string(scratch->p);
     return 0;
 }
 
-int tbgw_expr_eval(const tbgw_expr *e, const json_t *body, tbgw_cast cast, tbgw_value *out,
-                   tbgw_buf *scratch) {
+int tbgw_cast_json(const json_t *v, tbgw_cast cast, tbgw_value *out, tbgw_buf *scratch) {
+    tbgw_jval jv;
+    return tbgw_cast_jval(tbgw_jval_of(v, &jv) ? NULL : &jv, cast, out, scratch);
+}
+
+int tbgw_expr_eval_src(const tbgw_expr *e, const tbgw_jsrc *src, tbgw_cast cast, tbgw_value *out,
+                       tbgw_buf *scratch) {
     tbgw_buf_reset(scratch);
-    if (tbgw_expr_is_single(e))
-        return tbgw_cast_json(tbgw_path_get(e->parts[0].path, body), cast, out, scratch);
-    int rc = tbgw_expr_render(e, body, TBGW_FMT_PY, TBGW_MISSING_FAIL, scratch);
+    if (tbgw_expr_is_single(e)) {
+        tbgw_jval v;
+        int found = tbgw_path_get_src(e->parts[0].path, src, &v);
+        if (found == TBGW_ENOMEM) return found;
+        return tbgw_cast_jval(found ? NULL : &v, cast, out, scratch);
+    }
+    int rc = tbgw_expr_render_src(e, src, TBGW_FMT_PY, TBGW_MISSING_FAIL, scratch);
     if (rc) return rc;
     const char *s = tbgw_buf_cstr(scratch);
     if (!s) return TBGW_ENOMEM;
     return tbgw_cast_text(s, cast == TBGW_CAST_RAW ? TBGW_CAST_STRING : cast, out);
+}
+
+int tbgw_expr_eval(const tbgw_expr *e, const json_t *body, tbgw_cast cast, tbgw_value *out,
+                   tbgw_buf *scratch) {
+    tbgw_jsrc src = {.tree = body};
+    return tbgw_expr_eval_src(e, &src, cast, out, scratch);
 }

@@ -13,6 +13,7 @@
 #include <tbgw/data.h>
 #include <tbgw/err.h>
 #include "util/buf.h"
+#include "util/jscan.h"
 
 typedef struct tbgw_path tbgw_path;
 typedef struct tbgw_expr tbgw_expr;
@@ -63,6 +64,25 @@ int tbgw_expr_render_cb(const tbgw_expr *e, tbgw_expr_resolve_fn fn, void *ud, t
                         tbgw_buf *out);
 /* Writes one JSON value as text. */
 int tbgw_fmt_json(tbgw_buf *out, const json_t *v, tbgw_fmt fmt);
+int tbgw_fmt_jval(tbgw_buf *out, const tbgw_jval *v, tbgw_fmt fmt);
+
+/* Where placeholders are looked up: a jansson tree, or a value of a scanned text (util/jscan.h:
+ * the same results without building a tree; only plain paths, see tbgw_expr_is_plain). */
+typedef struct tbgw_jsrc {
+    const json_t *tree; /* used when doc is NULL */
+    tbgw_jdoc *doc;
+    size_t tok; /* the value's token in doc */
+} tbgw_jsrc;
+/* 1 when every step of the path is a key or an index (no `*`, `[*]`, `..`). */
+int tbgw_path_is_plain(const tbgw_path *p);
+/* 1 when every placeholder of the template has a plain path. */
+int tbgw_expr_is_plain(const tbgw_expr *e);
+/* tbgw_path_get on a source: 0 and *out (JSON null included), TBGW_ENOENT or TBGW_ENOMEM. */
+int tbgw_path_get_src(const tbgw_path *p, const tbgw_jsrc *src, tbgw_jval *out);
+/* The member key of the source's value when it is an object (json_object_get): as above. */
+int tbgw_jsrc_member(const tbgw_jsrc *src, const char *key, tbgw_jval *out);
+int tbgw_expr_render_src(const tbgw_expr *e, const tbgw_jsrc *src, tbgw_fmt fmt, tbgw_missing missing,
+                         tbgw_buf *out);
 
 /* Type casts of spec §5.2 (`type` of a datapoint config). */
 typedef enum tbgw_cast {
@@ -80,8 +100,12 @@ tbgw_cast tbgw_cast_parse(const char *type);
  * reset) or into body. Returns 0, TBGW_ENOENT when a placeholder is missing or null, TBGW_ENOMEM. */
 int tbgw_expr_eval(const tbgw_expr *e, const json_t *body, tbgw_cast cast, tbgw_value *out,
                    tbgw_buf *scratch);
+int tbgw_expr_eval_src(const tbgw_expr *e, const tbgw_jsrc *src, tbgw_cast cast, tbgw_value *out,
+                       tbgw_buf *scratch);
 /* Casts a JSON value (a failed cast yields the value's text as a string, like the reference). */
 int tbgw_cast_json(const json_t *v, tbgw_cast cast, tbgw_value *out, tbgw_buf *scratch);
+/* The same on a value view (NULL = missing). */
+int tbgw_cast_jval(const tbgw_jval *v, tbgw_cast cast, tbgw_value *out, tbgw_buf *scratch);
 /* Casts text. */
 int tbgw_cast_text(const char *s, tbgw_cast cast, tbgw_value *out);
 /* Python-style boolean parsing: y/yes/t/true/on/1 => 1, n/no/f/false/off/0 => 0, else -1. */

@@ -11,6 +11,7 @@
 #include "convert/source_expr.h"
 #include "convert/ts.h"
 #include "util/buf.h"
+#include "util/json.h"
 
 typedef struct dp_cfg {
     tbgw_expr *key;
@@ -47,6 +48,7 @@ struct tbgw_json_conv {
     int has_rs;
     int use_eval;
     json_eval *ev;
+    int reads_text; /* tbgw_json_conv_reads_text */
 };
 
 static void dp_clear(dp_cfg *d) {
@@ -180,6 +182,8 @@ static int list_init(dp_list *l, const json_t *arr, const char *path, int use_ev
     return 0;
 }
 
+static int reads_text(const tbgw_json_conv *c);
+
 int tbgw_json_conv_new(const json_t *conv, const json_t *entry, const char *path, tbgw_json_conv **out,
                        tbgw_err *err) {
     return tbgw_json_conv_new_ex(conv, entry, path, NULL, out, err);
@@ -232,8 +236,27 @@ int tbgw_json_conv_new_ex(const json_t *conv, const json_t *entry, const char *p
         tbgw_json_conv_free(c);
         return rc;
     }
+    c->reads_text = reads_text(c);
     *out = c;
     return 0;
+}
+
+static int list_reads_text(const dp_list *l) {
+    if (l->all) return 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const dp_cfg *d = &l->items[i];
+        if (d->ts_path || (d->key && !tbgw_expr_is_plain(d->key)) || !tbgw_expr_is_plain(d->value)) return 0;
+    }
+    return 1;
+}
+
+static int reads_text(const tbgw_json_conv *c) {
+    return !c->use_eval && tbgw_devinfo_is_plain(c->dev) && list_reads_text(&c->attrs) &&
+           list_reads_text(&c->ts);
+}
+
+int tbgw_json_conv_reads_text(const tbgw_json_conv *c) {
+    return c->reads_text;
 }
 
 /* ------------------------------------------------------------------ conversion */
@@ -263,17 +286,19 @@ static tbgw_converted *record_for(conv_ctx *x, const char *name, const char *pro
     return r;
 }
 
-static int64_t payload_ts(const conv_ctx *x, const json_t *item) {
+static int64_t payload_ts(const conv_ctx *x, const tbgw_jsrc *item) {
     int64_t ts;
-    if (x->c->use_received_ts || !json_is_object(item)) return x->recv_ts;
-    const json_t *v = json_object_get(item, "ts");
-    if (!v) v = json_object_get(item, "timestamp");
-    if (v && !tbgw_ts_parse(v, 0, 0, &ts)) return ts;
+    tbgw_jval v;
+    if (x->c->use_received_ts || (!item->doc && !json_is_object(item->tree))) return x->recv_ts;
+    int rc = tbgw_jsrc_member(item, "ts", &v);
+    if (rc == TBGW_ENOENT) rc = tbgw_jsrc_member(item, "timestamp", &v);
+    if (!rc && !tbgw_ts_parse_jval(&v, 0, 0, &ts)) return ts;
     return x->recv_ts;
 }
 
+/* (tsField: tree items only, see reads_text) */
 static int64_t dp_ts(const conv_ctx *x, const dp_cfg *d, const json_t *item, int64_t dflt) {
-    if (x->c->use_received_ts || !d->ts_path) return dflt;
+    if (x->c->use_received_ts || !d->ts_path || !item) return dflt;
     const json_t *v = tbgw_path_get(d->ts_path, item);
     if (!v) v = tbgw_json_find_key(item, tbgw_path_last_key(d->ts_path));
     int64_t ts;
@@ -326,23 +351,24 @@ void tbgw_json_conv_on_eval_error(tbgw_json_conv *c, tbgw_json_eval_report fn, v
     c->ev->ud = ud;
 }
 
-static int add_list(conv_ctx *x, tbgw_converted *r, const dp_list *l, const json_t *item, int telemetry) {
+/* item: a tree, or a scanned object when the converter reads text (then no "*", useEval, tsField) */
+static int add_list(conv_ctx *x, tbgw_converted *r, const dp_list *l, const tbgw_jsrc *item, int telemetry) {
     int64_t base_ts = telemetry ? payload_ts(x, item) : 0;
-    int rc = l->all ? add_all(x, r, item, telemetry, base_ts) : 0;
+    int rc = l->all && !item->doc ? add_all(x, r, item->tree, telemetry, base_ts) : 0;
     for (size_t i = 0; i < l->n && !rc; i++) {
         dp_cfg *d = &l->items[i];
         tbgw_buf_reset(&x->key);
         if (d->key_re) {
             if (!x->topic || !tbgw_regex_search(d->key_re, x->topic, &x->key)) continue;
-        } else if (tbgw_expr_render(d->key, item, TBGW_FMT_PY, TBGW_MISSING_FAIL, &x->key)) {
+        } else if (tbgw_expr_render_src(d->key, item, TBGW_FMT_PY, TBGW_MISSING_FAIL, &x->key)) {
             continue; /* key template refers to a missing field */
         }
         const char *key = tbgw_buf_cstr(&x->key);
         if (!key) return TBGW_ENOMEM;
         if (!*key) continue;
         tbgw_value v;
-        int erc = d->use_eval ? eval_value(x, d, item, key, &v)
-                              : tbgw_expr_eval(d->value, item, d->cast, &v, &x->scratch);
+        int erc = d->use_eval && !item->doc ? eval_value(x, d, item->tree, key, &v)
+                                            : tbgw_expr_eval_src(d->value, item, d->cast, &v, &x->scratch);
         if (erc == TBGW_EINVAL && d->use_eval) continue; /* reported; only this key is skipped */
         if (erc == TBGW_ENOENT) {                        /* missing keys are skipped (reference: "None") */
             if (!x->missing[0]) snprintf(x->missing, sizeof x->missing, "%s", tbgw_expr_text(d->value));
@@ -358,42 +384,44 @@ static int add_list(conv_ctx *x, tbgw_converted *r, const dp_list *l, const json
                                                    : "a boolean");
         x->added++;
         const tbgw_report_strategy *rs = d->has_rs ? &d->rs : NULL;
-        rc = telemetry ? tbgw_converted_add_telemetry(r, dp_ts(x, d, item, base_ts), key, &v, rs)
+        rc = telemetry ? tbgw_converted_add_telemetry(r, dp_ts(x, d, item->tree, base_ts), key, &v, rs)
                        : tbgw_converted_add_attribute(r, key, &v, rs);
     }
     return rc;
 }
 
-static int convert_item(conv_ctx *x, const json_t *item, tbgw_err *err) {
-    char *name = NULL, *profile = NULL;
-    int rc = tbgw_devinfo_eval(x->c->dev, x->topic, item, &name, &profile);
+static int convert_item(conv_ctx *x, const tbgw_jsrc *item, tbgw_err *err) {
+    const char *name = NULL, *profile = NULL;
+    /* the profile's text is in x->text until record_for has copied it (useEval reuses x->text) */
+    int rc = tbgw_devinfo_eval_buf(x->c->dev, x->topic, item, &x->name, &x->text, &name, &profile);
     if (rc == TBGW_ENOENT) {
         tbgw_err_set(err, TBGW_EINVAL, "device name is empty (topic %s)", x->topic ? x->topic : "-");
         rc = TBGW_EINVAL;
     }
     tbgw_converted *r = rc ? NULL : record_for(x, name, profile);
     if (!rc && !r) rc = TBGW_ENOMEM;
-    free(name);
-    free(profile);
     x->device = r ? r->device_name : NULL;
     if (!rc) rc = add_list(x, r, &x->c->attrs, item, 0);
     if (!rc) rc = add_list(x, r, &x->c->ts, item, 1);
     return rc;
 }
 
-int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const json_t *payload,
-                           int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err) {
+/* payload: a tree (object or list), or a scanned object */
+static int convert(const tbgw_json_conv *c, const char *topic, const tbgw_jsrc *src, int64_t recv_ts_ms,
+                   tbgw_converted **chain, tbgw_err *err) {
+    const json_t *payload = src->tree;
     conv_ctx x = {.c = c, .topic = topic, .recv_ts = recv_ts_ms, .added = 0};
     tbgw_buf_scratch_take(&x.scratch);
     tbgw_buf_scratch_take(&x.key);
     tbgw_buf_scratch_take(&x.name);
     tbgw_buf_scratch_take(&x.text);
     int rc = 0, bad = 0;
-    if (json_is_array(payload)) {
+    if (!src->doc && json_is_array(payload)) {
         size_t i;
         json_t *item;
         json_array_foreach(payload, i, item) {
-            int irc = json_is_object(item) ? convert_item(&x, item, bad ? NULL : err)
+            tbgw_jsrc isrc = {.tree = item};
+            int irc = json_is_object(item) ? convert_item(&x, &isrc, bad ? NULL : err)
                                            : tbgw_err_set(bad ? NULL : err, TBGW_EINVAL,
                                                           "payload[%zu]: expected a JSON object", i);
             if (irc == TBGW_EINVAL)
@@ -403,8 +431,8 @@ int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const jso
                 break;
             }
         }
-    } else if (json_is_object(payload)) {
-        rc = convert_item(&x, payload, err);
+    } else if (src->doc || json_is_object(payload)) {
+        rc = convert_item(&x, src, err);
     } else {
         rc = tbgw_err_set(err, TBGW_EINVAL, "payload: expected a JSON object or a list of objects");
     }
@@ -442,4 +470,32 @@ int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const jso
     while (*tail) tail = &(*tail)->next;
     *tail = keep;
     return n;
+}
+
+int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const json_t *payload,
+                           int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err) {
+    tbgw_jsrc src = {.tree = payload};
+    return convert(c, topic, &src, recv_ts_ms, chain, err);
+}
+
+int tbgw_json_conv_convert_text(const tbgw_json_conv *c, const char *topic, const void *text, size_t len,
+                                int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err) {
+    tbgw_jdoc doc;
+    if (c->reads_text && !tbgw_jscan(text, len, &doc)) {
+        if (doc.tok[0].type == JSON_OBJECT) {
+            tbgw_jsrc src = {.doc = &doc, .tok = 0};
+            int rc = convert(c, topic, &src, recv_ts_ms, chain, err);
+            tbgw_jscan_done(&doc);
+            return rc;
+        }
+        tbgw_jscan_done(&doc); /* a list or a bare value: the tree path */
+    }
+    json_error_t je;
+    json_t *body = tbgw_json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!body)
+        return tbgw_err_set(err, TBGW_EPROTO, "invalid JSON at line %d column %d: %s", je.line, je.column,
+                            je.text);
+    int rc = tbgw_json_conv_convert(c, topic, body, recv_ts_ms, chain, err);
+    json_decref(body);
+    return rc;
 }

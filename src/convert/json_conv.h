@@ -12,6 +12,8 @@
 #include <tbgw/connector.h>
 #include <tbgw/data.h>
 #include <tbgw/err.h>
+#include "convert/expr.h"
+#include "util/buf.h"
 
 typedef struct tbgw_json_conv tbgw_json_conv;
 
@@ -35,6 +37,18 @@ void tbgw_json_conv_free(tbgw_json_conv *c);
 int tbgw_json_conv_convert(const tbgw_json_conv *c, const char *topic, const json_t *payload,
                            int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err);
 
+/* The same for a payload given as text (the JSON reader's flags are JSON_DECODE_ANY | JSON_ALLOW_NUL).
+ * When the mapping allows it (tbgw_json_conv_reads_text), the text is scanned in place
+ * (util/jscan.h) and only the values the mapping uses are read, with results identical to parsing it
+ * with tbgw_json_loadb and calling tbgw_json_conv_convert, which is what happens otherwise. Text that
+ * is not JSON returns TBGW_EPROTO, err = "invalid JSON at line L column C: <reason>". */
+int tbgw_json_conv_convert_text(const tbgw_json_conv *c, const char *topic, const void *text, size_t len,
+                                int64_t recv_ts_ms, tbgw_converted **chain, tbgw_err *err);
+/* 1 when tbgw_json_conv_convert_text can convert an object payload without a jansson tree: no useEval,
+ * no "*" lists, no tsField, and every `${}` of the device name, profile, keys and values is a plain
+ * path (keys and indexes only). */
+int tbgw_json_conv_reads_text(const tbgw_json_conv *c);
+
 /* `useEval: true` (spec §5.2): a datapoint's rendered value text is evaluated as a Python
  * expression (convert/py_cast.h). A key whose evaluation fails is skipped (the reference loses the
  * whole message); fn is called for each failure with due = 1 at most once a minute per key, so the
@@ -53,6 +67,12 @@ int tbgw_devinfo_new(const json_t *device_info, const char *path, int need_profi
 void tbgw_devinfo_free(tbgw_devinfo *d);
 int tbgw_devinfo_eval(const tbgw_devinfo *d, const char *topic, const json_t *body, char **name,
                       char **profile);
+/* tbgw_devinfo_eval on a tree or a scanned text, into the caller's buffers (reset first): *name and *profile
+ * (NULL when not configured) point into them. */
+int tbgw_devinfo_eval_buf(const tbgw_devinfo *d, const char *topic, const tbgw_jsrc *body, tbgw_buf *name_buf,
+                          tbgw_buf *profile_buf, const char **name, const char **profile);
+/* 1 when every `${}` of the name and profile has a plain path (tbgw_expr_is_plain). */
+int tbgw_devinfo_is_plain(const tbgw_devinfo *d);
 /* 0 when the device name comes from a topic regex that does not match topic (the name is then the
  * literal expression), else 1. */
 int tbgw_devinfo_topic_matched(const tbgw_devinfo *d, const char *topic);

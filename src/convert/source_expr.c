@@ -155,13 +155,18 @@ void tbgw_src_expr_clear(tbgw_src_expr *e) {
 }
 
 int tbgw_src_expr_eval(const tbgw_src_expr *e, const char *topic, const json_t *body, tbgw_buf *out) {
+    tbgw_jsrc src = {.tree = body};
+    return tbgw_src_expr_eval_src(e, topic, &src, out);
+}
+
+int tbgw_src_expr_eval_src(const tbgw_src_expr *e, const char *topic, const tbgw_jsrc *body, tbgw_buf *out) {
     if (e->src == TBGW_SRC_TOPIC) {
         if (!e->re) return TBGW_EINVAL;
         if (!topic || !tbgw_regex_search(e->re, topic, out)) tbgw_buf_puts(out, e->text);
         return out->oom ? TBGW_ENOMEM : 0;
     }
     if (!e->tmpl) return TBGW_EINVAL;
-    return tbgw_expr_render(e->tmpl, body, TBGW_FMT_PY, TBGW_MISSING_KEEP, out);
+    return tbgw_expr_render_src(e->tmpl, body, TBGW_FMT_PY, TBGW_MISSING_KEEP, out);
 }
 
 const char *tbgw_topic_unshared(const char *filter) {

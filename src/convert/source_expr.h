@@ -33,6 +33,7 @@ int tbgw_src_expr_init(tbgw_src_expr *e, tbgw_src src, const char *text, const c
 void tbgw_src_expr_clear(tbgw_src_expr *e);
 /* Evaluates into out (appended). message/constant: missing placeholders keep their literal text. */
 int tbgw_src_expr_eval(const tbgw_src_expr *e, const char *topic, const json_t *body, tbgw_buf *out);
+int tbgw_src_expr_eval_src(const tbgw_src_expr *e, const char *topic, const tbgw_jsrc *body, tbgw_buf *out);
 
 /* PCRE2 regex helpers (UTF-8). */
 int tbgw_regex_compile(const char *pattern, tbgw_regex **out, const char *path, tbgw_err *err);

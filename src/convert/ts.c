@@ -119,17 +119,23 @@ int tbgw_ts_parse_text(const char *s, int dayfirst, int yearfirst, int64_t *out)
     return 0;
 }
 
-int tbgw_ts_parse(const json_t *v, int dayfirst, int yearfirst, int64_t *out) {
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
+int tbgw_ts_parse_jval(const tbgw_jval *v, int dayfirst, int yearfirst, int64_t *out) {
+    if (v->type == JSON_INTEGER) {
+        *out = v->i;
         return 0;
     }
-    if (json_is_real(v)) {
-        double d = json_real_value(v);
+    if (v->type == JSON_REAL) {
+        double d = v->d;
         if (!isfinite(d) || fabs(d) > 9.2e18) return -1;
         *out = (int64_t)d;
         return 0;
     }
-    if (json_is_string(v)) return tbgw_ts_parse_text(json_string_value(v), dayfirst, yearfirst, out);
+    if (v->type == JSON_STRING) return tbgw_ts_parse_text(v->node ? "" : v->s, dayfirst, yearfirst, out);
     return -1;
+}
+
+int tbgw_ts_parse(const json_t *v, int dayfirst, int yearfirst, int64_t *out) {
+    tbgw_jval jv;
+    if (tbgw_jval_of(v, &jv)) return -1;
+    return tbgw_ts_parse_jval(&jv, dayfirst, yearfirst, out);
 }

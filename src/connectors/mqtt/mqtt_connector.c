@@ -168,7 +168,15 @@ static void convert_one(mq_conn *c, const mq_mapping *m, const char *topic, cons
     tbgw_err err = {0};
     tbgw_converted *out = NULL;
     int rc;
-    if (m->kind == MQ_CONV_JSON) {
+    if (m->kind == MQ_CONV_JSON && !*parsed && tbgw_json_conv_reads_text(m->json)) {
+        /* the payload scanned in place, no tree (parsed once here when it is not valid JSON) */
+        rc = tbgw_json_conv_convert_text(m->json, topic, p, len, now, &out, &err);
+        if (rc == TBGW_EPROTO) {
+            *parsed = 1;
+            mq_malformed(c, topic, err.msg);
+            return;
+        }
+    } else if (m->kind == MQ_CONV_JSON) {
         if (!*parsed) {
             json_error_t je;
             *parsed = 1;

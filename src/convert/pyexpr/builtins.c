@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "convert/pyexpr/internal.h"
+#include "util/utf8.h"
 
 /* ---- argument helpers ---- */
 
@@ -534,27 +535,7 @@ static pv b_chr(X *x, pv self, const py_args *a) {
     if (c < 0 || c > 0x10FFFF) py_raise(x, "ValueError", "chr() arg not in range(0x110000)");
     if (c >= 0xD800 && c <= 0xDFFF) py_raise(x, "ValueError", "surrogate code points are not supported");
     char u[4];
-    size_t n;
-    uint32_t cp = (uint32_t)c;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | cp >> 6);
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | cp >> 12);
-        u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | cp >> 18);
-        u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-        u[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
+    size_t n = tbgw_utf8_put(u, (uint32_t)c);
     return pv_str_chars(x, u, n, 1);
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "convert/pyexpr/lex.h"
+#include "util/utf8.h"
 
 void py_syntax(py_lexer *lx, size_t pos, const char *fmt, ...) {
     va_list ap;
@@ -74,27 +75,7 @@ int py_keyword(const char *s, size_t n) {
 
 void py_put_utf8(tbgw_buf *b, uint32_t cp) {
     char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | cp >> 6);
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | cp >> 12);
-        u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | cp >> 18);
-        u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-        u[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    tbgw_buf_append(b, u, n);
+    tbgw_buf_append(b, u, tbgw_utf8_put(u, cp));
 }
 
 static int hexval(char c) {
