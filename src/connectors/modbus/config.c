@@ -99,7 +99,9 @@ static int parse_spec(const json_t *o, const char *path, int count, int byte_lit
     const json_t *var = json_object_get(o, "variants");
     if (var && !json_is_object(var) && !json_is_null(var))
         return tbgw_err_set(err, TBGW_EINVAL, "%s.variants: expected an object", path);
-    s->variants = json_is_object(var) ? (json_t *)var : NULL;
+    /* a reference of the connector's own (the configuration tree is not kept) */
+    s->variants = json_is_object(var) ? json_deep_copy(var) : NULL;
+    if (json_is_object(var) && !s->variants) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     return 0;
 }
 
@@ -141,12 +143,23 @@ int mbc_parse_write(const json_t *o, const char *path, int byte_little, int word
     if (objects_count(o, path, &w->count, err) < 0) return TBGW_EINVAL;
     if (parse_spec(o, path, w->count, byte_little, word_little, &w->spec, err) < 0) return TBGW_EINVAL;
     const json_t *rp = json_object_get(o, "repack");
-    if (rp && !json_is_boolean(rp))
+    if (rp && !json_is_boolean(rp)) {
+        mbc_write_clear(w);
         return tbgw_err_set(err, TBGW_EINVAL, "%s.repack: expected true or false", path);
+    }
     w->spec.repack = json_is_true(rp);
     w->addr = (uint16_t)addr;
     w->tag = strdup(tag ? tag : "");
-    return w->tag ? 0 : TBGW_ENOMEM;
+    if (w->tag) return 0;
+    mbc_write_clear(w);
+    return TBGW_ENOMEM;
+}
+
+void mbc_write_clear(mbc_write *w) {
+    free(w->tag);
+    free(w->error);
+    json_decref(w->spec.variants);
+    memset(w, 0, sizeof *w);
 }
 
 /* Expands ${address}, ${unitId}, ${functionCode}, ${type}, ${objectsCount} in a tag template. */
@@ -189,10 +202,22 @@ static int push_point(mbc_slave *sl, const mbc_point *p) {
 }
 
 /* One timeseries/attributes entry: a single address or a range "a-b" expanded into points. */
+static int point_body(mbc_slave *sl, const json_t *o, const char *path, int is_attr, int fc_override, int bl,
+                      int wl, mbc_point *pp, tbgw_err *err);
+
+/* Every point of the entry holds a reference to its variants; the parse's own one is dropped here. */
 static int parse_point(mbc_slave *sl, const json_t *o, const char *path, int is_attr, int fc_override, int bl,
                        int wl, tbgw_err *err) {
     mbc_point p;
     memset(&p, 0, sizeof p);
+    int rc = point_body(sl, o, path, is_attr, fc_override, bl, wl, &p, err);
+    json_decref(p.spec.variants);
+    return rc;
+}
+
+static int point_body(mbc_slave *sl, const json_t *o, const char *path, int is_attr, int fc_override, int bl,
+                      int wl, mbc_point *pp, tbgw_err *err) {
+    mbc_point p = *pp;
     const char *tag = get_str(o, "tag");
     if (!tag || !*tag) return tbgw_err_set(err, TBGW_EINVAL, "%s.tag: required string", path);
     if (fc_override)
@@ -205,6 +230,7 @@ static int parse_point(mbc_slave *sl, const json_t *o, const char *path, int is_
         return tbgw_err_set(err, TBGW_EINVAL, "%s.objectsCount: at most %d for function code %d", path, maxc,
                             p.fc);
     if (parse_spec(o, path, p.count, bl, wl, &p.spec, err) < 0) return TBGW_EINVAL;
+    pp->spec.variants = p.spec.variants; /* dropped by parse_point */
     if (mbc_parse_report_strategy(o, path, &p.rs, &p.has_rs, err) < 0) return TBGW_EINVAL;
     p.is_attr = is_attr;
     int64_t a0 = 0, a1 = 0, mpr;
@@ -240,6 +266,7 @@ static int parse_point(mbc_slave *sl, const json_t *o, const char *path, int is_
             free(p.key);
             return TBGW_ENOMEM;
         }
+        json_incref(p.spec.variants);
     }
     return 0;
 bad_addr:
@@ -331,7 +358,7 @@ static int parse_write_entry(tbgw_cfg *w, const json_t *e, const char *p, const 
     int rc = json_is_object(e) ? mbc_parse_write(e, p, bl, wl, out, &ee)
                                : tbgw_err_set(&ee, TBGW_EINVAL, "%s: expected an object", p);
     if (rc == 0 && !name && !out->tag[0]) {
-        free(out->tag);
+        mbc_write_clear(out);
         rc = tbgw_err_set(&ee, TBGW_EINVAL, "%s.tag: required string", p);
     }
     if (rc == 0) {
@@ -395,12 +422,31 @@ static int parse_writes(tbgw_cfg *w, const json_t *o, const char *path, const ch
     return 0;
 }
 
-static void copy_str(char *dst, size_t cap, const char *src) {
-    snprintf(dst, cap, "%s", src ? src : "");
+static int parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, tbgw_err *err);
+
+/* An endpoint string of the configuration, owned by the endpoint (NULL when absent or empty). */
+static int copy_str(const char **dst, const char *src) {
+    *dst = NULL;
+    if (!src || !*src) return 0;
+    return (*dst = strdup(src)) ? 0 : TBGW_ENOMEM;
+}
+
+void mbc_endpoint_clear(tbgw_mb_endpoint *ep) {
+    const char **s[] = {&ep->host, &ep->path, &ep->tls_ca, &ep->tls_cert, &ep->tls_key, &ep->tls_password};
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+        free((char *)*s[i]);
+        *s[i] = NULL;
+    }
 }
 
 int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, tbgw_err *err) {
     memset(ep, 0, sizeof *ep);
+    int rc = parse_endpoint(o, path, ep, err);
+    if (rc < 0) mbc_endpoint_clear(ep);
+    return rc;
+}
+
+static int parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, tbgw_err *err) {
     const char *type = get_str(o, "type");
     if (!type || !strcasecmp(type, "tcp"))
         ep->transport = TBGW_MB_TCP;
@@ -429,13 +475,16 @@ int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, 
     if (ep->transport == TBGW_MB_SERIAL &&
         (ep->framing == TBGW_MB_FRAMING_SOCKET || ep->framing == TBGW_MB_FRAMING_TLS))
         return tbgw_err_set(err, TBGW_EINVAL, "%s.method: a serial line needs rtu or ascii", path);
-    copy_str(ep->host, sizeof ep->host, get_str(o, "host") ? get_str(o, "host") : "127.0.0.1");
+    const char *host = get_str(o, "host");
+    if (copy_str(&ep->host, host && *host && strcmp(host, "127.0.0.1") ? host : NULL) <
+        0) /* NULL: 127.0.0.1 */
+        return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     int64_t v;
     if (ep->transport == TBGW_MB_SERIAL) {
         const char *port = get_str(o, "port");
         if (!port || !*port)
             return tbgw_err_set(err, TBGW_EINVAL, "%s.port: the serial device path is required", path);
-        copy_str(ep->path, sizeof ep->path, port);
+        if (copy_str(&ep->path, port) < 0) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     } else {
         if (get_int(o, path, "port", 502, 0, 65535, &v, err) < 0) return TBGW_EINVAL;
         ep->port = (int)v;
@@ -471,11 +520,11 @@ int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, 
     const json_t *tls = json_object_get(o, "tls");
     if (!tls) tls = json_object_get(o, "security");
     if (json_is_object(tls)) {
-        copy_str(ep->tls_cert, sizeof ep->tls_cert, get_str(tls, "certfile"));
-        copy_str(ep->tls_key, sizeof ep->tls_key, get_str(tls, "keyfile"));
-        copy_str(ep->tls_password, sizeof ep->tls_password, get_str(tls, "password"));
         const char *ca = get_str(tls, "cafile") ? get_str(tls, "cafile") : get_str(tls, "ca_certs");
-        copy_str(ep->tls_ca, sizeof ep->tls_ca, ca);
+        if (copy_str(&ep->tls_cert, get_str(tls, "certfile")) < 0 ||
+            copy_str(&ep->tls_key, get_str(tls, "keyfile")) < 0 ||
+            copy_str(&ep->tls_password, get_str(tls, "password")) < 0 || copy_str(&ep->tls_ca, ca) < 0)
+            return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
         ep->tls_verify = ca != NULL;
     }
     return 0;
@@ -614,7 +663,7 @@ int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err) {
                 char p[64];
                 snprintf(p, sizeof p, "%s[%zu]", base, i);
                 int rc = mbc_slave_add(m, merged, p, err);
-                json_array_append_new(m->cfg, merged); /* keeps variants alive */
+                json_decref(merged);
                 if (rc < 0) return rc;
             }
             slaves = NULL;
@@ -639,17 +688,18 @@ int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err) {
 }
 
 static void free_writes(mbc_write *w, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        free(w[i].tag);
-        free(w[i].error);
-    }
+    for (size_t i = 0; i < n; i++) mbc_write_clear(&w[i]);
     free(w);
 }
 
 void mbc_config_free(mbc *m) {
     for (size_t i = 0; i < m->n_slaves; i++) {
         mbc_slave *sl = &m->slaves[i];
-        for (size_t j = 0; j < sl->n_points; j++) free(sl->points[j].key);
+        for (size_t j = 0; j < sl->n_points; j++) {
+            free(sl->points[j].key);
+            json_decref(sl->points[j].spec.variants);
+        }
+        mbc_endpoint_clear(&sl->ep);
         free(sl->points);
         free(sl->blocks);
         free_writes(sl->attr_updates, sl->n_attr_updates);

@@ -86,7 +86,6 @@ typedef struct mbc_slave {
 
 typedef struct mbc {
     const tbgw_host *host;
-    json_t *cfg; /* kept for borrowed pointers (variants) */
     mbc_slave *slaves;
     size_t n_slaves;
     int block_gap; /* max address gap merged into one block */
@@ -95,10 +94,13 @@ typedef struct mbc {
     tbgw_mb_endpoint server_ep;
     uint8_t server_unit;
     tbgw_mb_store *store;
-    tbgw_mb_identity identity; /* function 43 answers; strings borrowed from cfg */
+    tbgw_mb_identity identity; /* function 43 answers; strings owned (but obj[2] default) */
+    char *identity_strs[7];    /* the owned ones */
     tbgw_mb_server *server;
     /* runtime */
     tbgw_mb_loop *loop;
+    tbgw_mb_endpoint *adhoc; /* endpoints of ad-hoc RPC connections (their strings), for this run */
+    size_t n_adhoc;
     atomic_int stop;
     struct mbc_rpc *rpcs; /* in-flight RPC requests */
     tbgw_conn_state state;
@@ -108,15 +110,21 @@ typedef struct mbc {
 /* config.c */
 int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err);
 void mbc_config_free(mbc *m);
+/* Fills w (its tag and variants are its own: mbc_write_clear; on error nothing is left). */
 int mbc_parse_write(const json_t *o, const char *path, int byte_little, int word_little, mbc_write *w,
                     tbgw_err *err);
+void mbc_write_clear(mbc_write *w);
 int mbc_parse_report_strategy(const json_t *o, const char *path, tbgw_report_strategy *rs, int *has,
                               tbgw_err *err);
+/* Fills ep with strings of its own (mbc_endpoint_clear frees them; on error nothing is left). */
 int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, tbgw_err *err);
+void mbc_endpoint_clear(tbgw_mb_endpoint *ep);
 int mbc_slave_add(mbc *m, const json_t *o, const char *path, tbgw_err *err);
 int mbc_plan_blocks(mbc_slave *sl, int gap);
 /* modbus.c: the shared connection for an endpoint (one per host:port or serial port) */
 tbgw_mb_conn *mbc_conn_for(mbc *m, const tbgw_mb_endpoint *ep);
+/* The same for an ad-hoc endpoint whose strings it takes over (kept until the loop is freed). */
+tbgw_mb_conn *mbc_conn_adhoc(mbc *m, tbgw_mb_endpoint *ep);
 /* poll.c */
 void mbc_poll_due(mbc *m, int64_t now_mono);
 /* Whether a request that ended with status after `tries` retries gets another attempt. */

@@ -26,8 +26,8 @@ enum { ST_DOWN = 0, ST_CONNECTING, ST_HANDSHAKE, ST_READY };
 struct tbgw_mb_conn {
     mb_handler h;
     tbgw_mb_loop *loop;
-    tbgw_mb_endpoint ep;
-    char name[300];
+    tbgw_mb_endpoint ep; /* a copy; its strings are borrowed (see tbgw_mb_endpoint) */
+    char *name;
     int fd, state;
     SSL_CTX *ctx;
     SSL *ssl;
@@ -36,13 +36,14 @@ struct tbgw_mb_conn {
     mb_item *inflight;
     uint16_t tid;
     int64_t deadline, send_at;
-    uint8_t tx[TBGW_MB_MAX_FRAME];
-    size_t tx_len, tx_off, echo_skip;
-    uint8_t rx[1100];
-    size_t rx_len;
+    uint8_t *tx; /* tx_cap bytes in buf: one request frame */
+    size_t tx_cap, tx_len, tx_off, echo_skip;
+    uint8_t *rx; /* rx_cap bytes in buf after tx: the longest answer of the framing (ASCII: two) */
+    size_t rx_cap, rx_len;
     uint32_t mask;
     int64_t last_err_log;
     uint64_t suppressed;
+    uint8_t buf[];
 };
 
 static void conn_on_io(mb_handler *h, uint32_t ev);
@@ -112,6 +113,7 @@ void tbgw_mb_loop_free(tbgw_mb_loop *l) {
             free(it);
         }
         if (c->ctx) SSL_CTX_free(c->ctx);
+        free(c->name);
         free(c);
     }
     for (size_t i = 0; i < l->n_servers; i++) mb_server_free(l->servers[i]);
@@ -133,8 +135,15 @@ tbgw_mb_conn *tbgw_mb_conn_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep) {
         l->conns = p;
         l->cap_conns = nc;
     }
-    tbgw_mb_conn *c = calloc(1, sizeof *c);
+    /* buffers sized to the framing: 520 bytes for Modbus TCP instead of 1.6 KB per connection */
+    size_t fmax = ep->transport == TBGW_MB_LOCAL ? 0 : tbgw_mb_frame_max(ep->framing);
+    size_t rx_cap = ep->framing == TBGW_MB_FRAMING_ASCII && fmax ? 1100 : fmax;
+    tbgw_mb_conn *c = calloc(1, sizeof *c + fmax + rx_cap);
     if (!c) return NULL;
+    c->tx = c->buf;
+    c->tx_cap = fmax;
+    c->rx = c->buf + fmax;
+    c->rx_cap = rx_cap;
     c->h.on_io = conn_on_io;
     c->loop = l;
     c->ep = *ep;
@@ -146,10 +155,15 @@ tbgw_mb_conn *tbgw_mb_conn_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep) {
     }
     c->fd = -1;
     static const char *tn[] = {"tcp", "udp", "tls", "serial", "local"};
+    char name[300];
     if (ep->transport == TBGW_MB_SERIAL)
-        snprintf(c->name, sizeof c->name, "serial:%s", ep->path);
+        snprintf(name, sizeof name, "serial:%s", ep->path ? ep->path : "");
     else
-        snprintf(c->name, sizeof c->name, "%s:%s:%d", tn[ep->transport], ep->host, ep->port);
+        snprintf(name, sizeof name, "%s:%s:%d", tn[ep->transport], tbgw_mb_ep_host(ep), ep->port);
+    if (!(c->name = strdup(name))) {
+        free(c);
+        return NULL;
+    }
     l->conns[l->n_conns++] = c;
     return c;
 }
@@ -325,9 +339,9 @@ static void send_next(tbgw_mb_conn *c) {
         return;
     }
     c->tid++;
-    int flen = plen > 0 ? tbgw_mb_frame_encode(c->ep.framing, c->tid, it->unit, pdu, (size_t)plen, c->tx,
-                                               sizeof c->tx)
-                        : plen;
+    int flen =
+        plen > 0 ? tbgw_mb_frame_encode(c->ep.framing, c->tid, it->unit, pdu, (size_t)plen, c->tx, c->tx_cap)
+                 : plen;
     if (flen < 0) {
         complete(c, TBGW_EPROTO, NULL);
         return;
@@ -385,14 +399,15 @@ static void on_connected(tbgw_mb_conn *c) {
     }
     struct in6_addr ip6;
     struct in_addr ip4;
-    int is_ip = inet_pton(AF_INET, c->ep.host, &ip4) == 1 || inet_pton(AF_INET6, c->ep.host, &ip6) == 1;
-    if (!is_ip) SSL_set_tlsext_host_name(c->ssl, c->ep.host);
+    int is_ip = inet_pton(AF_INET, tbgw_mb_ep_host(&c->ep), &ip4) == 1 ||
+                inet_pton(AF_INET6, tbgw_mb_ep_host(&c->ep), &ip6) == 1;
+    if (!is_ip) SSL_set_tlsext_host_name(c->ssl, tbgw_mb_ep_host(&c->ep));
     if (c->ep.tls_verify) { /* the certificate must name the host (DNS name or IP address) */
         X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
         if (is_ip)
-            X509_VERIFY_PARAM_set1_ip_asc(vp, c->ep.host);
+            X509_VERIFY_PARAM_set1_ip_asc(vp, tbgw_mb_ep_host(&c->ep));
         else
-            X509_VERIFY_PARAM_set1_host(vp, c->ep.host, 0);
+            X509_VERIFY_PARAM_set1_host(vp, tbgw_mb_ep_host(&c->ep), 0);
     }
     c->state = ST_HANDSHAKE;
     tls_step(c);
@@ -409,7 +424,8 @@ static void start_connect(tbgw_mb_conn *c) {
             conn_fail(c, err);
             return;
         }
-        fd = mb_socket_open(c->ep.host, c->ep.port, c->ep.transport == TBGW_MB_UDP, &in_progress);
+        fd =
+            mb_socket_open(tbgw_mb_ep_host(&c->ep), c->ep.port, c->ep.transport == TBGW_MB_UDP, &in_progress);
         snprintf(err, sizeof err, "connect failed: %s", strerror(errno));
     }
     if (fd < 0) {
@@ -442,7 +458,7 @@ static void process_rx(tbgw_mb_conn *c) {
         int r = tbgw_mb_frame_decode(c->ep.framing, 0, c->rx, c->rx_len, &fr);
         if (r == 0) break;
         if (c->loop->log->level <= TBGW_TRACE) {
-            char hx[2 * sizeof c->rx + 1];
+            char hx[2 * 1100 + 1];
             mb_hex(c->rx, r > 0 ? (size_t)r : c->rx_len, hx, sizeof hx);
             TBGW_TRACEF(c->loop->log, "%s < %s%s", c->name, hx, r < 0 ? " (corrupt)" : "");
         }
@@ -473,8 +489,8 @@ static void process_rx(tbgw_mb_conn *c) {
 static int do_read(tbgw_mb_conn *c) {
     for (;;) {
         if (c->ep.transport == TBGW_MB_UDP) c->rx_len = 0; /* one datagram = one frame */
-        if (c->rx_len == sizeof c->rx) c->rx_len = 0;      /* garbage flood: resynchronise */
-        size_t room = sizeof c->rx - c->rx_len;
+        if (c->rx_len == c->rx_cap) c->rx_len = 0;         /* garbage flood: resynchronise */
+        size_t room = c->rx_cap - c->rx_len;
         ssize_t n;
         if (c->ssl) {
             n = SSL_read(c->ssl, c->rx + c->rx_len, (int)room);
