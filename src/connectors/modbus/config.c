@@ -80,11 +80,14 @@ static int parse_spec(const json_t *o, const char *path, int count, int byte_lit
             "32float, 64int, 64uint, 64float, string, bytes, bits, bit, int, long, integer, uint, "
             "float, double with a matching objectsCount)",
             path, type);
-    if (order_little(o, "byteOrder", byte_little, &s->byte_little, path, err) < 0) return TBGW_EINVAL;
-    if (order_little(o, "wordOrder", word_little, &s->word_little, path, err) < 0) return TBGW_EINVAL;
+    int bo, wo;
+    if (order_little(o, "byteOrder", byte_little, &bo, path, err) < 0) return TBGW_EINVAL;
+    if (order_little(o, "wordOrder", word_little, &wo, path, err) < 0) return TBGW_EINVAL;
+    s->byte_little = (uint8_t)bo;
+    s->word_little = (uint8_t)wo;
     int64_t bit, rnd;
     if (get_int(o, path, "bit", -1, -1, 15, &bit, err) < 0) return TBGW_EINVAL; /* -1: the whole value */
-    s->bit = (int)bit;
+    s->bit = (int8_t)bit;
     const char *btt = get_str(o, "bitTargetType");
     if (btt && strcasecmp(btt, "bool") && strcasecmp(btt, "int"))
         return tbgw_err_set(err, TBGW_EINVAL, "%s.bitTargetType: expected one of bool, int", path);
@@ -224,15 +227,19 @@ static int point_body(mbc_slave *sl, const json_t *o, const char *path, int is_a
         p.fc = fc_override;
     else if (parse_fc(o, path, 0, &p.fc, err) < 0)
         return TBGW_EINVAL;
-    if (objects_count(o, path, &p.count, err) < 0) return TBGW_EINVAL;
+    int count;
+    if (objects_count(o, path, &count, err) < 0) return TBGW_EINVAL;
+    p.count = (uint16_t)count; /* 1..2000 */
     int maxc = (p.fc <= 2) ? TBGW_MB_MAX_READ_BITS : TBGW_MB_MAX_READ_REGS;
     if (p.count > maxc)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.objectsCount: at most %d for function code %d", path, maxc,
                             p.fc);
     if (parse_spec(o, path, p.count, bl, wl, &p.spec, err) < 0) return TBGW_EINVAL;
     pp->spec.variants = p.spec.variants; /* dropped by parse_point */
-    if (mbc_parse_report_strategy(o, path, &p.rs, &p.has_rs, err) < 0) return TBGW_EINVAL;
-    p.is_attr = is_attr;
+    tbgw_report_strategy rs;
+    int has_rs;
+    if (mbc_parse_report_strategy(o, path, &rs, &has_rs, err) < 0) return TBGW_EINVAL;
+    p.is_attr = (uint8_t)is_attr;
     int64_t a0 = 0, a1 = 0, mpr;
     const json_t *addr = json_object_get(o, "address");
     const char *as = json_is_string(addr) ? json_string_value(addr) : NULL;
@@ -254,7 +261,7 @@ static int point_body(mbc_slave *sl, const json_t *o, const char *path, int is_a
     }
     if (a0 < 0 || a1 + p.count - 1 > 65535) goto bad_addr;
     if (mpr < p.count) mpr = p.count;
-    p.max_per_request = (int)mpr;
+    p.max_per_request = (uint16_t)mpr;
     char tmpl[512];
     snprintf(tmpl, sizeof tmpl, "%s%s", tag, is_range && !strstr(tag, "${address}") ? "_${address}" : "");
     for (int64_t a = a0; a <= a1; a += p.count) {
@@ -262,8 +269,11 @@ static int point_body(mbc_slave *sl, const json_t *o, const char *path, int is_a
         p.key = is_range ? render_tag(tmpl, (int)a, sl->unit, p.fc,
                                       get_str(o, "type") ? get_str(o, "type") : "16int", p.count)
                          : strdup(tag);
-        if (!p.key || push_point(sl, &p) < 0) {
+        p.rs = NULL; /* each point owns its (rare) strategy */
+        if (has_rs && (p.rs = malloc(sizeof *p.rs))) *p.rs = rs;
+        if (!p.key || (has_rs && !p.rs) || push_point(sl, &p) < 0) {
             free(p.key);
+            free(p.rs);
             return TBGW_ENOMEM;
         }
         json_incref(p.spec.variants);
@@ -312,12 +322,25 @@ int mbc_plan_blocks(mbc_slave *sl, int gap) {
         p->block = (int)sl->n_blocks - 1;
         p->block_off = 0;
     }
-    /* planned with one block per point at most; adjacent registers usually merge into a few blocks of
-     * ~300 bytes each, so give the rest back (3 KB per slave of 10 registers) */
+    /* planned with one block per point at most; adjacent registers usually merge into a few blocks,
+     * so give the rest back */
     if (sl->n_blocks < n) {
         mbc_block *fit = realloc(sl->blocks, (sl->n_blocks ? sl->n_blocks : 1) * sizeof *fit);
         if (fit) sl->blocks = fit;
     }
+    /* each block's answer, sized to its read (20 bytes for 10 registers), in one allocation */
+    size_t total = 0;
+    for (size_t i = 0; i < sl->n_blocks; i++) {
+        mbc_block *b = &sl->blocks[i];
+        size_t bytes = b->fc <= 2 ? ((size_t)b->count + 7) / 8 : (size_t)b->count * 2;
+        b->cap = (uint16_t)(bytes < 250 ? bytes : 250);
+        total += b->cap;
+    }
+    free(sl->block_data);
+    sl->block_data = malloc(total ? total : 1);
+    if (!sl->block_data) return TBGW_ENOMEM;
+    for (size_t i = 0, off = 0; i < sl->n_blocks; off += sl->blocks[i++].cap)
+        sl->blocks[i].data = sl->block_data + off;
     return 0;
 }
 
@@ -571,6 +594,25 @@ static int parse_custom_converters(mbc *m, mbc_slave *sl, const json_t *o, const
     return 0;
 }
 
+/* The points' keys in one allocation (10 keys: one block instead of ten). */
+static int pack_keys(mbc_slave *sl) {
+    size_t total = 0;
+    for (size_t i = 0; i < sl->n_points; i++) total += strlen(sl->points[i].key) + 1;
+    if (!total) return 0;
+    char *pool = malloc(total);
+    if (!pool) return TBGW_ENOMEM;
+    char *q = pool;
+    for (size_t i = 0; i < sl->n_points; i++) {
+        size_t n = strlen(sl->points[i].key) + 1;
+        memcpy(q, sl->points[i].key, n);
+        free(sl->points[i].key);
+        sl->points[i].key = q;
+        q += n;
+    }
+    sl->key_pool = pool;
+    return 0;
+}
+
 static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path, tbgw_err *err) {
     sl->m = m;
     if (mbc_parse_endpoint(o, path, &sl->ep, err) < 0) return TBGW_EINVAL;
@@ -618,7 +660,8 @@ static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path,
         (rc = parse_writes(&w, o, path, "rpc", bl, wl, &sl->rpcs, &sl->n_rpcs)) < 0)
         return rc;
     if (parse_custom_converters(m, sl, o, path, err) < 0) return TBGW_EINVAL;
-    return mbc_plan_blocks(sl, m->block_gap);
+    if ((rc = mbc_plan_blocks(sl, m->block_gap)) < 0) return rc;
+    return pack_keys(sl);
 }
 
 int mbc_slave_add(mbc *m, const json_t *o, const char *path, tbgw_err *err) {
@@ -696,12 +739,15 @@ void mbc_config_free(mbc *m) {
     for (size_t i = 0; i < m->n_slaves; i++) {
         mbc_slave *sl = &m->slaves[i];
         for (size_t j = 0; j < sl->n_points; j++) {
-            free(sl->points[j].key);
+            if (!sl->key_pool) free(sl->points[j].key);
+            free(sl->points[j].rs);
             json_decref(sl->points[j].spec.variants);
         }
         mbc_endpoint_clear(&sl->ep);
         free(sl->points);
+        free(sl->key_pool);
         free(sl->blocks);
+        free(sl->block_data);
         free_writes(sl->attr_updates, sl->n_attr_updates);
         free_writes(sl->rpcs, sl->n_rpcs);
         free(sl->device_name);

@@ -24,20 +24,20 @@ typedef enum tbgw_mbv_type {
     MBV_BITS,
 } tbgw_mbv_type;
 
-typedef struct tbgw_mbv_spec {
-    tbgw_mbv_type type;
-    int count;       /* objectsCount: registers (fc 3/4/6/16) or bits (fc 1/2/5/15) */
-    int byte_little; /* byteOrder LITTLE (the default) */
-    int word_little; /* wordOrder LITTLE (the default) */
-    int repack;      /* writes: each register's 2 bytes read with byteOrder (pymodbus builder repack) */
-    int bit;         /* -1 = none */
-    int bit_int;     /* bitTargetType "int" */
-    double divider;  /* 0 = none */
+typedef struct tbgw_mbv_spec { /* packed: one per polled point */
+    double divider;            /* 0 = none */
     double multiplier;
-    int multiplier_is_int;
-    int divider_is_int; /* a JSON integer in the configuration: Python int / int */
-    int round_digits;   /* default 6 */
-    json_t *variants;   /* borrowed object or NULL */
+    json_t *variants; /* an object (a reference the spec's owner holds) or NULL */
+    tbgw_mbv_type type;
+    int count;           /* objectsCount: registers (fc 3/4/6/16) or bits (fc 1/2/5/15) */
+    int round_digits;    /* default 6 */
+    int8_t bit;          /* -1 = none */
+    uint8_t byte_little; /* byteOrder LITTLE (the default) */
+    uint8_t word_little; /* wordOrder LITTLE (the default) */
+    uint8_t repack;      /* writes: each register's 2 bytes read with byteOrder (pymodbus builder repack) */
+    uint8_t bit_int;     /* bitTargetType "int" */
+    uint8_t multiplier_is_int; /* a JSON integer in the configuration: Python int / int */
+    uint8_t divider_is_int;
 } tbgw_mbv_spec;
 
 /* Resolves a type name (case-insensitive; aliases int/long/integer/uint/float/double use count*16,

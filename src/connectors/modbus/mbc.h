@@ -12,18 +12,17 @@
 #include "util/backoff.h"
 
 /* One value read by polling (timeseries or attribute; ranges are expanded into one point each). */
-typedef struct mbc_point {
+typedef struct mbc_point { /* packed: a slave of 10 registers has 10 */
     char *key;
-    int fc;
-    uint16_t addr;
-    int count;
-    int max_per_request; /* limit on the block holding it */
-    int is_attr;
+    tbgw_report_strategy *rs; /* the entry's own reportStrategy, NULL when it has none */
     tbgw_mbv_spec spec;
-    tbgw_report_strategy rs;
-    int has_rs;
-    int block;        /* index in the slave's blocks */
-    size_t block_off; /* in registers or bits from the block start */
+    int fc;
+    int block; /* index in the slave's blocks */
+    uint16_t addr;
+    uint16_t count;           /* 1..2000 */
+    uint16_t max_per_request; /* limit on the block holding it */
+    uint16_t block_off;       /* in registers or bits from the block start (< 2000) */
+    uint8_t is_attr;
 } mbc_point;
 
 /* A merged read of adjacent addresses with one function code. */
@@ -36,8 +35,8 @@ typedef struct mbc_block {
     int tries;
     int64_t last_warn; /* rate limit of this block's warnings */
     uint64_t suppressed;
-    uint8_t data[250];
-    size_t len;
+    uint8_t *data; /* cap bytes (the answer to this block's read) in the slave's block_data */
+    uint16_t cap, len;
 } mbc_block;
 
 /* An attributeUpdates or rpc entry (or an ad-hoc get/set). */
@@ -65,8 +64,10 @@ typedef struct mbc_slave {
     int has_rs;
     mbc_point *points;
     size_t n_points;
+    char *key_pool; /* the points' keys once parsed (NULL: each key is its own allocation) */
     mbc_block *blocks;
     size_t n_blocks;
+    uint8_t *block_data; /* the blocks' data, one allocation */
     mbc_write *attr_updates;
     size_t n_attr_updates;
     mbc_write *rpcs;

@@ -66,7 +66,7 @@ static void block_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
     mbc_slave *sl = b->sl;
     const tbgw_host *h = sl->m->host;
     if (status == 0 && !rsp->exception) {
-        b->len = rsp->data_len < sizeof b->data ? rsp->data_len : sizeof b->data;
+        b->len = (uint16_t)(rsp->data_len < b->cap ? rsp->data_len : b->cap);
         memcpy(b->data, rsp->data, b->len);
         b->status = 0;
         if (h->stat_add) {
@@ -164,7 +164,7 @@ static int add_point(mbc_slave *sl, tbgw_converted *c, const mbc_point *p) {
     char *tmp_text = NULL;
     int rc = tbgw_value_from_json(v, &tv, &tmp_text);
     if (rc == 0) {
-        const tbgw_report_strategy *rs = p->has_rs ? &p->rs : NULL;
+        const tbgw_report_strategy *rs = p->rs;
         rc = p->is_attr ? tbgw_converted_add_attribute(c, p->key, &tv, rs)
                         : tbgw_converted_add_telemetry(c, sl->poll_ts, p->key, &tv, rs);
     }

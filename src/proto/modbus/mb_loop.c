@@ -36,15 +36,25 @@ struct tbgw_mb_conn {
     mb_item *inflight;
     uint16_t tid;
     int64_t deadline, send_at;
-    uint8_t *tx; /* tx_cap bytes in buf: one request frame */
-    size_t tx_cap, tx_len, tx_off, echo_skip;
-    uint8_t *rx; /* rx_cap bytes in buf after tx: the longest answer of the framing (ASCII: two) */
-    size_t rx_cap, rx_len;
+    uint8_t *tx; /* the frame being sent: the loop's tx_scratch, or tx_pend once a write was partial */
+    size_t tx_len, tx_off, echo_skip;
+    uint8_t *tx_pend;
+    uint8_t *rx;   /* received bytes: the loop's rx_scratch while reading, else rx_pend (or NULL) */
+    size_t rx_cap; /* the longest answer of the framing (ASCII: two) */
+    size_t rx_len;
+    uint8_t *rx_pend; /* the rx_len bytes of a frame not complete yet */
     uint32_t mask;
     int64_t last_err_log;
     uint64_t suppressed;
-    uint8_t buf[];
 };
+
+/* Frees what a connection kept of a half-sent request frame. */
+static void tx_release(tbgw_mb_conn *c) {
+    free(c->tx_pend);
+    c->tx_pend = NULL;
+    c->tx = NULL;
+    c->tx_len = c->tx_off = 0;
+}
 
 static void conn_on_io(mb_handler *h, uint32_t ev);
 
@@ -99,7 +109,11 @@ static void conn_close(tbgw_mb_conn *c) {
     }
     c->state = ST_DOWN;
     c->mask = 0;
-    c->rx_len = c->tx_len = c->tx_off = c->echo_skip = 0;
+    c->rx_len = c->echo_skip = 0;
+    free(c->rx_pend);
+    c->rx_pend = NULL;
+    if (c->rx != c->loop->rx_scratch) c->rx = NULL;
+    tx_release(c);
 }
 
 void tbgw_mb_loop_free(tbgw_mb_loop *l) {
@@ -135,15 +149,10 @@ tbgw_mb_conn *tbgw_mb_conn_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep) {
         l->conns = p;
         l->cap_conns = nc;
     }
-    /* buffers sized to the framing: 520 bytes for Modbus TCP instead of 1.6 KB per connection */
-    size_t fmax = ep->transport == TBGW_MB_LOCAL ? 0 : tbgw_mb_frame_max(ep->framing);
-    size_t rx_cap = ep->framing == TBGW_MB_FRAMING_ASCII && fmax ? 1100 : fmax;
-    tbgw_mb_conn *c = calloc(1, sizeof *c + fmax + rx_cap);
+    tbgw_mb_conn *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    c->tx = c->buf;
-    c->tx_cap = fmax;
-    c->rx = c->buf + fmax;
-    c->rx_cap = rx_cap;
+    /* no buffers of its own (see tbgw_mb_loop.rx_scratch); reads are limited to the framing's frame */
+    c->rx_cap = ep->framing == TBGW_MB_FRAMING_ASCII ? sizeof l->rx_scratch : tbgw_mb_frame_max(ep->framing);
     c->h.on_io = conn_on_io;
     c->loop = l;
     c->ep = *ep;
@@ -278,7 +287,7 @@ static void set_mask(tbgw_mb_conn *c, uint32_t m) {
 static void complete(tbgw_mb_conn *c, int status, const tbgw_mb_rsp *rsp) {
     mb_item *it = c->inflight;
     c->inflight = NULL;
-    c->tx_len = c->tx_off = 0;
+    tx_release(c);
     c->send_at = tbgw_mono_ms() + c->ep.delay_between_ms;
     if (status == 0) c->loop->ctr.responses++;
     if (status == 0 && rsp && rsp->exception) c->loop->ctr.exceptions++;
@@ -314,6 +323,17 @@ static int do_write(tbgw_mb_conn *c) {
         c->tx_off += (size_t)n;
         c->loop->ctr.bytes_tx += (uint64_t)n;
     }
+    if (c->tx_off >= c->tx_len) {
+        tx_release(c);
+    } else if (c->tx != c->tx_pend) { /* the rest waits for EPOLLOUT: keep it, the scratch is shared */
+        size_t left = c->tx_len - c->tx_off;
+        uint8_t *p = malloc(left);
+        if (!p) return TBGW_ENOMEM;
+        memcpy(p, c->tx + c->tx_off, left);
+        c->tx = c->tx_pend = p;
+        c->tx_len = left;
+        c->tx_off = 0;
+    }
     set_mask(c, EPOLLIN | (c->tx_off < c->tx_len ? EPOLLOUT : 0));
     return 0;
 }
@@ -339,9 +359,11 @@ static void send_next(tbgw_mb_conn *c) {
         return;
     }
     c->tid++;
-    int flen =
-        plen > 0 ? tbgw_mb_frame_encode(c->ep.framing, c->tid, it->unit, pdu, (size_t)plen, c->tx, c->tx_cap)
-                 : plen;
+    tx_release(c);
+    c->tx = c->loop->tx_scratch;
+    int flen = plen > 0 ? tbgw_mb_frame_encode(c->ep.framing, c->tid, it->unit, pdu, (size_t)plen, c->tx,
+                                               sizeof c->loop->tx_scratch)
+                        : plen;
     if (flen < 0) {
         complete(c, TBGW_EPROTO, NULL);
         return;
@@ -486,7 +508,7 @@ static void process_rx(tbgw_mb_conn *c) {
     }
 }
 
-static int do_read(tbgw_mb_conn *c) {
+static int read_some(tbgw_mb_conn *c) {
     for (;;) {
         if (c->ep.transport == TBGW_MB_UDP) c->rx_len = 0; /* one datagram = one frame */
         if (c->rx_len == c->rx_cap) c->rx_len = 0;         /* garbage flood: resynchronise */
@@ -509,6 +531,29 @@ static int do_read(tbgw_mb_conn *c) {
         process_rx(c);
         if (c->state != ST_READY) return 0;
     }
+}
+
+/* Reads into the loop's scratch buffer (after the bytes still pending from the last read) and keeps
+ * only what is left of an incomplete frame. */
+static int do_read(tbgw_mb_conn *c) {
+    tbgw_mb_loop *l = c->loop;
+    int shared = !l->rx_busy; /* a callback reading another connection would nest: own buffer then */
+    uint8_t *buf = shared ? l->rx_scratch : malloc(sizeof l->rx_scratch);
+    if (!buf) return TBGW_ENOMEM;
+    l->rx_busy = 1;
+    if (c->rx_len) memcpy(buf, c->rx, c->rx_len);
+    free(c->rx_pend);
+    c->rx_pend = NULL;
+    c->rx = buf;
+    int rc = read_some(c);
+    if (c->rx_len && (c->rx_pend = malloc(c->rx_len))) memcpy(c->rx_pend, c->rx, c->rx_len);
+    if (!c->rx_pend) c->rx_len = 0;
+    c->rx = c->rx_pend;
+    if (shared)
+        l->rx_busy = 0;
+    else
+        free(buf);
+    return rc;
 }
 
 static void conn_on_io(mb_handler *h, uint32_t ev) {
