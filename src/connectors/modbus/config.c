@@ -70,10 +70,10 @@ int mbc_parse_report_strategy(const json_t *o, const char *path, tbgw_report_str
 static int parse_spec(const json_t *o, const char *path, int count, int byte_little, int word_little,
                       tbgw_mbv_spec *s, tbgw_err *err) {
     tbgw_mbv_spec_init(s);
-    s->count = count;
+    s->count = (uint16_t)count;
     const char *type = get_str(o, "type");
     if (!type) type = "16int";
-    if (tbgw_mbv_type_parse(type, count, &s->type) < 0)
+    if (tbgw_mbv_spec_type(s, type, count) < 0)
         return tbgw_err_set(
             err, TBGW_EINVAL,
             "%s.type: unknown type '%s' (expected 8int, 8uint, 16int, 16uint, 16float, 32int, 32uint, "
@@ -197,9 +197,13 @@ static char *render_tag(const char *tmpl, int addr, int unit, int fc, const char
 }
 
 static int push_point(mbc_slave *sl, const mbc_point *p) {
-    mbc_point *np = realloc(sl->points, (sl->n_points + 1) * sizeof *np);
-    if (!np) return TBGW_ENOMEM;
-    sl->points = np;
+    if (sl->n_points == sl->cap_points) { /* doubling, fitted by mbc_plan_blocks */
+        size_t nc = sl->cap_points ? sl->cap_points * 2 : 8;
+        mbc_point *np = realloc(sl->points, nc * sizeof *np);
+        if (!np) return TBGW_ENOMEM;
+        sl->points = np;
+        sl->cap_points = nc;
+    }
     sl->points[sl->n_points++] = *p;
     return 0;
 }
@@ -223,10 +227,9 @@ static int point_body(mbc_slave *sl, const json_t *o, const char *path, int is_a
     mbc_point p = *pp;
     const char *tag = get_str(o, "tag");
     if (!tag || !*tag) return tbgw_err_set(err, TBGW_EINVAL, "%s.tag: required string", path);
-    if (fc_override)
-        p.fc = fc_override;
-    else if (parse_fc(o, path, 0, &p.fc, err) < 0)
-        return TBGW_EINVAL;
+    int fc = fc_override;
+    if (!fc && parse_fc(o, path, 0, &fc, err) < 0) return TBGW_EINVAL;
+    p.fc = (uint8_t)fc;
     int count;
     if (objects_count(o, path, &count, err) < 0) return TBGW_EINVAL;
     p.count = (uint16_t)count; /* 1..2000 */
@@ -293,6 +296,13 @@ static int cmp_point(const void *a, const void *b) {
 /* Merges points with the same function code and (nearly) adjacent addresses into block reads. */
 int mbc_plan_blocks(mbc_slave *sl, int gap) {
     size_t n = sl->n_points;
+    if (n && n < sl->cap_points) {
+        mbc_point *fit = realloc(sl->points, n * sizeof *fit);
+        if (fit) {
+            sl->points = fit;
+            sl->cap_points = n;
+        }
+    }
     if (n) qsort(sl->points, n, sizeof *sl->points, cmp_point);
     free(sl->blocks);
     sl->blocks = calloc(n ? n : 1, sizeof *sl->blocks);
@@ -664,10 +674,20 @@ static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path,
     return pack_keys(sl);
 }
 
-int mbc_slave_add(mbc *m, const json_t *o, const char *path, tbgw_err *err) {
-    mbc_slave *ns = realloc(m->slaves, (m->n_slaves + 1) * sizeof *ns);
+/* Room for n more slaves at once (one allocation for a configuration of 1,000). */
+static int reserve_slaves(mbc *m, size_t n) {
+    if (m->n_slaves + n <= m->cap_slaves) return 0;
+    size_t nc = m->n_slaves + n;
+    if (nc < m->cap_slaves * 2) nc = m->cap_slaves * 2;
+    mbc_slave *ns = realloc(m->slaves, nc * sizeof *ns);
     if (!ns) return TBGW_ENOMEM;
     m->slaves = ns;
+    m->cap_slaves = nc;
+    return 0;
+}
+
+int mbc_slave_add(mbc *m, const json_t *o, const char *path, tbgw_err *err) {
+    if (reserve_slaves(m, 1) < 0) return TBGW_ENOMEM;
     mbc_slave *sl = &m->slaves[m->n_slaves++];
     memset(sl, 0, sizeof *sl);
     return parse_slave(m, sl, o, path, err);
@@ -716,6 +736,8 @@ int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err) {
     }
     size_t i;
     const json_t *s;
+    if (slaves && reserve_slaves(m, json_array_size(slaves) + 1) < 0) /* + the slave section's own */
+        return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     if (slaves) json_array_foreach(slaves, i, s) {
             char p[64];
             snprintf(p, sizeof p, "%s[%zu]", base, i);
@@ -756,5 +778,5 @@ void mbc_config_free(mbc *m) {
     }
     free(m->slaves);
     m->slaves = NULL;
-    m->n_slaves = 0;
+    m->n_slaves = m->cap_slaves = 0;
 }

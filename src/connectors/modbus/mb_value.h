@@ -27,10 +27,10 @@ typedef enum tbgw_mbv_type {
 typedef struct tbgw_mbv_spec { /* packed: one per polled point */
     double divider;            /* 0 = none */
     double multiplier;
-    json_t *variants; /* an object (a reference the spec's owner holds) or NULL */
-    tbgw_mbv_type type;
-    int count;           /* objectsCount: registers (fc 3/4/6/16) or bits (fc 1/2/5/15) */
+    json_t *variants;    /* an object (a reference the spec's owner holds) or NULL */
     int round_digits;    /* default 6 */
+    uint16_t count;      /* objectsCount 1..2000: registers (fc 3/4/6/16) or bits (fc 1/2/5/15) */
+    uint8_t type;        /* tbgw_mbv_type (tbgw_mbv_spec_type sets it) */
     int8_t bit;          /* -1 = none */
     uint8_t byte_little; /* byteOrder LITTLE (the default) */
     uint8_t word_little; /* wordOrder LITTLE (the default) */
@@ -45,6 +45,8 @@ typedef struct tbgw_mbv_spec { /* packed: one per polled point */
 int tbgw_mbv_type_parse(const char *name, int count, tbgw_mbv_type *out);
 const char *tbgw_mbv_type_name(tbgw_mbv_type t);
 void tbgw_mbv_spec_init(tbgw_mbv_spec *s);
+/* tbgw_mbv_type_parse into s->type. */
+int tbgw_mbv_spec_type(tbgw_mbv_spec *s, const char *name, int count);
 
 /* Decodes a read response. data: for fc 1/2 the coil bits packed LSB-first (count bits, zero-padded
  * to whole bytes); for fc 3/4 register bytes big-endian. bits/bit follow spec §7.2 "Bits" exactly; `bit`

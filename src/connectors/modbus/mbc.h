@@ -16,12 +16,12 @@ typedef struct mbc_point { /* packed: a slave of 10 registers has 10 */
     char *key;
     tbgw_report_strategy *rs; /* the entry's own reportStrategy, NULL when it has none */
     tbgw_mbv_spec spec;
-    int fc;
     int block; /* index in the slave's blocks */
     uint16_t addr;
     uint16_t count;           /* 1..2000 */
     uint16_t max_per_request; /* limit on the block holding it */
     uint16_t block_off;       /* in registers or bits from the block start (< 2000) */
+    uint8_t fc;
     uint8_t is_attr;
 } mbc_point;
 
@@ -63,7 +63,7 @@ typedef struct mbc_slave {
     tbgw_report_strategy rs;
     int has_rs;
     mbc_point *points;
-    size_t n_points;
+    size_t n_points, cap_points;
     char *key_pool; /* the points' keys once parsed (NULL: each key is its own allocation) */
     mbc_block *blocks;
     size_t n_blocks;
@@ -88,7 +88,7 @@ typedef struct mbc_slave {
 typedef struct mbc {
     const tbgw_host *host;
     mbc_slave *slaves;
-    size_t n_slaves;
+    size_t n_slaves, cap_slaves;
     int block_gap; /* max address gap merged into one block */
     /* slave (server) mode */
     int server_enabled;
