@@ -210,20 +210,45 @@ static int push_point(mbc_slave *sl, const mbc_point *p) {
 
 /* One timeseries/attributes entry: a single address or a range "a-b" expanded into points. */
 static int point_body(mbc_slave *sl, const json_t *o, const char *path, int is_attr, int fc_override, int bl,
-                      int wl, mbc_point *pp, tbgw_err *err);
+                      int wl, mbc_point *pp, tbgw_mbv_spec *spec, tbgw_err *err);
 
-/* Every point of the entry holds a reference to its variants; the parse's own one is dropped here. */
+static void spec_free(void *v) {
+    tbgw_mbv_spec *s = v;
+    json_decref(s->variants);
+    free(s);
+}
+
+/* Points with equal value specs share one: a slave of ten 16-bit registers has one, not ten (the
+ * spec's bytes are compared; padding is zero from tbgw_mbv_spec_init). The pool holds its own
+ * reference to the variants. */
+static const tbgw_mbv_spec *intern_spec(mbc *m, const tbgw_mbv_spec *s) {
+    tbgw_mbv_spec *have = tbgw_hmap_getn(&m->specs, (const char *)s, sizeof *s);
+    if (have) return have;
+    tbgw_mbv_spec *n = malloc(sizeof *n);
+    if (!n) return NULL;
+    memcpy(n, s, sizeof *n);
+    json_incref(n->variants);
+    if (tbgw_hmap_putn(&m->specs, (const char *)n, sizeof *n, n, NULL) < 0) {
+        spec_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+/* The parse's reference to the entry's variants is dropped here (the spec pool keeps its own). */
 static int parse_point(mbc_slave *sl, const json_t *o, const char *path, int is_attr, int fc_override, int bl,
                        int wl, tbgw_err *err) {
     mbc_point p;
     memset(&p, 0, sizeof p);
-    int rc = point_body(sl, o, path, is_attr, fc_override, bl, wl, &p, err);
-    json_decref(p.spec.variants);
+    tbgw_mbv_spec spec;
+    tbgw_mbv_spec_init(&spec);
+    int rc = point_body(sl, o, path, is_attr, fc_override, bl, wl, &p, &spec, err);
+    json_decref(spec.variants);
     return rc;
 }
 
 static int point_body(mbc_slave *sl, const json_t *o, const char *path, int is_attr, int fc_override, int bl,
-                      int wl, mbc_point *pp, tbgw_err *err) {
+                      int wl, mbc_point *pp, tbgw_mbv_spec *spec, tbgw_err *err) {
     mbc_point p = *pp;
     const char *tag = get_str(o, "tag");
     if (!tag || !*tag) return tbgw_err_set(err, TBGW_EINVAL, "%s.tag: required string", path);
@@ -237,8 +262,8 @@ static int point_body(mbc_slave *sl, const json_t *o, const char *path, int is_a
     if (p.count > maxc)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.objectsCount: at most %d for function code %d", path, maxc,
                             p.fc);
-    if (parse_spec(o, path, p.count, bl, wl, &p.spec, err) < 0) return TBGW_EINVAL;
-    pp->spec.variants = p.spec.variants; /* dropped by parse_point */
+    if (parse_spec(o, path, p.count, bl, wl, spec, err) < 0) return TBGW_EINVAL; /* parse_point drops it */
+    if (!(p.spec = intern_spec(sl->m, spec))) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     tbgw_report_strategy rs;
     int has_rs;
     if (mbc_parse_report_strategy(o, path, &rs, &has_rs, err) < 0) return TBGW_EINVAL;
@@ -279,7 +304,6 @@ static int point_body(mbc_slave *sl, const json_t *o, const char *path, int is_a
             free(p.rs);
             return TBGW_ENOMEM;
         }
-        json_incref(p.spec.variants);
     }
     return 0;
 bad_addr:
@@ -763,7 +787,6 @@ void mbc_config_free(mbc *m) {
         for (size_t j = 0; j < sl->n_points; j++) {
             if (!sl->key_pool) free(sl->points[j].key);
             free(sl->points[j].rs);
-            json_decref(sl->points[j].spec.variants);
         }
         mbc_endpoint_clear(&sl->ep);
         free(sl->points);
@@ -779,4 +802,5 @@ void mbc_config_free(mbc *m) {
     free(m->slaves);
     m->slaves = NULL;
     m->n_slaves = m->cap_slaves = 0;
+    tbgw_hmap_free(&m->specs, spec_free);
 }

@@ -10,13 +10,14 @@
 #include "convert/custom_conv.h"
 #include "proto/modbus/mb_loop.h"
 #include "util/backoff.h"
+#include "util/hmap.h"
 
 /* One value read by polling (timeseries or attribute; ranges are expanded into one point each). */
 typedef struct mbc_point { /* packed: a slave of 10 registers has 10 */
     char *key;
-    tbgw_report_strategy *rs; /* the entry's own reportStrategy, NULL when it has none */
-    tbgw_mbv_spec spec;
-    int block; /* index in the slave's blocks */
+    tbgw_report_strategy *rs;  /* the entry's own reportStrategy, NULL when it has none */
+    const tbgw_mbv_spec *spec; /* shared by the points with an equal one (mbc.specs) */
+    int block;                 /* index in the slave's blocks */
     uint16_t addr;
     uint16_t count;           /* 1..2000 */
     uint16_t max_per_request; /* limit on the block holding it */
@@ -89,7 +90,8 @@ typedef struct mbc {
     const tbgw_host *host;
     mbc_slave *slaves;
     size_t n_slaves, cap_slaves;
-    int block_gap; /* max address gap merged into one block */
+    tbgw_hmap specs; /* the points' value specs, one per distinct spec (its bytes are the key) */
+    int block_gap;   /* max address gap merged into one block */
     /* slave (server) mode */
     int server_enabled;
     tbgw_mb_endpoint server_ep;

@@ -151,7 +151,7 @@ static int add_point(mbc_slave *sl, tbgw_converted *c, const mbc_point *p) {
         if (len > (size_t)p->count * 2) len = (size_t)p->count * 2;
     }
     char err[160] = "";
-    json_t *v = tbgw_mbv_decode(&p->spec, p->fc, data, len, err, sizeof err);
+    json_t *v = tbgw_mbv_decode(p->spec, p->fc, data, len, err, sizeof err);
     const tbgw_host *h = sl->m->host;
     if (!v) {
         if (warn_ok(&sl->blocks[p->block]))
@@ -196,7 +196,7 @@ static void custom_uplink(mbc_slave *sl) {
         json_object_set_new(
             data, p->key,
             json_pack("{s:s,s:s,s:i,s:i,s:i,s:o}", "kind", p->is_attr ? "attributes" : "timeseries", "type",
-                      tbgw_mbv_type_name(p->spec.type), "functionCode", p->fc, "address", (int)p->addr,
+                      tbgw_mbv_type_name(p->spec->type), "functionCode", p->fc, "address", (int)p->addr,
                       "objectsCount", p->count, p->fc <= 2 ? "bits" : "registers", vals));
     }
     if (!json_object_size(data)) {
