@@ -25,12 +25,10 @@
 
 #include "mqtt_frame.h"
 
-#define OUT_BATCH   32768
-#define MAX_UNACKED 20000
+#define OUT_BATCH 32768
 
 static int sock = -1;
-static uint8_t *out;
-static size_t out_len, out_cap;
+static mqtt_buf out;
 static uint8_t in[65536];
 static size_t in_len;
 static long acked;
@@ -47,40 +45,10 @@ static int64_t wall_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void put(const void *p, size_t n) {
-    if (out_len + n > out_cap) {
-        out_cap = (out_len + n) * 2;
-        out = realloc(out, out_cap);
-        if (!out) {
-            fprintf(stderr, "loadgen: out of memory\n");
-            exit(1);
-        }
-    }
-    memcpy(out + out_len, p, n);
-    out_len += n;
-}
-
-static void put_u8(uint8_t b) {
-    put(&b, 1);
-}
-
-static void put_u16(uint16_t v) {
-    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-    put(b, 2);
-}
-
-static void put_varint(size_t v) {
-    do {
-        uint8_t b = v % 128;
-        v /= 128;
-        put_u8(v ? b | 0x80 : b);
-    } while (v);
-}
-
 static void flush_out(void) {
     size_t off = 0;
-    while (off < out_len) {
-        ssize_t w = write(sock, out + off, out_len - off);
+    while (off < out.len) {
+        ssize_t w = write(sock, out.p + off, out.len - off);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
             perror("loadgen: write");
@@ -88,7 +56,7 @@ static void flush_out(void) {
         }
         off += (size_t)w;
     }
-    out_len = 0;
+    out.len = 0;
 }
 
 /* Reads what the broker sent (waiting up to timeout_ms), counts PUBACKs; returns -1 on EOF. */
@@ -108,16 +76,6 @@ static int pump_in(int timeout_ms) {
     memmove(in, in + off, in_len - off);
     in_len -= off;
     return 0;
-}
-
-static void publish(const char *topic, const char *payload, size_t len, int qos, uint16_t id) {
-    size_t tl = strlen(topic);
-    put_u8((uint8_t)(0x30 | (qos << 1)));
-    put_varint(2 + tl + (qos ? 2 : 0) + len);
-    put_u16((uint16_t)tl);
-    put(topic, tl);
-    if (qos) put_u16(id);
-    put(payload, len);
 }
 
 int main(int argc, char **argv) {
@@ -173,15 +131,15 @@ int main(int argc, char **argv) {
     setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* batches are written whole */
     char id[64];
     int idl = snprintf(id, sizeof id, "loadgen-%d", (int)getpid());
-    put_u8(0x10); /* CONNECT, MQTT 3.1.1, clean session, keep-alive 60 s */
-    put_varint(10 + 2 + (size_t)idl);
-    put_u16(4);
-    put("MQTT", 4);
-    put_u8(4);
-    put_u8(0x02);
-    put_u16(60);
-    put_u16((uint16_t)idl);
-    put(id, (size_t)idl);
+    mqtt_put_u8(&out, 0x10); /* CONNECT, MQTT 3.1.1, clean session, keep-alive 60 s */
+    mqtt_put_varint(&out, 10 + 2 + (size_t)idl);
+    mqtt_put_u16(&out, 4);
+    mqtt_put(&out, "MQTT", 4);
+    mqtt_put_u8(&out, 4);
+    mqtt_put_u8(&out, 0x02);
+    mqtt_put_u16(&out, 60);
+    mqtt_put_u16(&out, (uint16_t)idl);
+    mqtt_put(&out, id, (size_t)idl);
     flush_out();
     uint8_t ca[4];
     size_t got = 0;
@@ -213,17 +171,15 @@ int main(int argc, char **argv) {
                 nanosleep(&ts, NULL);
             }
         }
-        while (qos && published - acked > MAX_UNACKED) {
+        while (qos && published - acked > BENCH_MAX_UNACKED) {
             flush_out();
             if (pump_in(1000) < 0) {
                 fprintf(stderr, "loadgen: the broker closed the connection\n");
                 return 1;
             }
         }
-        snprintf(topic, sizeof topic, "bench/dev%ld/data", i % devices);
-        int len = snprintf(payload, sizeof payload,
-                           "{\"ts\":%lld,\"v1\":%ld.5,\"v2\":%ld,\"v3\":%s,\"v4\":\"s%ld\"}",
-                           (long long)wall_ms(), i % 1000, i, (i & 1) ? "true" : "false", i % 97);
+        int len =
+            bench_message(topic, sizeof topic, payload, sizeof payload, i, devices, (long long)wall_ms());
         if (packbuf) {
             char sep = packlen ? ',' : '[';
             packbuf[packlen++] = sep;
@@ -232,16 +188,16 @@ int main(int argc, char **argv) {
             if (packlen >= (size_t)pack || i == n - 1) {
                 packbuf[packlen++] = ']';
                 if (++pid == 0) pid = 1;
-                publish(pack_topic, packbuf, packlen, qos, pid);
+                mqtt_put_publish(&out, 0, pack_topic, packbuf, packlen, qos, pid);
                 packlen = 0;
                 published++;
             }
         } else {
             if (++pid == 0) pid = 1;
-            publish(topic, payload, (size_t)len, qos, pid);
+            mqtt_put_publish(&out, 0, topic, payload, (size_t)len, qos, pid);
             published++;
         }
-        if (rate > 0 || out_len >= OUT_BATCH) {
+        if (rate > 0 || out.len >= OUT_BATCH) {
             flush_out();
             if (qos) pump_in(0);
         }
@@ -254,11 +210,11 @@ int main(int argc, char **argv) {
     double secs = (double)(sent - start) / 1e9;
     printf("{\"messages\":%ld,\"published\":%ld,\"acked\":%ld,\"publish_seconds\":%.3f,\"rate\":%.0f}\n", n,
            published, acked, secs, secs > 0 ? (double)n / secs : 0);
-    put_u8(0xE0); /* DISCONNECT */
-    put_u8(0);
+    mqtt_put_u8(&out, 0xE0); /* DISCONNECT */
+    mqtt_put_u8(&out, 0);
     flush_out();
     close(sock);
     free(packbuf);
-    free(out);
+    free(out.p);
     return 0;
 }

@@ -1,7 +1,9 @@
 /* Bare relay: the ceiling of this machine for a B -> A MQTT relay. Subscribes to bench/# on the
  * source broker and forwards the payloads, unparsed, packed into JSON arrays of at most max_payload
  * bytes, to relay/telemetry on the destination broker (QoS 1 both ways), like a gateway packs.
- * Usage: bench_relay -s src_port -d dst_port [-m max_payload] */
+ * Usage: bench_relay -s src_port -d dst_port [-m max_payload] [-5]
+ * -5: MQTT 5 towards the source (libmosquitto then announces its default Receive Maximum, 20, as the
+ *     gateway's MQTT 5 client does), 3.1.1 otherwise. */
 #include <mosquitto.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,8 +48,8 @@ static void on_signal(int s) {
 }
 
 int main(int argc, char **argv) {
-    int sport = 0, dport = 0, opt;
-    while ((opt = getopt(argc, argv, "s:d:m:")) != -1) {
+    int sport = 0, dport = 0, v5 = 0, opt;
+    while ((opt = getopt(argc, argv, "s:d:m:5")) != -1) {
         switch (opt) {
         case 's':
             sport = atoi(optarg);
@@ -57,6 +59,9 @@ int main(int argc, char **argv) {
             break;
         case 'm':
             max_payload = (size_t)atol(optarg);
+            break;
+        case '5':
+            v5 = 1;
             break;
         default:
             fprintf(stderr, "usage: %s -s src_port -d dst_port\n", argv[0]);
@@ -70,6 +75,7 @@ int main(int argc, char **argv) {
     dst = mosquitto_new("relay-out", true, NULL);
     mosquitto_max_inflight_messages_set(dst, 1000);
     struct mosquitto *src = mosquitto_new("relay-in", true, NULL);
+    if (v5) mosquitto_int_option(src, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
     mosquitto_connect_callback_set(src, on_connect);
     mosquitto_message_callback_set(src, on_message);
     if (mosquitto_connect(dst, "127.0.0.1", dport, 60) || mosquitto_connect(src, "127.0.0.1", sport, 60)) {
