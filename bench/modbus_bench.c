@@ -129,7 +129,7 @@ static void part_a(const char *self, double secs) {
     tbgw_mb_loop *l = tbgw_mb_loop_new(lg);
     tbgw_mb_endpoint ep = {
         .transport = TBGW_MB_TCP, .framing = TBGW_MB_FRAMING_SOCKET, .port = port, .timeout_ms = 3000};
-    snprintf(ep.host, sizeof ep.host, "127.0.0.1");
+    ep.host = "127.0.0.1";
     a_conn = tbgw_mb_conn_new(l, &ep);
     tbgw_mb_req req = {.fc = 3, .addr = 0, .count = 10};
     tbgw_mb_conn_submit(a_conn, 1, &req, 0, a_cb, NULL);
@@ -253,7 +253,7 @@ static void serve_slaves(int n, int fd) {
     for (int i = 0; i < 10; i++) store->holding[i] = (uint16_t)(i + 1);
     for (int i = 0; i < n; i++) {
         tbgw_mb_endpoint ep = {.transport = TBGW_MB_TCP, .framing = TBGW_MB_FRAMING_SOCKET, .port = 0};
-        snprintf(ep.host, sizeof ep.host, "127.0.0.1");
+        ep.host = "127.0.0.1";
         tbgw_err err;
         tbgw_mb_server *s = tbgw_mb_server_new(l, &ep, 0, store, NULL, NULL, &err);
         int port = s ? tbgw_mb_server_port(s) : -1;

@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake pkg-config clang clang-format
   libmosquitto-dev mosquitto mosquitto-clients
   libjansson-dev libyaml-dev libuv1-dev libssl-dev libpcre2-dev
-  libsqlite3-dev sqlite3
+  libsqlite3-dev sqlite3 zlib1g-dev
   libmodbus-dev socat
   libsnmp-dev snmpd snmp
   libcmocka-dev libfuzzer-14-dev libclang-rt-14-dev

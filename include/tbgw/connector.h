@@ -72,11 +72,22 @@ typedef enum tbgw_stat {
     TBGW_STAT__COUNT
 } tbgw_stat;
 
+/* tbgw_connector_ops.flags */
+/* The connector copies from cfg whatever it keeps: after create() it holds no pointer into cfg (no
+ * json_t *, no json_string_value() string, no reference taken with json_incref). The core then frees
+ * the configuration tree right after create() returned 0 and keeps only a compact (deflated JSON)
+ * form of it for the remote configuration; on a large configuration that is most of the memory a
+ * device costs. Without the flag (the default, and what connectors built before it get) cfg stays
+ * alive and unchanged until destroy() returned, so borrowing from it is safe. */
+#define TBGW_CONNECTOR_COPIES_CONFIG (1u << 0)
+
 typedef struct tbgw_connector_ops {
     uint32_t abi; /* TBGW_CONNECTOR_ABI */
     const char *type;
-    uint32_t flags;
-    /* Parse and validate cfg (the connector file's JSON), no I/O. On error fill err naming the field. */
+    uint32_t flags; /* TBGW_CONNECTOR_* flags above; 0 = none */
+    /* Parse and validate cfg (the connector file's JSON), no I/O. On error fill err naming the field.
+     * cfg is borrowed: alive until destroy(), unless flags has TBGW_CONNECTOR_COPIES_CONFIG (then only
+     * for the call). */
     int (*create)(const tbgw_host *host, const json_t *cfg, void **self, tbgw_err *err);
     /* Blocking body; returns when stopped (0) or on a fatal error (<0; the host restarts it with backoff). */
     int (*run)(void *self);

@@ -50,7 +50,8 @@ typedef struct tbgw_converter_ops {
     uint32_t abi; /* TBGW_CONVERTER_ABI */
     const char *name;
     /* config: the mapping's whole `converter` object (extensionConfig inside); log: the connector's
-     * converter logger. Validate, allocate *self; on error fill err naming the field. */
+     * converter logger. Validate, allocate *self; on error fill err naming the field. config is the
+     * converter's own copy: it stays alive and unchanged until destroy(), so *self may borrow from it. */
     int (*create)(const tbgw_converter_api *api, const json_t *config, tbgw_logger *log, void **self,
                   tbgw_err *err);
     /* Converts one message. Appends zero or more records (a chain) to *out; ownership passes to

@@ -15,6 +15,7 @@ struct tbgw_custom_conv {
     const tbgw_converter_ops *ops;
     void *self;
     char *name;
+    json_t *cfg; /* the converter's own copy of its configuration: create() may borrow from it */
 };
 
 static int api_add_telemetry(tbgw_converted *c, int64_t ts, const char *key, const tbgw_value *v) {
@@ -81,7 +82,8 @@ int tbgw_custom_conv_load(const char *so_path, const char *name, const json_t *c
                           tbgw_custom_conv **out, tbgw_err *err) {
     *out = NULL;
     tbgw_custom_conv *c = calloc(1, sizeof *c);
-    if (!c || !(c->name = strdup(name))) {
+    if (!c || !(c->name = strdup(name)) || (conv && !(c->cfg = json_deep_copy(conv)))) {
+        if (c) free(c->name);
         free(c);
         return TBGW_ENOMEM;
     }
@@ -101,7 +103,7 @@ int tbgw_custom_conv_load(const char *so_path, const char *name, const json_t *c
             rc = tbgw_err_set(err, TBGW_EINVAL, "%s: converter %s has ABI %u, expected %u", so_path, name,
                               c->ops->abi, TBGW_CONVERTER_ABI);
         else
-            rc = c->ops->create(&api, conv, log, &c->self, err);
+            rc = c->ops->create(&api, c->cfg, log, &c->self, err);
         if (rc && c->ops && c->ops->create && !err) rc = TBGW_EINVAL;
     }
     if (rc) {
@@ -176,6 +178,7 @@ void tbgw_custom_conv_free(tbgw_custom_conv *c) {
     if (!c) return;
     if (c->self && c->ops && c->ops->destroy) c->ops->destroy(c->self);
     if (c->dl) dlclose(c->dl);
+    json_decref(c->cfg);
     free(c->name);
     free(c);
 }

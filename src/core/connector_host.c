@@ -342,8 +342,12 @@ conn_inst *tbgw_conn_new(struct tbgw_gateway *gw, tbgw_conn_entry *e, const char
         return NULL;
     }
     /* the parsed configuration stays; its source text is needed again only for a later warning's
-     * position (re-read then) */
-    if (!e->check_out) tbgw_doc_release_text(e->doc);
+     * position (re-read then). A connector that copied what it keeps leaves the tree to the core:
+     * kept packed (the remote configuration reads it back with tbgw_doc_tree) */
+    if (!e->check_out) {
+        tbgw_doc_release_text(e->doc);
+        if (ops->flags & TBGW_CONNECTOR_COPIES_CONFIG) tbgw_doc_pack(e->doc);
+    }
     return ci;
 }
 

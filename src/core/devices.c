@@ -13,9 +13,6 @@ static void dev_free(void *p) {
     tbgw_device *v = p;
     if (!v) return;
     free(v->name);
-    free(v->type);
-    free(v->connector_name);
-    free(v->connector_id);
     free(v->renamed);
     free(v);
 }
@@ -24,12 +21,14 @@ void tbgw_devices_init(tbgw_devices *d, const char *path) {
     memset(d, 0, sizeof *d);
     tbgw_hmap_init(&d->by_name);
     tbgw_hmap_init(&d->renames);
+    tbgw_hmap_init(&d->strs);
     d->path = path ? strdup(path) : NULL;
 }
 
 void tbgw_devices_free(tbgw_devices *d) {
     tbgw_hmap_free(&d->by_name, dev_free);
     tbgw_hmap_free(&d->renames, free);
+    tbgw_hmap_free(&d->strs, free);
     free(d->path);
 }
 
@@ -37,10 +36,28 @@ tbgw_device *tbgw_devices_get(tbgw_devices *d, const char *name) {
     return tbgw_hmap_get(&d->by_name, name);
 }
 
-static void set_str(char **dst, const char *s) {
+static void set_owned(char **dst, const char *s) {
     if (*dst && s && strcmp(*dst, s) == 0) return;
     free(*dst);
     *dst = s ? strdup(s) : NULL;
+}
+
+/* The shared copy of s (kept until tbgw_devices_free; NULL for NULL or out of memory). */
+static const char *intern(tbgw_devices *d, const char *s) {
+    if (!s) return NULL;
+    char *have = tbgw_hmap_get(&d->strs, s);
+    if (have) return have;
+    char *n = strdup(s);
+    if (!n || tbgw_hmap_put(&d->strs, s, n, NULL)) {
+        free(n);
+        return NULL;
+    }
+    return n;
+}
+
+static void set_str(tbgw_devices *d, const char **dst, const char *s) {
+    if (*dst && s && strcmp(*dst, s) == 0) return;
+    *dst = intern(d, s);
 }
 
 tbgw_device *tbgw_devices_add(tbgw_devices *d, const char *name, const char *type, const char *connector_name,
@@ -61,16 +78,16 @@ tbgw_device *tbgw_devices_add(tbgw_devices *d, const char *name, const char *typ
         d->dirty = 1;
     }
     if (type && (!v->type || strcmp(v->type, type) != 0)) {
-        set_str(&v->type, type);
+        set_str(d, &v->type, type);
         d->dirty = 1;
     }
-    if (!v->type) v->type = strdup("default");
+    if (!v->type) v->type = intern(d, "default");
     if (connector_name && (!v->connector_name || strcmp(v->connector_name, connector_name) != 0)) {
-        set_str(&v->connector_name, connector_name);
+        set_str(d, &v->connector_name, connector_name);
         v->attrs_sent = 0;
         d->dirty = 1;
     }
-    if (connector_id) set_str(&v->connector_id, connector_id);
+    if (connector_id) set_str(d, &v->connector_id, connector_id);
     if (owner) v->owner = owner;
     return v;
 }
@@ -114,7 +131,7 @@ int tbgw_devices_rename(tbgw_devices *d, const char *old_name, const char *new_n
     free(prev);
     tbgw_device *v = tbgw_hmap_get(&d->by_name, local);
     if (v) {
-        set_str(&v->renamed, strcmp(local, new_name) == 0 ? NULL : new_name);
+        set_owned(&v->renamed, strcmp(local, new_name) == 0 ? NULL : new_name);
         v->connect_sent = 0;
     }
     free(local);

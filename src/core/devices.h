@@ -8,9 +8,9 @@
 #include "util/hmap.h"
 
 typedef struct tbgw_device {
-    char *name; /* as the connector produced it */
-    char *type;
-    char *connector_name, *connector_id;
+    char *name;       /* as the connector produced it */
+    const char *type; /* type and connector name/id: shared copies (tbgw_devices.strs) */
+    const char *connector_name, *connector_id;
     char *renamed; /* platform name, NULL when not renamed */
     void *owner;   /* the connector instance, NULL when its connector is gone */
     int64_t last_seen_ms;
@@ -22,6 +22,7 @@ typedef struct tbgw_device {
 typedef struct tbgw_devices {
     tbgw_hmap by_name; /* name -> tbgw_device */
     tbgw_hmap renames; /* name -> new name (also for devices not currently connected) */
+    tbgw_hmap strs;    /* one copy of each device type and connector name/id (they repeat per device) */
     char *path;        /* connected_devices.json, NULL = not persisted */
     int dirty;
 } tbgw_devices;

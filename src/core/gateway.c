@@ -929,6 +929,11 @@ tbgw_gateway *tbgw_gateway_new(tbgw_config *cfg, char **argv) {
         tbgw_gateway_free(gw);
         return NULL;
     }
+    /* the connector files' source texts and the trees of connectors that copied what they keep
+     * (TBGW_CONNECTOR_COPIES_CONFIG) were freed: give those pages back before the first poll */
+    size_t was = tbgw_heap_trim(TRIM_MIN_FREE);
+    if (was)
+        TBGW_DEBUGF(gw->log, "heap trimmed after loading the configuration (%zu kB were free)", was / 1024);
     return gw;
 }
 

@@ -465,9 +465,11 @@ static void load_remote_conns(tbgw_mgmt *m, const tbgw_config *cfg) {
     if (!m->rconns) return;
     for (size_t i = 0; i < cfg->n_conns; i++) {
         const tbgw_conn_entry *e = &cfg->conns[i];
-        json_t *root = e->doc ? e->doc->root : NULL;
-        if (!json_is_true(json_object_get(root, "enableRemoteLogging"))) continue;
+        json_t *root = tbgw_doc_tree(e->doc); /* packed once its connector was created */
+        int on = json_is_true(json_object_get(root, "enableRemoteLogging"));
         int lvl = tbgw_level_parse(json_string_value(json_object_get(root, "logLevel")));
+        json_decref(root);
+        if (!on) continue;
         m->rconns[m->n_rconns].name = strdup(e->name);
         m->rconns[m->n_rconns++].level = lvl >= 0 ? lvl : TBGW_INFO;
     }

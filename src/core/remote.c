@@ -45,7 +45,8 @@ static void report_error(tbgw_gateway *gw, const char *key, const char *text) {
 
 static json_t *connector_attr(conn_inst *ci) {
     tbgw_conn_entry *e = ci->entry;
-    json_t *cj = json_deep_copy(e->doc->root);
+    json_t *tree = tbgw_doc_tree(e->doc), *cj = json_deep_copy(tree);
+    json_decref(tree);
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:b,s:I}", "name", e->name, "type", e->type,
                           "configuration", e->configuration ? e->configuration : "", "id", e->id,
                           "configurationJson", cj, "logLevel", tbgw_level_name(ci->host.log->level),
@@ -180,7 +181,8 @@ static void remove_conn(tbgw_gateway *gw, size_t idx) {
 
 static int same_config(conn_inst *ci, const char *type, const json_t *cfg) {
     if (strcmp(ci->entry->type, type) != 0) return 0;
-    json_t *a = json_deep_copy(ci->entry->doc->root), *b = json_deep_copy(cfg);
+    json_t *tree = tbgw_doc_tree(ci->entry->doc), *a = json_deep_copy(tree), *b = json_deep_copy(cfg);
+    json_decref(tree);
     json_object_del(a, "name");
     json_object_del(b, "name");
     int eq = json_equal(a, b);

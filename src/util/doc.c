@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "util/buf.h"
 
@@ -379,9 +380,51 @@ tbgw_doc *tbgw_doc_load(const char *path, tbgw_err *err) {
     return d;
 }
 
+int tbgw_doc_pack(tbgw_doc *d) {
+    if (!d || !d->root) return 0;
+    /* JSON_ENCODE_ANY: a root that is not an object or array still round-trips */
+    char *text = json_dumps(d->root, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text) return TBGW_ENOMEM;
+    size_t n = strlen(text);
+    uLongf cap = compressBound((uLong)n);
+    unsigned char *z = malloc(cap ? cap : 1);
+    if (!z || compress2(z, &cap, (const Bytef *)text, (uLong)n, Z_BEST_COMPRESSION) != Z_OK) {
+        free(z);
+        free(text);
+        return TBGW_ENOMEM;
+    }
+    free(text);
+    unsigned char *fit = realloc(z, cap ? cap : 1);
+    free(d->packed);
+    d->packed = fit ? fit : z;
+    d->packed_len = cap;
+    d->plain_len = n;
+    json_decref(d->root);
+    d->root = NULL;
+    return 0;
+}
+
+json_t *tbgw_doc_tree(const tbgw_doc *d) {
+    if (!d) return NULL;
+    if (d->root) return json_incref(d->root);
+    if (!d->packed) return NULL;
+    uLongf n = (uLongf)d->plain_len;
+    char *text = malloc(d->plain_len + 1);
+    if (!text) return NULL;
+    if (uncompress((Bytef *)text, &n, d->packed, (uLong)d->packed_len) != Z_OK || n != d->plain_len) {
+        free(text);
+        return NULL;
+    }
+    json_error_t je;
+    json_t *t = json_loadb(text, n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
+    free(text);
+    return t;
+}
+
 void tbgw_doc_free(tbgw_doc *d) {
     if (!d) return;
     json_decref(d->root);
+    free(d->packed);
     tbgw_hmap_free(&d->yaml_pos, NULL);
     free(d->text);
     free(d->path);

@@ -17,6 +17,8 @@ typedef struct tbgw_doc {
     int is_yaml;
     int from_file;     /* loaded by tbgw_doc_load: the text can be read again */
     int text_released; /* tbgw_doc_release_text: text is re-read from the file when a position is needed */
+    unsigned char *packed; /* tbgw_doc_pack: root as deflated compact JSON text (root is NULL then) */
+    size_t packed_len, plain_len;
 } tbgw_doc;
 
 /* Loads a JSON file, or YAML when the name ends in .yaml/.yml. On a syntax error fills err with
@@ -30,6 +32,15 @@ void tbgw_doc_free(tbgw_doc *d);
  * 2 KB per device of a big connector configuration); a later error position re-reads the file (as
  * it is then) once. No effect on YAML or on documents not read from a file. */
 void tbgw_doc_release_text(tbgw_doc *d);
+
+/* Replaces the parsed tree by its compact JSON text, deflated (a connector configuration of 1,000
+ * Modbus slaves: ≈ 8 MB of jansson objects become ≈ 0.1 MB). Positions (text, YAML map) are kept.
+ * Only for a tree nobody else borrows from. 0, or TBGW_ENOMEM with the tree kept. */
+int tbgw_doc_pack(tbgw_doc *d);
+/* The document's tree as a new reference (the caller decrefs): the tree itself, or, after
+ * tbgw_doc_pack, a fresh parse of the packed text (equal to the tree it was made from). NULL when
+ * there is none or out of memory. */
+json_t *tbgw_doc_tree(const tbgw_doc *d);
 
 /* Position of the value at a dotted path like "thingsboard.security.accessToken" or
  * "mapping[2].converter". Falls back to the closest existing parent. Lines/cols are 1-based. */

@@ -1,13 +1,16 @@
 """Remote configuration: connector configurations pushed as shared attributes start, replace
 (safely) and remove connectors; unchanged storage configuration re-sent on reconnect leaves the
-stored data alone; connector files edited on disk are picked up."""
+stored data alone; connector files edited on disk are picked up; a connector whose configuration tree
+the core freed after create (Modbus: TBGW_CONNECTOR_COPIES_CONFIG) is reported, compared and replaced
+the same way."""
 
 import json
 import os
 import shutil
 import time
 
-from tbgwtest import TEST_PLUGIN, GatewayTestCase, test_connector, wait_for, main
+from tbgwtest import TEST_PLUGIN, GatewayTestCase, free_port, test_connector, wait_for, main
+from test_modbus import LMB, Peer
 
 
 def sim_attr(name, prefix, **cfg):
@@ -121,6 +124,58 @@ class RemoteConfig(GatewayTestCase):
         gw.wait_log("keeps its configuration", 10)
         n = len(self.platform.telemetry("Edited 1"))
         wait_for(lambda: len(self.platform.telemetry("Edited 1")) > n + 2, 10)
+        self.assertEqual(gw.stop(), 0)
+
+    def test_modbus_configuration_kept_packed(self):
+        port = free_port()
+        peer = Peer([LMB, "tcp", str(port), "-h", "0=1234,1=7,2=9"])
+        self.extra.append(peer)
+
+        def modbus(tag, address):
+            return {"master": {"slaves": [{
+                "host": "127.0.0.1", "port": port, "type": "tcp", "method": "socket", "unitId": 1,
+                "deviceName": "MB \u00fc", "deviceType": "modbus", "timeout": 2, "pollPeriod": 200,
+                "byteOrder": "BIG", "wordOrder": "BIG",
+                "timeseries": [{"tag": tag, "type": "16uint", "functionCode": 3, "objectsCount": 1,
+                                "address": address, "multiplier": 0.5, "variants": {"1": "one"}}]}]},
+                "logLevel": "INFO"}
+
+        def push(cfg):
+            self.platform.publish("v1/devices/me/attributes", {"Modbus": {
+                "name": "Modbus", "type": "modbus", "configuration": "Modbus.json", "configurationJson": cfg,
+                "ts": int(time.time() * 1000)}})
+
+        def has_key(key):
+            return lambda: [v for _, _, v in self.platform.telemetry("MB \u00fc") if key in v]
+
+        gw = self.gateway(connectors=[{"type": "modbus", "name": "Modbus", "config": modbus("a", 0)}],
+                          thingsboard={"remoteConfiguration": True, "checkConnectorsConfigurationInSeconds": 1})
+        gw.start()
+        values = wait_for(has_key("a"), 15, what="Modbus data")
+        self.assertEqual(values[0]["a"], 617.0)
+        # the configuration the core keeps packed comes back exactly as written
+        wait_for(lambda: "Modbus" in self.own_attrs(), 15, what="the connector's configuration attribute")
+        published = dict(self.own_attrs()["Modbus"]["configurationJson"])
+        published.pop("name", None)
+        self.assertEqual(published, modbus("a", 0))
+        # the same configuration pushed again is recognised as unchanged (compared with the packed one)
+        push(modbus("a", 0))
+        time.sleep(1.5)
+        self.assertNotIn('replacing connector "Modbus"', gw.log())
+        # a changed one replaces the instance
+        push(modbus("b", 1))
+        values = wait_for(has_key("b"), 15, what="data of the reconfigured connector")
+        self.assertEqual(values[0]["b"], 3.5)
+        self.assertIn('replacing connector "Modbus"', gw.log())
+        # and so does an edit of its file on disk (the replacement's tree was freed too)
+        path = os.path.join(gw.cfgdir, "Modbus.json")
+        with open(path) as f:
+            self.assertEqual(json.load(f)["master"]["slaves"][0]["timeseries"][0]["tag"], "b")
+        time.sleep(1.1)
+        with open(path, "w") as f:
+            json.dump(modbus("c", 2), f)
+        values = wait_for(has_key("c"), 15, what="data after the file edit")
+        self.assertEqual(values[0]["c"], 4.5)
         self.assertEqual(gw.stop(), 0)
 
 

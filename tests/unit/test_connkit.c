@@ -14,6 +14,7 @@
 
 #include "core/config.h"
 #include "core/gateway_int.h"
+#include "core/registry.h"
 #include "util/doc.h"
 #include "util/time.h"
 
@@ -585,13 +586,71 @@ static void test_offer_keeps_refused(void **st) {
     tbgw_doc_free(doc);
 }
 
+/* TBGW_CONNECTOR_COPIES_CONFIG: the core frees the tree of a connector that copies what it keeps (Modbus)
+ * right after create() and gives an equal tree back to its readers; a connector without the flag (MQTT)
+ * keeps borrowing the very tree it was given. */
+static void test_copies_config_flag(void **st) {
+    (void)st;
+    const tbgw_connector_ops *mb = tbgw_registry_find("modbus"), *mq = tbgw_registry_find("mqtt");
+    assert_non_null(mb);
+    assert_non_null(mq);
+    assert_true(mb->flags & TBGW_CONNECTOR_COPIES_CONFIG);
+    assert_false(mq->flags & TBGW_CONNECTOR_COPIES_CONFIG);
+    const char *mtext =
+        "{\"master\":{\"slaves\":[{\"host\":\"127.0.0.1\",\"port\":1502,\"unitId\":1,"
+        "\"deviceName\":\"M \u00fc\",\"pollPeriod\":1000,\"timeseries\":[{\"tag\":\"t\",\"type\":"
+        "\"16int\",\"functionCode\":3,\"address\":0,\"multiplier\":0.1,\"variants\":{\"1\":\"one\"}}]}]},"
+        "\"logLevel\":\"INFO\"}";
+    tbgw_err err = {0};
+    tbgw_conn_entry e;
+    memset(&e, 0, sizeof e);
+    e.type = "modbus";
+    e.name = "M";
+    e.id = "m";
+    e.doc = tbgw_doc_parse_json("m.json", mtext, strlen(mtext), &err);
+    assert_non_null(e.doc);
+    json_t *want = json_deep_copy(e.doc->root);
+    conn_inst *ci = tbgw_conn_new(NULL, &e, ".", &err);
+    assert_non_null(ci);
+    assert_null(e.doc->root); /* freed: the connector holds nothing of it */
+    assert_non_null(e.doc->packed);
+    assert_true(e.doc->packed_len < e.doc->plain_len);
+    json_t *back = tbgw_doc_tree(e.doc);
+    assert_true(json_equal(back, want));
+    json_decref(back);
+    tbgw_conn_free(ci);
+    tbgw_doc_free(e.doc);
+    json_decref(want);
+
+    const char *qtext = "{\"broker\":{\"host\":\"127.0.0.1\",\"port\":1883},\"mapping\":[]}";
+    e.type = "mqtt";
+    e.doc = tbgw_doc_parse_json("q.json", qtext, strlen(qtext), &err);
+    assert_non_null(e.doc);
+    json_t *root = e.doc->root;
+    ci = tbgw_conn_new(NULL, &e, ".", &err);
+    if (!ci) fail_msg("mqtt: %s", err.msg);
+    assert_ptr_equal(e.doc->root, root); /* still the tree create() borrowed from */
+    assert_null(e.doc->packed);
+    back = tbgw_doc_tree(e.doc);
+    assert_ptr_equal(back, root);
+    json_decref(back);
+    tbgw_conn_free(ci);
+    tbgw_doc_free(e.doc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_params),           cmocka_unit_test(test_rpc_replies),
-        cmocka_unit_test(test_getters),          cmocka_unit_test(test_skip_msg),
-        cmocka_unit_test(test_devices_and_keys), cmocka_unit_test(test_downlink_fd),
-        cmocka_unit_test(test_host_poll),        cmocka_unit_test(test_list),
-        cmocka_unit_test(test_skip_at_field),    cmocka_unit_test(test_offer_keeps_refused),
+        cmocka_unit_test(test_copies_config_flag),
+        cmocka_unit_test(test_params),
+        cmocka_unit_test(test_rpc_replies),
+        cmocka_unit_test(test_getters),
+        cmocka_unit_test(test_skip_msg),
+        cmocka_unit_test(test_devices_and_keys),
+        cmocka_unit_test(test_downlink_fd),
+        cmocka_unit_test(test_host_poll),
+        cmocka_unit_test(test_list),
+        cmocka_unit_test(test_skip_at_field),
+        cmocka_unit_test(test_offer_keeps_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,7 +67,51 @@ static void test_positions_after_release(void **st) {
     tbgw_doc_free(d);
 }
 
+/* tbgw_doc_pack: the tree is gone, positions stay, tbgw_doc_tree gives back an equal tree (reals, big
+ * integers, NUL and non-ASCII strings, key order, an array root) every time it is asked. */
+static void test_pack_round_trip(void **st) {
+    (void)st;
+    const char *text =
+        "{\n  \"z\": 1, \"a\": [0.1, -0.0, 1e300, 1.0, 9223372036854775807, -9223372036854775807],\n"
+        "  \"s\": \"a\\u0000b \u00fc \\ud83d\\ude00\", \"o\": {\"n\": null, \"t\": true, \"e\": {}}}\n";
+    tbgw_err err = {0};
+    tbgw_doc *d = tbgw_doc_parse_json("p.json", text, strlen(text), &err);
+    assert_non_null(d);
+    json_t *want = json_deep_copy(d->root);
+    json_t *same = tbgw_doc_tree(d); /* before packing: the tree itself */
+    assert_ptr_equal(same, d->root);
+    json_decref(same);
+    assert_int_equal(tbgw_doc_pack(d), 0);
+    assert_null(d->root);
+    assert_non_null(d->packed);
+    for (int i = 0; i < 2; i++) {
+        json_t *back = tbgw_doc_tree(d);
+        assert_non_null(back);
+        assert_true(json_equal(back, want));
+        char *a = json_dumps(back, JSON_COMPACT), *b = json_dumps(want, JSON_COMPACT);
+        assert_string_equal(a, b); /* same order, same number forms */
+        free(a);
+        free(b);
+        json_decref(back);
+    }
+    int line, col;
+    tbgw_doc_locate(d, "o.t", &line, &col); /* the source text is still there for positions */
+    assert_int_equal(line, 3);
+    assert_int_equal(tbgw_doc_pack(d), 0); /* packing twice is harmless */
+    json_decref(want);
+    tbgw_doc_free(d);
+    d = tbgw_doc_parse_json("n.json", "[42]", 4, &err);
+    assert_non_null(d);
+    assert_int_equal(tbgw_doc_pack(d), 0);
+    json_t *n = tbgw_doc_tree(d);
+    assert_int_equal(json_integer_value(json_array_get(n, 0)), 42);
+    json_decref(n);
+    tbgw_doc_free(d);
+    assert_null(tbgw_doc_tree(NULL));
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_positions_after_release)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_positions_after_release),
+                                       cmocka_unit_test(test_pack_round_trip)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,7 +53,7 @@ static tbgw_mb_endpoint tcp_ep(tbgw_mb_transport t, tbgw_mb_framing f, int port)
     ep.framing = f;
     ep.port = port;
     ep.timeout_ms = 500;
-    snprintf(ep.host, sizeof ep.host, "127.0.0.1");
+    ep.host = "127.0.0.1";
     return ep;
 }
 
@@ -267,13 +267,13 @@ static void test_tls(void **st) {
     for (size_t i = 0; i < 2; i++) {
         tbgw_mb_loop *l = tbgw_mb_loop_new(NULL);
         tbgw_mb_endpoint sep = tcp_ep(TBGW_MB_TLS, fs[i], 0);
-        snprintf(sep.tls_cert, sizeof sep.tls_cert, "%s", cert);
-        snprintf(sep.tls_key, sizeof sep.tls_key, "%s", key);
+        sep.tls_cert = cert;
+        sep.tls_key = key;
         tbgw_err err;
         tbgw_mb_server *s = tbgw_mb_server_new(l, &sep, 0, &store, NULL, NULL, &err);
         if (!s) fail_msg("tls server: %s", err.msg);
         tbgw_mb_endpoint cep = tcp_ep(TBGW_MB_TLS, fs[i], tbgw_mb_server_port(s));
-        snprintf(cep.tls_ca, sizeof cep.tls_ca, "%s", cert);
+        cep.tls_ca = cert;
         cep.tls_verify = 1;
         tbgw_mb_conn *c = tbgw_mb_conn_new(l, &cep);
         exercise(l, c, 1);
@@ -343,11 +343,11 @@ static void test_serial_over_pty(void **st) {
         ep.parity = 'N'; /* this sandbox's ptys refuse some parity changes; real lines take E/O */
         ep.stopbits = 1;
         ep.timeout_ms = 1000;
-        snprintf(ep.path, sizeof ep.path, "%s", a);
+        ep.path = a;
         tbgw_err err;
         tbgw_mb_server *s = tbgw_mb_server_new(l, &ep, 3, &store, NULL, NULL, &err);
         if (!s) fail_msg("server: %s", err.msg);
-        snprintf(ep.path, sizeof ep.path, "%s", b);
+        ep.path = b;
         tbgw_mb_conn *c = tbgw_mb_conn_new(l, &ep);
         exercise(l, c, 3);
         /* a second unit on the same line gets no answer; the line keeps working afterwards */

@@ -41,7 +41,7 @@ static tbgw_mb_endpoint serial_ep(const char *path, const line_case *lc) {
     memset(&ep, 0, sizeof ep);
     ep.transport = TBGW_MB_SERIAL;
     ep.framing = TBGW_MB_FRAMING_RTU;
-    snprintf(ep.path, sizeof ep.path, "%s", path);
+    ep.path = path;
     ep.baudrate = lc->baud;
     ep.bytesize = lc->bytesize;
     ep.stopbits = lc->stopbits;

@@ -14,7 +14,7 @@ static json_t *dec(const char *type, int count, int byte_little, int word_little
                    const uint16_t *regs, size_t nregs) {
     tbgw_mbv_spec s;
     tbgw_mbv_spec_init(&s);
-    assert_int_equal(tbgw_mbv_type_parse(type, count, &s.type), 0);
+    assert_int_equal(tbgw_mbv_spec_type(&s, type, count), 0);
     s.count = count;
     s.byte_little = byte_little;
     s.word_little = word_little;
@@ -337,7 +337,7 @@ static void test_short_payload(void **st) {
 static void roundtrip(const char *type, int count, int bl, int wl, json_t *val, const char *want) {
     tbgw_mbv_spec s;
     tbgw_mbv_spec_init(&s);
-    assert_int_equal(tbgw_mbv_type_parse(type, count, &s.type), 0);
+    assert_int_equal(tbgw_mbv_spec_type(&s, type, count), 0);
     s.count = count;
     s.byte_little = bl;
     s.word_little = wl;
@@ -425,7 +425,7 @@ static void encode_regs(const char *type, int count, int bl, int wl, int repack,
                         const uint16_t *want, size_t n_want) {
     tbgw_mbv_spec s;
     tbgw_mbv_spec_init(&s);
-    assert_int_equal(tbgw_mbv_type_parse(type, count, &s.type), 0);
+    assert_int_equal(tbgw_mbv_spec_type(&s, type, count), 0);
     s.count = count;
     s.byte_little = bl;
     s.word_little = wl;

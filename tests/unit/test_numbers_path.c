@@ -71,7 +71,7 @@ static json_t *mb_decode_div(const char *type, int count, const uint8_t *b, size
                              double div) {
     tbgw_mbv_spec s;
     tbgw_mbv_spec_init(&s);
-    assert_int_equal(tbgw_mbv_type_parse(type, count, &s.type), 0);
+    assert_int_equal(tbgw_mbv_spec_type(&s, type, count), 0);
     s.count = count;
     s.byte_little = s.word_little = 0;
     if (mult != 0) {

@@ -70,21 +70,24 @@ int mbc_parse_report_strategy(const json_t *o, const char *path, tbgw_report_str
 static int parse_spec(const json_t *o, const char *path, int count, int byte_little, int word_little,
                       tbgw_mbv_spec *s, tbgw_err *err) {
     tbgw_mbv_spec_init(s);
-    s->count = count;
+    s->count = (uint16_t)count;
     const char *type = get_str(o, "type");
     if (!type) type = "16int";
-    if (tbgw_mbv_type_parse(type, count, &s->type) < 0)
+    if (tbgw_mbv_spec_type(s, type, count) < 0)
         return tbgw_err_set(
             err, TBGW_EINVAL,
             "%s.type: unknown type '%s' (expected 8int, 8uint, 16int, 16uint, 16float, 32int, 32uint, "
             "32float, 64int, 64uint, 64float, string, bytes, bits, bit, int, long, integer, uint, "
             "float, double with a matching objectsCount)",
             path, type);
-    if (order_little(o, "byteOrder", byte_little, &s->byte_little, path, err) < 0) return TBGW_EINVAL;
-    if (order_little(o, "wordOrder", word_little, &s->word_little, path, err) < 0) return TBGW_EINVAL;
+    int bo, wo;
+    if (order_little(o, "byteOrder", byte_little, &bo, path, err) < 0) return TBGW_EINVAL;
+    if (order_little(o, "wordOrder", word_little, &wo, path, err) < 0) return TBGW_EINVAL;
+    s->byte_little = (uint8_t)bo;
+    s->word_little = (uint8_t)wo;
     int64_t bit, rnd;
     if (get_int(o, path, "bit", -1, -1, 15, &bit, err) < 0) return TBGW_EINVAL; /* -1: the whole value */
-    s->bit = (int)bit;
+    s->bit = (int8_t)bit;
     const char *btt = get_str(o, "bitTargetType");
     if (btt && strcasecmp(btt, "bool") && strcasecmp(btt, "int"))
         return tbgw_err_set(err, TBGW_EINVAL, "%s.bitTargetType: expected one of bool, int", path);
@@ -99,7 +102,9 @@ static int parse_spec(const json_t *o, const char *path, int count, int byte_lit
     const json_t *var = json_object_get(o, "variants");
     if (var && !json_is_object(var) && !json_is_null(var))
         return tbgw_err_set(err, TBGW_EINVAL, "%s.variants: expected an object", path);
-    s->variants = json_is_object(var) ? (json_t *)var : NULL;
+    /* a reference of the connector's own (the configuration tree is not kept) */
+    s->variants = json_is_object(var) ? json_deep_copy(var) : NULL;
+    if (json_is_object(var) && !s->variants) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     return 0;
 }
 
@@ -141,12 +146,23 @@ int mbc_parse_write(const json_t *o, const char *path, int byte_little, int word
     if (objects_count(o, path, &w->count, err) < 0) return TBGW_EINVAL;
     if (parse_spec(o, path, w->count, byte_little, word_little, &w->spec, err) < 0) return TBGW_EINVAL;
     const json_t *rp = json_object_get(o, "repack");
-    if (rp && !json_is_boolean(rp))
+    if (rp && !json_is_boolean(rp)) {
+        mbc_write_clear(w);
         return tbgw_err_set(err, TBGW_EINVAL, "%s.repack: expected true or false", path);
+    }
     w->spec.repack = json_is_true(rp);
     w->addr = (uint16_t)addr;
     w->tag = strdup(tag ? tag : "");
-    return w->tag ? 0 : TBGW_ENOMEM;
+    if (w->tag) return 0;
+    mbc_write_clear(w);
+    return TBGW_ENOMEM;
+}
+
+void mbc_write_clear(mbc_write *w) {
+    free(w->tag);
+    free(w->error);
+    json_decref(w->spec.variants);
+    memset(w, 0, sizeof *w);
 }
 
 /* Expands ${address}, ${unitId}, ${functionCode}, ${type}, ${objectsCount} in a tag template. */
@@ -181,32 +197,77 @@ static char *render_tag(const char *tmpl, int addr, int unit, int fc, const char
 }
 
 static int push_point(mbc_slave *sl, const mbc_point *p) {
-    mbc_point *np = realloc(sl->points, (sl->n_points + 1) * sizeof *np);
-    if (!np) return TBGW_ENOMEM;
-    sl->points = np;
+    if (sl->n_points == sl->cap_points) { /* doubling, fitted by mbc_plan_blocks */
+        size_t nc = sl->cap_points ? sl->cap_points * 2 : 8;
+        mbc_point *np = realloc(sl->points, nc * sizeof *np);
+        if (!np) return TBGW_ENOMEM;
+        sl->points = np;
+        sl->cap_points = nc;
+    }
     sl->points[sl->n_points++] = *p;
     return 0;
 }
 
 /* One timeseries/attributes entry: a single address or a range "a-b" expanded into points. */
+static int point_body(mbc_slave *sl, const json_t *o, const char *path, int is_attr, int fc_override, int bl,
+                      int wl, mbc_point *pp, tbgw_mbv_spec *spec, tbgw_err *err);
+
+static void spec_free(void *v) {
+    tbgw_mbv_spec *s = v;
+    json_decref(s->variants);
+    free(s);
+}
+
+/* Points with equal value specs share one: a slave of ten 16-bit registers has one, not ten (the
+ * spec's bytes are compared; padding is zero from tbgw_mbv_spec_init). The pool holds its own
+ * reference to the variants. */
+static const tbgw_mbv_spec *intern_spec(mbc *m, const tbgw_mbv_spec *s) {
+    tbgw_mbv_spec *have = tbgw_hmap_getn(&m->specs, (const char *)s, sizeof *s);
+    if (have) return have;
+    tbgw_mbv_spec *n = malloc(sizeof *n);
+    if (!n) return NULL;
+    memcpy(n, s, sizeof *n);
+    json_incref(n->variants);
+    if (tbgw_hmap_putn(&m->specs, (const char *)n, sizeof *n, n, NULL) < 0) {
+        spec_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+/* The parse's reference to the entry's variants is dropped here (the spec pool keeps its own). */
 static int parse_point(mbc_slave *sl, const json_t *o, const char *path, int is_attr, int fc_override, int bl,
                        int wl, tbgw_err *err) {
     mbc_point p;
     memset(&p, 0, sizeof p);
+    tbgw_mbv_spec spec;
+    tbgw_mbv_spec_init(&spec);
+    int rc = point_body(sl, o, path, is_attr, fc_override, bl, wl, &p, &spec, err);
+    json_decref(spec.variants);
+    return rc;
+}
+
+static int point_body(mbc_slave *sl, const json_t *o, const char *path, int is_attr, int fc_override, int bl,
+                      int wl, mbc_point *pp, tbgw_mbv_spec *spec, tbgw_err *err) {
+    mbc_point p = *pp;
     const char *tag = get_str(o, "tag");
     if (!tag || !*tag) return tbgw_err_set(err, TBGW_EINVAL, "%s.tag: required string", path);
-    if (fc_override)
-        p.fc = fc_override;
-    else if (parse_fc(o, path, 0, &p.fc, err) < 0)
-        return TBGW_EINVAL;
-    if (objects_count(o, path, &p.count, err) < 0) return TBGW_EINVAL;
+    int fc = fc_override;
+    if (!fc && parse_fc(o, path, 0, &fc, err) < 0) return TBGW_EINVAL;
+    p.fc = (uint8_t)fc;
+    int count;
+    if (objects_count(o, path, &count, err) < 0) return TBGW_EINVAL;
+    p.count = (uint16_t)count; /* 1..2000 */
     int maxc = (p.fc <= 2) ? TBGW_MB_MAX_READ_BITS : TBGW_MB_MAX_READ_REGS;
     if (p.count > maxc)
         return tbgw_err_set(err, TBGW_EINVAL, "%s.objectsCount: at most %d for function code %d", path, maxc,
                             p.fc);
-    if (parse_spec(o, path, p.count, bl, wl, &p.spec, err) < 0) return TBGW_EINVAL;
-    if (mbc_parse_report_strategy(o, path, &p.rs, &p.has_rs, err) < 0) return TBGW_EINVAL;
-    p.is_attr = is_attr;
+    if (parse_spec(o, path, p.count, bl, wl, spec, err) < 0) return TBGW_EINVAL; /* parse_point drops it */
+    if (!(p.spec = intern_spec(sl->m, spec))) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+    tbgw_report_strategy rs;
+    int has_rs;
+    if (mbc_parse_report_strategy(o, path, &rs, &has_rs, err) < 0) return TBGW_EINVAL;
+    p.is_attr = (uint8_t)is_attr;
     int64_t a0 = 0, a1 = 0, mpr;
     const json_t *addr = json_object_get(o, "address");
     const char *as = json_is_string(addr) ? json_string_value(addr) : NULL;
@@ -228,7 +289,7 @@ static int parse_point(mbc_slave *sl, const json_t *o, const char *path, int is_
     }
     if (a0 < 0 || a1 + p.count - 1 > 65535) goto bad_addr;
     if (mpr < p.count) mpr = p.count;
-    p.max_per_request = (int)mpr;
+    p.max_per_request = (uint16_t)mpr;
     char tmpl[512];
     snprintf(tmpl, sizeof tmpl, "%s%s", tag, is_range && !strstr(tag, "${address}") ? "_${address}" : "");
     for (int64_t a = a0; a <= a1; a += p.count) {
@@ -236,8 +297,11 @@ static int parse_point(mbc_slave *sl, const json_t *o, const char *path, int is_
         p.key = is_range ? render_tag(tmpl, (int)a, sl->unit, p.fc,
                                       get_str(o, "type") ? get_str(o, "type") : "16int", p.count)
                          : strdup(tag);
-        if (!p.key || push_point(sl, &p) < 0) {
+        p.rs = NULL; /* each point owns its (rare) strategy */
+        if (has_rs && (p.rs = malloc(sizeof *p.rs))) *p.rs = rs;
+        if (!p.key || (has_rs && !p.rs) || push_point(sl, &p) < 0) {
             free(p.key);
+            free(p.rs);
             return TBGW_ENOMEM;
         }
     }
@@ -256,6 +320,13 @@ static int cmp_point(const void *a, const void *b) {
 /* Merges points with the same function code and (nearly) adjacent addresses into block reads. */
 int mbc_plan_blocks(mbc_slave *sl, int gap) {
     size_t n = sl->n_points;
+    if (n && n < sl->cap_points) {
+        mbc_point *fit = realloc(sl->points, n * sizeof *fit);
+        if (fit) {
+            sl->points = fit;
+            sl->cap_points = n;
+        }
+    }
     if (n) qsort(sl->points, n, sizeof *sl->points, cmp_point);
     free(sl->blocks);
     sl->blocks = calloc(n ? n : 1, sizeof *sl->blocks);
@@ -285,12 +356,25 @@ int mbc_plan_blocks(mbc_slave *sl, int gap) {
         p->block = (int)sl->n_blocks - 1;
         p->block_off = 0;
     }
-    /* planned with one block per point at most; adjacent registers usually merge into a few blocks of
-     * ~300 bytes each, so give the rest back (3 KB per slave of 10 registers) */
+    /* planned with one block per point at most; adjacent registers usually merge into a few blocks,
+     * so give the rest back */
     if (sl->n_blocks < n) {
         mbc_block *fit = realloc(sl->blocks, (sl->n_blocks ? sl->n_blocks : 1) * sizeof *fit);
         if (fit) sl->blocks = fit;
     }
+    /* each block's answer, sized to its read (20 bytes for 10 registers), in one allocation */
+    size_t total = 0;
+    for (size_t i = 0; i < sl->n_blocks; i++) {
+        mbc_block *b = &sl->blocks[i];
+        size_t bytes = b->fc <= 2 ? ((size_t)b->count + 7) / 8 : (size_t)b->count * 2;
+        b->cap = (uint16_t)(bytes < 250 ? bytes : 250);
+        total += b->cap;
+    }
+    free(sl->block_data);
+    sl->block_data = malloc(total ? total : 1);
+    if (!sl->block_data) return TBGW_ENOMEM;
+    for (size_t i = 0, off = 0; i < sl->n_blocks; off += sl->blocks[i++].cap)
+        sl->blocks[i].data = sl->block_data + off;
     return 0;
 }
 
@@ -331,7 +415,7 @@ static int parse_write_entry(tbgw_cfg *w, const json_t *e, const char *p, const 
     int rc = json_is_object(e) ? mbc_parse_write(e, p, bl, wl, out, &ee)
                                : tbgw_err_set(&ee, TBGW_EINVAL, "%s: expected an object", p);
     if (rc == 0 && !name && !out->tag[0]) {
-        free(out->tag);
+        mbc_write_clear(out);
         rc = tbgw_err_set(&ee, TBGW_EINVAL, "%s.tag: required string", p);
     }
     if (rc == 0) {
@@ -395,12 +479,31 @@ static int parse_writes(tbgw_cfg *w, const json_t *o, const char *path, const ch
     return 0;
 }
 
-static void copy_str(char *dst, size_t cap, const char *src) {
-    snprintf(dst, cap, "%s", src ? src : "");
+static int parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, tbgw_err *err);
+
+/* An endpoint string of the configuration, owned by the endpoint (NULL when absent or empty). */
+static int copy_str(const char **dst, const char *src) {
+    *dst = NULL;
+    if (!src || !*src) return 0;
+    return (*dst = strdup(src)) ? 0 : TBGW_ENOMEM;
+}
+
+void mbc_endpoint_clear(tbgw_mb_endpoint *ep) {
+    const char **s[] = {&ep->host, &ep->path, &ep->tls_ca, &ep->tls_cert, &ep->tls_key, &ep->tls_password};
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+        free((char *)*s[i]);
+        *s[i] = NULL;
+    }
 }
 
 int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, tbgw_err *err) {
     memset(ep, 0, sizeof *ep);
+    int rc = parse_endpoint(o, path, ep, err);
+    if (rc < 0) mbc_endpoint_clear(ep);
+    return rc;
+}
+
+static int parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, tbgw_err *err) {
     const char *type = get_str(o, "type");
     if (!type || !strcasecmp(type, "tcp"))
         ep->transport = TBGW_MB_TCP;
@@ -429,13 +532,16 @@ int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, 
     if (ep->transport == TBGW_MB_SERIAL &&
         (ep->framing == TBGW_MB_FRAMING_SOCKET || ep->framing == TBGW_MB_FRAMING_TLS))
         return tbgw_err_set(err, TBGW_EINVAL, "%s.method: a serial line needs rtu or ascii", path);
-    copy_str(ep->host, sizeof ep->host, get_str(o, "host") ? get_str(o, "host") : "127.0.0.1");
+    const char *host = get_str(o, "host");
+    if (copy_str(&ep->host, host && *host && strcmp(host, "127.0.0.1") ? host : NULL) <
+        0) /* NULL: 127.0.0.1 */
+        return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     int64_t v;
     if (ep->transport == TBGW_MB_SERIAL) {
         const char *port = get_str(o, "port");
         if (!port || !*port)
             return tbgw_err_set(err, TBGW_EINVAL, "%s.port: the serial device path is required", path);
-        copy_str(ep->path, sizeof ep->path, port);
+        if (copy_str(&ep->path, port) < 0) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     } else {
         if (get_int(o, path, "port", 502, 0, 65535, &v, err) < 0) return TBGW_EINVAL;
         ep->port = (int)v;
@@ -471,11 +577,11 @@ int mbc_parse_endpoint(const json_t *o, const char *path, tbgw_mb_endpoint *ep, 
     const json_t *tls = json_object_get(o, "tls");
     if (!tls) tls = json_object_get(o, "security");
     if (json_is_object(tls)) {
-        copy_str(ep->tls_cert, sizeof ep->tls_cert, get_str(tls, "certfile"));
-        copy_str(ep->tls_key, sizeof ep->tls_key, get_str(tls, "keyfile"));
-        copy_str(ep->tls_password, sizeof ep->tls_password, get_str(tls, "password"));
         const char *ca = get_str(tls, "cafile") ? get_str(tls, "cafile") : get_str(tls, "ca_certs");
-        copy_str(ep->tls_ca, sizeof ep->tls_ca, ca);
+        if (copy_str(&ep->tls_cert, get_str(tls, "certfile")) < 0 ||
+            copy_str(&ep->tls_key, get_str(tls, "keyfile")) < 0 ||
+            copy_str(&ep->tls_password, get_str(tls, "password")) < 0 || copy_str(&ep->tls_ca, ca) < 0)
+            return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
         ep->tls_verify = ca != NULL;
     }
     return 0;
@@ -519,6 +625,25 @@ static int parse_custom_converters(mbc *m, mbc_slave *sl, const json_t *o, const
         if (!strncmp(msg, ": ", 2)) msg += 2;
         return tbgw_err_set(err, TBGW_EINVAL, "%s: %s", cp, msg);
     }
+    return 0;
+}
+
+/* The points' keys in one allocation (10 keys: one block instead of ten). */
+static int pack_keys(mbc_slave *sl) {
+    size_t total = 0;
+    for (size_t i = 0; i < sl->n_points; i++) total += strlen(sl->points[i].key) + 1;
+    if (!total) return 0;
+    char *pool = malloc(total);
+    if (!pool) return TBGW_ENOMEM;
+    char *q = pool;
+    for (size_t i = 0; i < sl->n_points; i++) {
+        size_t n = strlen(sl->points[i].key) + 1;
+        memcpy(q, sl->points[i].key, n);
+        free(sl->points[i].key);
+        sl->points[i].key = q;
+        q += n;
+    }
+    sl->key_pool = pool;
     return 0;
 }
 
@@ -569,13 +694,24 @@ static int parse_slave(mbc *m, mbc_slave *sl, const json_t *o, const char *path,
         (rc = parse_writes(&w, o, path, "rpc", bl, wl, &sl->rpcs, &sl->n_rpcs)) < 0)
         return rc;
     if (parse_custom_converters(m, sl, o, path, err) < 0) return TBGW_EINVAL;
-    return mbc_plan_blocks(sl, m->block_gap);
+    if ((rc = mbc_plan_blocks(sl, m->block_gap)) < 0) return rc;
+    return pack_keys(sl);
+}
+
+/* Room for n more slaves at once (one allocation for a configuration of 1,000). */
+static int reserve_slaves(mbc *m, size_t n) {
+    if (m->n_slaves + n <= m->cap_slaves) return 0;
+    size_t nc = m->n_slaves + n;
+    if (nc < m->cap_slaves * 2) nc = m->cap_slaves * 2;
+    mbc_slave *ns = realloc(m->slaves, nc * sizeof *ns);
+    if (!ns) return TBGW_ENOMEM;
+    m->slaves = ns;
+    m->cap_slaves = nc;
+    return 0;
 }
 
 int mbc_slave_add(mbc *m, const json_t *o, const char *path, tbgw_err *err) {
-    mbc_slave *ns = realloc(m->slaves, (m->n_slaves + 1) * sizeof *ns);
-    if (!ns) return TBGW_ENOMEM;
-    m->slaves = ns;
+    if (reserve_slaves(m, 1) < 0) return TBGW_ENOMEM;
     mbc_slave *sl = &m->slaves[m->n_slaves++];
     memset(sl, 0, sizeof *sl);
     return parse_slave(m, sl, o, path, err);
@@ -614,7 +750,7 @@ int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err) {
                 char p[64];
                 snprintf(p, sizeof p, "%s[%zu]", base, i);
                 int rc = mbc_slave_add(m, merged, p, err);
-                json_array_append_new(m->cfg, merged); /* keeps variants alive */
+                json_decref(merged);
                 if (rc < 0) return rc;
             }
             slaves = NULL;
@@ -624,6 +760,8 @@ int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err) {
     }
     size_t i;
     const json_t *s;
+    if (slaves && reserve_slaves(m, json_array_size(slaves) + 1) < 0) /* + the slave section's own */
+        return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     if (slaves) json_array_foreach(slaves, i, s) {
             char p[64];
             snprintf(p, sizeof p, "%s[%zu]", base, i);
@@ -639,19 +777,22 @@ int mbc_config_parse(mbc *m, const json_t *cfg, tbgw_err *err) {
 }
 
 static void free_writes(mbc_write *w, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        free(w[i].tag);
-        free(w[i].error);
-    }
+    for (size_t i = 0; i < n; i++) mbc_write_clear(&w[i]);
     free(w);
 }
 
 void mbc_config_free(mbc *m) {
     for (size_t i = 0; i < m->n_slaves; i++) {
         mbc_slave *sl = &m->slaves[i];
-        for (size_t j = 0; j < sl->n_points; j++) free(sl->points[j].key);
+        for (size_t j = 0; j < sl->n_points; j++) {
+            if (!sl->key_pool) free(sl->points[j].key);
+            free(sl->points[j].rs);
+        }
+        mbc_endpoint_clear(&sl->ep);
         free(sl->points);
+        free(sl->key_pool);
         free(sl->blocks);
+        free(sl->block_data);
         free_writes(sl->attr_updates, sl->n_attr_updates);
         free_writes(sl->rpcs, sl->n_rpcs);
         free(sl->device_name);
@@ -660,5 +801,6 @@ void mbc_config_free(mbc *m) {
     }
     free(m->slaves);
     m->slaves = NULL;
-    m->n_slaves = 0;
+    m->n_slaves = m->cap_slaves = 0;
+    tbgw_hmap_free(&m->specs, spec_free);
 }

@@ -17,6 +17,13 @@ static const struct {
              {"64uint", MBV_64UINT}, {"64float", MBV_64FLOAT}, {"string", MBV_STRING},
              {"bytes", MBV_BYTES},   {"bits", MBV_BITS},       {"bit", MBV_BITS}};
 
+int tbgw_mbv_spec_type(tbgw_mbv_spec *s, const char *name, int count) {
+    tbgw_mbv_type t;
+    if (tbgw_mbv_type_parse(name, count, &t) < 0) return -1;
+    s->type = (uint8_t)t;
+    return 0;
+}
+
 int tbgw_mbv_type_parse(const char *name, int count, tbgw_mbv_type *out) {
     if (!name) return -1;
     for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)

@@ -24,20 +24,20 @@ typedef enum tbgw_mbv_type {
     MBV_BITS,
 } tbgw_mbv_type;
 
-typedef struct tbgw_mbv_spec {
-    tbgw_mbv_type type;
-    int count;       /* objectsCount: registers (fc 3/4/6/16) or bits (fc 1/2/5/15) */
-    int byte_little; /* byteOrder LITTLE (the default) */
-    int word_little; /* wordOrder LITTLE (the default) */
-    int repack;      /* writes: each register's 2 bytes read with byteOrder (pymodbus builder repack) */
-    int bit;         /* -1 = none */
-    int bit_int;     /* bitTargetType "int" */
-    double divider;  /* 0 = none */
+typedef struct tbgw_mbv_spec { /* packed: one per polled point */
+    double divider;            /* 0 = none */
     double multiplier;
-    int multiplier_is_int;
-    int divider_is_int; /* a JSON integer in the configuration: Python int / int */
-    int round_digits;   /* default 6 */
-    json_t *variants;   /* borrowed object or NULL */
+    json_t *variants;    /* an object (a reference the spec's owner holds) or NULL */
+    int round_digits;    /* default 6 */
+    uint16_t count;      /* objectsCount 1..2000: registers (fc 3/4/6/16) or bits (fc 1/2/5/15) */
+    uint8_t type;        /* tbgw_mbv_type (tbgw_mbv_spec_type sets it) */
+    int8_t bit;          /* -1 = none */
+    uint8_t byte_little; /* byteOrder LITTLE (the default) */
+    uint8_t word_little; /* wordOrder LITTLE (the default) */
+    uint8_t repack;      /* writes: each register's 2 bytes read with byteOrder (pymodbus builder repack) */
+    uint8_t bit_int;     /* bitTargetType "int" */
+    uint8_t multiplier_is_int; /* a JSON integer in the configuration: Python int / int */
+    uint8_t divider_is_int;
 } tbgw_mbv_spec;
 
 /* Resolves a type name (case-insensitive; aliases int/long/integer/uint/float/double use count*16,
@@ -45,6 +45,8 @@ typedef struct tbgw_mbv_spec {
 int tbgw_mbv_type_parse(const char *name, int count, tbgw_mbv_type *out);
 const char *tbgw_mbv_type_name(tbgw_mbv_type t);
 void tbgw_mbv_spec_init(tbgw_mbv_spec *s);
+/* tbgw_mbv_type_parse into s->type. */
+int tbgw_mbv_spec_type(tbgw_mbv_spec *s, const char *name, int count);
 
 /* Decodes a read response. data: for fc 1/2 the coil bits packed LSB-first (count bits, zero-padded
  * to whole bytes); for fc 3/4 register bytes big-endian. bits/bit follow spec §7.2 "Bits" exactly; `bit`

@@ -11,24 +11,56 @@ static int same_endpoint(const tbgw_mb_endpoint *a, const tbgw_mb_endpoint *b) {
     if (a->transport != b->transport || a->framing != b->framing) return 0;
     if (a->transport == TBGW_MB_SERIAL) return !strcmp(a->path, b->path);
     if (a->transport == TBGW_MB_LOCAL) return a->local_store == b->local_store;
-    return a->port == b->port && !strcmp(a->host, b->host);
+    return a->port == b->port && !strcmp(tbgw_mb_ep_host(a), tbgw_mb_ep_host(b));
 }
 
-tbgw_mb_conn *mbc_conn_for(mbc *m, const tbgw_mb_endpoint *ep) {
+static tbgw_mb_conn *find_conn(mbc *m, const tbgw_mb_endpoint *ep) {
     for (size_t i = 0; i < tbgw_mb_loop_conn_count(m->loop); i++) {
         tbgw_mb_conn *c = tbgw_mb_loop_conn_at(m->loop, i);
         if (same_endpoint(tbgw_mb_conn_endpoint(c), ep)) return c;
     }
+    return NULL;
+}
+
+tbgw_mb_conn *mbc_conn_for(mbc *m, const tbgw_mb_endpoint *ep) {
+    tbgw_mb_conn *c = find_conn(m, ep);
+    return c ? c : tbgw_mb_conn_new(m->loop, ep);
+}
+
+tbgw_mb_conn *mbc_conn_adhoc(mbc *m, tbgw_mb_endpoint *ep) {
+    tbgw_mb_conn *c = find_conn(m, ep);
+    if (c) {
+        mbc_endpoint_clear(ep);
+        return c;
+    }
+    tbgw_mb_endpoint *n = realloc(m->adhoc, (m->n_adhoc + 1) * sizeof *n);
+    if (!n) {
+        mbc_endpoint_clear(ep);
+        return NULL;
+    }
+    m->adhoc = n;
+    m->adhoc[m->n_adhoc++] = *ep; /* its strings stay until the loop is gone */
     return tbgw_mb_conn_new(m->loop, ep);
+}
+
+/* After the loop was freed: the ad-hoc endpoints its connections borrowed from. */
+static void free_adhoc(mbc *m) {
+    for (size_t i = 0; i < m->n_adhoc; i++) mbc_endpoint_clear(&m->adhoc[i]);
+    free(m->adhoc);
+    m->adhoc = NULL;
+    m->n_adhoc = 0;
 }
 
 static void mbc_free(mbc *m) {
     if (!m) return;
     mbc_rpc_free_all(m);
     tbgw_mb_loop_free(m->loop);
+    free_adhoc(m);
     mbc_config_free(m);
+    mbc_endpoint_clear(&m->server_ep);
+    for (size_t i = 0; i < sizeof m->identity_strs / sizeof m->identity_strs[0]; i++)
+        free(m->identity_strs[i]);
     free(m->store);
-    json_decref(m->cfg);
     free(m);
 }
 
@@ -36,8 +68,6 @@ static int op_create(const tbgw_host *host, const json_t *cfg, void **self, tbgw
     mbc *m = calloc(1, sizeof *m);
     if (!m) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
     m->host = host;
-    m->cfg = json_array();
-    json_array_append(m->cfg, (json_t *)cfg);
     int rc = mbc_config_parse(m, cfg, err);
     if (rc < 0) {
         mbc_free(m);
@@ -124,6 +154,7 @@ static int op_run(void *self) {
     }
     mbc_rpc_free_all(m);
     tbgw_mb_loop_free(m->loop);
+    free_adhoc(m);
     m->loop = NULL;
     m->server = NULL;
     return rc;
@@ -161,6 +192,7 @@ static void op_status(void *self, tbgw_connector_status *out) {
 const tbgw_connector_ops tbgw_connector_modbus = {
     .abi = TBGW_CONNECTOR_ABI,
     .type = "modbus",
+    .flags = TBGW_CONNECTOR_COPIES_CONFIG, /* points, writes, variants, identity: all copied */
     .create = op_create,
     .run = op_run,
     .stop = op_stop,

@@ -66,7 +66,7 @@ static void block_done(void *ud, int status, const tbgw_mb_rsp *rsp) {
     mbc_slave *sl = b->sl;
     const tbgw_host *h = sl->m->host;
     if (status == 0 && !rsp->exception) {
-        b->len = rsp->data_len < sizeof b->data ? rsp->data_len : sizeof b->data;
+        b->len = (uint16_t)(rsp->data_len < b->cap ? rsp->data_len : b->cap);
         memcpy(b->data, rsp->data, b->len);
         b->status = 0;
         if (h->stat_add) {
@@ -151,7 +151,7 @@ static int add_point(mbc_slave *sl, tbgw_converted *c, const mbc_point *p) {
         if (len > (size_t)p->count * 2) len = (size_t)p->count * 2;
     }
     char err[160] = "";
-    json_t *v = tbgw_mbv_decode(&p->spec, p->fc, data, len, err, sizeof err);
+    json_t *v = tbgw_mbv_decode(p->spec, p->fc, data, len, err, sizeof err);
     const tbgw_host *h = sl->m->host;
     if (!v) {
         if (warn_ok(&sl->blocks[p->block]))
@@ -164,7 +164,7 @@ static int add_point(mbc_slave *sl, tbgw_converted *c, const mbc_point *p) {
     char *tmp_text = NULL;
     int rc = tbgw_value_from_json(v, &tv, &tmp_text);
     if (rc == 0) {
-        const tbgw_report_strategy *rs = p->has_rs ? &p->rs : NULL;
+        const tbgw_report_strategy *rs = p->rs;
         rc = p->is_attr ? tbgw_converted_add_attribute(c, p->key, &tv, rs)
                         : tbgw_converted_add_telemetry(c, sl->poll_ts, p->key, &tv, rs);
     }
@@ -196,7 +196,7 @@ static void custom_uplink(mbc_slave *sl) {
         json_object_set_new(
             data, p->key,
             json_pack("{s:s,s:s,s:i,s:i,s:i,s:o}", "kind", p->is_attr ? "attributes" : "timeseries", "type",
-                      tbgw_mbv_type_name(p->spec.type), "functionCode", p->fc, "address", (int)p->addr,
+                      tbgw_mbv_type_name(p->spec->type), "functionCode", p->fc, "address", (int)p->addr,
                       "objectsCount", p->count, p->fc <= 2 ? "bits" : "registers", vals));
     }
     if (!json_object_size(data)) {

@@ -45,6 +45,7 @@ static void rpc_free(mbc_rpc *r) {
     for (size_t i = 0; i < r->n_subs; i++) json_decref(r->subs[i].result);
     free(r->subs);
     free(r->w.tag);
+    json_decref(r->w.spec.variants);
     json_decref(r->value);
     json_decref(r->echo);
     free(r);
@@ -293,6 +294,7 @@ static int device_rpc(mbc *m, const tbgw_rpc_req *q) {
     if (cfg) {
         r->w = *cfg;
         r->w.tag = strdup(cfg->tag);
+        json_incref(r->w.spec.variants);
         if (tbgw_mb_fc_is_write((uint8_t)cfg->fc)) {
             const json_t *p = q->params;
             const json_t *inner = json_is_object(p) ? json_object_get(p, "value") : NULL;
@@ -357,13 +359,13 @@ static int connector_rpc(mbc *m, const tbgw_rpc_req *q) {
                                           : "params: expected {type, functionCode, objectsCount, address"
                                             "[, value]} with a function code matching the method"),
                      -1);
-        free(w.tag);
+        mbc_write_clear(&w);
         return 0;
     }
     int adhoc = json_object_get(p, "host") || json_object_get(p, "port");
     mbc_rpc *r = rpc_new(m, q, adhoc ? 1 : m->n_slaves);
     if (!r) {
-        free(w.tag);
+        mbc_write_clear(&w);
         return TBGW_ENOMEM;
     }
     r->connector_rpc = 1;
@@ -393,7 +395,7 @@ static int connector_rpc(mbc *m, const tbgw_rpc_req *q) {
         }
         if (!json_object_get(p, "timeout")) ep.timeout_ms = 5000;
         json_int_t unit = json_integer_value(json_object_get(p, "unitId"));
-        r->subs[0].conn = mbc_conn_for(m, &ep);
+        r->subs[0].conn = mbc_conn_adhoc(m, &ep);
         r->subs[0].unit = (uint8_t)(json_is_integer(json_object_get(p, "unitId")) ? unit : 1);
         const json_t *rj = json_object_get(p, "retries");
         r->subs[0].retries = json_is_integer(rj) ? (int)json_integer_value(rj) : json_is_false(rj) ? 0 : 3;
@@ -447,6 +449,7 @@ int mbc_on_attribute_update(mbc *m, const tbgw_attr_update *u) {
             sub_for_slave(&r->subs[0], sl);
             r->w = *w;
             r->w.tag = strdup(w->tag);
+            json_incref(r->w.spec.variants);
             r->value = json_deep_copy(val);
             r->echo = json_deep_copy(val);
             launch(m, r);

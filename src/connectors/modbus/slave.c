@@ -27,8 +27,10 @@ static int seed_value(mbc *m, const json_t *item, const char *path, int read_fc,
     int rc = mbc_parse_write(tmp, path, bl, wl, &w, err);
     json_decref(tmp);
     if (rc < 0) return rc;
-    free(w.tag);
-    if (!val) return 0;
+    if (!val) {
+        mbc_write_clear(&w);
+        return 0;
+    }
     if (!json_object_get(item, "repack"))
         w.spec.repack = repack; /* the reference seeds through its builder */
     uint16_t regs[TBGW_MB_MAX_WRITE_REGS];
@@ -36,11 +38,13 @@ static int seed_value(mbc *m, const json_t *item, const char *path, int read_fc,
     size_t n = 0;
     char e[160] = "";
     int is_bits = read_fc <= 2;
-    if (tbgw_mbv_encode(&w.spec, is_bits ? 15 : 16, val, regs, coils,
-                        is_bits ? sizeof coils : TBGW_MB_MAX_WRITE_REGS, &n, e, sizeof e) < 0)
-        return tbgw_err_set(err, TBGW_EINVAL, "%s.value: %s", path, e);
-    for (size_t i = 0; i < n && w.addr + i < 65536; i++) {
-        size_t a = w.addr + i;
+    rc = tbgw_mbv_encode(&w.spec, is_bits ? 15 : 16, val, regs, coils,
+                         is_bits ? sizeof coils : TBGW_MB_MAX_WRITE_REGS, &n, e, sizeof e);
+    uint16_t addr = w.addr;
+    mbc_write_clear(&w);
+    if (rc < 0) return tbgw_err_set(err, TBGW_EINVAL, "%s.value: %s", path, e);
+    for (size_t i = 0; i < n && addr + i < 65536; i++) {
+        size_t a = addr + i;
         switch (read_fc) {
         case 1:
             m->store->coils[a] = coils[i];
@@ -91,7 +95,13 @@ static int parse_identity(mbc *m, const json_t *sec, tbgw_err *err) {
             return tbgw_err_set(err, TBGW_EINVAL, "slave.identity.%s: expected a string", k);
         if (json_string_length(v) > 244)
             return tbgw_err_set(err, TBGW_EINVAL, "slave.identity.%s: longer than 244 bytes", k);
-        if (json_string_length(v) || KEYS[i].oid <= 2) m->identity.obj[KEYS[i].oid] = json_string_value(v);
+        if (json_string_length(v) || KEYS[i].oid <= 2) {
+            char *own = strdup(json_string_value(v)); /* the configuration tree is not kept */
+            if (!own) return tbgw_err_set(err, TBGW_ENOMEM, "out of memory");
+            free(m->identity_strs[KEYS[i].oid]);
+            m->identity_strs[KEYS[i].oid] = own;
+            m->identity.obj[KEYS[i].oid] = own;
+        }
     }
     return 0;
 }
@@ -174,12 +184,12 @@ int mbc_server_parse(mbc *m, const json_t *sec, tbgw_err *err) {
             }
         }
     }
-    json_array_append(m->cfg, dev); /* keeps variants alive */
     int rc = mbc_slave_add(m, dev, "slave", err);
     json_decref(dev);
     if (rc < 0) return rc;
     mbc_slave *sl = &m->slaves[m->n_slaves - 1];
     sl->is_self = 1;
+    mbc_endpoint_clear(&sl->ep);
     memset(&sl->ep, 0, sizeof sl->ep);
     sl->ep.transport = TBGW_MB_LOCAL;
     sl->ep.local_store = m->store;
@@ -198,7 +208,7 @@ int mbc_server_start(mbc *m, tbgw_err *err) {
     m->server = tbgw_mb_server_new(m->loop, &m->server_ep, m->server_unit, m->store, on_server_write, m, err);
     if (!m->server) return err->code ? err->code : TBGW_EIO;
     TBGW_INFOF(m->host->log, "modbus server listening on %s:%d",
-               m->server_ep.transport == TBGW_MB_SERIAL ? m->server_ep.path : m->server_ep.host,
+               m->server_ep.transport == TBGW_MB_SERIAL ? m->server_ep.path : tbgw_mb_ep_host(&m->server_ep),
                tbgw_mb_server_port(m->server));
     return 0;
 }

@@ -19,6 +19,12 @@ struct tbgw_mb_loop {
     tbgw_mb_server **servers;
     size_t n_servers, cap_servers;
     tbgw_mb_counters ctr;
+    /* shared by the loop's connections (one thread): a request frame is encoded and written from
+     * tx_scratch, answers are read into rx_scratch; only bytes still pending (a frame half sent or
+     * half received) are kept by the connection, in a buffer of their size */
+    uint8_t tx_scratch[TBGW_MB_MAX_FRAME];
+    uint8_t rx_scratch[1100];
+    int rx_busy;
 };
 
 int mb_epoll_add(tbgw_mb_loop *l, int fd, mb_handler *h, uint32_t events);

@@ -179,21 +179,23 @@ static int pw_cb(char *buf, int size, int rw, void *ud) {
     return n;
 }
 
+#define HAS(s) ((s) && *(s)) /* an endpoint string that is set */
+
 static SSL_CTX *tls_ctx(const tbgw_mb_endpoint *ep, int server, char *errbuf, size_t errlen) {
     SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
     if (!ctx) {
         snprintf(errbuf, errlen, "TLS context: out of memory");
         return NULL;
     }
-    if (ep->tls_password[0]) {
+    if (HAS(ep->tls_password)) {
         SSL_CTX_set_default_passwd_cb(ctx, pw_cb);
         SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)ep->tls_password);
     }
     const char *what = NULL;
-    if (ep->tls_ca[0] && SSL_CTX_load_verify_locations(ctx, ep->tls_ca, NULL) != 1) what = ep->tls_ca;
-    if (!what && ep->tls_cert[0] && SSL_CTX_use_certificate_chain_file(ctx, ep->tls_cert) != 1)
+    if (HAS(ep->tls_ca) && SSL_CTX_load_verify_locations(ctx, ep->tls_ca, NULL) != 1) what = ep->tls_ca;
+    if (!what && HAS(ep->tls_cert) && SSL_CTX_use_certificate_chain_file(ctx, ep->tls_cert) != 1)
         what = ep->tls_cert;
-    if (!what && ep->tls_key[0] && SSL_CTX_use_PrivateKey_file(ctx, ep->tls_key, SSL_FILETYPE_PEM) != 1)
+    if (!what && HAS(ep->tls_key) && SSL_CTX_use_PrivateKey_file(ctx, ep->tls_key, SSL_FILETYPE_PEM) != 1)
         what = ep->tls_key;
     if (what) {
         char e[160];
@@ -202,7 +204,7 @@ static SSL_CTX *tls_ctx(const tbgw_mb_endpoint *ep, int server, char *errbuf, si
         SSL_CTX_free(ctx);
         return NULL;
     }
-    if (server && (!ep->tls_cert[0] || !ep->tls_key[0])) {
+    if (server && (!HAS(ep->tls_cert) || !HAS(ep->tls_key))) {
         snprintf(errbuf, errlen, "TLS server needs certfile and keyfile");
         SSL_CTX_free(ctx);
         return NULL;

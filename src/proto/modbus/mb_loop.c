@@ -26,8 +26,8 @@ enum { ST_DOWN = 0, ST_CONNECTING, ST_HANDSHAKE, ST_READY };
 struct tbgw_mb_conn {
     mb_handler h;
     tbgw_mb_loop *loop;
-    tbgw_mb_endpoint ep;
-    char name[300];
+    tbgw_mb_endpoint ep; /* a copy; its strings are borrowed (see tbgw_mb_endpoint) */
+    char *name;
     int fd, state;
     SSL_CTX *ctx;
     SSL *ssl;
@@ -36,14 +36,25 @@ struct tbgw_mb_conn {
     mb_item *inflight;
     uint16_t tid;
     int64_t deadline, send_at;
-    uint8_t tx[TBGW_MB_MAX_FRAME];
+    uint8_t *tx; /* the frame being sent: the loop's tx_scratch, or tx_pend once a write was partial */
     size_t tx_len, tx_off, echo_skip;
-    uint8_t rx[1100];
+    uint8_t *tx_pend;
+    uint8_t *rx;   /* received bytes: the loop's rx_scratch while reading, else rx_pend (or NULL) */
+    size_t rx_cap; /* the longest answer of the framing (ASCII: two) */
     size_t rx_len;
+    uint8_t *rx_pend; /* the rx_len bytes of a frame not complete yet */
     uint32_t mask;
     int64_t last_err_log;
     uint64_t suppressed;
 };
+
+/* Frees what a connection kept of a half-sent request frame. */
+static void tx_release(tbgw_mb_conn *c) {
+    free(c->tx_pend);
+    c->tx_pend = NULL;
+    c->tx = NULL;
+    c->tx_len = c->tx_off = 0;
+}
 
 static void conn_on_io(mb_handler *h, uint32_t ev);
 
@@ -98,7 +109,11 @@ static void conn_close(tbgw_mb_conn *c) {
     }
     c->state = ST_DOWN;
     c->mask = 0;
-    c->rx_len = c->tx_len = c->tx_off = c->echo_skip = 0;
+    c->rx_len = c->echo_skip = 0;
+    free(c->rx_pend);
+    c->rx_pend = NULL;
+    if (c->rx != c->loop->rx_scratch) c->rx = NULL;
+    tx_release(c);
 }
 
 void tbgw_mb_loop_free(tbgw_mb_loop *l) {
@@ -112,6 +127,7 @@ void tbgw_mb_loop_free(tbgw_mb_loop *l) {
             free(it);
         }
         if (c->ctx) SSL_CTX_free(c->ctx);
+        free(c->name);
         free(c);
     }
     for (size_t i = 0; i < l->n_servers; i++) mb_server_free(l->servers[i]);
@@ -135,6 +151,8 @@ tbgw_mb_conn *tbgw_mb_conn_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep) {
     }
     tbgw_mb_conn *c = calloc(1, sizeof *c);
     if (!c) return NULL;
+    /* no buffers of its own (see tbgw_mb_loop.rx_scratch); reads are limited to the framing's frame */
+    c->rx_cap = ep->framing == TBGW_MB_FRAMING_ASCII ? sizeof l->rx_scratch : tbgw_mb_frame_max(ep->framing);
     c->h.on_io = conn_on_io;
     c->loop = l;
     c->ep = *ep;
@@ -146,10 +164,15 @@ tbgw_mb_conn *tbgw_mb_conn_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep) {
     }
     c->fd = -1;
     static const char *tn[] = {"tcp", "udp", "tls", "serial", "local"};
+    char name[300];
     if (ep->transport == TBGW_MB_SERIAL)
-        snprintf(c->name, sizeof c->name, "serial:%s", ep->path);
+        snprintf(name, sizeof name, "serial:%s", ep->path ? ep->path : "");
     else
-        snprintf(c->name, sizeof c->name, "%s:%s:%d", tn[ep->transport], ep->host, ep->port);
+        snprintf(name, sizeof name, "%s:%s:%d", tn[ep->transport], tbgw_mb_ep_host(ep), ep->port);
+    if (!(c->name = strdup(name))) {
+        free(c);
+        return NULL;
+    }
     l->conns[l->n_conns++] = c;
     return c;
 }
@@ -264,7 +287,7 @@ static void set_mask(tbgw_mb_conn *c, uint32_t m) {
 static void complete(tbgw_mb_conn *c, int status, const tbgw_mb_rsp *rsp) {
     mb_item *it = c->inflight;
     c->inflight = NULL;
-    c->tx_len = c->tx_off = 0;
+    tx_release(c);
     c->send_at = tbgw_mono_ms() + c->ep.delay_between_ms;
     if (status == 0) c->loop->ctr.responses++;
     if (status == 0 && rsp && rsp->exception) c->loop->ctr.exceptions++;
@@ -300,6 +323,17 @@ static int do_write(tbgw_mb_conn *c) {
         c->tx_off += (size_t)n;
         c->loop->ctr.bytes_tx += (uint64_t)n;
     }
+    if (c->tx_off >= c->tx_len) {
+        tx_release(c);
+    } else if (c->tx != c->tx_pend) { /* the rest waits for EPOLLOUT: keep it, the scratch is shared */
+        size_t left = c->tx_len - c->tx_off;
+        uint8_t *p = malloc(left);
+        if (!p) return TBGW_ENOMEM;
+        memcpy(p, c->tx + c->tx_off, left);
+        c->tx = c->tx_pend = p;
+        c->tx_len = left;
+        c->tx_off = 0;
+    }
     set_mask(c, EPOLLIN | (c->tx_off < c->tx_len ? EPOLLOUT : 0));
     return 0;
 }
@@ -325,8 +359,10 @@ static void send_next(tbgw_mb_conn *c) {
         return;
     }
     c->tid++;
+    tx_release(c);
+    c->tx = c->loop->tx_scratch;
     int flen = plen > 0 ? tbgw_mb_frame_encode(c->ep.framing, c->tid, it->unit, pdu, (size_t)plen, c->tx,
-                                               sizeof c->tx)
+                                               sizeof c->loop->tx_scratch)
                         : plen;
     if (flen < 0) {
         complete(c, TBGW_EPROTO, NULL);
@@ -385,14 +421,15 @@ static void on_connected(tbgw_mb_conn *c) {
     }
     struct in6_addr ip6;
     struct in_addr ip4;
-    int is_ip = inet_pton(AF_INET, c->ep.host, &ip4) == 1 || inet_pton(AF_INET6, c->ep.host, &ip6) == 1;
-    if (!is_ip) SSL_set_tlsext_host_name(c->ssl, c->ep.host);
+    int is_ip = inet_pton(AF_INET, tbgw_mb_ep_host(&c->ep), &ip4) == 1 ||
+                inet_pton(AF_INET6, tbgw_mb_ep_host(&c->ep), &ip6) == 1;
+    if (!is_ip) SSL_set_tlsext_host_name(c->ssl, tbgw_mb_ep_host(&c->ep));
     if (c->ep.tls_verify) { /* the certificate must name the host (DNS name or IP address) */
         X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
         if (is_ip)
-            X509_VERIFY_PARAM_set1_ip_asc(vp, c->ep.host);
+            X509_VERIFY_PARAM_set1_ip_asc(vp, tbgw_mb_ep_host(&c->ep));
         else
-            X509_VERIFY_PARAM_set1_host(vp, c->ep.host, 0);
+            X509_VERIFY_PARAM_set1_host(vp, tbgw_mb_ep_host(&c->ep), 0);
     }
     c->state = ST_HANDSHAKE;
     tls_step(c);
@@ -409,7 +446,8 @@ static void start_connect(tbgw_mb_conn *c) {
             conn_fail(c, err);
             return;
         }
-        fd = mb_socket_open(c->ep.host, c->ep.port, c->ep.transport == TBGW_MB_UDP, &in_progress);
+        fd =
+            mb_socket_open(tbgw_mb_ep_host(&c->ep), c->ep.port, c->ep.transport == TBGW_MB_UDP, &in_progress);
         snprintf(err, sizeof err, "connect failed: %s", strerror(errno));
     }
     if (fd < 0) {
@@ -442,7 +480,7 @@ static void process_rx(tbgw_mb_conn *c) {
         int r = tbgw_mb_frame_decode(c->ep.framing, 0, c->rx, c->rx_len, &fr);
         if (r == 0) break;
         if (c->loop->log->level <= TBGW_TRACE) {
-            char hx[2 * sizeof c->rx + 1];
+            char hx[2 * 1100 + 1];
             mb_hex(c->rx, r > 0 ? (size_t)r : c->rx_len, hx, sizeof hx);
             TBGW_TRACEF(c->loop->log, "%s < %s%s", c->name, hx, r < 0 ? " (corrupt)" : "");
         }
@@ -470,11 +508,11 @@ static void process_rx(tbgw_mb_conn *c) {
     }
 }
 
-static int do_read(tbgw_mb_conn *c) {
+static int read_some(tbgw_mb_conn *c) {
     for (;;) {
         if (c->ep.transport == TBGW_MB_UDP) c->rx_len = 0; /* one datagram = one frame */
-        if (c->rx_len == sizeof c->rx) c->rx_len = 0;      /* garbage flood: resynchronise */
-        size_t room = sizeof c->rx - c->rx_len;
+        if (c->rx_len == c->rx_cap) c->rx_len = 0;         /* garbage flood: resynchronise */
+        size_t room = c->rx_cap - c->rx_len;
         ssize_t n;
         if (c->ssl) {
             n = SSL_read(c->ssl, c->rx + c->rx_len, (int)room);
@@ -493,6 +531,29 @@ static int do_read(tbgw_mb_conn *c) {
         process_rx(c);
         if (c->state != ST_READY) return 0;
     }
+}
+
+/* Reads into the loop's scratch buffer (after the bytes still pending from the last read) and keeps
+ * only what is left of an incomplete frame. */
+static int do_read(tbgw_mb_conn *c) {
+    tbgw_mb_loop *l = c->loop;
+    int shared = !l->rx_busy; /* a callback reading another connection would nest: own buffer then */
+    uint8_t *buf = shared ? l->rx_scratch : malloc(sizeof l->rx_scratch);
+    if (!buf) return TBGW_ENOMEM;
+    l->rx_busy = 1;
+    if (c->rx_len) memcpy(buf, c->rx, c->rx_len);
+    free(c->rx_pend);
+    c->rx_pend = NULL;
+    c->rx = buf;
+    int rc = read_some(c);
+    if (c->rx_len && (c->rx_pend = malloc(c->rx_len))) memcpy(c->rx_pend, c->rx, c->rx_len);
+    if (!c->rx_pend) c->rx_len = 0;
+    c->rx = c->rx_pend;
+    if (shared)
+        l->rx_busy = 0;
+    else
+        free(buf);
+    return rc;
 }
 
 static void conn_on_io(mb_handler *h, uint32_t ev) {

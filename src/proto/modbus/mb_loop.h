@@ -28,21 +28,28 @@ typedef enum tbgw_mb_transport {
 
 struct tbgw_mb_store;
 
+/* The strings are borrowed (NULL = none; host NULL = 127.0.0.1): a connection or server keeps a copy
+ * of the structure but points to the same strings, so they must stay alive until the loop is freed. */
 typedef struct tbgw_mb_endpoint {
     tbgw_mb_transport transport;
     tbgw_mb_framing framing;
-    char host[128];
+    const char *host;
+    const char *path; /* serial device */
+    const char *tls_ca, *tls_cert, *tls_key, *tls_password;
     int port;
-    char path[256]; /* serial device */
-    int baudrate, bytesize, stopbits;
+    int baudrate;
+    int bytesize, stopbits;
     char parity; /* 'N', 'E', 'O' */
-    int handle_local_echo;
-    char tls_ca[256], tls_cert[256], tls_key[256], tls_password[128];
-    int tls_verify;
+    uint8_t handle_local_echo;
+    uint8_t tls_verify;
     int64_t timeout_ms;                /* connect and response timeout */
     int64_t delay_between_ms;          /* pause after each response before the next request */
     struct tbgw_mb_store *local_store; /* TBGW_MB_LOCAL only */
 } tbgw_mb_endpoint;
+
+static inline const char *tbgw_mb_ep_host(const tbgw_mb_endpoint *ep) {
+    return ep->host ? ep->host : "127.0.0.1";
+}
 
 /* status: 0 = answered (rsp valid; rsp->exception may be set), TBGW_ETIMEDOUT, TBGW_EIO (transport
  * down or connect failed), TBGW_EPROTO (invalid answer: bad CRC/LRC/MBAP header, wrong function, byte

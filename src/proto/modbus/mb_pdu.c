@@ -335,6 +335,20 @@ static int decode_bare(int is_request, const uint8_t *buf, size_t len, tbgw_mb_f
     return plen;
 }
 
+size_t tbgw_mb_frame_max(tbgw_mb_framing f) {
+    switch (f) {
+    case TBGW_MB_FRAMING_SOCKET:
+        return 7 + TBGW_MB_MAX_PDU; /* MBAP header (length field <= 254) and the PDU */
+    case TBGW_MB_FRAMING_RTU:
+        return 1 + TBGW_MB_MAX_PDU + 2;
+    case TBGW_MB_FRAMING_ASCII:
+        return 1 + 2 * (1 + TBGW_MB_MAX_PDU + 1) + 2;
+    case TBGW_MB_FRAMING_TLS:
+        return TBGW_MB_MAX_PDU;
+    }
+    return TBGW_MB_MAX_FRAME;
+}
+
 int tbgw_mb_frame_decode(tbgw_mb_framing f, int is_request, const uint8_t *buf, size_t len,
                          tbgw_mb_frame *out) {
     switch (f) {

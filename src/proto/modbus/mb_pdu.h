@@ -104,6 +104,8 @@ typedef struct tbgw_mb_frame {
 uint16_t tbgw_mb_crc16(const uint8_t *p, size_t n);
 uint8_t tbgw_mb_lrc(const uint8_t *p, size_t n);
 
+/* The longest frame of a framing that the decoder accepts (MBAP 260, RTU 256, ASCII 513, bare 253). */
+size_t tbgw_mb_frame_max(tbgw_mb_framing f);
 /* Encodes one frame; returns its length or TBGW_EINVAL. */
 int tbgw_mb_frame_encode(tbgw_mb_framing f, uint16_t tid, uint8_t unit, const uint8_t *pdu, size_t pdu_len,
                          uint8_t *out, size_t cap);

@@ -378,8 +378,8 @@ tbgw_mb_server *tbgw_mb_server_new(tbgw_mb_loop *l, const tbgw_mb_endpoint *ep, 
     if (ep->transport == TBGW_MB_SERIAL) {
         s->fd = mb_serial_open(ep, eb, sizeof eb);
     } else {
-        s->fd = mb_socket_listen(ep->host, ep->port, ep->transport == TBGW_MB_UDP);
-        snprintf(eb, sizeof eb, "cannot listen on %s:%d: %s", ep->host, ep->port, strerror(errno));
+        s->fd = mb_socket_listen(tbgw_mb_ep_host(ep), ep->port, ep->transport == TBGW_MB_UDP);
+        snprintf(eb, sizeof eb, "cannot listen on %s:%d: %s", tbgw_mb_ep_host(ep), ep->port, strerror(errno));
     }
     if (s->fd < 0 || mb_epoll_add(l, s->fd, &s->h, EPOLLIN) < 0) {
         tbgw_err_set(err, TBGW_EIO, "slave: %s", eb);
