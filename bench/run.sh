@@ -364,7 +364,7 @@ lower() { /usr/bin/python3 -c "print(min(float('$1'), float('$2')))"; }
     for q in $QOSES; do
       c=$(lower "${DCEIL_IN[$q]}" "$DCEIL_OUT")
       ct=$c; win=""
-      if [ "$q" = 1 ] && [ -n "$DCEIL_WIN" ]; then
+      if [ "$q" = 1 ] && [ -n "$DCEIL_WIN" ] && [ "${TBGW_WINDOW[$q]:-0}" -le "$CEIL_WIN" ] 2>/dev/null; then
         ct=$(lower "$DCEIL_WIN" "$DCEIL_OUT")
         win=" (tbgw let ${TBGW_WINDOW[$q]:-?} messages be in flight: against the ceiling at $CEIL_WIN in flight, $DCEIL_WIN values/s)"
       fi

@@ -23,9 +23,11 @@
 #define INGRESS_CAP         200000 /* datapoints queued between connectors and the core */
 
 /* Heap trimming after a burst: records acknowledged since the last trim, delay once nothing is in
- * flight, free memory in the arenas below which trimming is not worth the walk. */
+ * flight, the longest a due trim waits for a pause of a flow that never pauses, free memory in the
+ * arenas below which trimming is not worth the walk. */
 #define TRIM_AFTER_RECORDS 1000
 #define TRIM_DELAY_MS      1000
+#define TRIM_MAX_WAIT_MS   5000
 #define TRIM_MIN_FREE      (512 * 1024)
 
 static void pump(tbgw_gateway *gw);
@@ -339,17 +341,21 @@ static void commit_done(tbgw_gateway *gw) {
         if (!gw->fl_head) gw->fl_tail = NULL;
         flight_free(f);
     }
-    /* A burst was delivered (nothing in flight after at least TRIM_AFTER_RECORDS acknowledged records):
-     * a trim of the heap is due shortly, so the idle gateway returns near its idle footprint. */
-    if (!gw->fl_head && !gw->trim_at && gw->cnt.events_sent - gw->trim_mark >= TRIM_AFTER_RECORDS)
-        gw->trim_at = tbgw_mono_ms() + TRIM_DELAY_MS;
+    /* At least TRIM_AFTER_RECORDS records were acknowledged since the last trim: a trim of the heap is
+     * due shortly, so the gateway returns near its footprint once the burst is delivered. */
+    if (!gw->trim_at && gw->cnt.events_sent - gw->trim_mark >= TRIM_AFTER_RECORDS) {
+        gw->trim_since = tbgw_mono_ms();
+        gw->trim_at = gw->trim_since + TRIM_DELAY_MS;
+    }
 }
 
-/* Returns the heap's free memory to the system once no pack is in flight any more (a busy gateway
- * re-arms: the trim waits until the flow stops or pauses). */
+/* Returns the heap's free memory to the system once no pack is in flight any more. A busy gateway
+ * re-arms: the trim waits for the flow to stop or pause, but at most TRIM_MAX_WAIT_MS, so a gateway
+ * whose flow never pauses (many devices polled steadily) is trimmed too, at most once per that wait
+ * and only while the arenas hold at least TRIM_MIN_FREE. */
 static void heap_trim_tick(tbgw_gateway *gw, int64_t now) {
     if (!gw->trim_at || now < gw->trim_at) return;
-    if (gw->fl_head) {
+    if (gw->fl_head && now - gw->trim_since < TRIM_MAX_WAIT_MS) {
         gw->trim_at = now + TRIM_DELAY_MS;
         return;
     }

@@ -182,6 +182,7 @@ struct tbgw_gateway {
     int64_t next_file_check;
     int64_t tick_at;    /* monotonic ms the tick timer is armed for (0 = not armed) */
     int64_t trim_at;    /* heap trim due (0 = none): after a burst was delivered */
+    int64_t trim_since; /* when that trim became due (bounds how long it waits for a pause) */
     uint64_t trim_mark; /* cnt.events_sent at the last trim */
     size_t max_payload;
     size_t max_inflight, inflight_msgs;
