@@ -127,6 +127,13 @@ static void drop(mqtt_session *s, const char *why, int protocol_error) {
     if (s->cb.on_lost) s->cb.on_lost(s->cb.ud, text, protocol_error);
 }
 
+/* A packet that does not parse ends the connection as a protocol error: "malformed <what>: <why>". */
+static void drop_malformed(mqtt_session *s, const char *what, const char *why) {
+    char t[200];
+    snprintf(t, sizeof t, "malformed %s: %s", what, why);
+    drop(s, t, 1);
+}
+
 /* A TLS failure: OpenSSL's reason (or errno's) ends the connection. */
 static void drop_tls(mqtt_session *s, const char *what) {
     tls_err_text(s, what);
@@ -510,9 +517,7 @@ static void on_connack(mqtt_session *s, const mqtt_frame *f) {
         return;
     }
     if (mqtt_parse_connack(f, s->cfg.version, &ca, &why)) {
-        char t[200];
-        snprintf(t, sizeof t, "malformed CONNACK: %s", why);
-        drop(s, t, 1);
+        drop_malformed(s, "CONNACK", why);
         return;
     }
     if (ca.code) {
@@ -535,9 +540,7 @@ static int on_publish(mqtt_session *s, const mqtt_frame *f) {
     const char *why = NULL;
     mqtt_publish m;
     if (mqtt_parse_publish(f, s->cfg.version, &m, &why)) {
-        char t[200];
-        snprintf(t, sizeof t, "malformed PUBLISH: %s", why);
-        drop(s, t, 1);
+        drop_malformed(s, "PUBLISH", why);
         return 0;
     }
     int deliver = 1;
@@ -571,8 +574,8 @@ static void on_ack(mqtt_session *s, const mqtt_frame *f) {
     mqtt_ack a;
     char t[400], rs[220];
     if (mqtt_parse_ack(f, s->cfg.version, &a, &why)) {
-        snprintf(t, sizeof t, "malformed packet of type %d: %s", f->type, why);
-        drop(s, t, 1);
+        snprintf(t, sizeof t, "packet of type %d", f->type);
+        drop_malformed(s, t, why);
         return;
     }
     mqs_out **pp;
@@ -613,9 +616,7 @@ static void on_suback(mqtt_session *s, const mqtt_frame *f) {
     const char *why = NULL;
     mqtt_suback a;
     if (mqtt_parse_suback(f, s->cfg.version, &a, &why)) {
-        char t[200];
-        snprintf(t, sizeof t, "malformed SUBACK: %s", why);
-        drop(s, t, 1);
+        drop_malformed(s, "SUBACK", why);
         return;
     }
     for (mqs_sub **pp = &s->subs; *pp; pp = &(*pp)->next) {
@@ -677,9 +678,7 @@ int mqtt_session_process(mqtt_session *s, int64_t now) {
         const char *why = NULL;
         int r = mqtt_frame_next(s->rbuf + s->rpos, s->rlen - s->rpos, &f, &need, &why);
         if (r < 0) {
-            char t[200];
-            snprintf(t, sizeof t, "malformed packet: %s", why);
-            drop(s, t, 1);
+            drop_malformed(s, "packet", why);
             break;
         }
         if (r == 0) {
